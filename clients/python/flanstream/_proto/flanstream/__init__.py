@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC stubs (see clients/python/scripts/gen_stubs.py)."""

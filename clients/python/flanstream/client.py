@@ -1,0 +1,143 @@
+"""Connection to one flanstream server: channel set-up, auth, ``GetCorpusInfo``."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+
+import grpc
+
+from ._proto.flanstream.v1 import data_service_pb2 as pb
+from ._proto.flanstream.v1 import data_service_pb2_grpc as pb_grpc
+from .errors import from_rpc_error
+from .info import CorpusInfo
+
+__all__ = ["Client", "TLS"]
+
+#: ``False`` (plaintext), ``True`` (TLS with the system roots) or a path to a PEM root bundle.
+TLS = Union[bool, str, "os.PathLike[str]"]
+
+#: Batches can be large (``batch_size × seq_len × 4`` bytes plus metadata); lift gRPC's 4 MiB cap.
+DEFAULT_CHANNEL_OPTIONS: Tuple[Tuple[str, Any], ...] = (
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.enable_retries", 0),
+)
+
+
+class Client:
+    """A client of one ``flanstream.v1.DataService`` replica.
+
+    Args:
+        target: ``host:port`` of the server.
+        token: bearer token sent as ``authorization: Bearer <token>`` metadata on every call.
+        tls: ``False`` for plaintext, ``True`` for TLS with the system's root certificates, or
+            the path of a PEM file with the root certificates to trust.
+        timeout: default deadline in seconds for unary calls (``corpus_info``).
+        options: extra gRPC channel options, appended to :data:`DEFAULT_CHANNEL_OPTIONS`.
+
+    The channel is created lazily and is safe to share between threads. Use as a context
+    manager or call :meth:`close` to release it.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        token: Optional[str] = None,
+        tls: TLS = False,
+        *,
+        timeout: float = 30.0,
+        options: Optional[Sequence[Tuple[str, Any]]] = None,
+    ) -> None:
+        if not isinstance(target, str) or not target:
+            raise ValueError(f"target must be a non-empty 'host:port' string, got {target!r}")
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError("token must be a non-empty string or None")
+        if not isinstance(tls, (bool, str, os.PathLike)):
+            raise ValueError(f"tls must be False, True or a path to root certificates, got {tls!r}")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.target = target
+        self.token = token
+        self.tls = tls
+        self.timeout = float(timeout)
+        self._options: List[Tuple[str, Any]] = list(DEFAULT_CHANNEL_OPTIONS) + list(options or ())
+        self._lock = threading.Lock()
+        self._channel: Optional[grpc.Channel] = None
+        self._stub: Optional[pb_grpc.DataServiceStub] = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def metadata(self) -> Tuple[Tuple[str, str], ...]:
+        """Call metadata (the bearer token, if any)."""
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    def _credentials(self) -> grpc.ChannelCredentials:
+        if self.tls is True:
+            return grpc.ssl_channel_credentials()
+        try:
+            with open(os.fspath(self.tls), "rb") as f:  # type: ignore[arg-type]
+                roots = f.read()
+        except OSError as e:
+            raise ValueError(f"cannot read TLS root certificates {self.tls!r}: {e}") from e
+        return grpc.ssl_channel_credentials(root_certificates=roots)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The (lazily created) gRPC channel."""
+        with self._lock:
+            if self._channel is None:
+                if self.tls is False:
+                    self._channel = grpc.insecure_channel(self.target, options=self._options)
+                else:
+                    self._channel = grpc.secure_channel(self.target, self._credentials(), options=self._options)
+                self._stub = pb_grpc.DataServiceStub(self._channel)
+            return self._channel
+
+    @property
+    def stub(self) -> pb_grpc.DataServiceStub:
+        """The generated ``DataServiceStub`` bound to :attr:`channel`."""
+        self.channel  # noqa: B018 - creates the stub
+        assert self._stub is not None
+        return self._stub
+
+    # -- calls ------------------------------------------------------------------------------
+    def corpus_info(self, timeout: Optional[float] = None) -> CorpusInfo:
+        """Call ``GetCorpusInfo`` and return it as a :class:`~flanstream.info.CorpusInfo`.
+
+        Raises:
+            FlanStreamError: with the call's status code on failure.
+        """
+        return CorpusInfo.from_proto(self.corpus_info_proto(timeout))
+
+    def corpus_info_proto(self, timeout: Optional[float] = None) -> "pb.CorpusInfo":
+        """``GetCorpusInfo`` as the raw protobuf message."""
+        try:
+            return self.stub.GetCorpusInfo(
+                pb.GetCorpusInfoRequest(), timeout=timeout or self.timeout, metadata=self.metadata
+            )
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, self.target) from None
+
+    def stream_batches(self, requests: Iterator["pb.StreamRequest"]) -> Any:
+        """Open a raw ``StreamBatches`` call; returns the gRPC call (an iterator of
+        ``StreamResponse`` with ``cancel()``). Most users want :class:`FlanStreamDataset`."""
+        return self.stub.StreamBatches(requests, metadata=self.metadata)
+
+    def close(self) -> None:
+        """Close the channel (it is re-created on next use)."""
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel = None
+            self._stub = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r}, tls={self.tls!r}, token={'***' if self.token else None})"
+

@@ -1,0 +1,314 @@
+"""``FlanStreamDataset``: a (torch) iterable over server-built training / evaluation batches."""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import grpc
+
+from ._proto.flanstream.v1 import data_service_pb2 as pb
+from ._stream import Connection, Interrupted, RetryPolicy
+from .client import TLS, Client
+from .distributed import broadcast_object, check_worker, resolve_rank_world
+from .errors import FlanStreamError, from_rpc_error
+from .info import CorpusInfo
+from .spec import OUTPUTS, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
+    normalize_targets, update_to_dict
+from .wire import BatchDecoder, summarize_end
+
+try:
+    import torch
+    from torch.utils.data import IterableDataset as _Base
+except ImportError:  # pragma: no cover - exercised only without torch
+    torch = None  # type: ignore[assignment]
+    _Base = object  # type: ignore[assignment,misc]
+
+__all__ = ["FlanStreamDataset", "STATE_VERSION"]
+
+STATE_VERSION = 1
+Batch = Dict[str, Any]
+
+
+class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
+    """Batches streamed by a flanstream server (CONTRACT §5, §7).
+
+    A ``torch.utils.data.IterableDataset`` when torch is installed (a plain iterable otherwise);
+    use it directly or as ``DataLoader(ds, batch_size=None)`` (``num_workers=0``: batches are
+    already built by the server and prefetched on a background thread). Every yielded item is a
+    dict: ``input_ids``, ``labels``, ``position_ids`` ([B, L]; int64 tensors, or int32 arrays
+    with ``output="numpy"``), ``segment_ids`` ([B, L] int32), ``cu_seqlens`` ([S+1] int32),
+    ``max_seqlen``, ``segments``, ``step``, ``resume_token``, ``stats`` (and ``examples`` for
+    ``packing="examples"``). See :mod:`flanstream.wire` for the exact layout.
+
+    Args:
+        target_or_targets: ``"host:port"`` or a list of replicas (failover order; rank ``r``
+            starts at replica ``r % n``).
+        split: ``"train"``, ``"heldout"``, ``"dev"`` or ``"test"``.
+        batch_size, seq_len: rows per batch and tokens per row (for this rank).
+        packing: ``"none"``, ``"packed"``, ``"multiturn"``, or ``"examples"`` (evaluation only).
+        mixture: a named mixture, or ``{"weights": {selector: w}, "within": "proportional" |
+            "uniform" | "temperature", "temperature": T, "cap": N}``; ``None`` = natural sizes.
+        heldout: a named held-out set, or ``{"tasks": [selectors], "unseen_flag": bool,
+            "exclude_shared_audio": bool, "scope": "all" | "test"}``; ``None`` = server default.
+        seed: stream seed.
+        rank, world_size: default to ``torch.distributed``'s when initialized, else 0 and 1.
+        max_batches: stop each iteration after this many batches (``None`` = until the stream
+            ends; training streams never end by themselves).
+        output: ``"torch"`` or ``"numpy"``; ``None`` = torch when installed.
+        token: bearer token. ``targets``: more replicas to fail over between.
+        prefetch: batches buffered ahead of the training loop.
+        window, overlong, max_turns: packing window (examples), ``"drop"``/``"truncate"`` for
+            over-long examples, most turns per multiturn segment (``None`` = server default).
+        tls: ``False``, ``True`` or a root-certificate path. ``retry``: reconnection policy.
+
+    Iterating continues from the last batch handed out (so consecutive ``for`` loops walk one
+    stream); after a finite stream completed, a new iteration starts it again. Starting a new
+    iteration ends any previous one. Raises :class:`~flanstream.errors.FlanStreamError` for
+    server errors (e.g. ``INVALID_ARGUMENT`` for a bad spec), ``ValueError`` for bad arguments.
+    """
+
+    def __init__(
+        self, target_or_targets: Union[str, Sequence[str], None] = None, split: str = "train",
+        batch_size: int = 8, seq_len: int = 4096, packing: str = "packed", mixture: MixtureArg = None,
+        heldout: HeldoutArg = None, seed: int = 0, rank: Optional[int] = None, world_size: Optional[int] = None,
+        max_batches: Optional[int] = None, output: Optional[str] = None, token: Optional[str] = None,
+        targets: Optional[Sequence[str]] = None, prefetch: int = 4, window: Optional[int] = None,
+        overlong: Optional[str] = None, max_turns: Optional[int] = None, *, tls: TLS = False,
+        retry: Optional[RetryPolicy] = None, timeout: float = 30.0,
+        channel_options: Optional[Sequence[Tuple[str, Any]]] = None,
+    ) -> None:
+        super().__init__()
+        self.targets: List[str] = normalize_targets(target_or_targets, targets)
+        if output is None:
+            output = "torch" if torch is not None else "numpy"
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be 'torch' or 'numpy', got {output!r}")
+        if output == "torch" and torch is None:
+            raise ValueError("output='torch' needs PyTorch, which is not installed; use output='numpy'")
+        self.output = output
+        self.prefetch = check_positive_int("prefetch", prefetch, 1 << 16)
+        self.rank, self.world_size = resolve_rank_world(rank, world_size)
+        self.max_batches = check_positive_int("max_batches", max_batches, 2**64 - 1, optional=True)
+        self._spec = build_spec(
+            split=split, batch_size=batch_size, seq_len=seq_len, packing=packing, mixture=mixture,
+            heldout=heldout, seed=seed, rank=self.rank, world_size=self.world_size, max_batches=max_batches,
+            window=window, overlong=overlong, max_turns=max_turns,
+        )
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._client_args: Dict[str, Any] = dict(token=token, tls=tls, timeout=timeout, options=channel_options)
+        self._clients = [Client(t, **self._client_args) for t in self.targets]
+        self._target_index = self.rank % len(self.targets)
+        self._lock = threading.RLock()
+        self._conn: Optional[Connection] = None
+        self._iter_id = 0
+        self._info: Optional[CorpusInfo] = None
+        self._decoder: Optional[BatchDecoder] = None
+        self._last_token: Optional[bytes] = None
+        self._last_step: Optional[int] = None
+        self._pending: List[Dict[str, Any]] = []
+        self._finished = False
+        #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
+        self.summary: Optional[Dict[str, Any]] = None
+
+    # -- info ---------------------------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        """The replica currently used."""
+        return self.targets[self._target_index]
+
+    @property
+    def spec(self) -> "pb.StreamSpec":
+        """A copy of the stream spec sent on a fresh start."""
+        return copy.deepcopy(self._spec)
+
+    @property
+    def last_step(self) -> Optional[int]:
+        """Global step of the last batch handed out (``None`` before the first)."""
+        return self._last_step
+
+    @property
+    def corpus_info(self) -> CorpusInfo:
+        """The server's :class:`~flanstream.info.CorpusInfo` (fetched once, with failover)."""
+        if self._info is None:
+            failures = 0
+            while True:
+                try:
+                    self._info = self._clients[self._target_index].corpus_info()
+                    break
+                except FlanStreamError as e:
+                    failures = self._backoff(failures, e)
+        return self._info
+
+    def _backoff(self, failures: int, error: BaseException) -> int:
+        """Raise ``error`` unless it is retryable and attempts remain; else rotate and sleep."""
+        failures += 1
+        if not self.retry.retryable(error) and not isinstance(error, Interrupted):
+            raise from_rpc_error(error, self.target) from None
+        if failures > self.retry.attempts:
+            last = error.details if isinstance(error, FlanStreamError) else str(error)
+            raise FlanStreamError(grpc.StatusCode.UNAVAILABLE,
+                                  f"gave up after {failures} attempts on {self.targets}: {last}", self.target)
+        self._target_index = (self._target_index + 1) % len(self.targets)
+        time.sleep(self.retry.delay(failures, rotate=len(self.targets) > 1))
+        return failures
+
+    # -- iteration ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Batch]:
+        check_worker()
+        with self._lock:
+            self._iter_id += 1
+            self._drop_connection()
+            if self._finished:
+                self._last_token, self._last_step, self._finished = None, None, False
+            self.summary = None
+            return self._generate(self._iter_id)
+
+    def _first_request(self, remaining: int) -> "pb.StreamRequest":
+        last = self._last_step
+        updates = [build_update(u) for u in self._pending if last is None or u["at_step"] > last]
+        if self._last_token is None:
+            spec = copy.deepcopy(self._spec)
+            spec.max_batches = remaining
+            return pb.StreamRequest(spec=spec, updates=updates)
+        resume = pb.Resume(token=self._last_token, rank=self.rank, world_size=self.world_size, max_batches=remaining)
+        if self._spec.HasField("heldout"):  # the server refuses a token made under another held-out set
+            resume.heldout.CopyFrom(self._spec.heldout)
+        return pb.StreamRequest(resume=resume, updates=updates)
+
+    def _connect(self, remaining: int) -> Connection:
+        info = self.corpus_info
+        if self._decoder is None:
+            self._decoder = BatchDecoder(info, self.output)
+        with self._lock:
+            self._conn = Connection(self._clients[self._target_index], self._first_request(remaining),
+                                    self._decoder, self.prefetch)
+            return self._conn
+
+    def _drop_connection(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _generate(self, iter_id: int) -> Iterator[Batch]:
+        handed, failures = 0, 0
+        try:
+            while iter_id == self._iter_id:
+                conn = self._conn or self._connect(self.max_batches - handed if self.max_batches else 0)
+                kind, payload = conn.get()
+                if conn is not self._conn or iter_id != self._iter_id:
+                    continue  # restarted meanwhile (update_mixture / load_state_dict)
+                if kind == "batch":
+                    if self.max_batches and handed >= self.max_batches:
+                        return
+                    with self._lock:
+                        self._last_token, self._last_step = payload["resume_token"], payload["step"]
+                    handed, failures = handed + 1, 0
+                    yield payload
+                elif kind == "end" and payload.reason != "shutdown":
+                    self.summary = summarize_end(payload, self._decoder.task_paths if self._decoder else [])
+                    self._finished = payload.reason == "complete"
+                    return
+                else:  # transport error, server shutdown or stream closed without an end
+                    self._drop_connection()
+                    error = payload if kind == "error" else Interrupted(kind, payload)
+                    failures = self._backoff(failures, error)
+        finally:
+            if iter_id == self._iter_id:
+                self._drop_connection()
+
+    # -- live re-weighting --------------------------------------------------------------------
+    def update_mixture(self, weights: Mapping[str, float], at_step: int, within: Optional[str] = None,
+                       temperature: Optional[float] = None, cap: Optional[int] = None) -> None:
+        """Switch to new mixture ``weights`` from global step ``at_step`` on, exactly.
+
+        With ``torch.distributed`` initialized this is a collective: rank 0's arguments are
+        broadcast so every rank applies the same update. Batches already prefetched are dropped
+        and the stream restarts from the last batch handed out, carrying every pending update.
+
+        Raises:
+            ValueError: bad weights/options, or ``at_step`` not after the last step handed out.
+        """
+        raw = broadcast_object({"weights": dict(weights) if isinstance(weights, Mapping) else weights,
+                                "at_step": at_step, "within": within, "temperature": temperature, "cap": cap})
+        update = update_to_dict(**raw)
+        if self._spec.split != "train":
+            raise ValueError(f"mixture updates apply to split 'train' only, not {self._spec.split!r}")
+        with self._lock:
+            if self._last_step is not None and update["at_step"] <= self._last_step:
+                raise ValueError(f"at_step ({update['at_step']}) must be after the last step handed out "
+                                 f"({self._last_step})")
+            self._pending.append(update)
+            self._drop_connection()
+
+    @property
+    def pending_updates(self) -> List[Dict[str, Any]]:
+        """Mixture updates that have not taken effect in a handed-out batch yet."""
+        last = self._last_step
+        return [dict(u) for u in self._pending if last is None or u["at_step"] > last]
+
+    # -- checkpointing ------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """Resume state of the last batch handed out (not of prefetched ones).
+
+        ``resume_token`` is ``None`` before the first batch; ``spec`` then reproduces a fresh start.
+        """
+        with self._lock:
+            return {
+                "version": STATE_VERSION, "resume_token": self._last_token, "step": self._last_step,
+                "pending_updates": self.pending_updates, "finished": self._finished,
+                "spec": self._spec.SerializeToString(), "rank": self.rank, "world_size": self.world_size,
+            }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (a :meth:`state_dict`) on the next iteration, possibly at a
+        different rank/world size (elastic). Any running iteration restarts from it.
+
+        With a resume token the stream's content comes from the token (this dataset's spec only
+        contributes its held-out set, which the server checks); without one (saved before the
+        first batch) the saved spec is adopted so the fresh start is reproduced."""
+        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
+            raise ValueError(f"not a FlanStreamDataset state (version {STATE_VERSION})")
+        token, step = state.get("resume_token"), state.get("step")
+        if token is not None and not isinstance(token, (bytes, bytearray)):
+            raise ValueError("state['resume_token'] must be bytes or None")
+        pending = [update_to_dict(**u) for u in state.get("pending_updates", [])]
+        with self._lock:
+            self._drop_connection()
+            if token is None and state.get("spec"):  # fresh start: reproduce the saved spec
+                spec = pb.StreamSpec.FromString(state["spec"])
+                spec.rank, spec.world_size = self.rank, self.world_size
+                self._spec = spec
+            self._last_token = bytes(token) if token is not None else None
+            self._last_step = int(step) if step is not None else None
+            self._pending = pending
+            self._finished = bool(state.get("finished", False))
+            self.summary = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop any running stream and close the channels."""
+        with self._lock:
+            self._iter_id += 1
+        self._drop_connection()
+        for c in self._clients:
+            c.close()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_lock", "_conn", "_clients", "_decoder"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock, self._conn, self._decoder = threading.RLock(), None, None
+        self._clients = [Client(t, **self._client_args) for t in self.targets]
+
+    def __repr__(self) -> str:
+        s = self._spec
+        return (f"FlanStreamDataset({self.targets}, split={s.split!r}, batch_size={s.batch_size}, "
+                f"seq_len={s.seq_len}, packing={s.packing!r}, rank={self.rank}/{self.world_size})")
+

@@ -1,0 +1,147 @@
+"""Typed view of ``GetCorpusInfo``: tasks, vocabulary layout, held-out sets, mixtures."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from ._proto.flanstream.v1 import data_service_pb2 as pb
+
+__all__ = ["TaskInfo", "VocabLayout", "HeldoutSetInfo", "CorpusInfo"]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task (``domain/major/minor``) of the corpus."""
+
+    index: int                 #: task id used in batches (segment ``task_index``)
+    path: str                  #: selector path ``domain/major/minor``
+    domain: str
+    major: str
+    minor: str
+    ug: str                    #: ``"understanding"`` or ``"generation"``
+    train_records: int
+    dev_records: int
+    test_records: int
+    text_tokens: int
+    audio_tokens: int
+    unseen: bool               #: some record of the task says ``unseen: true``
+
+    @property
+    def records(self) -> Dict[str, int]:
+        """Records per split: ``{"train": …, "dev": …, "test": …}``."""
+        return {"train": self.train_records, "dev": self.dev_records, "test": self.test_records}
+
+    @property
+    def total_records(self) -> int:
+        return self.train_records + self.dev_records + self.test_records
+
+
+@dataclass(frozen=True)
+class VocabLayout:
+    """Model vocabulary: text tokens, special ids and the audio-codec token range."""
+
+    tokenizer: str
+    tokenizer_fingerprint: str
+    text_vocab_size: int
+    pad_id: int
+    soa_id: int
+    eoa_id: int
+    im_start_id: int
+    im_end_id: int
+    eos_id: int
+    audio_offset: int          #: audio token = audio_offset + q * codebook_size + code
+    codebooks: int
+    codebook_size: int
+    total_size: int
+
+
+@dataclass(frozen=True)
+class HeldoutSetInfo:
+    """A named held-out set and the task paths it resolves to."""
+
+    name: str
+    fingerprint: str
+    selectors: Tuple[str, ...]
+    unseen_flag: bool
+    exclude_shared_audio: bool
+    tasks: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """Everything ``GetCorpusInfo`` reports about the served index."""
+
+    index_fingerprint: str
+    records: int
+    tasks: Tuple[TaskInfo, ...]
+    vocab: VocabLayout
+    heldout_sets: Tuple[HeldoutSetInfo, ...]
+    default_heldout: str
+    mixtures: Tuple[str, ...]                #: names usable as ``mixture="<name>"``
+    domains: Tuple[str, ...]                 #: domain index → name
+    quarantined: int
+    _by_path: Dict[str, TaskInfo] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_path.update({t.path: t for t in self.tasks})
+
+    @property
+    def task_paths(self) -> List[str]:
+        """Task index → path (``""`` for an index no task uses)."""
+        size = max((t.index for t in self.tasks), default=-1) + 1
+        paths = [""] * size
+        for t in self.tasks:
+            paths[t.index] = t.path
+        return paths
+
+    def task(self, path: str) -> TaskInfo:
+        """The task with selector path ``path`` (``KeyError`` if there is none)."""
+        return self._by_path[path]
+
+    def heldout_set(self, name: str) -> HeldoutSetInfo:
+        """The named held-out set ``name`` (``KeyError`` if there is none)."""
+        for h in self.heldout_sets:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def select(self, selector: str) -> List[TaskInfo]:
+        """Tasks matched by a selector (a prefix of ``domain/major/minor`` at ``/`` boundaries)."""
+        return [t for t in self.tasks if t.path == selector or t.path.startswith(selector + "/")]
+
+    @classmethod
+    def from_proto(cls, msg: "pb.CorpusInfo") -> "CorpusInfo":
+        v = msg.vocab
+        vocab = VocabLayout(
+            tokenizer=v.tokenizer, tokenizer_fingerprint=v.tokenizer_fingerprint,
+            text_vocab_size=v.text_vocab_size, pad_id=v.pad_id, soa_id=v.soa_id, eoa_id=v.eoa_id,
+            im_start_id=v.im_start_id, im_end_id=v.im_end_id, eos_id=v.eos_id,
+            audio_offset=v.audio_offset, codebooks=v.codebooks, codebook_size=v.codebook_size,
+            total_size=v.total_size,
+        )
+        tasks = tuple(
+            TaskInfo(
+                index=t.index, path=t.path, domain=t.domain, major=t.major, minor=t.minor, ug=t.ug,
+                train_records=t.train_records, dev_records=t.dev_records, test_records=t.test_records,
+                text_tokens=t.text_tokens, audio_tokens=t.audio_tokens, unseen=t.unseen,
+            )
+            for t in msg.tasks
+        )
+        heldout = tuple(
+            HeldoutSetInfo(
+                name=h.name, fingerprint=h.fingerprint, selectors=tuple(h.selectors),
+                unseen_flag=h.unseen_flag, exclude_shared_audio=h.exclude_shared_audio,
+                tasks=tuple(h.tasks),
+            )
+            for h in msg.heldout_sets
+        )
+        return cls(
+            index_fingerprint=msg.index_fingerprint, records=msg.records, tasks=tasks, vocab=vocab,
+            heldout_sets=heldout, default_heldout=msg.default_heldout, mixtures=tuple(msg.mixtures),
+            domains=tuple(msg.domains), quarantined=msg.quarantined,
+        )
+
+
+def empty_corpus_info(domains: Optional[List[str]] = None) -> CorpusInfo:
+    """A placeholder with no tasks (used when decoding batches without a server)."""
+    return CorpusInfo.from_proto(pb.CorpusInfo(domains=domains or []))

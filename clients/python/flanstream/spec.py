@@ -1,0 +1,219 @@
+"""Validation of user arguments and conversion into ``StreamSpec`` / ``MixtureUpdate`` messages.
+
+Every problem is reported as a ``ValueError`` naming the argument, before anything is sent.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from ._proto.flanstream.v1 import data_service_pb2 as pb
+
+__all__ = [
+    "SPLITS", "PACKINGS", "OUTPUTS", "WITHIN", "OVERLONG", "SCOPES",
+    "MixtureArg", "HeldoutArg", "build_spec", "build_mixture", "build_heldout",
+    "build_update", "update_to_dict", "normalize_targets", "check_positive_int",
+]
+
+SPLITS = ("train", "heldout", "dev", "test")
+PACKINGS = ("none", "packed", "multiturn", "examples")
+OUTPUTS = ("torch", "numpy")
+WITHIN = ("proportional", "uniform", "temperature")
+OVERLONG = ("drop", "truncate")
+SCOPES = ("all", "test")
+_UINT32 = 2**32 - 1
+_UINT64 = 2**64 - 1
+
+#: ``"name"`` of a named mixture, or ``{"weights": {...}, "within": ..., "temperature": ..., "cap": ...}``
+MixtureArg = Union[None, str, Mapping[str, Any]]
+#: ``"name"`` of a named held-out set, or ``{"tasks": [...], "unseen_flag": ..., "exclude_shared_audio": ..., "scope": ...}``
+HeldoutArg = Union[None, str, Mapping[str, Any]]
+
+_MIXTURE_KEYS = ("name", "weights", "within", "temperature", "cap")
+_HELDOUT_KEYS = ("tasks", "unseen_flag", "exclude_shared_audio", "scope")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def check_positive_int(name: str, value: Any, maximum: int = _UINT32, optional: bool = False) -> Optional[int]:
+    """``value`` as an ``int`` in ``[1, maximum]`` (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not _is_int(value) or not 1 <= int(value) <= maximum:
+        raise ValueError(f"{name} must be a positive integer (at most {maximum}), got {value!r}")
+    return int(value)
+
+
+def _check_nonneg_int(name: str, value: Any, maximum: int = _UINT64) -> int:
+    if not _is_int(value) or not 0 <= int(value) <= maximum:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def _check_weights(name: str, weights: Any) -> Dict[str, float]:
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"{name} must be a dict mapping selectors to non-negative weights, got {type(weights).__name__}")
+    out: Dict[str, float] = {}
+    for key, w in weights.items():
+        if not isinstance(key, str) or not key or key != key.strip("/"):
+            raise ValueError(f"{name}: selector {key!r} must be a non-empty 'domain[/major[/minor]]' string")
+        if isinstance(w, bool) or not isinstance(w, numbers.Real):
+            raise ValueError(f"{name}[{key!r}] must be a number, got {w!r}")
+        wf = float(w)
+        if not math.isfinite(wf) or wf < 0:
+            raise ValueError(f"{name}[{key!r}] must be a finite non-negative weight, got {w!r}")
+        out[key] = wf
+    return out
+
+
+def _mixture_options(prefix: str, within: Any, temperature: Any, cap: Any) -> Dict[str, Any]:
+    opts: Dict[str, Any] = {}
+    if within is not None:
+        opts["within"] = _check_choice(f"{prefix}within", within, WITHIN)
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not math.isfinite(float(temperature)) or float(temperature) <= 0:
+            raise ValueError(f"{prefix}temperature must be a positive number, got {temperature!r}")
+        opts["temperature"] = float(temperature)
+    if cap is not None:
+        opts["cap"] = _check_nonneg_int(f"{prefix}cap", cap)
+    return opts
+
+
+def build_mixture(mixture: MixtureArg) -> Optional["pb.Mixture"]:
+    """``mixture`` argument → ``Mixture`` message (``None`` = natural proportions)."""
+    if mixture is None:
+        return None
+    if isinstance(mixture, str):
+        if not mixture:
+            raise ValueError("mixture name must be non-empty")
+        return pb.Mixture(name=mixture)
+    if not isinstance(mixture, Mapping):
+        raise ValueError(f"mixture must be None, a named mixture (str) or a dict, got {type(mixture).__name__}")
+    unknown = [k for k in mixture if k not in _MIXTURE_KEYS]
+    if unknown:
+        hint = " (selector weights go under 'weights': mixture={'weights': {...}})" if all(
+            isinstance(k, str) for k in unknown) else ""
+        raise ValueError(f"mixture: unknown key(s) {unknown}; expected some of {list(_MIXTURE_KEYS)}{hint}")
+    msg = pb.Mixture()
+    name = mixture.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"mixture['name'] must be a non-empty string, got {name!r}")
+        msg.name = name
+    if mixture.get("weights") is not None:
+        msg.weights.update(_check_weights("mixture['weights']", mixture["weights"]))
+    opts = _mixture_options("mixture['", mixture.get("within"), mixture.get("temperature"), mixture.get("cap"))
+    for k, v in opts.items():
+        setattr(msg, k, v)
+    return msg
+
+
+def build_heldout(heldout: HeldoutArg) -> Optional["pb.Heldout"]:
+    """``heldout`` argument → ``Heldout`` message (``None`` = the server's default set)."""
+    if heldout is None:
+        return None
+    if isinstance(heldout, str):
+        if not heldout:
+            raise ValueError("heldout name must be non-empty")
+        return pb.Heldout(name=heldout)
+    if not isinstance(heldout, Mapping):
+        raise ValueError(f"heldout must be None, a set name (str) or a dict, got {type(heldout).__name__}")
+    unknown = [k for k in heldout if k not in _HELDOUT_KEYS]
+    if unknown:
+        raise ValueError(f"heldout: unknown key(s) {unknown}; expected some of {list(_HELDOUT_KEYS)}")
+    tasks = heldout.get("tasks", [])
+    if isinstance(tasks, str) or not isinstance(tasks, Iterable):
+        raise ValueError(f"heldout['tasks'] must be a list of selectors, got {tasks!r}")
+    tasks = list(tasks)
+    for t in tasks:
+        if not isinstance(t, str) or not t:
+            raise ValueError(f"heldout['tasks'] entries must be non-empty selector strings, got {t!r}")
+    msg = pb.Heldout(selectors=tasks, inline=True)
+    for key in ("unseen_flag", "exclude_shared_audio"):
+        value = heldout.get(key, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"heldout[{key!r}] must be a bool, got {value!r}")
+        setattr(msg, key, value)
+    if heldout.get("scope") is not None:
+        msg.scope = _check_choice("heldout['scope']", heldout["scope"], SCOPES)
+    return msg
+
+
+def build_spec(
+    *, split: str, batch_size: Any, seq_len: Any, packing: str, mixture: MixtureArg, heldout: HeldoutArg,
+    seed: Any, rank: int, world_size: int, max_batches: Any, window: Any, overlong: Any, max_turns: Any,
+) -> "pb.StreamSpec":
+    """Validate the dataset arguments and build the ``StreamSpec`` (``ValueError`` on a bad one)."""
+    _check_choice("split", split, SPLITS)
+    _check_choice("packing", packing, PACKINGS)
+    if packing == "examples" and split == "train":
+        raise ValueError("packing='examples' is for evaluation splits ('heldout', 'dev', 'test'), not 'train'")
+    spec = pb.StreamSpec(
+        split=split,
+        batch_size=check_positive_int("batch_size", batch_size),
+        seq_len=check_positive_int("seq_len", seq_len),
+        packing=packing,
+        seed=_check_nonneg_int("seed", seed),
+        rank=rank,
+        world_size=world_size,
+        max_batches=check_positive_int("max_batches", max_batches, _UINT64, optional=True) or 0,
+        window=check_positive_int("window", window, optional=True) or 0,
+        max_turns=check_positive_int("max_turns", max_turns, optional=True) or 0,
+    )
+    if overlong is not None:
+        spec.overlong = _check_choice("overlong", overlong, OVERLONG)
+    mix = build_mixture(mixture)
+    if mix is not None and split != "train":
+        raise ValueError(f"mixture applies to split 'train' only; evaluation split {split!r} is served whole")
+    if mix is not None:
+        spec.mixture.CopyFrom(mix)
+    held = build_heldout(heldout)
+    if held is not None:
+        spec.heldout.CopyFrom(held)
+    return spec
+
+
+def build_update(update: Mapping[str, Any]) -> "pb.MixtureUpdate":
+    """A pending-update dict (see :func:`update_to_dict`) → ``MixtureUpdate`` message."""
+    msg = pb.MixtureUpdate(weights=update["weights"], apply_at_step=update["at_step"])
+    for key in ("within", "temperature", "cap"):
+        if update.get(key) is not None:
+            setattr(msg, key, update[key])
+    return msg
+
+
+def update_to_dict(weights: Any, at_step: Any, within: Any = None, temperature: Any = None, cap: Any = None) -> Dict[str, Any]:
+    """Validate ``update_mixture`` arguments into a plain (picklable, state_dict-able) dict."""
+    out: Dict[str, Any] = {
+        "weights": _check_weights("weights", weights),
+        "at_step": _check_nonneg_int("at_step", at_step),
+    }
+    out.update(_mixture_options("", within, temperature, cap))
+    return out
+
+
+def normalize_targets(target_or_targets: Union[str, Sequence[str], None], targets: Optional[Sequence[str]]) -> List[str]:
+    """Merge the positional target(s) and ``targets=`` into one de-duplicated, ordered list."""
+    out: List[str] = []
+    for group in (target_or_targets, targets):
+        if group is None:
+            continue
+        items = [group] if isinstance(group, str) else list(group)
+        for t in items:
+            if not isinstance(t, str) or not t:
+                raise ValueError(f"targets must be non-empty 'host:port' strings, got {t!r}")
+            if t not in out:
+                out.append(t)
+    if not out:
+        raise ValueError("at least one target ('host:port') is required")
+    return out

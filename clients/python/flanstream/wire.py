@@ -1,0 +1,284 @@
+"""Decoding of wire ``Batch`` messages into dense training tensors (vectorized numpy).
+
+Wire format (``proto/flanstream/v1/data_service.proto``): ``tokens`` holds the int32 LE tokens of
+all S segments concatenated in row order without padding. Segment ``i`` occupies the flattened
+token range ``[sum(len[:i]), sum(len[:i+1]))`` and sits in row ``seg_row[i]`` at column
+``seg_offset[i]``. ``loss_spans`` are ``[start, end)`` pairs in flattened token coordinates.
+
+Decoded arrays (``B`` rows of ``L = seq_len`` columns, ``S`` segments):
+
+============== ======== =============== ===============================================
+key            shape    numpy / torch   meaning
+============== ======== =============== ===============================================
+input_ids      [B, L]   int32 / int64   tokens; ``pad_id`` after/between segments
+labels         [B, L]   int32 / int64   the token itself on supervised positions, -100 elsewhere
+position_ids   [B, L]   int32 / int64   0, 1, … restarting for every segment; 0 on padding
+segment_ids    [B, L]   int32 / int32   1, 2, … per segment within a row; 0 on padding
+cu_seqlens     [S+1]    int32 / int32   0 then cumulative segment lengths (segment order)
+max_seqlen     int                      longest segment (0 when S == 0)
+============== ======== =============== ===============================================
+
+Only per-segment work (building the ``segments`` list) runs in Python loops; every per-token
+step is one numpy operation over the batch.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import grpc
+import numpy as np
+
+from ._proto.flanstream.v1 import data_service_pb2 as pb
+from .errors import FlanStreamError
+from .info import CorpusInfo
+
+try:  # torch is optional
+    import torch
+except ImportError:  # pragma: no cover - exercised only without torch
+    torch = None  # type: ignore[assignment]
+
+__all__ = ["IGNORE_INDEX", "dense_arrays", "BatchDecoder", "summarize_end"]
+
+IGNORE_INDEX = -100
+_I4 = np.dtype("<i4")
+
+
+_ARANGE = np.arange(0, dtype=np.int64)
+
+
+def _arange(n: int) -> np.ndarray:
+    """A read-only ``arange(n)`` (int64) view of a cached, grown-on-demand buffer."""
+    global _ARANGE
+    buf = _ARANGE
+    if buf.shape[0] < n:
+        buf = np.arange(max(n, 2 * buf.shape[0]), dtype=np.int64)
+        buf.setflags(write=False)
+        _ARANGE = buf
+    return buf[:n]
+
+
+def _bad(msg: str) -> FlanStreamError:
+    return FlanStreamError(grpc.StatusCode.DATA_LOSS, f"malformed batch: {msg}")
+
+
+def _u32(values: Any) -> np.ndarray:
+    return np.fromiter(values, dtype=np.int64, count=len(values))
+
+
+def dense_arrays(batch: "pb.Batch", ids_dtype: Any = np.int32) -> Dict[str, Any]:
+    """Rebuild ``input_ids``, ``labels``, ``position_ids``, ``segment_ids``, ``cu_seqlens`` and
+    ``max_seqlen`` from a wire ``Batch`` (numpy; ``ids_dtype`` for the first three).
+
+    Raises:
+        FlanStreamError: ``DATA_LOSS`` if the message is inconsistent (lengths, ranges, overlaps).
+    """
+    B, L = int(batch.batch_size), int(batch.seq_len)
+    if len(batch.tokens) % 4:
+        raise _bad(f"tokens has {len(batch.tokens)} bytes, not a multiple of 4")
+    tokens = np.frombuffer(batch.tokens, dtype=_I4)
+    N = tokens.shape[0]
+    rows, offs, lens = _u32(batch.seg_row), _u32(batch.seg_offset), _u32(batch.seg_length)
+    S = lens.shape[0]
+    if rows.shape[0] != S or offs.shape[0] != S:
+        raise _bad(f"seg_row/seg_offset/seg_length have {rows.shape[0]}/{offs.shape[0]}/{S} entries")
+    ends = np.cumsum(lens)
+    total = int(ends[-1]) if S else 0
+    if total != N:
+        raise _bad(f"segment lengths sum to {total} but tokens holds {N}")
+    if S and (int(rows.max()) >= B or int((offs + lens).max()) > L):
+        raise _bad(f"a segment lies outside the [{B}, {L}] batch")
+    key = rows * L + offs                      # flattened start of each segment in [B*L]
+    if S > 1 and not bool(np.all(key[1:] >= key[:-1] + lens[:-1])):
+        order = np.lexsort((offs, rows))
+        k, ln = key[order], lens[order]
+        if not bool(np.all(k[1:] >= k[:-1] + ln[:-1])):
+            raise _bad("segments overlap")
+        srows = rows[order]
+        ordinal = np.empty(S, dtype=np.int64)
+        ordinal[order] = np.arange(S) - np.searchsorted(srows, srows, side="left") + 1
+    else:                                      # row-major order (the normal case)
+        ordinal = np.arange(S) - np.searchsorted(rows, rows, side="left") + 1
+    starts = ends - lens                       # flattened token start of each segment
+    ar = _arange(N)
+    dest = np.repeat(key - starts, lens)
+    dest += ar                                 # destination of every token in [B*L]
+    size = B * L
+    input_ids = np.full(size, int(batch.pad_id), dtype=ids_dtype)
+    input_ids[dest] = tokens
+    position_ids = np.zeros(size, dtype=ids_dtype)
+    pos = np.repeat(starts, lens)
+    np.subtract(ar, pos, out=pos)              # 0, 1, … within each segment
+    position_ids[dest] = pos
+    del pos
+    segment_ids = np.zeros(size, dtype=np.int32)
+    segment_ids[dest] = np.repeat(ordinal.astype(np.int32), lens)
+    labels = np.full(size, IGNORE_INDEX, dtype=ids_dtype)
+    spans = _u32(batch.loss_spans)
+    if spans.shape[0] % 2:
+        raise _bad("loss_spans has an odd number of entries")
+    if spans.shape[0]:
+        s0, s1 = spans[0::2], spans[1::2]
+        if bool(np.any(s0 > s1)) or int(s1.max()) > N:
+            raise _bad(f"a loss span is empty-reversed or beyond the {N} tokens")
+        slen = s1 - s0
+        sup = np.repeat(s0 - (np.cumsum(slen) - slen), slen)
+        sup += _arange(sup.shape[0])           # supervised flattened token indices
+        labels[dest[sup]] = tokens[sup]
+    cu = np.zeros(S + 1, dtype=np.int32)
+    cu[1:] = ends
+    return {
+        "input_ids": input_ids.reshape(B, L),
+        "labels": labels.reshape(B, L),
+        "position_ids": position_ids.reshape(B, L),
+        "segment_ids": segment_ids.reshape(B, L),
+        "cu_seqlens": cu,
+        "max_seqlen": int(lens.max()) if S else 0,
+    }
+
+
+def _name(names: Sequence[str], i: int) -> str:
+    return names[i] if 0 <= i < len(names) and names[i] else f"#{i}"
+
+
+def _pad(values: Any, n: int, dtype: Any) -> np.ndarray:
+    arr = np.asarray(values, dtype=dtype)
+    if arr.shape[0] < n:
+        arr = np.concatenate([arr, np.zeros(n - arr.shape[0], dtype=dtype)])
+    return arr
+
+
+def summarize_end(end: "pb.StreamEnd", task_paths: Sequence[str]) -> Dict[str, Any]:
+    """A ``StreamEnd`` as ``ds.summary``: per-task counts keyed by task path, and totals."""
+    mine, totals = list(end.task_examples), list(end.total_task_examples)
+    n = max(len(mine), len(totals))
+    mine += [0] * (n - len(mine))
+    totals += [0] * (n - len(totals))
+    keep = [i for i in range(n) if mine[i] or totals[i]]
+    return {
+        "reason": end.reason,
+        "examples": int(end.examples),
+        "total_examples": int(end.total_examples),
+        "task_examples": {_name(task_paths, i): int(mine[i]) for i in keep},
+        "total_task_examples": {_name(task_paths, i): int(totals[i]) for i in keep},
+        "resume_token": bytes(end.resume_token),
+    }
+
+
+class BatchDecoder:
+    """Turns wire ``Batch`` messages into the batch dicts that :class:`FlanStreamDataset` yields.
+
+    Args:
+        info: the server's corpus info (task and domain names); ``None`` names tasks ``#<index>``.
+        output: ``"torch"`` (tensors; int64 ids/labels/positions) or ``"numpy"`` (int32 arrays).
+    """
+
+    def __init__(self, info: Optional[CorpusInfo] = None, output: str = "numpy") -> None:
+        if output == "torch" and torch is None:
+            raise ValueError("output='torch' needs PyTorch, which is not installed; use output='numpy'")
+        self.output = output
+        self.task_paths: List[str] = info.task_paths if info else []
+        self.domains: List[str] = list(info.domains) if info else []
+        dom_index = {d: i for i, d in enumerate(self.domains)}
+        self.task_domain = np.full(len(self.task_paths), -1, dtype=np.int64)
+        for t in info.tasks if info else ():
+            self.task_domain[t.index] = dom_index.get(t.domain, -1)
+        self._ids_dtype = np.int64 if output == "torch" else np.int32
+
+    def _tensor(self, arr: np.ndarray) -> Any:
+        return torch.from_numpy(arr) if self.output == "torch" else arr
+
+    def __call__(self, batch: "pb.Batch") -> Dict[str, Any]:
+        out: Dict[str, Any] = {}
+        for k, v in dense_arrays(batch, self._ids_dtype).items():
+            out[k] = v if k == "max_seqlen" else self._tensor(v)
+        out["segments"] = self.segments(batch)
+        out["step"] = int(batch.step)
+        out["rank"] = int(batch.rank)
+        out["world_size"] = int(batch.world_size)
+        out["resume_token"] = bytes(batch.resume_token)
+        out["heldout_fingerprint"] = batch.heldout_fingerprint
+        out["stats"] = self.stats(batch.stats)
+        if len(batch.examples):
+            out["examples"] = self.examples(batch.examples)
+        return out
+
+    def segments(self, batch: "pb.Batch") -> List[Dict[str, Any]]:
+        """Per-segment metadata dicts (``row``, ``offset``, ``length``, ``task``, ``task_index``,
+        ``domain``, ``uuids``, ``turn_tasks``, ``text_tokens``, ``audio_tokens``)."""
+        S = len(batch.seg_length)
+        uuids = list(batch.uuids)
+        turns = list(batch.seg_turns) or ([1] * S if len(uuids) == S else [0] * S)
+        if len(turns) != S or sum(turns) != len(uuids):
+            raise _bad(f"seg_turns ({len(turns)} entries, sum {sum(turns)}) does not match {len(uuids)} uuids")
+        tasks = list(batch.seg_task)
+        turn_task = list(batch.turn_task) or [t for t, n in zip(tasks, turns) for _ in range(n)]
+        if len(tasks) != S or len(turn_task) != len(uuids):
+            raise _bad("seg_task/turn_task lengths do not match the segments/uuids")
+        domains = list(batch.seg_domain) or [int(self.task_domain[t]) if t < len(self.task_domain) else -1 for t in tasks]
+        text = list(batch.seg_text_tokens) or [0] * S
+        audio = list(batch.seg_audio_tokens) or [0] * S
+        paths, dnames = self.task_paths, self.domains
+        out: List[Dict[str, Any]] = []
+        j = 0
+        for i, (row, off, length) in enumerate(zip(batch.seg_row, batch.seg_offset, batch.seg_length)):
+            n = turns[i]
+            out.append({
+                "row": row, "offset": off, "length": length,
+                "task": _name(paths, tasks[i]), "task_index": tasks[i], "domain": _name(dnames, domains[i]),
+                "uuids": uuids[j:j + n], "turn_tasks": [_name(paths, t) for t in turn_task[j:j + n]],
+                "text_tokens": text[i], "audio_tokens": audio[i],
+            })
+            j += n
+        return out
+
+    def stats(self, st: "pb.Stats") -> Dict[str, Any]:
+        """Per-task and per-domain examples/tokens so far with target vs realized proportions."""
+        n = max(len(self.task_paths), len(st.task_examples), len(st.task_target))
+        ex = _pad(st.task_examples, n, np.int64)
+        text = _pad(st.task_text_tokens, n, np.int64)
+        audio = _pad(st.task_audio_tokens, n, np.int64)
+        target = _pad(st.task_target, n, np.float64)
+        total = int(ex.sum())
+        realized = ex / total if total else np.zeros(n)
+        tasks = {
+            _name(self.task_paths, i): {
+                "index": i, "examples": int(ex[i]), "text_tokens": int(text[i]), "audio_tokens": int(audio[i]),
+                "target": float(target[i]), "realized": float(realized[i]),
+            }
+            for i in np.flatnonzero((ex > 0) | (target > 0)).tolist()
+        }
+        nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target))
+        dex = _pad(st.domain_examples, nd, np.int64)
+        dtarget = _pad(st.domain_target, nd, np.float64)
+        dom = self.task_domain if self.task_domain.shape[0] == n else _pad(self.task_domain, n, np.int64)
+        known = dom >= 0
+        dtext = np.bincount(dom[known], weights=text[known], minlength=nd)
+        daudio = np.bincount(dom[known], weights=audio[known], minlength=nd)
+        dtotal = int(dex.sum())
+        domains = {
+            _name(self.domains, d): {
+                "examples": int(dex[d]), "text_tokens": int(dtext[d]), "audio_tokens": int(daudio[d]),
+                "target": float(dtarget[d]), "realized": float(dex[d] / dtotal) if dtotal else 0.0,
+            }
+            for d in range(nd)
+        }
+        return {
+            "examples": total, "padding_tokens": int(st.padding_tokens),
+            "dropped": int(st.dropped), "truncated": int(st.truncated),
+            "tasks": tasks, "domains": domains,
+        }
+
+    def examples(self, examples: Sequence["pb.EvalExample"]) -> List[Dict[str, Any]]:
+        """``packing="examples"`` items: uuid, task, prompt/answer token arrays, reference answer."""
+        out = []
+        for ex in examples:
+            if len(ex.prompt_tokens) % 4 or len(ex.answer_tokens) % 4:
+                raise _bad(f"example {ex.uuid}: token bytes not a multiple of 4")
+            prompt = np.frombuffer(ex.prompt_tokens, dtype=_I4).astype(self._ids_dtype)
+            answer = np.frombuffer(ex.answer_tokens, dtype=_I4).astype(self._ids_dtype)
+            out.append({
+                "uuid": ex.uuid, "task": _name(self.task_paths, ex.task), "task_index": ex.task,
+                "prompt_tokens": self._tensor(prompt), "answer_tokens": self._tensor(answer),
+                "answer_text": ex.answer_text, "answer_audio_ids": list(ex.answer_audio_ids),
+            })
+        return out

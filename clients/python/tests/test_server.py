@@ -1,0 +1,220 @@
+"""End-to-end tests against a real ``node dist/cli.js serve`` on a 3000-record sample corpus.
+
+These are never skipped: without a working server (``dist/cli.js``) they fail.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any, Dict, List
+
+import grpc
+import numpy as np
+import pytest
+
+from flanstream import Client, FlanStreamDataset, FlanStreamError, RetryPolicy
+
+B, L = 4, 1024
+MIX = {"weights": {"speech": 0.5, "music": 0.25, "audio": 0.25}}
+ARRAYS = ("input_ids", "labels", "position_ids", "segment_ids", "cu_seqlens")
+
+
+def make(target: Any, **kw: Any) -> FlanStreamDataset:
+    args: Dict[str, Any] = dict(split="train", batch_size=B, seq_len=L, packing="packed", mixture=MIX, seed=0,
+                                retry=RetryPolicy(attempts=6, initial_backoff=0.05, max_backoff=0.5))
+    args.update(kw)
+    return FlanStreamDataset(target, **args)
+
+
+def take(ds: FlanStreamDataset, n: int) -> List[Dict[str, Any]]:
+    it = iter(ds)
+    return [next(it) for _ in range(n)]
+
+
+def as_np(x: Any) -> np.ndarray:
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+def assert_same(a: Dict[str, Any], b: Dict[str, Any]) -> None:
+    for k in ARRAYS:
+        x, y = as_np(a[k]), as_np(b[k])
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), k
+    assert a["step"] == b["step"] and a["resume_token"] == b["resume_token"] and a["segments"] == b["segments"]
+    assert a["max_seqlen"] == b["max_seqlen"]
+
+
+def uuids(batch: Dict[str, Any]) -> List[str]:
+    return [u for s in batch["segments"] for u in s["uuids"]]
+
+
+def test_corpus_info(server) -> None:
+    info = Client(server.target).corpus_info()
+    assert len(info.tasks) == 80
+    assert len({t.index for t in info.tasks}) == 80 and len({t.path for t in info.tasks}) == 80
+    assert set(info.domains) == {"speech", "music", "audio"}
+    for t in info.tasks:
+        assert t.path == f"{t.domain}/{t.major}/{t.minor}" and t.ug in ("understanding", "generation")
+        assert set(t.records) == {"train", "dev", "test"}
+    assert sum(t.total_records for t in info.tasks) == info.records
+    assert info.index_fingerprint
+    v = info.vocab
+    assert v.total_size == v.audio_offset + v.codebooks * v.codebook_size and v.pad_id < v.total_size
+    assert info.default_heldout in [h.name for h in info.heldout_sets]
+    assert all(h.fingerprint for h in info.heldout_sets)
+
+
+def check_batch(batch: Dict[str, Any], paths: set, pad: int) -> None:
+    ids, lab, pos, seg = (as_np(batch[k]) for k in ("input_ids", "labels", "position_ids", "segment_ids"))
+    assert ids.shape == lab.shape == pos.shape == seg.shape == (B, L)
+    cu = as_np(batch["cu_seqlens"])
+    assert cu[0] == 0 and cu[-1] == (seg > 0).sum() and len(cu) == len(batch["segments"]) + 1
+    assert ((lab == -100) | (lab == ids)).all() and (lab[seg == 0] == -100).all() and (ids[seg == 0] == pad).all()
+    assert (lab != -100).any()
+    for s in batch["segments"]:
+        assert s["task"] in paths and s["length"] > 0
+        np.testing.assert_array_equal(pos[s["row"], s["offset"]:s["offset"] + s["length"]], np.arange(s["length"]))
+    assert batch["max_seqlen"] == max(s["length"] for s in batch["segments"])
+
+
+def test_train_batches_torch_and_numpy(server) -> None:
+    import torch
+
+    info = Client(server.target).corpus_info()
+    paths = {t.path for t in info.tasks}
+    for output, ids_dtype in (("torch", torch.int64), ("numpy", np.int32)):
+        batches = take(make(server.target, output=output), 3)
+        assert [b["step"] for b in batches] == [0, 1, 2]
+        for b in batches:
+            assert b["input_ids"].dtype == ids_dtype and b["labels"].dtype == ids_dtype
+            check_batch(b, paths, info.vocab.pad_id)
+        assert batches[-1]["stats"]["examples"] >= sum(len(uuids(b)) for b in batches)
+
+
+def test_identical_datasets_give_identical_batches(server) -> None:
+    for a, b in zip(take(make(server.target), 4), take(make(server.target), 4)):
+        assert_same(a, b)
+
+
+def test_state_dict_resumes_exactly(server) -> None:
+    ds = make(server.target, prefetch=4)
+    it = iter(ds)
+    first = [next(it), next(it)]
+    time.sleep(1.0)  # the prefetcher runs ahead
+    state = ds.state_dict()
+    assert state["resume_token"] == first[1]["resume_token"] and state["step"] == 1
+    rest = [next(it) for _ in range(3)]
+    resumed = make(server.target)
+    resumed.load_state_dict(state)
+    for a, b in zip(rest, take(resumed, 3)):
+        assert_same(a, b)
+
+
+def test_ranks_partition_the_global_stream(server) -> None:
+    steps = 3
+    whole = take(make(server.target, batch_size=2 * B, rank=0, world_size=1), steps)
+    parts = [take(make(server.target, rank=r, world_size=2), steps) for r in (0, 1)]
+    for s in range(steps):
+        u0, u1 = uuids(parts[0][s]), uuids(parts[1][s])
+        assert parts[0][s]["step"] == parts[1][s]["step"] == whole[s]["step"] == s
+        assert not set(u0) & set(u1)
+        assert sorted(u0 + u1) == sorted(uuids(whole[s]))
+
+
+def test_dataloader(server) -> None:
+    import torch
+
+    ds = make(server.target, max_batches=3)
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=None))
+    assert len(batches) == 3 and tuple(batches[0]["input_ids"].shape) == (B, L)
+    assert ds.state_dict()["step"] == 2
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"mixture": {"weights": {"nosuchdomain": 1.0}}}, "mixture"),
+    ({"heldout": "no-such-heldout-set"}, "heldout"),
+])
+def test_bad_spec_is_invalid_argument(server, kwargs, field) -> None:
+    with pytest.raises(FlanStreamError) as info:
+        take(make(server.target, **kwargs), 1)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and field in info.value.details
+
+
+def test_garbage_token_is_refused(server) -> None:
+    ds = make(server.target)
+    ds.load_state_dict(dict(ds.state_dict(), resume_token=b"garbage", step=3))
+    with pytest.raises(FlanStreamError) as info:
+        take(ds, 1)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_update_mixture(server) -> None:
+    new = {"speech": 0.2, "music": 0.4, "audio": 0.4}
+    ds = make(server.target, prefetch=4)
+    it = iter(ds)
+    got = [next(it) for _ in range(3)]
+    time.sleep(0.5)
+    ds.update_mixture(new, at_step=5)
+    got += [next(it) for _ in range(5)]
+    assert [b["step"] for b in got] == list(range(8))
+    for b in got:
+        want = new if b["step"] >= 5 else MIX["weights"]
+        for d, w in want.items():
+            assert b["stats"]["domains"][d]["target"] == pytest.approx(w, abs=1e-6), (b["step"], d)
+    upfront = make(server.target)
+    upfront.update_mixture(new, at_step=5)
+    for a, b in zip(got, take(upfront, 8)):
+        assert_same(a, b)
+
+
+def test_no_heldout_task_in_train(server) -> None:
+    info = Client(server.target).corpus_info()
+    held = set(info.heldout_set(info.default_heldout).tasks)
+    assert held
+    for b in take(make(server.target, mixture=None), 5):
+        assert not {t for s in b["segments"] for t in s["turn_tasks"]} & held
+
+
+def test_heldout_stream_is_finite_with_summary(server) -> None:
+    ds = make(server.target, split="heldout", mixture=None, batch_size=8, seq_len=2048, output="numpy")
+    counts: Dict[str, int] = {}
+    seen: List[str] = []
+    for b in ds:
+        for s in b["segments"]:
+            seen += s["uuids"]
+            for t in s["turn_tasks"]:
+                counts[t] = counts.get(t, 0) + 1
+    assert ds.summary is not None and ds.summary["reason"] == "complete"
+    assert len(seen) == len(set(seen)) == ds.summary["examples"] == ds.summary["total_examples"]
+    assert {k: v for k, v in ds.summary["task_examples"].items() if v} == counts
+
+
+def test_examples_packing(server) -> None:
+    info = Client(server.target).corpus_info()
+    ds = make(server.target, split="test", packing="examples", mixture=None, max_batches=2)
+    batches = list(ds)
+    assert len(batches) == 2
+    for b in batches:
+        assert b["examples"]
+        for ex in b["examples"]:
+            assert ex["task"] in {t.path for t in info.tasks} and ex["uuid"]
+            assert as_np(ex["prompt_tokens"]).ndim == 1 and len(ex["prompt_tokens"]) > 0
+            assert len(ex["answer_tokens"]) > 0
+
+
+@pytest.mark.parametrize("how", ["kill", "sigterm"])
+def test_failover_to_another_replica(server, start_server, how: str) -> None:
+    reference = take(make(server.target), 8)
+    a, b = start_server(), start_server()
+    ds = make([a.target, b.target], prefetch=2)
+    it = iter(ds)
+    got = [next(it) for _ in range(3)]
+    if how == "kill":
+        a.kill()
+    else:
+        a.proc.send_signal(signal.SIGTERM)  # drains: StreamEnd(reason="shutdown")
+    got += [next(it) for _ in range(5)]
+    assert ds.target == b.target
+    for x, y in zip(got, reference):
+        assert_same(x, y)
+    if how == "sigterm":
+        a.proc.wait(30)  # the drained server exits by itself

@@ -1,0 +1,29 @@
+// Installs npm dependencies when they are missing or older than the lockfile, and builds dist/
+// when sources are newer: `npm start` and `npm test` work on a fresh clone. No dependencies.
+import { execSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const run = (cmd) => execSync(cmd, { cwd: root, stdio: 'inherit' });
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+
+const marker = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(marker) || mtime(marker) < mtime(join(root, 'package-lock.json'))) {
+  console.error('flanstream: installing npm dependencies (npm ci)…');
+  run('npm ci --no-audit --no-fund');
+}
+
+function newest(dir) {
+  let t = 0;
+  for (const ent of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, ent.name);
+    t = Math.max(t, ent.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+if (!existsSync(join(root, 'dist', 'cli.js')) || newest(join(root, 'src')) > mtime(join(root, 'dist', 'cli.js')) - 1) {
+  console.error('flanstream: building dist/ (tsc)…');
+  run('npm run build --silent');
+}

@@ -1,0 +1,26 @@
+// `npm start`: on first run creates and indexes the bundled sample corpus under .cache/, then
+// serves it on localhost:50051. Extra arguments go to `flanstream serve`.
+import { spawnSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist', 'cli.js');
+const corpus = join(root, '.cache', 'sample-corpus');
+const index = join(root, '.cache', 'sample-index');
+const step = (args) => {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
+if (!existsSync(join(corpus, 'metadata'))) {
+  console.error('flanstream: writing the sample corpus (first run)…');
+  step(['sample-corpus', corpus, '--records', '20000', '--seed', '0']);
+}
+if (!existsSync(join(index, 'manifest.msgpack'))) {
+  console.error('flanstream: indexing the sample corpus (first run)…');
+  step(['index', corpus, '--out', index]);
+}
+const server = spawn(process.execPath, [cli, 'serve', '--config', join(root, 'config', 'default.yaml'), '--index', index, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.kill(sig));
+server.on('exit', (code) => process.exit(code ?? 0));

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { writeSampleCorpus } from './corpus/sample-corpus.js';
+import { FlanError, InvalidArgumentError, describeError } from './errors.js';
+import { indexCommand } from './cli/index-command.js';
+import { inspectCommand } from './cli/inspect-command.js';
+import { serveCommand } from './cli/serve-command.js';
+
+const USAGE = `usage: flanstream <command> [options]
+
+  sample-corpus <dir> [--records N] [--seed S]     write a synthetic Audio-FLAN corpus (80 tasks)
+  index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N] [--codebook-size N]
+  inspect <index-dir> [--heldout NAME] [--config FILE] [--json]
+  serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
+`;
+
+function positiveInt(flag: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(flag, `expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'sample-corpus': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { records: { type: 'string' }, seed: { type: 'string' } } });
+      const dir = positionals[0];
+      if (!dir) throw new InvalidArgumentError('dir', 'sample-corpus needs a target directory');
+      const s = await writeSampleCorpus(dir, { records: positiveInt('--records', values.records, 20000), seed: positiveInt('--seed', values.seed, 0) });
+      console.log(`sample corpus written to ${dir}: ${JSON.stringify(s.records ?? s)}`.slice(0, 400));
+      return;
+    }
+    case 'index': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' }, 'codebook-size': { type: 'string' } },
+      });
+      const corpus = positionals[0];
+      if (!corpus) throw new InvalidArgumentError('corpus', 'index needs a corpus directory');
+      if (!values.out) throw new InvalidArgumentError('--out', 'index needs --out <index-dir>');
+      await indexCommand(corpus, { out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, 2), codebookSize: positiveInt('--codebook-size', values['codebook-size'], 1024) });
+      return;
+    }
+    case 'inspect': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { heldout: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean', default: false } } });
+      const dir = positionals[0];
+      if (!dir) throw new InvalidArgumentError('index-dir', 'inspect needs an index directory');
+      inspectCommand(dir, { heldout: values.heldout, config: values.config, json: values.json });
+      return;
+    }
+    case 'serve': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          config: { type: 'string' },
+          index: { type: 'string' },
+          port: { type: 'string' },
+          host: { type: 'string' },
+          'http-port': { type: 'string' },
+          set: { type: 'string', multiple: true },
+          'print-config': { type: 'boolean', default: false },
+        },
+      });
+      const overrides: Record<string, string> = {};
+      if (values.index) overrides['index.dir'] = values.index;
+      if (values.port) overrides['server.port'] = values.port;
+      if (values.host) overrides['server.host'] = values.host;
+      if (values['http-port']) overrides['server.http_port'] = values['http-port'];
+      for (const kv of values.set ?? []) {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw new InvalidArgumentError('--set', `expected key=value, got "${kv}"`);
+        overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      await serveCommand({ config: values.config, printConfig: values['print-config'], overrides });
+      return;
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new InvalidArgumentError('command', `unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const known = err instanceof FlanError || (err instanceof Error && err.name === 'TypeError' && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'));
+  process.stderr.write(`flanstream: ${describeError(err)}\n`);
+  if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(known ? 2 : 1);
+});

@@ -1,0 +1,106 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { InvalidArgumentError } from '../errors.js';
+import type { MixtureSpec } from '../mix/mixture.js';
+import type { HeldoutSpec } from '../splits/heldout.js';
+import { configSchema, heldoutFileSchema, mixtureFileSchema, type Config } from './schema.js';
+
+export interface Loaded {
+  readonly config: Readonly<Config>;
+  readonly mixtures: Readonly<Record<string, MixtureSpec>>;
+  readonly heldoutSets: Readonly<Record<string, HeldoutSpec>>;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+function describe(err: z.ZodError, where: string): string {
+  return err.issues.map((i) => `${where}: ${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+/** Every leaf key path of the schema's defaults, e.g. "server.port". */
+function leafPaths(o: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? leafPaths(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]));
+}
+
+function setPath(o: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let cur = o;
+  for (const k of keys.slice(0, -1)) {
+    if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]!] = value;
+}
+
+/** `server.auth_tokens` ← "a,b": list-valued keys take comma-separated strings. */
+function coerce(path: string, value: string, defaults: Record<string, unknown>): unknown {
+  const def = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], defaults);
+  return Array.isArray(def) ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : value;
+}
+
+/**
+ * Builds the one frozen configuration: config file, then FLANSTREAM_* environment variables
+ * (FLANSTREAM_SERVER_PORT → server.port), then `overrides` from command-line flags. This is the
+ * only place that reads process.env.
+ */
+export function loadConfig(file: string | undefined, overrides: Record<string, string>, env: NodeJS.ProcessEnv = process.env): Loaded {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      throw new InvalidArgumentError('--config', `cannot read ${file}`);
+    }
+    raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
+  }
+  const defaults = configSchema.parse({}) as unknown as Record<string, unknown>;
+  const paths = leafPaths(defaults);
+  const byEnv = new Map(paths.map((p) => [`FLANSTREAM_${p.replace(/\./g, '_').toUpperCase()}`, p]));
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('FLANSTREAM_') || value === undefined) continue;
+    const path = byEnv.get(name);
+    if (!path) throw new InvalidArgumentError(name, `unknown environment variable; known: ${[...byEnv.keys()].join(', ')}`);
+    setPath(raw, path, coerce(path, value, defaults));
+  }
+  for (const [path, value] of Object.entries(overrides)) {
+    if (!paths.includes(path)) throw new InvalidArgumentError(`--${path}`, `unknown configuration key; known: ${paths.join(', ')}`);
+    setPath(raw, path, coerce(path, value, defaults));
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidArgumentError('config', describe(parsed.error, file ?? 'configuration'));
+  const config = parsed.data;
+  return deepFreeze({ config, mixtures: loadNamed(config.mixtures_dir, mixtureFileSchema, toMixture), heldoutSets: loadNamed(config.heldout_dir, heldoutFileSchema, toHeldout) });
+}
+
+function toMixture(m: z.infer<typeof mixtureFileSchema>): MixtureSpec {
+  return { weights: m.weights, within: m.within, temperature: m.temperature, cap: m.cap };
+}
+
+function toHeldout(h: z.infer<typeof heldoutFileSchema>): HeldoutSpec {
+  return { selectors: h.tasks, unseenFlag: h.unseen_flag, excludeSharedAudio: h.exclude_shared_audio, scope: h.scope };
+}
+
+function loadNamed<S extends z.ZodTypeAny, T>(dir: string, schema: S, convert: (v: z.infer<S>) => T): Record<string, T> {
+  const out: Record<string, T> = {};
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'));
+  } catch {
+    throw new InvalidArgumentError('config', `directory ${dir} cannot be read`);
+  }
+  for (const f of files.sort()) {
+    const parsed = schema.safeParse(parseYaml(readFileSync(join(dir, f), 'utf8')) ?? {});
+    if (!parsed.success) throw new InvalidArgumentError('config', describe(parsed.error, join(dir, f)));
+    out[basename(f).replace(/\.ya?ml$/, '')] = convert(parsed.data as z.infer<S>);
+  }
+  return out;
+}

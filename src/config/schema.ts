@@ -1,0 +1,98 @@
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The package's own config/ folder (src/config and dist/config are both two levels down). */
+const PACKAGE_CONFIG = fileURLToPath(new URL('../../config/', import.meta.url));
+
+/**
+ * The server configuration. Every key has a documented default; config/default.yaml spells
+ * them out. Unknown keys are errors (strict objects), so a typo never silently does nothing.
+ */
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        /** Interface to listen on; 0.0.0.0 in containers. */
+        host: z.string().default('127.0.0.1'),
+        /** gRPC port; 0 picks a free one (printed at start-up). */
+        port: z.coerce.number().int().min(0).max(65535).default(50051),
+        /** HTTP port for /metrics, /healthz and the status page; 0 picks a free one, -1 disables. */
+        http_port: z.coerce.number().int().min(-1).max(65535).default(9464),
+        /** Largest gRPC message either way, in bytes. */
+        max_message_bytes: z.coerce.number().int().positive().default(64 << 20),
+        /** Concurrent StreamBatches calls before RESOURCE_EXHAUSTED. */
+        max_streams: z.coerce.number().int().positive().default(256),
+        /** Largest batch_size × seq_len a stream may ask for. */
+        max_batch_tokens: z.coerce.number().int().positive().default(1 << 20),
+        max_seq_len: z.coerce.number().int().positive().default(131072),
+        max_world_size: z.coerce.number().int().positive().default(65536),
+        /** Mixture updates per stream per second before RESOURCE_EXHAUSTED. */
+        max_updates_per_second: z.coerce.number().positive().default(200),
+        /** On SIGTERM, how long to wait for in-flight batches before closing anyway. */
+        shutdown_grace_ms: z.coerce.number().int().min(0).default(10000),
+        /** Bearer tokens accepted (empty = no authentication). */
+        auth_tokens: z.array(z.string().min(8)).default([]),
+        tls: z
+          .object({
+            /** PEM certificate and key paths; both empty = plaintext. */
+            cert: z.string().default(''),
+            key: z.string().default(''),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    index: z
+      .object({
+        /** The compiled index to serve. */
+        dir: z.string().default('.cache/sample-index'),
+        /** Bytes of shard tables and token blocks kept in memory. */
+        cache_bytes: z.coerce.number().int().positive().default(512 << 20),
+      })
+      .strict()
+      .default({}),
+    stream: z
+      .object({
+        /** Packing window in examples (best-fit candidates). */
+        window: z.coerce.number().int().positive().default(256),
+        /** Examples longer than seq_len: drop or truncate (never inside an audio span). */
+        overlong: z.enum(['drop', 'truncate']).default('drop'),
+        /** Most turns in a multiturn conversation. */
+        max_turns: z.coerce.number().int().min(1).max(64).default(4),
+        /** Optional system prompt at the start of every segment. */
+        system_prompt: z.string().default(''),
+      })
+      .strict()
+      .default({}),
+    /** Directories of named mixtures and held-out sets (*.yaml, the file name is the name); default: the package's config/. */
+    mixtures_dir: z.string().default(`${PACKAGE_CONFIG}mixtures`),
+    heldout_dir: z.string().default(`${PACKAGE_CONFIG}heldout`),
+    /** The held-out set of streams that name none. */
+    default_heldout: z.string().default('unseen-flag'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+/** A named mixture file (config/mixtures/*.yaml). */
+export const mixtureFileSchema = z
+  .object({
+    description: z.string().optional(),
+    weights: z.record(z.number().nonnegative()).default({}),
+    within: z.enum(['proportional', 'uniform', 'temperature']).default('proportional'),
+    temperature: z.number().positive().default(1),
+    cap: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+
+/** A named held-out set file (config/heldout/*.yaml). */
+export const heldoutFileSchema = z
+  .object({
+    description: z.string().optional(),
+    tasks: z.array(z.string()).default([]),
+    unseen_flag: z.boolean().default(false),
+    exclude_shared_audio: z.boolean().default(false),
+    scope: z.enum(['all', 'test']).default('all'),
+  })
+  .strict();

@@ -1,0 +1,125 @@
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
+import type { QuarantineReason } from './quarantine.js';
+
+export type Resolved =
+  | {
+      readonly ok: true;
+      readonly npy: NpyArray;
+      readonly file: string;
+      readonly size: number;
+      readonly mtimeMs: number;
+      /** The scp file that named it, and that file's size (for the incremental index key). */
+      readonly scp: string;
+      readonly scpSize: number;
+    }
+  | { readonly ok: false; readonly reason: QuarantineReason; readonly detail: string };
+
+/**
+ * Resolves audio ids through `scp_files/<domain>/<NN_Dataset>.scp` to codec tokens under
+ * `audio_tokens/`. An scp is loaded only when an id with its dataset prefix is first seen, and a
+ * path that would leave the corpus (absolute, `..`, or a symlink pointing outside) is refused
+ * before anything is opened.
+ */
+export class AudioResolver {
+  private readonly root: string;
+  private readonly realRoot: string;
+  private readonly tokensDir: string;
+  private readonly datasetsByDomain = new Map<string, string[]>();
+  private readonly scps = new Map<string, Map<string, string>>();
+  private readonly npyCache = new LRUCache<string, Resolved>({ max: 4096 });
+  private readonly scpSizes = new Map<string, number>();
+
+  constructor(corpusRoot: string) {
+    this.root = resolve(corpusRoot);
+    this.realRoot = realpathSync(this.root);
+    this.tokensDir = join(this.root, 'audio_tokens');
+  }
+
+  private datasets(domain: string): string[] {
+    let names = this.datasetsByDomain.get(domain);
+    if (!names) {
+      try {
+        names = readdirSync(join(this.root, 'scp_files', domain))
+          .filter((f) => f.endsWith('.scp'))
+          .map((f) => f.slice(0, -4))
+          .sort((a, b) => b.length - a.length);
+      } catch {
+        names = [];
+      }
+      this.datasetsByDomain.set(domain, names);
+    }
+    return names;
+  }
+
+  private scp(domain: string, dataset: string): Map<string, string> {
+    const key = `${domain}/${dataset}`;
+    let map = this.scps.get(key);
+    if (!map) {
+      map = new Map();
+      const rel = `scp_files/${domain}/${dataset}.scp`;
+      const text = readFileSync(join(this.root, rel), 'utf8');
+      this.scpSizes.set(key, text.length);
+      for (const line of text.split('\n')) {
+        const trimmed = line.trim();
+        if (trimmed === '') continue;
+        const space = trimmed.search(/\s/);
+        if (space <= 0) continue;
+        map.set(trimmed.slice(0, space), trimmed.slice(space).trim());
+      }
+      this.scps.set(key, map);
+    }
+    return map;
+  }
+
+  /** The scp path of an audio id, searching the record's domain first, then the others. */
+  private lookup(domain: string, id: string): { path: string; scp: string } | undefined {
+    const domains = [domain, ...['speech', 'music', 'audio'].filter((d) => d !== domain)];
+    for (const d of domains) {
+      for (const ds of this.datasets(d)) {
+        if (!id.startsWith(`${ds}_`)) continue;
+        const path = this.scp(d, ds).get(id);
+        if (path !== undefined) return { path, scp: `${d}/${ds}` };
+      }
+    }
+    return undefined;
+  }
+
+  resolve(domain: string, id: string): Resolved {
+    const found = this.lookup(domain, id);
+    if (found === undefined) return { ok: false, reason: 'audio_id_unresolved', detail: `audio id ${id} is in no .scp file` };
+    const cacheKey = `${found.scp}\u0000${found.path}`;
+    const cached = this.npyCache.get(cacheKey);
+    if (cached) return cached;
+    const result = this.load(found.path, `scp_files/${found.scp}.scp`, this.scpSizes.get(found.scp) ?? 0);
+    this.npyCache.set(cacheKey, result);
+    return result;
+  }
+
+  private load(scpPath: string, scp: string, scpSize: number): Resolved {
+    const npyRel = scpPath.replace(/\.[^./\\]*$/, '') + '.npy';
+    const file = resolve(this.tokensDir, npyRel);
+    if (scpPath.startsWith('/') || !file.startsWith(this.tokensDir + sep)) {
+      return { ok: false, reason: 'path_escape', detail: `scp path ${scpPath} escapes the corpus root; refused` };
+    }
+    let real: string;
+    try {
+      real = realpathSync(file);
+    } catch {
+      return { ok: false, reason: 'npy_missing', detail: `audio tokens audio_tokens/${npyRel} do not exist` };
+    }
+    if (!real.startsWith(this.realRoot + sep)) {
+      return { ok: false, reason: 'path_escape', detail: `audio_tokens/${npyRel} is a symlink leaving the corpus root; refused` };
+    }
+    try {
+      const st = statSync(real);
+      const npy = parseNpy(readFileSync(real));
+      return { ok: true, npy, file: `audio_tokens/${npyRel}`, size: st.size, mtimeMs: st.mtimeMs, scp, scpSize };
+    } catch (err) {
+      const detail = err instanceof NpyFormatError ? err.message : String(err);
+      return { ok: false, reason: 'npy_malformed', detail: `audio_tokens/${npyRel}: ${detail}` };
+    }
+  }
+}

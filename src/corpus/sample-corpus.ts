@@ -1,0 +1,195 @@
+/**
+ * `flanstream sample-corpus`: a synthetic corpus in the exact Audio-FLAN release layout
+ * (CONTRACT §2) with all 80 tasks, the paper's domain skew, shared clips across tasks of a dataset,
+ * a few `unseen` tasks, English and Chinese text, gzip and plain shards, and real `.npy` token files.
+ * Deterministic: the same records/seed give a byte-identical tree. Clean records only.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { encodeNpy } from './npy-writer.js';
+import { clipCodes, clipSeconds, makeClip, tokenPath, type Clip } from './sample-datasets.js';
+import { SPLITS, clipReuse, planDatasets, recordCounts, splitCounts } from './sample-plan.js';
+import { Rng, hashInts, hashString, sampleUuid } from './sample-rng.js';
+import type { TaskTemplate } from './sample-task-kit.js';
+import { AUDIO_TEMPLATES } from './sample-tasks-audio.js';
+import { MUSIC_TEMPLATES } from './sample-tasks-music.js';
+import { SPEECH_TEMPLATES } from './sample-tasks-speech.js';
+import { AUDIO_FLAN_TASKS, taskPath, type Domain, type TaskKind } from './task-catalog.js';
+
+/** Tasks whose records carry `unseen: true` in the sample corpus (Audio-FLAN publishes no list). */
+export const SAMPLE_UNSEEN_TASKS: readonly string[] = [
+  'speech/Speaker Recognition/Speaker Diarization',
+  'speech/Speech Detection/Device Recognition',
+  'music/Single Music Reasoning/Beat-level Pitch Estimation',
+  'music/Multiple Music Reasoning/Instrumental Technique Comparison',
+  'audio/Audio Advanced Understanding/Sound Event Understanding',
+  'audio/Audio Generation/Time-grounded Text-to-Audio Generation',
+];
+
+/** Maximum records per `.jsonl` shard; larger tasks span several shards. */
+export const SHARD_MAX_RECORDS = 2000;
+
+export interface SampleCorpusOptions {
+  /** Target record count (≥ 80 × 12 are always written so that every task has train/dev/test). */
+  readonly records: number;
+  readonly seed: number;
+  /** Remove an existing metadata/, scp_files/ and audio_tokens/ under `dir` first (otherwise that is an error). */
+  readonly overwrite?: boolean;
+}
+
+export interface SampleTaskSummary {
+  readonly path: string;
+  readonly domain: Domain;
+  readonly major: string;
+  readonly minor: string;
+  readonly ug: TaskKind;
+  readonly dataset: string;
+  readonly unseen: boolean;
+  readonly train: number;
+  readonly dev: number;
+  readonly test: number;
+  readonly total: number;
+}
+
+export interface SampleCorpusSummary {
+  readonly dir: string;
+  readonly seed: number;
+  readonly records: number;
+  readonly byDomain: Readonly<Record<Domain, number>>;
+  readonly bySplit: Readonly<{ train: number; dev: number; test: number }>;
+  readonly tasks: readonly SampleTaskSummary[];
+  readonly datasets: number;
+  /** Audio clips (scp entries = .npy files). */
+  readonly clips: number;
+  /** Clips referenced by two or more tasks. */
+  readonly sharedClips: number;
+  readonly files: Readonly<{ jsonl: number; jsonlGz: number; scp: number; npy: number; total: number }>;
+  /** Bytes written (file contents). */
+  readonly bytes: number;
+}
+
+const TEMPLATES: readonly TaskTemplate[] = AUDIO_FLAN_TASKS.map((t) => {
+  const all = [...SPEECH_TEMPLATES, ...MUSIC_TEMPLATES, ...AUDIO_TEMPLATES];
+  const found = all.find((x) => x.domain === t.domain && x.minor === t.minor);
+  if (!found) throw new Error(`no sample template for ${taskPath(t)}`);
+  return found;
+});
+
+const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+
+export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions): Promise<SampleCorpusSummary> {
+  if (!Number.isInteger(opts.records) || opts.records < 0) throw new Error(`records must be a non-negative integer, got ${String(opts.records)}`);
+  if (!Number.isFinite(opts.seed)) throw new Error(`seed must be a finite number, got ${String(opts.seed)}`);
+  const roots = ['metadata', 'scp_files', 'audio_tokens'].map((r) => join(dir, r));
+  for (const root of roots) {
+    if (!existsSync(root)) continue;
+    if (!opts.overwrite) throw new Error(`${root} already exists; choose an empty directory or pass overwrite`);
+    rmSync(root, { recursive: true, force: true });
+  }
+
+  const rng = new Rng(opts.seed);
+  const seedKey = hashInts(opts.seed >>> 0, Math.floor(Math.abs(opts.seed) / 0x100000000), opts.seed < 0 ? 1 : 0);
+  const counts = recordCounts(opts.records);
+  const plans = planDatasets(counts, TEMPLATES, clipReuse(opts.records), rng);
+  const clipsOf = new Map<string, Clip[]>();
+  for (const p of plans) clipsOf.set(p.ds.folder, Array.from({ length: p.clips }, (_, i) => makeClip(p.ds, i, p.clips, seedKey)));
+  const planOf = new Map(plans.map((p) => [p.ds.folder, p]));
+
+  let bytes = 0;
+  const files = { jsonl: 0, jsonlGz: 0, scp: 0, npy: 0 };
+  const made = new Set<string>();
+  const write = (path: string, data: Buffer | string): void => {
+    const parent = dirname(path);
+    if (!made.has(parent)) {
+      mkdirSync(parent, { recursive: true });
+      made.add(parent);
+    }
+    writeFileSync(path, data);
+    bytes += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+  };
+
+  const unseenSet = new Set(SAMPLE_UNSEEN_TASKS);
+  const byDomain: Record<Domain, number> = { speech: 0, music: 0, audio: 0 };
+  const bySplit = { train: 0, dev: 0, test: 0 };
+  const tasks: SampleTaskSummary[] = [];
+  let uuidIndex = 0;
+
+  AUDIO_FLAN_TASKS.forEach((task, ti) => {
+    const tpl = TEMPLATES[ti] as TaskTemplate;
+    const plan = planOf.get(task.dataset);
+    const clips = clipsOf.get(task.dataset);
+    if (!plan || !clips) throw new Error(`no dataset plan for ${task.dataset}`);
+    const recs = plan.records.get(ti);
+    if (!recs) throw new Error(`no record plan for ${taskPath(task)}`);
+    const total = recs.primary.length;
+    const split = splitCounts(total);
+    const path = taskPath(task);
+    const unseen = unseenSet.has(path);
+    const lines: Record<'train_dev' | 'test', string[]> = { train_dev: [], test: [] };
+    for (let j = 0; j < total; j++) {
+      const p = clips[recs.primary[j] ?? 0] as Clip;
+      const x = recs.extras.map((s) => clips[s[j] ?? 0] as Clip);
+      const zh = tpl.zh !== undefined && rng.chance(p.lang === 'zh' ? 0.5 : 0.15);
+      const instruction = zh && tpl.zh ? rng.pick(tpl.zh) : rng.pick(tpl.instr);
+      const out = tpl.make({ rng, p, x, zh });
+      const splitName = SPLITS[recs.split[j] ?? 0] ?? 'train';
+      const other = out.other !== undefined ? out.other : rng.chance(0.2) ? { duration: Number(clipSeconds(p).toFixed(2)) } : null;
+      const record = {
+        instruction,
+        input: out.input,
+        output: out.output,
+        uuid: sampleUuid(rng, uuidIndex++, seedKey),
+        split: [splitName],
+        task_type: { major: [task.major], minor: [task.minor], 'U/G': [task.ug], unseen },
+        domain: task.domain,
+        source: [...p.ds.source],
+        other,
+      };
+      lines[splitName === 'test' ? 'test' : 'train_dev'].push(JSON.stringify(record));
+      bySplit[splitName]++;
+    }
+    byDomain[task.domain] += total;
+    tasks.push({ path, domain: task.domain, major: task.major, minor: task.minor, ug: task.ug, dataset: task.dataset, unseen, ...split, total });
+
+    for (const folder of ['train_dev', 'test'] as const) {
+      const all = lines[folder];
+      const shards = Math.ceil(all.length / SHARD_MAX_RECORDS);
+      for (let s = 0; s < shards; s++) {
+        const chunk = all.slice(Math.floor((s * all.length) / shards), Math.floor(((s + 1) * all.length) / shards));
+        const rel = join('metadata', task.domain, task.ug, folder, task.dataset, 'jsonl', `${slug(task.minor)}_${folder}_${String(s).padStart(3, '0')}.jsonl`);
+        const text = `${chunk.join('\n')}\n`;
+        if (hashString(rel) % 3 === 0) {
+          write(join(dir, `${rel}.gz`), gzipSync(Buffer.from(text, 'utf8'), { level: 6 }));
+          files.jsonlGz++;
+        } else {
+          write(join(dir, rel), text);
+          files.jsonl++;
+        }
+      }
+    }
+  });
+
+  let clipsTotal = 0;
+  let sharedClips = 0;
+  for (const p of plans) {
+    const clips = clipsOf.get(p.ds.folder) ?? [];
+    clipsTotal += clips.length;
+    sharedClips += p.sharedClips;
+    write(join(dir, 'scp_files', p.ds.domain, `${p.ds.folder}.scp`), clips.map((c) => `${c.id} ${c.path}\n`).join(''));
+    files.scp++;
+    for (const clip of clips) {
+      const { codes, shape } = clipCodes(clip);
+      write(join(dir, 'audio_tokens', tokenPath(clip)), encodeNpy(codes, shape, clip.ds.dtype));
+      files.npy++;
+    }
+  }
+
+  const records = bySplit.train + bySplit.dev + bySplit.test;
+  return {
+    dir, seed: opts.seed, records, byDomain, bySplit, tasks,
+    datasets: plans.length, clips: clipsTotal, sharedClips,
+    files: { ...files, total: files.jsonl + files.jsonlGz + files.scp + files.npy },
+    bytes,
+  };
+}

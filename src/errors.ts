@@ -1,0 +1,82 @@
+/**
+ * The one error module. Every failure a user can act on is a FlanError carrying the gRPC status
+ * name it maps to and typed context; `src/server/to-status.ts` is the single place that turns any
+ * thrown value into a gRPC status. Domain layers never import grpc-js, so codes are names here.
+ */
+export type StatusName =
+  | 'INVALID_ARGUMENT'
+  | 'FAILED_PRECONDITION'
+  | 'NOT_FOUND'
+  | 'RESOURCE_EXHAUSTED'
+  | 'UNAUTHENTICATED'
+  | 'DATA_LOSS'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+export abstract class FlanError<C extends object = Record<string, unknown>> extends Error {
+  abstract readonly code: StatusName;
+  readonly context: C;
+
+  constructor(message: string, context: C, options?: { cause?: unknown }) {
+    super(message, options);
+    this.context = context;
+    this.name = new.target.name;
+  }
+}
+
+/** A bad spec, update or command-line argument; `field` names what to fix. */
+export class InvalidArgumentError extends FlanError<{ field: string }> {
+  readonly code = 'INVALID_ARGUMENT';
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`, { field });
+  }
+}
+
+/** A request that is well-formed but does not fit this server (another index, held-out set...). */
+export class FailedPreconditionError extends FlanError<{ reason: string }> {
+  readonly code = 'FAILED_PRECONDITION';
+  constructor(reason: string, message: string) {
+    super(message, { reason });
+  }
+}
+
+export class ResourceExhaustedError extends FlanError<{ limit: string; value: number; max: number }> {
+  readonly code = 'RESOURCE_EXHAUSTED';
+  constructor(limit: string, value: number, max: number) {
+    super(`${limit}: ${value} exceeds the server limit of ${max}`, { limit, value, max });
+  }
+}
+
+export class UnauthenticatedError extends FlanError<Record<string, never>> {
+  readonly code = 'UNAUTHENTICATED';
+  constructor(message = 'missing or invalid bearer token (send "authorization: Bearer <token>")') {
+    super(message, {});
+  }
+}
+
+/** An index file that is missing, truncated or fails its checksum: never served as tokens. */
+export class IndexCorruptError extends FlanError<{ file: string }> {
+  readonly code = 'DATA_LOSS';
+  constructor(file: string, message: string) {
+    super(`index file ${file}: ${message}; rebuild the index with \`flanstream index\``, { file });
+  }
+}
+
+/** A corpus or index path that cannot be used at all (the CLI exits non-zero). */
+export class CorpusError extends FlanError<{ path: string }> {
+  readonly code = 'FAILED_PRECONDITION';
+  constructor(path: string, message: string) {
+    super(`${path}: ${message}`, { path });
+  }
+}
+
+export class ShuttingDownError extends FlanError<Record<string, never>> {
+  readonly code = 'UNAVAILABLE';
+  constructor() {
+    super('server is shutting down; reconnect to another replica with your resume token', {});
+  }
+}
+
+export function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

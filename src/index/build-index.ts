@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { CorpusError } from '../errors.js';
+import { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import { makeVocabLayout } from '../tokenize/vocab-layout.js';
+import { compileManifest } from './compile-manifest.js';
+import { QUARANTINE_FILE, SHARDS_DIR, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
+import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
+import { buildShards } from './shard-pool.js';
+
+export interface BuildOptions {
+  readonly corpus: string;
+  readonly out: string;
+  readonly tokenizer?: string;
+  readonly workers?: number;
+  readonly codebookSize?: number;
+  readonly maxLineBytes?: number;
+  readonly onProgress?: (p: BuildProgress) => void;
+}
+
+export interface BuildProgress {
+  readonly shardsDone: number;
+  readonly shardsTotal: number;
+  readonly records: number;
+  readonly bytes: number;
+}
+
+export interface BuildSummary {
+  readonly manifest: Manifest;
+  readonly shardsBuilt: number;
+  readonly shardsReused: number;
+  readonly records: number;
+  readonly jsonlBytes: number;
+  readonly seconds: number;
+}
+
+/** Every `metadata/<domain>/<ug>/<split>/<dataset>/jsonl/*.jsonl[.gz]`, relative, sorted. */
+export function findShards(corpus: string): string[] {
+  const root = join(corpus, 'metadata');
+  const out: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    for (const ent of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, ent.name);
+      if (ent.isDirectory() && depth < 6) walk(p, depth + 1);
+      else if (ent.isFile() && /\.jsonl(\.gz)?$/.test(ent.name) && relative(root, p).split('/').length === 6) {
+        out.push(relative(corpus, p));
+      }
+    }
+  };
+  walk(root, 0);
+  return out.sort();
+}
+
+function sha256(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** A previous shard is reused when its source, options and every audio file it used are unchanged. */
+function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string): old is ShardMeta {
+  if (!old || old.sourceHash !== hash) return false;
+  try {
+    if (statSync(join(out, old.file)).size !== old.bytes) return false;
+    for (const [file, size, mtimeMs] of old.deps.npy) {
+      const st = statSync(join(corpus, file));
+      if (st.size !== size || st.mtimeMs !== mtimeMs) return false;
+    }
+    for (const [scp, size] of old.deps.scp) {
+      if (readFileSync(join(corpus, scp), 'utf8').length !== size) return false;
+    }
+  } catch {
+    return false;
+  }
+  return true;
+}
+
+export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
+  const started = performance.now();
+  const corpus = resolve(opts.corpus);
+  const out = resolve(opts.out);
+  if (!existsSync(corpus) || !statSync(corpus).isDirectory()) throw new CorpusError(corpus, 'corpus directory does not exist');
+  if (!existsSync(join(corpus, 'metadata'))) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
+  const sources = findShards(corpus);
+  if (sources.length === 0) throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
+
+  const options: IndexOptions = {
+    tokenizer: opts.tokenizer ?? 'qwen3',
+    codebookSize: opts.codebookSize ?? 1024,
+    maxLineBytes: opts.maxLineBytes ?? 1 << 20,
+  };
+  const tok = TextTokenizer.load(options.tokenizer);
+  mkdirSync(join(out, SHARDS_DIR), { recursive: true });
+
+  let previous: Manifest | undefined;
+  try {
+    previous = readManifest(out);
+  } catch {
+    previous = undefined;
+  }
+  const sameSettings = previous && previous.vocab.tokenizerFingerprint === tok.fingerprint && JSON.stringify(previous.options) === JSON.stringify(options);
+  const oldBySource = new Map((sameSettings ? previous?.shards ?? [] : []).map((s) => [s.source, s]));
+
+  const kept: ShardMeta[] = [];
+  const jobs = [];
+  for (const source of sources) {
+    const old = oldBySource.get(source);
+    if (reusable(old, corpus, out, sha256(join(corpus, source)))) kept.push(old);
+    else jobs.push({ corpus, source, indexDir: out, options });
+  }
+  let done = kept.length;
+  let records = kept.reduce((n, s) => n + s.records, 0);
+  let bytes = 0;
+  const built = await buildShards(jobs, opts.workers ?? 1, tok, (meta) => {
+    done++;
+    records += meta.records;
+    bytes += meta.jsonlBytes;
+    opts.onProgress?.({ shardsDone: done, shardsTotal: sources.length, records, bytes });
+  });
+  const shards = [...kept, ...built];
+  if (shards.every((s) => s.records === 0)) {
+    throw new CorpusError(corpus, `holds nothing usable: all ${sources.length} shards were empty or quarantined (${shards.flatMap((s) => s.quarantine).length} problems; first: ${shards.flatMap((s) => s.quarantine)[0]?.detail ?? 'none'})`);
+  }
+  const codebooks = Math.max(1, ...shards.map((s) => s.maxCodebooks));
+  const manifest = compileManifest(out, shards, makeVocabLayout(tok, codebooks, options.codebookSize), options);
+  writeFileAtomic(join(out, QUARANTINE_FILE), manifest.shards.flatMap((s) => s.quarantine).map((q) => JSON.stringify(q) + '\n').join(''));
+  writeManifest(out, manifest);
+
+  // Only now are files of older builds unreferenced; removing them cannot break a valid index.
+  const live = new Set(manifest.shards.map((s) => s.file.slice(SHARDS_DIR.length + 1)));
+  for (const f of readdirSync(join(out, SHARDS_DIR))) {
+    if (!live.has(f)) unlinkSync(join(out, SHARDS_DIR, f));
+  }
+  return {
+    manifest,
+    shardsBuilt: built.length,
+    shardsReused: kept.length,
+    records: manifest.records,
+    jsonlBytes: built.reduce((n, s) => n + s.jsonlBytes, 0),
+    seconds: (performance.now() - started) / 1000,
+  };
+}

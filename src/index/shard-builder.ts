@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { AudioResolver } from '../corpus/audio-resolver.js';
+import { splitAudioRefs, type FieldPart } from '../corpus/audio-refs.js';
+import { audioCodesToTokens } from '../corpus/npy.js';
+import type { QuarantineEntry } from '../corpus/quarantine.js';
+import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord } from '../corpus/record-schema.js';
+import { readShardLines } from '../corpus/shard-lines.js';
+import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import { checksum, digest, key64 } from '../util/hash.js';
+import { BLOCK_TOKENS, FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Section, type ShardMeta, type ShardTask } from './format.js';
+
+export interface ShardJob {
+  readonly corpus: string;
+  /** Shard path relative to the corpus root. */
+  readonly source: string;
+  readonly indexDir: string;
+  readonly options: IndexOptions;
+}
+
+interface Accepted {
+  readonly rec: FlanRecord;
+  readonly line: number;
+  readonly fields: readonly (readonly FieldPart[])[];
+  readonly task: string;
+}
+
+/** Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. */
+export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: AudioResolver): Promise<ShardMeta> {
+  const { corpus, source, options } = job;
+  const raw = readFileSync(join(corpus, source));
+  const sourceHash = createHash('sha256').update(raw).digest('hex');
+  const { lines, issues, bytes: jsonlBytes } = readShardLines(join(corpus, source), source, options.maxLineBytes);
+  const quarantine: QuarantineEntry[] = [...issues];
+  const npyDeps = new Map<string, readonly [string, number, number]>();
+  const scpDeps = new Map<string, number>();
+  const accepted: Accepted[] = [];
+  const seen = new Set<string>();
+
+  for (const { line, text, unterminated } of lines) {
+    const bad = (reason: QuarantineEntry['reason'], detail: string): void => {
+      quarantine.push({ file: source, line, reason, detail });
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      if (unterminated) bad('truncated_line', 'the last line ends without a newline and is not complete JSON');
+      else bad('invalid_json', (err as Error).message);
+      continue;
+    }
+    const parsed = recordSchema.safeParse(json);
+    if (!parsed.success) {
+      bad('schema', describeSchemaError(parsed.error));
+      continue;
+    }
+    const rec = parsed.data;
+    if (!isDomain(rec.domain)) {
+      bad('unknown_domain', `domain "${rec.domain}" is not speech, music or audio`);
+      continue;
+    }
+    if (seen.has(rec.uuid)) {
+      bad('duplicate_uuid', `uuid ${rec.uuid} already appears in this shard`);
+      continue;
+    }
+    const fields = [rec.instruction, rec.input, rec.output].map(splitAudioRefs);
+    let problem: { reason: QuarantineEntry['reason']; detail: string } | undefined;
+    for (const part of fields.flat()) {
+      if (part.kind !== 'audio') continue;
+      const r = audio.resolve(rec.domain, part.id);
+      if (!r.ok) {
+        problem = r;
+        break;
+      }
+      if (r.npy.codes.some((c) => c < 0 || c >= options.codebookSize)) {
+        problem = { reason: 'npy_malformed', detail: `${r.file}: codes outside [0, ${options.codebookSize})` };
+        break;
+      }
+      npyDeps.set(r.file, [r.file, r.size, r.mtimeMs]);
+      scpDeps.set(r.scp, r.scpSize);
+    }
+    if (problem) {
+      bad(problem.reason, problem.detail);
+      continue;
+    }
+    seen.add(rec.uuid);
+    const task = taskPath(rec.domain, rec.task_type.major[0] ?? '', rec.task_type.minor[0] ?? '');
+    accepted.push({ rec, line, fields, task });
+  }
+
+  // Tokenize every text piece of the shard in one batch call (native, multi-threaded).
+  const texts: string[] = [];
+  for (const a of accepted) for (const f of a.fields) for (const p of f) if (p.kind === 'text') texts.push(p.text);
+  const encoded = await tok.encodeBatch(texts);
+
+  const taskIndex = new Map<string, number>();
+  const tasks: { path: string; rec: FlanRecord; rows: number[][]; text: number; audio: number; unseen: boolean }[] = [];
+  const tokenChunks: Int32Array[] = [];
+  const rows = new Int32Array(accepted.length * ROW_WIDTH);
+  const spans: number[] = [];
+  const strings: Buffer[] = [];
+  let stringBytes = 0;
+  const addString = (s: string): [number, number] => {
+    const b = Buffer.from(s, 'utf8');
+    strings.push(b);
+    stringBytes += b.length;
+    return [stringBytes - b.length, b.length];
+  };
+  let tokens = 0;
+  let textCursor = 0;
+  let maxCodebooks = 0;
+  const { audioOffset, codebookSize } = { audioOffset: tok.vocabSize, codebookSize: options.codebookSize };
+
+  accepted.forEach((a, r) => {
+    const row = r * ROW_WIDTH;
+    const start = tokens;
+    const fieldLens: number[] = [];
+    let audioTokens = 0;
+    let firstInputAudio: string | undefined;
+    const spanStart = spans.length / SPAN_WIDTH;
+    a.fields.forEach((parts, fieldNo) => {
+      let len = 0;
+      for (const p of parts) {
+        if (p.kind === 'text') {
+          const ids = encoded[textCursor++] ?? new Int32Array(0);
+          tokenChunks.push(ids);
+          len += ids.length;
+          tokens += ids.length;
+          continue;
+        }
+        const res = audio.resolve(a.rec.domain, p.id);
+        if (!res.ok) throw new Error(`audio ${p.id} resolved during validation but not now`);
+        const n = res.npy.codebooks * res.npy.frames + 2;
+        const out = new Int32Array(n);
+        out[0] = tok.special.soa;
+        audioCodesToTokens(res.npy, audioOffset, codebookSize, out, 1);
+        out[n - 1] = tok.special.eoa;
+        maxCodebooks = Math.max(maxCodebooks, res.npy.codebooks);
+        const [idOff, idLen] = addString(p.id);
+        spans.push(tokens - start, n, idOff, idLen);
+        if (fieldNo === 1 && firstInputAudio === undefined) firstInputAudio = p.id;
+        tokenChunks.push(out);
+        len += n;
+        tokens += n;
+        audioTokens += n;
+      }
+      fieldLens.push(len);
+    });
+    let t = taskIndex.get(a.task);
+    if (t === undefined) {
+      t = tasks.length;
+      taskIndex.set(a.task, t);
+      tasks.push({ path: a.task, rec: a.rec, rows: [[], [], []], text: 0, audio: 0, unseen: false });
+    }
+    const task = tasks[t]!;
+    const total = tokens - start;
+    task.text += total - audioTokens;
+    task.audio += audioTokens;
+    task.unseen ||= a.rec.task_type.unseen;
+    let splits = 0;
+    for (const s of a.rec.split) splits |= SPLIT_BIT[s];
+    (['train', 'dev', 'test'] as const).forEach((s, i) => {
+      if (splits & SPLIT_BIT[s]) task.rows[i]!.push(r);
+    });
+    const [uOff, uLen] = addString(a.rec.uuid);
+    const [oOff, oLen] = addString(a.rec.output);
+    const [klo, khi] = firstInputAudio === undefined ? [0, 0] : key64(firstInputAudio);
+    rows.set(
+      [start, fieldLens[0] ?? 0, fieldLens[1] ?? 0, fieldLens[2] ?? 0, t, splits, audioTokens, spanStart, spans.length / SPAN_WIDTH - spanStart, uOff, uLen, a.line, klo, khi, a.rec.task_type.unseen ? FLAG_UNSEEN : 0, oOff, oLen],
+      row,
+    );
+  });
+
+  const lists: number[] = [];
+  const shardTasks: ShardTask[] = tasks.map((t) => {
+    const listOffsets = t.rows.map((rs) => {
+      const off = lists.length;
+      lists.push(...rs);
+      return off;
+    }) as unknown as [number, number, number];
+    const [domain, major, minor] = [t.rec.domain, t.rec.task_type.major[0] ?? '', t.rec.task_type.minor[0] ?? ''];
+    return {
+      path: t.path, domain, major, minor, ug: t.rec.task_type['U/G'][0] ?? 'understanding', unseen: t.unseen,
+      counts: [t.rows[0]!.length, t.rows[1]!.length, t.rows[2]!.length], listOffsets, textTokens: t.text, audioTokens: t.audio,
+    };
+  });
+
+  // Serialize sections back to back; tokens first so token offsets are file offsets / 4.
+  const tokenBuf = Buffer.alloc(tokens * 4);
+  let at = 0;
+  for (const c of tokenChunks) {
+    tokenBuf.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), at);
+    at += c.byteLength;
+  }
+  const sectionBufs = {
+    tokens: tokenBuf,
+    rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
+    spans: Buffer.from(Int32Array.from(spans).buffer),
+    strings: Buffer.concat(strings, stringBytes),
+    lists: Buffer.from(Int32Array.from(lists).buffer),
+  };
+  const sections = {} as Record<keyof typeof sectionBufs, Section>;
+  let offset = 0;
+  for (const [name, buf] of Object.entries(sectionBufs) as [keyof typeof sectionBufs, Buffer][]) {
+    sections[name] = [offset, buf.length];
+    offset += buf.length;
+  }
+  const blocks: string[] = [];
+  for (let b = 0; b < tokens; b += BLOCK_TOKENS) {
+    blocks.push(checksum(tokenBuf.subarray(b * 4, Math.min(tokens, b + BLOCK_TOKENS) * 4)));
+  }
+  const deps = {
+    npy: [...npyDeps.values()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
+    scp: [...scpDeps.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)) as [string, number][],
+  };
+  const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), JSON.stringify(deps));
+  const file = `${SHARDS_DIR}/${key}.bin`;
+  const tmp = join(job.indexDir, `${file}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const buf of Object.values(sectionBufs)) writeSync(fd, buf);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(job.indexDir, file));
+
+  return {
+    key, file, bytes: offset, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks, sections,
+    checksums: {
+      rows: checksum(sectionBufs.rows), spans: checksum(sectionBufs.spans), strings: checksum(sectionBufs.strings),
+      lists: checksum(sectionBufs.lists), blocks,
+    },
+    maxCodebooks, deps, quarantine, jsonlBytes,
+  };
+}

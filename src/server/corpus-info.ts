@@ -1,0 +1,56 @@
+import type { DataServiceCore } from '../stream/data-service-core.js';
+
+/** GetCorpusInfo's answer (proto CorpusInfo, camelCase). */
+export function corpusInfo(core: DataServiceCore): Record<string, unknown> {
+  const m = core.reader.manifest;
+  const v = m.vocab;
+  const heldoutSets = Object.entries(core.settings.heldoutSets).map(([name, spec]) => {
+    const r = core.heldoutFromRaw({ name });
+    return {
+      name,
+      fingerprint: r.fingerprint,
+      selectors: spec.selectors ?? [],
+      unseenFlag: spec.unseenFlag ?? false,
+      excludeSharedAudio: spec.excludeSharedAudio ?? false,
+      tasks: [...r.tasks].sort((a, b) => a - b).map((t) => m.tasks[t]?.path ?? ''),
+    };
+  });
+  return {
+    indexFingerprint: m.fingerprint,
+    records: m.records,
+    tasks: m.tasks.map((t) => ({
+      index: t.id,
+      path: t.path,
+      domain: t.domain,
+      major: t.major,
+      minor: t.minor,
+      ug: t.ug,
+      trainRecords: t.counts[0],
+      devRecords: t.counts[1],
+      testRecords: t.counts[2],
+      textTokens: t.textTokens,
+      audioTokens: t.audioTokens,
+      unseen: t.unseen,
+    })),
+    vocab: {
+      tokenizer: v.tokenizer,
+      tokenizerFingerprint: v.tokenizerFingerprint,
+      textVocabSize: v.textVocabSize,
+      padId: v.special.pad,
+      soaId: v.special.soa,
+      eoaId: v.special.eoa,
+      imStartId: v.special.imStart,
+      imEndId: v.special.imEnd,
+      eosId: v.special.eos,
+      audioOffset: v.audioOffset,
+      codebooks: v.codebooks,
+      codebookSize: v.codebookSize,
+      totalSize: v.totalSize,
+    },
+    heldoutSets,
+    defaultHeldout: core.settings.defaultHeldout,
+    mixtures: Object.keys(core.settings.mixtures).sort(),
+    domains: [...core.domains()],
+    quarantined: m.quarantined,
+  };
+}

@@ -1,0 +1,219 @@
+import { DOMAINS } from '../corpus/record-schema.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
+import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
+import { ChatTemplate } from '../pack/chat-template.js';
+import { SegmentLayout } from '../pack/segment-layout.js';
+import { NO_HELDOUT, resolveHeldout, SharedAudioFilter, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
+import { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import { EvalItems } from './eval-items.js';
+import { EvalPlanner, type EvalState } from './eval-planner.js';
+import { ExampleTable } from './example-table.js';
+import { decodeToken } from './resume-token.js';
+import type { StreamContext } from './stream-context.js';
+import { StreamSession, type Planner } from './stream-session.js';
+import { oneOf, parseSpec, parseWithin, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
+import { TrainPlanner, type TrainState } from './train-planner.js';
+
+export interface RawMixture {
+  name?: string;
+  weights?: Record<string, number>;
+  within?: string;
+  temperature?: number;
+  cap?: number | string;
+}
+export interface RawHeldout {
+  name?: string;
+  selectors?: string[];
+  unseenFlag?: boolean;
+  excludeSharedAudio?: boolean;
+  inline?: boolean;
+  scope?: string;
+}
+export interface RawUpdate extends RawMixture {
+  applyAtStep?: number | string;
+}
+export interface RawOpen {
+  spec?: (RawSpec & { mixture?: RawMixture | null; heldout?: RawHeldout | null }) | null;
+  resume?: { token?: Uint8Array; rank?: number; worldSize?: number; maxBatches?: number | string; heldout?: RawHeldout | null } | null;
+  updates?: RawUpdate[];
+}
+
+export interface CoreSettings {
+  readonly mixtures: Readonly<Record<string, Partial<MixtureSpec>>>;
+  readonly heldoutSets: Readonly<Record<string, Partial<HeldoutSpec>>>;
+  readonly defaultHeldout: string;
+  readonly defaults: SpecDefaults;
+  readonly limits: SpecLimits;
+  readonly systemPrompt: string;
+  readonly cacheBytes: number;
+}
+
+/**
+ * The data service without its transport: opens the index, resolves specs, named mixtures and
+ * held-out sets, and opens stream sessions. `src/server` adapts it to gRPC.
+ */
+export class DataServiceCore implements StreamContext {
+  readonly reader: IndexReader;
+  readonly template: ChatTemplate;
+  readonly settings: CoreSettings;
+  private readonly heldoutCache = new Map<string, ResolvedHeldout>();
+  private readonly filters = new Map<string, SharedAudioFilter>();
+  private readonly tables = new Map<SplitIndex, ExampleTable>();
+
+  private constructor(reader: IndexReader, template: ChatTemplate, settings: CoreSettings) {
+    this.reader = reader;
+    this.template = template;
+    this.settings = settings;
+  }
+
+  static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
+    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes });
+    const tok = TextTokenizer.load(reader.manifest.vocab.tokenizer);
+    if (tok.fingerprint !== reader.manifest.vocab.tokenizerFingerprint) {
+      throw new FailedPreconditionError('tokenizer_mismatch', `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`);
+    }
+    const core = new DataServiceCore(reader, await ChatTemplate.create(tok, settings.systemPrompt), settings);
+    for (const name of Object.keys(settings.heldoutSets)) core.namedHeldout(name, 'config.heldout');
+    for (const name of Object.keys(settings.mixtures)) {
+      core.resolveMixture(core.mixture({ name }, 'config.mixtures'), core.namedHeldout(settings.defaultHeldout, 'config.default_heldout'), `config.mixtures.${name}`);
+    }
+    return core;
+  }
+
+  table(split: SplitIndex): ExampleTable {
+    let t = this.tables.get(split);
+    if (!t) {
+      t = new ExampleTable(this.reader, split);
+      this.tables.set(split, t);
+    }
+    return t;
+  }
+
+  resolveHeldout(spec: HeldoutSpec, name: string, field = 'heldout'): ResolvedHeldout {
+    const key = JSON.stringify(spec);
+    let r = this.heldoutCache.get(key);
+    if (!r) {
+      r = resolveHeldout(spec, this.reader.tasks, name, field);
+      this.heldoutCache.set(key, r);
+    }
+    return r;
+  }
+
+  resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture'): Float64Array {
+    const train = this.table(0);
+    const sizes = this.reader.tasks.map((t) => (heldout.tasks.has(t.id) ? 0 : train.size(t.id)));
+    return resolveMixture(mixture, this.reader.tasks, sizes, heldout.tasks, field);
+  }
+
+  private namedHeldout(name: string, field: string): ResolvedHeldout {
+    const named = this.settings.heldoutSets[name];
+    if (!named) throw new InvalidArgumentError(field, `no held-out set named "${name}" (known: ${Object.keys(this.settings.heldoutSets).join(', ') || 'none'})`);
+    return this.resolveHeldout({ ...NO_HELDOUT, ...named }, name, field);
+  }
+
+  heldoutFromRaw(raw: RawHeldout | null | undefined, field = 'heldout'): ResolvedHeldout {
+    if (!raw || (!raw.inline && !raw.name && !raw.selectors?.length && !raw.unseenFlag && !raw.excludeSharedAudio)) {
+      return this.namedHeldout(this.settings.defaultHeldout, 'config.default_heldout');
+    }
+    if (raw.name) return this.namedHeldout(raw.name, `${field}.name`);
+    const spec: HeldoutSpec = {
+      selectors: raw.selectors ?? [],
+      unseenFlag: raw.unseenFlag ?? false,
+      excludeSharedAudio: raw.excludeSharedAudio ?? false,
+      scope: raw.scope ? oneOf(`${field}.scope`, raw.scope, ['all', 'test'] as const) : 'all',
+    };
+    return this.resolveHeldout(spec, '', field);
+  }
+
+  /** A raw mixture, a named one as its base, explicit fields on top. */
+  mixture(raw: RawMixture | null | undefined, field: string): MixtureSpec {
+    let base: MixtureSpec = NATURAL;
+    if (raw?.name) {
+      const named = this.settings.mixtures[raw.name];
+      if (!named) throw new InvalidArgumentError(`${field}.name`, `no mixture named "${raw.name}" (known: ${Object.keys(this.settings.mixtures).join(', ')})`);
+      base = { ...NATURAL, ...named };
+    }
+    const weights = raw?.weights && Object.keys(raw.weights).length > 0 ? raw.weights : base.weights;
+    return {
+      weights,
+      within: raw?.within ? parseWithin(`${field}.within`, raw.within) : base.within,
+      temperature: raw?.temperature ? raw.temperature : base.temperature,
+      cap: raw?.cap ? Number(raw.cap) : base.cap,
+    };
+  }
+
+  update(raw: RawUpdate): MixtureUpdate {
+    const step = Number(raw.applyAtStep ?? 0);
+    if (!Number.isSafeInteger(step) || step < 0) throw new InvalidArgumentError('mixture_update.apply_at_step', `must be a non-negative integer, got ${String(raw.applyAtStep)}`);
+    return { mixture: this.mixture(raw, 'mixture_update'), applyAtStep: step };
+  }
+
+  private planner(spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown): { plan: Planner; layout: SegmentLayout } {
+    if (spec.split === 'train') {
+      const layout = layoutFor(0);
+      let filter: SharedAudioFilter | undefined;
+      if (heldout.spec.excludeSharedAudio) {
+        filter = this.filters.get(heldout.fingerprint);
+        if (!filter) {
+          filter = new SharedAudioFilter(this.reader, heldout);
+          this.filters.set(heldout.fingerprint, filter);
+        }
+      }
+      const planner = new TrainPlanner(
+        { spec, layout, table: layout.table, heldout, filter, resolve: (m, field) => this.resolveMixture(m, heldout, field) },
+        state as TrainState | undefined,
+      );
+      return { plan: { kind: 'train', planner }, layout };
+    }
+    const tasks = this.reader.tasks.filter((t) => (spec.split === 'heldout') === heldout.tasks.has(t.id)).map((t) => t.id);
+    const splits: SplitIndex[] = spec.split === 'heldout' ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
+    const items = new EvalItems(this.reader, tasks, splits);
+    // Evaluation items carry their own locations; the layout reads rows through any table.
+    const layout = layoutFor(0);
+    return { plan: { kind: 'eval', planner: new EvalPlanner(items, layout, spec, state as EvalState | undefined), items }, layout };
+  }
+
+  open(raw: RawOpen): StreamSession {
+    const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(this.table(s), this.template);
+    let spec: StreamSpec;
+    let placement: Placement;
+    let heldout: ResolvedHeldout;
+    let step = 0;
+    let state: unknown;
+    if (raw.resume) {
+      const p = decodeToken(raw.resume.token ?? new Uint8Array(0), this.reader.fingerprint);
+      spec = p.spec;
+      heldout = this.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
+      if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');
+      if (raw.resume.heldout) {
+        const expected = this.heldoutFromRaw(raw.resume.heldout, 'resume.heldout');
+        if (expected.fingerprint !== heldout.fingerprint) {
+          throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}… but the request asks for ${expected.fingerprint.slice(0, 12)}…; start a new stream to change the held-out set`);
+        }
+      }
+      const worldSize = raw.resume.worldSize || p.worldSize;
+      ({ placement } = parseSpec({ ...spec, rank: raw.resume.rank ?? 0, worldSize, maxBatches: raw.resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, this.settings.defaults, this.settings.limits));
+      step = p.step;
+      state = p.state;
+    } else if (raw.spec) {
+      heldout = this.heldoutFromRaw(raw.spec.heldout);
+      const mixture = this.mixture(raw.spec.mixture, 'mixture');
+      ({ spec, placement } = parseSpec(raw.spec, mixture, heldout.spec, heldout.name, this.settings.defaults, this.settings.limits));
+      if (spec.split === 'train') this.resolveMixture(mixture, heldout);
+      else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0) {
+        throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
+      }
+    } else {
+      throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
+    }
+    const { plan, layout } = this.planner(spec, heldout, layoutFor, state);
+    const session = new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, layout, plan, step });
+    for (const u of raw.updates ?? []) session.addUpdate(this.update(u));
+    return session;
+  }
+
+  domains(): readonly string[] {
+    return DOMAINS;
+  }
+}

@@ -1,0 +1,175 @@
+import { DOMAINS } from '../corpus/record-schema.js';
+import type { SegmentLayout, Segment } from '../pack/segment-layout.js';
+import type { ResolvedHeldout } from '../splits/heldout.js';
+import { buildBatch, buildExamples } from './batch-builder.js';
+import type { EvalItems } from './eval-items.js';
+import { EvalPlanner, type EvalState } from './eval-planner.js';
+import { encodeToken } from './resume-token.js';
+import { specHash, type MixtureUpdate, type Placement, type StreamSpec } from './stream-spec.js';
+import type { TrainPlanner, TrainState } from './train-planner.js';
+import type { WireEnd, WireResponse, WireStats } from './wire-types.js';
+
+export type Planner = { kind: 'train'; planner: TrainPlanner } | { kind: 'eval'; planner: EvalPlanner; items: EvalItems };
+
+export interface SessionInit {
+  readonly spec: StreamSpec;
+  readonly placement: Placement;
+  readonly heldout: ResolvedHeldout;
+  readonly indexFingerprint: string;
+  readonly layout: SegmentLayout;
+  readonly plan: Planner;
+  /** The next global step to build. */
+  readonly step: number;
+}
+
+/**
+ * One client's stream: plans each global step (world_size × batch_size rows), materializes only
+ * this rank's rows, and attaches the resume token that continues right after the batch.
+ * Building is synchronous and on demand, so a slow client holds at most what gRPC buffers.
+ */
+export class StreamSession {
+  readonly spec: StreamSpec;
+  readonly placement: Placement;
+  readonly heldout: ResolvedHeldout;
+  private readonly init: SessionInit;
+  private step: number;
+  private sent = 0;
+  private finished = false;
+  private lastToken: Buffer;
+  private readonly taskDomain: Int32Array;
+
+  constructor(init: SessionInit) {
+    this.init = init;
+    this.spec = init.spec;
+    this.placement = init.placement;
+    this.heldout = init.heldout;
+    this.step = init.step;
+    this.taskDomain = Int32Array.from(init.layout.table.reader.tasks.map((t) => DOMAINS.indexOf(t.domain as (typeof DOMAINS)[number])));
+    this.lastToken = this.token();
+  }
+
+  get nextStep(): number {
+    return this.step;
+  }
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /** The token of the last batch sent (or of the start), for a client being drained. */
+  get resumeToken(): Buffer {
+    return this.lastToken;
+  }
+
+  addUpdate(u: MixtureUpdate): void {
+    if (this.init.plan.kind !== 'train') throw new Error('mixture updates apply to train streams only');
+    this.init.plan.planner.addUpdate(u, this.step);
+  }
+
+  private token(): Buffer {
+    const { plan } = this.init;
+    const state: TrainState | EvalState = plan.planner.state();
+    return encodeToken({
+      index: this.init.indexFingerprint,
+      heldout: this.heldout.fingerprint,
+      specHash: specHash(this.spec),
+      spec: this.spec,
+      step: this.step,
+      worldSize: this.placement.worldSize,
+      state,
+    });
+  }
+
+  private planStep(): Segment[][] {
+    const rows = this.placement.worldSize * this.spec.batchSize;
+    const { plan } = this.init;
+    return plan.kind === 'train' ? plan.planner.planStep(this.step, rows) : plan.planner.planStep(rows);
+  }
+
+  /** The next message, or undefined once the stream has ended. */
+  next(): WireResponse | undefined {
+    if (this.finished) return undefined;
+    const { plan } = this.init;
+    if (this.placement.maxBatches > 0 && this.sent >= this.placement.maxBatches) return this.end('max_batches');
+    if (plan.kind === 'eval' && plan.planner.done) return this.end('complete');
+    const all = this.planStep();
+    const { rank } = this.placement;
+    const { batchSize } = this.spec;
+    const mine = all.slice(rank * batchSize, (rank + 1) * batchSize);
+    const layout = this.init.layout;
+    const body = buildBatch(layout, this.spec.packing === 'examples' ? [] : mine, this.taskDomain);
+    const step = this.step++;
+    this.sent++;
+    this.lastToken = this.token();
+    return {
+      batch: {
+        ...body,
+        step,
+        rank,
+        worldSize: this.placement.worldSize,
+        batchSize: mine.length,
+        seqLen: this.spec.seqLen,
+        resumeToken: this.lastToken,
+        stats: this.stats(),
+        heldoutFingerprint: this.heldout.fingerprint,
+        examples: this.spec.packing === 'examples' ? buildExamples(layout, mine) : [],
+      },
+    };
+  }
+
+  /** Ends the stream; `shutdown` hands the client the token of the last batch it was sent. */
+  end(reason: WireEnd['reason']): WireResponse {
+    this.finished = true;
+    const tasks = this.init.layout.table.reader.tasks.length;
+    const { plan } = this.init;
+    const mine = plan.kind === 'eval' ? this.rankCounts(plan.items) : Array.from({ length: tasks }, () => 0);
+    const totals = plan.kind === 'eval' ? plan.items.perTask : Array.from({ length: tasks }, () => 0);
+    return {
+      end: {
+        taskExamples: mine,
+        totalTaskExamples: [...totals],
+        examples: mine.reduce((a, b) => a + b, 0),
+        totalExamples: totals.reduce((a, b) => a + b, 0),
+        resumeToken: this.lastToken,
+        reason,
+      },
+    };
+  }
+
+  /** Examples this rank is given over the whole evaluation stream, replayed from its start. */
+  private rankCounts(items: EvalItems): number[] {
+    const replay = new EvalPlanner(items, this.init.layout, this.spec);
+    const counts = items.perTask.map(() => 0);
+    const { rank, worldSize } = this.placement;
+    const B = this.spec.batchSize;
+    while (!replay.done) {
+      const rows = replay.planStep(worldSize * B).slice(rank * B, (rank + 1) * B);
+      for (const row of rows) for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  private stats(): WireStats {
+    const { plan } = this.init;
+    const totals = plan.planner.totals;
+    const target = plan.kind === 'train' ? Array.from(plan.planner.targets) : totals.examples.map(() => 0);
+    const domainExamples = DOMAINS.map(() => 0);
+    const domainTarget = DOMAINS.map(() => 0);
+    totals.examples.forEach((n, t) => {
+      const d = this.taskDomain[t] ?? 0;
+      domainExamples[d] = (domainExamples[d] ?? 0) + n;
+      domainTarget[d] = (domainTarget[d] ?? 0) + (target[t] ?? 0);
+    });
+    return {
+      taskExamples: totals.examples,
+      taskTextTokens: totals.textTokens,
+      taskAudioTokens: totals.audioTokens,
+      taskTarget: target,
+      domainExamples,
+      domainTarget,
+      paddingTokens: totals.padding,
+      dropped: totals.dropped.reduce((a, b) => a + b, 0),
+      truncated: totals.truncated.reduce((a, b) => a + b, 0),
+    };
+  }
+}

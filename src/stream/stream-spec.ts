@@ -1,0 +1,115 @@
+import { InvalidArgumentError } from '../errors.js';
+import type { Within, MixtureSpec } from '../mix/mixture.js';
+import type { Overlong } from '../pack/segment-layout.js';
+import type { HeldoutSpec } from '../splits/heldout.js';
+import { digest } from '../util/hash.js';
+
+export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
+export type StreamSplit = (typeof SPLITS)[number];
+export const PACKINGS = ['none', 'packed', 'multiturn', 'examples'] as const;
+export type Packing = (typeof PACKINGS)[number];
+
+/** What defines a stream's content. Rank, world size and max_batches only select from it. */
+export interface StreamSpec {
+  readonly split: StreamSplit;
+  readonly batchSize: number;
+  readonly seqLen: number;
+  readonly packing: Packing;
+  readonly mixture: MixtureSpec;
+  readonly heldout: HeldoutSpec;
+  readonly heldoutName: string;
+  readonly seed: number;
+  readonly window: number;
+  readonly overlong: Overlong;
+  readonly maxTurns: number;
+}
+
+export interface Placement {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** 0 = unbounded. */
+  readonly maxBatches: number;
+}
+
+export interface MixtureUpdate {
+  readonly mixture: MixtureSpec;
+  readonly applyAtStep: number;
+}
+
+/** A raw spec as it arrives (proto field names, camelCase, defaults already zero/empty). */
+export interface RawSpec {
+  split?: string;
+  batchSize?: number;
+  seqLen?: number;
+  packing?: string;
+  seed?: number | string;
+  rank?: number;
+  worldSize?: number;
+  maxBatches?: number | string;
+  window?: number;
+  overlong?: string;
+  maxTurns?: number;
+}
+
+export interface SpecDefaults {
+  readonly window: number;
+  readonly overlong: Overlong;
+  readonly maxTurns: number;
+}
+
+export interface SpecLimits {
+  readonly maxBatchTokens: number;
+  readonly maxSeqLen: number;
+  readonly maxWorldSize: number;
+}
+
+function int(field: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new InvalidArgumentError(field, `must be an integer in [${min}, ${max}], got ${String(v)}`);
+  }
+  return n;
+}
+
+export function oneOf<T extends string>(field: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(field, `"${String(v)}" is not one of ${allowed.join(', ')}`);
+  }
+  return v as T;
+}
+
+/** Validates the scalar part of a spec; mixture and held-out set are resolved by the caller. */
+export function parseSpec(raw: RawSpec, mixture: MixtureSpec, heldout: HeldoutSpec, heldoutName: string, defaults: SpecDefaults, limits: SpecLimits): { spec: StreamSpec; placement: Placement } {
+  const split = oneOf('split', raw.split || 'train', SPLITS);
+  const packing = oneOf('packing', raw.packing || 'packed', PACKINGS);
+  if (packing === 'examples' && split === 'train') throw new InvalidArgumentError('packing', '"examples" is for evaluation splits (heldout, dev, test)');
+  const batchSize = int('batch_size', raw.batchSize, 1, 1 << 16);
+  const seqLen = int('seq_len', raw.seqLen, 16, limits.maxSeqLen);
+  if (batchSize * seqLen > limits.maxBatchTokens) {
+    throw new InvalidArgumentError('batch_size', `batch_size × seq_len = ${batchSize * seqLen} exceeds the server limit of ${limits.maxBatchTokens} tokens per batch`);
+  }
+  const worldSize = raw.worldSize ? int('world_size', raw.worldSize, 1, limits.maxWorldSize) : 1;
+  const rank = int('rank', raw.rank ?? 0, 0, worldSize - 1);
+  const spec: StreamSpec = {
+    split,
+    batchSize,
+    seqLen,
+    packing,
+    mixture,
+    heldout,
+    heldoutName,
+    seed: int('seed', raw.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    window: raw.window ? int('window', raw.window, 1, 1 << 16) : defaults.window,
+    overlong: raw.overlong ? oneOf<Overlong>('overlong', raw.overlong, ['drop', 'truncate']) : defaults.overlong,
+    maxTurns: raw.maxTurns ? int('max_turns', raw.maxTurns, 1, 64) : defaults.maxTurns,
+  };
+  return { spec, placement: { rank, worldSize, maxBatches: int('max_batches', raw.maxBatches ?? 0, 0, Number.MAX_SAFE_INTEGER) } };
+}
+
+export function specHash(spec: StreamSpec): string {
+  return digest(JSON.stringify(spec));
+}
+
+export function parseWithin(field: string, v: unknown): Within {
+  return oneOf<Within>(field, v, ['proportional', 'uniform', 'temperature']);
+}

@@ -1,0 +1,41 @@
+import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+
+/** Running totals of the global stream (all ranks), carried in the resume token. */
+export interface StreamStats {
+  examples: number[];
+  textTokens: number[];
+  audioTokens: number[];
+  dropped: number[];
+  truncated: number[];
+  padding: number;
+}
+
+export function emptyStats(tasks: number): StreamStats {
+  const z = (): number[] => Array.from({ length: tasks }, () => 0);
+  return { examples: z(), textTokens: z(), audioTokens: z(), dropped: z(), truncated: z(), padding: 0 };
+}
+
+export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonly Segment[], seqLen: number): void {
+  let used = 0;
+  for (const seg of row) {
+    used += seg.length;
+    let audio = 0;
+    for (const t of seg.turns) {
+      const a = layout.turnAudio(t);
+      audio += a;
+      stats.examples[t.loc.task] = (stats.examples[t.loc.task] ?? 0) + 1;
+      stats.audioTokens[t.loc.task] = (stats.audioTokens[t.loc.task] ?? 0) + a;
+    }
+    // Template tokens are text; a segment's text tokens go to its first turn's task.
+    const first = seg.turns[0]?.loc.task ?? 0;
+    stats.textTokens[first] = (stats.textTokens[first] ?? 0) + seg.length - audio;
+  }
+  stats.padding += seqLen - used;
+}
+
+export function isStats(x: unknown, tasks: number): x is StreamStats {
+  if (typeof x !== 'object' || x === null) return false;
+  const s = x as Record<string, unknown>;
+  const arr = (k: string): boolean => Array.isArray(s[k]) && (s[k] as unknown[]).length === tasks && (s[k] as unknown[]).every((v) => Number.isSafeInteger(v) && (v as number) >= 0);
+  return ['examples', 'textTokens', 'audioTokens', 'dropped', 'truncated'].every(arr) && Number.isSafeInteger(s.padding);
+}

@@ -1,0 +1,176 @@
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { Sampler, type SamplerState } from '../mix/sampler.js';
+import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
+import type { MixtureSpec } from '../mix/mixture.js';
+import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import type { ResolvedHeldout, SharedAudioFilter } from '../splits/heldout.js';
+import type { ExampleTable } from './example-table.js';
+import { countRow, emptyStats, isStats, type StreamStats } from './stream-stats.js';
+import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
+
+/** Everything a train stream has to remember between batches (it goes into the resume token). */
+export interface TrainState {
+  readonly sampler: SamplerState;
+  readonly walker: WalkerState;
+  /** Packing window leftovers: per unit [turns, task, i, task, i, …]. */
+  readonly pool: number[];
+  readonly stats: StreamStats;
+  readonly mixture: MixtureSpec;
+  readonly pending: MixtureUpdate[];
+}
+
+export interface TrainDeps {
+  readonly spec: StreamSpec;
+  readonly layout: SegmentLayout;
+  readonly table: ExampleTable;
+  readonly heldout: ResolvedHeldout;
+  readonly filter: SharedAudioFilter | undefined;
+  readonly resolve: (m: MixtureSpec, field: string) => Float64Array;
+}
+
+/**
+ * Plans the global train stream row by row: the sampler picks a task, the task's permutation
+ * picks a record, the packer fills rows (oldest pending unit first, then the largest that still
+ * fits from a bounded window). The row sequence does not depend on world size; a global step is
+ * world_size × batch_size rows.
+ */
+export class TrainPlanner {
+  private readonly deps: TrainDeps;
+  private readonly sampler: Sampler;
+  private readonly walker: TaskWalker;
+  private pool: Segment[];
+  private readonly stats: StreamStats;
+  private mixture: MixtureSpec;
+  private pending: MixtureUpdate[];
+  private readonly sizes: Float64Array;
+
+  constructor(deps: TrainDeps, state?: TrainState) {
+    this.deps = deps;
+    const tasks = deps.table.reader.tasks.length;
+    this.sizes = new Float64Array(tasks);
+    for (let t = 0; t < tasks; t++) this.sizes[t] = deps.heldout.tasks.has(t) ? 0 : deps.table.size(t);
+    if (state) TrainPlanner.check(state, tasks);
+    this.mixture = state?.mixture ?? deps.spec.mixture;
+    this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
+    this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker);
+    this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
+    this.pending = state ? [...state.pending] : [];
+    this.pool = state ? this.restorePool(state.pool) : [];
+  }
+
+  private static check(s: TrainState, tasks: number): void {
+    const ints = (xs: unknown, n: number): boolean => Array.isArray(xs) && xs.length === n && xs.every((v) => Number.isSafeInteger(v) && (v as number) >= 0);
+    const ok =
+      typeof s === 'object' && s !== null &&
+      ints(s.sampler?.counts, tasks) && Number.isSafeInteger(s.sampler.drawn) &&
+      ints(s.walker?.cursors, tasks) && ints(s.walker?.epochs, tasks) &&
+      Array.isArray(s.pool) && s.pool.length <= 1 << 20 && s.pool.every((v) => Number.isSafeInteger(v) && v >= 0) &&
+      isStats(s.stats, tasks) && Array.isArray(s.pending) && typeof s.mixture === 'object';
+    if (!ok) throw new InvalidArgumentError('resume.token', 'token state does not fit this index');
+  }
+
+  private restorePool(flat: number[]): Segment[] {
+    const out: Segment[] = [];
+    for (let at = 0; at < flat.length; ) {
+      const n = flat[at++] ?? 0;
+      const turns = [];
+      for (let k = 0; k < n; k++) {
+        const task = flat[at++] ?? -1;
+        const i = flat[at++] ?? -1;
+        if (!(i < this.deps.table.size(task))) throw new InvalidArgumentError('resume.token', 'token state does not fit this index');
+        turns.push(this.deps.layout.turn(this.deps.table.locate(task, i), k > 0));
+      }
+      const fit = n === 1 ? this.deps.layout.fit(turns[0]!.loc, this.deps.spec.seqLen, this.deps.spec.overlong)?.segment : undefined;
+      out.push(fit ?? { turns, length: this.deps.layout.segmentLength(turns) });
+    }
+    return out;
+  }
+
+  get targets(): Float64Array {
+    return this.sampler.targets;
+  }
+
+  get totals(): StreamStats {
+    return this.stats;
+  }
+
+  /** Queues a live update; `nextStep` is the first step not yet planned. */
+  addUpdate(u: MixtureUpdate, nextStep: number): void {
+    if (u.applyAtStep < nextStep) {
+      throw new InvalidArgumentError('mixture_update.apply_at_step', `step ${u.applyAtStep} was already built (next step is ${nextStep}); send updates for a later step`);
+    }
+    this.deps.resolve(u.mixture, 'mixture_update');
+    this.pending = [...this.pending.filter((p) => p.applyAtStep !== u.applyAtStep), u].sort((a, b) => a.applyAtStep - b.applyAtStep);
+  }
+
+  planStep(step: number, rows: number): Segment[][] {
+    while (this.pending[0] && this.pending[0].applyAtStep <= step) {
+      const u = this.pending.shift()!;
+      this.mixture = u.mixture;
+      this.sampler.setTarget(this.deps.resolve(u.mixture, 'mixture_update'));
+    }
+    return Array.from({ length: rows }, () => {
+      const row = this.planRow();
+      countRow(this.stats, this.deps.layout, row, this.deps.spec.seqLen);
+      return row;
+    });
+  }
+
+  private planRow(): Segment[] {
+    const { spec } = this.deps;
+    if (spec.packing === 'none') return [this.drawUnit()];
+    while (this.pool.length < spec.window) this.pool.push(this.drawUnit());
+    const first = this.pool.shift()!;
+    const row = [first];
+    let free = spec.seqLen - first.length;
+    for (;;) {
+      let best = -1;
+      let bestLen = 0;
+      for (let j = 0; j < this.pool.length; j++) {
+        const len = this.pool[j]!.length;
+        if (len <= free && len > bestLen) {
+          best = j;
+          bestLen = len;
+        }
+      }
+      if (best < 0) break;
+      row.push(this.pool.splice(best, 1)[0]!);
+      free -= bestLen;
+    }
+    return row;
+  }
+
+  /**
+   * The next unit from the sampler. A record that cannot be used (over-long under `drop`, or
+   * sharing audio with a held-out example) is given back to the sampler and counted, so realized
+   * proportions follow the target over what is actually served.
+   */
+  protected drawUnit(): Segment {
+    const { spec, table, layout, filter } = this.deps;
+    let rejected = 0;
+    for (;;) {
+      const t = this.sampler.next();
+      const loc = table.locate(t, this.walker.next(t));
+      const fit = filter?.excluded(loc.shard, loc.row) ? undefined : layout.fit(loc, spec.seqLen, spec.overlong);
+      if (fit) {
+        if (fit.truncated) this.stats.truncated[t] = (this.stats.truncated[t] ?? 0) + 1;
+        return fit.segment;
+      }
+      if (!filter?.excluded(loc.shard, loc.row)) this.stats.dropped[t] = (this.stats.dropped[t] ?? 0) + 1;
+      this.sampler.undo(t);
+      if (++rejected > (this.sizes[t] ?? 0) + 1) {
+        const path = table.reader.tasks[t]?.path ?? String(t);
+        throw new FailedPreconditionError('nothing_to_serve', `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or share audio with held-out examples; raise seq_len or give the task weight 0`);
+      }
+    }
+  }
+
+  state(): TrainState {
+    const pool: number[] = [];
+    for (const u of this.pool) {
+      pool.push(u.turns.length);
+      for (const t of u.turns) pool.push(t.loc.task, t.loc.i);
+    }
+    return { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: structuredClone(this.stats), mixture: this.mixture, pending: [...this.pending] };
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Plain objects shaped like the proto messages (proto-loader's camelCase field names), produced
+ * by the stream layer without any gRPC import.
+ */
+export interface WireStats {
+  taskExamples: number[];
+  taskTextTokens: number[];
+  taskAudioTokens: number[];
+  taskTarget: number[];
+  domainExamples: number[];
+  domainTarget: number[];
+  paddingTokens: number;
+  dropped: number;
+  truncated: number;
+}
+
+export interface WireExample {
+  uuid: string;
+  task: number;
+  promptTokens: Buffer;
+  answerTokens: Buffer;
+  answerText: string;
+  answerAudioIds: string[];
+}
+
+export interface WireBatch {
+  step: number;
+  rank: number;
+  worldSize: number;
+  batchSize: number;
+  seqLen: number;
+  padId: number;
+  tokens: Buffer;
+  segRow: number[];
+  segOffset: number[];
+  segLength: number[];
+  segTask: number[];
+  segDomain: number[];
+  segTextTokens: number[];
+  segAudioTokens: number[];
+  segTurns: number[];
+  uuids: string[];
+  turnTask: number[];
+  lossSpans: number[];
+  resumeToken: Buffer;
+  stats: WireStats;
+  heldoutFingerprint: string;
+  examples: WireExample[];
+}
+
+export interface WireEnd {
+  taskExamples: number[];
+  totalTaskExamples: number[];
+  examples: number;
+  totalExamples: number;
+  resumeToken: Buffer;
+  reason: 'complete' | 'max_batches' | 'shutdown';
+}
+
+export type WireResponse = { batch: WireBatch } | { end: WireEnd };

