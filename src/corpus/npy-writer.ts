@@ -53,22 +53,24 @@ export function encodeNpy(
   out.writeUInt16LE(headerLen, 8);
   out.write(dict + ' '.repeat(padding) + '\n', 10, 'latin1');
   const [lo, hi] = RANGE[dtype];
-  let at = 10 + headerLen;
   for (let i = 0; i < count; i++) {
     const v = data[i] as number;
     if (!Number.isInteger(v) || v < lo || v > hi) {
       throw new Error(`encodeNpy: value ${String(v)} at ${String(i)} does not fit ${dtype}`);
     }
-    switch (dtype) {
-      case '<i2': out.writeInt16LE(v, at); break;
-      case '<u2': out.writeUInt16LE(v, at); break;
-      case '<i4': out.writeInt32LE(v, at); break;
-      case '<i8':
-        out.writeUInt32LE(v >>> 0, at);
-        out.writeInt32LE(Math.floor(v / 0x100000000), at + 4);
-        break;
-    }
-    at += size;
+  }
+  const view = new DataView(out.buffer, out.byteOffset + 10 + headerLen, count * size);
+  switch (dtype) {
+    case '<i2': for (let i = 0; i < count; i++) view.setInt16(i * 2, data[i] as number, true); break;
+    case '<u2': for (let i = 0; i < count; i++) view.setUint16(i * 2, data[i] as number, true); break;
+    case '<i4': for (let i = 0; i < count; i++) view.setInt32(i * 4, data[i] as number, true); break;
+    case '<i8':
+      for (let i = 0; i < count; i++) {
+        const v = data[i] as number;
+        view.setUint32(i * 8, v >>> 0, true);
+        view.setInt32(i * 8 + 4, Math.floor(v / 0x100000000), true);
+      }
+      break;
   }
   return out;
 }

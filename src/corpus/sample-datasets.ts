@@ -4,7 +4,7 @@
  * (speaker, language, transcript, labels) that stay consistent across every task using the clip.
  */
 import type { NpyWriteDtype } from './npy-writer.js';
-import { Rng, hashInts, hashString } from './sample-rng.js';
+import { Rng, hash2, hashInts, hashString } from './sample-rng.js';
 import { sentence } from './sample-text.js';
 import { AUDIO_FLAN_TASKS, type Domain } from './task-catalog.js';
 
@@ -180,19 +180,29 @@ export function clipSeconds(clip: Clip): number {
   return clip.frames / 50;
 }
 
+const NAME_HASHES = new Map<string, number>();
+function nameHash(name: string): number {
+  let h = NAME_HASHES.get(name);
+  if (h === undefined) {
+    h = hashString(name);
+    NAME_HASHES.set(name, h);
+  }
+  return h;
+}
+
 /** A clip-level label, the same for every task that asks about this clip. */
 export function attr<T>(clip: Clip, name: string, list: readonly T[]): T {
-  return list[hashInts(clip.key, hashString(name)) % list.length] as T;
+  return list[hash2(clip.key, nameHash(name)) % list.length] as T;
 }
 
 /** A speaker-level label (gender, accent, …), the same for all clips of a speaker. */
 export function speakerAttr<T>(clip: Clip, name: string, list: readonly T[]): T {
-  return list[hashInts(clip.spkKey, hashString(name)) % list.length] as T;
+  return list[hash2(clip.spkKey, nameHash(name)) % list.length] as T;
 }
 
 /** A deterministic per-clip Rng for derived content (e.g. beat times, chord sequences). */
 export function clipRng(clip: Clip, purpose: string): Rng {
-  return new Rng(hashInts(clip.key, hashString(purpose)));
+  return new Rng(hash2(clip.key, nameHash(purpose)));
 }
 
 /** What is said in the clip (consistent between ASR, TTS, translation, …). */

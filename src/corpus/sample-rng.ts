@@ -11,7 +11,12 @@ export function mix32(x: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** Hash of several 32-bit integers (order-sensitive). */
+/** Hash of two 32-bit integers (order-sensitive). */
+export function hash2(a: number, b: number): number {
+  return mix32(mix32(0x9e3779b9 ^ mix32((a >>> 0) + 0x7f4a7c15)) ^ mix32((b >>> 0) + 0x7f4a7c15));
+}
+
+/** Hash of several 32-bit integers (order-sensitive); hashInts(a, b) === hash2(a, b). */
 export function hashInts(...xs: readonly number[]): number {
   let h = 0x9e3779b9;
   for (const x of xs) h = mix32(h ^ mix32((x >>> 0) + 0x7f4a7c15));
@@ -34,13 +39,12 @@ export class Rng {
 
   constructor(seed: number, stream = 0) {
     // Accept any JS number as a seed: fold its high bits in too.
-    const lo = seed >>> 0;
-    const hi = Math.floor(Math.abs(seed) / 0x100000000) >>> 0;
-    this.a = hashInts(lo, hi, stream, 1);
-    this.b = hashInts(lo, hi, stream, 2);
-    this.c = hashInts(lo, hi, stream, 3);
+    const base = hash2(hash2(seed >>> 0, Math.floor(Math.abs(seed) / 0x100000000)), stream);
+    this.a = hash2(base, 1);
+    this.b = hash2(base, 2);
+    this.c = hash2(base, 3);
     this.d = 1;
-    for (let i = 0; i < 12; i++) this.u32();
+    for (let i = 0; i < 8; i++) this.u32();
   }
 
   /** Uniform 32-bit unsigned integer. */
@@ -90,28 +94,36 @@ export class Rng {
   }
 }
 
-/** A 24-bit Feistel round function. */
-function feistelRound(x: number, key: number): number {
-  return mix32(x ^ key) & 0xffffff;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex32(n: number): string {
+  return (HEX[(n >>> 24) & 255] ?? '') + (HEX[(n >>> 16) & 255] ?? '') + (HEX[(n >>> 8) & 255] ?? '') + (HEX[n & 255] ?? '');
 }
 
 /**
- * Unique, random-looking UUID-shaped string. The last 48 bits are a bijective scramble of `index`,
- * so two different indices can never collide; the rest comes from `rng`.
+ * Unique, random-looking UUID-shaped strings (version-4 layout). The last 48 bits are a bijective
+ * scramble (4-round Feistel network) of the record index, so two indices never collide; the rest
+ * comes from the Rng.
  */
-export function sampleUuid(rng: Rng, index: number, key: number): string {
-  let l = Math.floor(index / 0x1000000) & 0xffffff;
-  let r = index & 0xffffff;
-  for (let round = 0; round < 4; round++) {
-    const t = r;
-    r = (l ^ feistelRound(r, hashInts(key, round))) & 0xffffff;
-    l = t;
+export class UuidMaker {
+  private readonly keys: readonly number[];
+
+  constructor(key: number) {
+    this.keys = [0, 1, 2, 3].map((round) => hashInts(key, round));
   }
-  const hex = (n: number, w: number): string => (n >>> 0).toString(16).padStart(w, '0').slice(-w);
-  const a = rng.u32();
-  const b = rng.u32();
-  const c = rng.u32();
-  return (
-    `${hex(a, 8)}-${hex(b >>> 16, 4)}-4${hex(b, 3)}-${hex(0x8000 | (c & 0x3fff), 4)}-` + `${hex(l, 6)}${hex(r, 6)}`
-  );
+
+  make(rng: Rng, index: number): string {
+    let l = Math.floor(index / 0x1000000) & 0xffffff;
+    let r = index & 0xffffff;
+    for (const k of this.keys) {
+      const t = r;
+      r = (l ^ mix32(r ^ k)) & 0xffffff;
+      l = t;
+    }
+    const a = hex32(rng.u32());
+    const b = hex32(rng.u32());
+    const c = hex32((rng.u32() & 0x3fff) | 0x8000);
+    const tail = hex32(l).slice(2) + hex32(r).slice(2);
+    return `${a}-${b.slice(0, 4)}-4${b.slice(5)}-${c.slice(4)}-${tail}`;
+  }
 }

@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
+import { writeAudioGroups } from './audio-groups.js';
 import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
 
 function percentiles(lengths: number[]): [number, number, number, number] {
@@ -38,8 +39,9 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     counts: [0, 0, 0],
     runs: [[], [], []],
   }));
+  const rowsOf = (s: number): Int32Array => readRows(indexDir, shards[s]!);
   shards.forEach((shard, s) => {
-    const rows = readRows(indexDir, shard);
+    const rows = rowsOf(s);
     shard.tasks.forEach((t, local) => {
       const a = acc[id.get(t.path) ?? -1];
       if (!a) return;
@@ -80,5 +82,6 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     records: shards.reduce((n, s) => n + s.records, 0),
     quarantined: quarantine.length,
     quarantineByReason: byReason,
+    audioGroups: writeAudioGroups(indexDir, shards, rowsOf),
   };
 }

@@ -1,4 +1,5 @@
 import type { QuarantineEntry } from '../corpus/quarantine.js';
+import type { AudioGroupsMeta } from './audio-groups.js';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 
 /**
@@ -9,10 +10,11 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  *   spans   int32 [spans × SPAN_WIDTH], audio spans of all records (fields in SPAN)
  *   strings utf-8 blob: uuids, audio ids, output texts
  *   lists   int32, per local task and split, the rows of that task holding that split
+ * and `audio-groups.bin` lists the records that share their first input clip (multi-turn).
  * Every section and every BLOCK_TOKENS block of tokens has a checksum in the manifest, so a
  * damaged file is detected when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 1;
+export const INDEX_FORMAT_VERSION = 2;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 export const SHARDS_DIR = 'shards';
@@ -108,6 +110,7 @@ export interface Manifest {
   readonly records: number;
   readonly quarantined: number;
   readonly quarantineByReason: Readonly<Record<string, number>>;
+  readonly audioGroups: AudioGroupsMeta;
 }
 
 export interface IndexOptions {

@@ -5,6 +5,7 @@ import { IndexCorruptError } from '../errors.js';
 import { checksum } from '../util/hash.js';
 import { BLOCK_TOKENS, ROW, ROW_WIDTH, SPLIT_NAMES, type Manifest, type Section, type ShardMeta, type TaskEntry } from './format.js';
 import { readManifest } from './manifest-io.js';
+import { readAudioGroups } from './audio-groups.js';
 
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
@@ -26,6 +27,8 @@ export class IndexReader {
   private readonly cache: LRUCache<string, Int32Array | Buffer>;
   private readonly fds = new Map<number, number>();
   private readonly realDir: string;
+  private groups: Int32Array | undefined;
+  private readonly localTasks = new Map<number, Int32Array>();
 
   private constructor(dir: string, manifest: Manifest, opts: ReaderOptions) {
     this.dir = dir;
@@ -156,6 +159,23 @@ export class IndexReader {
       out.set(blk.subarray(from, from + n), at + done);
       done += n;
     }
+  }
+
+  /** The global task id of a record (rows store their shard-local task index). */
+  taskOf(shard: number, row: number): number {
+    let map = this.localTasks.get(shard);
+    if (!map) {
+      const ids = new Map(this.manifest.tasks.map((t) => [t.path, t.id]));
+      map = Int32Array.from(this.shard(shard).tasks.map((t) => ids.get(t.path) ?? -1));
+      this.localTasks.set(shard, map);
+    }
+    return map[this.rows(shard)[row * ROW_WIDTH + ROW.TASK] ?? 0] ?? -1;
+  }
+
+  /** The shared-clip map (see audio-groups.ts), loaded on first use by a multiturn stream. */
+  audioGroups(): Int32Array {
+    this.groups ??= readAudioGroups(this.dir, this.manifest.audioGroups);
+    return this.groups;
   }
 
   close(): void {

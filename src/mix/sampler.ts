@@ -64,6 +64,12 @@ export class Sampler {
     return best;
   }
 
+  /** Counts an example of task t that arrived another way (a later turn of a conversation). */
+  credit(t: number): void {
+    this.counts[t] = (this.counts[t] ?? 0) + 1;
+    this.drawn++;
+  }
+
   /** Takes back the last draw of task t (it could not be served); the next draw picks t again. */
   undo(t: number): void {
     this.counts[t] = (this.counts[t] ?? 0) - 1;

@@ -52,6 +52,26 @@ export class ExampleTable {
     return { task, i, shard, row };
   }
 
+  /** The position of (shard, row) in task's list for this split, or -1 if the record is not in it. */
+  indexOf(task: number, shard: number, row: number): number {
+    const runs = this.reader.tasks[task]?.runs[this.split] ?? [];
+    const c = this.cum[task];
+    for (let k = 0; k < runs.length; k++) {
+      const [s, local] = runs[k]!;
+      if (s !== shard) continue;
+      const list = this.reader.list(s, local, this.split);
+      let a = 0;
+      let b = list.length;
+      while (a < b) {
+        const m = (a + b) >> 1;
+        if ((list[m] ?? 0) < row) a = m + 1;
+        else b = m;
+      }
+      if (list[a] === row) return (c?.[k] ?? 0) + a;
+    }
+    return -1;
+  }
+
   /** The record's row fields (instruction, input, output lengths and more; see ROW). */
   fields(loc: ExampleLoc): Int32Array {
     const o = loc.row * ROW_WIDTH;

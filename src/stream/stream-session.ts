@@ -122,7 +122,8 @@ export class StreamSession {
     this.finished = true;
     const tasks = this.init.layout.table.reader.tasks.length;
     const { plan } = this.init;
-    const mine = plan.kind === 'eval' ? this.rankCounts(plan.items) : Array.from({ length: tasks }, () => 0);
+    const replayed = plan.kind === 'eval' ? this.replay(plan.items) : undefined;
+    const mine = replayed?.counts ?? Array.from({ length: tasks }, () => 0);
     const totals = plan.kind === 'eval' ? plan.items.perTask : Array.from({ length: tasks }, () => 0);
     return {
       end: {
@@ -132,12 +133,13 @@ export class StreamSession {
         totalExamples: totals.reduce((a, b) => a + b, 0),
         resumeToken: this.lastToken,
         reason,
+        taskDropped: replayed?.dropped ?? Array.from({ length: tasks }, () => 0),
       },
     };
   }
 
-  /** Examples this rank is given over the whole evaluation stream, replayed from its start. */
-  private rankCounts(items: EvalItems): number[] {
+  /** Examples this rank is given over the whole evaluation stream, and the set's dropped items, replayed from its start. */
+  private replay(items: EvalItems): { counts: number[]; dropped: number[] } {
     const replay = new EvalPlanner(items, this.init.layout, this.spec);
     const counts = items.perTask.map(() => 0);
     const { rank, worldSize } = this.placement;
@@ -146,7 +148,7 @@ export class StreamSession {
       const rows = replay.planStep(worldSize * B).slice(rank * B, (rank + 1) * B);
       for (const row of rows) for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
     }
-    return counts;
+    return { counts, dropped: replay.totals.dropped };
   }
 
   private stats(): WireStats {
@@ -170,6 +172,8 @@ export class StreamSession {
       paddingTokens: totals.padding,
       dropped: totals.dropped.reduce((a, b) => a + b, 0),
       truncated: totals.truncated.reduce((a, b) => a + b, 0),
+      taskDropped: totals.dropped,
+      taskTruncated: totals.truncated,
     };
   }
 }

@@ -1,8 +1,11 @@
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { groupRange, QUAD } from '../index/audio-groups.js';
+import { ROW } from '../index/format.js';
+import { hashInts } from '../mix/permutation.js';
 import { Sampler, type SamplerState } from '../mix/sampler.js';
 import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
 import type { MixtureSpec } from '../mix/mixture.js';
-import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
 import type { ResolvedHeldout, SharedAudioFilter } from '../splits/heldout.js';
 import type { ExampleTable } from './example-table.js';
 import { countRow, emptyStats, isStats, type StreamStats } from './stream-stats.js';
@@ -154,7 +157,7 @@ export class TrainPlanner {
       const fit = filter?.excluded(loc.shard, loc.row) ? undefined : layout.fit(loc, spec.seqLen, spec.overlong);
       if (fit) {
         if (fit.truncated) this.stats.truncated[t] = (this.stats.truncated[t] ?? 0) + 1;
-        return fit.segment;
+        return spec.packing === 'multiturn' && !fit.truncated ? this.conversation(fit.segment) : fit.segment;
       }
       if (!filter?.excluded(loc.shard, loc.row)) this.stats.dropped[t] = (this.stats.dropped[t] ?? 0) + 1;
       this.sampler.undo(t);
@@ -163,6 +166,52 @@ export class TrainPlanner {
         throw new FailedPreconditionError('nothing_to_serve', `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or share audio with held-out examples; raise seq_len or give the task weight 0`);
       }
     }
+  }
+
+  /**
+   * Grows a drawn example into a conversation about its clip: other train records whose first
+   * input clip is the same (from the index's audio groups), one per task, in a seeded order, while
+   * they fit. Later turns leave the clip out (it was shown in turn 1) and count toward their own
+   * task in the sampler, so the mixture stays exact. Held-out, zero-weight and excluded records
+   * never join.
+   */
+  private conversation(first: Segment): Segment {
+    const { spec, table, layout, filter } = this.deps;
+    const head = first.turns[0]!;
+    const f = table.fields(head.loc);
+    const lo = f[ROW.AUDIO_KEY_LO] ?? 0;
+    const hi = f[ROW.AUDIO_KEY_HI] ?? 0;
+    if (lo === 0 && hi === 0) return first;
+    const reader = table.reader;
+    const groups = reader.audioGroups();
+    const [from, to] = groupRange(groups, lo, hi);
+    const candidates: { shard: number; row: number; order: number }[] = [];
+    for (let q = from; q < to; q++) {
+      const shard = groups[q * QUAD + 2] ?? 0;
+      const row = groups[q * QUAD + 3] ?? 0;
+      if (shard === head.loc.shard && row === head.loc.row) continue;
+      candidates.push({ shard, row, order: hashInts(spec.seed, head.loc.task, head.loc.i, shard, row) });
+    }
+    candidates.sort((a, b) => a.order - b.order || a.shard - b.shard || a.row - b.row);
+    const turns: Turn[] = [head];
+    const used = new Set([head.loc.task]);
+    let length = first.length;
+    for (const c of candidates) {
+      if (turns.length >= spec.maxTurns) break;
+      const t = reader.taskOf(c.shard, c.row);
+      if (used.has(t) || !((this.sizes[t] ?? 0) > 0) || !((this.sampler.targets[t] ?? 0) > 0)) continue;
+      if (filter?.excluded(c.shard, c.row)) continue;
+      const i = table.indexOf(t, c.shard, c.row);
+      if (i < 0) continue;
+      const turn = layout.turn({ task: t, i, shard: c.shard, row: c.row }, true);
+      const len = layout.turnLength(turn);
+      if (length + len > spec.seqLen) continue;
+      turns.push(turn);
+      used.add(t);
+      length += len;
+      this.sampler.credit(t);
+    }
+    return turns.length === 1 ? first : { turns, length };
   }
 
   state(): TrainState {

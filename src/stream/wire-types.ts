@@ -12,6 +12,8 @@ export interface WireStats {
   paddingTokens: number;
   dropped: number;
   truncated: number;
+  taskDropped: number[];
+  taskTruncated: number[];
 }
 
 export interface WireExample {
@@ -55,6 +57,7 @@ export interface WireEnd {
   totalExamples: number;
   resumeToken: Buffer;
   reason: 'complete' | 'max_batches' | 'shutdown';
+  taskDropped: number[];
 }
 
 export type WireResponse = { batch: WireBatch } | { end: WireEnd };

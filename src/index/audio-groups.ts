@@ -1,0 +1,79 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { IndexCorruptError } from '../errors.js';
+import { checksum } from '../util/hash.js';
+import { ROW, ROW_WIDTH, type ShardMeta } from './format.js';
+import { writeFileAtomic } from './manifest-io.js';
+
+/**
+ * The audio → examples map multi-turn packing needs: every record whose first input clip is
+ * shared with at least one other record, as int32 quads [keyLo, keyHi, shard, row] sorted by
+ * key, then shard, then row. Built at index time, so the server never scans records for it.
+ */
+export const AUDIO_GROUPS_FILE = 'audio-groups.bin';
+export const QUAD = 4;
+
+export interface AudioGroupsMeta {
+  readonly file: string;
+  readonly entries: number;
+  readonly checksum: string;
+}
+
+export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array): AudioGroupsMeta {
+  const quads: number[][] = [];
+  shards.forEach((shard, s) => {
+    const rows = rowsOf(s);
+    for (let r = 0; r < shard.records; r++) {
+      const lo = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_LO] ?? 0;
+      const hi = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_HI] ?? 0;
+      if (lo !== 0 || hi !== 0) quads.push([lo, hi, s, r]);
+    }
+  });
+  const cmp = (a: number[], b: number[]): number => (a[1]! - b[1]!) || (a[0]! - b[0]!) || (a[2]! - b[2]!) || (a[3]! - b[3]!);
+  quads.sort(cmp);
+  const shared = quads.filter((q, i) => {
+    const same = (o: number[] | undefined): boolean => o !== undefined && o[0] === q[0] && o[1] === q[1];
+    return same(quads[i - 1]) || same(quads[i + 1]);
+  });
+  const data = Int32Array.from(shared.flat());
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  writeFileAtomic(join(indexDir, AUDIO_GROUPS_FILE), bytes);
+  return { file: AUDIO_GROUPS_FILE, entries: shared.length, checksum: checksum(bytes) };
+}
+
+export function readAudioGroups(indexDir: string, meta: AudioGroupsMeta): Int32Array {
+  const path = join(indexDir, AUDIO_GROUPS_FILE);
+  const buf = Buffer.alloc(meta.entries * QUAD * 4);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new IndexCorruptError(path, 'audio groups file is missing');
+  }
+  try {
+    if (readSync(fd, buf, 0, buf.length, 0) !== buf.length) throw new IndexCorruptError(path, 'audio groups file is truncated');
+  } finally {
+    closeSync(fd);
+  }
+  if (checksum(buf) !== meta.checksum) throw new IndexCorruptError(path, 'audio groups file fails its checksum');
+  return new Int32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+}
+
+/** The [from, to) quad range of records sharing the clip key (lo, hi). */
+export function groupRange(groups: Int32Array, lo: number, hi: number): [number, number] {
+  const n = groups.length / QUAD;
+  const less = (i: number): boolean => {
+    const h = groups[i * QUAD + 1] ?? 0;
+    return h < hi || (h === hi && (groups[i * QUAD] ?? 0) < lo);
+  };
+  let a = 0;
+  let b = n;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (less(m)) a = m + 1;
+    else b = m;
+  }
+  let end = a;
+  while (end < n && groups[end * QUAD] === lo && groups[end * QUAD + 1] === hi) end++;
+  return [a, end];
+}

@@ -1,0 +1,26 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type {} from 'vitest';
+import type { TestProject } from 'vitest/node';
+import { writeSampleCorpus } from '../src/corpus/sample-corpus.js';
+import { buildIndex } from '../src/index/build-index.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A 3,000-record sample corpus (seed 0) and its index, built once per test run. */
+    sampleCorpus: string;
+    sampleIndex: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => void> {
+  const dir = mkdtempSync(join(tmpdir(), 'flanstream-test-'));
+  const corpus = join(dir, 'corpus');
+  const index = join(dir, 'index');
+  await writeSampleCorpus(corpus, { records: 3000, seed: 0 });
+  await buildIndex({ corpus, out: index, workers: 1 });
+  project.provide('sampleCorpus', corpus);
+  project.provide('sampleIndex', index);
+  return () => rmSync(dir, { recursive: true, force: true });
+}
