@@ -1,0 +1,54 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+export function stats(xs: readonly number[]): { median: number; min: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid]! : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+  return { median, min: s[0] ?? 0, max: s[s.length - 1] ?? 0 };
+}
+
+export const fmtM = (x: number): string => `${(x / 1e6).toFixed(2)}M`;
+
+/** A sample corpus of `records` and its index under .cache/bench, built once and reused. */
+export function benchIndex(records: number): string {
+  const dir = join(ROOT, '.cache', 'bench', `sample-${records}`);
+  const cli = join(ROOT, 'dist', 'cli.js');
+  mkdirSync(dir, { recursive: true });
+  const run = (args: string[]): void => {
+    const r = spawnSync(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`flanstream ${args.join(' ')} failed`);
+  };
+  if (!existsSync(join(dir, 'corpus', 'metadata'))) run(['sample-corpus', join(dir, 'corpus'), '--records', String(records), '--seed', '0']);
+  if (!existsSync(join(dir, 'index', 'manifest.msgpack'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index')]);
+  return join(dir, 'index');
+}
+
+/** Starts a child that prints one JSON line when ready; resolves with it. */
+export async function startChild(cmd: string, args: string[]): Promise<{ child: ChildProcess; info: Record<string, number> }> {
+  const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
+  });
+  return { child, info: JSON.parse(line) as Record<string, number> };
+}
+
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}

@@ -1,0 +1,143 @@
+"""One measurement of the stream benchmark: tokens/s delivered by a source into numpy or torch.
+
+Modes (each prints one JSON line {"tokens": …, "seconds": …, "batches": …}):
+  flanstream TARGET  — FlanStreamDataset, packed 8 × 4096, the real client (decode + prefetch)
+  jsonl FILE         — a plain Python loader: pre-tokenized JSONL, json.loads, greedy packing
+  grpc TARGET        — a bare grpcio client reading a fixed 128 KB message stream, nothing else
+  socket PORT        — raw loopback bytes into a buffer (recv_into), nothing else
+Tokens are real (non-pad) tokens; the ceilings count payload bytes / 4.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "clients", "python"))
+
+B, L, WARMUP = 8, 4096, 10
+
+
+def to_output(arrays: dict, output: str) -> dict:
+    if output == "torch":
+        import torch
+        return {k: torch.from_numpy(v.astype(np.int64) if k != "segment_ids" else v) for k, v in arrays.items()}
+    return arrays
+
+
+def flanstream(target: str, batches: int, output: str, rank: int, world: int) -> tuple[int, float]:
+    from flanstream import FlanStreamDataset
+    ds = FlanStreamDataset(target, split="train", batch_size=B, seq_len=L, packing="packed", seed=0,
+                           output=output, rank=rank, world_size=world, max_batches=batches + WARMUP, prefetch=8)
+    tokens, start = 0, 0.0
+    for i, batch in enumerate(ds):
+        if i == WARMUP:
+            start = time.perf_counter()
+        if i >= WARMUP:
+            tokens += int(batch["cu_seqlens"][-1])
+    return tokens, time.perf_counter() - start
+
+
+def jsonl(path: str, batches: int, output: str) -> tuple[int, float]:
+    """What users write by hand: read lines, parse, pack greedily into fixed rows."""
+    def examples():
+        while True:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    yield json.loads(line)
+
+    def fresh():
+        return (np.full((B, L), 151643, np.int32), np.full((B, L), -100, np.int32),
+                np.zeros((B, L), np.int32), np.zeros((B, L), np.int32))
+
+    ids, labels, pos, seg = fresh()
+    row = off = nseg = 0
+    tokens = done = 0
+    start = time.perf_counter()
+    for ex in examples():
+        x = ex["input_ids"]
+        n = len(x)
+        if n > L:
+            continue
+        if off + n > L:
+            row, off, nseg = row + 1, 0, 0
+            if row == B:
+                to_output({"input_ids": ids, "labels": labels, "position_ids": pos, "segment_ids": seg}, output)
+                done += 1
+                if done == WARMUP:
+                    start, tokens = time.perf_counter(), 0
+                if done == batches + WARMUP:
+                    break
+                ids, labels, pos, seg = fresh()
+                row = 0
+        ids[row, off:off + n] = x
+        labels[row, off:off + n] = ex["labels"]
+        pos[row, off:off + n] = np.arange(n)
+        nseg += 1
+        seg[row, off:off + n] = nseg
+        off += n
+        tokens += n
+    return tokens, time.perf_counter() - start
+
+
+def grpc_ceiling(target: str, batches: int) -> tuple[int, float]:
+    import grpc
+    from flanstream._proto.flanstream.v1 import data_service_pb2 as pb
+    from flanstream._proto.flanstream.v1 import data_service_pb2_grpc as pbg
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)])
+    stream = pbg.DataServiceStub(channel).StreamBatches(iter([pb.StreamRequest(spec=pb.StreamSpec(batch_size=B, seq_len=L))]))
+    nbytes, start = 0, 0.0
+    for i, msg in enumerate(stream):
+        if i == WARMUP:
+            start = time.perf_counter()
+        if i >= WARMUP:
+            nbytes += len(msg.batch.tokens)
+        if i == batches + WARMUP - 1:
+            break
+    elapsed = time.perf_counter() - start
+    stream.cancel()
+    return nbytes // 4, elapsed
+
+
+def socket_ceiling(port: int, batches: int) -> tuple[int, float]:
+    sock = socket.create_connection(("127.0.0.1", port))
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    want = batches * B * L * 4
+    for _ in range(64):
+        sock.recv_into(view)
+    got, start = 0, time.perf_counter()
+    while got < want:
+        got += sock.recv_into(view)
+    elapsed = time.perf_counter() - start
+    sock.close()
+    return got // 4, elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["flanstream", "jsonl", "grpc", "socket"])
+    p.add_argument("where")
+    p.add_argument("--batches", type=int, default=300)
+    p.add_argument("--output", choices=["numpy", "torch"], default="numpy")
+    p.add_argument("--rank", type=int, default=0)
+    p.add_argument("--world", type=int, default=1)
+    a = p.parse_args()
+    if a.mode == "flanstream":
+        tokens, secs = flanstream(a.where, a.batches, a.output, a.rank, a.world)
+    elif a.mode == "jsonl":
+        tokens, secs = jsonl(a.where, a.batches, a.output)
+    elif a.mode == "grpc":
+        tokens, secs = grpc_ceiling(a.where, a.batches)
+    else:
+        tokens, secs = socket_ceiling(int(a.where), a.batches)
+    print(json.dumps({"tokens": tokens, "seconds": secs, "batches": a.batches}))
+
+
+if __name__ == "__main__":
+    main()
