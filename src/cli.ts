@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<void> {
       const dir = positionals[0];
       if (!dir) throw new InvalidArgumentError('dir', 'sample-corpus needs a target directory');
       const s = await writeSampleCorpus(dir, { records: positiveInt('--records', values.records, 20000), seed: positiveInt('--seed', values.seed, 0) });
-      console.log(`sample corpus written to ${dir}: ${JSON.stringify(s.records ?? s)}`.slice(0, 400));
+      console.log(`sample corpus written to ${dir}: ${s.records} records in ${s.tasks.length} tasks ${JSON.stringify(s.byDomain)}, ${s.clips} clips (${s.sharedClips} shared by several tasks)`);
       return;
     }
     case 'index': {

@@ -31,6 +31,7 @@ export class AudioResolver {
   private readonly scps = new Map<string, Map<string, string>>();
   private readonly npyCache = new LRUCache<string, Resolved>({ max: 4096 });
   private readonly scpSizes = new Map<string, number>();
+  private readonly unreadable: string[] = [];
 
   constructor(corpusRoot: string) {
     this.root = resolve(corpusRoot);
@@ -60,7 +61,14 @@ export class AudioResolver {
     if (!map) {
       map = new Map();
       const rel = `scp_files/${domain}/${dataset}.scp`;
-      const text = readFileSync(join(this.root, rel), 'utf8');
+      let text: string;
+      try {
+        text = readFileSync(join(this.root, rel), 'utf8');
+      } catch (err) {
+        // An unreadable scp lists nothing; its ids are quarantined as unresolved, naming it.
+        this.unreadable.push(`${rel} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+        text = '';
+      }
       this.scpSizes.set(key, text.length);
       for (const line of text.split('\n')) {
         const trimmed = line.trim();
@@ -89,7 +97,10 @@ export class AudioResolver {
 
   resolve(domain: string, id: string): Resolved {
     const found = this.lookup(domain, id);
-    if (found === undefined) return { ok: false, reason: 'audio_id_unresolved', detail: `audio id ${id} is in no .scp file` };
+    if (found === undefined) {
+      const note = this.unreadable.length > 0 ? `; unreadable: ${this.unreadable.join(', ')}` : '';
+      return { ok: false, reason: 'audio_id_unresolved', detail: `audio id ${id} is in no .scp file${note}` };
+    }
     const cacheKey = `${found.scp}\u0000${found.path}`;
     const cached = this.npyCache.get(cacheKey);
     if (cached) return cached;

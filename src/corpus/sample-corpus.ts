@@ -154,7 +154,7 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
       const shards = Math.ceil(all.length / SHARD_MAX_RECORDS);
       for (let s = 0; s < shards; s++) {
         const chunk = all.slice(Math.floor((s * all.length) / shards), Math.floor(((s + 1) * all.length) / shards));
-        const rel = join('metadata', task.domain, task.ug, folder, task.dataset, 'jsonl', `${slug(task.minor)}_${folder}_${String(s).padStart(3, '0')}.jsonl`);
+        const rel = `metadata/${task.domain}/${task.ug}/${folder}/${task.dataset}/jsonl/${slug(task.minor)}_${folder}_${String(s).padStart(3, '0')}.jsonl`;
         const text = `${chunk.join('\n')}\n`;
         if (hashString(rel) % 3 === 0) {
           write(join(dir, `${rel}.gz`), gzipSync(Buffer.from(text, 'utf8'), { level: 1 }));

@@ -36,7 +36,7 @@ export const AUDIO_TEMPLATES: readonly TaskTemplate[] = [
     make: (c) => {
       const [e] = events(c.p, 1);
       const asked = c.rng.chance(0.5) ? (e ?? 'Dog') : c.rng.pick(SOUND_EVENTS);
-      return { input: `${audioIn(c)}\ntext: Is there a ${asked.toLowerCase()} sound in the recording?`, output: asked === e ? 'yes' : 'no' };
+      return { input: `${audioIn(c)}\ntext: Can you hear any ${asked.toLowerCase()} sound in the recording?`, output: asked === e ? 'yes' : 'no' };
     } }),
   A({ minor: 'Deepfake Audio Detection', primary: 'in', instr: ['Is this audio real or generated?', 'Detect whether the sound was synthesized.'],
     make: (c) => ({ input: audioIn(c), output: phrase(c, ['{}', 'This audio is {}.'], attr(c.p, 'fake', ['real', 'fake'])) }) }),

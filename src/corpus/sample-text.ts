@@ -33,10 +33,6 @@ const ZH_VERBS = [
 ] as const;
 const ZH_ENDS = ['。', '。', '。', '，大家都很高兴。', '，感觉非常不错。', '，然后就回家了。'] as const;
 
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
 /** One English sentence, 6–18 words. */
 export function enSentence(rng: Rng): string {
   const s = `${rng.pick(EN_SUBJECTS)} ${rng.pick(EN_VERBS)} ${rng.pick(EN_OBJECTS)}`;
@@ -60,7 +56,9 @@ export function spontaneous(rng: Rng, text: string, lang: 'en' | 'zh'): string {
   const words = text.split(' ');
   const at = 1 + rng.int(Math.max(1, words.length - 1));
   words.splice(at, 0, rng.pick(['um,', 'uh,', 'you know,', 'like,', 'I mean,']));
-  return `${rng.pick(['Well, ', 'So, ', 'Um, ', ''])}${words.join(' ')}`;
+  const lead = rng.pick(['Well, ', 'So, ', 'Um, ', '']);
+  const body = words.join(' ');
+  return lead === '' ? body : `${lead}${body.charAt(0).toLowerCase()}${body.slice(1)}`;
 }
 
 // ---- label sets ----

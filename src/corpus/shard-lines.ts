@@ -48,7 +48,8 @@ export function readShardLines(absPath: string, file: string, maxLineBytes: numb
     issues.push({ file, line: 0, reason: 'unreadable_file', detail: String((err as Error).message) });
     return { lines: [], issues, bytes: 0 };
   }
-  const data = file.endsWith('.gz') ? decompress(raw, file, issues) : raw;
+  // A zero-byte .gz is an empty file, not a damaged stream.
+  const data = file.endsWith('.gz') && raw.length > 0 ? decompress(raw, file, issues) : raw;
   if (data.length === 0 && !issues.some((i) => i.reason === 'truncated_gzip')) {
     issues.push({ file, line: 0, reason: 'empty_file', detail: 'the shard holds no records' });
   }
