@@ -1,5 +1,5 @@
 import { DOMAINS } from '../corpus/record-schema.js';
-import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
 import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
 import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import { ChatTemplate } from '../pack/chat-template.js';
@@ -174,6 +174,23 @@ export class DataServiceCore implements StreamContext {
     return { plan: { kind: 'eval', planner: new EvalPlanner(items, layout, spec, state as EvalState | undefined), items }, layout };
   }
 
+  /** Spec, placement, held-out set, step and planner state of a resume request. */
+  private resumeFrom(resume: NonNullable<RawOpen['resume']>): { spec: StreamSpec; placement: Placement; heldout: ResolvedHeldout; step: number; state: unknown } {
+    const p = decodeToken(resume.token ?? new Uint8Array(0), this.reader.fingerprint);
+    const spec = p.spec;
+    const heldout = this.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
+    if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');
+    if (resume.heldout) {
+      const expected = this.heldoutFromRaw(resume.heldout, 'resume.heldout');
+      if (expected.fingerprint !== heldout.fingerprint) {
+        throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}… but the request asks for ${expected.fingerprint.slice(0, 12)}…; start a new stream to change the held-out set`);
+      }
+    }
+    const worldSize = resume.worldSize || p.worldSize;
+    const { placement } = parseSpec({ ...spec, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, this.settings.defaults, this.settings.limits);
+    return { spec, placement, heldout, step: p.step, state: p.state };
+  }
+
   open(raw: RawOpen): StreamSession {
     const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(this.table(s), this.template);
     let spec: StreamSpec;
@@ -182,20 +199,8 @@ export class DataServiceCore implements StreamContext {
     let step = 0;
     let state: unknown;
     if (raw.resume) {
-      const p = decodeToken(raw.resume.token ?? new Uint8Array(0), this.reader.fingerprint);
-      spec = p.spec;
-      heldout = this.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
-      if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');
-      if (raw.resume.heldout) {
-        const expected = this.heldoutFromRaw(raw.resume.heldout, 'resume.heldout');
-        if (expected.fingerprint !== heldout.fingerprint) {
-          throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}… but the request asks for ${expected.fingerprint.slice(0, 12)}…; start a new stream to change the held-out set`);
-        }
-      }
-      const worldSize = raw.resume.worldSize || p.worldSize;
-      ({ placement } = parseSpec({ ...spec, rank: raw.resume.rank ?? 0, worldSize, maxBatches: raw.resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, this.settings.defaults, this.settings.limits));
-      step = p.step;
-      state = p.state;
+      const resume = raw.resume;
+      ({ spec, placement, heldout, step, state } = fromToken(() => this.resumeFrom(resume)));
     } else if (raw.spec) {
       heldout = this.heldoutFromRaw(raw.spec.heldout);
       const mixture = this.mixture(raw.spec.mixture, 'mixture');
@@ -207,13 +212,30 @@ export class DataServiceCore implements StreamContext {
     } else {
       throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
     }
-    const { plan, layout } = this.planner(spec, heldout, layoutFor, state);
-    const session = new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, layout, plan, step });
+    const build = (): StreamSession => {
+      const { plan, layout } = this.planner(spec, heldout, layoutFor, state);
+      return new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, layout, plan, step });
+    };
+    const session = raw.resume ? fromToken(build) : build();
     for (const u of raw.updates ?? []) session.addUpdate(this.update(u));
     return session;
   }
 
   domains(): readonly string[] {
     return DOMAINS;
+  }
+}
+
+/**
+ * Runs a step of rebuilding a stream from a resume token. A token is client input (checksummed,
+ * not secret, so a client can re-encode any payload): whatever fails while restoring it is the
+ * token's fault and must reach the client as INVALID_ARGUMENT, not as INTERNAL.
+ */
+function fromToken<T>(restore: () => T): T {
+  try {
+    return restore();
+  } catch (err) {
+    if (err instanceof FlanError) throw err;
+    throw new InvalidArgumentError('resume.token', `token payload does not describe a stream this server can restore (${describeError(err)})`);
   }
 }

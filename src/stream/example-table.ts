@@ -1,4 +1,4 @@
-import { ROW, ROW_WIDTH } from '../index/format.js';
+import { ROW_WIDTH } from '../index/format.js';
 import type { IndexReader, SplitIndex } from '../index/index-reader.js';
 
 /** Where an example lives and how it is laid out in its shard's token data. */

@@ -1,4 +1,5 @@
 import { DOMAINS } from '../corpus/record-schema.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { SegmentLayout, Segment } from '../pack/segment-layout.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { buildBatch, buildExamples } from './batch-builder.js';
@@ -62,7 +63,8 @@ export class StreamSession {
   }
 
   addUpdate(u: MixtureUpdate): void {
-    if (this.init.plan.kind !== 'train') throw new Error('mixture updates apply to train streams only');
+    // A client error, not an internal one: it must reach the client as INVALID_ARGUMENT.
+    if (this.init.plan.kind !== 'train') throw new InvalidArgumentError('mixture_update', `mixture updates apply to split "train" only; the ${this.spec.split} split is served whole and in order`);
     this.init.plan.planner.addUpdate(u, this.step);
   }
 
@@ -162,10 +164,12 @@ export class StreamSession {
       domainExamples[d] = (domainExamples[d] ?? 0) + n;
       domainTarget[d] = (domainTarget[d] ?? 0) + (target[t] ?? 0);
     });
+    // Copies: the planner keeps counting into its arrays while gRPC may still hold this batch
+    // unserialized in its write buffer.
     return {
-      taskExamples: totals.examples,
-      taskTextTokens: totals.textTokens,
-      taskAudioTokens: totals.audioTokens,
+      taskExamples: [...totals.examples],
+      taskTextTokens: [...totals.textTokens],
+      taskAudioTokens: [...totals.audioTokens],
       taskTarget: target,
       domainExamples,
       domainTarget,

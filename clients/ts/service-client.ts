@@ -1,0 +1,96 @@
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { dataServiceDefinition, loadDefinition } from '../../src/server/proto.js';
+import { toFlanStreamError } from './errors.js';
+import type { StreamRequest } from './spec.js';
+import type { CorpusInfo, WireResponse } from './wire-types.js';
+
+/** `false` (plaintext), `true` (TLS with the system roots) or the path of a PEM root bundle. */
+export type Tls = boolean | string;
+
+export interface ClientOptions {
+  /** Bearer token, sent as `authorization: Bearer <token>` on every call. */
+  readonly token?: string | undefined;
+  readonly tls?: Tls | undefined;
+  /** Deadline of unary calls (`corpusInfo`), in milliseconds; default 30 s. */
+  readonly timeoutMs?: number | undefined;
+  /** Extra gRPC channel options. */
+  readonly channelOptions?: grpc.ChannelOptions | undefined;
+}
+
+/** The raw bidirectional `StreamBatches` call. */
+export type BatchCall = grpc.ClientDuplexStream<StreamRequest, WireResponse>;
+
+type DataServiceStub = grpc.Client & {
+  getCorpusInfo(req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, info?: CorpusInfo) => void): grpc.ClientUnaryCall;
+  streamBatches(md: grpc.Metadata): BatchCall;
+};
+
+let ctor: grpc.ServiceClientConstructor | undefined;
+
+/** The generated DataService client class (the proto is loaded once, as the server loads it). */
+function stubClass(): grpc.ServiceClientConstructor {
+  ctor ??= grpc.makeGenericClientConstructor(dataServiceDefinition(loadDefinition()), 'DataService');
+  return ctor;
+}
+
+/**
+ * A client of one `flanstream.v1.DataService` replica: channel set-up, bearer token, TLS, and
+ * the two calls. Most users want {@link FlanStreamDataset}; `corpusInfo()` lists the tasks,
+ * vocabulary layout, named mixtures and held-out sets.
+ */
+export class FlanStreamClient {
+  readonly target: string;
+  private readonly token: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly channelOptions: grpc.ChannelOptions;
+  private stub: DataServiceStub | undefined;
+
+  constructor(target: string, opts: ClientOptions = {}) {
+    if (typeof target !== 'string' || !target) throw new TypeError(`target must be a non-empty "host:port" string, got ${JSON.stringify(target)}`);
+    if (opts.token !== undefined && (typeof opts.token !== 'string' || !opts.token)) throw new TypeError('token must be a non-empty string');
+    this.target = target;
+    this.token = opts.token;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    const tls = opts.tls ?? false;
+    if (tls === false) this.credentials = grpc.credentials.createInsecure();
+    else if (tls === true) this.credentials = grpc.credentials.createSsl();
+    else this.credentials = grpc.credentials.createSsl(readFileSync(tls));
+    // Batches are batch_size × seq_len × 4 bytes plus metadata: lift gRPC's 4 MiB receive cap.
+    this.channelOptions = { 'grpc.max_receive_message_length': -1, ...opts.channelOptions };
+  }
+
+  private get client(): DataServiceStub {
+    this.stub ??= new (stubClass())(this.target, this.credentials, this.channelOptions) as unknown as DataServiceStub;
+    return this.stub;
+  }
+
+  /** Call metadata: the bearer token, if any. */
+  metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token) md.set('authorization', `Bearer ${this.token}`);
+    return md;
+  }
+
+  /** `GetCorpusInfo`. Rejects with a {@link FlanStreamError} carrying the call's status. */
+  corpusInfo(timeoutMs = this.timeoutMs): Promise<CorpusInfo> {
+    return new Promise((resolve, reject) => {
+      this.client.getCorpusInfo({}, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, info) => {
+        if (err || !info) reject(toFlanStreamError(err ?? new Error('empty answer'), this.target));
+        else resolve(info);
+      });
+    });
+  }
+
+  /** Opens a raw `StreamBatches` call (write a spec or resume first; read `WireResponse`s). */
+  streamBatches(): BatchCall {
+    return this.client.streamBatches(this.metadata());
+  }
+
+  /** Closes the channel (a later call opens a new one). */
+  close(): void {
+    this.stub?.close();
+    this.stub = undefined;
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * Validation of user arguments and their conversion into the request messages of
+ * `flanstream.v1.DataService.StreamBatches` (plain objects in proto-loader's camelCase shape).
+ * Every problem is a `TypeError` naming the argument, raised before anything is sent.
+ */
+
+export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
+export const PACKINGS = ['none', 'packed', 'multiturn', 'examples'] as const;
+export const WITHIN = ['proportional', 'uniform', 'temperature'] as const;
+export const OVERLONG = ['drop', 'truncate'] as const;
+export const SCOPES = ['all', 'test'] as const;
+export type Split = (typeof SPLITS)[number];
+export type Packing = (typeof PACKINGS)[number];
+export type Within = (typeof WITHIN)[number];
+export type Overlong = (typeof OVERLONG)[number];
+export type Scope = (typeof SCOPES)[number];
+
+/** An inline mixture; `name` picks a named one (from `corpusInfo().mixtures`) as the base. */
+export interface MixtureOptions {
+  readonly name?: string;
+  /** Selector (`domain[/major[/minor]]`) → non-negative weight; none = natural proportions. */
+  readonly weights?: Readonly<Record<string, number>>;
+  readonly within?: Within;
+  readonly temperature?: number;
+  readonly cap?: number;
+}
+/** A named mixture, or an inline one. */
+export type MixtureArg = string | MixtureOptions;
+
+/** An inline held-out set. */
+export interface HeldoutOptions {
+  /** Selectors of held-out tasks (holding out a major task holds out all its minor tasks). */
+  readonly tasks?: readonly string[];
+  readonly unseenFlag?: boolean;
+  readonly excludeSharedAudio?: boolean;
+  readonly scope?: Scope;
+}
+/** A named held-out set (from `corpusInfo().heldoutSets`), or an inline one. */
+export type HeldoutArg = string | HeldoutOptions;
+
+export interface MixtureMessage { name?: string; weights?: Record<string, number>; within?: string; temperature?: number; cap?: number }
+export interface HeldoutMessage { name?: string; selectors?: string[]; unseenFlag?: boolean; excludeSharedAudio?: boolean; inline?: boolean; scope?: string }
+export interface StreamSpecMessage {
+  split: Split;
+  batchSize: number;
+  seqLen: number;
+  packing: Packing;
+  mixture?: MixtureMessage;
+  heldout?: HeldoutMessage;
+  seed: number;
+  rank: number;
+  worldSize: number;
+  maxBatches: number;
+  window: number;
+  overlong: string;
+  maxTurns: number;
+}
+export interface MixtureUpdateMessage { weights: Record<string, number>; applyAtStep: number; within?: string; temperature?: number; cap?: number }
+export interface ResumeMessage { token: Uint8Array; rank: number; worldSize: number; maxBatches: number; heldout?: HeldoutMessage }
+/**
+ * A client message: the first carries a spec or a resume token (plus updates), later ones
+ * updates. Fields left out take their proto defaults (0, "", unset).
+ */
+export type StreamRequest =
+  | { spec: Partial<StreamSpecMessage>; updates?: MixtureUpdateMessage[] }
+  | { resume: Partial<ResumeMessage> & Pick<ResumeMessage, 'token'>; updates?: MixtureUpdateMessage[] }
+  | { mixtureUpdate: MixtureUpdateMessage };
+
+/** A mixture update not yet in effect in a handed-out batch (kept in `stateDict()`). */
+export interface PendingUpdate {
+  readonly weights: Readonly<Record<string, number>>;
+  /** The first global step that uses the new weights. */
+  readonly atStep: number;
+  readonly within?: Within;
+  readonly temperature?: number;
+  readonly cap?: number;
+}
+
+const UINT32 = 2 ** 32 - 1;
+
+function fail(message: string): never {
+  throw new TypeError(message);
+}
+
+/** `value` as an integer in [min, max]. */
+export function checkInt(name: string, value: unknown, min = 1, max = UINT32): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    fail(`${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+  }
+  return value;
+}
+
+export function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    fail(`${name} must be one of ${choices.map((c) => `"${c}"`).join(', ')}; got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+function checkWeights(name: string, weights: unknown): Record<string, number> {
+  if (typeof weights !== 'object' || weights === null || Array.isArray(weights)) fail(`${name} must map selectors to non-negative weights`);
+  const out: Record<string, number> = {};
+  for (const [key, w] of Object.entries(weights)) {
+    if (!key || key !== key.replace(/^\/+|\/+$/g, '')) fail(`${name}: selector "${key}" must be a non-empty "domain[/major[/minor]]" string`);
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) fail(`${name}["${key}"] must be a finite non-negative number, got ${String(w)}`);
+    out[key] = w;
+  }
+  return out;
+}
+
+function mixtureOptions(prefix: string, o: { within?: unknown; temperature?: unknown; cap?: unknown }): { within?: Within; temperature?: number; cap?: number } {
+  const out: { within?: Within; temperature?: number; cap?: number } = {};
+  if (o.within !== undefined) out.within = checkChoice(`${prefix}within`, o.within, WITHIN);
+  if (o.temperature !== undefined) {
+    if (typeof o.temperature !== 'number' || !Number.isFinite(o.temperature) || o.temperature <= 0) fail(`${prefix}temperature must be a positive number, got ${String(o.temperature)}`);
+    out.temperature = o.temperature;
+  }
+  if (o.cap !== undefined) out.cap = checkInt(`${prefix}cap`, o.cap, 0, Number.MAX_SAFE_INTEGER);
+  return out;
+}
+
+export function buildMixture(mixture: MixtureArg | undefined): MixtureMessage | undefined {
+  if (mixture === undefined) return undefined;
+  if (typeof mixture === 'string') return mixture ? { name: mixture } : fail('mixture name must be non-empty');
+  const unknown = Object.keys(mixture).filter((k) => !['name', 'weights', 'within', 'temperature', 'cap'].includes(k));
+  if (unknown.length > 0) fail(`mixture: unknown key(s) ${unknown.join(', ')}; selector weights go under "weights"`);
+  const msg: MixtureMessage = { ...mixtureOptions('mixture.', mixture) };
+  if (mixture.name !== undefined) msg.name = mixture.name || fail('mixture.name must be non-empty');
+  if (mixture.weights !== undefined) msg.weights = checkWeights('mixture.weights', mixture.weights);
+  return msg;
+}
+
+export function buildHeldout(heldout: HeldoutArg | undefined): HeldoutMessage | undefined {
+  if (heldout === undefined) return undefined;
+  if (typeof heldout === 'string') return heldout ? { name: heldout } : fail('heldout name must be non-empty');
+  const unknown = Object.keys(heldout).filter((k) => !['tasks', 'unseenFlag', 'excludeSharedAudio', 'scope'].includes(k));
+  if (unknown.length > 0) fail(`heldout: unknown key(s) ${unknown.join(', ')}; expected tasks, unseenFlag, excludeSharedAudio, scope`);
+  const tasks = heldout.tasks ?? [];
+  if (!Array.isArray(tasks) || !tasks.every((t) => typeof t === 'string' && t.length > 0)) fail('heldout.tasks must be a list of non-empty selectors');
+  const flag = (k: 'unseenFlag' | 'excludeSharedAudio'): boolean => {
+    const v = heldout[k] ?? false;
+    return typeof v === 'boolean' ? v : fail(`heldout.${k} must be a boolean`);
+  };
+  const msg: HeldoutMessage = { selectors: [...tasks], unseenFlag: flag('unseenFlag'), excludeSharedAudio: flag('excludeSharedAudio'), inline: true };
+  if (heldout.scope !== undefined) msg.scope = checkChoice('heldout.scope', heldout.scope, SCOPES);
+  return msg;
+}
+
+export interface SpecArgs {
+  readonly split: unknown;
+  readonly batchSize: unknown;
+  readonly seqLen: unknown;
+  readonly packing: unknown;
+  readonly mixture: MixtureArg | undefined;
+  readonly heldout: HeldoutArg | undefined;
+  readonly seed: unknown;
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly window?: number | undefined;
+  readonly overlong?: Overlong | undefined;
+  readonly maxTurns?: number | undefined;
+}
+
+/** Validates dataset arguments into the `StreamSpec` of a fresh start (`maxBatches` is set per connection). */
+export function buildSpec(a: SpecArgs): StreamSpecMessage {
+  const split = checkChoice('split', a.split, SPLITS);
+  const packing = checkChoice('packing', a.packing, PACKINGS);
+  if (packing === 'examples' && split === 'train') fail('packing "examples" is for evaluation splits (heldout, dev, test), not "train"');
+  const mixture = buildMixture(a.mixture);
+  if (mixture && split !== 'train') fail(`mixture applies to split "train" only; evaluation split "${split}" is served whole`);
+  const spec: StreamSpecMessage = {
+    split,
+    batchSize: checkInt('batchSize', a.batchSize),
+    seqLen: checkInt('seqLen', a.seqLen),
+    packing,
+    seed: checkInt('seed', a.seed, 0, Number.MAX_SAFE_INTEGER),
+    rank: a.rank,
+    worldSize: a.worldSize,
+    maxBatches: 0,
+    window: a.window === undefined ? 0 : checkInt('window', a.window),
+    overlong: a.overlong === undefined ? '' : checkChoice('overlong', a.overlong, OVERLONG),
+    maxTurns: a.maxTurns === undefined ? 0 : checkInt('maxTurns', a.maxTurns),
+  };
+  if (mixture) spec.mixture = mixture;
+  const heldout = buildHeldout(a.heldout);
+  if (heldout) spec.heldout = heldout;
+  return spec;
+}
+
+/** Validates `updateMixture` arguments into a plain (serializable) pending update. */
+export function checkUpdate(weights: unknown, atStep: unknown, opts: { within?: Within; temperature?: number; cap?: number } = {}): PendingUpdate {
+  return { weights: checkWeights('weights', weights), atStep: checkInt('atStep', atStep, 0, Number.MAX_SAFE_INTEGER), ...mixtureOptions('', opts) };
+}
+
+export function updateMessage(u: PendingUpdate): MixtureUpdateMessage {
+  const msg: MixtureUpdateMessage = { weights: { ...u.weights }, applyAtStep: u.atStep };
+  if (u.within !== undefined) msg.within = u.within;
+  if (u.temperature !== undefined) msg.temperature = u.temperature;
+  if (u.cap !== undefined) msg.cap = u.cap;
+  return msg;
+}
+
+/** Rank and world size, checked together. */
+export function checkPlacement(rank: unknown, worldSize: unknown): { rank: number; worldSize: number } {
+  const w = checkInt('worldSize', worldSize ?? 1);
+  const r = checkInt('rank', rank ?? 0, 0, UINT32);
+  if (r >= w) fail(`rank must satisfy 0 <= rank < worldSize (${w}), got ${r}`);
+  return { rank: r, worldSize: w };
+}
+
+/** The positional target(s) and `targets`, merged into one ordered list without duplicates. */
+export function normalizeTargets(first: string | readonly string[] | undefined, more: readonly string[] | undefined): string[] {
+  const out: string[] = [];
+  for (const group of [first, more]) {
+    if (group === undefined) continue;
+    for (const t of typeof group === 'string' ? [group] : group) {
+      if (typeof t !== 'string' || !t) fail(`targets must be non-empty "host:port" strings, got ${JSON.stringify(t)}`);
+      if (!out.includes(t)) out.push(t);
+    }
+  }
+  return out.length > 0 ? out : fail('at least one target ("host:port") is required');
+}

@@ -1,0 +1,200 @@
+import { malformed } from './errors.js';
+import type { Batch, BatchStats, CorpusInfo, DomainStats, EvalExample, SegmentInfo, StreamSummary, TaskStats, WireBatch, WireEnd, WireExample, WireStats } from './wire-types.js';
+
+/** The label of unsupervised positions (PyTorch's CrossEntropyLoss ignore_index). */
+export const IGNORE_INDEX = -100;
+
+/** Little-endian int32 bytes as an Int32Array (copied: the bytes may be unaligned). */
+export function int32s(bytes: Uint8Array): Int32Array {
+  if (bytes.byteLength % 4 !== 0) throw malformed(`${bytes.byteLength} token bytes, not a multiple of 4`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Int32Array(bytes.byteLength / 4);
+  for (let i = 0; i < out.length; i++) out[i] = view.getInt32(i * 4, true);
+  return out;
+}
+
+type Dense = Pick<Batch, 'inputIds' | 'labels' | 'positionIds' | 'segmentIds' | 'cuSeqlens' | 'maxSeqlen'>;
+
+/**
+ * Rebuilds the dense [B, L] arrays from a wire batch: segment i takes the next `segLength[i]`
+ * tokens and sits in row `segRow[i]` at column `segOffset[i]`; loss spans are [start, end)
+ * pairs in the flattened token coordinates. Throws DATA_LOSS for an inconsistent message.
+ */
+export function denseArrays(b: WireBatch): Dense {
+  const B = b.batchSize;
+  const L = b.seqLen;
+  const tokens = int32s(b.tokens);
+  const S = b.segLength.length;
+  if (b.segRow.length !== S || b.segOffset.length !== S) throw malformed(`seg_row/seg_offset/seg_length have ${b.segRow.length}/${b.segOffset.length}/${S} entries`);
+  const inputIds = new Int32Array(B * L).fill(b.padId);
+  const labels = new Int32Array(B * L).fill(IGNORE_INDEX);
+  const positionIds = new Int32Array(B * L);
+  const segmentIds = new Int32Array(B * L);
+  const cuSeqlens = new Int32Array(S + 1);
+  // Destination of every flattened token, for placing the loss spans.
+  const dest = new Int32Array(tokens.length);
+  const order = [...Array(S).keys()].sort((x, y) => (b.segRow[x]! - b.segRow[y]!) || (b.segOffset[x]! - b.segOffset[y]!));
+  const ordinal = new Int32Array(S);
+  let prevRow = -1;
+  let prevEnd = 0;
+  let n = 0;
+  for (const i of order) {
+    const row = b.segRow[i]!;
+    const off = b.segOffset[i]!;
+    if (row !== prevRow) [prevRow, prevEnd, n] = [row, 0, 0];
+    if (row >= B || off + b.segLength[i]! > L) throw malformed(`segment ${i} lies outside the [${B}, ${L}] batch`);
+    if (off < prevEnd) throw malformed(`segment ${i} overlaps the previous one in row ${row}`);
+    ordinal[i] = ++n;
+    prevEnd = off + b.segLength[i]!;
+  }
+  let start = 0;
+  let maxSeqlen = 0;
+  for (let i = 0; i < S; i++) {
+    const len = b.segLength[i]!;
+    if (start + len > tokens.length) throw malformed(`segment lengths exceed the ${tokens.length} tokens`);
+    const at = b.segRow[i]! * L + b.segOffset[i]!;
+    inputIds.set(tokens.subarray(start, start + len), at);
+    segmentIds.fill(ordinal[i]!, at, at + len);
+    for (let j = 0; j < len; j++) {
+      positionIds[at + j] = j;
+      dest[start + j] = at + j;
+    }
+    start += len;
+    cuSeqlens[i + 1] = start;
+    maxSeqlen = Math.max(maxSeqlen, len);
+  }
+  if (start !== tokens.length) throw malformed(`segment lengths sum to ${start} but tokens holds ${tokens.length}`);
+  if (b.lossSpans.length % 2 !== 0) throw malformed('loss_spans has an odd number of entries');
+  for (let k = 0; k < b.lossSpans.length; k += 2) {
+    const s0 = b.lossSpans[k]!;
+    const s1 = b.lossSpans[k + 1]!;
+    if (s0 > s1 || s1 > tokens.length) throw malformed(`loss span [${s0}, ${s1}) is reversed or beyond the ${tokens.length} tokens`);
+    for (let t = s0; t < s1; t++) labels[dest[t]!] = tokens[t]!;
+  }
+  return { inputIds, labels, positionIds, segmentIds, cuSeqlens, maxSeqlen };
+}
+
+const nameOf = (names: readonly string[], i: number): string => names[i] || `#${i}`;
+
+/** Turns wire batches into {@link Batch}es, naming tasks and domains from the corpus info. */
+export class BatchDecoder {
+  readonly taskPaths: readonly string[];
+  readonly domains: readonly string[];
+  private readonly taskDomain: readonly number[];
+
+  constructor(info?: CorpusInfo) {
+    const paths: string[] = [];
+    const taskDomain: number[] = [];
+    for (const t of info?.tasks ?? []) {
+      paths[t.index] = t.path;
+      taskDomain[t.index] = info?.domains.indexOf(t.domain) ?? -1;
+    }
+    this.taskPaths = paths;
+    this.domains = info?.domains ?? [];
+    this.taskDomain = taskDomain;
+  }
+
+  decode(b: WireBatch): Batch {
+    const out: Batch = {
+      ...denseArrays(b),
+      batchSize: b.batchSize,
+      seqLen: b.seqLen,
+      segments: this.segments(b),
+      step: b.step,
+      rank: b.rank,
+      worldSize: b.worldSize,
+      resumeToken: b.resumeToken,
+      heldoutFingerprint: b.heldoutFingerprint,
+      stats: this.stats(b.stats),
+    };
+    if (b.examples.length > 0) out.examples = b.examples.map((e) => this.example(e));
+    return out;
+  }
+
+  /** Per-segment metadata; `segTurns` groups the flattened `uuids` / `turnTask`. */
+  segments(b: WireBatch): SegmentInfo[] {
+    const S = b.segLength.length;
+    const turns = b.segTurns;
+    const sum = turns.reduce((a, x) => a + x, 0);
+    if (turns.length !== S || sum !== b.uuids.length || b.turnTask.length !== sum || b.segTask.length !== S) {
+      throw malformed(`seg_turns (${turns.length} entries, sum ${sum}) does not match ${S} segments, ${b.uuids.length} uuids and ${b.turnTask.length} turn tasks`);
+    }
+    const out: SegmentInfo[] = [];
+    let j = 0;
+    for (let i = 0; i < S; i++) {
+      const n = turns[i]!;
+      const task = b.segTask[i]!;
+      out.push({
+        row: b.segRow[i]!,
+        offset: b.segOffset[i]!,
+        length: b.segLength[i]!,
+        task: nameOf(this.taskPaths, task),
+        taskIndex: task,
+        domain: nameOf(this.domains, b.segDomain[i] ?? this.taskDomain[task] ?? -1),
+        uuids: b.uuids.slice(j, j + n),
+        turnTasks: b.turnTask.slice(j, j + n).map((t) => nameOf(this.taskPaths, t)),
+        textTokens: b.segTextTokens[i] ?? 0,
+        audioTokens: b.segAudioTokens[i] ?? 0,
+      });
+      j += n;
+    }
+    return out;
+  }
+
+  /** Per-task and per-domain totals with target versus realized proportions. */
+  stats(st: WireStats | null): BatchStats {
+    const ex = st?.taskExamples ?? [];
+    const total = ex.reduce((a, x) => a + x, 0);
+    const tasks: Record<string, TaskStats> = {};
+    const n = Math.max(this.taskPaths.length, ex.length, st?.taskTarget.length ?? 0);
+    const dn = Math.max(this.domains.length, st?.domainExamples.length ?? 0);
+    const dText = new Array<number>(dn).fill(0);
+    const dAudio = new Array<number>(dn).fill(0);
+    for (let t = 0; t < n; t++) {
+      const examples = ex[t] ?? 0;
+      const target = st?.taskTarget[t] ?? 0;
+      const textTokens = st?.taskTextTokens[t] ?? 0;
+      const audioTokens = st?.taskAudioTokens[t] ?? 0;
+      const d = this.taskDomain[t] ?? -1;
+      if (d >= 0) {
+        dText[d] = (dText[d] ?? 0) + textTokens;
+        dAudio[d] = (dAudio[d] ?? 0) + audioTokens;
+      }
+      if (examples > 0 || target > 0) tasks[nameOf(this.taskPaths, t)] = { index: t, examples, textTokens, audioTokens, target, realized: total ? examples / total : 0 };
+    }
+    const dTotal = (st?.domainExamples ?? []).reduce((a, x) => a + x, 0);
+    const domains: Record<string, DomainStats> = {};
+    for (let d = 0; d < dn; d++) {
+      const examples = st?.domainExamples[d] ?? 0;
+      domains[nameOf(this.domains, d)] = { examples, textTokens: dText[d] ?? 0, audioTokens: dAudio[d] ?? 0, target: st?.domainTarget[d] ?? 0, realized: dTotal ? examples / dTotal : 0 };
+    }
+    return { examples: total, paddingTokens: st?.paddingTokens ?? 0, dropped: st?.dropped ?? 0, truncated: st?.truncated ?? 0, tasks, domains };
+  }
+
+  example(e: WireExample): EvalExample {
+    return {
+      uuid: e.uuid,
+      task: nameOf(this.taskPaths, e.task),
+      taskIndex: e.task,
+      promptTokens: int32s(e.promptTokens),
+      answerTokens: int32s(e.answerTokens),
+      answerText: e.answerText,
+      answerAudioIds: [...e.answerAudioIds],
+    };
+  }
+
+  /** A `StreamEnd` as the dataset's `summary`: per-task counts keyed by task path, and totals. */
+  summarize(end: WireEnd): StreamSummary {
+    const taskExamples: Record<string, number> = {};
+    const totalTaskExamples: Record<string, number> = {};
+    const n = Math.max(end.taskExamples.length, end.totalTaskExamples.length);
+    for (let t = 0; t < n; t++) {
+      const mine = end.taskExamples[t] ?? 0;
+      const all = end.totalTaskExamples[t] ?? 0;
+      if (mine === 0 && all === 0) continue;
+      taskExamples[nameOf(this.taskPaths, t)] = mine;
+      totalTaskExamples[nameOf(this.taskPaths, t)] = all;
+    }
+    return { reason: end.reason, examples: end.examples, totalExamples: end.totalExamples, taskExamples, totalTaskExamples, resumeToken: end.resumeToken };
+  }
+}

@@ -1,0 +1,177 @@
+import { status as Status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { FlanStreamClient, FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstream-client.js';
+import { FlanStreamError } from '../../clients/ts/errors.js';
+import { denseArrays } from '../../clients/ts/wire-decode.js';
+import type { Batch, WireBatch } from '../../clients/ts/wire-types.js';
+import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { activeStreams, batchesOf } from '../helpers/stream-helpers.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The TypeScript client: iteration, state dicts, live mixture updates, errors (CONTRACT §7). */
+describe('TypeScript client', () => {
+  let ts: TestServer;
+  let client: FlanStreamClient;
+  const opts: DatasetOptions = { split: 'train', batchSize: 3, seqLen: 2048, packing: 'packed', seed: 13 };
+  const rawSpec = { split: 'train', batchSize: 3, seqLen: 2048, packing: 'packed', seed: 13 };
+  let ref: WireBatch[];
+  beforeAll(async () => {
+    ts = await startTestServer(inject('sampleIndex'));
+    client = new FlanStreamClient(ts.target);
+    ref = await batchesOf(client, rawSpec, 16);
+  });
+  afterAll(async () => {
+    client?.close();
+    await ts?.stop();
+  });
+
+  /** Takes `n` batches from a dataset's next loop. */
+  async function take(ds: FlanStreamDataset, n: number): Promise<Batch[]> {
+    const out: Batch[] = [];
+    if (n === 0) return out;
+    for await (const b of ds) if (out.push(b) >= n) break;
+    return out;
+  }
+  const sameAsRef = (got: Batch[], from: number): void => {
+    expect(got.map((b) => b.step)).toEqual(got.map((_, i) => from + i));
+    expect(got.map((b) => hex(b.resumeToken))).toEqual(ref.slice(from, from + got.length).map((b) => hex(b.resumeToken)));
+    got.forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(ref[from + i]!).inputIds));
+  };
+
+  it('corpusInfo lists the tasks, vocabulary, held-out sets and mixtures', async () => {
+    const info = await client.corpusInfo();
+    expect(info.tasks).toHaveLength(80);
+    expect(info.vocab.totalSize).toBeGreaterThan(info.vocab.audioOffset);
+    expect(info.heldoutSets.map((h) => h.name)).toContain(info.defaultHeldout);
+    expect(info.mixtures).toContain('natural');
+    expect(info.domains).toEqual(['speech', 'music', 'audio']);
+  });
+
+  it('yields the server stream decoded; consecutive loops continue one stream', async () => {
+    const ds = new FlanStreamDataset(ts.target, opts);
+    const first = await take(ds, 4);
+    const second = await take(ds, 4);
+    sameAsRef([...first, ...second], 0);
+    const b = first[0]!;
+    expect(b.segments[0]!.task).toMatch(/^(speech|music|audio)\//);
+    expect(Object.keys(b.stats.domains)).toEqual(['speech', 'music', 'audio']);
+    expect(b.stats.examples).toBe(b.segments.length);
+    ds.close();
+  });
+
+  it('stateDict holds the last batch handed out, not the prefetched ones', async () => {
+    const ds = new FlanStreamDataset(ts.target, { ...opts, prefetch: 8 });
+    const it = ds[Symbol.asyncIterator]();
+    for (let i = 0; i < 3; i++) await it.next();
+    await sleep(300); // let the prefetch queue fill far ahead
+    const state = ds.stateDict();
+    expect(state.step).toBe(2);
+    expect(hex(state.resumeToken!)).toBe(hex(ref[2]!.resumeToken));
+    await it.return?.();
+    const fresh = new FlanStreamDataset(ts.target, { ...opts, seed: 999 });
+    fresh.loadStateDict(state);
+    sameAsRef(await take(fresh, 5), 3);
+    ds.close();
+    fresh.close();
+  });
+
+  it('a state saved before the first batch reproduces the fresh start; at world size 2 it resumes elastically', async () => {
+    const ds = new FlanStreamDataset(ts.target, opts);
+    const before = ds.stateDict();
+    expect(before.resumeToken).toBeNull();
+    const other = new FlanStreamDataset(ts.target, { ...opts, seed: 1, batchSize: 5 });
+    other.loadStateDict(before);
+    sameAsRef(await take(other, 2), 0);
+    await take(ds, 4);
+    const half = [0, 1].map((rank) => new FlanStreamDataset(ts.target, { ...opts, rank, worldSize: 2 }));
+    for (const h of half) h.loadStateDict(ds.stateDict());
+    const [a, b] = await Promise.all(half.map((h) => take(h, 2)));
+    // After 4 steps of 3 rows: W=2 steps of 2×3 rows continue at row 12 (= W=1 step 4).
+    expect(a!.map((x) => x.step)).toEqual([4, 5]);
+    expect([a![0]!.inputIds, b![0]!.inputIds, a![1]!.inputIds, b![1]!.inputIds]).toEqual(ref.slice(4, 8).map((r) => denseArrays(r).inputIds));
+    for (const d of [ds, other, ...half]) d.close();
+  });
+
+  it('updateMixture applies at exactly atStep, even with batches prefetched past it', async () => {
+    const updates = [{ weights: { music: 1 }, applyAtStep: 6 }];
+    const want = await batchesOf(client, rawSpec, 10, updates);
+    const ds = new FlanStreamDataset(ts.target, { ...opts, prefetch: 16 });
+    const got: Batch[] = [];
+    for await (const b of ds) {
+      got.push(b);
+      if (b.step === 3) {
+        await sleep(300); // the prefetch queue now holds steps ≥ 6 built under the old weights
+        ds.updateMixture({ music: 1 }, 6);
+        expect(ds.stateDict().pendingUpdates).toEqual([{ weights: { music: 1 }, atStep: 6 }]);
+        expect(() => ds.updateMixture({ music: 1 }, 3)).toThrow(TypeError);
+      }
+      if (got.length === 10) break;
+    }
+    got.forEach((b, i) => expect(b.inputIds, `step ${i}`).toEqual(denseArrays(want[i]!).inputIds));
+    // Tokens carry pending updates: from the restart on (step 4) they are the reference's.
+    expect(got.slice(4).map((b) => hex(b.resumeToken))).toEqual(want.slice(4).map((b) => hex(b.resumeToken)));
+    expect(got[6]!.stats.domains.music!.target).toBeCloseTo(1, 9);
+    expect(got[5]!.stats.domains.music!.target).toBeLessThan(1);
+    expect(ds.pendingUpdates).toEqual([]);
+    ds.close();
+  });
+
+  it('pending updates travel in the state dict and are resent on resume', async () => {
+    const want = await batchesOf(client, rawSpec, 8, [{ weights: { audio: 1 }, applyAtStep: 5 }]);
+    const ds = new FlanStreamDataset(ts.target, opts);
+    await take(ds, 2);
+    ds.updateMixture({ audio: 1 }, 5);
+    await take(ds, 1);
+    const resumed = new FlanStreamDataset(ts.target, opts);
+    resumed.loadStateDict(ds.stateDict());
+    const rest = await take(resumed, 5);
+    expect(rest.map((b) => hex(b.resumeToken))).toEqual(want.slice(3).map((b) => hex(b.resumeToken)));
+    ds.close();
+    resumed.close();
+  });
+
+  it('maxBatches bounds each loop; summary tells why the stream ended', async () => {
+    const ds = new FlanStreamDataset(ts.target, { ...opts, maxBatches: 3 });
+    const a = [];
+    for await (const b of ds) a.push(b);
+    expect(ds.summary?.reason).toBe('max_batches');
+    const b = [];
+    for await (const x of ds) b.push(x);
+    sameAsRef([...a, ...b], 0);
+    ds.close();
+  });
+
+  it('starting a loop ends the previous one', async () => {
+    const ds = new FlanStreamDataset(ts.target, opts);
+    const first = ds[Symbol.asyncIterator]();
+    expect((await first.next()).value.step).toBe(0);
+    const second = ds[Symbol.asyncIterator]();
+    expect((await first.next()).done).toBe(true);
+    expect((await second.next()).value.step).toBe(1);
+    await second.return?.();
+    await expect.poll(() => activeStreams(ts), { timeout: 5000 }).toBe(0);
+    ds.close();
+  });
+
+  it('server errors reject the loop with FlanStreamError, without retrying', async () => {
+    const ds = new FlanStreamDataset(ts.target, { ...opts, heldout: 'no-such-set' });
+    const err = await take(ds, 1).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FlanStreamError);
+    expect((err as FlanStreamError).code).toBe(Status.INVALID_ARGUMENT);
+    expect((err as FlanStreamError).metadata['flanstream-field']).toBe('heldout.name');
+    ds.close();
+  });
+
+  it('bad arguments throw TypeError before anything is sent', () => {
+    const bad: DatasetOptions[] = [
+      { batchSize: 0 }, { seqLen: 1.5 }, { split: 'validation' as never }, { packing: 'examples' }, { rank: 2, worldSize: 2 },
+      { split: 'test', mixture: { weights: { speech: 1 } } }, { mixture: { weights: { speech: -1 } } }, { mixture: { speech: 1 } as never },
+      { heldout: { tasks: 'speech' as never } }, { prefetch: 0 }, { maxBatches: -1 }, { overlong: 'chop' as never },
+    ];
+    for (const o of bad) expect(() => new FlanStreamDataset(ts.target, o), JSON.stringify(o)).toThrow(TypeError);
+    expect(() => new FlanStreamDataset([], {})).toThrow(TypeError);
+    expect(() => new FlanStreamDataset(ts.target, { split: 'test' }).updateMixture({ speech: 1 }, 3)).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,100 @@
+import { status as Status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { FlanStreamError } from '../../clients/ts/errors.js';
+import { BatchDecoder, denseArrays, IGNORE_INDEX, int32s } from '../../clients/ts/wire-decode.js';
+import type { CorpusInfo, WireBatch } from '../../clients/ts/wire-types.js';
+
+const le = (xs: number[]): Uint8Array => {
+  const b = Buffer.alloc(xs.length * 4);
+  xs.forEach((x, i) => b.writeInt32LE(x, i * 4));
+  return b;
+};
+
+/** Two rows of 6: row 0 holds segments [10 11 12] and [20 21], row 1 holds [30 31 32 33]. */
+function sample(over: Partial<WireBatch> = {}): WireBatch {
+  return {
+    step: 7, rank: 0, worldSize: 1, batchSize: 2, seqLen: 6, padId: 99,
+    tokens: le([10, 11, 12, 20, 21, 30, 31, 32, 33]),
+    segRow: [0, 0, 1], segOffset: [0, 3, 0], segLength: [3, 2, 4], segTask: [1, 0, 1], segDomain: [1, 0, 1],
+    segTextTokens: [3, 2, 1], segAudioTokens: [0, 0, 3], segTurns: [1, 1, 2], uuids: ['a', 'b', 'c', 'd'], turnTask: [1, 0, 1, 0],
+    lossSpans: [2, 3, 4, 5, 7, 9],
+    resumeToken: new Uint8Array([1, 2, 3]),
+    stats: { taskExamples: [1, 3], taskTextTokens: [2, 4], taskAudioTokens: [0, 3], taskTarget: [0.25, 0.75], domainExamples: [1, 3, 0], domainTarget: [0.25, 0.75, 0], paddingTokens: 3, dropped: 1, truncated: 0 },
+    heldoutFingerprint: 'fp', examples: [],
+    ...over,
+  };
+}
+
+const info = {
+  tasks: [
+    { index: 0, path: 'speech/ASR/ASR', domain: 'speech' },
+    { index: 1, path: 'music/Caption/Caption', domain: 'music' },
+  ],
+  domains: ['speech', 'music', 'audio'],
+} as unknown as CorpusInfo;
+
+const P = 99;
+const X = IGNORE_INDEX;
+
+describe('wire decoding', () => {
+  it('rebuilds the dense arrays, cu_seqlens and max_seqlen', () => {
+    const d = denseArrays(sample());
+    expect(Array.from(d.inputIds)).toEqual([10, 11, 12, 20, 21, P, 30, 31, 32, 33, P, P]);
+    expect(Array.from(d.labels)).toEqual([X, X, 12, X, 21, X, X, X, 32, 33, X, X]);
+    expect(Array.from(d.positionIds)).toEqual([0, 1, 2, 0, 1, 0, 0, 1, 2, 3, 0, 0]);
+    expect(Array.from(d.segmentIds)).toEqual([1, 1, 1, 2, 2, 0, 1, 1, 1, 1, 0, 0]);
+    expect(Array.from(d.cuSeqlens)).toEqual([0, 3, 5, 9]);
+    expect(d.maxSeqlen).toBe(4);
+  });
+
+  it('names tasks, domains and turns, and summarizes stats', () => {
+    const b = new BatchDecoder(info).decode(sample());
+    expect(b.segments[2]).toEqual({ row: 1, offset: 0, length: 4, task: 'music/Caption/Caption', taskIndex: 1, domain: 'music', uuids: ['c', 'd'], turnTasks: ['music/Caption/Caption', 'speech/ASR/ASR'], textTokens: 1, audioTokens: 3 });
+    expect(b.stats.examples).toBe(4);
+    expect(b.stats.tasks['music/Caption/Caption']).toEqual({ index: 1, examples: 3, textTokens: 4, audioTokens: 3, target: 0.75, realized: 0.75 });
+    expect(b.stats.domains.music).toEqual({ examples: 3, textTokens: 4, audioTokens: 3, target: 0.75, realized: 0.75 });
+    expect(b.stats.domains.audio!.examples).toBe(0);
+    expect([b.step, b.batchSize, b.seqLen, b.stats.dropped]).toEqual([7, 2, 6, 1]);
+    expect(new BatchDecoder().decode(sample()).segments[0]!.task).toBe('#1');
+  });
+
+  it('decodes evaluation examples and stream ends', () => {
+    const dec = new BatchDecoder(info);
+    const ex = dec.decode(sample({ examples: [{ uuid: 'u', task: 0, promptTokens: le([1, 2]), answerTokens: le([3]), answerText: 'hi', answerAudioIds: [] }] })).examples!;
+    expect(ex[0]).toMatchObject({ uuid: 'u', task: 'speech/ASR/ASR', answerText: 'hi' });
+    expect(Array.from(ex[0]!.promptTokens)).toEqual([1, 2]);
+    const s = dec.summarize({ taskExamples: [2, 0], totalTaskExamples: [4, 1], examples: 2, totalExamples: 5, resumeToken: new Uint8Array(), reason: 'complete' });
+    expect(s.taskExamples).toEqual({ 'speech/ASR/ASR': 2, 'music/Caption/Caption': 0 });
+    expect(s.totalTaskExamples).toEqual({ 'speech/ASR/ASR': 4, 'music/Caption/Caption': 1 });
+  });
+
+  it('reads little-endian int32 from unaligned bytes', () => {
+    const buf = Buffer.concat([Buffer.from([0]), Buffer.from(le([-1, 70000]))]).subarray(1);
+    expect(Array.from(int32s(buf))).toEqual([-1, 70000]);
+  });
+
+  const broken: [string, Partial<WireBatch>][] = [
+    ['token bytes not a multiple of 4', { tokens: new Uint8Array(7) }],
+    ['column lengths disagree', { segOffset: [0, 3] }],
+    ['segment outside the rows', { segRow: [0, 0, 2] }],
+    ['segment crossing its row', { segOffset: [0, 3, 3] }],
+    ['overlapping segments', { segOffset: [0, 2, 0] }],
+    ['lengths not summing to the tokens', { segLength: [3, 2, 3] }],
+    ['odd loss spans', { lossSpans: [2, 3, 4] }],
+    ['reversed loss span', { lossSpans: [3, 2] }],
+    ['loss span beyond the tokens', { lossSpans: [7, 10] }],
+    ['turns not matching uuids', { segTurns: [1, 1, 1] }],
+  ];
+  for (const [name, over] of broken) {
+    it(`refuses a malformed batch with DATA_LOSS: ${name}`, () => {
+      let err: unknown;
+      try {
+        new BatchDecoder(info).decode(sample(over));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(FlanStreamError);
+      expect((err as FlanStreamError).code).toBe(Status.DATA_LOSS);
+    });
+  }
+});
