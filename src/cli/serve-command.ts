@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { loadConfig } from '../config/load-config.js';
+import { loadConfig, printableConfig } from '../config/load-config.js';
 import { startServer } from '../server/server.js';
 
 export interface ServeFlags {
@@ -12,7 +12,7 @@ export interface ServeFlags {
 export async function serveCommand(flags: ServeFlags): Promise<void> {
   const loaded = loadConfig(flags.config, flags.overrides);
   if (flags.printConfig) {
-    process.stdout.write(stringify(loaded.config));
+    process.stdout.write(stringify(printableConfig(loaded.config)));
     return;
   }
   const server = await startServer(loaded);

@@ -33,10 +33,13 @@ function leafPaths(o: Record<string, unknown>, prefix = ''): string[] {
 function setPath(o: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');
   let cur = o;
-  for (const k of keys.slice(0, -1)) {
-    if (typeof cur[k] !== 'object' || cur[k] === null) cur[k] = {};
-    cur = cur[k] as Record<string, unknown>;
-  }
+  keys.slice(0, -1).forEach((k, i) => {
+    if (cur[k] === undefined || cur[k] === null) cur[k] = {};
+    const next = cur[k];
+    // `server: 5` in the file stays an error to report, not something an override paves over.
+    if (!isPlainObject(next)) throw new InvalidArgumentError(keys.slice(0, i + 1).join('.'), 'must be a mapping of keys');
+    cur = next;
+  });
   cur[keys[keys.length - 1]!] = value;
 }
 
@@ -44,6 +47,20 @@ function setPath(o: Record<string, unknown>, path: string, value: unknown): void
 function coerce(path: string, value: string, defaults: Record<string, unknown>): unknown {
   const def = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], defaults);
   return Array.isArray(def) ? value.split(',').map((s) => s.trim()).filter((s) => s !== '') : value;
+}
+
+/**
+ * The first word after FLANSTREAM_ of every configuration variable (SERVER, INDEX, STREAM,
+ * MIXTURES, HELDOUT, DEFAULT). A FLANSTREAM_* variable starting with one of them must be a known
+ * key (a typo stops start-up); others (FLANSTREAM_PYTHON, FLANSTREAM_TEST_*) belong to the test
+ * scripts and clients that share the prefix, and are not ours to refuse.
+ */
+function envHeads(paths: readonly string[]): Set<string> {
+  return new Set(paths.map((p) => (p.split(/[._]/)[0] ?? '').toUpperCase()));
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -60,25 +77,49 @@ export function loadConfig(file: string | undefined, overrides: Record<string, s
     } catch {
       throw new InvalidArgumentError('--config', `cannot read ${file}`);
     }
-    raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      // A YAML syntax error is the user's to fix: name the file, not a stack trace.
+      throw new InvalidArgumentError('--config', `${file} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (doc !== null && doc !== undefined && !isPlainObject(doc)) throw new InvalidArgumentError('--config', `${file} must hold a mapping of configuration keys`);
+    raw = (doc as Record<string, unknown> | null | undefined) ?? {};
   }
   const defaults = configSchema.parse({}) as unknown as Record<string, unknown>;
   const paths = leafPaths(defaults);
   const byEnv = new Map(paths.map((p) => [`FLANSTREAM_${p.replace(/\./g, '_').toUpperCase()}`, p]));
+  const heads = envHeads(paths);
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('FLANSTREAM_') || value === undefined) continue;
     const path = byEnv.get(name);
-    if (!path) throw new InvalidArgumentError(name, `unknown environment variable; known: ${[...byEnv.keys()].join(', ')}`);
+    if (!path) {
+      if (!heads.has(name.slice('FLANSTREAM_'.length).split('_')[0] ?? '')) continue;
+      throw new InvalidArgumentError(name, `unknown environment variable; known: ${[...byEnv.keys()].join(', ')}`);
+    }
     setPath(raw, path, coerce(path, value, defaults));
   }
   for (const [path, value] of Object.entries(overrides)) {
-    if (!paths.includes(path)) throw new InvalidArgumentError(`--${path}`, `unknown configuration key; known: ${paths.join(', ')}`);
+    if (!paths.includes(path)) throw new InvalidArgumentError(`--set ${path}`, `unknown configuration key; known: ${paths.join(', ')}`);
     setPath(raw, path, coerce(path, value, defaults));
   }
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new InvalidArgumentError('config', describe(parsed.error, file ?? 'configuration'));
   const config = parsed.data;
-  return deepFreeze({ config, mixtures: loadNamed(config.mixtures_dir, mixtureFileSchema, toMixture), heldoutSets: loadNamed(config.heldout_dir, heldoutFileSchema, toHeldout) });
+  const heldoutSets = loadNamed(config.heldout_dir, heldoutFileSchema, toHeldout);
+  // Checked here too (the server checks it against the index) so --print-config catches it.
+  if (!Object.hasOwn(heldoutSets, config.default_heldout)) {
+    throw new InvalidArgumentError('default_heldout', `no held-out set named "${config.default_heldout}" in ${config.heldout_dir} (known: ${Object.keys(heldoutSets).join(', ') || 'none'})`);
+  }
+  return deepFreeze({ config, mixtures: loadNamed(config.mixtures_dir, mixtureFileSchema, toMixture), heldoutSets });
+}
+
+/** The effective configuration as YAML for --print-config, bearer tokens masked (it goes to logs). */
+export function printableConfig(config: Readonly<Config>): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(config)) as Config;
+  copy.server.auth_tokens = copy.server.auth_tokens.map(() => '********');
+  return copy as unknown as Record<string, unknown>;
 }
 
 function toMixture(m: z.infer<typeof mixtureFileSchema>): MixtureSpec {
@@ -98,7 +139,13 @@ function loadNamed<S extends z.ZodTypeAny, T>(dir: string, schema: S, convert: (
     throw new InvalidArgumentError('config', `directory ${dir} cannot be read`);
   }
   for (const f of files.sort()) {
-    const parsed = schema.safeParse(parseYaml(readFileSync(join(dir, f), 'utf8')) ?? {});
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(join(dir, f), 'utf8'));
+    } catch (err) {
+      throw new InvalidArgumentError('config', `${join(dir, f)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const parsed = schema.safeParse(doc ?? {});
     if (!parsed.success) throw new InvalidArgumentError('config', describe(parsed.error, join(dir, f)));
     out[basename(f).replace(/\.ya?ml$/, '')] = convert(parsed.data as z.infer<S>);
   }

@@ -5,6 +5,19 @@ import { z } from 'zod';
 const PACKAGE_CONFIG = fileURLToPath(new URL('../../config/', import.meta.url));
 
 /**
+ * A number that may arrive as a string (environment variables and flags are strings). Only
+ * strings are converted: a YAML `null`, `true` or empty value stays what it is and fails
+ * validation, instead of z.coerce's silent `Number(null) = 0` (which turned `port:` into a
+ * random port).
+ */
+function num<T extends z.ZodTypeAny>(schema: T): z.ZodEffects<T, z.output<T>, unknown> {
+  return z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema);
+}
+
+/** Bytes of a batch message per token of batch_size × seq_len, generously (int32 token + columns). */
+export const BYTES_PER_BATCH_TOKEN = 8;
+
+/**
  * The server configuration. Every key has a documented default; config/default.yaml spells
  * them out. Unknown keys are errors (strict objects), so a typo never silently does nothing.
  */
@@ -13,24 +26,26 @@ export const configSchema = z
     server: z
       .object({
         /** Interface to listen on; 0.0.0.0 in containers. */
-        host: z.string().default('127.0.0.1'),
+        host: z.string().min(1).default('127.0.0.1'),
         /** gRPC port; 0 picks a free one (printed at start-up). */
-        port: z.coerce.number().int().min(0).max(65535).default(50051),
+        port: num(z.number().int().min(0).max(65535)).default(50051),
         /** HTTP port for /metrics, /healthz and the status page; 0 picks a free one, -1 disables. */
-        http_port: z.coerce.number().int().min(-1).max(65535).default(9464),
+        http_port: num(z.number().int().min(-1).max(65535)).default(9464),
         /** Largest gRPC message either way, in bytes. */
-        max_message_bytes: z.coerce.number().int().positive().default(64 << 20),
+        max_message_bytes: num(z.number().int().positive()).default(64 << 20),
         /** Concurrent StreamBatches calls before RESOURCE_EXHAUSTED. */
-        max_streams: z.coerce.number().int().positive().default(256),
-        /** Largest batch_size × seq_len a stream may ask for. */
-        max_batch_tokens: z.coerce.number().int().positive().default(1 << 20),
-        max_seq_len: z.coerce.number().int().positive().default(131072),
-        max_world_size: z.coerce.number().int().positive().default(65536),
+        max_streams: num(z.number().int().positive()).default(256),
+        /** Largest batch_size × seq_len a stream may ask for (INVALID_ARGUMENT naming batch_size). */
+        max_batch_tokens: num(z.number().int().positive()).default(1 << 20),
+        /** Largest seq_len a stream may ask for. */
+        max_seq_len: num(z.number().int().positive()).default(131072),
+        /** Largest world_size a stream may ask for (each step plans world_size × batch_size rows). */
+        max_world_size: num(z.number().int().positive()).default(65536),
         /** Mixture updates per stream per second before RESOURCE_EXHAUSTED. */
-        max_updates_per_second: z.coerce.number().positive().default(200),
+        max_updates_per_second: num(z.number().positive()).default(200),
         /** On SIGTERM, how long to wait for in-flight batches before closing anyway. */
-        shutdown_grace_ms: z.coerce.number().int().min(0).default(10000),
-        /** Bearer tokens accepted (empty = no authentication). */
+        shutdown_grace_ms: num(z.number().int().min(0)).default(10000),
+        /** Bearer tokens accepted (empty = no authentication); FLANSTREAM_SERVER_AUTH_TOKENS=a,b. */
         auth_tokens: z.array(z.string().min(8)).default([]),
         tls: z
           .object({
@@ -39,37 +54,53 @@ export const configSchema = z
             key: z.string().default(''),
           })
           .strict()
+          // One without the other used to fall back to plaintext silently.
+          .superRefine((tls, ctx) => {
+            if ((tls.cert === '') !== (tls.key === '')) {
+              ctx.addIssue({ code: z.ZodIssueCode.custom, path: [tls.cert === '' ? 'cert' : 'key'], message: 'set both server.tls.cert and server.tls.key, or neither' });
+            }
+          })
           .default({}),
       })
       .strict()
+      // A limit that lets a stream ask for batches the transport would refuse to send mid-stream.
+      .superRefine((s, ctx) => {
+        if (s.max_batch_tokens * BYTES_PER_BATCH_TOKEN > s.max_message_bytes) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['max_message_bytes'],
+            message: `${s.max_message_bytes} bytes cannot carry a batch of max_batch_tokens = ${s.max_batch_tokens} (needs ${s.max_batch_tokens * BYTES_PER_BATCH_TOKEN}); raise it or lower max_batch_tokens`,
+          });
+        }
+      })
       .default({}),
     index: z
       .object({
         /** The compiled index to serve. */
-        dir: z.string().default('.cache/sample-index'),
+        dir: z.string().min(1).default('.cache/sample-index'),
         /** Bytes of shard tables and token blocks kept in memory. */
-        cache_bytes: z.coerce.number().int().positive().default(512 << 20),
+        cache_bytes: num(z.number().int().positive()).default(512 << 20),
       })
       .strict()
       .default({}),
     stream: z
       .object({
         /** Packing window in examples (best-fit candidates). */
-        window: z.coerce.number().int().positive().default(256),
+        window: num(z.number().int().positive()).default(256),
         /** Examples longer than seq_len: drop or truncate (never inside an audio span). */
         overlong: z.enum(['drop', 'truncate']).default('drop'),
         /** Most turns in a multiturn conversation. */
-        max_turns: z.coerce.number().int().min(1).max(64).default(4),
+        max_turns: num(z.number().int().min(1).max(64)).default(4),
         /** Optional system prompt at the start of every segment. */
         system_prompt: z.string().default(''),
       })
       .strict()
       .default({}),
     /** Directories of named mixtures and held-out sets (*.yaml, the file name is the name); default: the package's config/. */
-    mixtures_dir: z.string().default(`${PACKAGE_CONFIG}mixtures`),
-    heldout_dir: z.string().default(`${PACKAGE_CONFIG}heldout`),
+    mixtures_dir: z.string().min(1).default(`${PACKAGE_CONFIG}mixtures`),
+    heldout_dir: z.string().min(1).default(`${PACKAGE_CONFIG}heldout`),
     /** The held-out set of streams that name none. */
-    default_heldout: z.string().default('unseen-flag'),
+    default_heldout: z.string().min(1).default('unseen-flag'),
   })
   .strict();
 

@@ -1,10 +1,12 @@
 import type * as grpc from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError, ShuttingDownError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore, RawOpen, RawUpdate } from '../stream/data-service-core.js';
 import type { StreamSession } from '../stream/stream-session.js';
-import type { WireResponse } from '../stream/wire-types.js';
+import type { WireEnd, WireResponse } from '../stream/wire-types.js';
 import { corpusInfo } from './corpus-info.js';
+import { StreamMonitor } from './stream-monitor.js';
 import { toStatus } from './to-status.js';
 
 interface StreamRequest extends RawOpen {
@@ -29,15 +31,17 @@ export class DataServiceHandlers {
   private readonly metrics: Metrics;
   private readonly limits: ServiceLimits;
   private readonly auth: (md: grpc.Metadata) => void;
-  private readonly live = new Map<Call, { session?: StreamSession; stop: () => void }>();
+  private readonly monitor: StreamMonitor;
+  private readonly live = new Map<Call, { session?: StreamSession; stop: () => void; finished: Promise<void> }>();
   private draining = false;
   private nextId = 0;
 
-  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void) {
+  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void, monitor: StreamMonitor = new StreamMonitor()) {
     this.core = core;
     this.metrics = metrics;
     this.limits = limits;
     this.auth = auth;
+    this.monitor = monitor;
   }
 
   get activeStreams(): number {
@@ -62,10 +66,16 @@ export class DataServiceHandlers {
     };
   }
 
-  /** Stops taking streams; open ones end after their current batch with reason "shutdown". */
-  drain(): void {
+  /**
+   * Stops taking streams; open ones end after their current batch with reason "shutdown" and
+   * the token of the last batch sent. Resolves once every open call has handed its last message
+   * to the transport (or was cancelled), so the server can close without cutting a StreamEnd off.
+   */
+  drain(): Promise<void> {
     this.draining = true;
-    for (const s of this.live.values()) s.stop();
+    const entries = [...this.live.values()];
+    for (const s of entries) s.stop();
+    return Promise.all(entries.map((s) => s.finished)).then(() => undefined);
   }
 
   private stream(call: Call): void {
@@ -75,13 +85,27 @@ export class DataServiceHandlers {
     let draining = false;
     let wake: (() => void) | undefined;
     const updates: number[] = [];
-    const entry = { session, stop: () => { draining = true; wake?.(); } };
+    // 'finish': the last message and the status were handed to the transport; 'cancelled' and
+    // 'close' cover clients that went away. Whichever comes first, nothing is left to flush.
+    const finished = new Promise<void>((resolve) => {
+      for (const ev of ['finish', 'close', 'cancelled']) call.once(ev, () => resolve());
+    });
+    const entry: { session?: StreamSession; stop: () => void; finished: Promise<void> } = {
+      stop: () => {
+        draining = true;
+        // A stream that never sent its spec has no batch in flight and no token to hand back:
+        // refuse it now rather than hold the shutdown open until the grace period.
+        if (!session) fail(new ShuttingDownError());
+        else wake?.();
+      },
+      finished,
+    };
 
     const fail = (err: unknown): void => {
       if (closed) return;
       closed = true;
       const st = toStatus(err);
-      this.metrics.errors.labels(String(st.code)).inc();
+      this.metrics.observeError(grpcStatus[st.code] ?? String(st.code));
       cleanup();
       call.emit('error', st);
     };
@@ -90,6 +114,7 @@ export class DataServiceHandlers {
       wake?.();
       if (this.live.delete(call)) this.metrics.activeStreams.dec();
       this.metrics.forgetStream(id);
+      this.monitor.close(id);
     };
     try {
       this.auth(call.metadata);
@@ -102,31 +127,32 @@ export class DataServiceHandlers {
     this.live.set(call, entry);
     this.metrics.activeStreams.inc();
 
+    const finish = (msg: { end: WireEnd }): void => {
+      call.write(msg);
+      this.metrics.observeEnd(msg.end.reason);
+      call.end();
+      cleanup();
+    };
     const pump = async (): Promise<void> => {
       while (!closed && session) {
-        if (draining) {
-          call.write(session.end('shutdown'));
-          call.end();
-          cleanup();
-          return;
-        }
         const started = performance.now();
-        const msg = session.next();
+        const msg = draining ? session.end('shutdown') : session.next();
         if (!msg) break;
-        if ('batch' in msg) this.metrics.observeBatch(msg.batch, (performance.now() - started) / 1000, id);
+        if ('end' in msg) return finish(msg);
+        this.metrics.observeBatch(msg.batch, (performance.now() - started) / 1000, id);
+        this.monitor.record(id, msg.batch);
         const room = call.write(msg);
-        if ('end' in msg) {
-          call.end();
-          cleanup();
-          return;
-        }
         // Yield so updates and cancellations are seen between batches; wait when the transport is full.
         await new Promise<void>((resolve) => {
-          wake = resolve;
-          if (room) setImmediate(resolve);
-          else call.once('drain', resolve);
+          const go = (): void => {
+            call.off('drain', go);
+            wake = undefined;
+            resolve();
+          };
+          wake = go;
+          if (room) setImmediate(go);
+          else call.once('drain', go);
         });
-        wake = undefined;
       }
     };
 
@@ -136,6 +162,7 @@ export class DataServiceHandlers {
         if (!session) {
           session = this.core.open(req);
           entry.session = session;
+          this.monitor.open(id, session);
           pump().catch(fail);
           return;
         }

@@ -1,17 +1,22 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Loaded } from '../config/load-config.js';
+import type { Config } from '../config/schema.js';
+import { InvalidArgumentError } from '../errors.js';
 import { Metrics } from '../metrics/metrics.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import { makeAuthCheck } from './auth.js';
 import { DataServiceHandlers } from './data-service.js';
+import { Health } from './health.js';
 import { startHttp } from './http-server.js';
 import { dataServiceDefinition, LOADER_OPTIONS, PROTO_FILE } from './proto.js';
 import { statusRoutes } from './status-page.js';
+import { StreamMonitor } from './stream-monitor.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -23,8 +28,53 @@ export interface RunningServer {
 
 const SERVICE = 'flanstream.v1.DataService';
 
+function readPem(key: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new InvalidArgumentError(key, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
+function credentials(tls: Config['server']['tls']): grpc.ServerCredentials {
+  if (!tls.cert) return grpc.ServerCredentials.createInsecure();
+  const cert = readPem('server.tls.cert', tls.cert);
+  const key = readPem('server.tls.key', tls.key);
+  // grpc-js only notices a bad PEM when binding, as an OpenSSL error blamed on the port: parse
+  // both here so the message names the key to fix.
+  const parse = (name: string, path: string, fn: () => unknown): void => {
+    try {
+      fn();
+    } catch (err) {
+      throw new InvalidArgumentError(name, `${path} is not a usable PEM file (${err instanceof Error ? err.message : String(err)})`);
+    }
+  };
+  parse('server.tls.cert', tls.cert, () => new X509Certificate(cert));
+  parse('server.tls.key', tls.key, () => createPrivateKey(key));
+  return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }]);
+}
+
+/** The DataService definition with its response serializer counting the bytes sent. */
+function countingDefinition(def: grpc.ServiceDefinition, metrics: Metrics): grpc.ServiceDefinition {
+  const method = def.StreamBatches as grpc.MethodDefinition<unknown, unknown>;
+  const serialize = method.responseSerialize;
+  return {
+    ...def,
+    StreamBatches: {
+      ...method,
+      responseSerialize: (value: unknown) => {
+        const bytes = serialize(value);
+        metrics.observeBytes(bytes.length);
+        return bytes;
+      },
+    },
+  };
+}
+
 export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const { config } = loaded;
+  // Before the index opens, so a bad certificate path fails fast and names its key.
+  const creds = credentials(config.server.tls);
   const core = await DataServiceCore.open(config.index.dir, {
     mixtures: loaded.mixtures,
     heldoutSets: loaded.heldoutSets,
@@ -35,50 +85,78 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     cacheBytes: config.index.cache_bytes,
   });
   const metrics = new Metrics(core.reader, core.domains());
-  const handlers = new DataServiceHandlers(core, metrics, { maxStreams: config.server.max_streams, maxUpdatesPerSecond: config.server.max_updates_per_second }, makeAuthCheck(config.server.auth_tokens));
+  const monitor = new StreamMonitor();
+  const handlers = new DataServiceHandlers(
+    core,
+    metrics,
+    { maxStreams: config.server.max_streams, maxUpdatesPerSecond: config.server.max_updates_per_second },
+    makeAuthCheck(config.server.auth_tokens),
+    monitor,
+  );
 
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.server.max_message_bytes,
     'grpc.max_send_message_length': config.server.max_message_bytes,
   });
   const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);
-  server.addService(dataServiceDefinition(definition), handlers.implementation());
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [SERVICE]: 'NOT_SERVING' });
+  server.addService(countingDefinition(dataServiceDefinition(definition), metrics), handlers.implementation());
+  // Health is unauthenticated on purpose: load balancers and kubelet probes carry no token.
+  const health = new Health(['', SERVICE], 'NOT_SERVING');
   health.addToServer(server);
   new ReflectionService(definition).addToServer(server);
 
-  const { cert, key } = config.server.tls;
-  const creds = cert && key ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(cert), private_key: readFileSync(key) }]) : grpc.ServerCredentials.createInsecure();
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${config.server.host}:${config.server.port}`, creds, (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const address = `${config.server.host}:${config.server.port}`;
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+  } catch (err) {
+    core.reader.close();
+    throw new InvalidArgumentError('server.port', `cannot listen on ${address}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  // Ready means the index is open and the port bound; it turns false as soon as shutdown starts.
   let ready = true;
-  health.setStatus('', 'SERVING');
-  health.setStatus(SERVICE, 'SERVING');
+  health.setAll('SERVING');
 
   let http: HttpServer | undefined;
   let httpPort = -1;
   if (config.server.http_port >= 0) {
-    ({ server: http, port: httpPort } = await startHttp(config.server.host, config.server.http_port, { metrics, ready: () => ready, routes: statusRoutes(core, handlers) }));
+    try {
+      ({ server: http, port: httpPort } = await startHttp(config.server.host, config.server.http_port, {
+        metrics,
+        ready: () => ready,
+        routes: statusRoutes({ core, monitor, ready: () => ready, activeStreams: () => handlers.activeStreams }),
+      }));
+    } catch (err) {
+      server.forceShutdown();
+      core.reader.close();
+      throw err;
+    }
   }
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
-      ready = false;
-      health.setStatus('', 'NOT_SERVING');
-      health.setStatus(SERVICE, 'NOT_SERVING');
-      handlers.drain();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, config.server.shutdown_grace_ms);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
+      const deadline = Date.now() + config.server.shutdown_grace_ms;
+      const until = (ms: number, p: Promise<void>): Promise<boolean> =>
+        new Promise((resolve) => {
+          const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+          void p.then(() => {
+            clearTimeout(timer);
+            resolve(true);
+          });
         });
-      });
+      // 1. Not ready: probes and load balancers stop sending work; new streams get UNAVAILABLE.
+      ready = false;
+      health.setAll('NOT_SERVING');
+      // 2. Every open stream finishes its in-flight batch and gets StreamEnd{shutdown, token}.
+      await until(deadline - Date.now(), handlers.drain());
+      // 3. Close: health watchers are ended (they never finish on their own); the rest of the grace
+      // lets StreamEnds still queued in HTTP/2 buffers reach slow readers before anything is cut.
+      health.closeWatchers();
+      const closed = until(deadline - Date.now(), new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
+      if (!(await closed)) server.forceShutdown();
       if (http) {
         http.closeAllConnections();
         await new Promise<void>((resolve) => http!.close(() => resolve()));

@@ -1,17 +1,88 @@
 import type { DataServiceCore } from '../stream/data-service-core.js';
-import type { DataServiceHandlers } from './data-service.js';
+import type { Route } from './http-server.js';
+import { STATUS_CSP, STATUS_HTML, STATUS_JS } from './status-assets.js';
+import type { StreamMonitor, StreamView } from './stream-monitor.js';
 
-/** Routes of the live status page; the page itself arrives with the operations work. */
-export function statusRoutes(core: DataServiceCore, handlers: DataServiceHandlers): Record<string, () => [string, string]> {
+export interface DomainSummary {
+  readonly domain: string;
+  readonly tasks: number;
+  readonly train: number;
+  readonly dev: number;
+  readonly test: number;
+  readonly textTokens: number;
+  readonly audioTokens: number;
+  readonly unseenTasks: number;
+}
+
+/** What /status.json answers; the page at / polls it. */
+export interface StatusJson {
+  readonly now: number;
+  readonly startedAt: number;
+  readonly ready: boolean;
+  /** Domain index → name, the order of every per-domain array below. */
+  readonly domains: readonly string[];
+  readonly corpus: {
+    readonly fingerprint: string;
+    readonly records: number;
+    readonly tasks: number;
+    readonly quarantined: number;
+    readonly quarantineByReason: Readonly<Record<string, number>>;
+    readonly domains: readonly DomainSummary[];
+    readonly heldoutSets: readonly { readonly name: string; readonly tasks: number }[];
+  };
+  readonly activeStreams: number;
+  readonly streams: readonly StreamView[];
+}
+
+export interface StatusDeps {
+  readonly core: DataServiceCore;
+  readonly monitor: StreamMonitor;
+  readonly ready: () => boolean;
+  readonly activeStreams: () => number;
+}
+
+function summarize(core: DataServiceCore): StatusJson['corpus'] {
+  const m = core.reader.manifest;
+  const domains = core.domains().map((domain): DomainSummary => {
+    const tasks = m.tasks.filter((t) => t.domain === domain);
+    const sum = (f: (t: (typeof tasks)[number]) => number): number => tasks.reduce((a, t) => a + f(t), 0);
+    return {
+      domain,
+      tasks: tasks.length,
+      train: sum((t) => t.counts[0]),
+      dev: sum((t) => t.counts[1]),
+      test: sum((t) => t.counts[2]),
+      textTokens: sum((t) => t.textTokens),
+      audioTokens: sum((t) => t.audioTokens),
+      unseenTasks: tasks.filter((t) => t.unseen).length,
+    };
+  });
+  const heldoutSets = Object.keys(core.settings.heldoutSets)
+    .sort()
+    .map((name) => ({ name, tasks: core.heldoutFromRaw({ name }).tasks.size }));
+  return { fingerprint: m.fingerprint, records: m.records, tasks: m.tasks.length, quarantined: m.quarantined, quarantineByReason: m.quarantineByReason, domains, heldoutSets };
+}
+
+/** Routes of the live status page: the page (/), its script and the JSON it polls. */
+export function statusRoutes(deps: StatusDeps): Record<string, Route> {
+  const startedAt = Date.now();
+  // The corpus does not change while it is served: summarize it once.
+  const corpus = summarize(deps.core);
+  const page = { type: 'text/html; charset=utf-8', body: STATUS_HTML, headers: { 'content-security-policy': STATUS_CSP } };
   return {
-    '/status.json': () => [
-      'application/json',
-      JSON.stringify({
-        index: core.reader.fingerprint,
-        records: core.reader.manifest.records,
-        tasks: core.reader.tasks.length,
-        activeStreams: handlers.activeStreams,
-      }),
-    ],
+    '/': () => page,
+    '/status.js': () => ({ type: 'text/javascript; charset=utf-8', body: STATUS_JS }),
+    '/status.json': () => {
+      const status: StatusJson = {
+        now: Date.now(),
+        startedAt,
+        ready: deps.ready(),
+        domains: deps.core.domains(),
+        corpus,
+        activeStreams: deps.activeStreams(),
+        streams: deps.monitor.snapshot(),
+      };
+      return { type: 'application/json', body: JSON.stringify(status) };
+    },
   };
 }
