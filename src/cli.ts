@@ -21,8 +21,19 @@ function positiveInt(flag: string, v: string | undefined, fallback: number): num
   return n;
 }
 
+/** parseArgs reads "--http-port -1" as two flags; glue negative numbers to their option. */
+function glueNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (const a of args) {
+    const prev = out[out.length - 1];
+    if (/^-\d/.test(a) && prev?.startsWith('--') && !prev.includes('=')) out[out.length - 1] = `${prev}=${a}`;
+    else out.push(a);
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
+  const [command, ...rest] = glueNegativeValues(argv);
   switch (command) {
     case 'sample-corpus': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { records: { type: 'string' }, seed: { type: 'string' } } });
