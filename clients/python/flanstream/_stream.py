@@ -12,9 +12,12 @@ token of the last batch it handed to the training loop.
 """
 from __future__ import annotations
 
+import atexit
 import queue
 import random
+import sys
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -29,6 +32,17 @@ __all__ = ["Connection", "RetryPolicy", "Item", "Interrupted"]
 #: ``"eof"`` (stream closed without a ``StreamEnd``) or ``"error"`` (an exception).
 Item = Tuple[str, Any]
 _POLL = 0.05
+_LIVE: "weakref.WeakSet[Connection]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Cancel open calls while the interpreter is still fully alive: cancelling a gRPC call during
+    # finalization (e.g. from a generator's ``finally`` when module globals are cleared) can hang.
+    for conn in list(_LIVE):
+        conn.close()
+    for client in list(Client.instances):
+        client.close()
 
 
 @dataclass
@@ -93,6 +107,7 @@ class Connection:
         self._closed = threading.Event()
         self._call: Any = None
         self._thread = threading.Thread(target=self._run, name=f"flanstream-prefetch[{self.target}]", daemon=True)
+        _LIVE.add(self)
         self._thread.start()
 
     # -- request side -----------------------------------------------------------------------
@@ -156,7 +171,10 @@ class Connection:
         if self._closed.is_set():
             return
         self._closed.set()
+        _LIVE.discard(self)
         self._requests.put(None)
+        if sys.is_finalizing():  # too late to talk to gRPC safely; the process is exiting anyway
+            return
         call = self._call
         if call is not None:
             call.cancel()
@@ -167,6 +185,7 @@ class Connection:
                 break
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5.0)
+            self._call = None  # release the call now, not during interpreter finalization
 
 
 class Interrupted(Exception):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import grpc
@@ -25,6 +26,11 @@ DEFAULT_CHANNEL_OPTIONS: Tuple[Tuple[str, Any], ...] = (
 )
 
 
+def _serialize_deterministic(msg: Any) -> bytes:
+    # Map fields (mixture weights) in sorted key order, so equal requests are equal bytes.
+    return msg.SerializeToString(deterministic=True)
+
+
 class Client:
     """A client of one ``flanstream.v1.DataService`` replica.
 
@@ -39,6 +45,9 @@ class Client:
     The channel is created lazily and is safe to share between threads. Use as a context
     manager or call :meth:`close` to release it.
     """
+
+    #: Live clients; their channels are closed at interpreter exit (see ``flanstream._stream``).
+    instances: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
     def __init__(
         self,
@@ -62,9 +71,10 @@ class Client:
         self.tls = tls
         self.timeout = float(timeout)
         self._options: List[Tuple[str, Any]] = list(DEFAULT_CHANNEL_OPTIONS) + list(options or ())
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._channel: Optional[grpc.Channel] = None
         self._stub: Optional[pb_grpc.DataServiceStub] = None
+        self._stream_method: Any = None
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -92,6 +102,7 @@ class Client:
                 else:
                     self._channel = grpc.secure_channel(self.target, self._credentials(), options=self._options)
                 self._stub = pb_grpc.DataServiceStub(self._channel)
+                Client.instances.add(self)
             return self._channel
 
     @property
@@ -122,7 +133,15 @@ class Client:
     def stream_batches(self, requests: Iterator["pb.StreamRequest"]) -> Any:
         """Open a raw ``StreamBatches`` call; returns the gRPC call (an iterator of
         ``StreamResponse`` with ``cancel()``). Most users want :class:`FlanStreamDataset`."""
-        return self.stub.StreamBatches(requests, metadata=self.metadata)
+        with self._lock:
+            if self._stream_method is None:
+                self._stream_method = self.channel.stream_stream(
+                    "/flanstream.v1.DataService/StreamBatches",
+                    request_serializer=_serialize_deterministic,
+                    response_deserializer=pb.StreamResponse.FromString,
+                )
+            method = self._stream_method
+        return method(requests, metadata=self.metadata)
 
     def close(self) -> None:
         """Close the channel (it is re-created on next use)."""
@@ -131,6 +150,7 @@ class Client:
                 self._channel.close()
             self._channel = None
             self._stub = None
+            self._stream_method = None
 
     def __enter__(self) -> "Client":
         return self

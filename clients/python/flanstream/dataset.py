@@ -123,6 +123,11 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         """A copy of the stream spec sent on a fresh start."""
         return copy.deepcopy(self._spec)
 
+    split = property(lambda self: self._spec.split, doc="``train``, ``heldout``, ``dev`` or ``test``.")
+    packing = property(lambda self: self._spec.packing, doc="``none``, ``packed``, ``multiturn`` or ``examples``.")
+    batch_size = property(lambda self: self._spec.batch_size, doc="Rows per batch (this rank).")
+    seq_len = property(lambda self: self._spec.seq_len, doc="Tokens per row.")
+
     @property
     def last_step(self) -> Optional[int]:
         """Global step of the last batch handed out (``None`` before the first)."""

@@ -23,6 +23,7 @@ step is one numpy operation over the batch.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, List, Optional, Sequence
 
 import grpc
@@ -43,17 +44,20 @@ IGNORE_INDEX = -100
 _I4 = np.dtype("<i4")
 
 
-_ARANGE = np.arange(0, dtype=np.int64)
+_TLS = threading.local()
 
 
-def _arange(n: int) -> np.ndarray:
-    """A read-only ``arange(n)`` (int64) view of a cached, grown-on-demand buffer."""
-    global _ARANGE
-    buf = _ARANGE
-    if buf.shape[0] < n:
-        buf = np.arange(max(n, 2 * buf.shape[0]), dtype=np.int64)
-        buf.setflags(write=False)
-        _ARANGE = buf
+def _scratch(name: str, n: int, dtype: Any) -> np.ndarray:
+    """A per-thread scratch buffer of ``n`` items, reused across batches (grown on demand).
+
+    Reusing temporaries matters: fresh multi-100-KB arrays are ``mmap``-ed and page-faulted on
+    every batch, which costs more than the arithmetic itself.
+    """
+    bufs: Dict[str, np.ndarray] = _TLS.__dict__.setdefault("bufs", {})
+    buf = bufs.get(name)
+    if buf is None or buf.shape[0] < n:
+        buf = np.empty(max(n, 2 * buf.shape[0] if buf is not None else n), dtype=dtype)
+        bufs[name] = buf
     return buf[:n]
 
 
@@ -98,32 +102,50 @@ def dense_arrays(batch: "pb.Batch", ids_dtype: Any = np.int32) -> Dict[str, Any]
         ordinal[order] = np.arange(S) - np.searchsorted(srows, srows, side="left") + 1
     else:                                      # row-major order (the normal case)
         ordinal = np.arange(S) - np.searchsorted(rows, rows, side="left") + 1
-    starts = ends - lens                       # flattened token start of each segment
-    ar = _arange(N)
-    dest = np.repeat(key - starts, lens)
-    dest += ar                                 # destination of every token in [B*L]
-    size = B * L
-    input_ids = np.full(size, int(batch.pad_id), dtype=ids_dtype)
-    input_ids[dest] = tokens
-    position_ids = np.zeros(size, dtype=ids_dtype)
-    pos = np.repeat(starts, lens)
-    np.subtract(ar, pos, out=pos)              # 0, 1, … within each segment
-    position_ids[dest] = pos
-    del pos
-    segment_ids = np.zeros(size, dtype=np.int32)
-    segment_ids[dest] = np.repeat(ordinal.astype(np.int32), lens)
-    labels = np.full(size, IGNORE_INDEX, dtype=ids_dtype)
     spans = _u32(batch.loss_spans)
     if spans.shape[0] % 2:
         raise _bad("loss_spans has an odd number of entries")
-    if spans.shape[0]:
-        s0, s1 = spans[0::2], spans[1::2]
-        if bool(np.any(s0 > s1)) or int(s1.max()) > N:
-            raise _bad(f"a loss span is empty-reversed or beyond the {N} tokens")
-        slen = s1 - s0
-        sup = np.repeat(s0 - (np.cumsum(slen) - slen), slen)
-        sup += _arange(sup.shape[0])           # supervised flattened token indices
-        labels[dest[sup]] = tokens[sup]
+    s0, s1 = spans[0::2], spans[1::2]
+    if spans.shape[0] and (bool(np.any(s0 > s1)) or int(s1.max()) > N):
+        raise _bad(f"a loss span is reversed or beyond the {N} tokens")
+    size = B * L
+    input_ids = np.full(size, int(batch.pad_id), dtype=ids_dtype)
+    labels = np.full(size, IGNORE_INDEX, dtype=ids_dtype)
+    position_ids = np.zeros(size, dtype=ids_dtype)
+    segment_ids = np.zeros(size, dtype=np.int32)
+    if N:
+        nz = lens > 0
+        k, ln, od = (key, lens, ordinal) if bool(nz.all()) else (key[nz], lens[nz], ordinal[nz])
+        st = np.cumsum(ln) - ln                # flattened token start of each (non-empty) segment
+        # Run-length expansion by cumulative sums: one value per token, 1 (or 0) except a jump
+        # at each segment's first token, so a single in-place cumsum gives the per-token values.
+        dest = _scratch("dest", N, np.int64)   # destination of every token in the [B*L] batch
+        dest.fill(1)
+        jump = k.copy()
+        jump[1:] -= k[:-1] + ln[:-1] - 1
+        dest[st] = jump
+        np.cumsum(dest, out=dest)
+        pos = _scratch("pos", N, np.int32)     # 0, 1, … within each segment
+        pos.fill(1)
+        pos[st] = np.concatenate(([0], 1 - ln[:-1]))
+        np.cumsum(pos, dtype=np.int32, out=pos)
+        seg = _scratch("seg", N, np.int32)     # 1, 2, … per segment within its row
+        seg.fill(0)
+        seg[st] = np.diff(od, prepend=0)
+        np.cumsum(seg, dtype=np.int32, out=seg)
+        input_ids[dest] = tokens
+        position_ids[dest] = pos
+        segment_ids[dest] = seg
+        if spans.shape[0]:
+            depth = _scratch("depth", N + 1, np.int32)  # how many loss spans cover each token
+            depth.fill(0)
+            np.add.at(depth, s0, 1)
+            np.add.at(depth, s1, -1)
+            np.cumsum(depth, dtype=np.int32, out=depth)
+            lab = _scratch("lab", N, np.int32)
+            lab.fill(IGNORE_INDEX)
+            np.copyto(lab, tokens, where=depth[:N] > 0)
+            labels[dest] = lab
     cu = np.zeros(S + 1, dtype=np.int32)
     cu[1:] = ends
     return {

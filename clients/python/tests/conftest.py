@@ -62,7 +62,8 @@ class ServerProcess:
         self.log_path = log_dir / f"server-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [_node(), str(CLI), "serve", "--index", str(index_dir), "--port", "0", *(extra or [])],
+            # --http-port 0: a free metrics port, so several test servers (and `npm start`) coexist
+            [_node(), str(CLI), "serve", "--index", str(index_dir), "--port", "0", "--http-port", "0", *(extra or [])],
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
         )
         self.lines: List[str] = []

@@ -37,7 +37,7 @@ def _free_port() -> int:
 def test_ranks_default_from_torch_distributed_and_updates_are_broadcast(fake_server) -> None:
     pytest.importorskip("torch.distributed")
     port = str(_free_port())
-    env = {"PYTHONPATH": str(CLIENT_ROOT), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(CLIENT_ROOT), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(r), port, fake_server.target], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
     outs = []
