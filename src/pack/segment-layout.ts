@@ -62,13 +62,6 @@ export class SegmentLayout {
     return pieces;
   }
 
-  /** Tokens of the first input audio span (the clip a conversation shares); 0 if none. */
-  sharedClipLength(loc: ExampleLoc): number {
-    const all = this.inputPieces(loc, false).reduce((n, p) => n + p.len, 0);
-    const rest = this.inputPieces(loc, true).reduce((n, p) => n + p.len, 0);
-    return all - rest;
-  }
-
   turn(loc: ExampleLoc, shareAudio: boolean): Turn {
     const inputKeep = this.inputPieces(loc, shareAudio).reduce((n, p) => n + p.len, 0);
     return { loc, shareAudio, inputKeep };

@@ -111,6 +111,9 @@ export class TrainPlanner {
       const u = this.pending.shift()!;
       this.mixture = u.mixture;
       this.sampler.setTarget(this.deps.resolve(u.mixture, 'mixture_update'));
+      // Units drawn earlier but still in the packing window are served from this step on: count
+      // them against the new target, so what is served from apply_at_step on follows it.
+      for (const unit of this.pool) for (const t of unit.turns) this.sampler.credit(t.loc.task);
     }
     return Array.from({ length: rows }, () => {
       const row = this.planRow();
@@ -122,25 +125,32 @@ export class TrainPlanner {
   private planRow(): Segment[] {
     const { spec } = this.deps;
     if (spec.packing === 'none') return [this.drawUnit()];
-    while (this.pool.length < spec.window) this.pool.push(this.drawUnit());
-    const first = this.pool.shift()!;
-    const row = [first];
-    let free = spec.seqLen - first.length;
+    const row: Segment[] = [];
+    let free = spec.seqLen;
     for (;;) {
-      let best = -1;
-      let bestLen = 0;
-      for (let j = 0; j < this.pool.length; j++) {
-        const len = this.pool[j]!.length;
-        if (len <= free && len > bestLen) {
-          best = j;
-          bestLen = len;
-        }
-      }
-      if (best < 0) break;
-      row.push(this.pool.splice(best, 1)[0]!);
-      free -= bestLen;
+      // The window slides: a placed unit is replaced before the next choice, so every choice sees
+      // `window` pending units (window 1 is next-fit packing).
+      while (this.pool.length < spec.window) this.pool.push(this.drawUnit());
+      const pick = row.length === 0 ? 0 : this.bestFit(free);
+      if (pick < 0) return row;
+      const unit = this.pool.splice(pick, 1)[0]!;
+      row.push(unit);
+      free -= unit.length;
     }
-    return row;
+  }
+
+  /** The largest pending unit that fits in `free` tokens (the oldest among equals), or -1. */
+  private bestFit(free: number): number {
+    let best = -1;
+    let bestLen = 0;
+    for (let j = 0; j < this.pool.length; j++) {
+      const len = this.pool[j]!.length;
+      if (len <= free && len > bestLen) {
+        best = j;
+        bestLen = len;
+      }
+    }
+    return best;
   }
 
   /**

@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto';
+import { coreSettings } from '../../src/config/core-settings.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { DataServiceCore, type RawOpen } from '../../src/stream/data-service-core.js';
+import type { StreamSession } from '../../src/stream/stream-session.js';
+import type { WireBatch, WireEnd } from '../../src/stream/wire-types.js';
+
+/**
+ * Streams without gRPC: a DataServiceCore over an index with the default configuration (plus
+ * `--set`-style overrides), and helpers that read wire batches the way a client would.
+ */
+export async function openCore(index: string, overrides: Record<string, string> = {}): Promise<DataServiceCore> {
+  return DataServiceCore.open(index, coreSettings(loadConfig(undefined, { 'index.dir': index, ...overrides }, {})));
+}
+
+export type Spec = NonNullable<RawOpen['spec']>;
+
+/** A train spec with the usual defaults; fields given override them. */
+export function trainSpec(over: Partial<Spec> = {}): Spec {
+  return { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 0, ...over };
+}
+
+/** Up to `n` batches of a session (fewer if it ends), and its end message if it ended. */
+export function take(session: StreamSession, n: number): { batches: WireBatch[]; end?: WireEnd } {
+  const batches: WireBatch[] = [];
+  while (batches.length < n) {
+    const m = session.next();
+    if (!m) break;
+    if ('end' in m) return { batches, end: m.end };
+    batches.push(m.batch);
+  }
+  return { batches };
+}
+
+/** Every message of a finite stream. */
+export function drain(session: StreamSession): { batches: WireBatch[]; end: WireEnd } {
+  const { batches, end } = take(session, Number.MAX_SAFE_INTEGER);
+  if (!end) throw new Error('stream did not end');
+  return { batches, end };
+}
+
+/** A segment as a client sees it: placement, turns, its tokens and its supervised ranges (segment-relative). */
+export interface SegView {
+  readonly row: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly task: number;
+  readonly uuids: readonly string[];
+  readonly turnTasks: readonly number[];
+  readonly tokens: Int32Array;
+  readonly loss: readonly (readonly [number, number])[];
+  readonly textTokens: number;
+  readonly audioTokens: number;
+}
+
+function tokensOf(b: WireBatch): Int32Array {
+  const out = new Int32Array(b.tokens.byteLength / 4);
+  for (let i = 0; i < out.length; i++) out[i] = b.tokens.readInt32LE(i * 4);
+  return out;
+}
+
+/** Splits a batch into its segments; loss spans are assigned to the segment that contains them. */
+export function segments(b: WireBatch): SegView[] {
+  const tokens = tokensOf(b);
+  const out: SegView[] = [];
+  let start = 0;
+  let turn = 0;
+  for (let i = 0; i < b.segLength.length; i++) {
+    const len = b.segLength[i]!;
+    const n = b.segTurns[i]!;
+    const loss: [number, number][] = [];
+    for (let k = 0; k < b.lossSpans.length; k += 2) {
+      const [s, e] = [b.lossSpans[k]!, b.lossSpans[k + 1]!];
+      if (s >= start && s < start + len) loss.push([s - start, e - start]);
+    }
+    out.push({
+      row: b.segRow[i]!,
+      offset: b.segOffset[i]!,
+      length: len,
+      task: b.segTask[i]!,
+      uuids: b.uuids.slice(turn, turn + n),
+      turnTasks: b.turnTask.slice(turn, turn + n),
+      tokens: tokens.subarray(start, start + len),
+      loss,
+      textTokens: b.segTextTokens[i]!,
+      audioTokens: b.segAudioTokens[i]!,
+    });
+    start += len;
+    turn += n;
+  }
+  return out;
+}
+
+/** Served examples per task (every turn of every segment), summed over batches. */
+export function servedPerTask(batches: readonly WireBatch[], tasks: number): number[] {
+  const n = new Array<number>(tasks).fill(0);
+  for (const b of batches) for (const t of b.turnTask) n[t] = (n[t] ?? 0) + 1;
+  return n;
+}
+
+/** Short fingerprint of a batch's content (step, tokens and segment columns), without its stats. */
+export function content(b: WireBatch): string {
+  const h = createHash('sha256').update(JSON.stringify([b.step, b.segRow, b.segOffset, b.segLength, b.uuids, b.turnTask, b.lossSpans])).update(b.tokens);
+  return `step ${b.step}: ${h.digest('hex').slice(0, 16)}`;
+}
