@@ -1,6 +1,7 @@
-import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { lstatSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { LRUCache } from 'lru-cache';
+import { digest } from '../util/hash.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
 import type { QuarantineReason } from './quarantine.js';
 
@@ -11,9 +12,9 @@ export type Resolved =
       readonly file: string;
       readonly size: number;
       readonly mtimeMs: number;
-      /** The scp file that named it, and that file's size (for the incremental index key). */
+      /** The scp file that named it, and a digest of that file's bytes (for the incremental index). */
       readonly scp: string;
-      readonly scpSize: number;
+      readonly scpHash: string;
     }
   | { readonly ok: false; readonly reason: QuarantineReason; readonly detail: string };
 
@@ -29,13 +30,15 @@ export class AudioResolver {
   private readonly tokensDir: string;
   private readonly datasetsByDomain = new Map<string, string[]>();
   private readonly scps = new Map<string, Map<string, string>>();
-  private readonly npyCache = new LRUCache<string, Resolved>({ max: 4096 });
-  private readonly scpSizes = new Map<string, number>();
+  // Bounded by bytes of codes: clip lengths vary by orders of magnitude.
+  private readonly npyCache = new LRUCache<string, Resolved>({ maxSize: 256 << 20, sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0) });
+  private readonly scpHashes = new Map<string, string>();
   private readonly unreadable: string[] = [];
+  private readonly realDirs = new Map<string, string>();
 
   constructor(corpusRoot: string) {
     this.root = resolve(corpusRoot);
-    this.realRoot = realpathSync(this.root);
+    this.realRoot = realpathSync.native(this.root);
     this.tokensDir = join(this.root, 'audio_tokens');
   }
 
@@ -61,15 +64,17 @@ export class AudioResolver {
     if (!map) {
       map = new Map();
       const rel = `scp_files/${domain}/${dataset}.scp`;
-      let text: string;
+      let bytes: Buffer;
       try {
-        text = readFileSync(join(this.root, rel), 'utf8');
+        bytes = readFileSync(join(this.root, rel));
       } catch (err) {
         // An unreadable scp lists nothing; its ids are quarantined as unresolved, naming it.
         this.unreadable.push(`${rel} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-        text = '';
+        bytes = Buffer.alloc(0);
       }
-      this.scpSizes.set(key, text.length);
+      // A digest, not the size: an edited mapping of the same length must still rebuild its users.
+      this.scpHashes.set(key, digest(bytes));
+      const text = bytes.toString('utf8');
       for (const line of text.split('\n')) {
         const trimmed = line.trim();
         if (trimmed === '') continue;
@@ -104,12 +109,21 @@ export class AudioResolver {
     const cacheKey = `${found.scp}\u0000${found.path}`;
     const cached = this.npyCache.get(cacheKey);
     if (cached) return cached;
-    const result = this.load(found.path, `scp_files/${found.scp}.scp`, this.scpSizes.get(found.scp) ?? 0);
+    const result = this.load(found.path, `scp_files/${found.scp}.scp`, this.scpHashes.get(found.scp) ?? '');
     this.npyCache.set(cacheKey, result);
     return result;
   }
 
-  private load(scpPath: string, scp: string, scpSize: number): Resolved {
+  private realDir(dir: string): string {
+    let real = this.realDirs.get(dir);
+    if (real === undefined) {
+      real = realpathSync.native(dir);
+      this.realDirs.set(dir, real);
+    }
+    return real;
+  }
+
+  private load(scpPath: string, scp: string, scpHash: string): Resolved {
     const npyRel = scpPath.replace(/\.[^./\\]*$/, '') + '.npy';
     const file = resolve(this.tokensDir, npyRel);
     if (scpPath.startsWith('/') || !file.startsWith(this.tokensDir + sep)) {
@@ -117,7 +131,8 @@ export class AudioResolver {
     }
     let real: string;
     try {
-      real = realpathSync(file);
+      // Clips share few directories: resolve those once, and the file itself only if it is a link.
+      real = lstatSync(file).isSymbolicLink() ? realpathSync.native(file) : join(this.realDir(dirname(file)), basename(file));
     } catch {
       return { ok: false, reason: 'npy_missing', detail: `audio tokens audio_tokens/${npyRel} do not exist` };
     }
@@ -127,7 +142,7 @@ export class AudioResolver {
     try {
       const st = statSync(real);
       const npy = parseNpy(readFileSync(real));
-      return { ok: true, npy, file: `audio_tokens/${npyRel}`, size: st.size, mtimeMs: st.mtimeMs, scp, scpSize };
+      return { ok: true, npy, file: `audio_tokens/${npyRel}`, size: st.size, mtimeMs: st.mtimeMs, scp, scpHash };
     } catch (err) {
       const detail = err instanceof NpyFormatError ? err.message : String(err);
       return { ok: false, reason: 'npy_malformed', detail: `audio_tokens/${npyRel}: ${detail}` };

@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { checksum } from '../util/hash.js';
-import { ROW, ROW_WIDTH, type ShardMeta } from './format.js';
+import { MANIFEST_FILE, ROW, ROW_WIDTH, type ShardMeta } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 
 /**
@@ -10,7 +10,11 @@ import { writeFileAtomic } from './manifest-io.js';
  * shared with at least one other record, as int32 quads [keyLo, keyHi, shard, row] sorted by
  * key, then shard, then row. Built at index time, so the server never scans records for it.
  */
-export const AUDIO_GROUPS_FILE = 'audio-groups.bin';
+/**
+ * Named by content, like shard files: a run interrupted between this file and its manifest must
+ * not replace the groups file that the previous, still valid manifest names.
+ */
+export const AUDIO_GROUPS_NAME = /^audio-groups\.[0-9a-f]{16}\.bin$/;
 export const QUAD = 4;
 
 export interface AudioGroupsMeta {
@@ -37,12 +41,15 @@ export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[],
   });
   const data = Int32Array.from(shared.flat());
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  writeFileAtomic(join(indexDir, AUDIO_GROUPS_FILE), bytes);
-  return { file: AUDIO_GROUPS_FILE, entries: shared.length, checksum: checksum(bytes) };
+  const sum = checksum(bytes);
+  const file = `audio-groups.${sum}.bin`;
+  writeFileAtomic(join(indexDir, file), bytes);
+  return { file, entries: shared.length, checksum: sum };
 }
 
 export function readAudioGroups(indexDir: string, meta: AudioGroupsMeta): Int32Array {
-  const path = join(indexDir, AUDIO_GROUPS_FILE);
+  if (!AUDIO_GROUPS_NAME.test(meta.file)) throw new IndexCorruptError(join(indexDir, MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
+  const path = join(indexDir, meta.file);
   const buf = Buffer.alloc(meta.entries * QUAD * 4);
   let fd: number;
   try {

@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import type { QuarantineReason } from '../corpus/quarantine.js';
 import { CorpusError } from '../errors.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
+import { digest } from '../util/hash.js';
+import { AUDIO_GROUPS_NAME } from './audio-groups.js';
 import { compileManifest } from './compile-manifest.js';
 import { QUARANTINE_FILE, SHARDS_DIR, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
 import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
+import { readShardDeps } from './shard-builder.js';
 import { buildShards } from './shard-pool.js';
 
 export interface BuildOptions {
@@ -56,17 +60,26 @@ function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
+/**
+ * Audio references that failed depend on files the shard's deps cannot list (an scp entry or a
+ * .npy added or fixed later), so a shard holding such quarantined records is always rebuilt.
+ */
+const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolved', 'path_escape', 'npy_missing', 'npy_malformed']);
+
 /** A previous shard is reused when its source, options and every audio file it used are unchanged. */
-function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string): old is ShardMeta {
+function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string, scpDigest: (file: string) => string): old is ShardMeta {
   if (!old || old.sourceHash !== hash) return false;
+  if (old.quarantine.some((q) => AUDIO_REASONS.has(q.reason))) return false;
   try {
     if (statSync(join(out, old.file)).size !== old.bytes) return false;
-    for (const [file, size, mtimeMs] of old.deps.npy) {
+    const deps = readShardDeps(out, old);
+    if (!deps) return false;
+    for (const [file, size, mtimeMs] of deps.npy) {
       const st = statSync(join(corpus, file));
       if (st.size !== size || st.mtimeMs !== mtimeMs) return false;
     }
-    for (const [scp, size] of old.deps.scp) {
-      if (readFileSync(join(corpus, scp), 'utf8').length !== size) return false;
+    for (const [scp, scpHash] of deps.scp) {
+      if (scpDigest(scp) !== scpHash) return false;
     }
   } catch {
     return false;
@@ -102,11 +115,20 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
 
   const kept: ShardMeta[] = [];
   const jobs = [];
+  const scpDigests = new Map<string, string>();
+  const scpDigest = (file: string): string => {
+    let d = scpDigests.get(file);
+    if (d === undefined) scpDigests.set(file, (d = digest(readFileSync(join(corpus, file)))));
+    return d;
+  };
   for (const source of sources) {
     const old = oldBySource.get(source);
-    if (reusable(old, corpus, out, sha256(join(corpus, source)))) kept.push(old);
+    if (reusable(old, corpus, out, sha256(join(corpus, source)), scpDigest)) kept.push(old);
     else jobs.push({ corpus, source, indexDir: out, options });
   }
+  // Shards of one dataset share clips: built back to back, they find them in the resolver's cache.
+  const dataset = (source: string): string => source.split('/')[4] ?? '';
+  jobs.sort((a, b) => dataset(a.source).localeCompare(dataset(b.source)) || (a.source < b.source ? -1 : 1));
   let done = kept.length;
   let records = kept.reduce((n, s) => n + s.records, 0);
   let bytes = 0;
@@ -126,9 +148,13 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
   writeManifest(out, manifest);
 
   // Only now are files of older builds unreferenced; removing them cannot break a valid index.
+  // Temporaries are those of interrupted runs.
   const live = new Set(manifest.shards.map((s) => s.file.slice(SHARDS_DIR.length + 1)));
   for (const f of readdirSync(join(out, SHARDS_DIR))) {
     if (!live.has(f)) unlinkSync(join(out, SHARDS_DIR, f));
+  }
+  for (const f of readdirSync(out)) {
+    if (f.endsWith('.tmp') || (AUDIO_GROUPS_NAME.test(f) && f !== manifest.audioGroups.file)) unlinkSync(join(out, f));
   }
   return {
     manifest,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { writeAudioGroups } from './audio-groups.js';
-import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
+import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
 
 function percentiles(lengths: number[]): [number, number, number, number] {
   if (lengths.length === 0) return [0, 0, 0, 0];
@@ -12,8 +12,8 @@ function percentiles(lengths: number[]): [number, number, number, number] {
   return [at(0.5), at(0.9), at(0.99), lengths[lengths.length - 1] ?? 0];
 }
 
-function readRows(indexDir: string, shard: ShardMeta): Int32Array {
-  const [off, len] = shard.sections.rows;
+function readSection(indexDir: string, shard: ShardMeta, section: 'rows' | 'spans'): Int32Array {
+  const [off, len] = shard.sections[section];
   const buf = Buffer.alloc(len);
   const fd = openSync(join(indexDir, shard.file), 'r');
   try {
@@ -32,16 +32,19 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
   shards.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   const paths = [...new Set(shards.flatMap((s) => s.tasks.map((t) => t.path)))].sort();
   const id = new Map(paths.map((p, i) => [p, i]));
-  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles'>; lengths: number[]; counts: [number, number, number]; runs: [number, number, number][][] };
+  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength'>; lengths: number[]; minTrain: number; minCore: number; counts: [number, number, number]; runs: [number, number, number][][] };
   const acc: Acc[] = paths.map((path, i) => ({
     entry: { id: i, path, domain: '', major: '', minor: '', ug: '', unseen: false, counts: [0, 0, 0], textTokens: 0, audioTokens: 0, runs: [] },
     lengths: [],
+    minTrain: Infinity,
+    minCore: Infinity,
     counts: [0, 0, 0],
     runs: [[], [], []],
   }));
-  const rowsOf = (s: number): Int32Array => readRows(indexDir, shards[s]!);
+  const rowsOf = (s: number): Int32Array => readSection(indexDir, shards[s]!, 'rows');
   shards.forEach((shard, s) => {
     const rows = rowsOf(s);
+    const spans = readSection(indexDir, shard, 'spans');
     shard.tasks.forEach((t, local) => {
       const a = acc[id.get(t.path) ?? -1];
       if (!a) return;
@@ -59,10 +62,28 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
       const o = r * ROW_WIDTH;
       const task = shard.tasks[rows[o + ROW.TASK] ?? 0];
       const a = task && acc[id.get(task.path) ?? -1];
-      a?.lengths.push((rows[o + ROW.INSTR_LEN] ?? 0) + (rows[o + ROW.INPUT_LEN] ?? 0) + (rows[o + ROW.OUTPUT_LEN] ?? 0));
+      if (!a) continue;
+      const instr = rows[o + ROW.INSTR_LEN] ?? 0;
+      const input = rows[o + ROW.INPUT_LEN] ?? 0;
+      // Truncation keeps the input up to the end of its first clip (see SegmentLayout.fit).
+      let firstClipEnd = 0;
+      const first = rows[o + ROW.SPAN_START] ?? 0;
+      for (let k = first; k < first + (rows[o + ROW.SPAN_COUNT] ?? 0); k++) {
+        const start = (spans[k * SPAN_WIDTH + SPAN.REL_START] ?? 0) - instr;
+        if (start >= 0 && start < input) {
+          firstClipEnd = start + (spans[k * SPAN_WIDTH + SPAN.LENGTH] ?? 0);
+          break;
+        }
+      }
+      const core = instr + (rows[o + ROW.OUTPUT_LEN] ?? 0);
+      a.lengths.push(core + input);
+      if ((rows[o + ROW.SPLITS] ?? 0) & SPLIT_BIT.train) {
+        a.minTrain = Math.min(a.minTrain, core + input);
+        a.minCore = Math.min(a.minCore, core + firstClipEnd);
+      }
     }
   });
-  const tasks: TaskEntry[] = acc.map((a) => ({ ...a.entry, counts: a.counts, runs: a.runs, lengthPercentiles: percentiles(a.lengths) }));
+  const tasks: TaskEntry[] = acc.map((a) => ({ ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: percentiles(a.lengths) }));
   const quarantine = shards.flatMap((s) => s.quarantine);
   const byReason: Record<string, number> = {};
   for (const q of quarantine) byReason[q.reason] = (byReason[q.reason] ?? 0) + 1;
@@ -70,7 +91,12 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     String(INDEX_FORMAT_VERSION),
     JSON.stringify(vocab),
     JSON.stringify(options),
-    ...shards.map((s) => `${s.source}\u0000${s.key}\u0000${s.checksums.rows}\u0000${s.checksums.blocks.join(',')}`),
+    // What is served, not how it was built: the shard key also covers audio mtimes, which a copy
+    // of the same corpus does not share, and replicas must agree on the fingerprint.
+    ...shards.map((s) => {
+      const c = s.checksums;
+      return [s.source, JSON.stringify(s.tasks), c.rows, c.spans, c.strings, c.lists, c.blocks.join(',')].join('\u0000');
+    }),
   );
   return {
     formatVersion: INDEX_FORMAT_VERSION,

@@ -10,6 +10,8 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  *   spans   int32 [spans × SPAN_WIDTH], audio spans of all records (fields in SPAN)
  *   strings utf-8 blob: uuids, audio ids, output texts
  *   lists   int32, per local task and split, the rows of that task holding that split
+ *   deps    utf-8 JSON ShardDeps: the corpus files the shard was built from, read only by the
+ *           indexer (kept out of the manifest, which must stay O(shards) to open)
  * and `audio-groups.bin` lists the records that share their first input clip (multi-turn).
  * Every section and every BLOCK_TOKENS block of tokens has a checksum in the manifest, so a
  * damaged file is detected when read and never served as wrong tokens.
@@ -66,6 +68,12 @@ export interface ShardTask {
   readonly audioTokens: number;
 }
 
+/** Audio files a shard used, to decide whether the incremental index may reuse it. */
+export interface ShardDeps {
+  readonly npy: readonly (readonly [file: string, size: number, mtimeMs: number])[];
+  readonly scp: readonly (readonly [file: string, digest: string])[];
+}
+
 export interface ShardMeta {
   readonly key: string;
   readonly file: string;
@@ -75,10 +83,9 @@ export interface ShardMeta {
   readonly records: number;
   readonly tokens: number;
   readonly tasks: readonly ShardTask[];
-  readonly sections: { readonly tokens: Section; readonly rows: Section; readonly spans: Section; readonly strings: Section; readonly lists: Section };
-  readonly checksums: { readonly rows: string; readonly spans: string; readonly strings: string; readonly lists: string; readonly blocks: readonly string[] };
+  readonly sections: { readonly tokens: Section; readonly rows: Section; readonly spans: Section; readonly strings: Section; readonly lists: Section; readonly deps: Section };
+  readonly checksums: { readonly rows: string; readonly spans: string; readonly strings: string; readonly lists: string; readonly deps: string; readonly blocks: readonly string[] };
   readonly maxCodebooks: number;
-  readonly deps: { readonly npy: readonly (readonly [file: string, size: number, mtimeMs: number])[]; readonly scp: readonly (readonly [file: string, size: number])[] };
   readonly quarantine: readonly QuarantineEntry[];
   readonly jsonlBytes: number;
 }
@@ -98,6 +105,10 @@ export interface TaskEntry {
   readonly runs: readonly (readonly (readonly [shard: number, local: number, count: number])[])[];
   /** Example-length percentiles p50, p90, p99, max. */
   readonly lengthPercentiles: readonly [number, number, number, number];
+  /** Shortest train record (instruction + input + output tokens); Infinity without train records. */
+  readonly minLength: number;
+  /** Shortest train instruction + output + input up to its first clip: what truncation never cuts. */
+  readonly minCoreLength: number;
 }
 
 export interface Manifest {

@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { AudioResolver } from '../corpus/audio-resolver.js';
-import { splitAudioRefs, type FieldPart } from '../corpus/audio-refs.js';
-import { audioCodesToTokens } from '../corpus/npy.js';
+import type { AudioResolver } from '../corpus/audio-resolver.js';
+import { splitAudioRefs } from '../corpus/audio-refs.js';
+import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
 import type { QuarantineEntry } from '../corpus/quarantine.js';
 import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readShardLines } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { checksum, digest, key64 } from '../util/hash.js';
-import { BLOCK_TOKENS, FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Section, type ShardMeta, type ShardTask } from './format.js';
+import { BLOCK_TOKENS, FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Section, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
 
 export interface ShardJob {
   readonly corpus: string;
@@ -19,10 +19,13 @@ export interface ShardJob {
   readonly options: IndexOptions;
 }
 
+/** A piece of a field: text still to tokenize, or a clip's finished tokens (`<|SOA|>` codes `<|EOA|>`). */
+type Piece = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'audio'; readonly id: string; readonly tokens: Int32Array; readonly codebooks: number };
+
 interface Accepted {
   readonly rec: FlanRecord;
   readonly line: number;
-  readonly fields: readonly (readonly FieldPart[])[];
+  readonly fields: readonly (readonly Piece[])[];
   readonly task: string;
 }
 
@@ -34,9 +37,28 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const { lines, issues, bytes: jsonlBytes } = readShardLines(join(corpus, source), source, options.maxLineBytes);
   const quarantine: QuarantineEntry[] = [...issues];
   const npyDeps = new Map<string, readonly [string, number, number]>();
-  const scpDeps = new Map<string, number>();
+  const scpDeps = new Map<string, string>();
   const accepted: Accepted[] = [];
   const seen = new Set<string>();
+  // Clips recur across the records of a shard: map each one into the vocabulary once.
+  const clipTokens = new Map<NpyArray, Int32Array | NpyFormatError>();
+  const tokensOf = (npy: NpyArray): Int32Array | NpyFormatError => {
+    let t = clipTokens.get(npy);
+    if (t === undefined) {
+      const out = new Int32Array(npy.codebooks * npy.frames + 2);
+      out[0] = tok.special.soa;
+      out[out.length - 1] = tok.special.eoa;
+      try {
+        audioCodesToTokens(npy, tok.vocabSize, options.codebookSize, out, 1);
+        t = out;
+      } catch (err) {
+        if (!(err instanceof NpyFormatError)) throw err;
+        t = err;
+      }
+      clipTokens.set(npy, t);
+    }
+    return t;
+  };
 
   for (const { line, text, unterminated } of lines) {
     const bad = (reason: QuarantineEntry['reason'], detail: string): void => {
@@ -64,21 +86,31 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
       bad('duplicate_uuid', `uuid ${rec.uuid} already appears in this shard`);
       continue;
     }
-    const fields = [rec.instruction, rec.input, rec.output].map(splitAudioRefs);
     let problem: { reason: QuarantineEntry['reason']; detail: string } | undefined;
-    for (const part of fields.flat()) {
-      if (part.kind !== 'audio') continue;
-      const r = audio.resolve(rec.domain, part.id);
-      if (!r.ok) {
-        problem = r;
-        break;
+    const fields: Piece[][] = [];
+    for (const field of [rec.instruction, rec.input, rec.output]) {
+      const pieces: Piece[] = [];
+      for (const part of splitAudioRefs(field)) {
+        if (part.kind === 'text') {
+          pieces.push(part);
+          continue;
+        }
+        const r = audio.resolve(rec.domain, part.id);
+        if (!r.ok) {
+          problem = r;
+          break;
+        }
+        const tokens = tokensOf(r.npy);
+        if (tokens instanceof NpyFormatError) {
+          problem = { reason: 'npy_malformed', detail: `${r.file}: ${tokens.message}` };
+          break;
+        }
+        npyDeps.set(r.file, [r.file, r.size, r.mtimeMs]);
+        scpDeps.set(r.scp, r.scpHash);
+        pieces.push({ kind: 'audio', id: part.id, tokens, codebooks: r.npy.codebooks });
       }
-      if (r.npy.codes.some((c) => c < 0 || c >= options.codebookSize)) {
-        problem = { reason: 'npy_malformed', detail: `${r.file}: codes outside [0, ${options.codebookSize})` };
-        break;
-      }
-      npyDeps.set(r.file, [r.file, r.size, r.mtimeMs]);
-      scpDeps.set(r.scp, r.scpSize);
+      if (problem) break;
+      fields.push(pieces);
     }
     if (problem) {
       bad(problem.reason, problem.detail);
@@ -89,10 +121,11 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     accepted.push({ rec, line, fields, task });
   }
 
-  // Tokenize every text piece of the shard in one batch call (native, multi-threaded).
-  const texts: string[] = [];
-  for (const a of accepted) for (const f of a.fields) for (const p of f) if (p.kind === 'text') texts.push(p.text);
-  const encoded = await tok.encodeBatch(texts);
+  // Tokenize every distinct text piece of the shard in one batch call (native, multi-threaded);
+  // instructions and labels repeat across records, so each is encoded once.
+  const textIndex = new Map<string, number>();
+  for (const a of accepted) for (const f of a.fields) for (const p of f) if (p.kind === 'text' && !textIndex.has(p.text)) textIndex.set(p.text, textIndex.size);
+  const encoded = await tok.encodeBatch([...textIndex.keys()]);
 
   const taskIndex = new Map<string, number>();
   const tasks: { path: string; rec: FlanRecord; rows: number[][]; text: number; audio: number; unseen: boolean }[] = [];
@@ -108,9 +141,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     return [stringBytes - b.length, b.length];
   };
   let tokens = 0;
-  let textCursor = 0;
   let maxCodebooks = 0;
-  const { audioOffset, codebookSize } = { audioOffset: tok.vocabSize, codebookSize: options.codebookSize };
 
   accepted.forEach((a, r) => {
     const row = r * ROW_WIDTH;
@@ -123,24 +154,18 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
       let len = 0;
       for (const p of parts) {
         if (p.kind === 'text') {
-          const ids = encoded[textCursor++] ?? new Int32Array(0);
+          const ids = encoded[textIndex.get(p.text) ?? -1] ?? new Int32Array(0);
           tokenChunks.push(ids);
           len += ids.length;
           tokens += ids.length;
           continue;
         }
-        const res = audio.resolve(a.rec.domain, p.id);
-        if (!res.ok) throw new Error(`audio ${p.id} resolved during validation but not now`);
-        const n = res.npy.codebooks * res.npy.frames + 2;
-        const out = new Int32Array(n);
-        out[0] = tok.special.soa;
-        audioCodesToTokens(res.npy, audioOffset, codebookSize, out, 1);
-        out[n - 1] = tok.special.eoa;
-        maxCodebooks = Math.max(maxCodebooks, res.npy.codebooks);
+        const n = p.tokens.length;
+        maxCodebooks = Math.max(maxCodebooks, p.codebooks);
         const [idOff, idLen] = addString(p.id);
         spans.push(tokens - start, n, idOff, idLen);
         if (fieldNo === 1 && firstInputAudio === undefined) firstInputAudio = p.id;
-        tokenChunks.push(out);
+        tokenChunks.push(p.tokens);
         len += n;
         tokens += n;
         audioTokens += n;
@@ -176,7 +201,8 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const shardTasks: ShardTask[] = tasks.map((t) => {
     const listOffsets = t.rows.map((rs) => {
       const off = lists.length;
-      lists.push(...rs);
+      // A loop, not push(...rs): spreading a task's 100k+ rows would overflow the call stack.
+      for (const r of rs) lists.push(r);
       return off;
     }) as unknown as [number, number, number];
     const [domain, major, minor] = [t.rec.domain, t.rec.task_type.major[0] ?? '', t.rec.task_type.minor[0] ?? ''];
@@ -193,12 +219,17 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     tokenBuf.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), at);
     at += c.byteLength;
   }
+  const deps: ShardDeps = {
+    npy: [...npyDeps.values()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
+    scp: [...scpDeps.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
+  };
   const sectionBufs = {
     tokens: tokenBuf,
     rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
     spans: Buffer.from(Int32Array.from(spans).buffer),
     strings: Buffer.concat(strings, stringBytes),
     lists: Buffer.from(Int32Array.from(lists).buffer),
+    deps: Buffer.from(JSON.stringify(deps)),
   };
   const sections = {} as Record<keyof typeof sectionBufs, Section>;
   let offset = 0;
@@ -210,11 +241,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   for (let b = 0; b < tokens; b += BLOCK_TOKENS) {
     blocks.push(checksum(tokenBuf.subarray(b * 4, Math.min(tokens, b + BLOCK_TOKENS) * 4)));
   }
-  const deps = {
-    npy: [...npyDeps.values()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
-    scp: [...scpDeps.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)) as [string, number][],
-  };
-  const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), JSON.stringify(deps));
+  const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), sectionBufs.deps);
   const file = `${SHARDS_DIR}/${key}.bin`;
   const tmp = join(job.indexDir, `${file}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'w');
@@ -230,8 +257,21 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     key, file, bytes: offset, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks, sections,
     checksums: {
       rows: checksum(sectionBufs.rows), spans: checksum(sectionBufs.spans), strings: checksum(sectionBufs.strings),
-      lists: checksum(sectionBufs.lists), blocks,
+      lists: checksum(sectionBufs.lists), deps: checksum(sectionBufs.deps), blocks,
     },
-    maxCodebooks, deps, quarantine, jsonlBytes,
+    maxCodebooks, quarantine, jsonlBytes,
   };
+}
+
+/** The deps section of a built shard file; undefined when it is missing or damaged (then rebuild). */
+export function readShardDeps(indexDir: string, meta: ShardMeta): ShardDeps | undefined {
+  const [off, len] = meta.sections.deps;
+  const buf = Buffer.alloc(len);
+  const fd = openSync(join(indexDir, meta.file), 'r');
+  try {
+    if (readSync(fd, buf, 0, len, off) !== len || checksum(buf) !== meta.checksums.deps) return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  return JSON.parse(buf.toString('utf8')) as ShardDeps;
 }

@@ -5,6 +5,17 @@ import type { ShardMeta } from './format.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
 /**
+ * Under vitest or tsx the sources are TypeScript. Node 20 does not apply `--import tsx` given in a
+ * worker's execArgv, so the worker registers tsx's loader itself before importing its module.
+ */
+function spawnWorker(workerData: { corpus: string; tokenizer: string }): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./index-worker.js', import.meta.url), { workerData });
+  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const main = JSON.stringify(new URL('./index-worker.ts', import.meta.url).href);
+  return new Worker(`import(${api}).then((tsx) => { tsx.register(); return import(${main}); });`, { eval: true, workerData });
+}
+
+/**
  * Builds shards on N worker threads (or in-process for N = 1), each worker owning its own
  * tokenizer. Results arrive in completion order; the caller orders them.
  */
@@ -26,10 +37,8 @@ export async function buildShards(
     }
     return out;
   }
-  const url = new URL(import.meta.url.endsWith('.ts') ? './index-worker.ts' : './index-worker.js', import.meta.url);
-  // Under vitest the sources are TypeScript; the worker then needs tsx's loader.
-  const execArgv = import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => new Worker(url, { workerData: { corpus: first.corpus, tokenizer: first.options.tokenizer }, execArgv }));
+  const workerData = { corpus: first.corpus, tokenizer: first.options.tokenizer };
+  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(workerData));
   const out: ShardMeta[] = [];
   let next = 0;
   try {

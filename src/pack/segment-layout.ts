@@ -78,7 +78,9 @@ export class SegmentLayout {
 
   /**
    * Fits a single-turn example into `seqLen`: as is, truncated (input cut at a piece boundary,
-   * never inside an audio span, the answer kept whole), or not at all.
+   * never inside an audio span, the answer kept whole), or not at all. A cut that would leave
+   * none of the input's clips is not made: a question about audio without its audio is not a
+   * training example.
    */
   fit(loc: ExampleLoc, seqLen: number, overlong: Overlong): { segment: Segment; truncated: boolean } | undefined {
     const turn = this.turn(loc, false);
@@ -86,17 +88,22 @@ export class SegmentLayout {
     if (length <= seqLen) return { segment: { turns: [turn], length }, truncated: false };
     if (overlong === 'drop') return undefined;
     const budget = turn.inputKeep - (length - seqLen);
+    const pieces = this.inputPieces(loc, false);
     let keep = 0;
-    for (const p of this.inputPieces(loc, false)) {
-      if (keep + p.len <= budget) keep += p.len;
-      else {
+    let keptAudio = false;
+    for (const p of pieces) {
+      if (keep + p.len <= budget) {
+        keep += p.len;
+        keptAudio ||= p.audio;
+      } else {
         if (!p.audio) keep = budget;
         break;
       }
     }
-    const cut: Turn = { loc, shareAudio: false, inputKeep: Math.max(0, keep) };
+    if (budget < 0 || (!keptAudio && pieces.some((p) => p.audio))) return undefined;
+    const cut: Turn = { loc, shareAudio: false, inputKeep: keep };
     const cutLength = this.segmentLength([cut]);
-    return cutLength <= seqLen && budget >= 0 ? { segment: { turns: [cut], length: cutLength }, truncated: true } : undefined;
+    return cutLength <= seqLen ? { segment: { turns: [cut], length: cutLength }, truncated: true } : undefined;
   }
 
   /** Audio tokens (spans incl. their markers) a turn carries: kept input spans and the output's. */

@@ -10,7 +10,6 @@ import { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import { ExampleTable } from './example-table.js';
 import { decodeToken } from './resume-token.js';
-import type { StreamContext } from './stream-context.js';
 import { StreamSession, type Planner } from './stream-session.js';
 import { oneOf, parseSpec, parseWithin, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
@@ -53,13 +52,14 @@ export interface CoreSettings {
  * The data service without its transport: opens the index, resolves specs, named mixtures and
  * held-out sets, and opens stream sessions. `src/server` adapts it to gRPC.
  */
-export class DataServiceCore implements StreamContext {
+export class DataServiceCore {
   readonly reader: IndexReader;
   readonly template: ChatTemplate;
   readonly settings: CoreSettings;
   private readonly heldoutCache = new Map<string, ResolvedHeldout>();
   private readonly filters = new Map<string, SharedAudioFilter>();
   private readonly tables = new Map<SplitIndex, ExampleTable>();
+  private readonly sizeCache = new Map<string, Float64Array>();
 
   private constructor(reader: IndexReader, template: ChatTemplate, settings: CoreSettings) {
     this.reader = reader;
@@ -100,10 +100,45 @@ export class DataServiceCore implements StreamContext {
     return r;
   }
 
-  resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture'): Float64Array {
+  /**
+   * Target proportions over task ids. Sizes count only records a train stream can serve: held-out
+   * tasks, records sharing a clip with the held-out set (exclude_shared_audio), and tasks none of
+   * whose records fit `seqLen` under the overlong policy count zero, so their share goes to the
+   * rest of their selector instead of failing the stream when they are first drawn.
+   */
+  resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Pick<StreamSpec, 'seqLen' | 'overlong'>): Float64Array {
+    return resolveMixture(mixture, this.reader.tasks, this.trainSizes(heldout, fit), heldout.tasks, field);
+  }
+
+  private trainSizes(heldout: ResolvedHeldout, fit: Pick<StreamSpec, 'seqLen' | 'overlong'> | undefined): Float64Array {
+    const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}`;
+    let sizes = this.sizeCache.get(key);
+    if (sizes) return sizes;
     const train = this.table(0);
-    const sizes = this.reader.tasks.map((t) => (heldout.tasks.has(t.id) ? 0 : train.size(t.id)));
-    return resolveMixture(mixture, this.reader.tasks, sizes, heldout.tasks, field);
+    const filter = this.filter(heldout);
+    // The template around a record (without the optional input separator): a lower bound.
+    const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
+    sizes = new Float64Array(this.reader.tasks.length);
+    for (const t of this.reader.tasks) {
+      if (heldout.tasks.has(t.id)) continue;
+      const shortest = fit?.overlong === 'truncate' ? t.minCoreLength : t.minLength;
+      if (fit && shortest + overhead > fit.seqLen) continue;
+      let n = train.size(t.id);
+      if (filter) for (const [shard, local] of t.runs[0] ?? []) for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
+      sizes[t.id] = n;
+    }
+    this.sizeCache.set(key, sizes);
+    return sizes;
+  }
+
+  private filter(heldout: ResolvedHeldout): SharedAudioFilter | undefined {
+    if (!heldout.spec.excludeSharedAudio) return undefined;
+    let filter = this.filters.get(heldout.fingerprint);
+    if (!filter) {
+      filter = new SharedAudioFilter(this.reader, heldout);
+      this.filters.set(heldout.fingerprint, filter);
+    }
+    return filter;
   }
 
   private namedHeldout(name: string, field: string): ResolvedHeldout {
@@ -134,7 +169,9 @@ export class DataServiceCore implements StreamContext {
       if (!named) throw new InvalidArgumentError(`${field}.name`, `no mixture named "${raw.name}" (known: ${Object.keys(this.settings.mixtures).join(', ')})`);
       base = { ...NATURAL, ...named };
     }
-    const weights = raw?.weights && Object.keys(raw.weights).length > 0 ? raw.weights : base.weights;
+    // Protobuf maps have no wire order: sort selectors so equal mixtures hash (and tokenize) equally.
+    const given = raw?.weights && Object.keys(raw.weights).length > 0 ? raw.weights : base.weights;
+    const weights = Object.fromEntries(Object.entries(given).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     return {
       weights,
       within: raw?.within ? parseWithin(`${field}.within`, raw.within) : base.within,
@@ -152,16 +189,8 @@ export class DataServiceCore implements StreamContext {
   private planner(spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown): { plan: Planner; layout: SegmentLayout } {
     if (spec.split === 'train') {
       const layout = layoutFor(0);
-      let filter: SharedAudioFilter | undefined;
-      if (heldout.spec.excludeSharedAudio) {
-        filter = this.filters.get(heldout.fingerprint);
-        if (!filter) {
-          filter = new SharedAudioFilter(this.reader, heldout);
-          this.filters.set(heldout.fingerprint, filter);
-        }
-      }
       const planner = new TrainPlanner(
-        { spec, layout, table: layout.table, heldout, filter, resolve: (m, field) => this.resolveMixture(m, heldout, field) },
+        { spec, layout, table: layout.table, heldout, filter: this.filter(heldout), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
         state as TrainState | undefined,
       );
       return { plan: { kind: 'train', planner }, layout };
@@ -205,7 +234,7 @@ export class DataServiceCore implements StreamContext {
       heldout = this.heldoutFromRaw(raw.spec.heldout);
       const mixture = this.mixture(raw.spec.mixture, 'mixture');
       ({ spec, placement } = parseSpec(raw.spec, mixture, heldout.spec, heldout.name, this.settings.defaults, this.settings.limits));
-      if (spec.split === 'train') this.resolveMixture(mixture, heldout);
+      if (spec.split === 'train') this.resolveMixture(mixture, heldout, 'mixture', spec);
       else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0) {
         throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
       }

@@ -1,4 +1,4 @@
-import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { groupRange, QUAD } from '../index/audio-groups.js';
 import { ROW } from '../index/format.js';
 import { hashInts } from '../mix/permutation.js';
@@ -10,6 +10,9 @@ import type { ResolvedHeldout, SharedAudioFilter } from '../splits/heldout.js';
 import type { ExampleTable } from './example-table.js';
 import { countRow, emptyStats, isStats, type StreamStats } from './stream-stats.js';
 import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
+
+/** Updates waiting for their step; each one rides in every resume token until it applies. */
+const MAX_PENDING_UPDATES = 64;
 
 /** Everything a train stream has to remember between batches (it goes into the resume token). */
 export interface TrainState {
@@ -57,7 +60,8 @@ export class TrainPlanner {
     this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
     this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker);
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
-    this.pending = state ? [...state.pending] : [];
+    this.pending = [];
+    for (const u of state?.pending ?? []) this.queue(u, 'resume.token');
     this.pool = state ? this.restorePool(state.pool) : [];
   }
 
@@ -76,6 +80,7 @@ export class TrainPlanner {
     const out: Segment[] = [];
     for (let at = 0; at < flat.length; ) {
       const n = flat[at++] ?? 0;
+      if (n < 1 || n > this.deps.spec.maxTurns) throw new InvalidArgumentError('resume.token', 'token state does not fit this index');
       const turns = [];
       for (let k = 0; k < n; k++) {
         const task = flat[at++] ?? -1;
@@ -102,17 +107,30 @@ export class TrainPlanner {
     if (u.applyAtStep < nextStep) {
       throw new InvalidArgumentError('mixture_update.apply_at_step', `step ${u.applyAtStep} was already built (next step is ${nextStep}); send updates for a later step`);
     }
-    this.deps.resolve(u.mixture, 'mixture_update');
-    this.pending = [...this.pending.filter((p) => p.applyAtStep !== u.applyAtStep), u].sort((a, b) => a.applyAtStep - b.applyAtStep);
+    this.queue(u, 'mixture_update');
+  }
+
+  /** Validates and queues an update (the last one for a step wins); the queue is bounded so tokens stay small. */
+  private queue(u: MixtureUpdate, field: string): void {
+    if (typeof u !== 'object' || u === null || !Number.isSafeInteger(u.applyAtStep) || typeof u.mixture !== 'object' || u.mixture === null) {
+      throw new InvalidArgumentError(field, 'a pending mixture update is malformed');
+    }
+    this.deps.resolve(u.mixture, field);
+    const pending = [...this.pending.filter((p) => p.applyAtStep !== u.applyAtStep), u].sort((a, b) => a.applyAtStep - b.applyAtStep);
+    if (pending.length > MAX_PENDING_UPDATES) throw new ResourceExhaustedError('pending mixture updates', pending.length, MAX_PENDING_UPDATES);
+    this.pending = pending;
   }
 
   planStep(step: number, rows: number): Segment[][] {
     while (this.pending[0] && this.pending[0].applyAtStep <= step) {
       const u = this.pending.shift()!;
       this.mixture = u.mixture;
-      this.sampler.setTarget(this.deps.resolve(u.mixture, 'mixture_update'));
-      // Units drawn earlier but still in the packing window are served from this step on: count
-      // them against the new target, so what is served from apply_at_step on follows it.
+      const target = this.deps.resolve(u.mixture, 'mixture_update');
+      this.sampler.setTarget(target);
+      // Units drawn earlier but still in the packing window are served from this step on. Those of
+      // tasks the update silences leave the window (their records wait for the next epoch); the
+      // rest count against the new target, so what is served from apply_at_step on follows it.
+      this.pool = this.pool.filter((unit) => unit.turns.every((t) => (target[t.loc.task] ?? 0) > 0));
       for (const unit of this.pool) for (const t of unit.turns) this.sampler.credit(t.loc.task);
     }
     return Array.from({ length: rows }, () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import tokenizers from 'tokenizers';
 import { CorpusError } from '../errors.js';
@@ -59,16 +59,26 @@ export class TextTokenizer {
     this.fingerprint = createHash('sha256').update(json).update(SPECIALS.join('\u0000')).digest('hex').slice(0, 32);
   }
 
+  /** Parsing a tokenizer.json takes seconds; a process keeps one tokenizer per unchanged file. */
+  private static readonly loaded = new Map<string, TextTokenizer>();
+
   /** `spec` is "qwen3" or a path to a tokenizer.json. */
   static load(spec: string): TextTokenizer {
     const path = spec === 'qwen3' ? qwen3TokenizerPath() : spec;
     let json: string;
+    let key: string;
     try {
+      const st = statSync(path);
+      key = `${spec}\u0000${path}\u0000${st.size}\u0000${st.mtimeMs}`;
+      const hit = TextTokenizer.loaded.get(key);
+      if (hit) return hit;
       json = readFileSync(path, 'utf8');
     } catch (err) {
       throw new CorpusError(path, `cannot read tokenizer (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
-    return new TextTokenizer(spec, json);
+    const tok = new TextTokenizer(spec, json);
+    TextTokenizer.loaded.set(key, tok);
+    return tok;
   }
 
   async encodeBatch(texts: readonly string[]): Promise<Int32Array[]> {

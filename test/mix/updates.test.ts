@@ -59,7 +59,7 @@ describe('live mixture updates', () => {
     expect(dev.group).toBeLessThan(0.005);
   });
 
-  it('packed: units still in the window at apply_at_step count against the new weights, so served + pooled follow them exactly', () => {
+  it('packed: units still in the window at apply_at_step count against the new weights (silenced tasks leave it), so served + pooled follow them exactly', () => {
     const at = 5;
     const batches = run(trainSpec({ packing: 'packed', batchSize: 32, mixture: OLD }), at + 60, [update(at)]);
     const tasks = core.reader.tasks;
@@ -68,14 +68,13 @@ describe('live mixture updates', () => {
     const now = pooled(batches[batches.length - 1]!);
     const drawn = sampler(batches[batches.length - 1]!).drawn;
     const want = expectedTargets(NEW, tasks, trainSize);
-    // Counted since the update: the units pending then, plus every draw since.
+    // Counted since the update: the units of still-weighted tasks pending then, plus every draw since.
     expect(drawn).toBe(since.reduce((a, b) => a + b, 0) + now.reduce((a, b) => a + b, 0));
     expect(before.reduce((a, b) => a + b, 0)).toBe(256);
-    // Tasks the new weights leave out only finish their pending units; the others share the rest.
-    const left = since.reduce((z, n, t) => z + (want[t] === 0 ? n + now[t]! : 0), 0);
+    // Tasks the new weights leave out leave the window at once: nothing of theirs from apply_at_step on.
     since.forEach((n, t) => {
-      if (want[t] === 0) expect(n + now[t]!).toBe(before[t]);
-      else expect(Math.abs(n + now[t]! - (drawn - left) * want[t]!), tasks[t]!.path).toBeLessThan(1.5);
+      if (want[t] === 0) expect(n + now[t]!, tasks[t]!.path).toBe(0);
+      else expect(Math.abs(n + now[t]! - drawn * want[t]!), tasks[t]!.path).toBeLessThan(1.5);
     });
     const dev = worstDeviation(since, want, (t) => tasks[t]!.domain);
     expect(Math.max(dev.task, dev.group)).toBeLessThan(256 / since.reduce((a, b) => a + b, 0));
