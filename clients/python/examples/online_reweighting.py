@@ -69,8 +69,9 @@ def reweight(weights: Dict[str, float], losses: Dict[str, float], eta: float, fl
     return {d: (1 - floor) * raw[d] / total + floor / len(DOMAINS) for d in DOMAINS}
 
 
-def run(target: str, steps: int, every: int, batch_size: int, seq_len: int, eta: float, seed: int = 0) -> List[Dict[str, float]]:
-    """Trains for ``steps`` steps and returns the weight trajectory (one entry per update)."""
+def run(target: str, steps: int, every: int, batch_size: int, seq_len: int, eta: float, seed: int = 0) -> Dict[int, Dict[str, Dict[str, float]]]:
+    """Trains for ``steps`` steps. Returns, per step where weights changed (0 and each update),
+    the weights sent and the domain targets the server reported in that step's batch."""
     torch.manual_seed(seed)
     weights = {d: 1 / len(DOMAINS) for d in DOMAINS}
     ds = FlanStreamDataset(target, split="train", batch_size=batch_size, seq_len=seq_len, packing="packed",
@@ -78,8 +79,13 @@ def run(target: str, steps: int, every: int, batch_size: int, seq_len: int, eta:
     model = TinyLM()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     window: Dict[str, List[float]] = {d: [] for d in DOMAINS}
-    trajectory = [dict(weights)]
+    sent = {0: dict(weights)}
+    trajectory: Dict[int, Dict[str, Dict[str, float]]] = {}
     for batch in ds:
+        step = int(batch["step"])
+        if step in sent:
+            served = {d: batch["stats"]["domains"][d]["target"] for d in DOMAINS}
+            trajectory[step] = {"sent": sent[step], "served": served}
         target = next_token_targets(batch["labels"])
         per_token = token_losses(model(batch["input_ids"]), target)
         loss = per_token.sum() / (target >= 0).sum().clamp(min=1)
@@ -88,12 +94,11 @@ def run(target: str, steps: int, every: int, batch_size: int, seq_len: int, eta:
         opt.step()
         for d, v in domain_losses(per_token.detach(), target, batch).items():
             window[d].append(v)
-        step = int(batch["step"])
         if (step + 1) % every == 0 and step + 1 < steps:
             means = {d: sum(v) / len(v) for d, v in window.items() if v}
             weights = reweight(weights, means, eta, floor=0.1)
             ds.update_mixture(weights, at_step=step + 1)
-            trajectory.append(dict(weights))
+            sent[step + 1] = dict(weights)
             print(f"step {step + 1:5d}  loss " + "  ".join(f"{d} {means.get(d, float('nan')):.3f}" for d in DOMAINS)
                   + "  →  weights " + "  ".join(f"{d} {weights[d]:.3f}" for d in DOMAINS), flush=True)
             window = {d: [] for d in DOMAINS}
@@ -110,7 +115,9 @@ def main() -> None:
     p.add_argument("--eta", type=float, default=0.5)
     a = p.parse_args()
     trajectory = run(a.target, a.steps, a.every, a.batch_size, a.seq_len, a.eta)
-    print(f"{len(trajectory) - 1} updates; final weights:", {d: round(w, 3) for d, w in trajectory[-1].items()})
+    last = trajectory[max(trajectory)]
+    print(f"{len(trajectory) - 1} updates; final weights sent", {d: round(w, 3) for d, w in last["sent"].items()},
+          "served", {d: round(w, 3) for d, w in last["served"].items()})
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from ._stream import RetryPolicy
 from .client import Client
 from .dataset import FlanStreamDataset
 from .errors import FlanStreamError
+from .evaluation import EvalResult, evaluate
 from .info import CorpusInfo, HeldoutSetInfo, TaskInfo, VocabLayout
 from .wire import IGNORE_INDEX, BatchDecoder, dense_arrays
 
@@ -21,6 +22,8 @@ __all__ = [
     "Client",
     "FlanStreamDataset",
     "FlanStreamError",
+    "evaluate",
+    "EvalResult",
     "CorpusInfo",
     "TaskInfo",
     "VocabLayout",
