@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { writeSampleCorpus } from './corpus/sample-corpus.js';
 import { FlanError, InvalidArgumentError, describeError } from './errors.js';
@@ -13,6 +14,11 @@ const USAGE = `usage: flanstream <command> [options]
   inspect <index-dir> [--heldout NAME] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
 `;
+
+/** The tokenizer's native encoder already uses every core, so more workers than half the cores only add tokenizer copies. */
+function defaultWorkers(): number {
+  return Math.max(1, Math.floor(availableParallelism() / 2));
+}
 
 function positiveInt(flag: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -52,7 +58,7 @@ async function main(argv: string[]): Promise<void> {
       const corpus = positionals[0];
       if (!corpus) throw new InvalidArgumentError('corpus', 'index needs a corpus directory');
       if (!values.out) throw new InvalidArgumentError('--out', 'index needs --out <index-dir>');
-      await indexCommand(corpus, { out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, 2), codebookSize: positiveInt('--codebook-size', values['codebook-size'], 1024) });
+      await indexCommand(corpus, { out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: positiveInt('--codebook-size', values['codebook-size'], 1024) });
       return;
     }
     case 'inspect': {

@@ -126,9 +126,6 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
     if (reusable(old, corpus, out, sha256(join(corpus, source)), scpDigest)) kept.push(old);
     else jobs.push({ corpus, source, indexDir: out, options });
   }
-  // Shards of one dataset share clips: built back to back, they find them in the resolver's cache.
-  const dataset = (source: string): string => source.split('/')[4] ?? '';
-  jobs.sort((a, b) => dataset(a.source).localeCompare(dataset(b.source)) || (a.source < b.source ? -1 : 1));
   let done = kept.length;
   let records = kept.reduce((n, s) => n + s.records, 0);
   let bytes = 0;

@@ -16,7 +16,7 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  * Every section and every BLOCK_TOKENS block of tokens has a checksum in the manifest, so a
  * damaged file is detected when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 2;
+export const INDEX_FORMAT_VERSION = 3;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 export const SHARDS_DIR = 'shards';

@@ -7,6 +7,8 @@ import { BLOCK_TOKENS, ROW, ROW_WIDTH, SPLIT_NAMES, type Manifest, type Section,
 import { readManifest } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 
+const SECTION_SLOT = { rows: 0, spans: 1, lists: 2 } as const;
+
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
 
@@ -29,6 +31,9 @@ export class IndexReader {
   private readonly realDir: string;
   private groups: Int32Array | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
+  /** Cache keys per shard (sections, then token blocks), built once: a fresh template string per
+   * lookup costs its allocation and hashing on every row, span, list and block access. */
+  private readonly keys: string[][] = [];
 
   private constructor(dir: string, manifest: Manifest, opts: ReaderOptions) {
     this.dir = dir;
@@ -84,6 +89,15 @@ export class IndexReader {
     return buf;
   }
 
+  private key(i: number, slot: number, name: string): string {
+    let ks = this.keys[i];
+    if (!ks) {
+      ks = [];
+      this.keys[i] = ks;
+    }
+    return (ks[slot] ??= `${i}:${name}`);
+  }
+
   private cached<T extends Int32Array | Buffer>(key: string, load: () => T): T {
     const hit = this.cache.get(key);
     if (hit) {
@@ -97,7 +111,7 @@ export class IndexReader {
   }
 
   private ints(i: number, name: 'rows' | 'spans' | 'lists'): Int32Array {
-    return this.cached(`${i}:${name}`, () => {
+    return this.cached(this.key(i, SECTION_SLOT[name], name), () => {
       const s = this.shard(i);
       const b = this.read(i, s.sections[name], s.checksums[name], name);
       return new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
@@ -113,7 +127,7 @@ export class IndexReader {
   }
 
   strings(i: number): Buffer {
-    return this.cached(`${i}:strings`, () => {
+    return this.cached(this.key(i, 3, 'strings'), () => {
       const s = this.shard(i);
       return this.read(i, s.sections.strings, s.checksums.strings, 'strings');
     });
@@ -138,7 +152,7 @@ export class IndexReader {
   }
 
   private block(i: number, b: number): Int32Array {
-    return this.cached(`${i}:b${b}`, () => {
+    return this.cached(this.key(i, 4 + b, `b${b}`), () => {
       const s = this.shard(i);
       const start = b * BLOCK_TOKENS;
       const count = Math.min(BLOCK_TOKENS, s.tokens - start);

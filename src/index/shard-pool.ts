@@ -16,8 +16,26 @@ function spawnWorker(workerData: { corpus: string; tokenizer: string }): Worker 
 }
 
 /**
+ * Jobs grouped by dataset (`metadata/<domain>/<ug>/<split>/<dataset>/…`), in order. Shards of one
+ * dataset share clips, so whoever builds a dataset's shards back to back finds the clips in its
+ * resolver's cache instead of reading and parsing them again.
+ */
+function byDataset(jobs: readonly ShardJob[]): ShardJob[][] {
+  const groups = new Map<string, ShardJob[]>();
+  for (const job of jobs) {
+    const dataset = job.source.split('/')[4] ?? '';
+    let g = groups.get(dataset);
+    if (!g) groups.set(dataset, (g = []));
+    g.push(job);
+  }
+  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g);
+}
+
+/**
  * Builds shards on N worker threads (or in-process for N = 1), each worker owning its own
- * tokenizer. Results arrive in completion order; the caller orders them.
+ * tokenizer and audio cache. A worker keeps to one dataset's shards and moves to the next dataset
+ * nobody started; when none is left it takes from the dataset with most shards remaining.
+ * Results arrive in completion order; the caller orders them.
  */
 export async function buildShards(
   jobs: readonly ShardJob[],
@@ -27,10 +45,11 @@ export async function buildShards(
 ): Promise<ShardMeta[]> {
   const first = jobs[0];
   if (!first) return [];
+  const groups = byDataset(jobs);
   if (workers <= 1) {
     const audio = new AudioResolver(first.corpus);
     const out: ShardMeta[] = [];
-    for (const job of jobs) {
+    for (const job of groups.flat()) {
       const meta = await buildShard(job, tok, audio);
       onDone(meta);
       out.push(meta);
@@ -40,14 +59,21 @@ export async function buildShards(
   const workerData = { corpus: first.corpus, tokenizer: first.options.tokenizer };
   const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(workerData));
   const out: ShardMeta[] = [];
-  let next = 0;
+  let started = 0;
+  const take = (current: ShardJob[] | undefined): ShardJob[] | undefined => {
+    if (current && current.length > 0) return current;
+    if (started < groups.length) return groups[started++];
+    return groups.reduce<ShardJob[] | undefined>((best, g) => (g.length > (best?.length ?? 0) ? g : best), undefined);
+  };
   try {
     await Promise.all(
       pool.map(
         (w) =>
           new Promise<void>((resolve, reject) => {
+            let group: ShardJob[] | undefined;
             const feed = (): void => {
-              const job = jobs[next++];
+              group = take(group);
+              const job = group?.shift();
               if (job) w.postMessage(job);
               else resolve();
             };
