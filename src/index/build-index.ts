@@ -3,12 +3,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync 
 import { join, relative, resolve } from 'node:path';
 import type { QuarantineReason } from '../corpus/quarantine.js';
 import { CorpusError } from '../errors.js';
-import { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
 import { compileManifest } from './compile-manifest.js';
-import { QUARANTINE_FILE, SHARDS_DIR, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
+import { QUARANTINE_FILE, SHARDS_DIR, TOKENIZER_FILE, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
 import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
 import { readShardDeps } from './shard-builder.js';
 import { buildShards } from './shard-pool.js';
@@ -103,6 +103,8 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
   };
   const tok = TextTokenizer.load(options.tokenizer);
   mkdirSync(join(out, SHARDS_DIR), { recursive: true });
+  // The server tokenizes its chat template with the index's own copy: it opens nothing outside the index.
+  writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
 
   let previous: Manifest | undefined;
   try {

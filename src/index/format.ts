@@ -19,6 +19,8 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
 export const INDEX_FORMAT_VERSION = 3;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
+/** A copy of the tokenizer.json the index was built with. */
+export const TOKENIZER_FILE = 'tokenizer.json';
 export const SHARDS_DIR = 'shards';
 export const BLOCK_TOKENS = 1 << 18;
 

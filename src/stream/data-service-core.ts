@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { DOMAINS } from '../corpus/record-schema.js';
 import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
+import { TOKENIZER_FILE } from '../index/format.js';
 import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
 import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import { ChatTemplate } from '../pack/chat-template.js';
@@ -69,7 +71,7 @@ export class DataServiceCore {
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
     const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes });
-    const tok = TextTokenizer.load(reader.manifest.vocab.tokenizer);
+    const tok = TextTokenizer.load(join(reader.dir, TOKENIZER_FILE));
     if (tok.fingerprint !== reader.manifest.vocab.tokenizerFingerprint) {
       throw new FailedPreconditionError('tokenizer_mismatch', `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`);
     }

