@@ -7,6 +7,7 @@ import type { StreamSession } from '../stream/stream-session.js';
 import type { WireEnd, WireResponse } from '../stream/wire-types.js';
 import { corpusInfo } from './corpus-info.js';
 import { StreamMonitor } from './stream-monitor.js';
+import { isUndecodable } from './proto.js';
 import { toStatus } from './to-status.js';
 
 interface StreamRequest extends RawOpen {
@@ -20,6 +21,10 @@ export interface ServiceLimits {
 }
 
 type Call = grpc.ServerDuplexStream<StreamRequest, WireResponse>;
+
+function rejectUndecodable(req: unknown): void {
+  if (isUndecodable(req)) throw new InvalidArgumentError('request', `not a valid flanstream.v1 protobuf message (${req.undecodable})`);
+}
 
 /**
  * The gRPC adapter: decodes requests, runs one pump per stream that builds a batch only when
@@ -57,6 +62,7 @@ export class DataServiceHandlers {
       getCorpusInfo: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         try {
           this.auth(call.metadata);
+          rejectUndecodable(call.request);
           cb(null, corpusInfo(this.core));
         } catch (err) {
           cb(toStatus(err));
@@ -159,6 +165,7 @@ export class DataServiceHandlers {
     call.on('data', (req: StreamRequest) => {
       if (closed) return;
       try {
+        rejectUndecodable(req);
         if (!session) {
           session = this.core.open(req);
           entry.session = session;

@@ -16,3 +16,34 @@ export function dataServiceDefinition(def: protoLoader.PackageDefinition): grpc.
   const pkg = grpc.loadPackageDefinition(def) as unknown as { flanstream: { v1: { DataService: grpc.ServiceClientConstructor } } };
   return pkg.flanstream.v1.DataService.service;
 }
+
+/** What a request that is not a valid protobuf message decodes to (see lenientRequests). */
+export interface UndecodableRequest {
+  readonly undecodable: string;
+}
+
+export function isUndecodable(req: unknown): req is UndecodableRequest {
+  return typeof req === 'object' && req !== null && 'undecodable' in req;
+}
+
+/**
+ * grpc-js answers INTERNAL when a request does not deserialize, before any handler runs. The
+ * server's copy of the definition decodes leniently instead, so the handler can answer
+ * INVALID_ARGUMENT: a malformed request is the client's error.
+ */
+export function lenientRequests(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(service as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer): unknown => {
+        try {
+          return m.requestDeserialize(buf);
+        } catch (err) {
+          return { undecodable: err instanceof Error ? err.message : String(err) } satisfies UndecodableRequest;
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}

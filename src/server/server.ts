@@ -14,7 +14,7 @@ import { makeAuthCheck } from './auth.js';
 import { DataServiceHandlers } from './data-service.js';
 import { Health } from './health.js';
 import { startHttp } from './http-server.js';
-import { dataServiceDefinition, LOADER_OPTIONS, PROTO_FILE } from './proto.js';
+import { dataServiceDefinition, lenientRequests, LOADER_OPTIONS, PROTO_FILE } from './proto.js';
 import { statusRoutes } from './status-page.js';
 import { StreamMonitor } from './stream-monitor.js';
 
@@ -99,7 +99,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     'grpc.max_send_message_length': config.server.max_message_bytes,
   });
   const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);
-  server.addService(countingDefinition(dataServiceDefinition(definition), metrics), handlers.implementation());
+  server.addService(lenientRequests(countingDefinition(dataServiceDefinition(definition), metrics)), handlers.implementation());
   // Health is unauthenticated on purpose: load balancers and kubelet probes carry no token.
   const health = new Health(['', SERVICE], 'NOT_SERVING');
   health.addToServer(server);

@@ -1,13 +1,28 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
 import { FlanError } from '../errors.js';
 
-/** The single place any thrown value becomes a gRPC status; unexpected errors are INTERNAL. */
+/** Status details and metadata travel in HTTP/2 trailers: keep them short and printable. */
+const MAX_DETAILS = 1024;
+const MAX_METADATA_VALUE = 256;
+
+function printable(text: string, max: number): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, (c) => encodeURIComponent(c));
+  return ascii.length > max ? `${ascii.slice(0, max - 3)}...` : ascii;
+}
+
+/**
+ * The single place any thrown value becomes a gRPC status; unexpected errors are INTERNAL. It
+ * never throws: a client-chosen string echoed in a message (a selector, a field value) is made
+ * printable and bounded first, so no request can break the trailer or the connection.
+ */
 export function toStatus(err: unknown): Partial<ServiceError> & { code: status; details: string } {
   if (err instanceof FlanError) {
     const metadata = new Metadata();
-    for (const [k, v] of Object.entries(err.context as Record<string, unknown>)) metadata.set(`flanstream-${k.toLowerCase()}`, String(v));
-    return { code: status[err.code], details: err.message, metadata };
+    for (const [k, v] of Object.entries(err.context as Record<string, unknown>)) {
+      metadata.set(`flanstream-${k.toLowerCase()}`, printable(String(v), MAX_METADATA_VALUE));
+    }
+    return { code: status[err.code], details: printable(err.message, MAX_DETAILS), metadata };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { code: status.INTERNAL, details: `internal error: ${message}` };
+  return { code: status.INTERNAL, details: printable(`internal error: ${message}`, MAX_DETAILS) };
 }

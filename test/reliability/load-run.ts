@@ -1,0 +1,147 @@
+/**
+ * The load scenario of issue 8.4, shared by load.test.ts (~30 s) and soak.ts (minutes): 64
+ * concurrent StreamBatches calls against one server in a child process — fast readers, slow
+ * readers that pause for seconds, and clients that cancel mid-stream and reconnect — while the
+ * server's RSS is sampled from /proc. Returns what happened; callers assert.
+ */
+import type { WireResponse } from '../../clients/ts/wire-types.js';
+import { FlanStreamClient, type BatchCall } from '../../clients/ts/service-client.js';
+import { activeStreamsAt, rssOf, sleep, spawnServer } from './procs.js';
+import { rng } from '../helpers/stream-helpers.js';
+
+export interface LoadResult {
+  readonly durationMs: number;
+  readonly streams: number;
+  readonly opened: number;
+  readonly cancelled: number;
+  readonly batches: number;
+  readonly bytes: number;
+  /** Server RSS (bytes): after warm-up, the peak, at the end, and samples (one per second). */
+  readonly rssWarm: number;
+  readonly rssPeak: number;
+  readonly rssEnd: number;
+  readonly rssSamples: number[];
+  /** Streams that went `stallMs` without a batch while being read. */
+  readonly stalls: string[];
+  /** Calls that ended with an error other than a client cancel. */
+  readonly errors: string[];
+  /** Streams whose steps were not 0, 1, 2, … */
+  readonly gaps: string[];
+  readonly activeAtEnd: number;
+  readonly activePeak: number;
+}
+
+type Kind = 'fast' | 'slow' | 'cancel';
+
+export async function runLoad(index: string, opts: { durationMs: number; streams?: number; stallMs?: number; log?: (s: string) => void }): Promise<LoadResult> {
+  const streams = opts.streams ?? 64;
+  const stallMs = opts.stallMs ?? 10_000;
+  const log = opts.log ?? (() => undefined);
+  const server = await spawnServer(index);
+  const pid = server.child.pid!;
+  const clients = Array.from({ length: 8 }, () => new FlanStreamClient(server.target));
+  const rand = rng(64);
+  let opened = 0, cancelled = 0, batches = 0, bytes = 0;
+  const stalls: string[] = [], errors: string[] = [], gaps: string[] = [];
+  let stopping = false;
+
+  interface Slot { kind: Kind; id: number; call?: BatchCall; lastData: number; paused: boolean; nextStep: number }
+  const slots: Slot[] = [];
+  const open = (slot: Slot): void => {
+    if (stopping) return;
+    opened++;
+    const call = clients[slot.id % clients.length]!.streamBatches();
+    slot.call = call;
+    slot.lastData = Date.now();
+    slot.paused = false;
+    slot.nextStep = 0;
+    let n = 0;
+    const cancelAfter = slot.kind === 'cancel' ? 1 + Math.floor(rand() * 12) : Infinity;
+    call.on('data', (r: WireResponse) => {
+      if (!r.batch || slot.call !== call) return;
+      slot.lastData = Date.now();
+      batches++;
+      bytes += r.batch.tokens.byteLength;
+      if (r.batch.step !== slot.nextStep) gaps.push(`stream ${slot.id}: step ${r.batch.step}, expected ${slot.nextStep}`);
+      slot.nextStep = r.batch.step + 1;
+      n++;
+      if (slot.kind === 'slow' && rand() < 0.1) {
+        // Stop reading for 0.5–3 s: gRPC flow control must hold the server back, not buffer.
+        call.pause();
+        slot.paused = true;
+        setTimeout(() => {
+          slot.paused = false;
+          slot.lastData = Date.now();
+          call.resume();
+        }, 500 + rand() * 2500);
+      }
+      if (n === cancelAfter) {
+        // Cancel mid-stream (batches are in flight), a moment later, and reconnect afresh.
+        setTimeout(() => {
+          cancelled++;
+          slot.call = undefined;
+          call.cancel();
+          setTimeout(() => open(slot), rand() * 200);
+        }, rand() * 30);
+      }
+    });
+    call.on('error', (e: Error & { code?: number }) => {
+      if (e.code !== 1 /* CANCELLED */) errors.push(`stream ${slot.id} (${slot.kind}): ${e.message}`);
+    });
+    const seed = slot.id;
+    call.write({ spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: slot.id % 3 === 0 ? 'none' : 'packed', seed } } as never);
+  };
+
+  const t0 = Date.now();
+  for (let i = 0; i < streams; i++) {
+    const kind: Kind = i % 8 < 3 ? 'fast' : i % 8 < 6 ? 'slow' : 'cancel';
+    const slot: Slot = { kind, id: i, lastData: Date.now(), paused: false, nextStep: 0 };
+    slots.push(slot);
+    open(slot);
+  }
+
+  const rssSamples: number[] = [];
+  let activePeak = 0;
+  let rssWarm = 0;
+  const warmMs = Math.min(10_000, opts.durationMs / 3);
+  while (Date.now() - t0 < opts.durationMs) {
+    await sleep(1000);
+    rssSamples.push(rssOf(pid));
+    if (!rssWarm && Date.now() - t0 >= warmMs) rssWarm = rssSamples.at(-1)!;
+    activePeak = Math.max(activePeak, await activeStreamsAt(server.httpPort));
+    const now = Date.now();
+    for (const s of slots) {
+      if (s.call && !s.paused && now - s.lastData > stallMs) {
+        stalls.push(`stream ${s.id} (${s.kind}) got nothing for ${now - s.lastData} ms at t=${now - t0} ms`);
+        s.lastData = now;
+      }
+    }
+    if (rssSamples.length % 30 === 0) log(`t=${Math.round((now - t0) / 1000)} s: ${batches} batches, ${opened} streams opened, rss ${(rssSamples.at(-1)! / 2 ** 20).toFixed(0)} MB`);
+  }
+  stopping = true;
+  for (const s of slots) {
+    s.call?.cancel();
+    s.call = undefined;
+  }
+  for (const c of clients) c.close();
+  let activeAtEnd = -1;
+  for (let i = 0; i < 50; i++) {
+    activeAtEnd = await activeStreamsAt(server.httpPort);
+    if (activeAtEnd === 0) break;
+    await sleep(200);
+  }
+  await sleep(1000);
+  const rssEnd = rssOf(pid);
+  await server.kill();
+  return {
+    durationMs: Date.now() - t0, streams, opened, cancelled, batches, bytes, rssWarm: rssWarm || rssSamples[0]!, rssPeak: Math.max(...rssSamples), rssEnd, rssSamples,
+    stalls, errors, gaps, activeAtEnd, activePeak,
+  };
+}
+
+export function describeLoad(r: LoadResult): string {
+  const mb = (x: number): string => `${(x / 2 ** 20).toFixed(0)} MB`;
+  return `load: ${r.streams} concurrent streams for ${(r.durationMs / 1000).toFixed(0)} s — ${r.opened} opened, ${r.cancelled} cancelled mid-stream, ${r.batches} batches (${mb(r.bytes)} of tokens); ` +
+    `server RSS warm ${mb(r.rssWarm)}, peak ${mb(r.rssPeak)}, end ${mb(r.rssEnd)}; active streams peak ${r.activePeak}, at end ${r.activeAtEnd}; ` +
+    `${r.stalls.length} stalls, ${r.errors.length} errors, ${r.gaps.length} step gaps`;
+}
