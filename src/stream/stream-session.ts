@@ -32,6 +32,8 @@ export class StreamSession {
   readonly spec: StreamSpec;
   readonly placement: Placement;
   readonly heldout: ResolvedHeldout;
+  /** Hashed once: every batch's token carries it, and the spec never changes within a stream. */
+  private readonly specHash: string;
   private readonly init: SessionInit;
   private step: number;
   private sent = 0;
@@ -44,6 +46,7 @@ export class StreamSession {
     this.spec = init.spec;
     this.placement = init.placement;
     this.heldout = init.heldout;
+    this.specHash = specHash(init.spec);
     this.step = init.step;
     this.taskDomain = Int32Array.from(init.layout.table.reader.tasks.map((t) => DOMAINS.indexOf(t.domain as (typeof DOMAINS)[number])));
     this.lastToken = this.token();
@@ -74,7 +77,7 @@ export class StreamSession {
     return encodeToken({
       index: this.init.indexFingerprint,
       heldout: this.heldout.fingerprint,
-      specHash: specHash(this.spec),
+      specHash: this.specHash,
       spec: this.spec,
       step: this.step,
       worldSize: this.placement.worldSize,

@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
+import { rng } from './stream-helpers.js';
 import { encodeNpy } from '../../src/corpus/npy-writer.js';
 import type { QuarantineReason } from '../../src/corpus/quarantine.js';
 
@@ -67,16 +68,6 @@ interface Shard {
 }
 type Rec = Record<string, unknown> & { uuid: string; domain: string; task_type: Record<string, unknown> };
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function listShards(corpus: string): string[] {
   const out: string[] = [];
@@ -104,7 +95,7 @@ function withBytes(rec: Rec, bytes: number[]): Buffer {
  * as a kept record.
  */
 export function injectFaults(corpus: string, opts: { seed: number; perKind?: number; codebookSize?: number }): Injection {
-  const rand = mulberry32(opts.seed * 7919 + 17);
+  const rand = rng(opts.seed * 7919 + 17);
   const perKind = opts.perKind ?? 1;
   const codebookSize = opts.codebookSize ?? 1024;
   const int = (n: number): number => Math.floor(rand() * n);
