@@ -14,7 +14,7 @@ from .dataset import FlanStreamDataset
 from .errors import FlanStreamError
 from .evaluation import EvalResult, evaluate
 from .info import CorpusInfo, HeldoutSetInfo, TaskInfo, VocabLayout
-from .wire import IGNORE_INDEX, BatchDecoder, dense_arrays
+from .wire import IGNORE_INDEX, BatchDecoder, BatchStats, dense_arrays
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "HeldoutSetInfo",
     "RetryPolicy",
     "BatchDecoder",
+    "BatchStats",
     "dense_arrays",
     "IGNORE_INDEX",
     "__version__",

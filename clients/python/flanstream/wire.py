@@ -24,7 +24,7 @@ step is one numpy operation over the batch.
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
 import numpy as np
@@ -38,7 +38,7 @@ try:  # torch is optional
 except ImportError:  # pragma: no cover - exercised only without torch
     torch = None  # type: ignore[assignment]
 
-__all__ = ["IGNORE_INDEX", "dense_arrays", "BatchDecoder", "summarize_end"]
+__all__ = ["IGNORE_INDEX", "dense_arrays", "BatchDecoder", "BatchStats", "summarize_end"]
 
 IGNORE_INDEX = -100
 _I4 = np.dtype("<i4")
@@ -186,6 +186,52 @@ def summarize_end(end: "pb.StreamEnd", task_paths: Sequence[str]) -> Dict[str, A
     }
 
 
+class BatchStats(Mapping[str, Any]):
+    """A batch's running stats (``examples``, ``padding_tokens``, ``dropped``, ``truncated``,
+    ``tasks``, ``domains``), read like a dict.
+
+    The per-task and per-domain dicts are built on first access: most training steps never look
+    at them, and building them for every batch cost about a sixth of the client's decode time.
+
+    Args:
+        source: the function that builds the dict, or the dict itself (copies, pickling and torch's
+            ``default_convert`` rebuild a ``BatchStats`` from a mapping).
+    """
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, source: Union[Mapping[str, Any], Callable[[], Dict[str, Any]]]) -> None:
+        self._build: Optional[Callable[[], Dict[str, Any]]] = None
+        self._data: Optional[Dict[str, Any]] = None
+        if isinstance(source, Mapping):
+            self._data = dict(source)
+        elif callable(source):
+            self._build = source
+        else:
+            raise ValueError(f"BatchStats needs a mapping or a function building one, got {type(source).__name__}")
+
+    def _dict(self) -> Dict[str, Any]:
+        if self._data is None:
+            assert self._build is not None
+            self._data, self._build = self._build(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"BatchStats({self._dict()!r})"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (BatchStats, (self._dict(),))
+
+
 class BatchDecoder:
     """Turns wire ``Batch`` messages into the batch dicts that :class:`FlanStreamDataset` yields.
 
@@ -219,7 +265,8 @@ class BatchDecoder:
         out["world_size"] = int(batch.world_size)
         out["resume_token"] = bytes(batch.resume_token)
         out["heldout_fingerprint"] = batch.heldout_fingerprint
-        out["stats"] = self.stats(batch.stats)
+        arrays = self._stats_arrays(batch.stats)
+        out["stats"] = BatchStats(lambda: self._stats_dict(arrays))
         if len(batch.examples):
             out["examples"] = self.examples(batch.examples)
         return out
@@ -255,11 +302,19 @@ class BatchDecoder:
 
     def stats(self, st: "pb.Stats") -> Dict[str, Any]:
         """Per-task and per-domain examples/tokens so far with target vs realized proportions."""
+        return self._stats_dict(self._stats_arrays(st))
+
+    def _stats_arrays(self, st: "pb.Stats") -> Tuple[Any, ...]:
+        """The message's numbers as arrays, so a lazy ``BatchStats`` does not keep the message alive."""
         n = max(len(self.task_paths), len(st.task_examples), len(st.task_target))
-        ex = _pad(st.task_examples, n, np.int64)
-        text = _pad(st.task_text_tokens, n, np.int64)
-        audio = _pad(st.task_audio_tokens, n, np.int64)
-        target = _pad(st.task_target, n, np.float64)
+        nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target))
+        return (n, _pad(st.task_examples, n, np.int64), _pad(st.task_text_tokens, n, np.int64),
+                _pad(st.task_audio_tokens, n, np.int64), _pad(st.task_target, n, np.float64),
+                nd, _pad(st.domain_examples, nd, np.int64), _pad(st.domain_target, nd, np.float64),
+                int(st.padding_tokens), int(st.dropped), int(st.truncated))
+
+    def _stats_dict(self, arrays: Tuple[Any, ...]) -> Dict[str, Any]:
+        n, ex, text, audio, target, nd, dex, dtarget, padding, dropped, truncated = arrays
         total = int(ex.sum())
         realized = ex / total if total else np.zeros(n)
         tasks = {
@@ -269,9 +324,6 @@ class BatchDecoder:
             }
             for i in np.flatnonzero((ex > 0) | (target > 0)).tolist()
         }
-        nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target))
-        dex = _pad(st.domain_examples, nd, np.int64)
-        dtarget = _pad(st.domain_target, nd, np.float64)
         dom = self.task_domain if self.task_domain.shape[0] == n else _pad(self.task_domain, n, np.int64)
         known = dom >= 0
         dtext = np.bincount(dom[known], weights=text[known], minlength=nd)
@@ -285,8 +337,8 @@ class BatchDecoder:
             for d in range(nd)
         }
         return {
-            "examples": total, "padding_tokens": int(st.padding_tokens),
-            "dropped": int(st.dropped), "truncated": int(st.truncated),
+            "examples": total, "padding_tokens": padding,
+            "dropped": dropped, "truncated": truncated,
             "tasks": tasks, "domains": domains,
         }
 

@@ -1,6 +1,8 @@
 """Batch decoding against hand-built ``Batch`` messages and a naive reference decoder."""
 from __future__ import annotations
 
+import pickle
+
 import grpc
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from flanstream import IGNORE_INDEX, BatchDecoder, FlanStreamError, dense_arrays
 from flanstream._proto.flanstream.v1 import data_service_pb2 as pb
 from flanstream.info import CorpusInfo
-from flanstream.wire import summarize_end
+from flanstream.wire import BatchStats, summarize_end
 
 INFO = CorpusInfo.from_proto(pb.CorpusInfo(
     tasks=[pb.TaskInfo(index=i, path=p, domain=p.split("/")[0]) for i, p in
@@ -152,6 +154,31 @@ def test_stats_target_vs_realized() -> None:
                                               "target": 0.25, "realized": 0.0}
     assert st["domains"]["music"]["target"] == 0.25 and st["domains"]["music"]["realized"] == pytest.approx(0.25)
     assert st["domains"]["speech"]["text_tokens"] == 300 and st["domains"]["music"]["audio_tokens"] == 6
+
+
+def test_stats_are_built_lazily_and_survive_copies() -> None:
+    """The stats dict is built on first read only, once, and stays equal through pickling and torch's
+    default_convert (what DataLoader(ds, batch_size=None) applies to every batch)."""
+    b = simple_batch()
+    b.stats.CopyFrom(pb.Stats(task_examples=[3, 1, 0], task_target=[0.5, 0.25, 0.25], domain_examples=[3, 1, 0],
+                              domain_target=[0.5, 0.25, 0.25]))
+    dec = BatchDecoder(INFO, "numpy")
+    built = []
+    real = dec._stats_dict
+    dec._stats_dict = lambda arrays: built.append(1) or real(arrays)  # type: ignore[method-assign]
+    st = dec(b)["stats"]
+    assert isinstance(st, BatchStats) and built == []
+    b.stats.Clear()  # the stats do not depend on the message after decoding
+    assert st["examples"] == 4 and built == [1]
+    assert dict(st) == dec.stats(pb.Stats(task_examples=[3, 1, 0], task_target=[0.5, 0.25, 0.25],
+                                          domain_examples=[3, 1, 0], domain_target=[0.5, 0.25, 0.25]))
+    assert built == [1, 1]  # the direct call above, not a second build of st
+    again = pickle.loads(pickle.dumps(st))
+    assert isinstance(again, BatchStats) and again == st
+    from torch.utils.data._utils.collate import default_convert
+    assert default_convert(st) == st
+    with pytest.raises(ValueError, match="mapping or a function"):
+        BatchStats(3)  # type: ignore[arg-type]
 
 
 def test_examples_and_summary() -> None:
