@@ -7,9 +7,12 @@ import { createInterface } from 'node:readline';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
+/** A numeric flag as `--name value` or `--name=value` (the form `npm run bench -- …` passes through). */
 export function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (i >= 0) return Number(process.argv[i + 1]);
+  const eq = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return eq ? Number(eq.slice(name.length + 3)) : fallback;
 }
 
 export function stats(xs: readonly number[]): { median: number; min: number; max: number } {

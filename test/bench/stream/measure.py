@@ -5,11 +5,14 @@ Modes (each prints one JSON line {"tokens": …, "seconds": …, "batches": …}
   jsonl FILE         — a plain Python loader: pre-tokenized JSONL, json.loads, greedy packing
   grpc TARGET        — a bare grpcio client reading a fixed 128 KB message stream, nothing else
   socket PORT        — raw loopback bytes into a buffer (recv_into), nothing else
+  digests TARGET     — not timed: {"digests": [...]}, one sha1 per batch over its dense tensors
+                       (for checking that streams served by different replicas are identical)
 Tokens are real (non-pad) tokens; the ceilings count payload bytes / 4.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import socket
@@ -41,6 +44,19 @@ def flanstream(target: str, batches: int, output: str, rank: int, world: int) ->
         if i >= WARMUP:
             tokens += int(batch["cu_seqlens"][-1])
     return tokens, time.perf_counter() - start
+
+
+def digests(target: str, batches: int, rank: int, world: int) -> list[str]:
+    from flanstream import FlanStreamDataset
+    ds = FlanStreamDataset(target, split="train", batch_size=B, seq_len=L, packing="packed", seed=0,
+                           output="numpy", rank=rank, world_size=world, max_batches=batches)
+    out = []
+    for batch in ds:
+        h = hashlib.sha1()
+        for k in ("input_ids", "labels", "position_ids", "segment_ids", "cu_seqlens"):
+            h.update(batch[k].tobytes())
+        out.append(h.hexdigest())
+    return out
 
 
 def jsonl(path: str, batches: int, output: str) -> tuple[int, float]:
@@ -121,13 +137,16 @@ def socket_ceiling(port: int, batches: int) -> tuple[int, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["flanstream", "jsonl", "grpc", "socket"])
+    p.add_argument("mode", choices=["flanstream", "jsonl", "grpc", "socket", "digests"])
     p.add_argument("where")
     p.add_argument("--batches", type=int, default=300)
     p.add_argument("--output", choices=["numpy", "torch"], default="numpy")
     p.add_argument("--rank", type=int, default=0)
     p.add_argument("--world", type=int, default=1)
     a = p.parse_args()
+    if a.mode == "digests":
+        print(json.dumps({"digests": digests(a.where, a.batches, a.rank, a.world)}))
+        return
     if a.mode == "flanstream":
         tokens, secs = flanstream(a.where, a.batches, a.output, a.rank, a.world)
     elif a.mode == "jsonl":
