@@ -10,11 +10,13 @@ import type { Config } from '../config/schema.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Metrics } from '../metrics/metrics.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
+import type { WireResponse } from '../stream/wire-types.js';
 import { makeAuthCheck } from './auth.js';
 import { DataServiceHandlers } from './data-service.js';
 import { Health } from './health.js';
 import { startHttp } from './http-server.js';
 import { dataServiceDefinition, lenientRequests, LOADER_OPTIONS, PROTO_FILE } from './proto.js';
+import { encodeStreamResponse } from './response-encoder.js';
 import { statusRoutes } from './status-page.js';
 import { StreamMonitor } from './stream-monitor.js';
 
@@ -54,16 +56,15 @@ function credentials(tls: Config['server']['tls']): grpc.ServerCredentials {
   return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }]);
 }
 
-/** The DataService definition with its response serializer counting the bytes sent. */
+/** The DataService definition with the hand-written response encoder, counting the bytes sent. */
 function countingDefinition(def: grpc.ServiceDefinition, metrics: Metrics): grpc.ServiceDefinition {
   const method = def.StreamBatches as grpc.MethodDefinition<unknown, unknown>;
-  const serialize = method.responseSerialize;
   return {
     ...def,
     StreamBatches: {
       ...method,
       responseSerialize: (value: unknown) => {
-        const bytes = serialize(value);
+        const bytes = encodeStreamResponse(value as WireResponse);
         metrics.observeBytes(bytes.length);
         return bytes;
       },
