@@ -1,12 +1,14 @@
 import { DOMAINS } from '../corpus/record-schema.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { SegmentLayout, Segment } from '../pack/segment-layout.js';
+import type { SegmentLayout } from '../pack/segment-layout.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { buildBatch, buildExamples } from './batch-builder.js';
 import type { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
+import type { PlanCache, PlannedStep } from './plan-cache.js';
 import { encodeToken } from './resume-token.js';
 import { specHash, type MixtureUpdate, type Placement, type StreamSpec } from './stream-spec.js';
+import { checksum } from '../util/hash.js';
 import type { TrainPlanner, TrainState } from './train-planner.js';
 import type { WireEnd, WireResponse, WireStats } from './wire-types.js';
 
@@ -21,6 +23,12 @@ export interface SessionInit {
   readonly plan: Planner;
   /** The next global step to build. */
   readonly step: number;
+  /** Train steps shared with the job's other rank streams on this server (see plan-cache.ts). */
+  readonly shared?: {
+    readonly cache: PlanCache;
+    /** A planner in the state a token of this stream describes. */
+    readonly restore: (token: Buffer) => TrainPlanner;
+  };
 }
 
 /**
@@ -40,6 +48,10 @@ export class StreamSession {
   private finished = false;
   private lastToken: Buffer;
   private readonly taskDomain: Int32Array;
+  /** Digest of the state the next step is planned from: the shared plan cache's key. */
+  private stateKey: string;
+  /** The planner lags behind `lastToken` after steps taken from the plan cache. */
+  private plannerStale = false;
 
   constructor(init: SessionInit) {
     this.init = init;
@@ -50,6 +62,7 @@ export class StreamSession {
     this.step = init.step;
     this.taskDomain = Int32Array.from(init.layout.table.reader.tasks.map((t) => DOMAINS.indexOf(t.domain as (typeof DOMAINS)[number])));
     this.lastToken = this.token();
+    this.stateKey = checksum(this.lastToken);
   }
 
   get nextStep(): number {
@@ -68,7 +81,20 @@ export class StreamSession {
   addUpdate(u: MixtureUpdate): void {
     // A client error, not an internal one: it must reach the client as INVALID_ARGUMENT.
     if (this.init.plan.kind !== 'train') throw new InvalidArgumentError('mixture_update', `mixture updates apply to split "train" only; the ${this.spec.split} split is served whole and in order`);
-    this.init.plan.planner.addUpdate(u, this.step);
+    this.trainPlanner().addUpdate(u, this.step);
+    // The pending update is part of the state now: only streams that queued the same update at
+    // the same step share the steps from here on.
+    this.stateKey = checksum(this.token());
+  }
+
+  /** The train planner, first brought up to `lastToken` if steps came from the plan cache. */
+  private trainPlanner(): TrainPlanner {
+    const plan = this.init.plan as Extract<Planner, { kind: 'train' }>;
+    if (this.plannerStale && this.init.shared) {
+      plan.planner = this.init.shared.restore(this.lastToken);
+      this.plannerStale = false;
+    }
+    return plan.planner;
   }
 
   private token(): Buffer {
@@ -85,10 +111,26 @@ export class StreamSession {
     });
   }
 
-  private planStep(): Segment[][] {
+  /** This step for all ranks: from the plan cache when another rank planned it, else planned here. */
+  private planStep(): PlannedStep {
     const rows = this.placement.worldSize * this.spec.batchSize;
-    const { plan } = this.init;
-    return plan.kind === 'train' ? plan.planner.planStep(this.step, rows) : plan.planner.planStep(rows);
+    const { plan, shared } = this.init;
+    if (plan.kind === 'eval') {
+      const planned = plan.planner.planStep(rows);
+      this.step++;
+      return { rows: planned, token: this.token(), stats: this.stats() };
+    }
+    const cached = shared?.cache.take(this.stateKey);
+    if (cached) {
+      this.step++;
+      this.plannerStale = true;
+      return cached;
+    }
+    const planned = this.trainPlanner().planStep(this.step, rows);
+    this.step++;
+    const step = { rows: planned, token: this.token(), stats: this.stats() };
+    shared?.cache.put(this.stateKey, step, this.placement.worldSize);
+    return step;
   }
 
   /** The next message, or undefined once the stream has ended. */
@@ -97,15 +139,16 @@ export class StreamSession {
     const { plan } = this.init;
     if (this.placement.maxBatches > 0 && this.sent >= this.placement.maxBatches) return this.end('max_batches');
     if (plan.kind === 'eval' && plan.planner.done) return this.end('complete');
-    const all = this.planStep();
+    const step = this.step;
+    const planned = this.planStep();
     const { rank } = this.placement;
     const { batchSize } = this.spec;
-    const mine = all.slice(rank * batchSize, (rank + 1) * batchSize);
+    const mine = planned.rows.slice(rank * batchSize, (rank + 1) * batchSize);
     const layout = this.init.layout;
     const body = buildBatch(layout, this.spec.packing === 'examples' ? [] : mine, this.taskDomain);
-    const step = this.step++;
     this.sent++;
-    this.lastToken = this.token();
+    this.lastToken = planned.token;
+    this.stateKey = checksum(planned.token);
     return {
       batch: {
         ...body,
@@ -115,7 +158,7 @@ export class StreamSession {
         batchSize: mine.length,
         seqLen: this.spec.seqLen,
         resumeToken: this.lastToken,
-        stats: this.stats(),
+        stats: planned.stats,
         heldoutFingerprint: this.heldout.fingerprint,
         examples: this.spec.packing === 'examples' ? buildExamples(layout, mine) : [],
       },

@@ -1,12 +1,13 @@
 /**
- * The load scenario of issue 8.4, shared by load.test.ts (~30 s) and soak.ts (minutes): 64
- * concurrent StreamBatches calls against one server in a child process — fast readers, slow
- * readers that pause for seconds, and clients that cancel mid-stream and reconnect — while the
- * server's RSS is sampled from /proc. Returns what happened; callers assert.
+ * The load scenario of issue 8.5, shared by load.test.ts (~25 s) and soak.ts (minutes): 64
+ * concurrent StreamBatches calls over 8 connections to one server in a child process — fast
+ * readers, slow readers that pause for seconds, and clients that cancel mid-stream and reconnect —
+ * while the server's RSS and open file descriptors are sampled from /proc. Returns what happened;
+ * callers assert (loadProblems).
  */
 import type { WireResponse } from '../../clients/ts/wire-types.js';
 import { FlanStreamClient, type BatchCall } from '../../clients/ts/service-client.js';
-import { activeStreamsAt, rssOf, sleep, spawnServer } from './procs.js';
+import { activeStreamsAt, fdsOf, rssOf, sleep, spawnServer } from './procs.js';
 import { rng } from '../helpers/stream-helpers.js';
 
 export interface LoadResult {
@@ -21,6 +22,12 @@ export interface LoadResult {
   readonly rssPeak: number;
   readonly rssEnd: number;
   readonly rssSamples: number[];
+  /** Server open file descriptors: after warm-up, their peak from then on, and at the end. */
+  readonly fdsWarm: number;
+  readonly fdsPeak: number;
+  readonly fdsEnd: number;
+  /** Cancels per second on the busiest connection, averaged over the run. */
+  readonly cancelRate: number;
   /** Streams that went `stallMs` without a batch while being read. */
   readonly stalls: string[];
   /** Calls that ended with an error other than a client cancel. */
@@ -33,24 +40,32 @@ export interface LoadResult {
 
 type Kind = 'fast' | 'slow' | 'cancel';
 
+const CONNECTIONS = 8;
+
 export async function runLoad(index: string, opts: { durationMs: number; streams?: number; stallMs?: number; log?: (s: string) => void }): Promise<LoadResult> {
   const streams = opts.streams ?? 64;
   const stallMs = opts.stallMs ?? 10_000;
   const log = opts.log ?? (() => undefined);
   const server = await spawnServer(index);
   const pid = server.child.pid!;
-  const clients = Array.from({ length: 8 }, () => new FlanStreamClient(server.target));
+  // grpc-js shares one connection among all channels to a target with equal options, and the
+  // server's HTTP/2 stack (nghttp2 ≥ 1.57, rapid-reset defence) sends GOAWAY INTERNAL_ERROR to a
+  // connection once its RST_STREAMs exceed 1000 plus 33 per second, failing every call on it. On
+  // one connection the cancelling readers reset ~60 streams/s and every call failed after ~30 s;
+  // spread over 8 connections each stays near 8/s, as separate trainer processes would.
+  const clients = Array.from({ length: CONNECTIONS }, () => new FlanStreamClient(server.target, { channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
+  const cancelsOn = new Array<number>(CONNECTIONS).fill(0);
   const rand = rng(64);
   let opened = 0, cancelled = 0, batches = 0, bytes = 0;
   const stalls: string[] = [], errors: string[] = [], gaps: string[] = [];
   let stopping = false;
 
-  interface Slot { kind: Kind; id: number; call?: BatchCall; lastData: number; paused: boolean; nextStep: number }
+  interface Slot { kind: Kind; id: number; conn: number; call?: BatchCall; lastData: number; paused: boolean; nextStep: number }
   const slots: Slot[] = [];
   const open = (slot: Slot): void => {
     if (stopping) return;
     opened++;
-    const call = clients[slot.id % clients.length]!.streamBatches();
+    const call = clients[slot.conn]!.streamBatches();
     slot.call = call;
     slot.lastData = Date.now();
     slot.paused = false;
@@ -79,6 +94,7 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
         // Cancel mid-stream (batches are in flight), a moment later, and reconnect afresh.
         setTimeout(() => {
           cancelled++;
+          cancelsOn[slot.conn]!++;
           slot.call = undefined;
           call.cancel();
           setTimeout(() => open(slot), rand() * 200);
@@ -86,7 +102,10 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
       }
     });
     call.on('error', (e: Error & { code?: number }) => {
-      if (e.code !== 1 /* CANCELLED */) errors.push(`stream ${slot.id} (${slot.kind}): ${e.message}`);
+      if (e.code === 1 /* CANCELLED */) return;
+      errors.push(`stream ${slot.id} (${slot.kind}): ${e.message}`);
+      // A failed call is reported once here, not again every stallMs as a stall.
+      if (slot.call === call) slot.call = undefined;
     });
     const seed = slot.id;
     call.write({ spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: slot.id % 3 === 0 ? 'none' : 'packed', seed } } as never);
@@ -95,7 +114,8 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   const t0 = Date.now();
   for (let i = 0; i < streams; i++) {
     const kind: Kind = i % 8 < 3 ? 'fast' : i % 8 < 6 ? 'slow' : 'cancel';
-    const slot: Slot = { kind, id: i, lastData: Date.now(), paused: false, nextStep: 0 };
+    // Shifted by one per 8 slots, so every connection carries fast, slow and cancelling calls.
+    const slot: Slot = { kind, id: i, conn: (i + Math.floor(i / 8)) % CONNECTIONS, lastData: Date.now(), paused: false, nextStep: 0 };
     slots.push(slot);
     open(slot);
   }
@@ -103,11 +123,17 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   const rssSamples: number[] = [];
   let activePeak = 0;
   let rssWarm = 0;
+  let fdsWarm = 0, fdsPeak = 0;
   const warmMs = Math.min(10_000, opts.durationMs / 3);
   while (Date.now() - t0 < opts.durationMs) {
     await sleep(1000);
     rssSamples.push(rssOf(pid));
-    if (!rssWarm && Date.now() - t0 >= warmMs) rssWarm = rssSamples.at(-1)!;
+    const fds = fdsOf(pid);
+    if (!rssWarm && Date.now() - t0 >= warmMs) {
+      rssWarm = rssSamples.at(-1)!;
+      fdsWarm = fds;
+    }
+    if (fdsWarm) fdsPeak = Math.max(fdsPeak, fds);
     activePeak = Math.max(activePeak, await activeStreamsAt(server.httpPort));
     const now = Date.now();
     for (const s of slots) {
@@ -119,6 +145,7 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
     if (rssSamples.length % 30 === 0) log(`t=${Math.round((now - t0) / 1000)} s: ${batches} batches, ${opened} streams opened, rss ${(rssSamples.at(-1)! / 2 ** 20).toFixed(0)} MB`);
   }
   stopping = true;
+  const ranMs = Date.now() - t0;
   for (const s of slots) {
     s.call?.cancel();
     s.call = undefined;
@@ -132,16 +159,40 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   }
   await sleep(1000);
   const rssEnd = rssOf(pid);
+  // The server closes its side of each connection once it sees the client's close.
+  let fdsEnd = fdsOf(pid);
+  for (let i = 0; i < 25 && fdsEnd >= fdsWarm; i++) {
+    await sleep(200);
+    fdsEnd = fdsOf(pid);
+  }
   await server.kill();
   return {
     durationMs: Date.now() - t0, streams, opened, cancelled, batches, bytes, rssWarm: rssWarm || rssSamples[0]!, rssPeak: Math.max(...rssSamples), rssEnd, rssSamples,
-    stalls, errors, gaps, activeAtEnd, activePeak,
+    fdsWarm, fdsPeak, fdsEnd, cancelRate: Math.max(...cancelsOn) / (ranMs / 1000), stalls, errors, gaps, activeAtEnd, activePeak,
   };
 }
 
 export function describeLoad(r: LoadResult): string {
   const mb = (x: number): string => `${(x / 2 ** 20).toFixed(0)} MB`;
   return `load: ${r.streams} concurrent streams for ${(r.durationMs / 1000).toFixed(0)} s — ${r.opened} opened, ${r.cancelled} cancelled mid-stream, ${r.batches} batches (${mb(r.bytes)} of tokens); ` +
-    `server RSS warm ${mb(r.rssWarm)}, peak ${mb(r.rssPeak)}, end ${mb(r.rssEnd)}; active streams peak ${r.activePeak}, at end ${r.activeAtEnd}; ` +
+    `server RSS warm ${mb(r.rssWarm)}, peak ${mb(r.rssPeak)}, end ${mb(r.rssEnd)}; open fds warm ${r.fdsWarm}, peak ${r.fdsPeak}, end ${r.fdsEnd}; ` +
+    `active streams peak ${r.activePeak}, at end ${r.activeAtEnd}; ${r.cancelRate.toFixed(1)} cancels/s on the busiest connection; ` +
     `${r.stalls.length} stalls, ${r.errors.length} errors, ${r.gaps.length} step gaps`;
+}
+
+/**
+ * Everything that makes a load run unhealthy, as messages (empty when healthy): failed calls,
+ * stalls, step gaps, streams or connections left open on the server, open descriptors growing
+ * during the run, RSS growing more than 160 MB (or 60 %) above its warmed-up value.
+ */
+export function loadProblems(r: LoadResult): string[] {
+  return [
+    ...r.errors, ...r.stalls, ...r.gaps.slice(0, 20),
+    ...(r.activeAtEnd !== 0 ? [`${r.activeAtEnd} streams still open on the server`] : []),
+    // The 8 client connections are closed by now: fewer descriptors than while they were open.
+    ...(r.fdsEnd >= r.fdsWarm ? [`server fds: ${r.fdsWarm} after warm-up, still ${r.fdsEnd} after every client closed`] : []),
+    // Connections stay at 8 and streams open no descriptors: a few for /metrics scrapes at most.
+    ...(r.fdsPeak - r.fdsWarm > 16 ? [`server fds grew from ${r.fdsWarm} to ${r.fdsPeak}`] : []),
+    ...(r.rssPeak - r.rssWarm >= Math.max(160 * 2 ** 20, 0.6 * r.rssWarm) ? [`RSS grew from ${r.rssWarm} to ${r.rssPeak} bytes`] : []),
+  ];
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const CHILD = fileURLToPath(new URL('./child-server.ts', import.meta.url));
@@ -43,6 +43,11 @@ export function spawnServer(index: string, overrides: Record<string, string> = {
 export function rssOf(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Open file descriptors of a process (Linux /proc): sockets, pipes, index files. */
+export function fdsOf(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }
 
 /** The server's open StreamBatches calls, from its Prometheus gauge. */

@@ -1,8 +1,8 @@
 /**
  * Soak variant of the load test: `npx tsx test/reliability/soak.ts --minutes 5 [--index DIR]`
  * (or `npm run soak -- --minutes 5`). Without --index it builds the 3,000-record sample index in
- * a temporary directory. Exits 1 on a stall, an error, a step gap, streams left open, or RSS
- * growing more than 160 MB (or 60 %) above its warmed-up value.
+ * a temporary directory. Exits 1 on any of loadProblems: a stall, an error, a step gap, streams or
+ * connections left open, or RSS growing more than 160 MB (or 60 %) above its warmed-up value.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
-import { describeLoad, runLoad } from './load-run.js';
+import { describeLoad, loadProblems, runLoad } from './load-run.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' } } });
 const minutes = Number(values.minutes);
@@ -26,11 +26,7 @@ if (!index) {
 try {
   const r = await runLoad(index, { durationMs: minutes * 60_000, streams: Number(values.streams), log: (s) => console.log(s) });
   console.log(describeLoad(r));
-  const problems = [
-    ...r.errors, ...r.stalls, ...r.gaps.slice(0, 20),
-    ...(r.activeAtEnd !== 0 ? [`${r.activeAtEnd} streams still open on the server`] : []),
-    ...(r.rssPeak - r.rssWarm >= Math.max(160 * 2 ** 20, 0.6 * r.rssWarm) ? [`RSS grew from ${r.rssWarm} to ${r.rssPeak} bytes`] : []),
-  ];
+  const problems = loadProblems(r);
   for (const p of problems) console.error(`FAIL ${p}`);
   process.exitCode = problems.length ? 1 : 0;
 } finally {

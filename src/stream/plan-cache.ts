@@ -1,0 +1,59 @@
+import type { Segment } from '../pack/segment-layout.js';
+import type { WireStats } from './wire-types.js';
+
+/** One global train step as planned once for all ranks of a job. */
+export interface PlannedStep {
+  /** world_size × batch_size rows; rank r's batch is rows [r·B, (r+1)·B). */
+  readonly rows: Segment[][];
+  /** The resume token after this step (rank-agnostic: rank and world size are per connection). */
+  readonly token: Buffer;
+  readonly stats: WireStats;
+}
+
+interface Entry {
+  readonly step: PlannedStep;
+  readonly worldSize: number;
+  taken: number;
+}
+
+/**
+ * Global train steps shared by the rank streams of one job. Every rank's stream walks the same
+ * global stream and used to plan every step in full (world_size × batch_size rows) to keep its
+ * own slice: with 8 ranks, 8 × the planning, token and stats work per delivered batch. A step is
+ * keyed by a digest of the resume token before it, which encodes everything the plan depends on
+ * (index, held-out set, spec, world size, step, sampler, walker, packing window, pending
+ * updates), so streams share a step exactly when they would have planned the same one.
+ *
+ * An entry leaves when all its ranks took it; ranks served by other replicas never take theirs,
+ * so the cache also forgets its oldest entries beyond `maxEntries`. A rank that finds nothing
+ * plans the step itself, so eviction costs time, never correctness.
+ */
+export class PlanCache {
+  private readonly entries = new Map<string, Entry>();
+  readonly counts = { hits: 0, misses: 0 };
+
+  constructor(private readonly maxEntries = 256) {}
+
+  /** The step planned from state `key`, counted as taken by one rank; undefined if not cached. */
+  take(key: string): PlannedStep | undefined {
+    const e = this.entries.get(key);
+    if (!e) {
+      this.counts.misses++;
+      return undefined;
+    }
+    this.counts.hits++;
+    if (++e.taken >= e.worldSize) this.entries.delete(key);
+    return e.step;
+  }
+
+  /** Offers a step this rank planned (and took) to the job's other ranks. */
+  put(key: string, step: PlannedStep, worldSize: number): void {
+    if (worldSize <= 1 || this.maxEntries === 0) return;
+    this.entries.set(key, { step, worldSize, taken: 1 });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
