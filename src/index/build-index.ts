@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync 
 import { join, relative, resolve } from 'node:path';
 import type { QuarantineReason } from '../corpus/quarantine.js';
 import { CorpusError } from '../errors.js';
+import { templatePieces } from '../pack/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
@@ -103,7 +104,7 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
   };
   const tok = TextTokenizer.load(options.tokenizer);
   mkdirSync(join(out, SHARDS_DIR), { recursive: true });
-  // The server tokenizes its chat template with the index's own copy: it opens nothing outside the index.
+  // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
   writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
 
   let previous: Manifest | undefined;
@@ -142,7 +143,7 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
     throw new CorpusError(corpus, `holds nothing usable: all ${sources.length} shards were empty or quarantined (${shards.flatMap((s) => s.quarantine).length} problems; first: ${shards.flatMap((s) => s.quarantine)[0]?.detail ?? 'none'})`);
   }
   const codebooks = Math.max(1, ...shards.map((s) => s.maxCodebooks));
-  const manifest = compileManifest(out, shards, makeVocabLayout(tok, codebooks, options.codebookSize), options);
+  const manifest = compileManifest(out, shards, makeVocabLayout(tok, codebooks, options.codebookSize), options, await templatePieces(tok));
   writeFileAtomic(join(out, QUARANTINE_FILE), manifest.shards.flatMap((s) => s.quarantine).map((q) => JSON.stringify(q) + '\n').join(''));
   writeManifest(out, manifest);
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { writeAudioGroups } from './audio-groups.js';
-import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
+import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry, type TemplatePieces } from './format.js';
 
 function percentiles(lengths: number[]): [number, number, number, number] {
   if (lengths.length === 0) return [0, 0, 0, 0];
@@ -28,7 +28,7 @@ function readSection(indexDir: string, shard: ShardMeta, section: 'rows' | 'span
  * Joins shard metadata into the manifest: global task ids (sorted by path, so independent of
  * build order), per-task runs of (shard, count) per split, statistics and the fingerprint.
  */
-export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions): Manifest {
+export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces): Manifest {
   shards.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   const paths = [...new Set(shards.flatMap((s) => s.tasks.map((t) => t.path)))].sort();
   const id = new Map(paths.map((p, i) => [p, i]));
@@ -93,10 +93,7 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     JSON.stringify(options),
     // What is served, not how it was built: the shard key also covers audio mtimes, which a copy
     // of the same corpus does not share, and replicas must agree on the fingerprint.
-    ...shards.map((s) => {
-      const c = s.checksums;
-      return [s.source, JSON.stringify(s.tasks), c.rows, c.spans, c.strings, c.lists, c.blocks.join(',')].join('\u0000');
-    }),
+    ...shards.map((s) => [s.source, JSON.stringify(s.tasks), s.checksums.pages].join('\u0000')),
   );
   return {
     formatVersion: INDEX_FORMAT_VERSION,
@@ -109,5 +106,6 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     quarantined: quarantine.length,
     quarantineByReason: byReason,
     audioGroups: writeAudioGroups(indexDir, shards, rowsOf),
+    template,
   };
 }

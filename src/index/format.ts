@@ -10,19 +10,23 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  *   spans   int32 [spans × SPAN_WIDTH], audio spans of all records (fields in SPAN)
  *   strings utf-8 blob: uuids, audio ids, output texts
  *   lists   int32, per local task and split, the rows of that task holding that split
+ *   pages   the page table: a PAGE_DIGEST_BYTES digest of every page of the five sections above
+ *           (see shard-pages.ts)
  *   deps    utf-8 JSON ShardDeps: the corpus files the shard was built from, read only by the
  *           indexer (kept out of the manifest, which must stay O(shards) to open)
  * and `audio-groups.bin` lists the records that share their first input clip (multi-turn).
- * Every section and every BLOCK_TOKENS block of tokens has a checksum in the manifest, so a
- * damaged file is detected when read and never served as wrong tokens.
+ * The served sections are read and verified page by page (PAGE_BYTES), so touching one record
+ * costs a few KB, not its shard's whole tables. Page digests live in the shard file, not in the
+ * manifest: at 10⁸ records there are millions of pages, and the manifest must stay O(shards).
+ * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
+ * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 3;
+export const INDEX_FORMAT_VERSION = 4;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 /** A copy of the tokenizer.json the index was built with. */
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const SHARDS_DIR = 'shards';
-export const BLOCK_TOKENS = 1 << 18;
 
 export const ROW = {
   TOK_START: 0,
@@ -48,6 +52,29 @@ export const ROW_WIDTH = 17;
 /** An audio span: `<|SOA|>` codes `<|EOA|>`, positioned relative to its record's first token. */
 export const SPAN = { REL_START: 0, LENGTH: 1, ID_OFF: 2, ID_LEN: 3 } as const;
 export const SPAN_WIDTH = 4;
+
+/** The sections read page by page, in page-table order. */
+export const PAGED_SECTIONS = ['tokens', 'rows', 'spans', 'strings', 'lists'] as const;
+export type PagedSection = (typeof PAGED_SECTIONS)[number];
+export const ROWS_PER_PAGE = 128;
+export const SPANS_PER_PAGE = 512;
+/**
+ * Page sizes (the last page of a section may be shorter). A draw reads one rows, one spans and one
+ * lists page, and once the index outgrows the cache most draws miss it, so table pages are small:
+ * on a 5M-record synthetic index 16 KB pages served 25 % fewer batches/s than 8 KB ones, and 4 KB
+ * no more than 8 KB (test/bench/README.md, scale). Row and span pages hold whole rows and spans;
+ * strings may straddle pages. A token page holds a few typical records (64 KB).
+ */
+export const PAGE_BYTES: Readonly<Record<PagedSection, number>> = {
+  tokens: 1 << 16,
+  rows: ROWS_PER_PAGE * ROW_WIDTH * 4,
+  spans: SPANS_PER_PAGE * SPAN_WIDTH * 4,
+  strings: 1 << 13,
+  lists: 1 << 13,
+};
+export const PAGE_TOKENS = PAGE_BYTES.tokens / 4;
+export const LIST_PAGE_ENTRIES = PAGE_BYTES.lists / 4;
+export const PAGE_DIGEST_BYTES = 8;
 
 export const SPLIT_BIT = { train: 1, dev: 2, test: 4 } as const;
 export const SPLIT_NAMES = ['train', 'dev', 'test'] as const;
@@ -85,8 +112,8 @@ export interface ShardMeta {
   readonly records: number;
   readonly tokens: number;
   readonly tasks: readonly ShardTask[];
-  readonly sections: { readonly tokens: Section; readonly rows: Section; readonly spans: Section; readonly strings: Section; readonly lists: Section; readonly deps: Section };
-  readonly checksums: { readonly rows: string; readonly spans: string; readonly strings: string; readonly lists: string; readonly deps: string; readonly blocks: readonly string[] };
+  readonly sections: Readonly<Record<PagedSection | 'pages' | 'deps', Section>>;
+  readonly checksums: { readonly pages: string; readonly deps: string };
   readonly maxCodebooks: number;
   readonly quarantine: readonly QuarantineEntry[];
   readonly jsonlBytes: number;
@@ -124,6 +151,16 @@ export interface Manifest {
   readonly quarantined: number;
   readonly quarantineByReason: Readonly<Record<string, number>>;
   readonly audioGroups: AudioGroupsMeta;
+  /** The chat template's text pieces, tokenized at index time so serving needs no tokenizer. */
+  readonly template: TemplatePieces;
+}
+
+/** Token ids of the fixed text around records in the ChatML template (see chat-template.ts). */
+export interface TemplatePieces {
+  readonly user: readonly number[];
+  readonly nl: readonly number[];
+  readonly assistant: readonly number[];
+  readonly system: readonly number[];
 }
 
 export interface IndexOptions {

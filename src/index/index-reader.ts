@@ -1,48 +1,37 @@
-import { closeSync, openSync, readSync, realpathSync } from 'node:fs';
-import { join, sep } from 'node:path';
-import { LRUCache } from 'lru-cache';
+import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
-import { checksum } from '../util/hash.js';
-import { BLOCK_TOKENS, ROW, ROW_WIDTH, SPLIT_NAMES, type Manifest, type Section, type ShardMeta, type TaskEntry } from './format.js';
+import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
 import { readManifest } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
-
-const SECTION_SLOT = { rows: 0, spans: 1, lists: 2 } as const;
+import { ShardPages } from './shard-pages.js';
 
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
 
 export interface ReaderOptions {
-  /** Bytes of shard sections and token blocks kept in memory. */
+  /** Bytes of shard pages kept in memory. */
   readonly cacheBytes?: number;
 }
 
 /**
  * The serving side of the index. Opening reads only the manifest (O(shards + tasks)); record
- * tables and token blocks are read positionally on first use, verified against their checksums,
- * and kept in an LRU cache bounded in bytes.
+ * tables and tokens are read page by page on first use (see ShardPages), so the cost of touching a
+ * record does not grow with its shard. Accessors take a record's position, never a whole section.
  */
 export class IndexReader {
   readonly dir: string;
   readonly manifest: Manifest;
-  readonly cacheStats = { hits: 0, misses: 0 };
-  private readonly cache: LRUCache<string, Int32Array | Buffer>;
-  private readonly fds = new Map<number, number>();
-  private readonly realDir: string;
+  private readonly pages: ShardPages;
   private groups: Int32Array | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
-  /** Cache keys per shard (sections, then token blocks), built once: a fresh template string per
-   * lookup costs its allocation and hashing on every row, span, list and block access. */
-  private readonly keys: string[][] = [];
 
   private constructor(dir: string, manifest: Manifest, opts: ReaderOptions) {
     this.dir = dir;
     this.manifest = manifest;
-    this.realDir = realpathSync(dir);
-    this.cache = new LRUCache({ maxSize: opts.cacheBytes ?? 512 << 20, sizeCalculation: (v) => Math.max(1, v.byteLength) });
     for (const s of manifest.shards) {
       if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file)) throw new IndexCorruptError(join(dir, 'manifest.msgpack'), `bad shard file name ${s.file}`);
     }
+    this.pages = new ShardPages(dir, manifest.shards, opts.cacheBytes ?? 512 << 20);
   }
 
   static open(dir: string, opts: ReaderOptions = {}): IndexReader {
@@ -57,108 +46,91 @@ export class IndexReader {
     return this.manifest.tasks;
   }
 
+  get cacheStats(): { readonly hits: number; readonly misses: number } {
+    return this.pages.cacheStats;
+  }
+
   shard(i: number): ShardMeta {
     const s = this.manifest.shards[i];
     if (!s) throw new IndexCorruptError(this.dir, `no shard ${i}`);
     return s;
   }
 
-  private fd(i: number): number {
-    let fd = this.fds.get(i);
-    if (fd === undefined) {
-      const path = join(this.dir, this.shard(i).file);
-      let real: string;
-      try {
-        real = realpathSync(path);
-      } catch {
-        throw new IndexCorruptError(path, 'shard file is missing');
-      }
-      if (!real.startsWith(this.realDir + sep)) throw new IndexCorruptError(path, 'shard file is a symlink leaving the index; refused');
-      fd = openSync(real, 'r');
-      this.fds.set(i, fd);
+  /**
+   * Int32 entries [start, start + n) of a section: a view into the cached page when they lie in
+   * one (always for a row), a copy when they straddle pages.
+   */
+  private intRange(i: number, section: Exclude<PagedSection, 'strings'>, start: number, n: number): Int32Array {
+    const per = PAGE_BYTES[section] / 4;
+    const p = Math.floor(start / per);
+    const from = start - p * per;
+    if (from + n <= per) return this.pages.ints(i, section, p).subarray(from, from + n);
+    const out = new Int32Array(n);
+    for (let done = 0; done < n; ) {
+      const q = Math.floor((start + done) / per);
+      const at = start + done - q * per;
+      const part = this.pages.ints(i, section, q).subarray(at, at + n - done);
+      if (part.length === 0) throw new IndexCorruptError(join(this.dir, this.shard(i).file), `${section} entry ${start + done} is past the section's end`);
+      out.set(part, done);
+      done += part.length;
     }
-    return fd;
+    return out;
   }
 
-  private read(i: number, [off, len]: Section, expected: string | undefined, what: string): Buffer {
-    const buf = Buffer.allocUnsafe(len);
-    const n = len === 0 ? 0 : readSync(this.fd(i), buf, 0, len, off);
-    const file = join(this.dir, this.shard(i).file);
-    if (n !== len) throw new IndexCorruptError(file, `${what} is truncated (${n} of ${len} bytes)`);
-    if (expected !== undefined && checksum(buf) !== expected) throw new IndexCorruptError(file, `${what} fails its checksum`);
-    return buf;
+  /** The record's row fields (see ROW). */
+  row(i: number, row: number): Int32Array {
+    return this.intRange(i, 'rows', row * ROW_WIDTH, ROW_WIDTH);
   }
 
-  private key(i: number, slot: number, name: string): string {
-    let ks = this.keys[i];
-    if (!ks) {
-      ks = [];
-      this.keys[i] = ks;
-    }
-    return (ks[slot] ??= `${i}:${name}`);
+  /** Audio spans [first, first + count) of shard `i`, SPAN_WIDTH entries each (a record's spans). */
+  spans(i: number, first: number, count: number): Int32Array {
+    return this.intRange(i, 'spans', first * SPAN_WIDTH, count * SPAN_WIDTH);
   }
 
-  private cached<T extends Int32Array | Buffer>(key: string, load: () => T): T {
-    const hit = this.cache.get(key);
-    if (hit) {
-      this.cacheStats.hits++;
-      return hit as T;
-    }
-    this.cacheStats.misses++;
-    const v = load();
-    this.cache.set(key, v);
-    return v;
-  }
-
-  private ints(i: number, name: 'rows' | 'spans' | 'lists'): Int32Array {
-    return this.cached(this.key(i, SECTION_SLOT[name], name), () => {
-      const s = this.shard(i);
-      const b = this.read(i, s.sections[name], s.checksums[name], name);
-      return new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-    });
-  }
-
-  rows(i: number): Int32Array {
-    return this.ints(i, 'rows');
-  }
-
-  spans(i: number): Int32Array {
-    return this.ints(i, 'spans');
-  }
-
-  strings(i: number): Buffer {
-    return this.cached(this.key(i, 3, 'strings'), () => {
-      const s = this.shard(i);
-      return this.read(i, s.sections.strings, s.checksums.strings, 'strings');
-    });
-  }
-
-  /** Rows of local task `local` in shard `i` that hold split `split`. */
-  list(i: number, local: number, split: SplitIndex): Int32Array {
+  private task(i: number, local: number): ShardTask {
     const t = this.shard(i).tasks[local];
     if (!t) throw new IndexCorruptError(this.dir, `shard ${i} has no task ${local}`);
-    const off = t.listOffsets[split];
-    return this.ints(i, 'lists').subarray(off, off + t.counts[split]);
+    return t;
+  }
+
+  /** Rows of local task `local` in shard `i` that hold split `split`, all of them (for scans). */
+  list(i: number, local: number, split: SplitIndex): Int32Array {
+    const t = this.task(i, local);
+    return this.intRange(i, 'lists', t.listOffsets[split], t.counts[split]);
+  }
+
+  /** Entry `k` of that list; undefined past its end. */
+  listAt(i: number, local: number, split: SplitIndex, k: number): number | undefined {
+    const t = this.task(i, local);
+    if (!(k >= 0 && k < t.counts[split])) return undefined;
+    const at = t.listOffsets[split] + k;
+    const p = Math.floor(at / LIST_PAGE_ENTRIES);
+    return this.pages.ints(i, 'lists', p)[at - p * LIST_PAGE_ENTRIES];
+  }
+
+  /** A served section of shard `i` whole, verified page by page (inspection and tests). */
+  section(i: number, section: PagedSection): Buffer {
+    const pages = Math.ceil(this.shard(i).sections[section][1] / PAGE_BYTES[section]);
+    return Buffer.concat(Array.from({ length: pages }, (_, p) => {
+      if (section === 'strings') return this.pages.bytes(i, p);
+      const v = this.pages.ints(i, section, p);
+      return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    }));
   }
 
   string(i: number, off: number, len: number): string {
-    return this.strings(i).toString('utf8', off, off + len);
+    const size = PAGE_BYTES.strings;
+    const p = Math.floor(off / size);
+    const from = off - p * size;
+    if (from + len <= size) return this.pages.bytes(i, p).toString('utf8', from, from + len);
+    const parts: Buffer[] = [];
+    for (let q = p; q * size < off + len; q++) parts.push(this.pages.bytes(i, q));
+    return Buffer.concat(parts).toString('utf8', from, from + len);
   }
 
   uuid(i: number, row: number): string {
-    const r = this.rows(i);
-    const o = row * ROW_WIDTH;
-    return this.string(i, r[o + ROW.UUID_OFF] ?? 0, r[o + ROW.UUID_LEN] ?? 0);
-  }
-
-  private block(i: number, b: number): Int32Array {
-    return this.cached(this.key(i, 4 + b, `b${b}`), () => {
-      const s = this.shard(i);
-      const start = b * BLOCK_TOKENS;
-      const count = Math.min(BLOCK_TOKENS, s.tokens - start);
-      const buf = this.read(i, [s.sections.tokens[0] + start * 4, count * 4], s.checksums.blocks[b], `token block ${b}`);
-      return new Int32Array(buf.buffer, buf.byteOffset, count);
-    });
+    const r = this.row(i, row);
+    return this.string(i, r[ROW.UUID_OFF] ?? 0, r[ROW.UUID_LEN] ?? 0);
   }
 
   /** Copies tokens [start, start + len) of shard `i` into `out` at `at`. */
@@ -166,11 +138,12 @@ export class IndexReader {
     let done = 0;
     while (done < len) {
       const pos = start + done;
-      const b = Math.floor(pos / BLOCK_TOKENS);
-      const blk = this.block(i, b);
-      const from = pos - b * BLOCK_TOKENS;
-      const n = Math.min(len - done, blk.length - from);
-      out.set(blk.subarray(from, from + n), at + done);
+      const p = Math.floor(pos / PAGE_TOKENS);
+      const page = this.pages.ints(i, 'tokens', p);
+      const from = pos - p * PAGE_TOKENS;
+      const n = Math.min(len - done, page.length - from);
+      if (n <= 0) throw new IndexCorruptError(join(this.dir, this.shard(i).file), `token ${pos} is past the tokens section's end`);
+      out.set(page.subarray(from, from + n), at + done);
       done += n;
     }
   }
@@ -183,7 +156,7 @@ export class IndexReader {
       map = Int32Array.from(this.shard(shard).tasks.map((t) => ids.get(t.path) ?? -1));
       this.localTasks.set(shard, map);
     }
-    return map[this.rows(shard)[row * ROW_WIDTH + ROW.TASK] ?? 0] ?? -1;
+    return map[this.row(shard, row)[ROW.TASK] ?? 0] ?? -1;
   }
 
   /** The shared-clip map (see audio-groups.ts), loaded on first use by a multiturn stream. */
@@ -193,8 +166,6 @@ export class IndexReader {
   }
 
   close(): void {
-    for (const fd of this.fds.values()) closeSync(fd);
-    this.fds.clear();
-    this.cache.clear();
+    this.pages.close();
   }
 }

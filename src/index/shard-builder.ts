@@ -9,7 +9,8 @@ import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord 
 import { readShardLines } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { checksum, digest, key64 } from '../util/hash.js';
-import { BLOCK_TOKENS, FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Section, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
+import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Section, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
+import { pageTable } from './shard-pages.js';
 
 export interface ShardJob {
   readonly corpus: string;
@@ -223,23 +224,19 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     npy: [...npyDeps.values()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
     scp: [...scpDeps.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
   };
-  const sectionBufs = {
+  const served = {
     tokens: tokenBuf,
     rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
     spans: Buffer.from(Int32Array.from(spans).buffer),
     strings: Buffer.concat(strings, stringBytes),
     lists: Buffer.from(Int32Array.from(lists).buffer),
-    deps: Buffer.from(JSON.stringify(deps)),
   };
+  const sectionBufs = { ...served, pages: pageTable(served), deps: Buffer.from(JSON.stringify(deps)) };
   const sections = {} as Record<keyof typeof sectionBufs, Section>;
   let offset = 0;
   for (const [name, buf] of Object.entries(sectionBufs) as [keyof typeof sectionBufs, Buffer][]) {
     sections[name] = [offset, buf.length];
     offset += buf.length;
-  }
-  const blocks: string[] = [];
-  for (let b = 0; b < tokens; b += BLOCK_TOKENS) {
-    blocks.push(checksum(tokenBuf.subarray(b * 4, Math.min(tokens, b + BLOCK_TOKENS) * 4)));
   }
   const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), sectionBufs.deps);
   const file = `${SHARDS_DIR}/${key}.bin`;
@@ -255,10 +252,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
 
   return {
     key, file, bytes: offset, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks, sections,
-    checksums: {
-      rows: checksum(sectionBufs.rows), spans: checksum(sectionBufs.spans), strings: checksum(sectionBufs.strings),
-      lists: checksum(sectionBufs.lists), deps: checksum(sectionBufs.deps), blocks,
-    },
+    checksums: { pages: checksum(sectionBufs.pages), deps: checksum(sectionBufs.deps) },
     maxCodebooks, quarantine, jsonlBytes,
   };
 }

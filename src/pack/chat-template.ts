@@ -1,4 +1,12 @@
-import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import type { TemplatePieces } from '../index/format.js';
+import type { SpecialIds, TextTokenizer } from '../tokenize/text-tokenizer.js';
+
+/** The fixed text of the template, tokenized: what the indexer stores in the manifest. */
+export async function templatePieces(tok: TextTokenizer): Promise<TemplatePieces> {
+  const [user, nl, assistant, system] = await tok.encodeBatch(['user\n', '\n', 'assistant\n', 'system\n']);
+  const ids = (x: Int32Array | undefined): number[] => Array.from(x ?? []);
+  return { user: ids(user), nl: ids(nl), assistant: ids(assistant), system: ids(system) };
+}
 
 /**
  * ChatML as the Qwen models use it, pre-tokenized once:
@@ -30,19 +38,22 @@ export class ChatTemplate {
     this.trail = parts.trail;
   }
 
-  static async create(tok: TextTokenizer, systemPrompt = ''): Promise<ChatTemplate> {
-    const { imStart, imEnd } = tok.special;
-    const [user, nl, assistant, sysHead, sysBody] = await tok.encodeBatch(['user\n', '\n', 'assistant\n', 'system\n', systemPrompt]);
-    const cat = (...xs: (Int32Array | number[] | undefined)[]): Int32Array => Int32Array.from(xs.flatMap((x) => Array.from(x ?? [])));
+  /**
+   * From the pieces stored in the index; `systemBody` is the tokenized system prompt (empty: no
+   * system turn). Special ids come from the index's vocabulary layout.
+   */
+  static fromPieces(pieces: TemplatePieces, special: Pick<SpecialIds, 'imStart' | 'imEnd' | 'pad'>, systemBody?: Int32Array): ChatTemplate {
+    const { imStart, imEnd } = special;
+    const cat = (...xs: (Int32Array | readonly number[])[]): Int32Array => Int32Array.from(xs.flatMap((x) => Array.from(x)));
     return new ChatTemplate({
-      system: systemPrompt === '' ? new Int32Array(0) : cat([imStart], sysHead, sysBody, [imEnd], nl),
-      userOpen: cat([imStart], user),
-      sep: cat(nl),
-      userClose: cat([imEnd], nl),
-      assistantOpen: cat([imStart], assistant),
+      system: systemBody === undefined ? new Int32Array(0) : cat([imStart], pieces.system, systemBody, [imEnd], pieces.nl),
+      userOpen: cat([imStart], pieces.user),
+      sep: cat(pieces.nl),
+      userClose: cat([imEnd], pieces.nl),
+      assistantOpen: cat([imStart], pieces.assistant),
       imEnd,
-      pad: tok.special.pad,
-      trail: cat(nl),
+      pad: special.pad,
+      trail: cat(pieces.nl),
     });
   }
 

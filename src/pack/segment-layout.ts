@@ -44,14 +44,13 @@ export class SegmentLayout {
     const f = this.table.fields(loc);
     const instr = f[ROW.INSTR_LEN] ?? 0;
     const end = instr + (f[ROW.INPUT_LEN] ?? 0);
-    const spans = this.table.reader.spans(loc.shard);
+    const spans = this.table.reader.spans(loc.shard, f[ROW.SPAN_START] ?? 0, f[ROW.SPAN_COUNT] ?? 0);
     const pieces: Piece[] = [];
     let at = instr;
     let skipped = !shareAudio;
-    const first = f[ROW.SPAN_START] ?? 0;
-    for (let s = first; s < first + (f[ROW.SPAN_COUNT] ?? 0); s++) {
-      const start = spans[s * SPAN_WIDTH + SPAN.REL_START] ?? 0;
-      const len = spans[s * SPAN_WIDTH + SPAN.LENGTH] ?? 0;
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
+      const start = spans[o + SPAN.REL_START] ?? 0;
+      const len = spans[o + SPAN.LENGTH] ?? 0;
       if (start < instr || start >= end) continue;
       if (start > at) pieces.push({ start: at, len: start - at, audio: false });
       if (skipped) pieces.push({ start, len, audio: true });
@@ -163,11 +162,10 @@ export class SegmentLayout {
   private outputAudio(loc: ExampleLoc): number {
     const f = this.table.fields(loc);
     const outStart = (f[ROW.INSTR_LEN] ?? 0) + (f[ROW.INPUT_LEN] ?? 0);
-    const spans = this.table.reader.spans(loc.shard);
+    const spans = this.table.reader.spans(loc.shard, f[ROW.SPAN_START] ?? 0, f[ROW.SPAN_COUNT] ?? 0);
     let n = 0;
-    const first = f[ROW.SPAN_START] ?? 0;
-    for (let s = first; s < first + (f[ROW.SPAN_COUNT] ?? 0); s++) {
-      if ((spans[s * SPAN_WIDTH + SPAN.REL_START] ?? 0) >= outStart) n += spans[s * SPAN_WIDTH + SPAN.LENGTH] ?? 0;
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
+      if ((spans[o + SPAN.REL_START] ?? 0) >= outStart) n += spans[o + SPAN.LENGTH] ?? 0;
     }
     return n;
   }

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, type TaskEntry } from '../index/format.js';
+import { ROW, SPAN, SPAN_WIDTH, type TaskEntry } from '../index/format.js';
 import type { IndexReader } from '../index/index-reader.js';
 import { matchSelector } from '../mix/selectors.js';
 import { digest } from '../util/hash.js';
@@ -67,13 +67,9 @@ export class SharedAudioFilter {
   }
 
   private forEachAudio(shard: number, row: number, fn: (id: string) => void): void {
-    const rows = this.reader.rows(shard);
-    const spans = this.reader.spans(shard);
-    const o = row * ROW_WIDTH;
-    const first = rows[o + ROW.SPAN_START] ?? 0;
-    const count = rows[o + ROW.SPAN_COUNT] ?? 0;
-    for (let s = first; s < first + count; s++) {
-      const so = s * SPAN_WIDTH;
+    const r = this.reader.row(shard, row);
+    const spans = this.reader.spans(shard, r[ROW.SPAN_START] ?? 0, r[ROW.SPAN_COUNT] ?? 0);
+    for (let so = 0; so < spans.length; so += SPAN_WIDTH) {
       fn(this.reader.string(shard, spans[so + SPAN.ID_OFF] ?? 0, spans[so + SPAN.ID_LEN] ?? 0));
     }
   }

@@ -68,11 +68,9 @@ export function buildExamples(layout: SegmentLayout, rows: readonly (readonly Se
     const t = seg.turns[0]!;
     const f = layout.table.fields(t.loc);
     const outStart = (f[ROW.INSTR_LEN] ?? 0) + (f[ROW.INPUT_LEN] ?? 0);
-    const spans = reader.spans(t.loc.shard);
+    const spans = reader.spans(t.loc.shard, f[ROW.SPAN_START] ?? 0, f[ROW.SPAN_COUNT] ?? 0);
     const audioIds: string[] = [];
-    const first = f[ROW.SPAN_START] ?? 0;
-    for (let s = first; s < first + (f[ROW.SPAN_COUNT] ?? 0); s++) {
-      const o = s * SPAN_WIDTH;
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
       if ((spans[o + SPAN.REL_START] ?? 0) >= outStart) audioIds.push(reader.string(t.loc.shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0));
     }
     return {

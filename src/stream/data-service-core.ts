@@ -71,11 +71,7 @@ export class DataServiceCore {
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
     const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes });
-    const tok = TextTokenizer.load(join(reader.dir, TOKENIZER_FILE));
-    if (tok.fingerprint !== reader.manifest.vocab.tokenizerFingerprint) {
-      throw new FailedPreconditionError('tokenizer_mismatch', `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`);
-    }
-    const core = new DataServiceCore(reader, await ChatTemplate.create(tok, settings.systemPrompt), settings);
+    const core = new DataServiceCore(reader, await chatTemplate(reader, settings.systemPrompt), settings);
     for (const name of Object.keys(settings.heldoutSets)) core.namedHeldout(name, 'config.heldout');
     for (const name of Object.keys(settings.mixtures)) {
       core.resolveMixture(core.mixture({ name }, 'config.mixtures'), core.namedHeldout(settings.defaultHeldout, 'config.default_heldout'), `config.mixtures.${name}`);
@@ -255,6 +251,21 @@ export class DataServiceCore {
   domains(): readonly string[] {
     return DOMAINS;
   }
+}
+
+/**
+ * The template from the pieces the indexer tokenized into the manifest. Parsing the index's
+ * tokenizer.json takes over a second (most of opening an index), so it is loaded, and checked
+ * against the manifest, only when a system prompt needs tokenizing.
+ */
+async function chatTemplate(reader: IndexReader, systemPrompt: string): Promise<ChatTemplate> {
+  const { template, vocab } = reader.manifest;
+  if (systemPrompt === '') return ChatTemplate.fromPieces(template, vocab.special);
+  const tok = TextTokenizer.load(join(reader.dir, TOKENIZER_FILE));
+  if (tok.fingerprint !== vocab.tokenizerFingerprint) {
+    throw new FailedPreconditionError('tokenizer_mismatch', `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`);
+  }
+  return ChatTemplate.fromPieces(template, vocab.special, await tok.encode(systemPrompt));
 }
 
 /**

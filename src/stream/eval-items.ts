@@ -1,4 +1,4 @@
-import { SPLIT_BIT, SPLIT_NAMES, ROW, ROW_WIDTH } from '../index/format.js';
+import { SPLIT_BIT, SPLIT_NAMES, ROW } from '../index/format.js';
 import type { IndexReader, SplitIndex } from '../index/index-reader.js';
 import type { ExampleLoc } from './example-table.js';
 
@@ -34,7 +34,6 @@ export class EvalItems {
         const earlier = splits.filter((s) => s < split).reduce<number>((m, s) => m | SPLIT_BIT[SPLIT_NAMES[s]!], 0);
         for (const [shard, local] of reader.tasks[task]?.runs[split] ?? []) {
           const list = reader.list(shard, local, split);
-          const rows = earlier ? reader.rows(shard) : undefined;
           let from = -1;
           const flush = (end: number): void => {
             if (from < 0) return;
@@ -44,7 +43,7 @@ export class EvalItems {
             from = -1;
           };
           for (let k = 0; k < list.length; k++) {
-            const dup = rows !== undefined && ((rows[(list[k] ?? 0) * ROW_WIDTH + ROW.SPLITS] ?? 0) & earlier) !== 0;
+            const dup = earlier !== 0 && ((reader.row(shard, list[k] ?? 0)[ROW.SPLITS] ?? 0) & earlier) !== 0;
             if (dup) flush(k);
             else if (from < 0) from = k;
           }
@@ -66,7 +65,7 @@ export class EvalItems {
     const r = this.runs[lo];
     if (!r || n < r.before || n >= r.before + r.count) throw new RangeError(`evaluation item ${n} out of range`);
     const k = r.from + n - r.before;
-    const row = this.reader.list(r.shard, r.local, r.split)[k] ?? 0;
+    const row = this.reader.listAt(r.shard, r.local, r.split, k) ?? 0;
     return { task: r.task, i: n, shard: r.shard, row };
   }
 }

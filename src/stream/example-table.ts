@@ -1,4 +1,3 @@
-import { ROW_WIDTH } from '../index/format.js';
 import type { IndexReader, SplitIndex } from '../index/index-reader.js';
 
 /** Where an example lives and how it is laid out in its shard's token data. */
@@ -47,7 +46,7 @@ export class ExampleTable {
       else hi = mid - 1;
     }
     const [shard, local] = runs[lo] ?? [0, 0];
-    const row = this.reader.list(shard, local, this.split)[i - (c[lo] ?? 0)];
+    const row = this.reader.listAt(shard, local, this.split, i - (c[lo] ?? 0));
     if (row === undefined) throw new RangeError(`task ${task} has no record ${i}`);
     return { task, i, shard, row };
   }
@@ -59,22 +58,21 @@ export class ExampleTable {
     for (let k = 0; k < runs.length; k++) {
       const [s, local] = runs[k]!;
       if (s !== shard) continue;
-      const list = this.reader.list(s, local, this.split);
+      // Binary search through the list's pages (consecutive probes mostly hit the same page).
       let a = 0;
-      let b = list.length;
+      let b = this.reader.shard(s).tasks[local]?.counts[this.split] ?? 0;
       while (a < b) {
         const m = (a + b) >> 1;
-        if ((list[m] ?? 0) < row) a = m + 1;
+        if ((this.reader.listAt(s, local, this.split, m) ?? 0) < row) a = m + 1;
         else b = m;
       }
-      if (list[a] === row) return (c?.[k] ?? 0) + a;
+      if (this.reader.listAt(s, local, this.split, a) === row) return (c?.[k] ?? 0) + a;
     }
     return -1;
   }
 
   /** The record's row fields (instruction, input, output lengths and more; see ROW). */
   fields(loc: ExampleLoc): Int32Array {
-    const o = loc.row * ROW_WIDTH;
-    return this.reader.rows(loc.shard).subarray(o, o + ROW_WIDTH);
+    return this.reader.row(loc.shard, loc.row);
   }
 }

@@ -12,6 +12,11 @@ export function checksum(buf: Uint8Array): string {
   return createHash('sha1').update(buf).digest('hex').slice(0, 16);
 }
 
+/** Binary checksum of one index page (the first PAGE_DIGEST_BYTES bytes are stored). */
+export function pageDigest(buf: Uint8Array): Buffer {
+  return createHash('sha1').update(buf).digest();
+}
+
 /** 64-bit key of a string as two int32 halves (audio ids → grouping keys). */
 export function key64(s: string): [lo: number, hi: number] {
   const d = createHash('sha1').update(s).digest();

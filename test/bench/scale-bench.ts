@@ -6,12 +6,14 @@
  * < 300 MB at 20M.
  *   npx tsx test/bench/scale-bench.ts [--records 1000000,5000000,20000000] [--runs 5] [--dir /tmp/flanstream-scale] [--heldout loco-speech-caption]
  * --heldout names the stream's held-out set (default: the config's default_heldout, unseen-flag).
- * Indexes are kept in --dir and reused (about 380 bytes per record on disk: 7.4 GB at 20M).
+ * Indexes are kept in --dir and reused while their format is current (about 380 bytes per record on
+ * disk: 7.4 GB at 20M); one of an older format is rewritten.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readManifest } from '../../src/index/manifest-io.js';
 import { ROOT, stats } from './bench-util.js';
 
 interface Sample {
@@ -42,6 +44,16 @@ async function child(dir: string, heldout: string | undefined): Promise<void> {
   console.log(JSON.stringify(out));
 }
 
+/** Whether `dir` holds an index this build can open (none, or an older format, is rewritten). */
+function readable(dir: string): boolean {
+  try {
+    readManifest(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<void> {
   const argv = process.argv;
   // `--name value`, or `--name=value` (what `npm run bench -- scale --records=…` can pass through).
@@ -62,7 +74,7 @@ async function main(): Promise<void> {
   const fits: { n: number; open: number; first: number; rss: number }[] = [];
   for (const n of sizes) {
     const dir = join(base, String(n));
-    if (!existsSync(join(dir, 'manifest.msgpack'))) {
+    if (!readable(dir)) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/synthetic-index.ts'), dir, '--records', String(n)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
       if (r.status !== 0) throw new Error(`synthetic index of ${n} records failed`);
     }

@@ -11,9 +11,9 @@
  * input = one audio clip `<|SOA|>` codes `<|EOA|>` ‖ output), about the sample corpus's median
  * length, so a batch holds a realistic number of records. To keep disk at ~340 bytes per record,
  * SHARE records point at each token range (record r of a shard starts at (r mod ranges) ×
- * RECORD_TOKENS): consecutive records still read consecutive, distinct token blocks, as in a real
- * shard. RECORD_TOKENS divides BLOCK_TOKENS, so every full block is identical and block checksums
- * are computed once. Splits: record % 20 = 0 is dev, 1 is test, the rest train. Rows carry no audio
+ * RECORD_TOKENS): consecutive records still read consecutive, distinct token pages, as in a real
+ * shard. Token sections (and their page digests) depend only on the record count, so each distinct
+ * one is built once. Splits: record % 20 = 0 is dev, 1 is test, the rest train. Rows carry no audio
  * grouping key (AUDIO_KEY = 0), so the audio
  * groups file is empty. tokenizer.json is copied in as the indexer does. The manifest is made by the indexer's own compileManifest/writeManifest.
  *
@@ -24,8 +24,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AUDIO_FLAN_TASKS } from '../../src/corpus/task-catalog.js';
 import { compileManifest } from '../../src/index/compile-manifest.js';
-import { BLOCK_TOKENS, FLAG_UNSEEN, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type Section, type ShardMeta, type ShardTask } from '../../src/index/format.js';
+import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type Section, type ShardMeta, type ShardTask } from '../../src/index/format.js';
 import { writeFileAtomic, writeManifest } from '../../src/index/manifest-io.js';
+import { pageTable, sectionDigests } from '../../src/index/shard-pages.js';
+import { templatePieces } from '../../src/pack/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../../src/tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../../src/tokenize/vocab-layout.js';
 import { checksum, digest } from '../../src/util/hash.js';
@@ -56,11 +58,11 @@ function splitsOf(row: number): number {
 }
 
 /** Writes the index into `dir` (replacing it); returns the number of shards. */
-export function writeSyntheticIndex(dir: string, opts: SyntheticOptions): number {
+export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): Promise<number> {
   const total = opts.records;
   const catalog = AUDIO_FLAN_TASKS;
   const per = opts.shardRecords ?? 100_000;
-  if (BLOCK_TOKENS % RECORD_TOKENS !== 0) throw new Error('RECORD_TOKENS must divide BLOCK_TOKENS');
+  if (PAGE_TOKENS % RECORD_TOKENS !== 0) throw new Error('RECORD_TOKENS must divide PAGE_TOKENS');
   const tok = TextTokenizer.load(opts.tokenizer ?? 'qwen3');
   const options: IndexOptions = { tokenizer: tok.name, codebookSize: 1024, maxLineBytes: 1 << 20 };
   const vocab = makeVocabLayout(tok, CODEBOOKS, options.codebookSize);
@@ -77,23 +79,15 @@ export function writeSyntheticIndex(dir: string, opts: SyntheticOptions): number
   pattern[INSTR + CLIP - 1] = vocab.special.eoa;
   for (let i = 0; i < OUTPUT; i++) pattern[INSTR + CLIP + i] = 2000 + i;
 
-  // Token sections depend only on the record count: build (and checksum) each distinct one once.
-  const tokenCache = new Map<number, { buf: Buffer; blocks: string[] }>();
-  const tokensFor = (ranges: number): { buf: Buffer; blocks: string[] } => {
+  // Token sections depend only on the record count: build (and digest) each distinct one once.
+  const tokenCache = new Map<number, { buf: Buffer; digests: Buffer }>();
+  const tokensFor = (ranges: number): { buf: Buffer; digests: Buffer } => {
     let t = tokenCache.get(ranges);
     if (!t) {
       const ints = new Int32Array(ranges * RECORD_TOKENS);
       for (let r = 0; r < ranges; r++) ints.set(pattern, r * RECORD_TOKENS);
       const buf = Buffer.from(ints.buffer, ints.byteOffset, ints.byteLength);
-      const blocks: string[] = [];
-      let full: string | undefined;
-      const tokens = ints.length;
-      for (let b = 0; b < tokens; b += BLOCK_TOKENS) {
-        const end = Math.min(tokens, b + BLOCK_TOKENS);
-        if (end - b === BLOCK_TOKENS) blocks.push((full ??= checksum(buf.subarray(b * 4, end * 4))));
-        else blocks.push(checksum(buf.subarray(b * 4, end * 4)));
-      }
-      t = { buf, blocks };
+      t = { buf, digests: sectionDigests(buf, 'tokens') };
       tokenCache.set(ranges, t);
     }
     return t;
@@ -120,7 +114,7 @@ export function writeSyntheticIndex(dir: string, opts: SyntheticOptions): number
     const first = s * per;
     const n = Math.min(per, total - first);
     const ranges = Math.ceil(n / SHARE);
-    const { buf: tokenBuf, blocks } = tokensFor(ranges);
+    const { buf: tokenBuf, digests: tokenDigests } = tokensFor(ranges);
     const rows = new Int32Array(n * ROW_WIDTH);
     const spans = new Int32Array(n * SPAN_WIDTH);
     const strings = Buffer.alloc(n * STRING_STRIDE);
@@ -182,14 +176,15 @@ export function writeSyntheticIndex(dir: string, opts: SyntheticOptions): number
         counts: [rs[0]!.length, rs[1]!.length, rs[2]!.length], listOffsets, textTokens: count * (RECORD_TOKENS - CLIP), audioTokens: count * CLIP,
       };
     });
-    const sectionBufs = {
+    const served = {
       tokens: tokenBuf,
       rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
       spans: Buffer.from(spans.buffer, spans.byteOffset, spans.byteLength),
       strings,
       lists: Buffer.from(Int32Array.from(lists).buffer),
-      deps: Buffer.from(JSON.stringify({ npy: [], scp: [] })),
     };
+    const pages = pageTable(served, (buf, section) => (section === 'tokens' ? tokenDigests : sectionDigests(buf, section)));
+    const sectionBufs = { ...served, pages, deps: Buffer.from(JSON.stringify({ npy: [], scp: [] })) };
     const sections = {} as Record<keyof typeof sectionBufs, Section>;
     let offset = 0;
     for (const [name, b] of Object.entries(sectionBufs) as [keyof typeof sectionBufs, Buffer][]) {
@@ -210,14 +205,11 @@ export function writeSyntheticIndex(dir: string, opts: SyntheticOptions): number
     renameSync(tmp, join(dir, file));
     shards.push({
       key, file, bytes: offset, source, sourceHash: digest(source), records: n, tokens: ranges * RECORD_TOKENS, tasks: shardTasks, sections,
-      checksums: {
-        rows: checksum(sectionBufs.rows), spans: checksum(sectionBufs.spans), strings: checksum(sectionBufs.strings),
-        lists: checksum(sectionBufs.lists), deps: checksum(sectionBufs.deps), blocks,
-      },
+      checksums: { pages: checksum(pages), deps: checksum(sectionBufs.deps) },
       maxCodebooks: CODEBOOKS, quarantine: [], jsonlBytes: 0,
     });
   }
-  writeManifest(dir, compileManifest(dir, shards, vocab, options));
+  writeManifest(dir, compileManifest(dir, shards, vocab, options, await templatePieces(tok)));
   return nShards;
 }
 
@@ -229,6 +221,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   };
   if (!dir) throw new Error('usage: synthetic-index.ts <dir> --records N [--shard-records 100000]');
   const t0 = performance.now();
-  const shards = writeSyntheticIndex(dir, { records: num('records', 1_000_000), shardRecords: num('shard-records', 100_000) });
+  const shards = await writeSyntheticIndex(dir, { records: num('records', 1_000_000), shardRecords: num('shard-records', 100_000) });
   console.log(`synthetic index: ${shards} shards in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${dir}`);
 }

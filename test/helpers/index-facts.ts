@@ -1,4 +1,4 @@
-import { ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT } from '../../src/index/format.js';
+import { ROW, SPAN, SPAN_WIDTH, SPLIT_BIT } from '../../src/index/format.js';
 import type { IndexReader } from '../../src/index/index-reader.js';
 
 /** One record of the index, read straight from its shard's row, span and token sections. */
@@ -30,15 +30,15 @@ export class IndexFacts {
   constructor(reader: IndexReader) {
     this.reader = reader;
     reader.manifest.shards.forEach((meta, shard) => {
-      const rows = reader.rows(shard);
-      const spans = reader.spans(shard);
       for (let row = 0; row < meta.records; row++) {
-        const f = (k: number): number => rows[row * ROW_WIDTH + k] ?? 0;
+        const fields = reader.row(shard, row);
+        const f = (k: number): number => fields[k] ?? 0;
+        const spans = reader.spans(shard, f(ROW.SPAN_START), f(ROW.SPAN_COUNT));
         const [start, il, nl, ol] = [f(ROW.TOK_START), f(ROW.INSTR_LEN), f(ROW.INPUT_LEN), f(ROW.OUTPUT_LEN)];
         const all = new Int32Array(il + nl + ol);
         reader.readTokens(shard, start, all.length, all, 0);
         const sp = Array.from({ length: f(ROW.SPAN_COUNT) }, (_, k) => {
-          const o = (f(ROW.SPAN_START) + k) * SPAN_WIDTH;
+          const o = k * SPAN_WIDTH;
           return { start: spans[o + SPAN.REL_START] ?? 0, length: spans[o + SPAN.LENGTH] ?? 0, id: reader.string(shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0) };
         });
         const uuid = reader.uuid(shard, row);

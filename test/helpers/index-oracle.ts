@@ -1,4 +1,4 @@
-import { ROW, ROW_WIDTH, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
+import { ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
 
@@ -48,16 +48,16 @@ export class IndexOracle {
     const at = this.where.get(uuid);
     if (!at) throw new Error(`uuid ${uuid} is not in the index`);
     const [shard, row] = at;
-    const f = this.reader.rows(shard).subarray(row * ROW_WIDTH, (row + 1) * ROW_WIDTH);
+    const f = this.reader.row(shard, row);
     const [start, instr, input, output] = [f[ROW.TOK_START]!, f[ROW.INSTR_LEN]!, f[ROW.INPUT_LEN]!, f[ROW.OUTPUT_LEN]!];
     const all = new Int32Array(instr + input + output);
     this.reader.readTokens(shard, start, all.length, all, 0);
-    const spans = this.reader.spans(shard);
+    const spans = this.reader.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!);
     let firstClip: [number, number] | undefined;
-    for (let s = f[ROW.SPAN_START]!; s < f[ROW.SPAN_START]! + f[ROW.SPAN_COUNT]!; s++) {
-      const rel = spans[s * SPAN_WIDTH + SPAN.REL_START]!;
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
+      const rel = spans[o + SPAN.REL_START]!;
       if (rel >= instr && rel < instr + input) {
-        firstClip = [rel - instr, rel - instr + spans[s * SPAN_WIDTH + SPAN.LENGTH]!];
+        firstClip = [rel - instr, rel - instr + spans[o + SPAN.LENGTH]!];
         break;
       }
     }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { IndexCorruptError } from '../../src/errors.js';
-import { MANIFEST_FILE, type Manifest, type Section } from '../../src/index/format.js';
+import { INDEX_FORMAT_VERSION, MANIFEST_FILE, PAGE_BYTES, ROWS_PER_PAGE, type Manifest, type Section } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { readManifest, writeManifest } from '../../src/index/manifest-io.js';
 
@@ -17,7 +17,7 @@ beforeEach(() => {
   cpSync(pristine, index, { recursive: true });
 });
 
-type Dump = { rows: number[]; spans: number[]; strings: Buffer; lists: number[][]; tokens: number[] };
+type Dump = { rows: Buffer; spans: Buffer; strings: Buffer; lists: number[][]; tokens: number[] };
 const SECTIONS = ['tokens', 'rows', 'spans', 'strings', 'lists'] as const;
 
 /** Everything the reader serves from shard i; each part either reads or throws. */
@@ -31,9 +31,9 @@ function dump(r: IndexReader, i: number): Record<keyof Dump, unknown> {
     }
   };
   return {
-    rows: attempt(() => Array.from(r.rows(i))),
-    spans: attempt(() => Array.from(r.spans(i))),
-    strings: attempt(() => Buffer.from(r.strings(i))),
+    rows: attempt(() => r.section(i, 'rows')),
+    spans: attempt(() => r.section(i, 'spans')),
+    strings: attempt(() => r.section(i, 'strings')),
     lists: attempt(() => s.tasks.flatMap((_, t) => [0, 1, 2].map((sp) => Array.from(r.list(i, t, sp as 0 | 1 | 2))))),
     tokens: attempt(() => {
       const out = new Int32Array(s.tokens);
@@ -73,16 +73,39 @@ describe('damaged shard files are detected, never served', () => {
       const at = off + (where === 'first' ? 0 : where === 'last' ? len - 1 : len >> 1);
       flip(shardPath(target), at, 0x80);
       const got = withReader(index, (r) => dump(r, target));
-      // The damaged section fails with a clear message; the others are still served exactly.
-      const damaged = section === 'lists' ? 'lists' : section;
-      expect(got[damaged]).toBeInstanceOf(IndexCorruptError);
-      expect(String(got[damaged])).toMatch(new RegExp(`index file .*${manifest().shards[target]!.file}: .*fails its checksum; rebuild the index`));
-      for (const other of SECTIONS) {
-        if (other === damaged || got[other] instanceof Error) continue;
-        expect(got[other]).toEqual(good[other]);
-      }
+      // The damaged page fails with a message naming it; the other sections are still served exactly.
+      const page = Math.floor((at - off) / PAGE_BYTES[section]);
+      expect(got[section]).toBeInstanceOf(IndexCorruptError);
+      expect(String(got[section])).toMatch(new RegExp(`index file .*${manifest().shards[target]!.file}: ${section} page ${page} fails its checksum; rebuild the index`));
+      for (const other of SECTIONS) if (other !== section) expect(got[other]).toEqual(good[other]);
     });
   }
+
+  it('a damaged page leaves the other pages of its section readable', () => {
+    const shards = manifest().shards;
+    const big = shards.reduce((best, s, i) => (s.records > shards[best]!.records ? i : best), 0);
+    expect(shards[big]!.records).toBeGreaterThan(ROWS_PER_PAGE);
+    flip(shardPath(big), shards[big]!.sections.rows[0] + 1, 0x80);
+    withReader(index, (r) => {
+      expect(() => r.row(big, 0)).toThrow(/rows page 0 fails its checksum/);
+      expect(Array.from(r.row(big, ROWS_PER_PAGE))).toEqual(withReader(pristine, (p) => Array.from(p.row(big, ROWS_PER_PAGE))));
+    });
+  });
+
+  it('a record past its shard is refused, never read from the next section', () => {
+    const s = manifest().shards[target]!;
+    withReader(pristine, (r) => {
+      expect(() => r.row(target, s.records + ROWS_PER_PAGE)).toThrow(/rows page \d+ is past the section's end; rebuild the index/);
+      expect(() => r.row(target, s.records + ROWS_PER_PAGE)).toThrow(IndexCorruptError);
+    });
+  });
+
+  it('a flipped byte in the page table fails every page of the shard', () => {
+    const [off, len] = manifest().shards[target]!.sections.pages;
+    flip(shardPath(target), off + (len >> 1));
+    const got = withReader(index, (r) => dump(r, target));
+    for (const k of SECTIONS) expect(String(got[k])).toMatch(/page table fails its checksum; rebuild the index/);
+  });
 
   it.each([1, 2, 3, 4, 5, 6, 7, 8])('random byte damage (seed %i) never yields different data', (seed) => {
     const m = manifest();
@@ -100,7 +123,8 @@ describe('damaged shard files are detected, never served', () => {
 
   it.each([
     ['cut in half', (f: string) => truncateSync(f, Math.floor(readFileSync(f).length / 2)), /is truncated/],
-    ['cut one byte into its served sections', (f: string) => truncateSync(f, manifest().shards[target]!.sections.deps[0] - 1), /is truncated/],
+    ['cut one byte into its served sections', (f: string) => truncateSync(f, manifest().shards[target]!.sections.deps[0] - 1), /page table is truncated/],
+    ['cut inside its strings', (f: string) => truncateSync(f, manifest().shards[target]!.sections.strings[0] + 100), /is truncated/],
     ['emptied', (f: string) => truncateSync(f, 0), /is truncated/],
     ['deleted', (f: string) => unlinkSync(f), /shard file is missing/],
     ['replaced by another shard', (f: string) => writeFileSync(f, readFileSync(shardPath(target + 1))), /fails its checksum|is truncated/],
@@ -155,6 +179,13 @@ describe('a damaged manifest refuses to open', () => {
   it('of another format version', () => {
     writeManifest(index, { ...manifest(), formatVersion: 99 });
     expect(String(open())).toMatch(/index format 99 is not the supported format/);
+  });
+
+  it('of the previous format (whole-section checksums), with a clear request to rebuild', () => {
+    writeManifest(index, { ...manifest(), formatVersion: INDEX_FORMAT_VERSION - 1 });
+    const err = open();
+    expect(err).toBeInstanceOf(IndexCorruptError);
+    expect(String(err)).toMatch(new RegExp(`index format ${INDEX_FORMAT_VERSION - 1} is not the supported format ${INDEX_FORMAT_VERSION}; rebuild the index`));
   });
 
   it.each([['shards/../../etc/passwd'], ['/etc/passwd'], ['shards/abc.bin']])('naming a shard file %s', (name) => {

@@ -58,7 +58,7 @@ function everything(out: string): { fingerprint: string; records: number; data: 
     const data = r.manifest.shards.map((s, i) => {
       const tokens = new Int32Array(s.tokens);
       r.readTokens(i, 0, s.tokens, tokens, 0);
-      return [r.rows(i), r.spans(i), r.strings(i), tokens].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64')).join('|');
+      return [r.section(i, 'rows'), r.section(i, 'spans'), r.section(i, 'strings'), tokens].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64')).join('|');
     });
     r.audioGroups();
     return { fingerprint: r.fingerprint, records: r.manifest.records, data };
@@ -131,7 +131,7 @@ describe('an index run killed while replacing an existing index', () => {
   it('a run stopped between its audio-groups file and its manifest leaves the old groups intact', async () => {
     const m = IndexReader.open(out).manifest;
     // What compileManifest of a run over fewer shards writes before the manifest would be renamed in.
-    const partial = compileManifest(out, m.shards.slice(1).map((s) => ({ ...s })), m.vocab, m.options);
+    const partial = compileManifest(out, m.shards.slice(1).map((s) => ({ ...s })), m.vocab, m.options, m.template);
     expect(partial.audioGroups.file).not.toBe(m.audioGroups.file);
     expect(everything(out)).toEqual(old);
     await buildIndex({ corpus, out, workers: 1 });

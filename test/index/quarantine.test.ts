@@ -30,7 +30,7 @@ function uuidsOf(index: string): string[] {
   try {
     const out: string[] = [];
     r.manifest.shards.forEach((s, i) => {
-      expect(r.rows(i).length).toBe(s.records * ROW_WIDTH);
+      expect(r.section(i, 'rows').length).toBe(s.records * ROW_WIDTH * 4);
       for (let row = 0; row < s.records; row++) out.push(r.uuid(i, row));
     });
     return out;

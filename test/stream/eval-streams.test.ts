@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamDataset } from '../../clients/ts/flanstream-client.js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { CorpusInfo } from '../../clients/ts/wire-types.js';
-import { ROW, ROW_WIDTH, SPLIT_BIT } from '../../src/index/format.js';
+import { ROW, SPLIT_BIT } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { collect, uuidsOf, type Collected } from '../helpers/stream-helpers.js';
@@ -30,10 +30,10 @@ describe('evaluation streams', () => {
     const held = new Set(info.heldoutSets.find((h) => h.name === heldoutSet)!.tasks);
     const out = new Map<string, string>();
     reader.manifest.shards.forEach((s, i) => {
-      const rows = reader.rows(i);
       for (let r = 0; r < s.records; r++) {
-        const path = s.tasks[rows[r * ROW_WIDTH + ROW.TASK]!]!.path;
-        const bits = rows[r * ROW_WIDTH + ROW.SPLITS]!;
+        const row = reader.row(i, r);
+        const path = s.tasks[row[ROW.TASK]!]!.path;
+        const bits = row[ROW.SPLITS]!;
         const take = split === 'heldout' ? held.has(path) : !held.has(path) && (bits & SPLIT_BIT[split]) !== 0;
         if (take) out.set(reader.uuid(i, r), path);
       }

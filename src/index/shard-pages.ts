@@ -1,0 +1,170 @@
+import { closeSync, openSync, readSync, realpathSync } from 'node:fs';
+import { join, sep } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { IndexCorruptError } from '../errors.js';
+import { checksum, pageDigest } from '../util/hash.js';
+import { PAGE_BYTES, PAGE_DIGEST_BYTES, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
+
+/** Digests of every page of one section, back to back (the section's part of the page table). */
+export function sectionDigests(buf: Uint8Array, section: PagedSection): Buffer {
+  const size = PAGE_BYTES[section];
+  const pages = Math.ceil(buf.byteLength / size);
+  const out = Buffer.alloc(pages * PAGE_DIGEST_BYTES);
+  for (let p = 0; p < pages; p++) pageDigest(buf.subarray(p * size, (p + 1) * size)).copy(out, p * PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES);
+  return out;
+}
+
+/** A shard's page table: the digests of every page of every paged section, in PAGED_SECTIONS order. */
+export function pageTable(sections: Readonly<Record<PagedSection, Uint8Array>>, digestsOf = sectionDigests): Buffer {
+  return Buffer.concat(PAGED_SECTIONS.map((s) => digestsOf(sections[s], s)));
+}
+
+const SLOT: Readonly<Record<PagedSection | 'pages', number>> = { tokens: 0, rows: 1, spans: 2, strings: 3, lists: 4, pages: 5 };
+const SLOTS = PAGED_SECTIONS.length;
+const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists']);
+
+/** A shard's verified page table. */
+interface Table {
+  readonly digests: Buffer;
+}
+
+/**
+ * Pages of shard files, read positionally on first use, verified against their shard's page table
+ * (itself verified against the manifest) and kept in an LRU cache bounded in bytes. Int32 sections
+ * come back as Int32Array views, strings as bytes.
+ */
+export class ShardPages {
+  readonly cacheStats = { hits: 0, misses: 0 };
+  private readonly dir: string;
+  private readonly realDir: string;
+  private readonly shards: readonly ShardMeta[];
+  private readonly cache: LRUCache<number, Int32Array | Buffer | Table>;
+  private readonly fds = new Map<number, number>();
+  /**
+   * Page numbers over the whole index: section s of shard i starts at first[i * SLOTS + s], and
+   * shard i's page table is page first[shards * SLOTS] + i. They are the cache keys: small
+   * integers, which a Map hashes without allocating (a composite key string or double would).
+   */
+  private readonly first: Int32Array;
+  // The last page per section: consecutive lookups (a record's row, read several times while it is
+  // laid out; the probes of a binary search in a list) mostly hit the same page and skip the LRU.
+  private readonly lastKey = [-1, -1, -1, -1, -1, -1];
+  private readonly lastPage: (Int32Array | Buffer | Table | undefined)[] = [];
+
+  constructor(dir: string, shards: readonly ShardMeta[], cacheBytes: number) {
+    this.dir = dir;
+    this.realDir = realpathSync(dir);
+    this.shards = shards;
+    this.first = new Int32Array(shards.length * SLOTS + 1);
+    let pages = 0;
+    shards.forEach((s, i) => {
+      PAGED_SECTIONS.forEach((name, slot) => {
+        this.first[i * SLOTS + slot] = pages;
+        pages += Math.ceil(s.sections[name][1] / PAGE_BYTES[name]);
+      });
+    });
+    this.first[shards.length * SLOTS] = pages;
+    this.cache = new LRUCache({ maxSize: cacheBytes, sizeCalculation: (v) => Math.max(1, 'digests' in v ? v.digests.byteLength : v.byteLength) });
+  }
+
+  /** Page `p` of an int32 section of shard `i`. */
+  ints(i: number, section: Exclude<PagedSection, 'strings'>, p: number): Int32Array {
+    return this.page(i, section, p) as Int32Array;
+  }
+
+  /** Page `p` of the strings section of shard `i`. */
+  bytes(i: number, p: number): Buffer {
+    return this.page(i, 'strings', p) as Buffer;
+  }
+
+  private page(i: number, section: PagedSection | 'pages', p: number): Int32Array | Buffer | Table {
+    const slot = SLOT[section];
+    let key: number;
+    if (slot === SLOTS) key = (this.first[this.shards.length * SLOTS] ?? 0) + i;
+    else {
+      const at = i * SLOTS + slot;
+      const first = this.first[at] ?? 0;
+      // A page past its section would alias the next section's key: refuse it before any lookup.
+      if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first)) throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
+      key = first + p;
+    }
+    if (this.lastKey[slot] === key) {
+      this.cacheStats.hits++;
+      return this.lastPage[slot]!;
+    }
+    let v = this.cache.get(key);
+    if (v) this.cacheStats.hits++;
+    else {
+      this.cacheStats.misses++;
+      v = section === 'pages' ? this.loadTable(i) : this.load(i, section, p);
+      this.cache.set(key, v);
+    }
+    this.lastKey[slot] = key;
+    this.lastPage[slot] = v;
+    return v;
+  }
+
+  private shard(i: number): ShardMeta {
+    const s = this.shards[i];
+    if (!s) throw new IndexCorruptError(this.dir, `no shard ${i}`);
+    return s;
+  }
+
+  private file(i: number): string {
+    return join(this.dir, this.shard(i).file);
+  }
+
+  private fd(i: number): number {
+    let fd = this.fds.get(i);
+    if (fd === undefined) {
+      const path = this.file(i);
+      let real: string;
+      try {
+        real = realpathSync(path);
+      } catch {
+        throw new IndexCorruptError(path, 'shard file is missing');
+      }
+      if (!real.startsWith(this.realDir + sep)) throw new IndexCorruptError(path, 'shard file is a symlink leaving the index; refused');
+      fd = openSync(real, 'r');
+      this.fds.set(i, fd);
+    }
+    return fd;
+  }
+
+  private readAt(i: number, off: number, len: number, what: string): Buffer {
+    const buf = Buffer.allocUnsafe(len);
+    const n = len === 0 ? 0 : readSync(this.fd(i), buf, 0, len, off);
+    if (n !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${n} of ${len} bytes)`);
+    return buf;
+  }
+
+  private loadTable(i: number): Table {
+    const s = this.shard(i);
+    const [off, len] = s.sections.pages;
+    const pages = (this.first[(i + 1) * SLOTS] ?? 0) - (this.first[i * SLOTS] ?? 0);
+    if (len !== pages * PAGE_DIGEST_BYTES) throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
+    const digests = this.readAt(i, off, len, 'page table');
+    if (checksum(digests) !== s.checksums.pages) throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
+    return { digests };
+  }
+
+  private load(i: number, section: PagedSection, p: number): Int32Array | Buffer {
+    const [off, len] = this.shard(i).sections[section];
+    const size = PAGE_BYTES[section];
+    const start = p * size;
+    const what = `${section} page ${p}`;
+    const buf = this.readAt(i, off + start, Math.min(size, len - start), what);
+    const table = this.page(i, 'pages', 0) as Table;
+    const at = ((this.first[i * SLOTS + SLOT[section]] ?? 0) - (this.first[i * SLOTS] ?? 0) + p) * PAGE_DIGEST_BYTES;
+    if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) throw new IndexCorruptError(this.file(i), `${what} fails its checksum`);
+    return INT_SECTIONS.has(section) ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : buf;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+    this.cache.clear();
+    this.lastKey.fill(-1);
+    this.lastPage.length = 0;
+  }
+}
