@@ -11,6 +11,7 @@ import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import { ExampleTable } from './example-table.js';
+import { PlanCache } from './plan-cache.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession, type Planner } from './stream-session.js';
 import { oneOf, parseSpec, parseWithin, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
@@ -62,6 +63,8 @@ export class DataServiceCore {
   private readonly filters = new Map<string, SharedAudioFilter>();
   private readonly tables = new Map<SplitIndex, ExampleTable>();
   private readonly sizeCache = new Map<string, Float64Array>();
+  /** Train steps planned once and shared by the rank streams of a job. */
+  readonly plans = new PlanCache();
 
   private constructor(reader: IndexReader, template: ChatTemplate, settings: CoreSettings) {
     this.reader = reader;
@@ -241,7 +244,13 @@ export class DataServiceCore {
     }
     const build = (): StreamSession => {
       const { plan, layout } = this.planner(spec, heldout, layoutFor, state);
-      return new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, layout, plan, step });
+      // Tokens passed to `restore` are this server's own, made by this very stream.
+      const restore = (token: Buffer): TrainPlanner => {
+        const p = this.planner(spec, heldout, layoutFor, decodeToken(token, this.reader.fingerprint).state).plan;
+        if (p.kind !== 'train') throw new Error('a train stream restored into an evaluation planner');
+        return p.planner;
+      };
+      return new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, layout, plan, step, shared: { cache: this.plans, restore } });
     };
     const session = raw.resume ? fromToken(build) : build();
     for (const u of raw.updates ?? []) session.addUpdate(this.update(u));
