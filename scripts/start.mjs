@@ -4,6 +4,7 @@ import { spawnSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readManifest } from '../dist/index/manifest-io.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
@@ -17,8 +18,17 @@ if (!existsSync(join(corpus, 'metadata'))) {
   console.error('flanstream: writing the sample corpus (first run)…');
   step(['sample-corpus', corpus, '--records', '20000', '--seed', '0']);
 }
-if (!existsSync(join(index, 'manifest.msgpack'))) {
-  console.error('flanstream: indexing the sample corpus (first run)…');
+/** False when the index is missing or was written by another index format (rebuilt then). */
+const current = (dir) => {
+  try {
+    readManifest(dir);
+    return true;
+  } catch {
+    return false;
+  }
+};
+if (!current(index)) {
+  console.error('flanstream: indexing the sample corpus (first run, or an index of an older format)…');
   step(['index', corpus, '--out', index]);
 }
 const server = spawn(process.execPath, [cli, 'serve', '--config', join(root, 'config', 'default.yaml'), '--index', index, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { readManifest } from '../../src/index/manifest-io.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -24,7 +25,17 @@ export function stats(xs: readonly number[]): { median: number; min: number; max
 
 export const fmtM = (x: number): string => `${(x / 1e6).toFixed(2)}M`;
 
-/** A sample corpus of `records` and its index under .cache/bench, built once and reused. */
+/** False when `dir` holds no index or one of another index format. */
+export function indexIsCurrent(dir: string): boolean {
+  try {
+    readManifest(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A sample corpus of `records` and its index under .cache/bench, built once (again after a format change) and reused. */
 export function benchIndex(records: number): string {
   const dir = join(ROOT, '.cache', 'bench', `sample-${records}`);
   const cli = join(ROOT, 'dist', 'cli.js');
@@ -34,7 +45,7 @@ export function benchIndex(records: number): string {
     if (r.status !== 0) throw new Error(`flanstream ${args.join(' ')} failed`);
   };
   if (!existsSync(join(dir, 'corpus', 'metadata'))) run(['sample-corpus', join(dir, 'corpus'), '--records', String(records), '--seed', '0']);
-  if (!existsSync(join(dir, 'index', 'manifest.msgpack'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index')]);
+  if (!indexIsCurrent(join(dir, 'index'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index')]);
   return join(dir, 'index');
 }
 

@@ -13,8 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readManifest } from '../../src/index/manifest-io.js';
-import { ROOT, stats } from './bench-util.js';
+import { indexIsCurrent, ROOT, stats } from './bench-util.js';
 
 interface Sample {
   /** DataServiceCore.open, wall ms. */
@@ -44,16 +43,6 @@ async function child(dir: string, heldout: string | undefined): Promise<void> {
   console.log(JSON.stringify(out));
 }
 
-/** Whether `dir` holds an index this build can open (none, or an older format, is rewritten). */
-function readable(dir: string): boolean {
-  try {
-    readManifest(dir);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function main(): Promise<void> {
   const argv = process.argv;
   // `--name value`, or `--name=value` (what `npm run bench -- scale --records=…` can pass through).
@@ -74,7 +63,7 @@ async function main(): Promise<void> {
   const fits: { n: number; open: number; first: number; rss: number }[] = [];
   for (const n of sizes) {
     const dir = join(base, String(n));
-    if (!readable(dir)) {
+    if (!indexIsCurrent(dir)) {
       const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/synthetic-index.ts'), dir, '--records', String(n)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
       if (r.status !== 0) throw new Error(`synthetic index of ${n} records failed`);
     }
