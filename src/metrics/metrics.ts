@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { IndexReader } from '../index/index-reader.js';
+import type { PlanCache } from '../stream/plan-cache.js';
 import type { WireBatch } from '../stream/wire-types.js';
 
 type Child = { inc(v?: number): void };
@@ -51,7 +52,7 @@ export class Metrics {
   /** The latest batch stats of every open stream, turned into gauge values when scraped. */
   private readonly streamStats = new Map<string, WireBatch['stats']>();
 
-  constructor(reader: IndexReader, domains: readonly string[]) {
+  constructor(reader: IndexReader, domains: readonly string[], plans: PlanCache) {
     const examples = new client.Counter({
       name: 'flanstream_examples_total',
       help: 'Examples (turns) sent, per domain and task',
@@ -93,6 +94,9 @@ export class Metrics {
     const registry = this.registry;
     new client.Gauge({ name: 'flanstream_cache_hits', help: 'Index cache hits since start', registers: [registry], collect() { this.set(reader.cacheStats.hits); } });
     new client.Gauge({ name: 'flanstream_cache_misses', help: 'Index cache misses (positional reads) since start', registers: [registry], collect() { this.set(reader.cacheStats.misses); } });
+    new client.Gauge({ name: 'flanstream_plan_cache_hits', help: 'Train steps a rank stream took from another rank\'s planning since start', registers: [registry], collect() { this.set(plans.counts.hits); } });
+    new client.Gauge({ name: 'flanstream_plan_cache_misses', help: 'Train steps of multi-rank streams planned by the stream itself since start', registers: [registry], collect() { this.set(plans.counts.misses); } });
+    new client.Gauge({ name: 'flanstream_plan_cache_rows', help: 'Planned rows held for the other ranks of their jobs', registers: [registry], collect() { this.set(plans.size.rows); } });
     const q = new client.Gauge({ name: 'flanstream_quarantined_records', help: 'Records and files quarantined at index time, by reason', labelNames: ['reason'], registers: [registry] });
     for (const [reason, n] of Object.entries(reader.manifest.quarantineByReason)) q.labels(reason).set(n);
     new client.Gauge({ name: 'flanstream_index_records', help: 'Records in the served index', registers: [registry] }).set(reader.manifest.records);

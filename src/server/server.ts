@@ -85,7 +85,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     systemPrompt: config.stream.system_prompt,
     cacheBytes: config.index.cache_bytes,
   });
-  const metrics = new Metrics(core.reader, core.domains());
+  const metrics = new Metrics(core.reader, core.domains(), core.plans);
   const monitor = new StreamMonitor();
   const handlers = new DataServiceHandlers(
     core,

@@ -16,6 +16,9 @@ interface Entry {
   taken: number;
 }
 
+/** Rows kept at most: ~100 KB of plan per 64 packed rows, so a few tens of MB. */
+const MAX_ROWS = 16_384;
+
 /**
  * Global train steps shared by the rank streams of one job. Every rank's stream walks the same
  * global stream and used to plan every step in full (world_size × batch_size rows) to keep its
@@ -25,14 +28,15 @@ interface Entry {
  * updates), so streams share a step exactly when they would have planned the same one.
  *
  * An entry leaves when all its ranks took it; ranks served by other replicas never take theirs,
- * so the cache also forgets its oldest entries beyond `maxEntries`. A rank that finds nothing
- * plans the step itself, so eviction costs time, never correctness.
+ * so the cache also forgets its oldest entries beyond `maxRows` rows in all. A rank that finds
+ * nothing plans the step itself, so eviction costs time, never correctness.
  */
 export class PlanCache {
   private readonly entries = new Map<string, Entry>();
+  private rows = 0;
   readonly counts = { hits: 0, misses: 0 };
 
-  constructor(private readonly maxEntries = 256) {}
+  constructor(private readonly maxRows = MAX_ROWS) {}
 
   /** The step planned from state `key`, counted as taken by one rank; undefined if not cached. */
   take(key: string): PlannedStep | undefined {
@@ -42,18 +46,30 @@ export class PlanCache {
       return undefined;
     }
     this.counts.hits++;
-    if (++e.taken >= e.worldSize) this.entries.delete(key);
+    if (++e.taken >= e.worldSize) this.remove(key, e);
     return e.step;
   }
 
   /** Offers a step this rank planned (and took) to the job's other ranks. */
   put(key: string, step: PlannedStep, worldSize: number): void {
-    if (worldSize <= 1 || this.maxEntries === 0) return;
+    if (worldSize <= 1 || step.rows.length > this.maxRows) return;
+    const old = this.entries.get(key);
+    if (old) this.remove(key, old);
     this.entries.set(key, { step, worldSize, taken: 1 });
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.rows += step.rows.length;
+    for (const [k, e] of this.entries) {
+      if (this.rows <= this.maxRows) break;
+      this.remove(k, e);
+    }
   }
 
-  get size(): number {
-    return this.entries.size;
+  private remove(key: string, e: Entry): void {
+    this.entries.delete(key);
+    this.rows -= e.step.rows.length;
+  }
+
+  /** Steps and rows held. */
+  get size(): { steps: number; rows: number } {
+    return { steps: this.entries.size, rows: this.rows };
   }
 }

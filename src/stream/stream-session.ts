@@ -120,7 +120,7 @@ export class StreamSession {
       this.step++;
       return { rows: planned, token: this.token(), stats: this.stats() };
     }
-    const cached = shared?.cache.take(this.stateKey);
+    const cached = this.placement.worldSize > 1 ? shared?.cache.take(this.stateKey) : undefined;
     if (cached) {
       this.step++;
       this.plannerStale = true;

@@ -111,6 +111,18 @@ describe('prometheus metrics', () => {
     }
   });
 
+  it('counts train steps the ranks of a job share instead of planning each', async () => {
+    const spec = { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 31, worldSize: 3, maxBatches: 5 };
+    const before = await scrape(ts.server.httpPort);
+    const ranks = await Promise.all([0, 1, 2].map((rank) => collect(c, { spec: { ...spec, rank } })));
+    expect(ranks.map((r) => r.batches.length)).toEqual([5, 5, 5]);
+    const m = await scrape(ts.server.httpPort);
+    const delta = (name: string): number => sumOf(m, name) - sumOf(before, name);
+    // Each of the 5 steps planned once (a miss) and taken twice from the cache, whatever the order.
+    expect([delta('flanstream_plan_cache_misses'), delta('flanstream_plan_cache_hits')]).toEqual([5, 10]);
+    expect(sumOf(m, 'flanstream_plan_cache_rows')).toBe(0);
+  });
+
   it('gauges open streams and their target versus realized mixture while they run', async () => {
     let cancel: (() => void) | undefined;
     const weights = { speech: 2, music: 1, audio: 1 };
