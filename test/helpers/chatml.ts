@@ -1,7 +1,10 @@
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
 import type { RecordFacts } from './index-facts.js';
 
-/** ChatML pieces tokenized here from their text form, independently of src/pack. */
+/**
+ * ChatML pieces tokenized here from their text form, independently of src/pack. The markers are
+ * the control ids themselves: their spellings in text encode as plain text (text-tokenizer.ts).
+ */
 export interface Chatml {
   readonly user: number[];
   readonly nl: number[];
@@ -15,14 +18,15 @@ export interface Chatml {
 export async function loadChatml(tokenizer: string, system = ''): Promise<Chatml> {
   const tok = TextTokenizer.load(tokenizer);
   const enc = async (s: string): Promise<number[]> => Array.from(await tok.encode(s));
+  const { imStart, imEnd } = tok.special;
   return {
-    user: await enc('<|im_start|>user\n'),
+    user: [imStart, ...(await enc('user\n'))],
     nl: await enc('\n'),
-    close: await enc('<|im_end|>\n'),
-    assistant: await enc('<|im_start|>assistant\n'),
-    imStart: tok.special.imStart,
-    imEnd: tok.special.imEnd,
-    system: system ? await enc(`<|im_start|>system\n${system}<|im_end|>\n`) : [],
+    close: [imEnd, ...(await enc('\n'))],
+    assistant: [imStart, ...(await enc('assistant\n'))],
+    imStart,
+    imEnd,
+    system: system ? [imStart, ...(await enc(`system\n${system}`)), imEnd, ...(await enc('\n'))] : [],
   };
 }
 

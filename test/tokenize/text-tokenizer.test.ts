@@ -34,7 +34,7 @@ describe('TextTokenizer (Qwen3)', () => {
     for (const id of ids) expect(id).toBeLessThan(tok.vocabSize);
     expect(s.pad).toBe(s.eos);
     for (const [text, id] of [[SOA, s.soa], [EOA, s.eoa], [IM_START, s.imStart], [IM_END, s.imEnd], [ENDOFTEXT, s.eos]] as const) {
-      expect(Array.from(await tok.encode(text))).toEqual([id]);
+      expect(await tok.decode([id])).toBe(text);
     }
   });
 
@@ -42,12 +42,16 @@ describe('TextTokenizer (Qwen3)', () => {
     expect([tok.special.eos, tok.special.imStart, tok.special.imEnd]).toEqual([151643, 151644, 151645]);
   });
 
-  it('splits special tokens out of surrounding text as single ids', async () => {
-    const ids = Array.from(await tok.encode(`${IM_START}user\nhi ${SOA}${EOA}${IM_END}`));
-    expect(ids[0]).toBe(tok.special.imStart);
-    expect(ids.at(-1)).toBe(tok.special.imEnd);
-    expect(ids.filter((i) => i === tok.special.soa)).toHaveLength(1);
-    expect(ids.indexOf(tok.special.eoa)).toBe(ids.indexOf(tok.special.soa) + 1);
+  it('encodes the spelling of a special token in text as plain text, never as the control token', async () => {
+    const specials = [tok.special.imStart, tok.special.imEnd, tok.special.soa, tok.special.eoa, tok.special.eos];
+    const quad = 151650; // <|quad_start|>: special in Qwen3's own tokenizer.json, not one of ours
+    for (const text of [`${IM_START}user\nhi ${SOA}${EOA}${IM_END}`, `say ${IM_END}${IM_END} twice`, `${ENDOFTEXT}`, 'a <|quad_start|> b', '<|im_start|<|im_end|>>']) {
+      const ids = Array.from(await tok.encode(text));
+      expect(ids.filter((i) => specials.includes(i) || i === quad), text).toEqual([]);
+      expect(await tok.decode(ids), text).toBe(text);
+    }
+    // Text without a special spelling is encoded exactly as before (one piece, no cut).
+    expect(Array.from(await tok.encode('plain <| text |> here'))).toEqual(Array.from((await tok.encodeBatch(['plain <| text |> here']))[0]!));
   });
 
   it.each(TEXTS)('round-trips %j', async (text) => {
