@@ -48,8 +48,10 @@ export class StreamSession {
   private finished = false;
   private lastToken: Buffer;
   private readonly taskDomain: Int32Array;
-  /** Digest of the state the next step is planned from: the shared plan cache's key. */
-  private stateKey: string;
+  /** The plan cache, for a train stream of a multi-rank job (a single rank has no one to share with). */
+  private readonly plans: SessionInit['shared'];
+  /** Digest of the state the next step is planned from: the plan cache's key (with `plans` only). */
+  private stateKey = '';
   /** The planner lags behind `lastToken` after steps taken from the plan cache. */
   private plannerStale = false;
 
@@ -62,7 +64,8 @@ export class StreamSession {
     this.step = init.step;
     this.taskDomain = Int32Array.from(init.layout.table.reader.tasks.map((t) => DOMAINS.indexOf(t.domain as (typeof DOMAINS)[number])));
     this.lastToken = this.token();
-    this.stateKey = checksum(this.lastToken);
+    this.plans = init.plan.kind === 'train' && init.placement.worldSize > 1 ? init.shared : undefined;
+    if (this.plans) this.stateKey = checksum(this.lastToken);
   }
 
   get nextStep(): number {
@@ -84,14 +87,14 @@ export class StreamSession {
     this.trainPlanner().addUpdate(u, this.step);
     // The pending update is part of the state now: only streams that queued the same update at
     // the same step share the steps from here on.
-    this.stateKey = checksum(this.token());
+    if (this.plans) this.stateKey = checksum(this.token());
   }
 
   /** The train planner, first brought up to `lastToken` if steps came from the plan cache. */
   private trainPlanner(): TrainPlanner {
     const plan = this.init.plan as Extract<Planner, { kind: 'train' }>;
-    if (this.plannerStale && this.init.shared) {
-      plan.planner = this.init.shared.restore(this.lastToken);
+    if (this.plannerStale && this.plans) {
+      plan.planner = this.plans.restore(this.lastToken);
       this.plannerStale = false;
     }
     return plan.planner;
@@ -114,13 +117,13 @@ export class StreamSession {
   /** This step for all ranks: from the plan cache when another rank planned it, else planned here. */
   private planStep(): PlannedStep {
     const rows = this.placement.worldSize * this.spec.batchSize;
-    const { plan, shared } = this.init;
+    const { plan } = this.init;
     if (plan.kind === 'eval') {
       const planned = plan.planner.planStep(rows);
       this.step++;
       return { rows: planned, token: this.token(), stats: this.stats() };
     }
-    const cached = this.placement.worldSize > 1 ? shared?.cache.take(this.stateKey) : undefined;
+    const cached = this.plans?.cache.take(this.stateKey);
     if (cached) {
       this.step++;
       this.plannerStale = true;
@@ -129,7 +132,7 @@ export class StreamSession {
     const planned = this.trainPlanner().planStep(this.step, rows);
     this.step++;
     const step = { rows: planned, token: this.token(), stats: this.stats() };
-    shared?.cache.put(this.stateKey, step, this.placement.worldSize);
+    this.plans?.cache.put(this.stateKey, step, this.placement.worldSize);
     return step;
   }
 
@@ -148,7 +151,7 @@ export class StreamSession {
     const body = buildBatch(layout, this.spec.packing === 'examples' ? [] : mine, this.taskDomain);
     this.sent++;
     this.lastToken = planned.token;
-    this.stateKey = checksum(planned.token);
+    if (this.plans) this.stateKey = checksum(planned.token);
     return {
       batch: {
         ...body,
