@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AudioResolver } from '../corpus/audio-resolver.js';
 import { splitAudioRefs } from '../corpus/audio-refs.js';
@@ -9,8 +9,8 @@ import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord 
 import { readShardLines } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { checksum, digest, key64 } from '../util/hash.js';
-import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Section, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
-import { pageTable } from './shard-pages.js';
+import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
+import { writeShardFile } from './shard-file.js';
 
 export interface ShardJob {
   readonly corpus: string;
@@ -231,28 +231,12 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     strings: Buffer.concat(strings, stringBytes),
     lists: Buffer.from(Int32Array.from(lists).buffer),
   };
-  const sectionBufs = { ...served, pages: pageTable(served), deps: Buffer.from(JSON.stringify(deps)) };
-  const sections = {} as Record<keyof typeof sectionBufs, Section>;
-  let offset = 0;
-  for (const [name, buf] of Object.entries(sectionBufs) as [keyof typeof sectionBufs, Buffer][]) {
-    sections[name] = [offset, buf.length];
-    offset += buf.length;
-  }
-  const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), sectionBufs.deps);
-  const file = `${SHARDS_DIR}/${key}.bin`;
-  const tmp = join(job.indexDir, `${file}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const buf of Object.values(sectionBufs)) writeSync(fd, buf);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, join(job.indexDir, file));
+  const depsBuf = Buffer.from(JSON.stringify(deps));
+  const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), depsBuf);
+  const written = writeShardFile(job.indexDir, key, served, depsBuf);
 
   return {
-    key, file, bytes: offset, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks, sections,
-    checksums: { pages: checksum(sectionBufs.pages), deps: checksum(sectionBufs.deps) },
+    key, ...written, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks,
     maxCodebooks, quarantine, jsonlBytes,
   };
 }

@@ -19,18 +19,19 @@
  *
  *   npx tsx test/bench/synthetic-index.ts <dir> --records 1000000 [--shard-records 100000]
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AUDIO_FLAN_TASKS } from '../../src/corpus/task-catalog.js';
 import { compileManifest } from '../../src/index/compile-manifest.js';
-import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type Section, type ShardMeta, type ShardTask } from '../../src/index/format.js';
+import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type ShardMeta, type ShardTask } from '../../src/index/format.js';
 import { writeFileAtomic, writeManifest } from '../../src/index/manifest-io.js';
-import { pageTable, sectionDigests } from '../../src/index/shard-pages.js';
+import { writeShardFile } from '../../src/index/shard-file.js';
+import { sectionDigests } from '../../src/index/shard-pages.js';
 import { templatePieces } from '../../src/pack/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../../src/tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../../src/tokenize/vocab-layout.js';
-import { checksum, digest } from '../../src/util/hash.js';
+import { digest } from '../../src/util/hash.js';
 
 export const RECORD_TOKENS = 1024;
 /** Records per token range (the tokens section holds ceil(records / SHARE) ranges). */
@@ -183,29 +184,12 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       strings,
       lists: Buffer.from(Int32Array.from(lists).buffer),
     };
-    const pages = pageTable(served, (buf, section) => (section === 'tokens' ? tokenDigests : sectionDigests(buf, section)));
-    const sectionBufs = { ...served, pages, deps: Buffer.from(JSON.stringify({ npy: [], scp: [] })) };
-    const sections = {} as Record<keyof typeof sectionBufs, Section>;
-    let offset = 0;
-    for (const [name, b] of Object.entries(sectionBufs) as [keyof typeof sectionBufs, Buffer][]) {
-      sections[name] = [offset, b.length];
-      offset += b.length;
-    }
     const source = `synthetic/shard-${String(s).padStart(5, '0')}.jsonl`;
     const key = digest('synthetic', String(total), String(per), source);
-    const file = `${SHARDS_DIR}/${key}.bin`;
-    const tmp = join(dir, `${file}.tmp`);
-    const fd = openSync(tmp, 'w');
-    try {
-      for (const b of Object.values(sectionBufs)) writeSync(fd, b);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, join(dir, file));
+    const deps = Buffer.from(JSON.stringify({ npy: [], scp: [] }));
+    const written = writeShardFile(dir, key, served, deps, (buf, section) => (section === 'tokens' ? tokenDigests : sectionDigests(buf, section)));
     shards.push({
-      key, file, bytes: offset, source, sourceHash: digest(source), records: n, tokens: ranges * RECORD_TOKENS, tasks: shardTasks, sections,
-      checksums: { pages: checksum(pages), deps: checksum(sectionBufs.deps) },
+      key, ...written, source, sourceHash: digest(source), records: n, tokens: ranges * RECORD_TOKENS, tasks: shardTasks,
       maxCodebooks: CODEBOOKS, quarantine: [], jsonlBytes: 0,
     });
   }
