@@ -4,7 +4,7 @@ import { spawnSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readManifest } from '../dist/index/manifest-io.js';
+import { indexIsCurrent } from '../dist/index/manifest-io.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
@@ -18,16 +18,7 @@ if (!existsSync(join(corpus, 'metadata'))) {
   console.error('flanstream: writing the sample corpus (first run)…');
   step(['sample-corpus', corpus, '--records', '20000', '--seed', '0']);
 }
-/** False when the index is missing or was written by another index format (rebuilt then). */
-const current = (dir) => {
-  try {
-    readManifest(dir);
-    return true;
-  } catch {
-    return false;
-  }
-};
-if (!current(index)) {
+if (!indexIsCurrent(index)) {
   console.error('flanstream: indexing the sample corpus (first run, or an index of an older format)…');
   step(['index', corpus, '--out', index]);
 }

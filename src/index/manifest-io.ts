@@ -47,3 +47,13 @@ export function readManifest(dir: string): Manifest {
   }
   return manifest;
 }
+
+/** Whether `dir` holds an index this build can open: false when it is missing, damaged or of another format (rebuild it). */
+export function indexIsCurrent(dir: string): boolean {
+  try {
+    readManifest(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}

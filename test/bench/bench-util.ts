@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { readManifest } from '../../src/index/manifest-io.js';
+import { indexIsCurrent } from '../../src/index/manifest-io.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -24,16 +24,6 @@ export function stats(xs: readonly number[]): { median: number; min: number; max
 }
 
 export const fmtM = (x: number): string => `${(x / 1e6).toFixed(2)}M`;
-
-/** False when `dir` holds no index or one of another index format. */
-export function indexIsCurrent(dir: string): boolean {
-  try {
-    readManifest(dir);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A sample corpus of `records` and its index under .cache/bench, built once (again after a format change) and reused. */
 export function benchIndex(records: number): string {

@@ -13,7 +13,8 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { indexIsCurrent, ROOT, stats } from './bench-util.js';
+import { indexIsCurrent } from '../../src/index/manifest-io.js';
+import { ROOT, stats } from './bench-util.js';
 
 interface Sample {
   /** DataServiceCore.open, wall ms. */
