@@ -267,8 +267,9 @@ class BatchDecoder:
         out["world_size"] = int(batch.world_size)
         out["resume_token"] = bytes(batch.resume_token)
         out["heldout_fingerprint"] = batch.heldout_fingerprint
-        arrays = self._stats_arrays(batch.stats)
-        out["stats"] = BatchStats(lambda: self._stats_dict(arrays))
+        st = pb.Stats()
+        st.CopyFrom(batch.stats)  # its own message: a lazy BatchStats must not keep the batch alive
+        out["stats"] = BatchStats(lambda: self.stats(st))
         if len(batch.examples):
             out["examples"] = self.examples(batch.examples)
         return out
@@ -304,19 +305,14 @@ class BatchDecoder:
 
     def stats(self, st: "pb.Stats") -> Dict[str, Any]:
         """Per-task and per-domain examples/tokens so far with target vs realized proportions."""
-        return self._stats_dict(self._stats_arrays(st))
-
-    def _stats_arrays(self, st: "pb.Stats") -> Tuple[Any, ...]:
-        """The message's numbers as arrays, so a lazy ``BatchStats`` does not keep the message alive."""
         n = max(len(self.task_paths), len(st.task_examples), len(st.task_target))
+        ex = _pad(st.task_examples, n, np.int64)
+        text = _pad(st.task_text_tokens, n, np.int64)
+        audio = _pad(st.task_audio_tokens, n, np.int64)
+        target = _pad(st.task_target, n, np.float64)
         nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target))
-        return (n, _pad(st.task_examples, n, np.int64), _pad(st.task_text_tokens, n, np.int64),
-                _pad(st.task_audio_tokens, n, np.int64), _pad(st.task_target, n, np.float64),
-                nd, _pad(st.domain_examples, nd, np.int64), _pad(st.domain_target, nd, np.float64),
-                int(st.padding_tokens), int(st.dropped), int(st.truncated))
-
-    def _stats_dict(self, arrays: Tuple[Any, ...]) -> Dict[str, Any]:
-        n, ex, text, audio, target, nd, dex, dtarget, padding, dropped, truncated = arrays
+        dex = _pad(st.domain_examples, nd, np.int64)
+        dtarget = _pad(st.domain_target, nd, np.float64)
         total = int(ex.sum())
         realized = ex / total if total else np.zeros(n)
         tasks = {
@@ -339,8 +335,8 @@ class BatchDecoder:
             for d in range(nd)
         }
         return {
-            "examples": total, "padding_tokens": padding,
-            "dropped": dropped, "truncated": truncated,
+            "examples": total, "padding_tokens": int(st.padding_tokens),
+            "dropped": int(st.dropped), "truncated": int(st.truncated),
             "tasks": tasks, "domains": domains,
         }
 

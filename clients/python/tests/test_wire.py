@@ -164,8 +164,8 @@ def test_stats_are_built_lazily_and_survive_copies() -> None:
                               domain_target=[0.5, 0.25, 0.25]))
     dec = BatchDecoder(INFO, "numpy")
     built = []
-    real = dec._stats_dict
-    dec._stats_dict = lambda arrays: built.append(1) or real(arrays)  # type: ignore[method-assign]
+    real = dec.stats
+    dec.stats = lambda st: built.append(1) or real(st)  # type: ignore[method-assign]
     st = dec(b)["stats"]
     assert isinstance(st, BatchStats) and built == []
     b.stats.Clear()  # the stats do not depend on the message after decoding
