@@ -242,12 +242,13 @@ export class TrainPlanner {
     return turns.length === 1 ? first : { turns, length };
   }
 
+  /** The state to encode into a resume token right away: it shares the planner's live stats. */
   state(): TrainState {
     const pool: number[] = [];
     for (const u of this.pool) {
       pool.push(u.turns.length);
       for (const t of u.turns) pool.push(t.loc.task, t.loc.i);
     }
-    return { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: structuredClone(this.stats), mixture: this.mixture, pending: [...this.pending] };
+    return { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: this.stats, mixture: this.mixture, pending: this.pending };
   }
 }
