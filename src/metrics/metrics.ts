@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import type { IndexReader } from '../index/index-reader.js';
 import type { PlanCache } from '../stream/plan-cache.js';
+import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
 
 type Child = { inc(v?: number): void };
@@ -83,10 +84,10 @@ export class Metrics {
       collect() {
         this.reset();
         for (const [id, st] of streamStats) {
-          const total = st.domainExamples.reduce((a, c) => a + c, 0);
+          const { target, realized } = domainProportions(st);
           domains.forEach((d, i) => {
-            this.labels(id, d, 'target').set(st.domainTarget[i] ?? 0);
-            this.labels(id, d, 'realized').set(total > 0 ? (st.domainExamples[i] ?? 0) / total : 0);
+            this.labels(id, d, 'target').set(target[i] ?? 0);
+            this.labels(id, d, 'realized').set(realized[i] ?? 0);
           });
         }
       },

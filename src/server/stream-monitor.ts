@@ -1,5 +1,6 @@
 import type { StreamSession } from '../stream/stream-session.js';
-import type { WireBatch } from '../stream/wire-types.js';
+import { domainProportions } from '../stream/stream-stats.js';
+import type { WireBatch, WireStats } from '../stream/wire-types.js';
 
 /** One point of a stream's history on the status page. */
 export interface MonitorSample {
@@ -73,8 +74,8 @@ interface Tracked {
   batches: number;
   tokens: number;
   step: number | null;
-  target: number[];
-  realized: number[];
+  /** The last batch's stats; proportions are derived from them only when sampled or viewed. */
+  stats: WireStats | null;
   /** The open interval since the last sample. */
   since: number;
   used: number;
@@ -101,7 +102,7 @@ export class StreamMonitor {
 
   open(id: string, session: StreamSession): void {
     const t = this.now();
-    this.streams.set(id, { id, session, openedAt: t, ring: new Ring(this.capacity), batches: 0, tokens: 0, step: null, target: [], realized: [], since: t, used: 0, cells: 0, count: 0 });
+    this.streams.set(id, { id, session, openedAt: t, ring: new Ring(this.capacity), batches: 0, tokens: 0, step: null, stats: null, since: t, used: 0, cells: 0, count: 0 });
   }
 
   record(id: string, b: WireBatch): void {
@@ -114,9 +115,7 @@ export class StreamMonitor {
     s.batches++;
     s.tokens += used;
     s.step = b.step;
-    s.target = [...b.stats.domainTarget];
-    const total = b.stats.domainExamples.reduce((a, c) => a + c, 0);
-    s.realized = b.stats.domainExamples.map((n) => (total > 0 ? n / total : 0));
+    s.stats = b.stats;
     s.used += used;
     s.cells += unpacked ? 0 : b.batchSize * b.seqLen;
     s.count++;
@@ -127,8 +126,7 @@ export class StreamMonitor {
     s.ring.push({
       t,
       step: b.step,
-      target: s.target,
-      realized: s.realized,
+      ...domainProportions(b.stats),
       fill: s.cells > 0 ? s.used / s.cells : null,
       tokensPerSecond: s.used / seconds,
       batchesPerSecond: s.count / seconds,
@@ -160,8 +158,7 @@ export class StreamMonitor {
       batches: s.batches,
       tokens: s.tokens,
       step: s.step,
-      target: s.target,
-      realized: s.realized,
+      ...(s.stats ? domainProportions(s.stats) : { target: [], realized: [] }),
       samples: s.ring.toArray(),
     }));
   }

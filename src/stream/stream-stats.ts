@@ -1,4 +1,5 @@
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import type { WireStats } from './wire-types.js';
 
 /** Running totals of the global stream (all ranks), carried in the resume token. */
 export interface StreamStats {
@@ -38,4 +39,10 @@ export function isStats(x: unknown, tasks: number): x is StreamStats {
   const s = x as Record<string, unknown>;
   const arr = (k: string): boolean => Array.isArray(s[k]) && (s[k] as unknown[]).length === tasks && (s[k] as unknown[]).every((v) => Number.isSafeInteger(v) && (v as number) >= 0);
   return ['examples', 'textTokens', 'audioTokens', 'dropped', 'truncated'].every(arr) && Number.isSafeInteger(s.padding);
+}
+
+/** Per domain: the target proportion and the realized share of examples served so far. */
+export function domainProportions(stats: WireStats): { target: number[]; realized: number[] } {
+  const total = stats.domainExamples.reduce((a, c) => a + c, 0);
+  return { target: stats.domainTarget, realized: stats.domainExamples.map((n) => (total > 0 ? n / total : 0)) };
 }
