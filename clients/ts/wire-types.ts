@@ -46,6 +46,16 @@ export interface HeldoutSetInfo {
   excludeSharedAudio: boolean;
   /** Resolved task paths (cluster rule and unseen flag applied). */
   tasks: string[];
+  /** False when the set names tasks this index lacks (a corpus of one domain); using it fails with FAILED_PRECONDITION. */
+  available: boolean;
+  /** What an unavailable set names that the index lacks. */
+  missing: string[];
+}
+
+/** A named mixture that weights selectors matching no task of this index. */
+export interface UnavailableMixture {
+  name: string;
+  missing: string[];
 }
 
 /** `GetCorpusInfo`'s answer. */
@@ -56,8 +66,10 @@ export interface CorpusInfo {
   vocab: VocabLayout;
   heldoutSets: HeldoutSetInfo[];
   defaultHeldout: string;
-  /** Names usable as a mixture. */
+  /** Names usable as a mixture (the available ones). */
   mixtures: string[];
+  /** Named mixtures this index cannot serve, with the selectors that match no task. */
+  unavailableMixtures: UnavailableMixture[];
   /** Domain index → name, as in segment domain columns. */
   domains: string[];
   quarantined: number;

@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { loadConfig, printableConfig } from '../config/load-config.js';
 import { startServer } from '../server/server.js';
+import { describeAvailability } from '../splits/availability.js';
 
 export interface ServeFlags {
   readonly config?: string;
@@ -31,6 +32,8 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       '',
     ].join('\n') + '\n',
   );
+  // Sets and mixtures naming tasks this corpus lacks (a one-domain release) do not stop start-up.
+  for (const line of describeAvailability(server.core.availability)) process.stderr.write(`warning: ${line}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

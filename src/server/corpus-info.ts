@@ -4,15 +4,19 @@ import type { DataServiceCore } from '../stream/data-service-core.js';
 export function corpusInfo(core: DataServiceCore): Record<string, unknown> {
   const m = core.reader.manifest;
   const v = m.vocab;
+  const { heldout: noSet, mixtures: noMix } = core.availability;
   const heldoutSets = Object.entries(core.settings.heldoutSets).map(([name, spec]) => {
-    const r = core.heldoutFromRaw({ name });
+    const missing = noSet.get(name);
+    const r = missing ? undefined : core.heldoutFromRaw({ name });
     return {
       name,
-      fingerprint: r.fingerprint,
+      fingerprint: r?.fingerprint ?? '',
       selectors: spec.selectors ?? [],
       unseenFlag: spec.unseenFlag ?? false,
       excludeSharedAudio: spec.excludeSharedAudio ?? false,
-      tasks: [...r.tasks].sort((a, b) => a - b).map((t) => m.tasks[t]?.path ?? ''),
+      tasks: r ? [...r.tasks].sort((a, b) => a - b).map((t) => m.tasks[t]?.path ?? '') : [],
+      available: !missing,
+      missing: missing ?? [],
     };
   });
   return {
@@ -49,7 +53,8 @@ export function corpusInfo(core: DataServiceCore): Record<string, unknown> {
     },
     heldoutSets,
     defaultHeldout: core.settings.defaultHeldout,
-    mixtures: Object.keys(core.settings.mixtures).sort(),
+    mixtures: Object.keys(core.settings.mixtures).filter((n) => !noMix.has(n)).sort(),
+    unavailableMixtures: [...noMix].map(([name, missing]) => ({ name, missing })),
     domains: [...core.domains()],
     quarantined: m.quarantined,
   };

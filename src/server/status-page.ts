@@ -28,7 +28,7 @@ export interface StatusJson {
     readonly quarantined: number;
     readonly quarantineByReason: Readonly<Record<string, number>>;
     readonly domains: readonly DomainSummary[];
-    readonly heldoutSets: readonly { readonly name: string; readonly tasks: number }[];
+    readonly heldoutSets: readonly { readonly name: string; readonly tasks: number | 'unavailable' }[];
   };
   readonly activeStreams: number;
   readonly streams: readonly StreamView[];
@@ -59,7 +59,8 @@ function summarize(core: DataServiceCore): StatusJson['corpus'] {
   });
   const heldoutSets = Object.keys(core.settings.heldoutSets)
     .sort()
-    .map((name) => ({ name, tasks: core.heldoutFromRaw({ name }).tasks.size }));
+    // An unavailable set (it names tasks this index lacks) shows as "unavailable" instead of a count.
+    .map((name) => ({ name, tasks: core.availability.heldout.has(name) ? ('unavailable' as const) : core.heldoutFromRaw({ name }).tasks.size }));
   return { fingerprint: m.fingerprint, records: m.records, tasks: m.tasks.length, quarantined: m.quarantined, quarantineByReason: m.quarantineByReason, domains, heldoutSets };
 }
 

@@ -6,6 +6,7 @@ import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.
 import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import { ChatTemplate } from '../pack/chat-template.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
+import { availability, type Availability } from '../splits/availability.js';
 import { NO_HELDOUT, resolveHeldout, SharedAudioFilter, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { EvalItems } from './eval-items.js';
@@ -59,6 +60,8 @@ export class DataServiceCore {
   readonly reader: IndexReader;
   readonly template: ChatTemplate;
   readonly settings: CoreSettings;
+  /** Named held-out sets and mixtures that name tasks this index lacks (see availability.ts). */
+  readonly availability: Availability;
   private readonly heldoutCache = new Map<string, ResolvedHeldout>();
   private readonly filters = new Map<string, SharedAudioFilter>();
   private readonly tables = new Map<SplitIndex, ExampleTable>();
@@ -70,14 +73,18 @@ export class DataServiceCore {
     this.reader = reader;
     this.template = template;
     this.settings = settings;
+    this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks);
   }
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
     const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes });
     const core = new DataServiceCore(reader, await chatTemplate(reader, settings.systemPrompt), settings);
-    for (const name of Object.keys(settings.heldoutSets)) core.namedHeldout(name, 'config.heldout');
+    const { heldout: noSet, mixtures: noMix } = core.availability;
+    for (const name of Object.keys(settings.heldoutSets)) if (!noSet.has(name)) core.namedHeldout(name, 'config.heldout');
+    // Named mixtures are checked against the default set, or against none when it is unavailable.
+    const base = noSet.has(settings.defaultHeldout) ? core.resolveHeldout(NO_HELDOUT, '', 'config.default_heldout') : core.namedHeldout(settings.defaultHeldout, 'config.default_heldout');
     for (const name of Object.keys(settings.mixtures)) {
-      core.resolveMixture(core.mixture({ name }, 'config.mixtures'), core.namedHeldout(settings.defaultHeldout, 'config.default_heldout'), `config.mixtures.${name}`);
+      if (!noMix.has(name)) core.resolveMixture(core.mixture({ name }, 'config.mixtures'), base, `config.mixtures.${name}`);
     }
     return core;
   }
@@ -145,6 +152,11 @@ export class DataServiceCore {
   private namedHeldout(name: string, field: string): ResolvedHeldout {
     const named = this.settings.heldoutSets[name];
     if (!named) throw new InvalidArgumentError(field, `no held-out set named "${name}" (known: ${Object.keys(this.settings.heldoutSets).join(', ') || 'none'})`);
+    const missing = this.availability.heldout.get(name);
+    if (missing) {
+      const which = name === this.settings.defaultHeldout && field === 'config.default_heldout' ? `the default held-out set "${name}" (config default_heldout)` : `held-out set "${name}"`;
+      throw new FailedPreconditionError('heldout_unavailable', `${which} is unavailable on this index: it names ${missing.join(', ')}, which the index does not hold; name another set or give an inline one`);
+    }
     return this.resolveHeldout({ ...NO_HELDOUT, ...named }, name, field);
   }
 
@@ -168,6 +180,9 @@ export class DataServiceCore {
     if (raw?.name) {
       const named = this.settings.mixtures[raw.name];
       if (!named) throw new InvalidArgumentError(`${field}.name`, `no mixture named "${raw.name}" (known: ${Object.keys(this.settings.mixtures).join(', ')})`);
+      const missing = this.availability.mixtures.get(raw.name);
+      // Explicit weights replace the named ones, so only the named weights can be missing.
+      if (missing && Object.keys(raw.weights ?? {}).length === 0) throw new FailedPreconditionError('mixture_unavailable', `mixture "${raw.name}" is unavailable on this index: it weights ${missing.join(', ')}, which match no task of the index; name another mixture or give weights`);
       base = { ...NATURAL, ...named };
     }
     // Protobuf maps have no wire order: sort selectors so equal mixtures hash (and tokenize) equally.

@@ -57,7 +57,11 @@ class VocabLayout:
 
 @dataclass(frozen=True)
 class HeldoutSetInfo:
-    """A named held-out set and the task paths it resolves to."""
+    """A named held-out set and the task paths it resolves to.
+
+    ``available`` is False when the set names tasks the served index lacks (a corpus of one
+    domain); ``missing`` lists them, and a stream naming the set fails with FAILED_PRECONDITION.
+    """
 
     name: str
     fingerprint: str
@@ -65,6 +69,8 @@ class HeldoutSetInfo:
     unseen_flag: bool
     exclude_shared_audio: bool
     tasks: Tuple[str, ...]
+    available: bool = True
+    missing: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class CorpusInfo:
     mixtures: Tuple[str, ...]                #: names usable as ``mixture="<name>"``
     domains: Tuple[str, ...]                 #: domain index → name
     quarantined: int
+    #: named mixtures the index cannot serve → their selectors that match no task
+    unavailable_mixtures: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     _by_path: Dict[str, TaskInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,7 +139,7 @@ class CorpusInfo:
             HeldoutSetInfo(
                 name=h.name, fingerprint=h.fingerprint, selectors=tuple(h.selectors),
                 unseen_flag=h.unseen_flag, exclude_shared_audio=h.exclude_shared_audio,
-                tasks=tuple(h.tasks),
+                tasks=tuple(h.tasks), available=h.available, missing=tuple(h.missing),
             )
             for h in msg.heldout_sets
         )
@@ -139,6 +147,7 @@ class CorpusInfo:
             index_fingerprint=msg.index_fingerprint, records=msg.records, tasks=tasks, vocab=vocab,
             heldout_sets=heldout, default_heldout=msg.default_heldout, mixtures=tuple(msg.mixtures),
             domains=tuple(msg.domains), quarantined=msg.quarantined,
+            unavailable_mixtures={m.name: tuple(m.missing) for m in msg.unavailable_mixtures},
         )
 
 

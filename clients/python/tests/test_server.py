@@ -63,6 +63,9 @@ def test_corpus_info(server) -> None:
     assert v.total_size == v.audio_offset + v.codebooks * v.codebook_size and v.pad_id < v.total_size
     assert info.default_heldout in [h.name for h in info.heldout_sets]
     assert all(h.fingerprint for h in info.heldout_sets)
+    # Every domain is present: every named set and mixture is available.
+    assert all(h.available and h.missing == () for h in info.heldout_sets)
+    assert info.unavailable_mixtures == {} and "balanced-domains" in info.mixtures
 
 
 def check_batch(batch: Dict[str, Any], paths: set, pad: int) -> None:

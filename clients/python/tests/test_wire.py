@@ -193,3 +193,20 @@ def test_examples_and_summary() -> None:
                                    total_examples=6, reason="complete"), INFO.task_paths)
     assert s["task_examples"] == {"speech/SR/ASR": 1, "audio/C/Caption": 2}
     assert s["total_task_examples"]["audio/C/Caption"] == 4 and s["total_examples"] == 6 and s["reason"] == "complete"
+
+
+def test_corpus_info_reports_unavailable_sets_and_mixtures() -> None:
+    msg = pb.CorpusInfo(
+        heldout_sets=[
+            pb.HeldoutSetInfo(name="loco-audio-caption", available=False, missing=["audio/Audio Caption"]),
+            pb.HeldoutSetInfo(name="unseen-flag", fingerprint="ab", available=True),
+        ],
+        mixtures=["natural"],
+        unavailable_mixtures=[pb.UnavailableMixture(name="balanced-domains", missing=["audio", "music"])],
+    )
+    info = CorpusInfo.from_proto(msg)
+    assert info.heldout_set("loco-audio-caption").available is False
+    assert info.heldout_set("loco-audio-caption").missing == ("audio/Audio Caption",)
+    assert info.heldout_set("unseen-flag").available and info.heldout_set("unseen-flag").missing == ()
+    assert info.unavailable_mixtures == {"balanced-domains": ("audio", "music")}
+    assert info.mixtures == ("natural",)
