@@ -82,7 +82,10 @@ export function parseNpy(buf: Uint8Array): NpyArray {
       case '<i4': codes[i] = b.readInt32LE(at); break;
       case '<i8': {
         const v = b.readBigInt64LE(at);
-        codes[i] = v > 0x7fffffffn || v < -0x80000000n ? -1 : Number(v);
+        // No codebook is 2^31 codes wide: say which value is wrong here, while it is still known
+        // (an int32 cannot carry it on to the range check).
+        if (v > 0x7fffffffn || v < -0x80000000n) throw new NpyFormatError(`code ${v} at codebook ${Math.floor(i / frames)}, frame ${i % frames} is outside any codebook (int64 value beyond 32 bits)`);
+        codes[i] = Number(v);
         break;
       }
     }

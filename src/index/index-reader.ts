@@ -5,6 +5,8 @@ import { readManifest } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { ShardPages } from './shard-pages.js';
 
+const EMPTY = new Int32Array(0);
+
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
 
@@ -61,6 +63,9 @@ export class IndexReader {
    * one (always for a row), a copy when they straddle pages.
    */
   private intRange(i: number, section: Exclude<PagedSection, 'strings'>, start: number, n: number): Int32Array {
+    // Nothing to read touches no page: a text-only shard's spans section is empty, and its page 0
+    // does not exist.
+    if (n === 0) return EMPTY;
     const per = PAGE_BYTES[section] / 4;
     const p = Math.floor(start / per);
     const from = start - p * per;
@@ -119,6 +124,7 @@ export class IndexReader {
   }
 
   string(i: number, off: number, len: number): string {
+    if (len === 0) return '';
     const size = PAGE_BYTES.strings;
     const p = Math.floor(off / size);
     const from = off - p * size;

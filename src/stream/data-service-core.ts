@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { DOMAINS } from '../corpus/record-schema.js';
 import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
 import { TOKENIZER_FILE } from '../index/format.js';
@@ -13,6 +14,7 @@ import { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import { ExampleTable } from './example-table.js';
 import { PlanCache } from './plan-cache.js';
+import { Servability } from './servable.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession, type Planner } from './stream-session.js';
 import { oneOf, parseSpec, parseWithin, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
@@ -66,6 +68,8 @@ export class DataServiceCore {
   private readonly filters = new Map<string, SharedAudioFilter>();
   private readonly tables = new Map<SplitIndex, ExampleTable>();
   private readonly sizeCache = new Map<string, Float64Array>();
+  /** Per held-out set, seq_len and overlong policy; bounded, since clients choose seq_len. */
+  private readonly servable = new LRUCache<string, Servability>({ max: 256 });
   /** Train steps planned once and shared by the rank streams of a job. */
   readonly plans = new PlanCache();
 
@@ -131,12 +135,25 @@ export class DataServiceCore {
       if (heldout.tasks.has(t.id)) continue;
       const shortest = fit?.overlong === 'truncate' ? t.minCoreLength : t.minLength;
       if (fit && shortest + overhead > fit.seqLen) continue;
+      // The bound above only rules tasks out; whether one of its records really fits is read from
+      // the index, so a task left in the mixture can always be served.
+      if (fit && !this.servability(heldout, fit).has(t.id)) continue;
       let n = train.size(t.id);
       if (filter) for (const [shard, local] of t.runs[0] ?? []) for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
       sizes[t.id] = n;
     }
     this.sizeCache.set(key, sizes);
     return sizes;
+  }
+
+  servability(heldout: ResolvedHeldout, fit: Pick<StreamSpec, 'seqLen' | 'overlong'>): Servability {
+    const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}`;
+    let s = this.servable.get(key);
+    if (!s) {
+      s = new Servability(new SegmentLayout(this.table(0), this.template), this.filter(heldout), fit.seqLen, fit.overlong);
+      this.servable.set(key, s);
+    }
+    return s;
   }
 
   private filter(heldout: ResolvedHeldout): SharedAudioFilter | undefined {
@@ -206,7 +223,7 @@ export class DataServiceCore {
     if (spec.split === 'train') {
       const layout = layoutFor(0);
       const planner = new TrainPlanner(
-        { spec, layout, table: layout.table, heldout, filter: this.filter(heldout), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
+        { spec, layout, table: layout.table, heldout, filter: this.filter(heldout), servable: this.servability(heldout, spec), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
         state as TrainState | undefined,
       );
       return { plan: { kind: 'train', planner }, layout };

@@ -8,6 +8,7 @@ import type { MixtureSpec } from '../mix/mixture.js';
 import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
 import type { ResolvedHeldout, SharedAudioFilter } from '../splits/heldout.js';
 import type { ExampleTable } from './example-table.js';
+import type { Servability } from './servable.js';
 import { countRow, emptyStats, isStats, type StreamStats } from './stream-stats.js';
 import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
 
@@ -31,6 +32,8 @@ export interface TrainDeps {
   readonly table: ExampleTable;
   readonly heldout: ResolvedHeldout;
   readonly filter: SharedAudioFilter | undefined;
+  /** Which tasks have a record this stream can serve (from the index, for its seq_len and overlong policy). */
+  readonly servable: Servability;
   readonly resolve: (m: MixtureSpec, field: string) => Float64Array;
 }
 
@@ -174,11 +177,12 @@ export class TrainPlanner {
   /**
    * The next unit from the sampler. A record that cannot be used (over-long under `drop`, or
    * sharing audio with a held-out example) is given back to the sampler and counted, so realized
-   * proportions follow the target over what is actually served.
+   * proportions follow the target over what is actually served. Drawing goes on while the task
+   * has a servable record at all (known from the index): its walk meets one within two epochs,
+   * however few there are and wherever the permutations put them.
    */
   protected drawUnit(): Segment {
-    const { spec, table, layout, filter } = this.deps;
-    let rejected = 0;
+    const { spec, table, layout, filter, servable } = this.deps;
     for (;;) {
       const t = this.sampler.next();
       const loc = table.locate(t, this.walker.next(t));
@@ -189,7 +193,7 @@ export class TrainPlanner {
       }
       if (!filter?.excluded(loc.shard, loc.row)) this.stats.dropped[t] = (this.stats.dropped[t] ?? 0) + 1;
       this.sampler.undo(t);
-      if (++rejected > (this.sizes[t] ?? 0) + 1) {
+      if (!servable.has(t)) {
         const path = table.reader.tasks[t]?.path ?? String(t);
         throw new FailedPreconditionError('nothing_to_serve', `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or share audio with held-out examples; raise seq_len or give the task weight 0`);
       }

@@ -63,13 +63,19 @@ describe('parseNpy: every dtype × shape', () => {
     expect(Array.from(parseNpy(big.subarray(5)).codes)).toEqual([1, 2, 3]);
   });
 
-  it('maps int64 values outside int32 to an out-of-range code instead of wrapping', () => {
-    const data = Buffer.alloc(16);
-    data.writeBigInt64LE(0x1_0000_0005n, 0);
-    data.writeBigInt64LE(-0x1_0000_0000n, 8);
-    const arr = parseNpy(rawNpy(header('<i8', '(2,)'), data));
-    expect(Array.from(arr.codes)).toEqual([-1, -1]);
-    expect(() => audioCodesToTokens(arr, 1000, 1024, new Int32Array(2), 0)).toThrow(NpyFormatError);
+  it('refuses int64 values outside int32 naming the value and its place, never wrapping them', () => {
+    const data = Buffer.alloc(32);
+    data.writeBigInt64LE(7n, 0);
+    data.writeBigInt64LE(7n, 8);
+    data.writeBigInt64LE(7n, 16);
+    data.writeBigInt64LE(2n ** 40n, 24);
+    expect(() => parseNpy(rawNpy(header('<i8', '(2, 2)'), data))).toThrow(/code 1099511627776 at codebook 1, frame 1 is outside/);
+    data.writeBigInt64LE(-(2n ** 32n), 24);
+    expect(() => parseNpy(rawNpy(header('<i8', '(4,)'), data))).toThrow(/code -4294967296 at codebook 0, frame 3/);
+    data.writeBigInt64LE(0x7fffffffn, 24);
+    const arr = parseNpy(rawNpy(header('<i8', '(4,)'), data));
+    expect(arr.codes[3]).toBe(0x7fffffff);
+    expect(() => audioCodesToTokens(arr, 1000, 1024, new Int32Array(4), 0)).toThrow(/code 2147483647 at codebook 0, frame 3/);
   });
 });
 
