@@ -11,5 +11,6 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     limits: { maxBatchTokens: c.server.max_batch_tokens, maxSeqLen: c.server.max_seq_len, maxWorldSize: c.server.max_world_size },
     systemPrompt: c.stream.system_prompt,
     cacheBytes: c.index.cache_bytes,
+    tokenKey: c.server.token_key,
   };
 }

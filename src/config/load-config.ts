@@ -119,6 +119,7 @@ export function loadConfig(file: string | undefined, overrides: Record<string, s
 export function printableConfig(config: Readonly<Config>): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(config)) as Config;
   copy.server.auth_tokens = copy.server.auth_tokens.map(() => '********');
+  if (copy.server.token_key !== '') copy.server.token_key = '********';
   return copy as unknown as Record<string, unknown>;
 }
 

@@ -47,6 +47,11 @@ export const configSchema = z
         shutdown_grace_ms: num(z.number().int().min(0)).default(10000),
         /** Bearer tokens accepted (empty = no authentication); FLANSTREAM_SERVER_AUTH_TOKENS=a,b. */
         auth_tokens: z.array(z.string().min(8)).default([]),
+        /**
+         * HMAC-SHA256 key of resume tokens, the same on every replica ('' = tokens checksummed,
+         * not signed); FLANSTREAM_SERVER_TOKEN_KEY. With a key, a token not signed with it is refused.
+         */
+        token_key: z.string().refine((k) => k === '' || k.length >= 16, 'use at least 16 characters (or "" for unsigned tokens)').default(''),
         tls: z
           .object({
             /** PEM certificate and key paths; both empty = plaintext. */

@@ -13,6 +13,9 @@ export interface MixtureSpec {
   readonly cap: number;
 }
 
+/** Largest mixture weight: far beyond any useful ratio, small enough that weight × records stays finite. */
+export const MAX_WEIGHT = 1e12;
+
 export const NATURAL: MixtureSpec = Object.freeze({ weights: {}, within: 'proportional', temperature: 1, cap: 0 });
 
 /**
@@ -40,8 +43,9 @@ export function resolveMixture(spec: MixtureSpec, tasks: readonly TaskEntry[], t
     entries.length === 0
       ? [['(all train tasks)', 1, tasks.map((t) => t.id)]]
       : entries.map(([sel, w]) => {
-          if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
-            throw new InvalidArgumentError(`${field}.weights["${sel}"]`, `weight must be a finite non-negative number, got ${String(w)}`);
+          // Weights are relative; the bound keeps weight × task size finite (1e308 once made NaN targets).
+          if (typeof w !== 'number' || !Number.isFinite(w) || w < 0 || w > MAX_WEIGHT) {
+            throw new InvalidArgumentError(`${field}.weights["${sel}"]`, `weight must be a finite non-negative number of at most ${MAX_WEIGHT} (weights are relative), got ${String(w)}`);
           }
           const ids = matchSelector(sel, tasks);
           if (ids.length === 0) throw new InvalidArgumentError(`${field}.weights["${sel}"]`, 'selector matches no task (use domain, domain/major or domain/major/minor; see GetCorpusInfo)');
@@ -62,6 +66,7 @@ export function resolveMixture(spec: MixtureSpec, tasks: readonly TaskEntry[], t
   for (const [sel, w, ids] of groups) {
     const live = ids.filter((t) => !heldout.has(t));
     const total = live.reduce((s, t) => s + size(t), 0);
+    if (!Number.isFinite(total)) throw new InvalidArgumentError(`${field}.temperature`, `${spec.temperature} makes task sizes overflow; use a larger temperature`);
     if (w > 0 && total === 0) throw new InvalidArgumentError(`${field}.weights["${sel}"]`, 'matches no task with train records');
     for (const t of live) if (total > 0) target[t] = (w * size(t)) / total;
   }

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { coreSettings } from '../config/core-settings.js';
 import type { Loaded } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -76,15 +77,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const { config } = loaded;
   // Before the index opens, so a bad certificate path fails fast and names its key.
   const creds = credentials(config.server.tls);
-  const core = await DataServiceCore.open(config.index.dir, {
-    mixtures: loaded.mixtures,
-    heldoutSets: loaded.heldoutSets,
-    defaultHeldout: config.default_heldout,
-    defaults: { window: config.stream.window, overlong: config.stream.overlong, maxTurns: config.stream.max_turns },
-    limits: { maxBatchTokens: config.server.max_batch_tokens, maxSeqLen: config.server.max_seq_len, maxWorldSize: config.server.max_world_size },
-    systemPrompt: config.stream.system_prompt,
-    cacheBytes: config.index.cache_bytes,
-  });
+  const core = await DataServiceCore.open(config.index.dir, coreSettings(loaded));
   const metrics = new Metrics(core.reader, core.domains(), core.plans);
   const monitor = new StreamMonitor();
   const handlers = new DataServiceHandlers(

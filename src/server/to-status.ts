@@ -5,8 +5,14 @@ import { FlanError } from '../errors.js';
 const MAX_DETAILS = 1024;
 const MAX_METADATA_VALUE = 256;
 
-function printable(text: string, max: number): string {
-  const ascii = text.replace(/[^\x20-\x7e]/g, (c) => encodeURIComponent(c));
+/**
+ * grpc-js percent-encodes any non-ASCII byte of grpc-message, so "×" reached clients as "%C3%97":
+ * messages leave as plain ASCII, with the symbols our messages use spelled out.
+ */
+const ASCII: Readonly<Record<string, string>> = { '×': 'x', '…': '...', '≥': '>=', '≤': '<=', '→': '->', '←': '<-', '—': '-', '–': '-', '‖': '||', '“': '"', '”': '"', '‘': "'", '’': "'" };
+
+export function printable(text: string, max: number): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, (c) => ASCII[c] ?? (c === '\n' || c === '\t' ? ' ' : '?'));
   return ascii.length > max ? `${ascii.slice(0, max - 3)}...` : ascii;
 }
 

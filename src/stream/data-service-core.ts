@@ -17,7 +17,7 @@ import { PlanCache } from './plan-cache.js';
 import { Servability } from './servable.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession, type Planner } from './stream-session.js';
-import { oneOf, parseSpec, parseWithin, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
+import { oneOf, parseSpec, parseWithin, specHash, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
 
 export interface RawMixture {
@@ -52,6 +52,8 @@ export interface CoreSettings {
   readonly limits: SpecLimits;
   readonly systemPrompt: string;
   readonly cacheBytes: number;
+  /** HMAC key of resume tokens (server.token_key); '' = checksummed, unsigned tokens. */
+  readonly tokenKey: string;
 }
 
 /**
@@ -219,12 +221,13 @@ export class DataServiceCore {
     return { mixture: this.mixture(raw, 'mixture_update'), applyAtStep: step };
   }
 
-  private planner(spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown): { plan: Planner; layout: SegmentLayout } {
+  private planner(spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown, step: number): { plan: Planner; layout: SegmentLayout } {
     if (spec.split === 'train') {
       const layout = layoutFor(0);
       const planner = new TrainPlanner(
         { spec, layout, table: layout.table, heldout, filter: this.filter(heldout), servable: this.servability(heldout, spec), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
         state as TrainState | undefined,
+        step,
       );
       return { plan: { kind: 'train', planner }, layout };
     }
@@ -238,7 +241,7 @@ export class DataServiceCore {
 
   /** Spec, placement, held-out set, step and planner state of a resume request. */
   private resumeFrom(resume: NonNullable<RawOpen['resume']>): { spec: StreamSpec; placement: Placement; heldout: ResolvedHeldout; step: number; state: unknown } {
-    const p = decodeToken(resume.token ?? new Uint8Array(0), this.reader.fingerprint);
+    const p = decodeToken(resume.token ?? new Uint8Array(0), this.reader.fingerprint, this.settings.tokenKey);
     const spec = p.spec;
     const heldout = this.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
     if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');
@@ -249,8 +252,21 @@ export class DataServiceCore {
       }
     }
     const worldSize = resume.worldSize || p.worldSize;
-    const { placement } = parseSpec({ ...spec, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, this.settings.defaults, this.settings.limits);
-    return { spec, placement, heldout, step: p.step, state: p.state };
+    let parsed: ReturnType<typeof parseSpec>;
+    try {
+      parsed = parseSpec({ ...spec, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, this.settings.defaults, this.settings.limits);
+    } catch (err) {
+      // Request fields keep their names; the token's own values are named as such.
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      const { field } = err.context;
+      if (PLACEMENT_FIELDS.has(field) && !(field === 'world_size' && !resume.worldSize)) throw err;
+      const where = field === 'world_size' ? 'resume.token' : 'resume.token.spec';
+      throw new InvalidArgumentError(`${where}.${field}`, err.message.slice(field.length + 2));
+    }
+    // The token's spec must be one this server would make from a request: every field in range,
+    // nothing added (a spec this server's limits refuse is refused from a token too).
+    if (specHash(parsed.spec) !== p.specHash) throw new InvalidArgumentError('resume.token.spec', 'is not a spec this server makes (a field is missing, added or out of range)');
+    return { spec, placement: parsed.placement, heldout, step: p.step, state: p.state };
   }
 
   open(raw: RawOpen): StreamSession {
@@ -275,14 +291,15 @@ export class DataServiceCore {
       throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
     }
     const build = (): StreamSession => {
-      const { plan, layout } = this.planner(spec, heldout, layoutFor, state);
+      const { plan, layout } = this.planner(spec, heldout, layoutFor, state, step);
       // Tokens passed to `restore` are this server's own, made by this very stream.
       const restore = (token: Buffer): TrainPlanner => {
-        const p = this.planner(spec, heldout, layoutFor, decodeToken(token, this.reader.fingerprint).state).plan;
+        const decoded = decodeToken(token, this.reader.fingerprint, this.settings.tokenKey);
+        const p = this.planner(spec, heldout, layoutFor, decoded.state, decoded.step).plan;
         if (p.kind !== 'train') throw new Error('a train stream restored into an evaluation planner');
         return p.planner;
       };
-      return new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, layout, plan, step, shared: { cache: this.plans, restore } });
+      return new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, tokenKey: this.settings.tokenKey, layout, plan, step, shared: { cache: this.plans, restore } });
     };
     const session = raw.resume ? fromToken(build) : build();
     for (const u of raw.updates ?? []) session.addUpdate(this.update(u));
@@ -308,6 +325,9 @@ async function chatTemplate(reader: IndexReader, systemPrompt: string): Promise<
   }
   return ChatTemplate.fromPieces(template, vocab.special, await tok.encode(systemPrompt));
 }
+
+/** Request fields of a resume (not of the token's spec). */
+const PLACEMENT_FIELDS = new Set(['rank', 'world_size', 'max_batches']);
 
 /**
  * Runs a step of rebuilding a stream from a resume token. A token is client input (checksummed,

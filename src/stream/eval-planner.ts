@@ -1,7 +1,7 @@
-import { InvalidArgumentError } from '../errors.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { EvalItems } from './eval-items.js';
-import { countRow, emptyStats, isStats, type StreamStats } from './stream-stats.js';
+import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
+import { checkEvalState } from './token-state-check.js';
 import type { StreamSpec } from './stream-spec.js';
 
 export interface EvalState {
@@ -27,9 +27,7 @@ export class EvalPlanner {
     this.layout = layout;
     this.spec = spec;
     const tasks = layout.table.reader.tasks.length;
-    if (state && !(Number.isSafeInteger(state.cursor) && state.cursor >= 0 && state.cursor <= items.total && isStats(state.stats, tasks))) {
-      throw new InvalidArgumentError('resume.token', 'token state does not fit this evaluation stream');
-    }
+    if (state) checkEvalState(state, { tasks, total: items.total });
     this.cursor = state?.cursor ?? 0;
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
   }

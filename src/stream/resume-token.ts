@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { checksum } from '../util/hash.js';
@@ -5,13 +6,18 @@ import { specHash, type StreamSpec } from './stream-spec.js';
 
 /**
  * Resume tokens: opaque to clients, small (a few KB), versioned and integrity-checked.
- *   "FST" version(1) ‖ checksum(16 hex bytes) ‖ msgpack(payload)
+ *   unsigned: "FST" 1 ‖ checksum(16 hex bytes) ‖ msgpack(payload)
+ *   signed:   "FST" 2 ‖ HMAC-SHA256(key, payload)(32 bytes) ‖ msgpack(payload)
  * They carry everything needed to continue after the batch they came with, so any replica
- * serving the same index resumes any token.
+ * serving the same index (and the same `server.token_key`) resumes any token. A checksum stops
+ * accidents, not forgers: with a key set, only this service can mint tokens; without one, every
+ * decoded field is still validated (token-state-check.ts) before it is used.
  */
 const MAGIC = Buffer.from('FST');
-const VERSION = 1;
+const UNSIGNED = 1;
+const SIGNED = 2;
 const SUM = 16;
+const MAC = 32;
 
 export interface TokenPayload<S = unknown> {
   readonly index: string;
@@ -24,31 +30,51 @@ export interface TokenPayload<S = unknown> {
   readonly state: S;
 }
 
-export function encodeToken(payload: TokenPayload): Buffer {
+const mac = (key: string, body: Uint8Array): Buffer => createHmac('sha256', key).update(body).digest();
+
+/** Encodes a payload; with a non-empty `key` the token is HMAC-signed. */
+export function encodeToken(payload: TokenPayload, key = ''): Buffer {
   const body = pack(payload);
-  return Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(checksum(body)), body]);
+  if (key !== '') return Buffer.concat([MAGIC, Buffer.from([SIGNED]), mac(key, body), body]);
+  return Buffer.concat([MAGIC, Buffer.from([UNSIGNED]), Buffer.from(checksum(body)), body]);
 }
 
 const bad = (msg: string): InvalidArgumentError => new InvalidArgumentError('resume.token', msg);
 
-/** Decodes and checks a token against this server's index; shapes of `state` are checked by the planner. */
-export function decodeToken(token: Uint8Array, indexFingerprint: string): TokenPayload {
-  const buf = Buffer.from(token.buffer, token.byteOffset, token.byteLength);
-  if (buf.length < 4 + SUM || !buf.subarray(0, 3).equals(MAGIC)) throw bad('not a flanstream resume token');
-  if (buf[3] !== VERSION) throw bad(`token version ${String(buf[3])} is not supported (expected ${VERSION})`);
-  const body = buf.subarray(4 + SUM);
-  if (buf.toString('latin1', 4, 4 + SUM) !== checksum(body)) throw bad('token is corrupted or was modified (checksum mismatch)');
+/** The payload bytes of a token, once its checksum or (with `key`) its signature holds. */
+function verifiedBody(buf: Buffer, key: string): Buffer {
+  if (buf.length < 4 || !buf.subarray(0, 3).equals(MAGIC)) throw bad('not a flanstream resume token');
+  const version = buf[3];
+  if (version !== UNSIGNED && version !== SIGNED) throw bad(`token version ${String(version)} is not supported (expected ${UNSIGNED} or ${SIGNED})`);
+  if (key !== '' && version !== SIGNED) throw bad('token is not signed; this server only accepts tokens signed with its server.token_key');
+  if (key === '' && version === SIGNED) throw bad('token is signed but this server has no server.token_key; give every replica the same key');
+  const head = 4 + (version === SIGNED ? MAC : SUM);
+  if (buf.length < head) throw bad('token is truncated');
+  const body = buf.subarray(head);
+  if (version === SIGNED) {
+    if (!timingSafeEqual(buf.subarray(4, head), mac(key, body))) throw bad('token signature does not match (it was modified, or signed with another server.token_key)');
+  } else if (buf.toString('latin1', 4, head) !== checksum(body)) {
+    throw bad('token is corrupted or was modified (checksum mismatch)');
+  }
+  return body;
+}
+
+/** Decodes and checks a token against this server's index; its `state` is checked by token-state-check.ts. */
+export function decodeToken(token: Uint8Array, indexFingerprint: string, key = ''): TokenPayload {
+  const body = verifiedBody(Buffer.from(token.buffer, token.byteOffset, token.byteLength), key);
   let p: TokenPayload;
   try {
     p = unpack(body) as TokenPayload;
   } catch {
     throw bad('token payload is unreadable');
   }
-  if (typeof p !== 'object' || p === null || typeof p.index !== 'string' || typeof p.spec !== 'object' || !Number.isSafeInteger(p.step) || p.step < 0) {
+  if (typeof p !== 'object' || p === null || typeof p.index !== 'string' || typeof p.heldout !== 'string' || typeof p.spec !== 'object' || p.spec === null) {
     throw bad('token payload is malformed');
   }
+  if (!Number.isSafeInteger(p.step) || p.step < 0) throw new InvalidArgumentError('resume.token.step', `must be a non-negative integer, got ${String(p.step)}`);
+  if (!Number.isSafeInteger(p.worldSize) || p.worldSize < 1) throw new InvalidArgumentError('resume.token.world_size', `must be a positive integer, got ${String(p.worldSize)}`);
   if (p.index !== indexFingerprint) {
-    throw new FailedPreconditionError('index_mismatch', `resume token is from index ${p.index.slice(0, 12)}…, this server serves ${indexFingerprint.slice(0, 12)}…; resume against a server with the same index`);
+    throw new FailedPreconditionError('index_mismatch', `resume token is from index ${p.index.slice(0, 12)}..., this server serves ${indexFingerprint.slice(0, 12)}...; resume against a server with the same index`);
   }
   if (specHash(p.spec) !== p.specHash) throw bad('token spec does not match its hash');
   return p;

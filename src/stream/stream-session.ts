@@ -19,6 +19,8 @@ export interface SessionInit {
   readonly placement: Placement;
   readonly heldout: ResolvedHeldout;
   readonly indexFingerprint: string;
+  /** server.token_key: tokens are HMAC-signed with it ('' = unsigned). */
+  readonly tokenKey: string;
   readonly layout: SegmentLayout;
   readonly plan: Planner;
   /** The next global step to build. */
@@ -111,7 +113,7 @@ export class StreamSession {
       step: this.step,
       worldSize: this.placement.worldSize,
       state,
-    });
+    }, this.init.tokenKey);
   }
 
   /** This step for all ranks: from the plan cache when another rank planned it, else planned here. */

@@ -31,6 +31,9 @@ export interface Placement {
   readonly maxBatches: number;
 }
 
+/** Updates waiting for their step; each one rides in every resume token until it applies. */
+export const MAX_PENDING_UPDATES = 64;
+
 export interface MixtureUpdate {
   readonly mixture: MixtureSpec;
   readonly applyAtStep: number;

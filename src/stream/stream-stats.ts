@@ -34,13 +34,6 @@ export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonl
   stats.padding += seqLen - used;
 }
 
-export function isStats(x: unknown, tasks: number): x is StreamStats {
-  if (typeof x !== 'object' || x === null) return false;
-  const s = x as Record<string, unknown>;
-  const arr = (k: string): boolean => Array.isArray(s[k]) && (s[k] as unknown[]).length === tasks && (s[k] as unknown[]).every((v) => Number.isSafeInteger(v) && (v as number) >= 0);
-  return ['examples', 'textTokens', 'audioTokens', 'dropped', 'truncated'].every(arr) && Number.isSafeInteger(s.padding);
-}
-
 /** Per domain: the target proportion and the realized share of examples served so far. */
 export function domainProportions(stats: WireStats): { target: number[]; realized: number[] } {
   const total = stats.domainExamples.reduce((a, c) => a + c, 0);

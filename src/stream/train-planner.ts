@@ -9,11 +9,9 @@ import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
 import type { ResolvedHeldout, SharedAudioFilter } from '../splits/heldout.js';
 import type { ExampleTable } from './example-table.js';
 import type { Servability } from './servable.js';
-import { countRow, emptyStats, isStats, type StreamStats } from './stream-stats.js';
-import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
-
-/** Updates waiting for their step; each one rides in every resume token until it applies. */
-const MAX_PENDING_UPDATES = 64;
+import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
+import { MAX_PENDING_UPDATES, type MixtureUpdate, type StreamSpec } from './stream-spec.js';
+import { checkTrainState, refuse } from './token-state-check.js';
 
 /** Everything a train stream has to remember between batches (it goes into the resume token). */
 export interface TrainState {
@@ -53,46 +51,33 @@ export class TrainPlanner {
   private pending: MixtureUpdate[];
   private readonly sizes: Float64Array;
 
-  constructor(deps: TrainDeps, state?: TrainState) {
+  /** `state` comes from a resume token: `step` is the token's step (checked against pending updates). */
+  constructor(deps: TrainDeps, state?: TrainState, step = 0) {
     this.deps = deps;
     const tasks = deps.table.reader.tasks.length;
     this.sizes = new Float64Array(tasks);
     for (let t = 0; t < tasks; t++) this.sizes[t] = deps.heldout.tasks.has(t) ? 0 : deps.table.size(t);
-    if (state) TrainPlanner.check(state, tasks);
+    if (state) checkTrainState(state, { spec: deps.spec, step, table: deps.table, sizes: this.sizes, filter: deps.filter, resolve: deps.resolve });
     this.mixture = state?.mixture ?? deps.spec.mixture;
     this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
     this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker);
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
-    this.pending = [];
-    for (const u of state?.pending ?? []) this.queue(u, 'resume.token');
+    this.pending = state ? [...state.pending] : [];
     this.pool = state ? this.restorePool(state.pool) : [];
   }
 
-  private static check(s: TrainState, tasks: number): void {
-    const ints = (xs: unknown, n: number): boolean => Array.isArray(xs) && xs.length === n && xs.every((v) => Number.isSafeInteger(v) && (v as number) >= 0);
-    const ok =
-      typeof s === 'object' && s !== null &&
-      ints(s.sampler?.counts, tasks) && Number.isSafeInteger(s.sampler.drawn) &&
-      ints(s.walker?.cursors, tasks) && ints(s.walker?.epochs, tasks) &&
-      Array.isArray(s.pool) && s.pool.length <= 1 << 20 && s.pool.every((v) => Number.isSafeInteger(v) && v >= 0) &&
-      isStats(s.stats, tasks) && Array.isArray(s.pending) && typeof s.mixture === 'object';
-    if (!ok) throw new InvalidArgumentError('resume.token', 'token state does not fit this index');
-  }
-
+  /** The packing window from its token form (already checked by checkTrainState). */
   private restorePool(flat: number[]): Segment[] {
     const out: Segment[] = [];
     for (let at = 0; at < flat.length; ) {
+      const unitAt = at;
       const n = flat[at++] ?? 0;
-      if (n < 1 || n > this.deps.spec.maxTurns) throw new InvalidArgumentError('resume.token', 'token state does not fit this index');
       const turns = [];
-      for (let k = 0; k < n; k++) {
-        const task = flat[at++] ?? -1;
-        const i = flat[at++] ?? -1;
-        if (!(i < this.deps.table.size(task))) throw new InvalidArgumentError('resume.token', 'token state does not fit this index');
-        turns.push(this.deps.layout.turn(this.deps.table.locate(task, i), k > 0));
-      }
+      for (let k = 0; k < n; k++, at += 2) turns.push(this.deps.layout.turn(this.deps.table.locate(flat[at]!, flat[at + 1]!), k > 0));
       const fit = n === 1 ? this.deps.layout.fit(turns[0]!.loc, this.deps.spec.seqLen, this.deps.spec.overlong)?.segment : undefined;
-      out.push(fit ?? { turns, length: this.deps.layout.segmentLength(turns) });
+      const unit = fit ?? { turns, length: this.deps.layout.segmentLength(turns) };
+      if (unit.length > this.deps.spec.seqLen) refuse(`resume.token.state.pool[${unitAt}]`, `names a unit of ${unit.length} tokens, longer than seq_len = ${this.deps.spec.seqLen}`);
+      out.push(unit);
     }
     return out;
   }

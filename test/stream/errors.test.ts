@@ -51,6 +51,8 @@ describe('errors', () => {
     ['unknown mixture selector', { ...base, mixture: { weights: { 'speech/Nope': 1 } } }, 'mixture.weights["speech/Nope"]'],
     ['overlapping selectors', { ...base, mixture: { weights: { speech: 1, 'speech/Speech Recognition': 1 } } }, 'mixture.weights'],
     ['negative weight', { ...base, mixture: { weights: { speech: -1 } } }, 'mixture.weights["speech"]'],
+    ['weight of 1e308 (weight × size overflowed into INTERNAL)', { ...base, mixture: { weights: { speech: 1e308, music: 1 } } }, 'mixture.weights["speech"]'],
+    ['temperature so small that task sizes overflow', { ...base, mixture: { within: 'temperature', temperature: 1e-300 } }, 'mixture.temperature'],
     ['all weights zero', { ...base, mixture: { weights: { speech: 0 } } }, 'mixture.weights'],
     ['weights on held-out tasks only', { ...base, mixture: { weights: { 'music/Music Caption': 1 } }, heldout: { name: 'loco-music-caption' } }, 'mixture.weights["music/Music Caption"]'],
     ['unknown mixture name', { ...base, mixture: { name: 'nope' } }, 'mixture.name'],
@@ -86,6 +88,16 @@ describe('errors', () => {
     const test = { ...base, split: 'test' };
     expectStatus(await collect(client, [{ spec: test, updates: [{ weights: { speech: 1 }, applyAtStep: 3 }] }]), Status.INVALID_ARGUMENT, 'mixture_update');
     expectStatus(await collect(client, [{ spec: test }, { mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 50 } }]), Status.INVALID_ARGUMENT, 'mixture_update');
+  });
+
+  it('status messages reach clients as plain ASCII, never percent-encoded', async () => {
+    // grpc-js percent-encodes non-ASCII bytes of grpc-message: "×" arrived as "%C3%97".
+    const r = await collect(client, [{ spec: { ...base, batchSize: 4096, seqLen: 4096 } }]);
+    expectStatus(r, Status.INVALID_ARGUMENT, 'batch_size');
+    expect(r.error!.details).toContain('batch_size x seq_len');
+    const foreign = await collect(client, [{ resume: { token: foreignToken } }]);
+    expect(foreign.error!.details).toMatch(/from index [0-9a-f]{12}\.\.\., this server serves/);
+    for (const d of [r.error!.details, foreign.error!.details]) expect(d).toMatch(/^[\x20-\x7e]*$/);
   });
 
   it('FAILED_PRECONDITION for a token from another index', async () => {
