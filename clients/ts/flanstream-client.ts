@@ -5,9 +5,10 @@ import {
   buildSpec, checkInt, checkPlacement, checkUpdate, normalizeTargets, updateMessage,
   type HeldoutArg, type MixtureArg, type Overlong, type Packing, type PendingUpdate, type Split, type StreamRequest, type StreamSpecMessage, type Within,
 } from './spec.js';
+import { resolveUpdateWeights, type Weights } from './mixture-merge.js';
 import { DEFAULT_RETRY, retryDelay, StreamConnection, type RetryPolicy } from './stream-connection.js';
 import { BatchDecoder } from './wire-decode.js';
-import type { Batch, CorpusInfo, StreamSummary } from './wire-types.js';
+import type { Batch, BatchStats, CorpusInfo, StreamSummary } from './wire-types.js';
 
 export { FlanStreamClient } from './service-client.js';
 
@@ -79,6 +80,10 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private lastToken: Uint8Array | null = null;
   private lastStep: number | null = null;
   private pending: PendingUpdate[] = [];
+  /** The last handed-out batch's stats: their per-task targets are the reference for partial updates. */
+  private lastStats: BatchStats | null = null;
+  /** Continued from a state with a token: updates applied before it are only in the token. */
+  private restored = false;
   private finished = false;
 
   constructor(target: string | readonly string[], opts: DatasetOptions = {}) {
@@ -175,6 +180,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
           if (this.maxBatches && handed >= this.maxBatches) return;
           this.lastToken = item.batch.resumeToken;
           this.lastStep = item.batch.step;
+          this.lastStats = item.batch.stats;
           handed++;
           failures = 0;
           yield item.batch;
@@ -199,13 +205,43 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
    * are dropped and the stream restarts from the last batch handed out, carrying every pending
    * update in its first message, so no batch built under the old weights for a step ≥ `atStep`
    * is ever handed out. Every rank must make the same call.
+   *
+   * An update replaces the whole mixture; `merge` decides what happens to selectors it leaves out
+   * (see mixture-merge.ts): by default such a partial update throws a TypeError listing them,
+   * `merge: true` merges it into the mixture in effect before `atStep`, `merge: false` zeroes them.
+   * The check needs the corpus info, fetched with the first batch (or `await ds.corpusInfo()`).
    */
-  updateMixture(weights: Readonly<Record<string, number>>, atStep: number, opts: { within?: Within; temperature?: number; cap?: number } = {}): void {
-    const update = checkUpdate(weights, atStep, opts);
+  updateMixture(weights: Readonly<Record<string, number>>, atStep: number, opts: { within?: Within; temperature?: number; cap?: number; merge?: boolean } = {}): void {
+    const { merge, ...rest } = opts;
+    const checked = checkUpdate(weights, atStep, rest);
+    if (merge !== undefined && typeof merge !== 'boolean') throw new TypeError(`merge must be true, false or undefined, got ${String(merge)}`);
     if (this.spec.split !== 'train') throw new TypeError(`mixture updates apply to split "train" only, not "${this.spec.split}"`);
-    if (this.lastStep !== null && update.atStep <= this.lastStep) throw new TypeError(`atStep (${update.atStep}) must be after the last step handed out (${this.lastStep})`);
+    if (this.lastStep !== null && checked.atStep <= this.lastStep) throw new TypeError(`atStep (${checked.atStep}) must be after the last step handed out (${this.lastStep})`);
+    let update = checked;
+    if (merge !== false) {
+      const current = this.weightsBefore(checked.atStep);
+      if (!this.info) throw new TypeError('checking a mixture update needs the corpus info: `await ds.corpusInfo()` first (it comes with the first batch), or pass { merge: false }');
+      update = { ...checked, weights: resolveUpdateWeights(checked.weights, current, this.info?.tasks ?? [], merge) };
+    }
     this.pending.push(update);
     this.dropConnection();
+  }
+
+  /**
+   * The mixture in effect just before `atStep` (selector or task path → weight): the latest update
+   * before it, else the spec's weights (unless restored from a token), else the last batch's
+   * per-task targets; null when unknown.
+   */
+  private weightsBefore(atStep: number): Weights | null {
+    const earlier = this.pending.filter((u) => u.atStep < atStep);
+    if (earlier.length > 0) {
+      const latest = Math.max(...earlier.map((u) => u.atStep));
+      return earlier.filter((u) => u.atStep === latest).at(-1)!.weights;
+    }
+    const mix = this.spec.mixture;
+    if (!this.restored && mix && !mix.name && mix.weights && Object.keys(mix.weights).length > 0) return mix.weights;
+    if (this.lastStats) return Object.fromEntries(Object.entries(this.lastStats.tasks).filter(([, t]) => t.target > 0).map(([p, t]) => [p, t.target]));
+    return null;
   }
 
   /** Resume state of the last batch handed out (not of read-ahead ones). */
@@ -230,6 +266,8 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
     this.lastToken = state.resumeToken;
     this.lastStep = state.step;
     this.pending = pending;
+    this.lastStats = null;
+    this.restored = state.resumeToken !== null;
     this.finished = state.finished;
     this.summary = null;
   }

@@ -103,9 +103,9 @@ describe('TypeScript client', () => {
       got.push(b);
       if (b.step === 3) {
         await sleep(300); // the prefetch queue now holds steps ≥ 6 built under the old weights
-        ds.updateMixture({ music: 1 }, 6);
+        ds.updateMixture({ music: 1 }, 6, { merge: false });
         expect(ds.stateDict().pendingUpdates).toEqual([{ weights: { music: 1 }, atStep: 6 }]);
-        expect(() => ds.updateMixture({ music: 1 }, 3)).toThrow(TypeError);
+        expect(() => ds.updateMixture({ music: 1 }, 3, { merge: false })).toThrow(TypeError);
       }
       if (got.length === 10) break;
     }
@@ -118,11 +118,38 @@ describe('TypeScript client', () => {
     ds.close();
   });
 
+  it('a partial update is refused listing what it would zero, or merged into the current weights', async () => {
+    const mixture = { weights: { speech: 0.5, music: 0.25, audio: 0.25 } };
+    const ds = new FlanStreamDataset(ts.target, { ...opts, mixture });
+    await take(ds, 2);
+    expect(() => ds.updateMixture({ speech: 0.8 }, 4)).toThrow(/weight 0 to "audio", "music".*merge: true/);
+    expect(ds.pendingUpdates).toEqual([]);
+    ds.updateMixture({ speech: 0.8 }, 4, { merge: true });
+    expect(ds.pendingUpdates).toEqual([{ weights: { speech: 0.8, music: 0.25, audio: 0.25 }, atStep: 4 }]);
+    const got = await take(ds, 3);
+    expect(got.map((b) => b.step)).toEqual([2, 3, 4]);
+    expect(got[2]!.stats.domains.speech!.target).toBeCloseTo(0.8 / 1.3, 9);
+    expect(got[1]!.stats.domains.speech!.target).toBeCloseTo(0.5, 9);
+    // a natural mixture: after a batch its per-task targets are the reference; before, nothing is known
+    const natural = new FlanStreamDataset(ts.target, opts);
+    expect(() => natural.updateMixture({ speech: 1 }, 3)).toThrow(/corpusInfo/);
+    const info = await natural.corpusInfo();
+    expect(() => natural.updateMixture({ speech: 1 }, 3)).toThrow(/cannot tell/);
+    await take(natural, 1);
+    expect(() => natural.updateMixture({ speech: 1, music: 1 }, 3)).toThrow(/weight 0 to "audio" /);
+    natural.updateMixture({ speech: 1, music: 1, audio: 0 }, 3);
+    // merging must not split a weighted selector: "speech" cannot keep a weight for only part of its tasks
+    const speechMajor = info.tasks.find((t) => t.domain === 'speech')!.major;
+    expect(() => ds.updateMixture({ [`speech/${speechMajor}`]: 1 }, 6, { merge: true })).toThrow(/cannot merge/);
+    ds.close();
+    natural.close();
+  });
+
   it('pending updates travel in the state dict and are resent on resume', async () => {
     const want = await batchesOf(client, rawSpec, 8, [{ weights: { audio: 1 }, applyAtStep: 5 }]);
     const ds = new FlanStreamDataset(ts.target, opts);
     await take(ds, 2);
-    ds.updateMixture({ audio: 1 }, 5);
+    ds.updateMixture({ audio: 1 }, 5, { merge: false });
     await take(ds, 1);
     const resumed = new FlanStreamDataset(ts.target, opts);
     resumed.loadStateDict(ds.stateDict());

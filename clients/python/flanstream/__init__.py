@@ -12,7 +12,7 @@ from ._stream import RetryPolicy
 from .client import Client
 from .dataset import FlanStreamDataset
 from .errors import FlanStreamError
-from .evaluation import EvalResult, evaluate
+from .evaluation import EvalPart, EvalResult, evaluate, evaluate_part, merge_evaluations
 from .info import CorpusInfo, HeldoutSetInfo, TaskInfo, VocabLayout
 from .wire import IGNORE_INDEX, BatchDecoder, BatchStats, dense_arrays
 
@@ -23,7 +23,10 @@ __all__ = [
     "FlanStreamDataset",
     "FlanStreamError",
     "evaluate",
+    "evaluate_part",
+    "merge_evaluations",
     "EvalResult",
+    "EvalPart",
     "CorpusInfo",
     "TaskInfo",
     "VocabLayout",

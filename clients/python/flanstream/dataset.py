@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -14,6 +15,7 @@ from .client import TLS, Client
 from .distributed import broadcast_object, check_worker, resolve_rank_world
 from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
+from .mixture_merge import resolve_update_weights
 from .spec import OUTPUTS, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
     normalize_targets, update_to_dict
 from .wire import BatchDecoder, summarize_end
@@ -29,6 +31,7 @@ __all__ = ["FlanStreamDataset", "STATE_VERSION"]
 
 STATE_VERSION = 1
 Batch = Dict[str, Any]
+_log = logging.getLogger("flanstream")
 
 
 class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
@@ -53,7 +56,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         heldout: a named held-out set, or ``{"tasks": [selectors], "unseen_flag": bool,
             "exclude_shared_audio": bool, "scope": "all" | "test"}``; ``None`` = server default.
         seed: stream seed.
-        rank, world_size: default to ``torch.distributed``'s when initialized, else 0 and 1.
+        rank, world_size: default to ``torch.distributed``'s when initialized, else to the
+            ``RANK``/``WORLD_SIZE`` environment variables torchrun sets (so a dataset built before
+            ``init_process_group`` still reads its own share), else 0 and 1.
         max_batches: stop each iteration after this many batches (``None`` = until the stream
             ends; training streams never end by themselves).
         output: ``"torch"`` or ``"numpy"``; ``None`` = torch when installed.
@@ -61,7 +66,12 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         prefetch: batches buffered ahead of the training loop.
         window, overlong, max_turns: packing window (examples), ``"drop"``/``"truncate"`` for
             over-long examples, most turns per multiturn segment (``None`` = server default).
-        tls: ``False``, ``True`` or a root-certificate path. ``retry``: reconnection policy.
+        tls: ``False``, ``True`` or a root-certificate path. ``retry``: reconnection policy
+            (:class:`~flanstream.RetryPolicy`); the first failure of an outage logs one warning
+            on the ``flanstream`` logger naming the target and what is retried.
+        pin_memory: with ``output="torch"``, put the batch tensors in pinned (page-locked) memory
+            on the prefetch thread when CUDA is available, for ``.to("cuda", non_blocking=True)``;
+            a no-op without CUDA.
 
     Iterating continues from the last batch handed out (so consecutive ``for`` loops walk one
     stream); after a finite stream completed, a new iteration starts it again. Starting a new
@@ -77,7 +87,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         targets: Optional[Sequence[str]] = None, prefetch: int = 4, window: Optional[int] = None,
         overlong: Optional[str] = None, max_turns: Optional[int] = None, *, tls: TLS = False,
         retry: Optional[RetryPolicy] = None, timeout: float = 30.0,
-        channel_options: Optional[Sequence[Tuple[str, Any]]] = None,
+        channel_options: Optional[Sequence[Tuple[str, Any]]] = None, pin_memory: bool = False,
     ) -> None:
         super().__init__()
         self.targets: List[str] = normalize_targets(target_or_targets, targets)
@@ -88,6 +98,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         if output == "torch" and torch is None:
             raise ValueError("output='torch' needs PyTorch, which is not installed; use output='numpy'")
         self.output = output
+        if not isinstance(pin_memory, bool):
+            raise ValueError(f"pin_memory must be a bool, got {pin_memory!r}")
+        self.pin_memory = pin_memory
         self.prefetch = check_positive_int("prefetch", prefetch, 1 << 16)
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self.max_batches = check_positive_int("max_batches", max_batches, 2**64 - 1, optional=True)
@@ -108,6 +121,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._last_token: Optional[bytes] = None
         self._last_step: Optional[int] = None
         self._pending: List[Dict[str, Any]] = []
+        self._last_stats: Optional[Mapping[str, Any]] = None  # the last handed-out batch's (lazy) stats
+        self._restored = False  # continued from a checkpoint's token: earlier updates are only in the token
         self._finished = False
         #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
         self.summary: Optional[Dict[str, Any]] = None
@@ -143,14 +158,21 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                     self._info = self._clients[self._target_index].corpus_info()
                     break
                 except FlanStreamError as e:
-                    failures = self._backoff(failures, e)
+                    failures = self._backoff(failures, e, "GetCorpusInfo")
         return self._info
 
-    def _backoff(self, failures: int, error: BaseException) -> int:
-        """Raise ``error`` unless it is retryable and attempts remain; else rotate and sleep."""
+    def _backoff(self, failures: int, error: BaseException, what: str) -> int:
+        """Raise ``error`` unless it is retryable and attempts remain; else rotate and sleep.
+        The first failure of an outage logs one warning: reconnecting takes up to the policy's
+        total backoff (about 11 s by default) and would otherwise look like a hang."""
         failures += 1
         if not self.retry.retryable(error) and not isinstance(error, Interrupted):
             raise from_rpc_error(error, self.target) from None
+        if failures == 1 and self.retry.attempts > 0:
+            detail = error.details if isinstance(error, (FlanStreamError, Interrupted)) else str(error)
+            _log.warning("flanstream: %s on %s failed (%s); retrying up to %d times with backoff %.3g–%.3g s "
+                         "over %s (retry=RetryPolicy(...) sets this)", what, self.target, detail,
+                         self.retry.attempts, self.retry.initial_backoff, self.retry.max_backoff, self.targets)
         if failures > self.retry.attempts:
             last = error.details if isinstance(error, FlanStreamError) else str(error)
             raise FlanStreamError(grpc.StatusCode.UNAVAILABLE,
@@ -182,10 +204,14 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             resume.heldout.CopyFrom(self._spec.heldout)
         return pb.StreamRequest(resume=resume, updates=updates)
 
+    def _retry_what(self) -> str:
+        last = self._last_step
+        return "StreamBatches " + ("(fresh start)" if last is None else f"(resuming after step {last})")
+
     def _connect(self, remaining: int) -> Connection:
         info = self.corpus_info
         if self._decoder is None:
-            self._decoder = BatchDecoder(info, self.output)
+            self._decoder = BatchDecoder(info, self.output, pin_memory=self.pin_memory)
         with self._lock:
             self._conn = Connection(self._clients[self._target_index], self._first_request(remaining),
                                     self._decoder, self.prefetch)
@@ -210,6 +236,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                         return
                     with self._lock:
                         self._last_token, self._last_step = payload["resume_token"], payload["step"]
+                        self._last_stats = payload["stats"]
                     handed, failures = handed + 1, 0
                     yield payload
                 elif kind == "end" and payload.reason != "shutdown":
@@ -219,25 +246,35 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                 else:  # transport error, server shutdown or stream closed without an end
                     self._drop_connection()
                     error = payload if kind == "error" else Interrupted(kind, payload)
-                    failures = self._backoff(failures, error)
+                    failures = self._backoff(failures, error, self._retry_what())
         finally:
             if iter_id == self._iter_id:
                 self._drop_connection()
 
     # -- live re-weighting --------------------------------------------------------------------
     def update_mixture(self, weights: Mapping[str, float], at_step: int, within: Optional[str] = None,
-                       temperature: Optional[float] = None, cap: Optional[int] = None) -> None:
+                       temperature: Optional[float] = None, cap: Optional[int] = None,
+                       merge: Optional[bool] = None) -> None:
         """Switch to new mixture ``weights`` from global step ``at_step`` on, exactly.
+
+        An update replaces the whole mixture. ``merge=None`` (default) refuses one that leaves out
+        a selector of positive weight (a partial ``{"speech": 0.8}`` would make the stream 100 %
+        speech); ``merge=True`` merges ``weights`` into the mixture in effect before ``at_step``
+        (the others keep their relative weights); ``merge=False`` replaces it as given. See
+        :mod:`flanstream.mixture_merge`.
 
         With ``torch.distributed`` initialized this is a collective: rank 0's arguments are
         broadcast so every rank applies the same update. Batches already prefetched are dropped
         and the stream restarts from the last batch handed out, carrying every pending update.
 
         Raises:
-            ValueError: bad weights/options, or ``at_step`` not after the last step handed out.
+            ValueError: bad weights/options, ``at_step`` not after the last step handed out, or a
+            partial update (see ``merge``).
         """
         raw = broadcast_object({"weights": dict(weights) if isinstance(weights, Mapping) else weights,
-                                "at_step": at_step, "within": within, "temperature": temperature, "cap": cap})
+                                "at_step": at_step, "within": within, "temperature": temperature, "cap": cap,
+                                "merge": merge})
+        merge = raw.pop("merge")
         update = update_to_dict(**raw)
         if self._spec.split != "train":
             raise ValueError(f"mixture updates apply to split 'train' only, not {self._spec.split!r}")
@@ -245,8 +282,31 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             if self._last_step is not None and update["at_step"] <= self._last_step:
                 raise ValueError(f"at_step ({update['at_step']}) must be after the last step handed out "
                                  f"({self._last_step})")
+        if merge is not False:
+            current = self._weights_before(update["at_step"])
+            update["weights"] = resolve_update_weights(update["weights"], current, self.corpus_info.tasks, merge)
+        with self._lock:
             self._pending.append(update)
             self._drop_connection()
+
+    def _weights_before(self, at_step: int) -> Optional[Dict[str, float]]:
+        """The mixture in effect just before ``at_step``, as selector (or task path) → weight: the
+        latest update before it (pending or applied since the start or the last checkpoint load),
+        else the spec's weights (unless restored from a token), else the last batch's per-task
+        targets; ``None`` when unknown (a named or natural mixture, or a restored checkpoint,
+        before the first batch)."""
+        with self._lock:
+            earlier = [u for u in self._pending if u["at_step"] < at_step]
+            if earlier:  # the last one queued for the latest step wins, as on the server
+                latest = max(u["at_step"] for u in earlier)
+                return dict([u for u in earlier if u["at_step"] == latest][-1]["weights"])
+            stats, restored = self._last_stats, self._restored
+        mix = self._spec.mixture if self._spec.HasField("mixture") else None
+        if not restored and mix is not None and not mix.name and len(mix.weights):
+            return dict(mix.weights)
+        if stats is not None:  # per task: a named or natural mixture, or updates applied before a checkpoint
+            return {path: t["target"] for path, t in stats["tasks"].items() if t["target"] > 0}
+        return None
 
     @property
     def pending_updates(self) -> List[Dict[str, Any]]:
@@ -289,6 +349,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             self._last_token = bytes(token) if token is not None else None
             self._last_step = int(step) if step is not None else None
             self._pending = pending
+            self._last_stats, self._restored = None, token is not None
             self._finished = bool(state.get("finished", False))
             self.summary = None
 
@@ -303,13 +364,13 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_lock", "_conn", "_clients", "_decoder"):
+        for key in ("_lock", "_conn", "_clients", "_decoder", "_last_stats"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock, self._conn, self._decoder = threading.RLock(), None, None
+        self._lock, self._conn, self._decoder, self._last_stats = threading.RLock(), None, None, None
         self._clients = [Client(t, **self._client_args) for t in self.targets]
 
     def __repr__(self) -> str:

@@ -1,7 +1,8 @@
 """torch.distributed / DataLoader integration (all optional: everything works without torch)."""
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import os
+from typing import Any, Mapping, Optional, Tuple
 
 __all__ = ["dist_initialized", "resolve_rank_world", "broadcast_object", "check_worker"]
 
@@ -21,9 +22,37 @@ def dist_initialized() -> bool:
     return _dist is not None and _dist.is_available() and _dist.is_initialized()
 
 
-def resolve_rank_world(rank: Optional[int], world_size: Optional[int]) -> Tuple[int, int]:
-    """Fill in ``rank``/``world_size`` from ``torch.distributed`` (when initialized, else 0/1)
-    and validate them (``ValueError``)."""
+def _launcher_env(env: Mapping[str, str]) -> Tuple[Optional[int], Optional[int]]:
+    """``RANK``/``WORLD_SIZE`` as set by torchrun (and torch.distributed.launch), if present."""
+    out = []
+    for name in ("RANK", "WORLD_SIZE"):
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            out.append(None)
+            continue
+        try:
+            out.append(int(raw))
+        except ValueError:
+            raise ValueError(f"environment variable {name}={raw!r} is not an integer (set by torchrun; "
+                             "pass rank=/world_size= explicitly to override)") from None
+    if (out[0] is None) != (out[1] is None):
+        missing = "WORLD_SIZE" if out[1] is None else "RANK"
+        raise ValueError(f"environment variable {missing} is missing while "
+                         f"{'RANK' if missing == 'WORLD_SIZE' else 'WORLD_SIZE'} is set; torchrun sets both. "
+                         "Pass rank=/world_size= explicitly.")
+    return out[0], out[1]
+
+
+def resolve_rank_world(rank: Optional[int], world_size: Optional[int],
+                       env: Optional[Mapping[str, str]] = None) -> Tuple[int, int]:
+    """Fill in ``rank``/``world_size`` and validate them (``ValueError``).
+
+    Missing values come from ``torch.distributed`` when a process group is initialized, else from
+    the ``RANK``/``WORLD_SIZE`` environment variables that torchrun sets in every process (a
+    dataset built before ``init_process_group`` must not read as rank 0 of 1 on every rank and
+    duplicate the data), else 0 and 1. An initialized group that disagrees with the environment
+    wins; explicit arguments win over both.
+    """
     for name, value in (("rank", rank), ("world_size", world_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -32,6 +61,12 @@ def resolve_rank_world(rank: Optional[int], world_size: Optional[int]) -> Tuple[
             world_size = _dist.get_world_size()
         if rank is None:
             rank = _dist.get_rank()
+    elif rank is None or world_size is None:
+        env_rank, env_world = _launcher_env(os.environ if env is None else env)
+        if world_size is None and env_world is not None:
+            world_size = env_world
+        if rank is None and env_rank is not None:
+            rank = env_rank
     world_size = 1 if world_size is None else world_size
     rank = 0 if rank is None else rank
     if world_size < 1 or world_size > 2**32 - 1:
@@ -53,19 +88,24 @@ def broadcast_object(obj: Any) -> Any:
 
 
 def check_worker() -> None:
-    """Refuse to run inside a DataLoader worker of a multi-worker loader.
+    """Refuse to run inside any DataLoader worker process (``num_workers >= 1``).
 
-    The dataset already prefetches on a background thread; several worker processes would each
-    open the same stream (duplicating batches), and ``state_dict``/``update_mixture`` on the
-    main-process object could not reach them. Use ``DataLoader(ds, batch_size=None)`` with
+    A worker iterates its own copy of the dataset: ``state_dict()``, ``load_state_dict()`` and
+    ``update_mixture()`` on the training process's object never reach it (a checkpoint would
+    resume from step 0, an update would be ignored, a second pass would repeat steps), and several
+    workers would each open the same stream. The dataset already decodes and prefetches on a
+    background thread, so workers buy nothing: use ``DataLoader(ds, batch_size=None)`` with
     ``num_workers=0`` (the default).
     """
     if _get_worker_info is None:
         return
     info = _get_worker_info()
-    if info is not None and info.num_workers > 1:
+    if info is not None:
         raise RuntimeError(
-            f"FlanStreamDataset cannot be split across DataLoader workers (num_workers={info.num_workers}): "
-            "every worker would receive the same stream. Use num_workers=0 — the dataset prefetches in a "
-            "background thread already — and give each training process its own rank/world_size."
+            f"FlanStreamDataset cannot run in DataLoader worker processes (num_workers={info.num_workers}): "
+            "state_dict(), load_state_dict() and update_mixture() on the training process would not reach "
+            "the worker's copy (checkpoints would resume from the start, updates would be ignored), and "
+            "several workers would each receive the same stream. Use num_workers=0 — the dataset decodes "
+            "and prefetches in a background thread already — and give each training process its own "
+            "rank/world_size."
         )

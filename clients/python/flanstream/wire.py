@@ -240,12 +240,16 @@ class BatchDecoder:
     Args:
         info: the server's corpus info (task and domain names); ``None`` names tasks ``#<index>``.
         output: ``"torch"`` (tensors; int64 ids/labels/positions) or ``"numpy"`` (int32 arrays).
+        pin_memory: pinned torch tensors when CUDA is available (a no-op otherwise).
     """
 
-    def __init__(self, info: Optional[CorpusInfo] = None, output: str = "numpy") -> None:
+    def __init__(self, info: Optional[CorpusInfo] = None, output: str = "numpy", pin_memory: bool = False) -> None:
         if output == "torch" and torch is None:
             raise ValueError("output='torch' needs PyTorch, which is not installed; use output='numpy'")
         self.output = output
+        #: Tensors go to page-locked memory (one copy, on the prefetch thread) only when they are
+        #: torch tensors and CUDA can use them; without CUDA, pinning is a no-op.
+        self.pin_memory = bool(pin_memory and output == "torch" and torch.cuda.is_available())
         self.task_paths: List[str] = info.task_paths if info else []
         self.domains: List[str] = list(info.domains) if info else []
         dom_index = {d: i for i, d in enumerate(self.domains)}
@@ -255,7 +259,10 @@ class BatchDecoder:
         self._ids_dtype = np.int64 if output == "torch" else np.int32
 
     def _tensor(self, arr: np.ndarray) -> Any:
-        return torch.from_numpy(arr) if self.output == "torch" else arr
+        if self.output != "torch":
+            return arr
+        t = torch.from_numpy(arr)
+        return t.pin_memory() if self.pin_memory else t
 
     def __call__(self, batch: "pb.Batch") -> Dict[str, Any]:
         out: Dict[str, Any] = {}
@@ -305,11 +312,14 @@ class BatchDecoder:
 
     def stats(self, st: "pb.Stats") -> Dict[str, Any]:
         """Per-task and per-domain examples/tokens so far with target vs realized proportions."""
-        n = max(len(self.task_paths), len(st.task_examples), len(st.task_target))
+        n = max(len(self.task_paths), len(st.task_examples), len(st.task_target), len(st.task_dropped),
+                len(st.task_truncated))
         ex = _pad(st.task_examples, n, np.int64)
         text = _pad(st.task_text_tokens, n, np.int64)
         audio = _pad(st.task_audio_tokens, n, np.int64)
         target = _pad(st.task_target, n, np.float64)
+        tdropped = _pad(st.task_dropped, n, np.int64)
+        ttrunc = _pad(st.task_truncated, n, np.int64)
         nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target))
         dex = _pad(st.domain_examples, nd, np.int64)
         dtarget = _pad(st.domain_target, nd, np.float64)
@@ -319,8 +329,9 @@ class BatchDecoder:
             _name(self.task_paths, i): {
                 "index": i, "examples": int(ex[i]), "text_tokens": int(text[i]), "audio_tokens": int(audio[i]),
                 "target": float(target[i]), "realized": float(realized[i]),
+                "dropped": int(tdropped[i]), "truncated": int(ttrunc[i]),
             }
-            for i in np.flatnonzero((ex > 0) | (target > 0)).tolist()
+            for i in np.flatnonzero((ex > 0) | (target > 0) | (tdropped > 0) | (ttrunc > 0)).tolist()
         }
         dom = self.task_domain if self.task_domain.shape[0] == n else _pad(self.task_domain, n, np.int64)
         known = dom >= 0

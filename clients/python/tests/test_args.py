@@ -83,13 +83,13 @@ def test_update_mixture_validation() -> None:
         ds.update_mixture({"speech": 1}, at_step=-3)
     with pytest.raises(ValueError):
         ds.update_mixture({"speech": 1}, at_step=3, within="nope")
-    ds.update_mixture({"speech": 1}, at_step=0)  # nothing handed out yet: any step is in the future
+    ds.update_mixture({"speech": 1}, at_step=0, merge=False)  # nothing handed out yet: any step is in the future
     state = ds.state_dict()
     state.update(resume_token=b"t", step=10)
     ds.load_state_dict(state)
     with pytest.raises(ValueError, match="after the last step"):
         ds.update_mixture({"speech": 1}, at_step=10)
-    ds.update_mixture({"speech": 1, "music": 2}, at_step=11, within="uniform")
+    ds.update_mixture({"speech": 1, "music": 2}, at_step=11, within="uniform", merge=False)
     assert ds.pending_updates == [{"weights": {"speech": 1.0, "music": 2.0}, "at_step": 11, "within": "uniform"}]
     with pytest.raises(ValueError, match="train"):
         FlanStreamDataset(T, split="test").update_mixture({"speech": 1}, at_step=1)

@@ -19,7 +19,7 @@ rank = int(sys.argv[1])
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{sys.argv[2]}", rank=rank, world_size=2)
 ds = FlanStreamDataset(sys.argv[3], batch_size=2, seq_len=16, output="numpy")
 # every rank passes different arguments; rank 0's win
-ds.update_mixture({"speech": float(rank + 1)}, at_step=5 + rank, within="uniform" if rank == 0 else None)
+ds.update_mixture({"speech": float(rank + 1)}, at_step=5 + rank, within="uniform" if rank == 0 else None, merge=False)
 it = iter(ds)
 steps = [next(it)["step"] for _ in range(7)]
 print(json.dumps({"rank": ds.rank, "world": ds.world_size, "pending": ds.state_dict()["pending_updates"],

@@ -146,12 +146,14 @@ def test_stats_target_vs_realized() -> None:
     b = simple_batch()
     b.stats.CopyFrom(pb.Stats(task_examples=[30, 10, 0], task_text_tokens=[300, 100, 0], task_audio_tokens=[5, 6, 0],
                               task_target=[0.5, 0.25, 0.25], domain_examples=[30, 10, 0],
-                              domain_target=[0.5, 0.25, 0.25], padding_tokens=7, dropped=2))
+                              domain_target=[0.5, 0.25, 0.25], padding_tokens=7, dropped=2, task_dropped=[0, 2, 0],
+                              truncated=1, task_truncated=[1]))
     st = BatchDecoder(INFO, "numpy")(b)["stats"]
     assert st["examples"] == 40 and st["padding_tokens"] == 7 and st["dropped"] == 2
     assert st["tasks"]["speech/SR/ASR"]["realized"] == pytest.approx(0.75)
     assert st["tasks"]["audio/C/Caption"] == {"index": 2, "examples": 0, "text_tokens": 0, "audio_tokens": 0,
-                                              "target": 0.25, "realized": 0.0}
+                                              "target": 0.25, "realized": 0.0, "dropped": 0, "truncated": 0}
+    assert [(t["dropped"], t["truncated"]) for t in st["tasks"].values()] == [(0, 1), (2, 0), (0, 0)]
     assert st["domains"]["music"]["target"] == 0.25 and st["domains"]["music"]["realized"] == pytest.approx(0.25)
     assert st["domains"]["speech"]["text_tokens"] == 300 and st["domains"]["music"]["audio_tokens"] == 6
 

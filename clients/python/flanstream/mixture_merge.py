@@ -1,0 +1,102 @@
+"""Partial mixture updates: refuse the ones that would silently zero selectors, or merge them.
+
+A ``MixtureUpdate`` replaces the whole mixture: every task its weights do not name gets weight 0.
+``update_mixture({"speech": 0.8}, at_step)`` on a speech/music/audio mixture therefore makes the
+stream 100 % speech, which is rarely what was meant. Before sending, the dataset compares the
+update with the mixture in effect just before ``at_step`` (see :func:`current_weights`):
+
+* ``merge=None`` (default): an update that leaves out a selector (or task) of positive weight is
+  refused with ``ValueError`` listing them; name them (with ``0`` to drop one deliberately).
+* ``merge=True``: the update's selectors replace the overlapping entries of the current weights
+  and every other entry keeps its weight. Weights are relative: ``{"speech": 0.8}`` merged into
+  ``{"speech": 0.5, "music": 0.25, "audio": 0.25}`` gives ``{0.8, 0.25, 0.25}``, i.e. speech at
+  0.8 / 1.3 ≈ 62 % of examples — name every selector to set exact shares.
+* ``merge=False``: the update replaces the mixture as given (unnamed tasks get 0).
+
+Selectors follow the server's rule: a selector names a task when it equals the task's domain,
+its ``domain/major``, or its full path.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+from .info import TaskInfo
+
+__all__ = ["selector_matches", "resolve_update_weights"]
+
+_LISTED = 12  # entries named in an error message before "…"
+
+
+def selector_matches(selector: str, task: TaskInfo) -> bool:
+    """``True`` when ``selector`` is the task's domain, ``domain/major`` or full path."""
+    return selector in (task.domain, f"{task.domain}/{task.major}", task.path)
+
+
+def _tasks_of(selector: str, tasks: Sequence[TaskInfo]) -> List[str]:
+    return [t.path for t in tasks if selector_matches(selector, t)]
+
+
+def _listing(names: Iterable[str]) -> str:
+    names = sorted(names)
+    shown = ", ".join(repr(n) for n in names[:_LISTED])
+    return shown + (f", … ({len(names)} in all)" if len(names) > _LISTED else "")
+
+
+def _compact(left_out: Mapping[str, List[str]], current: Mapping[str, float], tasks: Sequence[TaskInfo]) -> List[str]:
+    """Left-out entries for a message. After a batch the reference is per task, so a domain whose
+    every weighted task is left out is named once instead of task by task."""
+    domain = {t.path: t.domain for t in tasks}
+    names = [sel for sel in left_out if sel not in domain]
+    by_domain: Dict[str, List[str]] = {}
+    for sel in left_out:
+        if sel in domain:
+            by_domain.setdefault(domain[sel], []).append(sel)
+    for d, paths in by_domain.items():
+        weighted = [p for p, w in current.items() if w > 0 and domain.get(p) == d]
+        names.extend([d] if len(weighted) == len(paths) else paths)
+    return names
+
+
+def resolve_update_weights(update: Mapping[str, float], current: Optional[Mapping[str, float]],
+                           tasks: Sequence[TaskInfo], merge: Optional[bool]) -> Dict[str, float]:
+    """The weights to send for ``update`` given the ``current`` mixture (selector or task path →
+    weight; ``None`` when the client cannot know it). Raises ``ValueError`` as described above."""
+    if merge is not None and not isinstance(merge, bool):
+        raise ValueError(f"merge must be None, True or False, got {merge!r}")
+    if merge is False:
+        return dict(update)
+    covered = {p for sel in update for p in _tasks_of(sel, tasks)}
+    if merge is None and tasks and len(covered) == len(tasks):
+        return dict(update)  # names every task: nothing can be zeroed by omission
+    if current is None:
+        raise ValueError(
+            "cannot tell which selectors this update would leave out: the current weights are not known to the "
+            "client (a named or natural mixture, or a restored checkpoint, before the first batch; each batch's "
+            "stats carry the targets). Iterate at least one batch first, or pass merge=False to replace the "
+            "whole mixture (unnamed tasks get weight 0)")
+    left_out: Dict[str, List[str]] = {}   # current entry → its positive tasks the update does not name
+    partial: List[str] = []
+    for sel, w in current.items():
+        if not w > 0:
+            continue
+        mine = _tasks_of(sel, tasks)
+        missing = [p for p in mine if p not in covered]
+        if missing:
+            left_out[sel] = missing
+            if len(missing) < len(mine):
+                partial.append(sel)
+    if merge is None:
+        if left_out:
+            raise ValueError(
+                f"update_mixture({dict(update)}) would give weight 0 to {_listing(_compact(left_out, current, tasks))} "
+                "(currently positive, "
+                "not named by the update: an update replaces the whole mixture). Name them — with 0 to drop one "
+                "deliberately — or pass merge=True to keep their current weights, or merge=False to zero them")
+        return dict(update)
+    if partial:
+        raise ValueError(
+            f"cannot merge: the update names part of {_listing(partial)} (e.g. "
+            f"{_listing(left_out[partial[0]][:3])} would be left without a weight); name each of them whole or not at all")
+    merged = {sel: float(w) for sel, w in current.items() if sel in left_out}
+    merged.update(update)
+    return merged

@@ -1,0 +1,237 @@
+"""Trainer ergonomics against a real server: no silent misuse (DataLoader workers, torchrun order,
+partial mixture updates, silent retries) and the numbers researchers read (per-task drops,
+pinned memory, evaluation merged across reader processes)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+import torch
+
+from flanstream import FlanStreamDataset, FlanStreamError, RetryPolicy, evaluate, evaluate_part, merge_evaluations
+from flanstream.distributed import resolve_rank_world
+
+CLIENT_ROOT = Path(__file__).resolve().parents[1]
+MIX = {"weights": {"speech": 0.5, "music": 0.25, "audio": 0.25}}
+
+
+def make(target: Any, **kw: Any) -> FlanStreamDataset:
+    args: Dict[str, Any] = dict(split="train", batch_size=4, seq_len=1024, mixture=MIX, seed=0,
+                                retry=RetryPolicy(attempts=6, initial_backoff=0.05, max_backoff=0.5))
+    args.update(kw)
+    return FlanStreamDataset(target, **args)
+
+
+def take(ds: FlanStreamDataset, n: int) -> List[Dict[str, Any]]:
+    it = iter(ds)
+    return [next(it) for _ in range(n)]
+
+
+def uuids(batch: Dict[str, Any]) -> List[str]:
+    return [u for s in batch["segments"] for u in s["uuids"]]
+
+
+# -- 1. DataLoader worker processes ------------------------------------------------------------
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_dataloader_worker_processes_are_refused(server, context: str) -> None:
+    ds = make(server.target, output="numpy")
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=1, multiprocessing_context=context)
+    with pytest.raises(RuntimeError, match=r"num_workers=1.*state_dict\(\)"):
+        next(iter(loader))
+    # Nothing was handed out: the training process's dataset is untouched and still works.
+    assert ds.state_dict()["step"] is None
+    assert [b["step"] for b in take(ds, 2)] == [0, 1]
+    assert ds.state_dict()["step"] == 1
+
+
+# -- 2. torchrun order -------------------------------------------------------------------------
+
+TORCHRUN_WORKER = r"""
+import json, sys
+import torch.distributed as dist
+from flanstream import FlanStreamDataset
+ds = FlanStreamDataset(sys.argv[1], batch_size=2, seq_len=512, seed=3, output="numpy")  # before init_process_group
+dist.init_process_group("gloo")                                   # env:// from torchrun's variables
+out = [[u for s in b["segments"] for u in s["uuids"]] for b in (lambda it: [next(it) for _ in range(3)])(iter(ds))]
+gathered = [None, None]
+dist.all_gather_object(gathered, out)
+print(json.dumps({"rank": ds.rank, "world": ds.world_size, "spec_rank": ds.spec.rank, "mine": out, "all": gathered}))
+dist.destroy_process_group()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dataset_built_before_init_process_group_uses_torchrun_env(server) -> None:
+    """Two real processes with the variables torchrun sets; each builds its dataset before
+    ``init_process_group`` and must still read its own rank's share (disjoint, as with explicit ranks)."""
+    port = str(_free_port())
+    procs = []
+    for r in (0, 1):
+        env = {"PYTHONPATH": str(CLIENT_ROOT), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1",
+               "RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        procs.append(subprocess.Popen([sys.executable, "-c", TORCHRUN_WORKER, server.target], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-3000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    assert [(o["rank"], o["world"], o["spec_rank"]) for o in outs] == [(0, 2, 0), (1, 2, 1)]
+    r0, r1 = outs[0]["mine"], outs[1]["mine"]
+    assert not {u for b in r0 for u in b} & {u for b in r1 for u in b}
+    for r, mine in enumerate((r0, r1)):  # exactly the explicit rank's stream
+        ref = make(server.target, batch_size=2, seq_len=512, seed=3, mixture=None, rank=r, world_size=2, output="numpy")
+        assert [uuids(b) for b in take(ref, 3)] == mine
+
+
+def test_torchrun_env_rules(monkeypatch) -> None:
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert resolve_rank_world(None, None) == (3, 4)
+    assert resolve_rank_world(0, 2) == (0, 2)                      # explicit arguments win
+    assert FlanStreamDataset("127.0.0.1:9").spec.rank == 3
+    monkeypatch.setenv("RANK", "three")
+    with pytest.raises(ValueError, match="RANK='three'"):
+        resolve_rank_world(None, None)
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(ValueError, match="WORLD_SIZE is missing"):
+        resolve_rank_world(None, None)
+    monkeypatch.delenv("RANK")
+    assert resolve_rank_world(None, None) == (0, 1)
+
+
+# -- 3. partial mixture updates ----------------------------------------------------------------
+
+def _targets(batch: Dict[str, Any]) -> Dict[str, float]:
+    return {d: v["target"] for d, v in batch["stats"]["domains"].items() if d in MIX["weights"]}
+
+
+def test_partial_update_is_refused_listing_what_it_would_zero(server) -> None:
+    ds = make(server.target)
+    take(ds, 2)
+    with pytest.raises(ValueError, match=r"weight 0 to 'audio', 'music'.*merge=True"):
+        ds.update_mixture({"speech": 0.8}, at_step=5)
+    assert ds.pending_updates == []
+    # before the first batch the spec's weights are the reference
+    fresh = make(server.target)
+    with pytest.raises(ValueError, match=r"'audio', 'music'"):
+        fresh.update_mixture({"speech": 0.8}, at_step=5)
+    # a natural mixture after one batch: the batch's per-task targets are the reference
+    natural = make(server.target, mixture=None)
+    take(natural, 1)
+    with pytest.raises(ValueError, match=r"weight 0 to 'audio' "):
+        natural.update_mixture({"speech": 1.0, "music": 1.0}, at_step=3)
+    natural.update_mixture({"speech": 1.0, "music": 1.0, "audio": 0.0}, at_step=3)  # explicit 0 is fine
+
+
+def test_partial_update_merge_and_replace(server) -> None:
+    merged = make(server.target)
+    take(merged, 2)
+    merged.update_mixture({"speech": 0.8}, at_step=4, merge=True)
+    assert merged.pending_updates[0]["weights"] == {"speech": 0.8, "music": 0.25, "audio": 0.25}
+    got = take(merged, 4)
+    assert [b["step"] for b in got] == [2, 3, 4, 5]
+    assert _targets(got[2]) == pytest.approx({"speech": 0.8 / 1.3, "music": 0.25 / 1.3, "audio": 0.25 / 1.3})
+    assert _targets(got[1]) == pytest.approx(MIX["weights"])
+    # merging into a merged update that is still pending
+    merged.update_mixture({"music": 0.5}, at_step=8, merge=True)
+    merged.update_mixture({"audio": 0.0}, at_step=9, merge=True)
+    assert merged.pending_updates[-1]["weights"] == {"speech": 0.8, "music": 0.5, "audio": 0.0}
+    replaced = make(server.target)
+    take(replaced, 2)
+    replaced.update_mixture({"speech": 0.8}, at_step=4, merge=False)
+    assert _targets(take(replaced, 3)[2]) == pytest.approx({"speech": 1.0, "music": 0.0, "audio": 0.0})
+
+
+def test_merge_refuses_an_update_naming_part_of_a_selector(server) -> None:
+    ds = make(server.target)
+    take(ds, 1)
+    sub = next(t for t in ds.corpus_info.tasks if t.domain == "speech")
+    with pytest.raises(ValueError, match="cannot merge"):
+        ds.update_mixture({f"speech/{sub.major}": 1.0}, at_step=3, merge=True)
+
+
+# -- 5. stats, pinned memory, evaluation parts -------------------------------------------------
+
+@pytest.mark.parametrize("overlong", ["drop", "truncate"])
+def test_per_task_dropped_and_truncated(server, overlong: str) -> None:
+    st = take(make(server.target, seq_len=512, batch_size=8, overlong=overlong, mixture=None), 6)[-1]["stats"]
+    for key in ("dropped", "truncated"):  # under "truncate", items too long even truncated are still dropped
+        assert sum(t[key] for t in st["tasks"].values()) == st[key], key
+    assert st["dropped"] > 0
+    assert (st["truncated"] > 0) == (overlong == "truncate")
+    assert any(t["dropped"] > 0 for t in st["tasks"].values())
+
+
+def test_pin_memory(server) -> None:
+    b = take(make(server.target, pin_memory=True), 1)[0]
+    # Pinned exactly when CUDA can use it; without CUDA the flag is a documented no-op.
+    assert all(b[k].is_pinned() == torch.cuda.is_available() for k in ("input_ids", "labels", "position_ids"))
+    assert b["input_ids"].dtype == torch.int64
+    with pytest.raises(ValueError, match="pin_memory"):
+        make(server.target, pin_memory="yes")
+
+
+def test_evaluation_parts_of_separate_readers_merge(server) -> None:
+    kw = dict(split="heldout", packing="examples", mixture=None, batch_size=16, output="numpy")
+
+    def score(ex: Dict[str, Any]) -> Dict[str, float]:
+        return {"prompt_len": float(len(ex["prompt_tokens"])), "answer_len": float(len(ex["answer_tokens"]))}
+
+    # two readers without a process group: each saves its part as JSON, a third merges them
+    parts = [json.loads(json.dumps(evaluate_part(make(server.target, rank=r, world_size=2, **kw), score)))
+             for r in (0, 1)]
+    merged = merge_evaluations(parts)
+    whole = evaluate(make(server.target, **kw), score)
+    assert merged["__total__"]["complete"] == 1.0
+    assert merged.keys() == whole.keys()
+    for task in whole:
+        assert merged[task] == pytest.approx(whole[task]), task
+    # one reader's part alone is incomplete, and parts of different sets are refused
+    assert merge_evaluations(parts[:1])["__total__"]["complete"] == 0.0
+    with pytest.raises(ValueError, match="different evaluation sets"):
+        merge_evaluations([parts[0], dict(parts[1], expected=parts[1]["expected"] + 1)])
+
+
+# -- 6. connection failures are not silent -----------------------------------------------------
+
+def test_unreachable_server_warns_once_naming_the_target(caplog) -> None:
+    port = _free_port()  # nothing listens there
+    ds = FlanStreamDataset(f"127.0.0.1:{port}", retry=RetryPolicy(attempts=3, initial_backoff=0.01, max_backoff=0.02))
+    with caplog.at_level(logging.WARNING, logger="flanstream"), pytest.raises(FlanStreamError, match="gave up after 4"):
+        take(ds, 1)
+    warnings = [r for r in caplog.records if r.name == "flanstream"]
+    assert len(warnings) == 1
+    msg = warnings[0].getMessage()
+    assert f"127.0.0.1:{port}" in msg and "GetCorpusInfo" in msg and "retrying up to 3 times" in msg
+
+
+def test_lost_stream_warns_once_naming_what_it_resumes(server, start_server, caplog) -> None:
+    a = start_server()
+    ds = make([a.target, server.target], prefetch=2)
+    it = iter(ds)
+    got = [next(it) for _ in range(3)]
+    with caplog.at_level(logging.WARNING, logger="flanstream"):
+        a.kill()
+        while ds.target != server.target or len(got) < 8:
+            got.append(next(it))
+            assert len(got) < 200
+    assert [b["step"] for b in got] == list(range(len(got)))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flanstream"]
+    assert len(warnings) == 1, warnings
+    assert a.target in warnings[0] and "StreamBatches (resuming after step" in warnings[0]
