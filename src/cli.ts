@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { writeSampleCorpus } from './corpus/sample-corpus.js';
 import { FlanError, InvalidArgumentError, describeError } from './errors.js';
 import { indexCommand } from './cli/index-command.js';
+import { indexMergeCommand, indexPartCommand } from './cli/index-part-command.js';
+import { parsePart } from './index/partition.js';
 import { inspectCommand } from './cli/inspect-command.js';
 import { serveCommand } from './cli/serve-command.js';
 
@@ -11,6 +13,7 @@ const USAGE = `usage: flanstream <command> [options]
 
   sample-corpus <dir> [--records N] [--seed S]     write a synthetic Audio-FLAN corpus (80 tasks)
   index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N] [--codebook-size N]
+        [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
   inspect <index-dir> [--heldout NAME] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
 `;
@@ -53,12 +56,16 @@ async function main(argv: string[]): Promise<void> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' }, 'codebook-size': { type: 'string' } },
+        options: { out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' }, 'codebook-size': { type: 'string' }, part: { type: 'string' }, merge: { type: 'boolean', default: false } },
       });
       const corpus = positionals[0];
       if (!corpus) throw new InvalidArgumentError('corpus', 'index needs a corpus directory');
       if (!values.out) throw new InvalidArgumentError('--out', 'index needs --out <index-dir>');
-      await indexCommand(corpus, { out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: positiveInt('--codebook-size', values['codebook-size'], 1024) });
+      const common = { out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: positiveInt('--codebook-size', values['codebook-size'], 1024) };
+      if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
+      if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part) });
+      else if (values.merge) await indexMergeCommand(corpus, common);
+      else await indexCommand(corpus, common);
       return;
     }
     case 'inspect': {

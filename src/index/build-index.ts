@@ -88,25 +88,37 @@ function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash:
   return true;
 }
 
-export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
-  const started = performance.now();
+/** A checked corpus, its JSONL shards and the index options of a build (one-process or partitioned). */
+export interface BuildPlan {
+  readonly corpus: string;
+  readonly out: string;
+  readonly sources: readonly string[];
+  readonly options: IndexOptions;
+  readonly tok: TextTokenizer;
+}
+
+export function planBuild(opts: BuildOptions): BuildPlan {
   const corpus = resolve(opts.corpus);
   const out = resolve(opts.out);
   if (!existsSync(corpus) || !statSync(corpus).isDirectory()) throw new CorpusError(corpus, 'corpus directory does not exist');
   if (!existsSync(join(corpus, 'metadata'))) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
   const sources = findShards(corpus);
   if (sources.length === 0) throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
-
   const options: IndexOptions = {
     tokenizer: opts.tokenizer ?? 'qwen3',
     codebookSize: opts.codebookSize ?? 1024,
     maxLineBytes: opts.maxLineBytes ?? 1 << 20,
   };
-  const tok = TextTokenizer.load(options.tokenizer);
-  mkdirSync(join(out, SHARDS_DIR), { recursive: true });
-  // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
-  writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
+  return { corpus, out, sources, options, tok: TextTokenizer.load(options.tokenizer) };
+}
 
+/**
+ * Builds the shards of `sources` (all of the corpus, or one part's share), reusing those of the
+ * previous manifest in `out` whose source and audio files are unchanged.
+ */
+export async function buildSources(plan: BuildPlan, sources: readonly string[], opts: BuildOptions): Promise<{ kept: ShardMeta[]; built: ShardMeta[] }> {
+  const { corpus, out, options, tok } = plan;
+  mkdirSync(join(out, SHARDS_DIR), { recursive: true });
   let previous: Manifest | undefined;
   try {
     previous = readManifest(out);
@@ -138,10 +150,22 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
     bytes += meta.jsonlBytes;
     opts.onProgress?.({ shardsDone: done, shardsTotal: sources.length, records, bytes });
   });
-  const shards = [...kept, ...built];
+  return { kept, built };
+}
+
+/**
+ * Compiles the manifest of a complete set of shards and makes it the index: the corpus-wide
+ * steps (task table, audio groups, quarantine report, fingerprint) and the removal of files no
+ * manifest names. The one-process build and the merge of a partitioned build both end here, so
+ * they produce the same index.
+ */
+export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise<Manifest> {
+  const { corpus, out, options, tok } = plan;
   if (shards.every((s) => s.records === 0)) {
-    throw new CorpusError(corpus, `holds nothing usable: all ${sources.length} shards were empty or quarantined (${shards.flatMap((s) => s.quarantine).length} problems; first: ${shards.flatMap((s) => s.quarantine)[0]?.detail ?? 'none'})`);
+    throw new CorpusError(corpus, `holds nothing usable: all ${plan.sources.length} shards were empty or quarantined (${shards.flatMap((s) => s.quarantine).length} problems; first: ${shards.flatMap((s) => s.quarantine)[0]?.detail ?? 'none'})`);
   }
+  // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
+  writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
   const codebooks = Math.max(1, ...shards.map((s) => s.maxCodebooks));
   const manifest = compileManifest(out, shards, makeVocabLayout(tok, codebooks, options.codebookSize), options, await templatePieces(tok));
   writeFileAtomic(join(out, QUARANTINE_FILE), manifest.shards.flatMap((s) => s.quarantine).map((q) => JSON.stringify(q) + '\n').join(''));
@@ -156,6 +180,14 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
   for (const f of readdirSync(out)) {
     if (f.endsWith('.tmp') || (AUDIO_GROUPS_NAME.test(f) && f !== manifest.audioGroups.file)) unlinkSync(join(out, f));
   }
+  return manifest;
+}
+
+export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
+  const started = performance.now();
+  const plan = planBuild(opts);
+  const { kept, built } = await buildSources(plan, plan.sources, opts);
+  const manifest = await finishIndex(plan, [...kept, ...built]);
   return {
     manifest,
     shardsBuilt: built.length,

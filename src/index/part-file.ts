@@ -1,0 +1,71 @@
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pack, unpack } from 'msgpackr';
+import { checksum } from '../util/hash.js';
+import type { IndexOptions, ShardMeta } from './format.js';
+import { writeFileAtomic } from './manifest-io.js';
+import type { PartId } from './partition.js';
+
+/**
+ * The record a finished part of a partitioned build leaves in `<out>/parts/`: what it was built
+ * from (corpus listing, tokenizer, options, the stat of each of its files) and the metadata of
+ * the shards it wrote. The merge trusts nothing else a part did; a part killed midway leaves no
+ * record (it is written last, atomically), so the merge sees it as missing.
+ */
+export const PARTS_DIR = 'parts';
+const NAME = /^part-(\d+)-of-(\d+)\.msgpack$/;
+
+export interface PartRecord {
+  readonly formatVersion: number;
+  readonly part: PartId;
+  readonly corpus: string;
+  /** Digest of the corpus listing (every JSONL path and size) the assignment was computed from. */
+  readonly listing: string;
+  readonly tokenizerFingerprint: string;
+  readonly options: IndexOptions;
+  /** [source, bytes, mtimeMs] of every file of this part, as built. */
+  readonly files: readonly (readonly [source: string, bytes: number, mtimeMs: number])[];
+  readonly shards: readonly ShardMeta[];
+}
+
+export function partFile(p: PartId): string {
+  const w = Math.max(4, String(p.count).length);
+  return join(PARTS_DIR, `part-${String(p.index).padStart(w, '0')}-of-${String(p.count).padStart(w, '0')}.msgpack`);
+}
+
+export function writePartRecord(out: string, rec: PartRecord): string {
+  const body = pack(rec);
+  const file = partFile(rec.part);
+  mkdirSync(join(out, PARTS_DIR), { recursive: true });
+  writeFileAtomic(join(out, file), pack({ body, checksum: checksum(body) }));
+  return file;
+}
+
+/** The part records present in `out` (with their file names); unreadable ones are `damaged`. */
+export function listPartRecords(out: string): { file: string; part: PartId; record?: PartRecord }[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(out, PARTS_DIR));
+  } catch {
+    return [];
+  }
+  const found = [];
+  for (const name of names.sort()) {
+    const m = NAME.exec(name);
+    if (!m) continue;
+    const file = join(PARTS_DIR, name);
+    const part = { index: Number(m[1]), count: Number(m[2]) };
+    found.push({ file, part, record: readPartRecord(join(out, file)) });
+  }
+  return found;
+}
+
+function readPartRecord(path: string): PartRecord | undefined {
+  try {
+    const outer = unpack(readFileSync(path)) as { body?: Uint8Array; checksum?: string };
+    if (!(outer.body instanceof Uint8Array) || outer.checksum !== checksum(outer.body)) return undefined;
+    return unpack(outer.body) as PartRecord;
+  } catch {
+    return undefined;
+  }
+}
