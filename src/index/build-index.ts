@@ -9,6 +9,7 @@ import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
 import { compileManifest } from './compile-manifest.js';
+import { withIndexLock } from './index-lock.js';
 import { QUARANTINE_FILE, SHARDS_DIR, TOKENIZER_FILE, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
 import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
 import { readShardDeps } from './shard-builder.js';
@@ -183,7 +184,12 @@ export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise
   return manifest;
 }
 
+/** Builds or updates the index in `opts.out`, holding its lock (see IndexLock) throughout. */
 export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
+  return withIndexLock(resolve(opts.out), () => buildLocked(opts));
+}
+
+async function buildLocked(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now();
   const plan = planBuild(opts);
   const { kept, built } = await buildSources(plan, plan.sources, opts);

@@ -1,8 +1,9 @@
 import { rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CorpusError } from '../errors.js';
 import { digest } from '../util/hash.js';
 import { buildSources, finishIndex, planBuild, type BuildOptions, type BuildPlan } from './build-index.js';
+import { IndexLock, withIndexLock } from './index-lock.js';
 import { INDEX_FORMAT_VERSION, type Manifest, type ShardMeta } from './format.js';
 import { PARTS_DIR, listPartRecords, writePartRecord, type PartRecord } from './part-file.js';
 import { assignParts, partName, type PartId } from './partition.js';
@@ -42,6 +43,8 @@ export interface PartSummary {
 export async function buildPart(opts: BuildOptions & { readonly part: PartId }): Promise<PartSummary> {
   const started = performance.now();
   const plan = planBuild(opts);
+  const busy = IndexLock.refusal(plan.out);
+  if (busy) throw busy;
   const listing = listCorpus(plan);
   const owner = assignParts(listing.files, opts.part.count);
   const mine = listing.files.filter((_, i) => owner[i] === opts.part.index);
@@ -108,6 +111,10 @@ export interface MergeSummary {
  * part is missing, damaged, stale, or built from another corpus or with another tokenizer.
  */
 export async function mergeParts(opts: BuildOptions): Promise<MergeSummary> {
+  return withIndexLock(resolve(opts.out), () => mergeLocked(opts));
+}
+
+async function mergeLocked(opts: BuildOptions): Promise<MergeSummary> {
   const started = performance.now();
   const plan = planBuild(opts);
   const found = listPartRecords(plan.out);

@@ -40,6 +40,11 @@ export class IndexReader {
     return new IndexReader(dir, readManifest(dir), opts);
   }
 
+  /** Checks that every shard file is present, regular and of its manifest size (see ShardPages.verifyFiles). */
+  verifyFiles(): void {
+    this.pages.verifyFiles();
+  }
+
   get fingerprint(): string {
     return this.manifest.fingerprint;
   }

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { AudioResolver } from '../corpus/audio-resolver.js';
+import { CorpusError } from '../errors.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
@@ -13,6 +14,7 @@ if (!port) throw new Error('index-worker must run as a worker thread');
 port.on('message', (job: ShardJob) => {
   buildShard(job, tok, audio).then(
     (meta) => port.postMessage({ ok: true, meta }),
-    (err: unknown) => port.postMessage({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) }),
+    // A CorpusError (a file that cannot be written) crosses as itself, so the CLI reports it as one.
+    (err: unknown) => port.postMessage({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err), ...(err instanceof CorpusError ? { path: err.context.path, message: err.message } : {}) }),
   );
 });

@@ -1,21 +1,34 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
-import { IndexCorruptError } from '../errors.js';
+import { CorpusError, describeError, IndexCorruptError } from '../errors.js';
 import { checksum } from '../util/hash.js';
 import { INDEX_FORMAT_VERSION, MANIFEST_FILE, type Manifest } from './format.js';
 
-/** Writes a file so that readers see either the old or the complete new content. */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+/**
+ * Writes a file (its parts back to back) so that readers see either the old or the complete new
+ * content. A failed write (ENOSPC, EFBIG, EIO) removes its temporary and names the file: a full
+ * disk must not leave `*.tmp` litter behind, and the index stays as it was.
+ */
+export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w');
+    try {
+      for (const part of typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data) {
+        // A write may be short (a file size limit is met mid-buffer): go on until it is whole or throws.
+        for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    throw new CorpusError(path, `cannot be written (${code ? `${code}: ` : ''}${describeError(err)}); the index was left as it was: free space (or raise the file size limit) and run again`);
   }
-  renameSync(tmp, path);
 }
 
 export function writeManifest(dir: string, manifest: Manifest): void {

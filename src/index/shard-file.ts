@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { checksum } from '../util/hash.js';
 import { PAGED_SECTIONS, SHARDS_DIR, type PagedSection, type Section, type ShardMeta } from './format.js';
+import { writeFileAtomic } from './manifest-io.js';
 import { pageTable, sectionDigests } from './shard-pages.js';
 
 /** Where a written shard file's sections are, and the checksums the manifest keeps for it. */
@@ -9,8 +9,8 @@ export type WrittenShard = Pick<ShardMeta, 'file' | 'bytes' | 'sections' | 'chec
 
 /**
  * Writes `shards/<key>.bin`: the served sections back to back in page-table order (tokens first,
- * so token offsets are file offsets / 4), their page table, then `deps`. Written to a temporary
- * name, fsynced and renamed, so a reader never sees half a file. `digestsOf` lets a caller that
+ * so token offsets are file offsets / 4), their page table, then `deps`. Written atomically
+ * (writeFileAtomic), so a reader never sees half a file. `digestsOf` lets a caller that
  * already knows a section's page digests skip recomputing them.
  */
 export function writeShardFile(indexDir: string, key: string, served: Readonly<Record<PagedSection, Buffer>>, deps: Buffer, digestsOf = sectionDigests): WrittenShard {
@@ -23,14 +23,6 @@ export function writeShardFile(indexDir: string, key: string, served: Readonly<R
     offset += buf.length;
   }
   const file = `${SHARDS_DIR}/${key}.bin`;
-  const tmp = join(indexDir, `${file}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const [, buf] of parts) writeSync(fd, buf);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, join(indexDir, file));
+  writeFileAtomic(join(indexDir, file), parts.map(([, buf]) => buf));
   return { file, bytes: offset, sections, checksums: { pages: checksum(pages), deps: checksum(deps) } };
 }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { IndexCorruptError } from '../errors.js';
@@ -114,26 +114,58 @@ export class ShardPages {
     return join(this.dir, this.shard(i).file);
   }
 
+  /** Shard i's real path inside the index; a missing file or a symlink leaving the index is refused. */
+  private realFile(i: number): string {
+    const path = this.file(i);
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      throw new IndexCorruptError(path, 'shard file is missing');
+    }
+    if (!real.startsWith(this.realDir + sep)) throw new IndexCorruptError(path, 'shard file is a symlink leaving the index; refused');
+    return real;
+  }
+
   private fd(i: number): number {
     let fd = this.fds.get(i);
     if (fd === undefined) {
       const path = this.file(i);
-      let real: string;
-      try {
-        real = realpathSync(path);
-      } catch {
-        throw new IndexCorruptError(path, 'shard file is missing');
+      fd = openSync(this.realFile(i), 'r');
+      // Checked on the descriptor, so a path replaced by a directory (or a FIFO) is refused as
+      // what it is, not read (EISDIR) or waited on.
+      if (!fstatSync(fd).isFile()) {
+        closeSync(fd);
+        throw new IndexCorruptError(path, 'shard file is not a regular file');
       }
-      if (!real.startsWith(this.realDir + sep)) throw new IndexCorruptError(path, 'shard file is a symlink leaving the index; refused');
-      fd = openSync(real, 'r');
       this.fds.set(i, fd);
     }
     return fd;
   }
 
+  /**
+   * Every shard file of the manifest is there, a regular file inside the index, of the size the
+   * manifest gives: checked once when a server starts, so a damaged index is refused before it
+   * says SERVING instead of failing streams with DATA_LOSS later. Contents are still verified
+   * page by page as they are read.
+   */
+  verifyFiles(): void {
+    this.shards.forEach((s, i) => {
+      const st = statSync(this.realFile(i));
+      if (!st.isFile()) throw new IndexCorruptError(this.file(i), 'shard file is not a regular file');
+      if (st.size !== s.bytes) throw new IndexCorruptError(this.file(i), `shard file has ${st.size} bytes; the manifest says ${s.bytes}`);
+    });
+  }
+
   private readAt(i: number, off: number, len: number, what: string): Buffer {
     const buf = Buffer.allocUnsafe(len);
-    const n = len === 0 ? 0 : readSync(this.fd(i), buf, 0, len, off);
+    let n: number;
+    try {
+      n = len === 0 ? 0 : readSync(this.fd(i), buf, 0, len, off);
+    } catch (err) {
+      if (err instanceof IndexCorruptError) throw err;
+      throw new IndexCorruptError(this.file(i), `${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
     if (n !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${n} of ${len} bytes)`);
     return buf;
   }

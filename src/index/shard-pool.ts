@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { AudioResolver } from '../corpus/audio-resolver.js';
+import { CorpusError } from '../errors.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import type { ShardMeta } from './format.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
@@ -77,9 +78,9 @@ export async function buildShards(
               if (job) w.postMessage(job);
               else resolve();
             };
-            w.on('message', (msg: { ok: true; meta: ShardMeta } | { ok: false; error: string }) => {
+            w.on('message', (msg: { ok: true; meta: ShardMeta } | { ok: false; error: string; path?: string; message?: string }) => {
               if (!msg.ok) {
-                reject(new Error(msg.error));
+                reject(msg.path !== undefined ? new CorpusError(msg.path, (msg.message ?? '').slice(msg.path.length + 2)) : new Error(msg.error));
                 return;
               }
               onDone(msg.meta);

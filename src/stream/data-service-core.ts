@@ -84,6 +84,9 @@ export class DataServiceCore {
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
     const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes });
+    // A server must not say SERVING over an index whose files are gone (a concurrent or
+    // interrupted index run, a deleted shard): refuse at start, naming the file.
+    reader.verifyFiles();
     const core = new DataServiceCore(reader, await chatTemplate(reader, settings.systemPrompt), settings);
     const { heldout: noSet, mixtures: noMix } = core.availability;
     for (const name of Object.keys(settings.heldoutSets)) if (!noSet.has(name)) core.namedHeldout(name, 'config.heldout');

@@ -3,7 +3,8 @@
  * duplicate uuids across shards, odd files in the layout). Records are plain CONTRACT §2 JSON
  * written in the Audio-FLAN directory layout; nothing here uses the indexer's own code.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { encodeNpy } from '../../src/corpus/npy-writer.js';
 import { dirname, join } from 'node:path';
 
 export interface TinyRecord {
@@ -54,4 +55,20 @@ export function bareConfig(dir: string): Record<string, string> {
   mkdirSync(join(dir, 'mixtures'), { recursive: true });
   copyFileSync(new URL('../../config/heldout/none.yaml', import.meta.url), join(dir, 'heldout', 'none.yaml'));
   return { mixtures_dir: join(dir, 'mixtures'), heldout_dir: join(dir, 'heldout'), default_heldout: 'none' };
+}
+
+/**
+ * Writes a clip's codec tokens (int16, codebooks × frames, codes `(q * 7 + f) % 1024`) and its scp
+ * entry; returns the audio id to put between `<|SOA|>` and `<|EOA|>`.
+ */
+export function writeClip(corpus: string, dataset: string, name: string, codebooks: number, frames: number, domain = 'speech'): string {
+  const codes = new Int16Array(codebooks * frames);
+  for (let q = 0; q < codebooks; q++) for (let f = 0; f < frames; f++) codes[q * frames + f] = (q * 7 + f) % 1024;
+  const rel = `${domain}/${dataset}/${name}`;
+  mkdirSync(join(corpus, 'audio_tokens', domain, dataset), { recursive: true });
+  writeFileSync(join(corpus, 'audio_tokens', `${rel}.npy`), encodeNpy(codes, [codebooks, frames], '<i2'));
+  mkdirSync(join(corpus, 'scp_files', domain), { recursive: true });
+  const id = `${dataset}_${name}`;
+  appendFileSync(join(corpus, 'scp_files', domain, `${dataset}.scp`), `${id} ${rel}.wav\n`);
+  return id;
 }
