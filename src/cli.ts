@@ -14,7 +14,7 @@ const USAGE = `usage: flanstream <command> [options]
   sample-corpus <dir> [--records N] [--seed S]     write a synthetic Audio-FLAN corpus (80 tasks)
   index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N] [--codebook-size N]
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
-  inspect <index-dir> [--heldout NAME] [--config FILE] [--json]
+  inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
 `;
 
@@ -69,10 +69,10 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'inspect': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { heldout: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { heldout: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean', default: false }, contamination: { type: 'boolean', default: false } } });
       const dir = positionals[0];
       if (!dir) throw new InvalidArgumentError('index-dir', 'inspect needs an index directory');
-      inspectCommand(dir, { heldout: values.heldout, config: values.config, json: values.json });
+      inspectCommand(dir, { heldout: values.heldout, config: values.config, json: values.json, contamination: values.contamination });
       return;
     }
     case 'serve': {

@@ -73,10 +73,14 @@ export class FlanStreamClient {
     return md;
   }
 
-  /** `GetCorpusInfo`. Rejects with a {@link FlanStreamError} carrying the call's status. */
-  corpusInfo(timeoutMs = this.timeoutMs): Promise<CorpusInfo> {
+  /**
+   * `GetCorpusInfo`. Rejects with a {@link FlanStreamError} carrying the call's status. With
+   * `contamination`, each held-out set also reports what its guards remove (the server scans the
+   * train records once per guarded set, then caches).
+   */
+  corpusInfo(timeoutMs = this.timeoutMs, opts: { contamination?: boolean } = {}): Promise<CorpusInfo> {
     return new Promise((resolve, reject) => {
-      this.client.getCorpusInfo({}, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, info) => {
+      this.client.getCorpusInfo({ contamination: opts.contamination === true }, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, info) => {
         if (err || !info) reject(toFlanStreamError(err ?? new Error('empty answer'), this.target));
         else resolve(info);
       });

@@ -31,15 +31,20 @@ export type MixtureArg = string | MixtureOptions;
 export interface HeldoutOptions {
   /** Selectors of held-out tasks (holding out a major task holds out all its minor tasks). */
   readonly tasks?: readonly string[];
+  /** Source datasets (NN_Dataset folders, see `corpusInfo().datasets`): every record of them is held out. */
+  readonly datasets?: readonly string[];
   readonly unseenFlag?: boolean;
+  /** Drop train records with a held-out clip (same audio id or same codes). */
   readonly excludeSharedAudio?: boolean;
+  /** N > 0: drop train records sharing an N-gram of normalized words with a held-out record (13 is usual). */
+  readonly excludeOverlappingText?: number;
   readonly scope?: Scope;
 }
 /** A named held-out set (from `corpusInfo().heldoutSets`), or an inline one. */
 export type HeldoutArg = string | HeldoutOptions;
 
 export interface MixtureMessage { name?: string; weights?: Record<string, number>; within?: string; temperature?: number; cap?: number }
-export interface HeldoutMessage { name?: string; selectors?: string[]; unseenFlag?: boolean; excludeSharedAudio?: boolean; inline?: boolean; scope?: string }
+export interface HeldoutMessage { name?: string; selectors?: string[]; datasets?: string[]; unseenFlag?: boolean; excludeSharedAudio?: boolean; excludeOverlappingText?: number; inline?: boolean; scope?: string }
 export interface StreamSpecMessage {
   split: Split;
   batchSize: number;
@@ -133,15 +138,20 @@ export function buildMixture(mixture: MixtureArg | undefined): MixtureMessage | 
 export function buildHeldout(heldout: HeldoutArg | undefined): HeldoutMessage | undefined {
   if (heldout === undefined) return undefined;
   if (typeof heldout === 'string') return heldout ? { name: heldout } : fail('heldout name must be non-empty');
-  const unknown = Object.keys(heldout).filter((k) => !['tasks', 'unseenFlag', 'excludeSharedAudio', 'scope'].includes(k));
-  if (unknown.length > 0) fail(`heldout: unknown key(s) ${unknown.join(', ')}; expected tasks, unseenFlag, excludeSharedAudio, scope`);
+  const keys = ['tasks', 'datasets', 'unseenFlag', 'excludeSharedAudio', 'excludeOverlappingText', 'scope'];
+  const unknown = Object.keys(heldout).filter((k) => !keys.includes(k));
+  if (unknown.length > 0) fail(`heldout: unknown key(s) ${unknown.join(', ')}; expected ${keys.join(', ')}`);
   const tasks = heldout.tasks ?? [];
   if (!Array.isArray(tasks) || !tasks.every((t) => typeof t === 'string' && t.length > 0)) fail('heldout.tasks must be a list of non-empty selectors');
+  const datasets = heldout.datasets ?? [];
+  if (!Array.isArray(datasets) || !datasets.every((t) => typeof t === 'string' && t.length > 0)) fail('heldout.datasets must be a list of non-empty dataset folder names');
+  const n = heldout.excludeOverlappingText ?? 0;
+  if (!Number.isInteger(n) || n < 0 || n > 64) fail(`heldout.excludeOverlappingText must be an integer N in [0, 64] (0 = off, 13 is usual), got ${String(n)}`);
   const flag = (k: 'unseenFlag' | 'excludeSharedAudio'): boolean => {
     const v = heldout[k] ?? false;
     return typeof v === 'boolean' ? v : fail(`heldout.${k} must be a boolean`);
   };
-  const msg: HeldoutMessage = { selectors: [...tasks], unseenFlag: flag('unseenFlag'), excludeSharedAudio: flag('excludeSharedAudio'), inline: true };
+  const msg: HeldoutMessage = { selectors: [...tasks], datasets: [...datasets], unseenFlag: flag('unseenFlag'), excludeSharedAudio: flag('excludeSharedAudio'), excludeOverlappingText: n, inline: true };
   if (heldout.scope !== undefined) msg.scope = checkChoice('heldout.scope', heldout.scope, SCOPES);
   return msg;
 }

@@ -50,6 +50,26 @@ export interface HeldoutSetInfo {
   available: boolean;
   /** What an unavailable set names that the index lacks. */
   missing: string[];
+  /** Held-out source datasets (NN_Dataset folders). */
+  datasets: string[];
+  /** N of the text guard; 0 = off. */
+  excludeOverlappingText: number;
+  /** Train records each guard removes, by held-out task (only from `corpusInfo({ contamination: true })`). */
+  contamination: GuardRemoval[];
+}
+
+/** Train records one guard ("dataset" | "audio" | "text") removes because of one held-out task (or `dataset NN_Name`). */
+export interface GuardRemoval {
+  guard: string;
+  heldout: string;
+  removed: number;
+  examples: { train: string; heldout: string }[];
+}
+
+/** A source dataset (NN_Dataset folder) and its records per task. */
+export interface DatasetInfo {
+  name: string;
+  tasks: { task: string; trainRecords: number; devRecords: number; testRecords: number }[];
 }
 
 /** A named mixture that weights selectors matching no task of this index. */
@@ -70,6 +90,8 @@ export interface CorpusInfo {
   mixtures: string[];
   /** Named mixtures this index cannot serve, with the selectors that match no task. */
   unavailableMixtures: UnavailableMixture[];
+  /** Source datasets, usable in a held-out set's `datasets`. */
+  datasets: DatasetInfo[];
   /** Domain index → name, as in segment domain columns. */
   domains: string[];
   quarantined: number;

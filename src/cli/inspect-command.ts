@@ -1,22 +1,32 @@
 import { IndexReader } from '../index/index-reader.js';
 import { formatTable } from './format-table.js';
 import { loadConfig } from '../config/load-config.js';
-import { resolveHeldout, SharedAudioFilter, NO_HELDOUT } from '../splits/heldout.js';
+import { Contamination } from '../splits/contamination.js';
+import { resolveHeldout, NO_HELDOUT } from '../splits/heldout.js';
 import { InvalidArgumentError } from '../errors.js';
+import { datasetRows, describeGuards, formatContamination, formatDatasets } from './contamination-report.js';
 
-/** The task table and length statistics of an index; with --heldout, the train/eval split of a set. */
-export function inspectCommand(dir: string, opts: { heldout?: string; config?: string; json: boolean }): void {
+/**
+ * The task table, the dataset table and length statistics of an index; with --heldout, the
+ * train/eval split of a set and what its guards remove; with --contamination, per held-out task.
+ */
+export function inspectCommand(dir: string, opts: { heldout?: string; config?: string; json: boolean; contamination?: boolean }): void {
   const reader = IndexReader.open(dir);
   const m = reader.manifest;
-  let held = resolveHeldout(NO_HELDOUT, m.tasks);
+  let held = resolveHeldout(NO_HELDOUT, reader);
+  if (opts.contamination && !opts.heldout) throw new InvalidArgumentError('--contamination', 'needs --heldout NAME (the set whose guards to report)');
   if (opts.heldout) {
     const { heldoutSets } = loadConfig(opts.config, {}, {});
     const spec = heldoutSets[opts.heldout];
     if (!spec) throw new InvalidArgumentError('--heldout', `no held-out set named "${opts.heldout}" (known: ${Object.keys(heldoutSets).join(', ')})`);
-    held = resolveHeldout(spec, m.tasks, opts.heldout);
+    held = resolveHeldout(spec, reader, opts.heldout, `--heldout ${opts.heldout}`);
   }
+  const guard = held.guarded ? new Contamination(reader, held) : undefined;
+  const removals = guard && (opts.contamination || opts.json) ? guard.report() : [];
   if (opts.json) {
-    console.log(JSON.stringify({ fingerprint: m.fingerprint, records: m.records, tasks: m.tasks.map(({ runs: _runs, ...t }) => ({ ...t, heldout: held.tasks.has(t.id) })), quarantine: m.quarantineByReason }, null, 2));
+    const datasets = [...reader.datasets.values()].map((d) => ({ name: d.name, tasks: Object.fromEntries(d.tasks) }));
+    const tasks = m.tasks.map(({ runs: _runs, ...t }) => ({ ...t, heldout: held.tasks.has(t.id) }));
+    console.log(JSON.stringify({ fingerprint: m.fingerprint, records: m.records, tasks, datasets, quarantine: m.quarantineByReason, contamination: removals, guardCost: guard?.cost }, null, 2));
     return;
   }
   const rows = m.tasks.map((t) => [
@@ -24,25 +34,27 @@ export function inspectCommand(dir: string, opts: { heldout?: string; config?: s
     t.lengthPercentiles[0], t.lengthPercentiles[2], t.unseen ? 'yes' : '', held.tasks.has(t.id) ? 'held-out' : '',
   ]);
   console.log(formatTable(['domain', 'major', 'minor', 'U/G', 'train', 'dev', 'test', 'text tok', 'audio tok', 'len p50', 'len p99', 'unseen', opts.heldout ?? ''], rows));
+  console.log(`\n${formatDatasets(reader)}`);
   const sum = (f: (t: (typeof m.tasks)[number]) => number, pick: (id: number) => boolean): number => m.tasks.filter((t) => pick(t.id)).reduce((n, t) => n + f(t), 0);
   const records = (t: (typeof m.tasks)[number]): number => t.counts[0] + t.counts[1] + t.counts[2];
   const tokens = (t: (typeof m.tasks)[number]): number => t.textTokens + t.audioTokens;
-  console.log(`\n${m.tasks.length} tasks, ${m.records.toLocaleString('en-US')} records, ${m.shards.length} shards, index ${m.fingerprint}`);
+  console.log(`\n${m.tasks.length} tasks, ${reader.datasets.size} datasets (${datasetRows(reader).length} dataset × task pairs), ${m.records.toLocaleString('en-US')} records, ${m.shards.length} shards, index ${m.fingerprint}`);
   console.log(`quarantined at index time: ${m.quarantined}${m.quarantined ? ' ' + JSON.stringify(m.quarantineByReason) : ''}`);
   if (opts.heldout) {
     const isHeld = (id: number): boolean => held.tasks.has(id);
     console.log(`\nheld-out set ${opts.heldout} (${held.fingerprint}):`);
-    console.log(`  training:   ${m.tasks.length - held.tasks.size} tasks, ${sum(records, (id) => !isHeld(id)).toLocaleString('en-US')} records, ${sum(tokens, (id) => !isHeld(id)).toLocaleString('en-US')} tokens`);
-    console.log(`  evaluation: ${held.tasks.size} tasks, ${sum(records, isHeld).toLocaleString('en-US')} records, ${sum(tokens, isHeld).toLocaleString('en-US')} tokens`);
-    if (held.spec.excludeSharedAudio) {
-      const filter = new SharedAudioFilter(reader, held);
+    console.log(`  training:   ${m.tasks.length - held.tasks.size} tasks, ${sum(records, (id) => !isHeld(id)).toLocaleString('en-US')} records, ${sum(tokens, (id) => !isHeld(id)).toLocaleString('en-US')} tokens (before guards)`);
+    console.log(`  evaluation: ${held.tasks.size} tasks, ${sum(records, isHeld).toLocaleString('en-US')} records, ${sum(tokens, isHeld).toLocaleString('en-US')} tokens (plus held-out datasets' records of other tasks)`);
+    console.log(`  guards:     ${describeGuards(held)}`);
+    if (guard && !opts.contamination) {
       let removed = 0;
       for (const t of m.tasks) {
         if (isHeld(t.id)) continue;
-        for (const [shard, local] of t.runs[0] ?? []) for (const row of reader.list(shard, local, 0)) if (filter.excluded(shard, row)) removed++;
+        for (const [shard, local] of t.runs[0] ?? []) for (const row of reader.list(shard, local, 0)) if (guard.excluded(shard, row)) removed++;
       }
-      console.log(`  exclude_shared_audio removes ${removed.toLocaleString('en-US')} training records (${filter.heldoutAudioIds} held-out audio ids)`);
+      console.log(`  the guards remove ${removed.toLocaleString('en-US')} training records (--contamination shows which and why)`);
     }
+    if (guard && opts.contamination) console.log(`\n${formatContamination(guard, removals)}`);
   }
   reader.close();
 }

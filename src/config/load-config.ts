@@ -128,7 +128,7 @@ function toMixture(m: z.infer<typeof mixtureFileSchema>): MixtureSpec {
 }
 
 function toHeldout(h: z.infer<typeof heldoutFileSchema>): HeldoutSpec {
-  return { selectors: h.tasks, unseenFlag: h.unseen_flag, excludeSharedAudio: h.exclude_shared_audio, scope: h.scope };
+  return { selectors: h.tasks, datasets: h.datasets, unseenFlag: h.unseen_flag, excludeSharedAudio: h.exclude_shared_audio, excludeOverlappingText: h.exclude_overlapping_text, scope: h.scope };
 }
 
 function loadNamed<S extends z.ZodTypeAny, T>(dir: string, schema: S, convert: (v: z.infer<S>) => T): Record<string, T> {

@@ -127,8 +127,12 @@ export const heldoutFileSchema = z
   .object({
     description: z.string().optional(),
     tasks: z.array(z.string()).default([]),
+    /** Source dataset folders (NN_Dataset): every record of them is held out, whatever its task. */
+    datasets: z.array(z.string().min(1)).default([]),
     unseen_flag: z.boolean().default(false),
     exclude_shared_audio: z.boolean().default(false),
+    /** N > 0: drop train records sharing an N-gram of normalized words with a held-out record (13 is usual). */
+    exclude_overlapping_text: z.number().int().min(0).max(64).default(0),
     scope: z.enum(['all', 'test']).default('all'),
   })
   .strict();

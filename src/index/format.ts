@@ -21,7 +21,7 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
  * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 4;
+export const INDEX_FORMAT_VERSION = 5;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 /** A copy of the tokenizer.json the index was built with. */
@@ -46,12 +46,21 @@ export const ROW = {
   FLAGS: 14,
   OUT_TEXT_OFF: 15,
   OUT_TEXT_LEN: 16,
+  /** The instruction's text and the input's text parts (joined by newlines), for text decontamination. */
+  INSTR_TEXT_OFF: 17,
+  INSTR_TEXT_LEN: 18,
+  INPUT_TEXT_OFF: 19,
+  INPUT_TEXT_LEN: 20,
 } as const;
-export const ROW_WIDTH = 17;
+export const ROW_WIDTH = 21;
 
-/** An audio span: `<|SOA|>` codes `<|EOA|>`, positioned relative to its record's first token. */
-export const SPAN = { REL_START: 0, LENGTH: 1, ID_OFF: 2, ID_LEN: 3 } as const;
-export const SPAN_WIDTH = 4;
+/**
+ * An audio span: `<|SOA|>` codes `<|EOA|>`, positioned relative to its record's first token, with
+ * its audio id and a 64-bit digest of its tokens (the clip's identity by content: the same
+ * recording stored under two ids has one digest). AUDIO_KEY in a row is its first input clip's digest.
+ */
+export const SPAN = { REL_START: 0, LENGTH: 1, ID_OFF: 2, ID_LEN: 3, KEY_LO: 4, KEY_HI: 5 } as const;
+export const SPAN_WIDTH = 6;
 
 /** The sections read page by page, in page-table order. */
 export const PAGED_SECTIONS = ['tokens', 'rows', 'spans', 'strings', 'lists'] as const;

@@ -3,6 +3,7 @@ import { IndexCorruptError } from '../errors.js';
 import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
 import { readManifest } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
+import { datasetTable, type DatasetEntry } from './datasets.js';
 import { ShardPages } from './shard-pages.js';
 
 const EMPTY = new Int32Array(0);
@@ -25,6 +26,7 @@ export class IndexReader {
   readonly manifest: Manifest;
   private readonly pages: ShardPages;
   private groups: Int32Array | undefined;
+  private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
 
   private constructor(dir: string, manifest: Manifest, opts: ReaderOptions) {
@@ -51,6 +53,12 @@ export class IndexReader {
 
   get tasks(): readonly TaskEntry[] {
     return this.manifest.tasks;
+  }
+
+  /** The source datasets (NN_Dataset folders) with their shards and per-task counts. */
+  get datasets(): ReadonlyMap<string, DatasetEntry> {
+    this.datasetMap ??= datasetTable(this.manifest);
+    return this.datasetMap;
   }
 
   get cacheStats(): { readonly hits: number; readonly misses: number } {

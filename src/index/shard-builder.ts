@@ -8,7 +8,7 @@ import type { QuarantineEntry } from '../corpus/quarantine.js';
 import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readShardLines } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
-import { checksum, digest, key64 } from '../util/hash.js';
+import { checksum, clipKey, digest } from '../util/hash.js';
 import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
 import { writeShardFile } from './shard-file.js';
 
@@ -141,6 +141,20 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     stringBytes += b.length;
     return [stringBytes - b.length, b.length];
   };
+  // Instructions repeat across a task's records: their texts are stored once per shard.
+  const texts = new Map<string, [number, number]>();
+  const addText = (s: string): [number, number] => {
+    let at = texts.get(s);
+    if (!at) texts.set(s, (at = addString(s)));
+    return at;
+  };
+  // A clip's identity is its served tokens (see SPAN): digested once per distinct token array.
+  const keys = new Map<Int32Array, [number, number]>();
+  const keyOf = (tokens: Int32Array): [number, number] => {
+    let k = keys.get(tokens);
+    if (!k) keys.set(tokens, (k = clipKey(tokens)));
+    return k;
+  };
   let tokens = 0;
   let maxCodebooks = 0;
 
@@ -149,7 +163,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     const start = tokens;
     const fieldLens: number[] = [];
     let audioTokens = 0;
-    let firstInputAudio: string | undefined;
+    let firstInputKey: [number, number] | undefined;
     const spanStart = spans.length / SPAN_WIDTH;
     a.fields.forEach((parts, fieldNo) => {
       let len = 0;
@@ -164,8 +178,9 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
         const n = p.tokens.length;
         maxCodebooks = Math.max(maxCodebooks, p.codebooks);
         const [idOff, idLen] = addString(p.id);
-        spans.push(tokens - start, n, idOff, idLen);
-        if (fieldNo === 1 && firstInputAudio === undefined) firstInputAudio = p.id;
+        const key = keyOf(p.tokens);
+        spans.push(tokens - start, n, idOff, idLen, key[0], key[1]);
+        if (fieldNo === 1 && firstInputKey === undefined) firstInputKey = key;
         tokenChunks.push(p.tokens);
         len += n;
         tokens += n;
@@ -191,9 +206,12 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     });
     const [uOff, uLen] = addString(a.rec.uuid);
     const [oOff, oLen] = addString(a.rec.output);
-    const [klo, khi] = firstInputAudio === undefined ? [0, 0] : key64(firstInputAudio);
+    const [klo, khi] = firstInputKey ?? [0, 0];
+    const textOf = (field: number): string => (a.fields[field] ?? []).flatMap((p) => (p.kind === 'text' ? [p.text] : [])).join('\n');
+    const [iOff, iLen] = addText(textOf(0));
+    const [nOff, nLen] = addText(textOf(1));
     rows.set(
-      [start, fieldLens[0] ?? 0, fieldLens[1] ?? 0, fieldLens[2] ?? 0, t, splits, audioTokens, spanStart, spans.length / SPAN_WIDTH - spanStart, uOff, uLen, a.line, klo, khi, a.rec.task_type.unseen ? FLAG_UNSEEN : 0, oOff, oLen],
+      [start, fieldLens[0] ?? 0, fieldLens[1] ?? 0, fieldLens[2] ?? 0, t, splits, audioTokens, spanStart, spans.length / SPAN_WIDTH - spanStart, uOff, uLen, a.line, klo, khi, a.rec.task_type.unseen ? FLAG_UNSEEN : 0, oOff, oLen, iOff, iLen, nOff, nLen],
       row,
     );
   });

@@ -1,7 +1,10 @@
 import type { DataServiceCore } from '../stream/data-service-core.js';
 
-/** GetCorpusInfo's answer (proto CorpusInfo, camelCase). */
-export function corpusInfo(core: DataServiceCore): Record<string, unknown> {
+/**
+ * GetCorpusInfo's answer (proto CorpusInfo, camelCase). With `contamination`, each available
+ * guarded set also reports what its guards remove (built at first use and cached, like a stream's).
+ */
+export function corpusInfo(core: DataServiceCore, contamination = false): Record<string, unknown> {
   const m = core.reader.manifest;
   const v = m.vocab;
   const { heldout: noSet, mixtures: noMix } = core.availability;
@@ -12,11 +15,14 @@ export function corpusInfo(core: DataServiceCore): Record<string, unknown> {
       name,
       fingerprint: r?.fingerprint ?? '',
       selectors: spec.selectors ?? [],
+      datasets: spec.datasets ?? [],
       unseenFlag: spec.unseenFlag ?? false,
       excludeSharedAudio: spec.excludeSharedAudio ?? false,
+      excludeOverlappingText: spec.excludeOverlappingText ?? 0,
       tasks: r ? [...r.tasks].sort((a, b) => a - b).map((t) => m.tasks[t]?.path ?? '') : [],
       available: !missing,
       missing: missing ?? [],
+      contamination: contamination && r ? (core.guard(r)?.report() ?? []).map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })) : [],
     };
   });
   return {
@@ -57,5 +63,9 @@ export function corpusInfo(core: DataServiceCore): Record<string, unknown> {
     unavailableMixtures: [...noMix].map(([name, missing]) => ({ name, missing })),
     domains: [...core.domains()],
     quarantined: m.quarantined,
+    datasets: [...core.reader.datasets.values()].map((d) => ({
+      name: d.name,
+      tasks: [...d.tasks].map(([task, c]) => ({ task, trainRecords: c[0], devRecords: c[1], testRecords: c[2] })),
+    })),
   };
 }

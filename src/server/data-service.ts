@@ -63,7 +63,7 @@ export class DataServiceHandlers {
         try {
           this.auth(call.metadata);
           rejectUndecodable(call.request);
-          cb(null, corpusInfo(this.core));
+          cb(null, corpusInfo(this.core, (call.request as { contamination?: boolean } | null)?.contamination === true));
         } catch (err) {
           cb(toStatus(err));
         }

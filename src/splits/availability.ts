@@ -17,9 +17,11 @@ export interface Availability {
   readonly mixtures: ReadonlyMap<string, readonly string[]>;
 }
 
-/** Selectors of a held-out set that match no task of the index. */
-export function missingForHeldout(spec: Partial<HeldoutSpec>, tasks: readonly TaskEntry[]): string[] {
-  return (spec.selectors ?? []).filter((s) => matchSelector(s, tasks).length === 0);
+/** Selectors of a held-out set that match no task of the index, and its datasets (`dataset NAME`) the index lacks. */
+export function missingForHeldout(spec: Partial<HeldoutSpec>, tasks: readonly TaskEntry[], datasets: ReadonlyMap<string, unknown>): string[] {
+  const missing = (spec.selectors ?? []).filter((s) => matchSelector(s, tasks).length === 0);
+  for (const d of spec.datasets ?? []) if (!datasets.has(d)) missing.push(`dataset ${d}`);
+  return missing;
 }
 
 /** Selectors a mixture weights that match no task of the index, sorted (weights are a map). */
@@ -31,6 +33,7 @@ export function availability(
   heldoutSets: Readonly<Record<string, Partial<HeldoutSpec>>>,
   mixtures: Readonly<Record<string, Partial<MixtureSpec>>>,
   tasks: readonly TaskEntry[],
+  datasets: ReadonlyMap<string, unknown>,
 ): Availability {
   const collect = <T>(named: Readonly<Record<string, T>>, missingOf: (v: T) => string[]): Map<string, readonly string[]> => {
     const out = new Map<string, readonly string[]>();
@@ -41,7 +44,7 @@ export function availability(
     return out;
   };
   return {
-    heldout: collect(heldoutSets, (s) => missingForHeldout(s, tasks)),
+    heldout: collect(heldoutSets, (s) => missingForHeldout(s, tasks, datasets)),
     mixtures: collect(mixtures, (m) => missingForMixture(m, tasks)),
   };
 }

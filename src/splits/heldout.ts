@@ -1,95 +1,79 @@
 import { InvalidArgumentError } from '../errors.js';
-import { ROW, SPAN, SPAN_WIDTH, type TaskEntry } from '../index/format.js';
-import type { IndexReader } from '../index/index-reader.js';
+import type { DatasetEntry } from '../index/datasets.js';
+import type { TaskEntry } from '../index/format.js';
 import { matchSelector } from '../mix/selectors.js';
 import { digest } from '../util/hash.js';
 
 export interface HeldoutSpec {
   readonly selectors: readonly string[];
+  /** Source datasets (`NN_Dataset` folders): every record of them is held out, whatever its task. */
+  readonly datasets: readonly string[];
   /** Also hold out every task whose records say `unseen: true`. */
   readonly unseenFlag: boolean;
-  /** Drop train examples that share an audio id with any held-out example. */
+  /** Drop train examples with a clip of a held-out example: the same audio id or the same codes. */
   readonly excludeSharedAudio: boolean;
+  /** N > 0: drop train examples sharing an N-gram of normalized words with a held-out example. */
+  readonly excludeOverlappingText: number;
   /** The heldout evaluation split: every record of the held-out tasks, or only their test split. */
   readonly scope: 'all' | 'test';
 }
 
-export const NO_HELDOUT: HeldoutSpec = Object.freeze({ selectors: [], unseenFlag: false, excludeSharedAudio: false, scope: 'all' });
+export const NO_HELDOUT: HeldoutSpec = Object.freeze({ selectors: [], datasets: [], unseenFlag: false, excludeSharedAudio: false, excludeOverlappingText: 0, scope: 'all' });
+
+/** Longest n-gram exclude_overlapping_text accepts (13 is the GPT-3 / FLAN choice). */
+export const MAX_TEXT_NGRAM = 64;
+
+/** The parts of an index a held-out set resolves against. */
+export interface HeldoutIndex {
+  readonly tasks: readonly TaskEntry[];
+  readonly datasets: ReadonlyMap<string, DatasetEntry>;
+}
 
 export interface ResolvedHeldout {
   readonly spec: HeldoutSpec;
   readonly name: string;
   /** Held-out task ids (selectors by prefix, i.e. FLAN's cluster rule, plus the unseen flag). */
   readonly tasks: ReadonlySet<number>;
+  /** Shards of the held-out datasets: every record in them is held out (one shard = one dataset). */
+  readonly shards: ReadonlySet<number>;
+  /** Whether the guards (datasets, shared audio, overlapping text) remove anything beyond tasks. */
+  readonly guarded: boolean;
   readonly fingerprint: string;
 }
 
-export function resolveHeldout(spec: HeldoutSpec, tasks: readonly TaskEntry[], name = '', field = 'heldout'): ResolvedHeldout {
+/**
+ * How clips are compared by exclude_shared_audio; part of the fingerprint, so a resume token made
+ * when only audio ids were compared is refused rather than continued under another wall.
+ */
+const AUDIO_IDENTITY = 'id+codes';
+
+export function resolveHeldout(spec: HeldoutSpec, index: HeldoutIndex, name = '', field = 'heldout'): ResolvedHeldout {
   if (spec.scope !== 'all' && spec.scope !== 'test') throw new InvalidArgumentError(`${field}.scope`, `"${String(spec.scope)}" is not all or test`);
+  const n = spec.excludeOverlappingText ?? 0;
+  if (!Number.isInteger(n) || n < 0 || n > MAX_TEXT_NGRAM) {
+    throw new InvalidArgumentError(`${field}.exclude_overlapping_text`, `must be an integer in [0, ${MAX_TEXT_NGRAM}] (0 = off; 13 is usual), got ${String(n)}`);
+  }
+  if (!Array.isArray(spec.datasets ?? [])) throw new InvalidArgumentError(`${field}.datasets`, 'must be a list of dataset folder names');
   const held = new Set<number>();
   for (const sel of spec.selectors) {
-    const ids = matchSelector(sel, tasks);
+    const ids = matchSelector(sel, index.tasks);
     if (ids.length === 0) throw new InvalidArgumentError(`${field}.selectors`, `"${sel}" matches no task (use domain, domain/major or domain/major/minor)`);
     for (const t of ids) held.add(t);
   }
-  if (spec.unseenFlag) for (const t of tasks) if (t.unseen) held.add(t.id);
-  const paths = [...held].map((t) => tasks[t]?.path ?? '').sort();
-  const fingerprint = digest(JSON.stringify({ paths, excludeSharedAudio: spec.excludeSharedAudio, scope: spec.scope }));
-  return { spec, name, tasks: held, fingerprint };
-}
-
-/**
- * Which train records share an audio id with a held-out record. The held-out audio ids are
- * collected once per set; each shard's exclusion bitmap is computed on first use.
- */
-export class SharedAudioFilter {
-  private readonly reader: IndexReader;
-  private readonly ids = new Set<string>();
-  private readonly bitmaps = new Map<number, Uint8Array>();
-
-  constructor(reader: IndexReader, heldout: ResolvedHeldout) {
-    this.reader = reader;
-    for (const t of heldout.tasks) {
-      const task = reader.tasks[t];
-      if (!task) continue;
-      const seen = new Set<string>();
-      for (const runs of task.runs) {
-        for (const [shard, local] of runs) {
-          const key = `${shard}:${local}`;
-          if (seen.has(key)) continue;
-          seen.add(key);
-          for (let split = 0 as 0 | 1 | 2; split < 3; split = (split + 1) as 0 | 1 | 2) {
-            for (const row of reader.list(shard, local, split)) this.forEachAudio(shard, row, (id) => this.ids.add(id));
-          }
-        }
-      }
+  if (spec.unseenFlag) for (const t of index.tasks) if (t.unseen) held.add(t.id);
+  const shards = new Set<number>();
+  const datasets = [...new Set(spec.datasets ?? [])].sort();
+  for (const d of datasets) {
+    const entry = index.datasets.get(d);
+    if (!entry) {
+      const known = [...index.datasets.keys()];
+      throw new InvalidArgumentError(`${field}.datasets`, `"${d}" is not a dataset of this index (dataset folder names, e.g. ${known.slice(0, 3).join(', ')}${known.length > 3 ? ', …' : ''}; see GetCorpusInfo datasets)`);
     }
+    for (const s of entry.shards) shards.add(s);
   }
-
-  private forEachAudio(shard: number, row: number, fn: (id: string) => void): void {
-    const r = this.reader.row(shard, row);
-    const spans = this.reader.spans(shard, r[ROW.SPAN_START] ?? 0, r[ROW.SPAN_COUNT] ?? 0);
-    for (let so = 0; so < spans.length; so += SPAN_WIDTH) {
-      fn(this.reader.string(shard, spans[so + SPAN.ID_OFF] ?? 0, spans[so + SPAN.ID_LEN] ?? 0));
-    }
-  }
-
-  get heldoutAudioIds(): number {
-    return this.ids.size;
-  }
-
-  excluded(shard: number, row: number): boolean {
-    let bitmap = this.bitmaps.get(shard);
-    if (!bitmap) {
-      const n = this.reader.shard(shard).records;
-      bitmap = new Uint8Array(n);
-      for (let r = 0; r < n; r++) {
-        this.forEachAudio(shard, r, (id) => {
-          if (this.ids.has(id)) bitmap![r] = 1;
-        });
-      }
-      this.bitmaps.set(shard, bitmap);
-    }
-    return bitmap[row] === 1;
-  }
+  const paths = [...held].map((t) => index.tasks[t]?.path ?? '').sort();
+  const fingerprint = digest(
+    JSON.stringify({ paths, datasets, excludeSharedAudio: spec.excludeSharedAudio, audioIdentity: AUDIO_IDENTITY, excludeOverlappingText: n, scope: spec.scope }),
+  );
+  return { spec, name, tasks: held, shards, guarded: shards.size > 0 || spec.excludeSharedAudio || n > 0, fingerprint };
 }

@@ -8,7 +8,8 @@ import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import { ChatTemplate } from '../pack/chat-template.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
 import { availability, type Availability } from '../splits/availability.js';
-import { NO_HELDOUT, resolveHeldout, SharedAudioFilter, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
+import { Contamination } from '../splits/contamination.js';
+import { NO_HELDOUT, resolveHeldout, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
@@ -30,8 +31,10 @@ export interface RawMixture {
 export interface RawHeldout {
   name?: string;
   selectors?: string[];
+  datasets?: string[];
   unseenFlag?: boolean;
   excludeSharedAudio?: boolean;
+  excludeOverlappingText?: number;
   inline?: boolean;
   scope?: string;
 }
@@ -67,7 +70,8 @@ export class DataServiceCore {
   /** Named held-out sets and mixtures that name tasks this index lacks (see availability.ts). */
   readonly availability: Availability;
   private readonly heldoutCache = new Map<string, ResolvedHeldout>();
-  private readonly filters = new Map<string, SharedAudioFilter>();
+  /** The decontamination guards of the sets in use, built at first use; a few sets at a time. */
+  private readonly guards = new LRUCache<string, Contamination>({ max: 8 });
   private readonly tables = new Map<SplitIndex, ExampleTable>();
   private readonly sizeCache = new Map<string, Float64Array>();
   /** Per held-out set, seq_len and overlong policy; bounded, since clients choose seq_len. */
@@ -79,7 +83,7 @@ export class DataServiceCore {
     this.reader = reader;
     this.template = template;
     this.settings = settings;
-    this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks);
+    this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks, reader.datasets);
   }
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
@@ -111,7 +115,7 @@ export class DataServiceCore {
     const key = JSON.stringify(spec);
     let r = this.heldoutCache.get(key);
     if (!r) {
-      r = resolveHeldout(spec, this.reader.tasks, name, field);
+      r = resolveHeldout(spec, this.reader, name, field);
       this.heldoutCache.set(key, r);
     }
     return r;
@@ -119,7 +123,7 @@ export class DataServiceCore {
 
   /**
    * Target proportions over task ids. Sizes count only records a train stream can serve: held-out
-   * tasks, records sharing a clip with the held-out set (exclude_shared_audio), and tasks none of
+   * tasks, records removed by a guard (held-out datasets, shared audio, overlapping text), and tasks none of
    * whose records fit `seqLen` under the overlong policy count zero, so their share goes to the
    * rest of their selector instead of failing the stream when they are first drawn.
    */
@@ -132,7 +136,7 @@ export class DataServiceCore {
     let sizes = this.sizeCache.get(key);
     if (sizes) return sizes;
     const train = this.table(0);
-    const filter = this.filter(heldout);
+    const filter = this.guard(heldout);
     // The template around a record (without the optional input separator): a lower bound.
     const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
     sizes = new Float64Array(this.reader.tasks.length);
@@ -155,20 +159,21 @@ export class DataServiceCore {
     const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}`;
     let s = this.servable.get(key);
     if (!s) {
-      s = new Servability(new SegmentLayout(this.table(0), this.template), this.filter(heldout), fit.seqLen, fit.overlong);
+      s = new Servability(new SegmentLayout(this.table(0), this.template), this.guard(heldout), fit.seqLen, fit.overlong);
       this.servable.set(key, s);
     }
     return s;
   }
 
-  private filter(heldout: ResolvedHeldout): SharedAudioFilter | undefined {
-    if (!heldout.spec.excludeSharedAudio) return undefined;
-    let filter = this.filters.get(heldout.fingerprint);
-    if (!filter) {
-      filter = new SharedAudioFilter(this.reader, heldout);
-      this.filters.set(heldout.fingerprint, filter);
+  /** The set's guards (undefined when it has none), built at first use and cached. */
+  guard(heldout: ResolvedHeldout): Contamination | undefined {
+    if (!heldout.guarded) return undefined;
+    let guard = this.guards.get(heldout.fingerprint);
+    if (!guard) {
+      guard = new Contamination(this.reader, heldout);
+      this.guards.set(heldout.fingerprint, guard);
     }
-    return filter;
+    return guard;
   }
 
   private namedHeldout(name: string, field: string): ResolvedHeldout {
@@ -183,14 +188,16 @@ export class DataServiceCore {
   }
 
   heldoutFromRaw(raw: RawHeldout | null | undefined, field = 'heldout'): ResolvedHeldout {
-    if (!raw || (!raw.inline && !raw.name && !raw.selectors?.length && !raw.unseenFlag && !raw.excludeSharedAudio)) {
+    if (!raw || (!raw.inline && !raw.name && !raw.selectors?.length && !raw.datasets?.length && !raw.unseenFlag && !raw.excludeSharedAudio && !raw.excludeOverlappingText)) {
       return this.namedHeldout(this.settings.defaultHeldout, 'config.default_heldout');
     }
     if (raw.name) return this.namedHeldout(raw.name, `${field}.name`);
     const spec: HeldoutSpec = {
       selectors: raw.selectors ?? [],
+      datasets: raw.datasets ?? [],
       unseenFlag: raw.unseenFlag ?? false,
       excludeSharedAudio: raw.excludeSharedAudio ?? false,
+      excludeOverlappingText: raw.excludeOverlappingText ?? 0,
       scope: raw.scope ? oneOf(`${field}.scope`, raw.scope, ['all', 'test'] as const) : 'all',
     };
     return this.resolveHeldout(spec, '', field);
@@ -228,15 +235,17 @@ export class DataServiceCore {
     if (spec.split === 'train') {
       const layout = layoutFor(0);
       const planner = new TrainPlanner(
-        { spec, layout, table: layout.table, heldout, filter: this.filter(heldout), servable: this.servability(heldout, spec), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
+        { spec, layout, table: layout.table, heldout, filter: this.guard(heldout), servable: this.servability(heldout, spec), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
         state as TrainState | undefined,
         step,
       );
       return { plan: { kind: 'train', planner }, layout };
     }
-    const tasks = this.reader.tasks.filter((t) => (spec.split === 'heldout') === heldout.tasks.has(t.id)).map((t) => t.id);
-    const splits: SplitIndex[] = spec.split === 'heldout' ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
-    const items = new EvalItems(this.reader, tasks, splits);
+    // Held-out datasets move their records of other tasks from dev/test to the heldout stream.
+    const isHeld = (task: number, shard: number): boolean => heldout.tasks.has(task) || heldout.shards.has(shard);
+    const want = spec.split === 'heldout';
+    const splits: SplitIndex[] = want ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
+    const items = new EvalItems(this.reader, (task, shard) => isHeld(task, shard) === want, splits);
     // Evaluation items carry their own locations; the layout reads rows through any table.
     const layout = layoutFor(0);
     return { plan: { kind: 'eval', planner: new EvalPlanner(items, layout, spec, state as EvalState | undefined), items }, layout };

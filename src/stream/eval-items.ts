@@ -25,14 +25,16 @@ export class EvalItems {
   readonly total: number;
   readonly perTask: number[];
 
-  constructor(reader: IndexReader, tasks: readonly number[], splits: readonly SplitIndex[]) {
+  /** `include(task, shard)`: whether the records of a task in a shard belong to the stream. */
+  constructor(reader: IndexReader, include: (task: number, shard: number) => boolean, splits: readonly SplitIndex[]) {
     this.reader = reader;
     this.perTask = reader.tasks.map(() => 0);
     let before = 0;
-    for (const task of [...tasks].sort((a, b) => a - b)) {
+    for (const task of reader.tasks.map((t) => t.id)) {
       for (const split of splits) {
         const earlier = splits.filter((s) => s < split).reduce<number>((m, s) => m | SPLIT_BIT[SPLIT_NAMES[s]!], 0);
         for (const [shard, local] of reader.tasks[task]?.runs[split] ?? []) {
+          if (!include(task, shard)) continue;
           const list = reader.list(shard, local, split);
           let from = -1;
           const flush = (end: number): void => {

@@ -1,9 +1,9 @@
 import type { Overlong, SegmentLayout } from '../pack/segment-layout.js';
-import type { SharedAudioFilter } from '../splits/heldout.js';
+import type { Contamination } from '../splits/contamination.js';
 
 /**
  * Whether a task has a train record a stream can serve under one seq_len and overlong policy:
- * one that fits (as is or truncated) and shares no clip with the held-out set. Decided from the
+ * one that fits (as is or truncated) and that no guard of the held-out set removes. Decided from the
  * index, by the very test a draw applies, scanning the task's records until one passes (usually
  * the first) and remembered per task. A draw loop then never needs a budget: a servable task's
  * permutation meets a servable record within two epochs, however few there are, and a task with
@@ -11,12 +11,12 @@ import type { SharedAudioFilter } from '../splits/heldout.js';
  */
 export class Servability {
   private readonly layout: SegmentLayout;
-  private readonly filter: SharedAudioFilter | undefined;
+  private readonly filter: Contamination | undefined;
   private readonly seqLen: number;
   private readonly overlong: Overlong;
   private readonly known = new Map<number, boolean>();
 
-  constructor(layout: SegmentLayout, filter: SharedAudioFilter | undefined, seqLen: number, overlong: Overlong) {
+  constructor(layout: SegmentLayout, filter: Contamination | undefined, seqLen: number, overlong: Overlong) {
     this.layout = layout;
     this.filter = filter;
     this.seqLen = seqLen;

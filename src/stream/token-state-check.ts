@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { MixtureSpec } from '../mix/mixture.js';
-import type { SharedAudioFilter } from '../splits/heldout.js';
+import type { Contamination } from '../splits/contamination.js';
 import type { ExampleTable } from './example-table.js';
 import { MAX_PENDING_UPDATES, type StreamSpec } from './stream-spec.js';
 
@@ -22,7 +22,7 @@ export interface TrainCheckContext {
   readonly table: ExampleTable;
   /** Records per task a train stream walks (0 for held-out tasks). */
   readonly sizes: ArrayLike<number>;
-  readonly filter: SharedAudioFilter | undefined;
+  readonly filter: Contamination | undefined;
   readonly resolve: (m: MixtureSpec, field: string) => Float64Array;
 }
 

@@ -6,7 +6,8 @@ import { Sampler, type SamplerState } from '../mix/sampler.js';
 import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
-import type { ResolvedHeldout, SharedAudioFilter } from '../splits/heldout.js';
+import type { Contamination } from '../splits/contamination.js';
+import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { ExampleTable } from './example-table.js';
 import type { Servability } from './servable.js';
 import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
@@ -29,7 +30,8 @@ export interface TrainDeps {
   readonly layout: SegmentLayout;
   readonly table: ExampleTable;
   readonly heldout: ResolvedHeldout;
-  readonly filter: SharedAudioFilter | undefined;
+  /** The held-out set's guards: train records they remove are never served. */
+  readonly filter: Contamination | undefined;
   /** Which tasks have a record this stream can serve (from the index, for its seq_len and overlong policy). */
   readonly servable: Servability;
   readonly resolve: (m: MixtureSpec, field: string) => Float64Array;
@@ -161,7 +163,7 @@ export class TrainPlanner {
 
   /**
    * The next unit from the sampler. A record that cannot be used (over-long under `drop`, or
-   * sharing audio with a held-out example) is given back to the sampler and counted, so realized
+   * removed by a guard of the held-out set) is given back to the sampler and counted, so realized
    * proportions follow the target over what is actually served. Drawing goes on while the task
    * has a servable record at all (known from the index): its walk meets one within two epochs,
    * however few there are and wherever the permutations put them.
@@ -180,7 +182,7 @@ export class TrainPlanner {
       this.sampler.undo(t);
       if (!servable.has(t)) {
         const path = table.reader.tasks[t]?.path ?? String(t);
-        throw new FailedPreconditionError('nothing_to_serve', `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or share audio with held-out examples; raise seq_len or give the task weight 0`);
+        throw new FailedPreconditionError('nothing_to_serve', `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or are removed by the held-out set's guards (datasets, shared audio, overlapping text); raise seq_len or give the task weight 0`);
       }
     }
   }

@@ -17,8 +17,14 @@ export function pageDigest(buf: Uint8Array): Buffer {
   return createHash('sha1').update(buf).digest();
 }
 
-/** 64-bit key of a string as two int32 halves (audio ids → grouping keys). */
-export function key64(s: string): [lo: number, hi: number] {
+/** 64-bit key of a string or bytes as two int32 halves (clip contents → identity and grouping keys). */
+export function key64(s: string | Uint8Array): [lo: number, hi: number] {
   const d = createHash('sha1').update(s).digest();
   return [d.readInt32LE(0), d.readInt32LE(4)];
+}
+
+/** The content key of a clip's tokens; never [0, 0], which rows use for "no input clip". */
+export function clipKey(tokens: Int32Array): [lo: number, hi: number] {
+  const [lo, hi] = key64(new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength));
+  return lo === 0 && hi === 0 ? [1, 0] : [lo, hi];
 }

@@ -144,6 +144,9 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       spans[sp + SPAN.LENGTH] = CLIP;
       spans[sp + SPAN.ID_OFF] = so;
       spans[sp + SPAN.ID_LEN] = CLIP_W;
+      // Every synthetic clip is distinct content (instruction and input texts stay empty).
+      spans[sp + SPAN.KEY_LO] = g + 1;
+      spans[sp + SPAN.KEY_HI] = 0x5eed;
       const o = r * ROW_WIDTH;
       rows[o + ROW.TOK_START] = (r % ranges) * RECORD_TOKENS;
       rows[o + ROW.INSTR_LEN] = INSTR;

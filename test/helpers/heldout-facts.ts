@@ -38,13 +38,13 @@ export function heldoutTasks(facts: IndexFacts, c: HeldoutCase): Set<number> {
   return tasks;
 }
 
-/** Train records that share any audio id with any record (any split) of a held-out task. */
+/** Train records that share any clip (audio id or codes) with any record (any split) of a held-out task. */
 export function sharingAudio(facts: IndexFacts, held: ReadonlySet<number>): Set<string> {
   const ids = new Set<string>();
-  for (const r of facts.byUuid.values()) if (held.has(r.task)) for (const s of r.spans) ids.add(s.id);
+  for (const r of facts.byUuid.values()) if (held.has(r.task)) for (const s of r.spans) ids.add(s.id).add(s.key);
   const out = new Set<string>();
   for (const r of facts.byUuid.values()) {
-    if (!held.has(r.task) && (r.splits & 1) !== 0 && r.spans.some((s) => ids.has(s.id))) out.add(r.uuid);
+    if (!held.has(r.task) && (r.splits & 1) !== 0 && r.spans.some((s) => ids.has(s.id) || ids.has(s.key))) out.add(r.uuid);
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { PAGE_TOKENS, ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader, type SplitIndex } from '../../src/index/index-reader.js';
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
-import { key64 } from '../../src/util/hash.js';
+import { createHash } from 'node:crypto';
 
 interface Expected {
   uuid: string;
@@ -19,8 +19,11 @@ interface Expected {
   unseen: boolean;
   output: string;
   fieldTokens: number[][];
-  spans: { rel: number; len: number; id: string }[];
-  firstInputAudio: string | undefined;
+  spans: { rel: number; len: number; id: string; key: [number, number] }[];
+  /** Content key of the input's first clip (sha1 of its tokens, first 8 bytes). */
+  firstInputKey: [number, number] | undefined;
+  /** Instruction and input text pieces, joined by newlines. */
+  texts: [string, string];
 }
 
 /**
@@ -54,9 +57,10 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
     (file.endsWith('.gz') ? gunzipSync(data) : data).toString('utf8').split('\n').forEach((l, n) => {
       if (l.trim() === '') return;
       const r = JSON.parse(l) as { instruction: string; input: string; output: string; uuid: string; split: string[]; domain: string; task_type: { major: string[]; minor: string[]; unseen: boolean } };
-      const e: Expected = { uuid: r.uuid, line: n + 1, task: `${r.domain}/${r.task_type.major[0]}/${r.task_type.minor[0]}`, splits: r.split, unseen: r.task_type.unseen, output: r.output, fieldTokens: [], spans: [], firstInputAudio: undefined };
+      const e: Expected = { uuid: r.uuid, line: n + 1, task: `${r.domain}/${r.task_type.major[0]}/${r.task_type.minor[0]}`, splits: r.split, unseen: r.task_type.unseen, output: r.output, fieldTokens: [], spans: [], firstInputKey: undefined, texts: ['', ''] };
       // Odd entries of the split are audio ids, even ones text (possibly empty).
       const fields = [r.instruction, r.input, r.output].map((f) => f.split(/<\|SOA\|>(.*?)<\|EOA\|>/s));
+      e.texts = [0, 1].map((k) => fields[k]!.filter((p, j) => j % 2 === 0 && p !== '').join('\n')) as [string, string];
       for (const f of fields) f.forEach((p, k) => k % 2 === 0 && p !== '' && texts.push(p));
       recs.push({ e, fields });
     });
@@ -77,8 +81,10 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
           }
           const id = p.trim();
           const a = audio(id);
-          if (fieldNo === 1) e.firstInputAudio ??= id;
-          e.spans.push({ rel: pos + toks.length, len: a.length, id });
+          const d = createHash('sha1').update(new Uint8Array(Int32Array.from(a).buffer)).digest();
+          const key: [number, number] = [d.readInt32LE(0), d.readInt32LE(4)];
+          if (fieldNo === 1) e.firstInputKey ??= key;
+          e.spans.push({ rel: pos + toks.length, len: a.length, id, key });
           toks.push(...a);
         });
         pos += toks.length;
@@ -137,9 +143,12 @@ describe('index round trip on the sample corpus', () => {
           const so = k * SPAN_WIDTH;
           expect([spans[so + SPAN.REL_START], spans[so + SPAN.LENGTH]]).toEqual([s.rel, s.len]);
           expect(reader.string(i, spans[so + SPAN.ID_OFF]!, spans[so + SPAN.ID_LEN]!)).toBe(s.id);
+          expect([spans[so + SPAN.KEY_LO], spans[so + SPAN.KEY_HI]]).toEqual(s.key);
         });
+        expect(reader.string(i, at(ROW.INSTR_TEXT_OFF), at(ROW.INSTR_TEXT_LEN))).toBe(e.texts[0]);
+        expect(reader.string(i, at(ROW.INPUT_TEXT_OFF), at(ROW.INPUT_TEXT_LEN))).toBe(e.texts[1]);
         expect(at(ROW.AUDIO_TOKENS)).toBe(e.spans.reduce((n, s) => n + s.len, 0));
-        expect([at(ROW.AUDIO_KEY_LO), at(ROW.AUDIO_KEY_HI)]).toEqual(e.firstInputAudio === undefined ? [0, 0] : key64(e.firstInputAudio));
+        expect([at(ROW.AUDIO_KEY_LO), at(ROW.AUDIO_KEY_HI)]).toEqual(e.firstInputKey ?? [0, 0]);
         checked++;
       });
       shard.tasks.forEach((t, local) => {

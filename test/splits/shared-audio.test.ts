@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { TaskWalker } from '../../src/mix/task-walker.js';
-import { SharedAudioFilter } from '../../src/splits/heldout.js';
 import { HELDOUT_CASES, heldoutTasks, inline, sharingAudio, type HeldoutCase } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
 import { openCore, take } from '../helpers/stream-harness.js';
@@ -21,12 +20,12 @@ const SETS: HeldoutCase[] = [
 /** Holding out Speech Recognition removes every train record of speech/Speech Generation/Spontaneous TTS. */
 const EMPTIES_A_TASK = inline('inline: Speech Recognition, shared audio excluded', ['speech/Speech Recognition'], false, true);
 
-describe('exclude_shared_audio removes exactly the train records sharing an audio id with a held-out record', () => {
+describe('exclude_shared_audio removes exactly the train records sharing a clip (id or codes) with a held-out record', () => {
   it.each(SETS.map((c) => [c.label, c] as const))('%s: the filter equals the set computed from the index spans', (_, c) => {
     const session = core.open({ spec: { split: 'train', batchSize: 1, seqLen: 4096, heldout: c.raw } });
     const held = heldoutTasks(facts, c);
     const want = sharingAudio(facts, held);
-    const filter = new SharedAudioFilter(core.reader, session.heldout);
+    const filter = core.guard(session.heldout)!;
     const got = new Set<string>();
     for (const r of facts.byUuid.values()) if (!held.has(r.task) && (r.splits & 1) !== 0 && filter.excluded(r.shard, r.row)) got.add(r.uuid);
     expect(got).toEqual(want);

@@ -13,7 +13,7 @@ from .client import Client
 from .dataset import FlanStreamDataset
 from .errors import FlanStreamError
 from .evaluation import EvalPart, EvalResult, evaluate, evaluate_part, merge_evaluations
-from .info import CorpusInfo, HeldoutSetInfo, TaskInfo, VocabLayout
+from .info import CorpusInfo, DatasetInfo, GuardRemoval, HeldoutSetInfo, TaskInfo, VocabLayout
 from .wire import IGNORE_INDEX, BatchDecoder, BatchStats, dense_arrays
 
 __version__ = "0.1.0"
@@ -31,6 +31,8 @@ __all__ = [
     "TaskInfo",
     "VocabLayout",
     "HeldoutSetInfo",
+    "DatasetInfo",
+    "GuardRemoval",
     "RetryPolicy",
     "BatchDecoder",
     "BatchStats",

@@ -113,19 +113,26 @@ class Client:
         return self._stub
 
     # -- calls ------------------------------------------------------------------------------
-    def corpus_info(self, timeout: Optional[float] = None) -> CorpusInfo:
+    def corpus_info(self, timeout: Optional[float] = None, contamination: bool = False) -> CorpusInfo:
         """Call ``GetCorpusInfo`` and return it as a :class:`~flanstream.info.CorpusInfo`.
+
+        With ``contamination=True`` each held-out set also reports what its guards remove
+        (``HeldoutSetInfo.contamination``); the server scans the train records once per guarded
+        set for that (then caches), so the first such call may take seconds.
 
         Raises:
             FlanStreamError: with the call's status code on failure.
         """
-        return CorpusInfo.from_proto(self.corpus_info_proto(timeout))
+        return CorpusInfo.from_proto(self.corpus_info_proto(timeout, contamination))
 
-    def corpus_info_proto(self, timeout: Optional[float] = None) -> "pb.CorpusInfo":
+    def corpus_info_proto(self, timeout: Optional[float] = None, contamination: bool = False) -> "pb.CorpusInfo":
         """``GetCorpusInfo`` as the raw protobuf message."""
+        if not isinstance(contamination, bool):
+            raise ValueError(f"contamination must be a bool, got {contamination!r}")
         try:
             return self.stub.GetCorpusInfo(
-                pb.GetCorpusInfoRequest(), timeout=timeout or self.timeout, metadata=self.metadata
+                pb.GetCorpusInfoRequest(contamination=contamination),
+                timeout=timeout or self.timeout, metadata=self.metadata,
             )
         except grpc.RpcError as e:
             raise from_rpc_error(e, self.target) from None

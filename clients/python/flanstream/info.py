@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 
-__all__ = ["TaskInfo", "VocabLayout", "HeldoutSetInfo", "CorpusInfo"]
+__all__ = ["TaskInfo", "VocabLayout", "GuardRemoval", "HeldoutSetInfo", "DatasetInfo", "CorpusInfo"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,24 @@ class VocabLayout:
 
 
 @dataclass(frozen=True)
+class GuardRemoval:
+    """Train records one guard removes because they collide with one held-out task."""
+
+    guard: str                 #: ``"dataset"``, ``"audio"`` or ``"text"`` (the first guard that applies)
+    heldout: str               #: held-out task path; ``"dataset NN_Name"`` for the dataset guard
+    removed: int
+    examples: Tuple[Tuple[str, str], ...]  #: a few ``(train uuid, held-out uuid)`` pairs
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A source dataset (``NN_Dataset`` folder) and its records per task and split."""
+
+    name: str
+    tasks: Dict[str, Dict[str, int]]  #: task path → ``{"train": …, "dev": …, "test": …}``
+
+
+@dataclass(frozen=True)
 class HeldoutSetInfo:
     """A named held-out set and the task paths it resolves to.
 
@@ -71,6 +89,10 @@ class HeldoutSetInfo:
     tasks: Tuple[str, ...]
     available: bool = True
     missing: Tuple[str, ...] = ()
+    datasets: Tuple[str, ...] = ()       #: held-out source datasets
+    exclude_overlapping_text: int = 0    #: N of the text guard (0 = off)
+    #: what each guard removes (only from ``corpus_info(contamination=True)``)
+    contamination: Tuple[GuardRemoval, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +110,8 @@ class CorpusInfo:
     quarantined: int
     #: named mixtures the index cannot serve → their selectors that match no task
     unavailable_mixtures: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    #: source datasets, usable in ``heldout={"datasets": [...]}``
+    datasets: Tuple[DatasetInfo, ...] = ()
     _by_path: Dict[str, TaskInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +164,14 @@ class CorpusInfo:
                 name=h.name, fingerprint=h.fingerprint, selectors=tuple(h.selectors),
                 unseen_flag=h.unseen_flag, exclude_shared_audio=h.exclude_shared_audio,
                 tasks=tuple(h.tasks), available=h.available, missing=tuple(h.missing),
+                datasets=tuple(h.datasets), exclude_overlapping_text=h.exclude_overlapping_text,
+                contamination=tuple(
+                    GuardRemoval(
+                        guard=g.guard, heldout=g.heldout, removed=g.removed,
+                        examples=tuple((e.train, e.heldout) for e in g.examples),
+                    )
+                    for g in h.contamination
+                ),
             )
             for h in msg.heldout_sets
         )
@@ -148,6 +180,16 @@ class CorpusInfo:
             heldout_sets=heldout, default_heldout=msg.default_heldout, mixtures=tuple(msg.mixtures),
             domains=tuple(msg.domains), quarantined=msg.quarantined,
             unavailable_mixtures={m.name: tuple(m.missing) for m in msg.unavailable_mixtures},
+            datasets=tuple(
+                DatasetInfo(
+                    name=d.name,
+                    tasks={
+                        t.task: {"train": t.train_records, "dev": t.dev_records, "test": t.test_records}
+                        for t in d.tasks
+                    },
+                )
+                for d in msg.datasets
+            ),
         )
 
 

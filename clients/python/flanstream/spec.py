@@ -27,11 +27,12 @@ _UINT64 = 2**64 - 1
 
 #: ``"name"`` of a named mixture, or ``{"weights": {...}, "within": ..., "temperature": ..., "cap": ...}``
 MixtureArg = Union[None, str, Mapping[str, Any]]
-#: ``"name"`` of a named held-out set, or ``{"tasks": [...], "unseen_flag": ..., "exclude_shared_audio": ..., "scope": ...}``
+#: ``"name"`` of a named held-out set, or ``{"tasks": [...], "datasets": [...], "unseen_flag": ...,
+#: "exclude_shared_audio": ..., "exclude_overlapping_text": N, "scope": ...}``
 HeldoutArg = Union[None, str, Mapping[str, Any]]
 
 _MIXTURE_KEYS = ("name", "weights", "within", "temperature", "cap")
-_HELDOUT_KEYS = ("tasks", "unseen_flag", "exclude_shared_audio", "scope")
+_HELDOUT_KEYS = ("tasks", "datasets", "unseen_flag", "exclude_shared_audio", "exclude_overlapping_text", "scope")
 
 
 def _is_int(x: Any) -> bool:
@@ -131,14 +132,20 @@ def build_heldout(heldout: HeldoutArg) -> Optional["pb.Heldout"]:
     unknown = [k for k in heldout if k not in _HELDOUT_KEYS]
     if unknown:
         raise ValueError(f"heldout: unknown key(s) {unknown}; expected some of {list(_HELDOUT_KEYS)}")
-    tasks = heldout.get("tasks", [])
-    if isinstance(tasks, str) or not isinstance(tasks, Iterable):
-        raise ValueError(f"heldout['tasks'] must be a list of selectors, got {tasks!r}")
-    tasks = list(tasks)
-    for t in tasks:
-        if not isinstance(t, str) or not t:
-            raise ValueError(f"heldout['tasks'] entries must be non-empty selector strings, got {t!r}")
-    msg = pb.Heldout(selectors=tasks, inline=True)
+    lists = {}
+    for key, what in (("tasks", "selectors"), ("datasets", "dataset folder names (NN_Dataset)")):
+        items = heldout.get(key, [])
+        if isinstance(items, str) or not isinstance(items, Iterable):
+            raise ValueError(f"heldout[{key!r}] must be a list of {what}, got {items!r}")
+        lists[key] = list(items)
+        for t in lists[key]:
+            if not isinstance(t, str) or not t:
+                raise ValueError(f"heldout[{key!r}] entries must be non-empty strings ({what}), got {t!r}")
+    msg = pb.Heldout(selectors=lists["tasks"], datasets=lists["datasets"], inline=True)
+    n = heldout.get("exclude_overlapping_text", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 64:
+        raise ValueError(f"heldout['exclude_overlapping_text'] must be an int N in [0, 64] (0 = off, 13 is usual), got {n!r}")
+    msg.exclude_overlapping_text = n
     for key in ("unseen_flag", "exclude_shared_audio"):
         value = heldout.get(key, False)
         if not isinstance(value, bool):

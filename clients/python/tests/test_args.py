@@ -27,6 +27,9 @@ T = "127.0.0.1:9"  # never contacted: construction is lazy
     {"heldout": {"tasks": "speech"}}, {"heldout": {"selectors": ["speech"]}}, {"heldout": {"tasks": [""]}},
     {"heldout": {"tasks": [], "unseen_flag": "yes"}}, {"heldout": {"exclude_shared_audio": 1}},
     {"heldout": {"scope": "dev"}}, {"heldout": 7}, {"heldout": ""},
+    {"heldout": {"datasets": "43_AudioCaps"}}, {"heldout": {"datasets": [""]}},
+    {"heldout": {"exclude_overlapping_text": -1}}, {"heldout": {"exclude_overlapping_text": 65}},
+    {"heldout": {"exclude_overlapping_text": True}}, {"heldout": {"exclude_overlapping_text": 13.0}},
     {"targets": [""]}, {"split": "test", "mixture": "uniform"},
 ])
 def test_bad_arguments_raise_value_error(kwargs) -> None:
@@ -57,6 +60,9 @@ def test_good_arguments_build_the_spec() -> None:
     assert (m.within, m.temperature, m.cap) == ("temperature", 2.0, 1000)
     assert list(s.heldout.selectors) == ["audio/Captioning"] and s.heldout.inline and s.heldout.unseen_flag
     assert s.heldout.exclude_shared_audio and s.heldout.scope == "test"
+    assert list(s.heldout.datasets) == [] and s.heldout.exclude_overlapping_text == 0
+    d = FlanStreamDataset(T, heldout={"tasks": ["speech"], "datasets": ["43_AudioCaps"], "exclude_overlapping_text": 13}).spec
+    assert list(d.heldout.datasets) == ["43_AudioCaps"] and d.heldout.exclude_overlapping_text == 13
     assert (s.window, s.overlong, s.max_turns) == (64, "truncate", 3)
     assert ds.targets == [T, "127.0.0.1:10"] and ds.target == "127.0.0.1:10"  # rank 1 starts at replica 1
 

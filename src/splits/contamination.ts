@@ -1,0 +1,165 @@
+import { splitAudioRefs } from '../corpus/audio-refs.js';
+import { datasetOf } from '../index/datasets.js';
+import { ROW, SPAN, SPAN_WIDTH, SPLIT_BIT } from '../index/format.js';
+import type { IndexReader } from '../index/index-reader.js';
+import type { ResolvedHeldout } from './heldout.js';
+import { forEachNgram, NgramTable } from './ngrams.js';
+
+/** Why a train record is removed, in the order the guards are checked (the first one counts). */
+export const GUARDS = ['dataset', 'audio', 'text'] as const;
+export type Guard = (typeof GUARDS)[number];
+
+/**
+ * Held-out n-grams a set may hold: the table stays under 2²⁴ slots × 12 bytes (200 MB); a
+ * held-out set with more text fails with RESOURCE_EXHAUSTED naming the guard.
+ */
+export const MAX_HELDOUT_NGRAMS = 1 << 23;
+const EXAMPLES = 3;
+
+/** What one guard removed because of one held-out task (or, for `dataset`, one held-out dataset). */
+export interface GuardRemoval {
+  readonly guard: Guard;
+  /** The held-out task path the removed records collide with; `dataset NN_Name` for the dataset guard. */
+  readonly heldout: string;
+  readonly removed: number;
+  /** A few [train uuid, held-out uuid] pairs ('' as the held-out uuid for the dataset guard). */
+  readonly examples: readonly (readonly [string, string])[];
+}
+
+/** The set's cost: what was collected at first use, and how long it took. */
+export interface GuardCost {
+  readonly heldoutRecords: number;
+  readonly heldoutClips: number;
+  readonly ngrams: number;
+  readonly tableBytes: number;
+  readonly buildMs: number;
+}
+
+/**
+ * The decontamination wall of a held-out set beyond its tasks: which train records must never be
+ * served because they belong to a held-out dataset, carry a held-out clip (same audio id, or the
+ * same codes under another id: the index digests every clip's tokens), or share an N-gram of
+ * normalized words with a held-out record's instruction, input or output text. Built once per set
+ * at first use (held-out records are few: their clips and n-grams are collected eagerly, hashed);
+ * train records are classified shard by shard on first touch, one byte per record.
+ */
+export class Contamination {
+  readonly cost: GuardCost;
+  private readonly reader: IndexReader;
+  private readonly heldout: ResolvedHeldout;
+  /** Held-out records as (shard, row) pairs; "owners" below index into it. */
+  private readonly held: number[] = [];
+  private readonly clipOwner = new Map<string, number>();
+  private readonly ngrams: NgramTable | undefined;
+  private readonly reasons = new Map<number, Uint8Array>();
+
+  constructor(reader: IndexReader, heldout: ResolvedHeldout, maxNgrams = MAX_HELDOUT_NGRAMS) {
+    const started = performance.now();
+    this.reader = reader;
+    this.heldout = heldout;
+    const n = heldout.spec.excludeOverlappingText;
+    this.ngrams = n > 0 ? new NgramTable(maxNgrams) : undefined;
+    const shards = new Set(heldout.shards);
+    for (const t of heldout.tasks) for (const runs of reader.tasks[t]?.runs ?? []) for (const [s] of runs) shards.add(s);
+    for (const s of [...shards].sort((a, b) => a - b)) {
+      for (let row = 0; row < reader.shard(s).records; row++) {
+        if (!this.isHeld(s, row)) continue;
+        const owner = this.held.length / 2;
+        this.held.push(s, row);
+        if (heldout.spec.excludeSharedAudio) this.forEachClip(s, row, (key) => void (this.clipOwner.has(key) || this.clipOwner.set(key, owner)));
+        if (this.ngrams) for (const text of this.texts(s, row)) forEachNgram(text, n, (lo, hi) => this.ngrams!.add(lo, hi, owner));
+      }
+    }
+    this.cost = {
+      heldoutRecords: this.held.length / 2,
+      heldoutClips: this.clipOwner.size,
+      ngrams: this.ngrams?.size ?? 0,
+      tableBytes: this.ngrams?.bytes ?? 0,
+      buildMs: performance.now() - started,
+    };
+  }
+
+  /** Held out by task or by dataset (the records the guards protect). */
+  private isHeld(shard: number, row: number): boolean {
+    return this.heldout.shards.has(shard) || this.heldout.tasks.has(this.reader.taskOf(shard, row));
+  }
+
+  /** Both identities of each clip of a record: `id:` its audio id, `k:` the digest of its codes. */
+  private forEachClip(shard: number, row: number, fn: (key: string) => boolean | void): boolean {
+    const r = this.reader.row(shard, row);
+    const spans = this.reader.spans(shard, r[ROW.SPAN_START] ?? 0, r[ROW.SPAN_COUNT] ?? 0);
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
+      if (fn(`id:${this.reader.string(shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0)}`) === true) return true;
+      if (fn(`k:${spans[o + SPAN.KEY_LO] ?? 0}:${spans[o + SPAN.KEY_HI] ?? 0}`) === true) return true;
+    }
+    return false;
+  }
+
+  /** The instruction, the input's text and the output's text of a record (audio references left out). */
+  private texts(shard: number, row: number): string[] {
+    const r = this.reader.row(shard, row);
+    const str = (off: number, len: number): string => this.reader.string(shard, r[off] ?? 0, r[len] ?? 0);
+    const output = splitAudioRefs(str(ROW.OUT_TEXT_OFF, ROW.OUT_TEXT_LEN)).flatMap((p) => (p.kind === 'text' ? [p.text] : [])).join('\n');
+    return [str(ROW.INSTR_TEXT_OFF, ROW.INSTR_TEXT_LEN), str(ROW.INPUT_TEXT_OFF, ROW.INPUT_TEXT_LEN), output];
+  }
+
+  /** The first guard removing a train record and the held-out record it collides with (-1: none, or the dataset guard). */
+  classify(shard: number, row: number): { guard: Guard | undefined; partner: number } {
+    if (this.heldout.shards.has(shard)) return { guard: 'dataset', partner: -1 };
+    let partner = -1;
+    if (this.heldout.spec.excludeSharedAudio) {
+      this.forEachClip(shard, row, (key) => (partner = this.clipOwner.get(key) ?? -1) >= 0);
+      if (partner >= 0) return { guard: 'audio', partner };
+    }
+    if (this.ngrams) {
+      const n = this.heldout.spec.excludeOverlappingText;
+      for (const text of this.texts(shard, row)) {
+        forEachNgram(text, n, (lo, hi) => (partner = this.ngrams!.ownerOf(lo, hi)) >= 0);
+        if (partner >= 0) return { guard: 'text', partner };
+      }
+    }
+    return { guard: undefined, partner: -1 };
+  }
+
+  /** Whether a guard removes this train record (records of held-out tasks are never asked about). */
+  excluded(shard: number, row: number): boolean {
+    let reasons = this.reasons.get(shard);
+    if (!reasons) {
+      reasons = new Uint8Array(this.reader.shard(shard).records);
+      for (let r = 0; r < reasons.length; r++) {
+        if (((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 || this.isHeld(shard, r)) continue;
+        const { guard } = this.classify(shard, r);
+        reasons[r] = guard ? GUARDS.indexOf(guard) + 1 : 0;
+      }
+      this.reasons.set(shard, reasons);
+    }
+    return (reasons[row] ?? 0) !== 0;
+  }
+
+  /**
+   * What each guard removes from the train records of tasks that are not held out, grouped by the
+   * held-out task (or dataset) it collides with, with a few example uuid pairs: the report of
+   * `inspect --contamination` and GetCorpusInfo. Sorted by guard, then by held-out name.
+   */
+  report(): GuardRemoval[] {
+    const groups = new Map<string, { guard: Guard; heldout: string; removed: number; examples: [string, string][] }>();
+    for (const t of this.reader.tasks) {
+      if (this.heldout.tasks.has(t.id)) continue;
+      for (const [shard, local] of t.runs[0] ?? []) {
+        for (const row of this.reader.list(shard, local, 0)) {
+          const { guard, partner } = this.classify(shard, row);
+          if (!guard) continue;
+          const heldShard = this.held[partner * 2] ?? -1;
+          const heldRow = this.held[partner * 2 + 1] ?? -1;
+          const heldout = guard === 'dataset' ? `dataset ${datasetOf(this.reader.shard(shard).source)}` : (this.reader.tasks[this.reader.taskOf(heldShard, heldRow)]?.path ?? '');
+          const key = `${GUARDS.indexOf(guard)}\u0000${heldout}`;
+          let g = groups.get(key);
+          if (!g) groups.set(key, (g = { guard, heldout, removed: 0, examples: [] }));
+          g.removed++;
+          if (g.examples.length < EXAMPLES) g.examples.push([this.reader.uuid(shard, row), partner >= 0 ? this.reader.uuid(heldShard, heldRow) : '']);
+        }
+      }
+    }
+    return [...groups.keys()].sort().map((k) => groups.get(k)!);
+  }
+}
