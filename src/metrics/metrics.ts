@@ -1,6 +1,7 @@
 import client from 'prom-client';
 import type { IndexReader } from '../index/index-reader.js';
 import type { PlanCache } from '../stream/plan-cache.js';
+import type { PolicyView } from '../stream/stream-session.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
 
@@ -48,10 +49,13 @@ export class Metrics {
   readonly activeStreams = new client.Gauge({ name: 'flanstream_active_streams', help: 'Open StreamBatches calls', registers: [this.registry] });
   private readonly bytes = new client.Counter({ name: 'flanstream_bytes_sent_total', help: 'Serialized StreamBatches response bytes handed to the transport', registers: [this.registry] });
   readonly updates = new client.Counter({ name: 'flanstream_mixture_updates_total', help: 'Mixture updates accepted', registers: [this.registry] });
+  readonly reports = new client.Counter({ name: 'flanstream_loss_reports_total', help: 'Loss reports accepted', registers: [this.registry] });
   private readonly errors = new client.Counter({ name: 'flanstream_stream_errors_total', help: 'Streams ended with an error status, by gRPC code name', labelNames: ['code'], registers: [this.registry] });
   private readonly ends = new client.Counter({ name: 'flanstream_stream_ends_total', help: 'Streams ended with a StreamEnd, by reason (complete, max_batches, shutdown)', labelNames: ['reason'], registers: [this.registry] });
   /** The latest batch stats of every open stream, turned into gauge values when scraped. */
   private readonly streamStats = new Map<string, WireBatch['stats']>();
+  /** The open streams' policies, read when scraped (see watchPolicies). */
+  private policies: () => { id: string; view: PolicyView }[] = () => [];
 
   constructor(reader: IndexReader, domains: readonly string[], plans: PlanCache) {
     const examples = new client.Counter({
@@ -92,6 +96,25 @@ export class Metrics {
         }
       },
     });
+    const policies = (): { id: string; view: PolicyView }[] => this.policies();
+    for (const [name, help, value] of [
+      ['flanstream_policy_weight', 'Closed-loop policy weight per arm (selector) per open stream', (v: PolicyView, a: number) => v.weights[a]],
+      ['flanstream_policy_loss', 'Mean token loss per arm the policy saw at its last decision (absent: none reported)', (v: PolicyView, a: number) => v.losses[a]],
+    ] as const) {
+      new client.Gauge({
+        name,
+        help,
+        labelNames: ['stream', 'policy', 'selector'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const { id, view } of policies()) view.selectors.forEach((sel, a) => {
+            const v = value(view, a);
+            if (typeof v === 'number') this.labels(id, view.name, sel).set(v);
+          });
+        },
+      });
+    }
     const registry = this.registry;
     new client.Gauge({ name: 'flanstream_cache_hits', help: 'Index cache hits since start', registers: [registry], collect() { this.set(reader.cacheStats.hits); } });
     new client.Gauge({ name: 'flanstream_cache_misses', help: 'Index cache misses (positional reads) since start', registers: [registry], collect() { this.set(reader.cacheStats.misses); } });
@@ -102,6 +125,11 @@ export class Metrics {
     for (const [reason, n] of Object.entries(reader.manifest.quarantineByReason)) q.labels(reason).set(n);
     new client.Gauge({ name: 'flanstream_index_records', help: 'Records in the served index', registers: [registry] }).set(reader.manifest.records);
     client.collectDefaultMetrics({ register: registry });
+  }
+
+  /** Where the open streams' policies come from (the stream monitor). */
+  watchPolicies(source: () => { id: string; view: PolicyView }[]): void {
+    this.policies = source;
   }
 
   /** Counts a batch as it is handed to the transport (the client receives exactly these). */

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { TaskEntry } from '../index/format.js';
+import type { PolicySpec } from './policy/policy-spec.js';
 import { matchSelector } from './selectors.js';
 
 export type Within = 'proportional' | 'uniform' | 'temperature';
@@ -11,6 +12,8 @@ export interface MixtureSpec {
   readonly temperature: number;
   /** FLAN-style cap on a task's record count before proportions are taken; 0 = none. */
   readonly cap: number;
+  /** A closed-loop policy (stream specs only); absent = static. */
+  readonly policy?: PolicySpec;
 }
 
 /** Largest mixture weight: far beyond any useful ratio, small enough that weight × records stays finite. */

@@ -3,6 +3,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError, ShuttingDownError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore, RawOpen, RawUpdate } from '../stream/data-service-core.js';
+import type { RawLossReport } from '../stream/loss-report.js';
 import type { StreamSession } from '../stream/stream-session.js';
 import type { WireEnd, WireResponse } from '../stream/wire-types.js';
 import { corpusInfo } from './corpus-info.js';
@@ -11,8 +12,9 @@ import { isUndecodable } from './proto.js';
 import { toStatus } from './to-status.js';
 
 interface StreamRequest extends RawOpen {
-  kind?: 'spec' | 'resume' | 'mixtureUpdate';
+  kind?: 'spec' | 'resume' | 'mixtureUpdate' | 'losses';
   mixtureUpdate?: RawUpdate | null;
+  losses?: RawLossReport | null;
 }
 
 export interface ServiceLimits {
@@ -90,6 +92,7 @@ export class DataServiceHandlers {
     let closed = false;
     let draining = false;
     let wake: (() => void) | undefined;
+    let awaitingReport = false;
     const updates: number[] = [];
     // 'finish': the last message and the status were handed to the transport; 'cancelled' and
     // 'close' cover clients that went away. Whichever comes first, nothing is left to flush.
@@ -141,6 +144,14 @@ export class DataServiceHandlers {
     };
     const pump = async (): Promise<void> => {
       while (!closed && session) {
+        if (!draining && session.waiting) {
+          // A policy stream waits for the report its next step feeds on; the report wakes it.
+          awaitingReport = true;
+          await new Promise<void>((resolve) => (wake = resolve));
+          awaitingReport = false;
+          wake = undefined;
+          continue;
+        }
         const started = performance.now();
         const msg = draining ? session.end('shutdown') : session.next();
         if (!msg) break;
@@ -173,7 +184,13 @@ export class DataServiceHandlers {
           pump().catch(fail);
           return;
         }
-        if (req.kind !== 'mixtureUpdate' || !req.mixtureUpdate) throw new InvalidArgumentError('request', 'after the first message only mixture_update messages are accepted');
+        if (req.kind === 'losses' && req.losses) {
+          session.addReport(this.core.lossReport(req.losses, session.heldout));
+          this.metrics.reports.inc();
+          if (awaitingReport && !session.waiting) wake?.();
+          return;
+        }
+        if (req.kind !== 'mixtureUpdate' || !req.mixtureUpdate) throw new InvalidArgumentError('request', 'after the first message only mixture_update and losses messages are accepted');
         const now = Date.now();
         while (updates.length > 0 && (updates[0] ?? 0) < now - 1000) updates.shift();
         updates.push(now);

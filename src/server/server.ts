@@ -80,6 +80,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const core = await DataServiceCore.open(config.index.dir, coreSettings(loaded));
   const metrics = new Metrics(core.reader, core.domains(), core.plans);
   const monitor = new StreamMonitor();
+  metrics.watchPolicies(() => monitor.policies());
   const handlers = new DataServiceHandlers(
     core,
     metrics,

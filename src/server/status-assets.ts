@@ -42,7 +42,7 @@ export const STATUS_HTML = `<!doctype html>
     <table id="domains"><thead><tr><th>domain</th><th>tasks</th><th>train</th><th>dev</th><th>test</th><th>text tokens</th><th>audio tokens</th><th>unseen tasks</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Open streams (<span id="stream-count">0</span>)</h2>
-    <p class="legend">Per domain: solid = realized share of examples so far, dashed = target. Lower plots: fill ratio and tokens/s.</p>
+    <p class="legend">Per domain: solid = realized share of examples so far, dashed = target (a closed-loop policy moves it; its weights and the losses it saw are listed under the chart). Lower plots: fill ratio and tokens/s.</p>
     <div id="streams" class="cards"><p class="empty">No open streams.</p></div>
   </section>
 </main>
@@ -159,6 +159,23 @@ export const STATUS_JS = String.raw`(function () {
     return svg;
   }
 
+  // A closed-loop policy: its weight per arm and the mean loss it saw (its weights over time are the target lines above).
+  function policyTable(p) {
+    var box = el('div', { class: 'policy' });
+    box.appendChild(el('p', { class: 'legend' }, 'policy ' + p.name + ' · ' + p.decisions + ' decisions · last report: step ' + (p.lastReportStep === null ? '–' : p.lastReportStep)));
+    var table = el('table', { class: 'policy-arms' });
+    var head = el('tr');
+    ['selector', 'weight', 'loss seen'].forEach(function (h) { head.appendChild(el('th', {}, h)); });
+    table.appendChild(head);
+    p.selectors.forEach(function (sel, i) {
+      var tr = el('tr', { 'data-selector': sel });
+      [sel, pct(p.weights[i]), p.losses[i] === null ? '–' : p.losses[i].toFixed(3)].forEach(function (v) { tr.appendChild(el('td', {}, v)); });
+      table.appendChild(tr);
+    });
+    box.appendChild(table);
+    return box;
+  }
+
   function streamCard(st, domains) {
     var last = st.samples.length ? st.samples[st.samples.length - 1] : null;
     var card = el('div', { class: 'card', 'data-stream': st.id });
@@ -180,6 +197,7 @@ export const STATUS_JS = String.raw`(function () {
     });
     card.appendChild(legend);
     card.appendChild(mixtureChart(st, domains));
+    if (st.policy) card.appendChild(policyTable(st.policy));
     var maxTps = 1;
     st.samples.forEach(function (p) { if (p.tokensPerSecond > maxTps) maxTps = p.tokensPerSecond; });
     card.appendChild(spark(st, 'fill', function (p) { return p.fill; }, 1, function (v) { return (100 * v).toFixed(0) + '%'; }, '#2e9e52'));

@@ -1,4 +1,4 @@
-import type { StreamSession } from '../stream/stream-session.js';
+import type { PolicyView, StreamSession } from '../stream/stream-session.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch, WireStats } from '../stream/wire-types.js';
 
@@ -33,6 +33,8 @@ export interface StreamView {
   readonly target: readonly number[];
   readonly realized: readonly number[];
   readonly samples: readonly MonitorSample[];
+  /** The stream's closed-loop policy (null: static); its weights over time are the target lines. */
+  readonly policy: PolicyView | null;
 }
 
 /** A fixed-capacity ring: the newest `capacity` items, oldest first. */
@@ -160,6 +162,15 @@ export class StreamMonitor {
       step: s.step,
       ...(s.stats ? domainProportions(s.stats) : { target: [], realized: [] }),
       samples: s.ring.toArray(),
+      policy: s.session.policyView() ?? null,
     }));
+  }
+
+  /** The policy of every open stream that has one, by stream id (for /metrics). */
+  policies(): { id: string; view: PolicyView }[] {
+    return [...this.streams.values()].flatMap((s) => {
+      const view = s.step === null ? undefined : s.session.policyView();
+      return view ? [{ id: s.id, view }] : [];
+    });
   }
 }

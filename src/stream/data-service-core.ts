@@ -5,6 +5,8 @@ import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError
 import { TOKENIZER_FILE } from '../index/format.js';
 import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
 import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
+import type { LossReport } from '../mix/policy/policy-runner.js';
+import { checkPolicySpec, parsePolicy, type RawPolicy } from '../mix/policy/policy-spec.js';
 import { ChatTemplate } from '../pack/chat-template.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
 import { availability, type Availability } from '../splits/availability.js';
@@ -16,12 +18,13 @@ import { EvalPlanner, type EvalState } from './eval-planner.js';
 import { ExampleTable } from './example-table.js';
 import { PlanCache } from './plan-cache.js';
 import { Servability } from './servable.js';
+import { parseLossReport, type RawLossReport } from './loss-report.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession, type Planner } from './stream-session.js';
 import { oneOf, parseSpec, parseWithin, specHash, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
 
-export interface RawMixture {
+export interface RawMixture extends RawPolicy {
   name?: string;
   weights?: Record<string, number>;
   within?: string;
@@ -203,8 +206,8 @@ export class DataServiceCore {
     return this.resolveHeldout(spec, '', field);
   }
 
-  /** A raw mixture, a named one as its base, explicit fields on top. */
-  mixture(raw: RawMixture | null | undefined, field: string): MixtureSpec {
+  /** A raw mixture, a named one as its base, explicit fields on top; `withPolicy` for a stream spec's mixture. */
+  mixture(raw: RawMixture | null | undefined, field: string, withPolicy = false): MixtureSpec {
     let base: MixtureSpec = NATURAL;
     if (raw?.name) {
       const named = this.settings.mixtures[raw.name];
@@ -217,11 +220,14 @@ export class DataServiceCore {
     // Protobuf maps have no wire order: sort selectors so equal mixtures hash (and tokenize) equally.
     const given = raw?.weights && Object.keys(raw.weights).length > 0 ? raw.weights : base.weights;
     const weights = Object.fromEntries(Object.entries(given).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const policy = withPolicy ? parsePolicy(raw ?? {}, field) : undefined;
     return {
       weights,
       within: raw?.within ? parseWithin(`${field}.within`, raw.within) : base.within,
       temperature: raw?.temperature ? raw.temperature : base.temperature,
       cap: raw?.cap ? Number(raw.cap) : base.cap,
+      // Only when set: specs without a policy hash (and tokenize) as they always did.
+      ...(policy ? { policy } : {}),
     };
   }
 
@@ -229,6 +235,11 @@ export class DataServiceCore {
     const step = Number(raw.applyAtStep ?? 0);
     if (!Number.isSafeInteger(step) || step < 0) throw new InvalidArgumentError('mixture_update.apply_at_step', `must be a non-negative integer, got ${String(raw.applyAtStep)}`);
     return { mixture: this.mixture(raw, 'mixture_update'), applyAtStep: step };
+  }
+
+  /** A trainer's loss report, checked against the index and the stream's held-out set. */
+  lossReport(raw: RawLossReport, heldout: ResolvedHeldout): LossReport {
+    return parseLossReport(raw, this.reader.tasks.map((t) => t.path), heldout.tasks);
   }
 
   private planner(spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown, step: number): { plan: Planner; layout: SegmentLayout } {
@@ -263,6 +274,7 @@ export class DataServiceCore {
         throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}… but the request asks for ${expected.fingerprint.slice(0, 12)}…; start a new stream to change the held-out set`);
       }
     }
+    if (typeof spec.mixture === 'object' && spec.mixture !== null && spec.mixture.policy !== undefined) checkPolicySpec(spec.mixture.policy, 'resume.token.spec.mixture.policy');
     const worldSize = resume.worldSize || p.worldSize;
     let parsed: ReturnType<typeof parseSpec>;
     try {
@@ -293,10 +305,10 @@ export class DataServiceCore {
       ({ spec, placement, heldout, step, state } = fromToken(() => this.resumeFrom(resume)));
     } else if (raw.spec) {
       heldout = this.heldoutFromRaw(raw.spec.heldout);
-      const mixture = this.mixture(raw.spec.mixture, 'mixture');
+      const mixture = this.mixture(raw.spec.mixture, 'mixture', true);
       ({ spec, placement } = parseSpec(raw.spec, mixture, heldout.spec, heldout.name, this.settings.defaults, this.settings.limits));
       if (spec.split === 'train') this.resolveMixture(mixture, heldout, 'mixture', spec);
-      else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0) {
+      else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
         throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
       }
     } else {

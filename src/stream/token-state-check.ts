@@ -1,6 +1,9 @@
 import { InvalidArgumentError } from '../errors.js';
+import { DOMAINS } from '../corpus/record-schema.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import type { Contamination } from '../splits/contamination.js';
+import { policyArms } from '../mix/policy/arms.js';
+import { checkPolicyState } from '../mix/policy/policy-runner.js';
 import type { ExampleTable } from './example-table.js';
 import { MAX_PENDING_UPDATES, type StreamSpec } from './stream-spec.js';
 
@@ -124,6 +127,16 @@ export const TRAIN_SECTIONS: Readonly<Record<string, Section<TrainCheckContext>>
       last = checkInt(`${field}[${k}].applyAtStep`, p.applyAtStep, last + 1, Number.MAX_SAFE_INTEGER);
       checkMixture(p.mixture, `${field}[${k}].mixture`, ctx);
     });
+  },
+  /** Only streams whose mixture has a policy carry one (policy-runner.ts checks its fields). */
+  policy(value, field, ctx) {
+    const { mixture } = ctx.spec;
+    if (!mixture.policy) {
+      if (value !== undefined) refuse(field, 'is set but the token\'s mixture has no policy');
+      return;
+    }
+    const arms = policyArms(mixture, ctx.table.reader.tasks, ctx.resolve(mixture, 'resume.token.spec.mixture'), DOMAINS);
+    checkPolicyState(value, field, arms.selectors.length);
   },
 };
 

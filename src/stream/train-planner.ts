@@ -5,6 +5,9 @@ import { hashInts } from '../mix/permutation.js';
 import { Sampler, type SamplerState } from '../mix/sampler.js';
 import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
 import type { MixtureSpec } from '../mix/mixture.js';
+import { policyArms } from '../mix/policy/arms.js';
+import { PolicyRunner, type LossReport, type PolicyState } from '../mix/policy/policy-runner.js';
+import { DOMAINS } from '../corpus/record-schema.js';
 import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
 import type { Contamination } from '../splits/contamination.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
@@ -23,6 +26,8 @@ export interface TrainState {
   readonly stats: StreamStats;
   readonly mixture: MixtureSpec;
   readonly pending: MixtureUpdate[];
+  /** Streams whose mixture has a policy (absent otherwise, so other tokens are unchanged). */
+  readonly policy?: PolicyState;
 }
 
 export interface TrainDeps {
@@ -52,6 +57,8 @@ export class TrainPlanner {
   private mixture: MixtureSpec;
   private pending: MixtureUpdate[];
   private readonly sizes: Float64Array;
+  /** The stream's closed-loop policy, if its mixture names one. */
+  readonly policy: PolicyRunner | undefined;
 
   /** `state` comes from a resume token: `step` is the token's step (checked against pending updates). */
   constructor(deps: TrainDeps, state?: TrainState, step = 0) {
@@ -66,6 +73,11 @@ export class TrainPlanner {
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
     this.pending = state ? [...state.pending] : [];
     this.pool = state ? this.restorePool(state.pool) : [];
+    const policy = deps.spec.mixture.policy;
+    if (policy) {
+      const arms = policyArms(deps.spec.mixture, deps.table.reader.tasks, deps.resolve(deps.spec.mixture, 'mixture'), DOMAINS);
+      this.policy = new PolicyRunner(policy, arms, state?.policy);
+    }
   }
 
   /** The packing window from its token form (already checked by checkTrainState). */
@@ -111,7 +123,15 @@ export class TrainPlanner {
     this.pending = pending;
   }
 
-  planStep(step: number, rows: number): Segment[][] {
+  /**
+   * Plans global step `step`. With a policy, `report` is the trainer's report of step
+   * step − lag_steps (undefined if it sent none): the policy takes it in first, and a decision it
+   * makes applies from this very step, like a manual update queued for it, unless one was.
+   */
+  planStep(step: number, rows: number, report?: LossReport): Segment[][] {
+    const s = step - (this.policy?.spec.lagSteps ?? 0);
+    const decided = this.policy && s >= 0 ? this.policy.consume(s, report) : undefined;
+    if (decided && !this.pending.some((u) => u.applyAtStep === step)) this.queue({ mixture: this.policy!.mixture(this.mixture, decided), applyAtStep: step }, 'policy');
     while (this.pending[0] && this.pending[0].applyAtStep <= step) {
       const u = this.pending.shift()!;
       this.mixture = u.mixture;
@@ -240,6 +260,7 @@ export class TrainPlanner {
       pool.push(u.turns.length);
       for (const t of u.turns) pool.push(t.loc.task, t.loc.i);
     }
-    return { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: this.stats, mixture: this.mixture, pending: this.pending };
+    const base = { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: this.stats, mixture: this.mixture, pending: this.pending };
+    return this.policy ? { ...base, policy: this.policy.state() } : base;
   }
 }

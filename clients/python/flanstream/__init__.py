@@ -14,6 +14,7 @@ from .dataset import FlanStreamDataset
 from .errors import FlanStreamError
 from .evaluation import EvalPart, EvalResult, evaluate, evaluate_part, merge_evaluations
 from .info import CorpusInfo, DatasetInfo, GuardRemoval, HeldoutSetInfo, TaskInfo, VocabLayout
+from .losses import task_losses
 from .wire import IGNORE_INDEX, BatchDecoder, BatchStats, dense_arrays
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "evaluate",
     "evaluate_part",
     "merge_evaluations",
+    "task_losses",
     "EvalResult",
     "EvalPart",
     "CorpusInfo",

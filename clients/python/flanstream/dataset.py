@@ -10,14 +10,16 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import grpc
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
+from ._reports import ReportBook
 from ._stream import Connection, Interrupted, RetryPolicy
 from .client import TLS, Client
 from .distributed import broadcast_object, check_worker, resolve_rank_world
 from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
 from .mixture_merge import resolve_update_weights
+from .losses import check_losses, reduce_losses
 from .spec import OUTPUTS, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
-    normalize_targets, update_to_dict
+    normalize_targets, policy_lag, update_to_dict
 from .wire import BatchDecoder, summarize_end
 
 try:
@@ -123,6 +125,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._pending: List[Dict[str, Any]] = []
         self._last_stats: Optional[Mapping[str, Any]] = None  # the last handed-out batch's (lazy) stats
         self._restored = False  # continued from a checkpoint's token: earlier updates are only in the token
+        self._reports = ReportBook(policy_lag(self._spec))
         self._finished = False
         #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
         self.summary: Optional[Dict[str, Any]] = None
@@ -215,6 +218,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         with self._lock:
             self._conn = Connection(self._clients[self._target_index], self._first_request(remaining),
                                     self._decoder, self.prefetch)
+            for msg in self._reports.due(self._last_step):  # before the steps they feed are planned
+                self._conn.send(msg)
             return self._conn
 
     def _drop_connection(self) -> None:
@@ -228,6 +233,10 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         try:
             while iter_id == self._iter_id:
                 conn = self._conn or self._connect(self.max_batches - handed if self.max_batches else 0)
+                with self._lock:
+                    settle = self._reports.settle(self._last_step) if handed else None
+                if settle is not None:
+                    conn.send(settle)
                 kind, payload = conn.get()
                 if conn is not self._conn or iter_id != self._iter_id:
                     continue  # restarted meanwhile (update_mixture / load_state_dict)
@@ -314,6 +323,34 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         last = self._last_step
         return [dict(u) for u in self._pending if last is None or u["at_step"] > last]
 
+    # -- closed-loop reweighting --------------------------------------------------------------
+    def report_losses(self, step: int, losses: Mapping[Any, Any]) -> None:
+        """Report the per-task losses of global step ``step``, after training on it.
+
+        ``losses`` is ``{task: (loss_sum, tokens)}``, tasks as indices or paths, e.g. from
+        :func:`flanstream.task_losses`. With ``torch.distributed`` initialized this is a collective:
+        the sums are all-reduced over the ranks, so every rank sends the same report. Report steps
+        in increasing order; a step never reported is missing (no error). A mixture ``policy``
+        plans step ``step + lag_steps`` only once ``step`` or a later step was reported; a loop
+        that reported none of the last ``lag_steps`` steps when it asks for the next batch has
+        them marked missing. Report before saving a checkpoint: ``state_dict`` keeps the reports
+        the resumed stream still needs.
+
+        Raises:
+            ValueError: a bad entry, a step not handed out yet, or a step not after the last report.
+        """
+        if self._spec.split != "train":
+            raise ValueError(f"loss reports apply to split 'train' only, not {self._spec.split!r}")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        info = self.corpus_info
+        checked = check_losses(losses, {p: i for i, p in enumerate(info.task_paths)}, len(info.tasks))
+        reduced = reduce_losses(checked, len(info.tasks))
+        with self._lock:
+            msg = self._reports.add(step, [(t, v, n) for t, (v, n) in sorted(reduced.items())], self._last_step)
+            if self._conn is not None:
+                self._conn.send(msg)
+
     # -- checkpointing ------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         """Resume state of the last batch handed out (not of prefetched ones).
@@ -325,6 +362,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                 "version": STATE_VERSION, "resume_token": self._last_token, "step": self._last_step,
                 "pending_updates": self.pending_updates, "finished": self._finished,
                 "spec": self._spec.SerializeToString(), "rank": self.rank, "world_size": self.world_size,
+                **self._reports.state(self._last_step),
             }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -350,6 +388,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             self._last_step = int(step) if step is not None else None
             self._pending = pending
             self._last_stats, self._restored = None, token is not None
+            self._reports = ReportBook(policy_lag(self._spec))
+            self._reports.load(state)
             self._finished = bool(state.get("finished", False))
             self.summary = None
 

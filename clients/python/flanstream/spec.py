@@ -12,7 +12,7 @@ from ._proto.flanstream.v1 import data_service_pb2 as pb
 
 __all__ = [
     "SPLITS", "PACKINGS", "OUTPUTS", "WITHIN", "OVERLONG", "SCOPES",
-    "MixtureArg", "HeldoutArg", "build_spec", "build_mixture", "build_heldout",
+    "POLICIES", "DEFAULT_LAG_STEPS", "policy_lag", "MixtureArg", "HeldoutArg", "build_spec", "build_mixture", "build_heldout",
     "build_update", "update_to_dict", "normalize_targets", "check_positive_int",
 ]
 
@@ -31,7 +31,12 @@ MixtureArg = Union[None, str, Mapping[str, Any]]
 #: "exclude_shared_audio": ..., "exclude_overlapping_text": N, "scope": ...}``
 HeldoutArg = Union[None, str, Mapping[str, Any]]
 
-_MIXTURE_KEYS = ("name", "weights", "within", "temperature", "cap")
+_MIXTURE_KEYS = ("name", "weights", "within", "temperature", "cap", "policy", "every_steps", "lag_steps", "lr",
+                 "smoothing", "min_weight", "reference")
+#: Closed-loop policies (``Mixture.policy``); see the repository README, "Closed-loop reweighting".
+POLICIES = ("static", "odm", "excess-loss")
+#: The server's ``lag_steps`` when a policy leaves it 0.
+DEFAULT_LAG_STEPS = 8
 _HELDOUT_KEYS = ("tasks", "datasets", "unseen_flag", "exclude_shared_audio", "exclude_overlapping_text", "scope")
 
 
@@ -116,7 +121,33 @@ def build_mixture(mixture: MixtureArg) -> Optional["pb.Mixture"]:
     opts = _mixture_options("mixture['", mixture.get("within"), mixture.get("temperature"), mixture.get("cap"))
     for k, v in opts.items():
         setattr(msg, k, v)
+    _policy_options(msg, mixture)
     return msg
+
+
+def _policy_options(msg: "pb.Mixture", mixture: Mapping[str, Any]) -> None:
+    """The closed-loop fields of a mixture dict (the server checks the combination)."""
+    if mixture.get("policy") is not None:
+        msg.policy = _check_choice("mixture['policy']", mixture["policy"], POLICIES)
+    for key in ("every_steps", "lag_steps"):
+        if mixture.get(key) is not None:
+            setattr(msg, key, check_positive_int(f"mixture[{key!r}]", mixture[key]))
+    for key in ("lr", "smoothing", "min_weight"):
+        v = mixture.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) or float(v) < 0:
+            raise ValueError(f"mixture[{key!r}] must be a finite non-negative number, got {v!r}")
+        setattr(msg, key, float(v))
+    if mixture.get("reference") is not None:
+        msg.reference.update(_check_weights("mixture['reference']", mixture["reference"]))
+
+
+def policy_lag(spec: "pb.StreamSpec") -> Optional[int]:
+    """``lag_steps`` of the spec's policy, or ``None`` for a static mixture (reports never feed it)."""
+    if spec.mixture.policy in ("", "static"):
+        return None
+    return int(spec.mixture.lag_steps) or DEFAULT_LAG_STEPS
 
 
 def build_heldout(heldout: HeldoutArg) -> Optional["pb.Heldout"]:

@@ -283,7 +283,10 @@ class BatchDecoder:
 
     def segments(self, batch: "pb.Batch") -> List[Dict[str, Any]]:
         """Per-segment metadata dicts (``row``, ``offset``, ``length``, ``task``, ``task_index``,
-        ``domain``, ``uuids``, ``turn_tasks``, ``text_tokens``, ``audio_tokens``)."""
+        ``domain``, ``uuids``, ``turn_tasks``, ``turn_task_indices``, ``loss_spans``,
+        ``text_tokens``, ``audio_tokens``). ``loss_spans`` holds one ``(start, end)`` column range
+        of the segment's row per turn: the supervised answer of that turn (of task
+        ``turn_task_indices[k]``), which is what :func:`flanstream.task_losses` credits."""
         S = len(batch.seg_length)
         uuids = list(batch.uuids)
         turns = list(batch.seg_turns) or ([1] * S if len(uuids) == S else [0] * S)
@@ -297,6 +300,16 @@ class BatchDecoder:
         text = list(batch.seg_text_tokens) or [0] * S
         audio = list(batch.seg_audio_tokens) or [0] * S
         paths, dnames = self.task_paths, self.domains
+        # One loss span per turn (proto: loss_spans), in flattened token coordinates: shift each by
+        # its segment's flattened start to the column of its row.
+        spans = list(batch.loss_spans)
+        per_turn = len(spans) == 2 * len(uuids)
+        if per_turn and spans:
+            lens = np.asarray(batch.seg_length, dtype=np.int64)
+            shift = np.repeat(np.asarray(batch.seg_offset, dtype=np.int64) - (np.cumsum(lens) - lens), turns)
+            cols = (np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift[:, None]).tolist()
+        else:
+            cols = []
         out: List[Dict[str, Any]] = []
         j = 0
         for i, (row, off, length) in enumerate(zip(batch.seg_row, batch.seg_offset, batch.seg_length)):
@@ -305,6 +318,7 @@ class BatchDecoder:
                 "row": row, "offset": off, "length": length,
                 "task": _name(paths, tasks[i]), "task_index": tasks[i], "domain": _name(dnames, domains[i]),
                 "uuids": uuids[j:j + n], "turn_tasks": [_name(paths, t) for t in turn_task[j:j + n]],
+                "turn_task_indices": turn_task[j:j + n], "loss_spans": [tuple(c) for c in cols[j:j + n]],
                 "text_tokens": text[i], "audio_tokens": audio[i],
             })
             j += n

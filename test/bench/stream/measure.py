@@ -1,7 +1,9 @@
 """One measurement of the stream benchmark: tokens/s delivered by a source into numpy or torch.
 
 Modes (each prints one JSON line {"tokens": …, "seconds": …, "batches": …}):
-  flanstream TARGET  — FlanStreamDataset, packed 8 × 4096, the real client (decode + prefetch)
+  flanstream TARGET  — FlanStreamDataset, packed 8 × 4096, the real client (decode + prefetch);
+                       --report: an odm policy stream, and every batch's per-task losses (task_losses
+                       over a [B, L] loss) reported back (closed-loop benchmark)
   jsonl FILE         — a plain Python loader: pre-tokenized JSONL, json.loads, greedy packing
   grpc TARGET        — a bare grpcio client reading a fixed 128 KB message stream, nothing else
   socket PORT        — raw loopback bytes into a buffer (recv_into), nothing else
@@ -33,16 +35,23 @@ def to_output(arrays: dict, output: str) -> dict:
     return arrays
 
 
-def flanstream(target: str, batches: int, output: str, rank: int, world: int) -> tuple[int, float]:
-    from flanstream import FlanStreamDataset
+POLICY = {"weights": {"speech": 0.5, "music": 0.25, "audio": 0.25}, "policy": "odm", "lag_steps": 8}
+
+
+def flanstream(target: str, batches: int, output: str, rank: int, world: int, report: bool = False) -> tuple[int, float]:
+    from flanstream import FlanStreamDataset, task_losses
     ds = FlanStreamDataset(target, split="train", batch_size=B, seq_len=L, packing="packed", seed=0,
-                           output=output, rank=rank, world_size=world, max_batches=batches + WARMUP, prefetch=8)
+                           output=output, rank=rank, world_size=world, max_batches=batches + WARMUP, prefetch=8,
+                           mixture=POLICY if report else None)
+    loss = np.ones((B, L), dtype=np.float32)  # stands in for the trainer's per-token loss
     tokens, start = 0, 0.0
     for i, batch in enumerate(ds):
         if i == WARMUP:
             start = time.perf_counter()
         if i >= WARMUP:
             tokens += int(batch["cu_seqlens"][-1])
+        if report:
+            ds.report_losses(batch["step"], task_losses(loss, batch))
     return tokens, time.perf_counter() - start
 
 
@@ -143,12 +152,13 @@ def main() -> None:
     p.add_argument("--output", choices=["numpy", "torch"], default="numpy")
     p.add_argument("--rank", type=int, default=0)
     p.add_argument("--world", type=int, default=1)
+    p.add_argument("--report", action="store_true")
     a = p.parse_args()
     if a.mode == "digests":
         print(json.dumps({"digests": digests(a.where, a.batches, a.rank, a.world)}))
         return
     if a.mode == "flanstream":
-        tokens, secs = flanstream(a.where, a.batches, a.output, a.rank, a.world)
+        tokens, secs = flanstream(a.where, a.batches, a.output, a.rank, a.world, a.report)
     elif a.mode == "jsonl":
         tokens, secs = jsonl(a.where, a.batches, a.output)
     elif a.mode == "grpc":

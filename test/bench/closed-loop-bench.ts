@@ -1,0 +1,105 @@
+/**
+ * Closed-loop reweighting overhead (CONTRACT §9.3): a trainer reporting its per-task losses
+ * every step against one that does not.
+ *  1. Server time per step, in process (no transport): planning and building a step (session.next)
+ *     and handling its report (checking it, the policy's decision, re-resolving the mixture), for a
+ *     static stream without reports, a static stream with reports, and odm / excess-loss streams
+ *     with reports. 8 × 4096 packed. Medians of --runs runs of --steps steps.
+ *  2. End to end, tokens/s into the Python client: a static stream read as fast as possible
+ *     against an odm stream whose every batch is turned into per-task losses (task_losses over a
+ *     [B, L] loss) and reported (report_losses). Alternating runs, medians.
+ *   npx tsx test/bench/closed-loop-bench.ts [--runs 5] [--steps 300] [--batches 200] [--records 20000]
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { coreSettings } from '../../src/config/core-settings.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { DataServiceCore, type RawMixture } from '../../src/stream/data-service-core.js';
+import { arg, benchIndex, fmtM, PYTHON, ROOT, startChild, stats, stopChild } from './bench-util.js';
+
+const runs = arg('runs', 5);
+const steps = arg('steps', 300);
+const batches = arg('batches', 200);
+const index = benchIndex(arg('records', 20000));
+const core = await DataServiceCore.open(index, coreSettings(loadConfig(undefined, { 'index.dir': index }, {})));
+
+const WEIGHTS = { speech: 0.5, music: 0.25, audio: 0.25 };
+const variants: [string, RawMixture, boolean][] = [
+  ['static, no reports', { weights: WEIGHTS }, false],
+  ['static, report every step', { weights: WEIGHTS }, true],
+  ['odm, report every step', { weights: WEIGHTS, policy: 'odm', lagSteps: 8 }, true],
+  ['excess-loss, report every step', { weights: WEIGHTS, policy: 'excess-loss', lagSteps: 8, reference: { speech: 1, music: 1, audio: 1 } }, true],
+];
+
+/** Microseconds per step: building it, and handling its report. */
+function serverRun(mixture: RawMixture, report: boolean): { plan: number; report: number } {
+  const s = core.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 0, mixture } });
+  let plan = 0;
+  let handle = 0;
+  for (let k = 0; k < steps + 10; k++) {
+    const t0 = performance.now();
+    const m = s.next();
+    const t1 = performance.now();
+    if (!m || !('batch' in m)) throw new Error(`stream stalled at step ${k}`);
+    let t2 = t1;
+    if (report) {
+      const per = new Map<number, number>();
+      for (const t of m.batch.turnTask) per.set(t, (per.get(t) ?? 0) + 100);
+      const raw = { step: m.batch.step, losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (2 + (task % 3)) })) };
+      s.addReport(core.lossReport(raw, s.heldout));
+      t2 = performance.now();
+    }
+    if (k >= 10) {
+      plan += t1 - t0;
+      handle += t2 - t1;
+    }
+  }
+  return { plan: (plan * 1000) / steps, report: (handle * 1000) / steps };
+}
+
+const server = new Map<string, { plan: number[]; report: number[] }>(variants.map(([n]) => [n, { plan: [], report: [] }]));
+for (let r = 0; r < runs; r++) {
+  for (const [name, mixture, report] of variants) {
+    const got = serverRun(mixture, report);
+    server.get(name)!.plan.push(got.plan);
+    server.get(name)!.report.push(got.report);
+  }
+}
+const base = stats(server.get(variants[0]![0])!.plan).median;
+console.log(`Server time per step (8 × 4096 packed, ${steps} steps, median of ${runs}):\n`);
+console.log('| stream | plan + build µs/step (min–max) | report handling µs/step | total vs static without reports |');
+console.log('|---|---|---|---|');
+for (const [name] of variants) {
+  const p = stats(server.get(name)!.plan);
+  const h = stats(server.get(name)!.report);
+  const pct = ((p.median + h.median) / base - 1) * 100;
+  console.log(`| ${name} | ${p.median.toFixed(0)} (${p.min.toFixed(0)}–${p.max.toFixed(0)}) | ${h.median.toFixed(1)} | ${pct >= 0 ? '+' : ''}${pct.toFixed(2)} % |`);
+}
+
+const child = await startChild(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', index, '--port', '0', '--http-port=-1']);
+const target = `127.0.0.1:${child.info.port}`;
+function measure(extra: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(PYTHON, ['test/bench/stream/measure.py', 'flanstream', target, '--batches', String(batches), '--output', 'torch', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`measure exited ${code}`));
+      const r = JSON.parse(out) as { tokens: number; seconds: number };
+      resolve(r.tokens / r.seconds);
+    });
+  });
+}
+const e2e: Record<string, number[]> = { plain: [], report: [] };
+for (let r = 0; r < runs; r++) {
+  e2e.plain!.push(await measure([]));
+  e2e.report!.push(await measure(['--report']));
+}
+await stopChild(child.child);
+const plain = stats(e2e.plain!);
+const rep = stats(e2e.report!);
+console.log(`\nEnd to end into torch tensors (Python client, ${batches} batches, median of ${runs} alternating runs):\n`);
+console.log('| client loop | tokens/s median | min | max | vs static |');
+console.log('|---|---|---|---|---|');
+console.log(`| static stream, no reports | ${fmtM(plain.median)} | ${fmtM(plain.min)} | ${fmtM(plain.max)} | – |`);
+console.log(`| odm stream, task_losses + report_losses every step | ${fmtM(rep.median)} | ${fmtM(rep.min)} | ${fmtM(rep.max)} | ${((rep.median / plain.median - 1) * 100).toFixed(2)} % |`);
