@@ -79,6 +79,11 @@ export class Contamination {
     };
   }
 
+  /** The uuid of held-out record `partner` (as `classify` returns it). */
+  heldUuid(partner: number): string {
+    return this.reader.uuid(this.held[partner * 2] ?? 0, this.held[partner * 2 + 1] ?? 0);
+  }
+
   /** Held out by task or by dataset (the records the guards protect). */
   private isHeld(shard: number, row: number): boolean {
     return this.heldout.shards.has(shard) || this.heldout.tasks.has(this.reader.taskOf(shard, row));
@@ -127,7 +132,8 @@ export class Contamination {
     if (!reasons) {
       reasons = new Uint8Array(this.reader.shard(shard).records);
       for (let r = 0; r < reasons.length; r++) {
-        if (((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 || this.isHeld(shard, r)) continue;
+        // Records of held-out tasks never reach a train stream; those of held-out datasets are the dataset guard's.
+        if (((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 || this.heldout.tasks.has(this.reader.taskOf(shard, r))) continue;
         const { guard } = this.classify(shard, r);
         reasons[r] = guard ? GUARDS.indexOf(guard) + 1 : 0;
       }

@@ -1,0 +1,167 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { buildIndex } from '../../src/index/build-index.js';
+import { NATURAL } from '../../src/mix/mixture.js';
+import type { Contamination } from '../../src/splits/contamination.js';
+import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-core.js';
+import { expectedRemovals, plantContamination, type HeldoutOracle, type Planted } from '../helpers/plant-contamination.js';
+import { drain, openCore, take } from '../helpers/stream-harness.js';
+
+/**
+ * Planted contamination: the same codes under other ids, a held-out ASR transcript reused as TTS
+ * input, and a dataset shared by two tasks. Each guard removes exactly what the corpus files say
+ * (planted records included, nothing else), and train streams never carry a removed record.
+ */
+const ASR = 'speech/Speech Recognition/ASR';
+const TTS = 'speech/Speech Generation/TTS';
+const SHARED_DATASET = '43_AudioCaps';
+const N = 10;
+
+let dir: string;
+let corpus: string;
+let core: DataServiceCore;
+let planted: Planted;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flanstream-planted-'));
+  corpus = join(dir, 'corpus');
+  await writeSampleCorpus(corpus, { records: 1500, seed: 11 });
+  let x = 7;
+  planted = plantContamination(corpus, ASR, TTS, (n) => ((x = (x * 1103515245 + 12345) % 2147483648), x % n));
+  await buildIndex({ corpus, out: join(dir, 'index'), workers: 1 });
+  core = await openCore(join(dir, 'index'));
+}, 300_000);
+afterAll(() => {
+  core?.reader.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const raw = (o: HeldoutOracle): RawHeldout => ({ inline: true, selectors: [...o.tasks], datasets: [...o.datasets], excludeSharedAudio: o.sharedAudio, excludeOverlappingText: o.ngram });
+const AUDIO: HeldoutOracle = { tasks: [ASR], datasets: [], sharedAudio: true, ngram: 0 };
+const TEXT: HeldoutOracle = { tasks: [ASR], datasets: [], sharedAudio: false, ngram: N };
+const DATASET: HeldoutOracle = { tasks: [], datasets: [SHARED_DATASET], sharedAudio: false, ngram: 0 };
+const ALL: HeldoutOracle = { tasks: [ASR], datasets: [SHARED_DATASET], sharedAudio: true, ngram: N };
+
+/** Train records of tasks that are not held out, by the guard that removes them (uuid → guard and partner uuid). */
+function removed(o: HeldoutOracle): { guard: Contamination; by: Map<string, { guard: string; partner: string }> } {
+  const h = core.heldoutFromRaw(raw(o));
+  const guard = core.guard(h)!;
+  const by = new Map<string, { guard: string; partner: string }>();
+  for (const t of core.reader.tasks) {
+    if (h.tasks.has(t.id)) continue;
+    for (const [shard, local] of t.runs[0] ?? []) {
+      for (const row of core.reader.list(shard, local, 0)) {
+        const c = guard.classify(shard, row);
+        expect(guard.excluded(shard, row)).toBe(c.guard !== undefined);
+        if (c.guard) by.set(core.reader.uuid(shard, row), { guard: c.guard, partner: c.partner >= 0 ? guard.heldUuid(c.partner) : '' });
+      }
+    }
+  }
+  return { guard, by };
+}
+
+const having = (by: Map<string, { guard: string }>, g: string): Set<string> => new Set([...by].filter(([, v]) => v.guard === g).map(([u]) => u));
+
+describe('each guard removes exactly what the corpus files say, planted records included', () => {
+  it('exclude_shared_audio: the same codes under another id are removed, with the held-out record they copy', () => {
+    const want = expectedRemovals(corpus, AUDIO);
+    const { by } = removed(AUDIO);
+    expect(having(by, 'audio')).toEqual(want.audio);
+    expect([...by.values()].every((v) => v.guard === 'audio')).toBe(true);
+    for (const [u, source] of planted.audio) expect(by.get(u), u).toEqual({ guard: 'audio', partner: source });
+  });
+
+  it('exclude_overlapping_text: a held-out ASR transcript reused as TTS input is removed, and no other record', () => {
+    const want = expectedRemovals(corpus, TEXT);
+    const { by } = removed(TEXT);
+    expect(having(by, 'text')).toEqual(want.text);
+    expect(by.size).toBe(want.text.size);
+    for (const u of planted.text.keys()) expect(by.get(u)?.guard, u).toBe('text');
+    // The planted TTS inputs collide with the held-out transcript they copy (possibly first with another held-out record of the same words).
+    expect([...planted.text.keys()].some((u) => by.get(u)?.partner === planted.text.get(u))).toBe(true);
+  });
+
+  it('datasets: every record of a dataset shared by two tasks is held out, whatever its task', () => {
+    const ds = core.reader.datasets.get(SHARED_DATASET)!;
+    expect(ds.tasks.size).toBe(2);
+    const want = expectedRemovals(corpus, DATASET);
+    const { by } = removed(DATASET);
+    expect(having(by, 'dataset')).toEqual(want.dataset);
+    expect(by.size).toBe([...ds.tasks.values()].reduce((n, c) => n + c[0], 0));
+  });
+
+  it('all guards together: the first that applies counts, and the report adds up by guard and held-out task', () => {
+    const want = expectedRemovals(corpus, ALL);
+    const { guard, by } = removed(ALL);
+    for (const g of ['dataset', 'audio', 'text'] as const) expect(having(by, g), g).toEqual(want[g]);
+    const report = guard.report();
+    for (const g of ['dataset', 'audio', 'text'] as const) expect(report.filter((r) => r.guard === g).reduce((n, r) => n + r.removed, 0)).toBe(want[g].size);
+    expect(report.find((r) => r.guard === 'dataset')?.heldout).toBe(`dataset ${SHARED_DATASET}`);
+    for (const r of report) {
+      expect(r.examples.length).toBe(Math.min(3, r.removed));
+      for (const [train, heldUuid] of r.examples) expect(by.get(train)).toEqual({ guard: r.guard, partner: heldUuid });
+    }
+  });
+});
+
+describe('streams under all guards, checked uuid by uuid', () => {
+  const want = (): ReturnType<typeof expectedRemovals> => expectedRemovals(corpus, ALL);
+
+  it.each([1, 2, 3].flatMap((seed) => (['packed', 'multiturn'] as const).map((packing) => [seed, packing] as const)))('seed %i, %s: no removed or held-out record is served; every other train record is', (seed, packing) => {
+    const w = want();
+    const h = core.heldoutFromRaw(raw(ALL));
+    const survivors = new Set<string>();
+    for (const t of core.reader.tasks) {
+      if (h.tasks.has(t.id)) continue;
+      for (const [shard, local] of t.runs[0] ?? []) for (const row of core.reader.list(shard, local, 0)) survivors.add(core.reader.uuid(shard, row));
+    }
+    const gone = new Set([...w.held, ...w.dataset, ...w.audio, ...w.text]);
+    for (const u of gone) survivors.delete(u);
+    const served = new Set<string>();
+    const session = core.open({ spec: { split: 'train', batchSize: 16, seqLen: 8192, packing, seed, heldout: raw(ALL) } });
+    // Multiturn turns credit their own task, which then draws (walks) less: allow a few epochs.
+    let examples = 0;
+    while (served.size < survivors.size && examples < 10 * survivors.size) {
+      for (const b of take(session, 1).batches) {
+        for (const u of b.uuids) {
+          expect(gone.has(u), u).toBe(false);
+          served.add(u);
+        }
+        examples += b.uuids.length;
+      }
+    }
+    expect(served).toEqual(survivors);
+  });
+
+  it('the heldout stream serves every held-out record once (held-out datasets included); dev and test leave them out', () => {
+    const w = want();
+    const { batches } = drain(core.open({ spec: { split: 'heldout', batchSize: 16, seqLen: 8192, packing: 'none', heldout: raw(ALL) } }));
+    const uuids = batches.flatMap((b) => b.uuids);
+    expect(uuids.length).toBe(new Set(uuids).size);
+    expect(new Set(uuids)).toEqual(w.held);
+    for (const split of ['dev', 'test']) {
+      const dev = drain(core.open({ spec: { split, batchSize: 16, seqLen: 8192, packing: 'none', heldout: raw(ALL) } })).batches.flatMap((b) => b.uuids);
+      expect(dev.filter((u) => w.held.has(u))).toEqual([]);
+      expect(dev.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('mixture sizes count only what survives the guards', () => {
+    const w = want();
+    const h = core.heldoutFromRaw(raw(ALL));
+    const gone = new Set([...w.dataset, ...w.audio, ...w.text]);
+    const survive = core.reader.tasks.map((t) => {
+      if (h.tasks.has(t.id)) return 0;
+      let n = 0;
+      for (const [shard, local] of t.runs[0] ?? []) for (const row of core.reader.list(shard, local, 0)) if (!gone.has(core.reader.uuid(shard, row))) n++;
+      return n;
+    });
+    const total = survive.reduce((a, b) => a + b, 0);
+    const target = core.resolveMixture(NATURAL, h);
+    survive.forEach((n, t) => expect(target[t]).toBeCloseTo(n / total, 12));
+    expect(survive.some((n, t) => n === 0 && !h.tasks.has(t))).toBe(true);
+  });
+});
