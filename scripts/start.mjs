@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { indexIsCurrent } from '../dist/index/manifest-io.js';
+import { SAMPLE_AUDIO_ROOT } from '../dist/corpus/sample-release-shape.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');
@@ -20,7 +21,8 @@ if (!existsSync(join(corpus, 'metadata'))) {
 }
 if (!indexIsCurrent(index)) {
   console.error('flanstream: indexing the sample corpus (first run, or an index of an older format)…');
-  step(['index', corpus, '--out', index]);
+  // The sample corpus's absolute .scp paths are under a fixed fake prefix, as a release's would be.
+  step(['index', corpus, '--out', index, '--audio-root', SAMPLE_AUDIO_ROOT]);
 }
 const server = spawn(process.execPath, [cli, 'serve', '--config', join(root, 'config', 'default.yaml'), '--index', index, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.kill(sig));

@@ -12,7 +12,9 @@ import { serveCommand } from './cli/serve-command.js';
 const USAGE = `usage: flanstream <command> [options]
 
   sample-corpus <dir> [--records N] [--seed S]     write a synthetic Audio-FLAN corpus (80 tasks)
-  index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N] [--codebook-size N]
+  index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N]
+        [--codec NAME] [--frame-rate HZ] [--codebook-size N] [--codebooks N]   (override audio_tokens/codec.json)
+        [--audio-root PREFIX]…   strip PREFIX from absolute .scp paths (repeatable)
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
   inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
@@ -27,6 +29,13 @@ function positiveInt(flag: string, v: string | undefined, fallback: number): num
   if (v === undefined) return fallback;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(flag, `expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function positiveNumber(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(flag, `expected a positive number, got "${v}"`);
   return n;
 }
 
@@ -56,12 +65,24 @@ async function main(argv: string[]): Promise<void> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' }, 'codebook-size': { type: 'string' }, part: { type: 'string' }, merge: { type: 'boolean', default: false } },
+        options: {
+          out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' },
+          codec: { type: 'string' }, 'frame-rate': { type: 'string' }, 'codebook-size': { type: 'string' }, codebooks: { type: 'string' },
+          'audio-root': { type: 'string', multiple: true }, part: { type: 'string' }, merge: { type: 'boolean', default: false },
+        },
       });
       const corpus = positionals[0];
       if (!corpus) throw new InvalidArgumentError('corpus', 'index needs a corpus directory');
       if (!values.out) throw new InvalidArgumentError('--out', 'index needs --out <index-dir>');
-      const common = { out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: positiveInt('--codebook-size', values['codebook-size'], 1024) };
+      const size = positiveNumber('--codebook-size', values['codebook-size']);
+      const codebooks = positiveNumber('--codebooks', values.codebooks);
+      if (size !== undefined && !Number.isInteger(size)) throw new InvalidArgumentError('--codebook-size', `expected an integer, got "${values['codebook-size']}"`);
+      if (codebooks !== undefined && !Number.isInteger(codebooks)) throw new InvalidArgumentError('--codebooks', `expected an integer, got "${values.codebooks}"`);
+      const common = {
+        out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: size,
+        codec: { name: values.codec, frameRate: positiveNumber('--frame-rate', values['frame-rate']), codebooks },
+        audioRoots: values['audio-root'] ?? [],
+      };
       if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
       if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part) });
       else if (values.merge) await indexMergeCommand(corpus, common);

@@ -5,6 +5,7 @@ import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { writeSampleCorpus } from '../src/corpus/sample-corpus.js';
 import { buildIndex } from '../src/index/build-index.js';
+import { SAMPLE_AUDIO_ROOT } from '../src/corpus/sample-release-shape.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -19,7 +20,7 @@ export default async function setup(project: TestProject): Promise<() => void> {
   const corpus = join(dir, 'corpus');
   const index = join(dir, 'index');
   await writeSampleCorpus(corpus, { records: 3000, seed: 0 });
-  await buildIndex({ corpus, out: index, workers: 1 });
+  await buildIndex({ corpus, out: index, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
   project.provide('sampleCorpus', corpus);
   project.provide('sampleIndex', index);
   return () => rmSync(dir, { recursive: true, force: true });

@@ -36,6 +36,11 @@ export interface VocabLayout {
   codebooks: number;
   codebookSize: number;
   totalSize: number;
+  /** Fills the holes of the delay layout (audioOffset + codebooks × codebookSize). */
+  audioPadId: number;
+  /** Codec frames per second (0 = unknown) and codec name ("" = unknown). */
+  frameRate: number;
+  codec: string;
 }
 
 export interface HeldoutSetInfo {

@@ -1,10 +1,11 @@
+import type { BuildOptions } from '../index/build-index.js';
 import { buildPart, mergeParts } from '../index/build-part.js';
 import { partName, type PartId } from '../index/partition.js';
 import { formatBytes } from './format-table.js';
 
 /** `flanstream index <corpus> --out <dir> --part I/N`: one process of a partitioned build. */
-export async function indexPartCommand(corpus: string, opts: { out: string; tokenizer: string; workers: number; codebookSize: number; part: PartId }): Promise<void> {
-  const s = await buildPart({ corpus, out: opts.out, tokenizer: opts.tokenizer, workers: opts.workers, codebookSize: opts.codebookSize, part: opts.part });
+export async function indexPartCommand(corpus: string, opts: { out: string; tokenizer: string; workers: number; part: PartId } & Pick<BuildOptions, 'codebookSize' | 'codec' | 'audioRoots'>): Promise<void> {
+  const s = await buildPart({ corpus, out: opts.out, tokenizer: opts.tokenizer, workers: opts.workers, codebookSize: opts.codebookSize, codec: opts.codec, audioRoots: opts.audioRoots, part: opts.part });
   console.log(`part ${partName(opts.part)} written to ${opts.out}/${s.file}`);
   console.log(`  files: ${s.sources} (${s.shardsBuilt} shards built, ${s.shardsReused} unchanged); records: ${s.records.toLocaleString('en-US')}`);
   console.log(`  indexed ${formatBytes(s.jsonlBytes)} of JSONL in ${s.seconds.toFixed(2)} s`);
@@ -12,8 +13,8 @@ export async function indexPartCommand(corpus: string, opts: { out: string; toke
 }
 
 /** `flanstream index <corpus> --out <dir> --merge`: the manifest of a partitioned build. */
-export async function indexMergeCommand(corpus: string, opts: { out: string; tokenizer: string; codebookSize: number }): Promise<void> {
-  const s = await mergeParts({ corpus, out: opts.out, tokenizer: opts.tokenizer, codebookSize: opts.codebookSize });
+export async function indexMergeCommand(corpus: string, opts: { out: string; tokenizer: string } & Pick<BuildOptions, 'codebookSize' | 'codec' | 'audioRoots'>): Promise<void> {
+  const s = await mergeParts({ corpus, out: opts.out, tokenizer: opts.tokenizer, codebookSize: opts.codebookSize, codec: opts.codec, audioRoots: opts.audioRoots });
   const m = s.manifest;
   console.log(`index ${m.fingerprint} merged from ${s.parts} parts into ${opts.out} in ${s.seconds.toFixed(2)} s`);
   console.log(`  shards: ${m.shards.length}; records: ${m.records.toLocaleString('en-US')} in ${m.tasks.length} tasks; quarantined: ${m.quarantined}`);

@@ -4,6 +4,7 @@ import { LRUCache } from 'lru-cache';
 import { digest } from '../util/hash.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
 import type { QuarantineReason } from './quarantine.js';
+import { scpRelativePath } from './scp-path.js';
 
 export type Resolved =
   | {
@@ -36,7 +37,11 @@ export class AudioResolver {
   private readonly unreadable: string[] = [];
   private readonly realDirs = new Map<string, string>();
 
-  constructor(corpusRoot: string) {
+  /** Absolute prefixes of `.scp` paths to map into the corpus (normalizeAudioRoots). */
+  private readonly audioRoots: readonly string[];
+
+  constructor(corpusRoot: string, audioRoots: readonly string[] = []) {
+    this.audioRoots = audioRoots;
     this.root = resolve(corpusRoot);
     this.realRoot = realpathSync.native(this.root);
     this.tokensDir = join(this.root, 'audio_tokens');
@@ -123,10 +128,34 @@ export class AudioResolver {
     return real;
   }
 
+  /**
+   * Codebook counts of up to `perScp` clips from the start of every `.scp` file (in name order):
+   * a deterministic sample for inferring the corpus's count.
+   */
+  sampleCodebooks(perScp: number): number[] {
+    const counts: number[] = [];
+    for (const d of ['audio', 'music', 'speech']) {
+      for (const ds of [...this.datasets(d)].sort()) {
+        let taken = 0;
+        for (const path of this.scp(d, ds).values()) {
+          if (taken >= perScp) break;
+          const r = this.load(path, `scp_files/${d}/${ds}.scp`, '');
+          if (r.ok) {
+            counts.push(r.npy.codebooks);
+            taken++;
+          }
+        }
+      }
+    }
+    return counts;
+  }
+
   private load(scpPath: string, scp: string, scpHash: string): Resolved {
-    const npyRel = scpPath.replace(/\.[^./\\]*$/, '') + '.npy';
+    const mapped = scpRelativePath(scpPath, this.audioRoots);
+    if (!mapped.ok) return { ok: false, reason: 'absolute_path', detail: mapped.detail };
+    const npyRel = mapped.rel.replace(/\.[^./\\]*$/, '') + '.npy';
     const file = resolve(this.tokensDir, npyRel);
-    if (scpPath.startsWith('/') || !file.startsWith(this.tokensDir + sep)) {
+    if (mapped.rel.startsWith('/') || !file.startsWith(this.tokensDir + sep)) {
       return { ok: false, reason: 'path_escape', detail: `scp path ${scpPath} escapes the corpus root; refused` };
     }
     let real: string;

@@ -95,19 +95,20 @@ export function parseNpy(buf: Uint8Array): NpyArray {
 
 /**
  * Maps codes into the model vocabulary, frame-major (frame 0: q0..qQ-1, frame 1: …), as
- * `audioOffset + q * codebookSize + code`. Throws on a code outside [0, codebookSize).
+ * `audioOffset + q * codebookSize + code`, for frames [from, to) (a record's time window).
+ * Throws on a code outside [0, codebookSize).
  */
-export function audioCodesToTokens(arr: NpyArray, audioOffset: number, codebookSize: number, out: Int32Array, at: number): void {
+export function audioCodesToTokens(arr: NpyArray, audioOffset: number, codebookSize: number, out: Int32Array, at: number, from = 0, to = arr.frames): void {
   const { codebooks, frames, codes } = arr;
   for (let q = 0; q < codebooks; q++) {
     const base = audioOffset + q * codebookSize;
     const row = q * frames;
-    for (let f = 0; f < frames; f++) {
+    for (let f = from; f < to; f++) {
       const code = codes[row + f] ?? -1;
       if (code < 0 || code >= codebookSize) {
         throw new NpyFormatError(`code ${code} at codebook ${q}, frame ${f} is outside [0, ${codebookSize})`);
       }
-      out[at + f * codebooks + q] = base + code;
+      out[at + (f - from) * codebooks + q] = base + code;
     }
   }
 }

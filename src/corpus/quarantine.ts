@@ -15,6 +15,9 @@ export const QUARANTINE_REASONS = [
   'npy_missing',
   'npy_malformed',
   'duplicate_uuid',
+  'absolute_path',
+  'codebooks_mismatch',
+  'audio_window',
 ] as const;
 export type QuarantineReason = (typeof QUARANTINE_REASONS)[number];
 

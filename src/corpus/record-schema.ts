@@ -5,24 +5,39 @@ export type DomainName = (typeof DOMAINS)[number];
 export const SPLITS = ['train', 'dev', 'test'] as const;
 export type SplitName = (typeof SPLITS)[number];
 
-const nonEmptyStrings = z.array(z.string().min(1)).min(1);
+/**
+ * The paper's appendix shows list-valued fields; the published release writes the same fields as
+ * plain strings, and both forms occur in one file. A string is read as a one-element list, so the
+ * rest of the indexer sees one shape.
+ */
+function stringOrList<T extends z.ZodTypeAny>(item: T): z.ZodEffects<z.ZodArray<T, 'atleastone'>, [z.output<T>, ...z.output<T>[]], unknown> {
+  return z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(item).nonempty());
+}
 
-/** One Audio-FLAN record (paper appendix A.3; CONTRACT §2). Unknown extra fields are ignored. */
+const nonEmptyStrings = stringOrList(z.string().min(1));
+/** Seconds into the clip; null is the same as absent. */
+const seconds = z.number().finite().nullish();
+
+/** One Audio-FLAN record (paper appendix A.3; CONTRACT §2, §9.1). Unknown extra fields are ignored. */
 export const recordSchema = z.object({
   instruction: z.string(),
   input: z.string(),
   output: z.string(),
   uuid: z.string().min(1),
-  split: z.array(z.enum(SPLITS)).min(1),
+  split: stringOrList(z.enum(SPLITS)),
   task_type: z.object({
     major: nonEmptyStrings,
     minor: nonEmptyStrings,
-    'U/G': z.array(z.enum(['understanding', 'generation'])).min(1),
-    unseen: z.boolean(),
+    'U/G': stringOrList(z.enum(['understanding', 'generation'])),
+    // Absent in some release records: a task is unseen only where a record says so.
+    unseen: z.boolean().optional().default(false),
   }),
   domain: z.string(),
-  source: z.array(z.string()),
-  other: z.record(z.unknown()).nullable(),
+  source: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(z.string())),
+  other: z.record(z.unknown()).nullish(),
+  /** The clip's time window (CMI-bench schema): only these seconds of every referenced clip are served. */
+  audio_start: seconds,
+  audio_end: seconds,
 });
 export type FlanRecord = z.infer<typeof recordSchema>;
 

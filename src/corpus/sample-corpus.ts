@@ -1,8 +1,10 @@
 /**
  * `flanstream sample-corpus`: a synthetic corpus in the exact Audio-FLAN release layout
  * (CONTRACT §2) with all 80 tasks, the paper's domain skew, shared clips across tasks of a dataset,
- * a few `unseen` tasks, English and Chinese text, gzip and plain shards, and real `.npy` token files.
- * Deterministic: the same records/seed give a byte-identical tree. Clean records only.
+ * a few `unseen` tasks, English and Chinese text, gzip and plain shards, and real `.npy` token files,
+ * in the shapes the published release uses (sample-release-shape.ts: string and list records, time
+ * windows, three `.scp` path forms, codec.json). Deterministic: the same records/seed give a
+ * byte-identical tree. Clean records only, once indexed with `--audio-root SAMPLE_AUDIO_ROOT`.
  */
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,6 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { encodeNpy } from './npy-writer.js';
 import { clipCodes, clipSeconds, makeClip, tokenPath, type Clip } from './sample-datasets.js';
 import { SPLITS, clipReuse, planDatasets, recordCounts, splitCounts } from './sample-plan.js';
+import { SAMPLE_CODEC, scpLine, shapeFields, windowFields } from './sample-release-shape.js';
 import { Rng, UuidMaker, hashInts, hashString } from './sample-rng.js';
 import type { TaskTemplate } from './sample-task-kit.js';
 import { AUDIO_TEMPLATES } from './sample-tasks-audio.js';
@@ -76,6 +79,8 @@ const TEMPLATES: readonly TaskTemplate[] = AUDIO_FLAN_TASKS.map((t) => {
   return found;
 });
 
+const countRefs = (field: string): number => field.split('<|SOA|>').length - 1;
+
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
 
 export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions): Promise<SampleCorpusSummary> {
@@ -128,8 +133,6 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
     const path = taskPath(task);
     const unseen = unseenSet.has(path);
     const lines: Record<'train_dev' | 'test', string[]> = { train_dev: [], test: [] };
-    const taskType = { major: [task.major], minor: [task.minor], 'U/G': [task.ug], unseen };
-    const fixed = `"task_type":${JSON.stringify(taskType)},"domain":${JSON.stringify(task.domain)},"source":${JSON.stringify(plan.ds.source)}`;
     for (let j = 0; j < total; j++) {
       const p = clips[recs.primary[j] ?? 0] as Clip;
       const x = recs.extras.map((s) => clips[s[j] ?? 0] as Clip);
@@ -138,11 +141,14 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
       const out = tpl.make({ rng, p, x, zh });
       const splitName = SPLITS[recs.split[j] ?? 0] ?? 'train';
       const other = out.other !== undefined ? out.other : rng.chance(0.2) ? { duration: Number(clipSeconds(p).toFixed(2)) } : null;
+      const n = uuidIndex++;
+      const refs = [p, ...x].filter((c) => `${out.input}${out.output}`.includes(`<|SOA|>${c.id}<|EOA|>`));
+      const shape = { split: splitName, major: task.major, minor: task.minor, ug: task.ug, unseen, domain: task.domain, source: plan.ds.source, other };
       // Same bytes as JSON.stringify of the record object (field order of CONTRACT §2), built faster.
       const line =
         `{"instruction":${JSON.stringify(instruction)},"input":${JSON.stringify(out.input)},` +
-        `"output":${JSON.stringify(out.output)},"uuid":"${uuids.make(rng, uuidIndex++)}","split":["${splitName}"],` +
-        `${fixed},"other":${JSON.stringify(other)}}`;
+        `"output":${JSON.stringify(out.output)},"uuid":"${uuids.make(rng, n)}",` +
+        `${shapeFields(shape, seedKey, n)}${refs[0] ? windowFields(refs[0], countRefs(out.input) + countRefs(out.output), seedKey, n) : ''}}`;
       lines[splitName === 'test' ? 'test' : 'train_dev'].push(line);
       bySplit[splitName]++;
     }
@@ -173,7 +179,7 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
     const clips = clipsOf.get(p.ds.folder) ?? [];
     clipsTotal += clips.length;
     sharedClips += p.sharedClips;
-    write(join(dir, 'scp_files', p.ds.domain, `${p.ds.folder}.scp`), clips.map((c) => `${c.id} ${c.path}\n`).join(''));
+    write(join(dir, 'scp_files', p.ds.domain, `${p.ds.folder}.scp`), clips.map(scpLine).join(''));
     files.scp++;
     for (const clip of clips) {
       const { codes, shape } = clipCodes(clip);
@@ -182,6 +188,7 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
     }
   }
 
+  write(join(dir, 'audio_tokens', 'codec.json'), `${JSON.stringify(SAMPLE_CODEC)}\n`);
   const records = bySplit.train + bySplit.dev + bySplit.test;
   return {
     dir, seed: opts.seed, records, byDomain, bySplit, tasks,

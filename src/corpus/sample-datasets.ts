@@ -5,6 +5,7 @@
  */
 import type { NpyWriteDtype } from './npy-writer.js';
 import { Rng, hash2, hashInts, hashString } from './sample-rng.js';
+import { SAMPLE_CODEC } from './sample-release-shape.js';
 import { sentence } from './sample-text.js';
 import { AUDIO_FLAN_TASKS, type Domain } from './task-catalog.js';
 
@@ -17,8 +18,11 @@ export interface SampleDataset {
   readonly domain: Domain;
   /** Transcript language; 'mix' = per speaker, about 40 % Chinese. */
   readonly lang: 'en' | 'zh' | 'mix';
-  /** 1 or 8 codec codebooks: `.npy` shape (frames,) or (8, frames). */
-  readonly codebooks: 1 | 8;
+  /**
+   * Clip length: 'long' (0.5–3 s) or 'short' (0.06–0.4 s, for datasets whose records carry several
+   * clips). Every clip has the sample codec's codebooks: one corpus, one codec.
+   */
+  readonly clips: 'long' | 'short';
   readonly dtype: NpyWriteDtype;
   /** Extension of the (notional) audio file in `audio_files/`. */
   readonly ext: string;
@@ -27,72 +31,72 @@ export interface SampleDataset {
   readonly tag: string;
 }
 
-type Row = readonly [folder: string, lang: SampleDataset['lang'], codebooks: 1 | 8, ext: string, source: string, style: IdStyle, tag: string];
+type Row = readonly [folder: string, lang: SampleDataset['lang'], clips: SampleDataset['clips'], ext: string, source: string, style: IdStyle, tag: string];
 
-// Datasets whose records carry several clips are 1-codebook, so examples stay ≲ 1,300 tokens.
+// Datasets whose records carry several clips have short clips, so examples stay ≲ 1,300 tokens.
 const ROWS: readonly Row[] = [
-  ['01_CommonVoice', 'en', 8, 'mp3', 'crowdsourced', 'flat', 'common_voice_'],
-  ['02_Emilia', 'mix', 1, 'mp3', 'podcast,youtube', 'flat', 'B'],
-  ['03_KeSpeech', 'zh', 8, 'wav', 'crowdsourced', 'spk', '1000'],
-  ['04_TIMIT', 'en', 8, 'wav', 'studio', 'spk', 'DR'],
-  ['05_SLURP', 'en', 8, 'flac', 'crowdsourced', 'flat', 'audio-'],
-  ['06_Spoken-SQuAD', 'en', 8, 'wav', 'synthetic', 'flat', 'para'],
-  ['07_ESD', 'mix', 1, 'wav', 'studio', 'spk', '00'],
-  ['08_VoxCeleb1', 'en', 1, 'wav', 'youtube', 'spk', 'id10'],
-  ['09_AMI', 'en', 8, 'wav', 'meeting', 'flat', 'ES2002-'],
-  ['10_LibriMix', 'en', 1, 'wav', 'audiobook', 'libri', ''],
-  ['11_ASVspoof2019', 'en', 8, 'flac', 'studio', 'flat', 'LA_T_'],
-  ['12_MOBIPHONE', 'en', 8, 'wav', 'studio', 'flat', 'rec'],
-  ['13_LibriTTS-R', 'en', 8, 'wav', 'audiobook', 'libri', ''],
-  ['14_VCTK', 'en', 1, 'flac', 'studio', 'spk', 'p'],
-  ['15_VoiceBank-DEMAND', 'en', 1, 'wav', 'studio', 'spk', 'p'],
-  ['16_REVERB', 'en', 1, 'wav', 'studio', 'flat', 'c0'],
-  ['17_DAPS', 'en', 1, 'wav', 'studio', 'spk', 'f'],
-  ['18_TextrolSpeech', 'en', 8, 'wav', 'audiobook,studio', 'flat', 'ts'],
-  ['19_CVSS', 'en', 1, 'mp3', 'crowdsourced', 'flat', 'common_voice_fr_'],
-  ['20_MTG-Jamendo', 'en', 8, 'mp3', 'jamendo', 'flat', 'track_'],
-  ['21_GiantSteps', 'en', 8, 'mp3', 'beatport', 'flat', 'gs'],
-  ['22_NSynth', 'en', 8, 'wav', 'studio', 'flat', 'note-'],
-  ['23_VocalSet', 'en', 8, 'wav', 'studio', 'spk', 'singer'],
-  ['24_CBFdataset', 'zh', 1, 'wav', 'studio', 'spk', 'player'],
-  ['25_FMA', 'en', 8, 'mp3', 'freemusicarchive', 'flat', ''],
-  ['26_Ballroom', 'en', 1, 'wav', 'radio', 'flat', 'Albums-'],
-  ['27_Isophonics', 'en', 8, 'wav', 'cd', 'flat', 'iso'],
-  ['28_Slakh2100', 'en', 1, 'flac', 'synthetic', 'flat', 'Track'],
-  ['29_MIR-ST500', 'zh', 8, 'mp3', 'youtube', 'flat', 'st'],
-  ['30_GTZAN', 'en', 1, 'wav', 'cd,radio', 'flat', 'gtzan'],
-  ['31_Emotify', 'en', 1, 'mp3', 'unknown', 'flat', 'emo'],
-  ['32_MusicCaps', 'en', 8, 'wav', 'youtube', 'yt', ''],
-  ['33_MedleyDB', 'en', 1, 'wav', 'studio', 'flat', 'MDB'],
-  ['34_MUSDB18', 'en', 1, 'wav', 'studio', 'flat', 'mus'],
-  ['35_MusicBench', 'en', 1, 'wav', 'youtube', 'yt', ''],
-  ['36_DALI', 'en', 8, 'mp3', 'youtube', 'flat', 'dali'],
-  ['37_Opencpop', 'zh', 8, 'wav', 'studio', 'flat', 'cp'],
-  ['38_OpenSinger', 'zh', 1, 'wav', 'studio', 'spk', 'singer'],
-  ['39_AudioSet', 'en', 1, 'wav', 'youtube', 'yt', ''],
-  ['40_URBAN-SED', 'en', 8, 'wav', 'freesound', 'flat', 'soundscape_'],
-  ['41_AudioSet-Strong', 'en', 8, 'wav', 'youtube', 'yt', ''],
-  ['42_TAU-Urban-Acoustic-Scenes', 'en', 8, 'wav', 'field-recording', 'flat', 'scene-'],
-  ['43_AudioCaps', 'en', 8, 'wav', 'youtube', 'yt', ''],
-  ['44_Clotho-AQA', 'en', 8, 'wav', 'freesound', 'flat', 'clotho'],
-  ['45_FakeSound', 'en', 8, 'wav', 'synthetic', 'flat', 'fake'],
-  ['46_AVA-Speech', 'en', 8, 'wav', 'movies', 'yt', ''],
-  ['47_MUSAN', 'en', 8, 'wav', 'freesound,librivox', 'flat', 'musan-'],
-  ['48_ESC-50', 'en', 1, 'wav', 'freesound', 'flat', 'esc'],
-  ['49_WavCaps', 'en', 1, 'flac', 'freesound,bbc-sound-effects', 'flat', 'wc'],
-  ['50_FSD50K', 'en', 1, 'wav', 'freesound', 'flat', ''],
-  ['51_AudioTime', 'en', 8, 'wav', 'synthetic', 'flat', 'at'],
-  ['52_VGGSound', 'en', 1, 'mp3', 'youtube', 'yt', ''],
+  ['01_CommonVoice', 'en', 'long', 'mp3', 'crowdsourced', 'flat', 'common_voice_'],
+  ['02_Emilia', 'mix', 'short', 'mp3', 'podcast,youtube', 'flat', 'B'],
+  ['03_KeSpeech', 'zh', 'long', 'wav', 'crowdsourced', 'spk', '1000'],
+  ['04_TIMIT', 'en', 'long', 'wav', 'studio', 'spk', 'DR'],
+  ['05_SLURP', 'en', 'long', 'flac', 'crowdsourced', 'flat', 'audio-'],
+  ['06_Spoken-SQuAD', 'en', 'long', 'wav', 'synthetic', 'flat', 'para'],
+  ['07_ESD', 'mix', 'short', 'wav', 'studio', 'spk', '00'],
+  ['08_VoxCeleb1', 'en', 'short', 'wav', 'youtube', 'spk', 'id10'],
+  ['09_AMI', 'en', 'long', 'wav', 'meeting', 'flat', 'ES2002-'],
+  ['10_LibriMix', 'en', 'short', 'wav', 'audiobook', 'libri', ''],
+  ['11_ASVspoof2019', 'en', 'long', 'flac', 'studio', 'flat', 'LA_T_'],
+  ['12_MOBIPHONE', 'en', 'long', 'wav', 'studio', 'flat', 'rec'],
+  ['13_LibriTTS-R', 'en', 'long', 'wav', 'audiobook', 'libri', ''],
+  ['14_VCTK', 'en', 'short', 'flac', 'studio', 'spk', 'p'],
+  ['15_VoiceBank-DEMAND', 'en', 'short', 'wav', 'studio', 'spk', 'p'],
+  ['16_REVERB', 'en', 'short', 'wav', 'studio', 'flat', 'c0'],
+  ['17_DAPS', 'en', 'short', 'wav', 'studio', 'spk', 'f'],
+  ['18_TextrolSpeech', 'en', 'long', 'wav', 'audiobook,studio', 'flat', 'ts'],
+  ['19_CVSS', 'en', 'short', 'mp3', 'crowdsourced', 'flat', 'common_voice_fr_'],
+  ['20_MTG-Jamendo', 'en', 'long', 'mp3', 'jamendo', 'flat', 'track_'],
+  ['21_GiantSteps', 'en', 'long', 'mp3', 'beatport', 'flat', 'gs'],
+  ['22_NSynth', 'en', 'long', 'wav', 'studio', 'flat', 'note-'],
+  ['23_VocalSet', 'en', 'long', 'wav', 'studio', 'spk', 'singer'],
+  ['24_CBFdataset', 'zh', 'short', 'wav', 'studio', 'spk', 'player'],
+  ['25_FMA', 'en', 'long', 'mp3', 'freemusicarchive', 'flat', ''],
+  ['26_Ballroom', 'en', 'short', 'wav', 'radio', 'flat', 'Albums-'],
+  ['27_Isophonics', 'en', 'long', 'wav', 'cd', 'flat', 'iso'],
+  ['28_Slakh2100', 'en', 'short', 'flac', 'synthetic', 'flat', 'Track'],
+  ['29_MIR-ST500', 'zh', 'long', 'mp3', 'youtube', 'flat', 'st'],
+  ['30_GTZAN', 'en', 'short', 'wav', 'cd,radio', 'flat', 'gtzan'],
+  ['31_Emotify', 'en', 'short', 'mp3', 'unknown', 'flat', 'emo'],
+  ['32_MusicCaps', 'en', 'long', 'wav', 'youtube', 'yt', ''],
+  ['33_MedleyDB', 'en', 'short', 'wav', 'studio', 'flat', 'MDB'],
+  ['34_MUSDB18', 'en', 'short', 'wav', 'studio', 'flat', 'mus'],
+  ['35_MusicBench', 'en', 'short', 'wav', 'youtube', 'yt', ''],
+  ['36_DALI', 'en', 'long', 'mp3', 'youtube', 'flat', 'dali'],
+  ['37_Opencpop', 'zh', 'long', 'wav', 'studio', 'flat', 'cp'],
+  ['38_OpenSinger', 'zh', 'short', 'wav', 'studio', 'spk', 'singer'],
+  ['39_AudioSet', 'en', 'short', 'wav', 'youtube', 'yt', ''],
+  ['40_URBAN-SED', 'en', 'long', 'wav', 'freesound', 'flat', 'soundscape_'],
+  ['41_AudioSet-Strong', 'en', 'long', 'wav', 'youtube', 'yt', ''],
+  ['42_TAU-Urban-Acoustic-Scenes', 'en', 'long', 'wav', 'field-recording', 'flat', 'scene-'],
+  ['43_AudioCaps', 'en', 'long', 'wav', 'youtube', 'yt', ''],
+  ['44_Clotho-AQA', 'en', 'long', 'wav', 'freesound', 'flat', 'clotho'],
+  ['45_FakeSound', 'en', 'long', 'wav', 'synthetic', 'flat', 'fake'],
+  ['46_AVA-Speech', 'en', 'long', 'wav', 'movies', 'yt', ''],
+  ['47_MUSAN', 'en', 'long', 'wav', 'freesound,librivox', 'flat', 'musan-'],
+  ['48_ESC-50', 'en', 'short', 'wav', 'freesound', 'flat', 'esc'],
+  ['49_WavCaps', 'en', 'short', 'flac', 'freesound,bbc-sound-effects', 'flat', 'wc'],
+  ['50_FSD50K', 'en', 'short', 'wav', 'freesound', 'flat', ''],
+  ['51_AudioTime', 'en', 'long', 'wav', 'synthetic', 'flat', 'at'],
+  ['52_VGGSound', 'en', 'short', 'mp3', 'youtube', 'yt', ''],
 ];
 
 const DTYPES: readonly NpyWriteDtype[] = ['<i2', '<u2', '<i4', '<i8'];
 
-export const SAMPLE_DATASETS: readonly SampleDataset[] = ROWS.map(([folder, lang, codebooks, ext, source, style, tag]) => {
+export const SAMPLE_DATASETS: readonly SampleDataset[] = ROWS.map(([folder, lang, clips, ext, source, style, tag]) => {
   const task = AUDIO_FLAN_TASKS.find((t) => t.dataset === folder);
   if (!task) throw new Error(`sample dataset ${folder} has no task in the catalog`);
   const nn = Number(folder.slice(0, 2));
   const dtype = DTYPES[nn % DTYPES.length] as NpyWriteDtype;
-  return { folder, domain: task.domain, lang, codebooks, dtype, ext, source: source.split(','), style, tag };
+  return { folder, domain: task.domain, lang, clips, dtype, ext, source: source.split(','), style, tag };
 });
 
 const BY_FOLDER = new Map(SAMPLE_DATASETS.map((d) => [d.folder, d]));
@@ -152,7 +156,7 @@ export function makeClip(ds: SampleDataset, index: number, nClips: number, seedK
   const speaker = hashInts(key, 11) % nSpeakers;
   const spkKey = hashInts(seedKey, nn, speaker, 0x5bd1);
   const lang = ds.lang === 'mix' ? (hashInts(spkKey, 16) % 5 < 2 ? 'zh' : 'en') : ds.lang;
-  const frames = 25 + (hashInts(key, 12) % 126);
+  const frames = ds.clips === 'long' ? 25 + (hashInts(key, 12) % 126) : 16 + (hashInts(key, 12) % 16);
   const [local, rel] = localName(ds, index, key, speaker, hashInts(seedKey, nn));
   return {
     ds, index, key, spkKey, speaker, lang, frames,
@@ -168,16 +172,16 @@ export function tokenPath(clip: Clip): string {
 
 /** Codec codes in C order (codebook-major) and the `.npy` shape. */
 export function clipCodes(clip: Clip): { codes: Int32Array; shape: number[] } {
-  const n = clip.ds.codebooks * clip.frames;
+  const n = SAMPLE_CODEC.codebooks * clip.frames;
   const codes = new Int32Array(n);
   const rng = new Rng(clip.key, 99);
   for (let i = 0; i < n; i++) codes[i] = rng.u32() & 1023;
-  return { codes, shape: clip.ds.codebooks === 1 ? [clip.frames] : [clip.ds.codebooks, clip.frames] };
+  return { codes, shape: [SAMPLE_CODEC.codebooks, clip.frames] };
 }
 
-/** Duration in seconds at 50 frames per second. */
+/** Duration in seconds at the sample codec's frame rate. */
 export function clipSeconds(clip: Clip): number {
-  return clip.frames / 50;
+  return clip.frames / SAMPLE_CODEC.frame_rate;
 }
 
 const NAME_HASHES = new Map<string, number>();

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
+import { AudioResolver } from '../corpus/audio-resolver.js';
+import { mostCommonCount, resolveCodec, type CodecInfo } from '../corpus/codec-info.js';
 import type { QuarantineReason } from '../corpus/quarantine.js';
+import { normalizeAudioRoots } from '../corpus/scp-path.js';
 import { CorpusError } from '../errors.js';
 import { templatePieces } from '../pack/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
@@ -21,6 +24,10 @@ export interface BuildOptions {
   readonly tokenizer?: string;
   readonly workers?: number;
   readonly codebookSize?: number;
+  /** Overrides of audio_tokens/codec.json (the `--codec`, `--frame-rate`, `--codebooks` flags). */
+  readonly codec?: Partial<Omit<CodecInfo, 'codebookSize'>>;
+  /** `--audio-root` prefixes: absolute `.scp` paths under one are read relative to the corpus. */
+  readonly audioRoots?: readonly string[];
   readonly maxLineBytes?: number;
   readonly onProgress?: (p: BuildProgress) => void;
 }
@@ -66,7 +73,10 @@ function sha256(file: string): string {
  * Audio references that failed depend on files the shard's deps cannot list (an scp entry or a
  * .npy added or fixed later), so a shard holding such quarantined records is always rebuilt.
  */
-const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolved', 'path_escape', 'npy_missing', 'npy_malformed']);
+const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolved', 'path_escape', 'npy_missing', 'npy_malformed', 'absolute_path', 'codebooks_mismatch', 'audio_window']);
+
+/** Clips sampled per `.scp` file to infer the codebook count when neither codec.json nor a flag gives it. */
+const CODEBOOK_SAMPLE_PER_SCP = 8;
 
 /** A previous shard is reused when its source, options and every audio file it used are unchanged. */
 function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string, scpDigest: (file: string) => string): old is ShardMeta {
@@ -105,10 +115,16 @@ export function planBuild(opts: BuildOptions): BuildPlan {
   if (!existsSync(join(corpus, 'metadata'))) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
   const sources = findShards(corpus);
   if (sources.length === 0) throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
+
+  const audioRoots = normalizeAudioRoots(opts.audioRoots ?? []);
+  const codec = resolveCodec(corpus, { ...opts.codec, codebookSize: opts.codebookSize });
+  const codebooks = codec.codebooks || mostCommonCount(new AudioResolver(corpus, audioRoots).sampleCodebooks(CODEBOOK_SAMPLE_PER_SCP));
   const options: IndexOptions = {
     tokenizer: opts.tokenizer ?? 'qwen3',
-    codebookSize: opts.codebookSize ?? 1024,
+    codebookSize: codec.codebookSize,
     maxLineBytes: opts.maxLineBytes ?? 1 << 20,
+    codec: { name: codec.name, frameRate: codec.frameRate, codebooks },
+    audioRoots,
   };
   return { corpus, out, sources, options, tok: TextTokenizer.load(options.tokenizer) };
 }
@@ -167,8 +183,7 @@ export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise
   }
   // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
   writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
-  const codebooks = Math.max(1, ...shards.map((s) => s.maxCodebooks));
-  const manifest = compileManifest(out, shards, makeVocabLayout(tok, codebooks, options.codebookSize), options, await templatePieces(tok));
+  const manifest = compileManifest(out, shards, makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec), options, await templatePieces(tok));
   writeFileAtomic(join(out, QUARANTINE_FILE), manifest.shards.flatMap((s) => s.quarantine).map((q) => JSON.stringify(q) + '\n').join(''));
   writeManifest(out, manifest);
 

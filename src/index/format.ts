@@ -176,4 +176,8 @@ export interface IndexOptions {
   readonly tokenizer: string;
   readonly codebookSize: number;
   readonly maxLineBytes: number;
+  /** The codec (codec.json and flags), its codebook count resolved: every clip must have it. */
+  readonly codec: { readonly name: string; readonly frameRate: number; readonly codebooks: number };
+  /** `--audio-root` prefixes stripped from absolute `.scp` paths (normalized). */
+  readonly audioRoots: readonly string[];
 }

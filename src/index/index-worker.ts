@@ -5,9 +5,9 @@ import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
 /** A pool worker: one tokenizer and audio resolver, shard jobs in, shard metadata out. */
-const { corpus, tokenizer } = workerData as { corpus: string; tokenizer: string };
+const { corpus, tokenizer, audioRoots } = workerData as { corpus: string; tokenizer: string; audioRoots: readonly string[] };
 const tok = TextTokenizer.load(tokenizer);
-const audio = new AudioResolver(corpus);
+const audio = new AudioResolver(corpus, audioRoots);
 const port = parentPort;
 if (!port) throw new Error('index-worker must run as a worker thread');
 

@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AudioResolver } from '../corpus/audio-resolver.js';
 import { splitAudioRefs } from '../corpus/audio-refs.js';
+import { frameWindow } from '../corpus/audio-window.js';
 import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
 import type { QuarantineEntry } from '../corpus/quarantine.js';
 import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord } from '../corpus/record-schema.js';
@@ -41,25 +42,29 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const scpDeps = new Map<string, string>();
   const accepted: Accepted[] = [];
   const seen = new Set<string>();
-  // Clips recur across the records of a shard: map each one into the vocabulary once.
-  const clipTokens = new Map<NpyArray, Int32Array | NpyFormatError>();
-  const tokensOf = (npy: NpyArray): Int32Array | NpyFormatError => {
-    let t = clipTokens.get(npy);
+  // Clips recur across the records of a shard: map each one (and window) into the vocabulary once.
+  const clipTokens = new Map<NpyArray, Map<number, Int32Array | NpyFormatError>>();
+  const tokensOf = (npy: NpyArray, from: number, to: number): Int32Array | NpyFormatError => {
+    let windows = clipTokens.get(npy);
+    if (windows === undefined) clipTokens.set(npy, (windows = new Map()));
+    const key = from * 0x100000000 + to;
+    let t = windows.get(key);
     if (t === undefined) {
-      const out = new Int32Array(npy.codebooks * npy.frames + 2);
+      const out = new Int32Array(npy.codebooks * (to - from) + 2);
       out[0] = tok.special.soa;
       out[out.length - 1] = tok.special.eoa;
       try {
-        audioCodesToTokens(npy, tok.vocabSize, options.codebookSize, out, 1);
+        audioCodesToTokens(npy, tok.vocabSize, options.codebookSize, out, 1, from, to);
         t = out;
       } catch (err) {
         if (!(err instanceof NpyFormatError)) throw err;
         t = err;
       }
-      clipTokens.set(npy, t);
+      windows.set(key, t);
     }
     return t;
   };
+  const { codebooks, frameRate } = options.codec;
 
   for (const { line, text, unterminated } of lines) {
     const bad = (reason: QuarantineEntry['reason'], detail: string): void => {
@@ -101,7 +106,16 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
           problem = r;
           break;
         }
-        const tokens = tokensOf(r.npy);
+        if (r.npy.codebooks !== codebooks) {
+          problem = { reason: 'codebooks_mismatch', detail: `${r.file} has ${r.npy.codebooks} codebooks × ${r.npy.frames} frames, the corpus's codec has ${codebooks} (a [frames, codebooks] array saved transposed looks like this; set "codebooks" in audio_tokens/codec.json or --codebooks if the corpus really has ${r.npy.codebooks})` };
+          break;
+        }
+        const win = frameWindow(r.npy.frames, rec.audio_start, rec.audio_end, frameRate);
+        if (!win.ok) {
+          problem = { reason: 'audio_window', detail: `${r.file}: ${win.detail}` };
+          break;
+        }
+        const tokens = tokensOf(r.npy, win.from, win.to);
         if (tokens instanceof NpyFormatError) {
           problem = { reason: 'npy_malformed', detail: `${r.file}: ${tokens.message}` };
           break;

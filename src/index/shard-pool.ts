@@ -9,7 +9,7 @@ import { buildShard, type ShardJob } from './shard-builder.js';
  * Under vitest or tsx the sources are TypeScript. Node 20 does not apply `--import tsx` given in a
  * worker's execArgv, so the worker registers tsx's loader itself before importing its module.
  */
-function spawnWorker(workerData: { corpus: string; tokenizer: string }): Worker {
+function spawnWorker(workerData: { corpus: string; tokenizer: string; audioRoots: readonly string[] }): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./index-worker.js', import.meta.url), { workerData });
   const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   const main = JSON.stringify(new URL('./index-worker.ts', import.meta.url).href);
@@ -48,7 +48,7 @@ export async function buildShards(
   if (!first) return [];
   const groups = byDataset(jobs);
   if (workers <= 1) {
-    const audio = new AudioResolver(first.corpus);
+    const audio = new AudioResolver(first.corpus, first.options.audioRoots);
     const out: ShardMeta[] = [];
     for (const job of groups.flat()) {
       const meta = await buildShard(job, tok, audio);
@@ -57,7 +57,7 @@ export async function buildShards(
     }
     return out;
   }
-  const workerData = { corpus: first.corpus, tokenizer: first.options.tokenizer };
+  const workerData = { corpus: first.corpus, tokenizer: first.options.tokenizer, audioRoots: first.options.audioRoots };
   const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(workerData));
   const out: ShardMeta[] = [];
   let started = 0;

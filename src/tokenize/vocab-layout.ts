@@ -2,7 +2,8 @@ import type { SpecialIds } from './text-tokenizer.js';
 
 /**
  * The model vocabulary: text ids first, then audio codes at
- * `audioOffset + q * codebookSize + code` for codebook q (CONTRACT §2).
+ * `audioOffset + q * codebookSize + code` for codebook q (CONTRACT §2), then one `audioPadId`
+ * that fills the holes of layouts shifting codebooks against each other (CONTRACT §9.2).
  */
 export interface VocabLayout {
   readonly tokenizer: string;
@@ -12,14 +13,21 @@ export interface VocabLayout {
   readonly audioOffset: number;
   readonly codebooks: number;
   readonly codebookSize: number;
+  /** audioOffset + codebooks × codebookSize: the first id after every audio code. */
+  readonly audioPadId: number;
   readonly totalSize: number;
+  /** Codec frames per second (0 = unknown) and its name ("" = unknown). */
+  readonly frameRate: number;
+  readonly codec: string;
 }
 
 export function makeVocabLayout(
   tok: { name: string; fingerprint: string; vocabSize: number; special: SpecialIds },
   codebooks: number,
   codebookSize: number,
+  codec: { readonly name: string; readonly frameRate: number } = { name: '', frameRate: 0 },
 ): VocabLayout {
+  const audioPadId = tok.vocabSize + codebooks * codebookSize;
   return {
     tokenizer: tok.name,
     tokenizerFingerprint: tok.fingerprint,
@@ -28,6 +36,9 @@ export function makeVocabLayout(
     audioOffset: tok.vocabSize,
     codebooks,
     codebookSize,
-    totalSize: tok.vocabSize + codebooks * codebookSize,
+    audioPadId,
+    totalSize: audioPadId + 1,
+    frameRate: codec.frameRate,
+    codec: codec.name,
   };
 }

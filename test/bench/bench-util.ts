@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { indexIsCurrent } from '../../src/index/manifest-io.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -35,7 +36,7 @@ export function benchIndex(records: number): string {
     if (r.status !== 0) throw new Error(`flanstream ${args.join(' ')} failed`);
   };
   if (!existsSync(join(dir, 'corpus', 'metadata'))) run(['sample-corpus', join(dir, 'corpus'), '--records', String(records), '--seed', '0']);
-  if (!indexIsCurrent(join(dir, 'index'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index')]);
+  if (!indexIsCurrent(join(dir, 'index'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index'), '--audio-root', SAMPLE_AUDIO_ROOT]);
   return join(dir, 'index');
 }
 

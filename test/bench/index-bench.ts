@@ -11,6 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 interface RunResult {
   readonly records: number;
@@ -20,7 +21,7 @@ interface RunResult {
 
 async function child(corpus: string, out: string, workers: number): Promise<void> {
   const { buildIndex } = await import('../../src/index/build-index.js');
-  const s = await buildIndex({ corpus, out, workers });
+  const s = await buildIndex({ corpus, out, workers, audioRoots: [SAMPLE_AUDIO_ROOT] });
   const result: RunResult = { records: s.records, jsonlBytes: s.jsonlBytes, seconds: s.seconds };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -65,8 +65,8 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
   const per = opts.shardRecords ?? 100_000;
   if (PAGE_TOKENS % RECORD_TOKENS !== 0) throw new Error('RECORD_TOKENS must divide PAGE_TOKENS');
   const tok = TextTokenizer.load(opts.tokenizer ?? 'qwen3');
-  const options: IndexOptions = { tokenizer: tok.name, codebookSize: 1024, maxLineBytes: 1 << 20 };
-  const vocab = makeVocabLayout(tok, CODEBOOKS, options.codebookSize);
+  const options: IndexOptions = { tokenizer: tok.name, codebookSize: 1024, maxLineBytes: 1 << 20, codec: { name: 'synthetic', frameRate: 50, codebooks: CODEBOOKS }, audioRoots: [] };
+  const vocab = makeVocabLayout(tok, CODEBOOKS, options.codebookSize, options.codec);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, SHARDS_DIR), { recursive: true });
   // As `flanstream index` does: the server loads the index's own copy of the tokenizer.

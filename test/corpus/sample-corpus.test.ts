@@ -6,6 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/corpus/npy-writer.js';
 import { SAMPLE_UNSEEN_TASKS, SHARD_MAX_RECORDS, writeSampleCorpus, type SampleCorpusSummary } from '../../src/corpus/sample-corpus.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 import { AUDIO_FLAN_TASKS, DOMAINS, taskPath } from '../../src/corpus/task-catalog.js';
 
 interface Rec {
@@ -19,7 +20,20 @@ interface Rec {
   source: string[];
   other: unknown;
 }
-interface Loaded { rec: Rec; file: string }
+/** `rec` in the paper's list form (string fields of the release form read as one-element lists); `raw` as written. */
+interface Loaded { rec: Rec; raw: Record<string, unknown>; file: string }
+
+const list = (v: unknown): unknown => (typeof v === 'string' ? [v] : v);
+function normalize(raw: Record<string, unknown>): Rec {
+  const tt = raw['task_type'] as Record<string, unknown>;
+  return {
+    ...(raw as unknown as Rec),
+    split: list(raw['split']) as string[],
+    source: list(raw['source']) as string[],
+    other: raw['other'] === undefined ? null : raw['other'],
+    task_type: { major: list(tt['major']) as string[], minor: list(tt['minor']) as string[], 'U/G': list(tt['U/G']) as string[], unseen: (tt['unseen'] ?? false) as boolean },
+  };
+}
 
 const AUDIO_REF = /<\|SOA\|>(.*?)<\|EOA\|>/g;
 const HAN = /[\u4e00-\u9fff]/;
@@ -70,7 +84,10 @@ function loadRecords(root: string): Loaded[] {
     const raw = readFileSync(join(root, 'metadata', file));
     const text = (file.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8');
     expect(text.endsWith('\n')).toBe(true);
-    for (const line of text.slice(0, -1).split('\n')) out.push({ rec: JSON.parse(line) as Rec, file });
+    for (const line of text.slice(0, -1).split('\n')) {
+      const raw = JSON.parse(line) as Record<string, unknown>;
+      out.push({ rec: normalize(raw), raw, file });
+    }
   }
   return out;
 }
@@ -128,6 +145,7 @@ describe('sample corpus (20,000 records, seed 0)', () => {
   let summary: SampleCorpusSummary;
   let records: Loaded[] = [];
   const scp = new Map<string, { path: string; dataset: string; domain: string }>();
+  const scpForms = { audioFiles: 0, root: 0, absolute: 0 };
 
   beforeAll(async () => {
     root = tempDir('main');
@@ -139,7 +157,11 @@ describe('sample corpus (20,000 records, seed 0)', () => {
         const [id, path, ...rest] = line.split(' ');
         expect(rest).toEqual([]);
         expect(scp.has(id ?? '')).toBe(false);
-        scp.set(id ?? '', { path: path ?? '', dataset: (name ?? '').replace(/\.scp$/, ''), domain: domain ?? '' });
+        // Relative to audio_files/, to the corpus root, or absolute under the sample's fake root.
+        const form = path?.startsWith(`${SAMPLE_AUDIO_ROOT}/audio_files/`) ? 'absolute' : path?.startsWith('audio_files/') ? 'root' : 'audioFiles';
+        scpForms[form]++;
+        const rel = (path ?? '').replace(`${SAMPLE_AUDIO_ROOT}/`, '').replace(/^audio_files\//, '');
+        scp.set(id ?? '', { path: rel, dataset: (name ?? '').replace(/\.scp$/, ''), domain: domain ?? '' });
       }
     }
   });
@@ -147,10 +169,12 @@ describe('sample corpus (20,000 records, seed 0)', () => {
   it('writes the requested number of schema-exact records with unique uuids', () => {
     expect(records).toHaveLength(20_000);
     expect(summary.records).toBe(20_000);
-    const keys = 'instruction,input,output,uuid,split,task_type,domain,source,other';
-    const bad = records.filter(({ rec }) =>
-      Object.keys(rec).join(',') !== keys ||
-      Object.keys(rec.task_type).join(',') !== 'major,minor,U/G,unseen' ||
+    const listKeys = 'instruction,input,output,uuid,split,task_type,domain,source,other';
+    const stringKeys = new Set(['instruction,input,output,uuid,split,task_type,domain,source', 'instruction,input,output,uuid,split,task_type,domain,source,other']);
+    const bad = records.filter(({ rec, raw }) =>
+      (Array.isArray(raw['split'])
+        ? Object.keys(raw).filter((k) => !k.startsWith('audio_')).join(',') !== listKeys || Object.keys(rec.task_type).join(',') !== 'major,minor,U/G,unseen'
+        : !stringKeys.has(Object.keys(raw).filter((k) => !k.startsWith('audio_')).join(',')) || raw['other'] === null) ||
       typeof rec.task_type.unseen !== 'boolean' ||
       ![rec.instruction, rec.input, rec.output, rec.uuid, rec.domain].every((v) => typeof v === 'string' && v.length > 0) ||
       !/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(rec.uuid) ||
@@ -230,7 +254,7 @@ describe('sample corpus (20,000 records, seed 0)', () => {
           const npy = join(root, 'audio_tokens', entry.path.replace(/\.[^./]+$/, '.npy'));
           const { shape, codes } = readNpy(readFileSync(npy));
           const frames = shape[shape.length - 1] ?? 0;
-          if (!(shape.length === 1 || (shape.length === 2 && shape[0] === 8)) || frames < 25 || frames > 150) {
+          if (!(shape.length === 2 && shape[0] === 8) || frames < 3 || frames > 150) {
             bad.push(`${npy}: shape (${shape.join(', ')})`);
           }
           if (codes.some((c) => c < 0 || c >= 1024)) bad.push(`${npy}: code out of range`);
@@ -245,9 +269,21 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     expect(maxAudioTokens).toBeLessThanOrEqual(1200);
     expect(checked.size).toBe(summary.clips);
     expect(scp.size).toBe(summary.clips);
-    expect(listFiles(join(root, 'audio_tokens')).length).toBe(summary.clips);
-    const descrs = new Set(listFiles(join(root, 'audio_tokens')).slice(0, 4000).map((f) => readNpy(readFileSync(join(root, 'audio_tokens', f))).descr));
+    expect(listFiles(join(root, 'audio_tokens')).filter((f) => f.endsWith('.npy')).length).toBe(summary.clips);
+    const descrs = new Set(listFiles(join(root, 'audio_tokens')).filter((f) => f.endsWith('.npy')).slice(0, 4000).map((f) => readNpy(readFileSync(join(root, 'audio_tokens', f))).descr));
     expect(descrs).toEqual(new Set(['<i2', '<u2', '<i4', '<i8']));
+  });
+
+  it('writes the release shapes: a third of records in string form, time windows, three .scp path forms, codec.json', () => {
+    const stringForm = records.filter((r) => typeof r.raw['split'] === 'string');
+    expect(Math.abs(stringForm.length / records.length - 1 / 3)).toBeLessThan(0.02);
+    expect(stringForm.some((r) => !('unseen' in (r.raw['task_type'] as object)))).toBe(true);
+    expect(stringForm.some((r) => 'other' in r.raw)).toBe(true);
+    const windowed = records.filter((r) => 'audio_start' in r.raw || 'audio_end' in r.raw);
+    expect(windowed.length / records.length).toBeGreaterThan(0.02);
+    for (const key of ['audio_start', 'audio_end']) expect(windowed.some((r) => !(key in r.raw))).toBe(true);
+    for (const n of Object.values(scpForms)) expect(n / scp.size).toBeGreaterThan(0.3);
+    expect(JSON.parse(readFileSync(join(root, 'audio_tokens', 'codec.json'), 'utf8'))).toEqual({ name: 'xcodec', frame_rate: 50, codebook_size: 1024, codebooks: 8 });
   });
 
   it('puts audio where the task kind says', () => {

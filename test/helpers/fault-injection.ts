@@ -161,23 +161,24 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
       case 'nul_byte':
         return withBytes(rec, [0x41, 0x00, 0x42]);
       case 'missing_field': {
-        const path = pick(['instruction', 'input', 'output', 'uuid', 'split', 'task_type', 'domain', 'source', 'other', 'task_type.minor', 'task_type.unseen', 'task_type.U/G']);
+        // `other` and `task_type.unseen` may be absent (CONTRACT §9.1): not faults.
+        const path = pick(['instruction', 'input', 'output', 'uuid', 'split', 'task_type', 'domain', 'source', 'task_type.minor', 'task_type.major', 'task_type.U/G']);
         if (path.startsWith('task_type.')) delete tt[path.slice(10)];
         else delete rec[path];
         break;
       }
       case 'mistyped_field':
         pick<() => void>([
-          () => (rec.split = 'train'),
+          () => (rec.split = 'validation'),
           () => (rec.split = ['validation']),
           () => (rec.split = []),
           () => (rec.instruction = 42),
           () => (rec.output = null),
-          () => (rec.source = 'youtube'),
+          () => (rec.source = 7 as unknown as string),
           () => (rec.other = 'none'),
           () => (rec.uuid = 7 as unknown as string),
           () => (tt.unseen = 'false'),
-          () => (tt.major = 'Speech Recognition'),
+          () => (tt.major = ''),
           () => (tt.minor = []),
           () => (tt['U/G'] = ['both']),
         ])();

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -8,6 +8,7 @@ import { encodeNpy } from '../../src/corpus/npy-writer.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { PAGE_TOKENS, ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader, type SplitIndex } from '../../src/index/index-reader.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
 import { createHash } from 'node:crypto';
 
@@ -36,19 +37,25 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
   for (const f of walk(join(corpus, 'scp_files'))) {
     for (const l of readFileSync(f, 'utf8').split('\n')) {
       const [id, path] = l.trim().split(/\s+/);
-      if (id && path) scp.set(id, path);
+      // The three path forms of CONTRACT §9.1, the absolute ones under the sample's fake root.
+      if (id && path) scp.set(id, path.replace(`${SAMPLE_AUDIO_ROOT}/`, '').replace(/^audio_files\//, ''));
     }
   }
-  const audio = (id: string): number[] => {
+  const codec = join(corpus, 'audio_tokens', 'codec.json');
+  const rate = existsSync(codec) ? (JSON.parse(readFileSync(codec, 'utf8')) as { frame_rate: number }).frame_rate : 0;
+  const audio = (id: string, start: number | undefined, end: number | undefined): number[] => {
     const path = scp.get(id);
     if (!path) throw new Error(`no scp entry for ${id}`);
     const npy = parseNpy(readFileSync(join(corpus, 'audio_tokens', path.replace(/\.\w+$/, '.npy'))));
     const out = [tok.special.soa];
-    for (let f = 0; f < npy.frames; f++) for (let q = 0; q < npy.codebooks; q++) out.push(tok.vocabSize + q * codebookSize + npy.codes[q * npy.frames + f]!);
+    // The sample's windows fall on frame boundaries.
+    const [from, to] = [Math.round((start ?? 0) * rate), end === undefined ? npy.frames : Math.round(end * rate)];
+    for (let f = from; f < to; f++) for (let q = 0; q < npy.codebooks; q++) out.push(tok.vocabSize + q * codebookSize + npy.codes[q * npy.frames + f]!);
     out.push(tok.special.eoa);
     return out;
   };
-  type Raw = { e: Expected; fields: string[][] };
+  const list = (v: string | string[]): string[] => (typeof v === 'string' ? [v] : v);
+  type Raw = { e: Expected; fields: string[][]; window: [number | undefined, number | undefined] };
   const raws: [string, Raw[]][] = [];
   const texts: string[] = [];
   for (const file of walk(join(corpus, 'metadata')).filter((f) => /\.jsonl(\.gz)?$/.test(f))) {
@@ -56,13 +63,15 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
     const recs: Raw[] = [];
     (file.endsWith('.gz') ? gunzipSync(data) : data).toString('utf8').split('\n').forEach((l, n) => {
       if (l.trim() === '') return;
-      const r = JSON.parse(l) as { instruction: string; input: string; output: string; uuid: string; split: string[]; domain: string; task_type: { major: string[]; minor: string[]; unseen: boolean } };
-      const e: Expected = { uuid: r.uuid, line: n + 1, task: `${r.domain}/${r.task_type.major[0]}/${r.task_type.minor[0]}`, splits: r.split, unseen: r.task_type.unseen, output: r.output, fieldTokens: [], spans: [], firstInputKey: undefined, texts: ['', ''] };
+      type L = string | string[];
+      const r = JSON.parse(l) as { instruction: string; input: string; output: string; uuid: string; split: L; domain: string; task_type: { major: L; minor: L; unseen?: boolean }; audio_start?: number; audio_end?: number };
+      const task = `${r.domain}/${list(r.task_type.major)[0]}/${list(r.task_type.minor)[0]}`;
+      const e: Expected = { uuid: r.uuid, line: n + 1, task, splits: list(r.split), unseen: r.task_type.unseen ?? false, output: r.output, fieldTokens: [], spans: [], firstInputKey: undefined, texts: ['', ''] };
       // Odd entries of the split are audio ids, even ones text (possibly empty).
       const fields = [r.instruction, r.input, r.output].map((f) => f.split(/<\|SOA\|>(.*?)<\|EOA\|>/s));
       e.texts = [0, 1].map((k) => fields[k]!.filter((p, j) => j % 2 === 0 && p !== '').join('\n')) as [string, string];
       for (const f of fields) f.forEach((p, k) => k % 2 === 0 && p !== '' && texts.push(p));
-      recs.push({ e, fields });
+      recs.push({ e, fields, window: [r.audio_start, r.audio_end] });
     });
     raws.push([relative(corpus, file), recs]);
   }
@@ -70,7 +79,7 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
   let cursor = 0;
   const out = new Map<string, Expected[]>();
   for (const [file, recs] of raws) {
-    out.set(file, recs.map(({ e, fields }) => {
+    out.set(file, recs.map(({ e, fields, window }) => {
       let pos = 0;
       fields.forEach((parts, fieldNo) => {
         const toks: number[] = [];
@@ -80,7 +89,7 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
             return;
           }
           const id = p.trim();
-          const a = audio(id);
+          const a = audio(id, ...window);
           const d = createHash('sha1').update(new Uint8Array(Int32Array.from(a).buffer)).digest();
           const key: [number, number] = [d.readInt32LE(0), d.readInt32LE(4)];
           if (fieldNo === 1) e.firstInputKey ??= key;

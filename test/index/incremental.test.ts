@@ -12,6 +12,7 @@ import { IndexReader } from '../../src/index/index-reader.js';
 import { readManifest } from '../../src/index/manifest-io.js';
 import { readShardDeps } from '../../src/index/shard-builder.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-incr-'));
 const template = join(base, 'template');
@@ -31,7 +32,7 @@ function copy(): { corpus: string; out: string } {
 }
 
 const shardFiles = (out: string): string[] => readdirSync(join(out, 'shards')).sort();
-const build = (corpus: string, out: string, workers = 1): Promise<BuildSummary> => buildIndex({ corpus, out, workers });
+const build = (corpus: string, out: string, workers = 1): Promise<BuildSummary> => buildIndex({ corpus, out, workers, audioRoots: [SAMPLE_AUDIO_ROOT] });
 
 function readLines(file: string): string[] {
   const raw = readFileSync(file);
@@ -182,7 +183,7 @@ describe('incremental index', () => {
   });
 
   it('rebuilds everything when an index option changes', async () => {
-    const other = await buildIndex({ corpus, out, workers: 1, codebookSize: 2048 });
+    const other = await buildIndex({ corpus, out, workers: 1, codebookSize: 2048, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expect(other.shardsBuilt).toBe(total);
     expect(other.manifest.vocab.codebookSize).toBe(2048);
   });

@@ -10,6 +10,7 @@ import { compileManifest } from '../../src/index/compile-manifest.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-interrupt-'));
 const corpus = join(base, 'corpus');
@@ -35,7 +36,7 @@ const binFiles = (out: string): string[] => {
 function killDuring(out: string, args: string[], when: (newFiles: number, ms: number) => boolean): Promise<{ killed: boolean; code: number | null }> {
   const before = new Set(binFiles(out));
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out, ...args], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out, '--audio-root', SAMPLE_AUDIO_ROOT, ...args], { stdio: 'ignore' });
   return new Promise((resolve) => {
     let killed = false;
     const timer = setInterval(() => {
@@ -89,7 +90,7 @@ describe('an index run killed before its first manifest', () => {
     }
     expect(err).toBeInstanceOf(IndexCorruptError);
     expect(String(err)).toMatch(/no index here/);
-    const done = await buildIndex({ corpus, out, workers: 1 });
+    const done = await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expect(done.shardsReused).toBe(0);
     expect(everything(out).records).toBe(done.manifest.records);
     noLeftovers(out);
@@ -102,7 +103,7 @@ describe('an index run killed while replacing an existing index', () => {
   let oldManifest: Buffer;
   beforeAll(async () => {
     out = join(base, 'existing');
-    total = (await buildIndex({ corpus, out, workers: 1 })).manifest.shards.length;
+    total = (await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] })).manifest.shards.length;
     old = everything(out);
     oldManifest = readFileSync(join(out, MANIFEST_FILE));
   });
@@ -122,7 +123,7 @@ describe('an index run killed while replacing an existing index', () => {
       expect(IndexReader.open(out).manifest.vocab.codebookSize).toBe(2048);
       expect(everything(out).records).toBe(old.records);
     }
-    const redo = await buildIndex({ corpus, out, workers: 1 });
+    const redo = await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expect(everything(out)).toEqual(old);
     expect(redo.manifest.fingerprint).toBe(old.fingerprint);
     noLeftovers(out);
@@ -134,7 +135,7 @@ describe('an index run killed while replacing an existing index', () => {
     const partial = compileManifest(out, m.shards.slice(1).map((s) => ({ ...s })), m.vocab, m.options, m.template);
     expect(partial.audioGroups.file).not.toBe(m.audioGroups.file);
     expect(everything(out)).toEqual(old);
-    await buildIndex({ corpus, out, workers: 1 });
+    await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     noLeftovers(out);
   });
 
@@ -143,7 +144,7 @@ describe('an index run killed while replacing an existing index', () => {
     cpSync(out, copy, { recursive: true });
     rmSync(join(copy, MANIFEST_FILE));
     expect(existsSync(join(copy, 'shards'))).toBe(true);
-    const redo = await buildIndex({ corpus, out: copy, workers: 1 });
+    const redo = await buildIndex({ corpus, out: copy, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expect(redo.shardsReused).toBe(0);
     expect(everything(copy)).toEqual(old);
     noLeftovers(copy);

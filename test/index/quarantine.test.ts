@@ -9,6 +9,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { ROW_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { injectFaults, type ExpectedEntry } from '../helpers/fault-injection.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-quarantine-'));
 const template = join(base, 'template');
@@ -64,10 +65,10 @@ describe.each([
     run = faultyCorpus(`seed${seed}`, seed, perKind);
     index = join(base, `seed${seed}`, 'index');
     if (via === 'api') {
-      await buildIndex({ corpus: run.corpus, out: index, workers });
+      await buildIndex({ corpus: run.corpus, out: index, workers, audioRoots: [SAMPLE_AUDIO_ROOT] });
       return;
     }
-    const r = cli('index', run.corpus, '--out', index, '--workers', String(workers));
+    const r = cli('index', run.corpus, '--out', index, '--workers', String(workers), '--audio-root', SAMPLE_AUDIO_ROOT);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0); // an index was written, quarantined records or not
     stdout = r.stdout;

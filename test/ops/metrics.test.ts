@@ -8,6 +8,7 @@ import { readManifest } from '../../src/index/manifest-io.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { collect, corpusInfo, dataClient, scrape, sleep, sumOf, type DataClient } from './helpers/grpc.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
  * /metrics after real streams: every counter equals what the client actually received, batch by
@@ -92,7 +93,7 @@ describe('prometheus metrics', () => {
       const jsonl = readdirSync(corpus, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.jsonl')).sort();
       appendFileSync(join(corpus, jsonl[0]!), 'this is not json\n{"instruction": 7}\n');
       appendFileSync(join(corpus, jsonl[1]!), '{"broken": \n');
-      await buildIndex({ corpus, out: join(dir, 'index'), workers: 1 });
+      await buildIndex({ corpus, out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
       const manifest = readManifest(join(dir, 'index'));
       expect(manifest.quarantined).toBeGreaterThanOrEqual(3);
       const other = await startTestServer(join(dir, 'index'));

@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { describeLoad, loadProblems, runLoad } from './load-run.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' } } });
 const minutes = Number(values.minutes);
@@ -20,7 +21,7 @@ let index = values.index;
 if (!index) {
   tmp = mkdtempSync(join(tmpdir(), 'flanstream-soak-'));
   await writeSampleCorpus(join(tmp, 'corpus'), { records: 3000, seed: 0 });
-  await buildIndex({ corpus: join(tmp, 'corpus'), out: join(tmp, 'index'), workers: 1 });
+  await buildIndex({ corpus: join(tmp, 'corpus'), out: join(tmp, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
   index = join(tmp, 'index');
 }
 try {

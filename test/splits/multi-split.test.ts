@@ -8,6 +8,7 @@ import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { heldoutTasks, named } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
 import { drain, openCore, take } from '../helpers/stream-harness.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
  * Audio-FLAN's `split` is a list. The sample corpus gives every record one split; this copy gives
@@ -46,7 +47,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'flanstream-multisplit-'));
   cpSync(inject('sampleCorpus'), join(dir, 'corpus'), { recursive: true });
   expect(rewrite(join(dir, 'corpus', 'metadata'))).toBeGreaterThan(50);
-  await buildIndex({ corpus: join(dir, 'corpus'), out: join(dir, 'index'), workers: 1 });
+  await buildIndex({ corpus: join(dir, 'corpus'), out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
   core = await openCore(join(dir, 'index'));
   facts = new IndexFacts(core.reader);
 });

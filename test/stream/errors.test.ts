@@ -8,6 +8,7 @@ import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { activeStreams, batchesOf, collect, expectStatus } from '../helpers/stream-helpers.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed' };
 
@@ -23,7 +24,7 @@ describe('errors', () => {
     // A second, smaller index: its tokens must not resume here.
     dir = mkdtempSync(join(tmpdir(), 'flanstream-other-'));
     await writeSampleCorpus(join(dir, 'corpus'), { records: 1000, seed: 1 });
-    await buildIndex({ corpus: join(dir, 'corpus'), out: join(dir, 'index'), workers: 1 });
+    await buildIndex({ corpus: join(dir, 'corpus'), out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     const other = await startTestServer(join(dir, 'index'));
     const oc = new FlanStreamClient(other.target);
     foreignToken = (await batchesOf(oc, base, 1))[0]!.resumeToken;

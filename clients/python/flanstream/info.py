@@ -53,6 +53,9 @@ class VocabLayout:
     codebooks: int
     codebook_size: int
     total_size: int
+    audio_pad_id: int = 0      #: fills the holes of the delay layout (audio_offset + codebooks * codebook_size)
+    frame_rate: float = 0.0    #: codec frames per second; 0 = unknown
+    codec: str = ""            #: codec name; "" = unknown
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ class CorpusInfo:
             text_vocab_size=v.text_vocab_size, pad_id=v.pad_id, soa_id=v.soa_id, eoa_id=v.eoa_id,
             im_start_id=v.im_start_id, im_end_id=v.im_end_id, eos_id=v.eos_id,
             audio_offset=v.audio_offset, codebooks=v.codebooks, codebook_size=v.codebook_size,
-            total_size=v.total_size,
+            total_size=v.total_size, audio_pad_id=v.audio_pad_id, frame_rate=v.frame_rate, codec=v.codec,
         )
         tasks = tuple(
             TaskInfo(

@@ -111,6 +111,9 @@ class ServerProcess:
         self._log.close()
 
 
+SAMPLE_AUDIO_ROOT = "/datasets/Audio-FLAN-Dataset"
+
+
 @pytest.fixture(scope="session")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3000-record sample corpus, indexed once per session."""
@@ -118,7 +121,8 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("flanstream")
     corpus, index = root / "corpus", root / "index"
     _run([_node(), str(CLI), "sample-corpus", str(corpus), "--records", "3000", "--seed", "0"])
-    _run([_node(), str(CLI), "index", str(corpus), "--out", str(index)])
+    # The sample corpus's absolute .scp paths sit under this fixed fake prefix (sample-release-shape.ts).
+    _run([_node(), str(CLI), "index", str(corpus), "--out", str(index), "--audio-root", SAMPLE_AUDIO_ROOT])
     return index
 
 

@@ -60,7 +60,10 @@ def test_corpus_info(server) -> None:
     assert sum(t.total_records for t in info.tasks) == info.records
     assert info.index_fingerprint
     v = info.vocab
-    assert v.total_size == v.audio_offset + v.codebooks * v.codebook_size and v.pad_id < v.total_size
+    assert v.audio_pad_id == v.audio_offset + v.codebooks * v.codebook_size and v.total_size == v.audio_pad_id + 1
+    assert v.pad_id < v.total_size
+    # The sample corpus's audio_tokens/codec.json.
+    assert (v.codec, v.frame_rate, v.codebooks, v.codebook_size) == ("xcodec", 50.0, 8, 1024)
     assert info.default_heldout in [h.name for h in info.heldout_sets]
     assert all(h.fingerprint for h in info.heldout_sets)
     # Every domain is present: every named set and mixture is available.
