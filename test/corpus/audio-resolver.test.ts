@@ -121,13 +121,18 @@ describe('AudioResolver', () => {
     ['../ out of the corpus', '01_Foo_dotdot'],
     ['../ hidden after a directory', '01_Foo_sneaky'],
     ['../ into another corpus folder', '01_Foo_meta'],
-    ['an absolute path', '01_Foo_abs'],
     ['a symlink leaving the corpus', '01_Foo_link'],
     ['a directory symlink leaving the corpus', '01_Foo_dirlink'],
   ])('refuses %s as path_escape without reading it', (_name, id) => {
     const [reason, detail] = fail('speech', id);
     expect(reason).toBe('path_escape');
     expect(detail).toMatch(/refused/);
+  });
+
+  it('refuses an absolute path no --audio-root covers as absolute_path without reading it', () => {
+    const [reason, detail] = fail('speech', '01_Foo_abs');
+    expect(reason).toBe('absolute_path');
+    expect(detail).toMatch(/is absolute.*--audio-root.*refused/);
   });
 
   it('follows file and directory symlinks that stay inside the corpus', () => {

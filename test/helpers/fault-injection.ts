@@ -25,8 +25,10 @@ export const RECORD_FAULTS = {
   npy_truncated: 'npy_malformed',
   npy_code_range: 'npy_malformed',
   scp_parent_escape: 'path_escape',
-  scp_absolute_path: 'path_escape',
+  scp_absolute_path: 'absolute_path',
   npy_symlink_out: 'path_escape',
+  npy_codebooks: 'codebooks_mismatch',
+  bad_window: 'audio_window',
   line_too_long: 'line_too_long',
 } as const satisfies Record<string, QuarantineReason>;
 export const FILE_FAULTS = ['truncated_line', 'truncated_gzip', 'empty_shard', 'bom_crlf'] as const;
@@ -137,6 +139,9 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
   /** A bad record for `kind`, creating the scp entries and token files it needs. */
   const makeBad = (kind: keyof typeof RECORD_FAULTS, shard: Shard): Buffer => {
     const rec = fresh();
+    // One fault per record: a time window copied from a good record could fail first on the injected clip.
+    delete rec.audio_start;
+    delete rec.audio_end;
     const [, domain, , , dataset] = shard.rel.split('/');
     rec.domain = domain ?? 'speech';
     const audioId = `${dataset}_fault${opts.seed}x${serial}`;
@@ -205,8 +210,20 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
         writeNpy(f.subarray(0, f.length - 1 - int(16)));
         break;
       }
-      case 'npy_code_range':
-        writeNpy(encodeNpy([0, 5, codebookSize + int(3), 1], [2, 2], '<i4'));
+      case 'npy_code_range': {
+        // The corpus's 8 codebooks (anything else is codebooks_mismatch), one code out of range.
+        const codes = [0, 5, 7, 1, 2, 3, 4, 6, 9, 8, 1, 2, 3, 4, 5, 6];
+        codes[int(codes.length)] = codebookSize + int(3);
+        writeNpy(encodeNpy(codes, [8, 2], '<i4'));
+        break;
+      }
+      case 'npy_codebooks':
+        // A [frames, codebooks] array saved transposed, or a 1-D file in an 8-codebook corpus.
+        writeNpy(pick([encodeNpy(Array.from({ length: 16 }, (_, i) => i), [2, 8], '<i2'), encodeNpy([1, 2, 3], [3], '<i4')]));
+        break;
+      case 'bad_window':
+        writeNpy(encodeNpy(Array.from({ length: 40 }, (_, i) => i), [8, 5], '<i4'));
+        Object.assign(rec, pick([{ audio_start: 0.08, audio_end: 0.02 }, { audio_end: 2 }, { audio_start: -1 }, { audio_start: 0.5, audio_end: 0.6 }]));
         break;
       case 'scp_parent_escape':
         refer(pick([`../../outside-${opts.seed}/valid.wav`, `${rec.domain}/../../../outside-${opts.seed}/valid.wav`]));

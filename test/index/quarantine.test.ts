@@ -75,7 +75,7 @@ describe.each([
   });
 
   it('injected every kind of fault', () => {
-    expect(new Set(run.expected.map((e) => e.kind)).size).toBe(19);
+    expect(new Set(run.expected.map((e) => e.kind)).size).toBe(21);
     expect(run.expected.filter((e) => e.kind === 'missing_field')).toHaveLength(perKind);
   });
 
@@ -105,14 +105,15 @@ describe.each([
   });
 
   it('never reads a token file through an escaping path', () => {
-    const details = readQuarantine(index).filter((q) => q.reason === 'path_escape').map((q) => q.detail);
+    const details = readQuarantine(index).filter((q) => q.reason === 'path_escape' || q.reason === 'absolute_path').map((q) => q.detail);
     expect(details.length).toBe(3 * perKind);
     for (const d of details) expect(d).toMatch(/refused/);
   });
 
   if (via === 'cli') it('summarizes the quarantine on stdout, per reason', () => {
     expect(stdout).toContain(`quarantined: ${run.expected.length} (see ${index}/quarantine.jsonl)`);
-    expect(stdout).toMatch(new RegExp(`path_escape\\W+${3 * perKind}\\b`));
+    expect(stdout).toMatch(new RegExp(`path_escape\\W+${2 * perKind}\\b`));
+    expect(stdout).toMatch(new RegExp(`absolute_path\\W+${perKind}\\b`));
     expect(stdout).toMatch(new RegExp(`schema\\W+${2 * perKind}\\b`));
   });
 
@@ -123,6 +124,9 @@ describe.each([
     expect(byReason.get('audio_id_unresolved')).toMatch(/is in no \.scp file/);
     expect(byReason.get('npy_missing')).toMatch(/audio_tokens\/.*\.npy do not exist/);
     expect(byReason.get('npy_malformed')).toMatch(/audio_tokens\/.*\.npy/);
+    expect(byReason.get('codebooks_mismatch')).toMatch(/the corpus's codec has 8/);
+    expect(byReason.get('audio_window')).toMatch(/audio_start=.*audio_end=/);
+    expect(byReason.get('absolute_path')).toMatch(/--audio-root/);
     expect(byReason.get('line_too_long')).toMatch(/exceeds the 1048576-byte limit/);
     expect(byReason.get('truncated_gzip')).toMatch(/gzip/);
     expect(byReason.get('empty_file')).toMatch(/no records/);
