@@ -10,6 +10,7 @@ import { LOCK_FILE } from '../../src/index/index-lock.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { startTestServer } from '../helpers/server-harness.js';
 import { collect, dataClient } from '../ops/helpers/grpc.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-lock-'));
 const corpus = join(base, 'corpus');
@@ -20,7 +21,7 @@ beforeAll(async () => {
 
 /** The CLI as a user runs it. */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], { encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -49,7 +50,7 @@ function expectValidIndex(out: string): void {
 describe('one index run per output directory', () => {
   it('two runs started together: exactly one is refused with a clear message, the other builds a valid index', async () => {
     const out = join(base, 'together');
-    const results = await Promise.allSettled([buildIndex({ corpus, out, workers: 1 }), buildIndex({ corpus, out, workers: 1 })]);
+    const results = await Promise.allSettled([buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] }), buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] })]);
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused).toHaveLength(1);
     expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(new RegExp(`another \`flanstream index\` run \\(pid ${process.pid}, since .*\\) is writing this index`));
@@ -85,9 +86,9 @@ describe('one index run per output directory', () => {
     const out = join(base, 'remote');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: 1, host: 'some-other-host', since: '2026-01-01T00:00:00.000Z' }));
-    await expect(buildIndex({ corpus, out, workers: 1 })).rejects.toThrow(`pid 1 on host some-other-host, since 2026-01-01T00:00:00.000Z) is writing this index; wait for it to finish, or delete ${join(out, LOCK_FILE)} if that run is gone`);
+    await expect(buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(`pid 1 on host some-other-host, since 2026-01-01T00:00:00.000Z) is writing this index; wait for it to finish, or delete ${join(out, LOCK_FILE)} if that run is gone`);
     unlinkSync(join(out, LOCK_FILE));
-    await buildIndex({ corpus, out, workers: 1 });
+    await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expectValidIndex(out);
   });
 });

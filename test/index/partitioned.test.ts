@@ -10,6 +10,7 @@ import { MANIFEST_FILE } from '../../src/index/format.js';
 import { PARTS_DIR, partFile } from '../../src/index/part-file.js';
 import { assignParts, parsePart } from '../../src/index/partition.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-parts-'));
 const corpus = join(base, 'corpus');
@@ -18,7 +19,7 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 beforeAll(async () => {
   await writeSampleCorpus(corpus, { records: 400, seed: 5 });
   keepDatasets(corpus, ['07_ESD', '01_CommonVoice', '14_VCTK', '02_Emilia', '20_MTG-Jamendo', '39_AudioSet']);
-  await buildIndex({ corpus, out: single, workers: 1 });
+  await buildIndex({ corpus, out: single, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
 });
 
 /** Every file of an index directory and its bytes: "identical" means this is equal. */
@@ -36,7 +37,7 @@ function tree(dir: string): Record<string, string> {
 
 /** `flanstream index` as its own process; `killAfterShards` SIGKILLs it once it has written that many shard files. */
 function cli(args: string[], killAfterShards?: number): Promise<{ code: number | null; killed: boolean; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const out = args[args.indexOf('--out') + 1]!;
@@ -98,16 +99,16 @@ describe('a partitioned build (separate processes)', () => {
 
 describe('the merge refuses parts it cannot trust', () => {
   const parts = async (out: string, c = corpus, n = 2): Promise<void> => {
-    for (let i = 0; i < n; i++) await buildPart({ corpus: c, out, workers: 1, part: { index: i, count: n } });
+    for (let i = 0; i < n; i++) await buildPart({ corpus: c, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: i, count: n } });
   };
 
   it('a part built with another tokenizer setting', async () => {
     const out = join(base, 'settings');
     await parts(out);
-    await expect(mergeParts({ corpus, out, codebookSize: 2048 })).rejects.toThrow(/part 0\/2 was built with other settings .*merge with the parts' --tokenizer\/--codebook-size/);
+    await expect(mergeParts({ corpus, out, codebookSize: 2048, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 0\/2 was built with other settings .*merge with the parts' --tokenizer\/--codebook-size/);
     expect(existsSync(join(out, MANIFEST_FILE))).toBe(false);
     // The refused merge changed nothing: merged with the parts' settings it is the one-process index.
-    await mergeParts({ corpus, out });
+    await mergeParts({ corpus, out, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expect(existsSync(join(out, PARTS_DIR))).toBe(false);
     expect(tree(out)).toEqual(tree(single));
   });
@@ -122,9 +123,9 @@ describe('the merge refuses parts it cannot trust', () => {
     // Same size (so the assignment stands), new content: only the stat of the part's own file tells.
     writeFileSync(join(c, victim!), readFileSync(join(c, victim!)));
     expect(statSync(join(c, victim!)).size).toBe(st.size);
-    await expect(mergeParts({ corpus: c, out })).rejects.toThrow(new RegExp(`part \\d/2 is stale: ${victim!.replace(/[.]/g, '\\.')} changed since it was built; rerun`));
+    await expect(mergeParts({ corpus: c, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(new RegExp(`part \\d/2 is stale: ${victim!.replace(/[.]/g, '\\.')} changed since it was built; rerun`));
     appendFileSync(join(c, victim!), '\n');
-    await expect(mergeParts({ corpus: c, out })).rejects.toThrow(/part 0\/2 is stale: the corpus's JSONL files were added, removed or resized/);
+    await expect(mergeParts({ corpus: c, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 0\/2 is stale: the corpus's JSONL files were added, removed or resized/);
   });
 
   it('parts of another corpus, of two different N, damaged, or with a shard file gone', async () => {
@@ -132,22 +133,22 @@ describe('the merge refuses parts it cannot trust', () => {
     await writeSampleCorpus(other, { records: 100, seed: 6 });
     const out = join(base, 'mixed');
     await parts(out, other);
-    await expect(mergeParts({ corpus, out })).rejects.toThrow(/part 0\/2 is from another corpus \(.*corpus-other, not .*corpus\); rebuild every part/);
+    await expect(mergeParts({ corpus, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 0\/2 is from another corpus \(.*corpus-other, not .*corpus\); rebuild every part/);
 
-    await buildPart({ corpus: other, out, workers: 1, part: { index: 0, count: 3 } });
-    await expect(mergeParts({ corpus: other, out })).rejects.toThrow(/parts\/ holds parts of 2 and 3-way builds/);
+    await buildPart({ corpus: other, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: 0, count: 3 } });
+    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/parts\/ holds parts of 2 and 3-way builds/);
     rmSync(join(out, partFile({ index: 0, count: 3 })));
 
     writeFileSync(join(out, partFile({ index: 1, count: 2 })), 'not a part');
-    await expect(mergeParts({ corpus: other, out })).rejects.toThrow(/part 1\/2 record is damaged or half-written; rerun .*--part 1\/2/);
-    await buildPart({ corpus: other, out, workers: 1, part: { index: 1, count: 2 } });
+    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 1\/2 record is damaged or half-written; rerun .*--part 1\/2/);
+    await buildPart({ corpus: other, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: 1, count: 2 } });
 
     const shard = readdirSync(join(out, 'shards'))[0]!;
     rmSync(join(out, 'shards', shard));
-    await expect(mergeParts({ corpus: other, out })).rejects.toThrow(new RegExp(`part \\d/2 is incomplete: its shard file shards/${shard} is missing`));
+    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(new RegExp(`part \\d/2 is incomplete: its shard file shards/${shard} is missing`));
   });
 
   it('no parts at all', async () => {
-    await expect(mergeParts({ corpus, out: join(base, 'empty') })).rejects.toThrow(/no parts to merge/);
+    await expect(mergeParts({ corpus, out: join(base, 'empty'), audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/no parts to merge/);
   });
 });

@@ -6,6 +6,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
 import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
  * Records without audio are valid (CONTRACT §2 allows text-only fields). A shard holding only such
@@ -29,7 +30,7 @@ describe('text-only shards', () => {
     const b = join(base, 'b');
     cpSync(inject('sampleCorpus'), join(b, 'corpus'), { recursive: true });
     writeShard(join(b, 'corpus'), shardPath('99_TextQA', 'part-0.jsonl'), textRecords('m', 30));
-    await buildIndex({ corpus: join(b, 'corpus'), out: join(b, 'index'), workers: 1 });
+    await buildIndex({ corpus: join(b, 'corpus'), out: join(b, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     mixed = await openCore(join(b, 'index'));
   });
   afterAll(() => {

@@ -10,6 +10,7 @@ import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { batchesOf, collect } from '../helpers/stream-helpers.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
  * The release is published per domain: a corpus holding only its speech part must serve. Named
@@ -30,7 +31,7 @@ beforeAll(async () => {
     for (const top of ['metadata', 'scp_files']) rmSync(join(corpus, top, domain), { recursive: true, force: true });
   }
   index = join(dir, 'index');
-  await buildIndex({ corpus, out: index, workers: 1 });
+  await buildIndex({ corpus, out: index, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
   server = await startTestServer(index);
   client = new FlanStreamClient(server.target);
 }, 300_000);
