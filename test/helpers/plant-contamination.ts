@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
  * Plants contamination into a sample corpus, and knows (from the corpus files alone: JSONL, scp
@@ -36,8 +37,12 @@ export function readCorpus(corpus: string): CorpusRecord[] {
         const file = relative(corpus, p);
         for (const line of readText(p).split('\n')) {
           if (line.trim() === '') continue;
-          const j = JSON.parse(line) as { uuid: string; domain: string; split: string[]; instruction: string; input: string; output: string; task_type: { major: string[]; minor: string[] } };
-          out.push({ uuid: j.uuid, file, task: `${j.domain}/${j.task_type.major[0]}/${j.task_type.minor[0]}`, dataset: file.split('/')[4] ?? '', domain: j.domain, splits: j.split, fields: [j.instruction, j.input, j.output] });
+          type L = string | string[];
+          const j = JSON.parse(line) as { uuid: string; domain: string; split: L; instruction: string; input: string; output: string; task_type: { major: L; minor: L } };
+          // Release records write these as plain strings, the paper's as lists (CONTRACT §9.1).
+          const first = (v: L): string => (typeof v === 'string' ? v : v[0] ?? '');
+          const splits = typeof j.split === 'string' ? [j.split] : j.split;
+          out.push({ uuid: j.uuid, file, task: `${j.domain}/${first(j.task_type.major)}/${first(j.task_type.minor)}`, dataset: file.split('/')[4] ?? '', domain: j.domain, splits, fields: [j.instruction, j.input, j.output] });
         }
       }
     }
@@ -70,7 +75,9 @@ export function npyPaths(corpus: string): Map<string, string> {
     for (const f of readdirSync(join(corpus, 'scp_files', domain))) {
       for (const l of readFileSync(join(corpus, 'scp_files', domain, f), 'utf8').split('\n')) {
         const [id, path] = l.trim().split(/\s+/);
-        if (id && path) out.set(id, join(corpus, 'audio_tokens', path.replace(/\.\w+$/, '.npy')));
+        // The sample's three .scp path forms (relative to audio_files/, to the root, absolute under its fake root).
+        const rel = path?.replace(`${SAMPLE_AUDIO_ROOT}/`, '').replace(/^audio_files\//, '');
+        if (id && rel) out.set(id, join(corpus, 'audio_tokens', rel.replace(/\.\w+$/, '.npy')));
       }
     }
   }

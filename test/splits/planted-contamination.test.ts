@@ -9,6 +9,7 @@ import type { Contamination } from '../../src/splits/contamination.js';
 import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-core.js';
 import { expectedRemovals, plantContamination, type HeldoutOracle, type Planted } from '../helpers/plant-contamination.js';
 import { drain, openCore, take } from '../helpers/stream-harness.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
  * Planted contamination: the same codes under other ids, a held-out ASR transcript reused as TTS
@@ -31,7 +32,7 @@ beforeAll(async () => {
   await writeSampleCorpus(corpus, { records: 1500, seed: 11 });
   let x = 7;
   planted = plantContamination(corpus, ASR, TTS, (n) => ((x = (x * 1103515245 + 12345) % 2147483648), x % n));
-  await buildIndex({ corpus, out: join(dir, 'index'), workers: 1 });
+  await buildIndex({ corpus, out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
   core = await openCore(join(dir, 'index'));
 }, 300_000);
 afterAll(() => {
