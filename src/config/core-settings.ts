@@ -10,6 +10,7 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     defaults: { window: c.stream.window, overlong: c.stream.overlong, maxTurns: c.stream.max_turns },
     limits: { maxBatchTokens: c.server.max_batch_tokens, maxSeqLen: c.server.max_seq_len, maxWorldSize: c.server.max_world_size },
     systemPrompt: c.stream.system_prompt,
+    shareWindowSteps: c.stream.share_window_steps,
     cacheBytes: c.index.cache_bytes,
     tokenKey: c.server.token_key,
   };

@@ -98,6 +98,8 @@ export const configSchema = z
         max_turns: num(z.number().int().min(1).max(64)).default(4),
         /** Optional system prompt at the start of every segment. */
         system_prompt: z.string().default(''),
+        /** Steps per block of the recent realized-share window in stats (share-window.ts). */
+        share_window_steps: num(z.number().int().min(1).max(1_000_000_000)).default(100),
       })
       .strict()
       .default({}),

@@ -82,16 +82,19 @@ export class Metrics {
     const streamStats = this.streamStats;
     new client.Gauge({
       name: 'flanstream_mixture_proportion',
-      help: 'Target and realized domain proportion (of examples) per open stream',
+      help: 'Domain proportion of examples per open stream: kind target, realized (so far), realized_since_update (since the last mixture update took effect), realized_recent (the recent window, stream.share_window_steps)',
       labelNames: ['stream', 'domain', 'kind'],
       registers: [this.registry],
       collect() {
         this.reset();
         for (const [id, st] of streamStats) {
-          const { target, realized } = domainProportions(st);
+          const { target, realized, sinceUpdate, recent } = domainProportions(st);
           domains.forEach((d, i) => {
             this.labels(id, d, 'target').set(target[i] ?? 0);
             this.labels(id, d, 'realized').set(realized[i] ?? 0);
+            // Train streams only (evaluation streams have no mixture to follow).
+            if (sinceUpdate.length > 0) this.labels(id, d, 'realized_since_update').set(sinceUpdate[i] ?? 0);
+            if (recent.length > 0) this.labels(id, d, 'realized_recent').set(recent[i] ?? 0);
           });
         }
       },

@@ -50,6 +50,11 @@ export class TaskWalker {
     return this.epochs[t] ?? 0;
   }
 
+  /** Completed passes per task (the live array: copy it to keep it). */
+  get epochCounts(): readonly number[] {
+    return this.epochs;
+  }
+
   state(): WalkerState {
     return { cursors: [...this.cursors], epochs: [...this.epochs] };
   }

@@ -125,6 +125,13 @@ function stats(w: Writer, s: WireStats): void {
   w.uint(9, s.truncated);
   w.packedUints(10, s.taskDropped);
   w.packedUints(11, s.taskTruncated);
+  w.uint(12, s.sinceUpdateStep);
+  w.packedUints(13, s.taskExamplesSinceUpdate);
+  w.packedUints(14, s.domainExamplesSinceUpdate);
+  w.uint(15, s.windowStartStep);
+  w.packedUints(16, s.taskExamplesWindow);
+  w.packedUints(17, s.domainExamplesWindow);
+  w.packedUints(18, s.taskEpochs);
 }
 
 function example(w: Writer, e: WireExample): void {
@@ -159,6 +166,7 @@ function batch(w: Writer, b: WireBatch): void {
   w.message(20, (m) => stats(m, b.stats));
   w.string(21, b.heldoutFingerprint);
   for (const e of b.examples) w.message(22, (m) => example(m, e));
+  w.uint(23, b.totalSteps);
 }
 
 function end(w: Writer, e: WireEnd): void {

@@ -42,7 +42,7 @@ export const STATUS_HTML = `<!doctype html>
     <table id="domains"><thead><tr><th>domain</th><th>tasks</th><th>train</th><th>dev</th><th>test</th><th>text tokens</th><th>audio tokens</th><th>unseen tasks</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Open streams (<span id="stream-count">0</span>)</h2>
-    <p class="legend">Per domain: solid = realized share of examples so far, dashed = target (a closed-loop policy moves it; its weights and the losses it saw are listed under the chart). Lower plots: fill ratio and tokens/s.</p>
+    <p class="legend">Per domain: solid = realized share of examples so far, dotted = realized share over the recent window (shows a mixture update taking effect at its step), dashed = target (a closed-loop policy moves it; its weights and the losses it saw are listed under the chart); the legend adds the share since the last update. Lower plots: fill ratio and tokens/s.</p>
     <div id="streams" class="cards"><p class="empty">No open streams.</p></div>
   </section>
 </main>
@@ -130,7 +130,7 @@ export const STATUS_JS = String.raw`(function () {
       });
       if (d === '') return;
       var attrs = { d: d, fill: 'none', stroke: s.color, 'stroke-width': s.width || 1.5, class: s.cls };
-      if (s.dash) attrs['stroke-dasharray'] = '5,3';
+      if (s.dash) attrs['stroke-dasharray'] = s.dash === true ? '5,3' : s.dash;
       if (s.domain) attrs['data-domain'] = s.domain;
       svg.appendChild(svgEl('path', attrs));
     });
@@ -140,13 +140,14 @@ export const STATUS_JS = String.raw`(function () {
     var svg = svgEl('svg', { width: 576, height: 170, class: 'mixture', role: 'img', 'aria-label': 'target versus realized mixture' });
     if (st.samples.length === 0) return svg;
     var max = 0;
-    st.samples.forEach(function (p) { p.target.concat(p.realized).forEach(function (v) { if (v > max) max = v; }); });
+    st.samples.forEach(function (p) { p.target.concat(p.realized, p.recent || []).forEach(function (v) { if (v > max) max = v; }); });
     max = Math.min(1, Math.max(0.1, Math.ceil(max * 10) / 10));
     var series = [];
     domains.forEach(function (d, i) {
       var c = COLORS[i % COLORS.length];
       series.push({ cls: 'target', domain: d, color: c, dash: true, steps: true, width: 1.2, value: function (p) { return p.target[i]; } });
       series.push({ cls: 'realized', domain: d, color: c, width: 2, value: function (p) { return p.realized[i]; } });
+      series.push({ cls: 'recent', domain: d, color: c, dash: '2,2', width: 1.5, value: function (p) { return p.recent && p.recent.length ? p.recent[i] : null; } });
     });
     plot(svg, st.samples, series, { left: 40, top: 6, w: 576, h: 170, max: max, label: function (v) { return (100 * v).toFixed(0) + '%'; } });
     return svg;
@@ -190,7 +191,8 @@ export const STATUS_JS = String.raw`(function () {
     card.appendChild(info);
     var legend = el('div', { class: 'legend' });
     domains.forEach(function (d, i) {
-      var s = el('span', {}, d + ' ' + pct(st.realized[i]) + ' / ' + pct(st.target[i]));
+      var since = st.sinceUpdate && st.sinceUpdate.length ? ' · since step ' + st.sinceUpdateStep + ' ' + pct(st.sinceUpdate[i]) : '';
+      var s = el('span', { 'data-domain': d }, d + ' ' + pct(st.realized[i]) + since + ' / ' + pct(st.target[i]));
       var sw = el('i'); sw.style.background = COLORS[i % COLORS.length];
       s.insertBefore(sw, s.firstChild);
       legend.appendChild(s);

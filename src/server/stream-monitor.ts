@@ -1,16 +1,13 @@
 import type { PolicyView, StreamSession } from '../stream/stream-session.js';
-import { domainProportions } from '../stream/stream-stats.js';
+import { domainProportions, type DomainProportions } from '../stream/stream-stats.js';
 import type { WireBatch, WireStats } from '../stream/wire-types.js';
 
 /** One point of a stream's history on the status page. */
-export interface MonitorSample {
+export interface MonitorSample extends Readonly<DomainProportions> {
   /** Milliseconds since the epoch. */
   readonly t: number;
   /** Global step of the last batch in the interval. */
   readonly step: number;
-  /** Per domain (GetCorpusInfo's domain order): target proportion and realized share of examples so far. */
-  readonly target: readonly number[];
-  readonly realized: readonly number[];
   /** Non-pad / all token cells of the interval's batches; null for unpacked evaluation items. */
   readonly fill: number | null;
   readonly tokensPerSecond: number;
@@ -30,8 +27,13 @@ export interface StreamView {
   /** Non-pad tokens sent. */
   readonly tokens: number;
   readonly step: number | null;
+  /** Per domain (GetCorpusInfo's domain order), from the last batch: see DomainProportions. */
   readonly target: readonly number[];
   readonly realized: readonly number[];
+  readonly sinceUpdate: readonly number[];
+  readonly sinceUpdateStep: number;
+  readonly recent: readonly number[];
+  readonly windowStartStep: number;
   readonly samples: readonly MonitorSample[];
   /** The stream's closed-loop policy (null: static); its weights over time are the target lines. */
   readonly policy: PolicyView | null;
@@ -160,7 +162,7 @@ export class StreamMonitor {
       batches: s.batches,
       tokens: s.tokens,
       step: s.step,
-      ...(s.stats ? domainProportions(s.stats) : { target: [], realized: [] }),
+      ...(s.stats ? domainProportions(s.stats) : { target: [], realized: [], sinceUpdate: [], sinceUpdateStep: 0, recent: [], windowStartStep: 0 }),
       samples: s.ring.toArray(),
       policy: s.session.policyView() ?? null,
     }));

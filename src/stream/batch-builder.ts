@@ -5,7 +5,7 @@ import type { WireBatch, WireExample } from './wire-types.js';
 const asBytes = (a: Int32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 /** Materializes one rank's rows: tokens of every segment back to back, plus per-segment columns. */
-export function buildBatch(layout: SegmentLayout, rows: readonly (readonly Segment[])[], taskDomain: ArrayLike<number>): Omit<WireBatch, 'step' | 'rank' | 'worldSize' | 'batchSize' | 'seqLen' | 'resumeToken' | 'stats' | 'heldoutFingerprint' | 'examples'> {
+export function buildBatch(layout: SegmentLayout, rows: readonly (readonly Segment[])[], taskDomain: ArrayLike<number>): Omit<WireBatch, 'step' | 'rank' | 'worldSize' | 'batchSize' | 'seqLen' | 'resumeToken' | 'stats' | 'heldoutFingerprint' | 'examples' | 'totalSteps'> {
   let total = 0;
   let segs = 0;
   for (const row of rows) for (const s of row) {

@@ -58,6 +58,8 @@ export interface CoreSettings {
   readonly limits: SpecLimits;
   readonly systemPrompt: string;
   readonly cacheBytes: number;
+  /** Steps per block of the recent realized-share window (default 100). */
+  readonly shareWindowSteps?: number;
   /** HMAC key of resume tokens (server.token_key); '' = checksummed, unsigned tokens. */
   readonly tokenKey: string;
 }
@@ -246,7 +248,7 @@ export class DataServiceCore {
     if (spec.split === 'train') {
       const layout = layoutFor(0);
       const planner = new TrainPlanner(
-        { spec, layout, table: layout.table, heldout, filter: this.guard(heldout), servable: this.servability(heldout, spec), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec) },
+        { spec, layout, table: layout.table, heldout, filter: this.guard(heldout), servable: this.servability(heldout, spec), resolve: (m, field) => this.resolveMixture(m, heldout, field, spec), shareWindow: this.settings.shareWindowSteps },
         state as TrainState | undefined,
         step,
       );

@@ -11,6 +11,7 @@ import { reportDigest } from './loss-report.js';
 import { decodeToken, encodeToken } from './resume-token.js';
 import { specHash, type MixtureUpdate, type Placement, type StreamSpec } from './stream-spec.js';
 import { checksum } from '../util/hash.js';
+import { countsSince } from './share-window.js';
 import type { TrainPlanner, TrainState } from './train-planner.js';
 import type { WireEnd, WireResponse, WireStats } from './wire-types.js';
 
@@ -82,6 +83,8 @@ export class StreamSession {
   private settled: number;
   /** The last report accepted, for the status page. */
   lastReport: LossReport | undefined;
+  /** Evaluation streams: this rank's examples and the set's dropped items over the whole stream, and its step count (replayed once). */
+  private replayed: { counts: number[]; dropped: number[]; steps: number } | undefined;
 
   constructor(init: SessionInit) {
     this.init = init;
@@ -250,6 +253,7 @@ export class StreamSession {
         stats: planned.stats,
         heldoutFingerprint: this.heldout.fingerprint,
         examples: this.spec.packing === 'examples' ? buildExamples(layout, mine) : [],
+        totalSteps: plan.kind === 'eval' ? this.replay(plan.items).steps : 0,
       },
     };
   }
@@ -275,29 +279,47 @@ export class StreamSession {
     };
   }
 
-  /** Examples this rank is given over the whole evaluation stream, and the set's dropped items, replayed from its start. */
-  private replay(items: EvalItems): { counts: number[]; dropped: number[] } {
+  /**
+   * Examples this rank is given over the whole evaluation stream, the set's dropped items and the
+   * stream's step count, replayed from its start once per session (the first batch needs the step
+   * count, the end the counts).
+   */
+  private replay(items: EvalItems): { counts: number[]; dropped: number[]; steps: number } {
+    if (this.replayed) return this.replayed;
     const replay = new EvalPlanner(items, this.init.layout, this.spec);
     const counts = items.perTask.map(() => 0);
     const { rank, worldSize } = this.placement;
     const B = this.spec.batchSize;
+    let steps = 0;
     while (!replay.done) {
       const rows = replay.planStep(worldSize * B).slice(rank * B, (rank + 1) * B);
+      steps++;
       for (const row of rows) for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
     }
-    return { counts, dropped: replay.totals.dropped };
+    this.replayed = { counts, dropped: replay.totals.dropped, steps };
+    return this.replayed;
   }
 
   private stats(): WireStats {
     const { plan } = this.init;
     const totals = plan.planner.totals;
-    const target = plan.kind === 'train' ? Array.from(plan.planner.targets) : totals.examples.map(() => 0);
+    const train = plan.kind === 'train' ? plan.planner : undefined;
+    const target = train ? Array.from(train.targets) : totals.examples.map(() => 0);
+    const shares = train?.shareState;
+    const sinceUpdate = shares ? countsSince(totals.examples, shares.atUpdate) : [];
+    const recent = shares ? countsSince(totals.examples, shares.atWindowStart) : [];
     const domainExamples = DOMAINS.map(() => 0);
     const domainTarget = DOMAINS.map(() => 0);
+    const domainSinceUpdate = shares ? DOMAINS.map(() => 0) : [];
+    const domainRecent = shares ? DOMAINS.map(() => 0) : [];
     totals.examples.forEach((n, t) => {
       const d = this.taskDomain[t] ?? 0;
       domainExamples[d] = (domainExamples[d] ?? 0) + n;
       domainTarget[d] = (domainTarget[d] ?? 0) + (target[t] ?? 0);
+      if (shares) {
+        domainSinceUpdate[d] = (domainSinceUpdate[d] ?? 0) + (sinceUpdate[t] ?? 0);
+        domainRecent[d] = (domainRecent[d] ?? 0) + (recent[t] ?? 0);
+      }
     });
     // Copies: the planner keeps counting into its arrays while gRPC may still hold this batch
     // unserialized in its write buffer.
@@ -311,8 +333,15 @@ export class StreamSession {
       paddingTokens: totals.padding,
       dropped: totals.dropped.reduce((a, b) => a + b, 0),
       truncated: totals.truncated.reduce((a, b) => a + b, 0),
-      taskDropped: totals.dropped,
-      taskTruncated: totals.truncated,
+      taskDropped: [...totals.dropped],
+      taskTruncated: [...totals.truncated],
+      sinceUpdateStep: shares?.updateStep ?? 0,
+      taskExamplesSinceUpdate: sinceUpdate,
+      domainExamplesSinceUpdate: domainSinceUpdate,
+      windowStartStep: shares?.windowStart ?? 0,
+      taskExamplesWindow: recent,
+      domainExamplesWindow: domainRecent,
+      taskEpochs: train ? [...train.epochs] : [],
     };
   }
 }

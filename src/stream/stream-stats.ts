@@ -34,8 +34,32 @@ export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonl
   stats.padding += seqLen - used;
 }
 
-/** Per domain: the target proportion and the realized share of examples served so far. */
-export function domainProportions(stats: WireStats): { target: number[]; realized: number[] } {
-  const total = stats.domainExamples.reduce((a, c) => a + c, 0);
-  return { target: stats.domainTarget, realized: stats.domainExamples.map((n) => (total > 0 ? n / total : 0)) };
+export interface DomainProportions {
+  /** Target proportion per domain. */
+  target: number[];
+  /** Realized share of examples served so far. */
+  realized: number[];
+  /** Realized share since the last mixture update took effect (at `sinceUpdateStep`); [] for evaluation streams. */
+  sinceUpdate: number[];
+  sinceUpdateStep: number;
+  /** Realized share over the recent window (from `windowStartStep` to the batch's step); [] for evaluation streams. */
+  recent: number[];
+  windowStartStep: number;
+}
+
+function shares(counts: readonly number[]): number[] {
+  const total = counts.reduce((a, c) => a + c, 0);
+  return counts.map((n) => (total > 0 ? n / total : 0));
+}
+
+/** Per domain: target proportions and realized shares (overall, since the last update, recent). */
+export function domainProportions(stats: WireStats): DomainProportions {
+  return {
+    target: stats.domainTarget,
+    realized: shares(stats.domainExamples),
+    sinceUpdate: shares(stats.domainExamplesSinceUpdate ?? []),
+    sinceUpdateStep: stats.sinceUpdateStep ?? 0,
+    recent: shares(stats.domainExamplesWindow ?? []),
+    windowStartStep: stats.windowStartStep ?? 0,
+  };
 }

@@ -117,6 +117,15 @@ export const TRAIN_SECTIONS: Readonly<Record<string, Section<TrainCheckContext>>
     checkStats(value, field, tasksOf(ctx));
   },
   mixture: checkMixture,
+  /** Share baselines (share-window.ts); absent in tokens made before they existed. */
+  shares(value, field, ctx) {
+    if (value === undefined) return;
+    const s = object(field, value);
+    checkInt(`${field}.window`, s.window, 1, Number.MAX_SAFE_INTEGER);
+    checkInt(`${field}.updateStep`, s.updateStep, 0, ctx.step);
+    checkInt(`${field}.windowStart`, s.windowStart, 0, ctx.step);
+    for (const k of ['atUpdate', 'atWindowStart', 'atBlockStart']) checkInts(`${field}.${k}`, s[k], tasksOf(ctx));
+  },
   pending(value, field, ctx) {
     if (!Array.isArray(value)) refuse(field, `must be a list, got ${describe(value)}`);
     if (value.length > MAX_PENDING_UPDATES) refuse(field, `holds ${value.length} updates; at most ${MAX_PENDING_UPDATES} may wait`);

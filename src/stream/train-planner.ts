@@ -13,6 +13,7 @@ import type { Contamination } from '../splits/contamination.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { ExampleTable } from './example-table.js';
 import type { Servability } from './servable.js';
+import { DEFAULT_SHARE_WINDOW, ShareWindow, type ShareState } from './share-window.js';
 import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
 import { MAX_PENDING_UPDATES, type MixtureUpdate, type StreamSpec } from './stream-spec.js';
 import { checkTrainState, refuse } from './token-state-check.js';
@@ -28,6 +29,8 @@ export interface TrainState {
   readonly pending: MixtureUpdate[];
   /** Streams whose mixture has a policy (absent otherwise, so other tokens are unchanged). */
   readonly policy?: PolicyState;
+  /** Baselines of the realized shares since the last update and over the recent window (absent in older tokens). */
+  readonly shares?: ShareState;
 }
 
 export interface TrainDeps {
@@ -40,6 +43,8 @@ export interface TrainDeps {
   /** Which tasks have a record this stream can serve (from the index, for its seq_len and overlong policy). */
   readonly servable: Servability;
   readonly resolve: (m: MixtureSpec, field: string) => Float64Array;
+  /** Steps per block of the recent-share window (see share-window.ts). */
+  readonly shareWindow?: number;
 }
 
 /**
@@ -59,6 +64,7 @@ export class TrainPlanner {
   private readonly sizes: Float64Array;
   /** The stream's closed-loop policy, if its mixture names one. */
   readonly policy: PolicyRunner | undefined;
+  private readonly shares: ShareWindow;
 
   /** `state` comes from a resume token: `step` is the token's step (checked against pending updates). */
   constructor(deps: TrainDeps, state?: TrainState, step = 0) {
@@ -71,6 +77,7 @@ export class TrainPlanner {
     this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
     this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker);
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
+    this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, state?.shares, this.stats.examples);
     this.pending = state ? [...state.pending] : [];
     this.pool = state ? this.restorePool(state.pool) : [];
     const policy = deps.spec.mixture.policy;
@@ -104,6 +111,16 @@ export class TrainPlanner {
     return this.stats;
   }
 
+  /** Baselines of the realized shares since the last update and over the recent window. */
+  get shareState(): ShareState {
+    return this.shares.snapshot;
+  }
+
+  /** Per task: completed passes over its record permutation (the live array; copy before keeping). */
+  get epochs(): readonly number[] {
+    return this.walker.epochCounts;
+  }
+
   /** Queues a live update; `nextStep` is the first step not yet planned. */
   addUpdate(u: MixtureUpdate, nextStep: number): void {
     if (u.applyAtStep < nextStep) {
@@ -129,9 +146,11 @@ export class TrainPlanner {
    * makes applies from this very step, like a manual update queued for it, unless one was.
    */
   planStep(step: number, rows: number, report?: LossReport): Segment[][] {
+    this.shares.beginStep(step, this.stats.examples);
     const s = step - (this.policy?.spec.lagSteps ?? 0);
     const decided = this.policy && s >= 0 ? this.policy.consume(s, report) : undefined;
     if (decided && !this.pending.some((u) => u.applyAtStep === step)) this.queue({ mixture: this.policy!.mixture(this.mixture, decided), applyAtStep: step }, 'policy');
+    if (this.pending[0] && this.pending[0].applyAtStep <= step) this.shares.updateApplied(step, this.stats.examples);
     while (this.pending[0] && this.pending[0].applyAtStep <= step) {
       const u = this.pending.shift()!;
       this.mixture = u.mixture;
@@ -260,7 +279,7 @@ export class TrainPlanner {
       pool.push(u.turns.length);
       for (const t of u.turns) pool.push(t.loc.task, t.loc.i);
     }
-    const base = { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: this.stats, mixture: this.mixture, pending: this.pending };
+    const base = { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: this.stats, mixture: this.mixture, pending: this.pending, shares: this.shares.snapshot };
     return this.policy ? { ...base, policy: this.policy.state() } : base;
   }
 }

@@ -14,6 +14,13 @@ export interface WireStats {
   truncated: number;
   taskDropped: number[];
   taskTruncated: number[];
+  sinceUpdateStep: number;
+  taskExamplesSinceUpdate: number[];
+  domainExamplesSinceUpdate: number[];
+  windowStartStep: number;
+  taskExamplesWindow: number[];
+  domainExamplesWindow: number[];
+  taskEpochs: number[];
 }
 
 export interface WireExample {
@@ -48,6 +55,7 @@ export interface WireBatch {
   stats: WireStats;
   heldoutFingerprint: string;
   examples: WireExample[];
+  totalSteps: number;
 }
 
 export interface WireEnd {

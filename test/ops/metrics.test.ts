@@ -141,6 +141,9 @@ describe('prometheus metrics', () => {
     expect(sumOf(m, 'flanstream_mixture_proportion', { domain: 'speech', kind: 'target' })).toBeCloseTo(0.5, 6);
     expect(sumOf(m, 'flanstream_mixture_proportion', { domain: 'music', kind: 'target' })).toBeCloseTo(0.25, 6);
     expect(sumOf(m, 'flanstream_mixture_proportion', { kind: 'realized' })).toBeCloseTo(1, 6);
+    // No update: the shares since the last update are those since the start; the recent window's add up too.
+    expect(sumOf(m, 'flanstream_mixture_proportion', { kind: 'realized_since_update' })).toBeCloseTo(1, 6);
+    expect(sumOf(m, 'flanstream_mixture_proportion', { kind: 'realized_recent' })).toBeCloseTo(1, 6);
     cancel?.();
     await running;
     for (let i = 0; i < 100 && sumOf(m, 'flanstream_active_streams') !== 0; i++) {

@@ -67,13 +67,15 @@ describe('status page (headless chromium)', () => {
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  const snapshot = (id: string): Promise<{ step: string; realized: string | null; target: string | null; fill: string | null; tokens: string | null }> =>
+  const snapshot = (id: string): Promise<{ step: string; realized: string | null; recent: string | null; legend: string; target: string | null; fill: string | null; tokens: string | null }> =>
     page.evaluate((sid) => {
       const card = document.querySelector(`[data-stream="${sid}"]`);
       const attr = (sel: string): string | null => card?.querySelector(sel)?.getAttribute('d') ?? null;
       return {
         step: card?.querySelector('[data-role="step"]')?.textContent ?? '',
         realized: attr('svg.mixture path.realized[data-domain="speech"]'),
+        recent: attr('svg.mixture path.recent[data-domain="speech"]'),
+        legend: card?.querySelector('.legend span[data-domain="speech"]')?.textContent ?? '',
         target: attr('svg.mixture path.target[data-domain="speech"]'),
         fill: attr('svg.fill path'),
         tokens: attr('svg.throughput path'),
@@ -116,6 +118,10 @@ describe('status page (headless chromium)', () => {
     expect(Number(after.step)).toBeGreaterThan(Number(before.step));
     expect(after.realized).not.toBe(before.realized);
     expect(after.target).not.toBe(before.target);
+    // The update shows at its step: a recent-window line per domain, and the share since step 40.
+    expect(after.recent).toMatch(/^M/);
+    expect(after.recent).not.toBe(before.recent);
+    expect(after.legend).toMatch(/since step 40 [\d.]+%/);
     expect(after.fill).toMatch(/^M/);
     expect(after.tokens).toMatch(/^M/);
 

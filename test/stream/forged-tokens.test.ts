@@ -62,6 +62,12 @@ describe('forged resume tokens', () => {
     ['step negative', ({ top }) => (top.step = -1)],
     ['world size zero', ({ top }) => (top.worldSize = 0)],
     ['world size huge', ({ top }) => (top.worldSize = 1e12)],
+    ['share baseline above the examples served', ({ state }) => ((state.shares as { atUpdate: number[] }).atUpdate[0] = 1e9)],
+    ['share window zero', ({ state }) => ((state.shares as { window: number }).window = 0)],
+    ['share update step after the token step', ({ state }) => ((state.shares as { updateStep: number }).updateStep = 1e9)],
+    ['share baselines of the wrong length', ({ state }) => ((state.shares as { atBlockStart: number[] }).atBlockStart = [1])],
+    // A token made before the share figures existed: they restart at its step.
+    ['shares absent (an older token)', ({ state }) => delete state.shares, 'tolerated'],
   ];
   const evalCases: [string, Edit][] = [
     ['cursor beyond the items', ({ state }) => (state.cursor = 1e9)],

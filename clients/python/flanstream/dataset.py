@@ -126,6 +126,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._last_stats: Optional[Mapping[str, Any]] = None  # the last handed-out batch's (lazy) stats
         self._restored = False  # continued from a checkpoint's token: earlier updates are only in the token
         self._reports = ReportBook(policy_lag(self._spec))
+        self._total_steps: Optional[int] = None  # evaluation streams: global steps of a whole pass
         self._finished = False
         #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
         self.summary: Optional[Dict[str, Any]] = None
@@ -246,6 +247,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                     with self._lock:
                         self._last_token, self._last_step = payload["resume_token"], payload["step"]
                         self._last_stats = payload["stats"]
+                        if payload["total_steps"]:
+                            self._total_steps = payload["total_steps"]
                     handed, failures = handed + 1, 0
                     yield payload
                 elif kind == "end" and payload.reason != "shutdown":
@@ -259,6 +262,47 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         finally:
             if iter_id == self._iter_id:
                 self._drop_connection()
+
+    # -- length of evaluation streams ----------------------------------------------------------
+    def __len__(self) -> int:
+        """Batches a whole pass of an evaluation stream yields on this rank (every rank gets one
+        batch per global step, the last ones possibly short or empty), capped by ``max_batches``.
+        Counted from the stream's start, not from a restored position. The server reports it with
+        every batch; before the first one, one short stream is opened to ask.
+
+        Raises:
+            TypeError: for a train stream, which never ends.
+        """
+        if self._spec.split == "train":
+            raise TypeError("len() is defined for evaluation streams (split 'heldout', 'dev' or 'test'); "
+                            "a train stream never ends")
+        if self._total_steps is None:
+            self._total_steps = self._probe_total_steps()
+        return min(self._total_steps, self.max_batches) if self.max_batches else self._total_steps
+
+    def __bool__(self) -> bool:  # truthiness must not call __len__ (a TypeError, or a round trip)
+        return True
+
+    def _probe_total_steps(self) -> int:
+        spec = copy.deepcopy(self._spec)
+        spec.max_batches = 1
+        failures = 0
+        while True:
+            call = None
+            try:
+                call = self._clients[self._target_index].stream_batches(iter([pb.StreamRequest(spec=spec)]))
+                for resp in call:
+                    if resp.WhichOneof("kind") == "batch":
+                        return int(resp.batch.total_steps)
+                    if resp.end.reason == "shutdown":
+                        raise Interrupted("end", resp.end)
+                    return 0  # an empty evaluation set ends at once
+                raise Interrupted("eof", None)
+            except (grpc.RpcError, Interrupted) as e:
+                failures = self._backoff(failures, e, "StreamBatches (asking an evaluation stream's length)")
+            finally:
+                if call is not None:
+                    call.cancel()
 
     # -- live re-weighting --------------------------------------------------------------------
     def update_mixture(self, weights: Mapping[str, float], at_step: int, within: Optional[str] = None,

@@ -171,6 +171,11 @@ def _pad(values: Any, n: int, dtype: Any) -> np.ndarray:
     return arr
 
 
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = int(counts.sum())
+    return counts / total if total else np.zeros(counts.shape[0])
+
+
 def summarize_end(end: "pb.StreamEnd", task_paths: Sequence[str]) -> Dict[str, Any]:
     """A ``StreamEnd`` as ``ds.summary``: per-task counts keyed by task path, and totals."""
     mine, totals = list(end.task_examples), list(end.total_task_examples)
@@ -274,6 +279,7 @@ class BatchDecoder:
         out["world_size"] = int(batch.world_size)
         out["resume_token"] = bytes(batch.resume_token)
         out["heldout_fingerprint"] = batch.heldout_fingerprint
+        out["total_steps"] = int(batch.total_steps)
         st = pb.Stats()
         st.CopyFrom(batch.stats)  # its own message: a lazy BatchStats must not keep the batch alive
         out["stats"] = BatchStats(lambda: self.stats(st))
@@ -327,14 +333,18 @@ class BatchDecoder:
     def stats(self, st: "pb.Stats") -> Dict[str, Any]:
         """Per-task and per-domain examples/tokens so far with target vs realized proportions."""
         n = max(len(self.task_paths), len(st.task_examples), len(st.task_target), len(st.task_dropped),
-                len(st.task_truncated))
+                len(st.task_truncated), len(st.task_examples_since_update), len(st.task_epochs))
         ex = _pad(st.task_examples, n, np.int64)
         text = _pad(st.task_text_tokens, n, np.int64)
         audio = _pad(st.task_audio_tokens, n, np.int64)
         target = _pad(st.task_target, n, np.float64)
         tdropped = _pad(st.task_dropped, n, np.int64)
         ttrunc = _pad(st.task_truncated, n, np.int64)
-        nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target))
+        train = len(st.task_examples_since_update) > 0  # evaluation streams have no mixture to follow
+        since = _shares(_pad(st.task_examples_since_update, n, np.int64))
+        recent = _shares(_pad(st.task_examples_window, n, np.int64))
+        epochs = _pad(st.task_epochs, n, np.int64)
+        nd = max(len(self.domains), len(st.domain_examples), len(st.domain_target), len(st.domain_examples_since_update))
         dex = _pad(st.domain_examples, nd, np.int64)
         dtarget = _pad(st.domain_target, nd, np.float64)
         total = int(ex.sum())
@@ -344,6 +354,8 @@ class BatchDecoder:
                 "index": i, "examples": int(ex[i]), "text_tokens": int(text[i]), "audio_tokens": int(audio[i]),
                 "target": float(target[i]), "realized": float(realized[i]),
                 "dropped": int(tdropped[i]), "truncated": int(ttrunc[i]),
+                **({"realized_since_update": float(since[i]), "realized_recent": float(recent[i]),
+                    "epoch": int(epochs[i])} if train else {}),
             }
             for i in np.flatnonzero((ex > 0) | (target > 0) | (tdropped > 0) | (ttrunc > 0)).tolist()
         }
@@ -352,18 +364,26 @@ class BatchDecoder:
         dtext = np.bincount(dom[known], weights=text[known], minlength=nd)
         daudio = np.bincount(dom[known], weights=audio[known], minlength=nd)
         dtotal = int(dex.sum())
+        dsince = _shares(_pad(st.domain_examples_since_update, nd, np.int64))
+        drecent = _shares(_pad(st.domain_examples_window, nd, np.int64))
         domains = {
             _name(self.domains, d): {
                 "examples": int(dex[d]), "text_tokens": int(dtext[d]), "audio_tokens": int(daudio[d]),
                 "target": float(dtarget[d]), "realized": float(dex[d] / dtotal) if dtotal else 0.0,
+                **({"realized_since_update": float(dsince[d]), "realized_recent": float(drecent[d])} if train else {}),
             }
             for d in range(nd)
         }
-        return {
+        out = {
             "examples": total, "padding_tokens": int(st.padding_tokens),
             "dropped": int(st.dropped), "truncated": int(st.truncated),
             "tasks": tasks, "domains": domains,
         }
+        if train:
+            out.update(since_update_step=int(st.since_update_step), window_start_step=int(st.window_start_step),
+                       examples_since_update=int(sum(st.task_examples_since_update)),
+                       examples_recent=int(sum(st.task_examples_window)))
+        return out
 
     def examples(self, examples: Sequence["pb.EvalExample"]) -> List[Dict[str, Any]]:
         """``packing="examples"`` items: uuid, task, prompt/answer token arrays, reference answer."""

@@ -235,3 +235,81 @@ def test_lost_stream_warns_once_naming_what_it_resumes(server, start_server, cap
     warnings = [r.getMessage() for r in caplog.records if r.name == "flanstream"]
     assert len(warnings) == 1, warnings
     assert a.target in warnings[0] and "StreamBatches (resuming after step" in warnings[0]
+
+
+# -- 4. realized shares since the last update and over the recent window -----------------------
+
+def _domain_counts(batches: List[Dict[str, Any]], domain_of: Dict[str, str]) -> Dict[str, int]:
+    """Examples per domain in these batches (world size 1: each batch is its whole global step)."""
+    out = {"speech": 0, "music": 0, "audio": 0}
+    for b in batches:
+        for s in b["segments"]:
+            for t in s["turn_tasks"]:
+                out[domain_of[t]] += 1
+    return out
+
+
+def test_realized_shares_since_update_and_recent_window(start_server) -> None:
+    srv = start_server("--set", "stream.share_window_steps=10")
+    new = {"speech": 0.8, "music": 0.1, "audio": 0.1}
+    ds = make(srv.target, packing="none", batch_size=8, output="numpy")
+    ds.update_mixture(new, at_step=20)
+    got = take(ds, 60)
+    domain_of = {t.path: t.domain for t in ds.corpus_info.tasks}
+    for b in got:
+        s, st = b["step"], b["stats"]
+        since = 20 if s >= 20 else 0
+        start = max(0, (s // 10 - 1) * 10)
+        assert (st["since_update_step"], st["window_start_step"]) == (since, start), s
+        want_since, want_recent = _domain_counts(got[since:s + 1], domain_of), _domain_counts(got[start:s + 1], domain_of)
+        assert st["examples_since_update"] == sum(want_since.values()) and st["examples_recent"] == sum(want_recent.values())
+        for d in want_since:
+            assert st["domains"][d]["realized_since_update"] == pytest.approx(want_since[d] / sum(want_since.values()))
+            assert st["domains"][d]["realized_recent"] == pytest.approx(want_recent[d] / sum(want_recent.values()))
+        assert sum(t["realized_since_update"] for t in st["tasks"].values()) == pytest.approx(1.0)
+    # The update shows at its step: since step 20 the shares follow the new target, while the
+    # shares counted from step 0 still mix in the old one.
+    last = got[-1]["stats"]["domains"]["speech"]
+    assert last["target"] == pytest.approx(0.8)
+    assert abs(last["realized_since_update"] - 0.8) < 0.03 < abs(last["realized"] - 0.8)
+    # A resumed stream continues the figures exactly (the baselines ride in the resume token).
+    resumed = make(srv.target, packing="none", batch_size=8, output="numpy")
+    resumed.load_state_dict(_state_at(srv.target, new, 33))
+    for a, b in zip(got[34:50], take(resumed, 16)):
+        assert a["step"] == b["step"] and dict(a["stats"]) == dict(b["stats"])
+
+
+def _state_at(target: str, new: Dict[str, float], step: int) -> Dict[str, Any]:
+    ds = make(target, packing="none", batch_size=8, output="numpy")
+    ds.update_mixture(new, at_step=20)
+    take(ds, step + 1)
+    return ds.state_dict()
+
+
+def test_task_epochs_in_stats(server) -> None:
+    """packing="none" serves every draw (no packing window): a task's epoch is its draws (served
+    plus dropped) divided by its train records."""
+    ds = make(server.target, packing="none", batch_size=8, seq_len=4096, mixture={"weights": {"music": 1.0}},
+              output="numpy")
+    st = take(ds, 30)[-1]["stats"]
+    info = ds.corpus_info
+    music = {p: t for p, t in st["tasks"].items() if p.startswith("music/")}
+    assert music and any(t["epoch"] >= 1 for t in music.values())
+    for p, t in music.items():
+        assert t["epoch"] == (t["examples"] + t["dropped"]) // info.task(p).train_records, p
+
+
+def test_len_of_evaluation_streams(server) -> None:
+    kw = dict(split="heldout", mixture=None, batch_size=8, seq_len=2048, output="numpy")
+    ds = make(server.target, **kw)
+    n = len(ds)                                   # asked before the first batch
+    assert n > 1 and n == sum(1 for _ in ds) == len(ds)
+    parts = [make(server.target, rank=r, world_size=2, **kw) for r in (0, 1)]
+    lens = [len(p) for p in parts]
+    assert lens[0] == lens[1] < n                 # every rank: one batch per global step (maybe empty)
+    assert [sum(1 for _ in p) for p in parts] == lens
+    assert len(make(server.target, max_batches=2, **kw)) == 2
+    train = make(server.target)
+    with pytest.raises(TypeError, match="never ends"):
+        len(train)
+    assert train  # truthiness does not ask for a length
