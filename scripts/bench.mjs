@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop.
+// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ const BENCHES = {
   scale: 'test/bench/scale-bench.ts',
   replicas: 'test/bench/replicas-bench.ts',
   closedloop: 'test/bench/closed-loop-bench.ts',
+  decontam: 'test/bench/decontam-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));

@@ -79,6 +79,13 @@ export class Contamination {
     };
   }
 
+  /** Bytes of the guard's typed arrays: the n-gram table and one reason byte per classified record. */
+  get arrayBytes(): number {
+    let n = this.ngrams?.bytes ?? 0;
+    for (const r of this.reasons.values()) n += r.byteLength;
+    return n;
+  }
+
   /** The uuid of held-out record `partner` (as `classify` returns it). */
   heldUuid(partner: number): string {
     return this.reader.uuid(this.held[partner * 2] ?? 0, this.held[partner * 2 + 1] ?? 0);

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,10 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { NATURAL } from '../../src/mix/mixture.js';
 import type { Contamination } from '../../src/splits/contamination.js';
 import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-core.js';
+import { status as Status } from '@grpc/grpc-js';
+import { FlanStreamClient } from '../../clients/ts/service-client.js';
+import { startTestServer } from '../helpers/server-harness.js';
+import { batchesOf, collect } from '../helpers/stream-helpers.js';
 import { expectedRemovals, plantContamination, type HeldoutOracle, type Planted } from '../helpers/plant-contamination.js';
 import { drain, openCore, take } from '../helpers/stream-harness.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
@@ -165,4 +170,67 @@ describe('streams under all guards, checked uuid by uuid', () => {
     survive.forEach((n, t) => expect(target[t]).toBeCloseTo(n / total, 12));
     expect(survive.some((n, t) => n === 0 && !h.tasks.has(t))).toBe(true);
   });
+});
+
+describe('the report and the fingerprint', () => {
+  const heldoutDir = (): string => {
+    const d = join(dir, 'heldout');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'planted.yaml'), `tasks: ["${ASR}"]\ndatasets: [${SHARED_DATASET}]\nexclude_shared_audio: true\nexclude_overlapping_text: ${N}\n`);
+    writeFileSync(join(d, 'none.yaml'), 'tasks: []\n');
+    return d;
+  };
+
+  it('GetCorpusInfo lists datasets with records per task, and on request what each guard of a named set removes', async () => {
+    const server = await startTestServer(join(dir, 'index'), { heldout_dir: heldoutDir(), default_heldout: 'planted' });
+    const client = new FlanStreamClient(server.target);
+    try {
+      const plain = await client.corpusInfo();
+      const set = plain.heldoutSets.find((h) => h.name === 'planted')!;
+      expect(set).toMatchObject({ datasets: [SHARED_DATASET], excludeOverlappingText: N, excludeSharedAudio: true, contamination: [] });
+      const ds = plain.datasets.find((d) => d.name === SHARED_DATASET)!;
+      expect(ds.tasks.map((t) => [t.task, t.trainRecords, t.devRecords, t.testRecords])).toEqual([...core.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]));
+      expect(plain.datasets.map((d) => d.name)).toEqual([...core.reader.datasets.keys()]);
+      const info = await client.corpusInfo(60_000, { contamination: true });
+      const want = core.guard(core.heldoutFromRaw(raw(ALL)))!.report();
+      expect(info.heldoutSets.find((h) => h.name === 'planted')!.contamination).toEqual(want.map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })));
+      expect(info.heldoutSets.find((h) => h.name === 'none')!.contamination).toEqual([]);
+      // A token made under the set is refused when the request names other guards; the same set resumes.
+      const spec = { split: 'train', batchSize: 4, seqLen: 4096, heldout: { name: 'planted' } };
+      const first = await batchesOf(client, spec, 2);
+      const token = first[1]!.resumeToken;
+      const other = await collect(client, [{ resume: { token, maxBatches: 1, heldout: { ...raw(ALL), excludeOverlappingText: N + 1 } } }]);
+      expect(other.error?.code).toBe(Status.FAILED_PRECONDITION);
+      expect(other.error?.message).toContain('held-out set');
+      const same = await collect(client, [{ resume: { token, maxBatches: 1, heldout: { name: 'planted' } } }]);
+      expect(same.error).toBeUndefined();
+      const again = await batchesOf(client, spec, 3);
+      expect(Buffer.from(same.batches[0]!.tokens).equals(Buffer.from(again[2]!.tokens))).toBe(true);
+      expect(same.batches[0]!.uuids).toEqual(again[2]!.uuids);
+    } finally {
+      client.close();
+      await server.stop();
+    }
+  }, 120_000);
+
+  it('every guard is part of the held-out fingerprint', () => {
+    const variants: HeldoutOracle[] = [AUDIO, TEXT, DATASET, ALL, { ...ALL, ngram: N + 1 }, { ...ALL, sharedAudio: false }, { ...ALL, datasets: [] }, { ...AUDIO, sharedAudio: false }];
+    const prints = variants.map((v) => core.heldoutFromRaw(raw(v)).fingerprint);
+    expect(new Set(prints).size).toBe(variants.length);
+  });
+
+  it('`flanstream inspect --heldout NAME --contamination` reports, per guard and held-out task, the removed records with examples', () => {
+    const cfg = join(dir, 'config.yaml');
+    writeFileSync(cfg, `heldout_dir: ${heldoutDir()}\ndefault_heldout: planted\n`);
+    const root = join(import.meta.dirname, '..', '..');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'inspect', join(dir, 'index'), '--heldout', 'planted', '--contamination', '--config', cfg], { cwd: root, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const w = expectedRemovals(corpus, ALL);
+    expect(r.stdout).toMatch(/^dataset\s+task\s+train\s+dev\s+test$/m);
+    expect(r.stdout).toContain(`guards:     datasets ${SHARED_DATASET}; shared audio (same id or same codes); overlapping text (${N}-grams)`);
+    expect(r.stdout).toContain(`totals: dataset ${w.dataset.size}, audio ${w.audio.size}, text ${w.text.size}`);
+    expect(r.stdout).toMatch(new RegExp(`^dataset\\s+dataset ${SHARED_DATASET}\\s+${w.dataset.size}\\s`, 'm'));
+    for (const [u, source] of planted.audio) expect(r.stdout.includes(`${u} ~ ${source}`) || !r.stdout.includes(u)).toBe(true);
+  }, 60_000);
 });

@@ -1,4 +1,5 @@
 import { status as Status } from '@grpc/grpc-js';
+import { buildHeldout } from '../../clients/ts/spec.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient, FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstream-client.js';
 import { FlanStreamError } from '../../clients/ts/errors.js';
@@ -198,9 +199,12 @@ describe('TypeScript client', () => {
       { batchSize: 0 }, { seqLen: 1.5 }, { split: 'validation' as never }, { packing: 'examples' }, { rank: 2, worldSize: 2 },
       { split: 'test', mixture: { weights: { speech: 1 } } }, { mixture: { weights: { speech: -1 } } }, { mixture: { speech: 1 } as never },
       { heldout: { tasks: 'speech' as never } }, { prefetch: 0 }, { maxBatches: -1 }, { overlong: 'chop' as never },
+      { heldout: { datasets: '43_AudioCaps' as never } }, { heldout: { datasets: [''] } }, { heldout: { excludeOverlappingText: -1 } },
+      { heldout: { excludeOverlappingText: 65 } }, { heldout: { excludeOverlappingText: 2.5 } },
     ];
     for (const o of bad) expect(() => new FlanStreamDataset(ts.target, o), JSON.stringify(o)).toThrow(TypeError);
     expect(() => new FlanStreamDataset([], {})).toThrow(TypeError);
+    expect(buildHeldout({ tasks: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13 })).toMatchObject({ selectors: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13, inline: true });
     expect(() => new FlanStreamDataset(ts.target, { split: 'test' }).updateMixture({ speech: 1 }, 3)).toThrow(TypeError);
   });
 });
