@@ -2,7 +2,8 @@ import { status as Status } from '@grpc/grpc-js';
 import { FlanStreamError, toFlanStreamError } from './errors.js';
 import { FlanStreamClient, type Tls } from './service-client.js';
 import {
-  buildSpec, checkInt, checkPlacement, checkUpdate, normalizeTargets, updateMessage,
+  buildAudio, buildSpec, checkInt, checkPlacement, checkUpdate, normalizeTargets, updateMessage,
+  type AudioOptions,
   type HeldoutArg, type MixtureArg, type Overlong, type Packing, type PendingUpdate, type Split, type StreamRequest, type StreamSpecMessage, type Within,
 } from './spec.js';
 import { resolveUpdateWeights, type Weights } from './mixture-merge.js';
@@ -33,6 +34,8 @@ export interface DatasetOptions {
   readonly window?: number;
   readonly overlong?: Overlong;
   readonly maxTurns?: number;
+  /** Audio codebooks and layout, e.g. `{ codebooks: 1, layout: 'delay' }` (default: flat, all). */
+  readonly audio?: AudioOptions;
   readonly retry?: Partial<RetryPolicy>;
 }
 
@@ -95,7 +98,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
     this.spec = buildSpec({
       split: opts.split ?? 'train', batchSize: opts.batchSize ?? 8, seqLen: opts.seqLen ?? 4096, packing: opts.packing ?? 'packed',
       mixture: opts.mixture, heldout: opts.heldout, seed: opts.seed ?? 0, rank: this.rank, worldSize: this.worldSize,
-      window: opts.window, overlong: opts.overlong, maxTurns: opts.maxTurns,
+      window: opts.window, overlong: opts.overlong, maxTurns: opts.maxTurns, audio: opts.audio,
     });
     this.clients = this.targets.map((t) => new FlanStreamClient(t, { token: opts.token, tls: opts.tls }));
     this.targetIndex = this.rank % this.targets.length;
@@ -150,7 +153,8 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private firstRequest(remaining: number): StreamRequest {
     const updates = this.pendingUpdates.map(updateMessage);
     if (this.lastToken === null) return { spec: { ...this.spec, maxBatches: remaining }, updates };
-    const resume = { token: this.lastToken, rank: this.rank, worldSize: this.worldSize, maxBatches: remaining, ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}) };
+    // The audio choice is always sent: the server refuses a token made with another layout.
+    const resume = { token: this.lastToken, rank: this.rank, worldSize: this.worldSize, maxBatches: remaining, audio: this.spec.audio ?? buildAudio(undefined), ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}) };
     return { resume, updates };
   }
 

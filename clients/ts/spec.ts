@@ -9,6 +9,9 @@ export const PACKINGS = ['none', 'packed', 'multiturn', 'examples'] as const;
 export const WITHIN = ['proportional', 'uniform', 'temperature'] as const;
 export const OVERLONG = ['drop', 'truncate'] as const;
 export const SCOPES = ['all', 'test'] as const;
+/** Audio-token layouts (CONTRACT §9.2): frame-major, or the MusicGen/Moshi delay pattern. */
+export const AUDIO_LAYOUTS = ['flat', 'delay'] as const;
+export type AudioLayoutName = (typeof AUDIO_LAYOUTS)[number];
 export type Split = (typeof SPLITS)[number];
 export type Packing = (typeof PACKINGS)[number];
 export type Within = (typeof WITHIN)[number];
@@ -43,6 +46,13 @@ export interface HeldoutOptions {
 /** A named held-out set (from `corpusInfo().heldoutSets`), or an inline one. */
 export type HeldoutArg = string | HeldoutOptions;
 
+/** The first `codebooks` codebooks (0 = all) in `layout` (default flat). */
+export interface AudioOptions {
+  readonly codebooks?: number;
+  readonly layout?: AudioLayoutName;
+}
+export interface AudioMessage { codebooks: number; layout: string }
+
 export interface MixtureMessage { name?: string; weights?: Record<string, number>; within?: string; temperature?: number; cap?: number }
 export interface HeldoutMessage { name?: string; selectors?: string[]; datasets?: string[]; unseenFlag?: boolean; excludeSharedAudio?: boolean; excludeOverlappingText?: number; inline?: boolean; scope?: string }
 export interface StreamSpecMessage {
@@ -59,9 +69,10 @@ export interface StreamSpecMessage {
   window: number;
   overlong: string;
   maxTurns: number;
+  audio?: AudioMessage;
 }
 export interface MixtureUpdateMessage { weights: Record<string, number>; applyAtStep: number; within?: string; temperature?: number; cap?: number }
-export interface ResumeMessage { token: Uint8Array; rank: number; worldSize: number; maxBatches: number; heldout?: HeldoutMessage }
+export interface ResumeMessage { token: Uint8Array; rank: number; worldSize: number; maxBatches: number; heldout?: HeldoutMessage; audio?: AudioMessage }
 /**
  * A client message: the first carries a spec or a resume token (plus updates), later ones
  * updates. Fields left out take their proto defaults (0, "", unset).
@@ -169,6 +180,18 @@ export interface SpecArgs {
   readonly window?: number | undefined;
   readonly overlong?: Overlong | undefined;
   readonly maxTurns?: number | undefined;
+  readonly audio?: AudioOptions | undefined;
+}
+
+/** Validates the audio option (the server checks `codebooks` against the corpus). */
+export function buildAudio(audio: AudioOptions | undefined): AudioMessage {
+  if (audio === undefined) return { codebooks: 0, layout: '' };
+  const unknown = Object.keys(audio).filter((k) => !['codebooks', 'layout'].includes(k));
+  if (unknown.length > 0) fail(`audio: unknown key(s) ${unknown.join(', ')}; expected codebooks, layout`);
+  return {
+    codebooks: audio.codebooks === undefined ? 0 : checkInt('audio.codebooks', audio.codebooks, 0),
+    layout: audio.layout === undefined ? 'flat' : checkChoice('audio.layout', audio.layout, AUDIO_LAYOUTS),
+  };
 }
 
 /** Validates dataset arguments into the `StreamSpec` of a fresh start (`maxBatches` is set per connection). */
@@ -194,6 +217,7 @@ export function buildSpec(a: SpecArgs): StreamSpecMessage {
   if (mixture) spec.mixture = mixture;
   const heldout = buildHeldout(a.heldout);
   if (heldout) spec.heldout = heldout;
+  if (a.audio !== undefined) spec.audio = buildAudio(a.audio);
   return spec;
 }
 

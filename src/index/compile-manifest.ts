@@ -1,5 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { AUDIO_LAYOUTS, MIN_TABLE_CODEBOOKS, minKey } from '../tokenize/audio-layouts/registry.js';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { writeAudioGroups } from './audio-groups.js';
@@ -25,6 +26,41 @@ function readSection(indexDir: string, shard: ShardMeta, section: 'rows' | 'span
 }
 
 /**
+ * A record's shortest train lengths under every audio layout and k (SegmentLayout serves clips
+ * re-arranged, so a record that fits `seq_len` flat may not fit delayed): folds one record's
+ * stored spans into per-task minimums of [whole record, what truncation keeps].
+ */
+function audioMinTable(q: number): (into: Map<string, [number, number]>, spans: Int32Array, instr: number, input: number, whole: number, core: number) => void {
+  const ks = Array.from({ length: Math.min(q, MIN_TABLE_CODEBOOKS) }, (_, i) => i + 1);
+  return (into, spans, instr, input, whole, core) => {
+    // Clips in the kept core: all but the input's clips after its first one.
+    let seenInputClip = false;
+    const clips: [frames: number, stored: number, inCore: boolean][] = [];
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
+      const rel = (spans[o + SPAN.REL_START] ?? 0) - instr;
+      const len = spans[o + SPAN.LENGTH] ?? 0;
+      const inInput = rel >= 0 && rel < input;
+      clips.push([(len - 2) / q, len, !inInput || !seenInputClip]);
+      seenInputClip ||= inInput;
+    }
+    for (const layout of AUDIO_LAYOUTS) {
+      for (const k of ks) {
+        let w = whole;
+        let c = core;
+        for (const [frames, stored, inCore] of clips) {
+          const delta = layout.tokens(frames, k) + 2 - stored;
+          w += delta;
+          if (inCore) c += delta;
+        }
+        const key = minKey(layout.name, k);
+        const old = into.get(key);
+        into.set(key, old ? [Math.min(old[0], w), Math.min(old[1], c)] : [w, c]);
+      }
+    }
+  };
+}
+
+/**
  * Joins shard metadata into the manifest: global task ids (sorted by path, so independent of
  * build order), per-task runs of (shard, count) per split, statistics and the fingerprint.
  */
@@ -32,12 +68,14 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
   shards.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   const paths = [...new Set(shards.flatMap((s) => s.tasks.map((t) => t.path)))].sort();
   const id = new Map(paths.map((p, i) => [p, i]));
-  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength'>; lengths: number[]; minTrain: number; minCore: number; counts: [number, number, number]; runs: [number, number, number][][] };
+  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength' | 'audioMins'>; lengths: number[]; minTrain: number; minCore: number; audioMins: Map<string, [number, number]>; counts: [number, number, number]; runs: [number, number, number][][] };
+  const mins = audioMinTable(vocab.codebooks);
   const acc: Acc[] = paths.map((path, i) => ({
     entry: { id: i, path, domain: '', major: '', minor: '', ug: '', unseen: false, counts: [0, 0, 0], textTokens: 0, audioTokens: 0, runs: [] },
     lengths: [],
     minTrain: Infinity,
     minCore: Infinity,
+    audioMins: new Map(),
     counts: [0, 0, 0],
     runs: [[], [], []],
   }));
@@ -68,7 +106,8 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
       // Truncation keeps the input up to the end of its first clip (see SegmentLayout.fit).
       let firstClipEnd = 0;
       const first = rows[o + ROW.SPAN_START] ?? 0;
-      for (let k = first; k < first + (rows[o + ROW.SPAN_COUNT] ?? 0); k++) {
+      const count = rows[o + ROW.SPAN_COUNT] ?? 0;
+      for (let k = first; k < first + count; k++) {
         const start = (spans[k * SPAN_WIDTH + SPAN.REL_START] ?? 0) - instr;
         if (start >= 0 && start < input) {
           firstClipEnd = start + (spans[k * SPAN_WIDTH + SPAN.LENGTH] ?? 0);
@@ -80,10 +119,14 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
       if ((rows[o + ROW.SPLITS] ?? 0) & SPLIT_BIT.train) {
         a.minTrain = Math.min(a.minTrain, core + input);
         a.minCore = Math.min(a.minCore, core + firstClipEnd);
+        mins(a.audioMins, spans.subarray(first * SPAN_WIDTH, (first + count) * SPAN_WIDTH), instr, input, core + input, core + firstClipEnd);
       }
     }
   });
-  const tasks: TaskEntry[] = acc.map((a) => ({ ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: percentiles(a.lengths) }));
+  const tasks: TaskEntry[] = acc.map((a) => ({
+    ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: percentiles(a.lengths),
+    audioMins: Object.fromEntries([...a.audioMins.entries()].sort(([x], [y]) => (x < y ? -1 : 1))),
+  }));
   const quarantine = shards.flatMap((s) => s.quarantine);
   const byReason: Record<string, number> = {};
   for (const q of quarantine) byReason[q.reason] = (byReason[q.reason] ?? 0) + 1;

@@ -147,6 +147,11 @@ export interface TaskEntry {
   readonly minLength: number;
   /** Shortest train instruction + output + input up to its first clip: what truncation never cuts. */
   readonly minCoreLength: number;
+  /**
+   * [minLength, minCoreLength] under each audio layout and k (`layout:k`, k ≤ MIN_TABLE_CODEBOOKS;
+   * see tokenize/audio-layouts): a record's served length depends on the stream's layout.
+   */
+  readonly audioMins?: Readonly<Record<string, readonly [number, number]>>;
 }
 
 export interface Manifest {

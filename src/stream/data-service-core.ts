@@ -7,6 +7,8 @@ import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.
 import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import type { LossReport } from '../mix/policy/policy-runner.js';
 import { checkPolicySpec, parsePolicy, type RawPolicy } from '../mix/policy/policy-spec.js';
+import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
+import { minKey } from '../tokenize/audio-layouts/registry.js';
 import { ChatTemplate } from '../pack/chat-template.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
 import { availability, type Availability } from '../splits/availability.js';
@@ -21,7 +23,7 @@ import { Servability } from './servable.js';
 import { parseLossReport, type RawLossReport } from './loss-report.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession, type Planner } from './stream-session.js';
-import { oneOf, parseSpec, parseWithin, specHash, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
+import { oneOf, parseAudio, parseSpec, parseWithin, specHash, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
 
 export interface RawMixture extends RawPolicy {
@@ -46,7 +48,7 @@ export interface RawUpdate extends RawMixture {
 }
 export interface RawOpen {
   spec?: (RawSpec & { mixture?: RawMixture | null; heldout?: RawHeldout | null }) | null;
-  resume?: { token?: Uint8Array; rank?: number; worldSize?: number; maxBatches?: number | string; heldout?: RawHeldout | null } | null;
+  resume?: { token?: Uint8Array; rank?: number; worldSize?: number; maxBatches?: number | string; heldout?: RawHeldout | null; audio?: RawSpec['audio'] } | null;
   updates?: RawUpdate[];
 }
 
@@ -132,12 +134,18 @@ export class DataServiceCore {
    * whose records fit `seqLen` under the overlong policy count zero, so their share goes to the
    * rest of their selector instead of failing the stream when they are first drawn.
    */
-  resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Pick<StreamSpec, 'seqLen' | 'overlong'>): Float64Array {
+  resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Fit): Float64Array {
     return resolveMixture(mixture, this.reader.tasks, this.trainSizes(heldout, fit), heldout.tasks, field);
   }
 
-  private trainSizes(heldout: ResolvedHeldout, fit: Pick<StreamSpec, 'seqLen' | 'overlong'> | undefined): Float64Array {
-    const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}`;
+  /** A stream's view of the stored clips under its audio spec. */
+  audioView(spec: Pick<StreamSpec, 'audio'>): AudioView {
+    const v = this.reader.manifest.vocab;
+    return AudioView.of(spec.audio, v.codebooks, v.audioPadId);
+  }
+
+  private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
+    const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
     let sizes = this.sizeCache.get(key);
     if (sizes) return sizes;
     const train = this.table(0);
@@ -145,9 +153,13 @@ export class DataServiceCore {
     // The template around a record (without the optional input separator): a lower bound.
     const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
     sizes = new Float64Array(this.reader.tasks.length);
+    // Under an audio layout the task's shortest record is the layout's (precomputed per k).
+    const view = fit?.audio ? this.audioView(fit) : undefined;
+    const layoutKey = view && !view.identity ? minKey(view.layout.name, view.k) : undefined;
     for (const t of this.reader.tasks) {
       if (heldout.tasks.has(t.id)) continue;
-      const shortest = fit?.overlong === 'truncate' ? t.minCoreLength : t.minLength;
+      const [minLength, minCore] = (layoutKey && t.audioMins?.[layoutKey]) || [t.minLength, t.minCoreLength];
+      const shortest = fit?.overlong === 'truncate' ? minCore : minLength;
       if (fit && shortest + overhead > fit.seqLen) continue;
       // The bound above only rules tasks out; whether one of its records really fits is read from
       // the index, so a task left in the mixture can always be served.
@@ -289,6 +301,17 @@ export class DataServiceCore {
       const where = field === 'world_size' ? 'resume.token' : 'resume.token.spec';
       throw new InvalidArgumentError(`${where}.${field}`, err.message.slice(field.length + 2));
     }
+    // The token's audio spec is checked like a request's (and canonical, or the hash below differs).
+    const q = this.reader.manifest.vocab.codebooks;
+    const audio = parseAudio(spec.audio, q, 'resume.token.spec.audio');
+    if (audio) parsed = { ...parsed, spec: { ...parsed.spec, audio } };
+    // A trainer that says which audio it expects gets FAILED_PRECONDITION, not another layout.
+    if (resume.audio) {
+      const asked = parseAudio(resume.audio, q, 'resume.audio');
+      if (JSON.stringify(asked) !== JSON.stringify(audio)) {
+        throw new FailedPreconditionError('audio_mismatch', `resume token was made with audio ${describeAudio(audio)} but the request asks for ${describeAudio(asked)}; start a new stream to change the audio layout`);
+      }
+    }
     // The token's spec must be one this server would make from a request: every field in range,
     // nothing added (a spec this server's limits refuse is refused from a token too).
     if (specHash(parsed.spec) !== p.specHash) throw new InvalidArgumentError('resume.token.spec', 'is not a spec this server makes (a field is missing, added or out of range)');
@@ -296,7 +319,6 @@ export class DataServiceCore {
   }
 
   open(raw: RawOpen): StreamSession {
-    const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(this.table(s), this.template);
     let spec: StreamSpec;
     let placement: Placement;
     let heldout: ResolvedHeldout;
@@ -309,6 +331,8 @@ export class DataServiceCore {
       heldout = this.heldoutFromRaw(raw.spec.heldout);
       const mixture = this.mixture(raw.spec.mixture, 'mixture', true);
       ({ spec, placement } = parseSpec(raw.spec, mixture, heldout.spec, heldout.name, this.settings.defaults, this.settings.limits));
+      const audio = parseAudio(raw.spec.audio, this.reader.manifest.vocab.codebooks);
+      if (audio) spec = { ...spec, audio };
       if (spec.split === 'train') this.resolveMixture(mixture, heldout, 'mixture', spec);
       else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
         throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
@@ -316,6 +340,8 @@ export class DataServiceCore {
     } else {
       throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
     }
+    const view = this.audioView(spec);
+    const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(this.table(s), this.template, view);
     const build = (): StreamSession => {
       const { plan, layout } = this.planner(spec, heldout, layoutFor, state, step);
       // Tokens passed to `restore` are this server's own, made by this very stream.
@@ -336,6 +362,11 @@ export class DataServiceCore {
     return DOMAINS;
   }
 }
+
+/** What a spec's content depends on for which records fit. */
+type Fit = Pick<StreamSpec, 'seqLen' | 'overlong' | 'audio'>;
+
+const describeAudio = (a: StreamSpec['audio']): string => (a ? `{codebooks: ${a.codebooks}, layout: ${a.layout}}` : '{flat, all codebooks}');
 
 /**
  * The template from the pieces the indexer tokenized into the manifest. Parsing the index's

@@ -2,6 +2,8 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Within, MixtureSpec } from '../mix/mixture.js';
 import type { Overlong } from '../pack/segment-layout.js';
 import type { HeldoutSpec } from '../splits/heldout.js';
+import type { AudioSpec } from '../tokenize/audio-layouts/audio-view.js';
+import { AUDIO_LAYOUT_NAMES, DEFAULT_AUDIO_LAYOUT } from '../tokenize/audio-layouts/registry.js';
 import { digest } from '../util/hash.js';
 
 export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
@@ -22,6 +24,8 @@ export interface StreamSpec {
   readonly window: number;
   readonly overlong: Overlong;
   readonly maxTurns: number;
+  /** Audio codebooks and layout (CONTRACT §9.2); absent = flat over all codebooks. */
+  readonly audio?: AudioSpec;
 }
 
 export interface Placement {
@@ -52,6 +56,7 @@ export interface RawSpec {
   window?: number;
   overlong?: string;
   maxTurns?: number;
+  audio?: { codebooks?: number; layout?: string } | null;
 }
 
 export interface SpecDefaults {
@@ -107,6 +112,22 @@ export function parseSpec(raw: RawSpec, mixture: MixtureSpec, heldout: HeldoutSp
     maxTurns: raw.maxTurns ? int('max_turns', raw.maxTurns, 1, 64) : defaults.maxTurns,
   };
   return { spec, placement: { rank, worldSize, maxBatches: int('max_batches', raw.maxBatches ?? 0, 0, Number.MAX_SAFE_INTEGER) } };
+}
+
+/**
+ * A spec's audio choice, checked against the corpus's `q` codebooks, in canonical form: k = q is
+ * k = 0 (all), and flat over all codebooks is no audio field at all, so default streams hash,
+ * and their resume tokens read, exactly as without the field.
+ */
+export function parseAudio(raw: RawSpec['audio'], q: number, field = 'audio'): AudioSpec | undefined {
+  if (!raw) return undefined;
+  const layout = raw.layout ? oneOf(`${field}.layout`, raw.layout, AUDIO_LAYOUT_NAMES) : DEFAULT_AUDIO_LAYOUT.name;
+  const k = raw.codebooks ?? 0;
+  if (!Number.isInteger(k) || k < 0 || k > q) {
+    throw new InvalidArgumentError(`${field}.codebooks`, `must be 0 (all) or 1…${q}: the corpus's clips have ${q} codebooks, got ${String(raw.codebooks)}`);
+  }
+  const codebooks = k === q ? 0 : k;
+  return layout === DEFAULT_AUDIO_LAYOUT.name && codebooks === 0 ? undefined : { codebooks, layout };
 }
 
 export function specHash(spec: StreamSpec): string {

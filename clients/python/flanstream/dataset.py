@@ -18,7 +18,7 @@ from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
 from .mixture_merge import resolve_update_weights
 from .losses import check_losses, reduce_losses
-from .spec import OUTPUTS, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
+from .spec import OUTPUTS, AudioArg, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
     normalize_targets, policy_lag, update_to_dict
 from .wire import BatchDecoder, summarize_end
 
@@ -65,6 +65,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             ends; training streams never end by themselves).
         output: ``"torch"`` or ``"numpy"``; ``None`` = torch when installed.
         token: bearer token. ``targets``: more replicas to fail over between.
+        audio: ``{"codebooks": k, "layout": "flat" | "delay"}``: serve the first k codebooks
+            (0 = all) in that layout; ``None`` = flat over all codebooks. Lengths, packing and
+            stats follow the layout; a resume checks the token was made with the same choice.
         prefetch: batches buffered ahead of the training loop.
         window, overlong, max_turns: packing window (examples), ``"drop"``/``"truncate"`` for
             over-long examples, most turns per multiturn segment (``None`` = server default).
@@ -87,7 +90,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         heldout: HeldoutArg = None, seed: int = 0, rank: Optional[int] = None, world_size: Optional[int] = None,
         max_batches: Optional[int] = None, output: Optional[str] = None, token: Optional[str] = None,
         targets: Optional[Sequence[str]] = None, prefetch: int = 4, window: Optional[int] = None,
-        overlong: Optional[str] = None, max_turns: Optional[int] = None, *, tls: TLS = False,
+        overlong: Optional[str] = None, max_turns: Optional[int] = None, *, audio: AudioArg = None, tls: TLS = False,
         retry: Optional[RetryPolicy] = None, timeout: float = 30.0,
         channel_options: Optional[Sequence[Tuple[str, Any]]] = None, pin_memory: bool = False,
     ) -> None:
@@ -109,7 +112,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._spec = build_spec(
             split=split, batch_size=batch_size, seq_len=seq_len, packing=packing, mixture=mixture,
             heldout=heldout, seed=seed, rank=self.rank, world_size=self.world_size, max_batches=max_batches,
-            window=window, overlong=overlong, max_turns=max_turns,
+            window=window, overlong=overlong, max_turns=max_turns, audio=audio,
         )
         self.retry = retry if retry is not None else RetryPolicy()
         self._client_args: Dict[str, Any] = dict(token=token, tls=tls, timeout=timeout, options=channel_options)
@@ -206,6 +209,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         resume = pb.Resume(token=self._last_token, rank=self.rank, world_size=self.world_size, max_batches=remaining)
         if self._spec.HasField("heldout"):  # the server refuses a token made under another held-out set
             resume.heldout.CopyFrom(self._spec.heldout)
+        # Always sent (empty = flat, all codebooks): the server refuses a token made with another layout.
+        resume.audio.CopyFrom(self._spec.audio)
         return pb.StreamRequest(resume=resume, updates=updates)
 
     def _retry_what(self) -> str:

@@ -13,6 +13,7 @@ from ._proto.flanstream.v1 import data_service_pb2 as pb
 __all__ = [
     "SPLITS", "PACKINGS", "OUTPUTS", "WITHIN", "OVERLONG", "SCOPES",
     "POLICIES", "DEFAULT_LAG_STEPS", "policy_lag", "MixtureArg", "HeldoutArg", "build_spec", "build_mixture", "build_heldout",
+    "AUDIO_LAYOUTS", "AudioArg", "build_audio",
     "build_update", "update_to_dict", "normalize_targets", "check_positive_int",
 ]
 
@@ -22,6 +23,8 @@ OUTPUTS = ("torch", "numpy")
 WITHIN = ("proportional", "uniform", "temperature")
 OVERLONG = ("drop", "truncate")
 SCOPES = ("all", "test")
+#: Audio-token layouts (CONTRACT §9.2): ``flat`` frame-major, ``delay`` the MusicGen/Moshi delay pattern.
+AUDIO_LAYOUTS = ("flat", "delay")
 _UINT32 = 2**32 - 1
 _UINT64 = 2**64 - 1
 
@@ -37,6 +40,9 @@ _MIXTURE_KEYS = ("name", "weights", "within", "temperature", "cap", "policy", "e
 POLICIES = ("static", "odm", "excess-loss")
 #: The server's ``lag_steps`` when a policy leaves it 0.
 DEFAULT_LAG_STEPS = 8
+#: ``{"codebooks": k, "layout": "flat" | "delay"}``: the first k codebooks (0 = all) in that layout
+AudioArg = Optional[Mapping[str, Any]]
+_AUDIO_KEYS = ("codebooks", "layout")
 _HELDOUT_KEYS = ("tasks", "datasets", "unseen_flag", "exclude_shared_audio", "exclude_overlapping_text", "scope")
 
 
@@ -187,9 +193,27 @@ def build_heldout(heldout: HeldoutArg) -> Optional["pb.Heldout"]:
     return msg
 
 
+def build_audio(audio: AudioArg) -> "pb.AudioSpec":
+    """``audio`` argument → ``AudioSpec`` message (``None`` = flat over all codebooks).
+
+    The server checks ``codebooks`` against the corpus (``INVALID_ARGUMENT`` beyond its count).
+    """
+    if audio is None:
+        return pb.AudioSpec()
+    if not isinstance(audio, Mapping):
+        raise ValueError(f"audio must be None or a dict like {{'codebooks': 1, 'layout': 'delay'}}, got {type(audio).__name__}")
+    unknown = [k for k in audio if k not in _AUDIO_KEYS]
+    if unknown:
+        raise ValueError(f"audio: unknown key(s) {unknown}; expected some of {list(_AUDIO_KEYS)}")
+    msg = pb.AudioSpec(codebooks=_check_nonneg_int("audio['codebooks']", audio.get("codebooks", 0), _UINT32))
+    msg.layout = _check_choice("audio['layout']", audio.get("layout", "flat"), AUDIO_LAYOUTS)
+    return msg
+
+
 def build_spec(
     *, split: str, batch_size: Any, seq_len: Any, packing: str, mixture: MixtureArg, heldout: HeldoutArg,
     seed: Any, rank: int, world_size: int, max_batches: Any, window: Any, overlong: Any, max_turns: Any,
+    audio: AudioArg = None,
 ) -> "pb.StreamSpec":
     """Validate the dataset arguments and build the ``StreamSpec`` (``ValueError`` on a bad one)."""
     _check_choice("split", split, SPLITS)
@@ -218,6 +242,8 @@ def build_spec(
     held = build_heldout(heldout)
     if held is not None:
         spec.heldout.CopyFrom(held)
+    if audio is not None:
+        spec.audio.CopyFrom(build_audio(audio))
     return spec
 
 
