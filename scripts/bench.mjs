@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam.
+// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ const BENCHES = {
   stream: 'test/bench/stream-bench.ts',
   scale: 'test/bench/scale-bench.ts',
   replicas: 'test/bench/replicas-bench.ts',
+  layouts: 'test/bench/layout-bench.ts',
   closedloop: 'test/bench/closed-loop-bench.ts',
   decontam: 'test/bench/decontam-bench.ts',
 };

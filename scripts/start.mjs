@@ -1,7 +1,7 @@
 // `npm start`: on first run creates and indexes the bundled sample corpus under .cache/, then
 // serves it on localhost:50051. Extra arguments go to `flanstream serve`.
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { indexIsCurrent } from '../dist/index/manifest-io.js';
@@ -15,6 +15,8 @@ const step = (args) => {
   const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
+// A sample corpus from before codec.json (mixed codebook counts, list-only records) is rewritten.
+if (existsSync(join(corpus, 'metadata')) && !existsSync(join(corpus, 'audio_tokens', 'codec.json'))) for (const d of [corpus, index]) rmSync(d, { recursive: true, force: true });
 if (!existsSync(join(corpus, 'metadata'))) {
   console.error('flanstream: writing the sample corpus (first run)…');
   step(['sample-corpus', corpus, '--records', '20000', '--seed', '0']);

@@ -21,7 +21,7 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
  * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 5;
+export const INDEX_FORMAT_VERSION = 6;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 /** A copy of the tokenizer.json the index was built with. */

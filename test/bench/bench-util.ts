@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -35,6 +35,8 @@ export function benchIndex(records: number): string {
     const r = spawnSync(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
     if (r.status !== 0) throw new Error(`flanstream ${args.join(' ')} failed`);
   };
+  // A corpus written before sample corpora shipped codec.json is of an older shape: write it again.
+  if (existsSync(join(dir, 'corpus', 'metadata')) && !existsSync(join(dir, 'corpus', 'audio_tokens', 'codec.json'))) for (const d of ['corpus', 'index']) rmSync(join(dir, d), { recursive: true, force: true });
   if (!existsSync(join(dir, 'corpus', 'metadata'))) run(['sample-corpus', join(dir, 'corpus'), '--records', String(records), '--seed', '0']);
   if (!indexIsCurrent(join(dir, 'index'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index'), '--audio-root', SAMPLE_AUDIO_ROOT]);
   return join(dir, 'index');

@@ -23,10 +23,11 @@ const cases: [string, { codebooks: number; layout: string } | undefined][] = [
   ['delay, codebooks: 1', { codebooks: 1, layout: 'delay' }],
 ];
 
-function run(audio: (typeof cases)[number][1], seed: number): { tokensPerSecond: number; audioShare: number } {
+function run(audio: (typeof cases)[number][1], seed: number): { tokensPerSecond: number; examplesPerSecond: number; audioShare: number } {
   const session = core.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed, audio } });
   let tokens = 0;
   let audioTokens = 0;
+  let examples = 0;
   const started = performance.now();
   for (let i = 0; i < batches; i++) {
     const m = session.next();
@@ -34,26 +35,32 @@ function run(audio: (typeof cases)[number][1], seed: number): { tokensPerSecond:
     encodeStreamResponse(m);
     tokens += m.batch.tokens.byteLength / 4;
     audioTokens += m.batch.segAudioTokens.reduce((a, b) => a + b, 0);
+    examples += m.batch.uuids.length;
   }
-  return { tokensPerSecond: tokens / ((performance.now() - started) / 1000), audioShare: audioTokens / tokens };
+  const seconds = (performance.now() - started) / 1000;
+  return { tokensPerSecond: tokens / seconds, examplesPerSecond: examples / seconds, audioShare: audioTokens / tokens };
 }
 
 run(undefined, 99); // warm the page cache and the JIT
 const results = new Map<string, number[]>(cases.map(([name]) => [name, []]));
+const perExample = new Map<string, number[]>(cases.map(([name]) => [name, []]));
 const shares = new Map<string, number>();
 for (let r = 0; r < runs; r++) {
   for (const [name, audio] of cases) {
-    const { tokensPerSecond, audioShare } = run(audio, r);
+    const { tokensPerSecond, examplesPerSecond, audioShare } = run(audio, r);
     results.get(name)!.push(tokensPerSecond);
+    perExample.get(name)!.push(examplesPerSecond);
     shares.set(name, audioShare);
   }
 }
 
 const ref = stats(results.get(cases[0]![0])!).median;
-console.log('| layout | served tokens/s median | min | max | ÷ flat (all) | audio share of tokens |');
-console.log('|---|---:|---:|---:|---:|---:|');
+const refEx = stats(perExample.get(cases[0]![0])!).median;
+console.log('| layout | served tokens/s median | min | max | ÷ flat (all) | examples/s median | ÷ flat (all) | audio share of tokens |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const [name] of cases) {
   const s = stats(results.get(name)!);
-  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(s.median / ref).toFixed(2)} | ${((shares.get(name) ?? 0) * 100).toFixed(0)} % |`);
+  const e = stats(perExample.get(name)!).median;
+  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(s.median / ref).toFixed(2)} | ${e.toFixed(0)} | ${(e / refEx).toFixed(2)} | ${((shares.get(name) ?? 0) * 100).toFixed(0)} % |`);
 }
 console.log(`\n${runs} runs × ${batches} batches of 8 × 4096 (packed), in process (StreamSession.next + wire encoding); machine: 2 cores.`);

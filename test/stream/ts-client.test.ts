@@ -185,6 +185,25 @@ describe('TypeScript client', () => {
     ds.close();
   });
 
+  it('audio picks codebooks and layout; the state dict resumes it, and a dataset asking for another layout is refused', async () => {
+    const audio = { codebooks: 2, layout: 'delay' } as const;
+    const raw = await batchesOf(client, { ...rawSpec, audio }, 4);
+    expect(hex(raw[0]!.tokens)).not.toBe(hex(ref[0]!.tokens));
+    const ds = new FlanStreamDataset(ts.target, { ...opts, audio });
+    const got = await take(ds, 2);
+    got.forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(raw[i]!).inputIds));
+    const again = new FlanStreamDataset(ts.target, { ...opts, audio });
+    again.loadStateDict(ds.stateDict());
+    (await take(again, 2)).forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(raw[2 + i]!).inputIds));
+    const flat = new FlanStreamDataset(ts.target, opts);
+    flat.loadStateDict(ds.stateDict());
+    const err = await take(flat, 1).catch((e: unknown) => e);
+    expect((err as FlanStreamError).code).toBe(Status.FAILED_PRECONDITION);
+    expect((err as FlanStreamError).message).toMatch(/made with audio \{codebooks: 2, layout: delay\}/);
+    expect(() => new FlanStreamDataset(ts.target, { ...opts, audio: { layout: 'zigzag' as never } })).toThrow(TypeError);
+    for (const d of [ds, again, flat]) d.close();
+  });
+
   it('server errors reject the loop with FlanStreamError, without retrying', async () => {
     const ds = new FlanStreamDataset(ts.target, { ...opts, heldout: 'no-such-set' });
     const err = await take(ds, 1).catch((e: unknown) => e);

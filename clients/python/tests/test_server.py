@@ -268,3 +268,56 @@ def test_bearer_token(start_server) -> None:
         take(make(srv.target, token="wrong-token-2"), 1)
     assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
     assert take(make(srv.target, token="sekrit-token-1", max_batches=1), 1)[0]["step"] == 0
+
+
+def _audio_spans(batch: Dict[str, Any], soa: int, eoa: int) -> List[np.ndarray]:
+    ids = as_np(batch["input_ids"])
+    spans = []
+    for row in ids:
+        opens = np.flatnonzero(row == soa)
+        for o in opens:
+            e = o + int(np.argmax(row[o:] == eoa))
+            spans.append(row[o + 1:e])
+    return spans
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_audio_delay_layout(server, k: int) -> None:
+    v = Client(server.target).corpus_info().vocab
+    ds = make(server.target, audio={"codebooks": k, "layout": "delay"})
+    batches = take(ds, 3)
+    spans = [s for b in batches for s in _audio_spans(b, v.soa_id, v.eoa_id)]
+    assert len(spans) > 10
+    for s in spans:
+        steps = s.reshape(-1, k)  # step-major: step t holds codebook c of frame t - c
+        frames = len(steps) - k + 1
+        assert frames >= 1
+        for c in range(k):
+            col = steps[:, c]
+            # c leading and k - 1 - c trailing holes are the audio pad; the rest codebook c's codes
+            assert (col[:c] == v.audio_pad_id).all() and (col[len(col) - (k - 1 - c):] == v.audio_pad_id).all()
+            codes = col[c:c + frames] - v.audio_offset - c * v.codebook_size
+            assert ((codes >= 0) & (codes < v.codebook_size)).all()
+    # The resume token carries the layout: a dataset resumed from it continues exactly ...
+    state = ds.state_dict()
+    resumed = make(server.target, audio={"codebooks": k, "layout": "delay"})
+    resumed.load_state_dict(state)
+    rest = take(ds, 2)
+    for a, b in zip(rest, take(resumed, 2)):
+        assert_same(a, b)
+    # ... and one asking for another layout is refused.
+    flat = make(server.target)
+    flat.load_state_dict(state)
+    with pytest.raises(FlanStreamError) as info:
+        take(flat, 1)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and "audio" in info.value.details
+
+
+def test_audio_arguments_are_checked(server) -> None:
+    with pytest.raises(ValueError, match="audio\\['layout'\\]"):
+        make(server.target, audio={"codebooks": 1, "layout": "interleaved"})
+    with pytest.raises(ValueError, match="unknown key"):
+        make(server.target, audio={"k": 1})
+    with pytest.raises(FlanStreamError) as info:
+        take(make(server.target, audio={"codebooks": 99}), 1)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and "audio.codebooks" in info.value.details
