@@ -16,6 +16,7 @@ const USAGE = `usage: flanstream <command> [options]
         [--codec NAME] [--frame-rate HZ] [--codebook-size N] [--codebooks N]   (override audio_tokens/codec.json)
         [--audio-root PREFIX]…   strip PREFIX from absolute .scp paths (repeatable)
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
+        (--out s3://bucket/prefix [--stage DIR]: build in DIR, then publish; serve --index s3://… reads it)
   inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
 `;
@@ -68,7 +69,7 @@ async function main(argv: string[]): Promise<void> {
         options: {
           out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' },
           codec: { type: 'string' }, 'frame-rate': { type: 'string' }, 'codebook-size': { type: 'string' }, codebooks: { type: 'string' },
-          'audio-root': { type: 'string', multiple: true }, part: { type: 'string' }, merge: { type: 'boolean', default: false },
+          'audio-root': { type: 'string', multiple: true }, part: { type: 'string' }, merge: { type: 'boolean', default: false }, stage: { type: 'string' },
         },
       });
       const corpus = positionals[0];
@@ -86,7 +87,7 @@ async function main(argv: string[]): Promise<void> {
       if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
       if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part) });
       else if (values.merge) await indexMergeCommand(corpus, common);
-      else await indexCommand(corpus, common);
+      else await indexCommand(corpus, { ...common, stage: values.stage });
       return;
     }
     case 'inspect': {

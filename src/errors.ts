@@ -70,6 +70,18 @@ export class CorpusError extends FlanError<{ path: string }> {
   }
 }
 
+/**
+ * Object storage that cannot be used: a missing bucket or prefix, refused credentials (fix the
+ * configuration: FAILED_PRECONDITION), or a store that stays unreachable after retries (UNAVAILABLE).
+ */
+export class StorageError extends FlanError<{ location: string }> {
+  readonly code: 'FAILED_PRECONDITION' | 'UNAVAILABLE';
+  constructor(location: string, message: string, transient: boolean) {
+    super(`${location}: ${message}`, { location });
+    this.code = transient ? 'UNAVAILABLE' : 'FAILED_PRECONDITION';
+  }
+}
+
 export class ShuttingDownError extends FlanError<Record<string, never>> {
   readonly code = 'UNAVAILABLE';
   constructor() {

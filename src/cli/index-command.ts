@@ -1,7 +1,8 @@
-import { buildIndex, type BuildOptions, type BuildProgress } from '../index/build-index.js';
+import type { BuildOptions, BuildProgress } from '../index/build-index.js';
+import { buildIndexTo } from '../index/build-to.js';
 import { formatBytes, formatTable } from './format-table.js';
 
-export async function indexCommand(corpus: string, opts: { out: string; tokenizer: string; workers: number } & Pick<BuildOptions, 'codebookSize' | 'codec' | 'audioRoots'>): Promise<void> {
+export async function indexCommand(corpus: string, opts: { out: string; tokenizer: string; workers: number; stage?: string } & Pick<BuildOptions, 'codebookSize' | 'codec' | 'audioRoots'>): Promise<void> {
   const tty = process.stderr.isTTY;
   const started = performance.now();
   const progress = (p: BuildProgress): void => {
@@ -10,7 +11,7 @@ export async function indexCommand(corpus: string, opts: { out: string; tokenize
     const pct = Math.floor((100 * p.shardsDone) / p.shardsTotal);
     process.stderr.write(`\r\x1b[Kindexing ${p.shardsDone}/${p.shardsTotal} shards (${pct}%)  ${p.records.toLocaleString('en-US')} records  ${(p.bytes / 1e6 / Math.max(secs, 1e-3)).toFixed(1)} MB/s`);
   };
-  const s = await buildIndex({ corpus, out: opts.out, tokenizer: opts.tokenizer, workers: opts.workers, codebookSize: opts.codebookSize, codec: opts.codec, audioRoots: opts.audioRoots, onProgress: progress });
+  const s = await buildIndexTo({ corpus, out: opts.out, tokenizer: opts.tokenizer, workers: opts.workers, codebookSize: opts.codebookSize, codec: opts.codec, audioRoots: opts.audioRoots, stage: opts.stage, onProgress: progress });
   if (tty) process.stderr.write('\r\x1b[K');
   const m = s.manifest;
   const tokens = m.shards.reduce((n, sh) => n + sh.tokens, 0);
@@ -18,6 +19,7 @@ export async function indexCommand(corpus: string, opts: { out: string; tokenize
   console.log(`  shards: ${m.shards.length} (${s.shardsBuilt} built, ${s.shardsReused} unchanged)`);
   console.log(`  records: ${m.records.toLocaleString('en-US')} in ${m.tasks.length} tasks; ${tokens.toLocaleString('en-US')} tokens`);
   console.log(`  indexed ${formatBytes(s.jsonlBytes)} of JSONL in ${s.seconds.toFixed(2)} s (${(s.records / s.seconds).toFixed(0)} records/s)`);
+  if (s.published) console.log(`  published: ${s.published.uploaded} files uploaded (${formatBytes(s.published.bytes)}), ${s.published.skipped} already there`);
   console.log(`  vocabulary: ${m.vocab.tokenizer} text ${m.vocab.textVocabSize}, audio at ${m.vocab.audioOffset} (${m.vocab.codebooks} × ${m.vocab.codebookSize}), audio pad ${m.vocab.audioPadId}, total ${m.vocab.totalSize}`);
   console.log(`  codec: ${m.vocab.codec || 'unnamed'} at ${m.vocab.frameRate > 0 ? `${m.vocab.frameRate} Hz` : 'an unknown frame rate'}`);
   if (m.quarantined > 0) {

@@ -1,5 +1,20 @@
 import type { CoreSettings } from '../stream/data-service-core.js';
+import type { S3Settings } from '../storage/s3-location.js';
 import type { Loaded } from './load-config.js';
+import type { Config } from './schema.js';
+
+function s3Settings(s: Config['storage']['s3']): S3Settings {
+  return {
+    ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+    ...(s.region ? { region: s.region } : {}),
+    ...(s.force_path_style !== undefined ? { forcePathStyle: s.force_path_style } : {}),
+    ...(s.access_key_id ? { accessKeyId: s.access_key_id, secretAccessKey: s.secret_access_key } : {}),
+    maxAttempts: s.max_attempts,
+    blockBytes: s.block_bytes,
+    readAhead: s.read_ahead_blocks,
+    cacheBlocks: s.cache_blocks,
+  };
+}
 
 /** The stream layer's settings from the loaded configuration. */
 export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): CoreSettings {
@@ -13,5 +28,6 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     shareWindowSteps: c.stream.share_window_steps,
     cacheBytes: c.index.cache_bytes,
     tokenKey: c.server.token_key,
+    s3: s3Settings(c.storage.s3),
   };
 }

@@ -88,6 +88,33 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Object storage for `index.dir: s3://bucket/prefix`; unset keys come from the standard AWS environment (AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE…). */
+    storage: z
+      .object({
+        s3: z
+          .object({
+            /** Endpoint URL of an S3-compatible store (MinIO, Ceph, R2, GCS interop); '' = AWS or AWS_ENDPOINT_URL. */
+            endpoint: z.string().default(''),
+            /** '' = AWS_REGION (or us-east-1). */
+            region: z.string().default(''),
+            /** Path-style addressing (endpoint/bucket/key); default: on when an endpoint is set. */
+            force_path_style: z.boolean().optional(),
+            /** Static credentials; '' = the standard chain (environment, profile, instance role). */
+            access_key_id: z.string().default(''),
+            secret_access_key: z.string().default(''),
+            /** Attempts per request (exponential backoff) before the error is final. */
+            max_attempts: num(z.number().int().min(1).max(20)).default(8),
+            /** Ranged GETs read this many bytes at once; the next blocks of the object are prefetched. */
+            block_bytes: num(z.number().int().min(4096)).default(256 << 10),
+            read_ahead_blocks: num(z.number().int().min(0)).default(4),
+            /** Prefetched and recent blocks kept (block_bytes each), besides the page cache. */
+            cache_blocks: num(z.number().int().min(1)).default(64),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
     stream: z
       .object({
         /** Packing window in examples (best-fit candidates). */

@@ -1,6 +1,6 @@
-import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
+import { StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum } from '../util/hash.js';
 import { MANIFEST_FILE, ROW, ROW_WIDTH, type ShardMeta } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
@@ -47,21 +47,18 @@ export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[],
   return { file, entries: shared.length, checksum: sum };
 }
 
-export function readAudioGroups(indexDir: string, meta: AudioGroupsMeta): Int32Array {
-  if (!AUDIO_GROUPS_NAME.test(meta.file)) throw new IndexCorruptError(join(indexDir, MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
-  const path = join(indexDir, meta.file);
-  const buf = Buffer.alloc(meta.entries * QUAD * 4);
-  let fd: number;
+export function readAudioGroups(storage: Storage, meta: AudioGroupsMeta): Int32Array {
+  if (!AUDIO_GROUPS_NAME.test(meta.file)) throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
+  const path = storage.describe(meta.file);
+  const want = meta.entries * QUAD * 4;
+  let buf: Buffer;
   try {
-    fd = openSync(path, 'r');
-  } catch {
-    throw new IndexCorruptError(path, 'audio groups file is missing');
+    buf = storage.readRange(meta.file, 0, want, want);
+  } catch (err) {
+    if (err instanceof StorageNotFound) throw new IndexCorruptError(path, 'audio groups file is missing');
+    throw err;
   }
-  try {
-    if (readSync(fd, buf, 0, buf.length, 0) !== buf.length) throw new IndexCorruptError(path, 'audio groups file is truncated');
-  } finally {
-    closeSync(fd);
-  }
+  if (buf.length !== want) throw new IndexCorruptError(path, 'audio groups file is truncated');
   if (checksum(buf) !== meta.checksum) throw new IndexCorruptError(path, 'audio groups file fails its checksum');
   return new Int32Array(buf.buffer, buf.byteOffset, buf.length / 4);
 }

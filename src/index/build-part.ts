@@ -1,6 +1,7 @@
 import { rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CorpusError } from '../errors.js';
+import { isS3 } from '../storage/storage.js';
 import { digest } from '../util/hash.js';
 import { buildSources, finishIndex, planBuild, type BuildOptions, type BuildPlan } from './build-index.js';
 import { IndexLock, withIndexLock } from './index-lock.js';
@@ -40,8 +41,14 @@ export interface PartSummary {
   readonly seconds: number;
 }
 
+/** Parts share one output directory; on object storage, build the parts on a shared filesystem and publish the merged index. */
+function localOnly(opts: BuildOptions): void {
+  for (const p of [opts.corpus, opts.out]) if (isS3(p)) throw new CorpusError(p, 'a partitioned build (--part/--merge) needs a corpus and --out on a filesystem every part can see; build there, then publish with `flanstream index <corpus> --out s3://… --stage <that --out>`');
+}
+
 export async function buildPart(opts: BuildOptions & { readonly part: PartId }): Promise<PartSummary> {
   const started = performance.now();
+  localOnly(opts);
   const plan = planBuild(opts);
   const busy = IndexLock.refusal(plan.out);
   if (busy) throw busy;
@@ -116,6 +123,7 @@ export async function mergeParts(opts: BuildOptions): Promise<MergeSummary> {
 
 async function mergeLocked(opts: BuildOptions): Promise<MergeSummary> {
   const started = performance.now();
+  localOnly(opts);
   const plan = planBuild(opts);
   const found = listPartRecords(plan.out);
   if (found.length === 0) throw new CorpusError(plan.out, 'no parts to merge (parts/ is empty or missing): run `flanstream index <corpus> --out <dir> --part I/N` for every I of N first');

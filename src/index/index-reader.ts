@@ -1,7 +1,8 @@
-import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
-import { readManifest } from './manifest-io.js';
+import { openStorage, type Storage } from '../storage/storage.js';
+import type { S3Settings } from '../storage/s3-location.js';
+import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { ShardPages } from './shard-pages.js';
@@ -14,6 +15,8 @@ export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly st
 export interface ReaderOptions {
   /** Bytes of shard pages kept in memory. */
   readonly cacheBytes?: number;
+  /** Client settings when the index is at an s3:// location. */
+  readonly s3?: S3Settings;
 }
 
 /**
@@ -22,24 +25,33 @@ export interface ReaderOptions {
  * record does not grow with its shard. Accessors take a record's position, never a whole section.
  */
 export class IndexReader {
+  /** The index location: a directory or an s3:// URL. */
   readonly dir: string;
+  readonly storage: Storage;
   readonly manifest: Manifest;
   private readonly pages: ShardPages;
   private groups: Int32Array | undefined;
   private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
 
-  private constructor(dir: string, manifest: Manifest, opts: ReaderOptions) {
+  private constructor(dir: string, storage: Storage, manifest: Manifest, opts: ReaderOptions) {
     this.dir = dir;
+    this.storage = storage;
     this.manifest = manifest;
     for (const s of manifest.shards) {
-      if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file)) throw new IndexCorruptError(join(dir, 'manifest.msgpack'), `bad shard file name ${s.file}`);
+      if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file)) throw new IndexCorruptError(storage.describe('manifest.msgpack'), `bad shard file name ${s.file}`);
     }
-    this.pages = new ShardPages(dir, manifest.shards, opts.cacheBytes ?? 512 << 20);
+    this.pages = new ShardPages(storage, manifest.shards, opts.cacheBytes ?? 512 << 20);
   }
 
   static open(dir: string, opts: ReaderOptions = {}): IndexReader {
-    return new IndexReader(dir, readManifest(dir), opts);
+    const storage = openStorage(dir, opts.s3);
+    try {
+      return new IndexReader(dir, storage, readManifestFrom(storage), opts);
+    } catch (err) {
+      storage.close();
+      throw err;
+    }
   }
 
   /** Checks that every shard file is present, regular and of its manifest size (see ShardPages.verifyFiles). */
@@ -88,7 +100,7 @@ export class IndexReader {
       const q = Math.floor((start + done) / per);
       const at = start + done - q * per;
       const part = this.pages.ints(i, section, q).subarray(at, at + n - done);
-      if (part.length === 0) throw new IndexCorruptError(join(this.dir, this.shard(i).file), `${section} entry ${start + done} is past the section's end`);
+      if (part.length === 0) throw new IndexCorruptError(this.storage.describe(this.shard(i).file), `${section} entry ${start + done} is past the section's end`);
       out.set(part, done);
       done += part.length;
     }
@@ -161,7 +173,7 @@ export class IndexReader {
       const page = this.pages.ints(i, 'tokens', p);
       const from = pos - p * PAGE_TOKENS;
       const n = Math.min(len - done, page.length - from);
-      if (n <= 0) throw new IndexCorruptError(join(this.dir, this.shard(i).file), `token ${pos} is past the tokens section's end`);
+      if (n <= 0) throw new IndexCorruptError(this.storage.describe(this.shard(i).file), `token ${pos} is past the tokens section's end`);
       out.set(page.subarray(from, from + n), at + done);
       done += n;
     }
@@ -180,11 +192,12 @@ export class IndexReader {
 
   /** The shared-clip map (see audio-groups.ts), loaded on first use by a multiturn stream. */
   audioGroups(): Int32Array {
-    this.groups ??= readAudioGroups(this.dir, this.manifest.audioGroups);
+    this.groups ??= readAudioGroups(this.storage, this.manifest.audioGroups);
     return this.groups;
   }
 
   close(): void {
     this.pages.close();
+    this.storage.close();
   }
 }

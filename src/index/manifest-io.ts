@@ -1,7 +1,9 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
-import { CorpusError, describeError, IndexCorruptError } from '../errors.js';
+import { CorpusError, describeError, FlanError, IndexCorruptError } from '../errors.js';
+import { LocalStorage } from '../storage/local-storage.js';
+import type { Storage } from '../storage/storage.js';
 import { checksum } from '../util/hash.js';
 import { INDEX_FORMAT_VERSION, MANIFEST_FILE, type Manifest } from './format.js';
 
@@ -38,11 +40,16 @@ export function writeManifest(dir: string, manifest: Manifest): void {
 
 /** Reads and verifies a manifest; any damage is an IndexCorruptError, never a half-open index. */
 export function readManifest(dir: string): Manifest {
-  const file = join(dir, MANIFEST_FILE);
+  return readManifestFrom(new LocalStorage(dir));
+}
+
+export function readManifestFrom(storage: Storage): Manifest {
+  const file = storage.describe(MANIFEST_FILE);
   let raw: Buffer;
   try {
-    raw = readFileSync(file);
-  } catch {
+    raw = storage.readFile(MANIFEST_FILE);
+  } catch (err) {
+    if (err instanceof FlanError) throw err;
     throw new IndexCorruptError(file, 'no index here (manifest.msgpack is missing)');
   }
   let outer: { body?: Uint8Array; checksum?: string };

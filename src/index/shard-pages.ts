@@ -1,7 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
-import { join, sep } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { IndexCorruptError } from '../errors.js';
+import { FlanError, IndexCorruptError } from '../errors.js';
+import { StorageNotFile, StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum, pageDigest } from '../util/hash.js';
 import { PAGE_BYTES, PAGE_DIGEST_BYTES, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
 
@@ -35,11 +34,9 @@ interface Table {
  */
 export class ShardPages {
   readonly cacheStats = { hits: 0, misses: 0 };
-  private readonly dir: string;
-  private readonly realDir: string;
+  private readonly storage: Storage;
   private readonly shards: readonly ShardMeta[];
   private readonly cache: LRUCache<number, Int32Array | Buffer | Table>;
-  private readonly fds = new Map<number, number>();
   /**
    * Page numbers over the whole index: section s of shard i starts at first[i * SLOTS + s], and
    * shard i's page table is page first[shards * SLOTS] + i. They are the cache keys: small
@@ -51,9 +48,8 @@ export class ShardPages {
   private readonly lastKey = [-1, -1, -1, -1, -1, -1];
   private readonly lastPage: (Int32Array | Buffer | Table | undefined)[] = [];
 
-  constructor(dir: string, shards: readonly ShardMeta[], cacheBytes: number) {
-    this.dir = dir;
-    this.realDir = realpathSync(dir);
+  constructor(storage: Storage, shards: readonly ShardMeta[], cacheBytes: number) {
+    this.storage = storage;
     this.shards = shards;
     this.first = new Int32Array(shards.length * SLOTS + 1);
     let pages = 0;
@@ -106,41 +102,20 @@ export class ShardPages {
 
   private shard(i: number): ShardMeta {
     const s = this.shards[i];
-    if (!s) throw new IndexCorruptError(this.dir, `no shard ${i}`);
+    if (!s) throw new IndexCorruptError(this.storage.location, `no shard ${i}`);
     return s;
   }
 
   private file(i: number): string {
-    return join(this.dir, this.shard(i).file);
+    return this.storage.describe(this.shard(i).file);
   }
 
-  /** Shard i's real path inside the index; a missing file or a symlink leaving the index is refused. */
-  private realFile(i: number): string {
-    const path = this.file(i);
-    let real: string;
-    try {
-      real = realpathSync(path);
-    } catch {
-      throw new IndexCorruptError(path, 'shard file is missing');
-    }
-    if (!real.startsWith(this.realDir + sep)) throw new IndexCorruptError(path, 'shard file is a symlink leaving the index; refused');
-    return real;
-  }
-
-  private fd(i: number): number {
-    let fd = this.fds.get(i);
-    if (fd === undefined) {
-      const path = this.file(i);
-      fd = openSync(this.realFile(i), 'r');
-      // Checked on the descriptor, so a path replaced by a directory (or a FIFO) is refused as
-      // what it is, not read (EISDIR) or waited on.
-      if (!fstatSync(fd).isFile()) {
-        closeSync(fd);
-        throw new IndexCorruptError(path, 'shard file is not a regular file');
-      }
-      this.fds.set(i, fd);
-    }
-    return fd;
+  /** A storage failure on shard i as the index error naming it (missing, not a regular file, unreadable). */
+  private fault(i: number, err: unknown, what: string): FlanError {
+    if (err instanceof FlanError) return err;
+    if (err instanceof StorageNotFound) return new IndexCorruptError(this.file(i), 'shard file is missing');
+    if (err instanceof StorageNotFile) return new IndexCorruptError(this.file(i), 'shard file is not a regular file');
+    return new IndexCorruptError(this.file(i), `${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
 
   /**
@@ -151,22 +126,24 @@ export class ShardPages {
    */
   verifyFiles(): void {
     this.shards.forEach((s, i) => {
-      const st = statSync(this.realFile(i));
-      if (!st.isFile()) throw new IndexCorruptError(this.file(i), 'shard file is not a regular file');
-      if (st.size !== s.bytes) throw new IndexCorruptError(this.file(i), `shard file has ${st.size} bytes; the manifest says ${s.bytes}`);
+      let size: number;
+      try {
+        size = this.storage.size(s.file);
+      } catch (err) {
+        throw this.fault(i, err, 'shard file');
+      }
+      if (size !== s.bytes) throw new IndexCorruptError(this.file(i), `shard file has ${size} bytes; the manifest says ${s.bytes}`);
     });
   }
 
   private readAt(i: number, off: number, len: number, what: string): Buffer {
-    const buf = Buffer.allocUnsafe(len);
-    let n: number;
+    let buf: Buffer;
     try {
-      n = len === 0 ? 0 : readSync(this.fd(i), buf, 0, len, off);
+      buf = this.storage.readRange(this.shard(i).file, off, len, this.shard(i).bytes);
     } catch (err) {
-      if (err instanceof IndexCorruptError) throw err;
-      throw new IndexCorruptError(this.file(i), `${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw this.fault(i, err, what);
     }
-    if (n !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${n} of ${len} bytes)`);
+    if (buf.length !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
     return buf;
   }
 
@@ -193,8 +170,6 @@ export class ShardPages {
   }
 
   close(): void {
-    for (const fd of this.fds.values()) closeSync(fd);
-    this.fds.clear();
     this.cache.clear();
     this.lastKey.fill(-1);
     this.lastPage.length = 0;

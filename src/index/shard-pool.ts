@@ -1,20 +1,9 @@
-import { Worker } from 'node:worker_threads';
 import { AudioResolver } from '../corpus/audio-resolver.js';
 import { CorpusError } from '../errors.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import type { ShardMeta } from './format.js';
+import { spawnWorker } from '../util/spawn-worker.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
-
-/**
- * Under vitest or tsx the sources are TypeScript. Node 20 does not apply `--import tsx` given in a
- * worker's execArgv, so the worker registers tsx's loader itself before importing its module.
- */
-function spawnWorker(workerData: { corpus: string; tokenizer: string; audioRoots: readonly string[] }): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./index-worker.js', import.meta.url), { workerData });
-  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  const main = JSON.stringify(new URL('./index-worker.ts', import.meta.url).href);
-  return new Worker(`import(${api}).then((tsx) => { tsx.register(); return import(${main}); });`, { eval: true, workerData });
-}
 
 /**
  * Jobs grouped by dataset (`metadata/<domain>/<ug>/<split>/<dataset>/…`), in order. Shards of one
@@ -58,7 +47,7 @@ export async function buildShards(
     return out;
   }
   const workerData = { corpus: first.corpus, tokenizer: first.options.tokenizer, audioRoots: first.options.audioRoots };
-  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(workerData));
+  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(import.meta.url, 'index-worker', { workerData }));
   const out: ShardMeta[] = [];
   let started = 0;
   const take = (current: ShardJob[] | undefined): ShardJob[] | undefined => {

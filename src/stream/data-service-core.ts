@@ -1,8 +1,8 @@
-import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { DOMAINS } from '../corpus/record-schema.js';
 import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
 import { TOKENIZER_FILE } from '../index/format.js';
+import type { S3Settings } from '../storage/s3-location.js';
 import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
 import { NATURAL, resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import type { LossReport } from '../mix/policy/policy-runner.js';
@@ -64,6 +64,8 @@ export interface CoreSettings {
   readonly shareWindowSteps?: number;
   /** HMAC key of resume tokens (server.token_key); '' = checksummed, unsigned tokens. */
   readonly tokenKey: string;
+  /** Client settings for an index on object storage (config storage.s3). */
+  readonly s3?: S3Settings;
 }
 
 /**
@@ -94,7 +96,7 @@ export class DataServiceCore {
   }
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
-    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes });
+    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes, s3: settings.s3 });
     // A server must not say SERVING over an index whose files are gone (a concurrent or
     // interrupted index run, a deleted shard): refuse at start, naming the file.
     reader.verifyFiles();
@@ -376,7 +378,8 @@ const describeAudio = (a: StreamSpec['audio']): string => (a ? `{codebooks: ${a.
 async function chatTemplate(reader: IndexReader, systemPrompt: string): Promise<ChatTemplate> {
   const { template, vocab } = reader.manifest;
   if (systemPrompt === '') return ChatTemplate.fromPieces(template, vocab.special);
-  const tok = TextTokenizer.load(join(reader.dir, TOKENIZER_FILE));
+  // Read through the index's storage: the index may be on object storage.
+  const tok = TextTokenizer.fromJson(reader.storage.describe(TOKENIZER_FILE), reader.storage.readFile(TOKENIZER_FILE).toString('utf8'));
   if (tok.fingerprint !== vocab.tokenizerFingerprint) {
     throw new FailedPreconditionError('tokenizer_mismatch', `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`);
   }

@@ -94,6 +94,11 @@ export class TextTokenizer {
     return tok;
   }
 
+  /** A tokenizer from the text of a tokenizer.json read elsewhere (an index on object storage); `name` names it in messages. */
+  static fromJson(name: string, json: string): TextTokenizer {
+    return new TextTokenizer(name, json);
+  }
+
   async encodeBatch(texts: readonly string[]): Promise<Int32Array[]> {
     if (texts.length === 0) return [];
     // Each text as pieces cut one character into every special-token spelling, so no piece

@@ -1,0 +1,117 @@
+import { open } from 'node:fs/promises';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand,
+  HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand, type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import type { S3Location, S3Settings } from './s3-location.js';
+
+/**
+ * The S3 client and the few operations flanstream needs (ranged GET, list, multipart upload),
+ * each retried with exponential backoff on errors that a retry can fix (network, throttling,
+ * 5xx) on top of the SDK's own retries: a store that restarts costs a pause, not a stream.
+ * Credentials, region and endpoint come from the standard AWS environment and config files
+ * (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL…) unless `S3Settings` sets them.
+ * Only the S3 worker thread and the uploader import this module: the SDK is not loaded by a
+ * process that never touches s3://.
+ */
+export function makeClient(s: S3Settings): S3Client {
+  // The SDK warns on Node < 22 that versions released after January 2027 will need it; the
+  // version in package-lock.json supports Node 20, which this project targets.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const endpoint = s.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const config: S3ClientConfig = {
+    region: s.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    forcePathStyle: s.forcePathStyle ?? endpoint !== undefined,
+    maxAttempts: 3,
+    ...(endpoint ? { endpoint } : {}),
+    ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
+  };
+  return new S3Client(config);
+}
+
+/** Errors that another attempt cannot fix: wrong credentials or bucket, a key that is not there. */
+const FINAL = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidRange', 'InvalidBucketName', 'Forbidden', 'PermanentRedirect']);
+
+export function errorName(err: unknown): string {
+  const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (e.name === 'Unknown' || e.name === undefined) return status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : String(e.Code ?? e.name ?? 'Error');
+  return e.name;
+}
+
+export async function withRetries<T>(what: string, attempts: number, fn: () => Promise<T>): Promise<T> {
+  let delay = 100;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (FINAL.has(errorName(err)) || attempt >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
+export async function getRange(client: S3Client, bucket: string, key: string, offset: number, length: number, attempts: number): Promise<Uint8Array> {
+  if (length === 0) return new Uint8Array(0);
+  return withRetries(`GET ${key}`, attempts, async () => {
+    const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }));
+    return r.Body ? r.Body.transformToByteArray() : new Uint8Array(0);
+  });
+}
+
+export async function getObject(client: S3Client, bucket: string, key: string, attempts: number): Promise<Uint8Array> {
+  return withRetries(`GET ${key}`, attempts, async () => {
+    const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return r.Body ? r.Body.transformToByteArray() : new Uint8Array(0);
+  });
+}
+
+export async function headBucket(client: S3Client, bucket: string, attempts: number): Promise<void> {
+  await withRetries(`HEAD ${bucket}`, attempts, () => client.send(new HeadBucketCommand({ Bucket: bucket })));
+}
+
+/** Every key under a prefix (paged listing). */
+export async function listKeys(client: S3Client, loc: S3Location, attempts: number): Promise<{ key: string; size: number }[]> {
+  const out: { key: string; size: number }[] = [];
+  let token: string | undefined;
+  do {
+    const r = await withRetries('LIST', attempts, () => client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix ? `${loc.prefix}/` : undefined, ContinuationToken: token })));
+    for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+/** Uploads a local file: one PUT when small, a multipart upload of `partBytes` parts otherwise (aborted on failure). */
+export async function putFile(client: S3Client, bucket: string, key: string, file: string, attempts: number, partBytes = 16 << 20): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const read = async (off: number, len: number): Promise<Buffer> => {
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, off);
+      return buf;
+    };
+    if (size <= partBytes) {
+      const body = await read(0, size);
+      await withRetries(`PUT ${key}`, attempts, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body })));
+      return;
+    }
+    const { UploadId } = await withRetries(`PUT ${key}`, attempts, () => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key })));
+    try {
+      const parts: { ETag: string | undefined; PartNumber: number }[] = [];
+      for (let off = 0, n = 1; off < size; off += partBytes, n++) {
+        const body = await read(off, Math.min(partBytes, size - off));
+        const r = await withRetries(`PUT ${key} part ${n}`, attempts, () => client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: n, Body: body })));
+        parts.push({ ETag: r.ETag, PartNumber: n });
+      }
+      await withRetries(`PUT ${key}`, attempts, () => client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } })));
+    } catch (err) {
+      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,79 @@
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
+import { StorageError } from '../errors.js';
+import { spawnWorker } from '../util/spawn-worker.js';
+import { keyOf, s3Error, type S3Location, type S3Settings } from './s3-location.js';
+import type { Reply, Request } from './s3-worker.js';
+import { StorageNotFound, type Storage } from './storage.js';
+
+/**
+ * `s3://bucket/prefix` through the official AWS SDK, read synchronously: requests go to a worker
+ * thread (s3-worker.ts) that runs the SDK, and this thread waits on a shared flag until the
+ * answer is posted, then takes it off the port without turning its event loop. Reads block the
+ * caller as a local pread does; the worker's read-ahead makes most of them memory copies.
+ */
+export class S3Storage implements Storage {
+  readonly location: string;
+  readonly transferred = { requests: 0, bytes: 0 };
+  private readonly loc: S3Location;
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly flag: Int32Array;
+  private listing: Map<string, number> | undefined;
+
+  constructor(loc: S3Location, settings: S3Settings) {
+    this.loc = loc;
+    this.location = `s3://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`;
+    const signal = new SharedArrayBuffer(4);
+    this.flag = new Int32Array(signal);
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    const workerData = { settings, bucket: loc.bucket, signal, port: port2, blockBytes: settings.blockBytes ?? 256 << 10, readAhead: settings.readAhead ?? 4, cacheBlocks: settings.cacheBlocks ?? 64 };
+    this.worker = spawnWorker(import.meta.url, 's3-worker', { workerData, transferList: [port2] });
+    this.worker.unref();
+  }
+
+  describe(path: string): string {
+    return `${this.location}/${path}`;
+  }
+
+  private call(path: string, req: Request): Buffer {
+    Atomics.store(this.flag, 0, 0);
+    this.port.postMessage(req);
+    if (Atomics.wait(this.flag, 0, 0, 300_000) === 'timed-out') throw new StorageError(this.describe(path), 'no answer from the object store in 300 s', true);
+    const reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
+    if (!reply) throw new StorageError(this.describe(path), 'the object store reader stopped', true);
+    if (reply.ok) {
+      // A copy into a buffer of its own: 4-byte aligned for Int32Array views.
+      const out = Buffer.allocUnsafeSlow(reply.data.byteLength);
+      out.set(reply.data);
+      this.transferred.requests++;
+      this.transferred.bytes += out.length;
+      return out;
+    }
+    if (reply.name === 'NoSuchKey' || reply.name === 'NotFound') throw new StorageNotFound(this.describe(path));
+    throw s3Error(this.loc, path, reply.name, reply.message);
+  }
+
+  /** Sizes come from one listing of the prefix (taken on first use): checking thousands of shards costs a few requests, not one each. */
+  size(path: string): number {
+    if (!this.listing) {
+      const keys = JSON.parse(this.call('', { op: 'list', prefix: this.loc.prefix }).toString('utf8')) as [string, number][];
+      this.listing = new Map(keys);
+    }
+    const size = this.listing.get(keyOf(this.loc, path));
+    if (size === undefined) throw new StorageNotFound(this.describe(path));
+    return size;
+  }
+
+  readFile(path: string): Buffer {
+    return this.call(path, { op: 'file', key: keyOf(this.loc, path) });
+  }
+
+  readRange(path: string, offset: number, length: number, size?: number): Buffer {
+    return this.call(path, { op: 'range', key: keyOf(this.loc, path), offset, length, size });
+  }
+
+  close(): void {
+    void this.worker.terminate();
+  }
+}

@@ -1,0 +1,75 @@
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { errorName, getObject, getRange, listKeys, makeClient } from './s3-client.js';
+import type { S3Settings } from './s3-location.js';
+
+/**
+ * The S3 side of S3Storage: runs the SDK on its own event loop, so the server's thread can wait
+ * for a page synchronously (Atomics.wait) while this one talks HTTP. Ranges are read in aligned
+ * blocks; after each read the next blocks of the same object are fetched in the background, so
+ * the pages a sequential reader is about to need are already here when it asks.
+ */
+export type Request =
+  | { readonly op: 'range'; readonly key: string; readonly offset: number; readonly length: number; readonly size?: number }
+  | { readonly op: 'file'; readonly key: string }
+  | { readonly op: 'list'; readonly prefix: string };
+export type Reply = { readonly ok: true; readonly data: Uint8Array } | { readonly ok: false; readonly name: string; readonly message: string };
+
+const { settings, bucket, signal, port, blockBytes, readAhead, cacheBlocks } = workerData as {
+  settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number;
+};
+const flag = new Int32Array(signal);
+const client = makeClient(settings);
+const attempts = settings.maxAttempts ?? 8;
+/** Blocks by `key@block`, oldest first (a Map keeps insertion order): a bounded read-ahead buffer. */
+const blocks = new Map<string, Promise<Uint8Array>>();
+
+function block(key: string, b: number): Promise<Uint8Array> {
+  const id = `${key}@${b}`;
+  let p = blocks.get(id);
+  if (p) {
+    blocks.delete(id);
+    blocks.set(id, p);
+    return p;
+  }
+  p = getRange(client, bucket, key, b * blockBytes, blockBytes, attempts);
+  blocks.set(id, p);
+  // A failed block is not kept: the next read tries again.
+  p.catch(() => blocks.delete(id));
+  while (blocks.size > cacheBlocks) blocks.delete(blocks.keys().next().value!);
+  return p;
+}
+
+async function range(key: string, offset: number, length: number, size: number | undefined): Promise<Uint8Array> {
+  const first = Math.floor(offset / blockBytes);
+  const last = Math.floor((offset + Math.max(length, 1) - 1) / blockBytes);
+  for (let b = last + 1; b <= last + readAhead && (size === undefined || b * blockBytes < size); b++) block(key, b).catch(() => undefined);
+  const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => block(key, first + k)));
+  const out = new Uint8Array(length);
+  let done = 0;
+  for (let k = 0; k < parts.length && done < length; k++) {
+    const part = parts[k]!;
+    const from = k === 0 ? offset - first * blockBytes : 0;
+    const n = Math.min(length - done, part.length - from);
+    if (n <= 0) break;
+    out.set(part.subarray(from, from + n), done);
+    done += n;
+  }
+  return done === length ? out : out.subarray(0, done);
+}
+
+async function handle(req: Request): Promise<Uint8Array> {
+  if (req.op === 'range') return range(req.key, req.offset, req.length, req.size);
+  if (req.op === 'file') return getObject(client, bucket, req.key, attempts);
+  const keys = await listKeys(client, { bucket, prefix: req.prefix }, attempts);
+  return new TextEncoder().encode(JSON.stringify(keys.map((k) => [k.key, k.size])));
+}
+
+port.on('message', (req: Request) => {
+  handle(req).then(
+    (data) => port.postMessage({ ok: true, data } satisfies Reply),
+    (err: unknown) => port.postMessage({ ok: false, name: errorName(err), message: err instanceof Error ? err.message : String(err) } satisfies Reply),
+  ).finally(() => {
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  });
+});

@@ -1,0 +1,52 @@
+import { LocalStorage } from './local-storage.js';
+import { parseS3Url, type S3Settings } from './s3-location.js';
+import { S3Storage } from './s3-storage.js';
+
+/**
+ * Where the index is read from: a local directory or `s3://bucket/prefix`. The index reader's
+ * page cache and the manifest reader go through this interface, so nothing above it knows which
+ * one it is. Reads are synchronous, like the positional file reads the page cache was built on:
+ * a page miss blocks its caller for one read (a local pread, or a ranged GET that the S3 side
+ * serves from its read-ahead when the page was about to be needed).
+ * Paths are relative to the location, with `/` separators.
+ */
+export interface Storage {
+  /** The location as given (for messages). */
+  readonly location: string;
+  /** Reads served so far and their bytes (what serving costs the store). */
+  readonly transferred: { requests: number; bytes: number };
+  /** How to name one file in a message: the local path or the s3:// URL. */
+  describe(path: string): string;
+  /** A file's size; throws StorageNotFound when it does not exist, StorageNotFile when it is not a regular file. */
+  size(path: string): number;
+  /** The whole file; throws StorageNotFound when it does not exist. */
+  readFile(path: string): Buffer;
+  /**
+   * Bytes [offset, offset + length) of a file: fewer only at its end. The buffer is 4-byte
+   * aligned. `size`, when the caller knows the file's size, bounds read-ahead.
+   */
+  readRange(path: string, offset: number, length: number, size?: number): Buffer;
+  close(): void;
+}
+
+/** A file the storage does not have (callers turn it into their own error, naming what it was). */
+export class StorageNotFound extends Error {
+  constructor(readonly path: string) {
+    super(`${path} does not exist`);
+  }
+}
+
+/** A path that exists but is not a regular file (a directory, a FIFO): never read or waited on. */
+export class StorageNotFile extends Error {
+  constructor(readonly path: string) {
+    super(`${path} is not a regular file`);
+  }
+}
+
+export const isS3 = (location: string): boolean => location.startsWith('s3://');
+
+/** Opens a location by its scheme. */
+export function openStorage(location: string, s3: S3Settings = {}): Storage {
+  if (isS3(location)) return new S3Storage(parseS3Url(location), s3);
+  return new LocalStorage(location);
+}

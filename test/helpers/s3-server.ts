@@ -1,0 +1,56 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const BIN = join(dirname(createRequire(import.meta.url).resolve('s3rver/package.json')), 'bin', 's3rver.js');
+export const S3_KEY = 'S3RVER';
+export const S3_SECRET = 'S3RVER';
+
+/**
+ * A real S3-protocol server (s3rver) in its own process on 127.0.0.1, storing in `dir`, with
+ * `bucket` created. It accepts the key pair S3RVER/S3RVER and checks signatures, so wrong
+ * credentials are refused as AWS would. `restart()` brings it back on the same port and data.
+ */
+export class S3Process {
+  port = 0;
+  private child: ChildProcess | undefined;
+
+  constructor(readonly dir: string, readonly bucket: string) {}
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    const child = spawn(process.execPath, [BIN, '-d', this.dir, '-a', '127.0.0.1', '-p', String(this.port), '--configure-bucket', this.bucket, '--silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const onData = (d: Buffer): void => {
+        out += d.toString();
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.on('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening: ${out}`)));
+    });
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.on('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async restart(downMs: number): Promise<void> {
+    await this.stop();
+    await new Promise((r) => setTimeout(r, downMs));
+    await this.start();
+  }
+}
