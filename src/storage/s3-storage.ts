@@ -37,11 +37,20 @@ export class S3Storage implements Storage {
   }
 
   private call(path: string, req: Request): Buffer {
-    Atomics.store(this.flag, 0, 0);
+    // The worker bumps the counter after posting each answer. A wake-up can be stale (the notify
+    // of the previous answer, arriving late), so the port is checked, not the wake-up trusted:
+    // wait while the counter still has the value seen when the port was found empty.
     this.port.postMessage(req);
-    if (Atomics.wait(this.flag, 0, 0, 300_000) === 'timed-out') throw new StorageError(this.describe(path), 'no answer from the object store in 300 s', true);
-    const reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
-    if (!reply) throw new StorageError(this.describe(path), 'the object store reader stopped', true);
+    const deadline = Date.now() + 300_000;
+    let reply: Reply | undefined;
+    for (;;) {
+      const seen = Atomics.load(this.flag, 0);
+      reply = receiveMessageOnPort(this.port)?.message as Reply | undefined;
+      if (reply) break;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new StorageError(this.describe(path), 'no answer from the object store in 300 s', true);
+      Atomics.wait(this.flag, 0, seen, left);
+    }
     if (reply.ok) {
       // A copy into a buffer of its own: 4-byte aligned for Int32Array views.
       const out = Buffer.allocUnsafeSlow(reply.data.byteLength);

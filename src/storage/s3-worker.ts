@@ -69,7 +69,7 @@ port.on('message', (req: Request) => {
     (data) => port.postMessage({ ok: true, data } satisfies Reply),
     (err: unknown) => port.postMessage({ ok: false, name: errorName(err), message: err instanceof Error ? err.message : String(err) } satisfies Reply),
   ).finally(() => {
-    Atomics.store(flag, 0, 1);
+    Atomics.add(flag, 0, 1);
     Atomics.notify(flag, 0);
   });
 });
