@@ -5,6 +5,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { loadConfig, printableConfig } from '../../src/config/load-config.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 import { IndexCorruptError } from '../../src/errors.js';
 import { buildIndexTo } from '../../src/index/build-to.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';
@@ -39,7 +40,7 @@ beforeAll(async () => {
   // Staged from a copy of the shared sample index: the build finds every shard current and publishes.
   const stage = join(base, 'stage');
   cpSync(inject('sampleIndex'), stage, { recursive: true });
-  const first = await buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://flan/sample', stage, workers: 1, s3: settings });
+  const first = await buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://flan/sample', stage, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings });
   expect(first.shardsBuilt).toBe(0);
   expect(first.published!.uploaded).toBe(readdirSync(join(stage, 'shards')).length + 4);
   local = await startTestServer(inject('sampleIndex'));
