@@ -22,6 +22,11 @@ export async function indexCommand(corpus: string, opts: { out: string; tokenize
   if (s.published) console.log(`  published: ${s.published.uploaded} files uploaded (${formatBytes(s.published.bytes)}), ${s.published.skipped} already there`);
   console.log(`  vocabulary: ${m.vocab.tokenizer} text ${m.vocab.textVocabSize}, audio at ${m.vocab.audioOffset} (${m.vocab.codebooks} × ${m.vocab.codebookSize}), audio pad ${m.vocab.audioPadId}, total ${m.vocab.totalSize}`);
   console.log(`  codec: ${m.vocab.codec || 'unnamed'} at ${m.vocab.frameRate > 0 ? `${m.vocab.frameRate} Hz` : 'an unknown frame rate'}`);
+  if (s.skipped.length > 0) {
+    console.log(`  skipped: ${s.skipped.length} files named like shards outside the layout (metadata/<domain>/<ug>/<split>/<dataset>/jsonl/*.jsonl[.gz]):`);
+    for (const f of s.skipped.slice(0, 50)) console.log(`    ${f.path}: ${f.why}`);
+    if (s.skipped.length > 50) console.log(`    … and ${s.skipped.length - 50} more`);
+  }
   if (m.quarantined > 0) {
     console.log(`  quarantined: ${m.quarantined} (see ${opts.out}/quarantine.jsonl)`);
     console.log(formatTable(['reason', 'count'], Object.entries(m.quarantineByReason).map(([r, n]) => [r, n])).replace(/^/gm, '    '));

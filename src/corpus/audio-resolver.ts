@@ -1,9 +1,10 @@
-import { lstatSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digest } from '../util/hash.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
 import type { QuarantineReason } from './quarantine.js';
+import { readRegular } from './regular-file.js';
 import { scpRelativePath } from './scp-path.js';
 
 export type Resolved =
@@ -70,11 +71,11 @@ export class AudioResolver {
       map = new Map();
       const rel = `scp_files/${domain}/${dataset}.scp`;
       let bytes: Buffer;
-      try {
-        bytes = readFileSync(join(this.root, rel));
-      } catch (err) {
-        // An unreadable scp lists nothing; its ids are quarantined as unresolved, naming it.
-        this.unreadable.push(`${rel} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      const got = readRegular(join(this.root, rel));
+      if (got.ok) bytes = got.bytes;
+      else {
+        // An unreadable scp (or a FIFO, a directory) lists nothing; its ids are quarantined as unresolved, naming it.
+        this.unreadable.push(`${rel} (${got.detail})`);
         bytes = Buffer.alloc(0);
       }
       // A digest, not the size: an edited mapping of the same length must still rebuild its users.
@@ -168,10 +169,12 @@ export class AudioResolver {
     if (!real.startsWith(this.realRoot + sep)) {
       return { ok: false, reason: 'path_escape', detail: `audio_tokens/${npyRel} is a symlink leaving the corpus root; refused` };
     }
+    // Only a regular file is read: a FIFO here would block the indexer forever.
+    const got = readRegular(real);
+    if (!got.ok) return { ok: false, reason: got.notRegular ? 'not_regular_file' : 'npy_missing', detail: `audio_tokens/${npyRel}: ${got.detail}` };
     try {
-      const st = statSync(real);
-      const npy = parseNpy(readFileSync(real));
-      return { ok: true, npy, file: `audio_tokens/${npyRel}`, size: st.size, mtimeMs: st.mtimeMs, scp, scpHash };
+      const npy = parseNpy(got.bytes);
+      return { ok: true, npy, file: `audio_tokens/${npyRel}`, size: got.size, mtimeMs: got.mtimeMs, scp, scpHash };
     } catch (err) {
       const detail = err instanceof NpyFormatError ? err.message : String(err);
       return { ok: false, reason: 'npy_malformed', detail: `audio_tokens/${npyRel}: ${detail}` };

@@ -1,6 +1,7 @@
 /** Why a record or file could not be used. Every reason is counted; nothing vanishes silently. */
 export const QUARANTINE_REASONS = [
   'unreadable_file',
+  'not_regular_file',
   'empty_file',
   'truncated_gzip',
   'invalid_utf8',

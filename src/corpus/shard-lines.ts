@@ -1,6 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { constants, gunzipSync } from 'node:zlib';
+import { closeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { constants, createGunzip } from 'node:zlib';
+import { LineSplitter } from './line-splitter.js';
 import type { QuarantineEntry } from './quarantine.js';
+import { chunks, openRegular } from './regular-file.js';
 
 export interface ShardLine {
   /** 1-based line number in the (decompressed) file. */
@@ -15,73 +19,97 @@ export interface ShardLines {
   readonly issues: QuarantineEntry[];
   /** Bytes of JSONL after decompression. */
   readonly bytes: number;
+  /** sha256 of the file as stored (compressed or not), taken while reading it. */
+  readonly sourceHash: string;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function decompress(raw: Buffer, file: string, issues: QuarantineEntry[]): Buffer {
-  try {
-    return gunzipSync(raw);
-  } catch (err) {
-    // Salvage what decompresses: the complete lines before the damage are good records.
-    let partial: Buffer;
-    try {
-      partial = gunzipSync(raw, { finishFlush: constants.Z_SYNC_FLUSH });
-    } catch {
-      partial = Buffer.alloc(0);
+/**
+ * Feeds the file's bytes, decompressed if it is gzip, to `push`, streaming: no buffer ever holds
+ * the whole file. Returns the damage of a gzip stream, if any; what decompressed before the
+ * damage has been pushed (the complete lines there are good records).
+ */
+async function inflateInto(fd: number, gz: boolean, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+  if (!gz) {
+    for (const c of chunks(fd)) {
+      hash.update(c);
+      push(c);
     }
-    issues.push({ file, line: 0, reason: 'truncated_gzip', detail: `gzip stream is damaged or truncated (${(err as Error).message}); kept ${partial.length} decompressed bytes` });
-    return partial;
+    return undefined;
   }
+  const gunzip = createGunzip();
+  let damage: string | undefined;
+  const done = new Promise<void>((resolve) => {
+    gunzip.on('data', push);
+    gunzip.on('error', (err) => {
+      damage = err.message;
+      resolve();
+    });
+    gunzip.on('end', resolve);
+  });
+  for (const c of chunks(fd)) {
+    hash.update(c);
+    if (damage !== undefined) continue; // still hashed: the source hash covers the whole file
+    if (!gunzip.write(c)) await Promise.race([once(gunzip, 'drain'), done]);
+  }
+  if (damage === undefined) {
+    // Flush what the last input decompressed before ending: at the end of a truncated stream zlib
+    // reports the damage and would drop the output of that final call.
+    await Promise.race([new Promise<void>((resolve) => gunzip.flush(constants.Z_SYNC_FLUSH, () => resolve())), done]);
+    if (damage === undefined) gunzip.end();
+  }
+  await done;
+  return damage;
 }
 
 /**
- * Splits a JSONL shard (plain or gzip) into lines, quarantining byte-level problems: invalid
+ * Splits a JSONL shard (plain or gzip) into lines, streaming and holding at most one line beyond
+ * the ones kept, and quarantines byte-level problems: a file that is not a regular file, invalid
  * UTF-8, NUL bytes and over-long lines. A BOM and CRLF line endings are accepted.
  */
-export function readShardLines(absPath: string, file: string, maxLineBytes: number): ShardLines {
+export async function readShardLines(absPath: string, file: string, maxLineBytes: number): Promise<ShardLines> {
   const issues: QuarantineEntry[] = [];
-  let raw: Buffer;
-  try {
-    raw = readFileSync(absPath);
-  } catch (err) {
-    issues.push({ file, line: 0, reason: 'unreadable_file', detail: String((err as Error).message) });
-    return { lines: [], issues, bytes: 0 };
-  }
-  // A zero-byte .gz is an empty file, not a damaged stream.
-  const data = file.endsWith('.gz') && raw.length > 0 ? decompress(raw, file, issues) : raw;
-  if (data.length === 0 && !issues.some((i) => i.reason === 'truncated_gzip')) {
-    issues.push({ file, line: 0, reason: 'empty_file', detail: 'the shard holds no records' });
+  const hash = createHash('sha256');
+  const opened = openRegular(absPath);
+  if (!opened.ok) {
+    issues.push({ file, line: 0, reason: opened.notRegular ? 'not_regular_file' : 'unreadable_file', detail: opened.detail });
+    return { lines: [], issues, bytes: 0, sourceHash: `unreadable: ${opened.detail}` };
   }
   const lines: ShardLine[] = [];
-  let start = data.length >= 3 && data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf ? 3 : 0;
-  let lineNo = 0;
-  while (start < data.length) {
-    lineNo++;
-    let end = data.indexOf(0x0a, start);
-    const unterminated = end < 0;
-    if (unterminated) end = data.length;
-    let stop = end;
-    if (stop > start && data[stop - 1] === 0x0d) stop--;
-    const bytes = data.subarray(start, stop);
-    start = end + 1;
-    if (bytes.length > maxLineBytes) {
-      issues.push({ file, line: lineNo, reason: 'line_too_long', detail: `line of ${bytes.length} bytes exceeds the ${maxLineBytes}-byte limit` });
-      continue;
-    }
-    if (bytes.includes(0)) {
-      issues.push({ file, line: lineNo, reason: 'nul_byte', detail: 'line contains a NUL byte' });
-      continue;
-    }
-    let text: string;
-    try {
-      text = utf8.decode(bytes);
-    } catch {
-      issues.push({ file, line: lineNo, reason: 'invalid_utf8', detail: 'line is not valid UTF-8' });
-      continue;
-    }
-    if (text.trim() === '') continue;
-    lines.push({ line: lineNo, text, unterminated });
+  const splitter = new LineSplitter(maxLineBytes, {
+    line(line, bytes, unterminated) {
+      if (bytes.includes(0)) {
+        issues.push({ file, line, reason: 'nul_byte', detail: 'line contains a NUL byte' });
+        return;
+      }
+      let text: string;
+      try {
+        text = utf8.decode(bytes);
+      } catch {
+        issues.push({ file, line, reason: 'invalid_utf8', detail: 'line is not valid UTF-8' });
+        return;
+      }
+      if (text.trim() !== '') lines.push({ line, text, unterminated });
+    },
+    tooLong(line, bytes) {
+      issues.push({ file, line, reason: 'line_too_long', detail: `line of ${bytes} bytes exceeds the ${maxLineBytes}-byte limit` });
+    },
+  });
+  let damage: string | undefined;
+  try {
+    // A zero-byte .gz is an empty file, not a damaged stream.
+    damage = await inflateInto(opened.fd, file.endsWith('.gz') && opened.size > 0, hash, (b) => splitter.push(b));
+  } finally {
+    closeSync(opened.fd);
   }
-  return { lines, issues, bytes: data.length };
+  splitter.end();
+  if (damage !== undefined) {
+    issues.push({ file, line: 0, reason: 'truncated_gzip', detail: `gzip stream is damaged or truncated (${damage}); kept ${splitter.bytes} decompressed bytes` });
+  } else if (splitter.bytes === 0) {
+    issues.push({ file, line: 0, reason: 'empty_file', detail: 'the shard holds no records' });
+  }
+  // Issues in line order, the file-level ones first (as the report lists them).
+  issues.sort((a, b) => a.line - b.line);
+  return { lines, issues, bytes: splitter.bytes, sourceHash: hash.digest('hex') };
 }

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AudioResolver } from '../corpus/audio-resolver.js';
 import { mostCommonCount, resolveCodec, type CodecInfo } from '../corpus/codec-info.js';
 import type { QuarantineReason } from '../corpus/quarantine.js';
+import { hashRegular, readRegular } from '../corpus/regular-file.js';
 import { normalizeAudioRoots } from '../corpus/scp-path.js';
 import { CorpusError } from '../errors.js';
 import { templatePieces } from '../pack/chat-template.js';
@@ -12,6 +12,7 @@ import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
 import { compileManifest } from './compile-manifest.js';
+import { discoverShards, type SkippedFile } from './find-shards.js';
 import { withIndexLock } from './index-lock.js';
 import { QUARANTINE_FILE, SHARDS_DIR, TOKENIZER_FILE, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
 import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
@@ -46,37 +47,26 @@ export interface BuildSummary {
   readonly records: number;
   readonly jsonlBytes: number;
   readonly seconds: number;
+  /** Files named like shards outside the layout, not indexed (the CLI lists them). */
+  readonly skipped: readonly SkippedFile[];
 }
 
-/** Every `metadata/<domain>/<ug>/<split>/<dataset>/jsonl/*.jsonl[.gz]`, relative, sorted. */
-export function findShards(corpus: string): string[] {
-  const root = join(corpus, 'metadata');
-  const out: string[] = [];
-  const walk = (dir: string, depth: number): void => {
-    for (const ent of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, ent.name);
-      if (ent.isDirectory() && depth < 6) walk(p, depth + 1);
-      else if (ent.isFile() && /\.jsonl(\.gz)?$/.test(ent.name) && relative(root, p).split('/').length === 6) {
-        out.push(relative(corpus, p));
-      }
-    }
-  };
-  walk(root, 0);
-  return out.sort();
-}
-
-function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
+export { findShards } from './find-shards.js';
 
 /**
  * Audio references that failed depend on files the shard's deps cannot list (an scp entry or a
  * .npy added or fixed later), so a shard holding such quarantined records is always rebuilt.
  */
-const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolved', 'path_escape', 'npy_missing', 'npy_malformed', 'absolute_path', 'codebooks_mismatch', 'audio_window']);
+const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolved', 'path_escape', 'npy_missing', 'npy_malformed', 'absolute_path', 'codebooks_mismatch', 'audio_window', 'not_regular_file']);
 
 /** Clips sampled per `.scp` file to infer the codebook count when neither codec.json nor a flag gives it. */
 const CODEBOOK_SAMPLE_PER_SCP = 8;
+
+/** The digest an AudioResolver records for an scp file (never read unless regular: a FIFO would block). */
+function scpFileDigest(path: string): string {
+  const got = readRegular(path);
+  return got.ok ? digest(got.bytes) : `unreadable: ${got.detail}`;
+}
 
 /** A previous shard is reused when its source, options and every audio file it used are unchanged. */
 function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string, scpDigest: (file: string) => string): old is ShardMeta {
@@ -104,6 +94,8 @@ export interface BuildPlan {
   readonly corpus: string;
   readonly out: string;
   readonly sources: readonly string[];
+  /** Files under metadata/ named like shards but outside the layout (reported, not indexed). */
+  readonly skipped: readonly SkippedFile[];
   readonly options: IndexOptions;
   readonly tok: TextTokenizer;
 }
@@ -113,7 +105,7 @@ export function planBuild(opts: BuildOptions): BuildPlan {
   const out = resolve(opts.out);
   if (!existsSync(corpus) || !statSync(corpus).isDirectory()) throw new CorpusError(corpus, 'corpus directory does not exist');
   if (!existsSync(join(corpus, 'metadata'))) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
-  const sources = findShards(corpus);
+  const { sources, skipped } = discoverShards(corpus);
   if (sources.length === 0) throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
 
   const audioRoots = normalizeAudioRoots(opts.audioRoots ?? []);
@@ -126,7 +118,7 @@ export function planBuild(opts: BuildOptions): BuildPlan {
     codec: { name: codec.name, frameRate: codec.frameRate, codebooks },
     audioRoots,
   };
-  return { corpus, out, sources, options, tok: TextTokenizer.load(options.tokenizer) };
+  return { corpus, out, sources, skipped, options, tok: TextTokenizer.load(options.tokenizer) };
 }
 
 /**
@@ -150,12 +142,12 @@ export async function buildSources(plan: BuildPlan, sources: readonly string[], 
   const scpDigests = new Map<string, string>();
   const scpDigest = (file: string): string => {
     let d = scpDigests.get(file);
-    if (d === undefined) scpDigests.set(file, (d = digest(readFileSync(join(corpus, file)))));
+    if (d === undefined) scpDigests.set(file, (d = scpFileDigest(join(corpus, file))));
     return d;
   };
   for (const source of sources) {
     const old = oldBySource.get(source);
-    if (reusable(old, corpus, out, sha256(join(corpus, source)), scpDigest)) kept.push(old);
+    if (reusable(old, corpus, out, hashRegular(join(corpus, source)), scpDigest)) kept.push(old);
     else jobs.push({ corpus, source, indexDir: out, options });
   }
   let done = kept.length;
@@ -216,5 +208,6 @@ async function buildLocked(opts: BuildOptions): Promise<BuildSummary> {
     records: manifest.records,
     jsonlBytes: built.reduce((n, s) => n + s.jsonlBytes, 0),
     seconds: (performance.now() - started) / 1000,
+    skipped: plan.skipped,
   };
 }

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AudioResolver } from '../corpus/audio-resolver.js';
 import { splitAudioRefs } from '../corpus/audio-refs.js';
@@ -34,9 +33,7 @@ interface Accepted {
 /** Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. */
 export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: AudioResolver): Promise<ShardMeta> {
   const { corpus, source, options } = job;
-  const raw = readFileSync(join(corpus, source));
-  const sourceHash = createHash('sha256').update(raw).digest('hex');
-  const { lines, issues, bytes: jsonlBytes } = readShardLines(join(corpus, source), source, options.maxLineBytes);
+  const { lines, issues, bytes: jsonlBytes, sourceHash } = await readShardLines(join(corpus, source), source, options.maxLineBytes);
   const quarantine: QuarantineEntry[] = [...issues];
   const npyDeps = new Map<string, readonly [string, number, number]>();
   const scpDeps = new Map<string, string>();

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -32,6 +33,7 @@ beforeAll(() => {
     '01_Foo_link speech/01_Foo/link.wav',
     '01_Foo_inlink speech/01_Foo/inlink.wav',
     '01_Foo_dir speech/01_Foo/adir.wav',
+    '01_Foo_fifo speech/01_Foo/afifo.wav',
     '01_Foo_dirlink speech/01_Foo/dirlink/x.wav',
     '01_Foo_indirlink speech/01_Foo/indirlink/a.wav',
     'only-one-column',
@@ -49,6 +51,8 @@ beforeAll(() => {
   put('audio_tokens/speech/01_FooBar/a.npy', npy([12]));
   put('audio_tokens/music/20_Jam/t1.npy', npy([13]));
   mkdirSync(join(root, 'audio_tokens/speech/01_Foo/adir.npy'));
+  // A real FIFO: reading it the ordinary way blocks until a writer comes, which never happens.
+  expect(spawnSync('mkfifo', [join(root, 'audio_tokens/speech/01_Foo/afifo.npy')]).status).toBe(0);
   // Valid token files outside audio_tokens/ and outside the corpus: if any were opened, the test would see its codes.
   put('metadata/y.npy', npy([666]));
   mkdirSync(join(base, 'outside'), { recursive: true });
@@ -108,13 +112,17 @@ describe('AudioResolver', () => {
     expect(fail('speech', '01_Foo_missing')).toEqual(['npy_missing', expect.stringContaining('audio_tokens/speech/01_Foo/missing.npy')]);
   });
 
-  it.each([
-    ['not a .npy file', '01_Foo_bad', /bad magic/],
-    ['a directory', '01_Foo_dir', /adir\.npy/],
-  ])('reports a token file that is %s as npy_malformed', (_name, id, detail) => {
-    const [reason, msg] = fail('speech', id);
+  it('reports a token file that is not a .npy file as npy_malformed', () => {
+    const [reason, msg] = fail('speech', '01_Foo_bad');
     expect(reason).toBe('npy_malformed');
-    expect(msg).toMatch(detail);
+    expect(msg).toMatch(/bad magic/);
+  });
+
+  it.each([
+    ['a directory', '01_Foo_dir', 'audio_tokens/speech/01_Foo/adir.npy: a directory, not a regular file'],
+    ['a FIFO', '01_Foo_fifo', 'audio_tokens/speech/01_Foo/afifo.npy: a FIFO, not a regular file'],
+  ])('reports a token file that is %s as not_regular_file, without reading it', (_name, id, detail) => {
+    expect(fail('speech', id)).toEqual(['not_regular_file', expect.stringContaining(detail)]);
   });
 
   it.each([
@@ -159,7 +167,7 @@ describe('AudioResolver', () => {
 
   it('does not throw on an unreadable scp file', () => {
     mkdirSync(join(root, 'scp_files/audio/77_Dir.scp'), { recursive: true });
-    expect(new AudioResolver(root).resolve('audio', '77_Dir_x')).toMatchObject({ ok: false, reason: 'audio_id_unresolved', detail: expect.stringContaining('unreadable: scp_files/audio/77_Dir.scp (EISDIR)') });
+    expect(new AudioResolver(root).resolve('audio', '77_Dir_x')).toMatchObject({ ok: false, reason: 'audio_id_unresolved', detail: expect.stringContaining('unreadable: scp_files/audio/77_Dir.scp (a directory, not a regular file') });
     rmSync(join(root, 'scp_files/audio'), { recursive: true });
   });
 });

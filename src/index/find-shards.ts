@@ -1,0 +1,55 @@
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+/** A file under metadata/ named like a shard that the layout does not admit, and why. */
+export interface SkippedFile {
+  readonly path: string;
+  readonly why: string;
+}
+
+export interface FoundShards {
+  /** Shards at `metadata/<domain>/<ug>/<split>/<dataset>/jsonl/*.jsonl[.gz]`, relative to the corpus, sorted. */
+  readonly sources: string[];
+  readonly skipped: SkippedFile[];
+}
+
+const SHARD_NAME = /\.jsonl(\.gz)?$/;
+const LOOKS_LIKE_SHARD = /\.jsonl(\.gz)?$/i;
+
+/**
+ * The corpus's JSONL shards, and the files that look like shards but lie outside the layout
+ * (another case of extension, a directory named `x.jsonl`, a `.jsonl` not in a `jsonl/` folder),
+ * which are reported as skipped rather than silently ignored. A shard path that is not a regular
+ * file (a FIFO, a dangling link) is still a shard: reading it quarantines it with its reason.
+ */
+export function discoverShards(corpus: string): FoundShards {
+  const root = join(corpus, 'metadata');
+  const sources: string[] = [];
+  const skipped: SkippedFile[] = [];
+  const walk = (dir: string, depth: number): void => {
+    for (const ent of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, ent.name);
+      const parts = relative(root, p).split('/');
+      const looksLike = LOOKS_LIKE_SHARD.test(ent.name);
+      if (ent.isDirectory()) {
+        if (looksLike) skipped.push({ path: relative(corpus, p), why: 'a directory named like a shard' });
+        if (depth < 6) walk(p, depth + 1);
+      } else if (looksLike) {
+        if (!SHARD_NAME.test(ent.name)) skipped.push({ path: relative(corpus, p), why: 'extension is not .jsonl or .jsonl.gz (names are case-sensitive)' });
+        else if (parts.length !== 6 || parts[4] !== 'jsonl') skipped.push({ path: relative(corpus, p), why: 'not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>' });
+        else sources.push(relative(corpus, p));
+      }
+    }
+  };
+  walk(root, 0);
+  const byPath = (a: { path: string } | string, b: { path: string } | string): number => {
+    const [x, y] = [typeof a === 'string' ? a : a.path, typeof b === 'string' ? b : b.path];
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+  return { sources: sources.sort(byPath), skipped: skipped.sort(byPath) };
+}
+
+/** The shard paths of discoverShards. */
+export function findShards(corpus: string): string[] {
+  return discoverShards(corpus).sources;
+}
