@@ -50,7 +50,17 @@ export function readRegular(path: string): { readonly ok: true; readonly bytes: 
   const o = openRegular(path);
   if (!o.ok) return o;
   try {
-    return { ok: true, bytes: Buffer.concat([...chunks(o.fd)]), size: o.size, mtimeMs: o.mtimeMs };
+    // Small files (codec tokens, scp lists) are read in one call into a buffer of their size; a
+    // file that grew meanwhile is read on in chunks.
+    const head = Buffer.allocUnsafe(o.size);
+    let n = 0;
+    while (n < o.size) {
+      const got = readSync(o.fd, head, n, o.size - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    const rest = n < o.size ? [] : [...chunks(o.fd)];
+    return { ok: true, bytes: rest.length === 0 ? head.subarray(0, n) : Buffer.concat([head, ...rest]), size: o.size, mtimeMs: o.mtimeMs };
   } finally {
     closeSync(o.fd);
   }
