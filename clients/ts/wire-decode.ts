@@ -150,6 +150,14 @@ export class BatchDecoder {
     const dn = Math.max(this.domains.length, st?.domainExamples.length ?? 0);
     const dText = new Array<number>(dn).fill(0);
     const dAudio = new Array<number>(dn).fill(0);
+    // Train streams carry shares since the last update and over the recent window (evaluation streams do not).
+    const train = (st?.taskExamplesSinceUpdate?.length ?? 0) > 0;
+    const share = (xs: readonly number[] | undefined): ((i: number) => number) => {
+      const sum = (xs ?? []).reduce((a, x) => a + x, 0);
+      return (i) => (sum ? (xs?.[i] ?? 0) / sum : 0);
+    };
+    const since = share(st?.taskExamplesSinceUpdate);
+    const recent = share(st?.taskExamplesWindow);
     for (let t = 0; t < n; t++) {
       const examples = ex[t] ?? 0;
       const target = st?.taskTarget[t] ?? 0;
@@ -160,15 +168,26 @@ export class BatchDecoder {
         dText[d] = (dText[d] ?? 0) + textTokens;
         dAudio[d] = (dAudio[d] ?? 0) + audioTokens;
       }
-      if (examples > 0 || target > 0) tasks[nameOf(this.taskPaths, t)] = { index: t, examples, textTokens, audioTokens, target, realized: total ? examples / total : 0 };
+      if (examples > 0 || target > 0) {
+        tasks[nameOf(this.taskPaths, t)] = {
+          index: t, examples, textTokens, audioTokens, target, realized: total ? examples / total : 0,
+          ...(train ? { realizedSinceUpdate: since(t), realizedRecent: recent(t), epoch: st?.taskEpochs?.[t] ?? 0 } : {}),
+        };
+      }
     }
     const dTotal = (st?.domainExamples ?? []).reduce((a, x) => a + x, 0);
     const domains: Record<string, DomainStats> = {};
+    const dSince = share(st?.domainExamplesSinceUpdate);
+    const dRecent = share(st?.domainExamplesWindow);
     for (let d = 0; d < dn; d++) {
       const examples = st?.domainExamples[d] ?? 0;
-      domains[nameOf(this.domains, d)] = { examples, textTokens: dText[d] ?? 0, audioTokens: dAudio[d] ?? 0, target: st?.domainTarget[d] ?? 0, realized: dTotal ? examples / dTotal : 0 };
+      domains[nameOf(this.domains, d)] = {
+        examples, textTokens: dText[d] ?? 0, audioTokens: dAudio[d] ?? 0, target: st?.domainTarget[d] ?? 0, realized: dTotal ? examples / dTotal : 0,
+        ...(train ? { realizedSinceUpdate: dSince(d), realizedRecent: dRecent(d) } : {}),
+      };
     }
-    return { examples: total, paddingTokens: st?.paddingTokens ?? 0, dropped: st?.dropped ?? 0, truncated: st?.truncated ?? 0, tasks, domains };
+    const steps = train ? { sinceUpdateStep: st?.sinceUpdateStep ?? 0, windowStartStep: st?.windowStartStep ?? 0 } : {};
+    return { examples: total, paddingTokens: st?.paddingTokens ?? 0, dropped: st?.dropped ?? 0, truncated: st?.truncated ?? 0, tasks, domains, ...steps };
   }
 
   example(e: WireExample): EvalExample {

@@ -112,6 +112,14 @@ export interface WireStats {
   paddingTokens: number;
   dropped: number;
   truncated: number;
+  /** Train streams (see the proto's Stats): counts since the last update and over the recent window; epochs. */
+  sinceUpdateStep?: number;
+  taskExamplesSinceUpdate?: number[];
+  domainExamplesSinceUpdate?: number[];
+  windowStartStep?: number;
+  taskExamplesWindow?: number[];
+  domainExamplesWindow?: number[];
+  taskEpochs?: number[];
 }
 
 export interface WireExample {
@@ -189,6 +197,11 @@ export interface TaskStats {
   /** Target proportion of examples under the current mixture. */
   target: number;
   realized: number;
+  /** Train streams: share since the last mixture update took effect, and over the recent window. */
+  realizedSinceUpdate?: number;
+  realizedRecent?: number;
+  /** Train streams: completed passes over the task's train records. */
+  epoch?: number;
 }
 
 export interface DomainStats {
@@ -197,6 +210,8 @@ export interface DomainStats {
   audioTokens: number;
   target: number;
   realized: number;
+  realizedSinceUpdate?: number;
+  realizedRecent?: number;
 }
 
 /** Global-stream totals so far (all ranks). */
@@ -208,6 +223,9 @@ export interface BatchStats {
   /** By task path; tasks with examples or a positive target. */
   tasks: Record<string, TaskStats>;
   domains: Record<string, DomainStats>;
+  /** Train streams: the step the last mixture update took effect at (0 before any) and the recent window's first step. */
+  sinceUpdateStep?: number;
+  windowStartStep?: number;
 }
 
 /** A `packing: "examples"` item for generation-based evaluation. */

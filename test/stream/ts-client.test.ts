@@ -117,6 +117,11 @@ describe('TypeScript client', () => {
     expect(got.slice(4).map((b) => hex(b.resumeToken))).toEqual(want.slice(4).map((b) => hex(b.resumeToken)));
     expect(got[6]!.stats.domains.music!.target).toBeCloseTo(1, 9);
     expect(got[5]!.stats.domains.music!.target).toBeLessThan(1);
+    // The shares since the update count from its step: all music from step 6 on (the packing
+    // window's earlier draws of other domains are dropped by an update that silences them).
+    expect([got[5]!.stats.sinceUpdateStep, got[6]!.stats.sinceUpdateStep]).toEqual([0, 6]);
+    expect(got[9]!.stats.domains.music!.realizedSinceUpdate).toBeCloseTo(1, 9);
+    expect(got[9]!.stats.domains.music!.realized).toBeLessThan(1);
     expect(ds.pendingUpdates).toEqual([]);
     ds.close();
   });
