@@ -26,7 +26,7 @@ import grpc
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 from .client import Client
 
-__all__ = ["Connection", "RetryPolicy", "Item", "Interrupted"]
+__all__ = ["Connection", "RetryPolicy", "Item", "Interrupted", "probe_total_steps"]
 
 #: ``(kind, payload)`` with kind ``"batch"`` (decoded dict), ``"end"`` (``StreamEnd``),
 #: ``"eof"`` (stream closed without a ``StreamEnd``) or ``"error"`` (an exception).
@@ -195,3 +195,20 @@ class Interrupted(Exception):
     def __init__(self, kind: str, end: Any) -> None:
         super().__init__(f"stream {'ended: ' + end.reason if kind == 'end' else 'closed without StreamEnd'}")
         self.details = str(self)
+
+
+def probe_total_steps(client: Client, spec: "pb.StreamSpec") -> int:
+    """``total_steps`` of an evaluation stream, from the first message of a short stream opened
+    with ``spec`` (0 when the set is empty and the stream ends at once). Raises ``grpc.RpcError``
+    or :class:`Interrupted` (a draining server) for the caller's retry loop."""
+    call = client.stream_batches(iter([pb.StreamRequest(spec=spec)]))
+    try:
+        for resp in call:
+            if resp.WhichOneof("kind") == "batch":
+                return int(resp.batch.total_steps)
+            if resp.end.reason == "shutdown":
+                raise Interrupted("end", resp.end)
+            return 0
+        raise Interrupted("eof", None)
+    finally:
+        call.cancel()

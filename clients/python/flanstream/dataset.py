@@ -11,12 +11,12 @@ import grpc
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 from ._reports import ReportBook
-from ._stream import Connection, Interrupted, RetryPolicy
+from ._stream import Connection, Interrupted, RetryPolicy, probe_total_steps
 from .client import TLS, Client
 from .distributed import broadcast_object, check_worker, resolve_rank_world
 from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
-from .mixture_merge import resolve_update_weights
+from .mixture_merge import resolve_update_weights, weights_before
 from .losses import check_losses, reduce_losses
 from .spec import OUTPUTS, AudioArg, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
     normalize_targets, policy_lag, update_to_dict
@@ -293,21 +293,10 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         spec.max_batches = 1
         failures = 0
         while True:
-            call = None
             try:
-                call = self._clients[self._target_index].stream_batches(iter([pb.StreamRequest(spec=spec)]))
-                for resp in call:
-                    if resp.WhichOneof("kind") == "batch":
-                        return int(resp.batch.total_steps)
-                    if resp.end.reason == "shutdown":
-                        raise Interrupted("end", resp.end)
-                    return 0  # an empty evaluation set ends at once
-                raise Interrupted("eof", None)
+                return probe_total_steps(self._clients[self._target_index], spec)
             except (grpc.RpcError, Interrupted) as e:
                 failures = self._backoff(failures, e, "StreamBatches (asking an evaluation stream's length)")
-            finally:
-                if call is not None:
-                    call.cancel()
 
     # -- live re-weighting --------------------------------------------------------------------
     def update_mixture(self, weights: Mapping[str, float], at_step: int, within: Optional[str] = None,
@@ -348,23 +337,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             self._drop_connection()
 
     def _weights_before(self, at_step: int) -> Optional[Dict[str, float]]:
-        """The mixture in effect just before ``at_step``, as selector (or task path) → weight: the
-        latest update before it (pending or applied since the start or the last checkpoint load),
-        else the spec's weights (unless restored from a token), else the last batch's per-task
-        targets; ``None`` when unknown (a named or natural mixture, or a restored checkpoint,
-        before the first batch)."""
         with self._lock:
-            earlier = [u for u in self._pending if u["at_step"] < at_step]
-            if earlier:  # the last one queued for the latest step wins, as on the server
-                latest = max(u["at_step"] for u in earlier)
-                return dict([u for u in earlier if u["at_step"] == latest][-1]["weights"])
-            stats, restored = self._last_stats, self._restored
-        mix = self._spec.mixture if self._spec.HasField("mixture") else None
-        if not restored and mix is not None and not mix.name and len(mix.weights):
-            return dict(mix.weights)
-        if stats is not None:  # per task: a named or natural mixture, or updates applied before a checkpoint
-            return {path: t["target"] for path, t in stats["tasks"].items() if t["target"] > 0}
-        return None
+            pending, stats, restored = list(self._pending), self._last_stats, self._restored
+        return weights_before(at_step, pending, self._spec, stats, restored)
 
     @property
     def pending_updates(self) -> List[Dict[str, Any]]:

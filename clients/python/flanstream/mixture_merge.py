@@ -18,11 +18,12 @@ its ``domain/major``, or its full path.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from ._proto.flanstream.v1 import data_service_pb2 as pb
 from .info import TaskInfo
 
-__all__ = ["selector_matches", "resolve_update_weights"]
+__all__ = ["selector_matches", "resolve_update_weights", "weights_before"]
 
 _LISTED = 12  # entries named in an error message before "…"
 
@@ -100,3 +101,23 @@ def resolve_update_weights(update: Mapping[str, float], current: Optional[Mappin
     merged = {sel: float(w) for sel, w in current.items() if sel in left_out}
     merged.update(update)
     return merged
+
+
+def weights_before(at_step: int, updates: Sequence[Mapping[str, Any]], spec: "pb.StreamSpec",
+                   last_stats: Optional[Mapping[str, Any]], restored: bool) -> Optional[Dict[str, float]]:
+    """The mixture in effect just before ``at_step``, as selector (or task path) → weight: the
+    latest of ``updates`` before it (pending, or applied since the start or the last checkpoint
+    load; the last one queued for a step wins, as on the server), else the spec's weights (unless
+    ``restored`` from a token, whose earlier updates only the token knows), else the last batch's
+    per-task targets; ``None`` when unknown (a named or natural mixture, or a restored checkpoint,
+    before the first batch)."""
+    earlier = [u for u in updates if u["at_step"] < at_step]
+    if earlier:
+        latest = max(u["at_step"] for u in earlier)
+        return dict([u for u in earlier if u["at_step"] == latest][-1]["weights"])
+    mix = spec.mixture if spec.HasField("mixture") else None
+    if not restored and mix is not None and not mix.name and len(mix.weights):
+        return dict(mix.weights)
+    if last_stats is not None:  # per task: a named or natural mixture, or updates applied before a checkpoint
+        return {path: t["target"] for path, t in last_stats["tasks"].items() if t["target"] > 0}
+    return None
