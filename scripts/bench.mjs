@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts.
+// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts, s3.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ const BENCHES = {
   layouts: 'test/bench/layout-bench.ts',
   closedloop: 'test/bench/closed-loop-bench.ts',
   decontam: 'test/bench/decontam-bench.ts',
+  s3: 'test/bench/s3-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));
