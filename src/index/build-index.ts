@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AudioResolver } from '../corpus/audio-resolver.js';
 import { mostCommonCount, resolveCodec, type CodecInfo } from '../corpus/codec-info.js';
 import type { QuarantineReason } from '../corpus/quarantine.js';
-import { hashRegular, readRegular } from '../corpus/regular-file.js';
+import { chunks, hashRegular, openRegular, readRegular } from '../corpus/regular-file.js';
 import { normalizeAudioRoots } from '../corpus/scp-path.js';
 import { CorpusError } from '../errors.js';
 import { templatePieces } from '../pack/chat-template.js';
@@ -62,6 +62,17 @@ const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolv
 /** Clips sampled per `.scp` file to infer the codebook count when neither codec.json nor a flag gives it. */
 const CODEBOOK_SAMPLE_PER_SCP = 8;
 
+/** A regular file's bytes in chunks (a quarantine file of a million entries is not read whole). */
+function* fileChunks(path: string): Generator<Buffer> {
+  const o = openRegular(path);
+  if (!o.ok) throw new CorpusError(path, `cannot read the shard's quarantine file: ${o.detail}; rebuild the index`);
+  try {
+    yield* chunks(o.fd);
+  } finally {
+    closeSync(o.fd);
+  }
+}
+
 /** The digest an AudioResolver records for an scp file (never read unless regular: a FIFO would block). */
 function scpFileDigest(path: string): string {
   const got = readRegular(path);
@@ -71,7 +82,8 @@ function scpFileDigest(path: string): string {
 /** A previous shard is reused when its source, options and every audio file it used are unchanged. */
 function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string, scpDigest: (file: string) => string): old is ShardMeta {
   if (!old || old.sourceHash !== hash) return false;
-  if (old.quarantine.some((q) => AUDIO_REASONS.has(q.reason))) return false;
+  if (Object.keys(old.quarantined).some((r) => AUDIO_REASONS.has(r as QuarantineReason))) return false;
+  if (old.quarantineFile && !existsSync(join(out, old.quarantineFile))) return false;
   try {
     if (statSync(join(out, old.file)).size !== old.bytes) return false;
     const deps = readShardDeps(out, old);
@@ -171,17 +183,20 @@ export async function buildSources(plan: BuildPlan, sources: readonly string[], 
 export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise<Manifest> {
   const { corpus, out, options, tok } = plan;
   if (shards.every((s) => s.records === 0)) {
-    throw new CorpusError(corpus, `holds nothing usable: all ${plan.sources.length} shards were empty or quarantined (${shards.flatMap((s) => s.quarantine).length} problems; first: ${shards.flatMap((s) => s.quarantine)[0]?.detail ?? 'none'})`);
+    throw new CorpusError(corpus, `holds nothing usable: all ${plan.sources.length} shards were empty or quarantined (${shards.reduce((n, s) => n + Object.values(s.quarantined).reduce((a, b) => a + (b ?? 0), 0), 0)} problems; first: ${shards.find((s) => s.firstProblem)?.firstProblem ?? 'none'})`);
   }
   // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
   writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
   const manifest = compileManifest(out, shards, makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec), options, await templatePieces(tok));
-  writeFileAtomic(join(out, QUARANTINE_FILE), manifest.shards.flatMap((s) => s.quarantine).map((q) => JSON.stringify(q) + '\n').join(''));
+  // The report is the shards' own quarantine files end to end, in manifest order, streamed.
+  writeFileAtomic(join(out, QUARANTINE_FILE), (function* () {
+    for (const s of manifest.shards) if (s.quarantineFile) yield* fileChunks(join(out, s.quarantineFile));
+  })());
   writeManifest(out, manifest);
 
   // Only now are files of older builds unreferenced; removing them cannot break a valid index.
   // Temporaries are those of interrupted runs.
-  const live = new Set(manifest.shards.map((s) => s.file.slice(SHARDS_DIR.length + 1)));
+  const live = new Set(manifest.shards.flatMap((s) => [s.file, s.quarantineFile].filter((f) => f !== '').map((f) => f.slice(SHARDS_DIR.length + 1))));
   for (const f of readdirSync(join(out, SHARDS_DIR))) {
     if (!live.has(f)) unlinkSync(join(out, SHARDS_DIR, f));
   }

@@ -127,9 +127,14 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: percentiles(a.lengths),
     audioMins: Object.fromEntries([...a.audioMins.entries()].sort(([x], [y]) => (x < y ? -1 : 1))),
   }));
-  const quarantine = shards.flatMap((s) => s.quarantine);
   const byReason: Record<string, number> = {};
-  for (const q of quarantine) byReason[q.reason] = (byReason[q.reason] ?? 0) + 1;
+  let quarantined = 0;
+  for (const s of shards) {
+    for (const [reason, n] of Object.entries(s.quarantined)) {
+      byReason[reason] = (byReason[reason] ?? 0) + (n ?? 0);
+      quarantined += n ?? 0;
+    }
+  }
   const fingerprint = digest(
     String(INDEX_FORMAT_VERSION),
     JSON.stringify(vocab),
@@ -146,7 +151,7 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     tasks,
     shards,
     records: shards.reduce((n, s) => n + s.records, 0),
-    quarantined: quarantine.length,
+    quarantined,
     quarantineByReason: byReason,
     audioGroups: writeAudioGroups(indexDir, shards, rowsOf),
     template,

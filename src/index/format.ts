@@ -1,4 +1,4 @@
-import type { QuarantineEntry } from '../corpus/quarantine.js';
+import type { QuarantineReason } from '../corpus/quarantine.js';
 import type { AudioGroupsMeta } from './audio-groups.js';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 
@@ -21,7 +21,7 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
  * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 6;
+export const INDEX_FORMAT_VERSION = 7;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 /** A copy of the tokenizer.json the index was built with. */
@@ -124,7 +124,16 @@ export interface ShardMeta {
   readonly sections: Readonly<Record<PagedSection | 'pages' | 'deps', Section>>;
   readonly checksums: { readonly pages: string; readonly deps: string };
   readonly maxCodebooks: number;
-  readonly quarantine: readonly QuarantineEntry[];
+  /**
+   * Quarantined records and files of this shard, counted per reason. The entries themselves are in
+   * `quarantineFile` (JSON lines beside the shard file, '' when there are none), never in the
+   * manifest: a corpus with a million bad lines must not make a manifest the server takes seconds
+   * and gigabytes to open.
+   */
+  readonly quarantined: Readonly<Partial<Record<QuarantineReason, number>>>;
+  readonly quarantineFile: string;
+  /** The first entry's detail ('' without any), for the error of a corpus with nothing usable. */
+  readonly firstProblem: string;
   readonly jsonlBytes: number;
 }
 

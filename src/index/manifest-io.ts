@@ -12,12 +12,12 @@ import { INDEX_FORMAT_VERSION, MANIFEST_FILE, type Manifest } from './format.js'
  * content. A failed write (ENOSPC, EFBIG, EIO) removes its temporary and names the file: a full
  * disk must not leave `*.tmp` litter behind, and the index stays as it was.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
+export function writeFileAtomic(path: string, data: Uint8Array | string | Iterable<Uint8Array>): void {
   const tmp = `${path}.${process.pid}.tmp`;
   try {
     const fd = openSync(tmp, 'w');
     try {
-      for (const part of typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data) {
+      for (const part of typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : (data as Iterable<Uint8Array>)) {
         // A write may be short (a file size limit is met mid-buffer): go on until it is whole or throws.
         for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);
       }

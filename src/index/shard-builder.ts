@@ -4,12 +4,13 @@ import type { AudioResolver } from '../corpus/audio-resolver.js';
 import { splitAudioRefs } from '../corpus/audio-refs.js';
 import { frameWindow } from '../corpus/audio-window.js';
 import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
-import type { QuarantineEntry } from '../corpus/quarantine.js';
+import { countByReason, type QuarantineEntry } from '../corpus/quarantine.js';
 import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readShardLines } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { checksum, clipKey, digest } from '../util/hash.js';
-import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
+import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
+import { writeFileAtomic } from './manifest-io.js';
 import { writeShardFile } from './shard-file.js';
 
 export interface ShardJob {
@@ -263,11 +264,18 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const depsBuf = Buffer.from(JSON.stringify(deps));
   const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), depsBuf);
   const written = writeShardFile(job.indexDir, key, served, depsBuf);
+  const quarantineFile = quarantine.length > 0 ? `${SHARDS_DIR}/${key}.quarantine.jsonl` : '';
+  if (quarantineFile) writeFileAtomic(join(job.indexDir, quarantineFile), quarantineLines(quarantine));
 
   return {
     key, ...written, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks,
-    maxCodebooks, quarantine, jsonlBytes,
+    maxCodebooks, quarantined: countByReason(quarantine), quarantineFile, firstProblem: quarantine[0]?.detail ?? '', jsonlBytes,
   };
+}
+
+/** Quarantine entries as JSON lines, in blocks: one string of a million lines would exceed V8's string limit. */
+function* quarantineLines(entries: readonly QuarantineEntry[]): Generator<Buffer> {
+  for (let i = 0; i < entries.length; i += 4096) yield Buffer.from(entries.slice(i, i + 4096).map((q) => JSON.stringify(q) + '\n').join(''));
 }
 
 /** The deps section of a built shard file; undefined when it is missing or damaged (then rebuild). */

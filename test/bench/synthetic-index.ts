@@ -193,7 +193,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
     const written = writeShardFile(dir, key, served, deps, (buf, section) => (section === 'tokens' ? tokenDigests : sectionDigests(buf, section)));
     shards.push({
       key, ...written, source, sourceHash: digest(source), records: n, tokens: ranges * RECORD_TOKENS, tasks: shardTasks,
-      maxCodebooks: CODEBOOKS, quarantine: [], jsonlBytes: 0,
+      maxCodebooks: CODEBOOKS, quarantined: {}, quarantineFile: '', firstProblem: '', jsonlBytes: 0,
     });
   }
   writeManifest(dir, compileManifest(dir, shards, vocab, options, await templatePieces(tok)));

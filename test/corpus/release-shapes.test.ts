@@ -54,7 +54,9 @@ async function index(dir: string, opts: Partial<BuildOptions> = {}): Promise<Ind
   return IndexReader.open(out);
 }
 
-const quarantine = (r: IndexReader): { reason: string; detail: string; line: number }[] => r.manifest.shards.flatMap((s) => s.quarantine);
+/** The index's quarantine report (quarantine.jsonl), entry by entry. */
+const quarantine = (r: IndexReader): { reason: string; detail: string; line: number }[] =>
+  readFileSync(join(r.dir, 'quarantine.jsonl'), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { reason: string; detail: string; line: number });
 
 /** The audio spans of a record by uuid: [audio id, tokens]. */
 function spansOf(r: IndexReader, uuid: string): [string, number[]][] {
