@@ -32,7 +32,7 @@ const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
 let trainRecords = 0;
 for (const t of reader.tasks) trainRecords += t.counts[0];
 console.log(`${reader.manifest.records.toLocaleString('en-US')} records (${trainRecords.toLocaleString('en-US')} train), ${reader.manifest.shards.length} shards${gc ? '' : ' (run with --expose-gc for exact memory)'}\n`);
-console.log('| held-out set | held-out records | clip ids | n-grams | build ms | classify all train ms | removed | kept MB (heap Δ + guard arrays) |');
+console.log('| held-out set | held-out records | clip identities | n-grams | build ms | classify all train ms | removed | kept MB (heap Δ + guard arrays) |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const [label, spec] of SETS) {
   const held = resolveHeldout({ ...NO_HELDOUT, ...spec }, reader, label);
