@@ -168,6 +168,28 @@ def test_token_from_another_heldout_set_is_refused(server) -> None:
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
 
 
+
+def test_heldout_datasets_and_guard_report(server) -> None:
+    client = Client(server.target)
+    info = client.corpus_info(contamination=True)
+    caps = next(d for d in info.datasets if d.name == "43_AudioCaps")
+    assert len(caps.tasks) == 2 and all(sum(c.values()) > 0 for c in caps.tasks.values())
+    loco = info.heldout_set("loco-speech-caption")
+    assert loco.exclude_shared_audio and loco.exclude_overlapping_text == 0 and loco.datasets == ()
+    assert loco.contamination and all(g.guard == "audio" and g.removed > 0 for g in loco.contamination)
+    assert all(len(g.examples) == min(3, g.removed) for g in loco.contamination)
+    assert client.corpus_info().heldout_set("loco-speech-caption").contamination == ()
+    # Every record of the dataset is held out, whatever its task: the held-out stream serves
+    # exactly the dataset's records (in both of its tasks), and no train batch carries one.
+    held = {"tasks": [], "datasets": ["43_AudioCaps"], "exclude_overlapping_text": 13}
+    ev = FlanStreamDataset(server.target, split="heldout", batch_size=8, seq_len=8192, packing="none", heldout=held)
+    segs = [s for b in ev for s in b["segments"]]
+    assert len(segs) == sum(sum(c.values()) for c in caps.tasks.values())
+    assert {s["task"] for s in segs} == set(caps.tasks)
+    held_uuids = {u for s in segs for u in s["uuids"]}
+    for batch in take(make(server.target, heldout=held), 8):
+        assert not held_uuids & {u for s in batch["segments"] for u in s["uuids"]}
+
 def test_update_mixture(server) -> None:
     new = {"speech": 0.2, "music": 0.4, "audio": 0.4}
     ds = make(server.target, prefetch=4)
