@@ -11,6 +11,7 @@ export type StatusName =
   | 'UNAUTHENTICATED'
   | 'DATA_LOSS'
   | 'UNAVAILABLE'
+  | 'DEADLINE_EXCEEDED'
   | 'INTERNAL';
 
 export abstract class FlanError<C extends object = Record<string, unknown>> extends Error {
@@ -86,6 +87,14 @@ export class ShuttingDownError extends FlanError<Record<string, never>> {
   readonly code = 'UNAVAILABLE';
   constructor() {
     super('server is shutting down; reconnect to another replica with your resume token', {});
+  }
+}
+
+/** A client that took too long for something the server waits on (its first message). */
+export class DeadlineError extends FlanError<{ limit: string }> {
+  readonly code = 'DEADLINE_EXCEEDED';
+  constructor(limit: string, message: string) {
+    super(`${limit}: ${message}`, { limit });
   }
 }
 

@@ -41,6 +41,23 @@ export const configSchema = z
         max_seq_len: num(z.number().int().positive()).default(131072),
         /** Largest world_size a stream may ask for (each step plans world_size × batch_size rows). */
         max_world_size: num(z.number().int().positive()).default(65536),
+        /**
+         * Largest world_size × batch_size × seq_len of one global step (RESOURCE_EXHAUSTED naming it):
+         * every rank's rows of a step are planned together, so this bounds a step's work and memory.
+         */
+        max_step_tokens: num(z.number().int().positive()).default(1 << 28),
+        /** Most selectors in one mixture or held-out set (RESOURCE_EXHAUSTED naming it). */
+        max_selectors: num(z.number().int().positive()).default(1024),
+        /** Largest request message in bytes (a spec, a resume token, an update). */
+        max_request_bytes: num(z.number().int().positive()).default(4 << 20),
+        /** A stream that sends no first message within this many milliseconds is closed (DEADLINE_EXCEEDED). */
+        first_message_timeout_ms: num(z.number().int().positive()).default(30000),
+        /** Per stream: batches built but not yet handed to the socket (counting grpc-js's own queue). */
+        stream_buffer_batches: num(z.number().int().positive()).default(2),
+        /** Per stream: bytes built but not yet handed to the socket (one batch always may be). */
+        stream_buffer_bytes: num(z.number().int().positive()).default(16 << 20),
+        /** Server-wide: bytes built but not yet handed to the socket; streams wait for room beyond it. */
+        send_budget_bytes: num(z.number().int().positive()).default(256 << 20),
         /** Mixture updates per stream per second before RESOURCE_EXHAUSTED. */
         max_updates_per_second: num(z.number().positive()).default(200),
         /** On SIGTERM, how long to wait for in-flight batches before closing anyway. */

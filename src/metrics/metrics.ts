@@ -136,6 +136,11 @@ export class Metrics {
   }
 
   /** Counts a batch as it is handed to the transport (the client receives exactly these). */
+  /** Reports the server's built-but-unsent bytes (the send budget in use) as a gauge. */
+  trackUnsent(bytes: () => number): void {
+    new client.Gauge({ name: 'flanstream_unsent_bytes', help: 'Batch bytes built but not yet handed to the socket, all streams', registers: [this.registry], collect() { this.set(bytes()); } });
+  }
+
   observeBatch(b: WireBatch, seconds: number, streamId: string): void {
     this.batches.inc();
     this.build.observe(seconds);

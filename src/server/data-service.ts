@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { InvalidArgumentError, ResourceExhaustedError, ShuttingDownError } from '../errors.js';
+import { DeadlineError, InvalidArgumentError, ResourceExhaustedError, ShuttingDownError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore, RawOpen, RawUpdate } from '../stream/data-service-core.js';
 import type { RawLossReport } from '../stream/loss-report.js';
@@ -9,6 +9,8 @@ import type { WireEnd, WireResponse } from '../stream/wire-types.js';
 import { corpusInfo } from './corpus-info.js';
 import { StreamMonitor } from './stream-monitor.js';
 import { isUndecodable } from './proto.js';
+import { SendBudget } from './send-budget.js';
+import { StreamPump, type PumpCall, type PumpLimits } from './stream-pump.js';
 import { toStatus } from './to-status.js';
 
 interface StreamRequest extends RawOpen {
@@ -17,9 +19,11 @@ interface StreamRequest extends RawOpen {
   losses?: RawLossReport | null;
 }
 
-export interface ServiceLimits {
+export interface ServiceLimits extends PumpLimits {
   readonly maxStreams: number;
   readonly maxUpdatesPerSecond: number;
+  /** A stream with no first message after this long is closed, freeing its slot. */
+  readonly firstMessageMs: number;
 }
 
 type Call = grpc.ServerDuplexStream<StreamRequest, WireResponse>;
@@ -30,8 +34,9 @@ function rejectUndecodable(req: unknown): void {
 
 /**
  * The gRPC adapter: decodes requests, runs one pump per stream that builds a batch only when
- * the transport has room (write() → false waits for 'drain'), and maps every error through
- * toStatus. Draining (SIGTERM) ends each stream after its in-flight batch with its token.
+ * the transport has room (stream-pump.ts, within the server-wide SendBudget), and maps every
+ * error through toStatus. Draining (SIGTERM) ends each stream after its in-flight batch with its
+ * token; a stream that never sends its first message is closed after `firstMessageMs`.
  */
 export class DataServiceHandlers {
   private readonly core: DataServiceCore;
@@ -43,7 +48,10 @@ export class DataServiceHandlers {
   private draining = false;
   private nextId = 0;
 
-  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void, monitor: StreamMonitor = new StreamMonitor()) {
+  readonly budget: SendBudget;
+
+  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void, monitor: StreamMonitor = new StreamMonitor(), budget = new SendBudget(Number.MAX_SAFE_INTEGER)) {
+    this.budget = budget;
     this.core = core;
     this.metrics = metrics;
     this.limits = limits;
@@ -91,8 +99,11 @@ export class DataServiceHandlers {
     let session: StreamSession | undefined;
     let closed = false;
     let draining = false;
-    let wake: (() => void) | undefined;
-    let awaitingReport = false;
+    let pump: StreamPump | undefined;
+    // A client that opens a stream and says nothing holds a slot of max_streams: not for long.
+    const firstMessage = setTimeout(() => {
+      if (!session) fail(new DeadlineError('server.first_message_timeout_ms', `no spec or resume token within ${this.limits.firstMessageMs} ms of opening the stream; send the first message at once`));
+    }, this.limits.firstMessageMs);
     const updates: number[] = [];
     // 'finish': the last message and the status were handed to the transport; 'cancelled' and
     // 'close' cover clients that went away. Whichever comes first, nothing is left to flush.
@@ -105,7 +116,7 @@ export class DataServiceHandlers {
         // A stream that never sent its spec has no batch in flight and no token to hand back:
         // refuse it now rather than hold the shutdown open until the grace period.
         if (!session) fail(new ShuttingDownError());
-        else wake?.();
+        else pump?.kick();
       },
       finished,
     };
@@ -120,7 +131,8 @@ export class DataServiceHandlers {
     };
     const cleanup = (): void => {
       closed = true;
-      wake?.();
+      clearTimeout(firstMessage);
+      pump?.release();
       if (this.live.delete(call)) this.metrics.activeStreams.dec();
       this.metrics.forgetStream(id);
       this.monitor.close(id);
@@ -142,37 +154,6 @@ export class DataServiceHandlers {
       call.end();
       cleanup();
     };
-    const pump = async (): Promise<void> => {
-      while (!closed && session) {
-        if (!draining && session.waiting) {
-          // A policy stream waits for the report its next step feeds on; the report wakes it.
-          awaitingReport = true;
-          await new Promise<void>((resolve) => (wake = resolve));
-          awaitingReport = false;
-          wake = undefined;
-          continue;
-        }
-        const started = performance.now();
-        const msg = draining ? session.end('shutdown') : session.next();
-        if (!msg) break;
-        if ('end' in msg) return finish(msg);
-        this.metrics.observeBatch(msg.batch, (performance.now() - started) / 1000, id);
-        this.monitor.record(id, msg.batch);
-        const room = call.write(msg);
-        // Yield so updates and cancellations are seen between batches; wait when the transport is full.
-        await new Promise<void>((resolve) => {
-          const go = (): void => {
-            call.off('drain', go);
-            wake = undefined;
-            resolve();
-          };
-          wake = go;
-          if (room) setImmediate(go);
-          else call.once('drain', go);
-        });
-      }
-    };
-
     call.on('data', (req: StreamRequest) => {
       if (closed) return;
       try {
@@ -181,13 +162,24 @@ export class DataServiceHandlers {
           session = this.core.open(req);
           entry.session = session;
           this.monitor.open(id, session);
-          pump().catch(fail);
+          clearTimeout(firstMessage);
+          pump = new StreamPump(call as unknown as PumpCall, session, this.budget, this.limits, {
+            closed: () => closed,
+            draining: () => draining,
+            onBatch: (batch, seconds) => {
+              this.metrics.observeBatch(batch, seconds, id);
+              this.monitor.record(id, batch);
+            },
+            finish,
+          });
+          pump.run().catch(fail);
           return;
         }
         if (req.kind === 'losses' && req.losses) {
           session.addReport(this.core.lossReport(req.losses, session.heldout));
           this.metrics.reports.inc();
-          if (awaitingReport && !session.waiting) wake?.();
+          // A policy stream waits for the report its next step feeds on; the report wakes it.
+          if (!session.waiting) pump?.kick();
           return;
         }
         if (req.kind !== 'mixtureUpdate' || !req.mixtureUpdate) throw new InvalidArgumentError('request', 'after the first message only mixture_update and losses messages are accepted');

@@ -18,6 +18,7 @@ import { Health } from './health.js';
 import { startHttp } from './http-server.js';
 import { dataServiceDefinition, lenientRequests, LOADER_OPTIONS, PROTO_FILE } from './proto.js';
 import { encodeStreamResponse } from './response-encoder.js';
+import { SendBudget } from './send-budget.js';
 import { statusRoutes } from './status-page.js';
 import { StreamMonitor } from './stream-monitor.js';
 
@@ -64,8 +65,9 @@ function countingDefinition(def: grpc.ServiceDefinition, metrics: Metrics): grpc
     ...def,
     StreamBatches: {
       ...method,
+      // Batches arrive encoded (the pump needs their size before queueing them); StreamEnds do not.
       responseSerialize: (value: unknown) => {
-        const bytes = encodeStreamResponse(value as WireResponse);
+        const bytes = Buffer.isBuffer(value) ? value : encodeStreamResponse(value as WireResponse);
         metrics.observeBytes(bytes.length);
         return bytes;
       },
@@ -81,16 +83,27 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const metrics = new Metrics(core.reader, core.domains(), core.plans);
   const monitor = new StreamMonitor();
   metrics.watchPolicies(() => monitor.policies());
+  const budget = new SendBudget(config.server.send_budget_bytes);
+  metrics.trackUnsent(() => budget.bytes);
   const handlers = new DataServiceHandlers(
     core,
     metrics,
-    { maxStreams: config.server.max_streams, maxUpdatesPerSecond: config.server.max_updates_per_second },
+    {
+      maxStreams: config.server.max_streams,
+      maxUpdatesPerSecond: config.server.max_updates_per_second,
+      firstMessageMs: config.server.first_message_timeout_ms,
+      bufferBatches: config.server.stream_buffer_batches,
+      bufferBytes: config.server.stream_buffer_bytes,
+      maxMessageBytes: config.server.max_message_bytes,
+    },
     makeAuthCheck(config.server.auth_tokens),
     monitor,
+    budget,
   );
 
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': config.server.max_message_bytes,
+    // Requests are small (a spec, a token, an update): a 20 MB one once blocked the server for 11 s.
+    'grpc.max_receive_message_length': config.server.max_request_bytes,
     'grpc.max_send_message_length': config.server.max_message_bytes,
   });
   const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);

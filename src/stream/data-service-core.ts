@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { DOMAINS } from '../corpus/record-schema.js';
-import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
+import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { TOKENIZER_FILE } from '../index/format.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
@@ -23,7 +23,7 @@ import { Servability } from './servable.js';
 import { parseLossReport, type RawLossReport } from './loss-report.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession, type Planner } from './stream-session.js';
-import { oneOf, parseAudio, parseSpec, parseWithin, specHash, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
+import { MAX_PENDING_UPDATES, oneOf, parseAudio, parseSpec, parseWithin, specHash, type MixtureUpdate, type Placement, type RawSpec, type SpecDefaults, type SpecLimits, type StreamSpec } from './stream-spec.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
 
 export interface RawMixture extends RawPolicy {
@@ -120,7 +120,14 @@ export class DataServiceCore {
     return t;
   }
 
+  /** Selectors are matched against every task: their number is bounded before any work on them. */
+  private capSelectors(field: string, n: number): void {
+    const max = this.settings.limits.maxSelectors;
+    if (n > max) throw new ResourceExhaustedError(`server.max_selectors (selectors in ${field})`, n, max);
+  }
+
   resolveHeldout(spec: HeldoutSpec, name: string, field = 'heldout'): ResolvedHeldout {
+    this.capSelectors(`${field}.selectors`, Array.isArray(spec.selectors) ? spec.selectors.length : 0);
     const key = JSON.stringify(spec);
     let r = this.heldoutCache.get(key);
     if (!r) {
@@ -137,6 +144,7 @@ export class DataServiceCore {
    * rest of their selector instead of failing the stream when they are first drawn.
    */
   resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Fit): Float64Array {
+    this.capSelectors(`${field}.weights`, Object.keys(mixture.weights ?? {}).length);
     return resolveMixture(mixture, this.reader.tasks, this.trainSizes(heldout, fit), heldout.tasks, field);
   }
 
@@ -211,6 +219,7 @@ export class DataServiceCore {
       return this.namedHeldout(this.settings.defaultHeldout, 'config.default_heldout');
     }
     if (raw.name) return this.namedHeldout(raw.name, `${field}.name`);
+    this.capSelectors(`${field}.selectors`, raw.selectors?.length ?? 0);
     const spec: HeldoutSpec = {
       selectors: raw.selectors ?? [],
       datasets: raw.datasets ?? [],
@@ -233,6 +242,7 @@ export class DataServiceCore {
       if (missing && Object.keys(raw.weights ?? {}).length === 0) throw new FailedPreconditionError('mixture_unavailable', `mixture "${raw.name}" is unavailable on this index: it weights ${missing.join(', ')}, which match no task of the index; name another mixture or give weights`);
       base = { ...NATURAL, ...named };
     }
+    if (raw?.weights) this.capSelectors(`${field}.weights`, Object.keys(raw.weights).length);
     // Protobuf maps have no wire order: sort selectors so equal mixtures hash (and tokenize) equally.
     const given = raw?.weights && Object.keys(raw.weights).length > 0 ? raw.weights : base.weights;
     const weights = Object.fromEntries(Object.entries(given).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -287,7 +297,7 @@ export class DataServiceCore {
     if (resume.heldout) {
       const expected = this.heldoutFromRaw(resume.heldout, 'resume.heldout');
       if (expected.fingerprint !== heldout.fingerprint) {
-        throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}… but the request asks for ${expected.fingerprint.slice(0, 12)}…; start a new stream to change the held-out set`);
+        throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}... but the request asks for ${expected.fingerprint.slice(0, 12)}...; start a new stream to change the held-out set`);
       }
     }
     if (typeof spec.mixture === 'object' && spec.mixture !== null && spec.mixture.policy !== undefined) checkPolicySpec(spec.mixture.policy, 'resume.token.spec.mixture.policy');
@@ -356,7 +366,9 @@ export class DataServiceCore {
       return new StreamSession({ spec, placement, heldout, indexFingerprint: this.reader.fingerprint, tokenKey: this.settings.tokenKey, layout, plan, step, shared: { cache: this.plans, restore } });
     };
     const session = raw.resume ? fromToken(build) : build();
-    for (const u of raw.updates ?? []) session.addUpdate(this.update(u));
+    const updates = raw.updates ?? [];
+    if (updates.length > MAX_PENDING_UPDATES) throw new ResourceExhaustedError('pending mixture updates (updates in the first message)', updates.length, MAX_PENDING_UPDATES);
+    for (const u of updates) session.addUpdate(this.update(u));
     return session;
   }
 

@@ -1,6 +1,6 @@
 import { DOMAINS } from '../corpus/record-schema.js';
 import { InvalidArgumentError } from '../errors.js';
-import type { SegmentLayout } from '../pack/segment-layout.js';
+import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { buildBatch, buildExamples } from './batch-builder.js';
 import type { EvalItems } from './eval-items.js';
@@ -27,6 +27,10 @@ export interface PolicyView {
   readonly decisions: number;
   readonly lastReportStep: number | null;
 }
+/** Rows planned between checks of the clock in nextAsync. */
+const ROWS_PER_SLICE = 64;
+/** Longest stretch of planning before the event loop gets a turn. */
+const SLICE_MS = 10;
 
 export type Planner = { kind: 'train'; planner: TrainPlanner } | { kind: 'eval'; planner: EvalPlanner; items: EvalItems };
 
@@ -85,6 +89,9 @@ export class StreamSession {
   lastReport: LossReport | undefined;
   /** Evaluation streams: this rank's examples and the set's dropped items over the whole stream, and its step count (replayed once). */
   private replayed: { counts: number[]; dropped: number[]; steps: number } | undefined;
+  /** A train step is being planned in slices (nextAsync); updates arriving meanwhile wait in `deferred`. */
+  private planning = false;
+  private readonly deferred: MixtureUpdate[] = [];
 
   constructor(init: SessionInit) {
     this.init = init;
@@ -118,6 +125,11 @@ export class StreamSession {
   addUpdate(u: MixtureUpdate): void {
     // A client error, not an internal one: it must reach the client as INVALID_ARGUMENT.
     if (this.init.plan.kind !== 'train') throw new InvalidArgumentError('mixture_update', `mixture updates apply to split "train" only; the ${this.spec.split} split is served whole and in order`);
+    if (this.planning) {
+      if (u.applyAtStep <= this.step) throw new InvalidArgumentError('mixture_update.apply_at_step', `step ${u.applyAtStep} is being built (next step is ${this.step + 1}); send updates for a later step`);
+      this.deferred.push(u);
+      return;
+    }
     this.trainPlanner().addUpdate(u, this.step);
     // The pending update is part of the state now: only streams that queued the same update at
     // the same step share the steps from here on.
@@ -193,12 +205,19 @@ export class StreamSession {
     }, this.init.tokenKey);
   }
 
-  /** This step for all ranks: from the plan cache when another rank planned it, else planned here. */
-  private planStep(): PlannedStep {
+  /**
+   * This step for all ranks: from the plan cache when another rank planned it, else planned here,
+   * ROWS_PER_SLICE rows at a time with a yield in between (see nextAsync).
+   */
+  private *planStep(): Generator<void, PlannedStep> {
     const rows = this.placement.worldSize * this.spec.batchSize;
     const { plan } = this.init;
+    const planned: Segment[][] = [];
     if (plan.kind === 'eval') {
-      const planned = plan.planner.planStep(rows);
+      while (planned.length < rows && !plan.planner.done) {
+        for (const row of plan.planner.planStep(Math.min(ROWS_PER_SLICE, rows - planned.length))) planned.push(row);
+        yield;
+      }
       this.step++;
       return { rows: planned, token: this.token(), stats: this.stats() };
     }
@@ -211,10 +230,23 @@ export class StreamSession {
       this.plannerStale = true;
       return cached;
     }
-    const planned = this.trainPlanner().planStep(this.step, rows, report?.report);
+    const planner = this.trainPlanner();
+    planner.beginStep(this.step, report?.report);
+    this.planning = true;
+    try {
+      while (planned.length < rows) {
+        for (const row of planner.planRows(Math.min(ROWS_PER_SLICE, rows - planned.length))) planned.push(row);
+        if (planned.length < rows) yield;
+      }
+    } finally {
+      this.planning = false;
+    }
     this.advance();
     const step = { rows: planned, token: this.token(), stats: this.stats() };
     this.plans?.cache.put(key, step, this.placement.worldSize);
+    // Updates that arrived while the step was being planned count from the next message on, as
+    // if they had arrived just after it (this step's token was made without them).
+    for (const u of this.deferred.splice(0)) this.addUpdate(u);
     return step;
   }
 
@@ -224,15 +256,41 @@ export class StreamSession {
     this.step++;
   }
 
-  /** The next message; undefined once the stream has ended, or while it is `waiting` for a report. */
+  /** The next message (planned in one go); undefined once the stream has ended, or while it is `waiting` for a report. */
   next(): WireResponse | undefined {
+    const g = this.message();
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * The next message, planned in slices: after every slice that took over `sliceMs`, `pause()` is
+   * awaited (setImmediate in the server), so a step of world_size × batch_size rows never holds
+   * the event loop for long: health, metrics and other streams are served in between.
+   */
+  async nextAsync(pause: () => Promise<void>, sliceMs = SLICE_MS): Promise<WireResponse | undefined> {
+    const g = this.message();
+    let since = performance.now();
+    for (;;) {
+      const r = g.next();
+      if (r.done) return r.value;
+      if (performance.now() - since >= sliceMs) {
+        await pause();
+        since = performance.now();
+      }
+    }
+  }
+
+  private *message(): Generator<void, WireResponse | undefined> {
     if (this.finished) return undefined;
     const { plan } = this.init;
     if (this.placement.maxBatches > 0 && this.sent >= this.placement.maxBatches) return this.end('max_batches');
     if (plan.kind === 'eval' && plan.planner.done) return this.end('complete');
     if (this.waiting) return undefined;
     const step = this.step;
-    const planned = this.planStep();
+    const planned = yield* this.planStep();
     const { rank } = this.placement;
     const { batchSize } = this.spec;
     const mine = planned.rows.slice(rank * batchSize, (rank + 1) * batchSize);

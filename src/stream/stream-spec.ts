@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import type { Within, MixtureSpec } from '../mix/mixture.js';
 import type { Overlong } from '../pack/segment-layout.js';
 import type { HeldoutSpec } from '../splits/heldout.js';
@@ -69,6 +69,10 @@ export interface SpecLimits {
   readonly maxBatchTokens: number;
   readonly maxSeqLen: number;
   readonly maxWorldSize: number;
+  /** world_size × batch_size × seq_len of one global step. */
+  readonly maxStepTokens: number;
+  /** Selectors of one mixture or held-out set. */
+  readonly maxSelectors: number;
 }
 
 function int(field: string, v: unknown, min: number, max: number): number {
@@ -98,6 +102,10 @@ export function parseSpec(raw: RawSpec, mixture: MixtureSpec, heldout: HeldoutSp
   }
   const worldSize = raw.worldSize ? int('world_size', raw.worldSize, 1, limits.maxWorldSize) : 1;
   const rank = int('rank', raw.rank ?? 0, 0, worldSize - 1);
+  // One step plans every rank's rows at once: its work and memory grow with the product.
+  if (worldSize * batchSize * seqLen > limits.maxStepTokens) {
+    throw new ResourceExhaustedError('server.max_step_tokens (world_size x batch_size x seq_len of one step)', worldSize * batchSize * seqLen, limits.maxStepTokens);
+  }
   const spec: StreamSpec = {
     split,
     batchSize,

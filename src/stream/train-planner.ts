@@ -146,6 +146,12 @@ export class TrainPlanner {
    * makes applies from this very step, like a manual update queued for it, unless one was.
    */
   planStep(step: number, rows: number, report?: LossReport): Segment[][] {
+    this.beginStep(step, report);
+    return this.planRows(rows);
+  }
+
+  /** Takes in the report and applies the updates due at `step`; the step's rows follow with planRows (in any chunks). */
+  beginStep(step: number, report?: LossReport): void {
     this.shares.beginStep(step, this.stats.examples);
     const s = step - (this.policy?.spec.lagSteps ?? 0);
     const decided = this.policy && s >= 0 ? this.policy.consume(s, report) : undefined;
@@ -162,6 +168,10 @@ export class TrainPlanner {
       this.pool = this.pool.filter((unit) => unit.turns.every((t) => (target[t.loc.task] ?? 0) > 0));
       for (const unit of this.pool) for (const t of unit.turns) this.sampler.credit(t.loc.task);
     }
+  }
+
+  /** The next `rows` rows of the step begun last. */
+  planRows(rows: number): Segment[][] {
     return Array.from({ length: rows }, () => {
       const row = this.planRow();
       countRow(this.stats, this.deps.layout, row, this.deps.spec.seqLen);

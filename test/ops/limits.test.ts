@@ -19,6 +19,7 @@ describe('limits', () => {
       'server.max_seq_len': '8192',
       'server.max_updates_per_second': '5',
       'server.max_message_bytes': String(1 << 20),
+      'server.max_request_bytes': String(1 << 20),
     });
     c = dataClient(ts.target);
   });
@@ -68,7 +69,7 @@ describe('limits', () => {
     expect(r.error?.details).toMatch(/mixture updates per second: 6 exceeds the server limit of 5/);
   });
 
-  it('a request over max_message_bytes: RESOURCE_EXHAUSTED, the server stays up', async () => {
+  it('a request over max_request_bytes: RESOURCE_EXHAUSTED, the server stays up', async () => {
     const r = await collect(c, train({ mixture: { weights: { ['x'.repeat(2 << 20)]: 1 } } }));
     expect(r.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect((await corpusInfo(c)).tasks).toHaveLength(80);
