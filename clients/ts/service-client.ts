@@ -39,6 +39,9 @@ function stubClass(): grpc.ServiceClientConstructor {
  * the two calls. Most users want {@link FlanStreamDataset}; `corpusInfo()` lists the tasks,
  * vocabulary layout, named mixtures and held-out sets.
  */
+/** Longest bearer token sent: far above real tokens, far below HTTP/2's 64 KiB header-field limit. */
+export const MAX_TOKEN_CHARS = 16384;
+
 export class FlanStreamClient {
   readonly target: string;
   private readonly token: string | undefined;
@@ -50,6 +53,9 @@ export class FlanStreamClient {
   constructor(target: string, opts: ClientOptions = {}) {
     if (typeof target !== 'string' || !target) throw new TypeError(`target must be a non-empty "host:port" string, got ${JSON.stringify(target)}`);
     if (opts.token !== undefined && (typeof opts.token !== 'string' || !opts.token)) throw new TypeError('token must be a non-empty string');
+    // HTTP/2 servers refuse a header field over 64 KiB before any handler sees it (the call then
+    // fails as an unexplained RST_STREAM, or hangs in clients that retry refused streams).
+    if (opts.token !== undefined && opts.token.length > MAX_TOKEN_CHARS) throw new TypeError(`token has ${opts.token.length} characters; bearer tokens over ${MAX_TOKEN_CHARS} cannot be sent as an authorization header`);
     this.target = target;
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 30_000;

@@ -1,4 +1,4 @@
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
@@ -53,8 +53,12 @@ function credentials(tls: Config['server']['tls']): grpc.ServerCredentials {
       throw new InvalidArgumentError(name, `${path} is not a usable PEM file (${err instanceof Error ? err.message : String(err)})`);
     }
   };
-  parse('server.tls.cert', tls.cert, () => new X509Certificate(cert));
-  parse('server.tls.key', tls.key, () => createPrivateKey(key));
+  let x509: X509Certificate | undefined;
+  let pkey: KeyObject | undefined;
+  parse('server.tls.cert', tls.cert, () => (x509 = new X509Certificate(cert)));
+  parse('server.tls.key', tls.key, () => (pkey = createPrivateKey(key)));
+  // A key from another pair parses fine and fails only when binding (blamed on server.port).
+  if (!x509!.checkPrivateKey(pkey!)) throw new InvalidArgumentError('server.tls.key', `${tls.key} is not the private key of the certificate ${tls.cert}; give the key the certificate was made with`);
   return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }]);
 }
 

@@ -33,6 +33,41 @@ export class IdleClients {
     return s;
   }
 
+  /**
+   * Opens a stream that reads `bytesPerTick` bytes every `tickMs` (a slow trainer: HTTP/2 flow
+   * control paces the server to it). Resolves with every response decoded, once the stream closes.
+   */
+  openSlow(first: object, bytesPerTick: number, tickMs: number): Promise<{ responses: Record<string, unknown>[]; rstCode: number }> {
+    const s = this.open(first);
+    const responses: Record<string, unknown>[] = [];
+    let buf = Buffer.alloc(0);
+    let allowance = 0;
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        const len = buf.readUInt32BE(1);
+        const msg = svc.StreamBatches!.responseDeserialize(buf.subarray(5, 5 + len)) as Record<string, unknown>;
+        responses.push(msg);
+        buf = buf.subarray(5 + len);
+        // After the StreamEnd a client reads the status and closes its side, as grpc clients do.
+        if (msg.end) allowance = Infinity;
+      }
+      allowance -= chunk.length;
+      if (allowance <= 0) s.pause();
+    });
+    s.on('trailers', () => s.end());
+    const timer = setInterval(() => {
+      if (allowance !== Infinity) allowance = bytesPerTick;
+      s.resume();
+    }, tickMs);
+    return new Promise((resolve) =>
+      s.on('close', () => {
+        clearInterval(timer);
+        resolve({ responses, rstCode: s.rstCode ?? 0 });
+      }),
+    );
+  }
+
   close(): void {
     for (const s of this.streams) s.close();
     this.session.destroy();

@@ -64,4 +64,12 @@ describe('TLS', () => {
     await expect(start({ 'server.tls.cert': garbage, 'server.tls.key': key })).rejects.toThrow(/server\.tls\.cert.*garbage\.pem/);
     await expect(start({ 'server.tls.cert': cert, 'server.tls.key': garbage })).rejects.toThrow(/server\.tls\.key.*garbage\.pem/);
   });
+
+  it('refuses a key that is not the certificate\'s, naming server.tls.key (not server.port)', async () => {
+    const other = join(dir, 'other-key.pem');
+    execFileSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', other], { stdio: 'pipe' });
+    const err = await start({ 'server.tls.cert': cert, 'server.tls.key': other }).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/^server\.tls\.key: .*other-key\.pem is not the private key of the certificate .*cert\.pem/);
+  });
 });

@@ -227,6 +227,8 @@ describe('TypeScript client', () => {
       { heldout: { excludeOverlappingText: 65 } }, { heldout: { excludeOverlappingText: 2.5 } },
     ];
     for (const o of bad) expect(() => new FlanStreamDataset(ts.target, o), JSON.stringify(o)).toThrow(TypeError);
+    // A 100 KB authorization header would be refused by HTTP/2 itself (RST_STREAM, no status).
+    expect(() => new FlanStreamClient(ts.target, { token: 'x'.repeat(100_000) })).toThrow(/authorization header/);
     expect(() => new FlanStreamDataset([], {})).toThrow(TypeError);
     expect(buildHeldout({ tasks: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13 })).toMatchObject({ selectors: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13, inline: true });
     expect(() => new FlanStreamDataset(ts.target, { split: 'test' }).updateMixture({ speech: 1 }, 3)).toThrow(TypeError);

@@ -13,7 +13,7 @@ from ._proto.flanstream.v1 import data_service_pb2_grpc as pb_grpc
 from .errors import from_rpc_error
 from .info import CorpusInfo
 
-__all__ = ["Client", "TLS"]
+__all__ = ["Client", "MAX_TOKEN_CHARS", "TLS"]
 
 #: ``False`` (plaintext), ``True`` (TLS with the system roots) or a path to a PEM root bundle.
 TLS = Union[bool, str, "os.PathLike[str]"]
@@ -29,6 +29,10 @@ DEFAULT_CHANNEL_OPTIONS: Tuple[Tuple[str, Any], ...] = (
 def _serialize_deterministic(msg: Any) -> bytes:
     # Map fields (mixture weights) in sorted key order, so equal requests are equal bytes.
     return msg.SerializeToString(deterministic=True)
+
+
+#: Longest bearer token sent (see ``Client``): far above real tokens, far below HTTP/2's 64 KiB header-field limit.
+MAX_TOKEN_CHARS = 16384
 
 
 class Client:
@@ -62,6 +66,10 @@ class Client:
             raise ValueError(f"target must be a non-empty 'host:port' string, got {target!r}")
         if token is not None and (not isinstance(token, str) or not token):
             raise ValueError("token must be a non-empty string or None")
+        if token is not None and len(token) > MAX_TOKEN_CHARS:
+            # HTTP/2 servers refuse a header field over 64 KiB before any handler sees it, and
+            # grpcio then retries the refused call until its deadline: say so at once instead.
+            raise ValueError(f"token has {len(token)} characters; bearer tokens over {MAX_TOKEN_CHARS} cannot be sent as an authorization header")
         if not isinstance(tls, (bool, str, os.PathLike)):
             raise ValueError(f"tls must be False, True or a path to root certificates, got {tls!r}")
         if not isinstance(timeout, (int, float)) or timeout <= 0:

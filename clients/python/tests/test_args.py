@@ -37,6 +37,14 @@ def test_bad_arguments_raise_value_error(kwargs) -> None:
         FlanStreamDataset(T, **kwargs)
 
 
+def test_oversized_bearer_token_is_refused_before_sending() -> None:
+    # A 100 KB authorization header once left grpcio retrying a refused stream until its deadline.
+    from flanstream.client import Client
+    with pytest.raises(ValueError, match="authorization header"):
+        Client(T, token="x" * 100_000)
+    Client(T, token="x" * 16384).close()
+
+
 def test_no_target() -> None:
     with pytest.raises(ValueError):
         FlanStreamDataset(None)
