@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum } from '../util/hash.js';
-import { MANIFEST_FILE, ROW, ROW_WIDTH, type ShardMeta } from './format.js';
+import { MANIFEST_FILE, type ShardMeta } from './format.js';
+import { sharedKeyQuads } from './shared-keys.js';
 import { writeFileAtomic } from './manifest-io.js';
 
 /**
@@ -23,28 +25,16 @@ export interface AudioGroupsMeta {
   readonly checksum: string;
 }
 
-export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array): AudioGroupsMeta {
-  const quads: number[][] = [];
-  shards.forEach((shard, s) => {
-    const rows = rowsOf(s);
-    for (let r = 0; r < shard.records; r++) {
-      const lo = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_LO] ?? 0;
-      const hi = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_HI] ?? 0;
-      if (lo !== 0 || hi !== 0) quads.push([lo, hi, s, r]);
-    }
-  });
-  const cmp = (a: number[], b: number[]): number => (a[1]! - b[1]!) || (a[0]! - b[0]!) || (a[2]! - b[2]!) || (a[3]! - b[3]!);
-  quads.sort(cmp);
-  const shared = quads.filter((q, i) => {
-    const same = (o: number[] | undefined): boolean => o !== undefined && o[0] === q[0] && o[1] === q[1];
-    return same(quads[i - 1]) || same(quads[i + 1]);
-  });
-  const data = Int32Array.from(shared.flat());
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const sum = checksum(bytes);
+export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket?: number): AudioGroupsMeta {
+  const parts = sharedKeyQuads(indexDir, shards, rowsOf, perBucket);
+  const bytes = parts.reduce((n, p) => n + p.length, 0);
+  const hash = createHash('sha1');
+  for (const p of parts) hash.update(p);
+  // checksum() of the concatenation, without concatenating.
+  const sum = hash.digest('hex').slice(0, 16);
   const file = `audio-groups.${sum}.bin`;
-  writeFileAtomic(join(indexDir, file), bytes);
-  return { file, entries: shared.length, checksum: sum };
+  writeFileAtomic(join(indexDir, file), parts);
+  return { file, entries: bytes / (QUAD * 4), checksum: sum };
 }
 
 export function readAudioGroups(storage: Storage, meta: AudioGroupsMeta): Int32Array {

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
 import { buildIndex, findShards } from '../../src/index/build-index.js';
+import { writeAudioGroups } from '../../src/index/audio-groups.js';
 import { buildPart, mergeParts } from '../../src/index/build-part.js';
+import { IndexReader } from '../../src/index/index-reader.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';
 import { PARTS_DIR, partFile } from '../../src/index/part-file.js';
 import { assignParts, parsePart } from '../../src/index/partition.js';
@@ -94,6 +96,28 @@ describe('a partitioned build (separate processes)', () => {
     expect(merged.code).toBe(0);
     // Same manifest (so same fingerprint), same shard files, same groups, no parts/ or temporaries left.
     expect(tree(out)).toEqual(tree(single));
+  });
+});
+
+describe('cross-shard step in bounded memory', () => {
+  it('audio groups sorted in many small key-range buckets (spilled to files) are the same bytes as in one', () => {
+    const r = IndexReader.open(single);
+    try {
+      const rowsOf = (s: number): Int32Array => {
+        const b = r.section(s, 'rows');
+        return new Int32Array(b.buffer, b.byteOffset, b.length / 4);
+      };
+      const dir = join(base, 'groups');
+      mkdirSync(dir);
+      // 7 quads per bucket: hundreds of buckets, each through its own temporary file.
+      const small = writeAudioGroups(dir, r.manifest.shards, rowsOf, 7);
+      expect(small).toEqual(r.manifest.audioGroups);
+      expect(small.entries).toBeGreaterThan(10);
+      expect(readFileSync(join(dir, small.file)).equals(readFileSync(join(single, r.manifest.audioGroups.file)))).toBe(true);
+      expect(readdirSync(dir)).toEqual([small.file]);
+    } finally {
+      r.close();
+    }
   });
 });
 
