@@ -1,7 +1,7 @@
 import { closeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { constants, createGunzip } from 'node:zlib';
+import { constants, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter } from './line-splitter.js';
 import type { QuarantineEntry } from './quarantine.js';
 import { chunks, openRegular } from './regular-file.js';
@@ -24,13 +24,30 @@ export interface ShardLines {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Compressed size up to which a gzip shard is inflated in one call, and that call's output cap. */
+const SYNC_GZIP_BYTES = 4 << 20;
+const SYNC_GUNZIP_OUTPUT = 64 << 20;
 
 /**
  * Feeds the file's bytes, decompressed if it is gzip, to `push`, streaming: no buffer ever holds
  * the whole file. Returns the damage of a gzip stream, if any; what decompressed before the
  * damage has been pushed (the complete lines there are good records).
  */
-async function inflateInto(fd: number, gz: boolean, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+async function inflateInto(fd: number, size: number, gz: boolean, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+  if (gz && size <= SYNC_GZIP_BYTES) {
+    // Most shards are small: inflating them in one synchronous call saves the zlib stream's
+    // thread-pool round trips (which dominate under CPU contention). Output is capped, so a small
+    // file that inflates hugely, or a damaged one, takes the streaming path below.
+    const raw = Buffer.concat([...chunks(fd)]);
+    try {
+      const data = gunzipSync(raw, { maxOutputLength: SYNC_GUNZIP_OUTPUT });
+      hash.update(raw);
+      push(data);
+      return undefined;
+    } catch {
+      return inflateBuffer(raw, hash, push);
+    }
+  }
   if (!gz) {
     for (const c of chunks(fd)) {
       hash.update(c);
@@ -38,6 +55,14 @@ async function inflateInto(fd: number, gz: boolean, hash: ReturnType<typeof crea
     }
     return undefined;
   }
+  return inflateChunks(chunks(fd), hash, push);
+}
+
+function inflateBuffer(raw: Buffer, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+  return inflateChunks([raw], hash, push);
+}
+
+async function inflateChunks(input: Iterable<Buffer>, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
   const gunzip = createGunzip();
   let damage: string | undefined;
   const done = new Promise<void>((resolve) => {
@@ -48,7 +73,7 @@ async function inflateInto(fd: number, gz: boolean, hash: ReturnType<typeof crea
     });
     gunzip.on('end', resolve);
   });
-  for (const c of chunks(fd)) {
+  for (const c of input) {
     hash.update(c);
     if (damage !== undefined) continue; // still hashed: the source hash covers the whole file
     if (!gunzip.write(c)) await Promise.race([once(gunzip, 'drain'), done]);
@@ -99,7 +124,7 @@ export async function readShardLines(absPath: string, file: string, maxLineBytes
   let damage: string | undefined;
   try {
     // A zero-byte .gz is an empty file, not a damaged stream.
-    damage = await inflateInto(opened.fd, file.endsWith('.gz') && opened.size > 0, hash, (b) => splitter.push(b));
+    damage = await inflateInto(opened.fd, opened.size, file.endsWith('.gz') && opened.size > 0, hash, (b) => splitter.push(b));
   } finally {
     closeSync(opened.fd);
   }
