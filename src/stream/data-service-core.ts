@@ -265,8 +265,12 @@ export class DataServiceCore {
 
   /** A trainer's loss report, checked against the index and the stream's held-out set. */
   lossReport(raw: RawLossReport, heldout: ResolvedHeldout): LossReport {
-    return parseLossReport(raw, this.reader.tasks.map((t) => t.path), heldout.tasks);
+    this.taskPaths ??= this.reader.tasks.map((t) => t.path);
+    return parseLossReport(raw, this.taskPaths, heldout.tasks);
   }
+
+  /** Task index → path, for the messages of refused reports (built once: a report may come every step). */
+  private taskPaths: readonly string[] | undefined;
 
   private planner(spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown, step: number): { plan: Planner; layout: SegmentLayout } {
     if (spec.split === 'train') {

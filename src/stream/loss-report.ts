@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { LossReport, TaskLoss } from '../mix/policy/policy-runner.js';
-import { digest } from '../util/hash.js';
+import { checksum } from '../util/hash.js';
 
 /** A LossReport as it arrives (proto-loader camelCase; uint64 as numbers or strings). */
 export interface RawLossReport {
@@ -43,5 +43,13 @@ export function parseLossReport(raw: RawLossReport, taskPaths: readonly string[]
 
 /** A digest of a checked report: part of the plan-cache key of the step that consumes it. */
 export function reportDigest(r: LossReport): string {
-  return digest(JSON.stringify(r));
+  const n = r.losses.length;
+  const f = new Float64Array(1 + 3 * n);
+  f[0] = r.step;
+  r.losses.forEach((l, k) => {
+    f[1 + 3 * k] = l.task;
+    f[2 + 3 * k] = l.lossSum;
+    f[3 + 3 * k] = l.tokens;
+  });
+  return checksum(new Uint8Array(f.buffer));
 }

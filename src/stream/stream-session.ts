@@ -7,7 +7,7 @@ import type { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import type { PlanCache, PlannedStep } from './plan-cache.js';
 import type { LossReport, PolicyState } from '../mix/policy/policy-runner.js';
-import { reportDigest } from './loss-report.js';
+import { ReportWindow } from './report-window.js';
 import { decodeToken, encodeToken } from './resume-token.js';
 import { specHash, type MixtureUpdate, type Placement, type StreamSpec } from './stream-spec.js';
 import { checksum } from '../util/hash.js';
@@ -76,17 +76,8 @@ export class StreamSession {
   private stateKey = '';
   /** The planner lags behind `lastToken` after steps taken from the plan cache. */
   private plannerStale = false;
-  /** lag_steps of the stream's policy; undefined without one (static, or evaluation). */
-  private readonly lag: number | undefined;
-  /**
-   * Reports received and not yet consumed, by step. Session memory, never in a token: what a
-   * token holds must not depend on when reports arrived (a client re-sends them on resume).
-   */
-  private readonly reports = new Map<number, { report: LossReport; digest: string }>();
-  /** The last reported step: every step up to it is settled (reported, or missing for good). */
-  private settled: number;
-  /** The last report accepted, for the status page. */
-  lastReport: LossReport | undefined;
+  /** The trainer's loss reports until the steps they feed are planned (train streams). */
+  private readonly reports: ReportWindow;
   /** Evaluation streams: this rank's examples and the set's dropped items over the whole stream, and its step count (replayed once). */
   private replayed: { counts: number[]; dropped: number[]; steps: number } | undefined;
   /** A train step is being planned in slices (nextAsync); updates arriving meanwhile wait in `deferred`. */
@@ -101,9 +92,7 @@ export class StreamSession {
     this.specHash = specHash(init.spec);
     this.step = init.step;
     this.taskDomain = Int32Array.from(init.layout.table.reader.tasks.map((t) => DOMAINS.indexOf(t.domain as (typeof DOMAINS)[number])));
-    this.lag = init.plan.kind === 'train' ? init.spec.mixture.policy?.lagSteps : undefined;
-    // The token of step p − 1 holds the policy after the report of step p − 1 − lag: later ones are still due.
-    this.settled = this.lag === undefined ? -1 : Math.max(-1, init.step - this.lag - 1);
+    this.reports = new ReportWindow(init.plan.kind === 'train' ? init.spec.mixture.policy?.lagSteps : undefined, init.step);
     this.lastToken = this.token();
     this.plans = init.plan.kind === 'train' && init.placement.worldSize > 1 ? init.shared : undefined;
     if (this.plans) this.stateKey = checksum(this.lastToken);
@@ -136,33 +125,16 @@ export class StreamSession {
     if (this.plans) this.stateKey = checksum(this.token());
   }
 
-  /**
-   * A checked loss report (loss-report.ts) of a step this stream served. Reports come in step
-   * order; the last one settles every step before it (skipped steps are missing, which is no
-   * error). With a policy, step s + lag_steps is planned only once step s is settled, so a report
-   * can never arrive "too late" for a step it should have fed, and the stream depends only on
-   * which reports were sent, never on when.
-   */
+  /** A checked loss report (loss-report.ts) of a step this stream served; see report-window.ts. */
   addReport(r: LossReport): void {
     if (this.init.plan.kind !== 'train') throw new InvalidArgumentError('losses', `loss reports apply to split "train" only; the ${this.spec.split} split is an evaluation stream`);
-    if (r.step >= this.step) throw new InvalidArgumentError('losses.step', `step ${r.step} has not been served yet (the next step is ${this.step}); report a step after training on it`);
-    const digest = reportDigest(r);
-    if (r.step <= this.settled) {
-      if (this.reports.get(r.step)?.digest === digest) return; // the same report again: nothing new
-      if (this.lag !== undefined && r.step + this.lag < this.step) {
-        throw new InvalidArgumentError('losses.step', `step ${r.step} is past the lag window: its decision would apply at step ${r.step + this.lag} (lag_steps = ${this.lag}), which was already built (next step is ${this.step})`);
-      }
-      throw new InvalidArgumentError('losses.step', `step ${r.step} comes after a report for step ${this.settled}${this.reports.has(r.step) ? ' and differs from the report already given for it' : ''}; report steps in increasing order (a skipped step is simply missing)`);
-    }
-    this.settled = r.step;
-    this.lastReport = r;
-    if (this.lag !== undefined) this.reports.set(r.step, { report: r, digest });
+    this.reports.add(r, this.step);
   }
 
   /** True while the next step waits for the report of step next − lag_steps (policy streams only). */
   get waiting(): boolean {
-    if (this.lag === undefined || this.finished || (this.placement.maxBatches > 0 && this.sent >= this.placement.maxBatches)) return false;
-    return this.step - this.lag > this.settled;
+    if (this.finished || (this.placement.maxBatches > 0 && this.sent >= this.placement.maxBatches)) return false;
+    return this.reports.waiting(this.step);
   }
 
   /** The policy as of the last batch sent, for the status page and /metrics (decoded from its token: call it when scraped, not per batch). */
@@ -177,7 +149,7 @@ export class StreamSession {
       weights: state.weights,
       losses: state.seen.map((l) => (l < 0 ? null : l)),
       decisions: state.n,
-      lastReportStep: this.lastReport?.step ?? null,
+      lastReportStep: this.reports.last?.step ?? null,
     };
   }
 
@@ -222,8 +194,8 @@ export class StreamSession {
       return { rows: planned, token: this.token(), stats: this.stats() };
     }
     // With a policy the step also depends on the report it consumes: ranks share it only if theirs agree.
-    const report = this.lag === undefined ? undefined : this.reports.get(this.step - this.lag);
-    const key = this.lag === undefined ? this.stateKey : `${this.stateKey}:${report?.digest ?? '-'}`;
+    const report = this.reports.feeding(this.step);
+    const key = this.reports.lag === undefined ? this.stateKey : `${this.stateKey}:${report?.digest ?? '-'}`;
     const cached = this.plans?.cache.take(key);
     if (cached) {
       this.advance();
@@ -252,7 +224,7 @@ export class StreamSession {
 
   /** Moves past a planned train step, forgetting the report it consumed. */
   private advance(): void {
-    if (this.lag !== undefined) this.reports.delete(this.step - this.lag);
+    this.reports.planned(this.step);
     this.step++;
   }
 

@@ -24,37 +24,41 @@ const index = benchIndex(arg('records', 20000));
 const core = await DataServiceCore.open(index, coreSettings(loadConfig(undefined, { 'index.dir': index }, {})));
 
 const WEIGHTS = { speech: 0.5, music: 0.25, audio: 0.25 };
-const variants: [string, RawMixture, boolean][] = [
-  ['static, no reports', { weights: WEIGHTS }, false],
-  ['static, report every step', { weights: WEIGHTS }, true],
-  ['odm, report every step', { weights: WEIGHTS, policy: 'odm', lagSteps: 8 }, true],
-  ['excess-loss, report every step', { weights: WEIGHTS, policy: 'excess-loss', lagSteps: 8, reference: { speech: 1, music: 1, audio: 1 } }, true],
+/** Name, mixture, what is reported every step: nothing, per-task losses, or an empty report. */
+const variants: [string, RawMixture, 'none' | 'losses' | 'empty'][] = [
+  ['static, no reports', { weights: WEIGHTS }, 'none'],
+  ['static, losses reported every step', { weights: WEIGHTS }, 'losses'],
+  // The same rows as the first (no decision ever changes the weights): the loop's own cost.
+  ['odm, empty report every step (gated, no decisions)', { weights: WEIGHTS, policy: 'odm', lagSteps: 8 }, 'empty'],
+  // A decision every step: the served mixture (and so the rows planned) moves away from the first.
+  ['odm, losses reported every step', { weights: WEIGHTS, policy: 'odm', lagSteps: 8 }, 'losses'],
+  ['excess-loss, losses reported every step', { weights: WEIGHTS, policy: 'excess-loss', lagSteps: 8, reference: { speech: 1, music: 1, audio: 1 } }, 'losses'],
 ];
 
-/** Microseconds per step: building it, and handling its report. */
-function serverRun(mixture: RawMixture, report: boolean): { plan: number; report: number } {
+/** CPU microseconds (user + system) from `a` to `b`: unlike wall time, not inflated by other processes on a shared machine. */
+const cpu = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number => b.user - a.user + (b.system - a.system);
+
+/** CPU microseconds per step: building it, and handling its report. */
+function serverRun(mixture: RawMixture, report: 'none' | 'losses' | 'empty'): { plan: number; report: number } {
   const s = core.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 0, mixture } });
   let plan = 0;
   let handle = 0;
   for (let k = 0; k < steps + 10; k++) {
-    const t0 = performance.now();
+    const t0 = process.cpuUsage();
     const m = s.next();
-    const t1 = performance.now();
+    const t1 = process.cpuUsage();
     if (!m || !('batch' in m)) throw new Error(`stream stalled at step ${k}`);
-    let t2 = t1;
-    if (report) {
+    if (report !== 'none') {
       const per = new Map<number, number>();
-      for (const t of m.batch.turnTask) per.set(t, (per.get(t) ?? 0) + 100);
+      if (report === 'losses') for (const t of m.batch.turnTask) per.set(t, (per.get(t) ?? 0) + 100);
       const raw = { step: m.batch.step, losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (2 + (task % 3)) })) };
+      const t2 = process.cpuUsage();
       s.addReport(core.lossReport(raw, s.heldout));
-      t2 = performance.now();
+      if (k >= 10) handle += cpu(t2, process.cpuUsage());
     }
-    if (k >= 10) {
-      plan += t1 - t0;
-      handle += t2 - t1;
-    }
+    if (k >= 10) plan += cpu(t0, t1);
   }
-  return { plan: (plan * 1000) / steps, report: (handle * 1000) / steps };
+  return { plan: plan / steps, report: handle / steps };
 }
 
 const server = new Map<string, { plan: number[]; report: number[] }>(variants.map(([n]) => [n, { plan: [], report: [] }]));
@@ -66,7 +70,7 @@ for (let r = 0; r < runs; r++) {
   }
 }
 const base = stats(server.get(variants[0]![0])!.plan).median;
-console.log(`Server time per step (8 × 4096 packed, ${steps} steps, median of ${runs}):\n`);
+console.log(`Server CPU time per step (8 × 4096 packed, ${steps} steps, median of ${runs} runs):\n`);
 console.log('| stream | plan + build µs/step (min–max) | report handling µs/step | total vs static without reports |');
 console.log('|---|---|---|---|');
 for (const [name] of variants) {
@@ -78,28 +82,35 @@ for (const [name] of variants) {
 
 const child = await startChild(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', index, '--port', '0', '--http-port=-1']);
 const target = `127.0.0.1:${child.info.port}`;
-function measure(extra: string[]): Promise<number> {
+function measure(extra: string[]): Promise<{ tps: number; cpuPerBatch: number }> {
   return new Promise((resolve, reject) => {
     const p = spawn(PYTHON, ['test/bench/stream/measure.py', 'flanstream', target, '--batches', String(batches), '--output', 'torch', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`measure exited ${code}`));
-      const r = JSON.parse(out) as { tokens: number; seconds: number };
-      resolve(r.tokens / r.seconds);
+      const r = JSON.parse(out) as { tokens: number; seconds: number; cpu_seconds: number };
+      resolve({ tps: r.tokens / r.seconds, cpuPerBatch: (r.cpu_seconds * 1e6) / batches });
     });
   });
 }
-const e2e: Record<string, number[]> = { plain: [], report: [] };
+const e2e = { plain: { tps: [] as number[], cpu: [] as number[] }, report: { tps: [] as number[], cpu: [] as number[] } };
 for (let r = 0; r < runs; r++) {
-  e2e.plain!.push(await measure([]));
-  e2e.report!.push(await measure(['--report']));
+  for (const [k, extra] of [['plain', []], ['report', ['--report']]] as const) {
+    const m = await measure([...extra]);
+    e2e[k].tps.push(m.tps);
+    e2e[k].cpu.push(m.cpuPerBatch);
+  }
 }
 await stopChild(child.child);
-const plain = stats(e2e.plain!);
-const rep = stats(e2e.report!);
-console.log(`\nEnd to end into torch tensors (Python client, ${batches} batches, median of ${runs} alternating runs):\n`);
-console.log('| client loop | tokens/s median | min | max | vs static |');
+const row = (name: string, v: { tps: number[]; cpu: number[] }, ref?: { tps: number[]; cpu: number[] }): string => {
+  const t = stats(v.tps);
+  const c = stats(v.cpu).median;
+  const vs = (x: number, y: number): string => `${x / y - 1 >= 0 ? '+' : ''}${((x / y - 1) * 100).toFixed(2)} %`;
+  return `| ${name} | ${fmtM(t.median)} (${fmtM(t.min)}–${fmtM(t.max)}) | ${ref ? vs(t.median, stats(ref.tps).median) : '–'} | ${c.toFixed(0)} | ${ref ? vs(c, stats(ref.cpu).median) : '–'} |`;
+};
+console.log(`\nEnd to end into torch tensors (Python client, ${batches} batches of 8 × 4096, median of ${runs} alternating runs):\n`);
+console.log('| client loop | tokens/s median (min–max) | vs static | client CPU µs/batch | vs static |');
 console.log('|---|---|---|---|---|');
-console.log(`| static stream, no reports | ${fmtM(plain.median)} | ${fmtM(plain.min)} | ${fmtM(plain.max)} | – |`);
-console.log(`| odm stream, task_losses + report_losses every step | ${fmtM(rep.median)} | ${fmtM(rep.min)} | ${fmtM(rep.max)} | ${((rep.median / plain.median - 1) * 100).toFixed(2)} % |`);
+console.log(row('static stream, no reports', e2e.plain));
+console.log(row('odm stream, task_losses + report_losses every step', e2e.report, e2e.plain));

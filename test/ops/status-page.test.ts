@@ -139,4 +139,30 @@ describe('status page (headless chromium)', () => {
     await page.waitForFunction(() => document.querySelectorAll('[data-stream]').length === 1, undefined, { timeout: 10_000 });
     expect(await page.textContent('#stream-count')).toBe('1');
   });
+
+  it('shows a closed-loop policy: its weight and the loss it saw per arm', async () => {
+    let call: grpc.ClientDuplexStream<object, unknown> | undefined;
+    const spec = { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 4, mixture: { weights: { speech: 1, music: 1, audio: 1 }, policy: 'excess-loss', lagSteps: 2, reference: { speech: 1, music: 1, audio: 1 } } };
+    const domainOf = ts.server.core.reader.tasks.map((t) => t.domain);
+    streams.push(collect(c, { spec }, {
+      onCall: (x) => {
+        call = x;
+        calls.push(x);
+      },
+      onBatch: (b) => {
+        const per = new Map<number, number>();
+        for (const t of b.turnTask) per.set(t, (per.get(t) ?? 0) + 5);
+        call?.write({ losses: { step: b.step, losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (domainOf[task] === 'music' ? 5 : 2) })) } });
+        return sleep(40);
+      },
+    }));
+    await page.waitForFunction(() => document.querySelector('table.policy-arms tr[data-selector="music"]') !== null, undefined, { timeout: 20_000 });
+    const rows = await page.$$eval('table.policy-arms tr[data-selector]', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(rows.map((r) => r[0])).toEqual(['audio', 'music', 'speech']);
+    // Each arm shows the mean loss the policy saw (what was reported for it) or "–" if none was.
+    for (const [sel, , loss] of rows) expect(loss, sel).toBe(loss === '–' ? '–' : sel === 'music' ? '5.000' : '2.000');
+    expect(rows.some((r) => r[2] !== '–')).toBe(true);
+    expect(rows.reduce((a, r) => a + Number.parseFloat(r[1]!), 0)).toBeCloseTo(100, 0);
+    expect(errors).toEqual([]);
+  });
 });

@@ -130,6 +130,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._restored = False  # continued from a checkpoint's token: earlier updates are only in the token
         self._reports = ReportBook(policy_lag(self._spec))
         self._total_steps: Optional[int] = None  # evaluation streams: global steps of a whole pass
+        self._task_index: Optional[Dict[str, int]] = None  # task path → index, for report_losses
         self._finished = False
         #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
         self.summary: Optional[Dict[str, Any]] = None
@@ -367,9 +368,10 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             raise ValueError(f"loss reports apply to split 'train' only, not {self._spec.split!r}")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"step must be a non-negative integer, got {step!r}")
-        info = self.corpus_info
-        checked = check_losses(losses, {p: i for i, p in enumerate(info.task_paths)}, len(info.tasks))
-        reduced = reduce_losses(checked, len(info.tasks))
+        if self._task_index is None:
+            self._task_index = {p: i for i, p in enumerate(self.corpus_info.task_paths)}
+        checked = check_losses(losses, self._task_index, len(self._task_index))
+        reduced = reduce_losses(checked, len(self._task_index))
         with self._lock:
             msg = self._reports.add(step, [(t, v, n) for t, (v, n) in sorted(reduced.items())], self._last_step)
             if self._conn is not None:

@@ -30,18 +30,23 @@ TaskLosses = Dict[int, Tuple[float, int]]
 
 def _turn_spans(batch: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per turn: row, first and end column of its supervised answer, and its task index."""
-    rows: List[int] = []
-    spans: List[Tuple[int, int]] = []
-    tasks: List[int] = []
-    for seg in batch["segments"]:
-        got = seg.get("loss_spans")
-        if got is None or len(got) != len(seg["turn_task_indices"]):
-            raise ValueError("batch['segments'] lacks per-turn loss_spans; decode batches with this client version")
-        rows.extend([seg["row"]] * len(got))
-        spans.extend(got)
-        tasks.extend(seg["turn_task_indices"])
-    sp = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-    return np.asarray(rows, dtype=np.int64), sp[:, 0], sp[:, 1], np.asarray(tasks, dtype=np.int64)
+    spans = batch.get("turn_spans")
+    if spans is None:  # a batch dict rebuilt without it (e.g. pickled by hand): from the segments
+        rows: List[int] = []
+        cols: List[Tuple[int, int]] = []
+        tasks: List[int] = []
+        for seg in batch["segments"]:
+            got = seg.get("loss_spans")
+            if got is None or len(got) != len(seg["turn_task_indices"]):
+                raise ValueError("batch['segments'] lacks per-turn loss_spans; decode batches with this client version")
+            rows.extend([seg["row"]] * len(got))
+            cols.extend(got)
+            tasks.extend(seg["turn_task_indices"])
+        spans = np.column_stack([np.asarray(rows, dtype=np.int64).reshape(-1, 1),
+                                 np.asarray(cols, dtype=np.int64).reshape(-1, 2),
+                                 np.asarray(tasks, dtype=np.int64).reshape(-1, 1)])
+    spans = np.asarray(spans, dtype=np.int64).reshape(-1, 4)
+    return spans[:, 0], spans[:, 1], spans[:, 2], spans[:, 3]
 
 
 def task_losses(token_loss: Any, batch: Mapping[str, Any]) -> TaskLosses:
@@ -52,7 +57,8 @@ def task_losses(token_loss: Any, batch: Mapping[str, Any]) -> TaskLosses:
             the label at ``(b, j)``. A ``[B, L-1]`` loss from shifted logits
             (``cross_entropy(logits[:, :-1], labels[:, 1:])``) is read as aligned with
             ``labels[:, 1:]``. Values outside supervised positions are ignored.
-        batch: a batch dict of :class:`~flanstream.FlanStreamDataset` (its ``segments``).
+        batch: a batch dict of :class:`~flanstream.FlanStreamDataset` (its ``turn_spans``, or
+            its ``segments``' ``loss_spans``).
 
     Returns:
         ``{task_index: (loss_sum, tokens)}`` for the tasks with supervised tokens in the batch;

@@ -273,7 +273,9 @@ class BatchDecoder:
         out: Dict[str, Any] = {}
         for k, v in dense_arrays(batch, self._ids_dtype).items():
             out[k] = v if k == "max_seqlen" else self._tensor(v)
-        out["segments"] = self.segments(batch)
+        spans = self.turn_spans(batch)
+        out["segments"] = self.segments(batch, spans)
+        out["turn_spans"] = spans
         out["step"] = int(batch.step)
         out["rank"] = int(batch.rank)
         out["world_size"] = int(batch.world_size)
@@ -287,7 +289,26 @@ class BatchDecoder:
             out["examples"] = self.examples(batch.examples)
         return out
 
-    def segments(self, batch: "pb.Batch") -> List[Dict[str, Any]]:
+    @staticmethod
+    def turn_spans(batch: "pb.Batch") -> np.ndarray:
+        """``[T, 4]`` int64, one row per turn (segment order, then turn order): the row, the first
+        and end column of the turn's supervised answer, and the turn's task index. The wire
+        carries one loss span per turn (proto: ``loss_spans``), in flattened token coordinates;
+        each is shifted by its segment's flattened start to the column of its row."""
+        spans = np.asarray(batch.loss_spans, dtype=np.int64).reshape(-1, 2)
+        T = spans.shape[0]
+        turns = np.asarray(batch.seg_turns, dtype=np.int64) if len(batch.seg_turns) else np.ones(len(batch.seg_length), dtype=np.int64)
+        if T != int(turns.sum()) or T != len(batch.turn_task):
+            return np.zeros((0, 4), dtype=np.int64)  # an older server: no per-turn spans
+        lens = np.asarray(batch.seg_length, dtype=np.int64)
+        shift = np.repeat(np.asarray(batch.seg_offset, dtype=np.int64) - (np.cumsum(lens) - lens), turns)
+        out = np.empty((T, 4), dtype=np.int64)
+        out[:, 0] = np.repeat(np.asarray(batch.seg_row, dtype=np.int64), turns)
+        out[:, 1:3] = spans + shift[:, None]
+        out[:, 3] = np.asarray(batch.turn_task, dtype=np.int64)
+        return out
+
+    def segments(self, batch: "pb.Batch", spans: Optional[np.ndarray] = None) -> List[Dict[str, Any]]:
         """Per-segment metadata dicts (``row``, ``offset``, ``length``, ``task``, ``task_index``,
         ``domain``, ``uuids``, ``turn_tasks``, ``turn_task_indices``, ``loss_spans``,
         ``text_tokens``, ``audio_tokens``). ``loss_spans`` holds one ``(start, end)`` column range
@@ -306,16 +327,7 @@ class BatchDecoder:
         text = list(batch.seg_text_tokens) or [0] * S
         audio = list(batch.seg_audio_tokens) or [0] * S
         paths, dnames = self.task_paths, self.domains
-        # One loss span per turn (proto: loss_spans), in flattened token coordinates: shift each by
-        # its segment's flattened start to the column of its row.
-        spans = list(batch.loss_spans)
-        per_turn = len(spans) == 2 * len(uuids)
-        if per_turn and spans:
-            lens = np.asarray(batch.seg_length, dtype=np.int64)
-            shift = np.repeat(np.asarray(batch.seg_offset, dtype=np.int64) - (np.cumsum(lens) - lens), turns)
-            cols = (np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift[:, None]).tolist()
-        else:
-            cols = []
+        cols = (self.turn_spans(batch) if spans is None else spans)[:, 1:3].tolist()
         out: List[Dict[str, Any]] = []
         j = 0
         for i, (row, off, length) in enumerate(zip(batch.seg_row, batch.seg_offset, batch.seg_length)):

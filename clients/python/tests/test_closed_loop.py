@@ -59,6 +59,8 @@ def test_task_losses_credit_every_turn_to_its_own_task(server) -> None:
         assert sum(n for _, n in got.values()) == int(supervised.sum())
         # numpy in, and a shifted [B, L-1] loss (cross_entropy(logits[:, :-1], labels[:, 1:])).
         assert task_losses(loss.numpy(), batch) == pytest.approx(got)
+        # The segments' loss_spans alone give the same (a batch dict rebuilt without turn_spans).
+        assert task_losses(loss, {k: v for k, v in batch.items() if k != "turn_spans"}) == pytest.approx(got)
         shifted = torch.rand(B, L - 1, dtype=torch.float32)
         got_s, want_s = task_losses(shifted, batch), _reference(shifted.numpy(), batch)
         assert {t: n for t, (_, n) in got_s.items()} == {t: n for t, (_, n) in want_s.items()}

@@ -48,11 +48,17 @@ def flanstream(target: str, batches: int, output: str, rank: int, world: int, re
     for i, batch in enumerate(ds):
         if i == WARMUP:
             start = time.perf_counter()
+            CPU[0] = time.process_time()
         if i >= WARMUP:
             tokens += int(batch["cu_seqlens"][-1])
         if report:
             ds.report_losses(batch["step"], task_losses(loss, batch))
+    CPU[1] = time.process_time()
     return tokens, time.perf_counter() - start
+
+
+#: Process CPU seconds (all threads: decoding, prefetch, reporting) at the start and end of the timed part.
+CPU = [0.0, 0.0]
 
 
 def digests(target: str, batches: int, rank: int, world: int) -> list[str]:
@@ -165,7 +171,7 @@ def main() -> None:
         tokens, secs = grpc_ceiling(a.where, a.batches)
     else:
         tokens, secs = socket_ceiling(int(a.where), a.batches)
-    print(json.dumps({"tokens": tokens, "seconds": secs, "batches": a.batches}))
+    print(json.dumps({"tokens": tokens, "seconds": secs, "batches": a.batches, "cpu_seconds": CPU[1] - CPU[0]}))
 
 
 if __name__ == "__main__":
