@@ -185,6 +185,8 @@ export class BatchDecoder {
         examples, textTokens: dText[d] ?? 0, audioTokens: dAudio[d] ?? 0, target: st?.domainTarget[d] ?? 0, realized: dTotal ? examples / dTotal : 0,
         ...(train ? { realizedSinceUpdate: dSince(d), realizedRecent: dRecent(d) } : {}),
       };
+      const seconds = st?.domainAudioSeconds?.[d];
+      if (seconds !== undefined) domains[nameOf(this.domains, d)]!.audioSeconds = seconds;
     }
     const steps = train ? { sinceUpdateStep: st?.sinceUpdateStep ?? 0, windowStartStep: st?.windowStartStep ?? 0 } : {};
     return { examples: total, paddingTokens: st?.paddingTokens ?? 0, dropped: st?.dropped ?? 0, truncated: st?.truncated ?? 0, tasks, domains, ...steps };

@@ -120,6 +120,8 @@ export interface WireStats {
   taskExamplesWindow?: number[];
   domainExamplesWindow?: number[];
   taskEpochs?: number[];
+  /** Seconds of audio served per domain; empty when the index has no frame rate. */
+  domainAudioSeconds?: number[];
 }
 
 export interface WireExample {
@@ -212,6 +214,8 @@ export interface DomainStats {
   realized: number;
   realizedSinceUpdate?: number;
   realizedRecent?: number;
+  /** Seconds of audio served (codec frames / frame rate); absent when the index has no frame rate. */
+  audioSeconds?: number;
 }
 
 /** Global-stream totals so far (all ranks). */

@@ -23,22 +23,29 @@ export function inspectCommand(dir: string, opts: { heldout?: string; config?: s
   }
   const guard = held.guarded ? new Contamination(reader, held) : undefined;
   const removals = guard && (opts.contamination || opts.json) ? guard.report() : [];
+  // Hours of audio from codec frames (windows applied); unknown without the codec's frame rate.
+  const rate = m.vocab.frameRate;
+  const hours = (frames: number): number | null => (rate > 0 ? frames / rate / 3600 : null);
+  const fmtHours = (frames: number): string => (rate > 0 ? (frames / rate / 3600).toFixed(2) : '?');
   if (opts.json) {
     const datasets = [...reader.datasets.values()].map((d) => ({ name: d.name, tasks: Object.fromEntries(d.tasks) }));
-    const tasks = m.tasks.map(({ runs: _runs, ...t }) => ({ ...t, heldout: held.tasks.has(t.id) }));
-    console.log(JSON.stringify({ fingerprint: m.fingerprint, records: m.records, tasks, datasets, quarantine: m.quarantineByReason, contamination: removals, guardCost: guard?.cost }, null, 2));
+    const tasks = m.tasks.map(({ runs: _runs, ...t }) => ({ ...t, audioHours: hours(t.audioFrames), heldout: held.tasks.has(t.id) }));
+    const codec = { name: m.vocab.codec, frameRate: rate, codebooks: m.vocab.codebooks, codebookSize: m.vocab.codebookSize };
+    console.log(JSON.stringify({ fingerprint: m.fingerprint, records: m.records, codec, tasks, datasets, quarantine: m.quarantineByReason, contamination: removals, guardCost: guard?.cost }, null, 2));
     return;
   }
   const rows = m.tasks.map((t) => [
-    t.domain, t.major, t.minor, t.ug === 'generation' ? 'G' : 'U', t.counts[0], t.counts[1], t.counts[2], t.textTokens, t.audioTokens,
+    t.domain, t.major, t.minor, t.ug === 'generation' ? 'G' : 'U', t.counts[0], t.counts[1], t.counts[2], t.textTokens, t.audioTokens, fmtHours(t.audioFrames),
     t.lengthPercentiles[0], t.lengthPercentiles[2], t.unseen ? 'yes' : '', held.tasks.has(t.id) ? 'held-out' : '',
   ]);
-  console.log(formatTable(['domain', 'major', 'minor', 'U/G', 'train', 'dev', 'test', 'text tok', 'audio tok', 'len p50', 'len p99', 'unseen', opts.heldout ?? ''], rows));
+  console.log(formatTable(['domain', 'major', 'minor', 'U/G', 'train', 'dev', 'test', 'text tok', 'audio tok', 'audio h', 'len p50', 'len p99', 'unseen', opts.heldout ?? ''], rows));
   console.log(`\n${formatDatasets(reader)}`);
   const sum = (f: (t: (typeof m.tasks)[number]) => number, pick: (id: number) => boolean): number => m.tasks.filter((t) => pick(t.id)).reduce((n, t) => n + f(t), 0);
   const records = (t: (typeof m.tasks)[number]): number => t.counts[0] + t.counts[1] + t.counts[2];
   const tokens = (t: (typeof m.tasks)[number]): number => t.textTokens + t.audioTokens;
   console.log(`\n${m.tasks.length} tasks, ${reader.datasets.size} datasets (${datasetRows(reader).length} dataset × task pairs), ${m.records.toLocaleString('en-US')} records, ${m.shards.length} shards, index ${m.fingerprint}`);
+  const byDomain = [...new Set(m.tasks.map((t) => t.domain))].map((d) => `${d} ${fmtHours(sum((t) => t.audioFrames, (id) => m.tasks[id]?.domain === d))} h`);
+  console.log(`audio: ${byDomain.join(', ')} (codec ${m.vocab.codec || 'unnamed'}, ${rate > 0 ? `${rate} Hz` : 'frame rate unknown: give --frame-rate or codec.json'}, ${m.vocab.codebooks} × ${m.vocab.codebookSize})`);
   console.log(`quarantined at index time: ${m.quarantined}${m.quarantined ? ' ' + JSON.stringify(m.quarantineByReason) : ''}`);
   if (opts.heldout) {
     const isHeld = (id: number): boolean => held.tasks.has(id);

@@ -71,7 +71,7 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
   type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength' | 'audioMins'>; lengths: number[]; minTrain: number; minCore: number; audioMins: Map<string, [number, number]>; counts: [number, number, number]; runs: [number, number, number][][] };
   const mins = audioMinTable(vocab.codebooks);
   const acc: Acc[] = paths.map((path, i) => ({
-    entry: { id: i, path, domain: '', major: '', minor: '', ug: '', unseen: false, counts: [0, 0, 0], textTokens: 0, audioTokens: 0, runs: [] },
+    entry: { id: i, path, domain: '', major: '', minor: '', ug: '', unseen: false, counts: [0, 0, 0], textTokens: 0, audioTokens: 0, audioFrames: 0, runs: [] },
     lengths: [],
     minTrain: Infinity,
     minCore: Infinity,
@@ -91,6 +91,7 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
       e.unseen ||= t.unseen;
       e.textTokens += t.textTokens;
       e.audioTokens += t.audioTokens;
+      e.audioFrames += t.audioFrames;
       t.counts.forEach((c, split) => {
         a.counts[split] = (a.counts[split] ?? 0) + c;
         if (c > 0) a.runs[split]!.push([s, local, c]);

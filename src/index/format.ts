@@ -104,6 +104,8 @@ export interface ShardTask {
   readonly listOffsets: readonly [number, number, number];
   readonly textTokens: number;
   readonly audioTokens: number;
+  /** Codec frames of every clip the task's records carry (windows applied): seconds = frames / frame rate. */
+  readonly audioFrames: number;
 }
 
 /** Audio files a shard used, to decide whether the incremental index may reuse it. */
@@ -148,6 +150,7 @@ export interface TaskEntry {
   readonly counts: readonly [number, number, number];
   readonly textTokens: number;
   readonly audioTokens: number;
+  readonly audioFrames: number;
   /** Per split: [shard index, local task index, count] runs, in shard order. */
   readonly runs: readonly (readonly (readonly [shard: number, local: number, count: number])[])[];
   /** Example-length percentiles p50, p90, p99, max. */

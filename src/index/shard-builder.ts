@@ -141,7 +141,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const encoded = await tok.encodeBatch([...textIndex.keys()]);
 
   const taskIndex = new Map<string, number>();
-  const tasks: { path: string; rec: FlanRecord; rows: number[][]; text: number; audio: number; unseen: boolean }[] = [];
+  const tasks: { path: string; rec: FlanRecord; rows: number[][]; text: number; audio: number; frames: number; unseen: boolean }[] = [];
   const tokenChunks: Int32Array[] = [];
   const rows = new Int32Array(accepted.length * ROW_WIDTH);
   const spans: number[] = [];
@@ -175,6 +175,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     const start = tokens;
     const fieldLens: number[] = [];
     let audioTokens = 0;
+    let audioFrames = 0;
     let firstInputKey: [number, number] | undefined;
     const spanStart = spans.length / SPAN_WIDTH;
     a.fields.forEach((parts, fieldNo) => {
@@ -197,6 +198,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
         len += n;
         tokens += n;
         audioTokens += n;
+        audioFrames += (n - 2) / p.codebooks;
       }
       fieldLens.push(len);
     });
@@ -204,12 +206,13 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     if (t === undefined) {
       t = tasks.length;
       taskIndex.set(a.task, t);
-      tasks.push({ path: a.task, rec: a.rec, rows: [[], [], []], text: 0, audio: 0, unseen: false });
+      tasks.push({ path: a.task, rec: a.rec, rows: [[], [], []], text: 0, audio: 0, frames: 0, unseen: false });
     }
     const task = tasks[t]!;
     const total = tokens - start;
     task.text += total - audioTokens;
     task.audio += audioTokens;
+    task.frames += audioFrames;
     task.unseen ||= a.rec.task_type.unseen;
     let splits = 0;
     for (const s of a.rec.split) splits |= SPLIT_BIT[s];
@@ -239,7 +242,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     const [domain, major, minor] = [t.rec.domain, t.rec.task_type.major[0] ?? '', t.rec.task_type.minor[0] ?? ''];
     return {
       path: t.path, domain, major, minor, ug: t.rec.task_type['U/G'][0] ?? 'understanding', unseen: t.unseen,
-      counts: [t.rows[0]!.length, t.rows[1]!.length, t.rows[2]!.length], listOffsets, textTokens: t.text, audioTokens: t.audio,
+      counts: [t.rows[0]!.length, t.rows[1]!.length, t.rows[2]!.length], listOffsets, textTokens: t.text, audioTokens: t.audio, audioFrames: t.frames,
     };
   });
 

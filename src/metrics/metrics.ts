@@ -52,6 +52,8 @@ export class Metrics {
   readonly reports = new client.Counter({ name: 'flanstream_loss_reports_total', help: 'Loss reports accepted', registers: [this.registry] });
   private readonly errors = new client.Counter({ name: 'flanstream_stream_errors_total', help: 'Streams ended with an error status, by gRPC code name', labelNames: ['code'], registers: [this.registry] });
   private readonly ends = new client.Counter({ name: 'flanstream_stream_ends_total', help: 'Streams ended with a StreamEnd, by reason (complete, max_batches, shutdown)', labelNames: ['reason'], registers: [this.registry] });
+  /** Seconds of audio sent per domain (codec frames / frame rate); absent without a frame rate. */
+  private readonly audioSeconds: { rate: number; perDomain: ReturnType<client.Counter<'domain'>['labels']>[] } | undefined;
   /** The latest batch stats of every open stream, turned into gauge values when scraped. */
   private readonly streamStats = new Map<string, WireBatch['stats']>();
   /** The open streams' policies, read when scraped (see watchPolicies). */
@@ -77,6 +79,11 @@ export class Metrics {
     this.examples = new TaskTally(reader.tasks.map((t) => examples.labels(t.domain, t.path)));
     this.textTokens = new TaskTally(reader.tasks.map((t) => tokens.labels(t.domain, t.path, 'text')));
     this.audioTokens = new TaskTally(reader.tasks.map((t) => tokens.labels(t.domain, t.path, 'audio')));
+    const rate = reader.manifest.vocab.frameRate;
+    if (rate > 0) {
+      const seconds = new client.Counter({ name: 'flanstream_audio_seconds_total', help: 'Seconds of audio sent, per domain (codec frames / frame rate; the same under every audio layout)', labelNames: ['domain'], registers: [this.registry] });
+      this.audioSeconds = { rate, perDomain: domains.map((d) => seconds.labels(d)) };
+    }
     // Padding belongs to a batch, not to a task; one series keeps sum by (kind) meaningful.
     this.padding = new TaskTally([tokens.labels('', '', 'padding')]);
     const streamStats = this.streamStats;
@@ -150,6 +157,8 @@ export class Metrics {
       used += b.segLength[k] ?? 0;
       this.textTokens.add(task, b.segTextTokens[k] ?? 0);
       this.audioTokens.add(task, b.segAudioTokens[k] ?? 0);
+      const frames = b.segAudioFrames[k] ?? 0;
+      if (this.audioSeconds && frames > 0) this.audioSeconds.perDomain[b.segDomain[k] ?? 0]?.inc(frames / this.audioSeconds.rate);
     }
     for (const t of b.turnTask) this.examples.add(t, 1);
     // packing "examples" sends unpacked evaluation items instead of segments; they are examples too.

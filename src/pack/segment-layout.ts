@@ -145,6 +145,25 @@ export class SegmentLayout {
     return n + this.outputAudio(t.loc);
   }
 
+  /**
+   * Codec frames of the clips a turn carries (its kept input clips and its output's): the same
+   * under every layout, so audio seconds served are frames / frame rate.
+   */
+  turnFrames(t: Turn): number {
+    const q = this.audio.q;
+    let left = t.inputKeep;
+    let frames = 0;
+    for (const p of this.inputPieces(t.loc, t.shareAudio)) {
+      const k = Math.min(left, p.out);
+      if (k <= 0) break;
+      if (p.audio) frames += (p.len - 2) / q;
+      left -= k;
+    }
+    const [from, to] = this.fieldRange(t.loc, 2);
+    for (const p of this.pieces(t.loc, from, to, false)) if (p.audio) frames += (p.len - 2) / q;
+    return frames;
+  }
+
   /** Writes a stored range's served tokens at out[pos…] (clips through the audio view); returns the end. */
   private writeRange(loc: ExampleLoc, base: number, from: number, to: number, out: Int32Array, pos: number): number {
     const reader = this.table.reader;

@@ -132,6 +132,7 @@ function stats(w: Writer, s: WireStats): void {
   w.packedUints(16, s.taskExamplesWindow);
   w.packedUints(17, s.domainExamplesWindow);
   w.packedUints(18, s.taskEpochs);
+  w.packedDoubles(30, s.domainAudioSeconds);
 }
 
 function example(w: Writer, e: WireExample): void {

@@ -22,6 +22,7 @@ export function buildBatch(layout: SegmentLayout, rows: readonly (readonly Segme
     segDomain: new Array<number>(segs),
     segTextTokens: new Array<number>(segs),
     segAudioTokens: new Array<number>(segs),
+    segAudioFrames: new Array<number>(segs),
     segTurns: new Array<number>(segs),
     uuids: [] as string[],
     turnTask: [] as number[],
@@ -35,8 +36,10 @@ export function buildBatch(layout: SegmentLayout, rows: readonly (readonly Segme
     for (const seg of row) {
       layout.write(seg, tokens, at, b.lossSpans);
       let audio = 0;
+      let frames = 0;
       for (const t of seg.turns) {
         audio += layout.turnAudio(t);
+        frames += layout.turnFrames(t);
         b.uuids.push(reader.uuid(t.loc.shard, t.loc.row));
         b.turnTask.push(t.loc.task);
       }
@@ -48,6 +51,7 @@ export function buildBatch(layout: SegmentLayout, rows: readonly (readonly Segme
       b.segDomain[k] = taskDomain[task] ?? 0;
       b.segTextTokens[k] = seg.length - audio;
       b.segAudioTokens[k] = audio;
+      b.segAudioFrames[k] = frames;
       b.segTurns[k] = seg.turns.length;
       k++;
       offset += seg.length;

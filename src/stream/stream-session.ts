@@ -340,12 +340,15 @@ export class StreamSession {
     const recent = shares ? countsSince(totals.examples, shares.atWindowStart) : [];
     const domainExamples = DOMAINS.map(() => 0);
     const domainTarget = DOMAINS.map(() => 0);
+    const rate = this.init.layout.table.reader.manifest.vocab.frameRate;
+    const domainAudioSeconds = rate > 0 ? DOMAINS.map(() => 0) : [];
     const domainSinceUpdate = shares ? DOMAINS.map(() => 0) : [];
     const domainRecent = shares ? DOMAINS.map(() => 0) : [];
     totals.examples.forEach((n, t) => {
       const d = this.taskDomain[t] ?? 0;
       domainExamples[d] = (domainExamples[d] ?? 0) + n;
       domainTarget[d] = (domainTarget[d] ?? 0) + (target[t] ?? 0);
+      if (rate > 0) domainAudioSeconds[d] = (domainAudioSeconds[d] ?? 0) + (totals.audioFrames[t] ?? 0) / rate;
       if (shares) {
         domainSinceUpdate[d] = (domainSinceUpdate[d] ?? 0) + (sinceUpdate[t] ?? 0);
         domainRecent[d] = (domainRecent[d] ?? 0) + (recent[t] ?? 0);
@@ -372,6 +375,7 @@ export class StreamSession {
       taskExamplesWindow: recent,
       domainExamplesWindow: domainRecent,
       taskEpochs: train ? [...train.epochs] : [],
+      domainAudioSeconds,
     };
   }
 }

@@ -6,6 +6,8 @@ export interface StreamStats {
   examples: number[];
   textTokens: number[];
   audioTokens: number[];
+  /** Codec frames of the clips served (seconds = frames / the codec's frame rate). */
+  audioFrames: number[];
   dropped: number[];
   truncated: number[];
   padding: number;
@@ -13,7 +15,7 @@ export interface StreamStats {
 
 export function emptyStats(tasks: number): StreamStats {
   const z = (): number[] => Array.from({ length: tasks }, () => 0);
-  return { examples: z(), textTokens: z(), audioTokens: z(), dropped: z(), truncated: z(), padding: 0 };
+  return { examples: z(), textTokens: z(), audioTokens: z(), audioFrames: z(), dropped: z(), truncated: z(), padding: 0 };
 }
 
 export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonly Segment[], seqLen: number): void {
@@ -26,6 +28,7 @@ export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonl
       audio += a;
       stats.examples[t.loc.task] = (stats.examples[t.loc.task] ?? 0) + 1;
       stats.audioTokens[t.loc.task] = (stats.audioTokens[t.loc.task] ?? 0) + a;
+      stats.audioFrames[t.loc.task] = (stats.audioFrames[t.loc.task] ?? 0) + layout.turnFrames(t);
     }
     // Template tokens are text; a segment's text tokens go to its first turn's task.
     const first = seg.turns[0]?.loc.task ?? 0;

@@ -63,7 +63,7 @@ function describe(v: unknown): string {
   return Array.isArray(v) ? `a list of ${v.length}` : typeof v;
 }
 
-const STATS_VECTORS = ['examples', 'textTokens', 'audioTokens', 'dropped', 'truncated'] as const;
+const STATS_VECTORS = ['examples', 'textTokens', 'audioTokens', 'audioFrames', 'dropped', 'truncated'] as const;
 
 /** Running totals (stream-stats.ts): one count per task, and the padding. */
 export function checkStats(value: unknown, field: string, tasks: number): void {

@@ -21,6 +21,8 @@ export interface WireStats {
   taskExamplesWindow: number[];
   domainExamplesWindow: number[];
   taskEpochs: number[];
+  /** Seconds of audio served per domain (all ranks); empty when the codec's frame rate is unknown. */
+  domainAudioSeconds: number[];
 }
 
 export interface WireExample {
@@ -47,6 +49,8 @@ export interface WireBatch {
   segDomain: number[];
   segTextTokens: number[];
   segAudioTokens: number[];
+  /** Codec frames per segment (not sent: /metrics turns them into audio seconds). */
+  segAudioFrames: number[];
   segTurns: number[];
   uuids: string[];
   turnTask: number[];

@@ -177,7 +177,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       const count = rs[0]!.length + rs[1]!.length + rs[2]!.length;
       return {
         path: `${domain}/${major}/${minor}`, domain, major, minor, ug, unseen: id % 10 === 9,
-        counts: [rs[0]!.length, rs[1]!.length, rs[2]!.length], listOffsets, textTokens: count * (RECORD_TOKENS - CLIP), audioTokens: count * CLIP,
+        counts: [rs[0]!.length, rs[1]!.length, rs[2]!.length], listOffsets, textTokens: count * (RECORD_TOKENS - CLIP), audioTokens: count * CLIP, audioFrames: count * FRAMES,
       };
     });
     const served = {

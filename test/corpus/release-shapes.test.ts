@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -96,6 +97,22 @@ describe('records as the release ships them', () => {
     // audio_start 0.25 s, audio_end 1.0 s at 50 Hz: frames [12, 50).
     expect(spansOf(r, '07_common_voice_5a1e0c9b7d3f2e61')).toEqual([[B, clip(codesB.subarray(12, 50))]]);
     r.close();
+  });
+
+  it('inspect reports hours of audio per task and domain from the codec frame rate (windows applied)', async () => {
+    const dir = corpus();
+    (await index(dir, { audioRoots: ['/mnt/release'] })).close();
+    const cli = (...args: string[]): string => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', `${dir}-index`, ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const json = JSON.parse(cli('--json')) as { codec: object; tasks: { path: string; audioFrames: number; audioHours: number }[] };
+    expect(json.codec).toEqual({ name: 'xcodec2', frameRate: 50, codebooks: 1, codebookSize: 65536 });
+    const hours = Object.fromEntries(json.tasks.map((t) => [t.path, [t.audioFrames, t.audioHours]]));
+    // Text to Speech: clips A (100 frames) and B (75); ASR: A and the [12, 50) window of B.
+    expect(hours).toEqual({ 'speech/Speech Generation/Text to Speech': [175, 175 / 50 / 3600], 'speech/Speech Recognition/ASR': [138, 138 / 50 / 3600] });
+    expect(cli()).toContain(`audio: speech ${(313 / 50 / 3600).toFixed(2)} h (codec xcodec2, 50 Hz, 1 × 65536)`);
   });
 
   it('quarantines an absolute .scp path no --audio-root covers, naming the flag, and never opens it', async () => {

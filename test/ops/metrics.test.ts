@@ -78,6 +78,10 @@ describe('prometheus metrics', () => {
       const want = tasks.reduce((a, task, i) => a + (task.domain === d ? (t.examples.get(i) ?? 0) : 0), 0);
       expect(sumOf(m, 'flanstream_examples_total', { domain: d })).toBe(want);
     }
+    // Audio seconds per domain (codec frames / frame rate): what the train streams' own stats report.
+    const seconds = (d: number): number => [train, multi].reduce((a, r) => a + (r.batches.at(-1)!.stats.domainAudioSeconds?.[d] ?? NaN), 0);
+    ['speech', 'music', 'audio'].forEach((d, i) => expect(sumOf(m, 'flanstream_audio_seconds_total', { domain: d }), d).toBeCloseTo(seconds(i), 6));
+    expect(seconds(0)).toBeGreaterThan(0);
     const payload = batches.reduce((a, b) => a + b.tokens.length + b.resumeToken.length, 0);
     expect(sumOf(m, 'flanstream_bytes_sent_total')).toBeGreaterThan(payload);
     expect(sumOf(m, 'flanstream_cache_hits') + sumOf(m, 'flanstream_cache_misses')).toBeGreaterThan(0);

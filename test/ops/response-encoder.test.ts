@@ -29,6 +29,7 @@ function randomResponse(seed: number, kind: 'any' | 'batch' | 'end' = 'any'): Wi
     paddingTokens: big(), dropped: int(3), truncated: int(3), taskDropped: ints(int(4)), taskTruncated: ints(int(4)),
     sinceUpdateStep: big(), taskExamplesSinceUpdate: ints(int(90), big), domainExamplesSinceUpdate: ints(int(4), big),
     windowStartStep: big(), taskExamplesWindow: ints(int(90)), domainExamplesWindow: ints(int(4)), taskEpochs: ints(int(90), () => int(3)),
+    domainAudioSeconds: r() < 0.3 ? [] : [r() * 1e6, 0, 12.5],
   });
   const example = (): WireExample => ({ uuid: text(), task: int(80), promptTokens: bytes(4 * int(50)), answerTokens: bytes(4 * int(20)), answerText: text(), answerAudioIds: Array.from({ length: int(3) }, text) });
   if (kind === 'end' || (kind === 'any' && r() < 0.2)) {
@@ -39,7 +40,7 @@ function randomResponse(seed: number, kind: 'any' | 'batch' | 'end' = 'any'): Wi
   const batch: WireBatch = {
     step: big(), rank: int(8), worldSize: 1 + int(8), batchSize: int(9), seqLen: int(17000), padId: int(200000),
     tokens: bytes(4 * int(20000)), segRow: ints(S, () => int(8)), segOffset: ints(S), segLength: ints(S), segTask: ints(S, () => int(80)),
-    segDomain: ints(S, () => int(3)), segTextTokens: ints(S), segAudioTokens: ints(S), segTurns: ints(S, () => int(4)),
+    segDomain: ints(S, () => int(3)), segTextTokens: ints(S), segAudioTokens: ints(S), segAudioFrames: ints(S), segTurns: ints(S, () => int(4)),
     uuids: Array.from({ length: int(80) }, text), turnTask: ints(int(80)), lossSpans: ints(2 * int(60)), resumeToken: bytes(int(4000)),
     stats: stats(), heldoutFingerprint: text(), examples: Array.from({ length: r() < 0.5 ? 0 : int(6) }, example), totalSteps: big(),
   };

@@ -103,6 +103,29 @@ describe('audio layouts', () => {
     expect(tokens(delayed)).toBeGreaterThan(tokens(flat));
   });
 
+  it('reports audio seconds per domain from codec frames, the same under every layout', () => {
+    const rate = core.reader.manifest.vocab.frameRate;
+    const v = core.reader.manifest.vocab;
+    const served: number[][] = [];
+    for (const [layout, k] of [['flat', 0], ['delay', 0], ['flat', 1], ['delay', 3]] as const) {
+      // One example per row and room for every one: the same examples whatever the layout.
+      const batches = stream(trainSpec({ batchSize: 4, seqLen: 8192, packing: 'none', seed: 4, audio: { codebooks: k, layout } }), 4);
+      const kk = k === 0 ? q : k;
+      const frames = [0, 0, 0];
+      for (const b of batches) {
+        segments(b).forEach((seg, i) => {
+          const d = b.segDomain[i]!;
+          for (const s of servedSpans(seg.tokens, v.special.soa, v.special.eoa)) frames[d] = frames[d]! + (s.length - 2) / kk - (layout === 'delay' ? kk - 1 : 0);
+        });
+      }
+      const got = batches.at(-1)!.stats.domainAudioSeconds;
+      got.forEach((x, d) => expect(x, `${layout} k=${k} domain ${d}`).toBeCloseTo(frames[d]! / rate, 6));
+      served.push(got);
+    }
+    expect(served[0]!.reduce((a, x) => a + x, 0)).toBeGreaterThan(0);
+    for (const s of served) expect(s).toEqual(served[0]);
+  });
+
   it('refuses a bad audio spec naming the field, and a resume that asks for another layout', () => {
     expect(() => core.open({ spec: trainSpec({ audio: { codebooks: 9, layout: 'flat' } }) })).toThrow(/audio\.codebooks: must be 0 \(all\) or 1…8: the corpus's clips have 8 codebooks, got 9/);
     expect(() => core.open({ spec: trainSpec({ audio: { codebooks: 1, layout: 'interleave' } }) })).toThrow(/audio\.layout: "interleave" is not one of flat, delay/);

@@ -383,6 +383,8 @@ class BatchDecoder:
                 "examples": int(dex[d]), "text_tokens": int(dtext[d]), "audio_tokens": int(daudio[d]),
                 "target": float(dtarget[d]), "realized": float(dex[d] / dtotal) if dtotal else 0.0,
                 **({"realized_since_update": float(dsince[d]), "realized_recent": float(drecent[d])} if train else {}),
+                # Seconds of audio served (codec frames / frame rate), when the index knows its frame rate.
+                **({"audio_seconds": float(st.domain_audio_seconds[d])} if d < len(st.domain_audio_seconds) else {}),
             }
             for d in range(nd)
         }
