@@ -67,7 +67,9 @@ function stable(v: unknown): string {
 
 /** Every field of a batch in a fixed order (`withToken: false` leaves the resume token out). */
 export function canonical(b: WireBatch, withToken = true): string {
-  const { resumeToken, ...rest } = b;
+  // segAudioFrames is the server's own column for /metrics, never sent: compare what a client sees.
+  const { resumeToken, ...rest } = b as WireBatch & { segAudioFrames?: number[] };
+  delete rest.segAudioFrames;
   return stable(withToken ? { ...rest, resumeToken } : rest);
 }
 
