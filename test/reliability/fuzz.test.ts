@@ -7,6 +7,7 @@ import type { WireBatch, WireResponse } from '../../clients/ts/wire-types.js';
 import { dataServiceDefinition, loadDefinition } from '../../src/server/proto.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { activeStreams, batchesOf, digests, rng } from '../helpers/stream-helpers.js';
+import { forgedTokens } from './token-fuzz.js';
 
 /**
  * Reliability (issue 8.3): a bad-request fuzzer against an in-process server. Random bytes,
@@ -270,6 +271,53 @@ describe('bad requests fuzzer', () => {
 
   // The INVALID_ARGUMENT details once echoed the whole value into the grpc-message trailer, which
   // left the call without a status and hung the connection.
+  /**
+   * Issue 12.15: structured fuzzing of resume tokens. Fields of a real token (cursors, epochs,
+   * pool entries, stats vectors, pending updates, spec fields, step, world size) set to boundary
+   * values and re-encoded with a valid checksum: each call is answered within BOUND_MS (a forged
+   * walker cursor once looped the server forever), never with INTERNAL; a healthy stream running
+   * alongside stays byte-identical to its reference and the heap stays bounded.
+   */
+  it('forged tokens with boundary values are each answered promptly, never INTERNAL; a healthy stream is unharmed', async () => {
+    const BOUND_MS = 10_000;
+    const COUNT = Number(process.env.FUZZ_TOKENS ?? 300);
+    const healthy: WireBatch[] = [];
+    const hcall = client.streamBatches();
+    hcall.on('data', (r: WireResponse) => {
+      if (!r.batch) return;
+      healthy.push(r.batch);
+      hcall.pause();
+      setTimeout(() => hcall.resume(), 20);
+    });
+    hcall.on('error', () => undefined);
+    hcall.write({ spec: HEALTHY });
+    const before = await waitGc();
+    const cases = forgedTokens(token, COUNT, 12);
+    const unanswered: string[] = [];
+    const bad: string[] = [];
+    const codes = new Map<string, number>();
+    for (let i = 0; i < cases.length; i += 10) {
+      const group = cases.slice(i, i + 10);
+      const outs = await Promise.all(group.map((c) => call([encode({ resume: { token: c.token, maxBatches: 1 } })], { maxBatches: 10, ms: BOUND_MS })));
+      outs.forEach((o, k) => {
+        const name = o.code === -1 ? 'cancelled' : (grpc.status[o.code] ?? String(o.code));
+        codes.set(name, (codes.get(name) ?? 0) + 1);
+        if (o.code === -1 && o.batches === 0) unanswered.push(group[k]!.name);
+        if (o.code === grpc.status.INTERNAL || o.code === grpc.status.UNKNOWN) bad.push(`${group[k]!.name}: ${o.details}`);
+      });
+    }
+    const after = await waitGc();
+    const n = healthy.length;
+    hcall.cancel();
+    const ref = await batchesOf(client, HEALTHY, n);
+    console.log(`token fuzz: ${cases.length} forged tokens, statuses ${JSON.stringify(Object.fromEntries(codes))}; healthy stream ${n} batches; heap ${(before.heapUsed / 2 ** 20).toFixed(1)} -> ${(after.heapUsed / 2 ** 20).toFixed(1)} MB`);
+    expect(unanswered).toEqual([]);
+    expect(bad).toEqual([]);
+    expect(n).toBeGreaterThan(10);
+    expect(digests(healthy.slice(0, n))).toEqual(digests(ref));
+    expect(after.heapUsed - before.heapUsed).toBeLessThan(64 * 2 ** 20);
+  }, 300_000);
+
   it('a 1 MiB string field is refused promptly and the connection stays usable', async () => {
     const huge = encode({ spec: { ...BASE, split: 'x'.repeat(1 << 20) } });
     const first = await call([huge], { ms: 10_000 });

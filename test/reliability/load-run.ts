@@ -9,6 +9,8 @@ import type { WireResponse } from '../../clients/ts/wire-types.js';
 import { FlanStreamClient, type BatchCall } from '../../clients/ts/service-client.js';
 import { activeStreamsAt, fdsOf, rssOf, sleep, spawnServer } from './procs.js';
 import { rng } from '../helpers/stream-helpers.js';
+import { IdleClients } from '../helpers/idle-client.js';
+import { fuzzLoop } from './token-fuzz.js';
 
 export interface LoadResult {
   readonly durationMs: number;
@@ -36,17 +38,26 @@ export interface LoadResult {
   readonly gaps: string[];
   readonly activeAtEnd: number;
   readonly activePeak: number;
+  /** Worst event-loop delay of the server over the run, ms (perf_hooks.monitorEventLoopDelay). */
+  readonly lagMaxMs: number;
+  /** Idle streams held open alongside (clients that never read), and forged-token calls sent. */
+  readonly idle: number;
+  readonly fuzzCalls: number;
 }
 
 type Kind = 'fast' | 'slow' | 'cancel';
 
 const CONNECTIONS = 8;
 
-export async function runLoad(index: string, opts: { durationMs: number; streams?: number; stallMs?: number; log?: (s: string) => void }): Promise<LoadResult> {
+export async function runLoad(index: string, opts: { durationMs: number; streams?: number; stallMs?: number; idle?: number; fuzz?: boolean; log?: (s: string) => void }): Promise<LoadResult> {
   const streams = opts.streams ?? 64;
   const stallMs = opts.stallMs ?? 10_000;
+  const idleCount = opts.idle ?? 0;
   const log = opts.log ?? (() => undefined);
-  const server = await spawnServer(index);
+  const server = await spawnServer(index, { 'server.max_streams': String(Math.max(256, streams + idleCount + 32)) });
+  // Clients that open a stream and never read (soak): the server must hold them at bounded cost.
+  const idleClients = Array.from({ length: Math.ceil(idleCount / 64) }, () => new IdleClients(server.target));
+  for (let i = 0; i < idleCount; i++) idleClients[i % idleClients.length]!.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1000 + i } });
   const pid = server.child.pid!;
   // grpc-js shares one connection among all channels to a target with equal options, and the
   // server's HTTP/2 stack (nghttp2 ≥ 1.57, rapid-reset defence) sends GOAWAY INTERNAL_ERROR to a
@@ -112,6 +123,7 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   };
 
   const t0 = Date.now();
+  const fuzz = opts.fuzz ? fuzzLoop(new FlanStreamClient(server.target), () => stopping) : undefined;
   for (let i = 0; i < streams; i++) {
     const kind: Kind = i % 8 < 3 ? 'fast' : i % 8 < 6 ? 'slow' : 'cancel';
     // Shifted by one per 8 slots, so every connection carries fast, slow and cancelling calls.
@@ -145,6 +157,10 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
     if (rssSamples.length % 30 === 0) log(`t=${Math.round((now - t0) / 1000)} s: ${batches} batches, ${opened} streams opened, rss ${(rssSamples.at(-1)! / 2 ** 20).toFixed(0)} MB`);
   }
   stopping = true;
+  const fuzzed = await fuzz;
+  if (fuzzed) errors.push(...fuzzed.problems);
+  for (const c of idleClients) c.close();
+  const lagMaxMs = server.maxLagMs();
   const ranMs = Date.now() - t0;
   for (const s of slots) {
     s.call?.cancel();
@@ -169,6 +185,7 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   return {
     durationMs: Date.now() - t0, streams, opened, cancelled, batches, bytes, rssWarm: rssWarm || rssSamples[0]!, rssPeak: Math.max(...rssSamples), rssEnd, rssSamples,
     fdsWarm, fdsPeak, fdsEnd, cancelRate: Math.max(...cancelsOn) / (ranMs / 1000), stalls, errors, gaps, activeAtEnd, activePeak,
+    lagMaxMs, idle: idleCount, fuzzCalls: fuzzed?.calls ?? 0,
   };
 }
 
@@ -177,7 +194,8 @@ export function describeLoad(r: LoadResult): string {
   return `load: ${r.streams} concurrent streams for ${(r.durationMs / 1000).toFixed(0)} s — ${r.opened} opened, ${r.cancelled} cancelled mid-stream, ${r.batches} batches (${mb(r.bytes)} of tokens); ` +
     `server RSS warm ${mb(r.rssWarm)}, peak ${mb(r.rssPeak)}, end ${mb(r.rssEnd)}; open fds warm ${r.fdsWarm}, peak ${r.fdsPeak}, end ${r.fdsEnd}; ` +
     `active streams peak ${r.activePeak}, at end ${r.activeAtEnd}; ${r.cancelRate.toFixed(1)} cancels/s on the busiest connection; ` +
-    `${r.stalls.length} stalls, ${r.errors.length} errors, ${r.gaps.length} step gaps`;
+    `${r.stalls.length} stalls, ${r.errors.length} errors, ${r.gaps.length} step gaps; worst event-loop delay ${r.lagMaxMs.toFixed(0)} ms` +
+    (r.idle ? `; ${r.idle} idle streams alongside` : '') + (r.fuzzCalls ? `; ${r.fuzzCalls} forged-token calls` : '');
 }
 
 /**

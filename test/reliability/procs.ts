@@ -9,6 +9,8 @@ export interface ChildServer {
   readonly target: string;
   readonly port: number;
   readonly httpPort: number;
+  /** The worst event-loop delay of the server so far, in ms (reported once a second). */
+  maxLagMs(): number;
   /** SIGKILL and wait for the exit. */
   kill(): Promise<void>;
 }
@@ -20,14 +22,18 @@ export function spawnServer(index: string, overrides: Record<string, string> = {
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let lagMs = 0;
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
+      for (const m of out.matchAll(/lag ([\d.]+)\n/g)) lagMs = Math.max(lagMs, Number(m[1]));
+      if (out.length > 4096) out = out.slice(out.lastIndexOf('\n', out.length - 1024));
       const m = /listening (\d+) (-?\d+)/.exec(out);
       if (m) {
         const port = Number(m[1]);
         resolve({
           child, port, httpPort: Number(m[2]), target: `127.0.0.1:${port}`,
+          maxLagMs: () => lagMs,
           async kill() {
             if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
             await exited;

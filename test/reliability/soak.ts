@@ -1,7 +1,9 @@
 /**
  * Soak variant of the load test: `npx tsx test/reliability/soak.ts --minutes 5 [--index DIR]`
  * (or `npm run soak -- --minutes 5`). Without --index it builds the 3,000-record sample index in
- * a temporary directory. Exits 1 on any of loadProblems: a stall, an error, a step gap, streams or
+ * a temporary directory. Alongside the 64 active readers: 256 idle streams (--idle N; clients that
+ * never read) and the forged-token fuzzer; it reports RSS, fds and the worst event-loop delay.
+ * Exits 1 on any of loadProblems: a stall, an error (a fuzzer call unanswered or INTERNAL), a step gap, streams or
  * connections left open, or RSS growing more than 160 MB (or 60 %) above its warmed-up value.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +15,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { describeLoad, loadProblems, runLoad } from './load-run.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' } } });
+const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' }, idle: { type: 'string', default: '256' } } });
 const minutes = Number(values.minutes);
 if (!(minutes > 0)) throw new Error(`--minutes must be a positive number, got ${values.minutes}`);
 let tmp: string | undefined;
@@ -25,7 +27,8 @@ if (!index) {
   index = join(tmp, 'index');
 }
 try {
-  const r = await runLoad(index, { durationMs: minutes * 60_000, streams: Number(values.streams), log: (s) => console.log(s) });
+  // Besides the 64 active readers: 256 streams that never read and the token fuzzer (issue 12.16).
+  const r = await runLoad(index, { durationMs: minutes * 60_000, streams: Number(values.streams), idle: Number(values.idle), fuzz: true, log: (s) => console.log(s) });
   console.log(describeLoad(r));
   const problems = loadProblems(r);
   for (const p of problems) console.error(`FAIL ${p}`);
