@@ -56,7 +56,7 @@ export interface DatasetState {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Batches streamed by a flanstream server (CONTRACT §5, §7), as an async iterable of decoded
+ * Batches streamed by a flanstream server (docs/service.md), as an async iterable of decoded
  * {@link Batch}es. Iterating continues from the last batch handed out (consecutive loops walk one
  * stream); after a finite stream completed, `summary` holds the final counts and the next loop
  * starts it again. Starting a loop ends any previous one. Transport errors (UNAVAILABLE), a

@@ -1,5 +1,5 @@
 /**
- * flanstream — TypeScript client for the flanstream training-batch server (CONTRACT §7).
+ * flanstream — TypeScript client for the flanstream training-batch server (docs/service.md).
  *
  *   const info = await new FlanStreamClient('localhost:50051').corpusInfo();
  *   const ds = new FlanStreamDataset('localhost:50051', { split: 'train', batchSize: 8, seqLen: 4096,

@@ -9,7 +9,7 @@ export const PACKINGS = ['none', 'packed', 'multiturn', 'examples'] as const;
 export const WITHIN = ['proportional', 'uniform', 'temperature'] as const;
 export const OVERLONG = ['drop', 'truncate'] as const;
 export const SCOPES = ['all', 'test'] as const;
-/** Audio-token layouts (CONTRACT §9.2): frame-major, or the MusicGen/Moshi delay pattern. */
+/** Audio-token layouts (docs/real-data.md): frame-major, or the MusicGen/Moshi delay pattern. */
 export const AUDIO_LAYOUTS = ['flat', 'delay'] as const;
 export type AudioLayoutName = (typeof AUDIO_LAYOUTS)[number];
 export type Split = (typeof SPLITS)[number];

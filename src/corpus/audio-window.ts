@@ -1,5 +1,5 @@
 /**
- * A record's time window (`audio_start` / `audio_end`, seconds, both optional; CONTRACT §9.1)
+ * A record's time window (`audio_start` / `audio_end`, seconds, both optional; docs/corpus.md)
  * as a frame range of its clip. Codec frames carry no timestamps, so this needs the codec's
  * frame rate. A window that is reversed, negative or reaches past the clip is the record's fault:
  * it is quarantined with the numbers, never silently clamped into different audio.

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { CorpusError } from '../errors.js';
 
 /**
- * What codec produced the corpus's `.npy` codes (CONTRACT §9.2). Codes carry no frame rate and
+ * What codec produced the corpus's `.npy` codes (docs/real-data.md). Codes carry no frame rate and
  * no codebook size, yet serving time windows needs the first and a vocabulary needs the second,
  * so they come from `audio_tokens/codec.json`, overridden by `index` flags.
  */

@@ -1,5 +1,5 @@
 /**
- * Reading NumPy .npy codec-token files (format versions 1–3) without numpy. Only what CONTRACT §2
+ * Reading NumPy .npy codec-token files (format versions 1–3) without numpy. Only what docs/corpus.md
  * allows is accepted: little-endian int16/uint16/int32/int64, shape [frames] or [codebooks, frames],
  * C order. Anything else is a NpyFormatError whose message becomes a quarantine reason.
  */

@@ -18,7 +18,7 @@ const nonEmptyStrings = stringOrList(z.string().min(1));
 /** Seconds into the clip; null is the same as absent. */
 const seconds = z.number().finite().nullish();
 
-/** One Audio-FLAN record (paper appendix A.3; CONTRACT §2, §9.1). Unknown extra fields are ignored. */
+/** One Audio-FLAN record (paper appendix A.3; docs/corpus.md). Unknown extra fields are ignored. */
 export const recordSchema = z.object({
   instruction: z.string(),
   input: z.string(),

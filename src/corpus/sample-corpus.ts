@@ -1,6 +1,6 @@
 /**
  * `flanstream sample-corpus`: a synthetic corpus in the exact Audio-FLAN release layout
- * (CONTRACT §2) with all 80 tasks, the paper's domain skew, shared clips across tasks of a dataset,
+ * (docs/corpus.md) with all 80 tasks, the paper's domain skew, shared clips across tasks of a dataset,
  * a few `unseen` tasks, English and Chinese text, gzip and plain shards, and real `.npy` token files,
  * in the shapes the published release uses (sample-release-shape.ts: string and list records, time
  * windows, three `.scp` path forms, codec.json). Deterministic: the same records/seed give a
@@ -144,7 +144,7 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
       const n = uuidIndex++;
       const refs = [p, ...x].filter((c) => `${out.input}${out.output}`.includes(`<|SOA|>${c.id}<|EOA|>`));
       const shape = { split: splitName, major: task.major, minor: task.minor, ug: task.ug, unseen, domain: task.domain, source: plan.ds.source, other };
-      // Same bytes as JSON.stringify of the record object (field order of CONTRACT §2), built faster.
+      // Same bytes as JSON.stringify of the record object (field order of docs/corpus.md), built faster.
       const line =
         `{"instruction":${JSON.stringify(instruction)},"input":${JSON.stringify(out.input)},` +
         `"output":${JSON.stringify(out.output)},"uuid":"${uuids.make(rng, n)}",` +

@@ -1,6 +1,6 @@
 /**
  * What makes the sample corpus look like the published release rather than the paper's appendix
- * (CONTRACT §9.1–9.2): a third of the records in the release's plain-string form (some without
+ * (docs/corpus.md, docs/real-data.md): a third of the records in the release's plain-string form (some without
  * `unseen`, none with a null `other`), time windows on some single-clip records, `.scp` paths in
  * all three forms, and a codec.json. Decisions hash the record or clip number instead of drawing
  * from the corpus's Rng, so the texts and clips stay what they were without these shapes.

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
 
 /**
- * The three forms a release's `.scp` paths come in (CONTRACT §9.1), reduced to one: a path
+ * The three forms a release's `.scp` paths come in (docs/corpus.md), reduced to one: a path
  * relative to `audio_files/`, whose codes live at `audio_tokens/<that path>.npy`.
  *   speech/07_x/a.wav                    relative to audio_files/
  *   audio_files/speech/07_x/a.wav        relative to the corpus root

@@ -163,7 +163,7 @@ export const AUDIO_FLAN_TASKS: readonly CatalogTask[] = Object.freeze(
   ),
 );
 
-/** The task's selector path `domain/major/minor` (CONTRACT §2). */
+/** The task's selector path `domain/major/minor` (docs/corpus.md). */
 export function taskPath(t: Pick<CatalogTask, 'domain' | 'major' | 'minor'>): string {
   return `${t.domain}/${t.major}/${t.minor}`;
 }

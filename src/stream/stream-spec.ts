@@ -24,7 +24,7 @@ export interface StreamSpec {
   readonly window: number;
   readonly overlong: Overlong;
   readonly maxTurns: number;
-  /** Audio codebooks and layout (CONTRACT §9.2); absent = flat over all codebooks. */
+  /** Audio codebooks and layout (docs/real-data.md); absent = flat over all codebooks. */
   readonly audio?: AudioSpec;
 }
 

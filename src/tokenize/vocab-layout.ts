@@ -2,8 +2,8 @@ import type { SpecialIds } from './text-tokenizer.js';
 
 /**
  * The model vocabulary: text ids first, then audio codes at
- * `audioOffset + q * codebookSize + code` for codebook q (CONTRACT §2), then one `audioPadId`
- * that fills the holes of layouts shifting codebooks against each other (CONTRACT §9.2).
+ * `audioOffset + q * codebookSize + code` for codebook q (docs/corpus.md), then one `audioPadId`
+ * that fills the holes of layouts shifting codebooks against each other (docs/real-data.md).
  */
 export interface VocabLayout {
   readonly tokenizer: string;

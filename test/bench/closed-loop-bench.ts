@@ -1,5 +1,5 @@
 /**
- * Closed-loop reweighting overhead (CONTRACT §9.3): a trainer reporting its per-task losses
+ * Closed-loop reweighting overhead (README, "Closed-loop reweighting"): a trainer reporting its per-task losses
  * every step against one that does not.
  *  1. Server time per step, in process (no transport): planning and building a step (session.next)
  *     and handling its report (checking it, the policy's decision, re-resolving the mixture), for a

@@ -9,8 +9,8 @@ import { ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 
 /**
- * Records, `.scp` paths and codec metadata as the published release ships them (CONTRACT §9.1,
- * §9.2), around the verbatim release record in test/fixtures/release-records.jsonl.
+ * Records, `.scp` paths and codec metadata as the published release ships them (docs/corpus.md,
+ * docs/real-data.md), around the verbatim release record in test/fixtures/release-records.jsonl.
  */
 const FIXTURE = readFileSync(new URL('../fixtures/release-records.jsonl', import.meta.url), 'utf8');
 const base = mkdtempSync(join(tmpdir(), 'flanstream-release-'));

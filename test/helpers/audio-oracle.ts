@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 
 /**
  * The audio a served record must carry, recomputed from the corpus files alone: its own JSONL,
- * `.scp` and `.npy` parsing and its own layout transforms (CONTRACT §9.2), no server code. A
+ * `.scp` and `.npy` parsing and its own layout transforms (docs/real-data.md), no server code. A
  * test compares every `<|SOA|>…<|EOA|>` span of a served segment with these clips.
  */
 export interface OracleVocab {

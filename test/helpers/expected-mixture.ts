@@ -8,7 +8,7 @@ export interface MixtureCase {
 }
 
 /**
- * CONTRACT §4 written out independently of src/mix: a selector's weight spreads over its live
+ * The mixture rules of docs/service.md written out independently of src/mix: a selector's weight spreads over its live
  * tasks by record count (capped), uniformly, or by count^(1/T); no weights = every live task by
  * count; the result is normalized to sum 1. `trainSize[t]` is 0 for held-out tasks.
  */

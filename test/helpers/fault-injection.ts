@@ -1,6 +1,6 @@
 /**
  * Seeded fault injection into a (private copy of a) clean sample corpus: every kind of bad input
- * CONTRACT §2 names, at random positions, with the exact quarantine entries the indexer must
+ * docs/corpus.md names, at random positions, with the exact quarantine entries the indexer must
  * produce and the uuids it must keep. Nothing here uses the indexer's own readers, so the expected
  * outcome is derived independently of the code under test.
  */
@@ -166,7 +166,7 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
       case 'nul_byte':
         return withBytes(rec, [0x41, 0x00, 0x42]);
       case 'missing_field': {
-        // `other` and `task_type.unseen` may be absent (CONTRACT §9.1): not faults.
+        // `other` and `task_type.unseen` may be absent (docs/corpus.md): not faults.
         const path = pick(['instruction', 'input', 'output', 'uuid', 'split', 'task_type', 'domain', 'source', 'task_type.minor', 'task_type.major', 'task_type.U/G']);
         if (path.startsWith('task_type.')) delete tt[path.slice(10)];
         else delete rec[path];

@@ -39,7 +39,7 @@ export function readCorpus(corpus: string): CorpusRecord[] {
           if (line.trim() === '') continue;
           type L = string | string[];
           const j = JSON.parse(line) as { uuid: string; domain: string; split: L; instruction: string; input: string; output: string; task_type: { major: L; minor: L } };
-          // Release records write these as plain strings, the paper's as lists (CONTRACT §9.1).
+          // Release records write these as plain strings, the paper's as lists (docs/corpus.md).
           const first = (v: L): string => (typeof v === 'string' ? v : v[0] ?? '');
           const splits = typeof j.split === 'string' ? [j.split] : j.split;
           out.push({ uuid: j.uuid, file, task: `${j.domain}/${first(j.task_type.major)}/${first(j.task_type.minor)}`, dataset: file.split('/')[4] ?? '', domain: j.domain, splits, fields: [j.instruction, j.input, j.output] });

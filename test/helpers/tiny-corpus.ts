@@ -1,6 +1,6 @@
 /**
  * Hand-written corpora for edge cases the seeded sample corpus never produces (text-only shards,
- * duplicate uuids across shards, odd files in the layout). Records are plain CONTRACT §2 JSON
+ * duplicate uuids across shards, odd files in the layout). Records are plain JSON records (docs/corpus.md)
  * written in the Audio-FLAN directory layout; nothing here uses the indexer's own code.
  */
 import { appendFileSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';

@@ -29,7 +29,7 @@ interface Expected {
 
 /**
  * Re-derives every record's tokens straight from the corpus files: own JSONL and scp parsing,
- * the real tokenizer on each text piece, and the frame-major codec mapping of CONTRACT §2.
+ * the real tokenizer on each text piece, and the frame-major codec mapping of docs/corpus.md.
  */
 async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSize = 1024): Promise<Map<string, Expected[]>> {
   const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
@@ -37,7 +37,7 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
   for (const f of walk(join(corpus, 'scp_files'))) {
     for (const l of readFileSync(f, 'utf8').split('\n')) {
       const [id, path] = l.trim().split(/\s+/);
-      // The three path forms of CONTRACT §9.1, the absolute ones under the sample's fake root.
+      // The three path forms of docs/corpus.md, the absolute ones under the sample's fake root.
       if (id && path) scp.set(id, path.replace(`${SAMPLE_AUDIO_ROOT}/`, '').replace(/^audio_files\//, ''));
     }
   }

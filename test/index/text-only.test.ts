@@ -9,7 +9,7 @@ import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/t
 import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 /**
- * Records without audio are valid (CONTRACT §2 allows text-only fields). A shard holding only such
+ * Records without audio are valid (docs/corpus.md allows text-only fields). A shard holding only such
  * records has an empty spans section; serving must not read a page of it.
  */
 const base = mkdtempSync(join(tmpdir(), 'flanstream-textonly-'));

@@ -10,7 +10,7 @@ import { specHash } from '../../src/stream/stream-spec.js';
 import { digests, rng, rowsOf } from '../helpers/stream-helpers.js';
 
 /**
- * Closed-loop policies (CONTRACT §9.3) driven through the core: a trainer's report for step s
+ * Closed-loop policies (README, "Closed-loop reweighting") driven through the core: a trainer's report for step s
  * feeds the step planned at s + lag_steps, so the stream is a function of the reports alone.
  */
 let core: DataServiceCore;

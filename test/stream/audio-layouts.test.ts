@@ -7,7 +7,7 @@ import { digests } from '../helpers/stream-helpers.js';
 import { openCore, segments, take, trainSpec, type Spec } from '../helpers/stream-harness.js';
 
 /**
- * Audio layouts (CONTRACT §9.2) against an independent oracle: every `<|SOA|>…<|EOA|>` span of
+ * Audio layouts (docs/real-data.md) against an independent oracle: every `<|SOA|>…<|EOA|>` span of
  * every served segment equals the layout transform of its clip's .npy, recomputed in the test
  * from the corpus files and the vocabulary layout, for every layout and every k, and across
  * resume, ranks and multi-turn packing.

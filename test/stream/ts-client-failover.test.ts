@@ -26,7 +26,7 @@ function spawnServer(index: string): Promise<{ child: ChildProcess; target: stri
   });
 }
 
-/** Failover between replicas: every replica of one index resumes any token (CONTRACT §6, §7). */
+/** Failover between replicas: every replica of one index resumes any token (docs/service.md). */
 describe('TypeScript client failover', () => {
   const index = inject('sampleIndex');
   let backup: TestServer;

@@ -11,7 +11,7 @@ import { activeStreams, batchesOf } from '../helpers/stream-helpers.js';
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The TypeScript client: iteration, state dicts, live mixture updates, errors (CONTRACT §7). */
+/** The TypeScript client: iteration, state dicts, live mixture updates, errors (docs/service.md). */
 describe('TypeScript client', () => {
   let ts: TestServer;
   let client: FlanStreamClient;

@@ -122,7 +122,7 @@ describe('makeVocabLayout', () => {
   it('puts audio codes right after the text vocabulary', () => {
     const v = makeVocabLayout(tok, 8, 1024);
     expect(v).toMatchObject({ tokenizer: 'qwen3', textVocabSize: tok.vocabSize, audioOffset: tok.vocabSize, codebooks: 8, codebookSize: 1024 });
-    // One id after the codes: the delay layout's pad (CONTRACT §9.2).
+    // One id after the codes: the delay layout's pad (docs/real-data.md).
     expect(v.audioPadId).toBe(tok.vocabSize + 8 * 1024);
     expect(v.totalSize).toBe(v.audioPadId + 1);
     expect(v.tokenizerFingerprint).toBe(tok.fingerprint);

@@ -37,7 +37,7 @@ _log = logging.getLogger("flanstream")
 
 
 class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
-    """Batches streamed by a flanstream server (CONTRACT §5, §7).
+    """Batches streamed by a flanstream server (docs/service.md).
 
     A ``torch.utils.data.IterableDataset`` when torch is installed (a plain iterable otherwise);
     use it directly or as ``DataLoader(ds, batch_size=None)`` (``num_workers=0``: batches are

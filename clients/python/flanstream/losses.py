@@ -1,4 +1,4 @@
-"""Per-task losses for closed-loop reweighting (CONTRACT §9.3).
+"""Per-task losses for closed-loop reweighting (README, "Closed-loop reweighting").
 
 A trainer computes a per-token loss anyway (``F.cross_entropy(..., reduction="none")``);
 :func:`task_losses` sums it per task over the batch's supervised positions, crediting every turn

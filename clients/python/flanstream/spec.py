@@ -23,7 +23,7 @@ OUTPUTS = ("torch", "numpy")
 WITHIN = ("proportional", "uniform", "temperature")
 OVERLONG = ("drop", "truncate")
 SCOPES = ("all", "test")
-#: Audio-token layouts (CONTRACT §9.2): ``flat`` frame-major, ``delay`` the MusicGen/Moshi delay pattern.
+#: Audio-token layouts (docs/real-data.md): ``flat`` frame-major, ``delay`` the MusicGen/Moshi delay pattern.
 AUDIO_LAYOUTS = ("flat", "delay")
 _UINT32 = 2**32 - 1
 _UINT64 = 2**64 - 1

@@ -1,5 +1,5 @@
 /**
- * How a clip's codes become a token sequence (CONTRACT §9.2). The index stores every clip once, in
+ * How a clip's codes become a token sequence (docs/real-data.md). The index stores every clip once, in
  * the flat layout over all its codebooks; a layout re-arranges those stored ids at stream time,
  * so one index serves several model recipes. A layout is one small file registered in
  * registry.ts: adding one touches no packing, resume or stats code.

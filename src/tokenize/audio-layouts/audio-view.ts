@@ -1,7 +1,7 @@
 import type { AudioLayout } from './audio-layout.js';
 import { audioLayout, DEFAULT_AUDIO_LAYOUT } from './registry.js';
 
-/** A stream's audio choice (CONTRACT §9.2): the first `codebooks` codebooks (0 = all) in `layout`. */
+/** A stream's audio choice (docs/real-data.md): the first `codebooks` codebooks (0 = all) in `layout`. */
 export interface AudioSpec {
   readonly codebooks: number;
   readonly layout: string;

@@ -1,6 +1,6 @@
 import type { AudioLayout } from './audio-layout.js';
 
-/** Frame-major over the first k codebooks (CONTRACT §2): frame 0 q0..q(k-1), frame 1 …; k = all is the stored form. */
+/** Frame-major over the first k codebooks (docs/corpus.md): frame 0 q0..q(k-1), frame 1 …; k = all is the stored form. */
 export const FLAT: AudioLayout = {
   name: 'flat',
   tokens: (frames, k) => frames * k,
