@@ -12,6 +12,7 @@ import { MANIFEST_FILE } from '../../src/index/format.js';
 import { PARTS_DIR, partFile } from '../../src/index/part-file.js';
 import { assignParts, parsePart } from '../../src/index/partition.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
+import { indexTree as tree } from '../helpers/index-tree.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-parts-'));
@@ -24,18 +25,6 @@ beforeAll(async () => {
   await buildIndex({ corpus, out: single, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
 });
 
-/** Every file of an index directory and its bytes: "identical" means this is equal. */
-function tree(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string, rel: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
-      else out[`${rel}${e.name}`] = readFileSync(join(d, e.name)).toString('base64');
-    }
-  };
-  walk(dir, '');
-  return out;
-}
 
 /** `flanstream index` as its own process; `killAfterShards` SIGKILLs it once it has written that many shard files. */
 function cli(args: string[], killAfterShards?: number): Promise<{ code: number | null; killed: boolean; stderr: string }> {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
+import { indexTree as tree } from '../helpers/index-tree.js';
 import { ensureDist, ROOT } from './helpers/dist.js';
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -26,17 +27,6 @@ beforeAll(async () => {
   await buildIndex({ corpus, out: single, workers: 1 });
 });
 
-function tree(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string, rel: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
-      else out[`${rel}${e.name}`] = readFileSync(join(d, e.name)).toString('base64');
-    }
-  };
-  walk(dir, '');
-  return out;
-}
 
 /** Runs `fns` at most `n` at a time. */
 async function limited(fns: (() => Promise<unknown>)[], n: number): Promise<void> {

@@ -18,21 +18,9 @@ import torch
 
 from flanstream import FlanStreamDataset, FlanStreamError, RetryPolicy, evaluate, evaluate_part, merge_evaluations
 from flanstream.distributed import resolve_rank_world
+from live_streams import MIX, make, take
 
 CLIENT_ROOT = Path(__file__).resolve().parents[1]
-MIX = {"weights": {"speech": 0.5, "music": 0.25, "audio": 0.25}}
-
-
-def make(target: Any, **kw: Any) -> FlanStreamDataset:
-    args: Dict[str, Any] = dict(split="train", batch_size=4, seq_len=1024, mixture=MIX, seed=0,
-                                retry=RetryPolicy(attempts=6, initial_backoff=0.05, max_backoff=0.5))
-    args.update(kw)
-    return FlanStreamDataset(target, **args)
-
-
-def take(ds: FlanStreamDataset, n: int) -> List[Dict[str, Any]]:
-    it = iter(ds)
-    return [next(it) for _ in range(n)]
 
 
 def uuids(batch: Dict[str, Any]) -> List[str]:

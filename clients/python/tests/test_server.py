@@ -12,23 +12,10 @@ import grpc
 import numpy as np
 import pytest
 
-from flanstream import Client, FlanStreamDataset, FlanStreamError, RetryPolicy
+from flanstream import Client, FlanStreamDataset, FlanStreamError
+from live_streams import B, L, MIX, make, take
 
-B, L = 4, 1024
-MIX = {"weights": {"speech": 0.5, "music": 0.25, "audio": 0.25}}
 ARRAYS = ("input_ids", "labels", "position_ids", "segment_ids", "cu_seqlens")
-
-
-def make(target: Any, **kw: Any) -> FlanStreamDataset:
-    args: Dict[str, Any] = dict(split="train", batch_size=B, seq_len=L, packing="packed", mixture=MIX, seed=0,
-                                retry=RetryPolicy(attempts=6, initial_backoff=0.05, max_backoff=0.5))
-    args.update(kw)
-    return FlanStreamDataset(target, **args)
-
-
-def take(ds: FlanStreamDataset, n: int) -> List[Dict[str, Any]]:
-    it = iter(ds)
-    return [next(it) for _ in range(n)]
 
 
 def as_np(x: Any) -> np.ndarray:
