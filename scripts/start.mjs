@@ -5,7 +5,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { indexIsCurrent } from '../dist/index/manifest-io.js';
-import { SAMPLE_AUDIO_ROOT } from '../dist/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../dist/sample/sample-release-shape.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli.js');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { writeSampleCorpus } from './corpus/sample-corpus.js';
+import { writeSampleCorpus } from './sample/sample-corpus.js';
 import { FlanError, InvalidArgumentError, describeError } from './errors.js';
 import { indexCommand } from './cli/index-command.js';
 import { indexMergeCommand, indexPartCommand } from './cli/index-part-command.js';

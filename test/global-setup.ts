@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
-import { writeSampleCorpus } from '../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../src/sample/sample-corpus.js';
 import { buildIndex } from '../src/index/build-index.js';
-import { SAMPLE_AUDIO_ROOT } from '../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../src/sample/sample-release-shape.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

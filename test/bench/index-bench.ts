@@ -11,7 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 interface RunResult {
   readonly records: number;
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     let corpus = values.corpus;
     if (!corpus) {
       corpus = join(dir, 'corpus');
-      const { writeSampleCorpus } = await import('../../src/corpus/sample-corpus.js');
+      const { writeSampleCorpus } = await import('../../src/sample/sample-corpus.js');
       const t = performance.now();
       const s = await writeSampleCorpus(corpus, { records, seed: Number(values.seed) });
       process.stderr.write(`sample corpus: ${fmt(s.records)} records, ${fmt(s.files.total)} files, ${fmt(s.bytes / 1e6, 1)} MB in ${fmt((performance.now() - t) / 1000, 1)} s\n`);

@@ -4,7 +4,7 @@
  * synthetic tasks (sizes log-uniform in [10, 10⁷]), natural proportions. Medians of --runs runs.
  *   npx tsx test/bench/sampler-bench.ts [--runs 5] [--draws 1000000]
  */
-import { AUDIO_FLAN_TASKS } from '../../src/corpus/task-catalog.js';
+import { AUDIO_FLAN_TASKS } from '../../src/sample/task-catalog.js';
 import { Sampler } from '../../src/mix/sampler.js';
 import { TaskWalker } from '../../src/mix/task-walker.js';
 import { arg, stats } from './bench-util.js';

@@ -3,7 +3,7 @@
  * tokenizer run, no audio files. Used by scale-bench.ts to measure open time and memory at
  * Audio-FLAN scale (10⁷–10⁸ records), which the sample corpus cannot reach.
  *
- * Layout: the 80 Audio-FLAN tasks of src/corpus/task-catalog.ts (so the configured held-out sets
+ * Layout: the 80 Audio-FLAN tasks of src/sample/task-catalog.ts (so the configured held-out sets
  * and mixtures resolve), records split over them in proportion to the paper-scale instance counts
  * (at least MIN_PER_TASK each), in contiguous ranges like Audio-FLAN's per-task JSONL files, cut
  * into shards of `shardRecords` records (default 100k): a task spans a few shards, a shard holds
@@ -22,7 +22,7 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { AUDIO_FLAN_TASKS } from '../../src/corpus/task-catalog.js';
+import { AUDIO_FLAN_TASKS } from '../../src/sample/task-catalog.js';
 import { compileManifest } from '../../src/index/compile-manifest.js';
 import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type ShardMeta, type ShardTask } from '../../src/index/format.js';
 import { writeFileAtomic, writeManifest } from '../../src/index/manifest-io.js';

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AudioResolver } from '../../src/corpus/audio-resolver.js';
 import { splitAudioRefs } from '../../src/corpus/audio-refs.js';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-resolver-'));
 const root = join(base, 'corpus');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NpyFormatError, audioCodesToTokens, parseNpy, type NpyDtype } from '../../src/corpus/npy.js';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
 
 const DTYPES: readonly NpyDtype[] = ['<i2', '<u2', '<i4', '<i8'];
 const SHAPES: readonly (readonly number[])[] = [[1], [75], [1, 40], [8, 75], [3, 1]];

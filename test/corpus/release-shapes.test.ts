@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
 import { buildIndex, type BuildOptions } from '../../src/index/build-index.js';
 import { ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';

@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { dirname, join, relative } from 'node:path';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
 import { rng } from './stream-helpers.js';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
 import type { QuarantineReason } from '../../src/corpus/quarantine.js';
 
 export const RECORD_FAULTS = {

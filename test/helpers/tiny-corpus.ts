@@ -4,7 +4,7 @@
  * written in the Audio-FLAN directory layout; nothing here uses the indexer's own code.
  */
 import { appendFileSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
 import { dirname, join } from 'node:path';
 
 export interface TinyRecord {

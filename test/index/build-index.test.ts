@@ -4,11 +4,11 @@ import { dirname, join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseNpy } from '../../src/corpus/npy.js';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { PAGE_TOKENS, ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader, type SplitIndex } from '../../src/index/index-reader.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
 import { createHash } from 'node:crypto';
 

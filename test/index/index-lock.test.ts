@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { LOCK_FILE } from '../../src/index/index-lock.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { startTestServer } from '../helpers/server-harness.js';
 import { collect, dataClient } from '../ops/helpers/grpc.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-lock-'));
 const corpus = join(base, 'corpus');

@@ -3,14 +3,14 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { IndexCorruptError } from '../../src/errors.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { compileManifest } from '../../src/index/compile-manifest.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-interrupt-'));
 const corpus = join(base, 'corpus');

@@ -3,7 +3,7 @@ import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex, findShards } from '../../src/index/build-index.js';
 import { writeAudioGroups } from '../../src/index/audio-groups.js';
 import { buildPart, mergeParts } from '../../src/index/build-part.js';
@@ -13,7 +13,7 @@ import { PARTS_DIR, partFile } from '../../src/index/part-file.js';
 import { assignParts, parsePart } from '../../src/index/partition.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
 import { indexTree as tree } from '../helpers/index-tree.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-parts-'));
 const corpus = join(base, 'corpus');

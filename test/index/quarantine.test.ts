@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUARANTINE_REASONS, type QuarantineEntry } from '../../src/corpus/quarantine.js';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { ROW_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { injectFaults, type ExpectedEntry } from '../helpers/fault-injection.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-quarantine-'));
 const template = join(base, 'template');

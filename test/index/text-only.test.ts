@@ -6,7 +6,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
 import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**
  * Records without audio are valid (docs/corpus.md allows text-only fields). A shard holding only such

@@ -2,13 +2,13 @@ import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { readManifest } from '../../src/index/manifest-io.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { collect, corpusInfo, dataClient, scrape, sleep, sumOf, type DataClient } from './helpers/grpc.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**
  * /metrics after real streams: every counter equals what the client actually received, batch by

@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { describeLoad, loadProblems, runLoad } from './load-run.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' }, idle: { type: 'string', default: '256' } } });
 const minutes = Number(values.minutes);

@@ -8,7 +8,7 @@ import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { heldoutTasks, named } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
 import { drain, openCore, take } from '../helpers/stream-harness.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**
  * Audio-FLAN's `split` is a list. The sample corpus gives every record one split; this copy gives

@@ -6,11 +6,11 @@ import { createInterface } from 'node:readline';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { batchesOf, collect } from '../helpers/stream-helpers.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**
  * The release is published per domain: a corpus holding only its speech part must serve. Named

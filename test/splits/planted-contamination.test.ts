@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { NATURAL } from '../../src/mix/mixture.js';
 import type { Contamination } from '../../src/splits/contamination.js';
@@ -14,7 +14,7 @@ import { startTestServer } from '../helpers/server-harness.js';
 import { batchesOf, collect } from '../helpers/stream-helpers.js';
 import { expectedRemovals, plantContamination, type HeldoutOracle, type Planted } from '../helpers/plant-contamination.js';
 import { drain, openCore, take } from '../helpers/stream-harness.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**
  * Planted contamination: the same codes under other ids, a held-out ASR transcript reused as TTS

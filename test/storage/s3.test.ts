@@ -5,7 +5,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { loadConfig, printableConfig } from '../../src/config/load-config.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { IndexCorruptError } from '../../src/errors.js';
 import { buildIndexTo } from '../../src/index/build-to.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';

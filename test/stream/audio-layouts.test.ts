@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { AudioOracle, matchSpans, servedSpans } from '../helpers/audio-oracle.js';

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
-import { writeSampleCorpus } from '../../src/corpus/sample-corpus.js';
+import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { startTestServer, type TestServer } from '../helpers/server-harness.js';
 import { activeStreams, batchesOf, collect, expectStatus } from '../helpers/stream-helpers.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const base = { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed' };
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeNpy } from '../../src/corpus/npy-writer.js';
-import { SAMPLE_UNSEEN_TASKS, SHARD_MAX_RECORDS, writeSampleCorpus, type SampleCorpusSummary } from '../../src/corpus/sample-corpus.js';
-import { SAMPLE_AUDIO_ROOT } from '../../src/corpus/sample-release-shape.js';
-import { AUDIO_FLAN_TASKS, DOMAINS, taskPath } from '../../src/corpus/task-catalog.js';
+import { encodeNpy } from '../../src/sample/npy-writer.js';
+import { SAMPLE_UNSEEN_TASKS, SHARD_MAX_RECORDS, writeSampleCorpus, type SampleCorpusSummary } from '../../src/sample/sample-corpus.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { AUDIO_FLAN_TASKS, DOMAINS, taskPath } from '../../src/sample/task-catalog.js';
 
 interface Rec {
   instruction: string;
