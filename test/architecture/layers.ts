@@ -15,6 +15,8 @@ export const LAYER_RANKS: Readonly<Record<string, number>> = {
   storage: 1,
   tokenize: 2,
   corpus: 3,
+  // The synthetic-corpus generator writes what corpus reads; neither imports the other.
+  sample: 3,
   index: 4,
   mix: 5,
   pack: 6,
