@@ -2,7 +2,7 @@
  * Batch-building and send-path throughput, for CPU profiling:
  *   node --cpu-prof --import tsx test/bench/profile-batches.ts <index> packed|multiturn|grpc [--batches 2000]
  * packed / multiturn: in-process DataServiceCore, session.next() N times (8 × 4096, train).
- * grpc: an in-process server (test/helpers/server-harness.ts) and a raw grpc-js client in the same
+ * grpc: an in-process server (test/helpers/test-server.ts) and a raw grpc-js client in the same
  * process reading N packed batches. Prints one JSON line: batches/s after the first batch.
  * --profile <file.cpuprofile> writes a CPU profile of the measured loop only (no startup).
  */
@@ -11,7 +11,7 @@ import { Session } from 'node:inspector/promises';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
-import { startTestServer } from '../helpers/server-harness.js';
+import { startTestServer } from '../helpers/test-server.js';
 
 const [index = '', mode = 'packed'] = process.argv.slice(2);
 const i = process.argv.indexOf('--batches');

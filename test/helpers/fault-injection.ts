@@ -7,7 +7,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
-import { rng } from './stream-helpers.js';
+import { rng } from './seeded-rng.js';
 import { encodeNpy } from '../../src/sample/npy-writer.js';
 import type { QuarantineReason } from '../../src/corpus/quarantine.js';
 

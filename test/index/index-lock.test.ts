@@ -8,7 +8,7 @@ import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { LOCK_FILE } from '../../src/index/index-lock.js';
 import { IndexReader } from '../../src/index/index-reader.js';
-import { startTestServer } from '../helpers/server-harness.js';
+import { startTestServer } from '../helpers/test-server.js';
 import { collect, dataClient } from '../ops/helpers/grpc.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 

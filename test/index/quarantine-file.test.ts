@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/index/build-index.js';
 import { IndexReader } from '../../src/index/index-reader.js';
-import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 import { bareConfig, recordLine, shardPath, writeShard } from '../helpers/tiny-corpus.js';
 
 /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildIndex } from '../../src/index/build-index.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
-import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 

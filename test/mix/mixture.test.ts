@@ -3,7 +3,7 @@ import { FlanError } from '../../src/errors.js';
 import { resolveMixture, type MixtureSpec } from '../../src/mix/mixture.js';
 import type { DataServiceCore, RawMixture } from '../../src/stream/data-service-core.js';
 import { expectedTargets } from '../helpers/expected-mixture.js';
-import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 beforeAll(async () => {

@@ -4,10 +4,11 @@ import type { DataServiceCore, RawMixture } from '../../src/stream/data-service-
 import type { RawLossReport } from '../../src/stream/loss-report.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
-import { openCore, take, trainSpec, type Spec } from '../helpers/stream-harness.js';
+import { openCore, take, trainSpec, type Spec } from '../helpers/core-streams.js';
 import { encodeToken, decodeToken, type TokenPayload } from '../../src/stream/resume-token.js';
 import { specHash } from '../../src/stream/stream-spec.js';
-import { digests, rng, rowsOf } from '../helpers/stream-helpers.js';
+import { digests, rowsOf } from '../helpers/batch-digests.js';
+import { rng } from '../helpers/seeded-rng.js';
 
 /**
  * Closed-loop policies (README, "Closed-loop reweighting") driven through the core: a trainer's report for step s

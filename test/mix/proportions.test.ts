@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { expectedTargets, worstDeviation, type MixtureCase } from '../helpers/expected-mixture.js';
-import { openCore, servedPerTask, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, servedPerTask, take, trainSpec } from '../helpers/core-streams.js';
 import { decodeToken } from '../../src/stream/resume-token.js';
 import type { TrainState } from '../../src/stream/train-planner.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';

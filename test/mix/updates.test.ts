@@ -5,7 +5,7 @@ import { decodeToken } from '../../src/stream/resume-token.js';
 import type { TrainState } from '../../src/stream/train-planner.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { expectedTargets, worstDeviation } from '../helpers/expected-mixture.js';
-import { content, openCore, servedPerTask, take, trainSpec, type Spec } from '../helpers/stream-harness.js';
+import { content, openCore, servedPerTask, take, trainSpec, type Spec } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 let trainSize: number[];

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { IdleClients } from '../helpers/idle-client.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf } from '../helpers/grpc-stream-calls.js';
 import { scrape, sleep, sumOf } from './helpers/grpc.js';
 
 const spec = (seed: number): object => ({ spec: { split: 'train', batchSize: 4, seqLen: 8192, packing: 'packed', seed } });

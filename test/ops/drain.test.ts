@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { IdleClients } from '../helpers/idle-client.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { resumeFrom } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { resumeFrom } from '../helpers/grpc-stream-calls.js';
 import { scrape, sleep, sumOf } from './helpers/grpc.js';
 
 /** Once batches stop being built: every stream is blocked on its reader. */

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { check, collect, dataClient, healthClient, httpGet, sleep, type DataClient, type HealthClient } from './helpers/grpc.js';
 
 const SERVICE = 'flanstream.v1.DataService';

@@ -6,7 +6,7 @@ import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { readManifest } from '../../src/index/manifest-io.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { collect, corpusInfo, dataClient, scrape, sleep, sumOf, type DataClient } from './helpers/grpc.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 

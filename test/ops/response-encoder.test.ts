@@ -3,8 +3,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { dataServiceDefinition, loadDefinition } from '../../src/server/proto.js';
 import { encodeStreamResponse } from '../../src/server/response-encoder.js';
 import type { WireBatch, WireEnd, WireExample, WireResponse, WireStats } from '../../src/stream/wire-types.js';
-import { openCore } from '../helpers/stream-harness.js';
-import { rng } from '../helpers/stream-helpers.js';
+import { openCore } from '../helpers/core-streams.js';
+import { rng } from '../helpers/seeded-rng.js';
 
 /**
  * The hand-written StreamResponse encoder against the .proto: every message it writes decodes

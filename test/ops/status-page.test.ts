@@ -5,7 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StatusJson } from '../../src/server/status-page.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { ROOT } from './helpers/dist.js';
 import { collect, dataClient, httpGet, sleep, type Collected, type DataClient } from './helpers/grpc.js';
 

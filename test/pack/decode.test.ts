@@ -3,7 +3,7 @@ import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { chatml, loadChatml, type Chatml } from '../helpers/chatml.js';
 import { IndexFacts, type RecordFacts } from '../helpers/index-facts.js';
-import { openCore, segments, take, trainSpec, type SegView } from '../helpers/stream-harness.js';
+import { openCore, segments, take, trainSpec, type SegView } from '../helpers/core-streams.js';
 
 const SYSTEM = 'You are a careful listener. Answer briefly.';
 

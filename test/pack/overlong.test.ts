@@ -4,7 +4,7 @@ import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { chatml, loadChatml, singleLength, type Chatml } from '../helpers/chatml.js';
 import { IndexFacts, type RecordFacts } from '../helpers/index-facts.js';
-import { openCore, segments, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, segments, take, trainSpec } from '../helpers/core-streams.js';
 
 const L = 1024;
 const SEED = 4;

@@ -5,7 +5,7 @@ import type { TrainState } from '../../src/stream/train-planner.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { loadChatml, singleLength, type Chatml } from '../helpers/chatml.js';
 import { IndexFacts } from '../helpers/index-facts.js';
-import { openCore, segments, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, segments, take, trainSpec } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 let facts: IndexFacts;

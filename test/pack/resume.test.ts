@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { decodeToken } from '../../src/stream/resume-token.js';
 import type { TrainState } from '../../src/stream/train-planner.js';
-import { content, openCore, take, trainSpec, type Spec } from '../helpers/stream-harness.js';
+import { content, openCore, take, trainSpec, type Spec } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 let replica: DataServiceCore;

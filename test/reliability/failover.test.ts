@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstream-client.js';
 import type { Batch, StreamSummary } from '../../clients/ts/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { spawnServer, sleep, type ChildServer } from './procs.js';
 
 /**

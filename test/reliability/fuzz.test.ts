@@ -5,8 +5,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { WireBatch, WireResponse } from '../../clients/ts/wire-types.js';
 import { dataServiceDefinition, loadDefinition } from '../../src/server/proto.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { activeStreams, batchesOf, digests, rng } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { activeStreams, batchesOf } from '../helpers/grpc-stream-calls.js';
+import { digests } from '../helpers/batch-digests.js';
+import { rng } from '../helpers/seeded-rng.js';
 import { forgedTokens } from './token-fuzz.js';
 
 /**

@@ -8,7 +8,7 @@
 import type { WireResponse } from '../../clients/ts/wire-types.js';
 import { FlanStreamClient, type BatchCall } from '../../clients/ts/service-client.js';
 import { activeStreamsAt, fdsOf, rssOf, sleep, spawnServer } from './procs.js';
-import { rng } from '../helpers/stream-helpers.js';
+import { rng } from '../helpers/seeded-rng.js';
 import { IdleClients } from '../helpers/idle-client.js';
 import { fuzzLoop } from './token-fuzz.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamDataset } from '../../clients/ts/flanstream-client.js';
 import type { Batch } from '../../clients/ts/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { spawnServer, type ChildServer } from './procs.js';
 
 /**

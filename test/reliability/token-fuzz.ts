@@ -10,7 +10,8 @@ import { unpack } from 'msgpackr';
 import type { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { encodeToken, type TokenPayload } from '../../src/stream/resume-token.js';
 import { specHash, type StreamSpec } from '../../src/stream/stream-spec.js';
-import { collect, rng } from '../helpers/stream-helpers.js';
+import { collect } from '../helpers/grpc-stream-calls.js';
+import { rng } from '../helpers/seeded-rng.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json } | Uint8Array;
 

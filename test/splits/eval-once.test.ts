@@ -3,7 +3,7 @@ import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-
 import type { WireBatch, WireEnd } from '../../src/stream/wire-types.js';
 import { heldoutTasks, named } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
-import { drain, openCore, take, type Spec } from '../helpers/stream-harness.js';
+import { drain, openCore, take, type Spec } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 let facts: IndexFacts;

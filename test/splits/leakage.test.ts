@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { HELDOUT_CASES, heldoutTasks, sharingAudio } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
-import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 let facts: IndexFacts;

@@ -7,7 +7,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { heldoutTasks, named } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
-import { drain, openCore, take } from '../helpers/stream-harness.js';
+import { drain, openCore, take } from '../helpers/core-streams.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**

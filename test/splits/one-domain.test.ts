@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf, collect } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf, collect } from '../helpers/grpc-stream-calls.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**

@@ -10,10 +10,10 @@ import type { Contamination } from '../../src/splits/contamination.js';
 import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-core.js';
 import { status as Status } from '@grpc/grpc-js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
-import { startTestServer } from '../helpers/server-harness.js';
-import { batchesOf, collect } from '../helpers/stream-helpers.js';
+import { startTestServer } from '../helpers/test-server.js';
+import { batchesOf, collect } from '../helpers/grpc-stream-calls.js';
 import { expectedRemovals, plantContamination, type HeldoutOracle, type Planted } from '../helpers/plant-contamination.js';
-import { drain, openCore, take } from '../helpers/stream-harness.js';
+import { drain, openCore, take } from '../helpers/core-streams.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**

@@ -3,7 +3,7 @@ import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { TaskWalker } from '../../src/mix/task-walker.js';
 import { HELDOUT_CASES, heldoutTasks, inline, sharingAudio, type HeldoutCase } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
-import { openCore, take } from '../helpers/stream-harness.js';
+import { openCore, take } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 let facts: IndexFacts;

@@ -14,8 +14,9 @@ import { publishDirectory } from '../../src/storage/s3-upload.js';
 import type { S3Settings } from '../../src/storage/s3-location.js';
 import { spawnServer, type ChildServer } from '../reliability/procs.js';
 import { S3Process, S3_KEY, S3_SECRET } from '../helpers/s3-server.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf, collect, digests } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf, collect } from '../helpers/grpc-stream-calls.js';
+import { digests } from '../helpers/batch-digests.js';
 
 /**
  * An index on object storage, against a real S3-protocol server (s3rver, its own process on

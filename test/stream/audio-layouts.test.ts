@@ -3,8 +3,8 @@ import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { AudioOracle, matchSpans, servedSpans } from '../helpers/audio-oracle.js';
-import { digests } from '../helpers/stream-helpers.js';
-import { openCore, segments, take, trainSpec, type Spec } from '../helpers/stream-harness.js';
+import { digests } from '../helpers/batch-digests.js';
+import { openCore, segments, take, trainSpec, type Spec } from '../helpers/core-streams.js';
 
 /**
  * Audio layouts (docs/real-data.md) against an independent oracle: every `<|SOA|>…<|EOA|>` span of

@@ -3,7 +3,7 @@ import { FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstr
 import { IGNORE_INDEX } from '../../clients/ts/wire-decode.js';
 import type { Batch } from '../../clients/ts/wire-types.js';
 import { IndexOracle } from '../helpers/index-oracle.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 /**
  * Every segment of many batches, checked against the index read independently: the chat

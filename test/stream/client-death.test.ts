@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamDataset } from '../../clients/ts/flanstream-client.js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { Batch, WireResponse } from '../../clients/ts/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { activeStreams } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { activeStreams } from '../helpers/grpc-stream-calls.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/stream-child.ts', import.meta.url));
 

@@ -5,9 +5,9 @@ import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { WireBatch, WireResponse } from '../../clients/ts/wire-types.js';
 import type { StatusJson } from '../../src/server/status-page.js';
 import type { RawLossReport } from '../../src/stream/loss-report.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { openCore, take } from '../helpers/stream-harness.js';
-import { digests } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { openCore, take } from '../helpers/core-streams.js';
+import { digests } from '../helpers/batch-digests.js';
 import { scrape, sumOf } from '../ops/helpers/grpc.js';
 
 /**

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf, digests } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf } from '../helpers/grpc-stream-calls.js';
+import { digests } from '../helpers/batch-digests.js';
 
 /** Byte-identical streams for equal specs: on one server, across a restart, and seeds that differ. */
 describe('determinism', () => {

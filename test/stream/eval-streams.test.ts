@@ -4,8 +4,9 @@ import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { CorpusInfo } from '../../clients/ts/wire-types.js';
 import { ROW, SPLIT_BIT } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { collect, uuidsOf, type Collected } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { collect, type Collected } from '../helpers/grpc-stream-calls.js';
+import { uuidsOf } from '../helpers/batch-digests.js';
 
 /** Evaluation streams are finite: every example exactly once across ranks, then matching final counts. */
 describe('evaluation streams', () => {

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { decodeToken, encodeToken, type TokenPayload } from '../../src/stream/resume-token.js';
 import { specHash, type StreamSpec } from '../../src/stream/stream-spec.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { activeStreams, batchesOf, collect } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { activeStreams, batchesOf, collect } from '../helpers/grpc-stream-calls.js';
 
 type Payload = TokenPayload<Record<string, unknown>>;
 

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { WireBatch } from '../../clients/ts/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf, resumeFrom, rowsOf } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf, resumeFrom } from '../helpers/grpc-stream-calls.js';
+import { rowsOf } from '../helpers/batch-digests.js';
 
 /**
  * Partitioning: the global row sequence does not depend on world size. Global step s at world

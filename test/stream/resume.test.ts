@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf, collect, digests, resumeFrom, rng } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf, collect, resumeFrom } from '../helpers/grpc-stream-calls.js';
+import { digests } from '../helpers/batch-digests.js';
+import { rng } from '../helpers/seeded-rng.js';
 
 /**
  * Exact resume: for 20 random points of a stream, the batches before the point followed by the

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { loadChatml, singleLength, type Chatml } from '../helpers/chatml.js';
 import { IndexFacts } from '../helpers/index-facts.js';
-import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
+import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 
 /**
  * Servability is decided from the index, never from a draw budget: a task whose few servable

@@ -2,8 +2,9 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
-import { openCore, take, trainSpec, type Spec } from '../helpers/stream-harness.js';
-import { rng, rowsOf } from '../helpers/stream-helpers.js';
+import { openCore, take, trainSpec, type Spec } from '../helpers/core-streams.js';
+import { rowsOf } from '../helpers/batch-digests.js';
+import { rng } from '../helpers/seeded-rng.js';
 
 /**
  * The rank streams of a job on one server plan each global step once (plan-cache.ts) instead of

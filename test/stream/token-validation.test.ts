@@ -7,8 +7,8 @@ import { decodeToken, encodeToken, type TokenPayload } from '../../src/stream/re
 import { specHash, type StreamSpec } from '../../src/stream/stream-spec.js';
 import { check, healthClient, type HealthClient } from '../ops/helpers/grpc.js';
 import { spawnServer, type ChildServer } from '../reliability/procs.js';
-import { openCore, take, trainSpec } from '../helpers/stream-harness.js';
-import { collect, expectStatus, type Collected } from '../helpers/stream-helpers.js';
+import { openCore, take, trainSpec } from '../helpers/core-streams.js';
+import { collect, expectStatus, type Collected } from '../helpers/grpc-stream-calls.js';
 
 type State = Record<string, unknown> & { walker: { cursors: number[]; epochs: number[] }; sampler: { counts: number[]; drawn: number }; pool: number[]; stats: Record<string, unknown>; pending: unknown[] };
 /**

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient, FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstream-client.js';
 import { FlanStreamError } from '../../clients/ts/errors.js';
 import type { Batch } from '../../clients/ts/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { batchesOf } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { batchesOf } from '../helpers/grpc-stream-calls.js';
 
 const SERVER = fileURLToPath(new URL('../helpers/server-child.ts', import.meta.url));
 const DEAD = '127.0.0.1:1';

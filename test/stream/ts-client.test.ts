@@ -5,8 +5,8 @@ import { FlanStreamClient, FlanStreamDataset, type DatasetOptions } from '../../
 import { FlanStreamError } from '../../clients/ts/errors.js';
 import { denseArrays } from '../../clients/ts/wire-decode.js';
 import type { Batch, WireBatch } from '../../clients/ts/wire-types.js';
-import { startTestServer, type TestServer } from '../helpers/server-harness.js';
-import { activeStreams, batchesOf } from '../helpers/stream-helpers.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { activeStreams, batchesOf } from '../helpers/grpc-stream-calls.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
