@@ -19,7 +19,7 @@ export async function indexCommand(corpus: string, opts: { out: string; tokenize
   console.log(`  shards: ${m.shards.length} (${s.shardsBuilt} built, ${s.shardsReused} unchanged)`);
   console.log(`  records: ${m.records.toLocaleString('en-US')} in ${m.tasks.length} tasks; ${tokens.toLocaleString('en-US')} tokens`);
   console.log(`  indexed ${formatBytes(s.jsonlBytes)} of JSONL in ${s.seconds.toFixed(2)} s (${(s.records / s.seconds).toFixed(0)} records/s)`);
-  if (s.published) console.log(`  published: ${s.published.uploaded} files uploaded (${formatBytes(s.published.bytes)}), ${s.published.skipped} already there`);
+  if (s.published) console.log(`  published: ${s.published.uploaded} files uploaded (${formatBytes(s.published.bytes)}), ${s.published.skipped} already there, ${s.published.deleted} stale deleted`);
   console.log(`  vocabulary: ${m.vocab.tokenizer} text ${m.vocab.textVocabSize}, audio at ${m.vocab.audioOffset} (${m.vocab.codebooks} × ${m.vocab.codebookSize}), audio pad ${m.vocab.audioPadId}, total ${m.vocab.totalSize}`);
   console.log(`  codec: ${m.vocab.codec || 'unnamed'} at ${m.vocab.frameRate > 0 ? `${m.vocab.frameRate} Hz` : 'an unknown frame rate'}`);
   if (s.skipped.length > 0) {

@@ -1,12 +1,14 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CorpusError } from '../errors.js';
+import { CorpusError, IndexCorruptError } from '../errors.js';
 import type { S3Settings } from '../storage/s3-location.js';
-import { isS3 } from '../storage/storage.js';
+import type { Published } from '../storage/s3-upload.js';
+import { isS3, openStorage } from '../storage/storage.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
 import { buildIndex, type BuildOptions, type BuildSummary } from './build-index.js';
-import { MANIFEST_FILE, SHARDS_DIR } from './format.js';
+import { MANIFEST_FILE, SHARDS_DIR, type Manifest } from './format.js';
+import { readManifestFrom } from './manifest-io.js';
 
 export interface RemoteBuildOptions extends BuildOptions {
   /** Local directory the index is built in before it is published (default: one per --out under the temp dir, kept for incremental rebuilds). */
@@ -14,13 +16,38 @@ export interface RemoteBuildOptions extends BuildOptions {
   readonly s3?: S3Settings;
 }
 
+/** The files of an index that a publication owns: content-named shard and audio-group files, and temporaries. */
+const owned = (f: string): boolean => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || f.endsWith('.tmp');
+
+const filesOf = (m: Manifest): string[] => [...m.shards.flatMap((s) => [s.file, s.quarantineFile]), m.audioGroups.file].filter((f) => f !== '');
+
+/**
+ * The files the index now at `url` names: a replica that opened it reads them until it restarts,
+ * so this publication keeps them. Undefined when its manifest is there but unreadable (say, of
+ * another flanstream version, which older replicas may still serve): then nothing is pruned.
+ */
+function previousFiles(url: string, settings: S3Settings): Set<string> | undefined {
+  const storage = openStorage(url, settings);
+  try {
+    return new Set(filesOf(readManifestFrom(storage)));
+  } catch (err) {
+    if (err instanceof IndexCorruptError && err.message.includes('no index here')) return new Set();
+    return undefined;
+  } finally {
+    storage.close();
+  }
+}
+
 /**
  * `flanstream index … --out s3://bucket/prefix`: the index is built in a local staging directory
  * (the build writes and renames files, which object storage cannot do) and then published, the
  * manifest last. The bucket and credentials are checked before indexing starts. The staging
- * directory persists, so a rebuild reuses unchanged shards and uploads only new ones.
+ * directory persists, so a rebuild reuses unchanged shards and uploads only new ones. Once the
+ * new manifest is in place, index files that neither it nor the one it replaced names are deleted:
+ * a replica opened on the previous index keeps working, one two publications old must have been
+ * restarted (docs/deployment.md).
  */
-export async function buildIndexTo(opts: RemoteBuildOptions): Promise<BuildSummary & { published?: { uploaded: number; skipped: number; bytes: number } }> {
+export async function buildIndexTo(opts: RemoteBuildOptions): Promise<BuildSummary & { published?: Published }> {
   if (isS3(opts.corpus)) throw new CorpusError(opts.corpus, 'reading a corpus from object storage is not supported yet: copy it to local disk first (e.g. `aws s3 sync`)');
   if (!isS3(opts.out)) return buildIndex(opts);
   // The SDK is loaded only by builds that publish.
@@ -29,10 +56,12 @@ export async function buildIndexTo(opts: RemoteBuildOptions): Promise<BuildSumma
   await checkBucket(opts.out, settings);
   const stage = opts.stage ?? join(tmpdir(), `flanstream-stage-${digest(opts.out).slice(0, 16)}`);
   const summary = await buildIndex({ ...opts, out: stage });
+  const keep = previousFiles(opts.out, settings);
   const published = await publishDirectory(stage, opts.out, settings, {
     last: [MANIFEST_FILE],
     immutable: (f) => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f),
     skip: (f) => f.endsWith('.tmp') || f.startsWith('parts/'),
+    ...(keep ? { prune: { owned, keep } } : {}),
   });
   return { ...summary, published };
 }

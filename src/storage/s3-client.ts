@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand,
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand,
   HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { S3Location, S3Settings } from './s3-location.js';
@@ -113,5 +113,15 @@ export async function putFile(client: S3Client, bucket: string, key: string, fil
     }
   } finally {
     await fh.close();
+  }
+}
+
+/** Deletes keys in batches of 1000 (one DeleteObjects request each); a key the store could not delete is an error naming it. */
+export async function deleteKeys(client: S3Client, bucket: string, keys: readonly string[], attempts: number): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1000) {
+    const batch = keys.slice(i, i + 1000);
+    const r = await withRetries('DELETE', attempts, () => client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+    const failed = r.Errors?.[0];
+    if (failed) throw Object.assign(new Error(`cannot delete ${failed.Key ?? '?'}: ${failed.Message ?? ''}`), { name: failed.Code ?? 'DeleteFailed' });
   }
 }

@@ -1,6 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorName, headBucket, listKeys, makeClient, putFile } from './s3-client.js';
+import { deleteKeys, errorName, headBucket, listKeys, makeClient, putFile } from './s3-client.js';
 import { keyOf, parseS3Url, s3Error, type S3Settings } from './s3-location.js';
 
 /**
@@ -8,7 +8,8 @@ import { keyOf, parseS3Url, s3Error, type S3Settings } from './s3-location.js';
  * `s3://bucket/prefix`. Content-named files already there with the same size are not sent
  * again, so republishing after an incremental build uploads only the new shards; the files in
  * `last` (the manifest) go up after everything else, so a reader never finds a manifest naming
- * a file that is not there yet. Large files go up as multipart uploads.
+ * a file that is not there yet. Large files go up as multipart uploads. With `prune`, objects of
+ * older publications are deleted once the new manifest is in place (see PruneOptions).
  */
 export interface PublishOptions {
   /** Uploaded after every other file, in this order. */
@@ -18,6 +19,26 @@ export interface PublishOptions {
   /** Files not to publish (temporaries, build-only records). */
   readonly skip?: (path: string) => boolean;
   readonly concurrency?: number;
+  readonly prune?: PruneOptions;
+}
+
+/**
+ * Which objects under the prefix a publication may delete after its manifest is up: those the
+ * publisher owns (`owned`: index files, never whatever else shares the prefix) that neither this
+ * publication nor `keep` (the previous manifest's files, still read by replicas that opened it)
+ * names.
+ */
+export interface PruneOptions {
+  readonly owned: (path: string) => boolean;
+  readonly keep: ReadonlySet<string>;
+}
+
+export interface Published {
+  readonly uploaded: number;
+  readonly skipped: number;
+  readonly bytes: number;
+  /** Stale objects deleted (PruneOptions). */
+  readonly deleted: number;
 }
 
 /** Fails fast, before hours of indexing, when the bucket is missing or the credentials are refused. */
@@ -31,7 +52,7 @@ export async function checkBucket(url: string, settings: S3Settings): Promise<vo
   }
 }
 
-export async function publishDirectory(dir: string, url: string, settings: S3Settings, opts: PublishOptions): Promise<{ uploaded: number; skipped: number; bytes: number }> {
+export async function publishDirectory(dir: string, url: string, settings: S3Settings, opts: PublishOptions): Promise<Published> {
   const loc = parseS3Url(url);
   const client = makeClient(settings);
   const attempts = settings.maxAttempts ?? 8;
@@ -62,6 +83,18 @@ export async function publishDirectory(dir: string, url: string, settings: S3Set
     for (let f = queue.shift(); f !== undefined; f = queue.shift()) await send(f);
   }));
   for (const f of opts.last) if (files.includes(f)) await send(f);
-  return { uploaded, skipped, bytes };
+  let deleted = 0;
+  if (opts.prune) {
+    const { owned, keep } = opts.prune;
+    const published = new Set(files);
+    const from = loc.prefix ? loc.prefix.length + 1 : 0;
+    const stale = [...present.keys()].filter((k) => {
+      const f = k.slice(from);
+      return owned(f) && !published.has(f) && !keep.has(f);
+    });
+    await deleteKeys(client, loc.bucket, stale, attempts).catch(fail(''));
+    deleted = stale.length;
+  }
+  return { uploaded, skipped, bytes, deleted };
 }
 
