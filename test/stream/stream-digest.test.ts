@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeStreamResponse } from '../../src/server/response-encoder.js';
 import type { DataServiceCore, RawOpen } from '../../src/stream/data-service-core.js';
 import type { WireResponse } from '../../src/stream/wire-types.js';
-import { openCore } from '../helpers/stream-harness.js';
+import { openCore } from '../helpers/core-streams.js';
 
 /**
  * Behaviour lock for refactors: a sha256 over the wire-encoded messages (the exact protobuf bytes a
