@@ -20,10 +20,10 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const { host } = loaded.config.server;
   const target = `${host === '0.0.0.0' ? 'localhost' : host}:${server.port}`;
   // One machine-readable line on stdout for scripts and tests; the human text goes to stderr.
-  console.log(JSON.stringify({ event: 'listening', port: server.port, httpPort: server.httpPort, index: server.core.reader.fingerprint }));
+  console.log(JSON.stringify({ event: 'listening', port: server.port, httpPort: server.httpPort, index: server.core.catalog.fingerprint }));
   process.stderr.write(
     [
-      `flanstream serving ${server.core.reader.manifest.records.toLocaleString('en-US')} records (${server.core.reader.tasks.length} tasks) from ${loaded.config.index.dir}`,
+      `flanstream serving ${server.core.catalog.records.toLocaleString('en-US')} records (${server.core.catalog.tasks.length} tasks) from ${loaded.config.index.dir}`,
       `  gRPC   ${target}   (flanstream.v1.DataService, grpc.health.v1.Health, reflection)`,
       server.httpPort >= 0 ? `  HTTP   http://${host === '0.0.0.0' ? 'localhost' : host}:${server.httpPort}/   (/metrics, /healthz, status page)` : '',
       '',
@@ -33,7 +33,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     ].join('\n') + '\n',
   );
   // Sets and mixtures naming tasks this corpus lacks (a one-domain release) do not stop start-up.
-  for (const line of describeAvailability(server.core.availability)) process.stderr.write(`warning: ${line}\n`);
+  for (const line of describeAvailability(server.core.catalog.availability)) process.stderr.write(`warning: ${line}\n`);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -1,4 +1,4 @@
-import type { CoreSettings } from '../stream/data-service-core.js';
+import type { CoreSettings } from '../stream/corpus-catalog.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import type { Loaded } from './load-config.js';
 import type { Config } from './schema.js';

@@ -1,6 +1,5 @@
 import client from 'prom-client';
-import type { IndexReader } from '../index/index-reader.js';
-import type { PlanCache } from '../stream/plan-cache.js';
+import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import type { PolicyView } from '../stream/stream-session.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
@@ -59,7 +58,9 @@ export class Metrics {
   /** The open streams' policies, read when scraped (see watchPolicies). */
   private policies: () => { id: string; view: PolicyView }[] = () => [];
 
-  constructor(reader: IndexReader, domains: readonly string[], plans: PlanCache) {
+  constructor(catalog: CorpusCatalog) {
+    const { tasks, plans } = catalog;
+    const domains = catalog.domains();
     const examples = new client.Counter({
       name: 'flanstream_examples_total',
       help: 'Examples (turns) sent, per domain and task',
@@ -76,10 +77,10 @@ export class Metrics {
         for (const tally of [this.textTokens, this.audioTokens, this.padding]) tally.publish();
       },
     });
-    this.examples = new TaskTally(reader.tasks.map((t) => examples.labels(t.domain, t.path)));
-    this.textTokens = new TaskTally(reader.tasks.map((t) => tokens.labels(t.domain, t.path, 'text')));
-    this.audioTokens = new TaskTally(reader.tasks.map((t) => tokens.labels(t.domain, t.path, 'audio')));
-    const rate = reader.manifest.vocab.frameRate;
+    this.examples = new TaskTally(tasks.map((t) => examples.labels(t.domain, t.path)));
+    this.textTokens = new TaskTally(tasks.map((t) => tokens.labels(t.domain, t.path, 'text')));
+    this.audioTokens = new TaskTally(tasks.map((t) => tokens.labels(t.domain, t.path, 'audio')));
+    const rate = catalog.vocab.frameRate;
     if (rate > 0) {
       const seconds = new client.Counter({ name: 'flanstream_audio_seconds_total', help: 'Seconds of audio sent, per domain (codec frames / frame rate; the same under every audio layout)', labelNames: ['domain'], registers: [this.registry] });
       this.audioSeconds = { rate, perDomain: domains.map((d) => seconds.labels(d)) };
@@ -126,14 +127,14 @@ export class Metrics {
       });
     }
     const registry = this.registry;
-    new client.Gauge({ name: 'flanstream_cache_hits', help: 'Index cache hits since start', registers: [registry], collect() { this.set(reader.cacheStats.hits); } });
-    new client.Gauge({ name: 'flanstream_cache_misses', help: 'Index cache misses (positional reads) since start', registers: [registry], collect() { this.set(reader.cacheStats.misses); } });
+    new client.Gauge({ name: 'flanstream_cache_hits', help: 'Index cache hits since start', registers: [registry], collect() { this.set(catalog.cacheStats.hits); } });
+    new client.Gauge({ name: 'flanstream_cache_misses', help: 'Index cache misses (positional reads) since start', registers: [registry], collect() { this.set(catalog.cacheStats.misses); } });
     new client.Gauge({ name: 'flanstream_plan_cache_hits', help: 'Train steps a rank stream took from another rank\'s planning since start', registers: [registry], collect() { this.set(plans.counts.hits); } });
     new client.Gauge({ name: 'flanstream_plan_cache_misses', help: 'Train steps of multi-rank streams planned by the stream itself since start', registers: [registry], collect() { this.set(plans.counts.misses); } });
     new client.Gauge({ name: 'flanstream_plan_cache_rows', help: 'Planned rows held for the other ranks of their jobs', registers: [registry], collect() { this.set(plans.size.rows); } });
     const q = new client.Gauge({ name: 'flanstream_quarantined_records', help: 'Records and files quarantined at index time, by reason', labelNames: ['reason'], registers: [registry] });
-    for (const [reason, n] of Object.entries(reader.manifest.quarantineByReason)) q.labels(reason).set(n);
-    new client.Gauge({ name: 'flanstream_index_records', help: 'Records in the served index', registers: [registry] }).set(reader.manifest.records);
+    for (const [reason, n] of Object.entries(catalog.quarantine.byReason)) q.labels(reason).set(n);
+    new client.Gauge({ name: 'flanstream_index_records', help: 'Records in the served index', registers: [registry] }).set(catalog.records);
     client.collectDefaultMetrics({ register: registry });
   }
 

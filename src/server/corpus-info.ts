@@ -1,34 +1,28 @@
-import type { DataServiceCore } from '../stream/data-service-core.js';
+import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 
 /**
  * GetCorpusInfo's answer (proto CorpusInfo, camelCase). With `contamination`, each available
  * guarded set also reports what its guards remove (built at first use and cached, like a stream's).
  */
-export function corpusInfo(core: DataServiceCore, contamination = false): Record<string, unknown> {
-  const m = core.reader.manifest;
-  const v = m.vocab;
-  const { heldout: noSet, mixtures: noMix } = core.availability;
-  const heldoutSets = Object.entries(core.settings.heldoutSets).map(([name, spec]) => {
-    const missing = noSet.get(name);
-    const r = missing ? undefined : core.heldoutFromRaw({ name });
-    return {
-      name,
-      fingerprint: r?.fingerprint ?? '',
-      selectors: spec.selectors ?? [],
-      datasets: spec.datasets ?? [],
-      unseenFlag: spec.unseenFlag ?? false,
-      excludeSharedAudio: spec.excludeSharedAudio ?? false,
-      excludeOverlappingText: spec.excludeOverlappingText ?? 0,
-      tasks: r ? [...r.tasks].sort((a, b) => a - b).map((t) => m.tasks[t]?.path ?? '') : [],
-      available: !missing,
-      missing: missing ?? [],
-      contamination: contamination && r ? (core.guard(r)?.report() ?? []).map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })) : [],
-    };
-  });
+export function corpusInfo(catalog: CorpusCatalog, contamination = false): Record<string, unknown> {
+  const { tasks, vocab: v, availability } = catalog;
+  const heldoutSets = catalog.named.heldoutSets().map(({ name, spec, resolved: r, missing }) => ({
+    name,
+    fingerprint: r?.fingerprint ?? '',
+    selectors: spec.selectors ?? [],
+    datasets: spec.datasets ?? [],
+    unseenFlag: spec.unseenFlag ?? false,
+    excludeSharedAudio: spec.excludeSharedAudio ?? false,
+    excludeOverlappingText: spec.excludeOverlappingText ?? 0,
+    tasks: r ? [...r.tasks].sort((a, b) => a - b).map((t) => tasks[t]?.path ?? '') : [],
+    available: !missing,
+    missing: missing ?? [],
+    contamination: contamination && r ? (catalog.guard(r)?.report() ?? []).map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })) : [],
+  }));
   return {
-    indexFingerprint: m.fingerprint,
-    records: m.records,
-    tasks: m.tasks.map((t) => ({
+    indexFingerprint: catalog.fingerprint,
+    records: catalog.records,
+    tasks: tasks.map((t) => ({
       index: t.id,
       path: t.path,
       domain: t.domain,
@@ -61,12 +55,12 @@ export function corpusInfo(core: DataServiceCore, contamination = false): Record
       codec: v.codec,
     },
     heldoutSets,
-    defaultHeldout: core.settings.defaultHeldout,
-    mixtures: Object.keys(core.settings.mixtures).filter((n) => !noMix.has(n)).sort(),
-    unavailableMixtures: [...noMix].map(([name, missing]) => ({ name, missing })),
-    domains: [...core.domains()],
-    quarantined: m.quarantined,
-    datasets: [...core.reader.datasets.values()].map((d) => ({
+    defaultHeldout: catalog.settings.defaultHeldout,
+    mixtures: catalog.named.availableMixtures(),
+    unavailableMixtures: [...availability.mixtures].map(([name, missing]) => ({ name, missing })),
+    domains: [...catalog.domains()],
+    quarantined: catalog.quarantine.total,
+    datasets: [...catalog.datasets.values()].map((d) => ({
       name: d.name,
       tasks: [...d.tasks].map(([task, c]) => ({ task, trainRecords: c[0], devRecords: c[1], testRecords: c[2] })),
     })),

@@ -2,7 +2,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { DeadlineError, InvalidArgumentError, ResourceExhaustedError, ShuttingDownError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { DataServiceCore, RawOpen, RawUpdate } from '../stream/data-service-core.js';
+import type { DataServiceCore } from '../stream/data-service-core.js';
+import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { RawLossReport } from '../stream/loss-report.js';
 import type { StreamSession } from '../stream/stream-session.js';
 import type { WireEnd, WireResponse } from '../stream/wire-types.js';
@@ -73,7 +74,7 @@ export class DataServiceHandlers {
         try {
           this.auth(call.metadata);
           rejectUndecodable(call.request);
-          cb(null, corpusInfo(this.core, (call.request as { contamination?: boolean } | null)?.contamination === true));
+          cb(null, corpusInfo(this.core.catalog, (call.request as { contamination?: boolean } | null)?.contamination === true));
         } catch (err) {
           cb(toStatus(err));
         }

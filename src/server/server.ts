@@ -84,7 +84,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   // Before the index opens, so a bad certificate path fails fast and names its key.
   const creds = credentials(config.server.tls);
   const core = await DataServiceCore.open(config.index.dir, coreSettings(loaded));
-  const metrics = new Metrics(core.reader, core.domains(), core.plans);
+  const metrics = new Metrics(core.catalog);
   const monitor = new StreamMonitor();
   metrics.watchPolicies(() => monitor.policies());
   const budget = new SendBudget(config.server.send_budget_bytes);
@@ -124,7 +124,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)));
     });
   } catch (err) {
-    core.reader.close();
+    core.catalog.close();
     throw new InvalidArgumentError('server.port', `cannot listen on ${address}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // Ready means the index is open and the port bound; it turns false as soon as shutdown starts.
@@ -138,11 +138,11 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       ({ server: http, port: httpPort } = await startHttp(config.server.host, config.server.http_port, {
         metrics,
         ready: () => ready,
-        routes: statusRoutes({ core, monitor, ready: () => ready, activeStreams: () => handlers.activeStreams }),
+        routes: statusRoutes({ catalog: core.catalog, monitor, ready: () => ready, activeStreams: () => handlers.activeStreams }),
       }));
     } catch (err) {
       server.forceShutdown();
-      core.reader.close();
+      core.catalog.close();
       throw err;
     }
   }
@@ -173,7 +173,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
         http.closeAllConnections();
         await new Promise<void>((resolve) => http!.close(() => resolve()));
       }
-      core.reader.close();
+      core.catalog.close();
     })();
     return stopping;
   };

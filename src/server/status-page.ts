@@ -1,4 +1,4 @@
-import type { DataServiceCore } from '../stream/data-service-core.js';
+import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import type { Route } from './http-server.js';
 import { STATUS_CSP, STATUS_HTML, STATUS_JS } from './status-assets.js';
 import type { StreamMonitor, StreamView } from './stream-monitor.js';
@@ -35,16 +35,15 @@ export interface StatusJson {
 }
 
 export interface StatusDeps {
-  readonly core: DataServiceCore;
+  readonly catalog: CorpusCatalog;
   readonly monitor: StreamMonitor;
   readonly ready: () => boolean;
   readonly activeStreams: () => number;
 }
 
-function summarize(core: DataServiceCore): StatusJson['corpus'] {
-  const m = core.reader.manifest;
-  const domains = core.domains().map((domain): DomainSummary => {
-    const tasks = m.tasks.filter((t) => t.domain === domain);
+function summarize(catalog: CorpusCatalog): StatusJson['corpus'] {
+  const domains = catalog.domains().map((domain): DomainSummary => {
+    const tasks = catalog.tasks.filter((t) => t.domain === domain);
     const sum = (f: (t: (typeof tasks)[number]) => number): number => tasks.reduce((a, t) => a + f(t), 0);
     return {
       domain,
@@ -57,18 +56,20 @@ function summarize(core: DataServiceCore): StatusJson['corpus'] {
       unseenTasks: tasks.filter((t) => t.unseen).length,
     };
   });
-  const heldoutSets = Object.keys(core.settings.heldoutSets)
-    .sort()
+  const heldoutSets = catalog.named
+    .heldoutSets()
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     // An unavailable set (it names tasks this index lacks) shows as "unavailable" instead of a count.
-    .map((name) => ({ name, tasks: core.availability.heldout.has(name) ? ('unavailable' as const) : core.heldoutFromRaw({ name }).tasks.size }));
-  return { fingerprint: m.fingerprint, records: m.records, tasks: m.tasks.length, quarantined: m.quarantined, quarantineByReason: m.quarantineByReason, domains, heldoutSets };
+    .map(({ name, resolved }) => ({ name, tasks: resolved ? resolved.tasks.size : ('unavailable' as const) }));
+  const { total, byReason } = catalog.quarantine;
+  return { fingerprint: catalog.fingerprint, records: catalog.records, tasks: catalog.tasks.length, quarantined: total, quarantineByReason: byReason, domains, heldoutSets };
 }
 
 /** Routes of the live status page: the page (/), its script and the JSON it polls. */
 export function statusRoutes(deps: StatusDeps): Record<string, Route> {
   const startedAt = Date.now();
   // The corpus does not change while it is served: summarize it once.
-  const corpus = summarize(deps.core);
+  const corpus = summarize(deps.catalog);
   const page = { type: 'text/html; charset=utf-8', body: STATUS_HTML, headers: { 'content-security-policy': STATUS_CSP } };
   return {
     '/': () => page,
@@ -78,7 +79,7 @@ export function statusRoutes(deps: StatusDeps): Record<string, Route> {
         now: Date.now(),
         startedAt,
         ready: deps.ready(),
-        domains: deps.core.domains(),
+        domains: deps.catalog.domains(),
         corpus,
         activeStreams: deps.activeStreams(),
         streams: deps.monitor.snapshot(),

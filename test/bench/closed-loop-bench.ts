@@ -14,7 +14,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { DataServiceCore, type RawMixture } from '../../src/stream/data-service-core.js';
+import { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawMixture } from '../../src/stream/stream-request.js';
 import { arg, benchIndex, fmtM, PYTHON, ROOT, startChild, stats, stopChild } from './bench-util.js';
 
 const runs = arg('runs', 5);

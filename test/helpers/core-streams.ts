@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { DataServiceCore, type RawOpen } from '../../src/stream/data-service-core.js';
+import { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawOpen } from '../../src/stream/stream-request.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch, WireEnd } from '../../src/stream/wire-types.js';
 

@@ -1,4 +1,4 @@
-import type { RawHeldout } from '../../src/stream/data-service-core.js';
+import type { RawHeldout } from '../../src/stream/stream-request.js';
 import type { IndexFacts } from './index-facts.js';
 
 /** A held-out set as the test knows it: from config/heldout/<name>.yaml or inline. */

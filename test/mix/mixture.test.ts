@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanError } from '../../src/errors.js';
 import { resolveMixture, type MixtureSpec } from '../../src/mix/mixture.js';
-import type { DataServiceCore, RawMixture } from '../../src/stream/data-service-core.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawMixture } from '../../src/stream/stream-request.js';
 import { expectedTargets } from '../helpers/expected-mixture.js';
 import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { FlanError } from '../../src/errors.js';
-import type { DataServiceCore, RawMixture } from '../../src/stream/data-service-core.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawMixture } from '../../src/stream/stream-request.js';
 import type { RawLossReport } from '../../src/stream/loss-report.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';

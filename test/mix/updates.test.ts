@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { FlanError } from '../../src/errors.js';
-import type { DataServiceCore, RawUpdate } from '../../src/stream/data-service-core.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawUpdate } from '../../src/stream/stream-request.js';
 import { decodeToken } from '../../src/stream/resume-token.js';
 import type { TrainState } from '../../src/stream/train-planner.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';

@@ -104,7 +104,7 @@ describe('packing over seq_len × window', () => {
     const batches = take(core.open({ spec: trainSpec({ seqLen: 512, overlong: 'drop' }) }), 5).batches;
     const last = batches[batches.length - 1]!;
     const served = new Set(batches.flatMap((b) => b.turnTask));
-    const overhead = core.template.system.length + core.template.turnLength(0, 0, 0);
+    const overhead = core.catalog.template.system.length + core.catalog.template.turnLength(0, 0, 0);
     core.reader.tasks.forEach((t) => {
       const tooLong = t.minLength + overhead > 512;
       if (tooLong) expect(last.stats.taskTarget[t.id], t.path).toBe(0);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-core.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawHeldout } from '../../src/stream/stream-request.js';
 import type { WireBatch, WireEnd } from '../../src/stream/wire-types.js';
 import { heldoutTasks, named } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';

@@ -7,7 +7,8 @@ import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { NATURAL } from '../../src/mix/mixture.js';
 import type { Contamination } from '../../src/splits/contamination.js';
-import type { DataServiceCore, RawHeldout } from '../../src/stream/data-service-core.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawHeldout } from '../../src/stream/stream-request.js';
 import { status as Status } from '@grpc/grpc-js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { startTestServer } from '../helpers/test-server.js';
@@ -53,8 +54,8 @@ const ALL: HeldoutOracle = { tasks: [ASR], datasets: [SHARED_DATASET], sharedAud
 
 /** Train records of tasks that are not held out, by the guard that removes them (uuid → guard and partner uuid). */
 function removed(o: HeldoutOracle): { guard: Contamination; by: Map<string, { guard: string; partner: string }> } {
-  const h = core.heldoutFromRaw(raw(o));
-  const guard = core.guard(h)!;
+  const h = core.catalog.named.heldout(raw(o));
+  const guard = core.catalog.guard(h)!;
   const by = new Map<string, { guard: string; partner: string }>();
   for (const t of core.reader.tasks) {
     if (h.tasks.has(t.id)) continue;
@@ -118,7 +119,7 @@ describe('streams under all guards, checked uuid by uuid', () => {
 
   it.each([1, 2, 3].flatMap((seed) => (['packed', 'multiturn'] as const).map((packing) => [seed, packing] as const)))('seed %i, %s: no removed or held-out record is served; every other train record is', (seed, packing) => {
     const w = want();
-    const h = core.heldoutFromRaw(raw(ALL));
+    const h = core.catalog.named.heldout(raw(ALL));
     const survivors = new Set<string>();
     for (const t of core.reader.tasks) {
       if (h.tasks.has(t.id)) continue;
@@ -157,7 +158,7 @@ describe('streams under all guards, checked uuid by uuid', () => {
 
   it('mixture sizes count only what survives the guards', () => {
     const w = want();
-    const h = core.heldoutFromRaw(raw(ALL));
+    const h = core.catalog.named.heldout(raw(ALL));
     const gone = new Set([...w.dataset, ...w.audio, ...w.text]);
     const survive = core.reader.tasks.map((t) => {
       if (h.tasks.has(t.id)) return 0;
@@ -166,7 +167,7 @@ describe('streams under all guards, checked uuid by uuid', () => {
       return n;
     });
     const total = survive.reduce((a, b) => a + b, 0);
-    const target = core.resolveMixture(NATURAL, h);
+    const target = core.catalog.resolveMixture(NATURAL, h);
     survive.forEach((n, t) => expect(target[t]).toBeCloseTo(n / total, 12));
     expect(survive.some((n, t) => n === 0 && !h.tasks.has(t))).toBe(true);
   });
@@ -192,7 +193,7 @@ describe('the report and the fingerprint', () => {
       expect(ds.tasks.map((t) => [t.task, t.trainRecords, t.devRecords, t.testRecords])).toEqual([...core.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]));
       expect(plain.datasets.map((d) => d.name)).toEqual([...core.reader.datasets.keys()]);
       const info = await client.corpusInfo(60_000, { contamination: true });
-      const want = core.guard(core.heldoutFromRaw(raw(ALL)))!.report();
+      const want = core.catalog.guard(core.catalog.named.heldout(raw(ALL)))!.report();
       expect(info.heldoutSets.find((h) => h.name === 'planted')!.contamination).toEqual(want.map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })));
       expect(info.heldoutSets.find((h) => h.name === 'none')!.contamination).toEqual([]);
       // A token made under the set is refused when the request names other guards; the same set resumes.
@@ -215,7 +216,7 @@ describe('the report and the fingerprint', () => {
 
   it('every guard is part of the held-out fingerprint', () => {
     const variants: HeldoutOracle[] = [AUDIO, TEXT, DATASET, ALL, { ...ALL, ngram: N + 1 }, { ...ALL, sharedAudio: false }, { ...ALL, datasets: [] }, { ...AUDIO, sharedAudio: false }];
-    const prints = variants.map((v) => core.heldoutFromRaw(raw(v)).fingerprint);
+    const prints = variants.map((v) => core.catalog.named.heldout(raw(v)).fingerprint);
     expect(new Set(prints).size).toBe(variants.length);
   });
 

@@ -25,7 +25,7 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
     const session = core.open({ spec: { split: 'train', batchSize: 1, seqLen: 4096, heldout: c.raw } });
     const held = heldoutTasks(facts, c);
     const want = sharingAudio(facts, held);
-    const filter = core.guard(session.heldout)!;
+    const filter = core.catalog.guard(session.heldout)!;
     const got = new Set<string>();
     for (const r of facts.byUuid.values()) if (!held.has(r.task) && (r.splits & 1) !== 0 && filter.excluded(r.shard, r.row)) got.add(r.uuid);
     expect(got).toEqual(want);

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeStreamResponse } from '../../src/server/response-encoder.js';
-import type { DataServiceCore, RawOpen } from '../../src/stream/data-service-core.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawOpen } from '../../src/stream/stream-request.js';
 import type { WireResponse } from '../../src/stream/wire-types.js';
 import { openCore } from '../helpers/core-streams.js';
 

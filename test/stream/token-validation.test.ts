@@ -59,8 +59,8 @@ describe('resume token validation', () => {
     health = healthClient(server.target);
     const { batches } = take(core.open({ spec: trainSpec({ batchSize: 2, seqLen: 2048 }) }), 2);
     train = decodeToken(batches[1]!.resumeToken, core.reader.fingerprint) as Payload;
-    const held = core.heldoutFromRaw(undefined).tasks;
-    sizes = core.reader.tasks.map((t) => (held.has(t.id) ? 0 : core.table(0).size(t.id)));
+    const held = core.catalog.named.heldout(undefined).tasks;
+    sizes = core.reader.tasks.map((t) => (held.has(t.id) ? 0 : core.catalog.table(0).size(t.id)));
     live = sizes.findIndex((n) => n > 1);
     heldTask = sizes.findIndex((n) => n === 0);
     expect(live).toBeGreaterThanOrEqual(0);

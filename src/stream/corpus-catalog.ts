@@ -1,0 +1,206 @@
+import { LRUCache } from 'lru-cache';
+import { DOMAINS } from '../corpus/record-schema.js';
+import { ResourceExhaustedError } from '../errors.js';
+import type { TaskEntry } from '../index/format.js';
+import { IndexReader, type SplitIndex } from '../index/index-reader.js';
+import { resolveMixture, type MixtureSpec } from '../mix/mixture.js';
+import type { ChatTemplate } from '../pack/chat-template.js';
+import { SegmentLayout } from '../pack/segment-layout.js';
+import { availability, type Availability } from '../splits/availability.js';
+import { Contamination } from '../splits/contamination.js';
+import { resolveHeldout, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
+import type { S3Settings } from '../storage/s3-location.js';
+import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
+import { minKey } from '../tokenize/audio-layouts/registry.js';
+import { loadChatTemplate } from './chat-template-loader.js';
+import { ExampleTable } from './example-table.js';
+import { NamedSets } from './named-sets.js';
+import { PlanCache } from './plan-cache.js';
+import { Servability } from './servable.js';
+import type { SpecDefaults, SpecLimits, StreamSpec } from './stream-spec.js';
+
+/** The stream layer's settings (mapped from the configuration once, in config/core-settings.ts). */
+export interface CoreSettings {
+  readonly mixtures: Readonly<Record<string, Partial<MixtureSpec>>>;
+  readonly heldoutSets: Readonly<Record<string, Partial<HeldoutSpec>>>;
+  readonly defaultHeldout: string;
+  readonly defaults: SpecDefaults;
+  readonly limits: SpecLimits;
+  readonly systemPrompt: string;
+  readonly cacheBytes: number;
+  /** Steps per block of the recent realized-share window (default 100). */
+  readonly shareWindowSteps?: number;
+  /** HMAC key of resume tokens (server.token_key); '' = checksummed, unsigned tokens. */
+  readonly tokenKey: string;
+  /** Client settings for an index on object storage (config storage.s3). */
+  readonly s3?: S3Settings;
+}
+
+/** What a spec's content depends on for which records fit. */
+export type Fit = Pick<StreamSpec, 'seqLen' | 'overlong' | 'audio'>;
+
+/**
+ * Everything a served index knows that does not belong to one stream: the open index, its chat
+ * template, the configured named sets and what the index can honour of them, and the caches that
+ * streams share (resolved held-out sets, decontamination guards, per-split tables, servable
+ * records, train sizes, planned steps). Why one owner: every cache is keyed by index-level facts,
+ * and the status page, corpus info and metrics read the corpus through these accessors instead of
+ * reaching into the index manifest. Opening a stream is stream-opener.ts.
+ */
+export class CorpusCatalog {
+  readonly reader: IndexReader;
+  readonly template: ChatTemplate;
+  readonly settings: CoreSettings;
+  /** Named held-out sets and mixtures that name tasks this index lacks (see availability.ts). */
+  readonly availability: Availability;
+  /** The configured named mixtures and held-out sets, and requests merged with them. */
+  readonly named: NamedSets;
+  /** Train steps planned once and shared by the rank streams of a job. */
+  readonly plans = new PlanCache();
+  private readonly heldoutCache = new Map<string, ResolvedHeldout>();
+  /** The decontamination guards of the sets in use, built at first use; a few sets at a time. */
+  private readonly guards = new LRUCache<string, Contamination>({ max: 8 });
+  private readonly tables = new Map<SplitIndex, ExampleTable>();
+  private readonly sizeCache = new Map<string, Float64Array>();
+  /** Per held-out set, seq_len and overlong policy; bounded, since clients choose seq_len. */
+  private readonly servable = new LRUCache<string, Servability>({ max: 256 });
+
+  private constructor(reader: IndexReader, template: ChatTemplate, settings: CoreSettings) {
+    this.reader = reader;
+    this.template = template;
+    this.settings = settings;
+    this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks, reader.datasets);
+    this.named = new NamedSets(this);
+  }
+
+  static async open(indexDir: string, settings: CoreSettings): Promise<CorpusCatalog> {
+    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes, s3: settings.s3 });
+    // A server must not say SERVING over an index whose files are gone (a concurrent or
+    // interrupted index run, a deleted shard): refuse at start, naming the file.
+    reader.verifyFiles();
+    const catalog = new CorpusCatalog(reader, await loadChatTemplate(reader, settings.systemPrompt), settings);
+    catalog.named.checkConfigured();
+    return catalog;
+  }
+
+  // The corpus as the status page, corpus info and metrics show it.
+  get fingerprint(): string {
+    return this.reader.fingerprint;
+  }
+  get records(): number {
+    return this.reader.manifest.records;
+  }
+  get tasks(): readonly TaskEntry[] {
+    return this.reader.tasks;
+  }
+  get vocab(): IndexReader['manifest']['vocab'] {
+    return this.reader.manifest.vocab;
+  }
+  get datasets(): IndexReader['datasets'] {
+    return this.reader.datasets;
+  }
+  get quarantine(): { readonly total: number; readonly byReason: Readonly<Record<string, number>> } {
+    return { total: this.reader.manifest.quarantined, byReason: this.reader.manifest.quarantineByReason };
+  }
+  get cacheStats(): IndexReader['cacheStats'] {
+    return this.reader.cacheStats;
+  }
+  domains(): readonly string[] {
+    return DOMAINS;
+  }
+  close(): void {
+    this.reader.close();
+  }
+
+  table(split: SplitIndex): ExampleTable {
+    let t = this.tables.get(split);
+    if (!t) {
+      t = new ExampleTable(this.reader, split);
+      this.tables.set(split, t);
+    }
+    return t;
+  }
+
+  /** Selectors are matched against every task: their number is bounded before any work on them. */
+  capSelectors(field: string, n: number): void {
+    const max = this.settings.limits.maxSelectors;
+    if (n > max) throw new ResourceExhaustedError(`server.max_selectors (selectors in ${field})`, n, max);
+  }
+
+  resolveHeldout(spec: HeldoutSpec, name: string, field = 'heldout'): ResolvedHeldout {
+    this.capSelectors(`${field}.selectors`, Array.isArray(spec.selectors) ? spec.selectors.length : 0);
+    const key = JSON.stringify(spec);
+    let r = this.heldoutCache.get(key);
+    if (!r) {
+      r = resolveHeldout(spec, this.reader, name, field);
+      this.heldoutCache.set(key, r);
+    }
+    return r;
+  }
+
+  /**
+   * Target proportions over task ids. Sizes count only records a train stream can serve: held-out
+   * tasks, records removed by a guard (held-out datasets, shared audio, overlapping text), and tasks none of
+   * whose records fit `seqLen` under the overlong policy count zero, so their share goes to the
+   * rest of their selector instead of failing the stream when they are first drawn.
+   */
+  resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Fit): Float64Array {
+    this.capSelectors(`${field}.weights`, Object.keys(mixture.weights ?? {}).length);
+    return resolveMixture(mixture, this.reader.tasks, this.trainSizes(heldout, fit), heldout.tasks, field);
+  }
+
+  /** A stream's view of the stored clips under its audio spec. */
+  audioView(spec: Pick<StreamSpec, 'audio'>): AudioView {
+    const v = this.reader.manifest.vocab;
+    return AudioView.of(spec.audio, v.codebooks, v.audioPadId);
+  }
+
+  private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
+    const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
+    let sizes = this.sizeCache.get(key);
+    if (sizes) return sizes;
+    const train = this.table(0);
+    const filter = this.guard(heldout);
+    // The template around a record (without the optional input separator): a lower bound.
+    const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
+    sizes = new Float64Array(this.reader.tasks.length);
+    // Under an audio layout the task's shortest record is the layout's (precomputed per k).
+    const view = fit?.audio ? this.audioView(fit) : undefined;
+    const layoutKey = view && !view.identity ? minKey(view.layout.name, view.k) : undefined;
+    for (const t of this.reader.tasks) {
+      if (heldout.tasks.has(t.id)) continue;
+      const [minLength, minCore] = (layoutKey && t.audioMins?.[layoutKey]) || [t.minLength, t.minCoreLength];
+      const shortest = fit?.overlong === 'truncate' ? minCore : minLength;
+      if (fit && shortest + overhead > fit.seqLen) continue;
+      // The bound above only rules tasks out; whether one of its records really fits is read from
+      // the index, so a task left in the mixture can always be served.
+      if (fit && !this.servability(heldout, fit).has(t.id)) continue;
+      let n = train.size(t.id);
+      if (filter) for (const [shard, local] of t.runs[0] ?? []) for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
+      sizes[t.id] = n;
+    }
+    this.sizeCache.set(key, sizes);
+    return sizes;
+  }
+
+  servability(heldout: ResolvedHeldout, fit: Pick<StreamSpec, 'seqLen' | 'overlong'>): Servability {
+    const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}`;
+    let s = this.servable.get(key);
+    if (!s) {
+      s = new Servability(new SegmentLayout(this.table(0), this.template), this.guard(heldout), fit.seqLen, fit.overlong);
+      this.servable.set(key, s);
+    }
+    return s;
+  }
+
+  /** The set's guards (undefined when it has none), built at first use and cached. */
+  guard(heldout: ResolvedHeldout): Contamination | undefined {
+    if (!heldout.guarded) return undefined;
+    let guard = this.guards.get(heldout.fingerprint);
+    if (!guard) {
+      guard = new Contamination(this.reader, heldout);
+      this.guards.set(heldout.fingerprint, guard);
+    }
+    return guard;
+  }
+}

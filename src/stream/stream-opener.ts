@@ -1,0 +1,142 @@
+import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
+import type { SplitIndex } from '../index/index-reader.js';
+import { checkPolicySpec } from '../mix/policy/policy-spec.js';
+import { SegmentLayout } from '../pack/segment-layout.js';
+import type { ResolvedHeldout } from '../splits/heldout.js';
+import type { CorpusCatalog } from './corpus-catalog.js';
+import { makePlanner } from './planner-factory.js';
+import { decodeToken } from './resume-token.js';
+import { StreamSession } from './stream-session.js';
+import { parseAudio, parseSpec, specHash, type Placement, type StreamSpec } from './stream-spec.js';
+import type { RawOpen, RawResume } from './stream-request.js';
+import type { StreamUpdates } from './stream-updates.js';
+import type { TrainPlanner } from './train-planner.js';
+
+/** A stream's definition before it has a planner: from a spec, or restored from a token. */
+interface Opening {
+  readonly spec: StreamSpec;
+  readonly placement: Placement;
+  readonly heldout: ResolvedHeldout;
+  readonly step: number;
+  readonly state: unknown;
+}
+
+/**
+ * Turns a stream's first message into a session: a spec is validated and resolved against the
+ * catalog; a resume token is decoded and checked against this index, this server's limits and
+ * what the request says it expects. Why its own file: every way a first message can be wrong is
+ * decided here, with the message naming the field, before any batch is planned.
+ */
+export class StreamOpener {
+  private readonly catalog: CorpusCatalog;
+  private readonly updates: StreamUpdates;
+
+  constructor(catalog: CorpusCatalog, updates: StreamUpdates) {
+    this.catalog = catalog;
+    this.updates = updates;
+  }
+
+  open(raw: RawOpen): StreamSession {
+    const { catalog } = this;
+    const resume = raw.resume;
+    const opening = resume ? fromToken(() => this.fromResume(resume)) : this.fromSpec(raw);
+    const { spec, placement, heldout, step, state } = opening;
+    const view = catalog.audioView(spec);
+    const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(catalog.table(s), catalog.template, view);
+    const { fingerprint } = catalog;
+    const { tokenKey } = catalog.settings;
+    const build = (): StreamSession => {
+      const { plan, layout } = makePlanner(catalog, spec, heldout, layoutFor, state, step);
+      // Tokens passed to `restore` are this server's own, made by this very stream.
+      const restore = (token: Buffer): TrainPlanner => {
+        const decoded = decodeToken(token, fingerprint, tokenKey);
+        const p = makePlanner(catalog, spec, heldout, layoutFor, decoded.state, decoded.step).plan;
+        if (p.kind !== 'train') throw new Error('a train stream restored into an evaluation planner');
+        return p.planner;
+      };
+      return new StreamSession({ spec, placement, heldout, indexFingerprint: fingerprint, tokenKey, layout, plan, step, shared: { cache: catalog.plans, restore } });
+    };
+    const session = resume ? fromToken(build) : build();
+    this.updates.queue(session, raw.updates ?? []);
+    return session;
+  }
+
+  private fromSpec(raw: RawOpen): Opening {
+    const { catalog } = this;
+    if (!raw.spec) throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
+    const heldout = catalog.named.heldout(raw.spec.heldout);
+    const mixture = catalog.named.mixture(raw.spec.mixture, 'mixture', true);
+    const parsed = parseSpec(raw.spec, mixture, heldout.spec, heldout.name, catalog.settings.defaults, catalog.settings.limits);
+    let spec = parsed.spec;
+    const audio = parseAudio(raw.spec.audio, catalog.vocab.codebooks);
+    if (audio) spec = { ...spec, audio };
+    if (spec.split === 'train') catalog.resolveMixture(mixture, heldout, 'mixture', spec);
+    else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
+      throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
+    }
+    return { spec, placement: parsed.placement, heldout, step: 0, state: undefined };
+  }
+
+  /** Spec, placement, held-out set, step and planner state of a resume request. */
+  private fromResume(resume: RawResume): Opening {
+    const { catalog } = this;
+    const { settings } = catalog;
+    const p = decodeToken(resume.token ?? new Uint8Array(0), catalog.fingerprint, settings.tokenKey);
+    const spec = p.spec;
+    const heldout = catalog.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
+    if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');
+    if (resume.heldout) {
+      const expected = catalog.named.heldout(resume.heldout, 'resume.heldout');
+      if (expected.fingerprint !== heldout.fingerprint) {
+        throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}... but the request asks for ${expected.fingerprint.slice(0, 12)}...; start a new stream to change the held-out set`);
+      }
+    }
+    if (typeof spec.mixture === 'object' && spec.mixture !== null && spec.mixture.policy !== undefined) checkPolicySpec(spec.mixture.policy, 'resume.token.spec.mixture.policy');
+    const worldSize = resume.worldSize || p.worldSize;
+    let parsed: ReturnType<typeof parseSpec>;
+    try {
+      parsed = parseSpec({ ...spec, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, settings.defaults, settings.limits);
+    } catch (err) {
+      // Request fields keep their names; the token's own values are named as such.
+      if (!(err instanceof InvalidArgumentError)) throw err;
+      const { field } = err.context;
+      if (PLACEMENT_FIELDS.has(field) && !(field === 'world_size' && !resume.worldSize)) throw err;
+      const where = field === 'world_size' ? 'resume.token' : 'resume.token.spec';
+      throw new InvalidArgumentError(`${where}.${field}`, err.message.slice(field.length + 2));
+    }
+    // The token's audio spec is checked like a request's (and canonical, or the hash below differs).
+    const q = catalog.vocab.codebooks;
+    const audio = parseAudio(spec.audio, q, 'resume.token.spec.audio');
+    if (audio) parsed = { ...parsed, spec: { ...parsed.spec, audio } };
+    // A trainer that says which audio it expects gets FAILED_PRECONDITION, not another layout.
+    if (resume.audio) {
+      const asked = parseAudio(resume.audio, q, 'resume.audio');
+      if (JSON.stringify(asked) !== JSON.stringify(audio)) {
+        throw new FailedPreconditionError('audio_mismatch', `resume token was made with audio ${describeAudio(audio)} but the request asks for ${describeAudio(asked)}; start a new stream to change the audio layout`);
+      }
+    }
+    // The token's spec must be one this server would make from a request: every field in range,
+    // nothing added (a spec this server's limits refuse is refused from a token too).
+    if (specHash(parsed.spec) !== p.specHash) throw new InvalidArgumentError('resume.token.spec', 'is not a spec this server makes (a field is missing, added or out of range)');
+    return { spec, placement: parsed.placement, heldout, step: p.step, state: p.state };
+  }
+}
+
+const describeAudio = (a: StreamSpec['audio']): string => (a ? `{codebooks: ${a.codebooks}, layout: ${a.layout}}` : '{flat, all codebooks}');
+
+/** Request fields of a resume (not of the token's spec). */
+const PLACEMENT_FIELDS = new Set(['rank', 'world_size', 'max_batches']);
+
+/**
+ * Runs a step of rebuilding a stream from a resume token. A token is client input (checksummed,
+ * not secret, so a client can re-encode any payload): whatever fails while restoring it is the
+ * token's fault and must reach the client as INVALID_ARGUMENT, not as INTERNAL.
+ */
+function fromToken<T>(restore: () => T): T {
+  try {
+    return restore();
+  } catch (err) {
+    if (err instanceof FlanError) throw err;
+    throw new InvalidArgumentError('resume.token', `token payload does not describe a stream this server can restore (${describeError(err)})`);
+  }
+}
