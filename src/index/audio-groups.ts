@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum } from '../util/hash.js';
-import { MANIFEST_FILE, type ShardMeta } from './format.js';
+import { MANIFEST_FILE, type AudioGroupsMeta, type ShardMeta } from './format.js';
 import { sharedKeyQuads } from './shared-keys.js';
 import { writeFileAtomic } from './manifest-io.js';
 
@@ -18,12 +18,6 @@ import { writeFileAtomic } from './manifest-io.js';
  */
 export const AUDIO_GROUPS_NAME = /^audio-groups\.[0-9a-f]{16}\.bin$/;
 export const QUAD = 4;
-
-export interface AudioGroupsMeta {
-  readonly file: string;
-  readonly entries: number;
-  readonly checksum: string;
-}
 
 export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket?: number): AudioGroupsMeta {
   const parts = sharedKeyQuads(indexDir, shards, rowsOf, perBucket);

@@ -6,7 +6,7 @@ import type { QuarantineReason } from '../corpus/quarantine.js';
 import { chunks, hashRegular, openRegular, readRegular } from '../corpus/regular-file.js';
 import { normalizeAudioRoots } from '../corpus/scp-path.js';
 import { CorpusError } from '../errors.js';
-import { templatePieces } from '../pack/chat-template.js';
+import { templatePieces } from '../tokenize/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';

@@ -4,7 +4,8 @@ import { AUDIO_LAYOUTS, MIN_TABLE_CODEBOOKS, minKey } from '../tokenize/audio-la
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { writeAudioGroups } from './audio-groups.js';
-import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry, type TemplatePieces } from './format.js';
+import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
+import type { TemplatePieces } from '../tokenize/chat-template.js';
 
 function percentiles(lengths: number[]): [number, number, number, number] {
   if (lengths.length === 0) return [0, 0, 0, 0];

@@ -1,5 +1,5 @@
 import type { QuarantineReason } from '../corpus/quarantine.js';
-import type { AudioGroupsMeta } from './audio-groups.js';
+import type { TemplatePieces } from '../tokenize/chat-template.js';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 
 /**
@@ -181,12 +181,11 @@ export interface Manifest {
   readonly template: TemplatePieces;
 }
 
-/** Token ids of the fixed text around records in the ChatML template (see chat-template.ts). */
-export interface TemplatePieces {
-  readonly user: readonly number[];
-  readonly nl: readonly number[];
-  readonly assistant: readonly number[];
-  readonly system: readonly number[];
+/** Where the audio → examples map (audio-groups.ts) is stored: a manifest field. */
+export interface AudioGroupsMeta {
+  readonly file: string;
+  readonly entries: number;
+  readonly checksum: string;
 }
 
 export interface IndexOptions {

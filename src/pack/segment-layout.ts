@@ -1,7 +1,7 @@
 import { ROW, SPAN, SPAN_WIDTH } from '../index/format.js';
-import type { ExampleLoc, ExampleTable } from '../stream/example-table.js';
+import type { ExampleLoc, ExampleTable } from '../index/example-table.js';
 import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
-import type { ChatTemplate } from './chat-template.js';
+import type { ChatTemplate } from '../tokenize/chat-template.js';
 
 /** One user/assistant exchange about one record. */
 export interface Turn {

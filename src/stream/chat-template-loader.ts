@@ -1,7 +1,7 @@
 import { FailedPreconditionError } from '../errors.js';
 import { TOKENIZER_FILE } from '../index/format.js';
 import type { IndexReader } from '../index/index-reader.js';
-import { ChatTemplate } from '../pack/chat-template.js';
+import { ChatTemplate } from '../tokenize/chat-template.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 
 /**

@@ -1,6 +1,6 @@
 import { SPLIT_BIT, SPLIT_NAMES, ROW } from '../index/format.js';
 import type { IndexReader, SplitIndex } from '../index/index-reader.js';
-import type { ExampleLoc } from './example-table.js';
+import type { ExampleLoc } from '../index/example-table.js';
 
 /** A run of consecutive entries of one task's split list that belong to the evaluation set. */
 interface Run {

@@ -4,7 +4,7 @@ import type { MixtureSpec } from '../mix/mixture.js';
 import type { Contamination } from '../splits/contamination.js';
 import { policyArms } from '../mix/policy/arms.js';
 import { checkPolicyState } from '../mix/policy/policy-runner.js';
-import type { ExampleTable } from './example-table.js';
+import type { ExampleTable } from '../index/example-table.js';
 import { MAX_PENDING_UPDATES, type StreamSpec } from './stream-spec.js';
 
 /**

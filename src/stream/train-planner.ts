@@ -11,7 +11,7 @@ import { DOMAINS } from '../corpus/record-schema.js';
 import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
 import type { Contamination } from '../splits/contamination.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
-import type { ExampleTable } from './example-table.js';
+import type { ExampleTable } from '../index/example-table.js';
 import type { Servability } from './servable.js';
 import { DEFAULT_SHARE_WINDOW, ShareWindow, type ShareState } from './share-window.js';
 import { countRow, emptyStats, type StreamStats } from './stream-stats.js';

@@ -34,12 +34,7 @@ export const LAYER_RANKS: Readonly<Record<string, number>> = {
  * fails, and an entry whose import is gone is reported so it is deleted here.
  */
 export const KNOWN_EDGES: readonly string[] = [
-  // Type cycle index/format ⇄ index/audio-groups (packing move, #16 item 5).
-  'index/format.ts → index/audio-groups.ts',
   // The storage factory lives in the file its backends import the interface from.
   'storage/storage.ts → storage/local-storage.ts',
   'storage/storage.ts → storage/s3-storage.ts',
-  // Template pieces move to src/tokenize and example-table.ts to src/index (#16 item 1).
-  'index/build-index.ts → pack/chat-template.ts',
-  'pack/segment-layout.ts → stream/example-table.ts',
 ];

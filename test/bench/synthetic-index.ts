@@ -28,7 +28,7 @@ import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH,
 import { writeFileAtomic, writeManifest } from '../../src/index/manifest-io.js';
 import { writeShardFile } from '../../src/index/shard-file.js';
 import { sectionDigests } from '../../src/index/shard-pages.js';
-import { templatePieces } from '../../src/pack/chat-template.js';
+import { templatePieces } from '../../src/tokenize/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../../src/tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../../src/tokenize/vocab-layout.js';
 import { digest } from '../../src/util/hash.js';

@@ -1,4 +1,4 @@
-import type { IndexReader, SplitIndex } from '../index/index-reader.js';
+import type { IndexReader, SplitIndex } from './index-reader.js';
 
 /** Where an example lives and how it is laid out in its shard's token data. */
 export interface ExampleLoc {

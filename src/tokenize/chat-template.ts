@@ -1,5 +1,16 @@
-import type { TemplatePieces } from '../index/format.js';
-import type { SpecialIds, TextTokenizer } from '../tokenize/text-tokenizer.js';
+import type { SpecialIds, TextTokenizer } from './text-tokenizer.js';
+
+/**
+ * Token ids of the fixed text around records in the ChatML template: tokenized once at index
+ * time and stored in the manifest, so serving needs no tokenizer. The template is vocabulary
+ * (what the model reads), not packing: src/pack lays records out through it.
+ */
+export interface TemplatePieces {
+  readonly user: readonly number[];
+  readonly nl: readonly number[];
+  readonly assistant: readonly number[];
+  readonly system: readonly number[];
+}
 
 /** The fixed text of the template, tokenized: what the indexer stores in the manifest. */
 export async function templatePieces(tok: TextTokenizer): Promise<TemplatePieces> {
