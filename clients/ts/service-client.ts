@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { dataServiceDefinition, loadDefinition } from '../../src/server/proto.js';
 import { toFlanStreamError } from './errors.js';
-import type { StreamRequest } from './spec.js';
-import type { CorpusInfo, WireResponse } from './wire-types.js';
+import { dataServiceClient } from './proto.js';
+import type { DataServiceClient } from '../../proto/generated/flanstream/v1/DataService.js';
+import type { CorpusInfo } from './wire-types.js';
 
 /** `false` (plaintext), `true` (TLS with the system roots) or the path of a PEM root bundle. */
 export type Tls = boolean | string;
@@ -18,21 +18,8 @@ export interface ClientOptions {
   readonly channelOptions?: grpc.ChannelOptions | undefined;
 }
 
-/** The raw bidirectional `StreamBatches` call. */
-export type BatchCall = grpc.ClientDuplexStream<StreamRequest, WireResponse>;
-
-type DataServiceStub = grpc.Client & {
-  getCorpusInfo(req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, info?: CorpusInfo) => void): grpc.ClientUnaryCall;
-  streamBatches(md: grpc.Metadata): BatchCall;
-};
-
-let ctor: grpc.ServiceClientConstructor | undefined;
-
-/** The generated DataService client class (the proto is loaded once, as the server loads it). */
-function stubClass(): grpc.ServiceClientConstructor {
-  ctor ??= grpc.makeGenericClientConstructor(dataServiceDefinition(loadDefinition()), 'DataService');
-  return ctor;
-}
+/** The raw bidirectional `StreamBatches` call: writes `StreamRequest`s (spec.ts), reads `WireResponse`s. */
+export type BatchCall = ReturnType<DataServiceClient['streamBatches']>;
 
 /**
  * A client of one `flanstream.v1.DataService` replica: channel set-up, bearer token, TLS, and
@@ -48,7 +35,7 @@ export class FlanStreamClient {
   private readonly timeoutMs: number;
   private readonly credentials: grpc.ChannelCredentials;
   private readonly channelOptions: grpc.ChannelOptions;
-  private stub: DataServiceStub | undefined;
+  private stub: DataServiceClient | undefined;
 
   constructor(target: string, opts: ClientOptions = {}) {
     if (typeof target !== 'string' || !target) throw new TypeError(`target must be a non-empty "host:port" string, got ${JSON.stringify(target)}`);
@@ -67,8 +54,8 @@ export class FlanStreamClient {
     this.channelOptions = { 'grpc.max_receive_message_length': -1, ...opts.channelOptions };
   }
 
-  private get client(): DataServiceStub {
-    this.stub ??= new (stubClass())(this.target, this.credentials, this.channelOptions) as unknown as DataServiceStub;
+  private get client(): DataServiceClient {
+    this.stub ??= new (dataServiceClient())(this.target, this.credentials, this.channelOptions) as unknown as DataServiceClient;
     return this.stub;
   }
 

@@ -3,6 +3,12 @@
  * `flanstream.v1.DataService.StreamBatches` (plain objects in proto-loader's camelCase shape).
  * Every problem is a `TypeError` naming the argument, raised before anything is sent.
  */
+import type { AudioSpec__Output } from '../../proto/generated/flanstream/v1/AudioSpec.js';
+import type { Heldout__Output } from '../../proto/generated/flanstream/v1/Heldout.js';
+import type { Mixture__Output } from '../../proto/generated/flanstream/v1/Mixture.js';
+import type { MixtureUpdate__Output } from '../../proto/generated/flanstream/v1/MixtureUpdate.js';
+import type { Resume__Output } from '../../proto/generated/flanstream/v1/Resume.js';
+import type { StreamSpec__Output } from '../../proto/generated/flanstream/v1/StreamSpec.js';
 
 export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
 export const PACKINGS = ['none', 'packed', 'multiturn', 'examples'] as const;
@@ -51,28 +57,27 @@ export interface AudioOptions {
   readonly codebooks?: number;
   readonly layout?: AudioLayoutName;
 }
-export interface AudioMessage { codebooks: number; layout: string }
-
-export interface MixtureMessage { name?: string; weights?: Record<string, number>; within?: string; temperature?: number; cap?: number }
-export interface HeldoutMessage { name?: string; selectors?: string[]; datasets?: string[]; unseenFlag?: boolean; excludeSharedAudio?: boolean; excludeOverlappingText?: number; inline?: boolean; scope?: string }
-export interface StreamSpecMessage {
+/*
+ * The request messages, from the types generated from the .proto (proto/generated): numbers as
+ * numbers, any field may be left out (proto3 defaults); the spec's split and packing narrowed to
+ * the names this client validates.
+ */
+export type AudioMessage = AudioSpec__Output;
+export type MixtureMessage = Partial<Mixture__Output>;
+export type HeldoutMessage = Partial<Heldout__Output>;
+export interface StreamSpecMessage extends Omit<StreamSpec__Output, 'split' | 'packing' | 'mixture' | 'heldout' | 'audio'> {
   split: Split;
-  batchSize: number;
-  seqLen: number;
   packing: Packing;
   mixture?: MixtureMessage;
   heldout?: HeldoutMessage;
-  seed: number;
-  rank: number;
-  worldSize: number;
-  maxBatches: number;
-  window: number;
-  overlong: string;
-  maxTurns: number;
   audio?: AudioMessage;
 }
-export interface MixtureUpdateMessage { weights: Record<string, number>; applyAtStep: number; within?: string; temperature?: number; cap?: number }
-export interface ResumeMessage { token: Uint8Array; rank: number; worldSize: number; maxBatches: number; heldout?: HeldoutMessage; audio?: AudioMessage }
+export type MixtureUpdateMessage = Pick<MixtureUpdate__Output, 'weights' | 'applyAtStep'> & Partial<MixtureUpdate__Output>;
+export interface ResumeMessage extends Omit<Resume__Output, 'token' | 'heldout' | 'audio'> {
+  token: Uint8Array;
+  heldout?: HeldoutMessage;
+  audio?: AudioMessage;
+}
 /**
  * A client message: the first carries a spec or a resume token (plus updates), later ones
  * updates. Fields left out take their proto defaults (0, "", unset).

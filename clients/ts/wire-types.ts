@@ -1,179 +1,22 @@
 /**
  * Messages of `flanstream.v1` as @grpc/proto-loader delivers them (camelCase fields, 64-bit
- * integers as numbers, defaults filled in, `kind` naming the set oneof member), and the
- * decoded shapes the client hands out.
+ * integers as numbers, defaults filled in, `kind` naming the set oneof member): the types
+ * generated from the .proto (proto/generated, `npm run gen:proto-types`), under the client's
+ * names; below them, the decoded shapes the client hands out.
  */
 
-export interface TaskInfo {
-  index: number;
-  /** Selector path `domain/major/minor`. */
-  path: string;
-  domain: string;
-  major: string;
-  minor: string;
-  /** `"understanding"` or `"generation"`. */
-  ug: string;
-  trainRecords: number;
-  devRecords: number;
-  testRecords: number;
-  textTokens: number;
-  audioTokens: number;
-  unseen: boolean;
-}
-
-export interface VocabLayout {
-  tokenizer: string;
-  tokenizerFingerprint: string;
-  textVocabSize: number;
-  padId: number;
-  soaId: number;
-  eoaId: number;
-  imStartId: number;
-  imEndId: number;
-  eosId: number;
-  /** Audio token = audioOffset + q * codebookSize + code. */
-  audioOffset: number;
-  codebooks: number;
-  codebookSize: number;
-  totalSize: number;
-  /** Fills the holes of the delay layout (audioOffset + codebooks × codebookSize). */
-  audioPadId: number;
-  /** Codec frames per second (0 = unknown) and codec name ("" = unknown). */
-  frameRate: number;
-  codec: string;
-}
-
-export interface HeldoutSetInfo {
-  name: string;
-  fingerprint: string;
-  selectors: string[];
-  unseenFlag: boolean;
-  excludeSharedAudio: boolean;
-  /** Resolved task paths (cluster rule and unseen flag applied). */
-  tasks: string[];
-  /** False when the set names tasks this index lacks (a corpus of one domain); using it fails with FAILED_PRECONDITION. */
-  available: boolean;
-  /** What an unavailable set names that the index lacks. */
-  missing: string[];
-  /** Held-out source datasets (NN_Dataset folders). */
-  datasets: string[];
-  /** N of the text guard; 0 = off. */
-  excludeOverlappingText: number;
-  /** Train records each guard removes, by held-out task (only from `corpusInfo({ contamination: true })`). */
-  contamination: GuardRemoval[];
-}
-
-/** Train records one guard ("dataset" | "audio" | "text") removes because of one held-out task (or `dataset NN_Name`). */
-export interface GuardRemoval {
-  guard: string;
-  heldout: string;
-  removed: number;
-  examples: { train: string; heldout: string }[];
-}
-
-/** A source dataset (NN_Dataset folder) and its records per task. */
-export interface DatasetInfo {
-  name: string;
-  tasks: { task: string; trainRecords: number; devRecords: number; testRecords: number }[];
-}
-
-/** A named mixture that weights selectors matching no task of this index. */
-export interface UnavailableMixture {
-  name: string;
-  missing: string[];
-}
-
-/** `GetCorpusInfo`'s answer. */
-export interface CorpusInfo {
-  indexFingerprint: string;
-  records: number;
-  tasks: TaskInfo[];
-  vocab: VocabLayout;
-  heldoutSets: HeldoutSetInfo[];
-  defaultHeldout: string;
-  /** Names usable as a mixture (the available ones). */
-  mixtures: string[];
-  /** Named mixtures this index cannot serve, with the selectors that match no task. */
-  unavailableMixtures: UnavailableMixture[];
-  /** Source datasets, usable in a held-out set's `datasets`. */
-  datasets: DatasetInfo[];
-  /** Domain index → name, as in segment domain columns. */
-  domains: string[];
-  quarantined: number;
-}
-
-export interface WireStats {
-  taskExamples: number[];
-  taskTextTokens: number[];
-  taskAudioTokens: number[];
-  taskTarget: number[];
-  domainExamples: number[];
-  domainTarget: number[];
-  paddingTokens: number;
-  dropped: number;
-  truncated: number;
-  /** Train streams (see the proto's Stats): counts since the last update and over the recent window; epochs. */
-  sinceUpdateStep?: number;
-  taskExamplesSinceUpdate?: number[];
-  domainExamplesSinceUpdate?: number[];
-  windowStartStep?: number;
-  taskExamplesWindow?: number[];
-  domainExamplesWindow?: number[];
-  taskEpochs?: number[];
-  /** Seconds of audio served per domain; empty when the index has no frame rate. */
-  domainAudioSeconds?: number[];
-}
-
-export interface WireExample {
-  uuid: string;
-  task: number;
-  promptTokens: Uint8Array;
-  answerTokens: Uint8Array;
-  answerText: string;
-  answerAudioIds: string[];
-}
-
-/** A `Batch` on the wire: tokens of all segments back to back, per-segment columns, loss spans. */
-export interface WireBatch {
-  step: number;
-  rank: number;
-  worldSize: number;
-  batchSize: number;
-  seqLen: number;
-  padId: number;
-  tokens: Uint8Array;
-  segRow: number[];
-  segOffset: number[];
-  segLength: number[];
-  segTask: number[];
-  segDomain: number[];
-  segTextTokens: number[];
-  segAudioTokens: number[];
-  segTurns: number[];
-  uuids: string[];
-  turnTask: number[];
-  lossSpans: number[];
-  resumeToken: Uint8Array;
-  stats: WireStats | null;
-  heldoutFingerprint: string;
-  examples: WireExample[];
-}
-
-export interface WireEnd {
-  taskExamples: number[];
-  totalTaskExamples: number[];
-  examples: number;
-  totalExamples: number;
-  resumeToken: Uint8Array;
-  /** `"complete"`, `"max_batches"` or `"shutdown"`. */
-  reason: string;
-}
-
-export interface WireResponse {
-  kind?: 'batch' | 'end';
-  batch?: WireBatch | null;
-  end?: WireEnd | null;
-}
+export type { TaskInfo__Output as TaskInfo } from '../../proto/generated/flanstream/v1/TaskInfo.js';
+export type { VocabLayout__Output as VocabLayout } from '../../proto/generated/flanstream/v1/VocabLayout.js';
+export type { HeldoutSetInfo__Output as HeldoutSetInfo } from '../../proto/generated/flanstream/v1/HeldoutSetInfo.js';
+export type { GuardRemoval__Output as GuardRemoval } from '../../proto/generated/flanstream/v1/GuardRemoval.js';
+export type { DatasetInfo__Output as DatasetInfo } from '../../proto/generated/flanstream/v1/DatasetInfo.js';
+export type { UnavailableMixture__Output as UnavailableMixture } from '../../proto/generated/flanstream/v1/UnavailableMixture.js';
+export type { CorpusInfo__Output as CorpusInfo } from '../../proto/generated/flanstream/v1/CorpusInfo.js';
+export type { Stats__Output as WireStats } from '../../proto/generated/flanstream/v1/Stats.js';
+export type { EvalExample__Output as WireExample } from '../../proto/generated/flanstream/v1/EvalExample.js';
+export type { Batch__Output as WireBatch } from '../../proto/generated/flanstream/v1/Batch.js';
+export type { StreamEnd__Output as WireEnd } from '../../proto/generated/flanstream/v1/StreamEnd.js';
+export type { StreamResponse__Output as WireResponse } from '../../proto/generated/flanstream/v1/StreamResponse.js';
 
 /** One segment (a conversation) of a decoded batch. */
 export interface SegmentInfo {

@@ -12,6 +12,16 @@ export function loadDefinition(): protoLoader.PackageDefinition {
   return protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
 }
 
+/** A message's fields by the names the loader gives them (camelCase), in field-number order. */
+export function messageFields(def: protoLoader.PackageDefinition, type: string): { name: string; number: number }[] {
+  const desc = def[type] as protoLoader.MessageTypeDefinition<object, object> | undefined;
+  if (!desc || desc.format !== 'Protocol Buffer 3 DescriptorProto') throw new Error(`${type} is not a message of ${PROTO_FILE}`);
+  const fields = (desc.type as { field: { name: string; number: number }[] }).field;
+  // proto-loader's keepCase: false camelCases the same way (protobufjs: "_x" becomes "X").
+  const camel = (s: string): string => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  return fields.map((f) => ({ name: camel(f.name), number: f.number })).sort((a, b) => a.number - b.number);
+}
+
 export function dataServiceDefinition(def: protoLoader.PackageDefinition): grpc.ServiceDefinition {
   const pkg = grpc.loadPackageDefinition(def) as unknown as { flanstream: { v1: { DataService: grpc.ServiceClientConstructor } } };
   return pkg.flanstream.v1.DataService.service;

@@ -1,11 +1,18 @@
-import type { WireBatch, WireEnd, WireExample, WireResponse, WireStats } from '../stream/wire-types.js';
+import type { Batch__Output } from '../../proto/generated/flanstream/v1/Batch.js';
+import type { EvalExample__Output } from '../../proto/generated/flanstream/v1/EvalExample.js';
+import type { Stats__Output } from '../../proto/generated/flanstream/v1/Stats.js';
+import type { StreamEnd__Output } from '../../proto/generated/flanstream/v1/StreamEnd.js';
+import type { WireResponse } from '../stream/wire-types.js';
+import { loadDefinition, messageFields } from './proto.js';
 
 /**
  * StreamResponse encoded by hand into one buffer of the exact size. protobufjs (proto-loader)
  * first converts the plain object into a message object (`fromObject`) and then grows its own
  * writer, copying the 128 KB of tokens twice on the way: ~110 µs of the server's ~600 µs per
- * 8 × 4096 batch. The field numbers below are those of proto/flanstream/v1/data_service.proto;
- * test/ops/response-encoder.test.ts decodes the output with the .proto and compares.
+ * 8 × 4096 batch. The schema is not restated here: message shapes are the types generated from
+ * proto/flanstream/v1/data_service.proto (proto/generated), field numbers are read from the
+ * loaded .proto; only each field's wire kind is written down, once per field, checked against
+ * both. test/ops/response-encoder.test.ts decodes the output with the .proto and compares.
  * Zero scalars and empty repeated fields are omitted (proto3 canonical form).
  */
 const VARINT = 0;
@@ -113,76 +120,71 @@ function varintBytes(n: number): number {
   return len;
 }
 
-function stats(w: Writer, s: WireStats): void {
-  w.packedUints(1, s.taskExamples);
-  w.packedUints(2, s.taskTextTokens);
-  w.packedUints(3, s.taskAudioTokens);
-  w.packedDoubles(4, s.taskTarget);
-  w.packedUints(5, s.domainExamples);
-  w.packedDoubles(6, s.domainTarget);
-  w.uint(7, s.paddingTokens);
-  w.uint(8, s.dropped);
-  w.uint(9, s.truncated);
-  w.packedUints(10, s.taskDropped);
-  w.packedUints(11, s.taskTruncated);
-  w.uint(12, s.sinceUpdateStep);
-  w.packedUints(13, s.taskExamplesSinceUpdate);
-  w.packedUints(14, s.domainExamplesSinceUpdate);
-  w.uint(15, s.windowStartStep);
-  w.packedUints(16, s.taskExamplesWindow);
-  w.packedUints(17, s.domainExamplesWindow);
-  w.packedUints(18, s.taskEpochs);
-  w.packedDoubles(30, s.domainAudioSeconds);
+/** Writes one field: `v` under field number `field`, omitted when proto3 would omit it. */
+type Put<V> = (w: Writer, field: number, v: V) => void;
+/** A writer for every field of a generated message type and for no other (a proto change fails to compile here). */
+type Layout<T> = { readonly [K in keyof T]-?: Put<T[K]> };
+
+const uint: Put<number> = (w, n, v) => w.uint(n, v);
+const uints: Put<number[]> = (w, n, v) => w.packedUints(n, v);
+const doubles: Put<number[]> = (w, n, v) => w.packedDoubles(n, v);
+const bytes: Put<Buffer> = (w, n, v) => w.bytes(n, v);
+const str: Put<string> = (w, n, v) => w.string(n, v);
+const strs: Put<string[]> = (w, n, v) => {
+  for (const s of v) w.string(n, s, true);
+};
+const message = <T>(body: (w: Writer, m: T) => void): Put<T | null> => (w, n, v) => {
+  if (v) w.message(n, (m) => body(m, v));
+};
+const messages = <T>(body: (w: Writer, m: T) => void): Put<T[]> => (w, n, v) => {
+  for (const x of v) w.message(n, (m) => body(m, x));
+};
+
+/**
+ * A message's writer: its fields in field-number order (proto3 canonical form), the numbers read
+ * from the .proto. Fails at load when the .proto and the layout disagree on the field names.
+ */
+function writerOf<T>(type: string, layout: Layout<T>): (w: Writer, msg: T) => void {
+  const fields = messageFields(PROTO, `flanstream.v1.${type}`);
+  const put = layout as Record<string, Put<unknown>>;
+  const known = new Set(fields.map((f) => f.name));
+  const missing = [...fields.map((f) => f.name).filter((k) => !put[k]), ...Object.keys(put).filter((k) => !known.has(k))];
+  if (missing.length > 0) throw new Error(`response-encoder: ${type} fields ${missing.join(', ')} differ between the .proto and the encoder`);
+  const steps = fields.map((f) => [f.number, put[f.name]!, f.name] as const);
+  return (w, msg) => {
+    for (const [n, p, k] of steps) p(w, n, (msg as Record<string, unknown>)[k]);
+  };
 }
 
-function example(w: Writer, e: WireExample): void {
-  w.string(1, e.uuid);
-  w.uint(2, e.task);
-  w.bytes(3, e.promptTokens);
-  w.bytes(4, e.answerTokens);
-  w.string(5, e.answerText);
-  for (const id of e.answerAudioIds) w.string(6, id, true);
-}
+const PROTO = loadDefinition();
 
-function batch(w: Writer, b: WireBatch): void {
-  w.uint(1, b.step);
-  w.uint(2, b.rank);
-  w.uint(3, b.worldSize);
-  w.uint(4, b.batchSize);
-  w.uint(5, b.seqLen);
-  w.uint(6, b.padId);
-  w.bytes(7, b.tokens);
-  w.packedUints(8, b.segRow);
-  w.packedUints(9, b.segOffset);
-  w.packedUints(10, b.segLength);
-  w.packedUints(11, b.segTask);
-  w.packedUints(12, b.segDomain);
-  w.packedUints(13, b.segTextTokens);
-  w.packedUints(14, b.segAudioTokens);
-  w.packedUints(15, b.segTurns);
-  for (const u of b.uuids) w.string(16, u, true);
-  w.packedUints(17, b.turnTask);
-  w.packedUints(18, b.lossSpans);
-  w.bytes(19, b.resumeToken);
-  w.message(20, (m) => stats(m, b.stats));
-  w.string(21, b.heldoutFingerprint);
-  for (const e of b.examples) w.message(22, (m) => example(m, e));
-  w.uint(23, b.totalSteps);
-}
+const stats = writerOf<Stats__Output>('Stats', {
+  taskExamples: uints, taskTextTokens: uints, taskAudioTokens: uints, taskTarget: doubles, domainExamples: uints, domainTarget: doubles,
+  paddingTokens: uint, dropped: uint, truncated: uint, taskDropped: uints, taskTruncated: uints,
+  sinceUpdateStep: uint, taskExamplesSinceUpdate: uints, domainExamplesSinceUpdate: uints,
+  windowStartStep: uint, taskExamplesWindow: uints, domainExamplesWindow: uints, taskEpochs: uints, domainAudioSeconds: doubles,
+});
 
-function end(w: Writer, e: WireEnd): void {
-  w.packedUints(1, e.taskExamples);
-  w.packedUints(2, e.totalTaskExamples);
-  w.uint(3, e.examples);
-  w.uint(4, e.totalExamples);
-  w.bytes(5, e.resumeToken);
-  w.string(6, e.reason);
-  w.packedUints(7, e.taskDropped);
-}
+const example = writerOf<EvalExample__Output>('EvalExample', {
+  uuid: str, task: uint, promptTokens: bytes, answerTokens: bytes, answerText: str, answerAudioIds: strs,
+});
+
+const batch = writerOf<Batch__Output>('Batch', {
+  step: uint, rank: uint, worldSize: uint, batchSize: uint, seqLen: uint, padId: uint, tokens: bytes,
+  segRow: uints, segOffset: uints, segLength: uints, segTask: uints, segDomain: uints, segTextTokens: uints, segAudioTokens: uints, segTurns: uints,
+  uuids: strs, turnTask: uints, lossSpans: uints, resumeToken: bytes, stats: message(stats), heldoutFingerprint: str,
+  examples: messages(example), totalSteps: uint,
+});
+
+const end = writerOf<StreamEnd__Output>('StreamEnd', {
+  taskExamples: uints, totalTaskExamples: uints, examples: uint, totalExamples: uint, resumeToken: bytes, reason: str, taskDropped: uints,
+});
+
+const KIND = Object.fromEntries(messageFields(PROTO, 'flanstream.v1.StreamResponse').map((f) => [f.name, f.number])) as Record<'batch' | 'end', number>;
 
 function response(w: Writer, r: WireResponse): void {
-  if ('batch' in r) w.message(1, (m) => batch(m, r.batch));
-  else w.message(2, (m) => end(m, r.end));
+  if ('batch' in r) w.message(KIND.batch, (m) => batch(m, r.batch));
+  else w.message(KIND.end, (m) => end(m, r.end));
 }
 
 /** The protobuf bytes of a StreamResponse. */

@@ -1,75 +1,28 @@
+import type { Batch__Output } from '../../proto/generated/flanstream/v1/Batch.js';
+import type { EvalExample__Output } from '../../proto/generated/flanstream/v1/EvalExample.js';
+import type { Stats__Output } from '../../proto/generated/flanstream/v1/Stats.js';
+import type { StreamEnd__Output } from '../../proto/generated/flanstream/v1/StreamEnd.js';
+
 /**
- * Plain objects shaped like the proto messages (proto-loader's camelCase field names), produced
- * by the stream layer without any gRPC import.
+ * What the stream layer hands the server: the proto messages themselves, in the shape
+ * @grpc/proto-loader gives them (camelCase fields, 64-bit integers as numbers, defaults filled
+ * in). The fields are not restated here: they come from the types generated from the .proto
+ * (proto/generated, `npm run gen:proto-types`); this file only narrows them and adds what the
+ * server keeps for itself. Type-only: no gRPC import reaches this layer.
  */
-export interface WireStats {
-  taskExamples: number[];
-  taskTextTokens: number[];
-  taskAudioTokens: number[];
-  taskTarget: number[];
-  domainExamples: number[];
-  domainTarget: number[];
-  paddingTokens: number;
-  dropped: number;
-  truncated: number;
-  taskDropped: number[];
-  taskTruncated: number[];
-  sinceUpdateStep: number;
-  taskExamplesSinceUpdate: number[];
-  domainExamplesSinceUpdate: number[];
-  windowStartStep: number;
-  taskExamplesWindow: number[];
-  domainExamplesWindow: number[];
-  taskEpochs: number[];
-  /** Seconds of audio served per domain (all ranks); empty when the codec's frame rate is unknown. */
-  domainAudioSeconds: number[];
-}
+export type WireStats = Stats__Output;
 
-export interface WireExample {
-  uuid: string;
-  task: number;
-  promptTokens: Buffer;
-  answerTokens: Buffer;
-  answerText: string;
-  answerAudioIds: string[];
-}
+export type WireExample = EvalExample__Output;
 
-export interface WireBatch {
-  step: number;
-  rank: number;
-  worldSize: number;
-  batchSize: number;
-  seqLen: number;
-  padId: number;
-  tokens: Buffer;
-  segRow: number[];
-  segOffset: number[];
-  segLength: number[];
-  segTask: number[];
-  segDomain: number[];
-  segTextTokens: number[];
-  segAudioTokens: number[];
+export interface WireBatch extends Batch__Output {
+  /** Always set on the batches the server builds. */
+  stats: WireStats;
   /** Codec frames per segment (not sent: /metrics turns them into audio seconds). */
   segAudioFrames: number[];
-  segTurns: number[];
-  uuids: string[];
-  turnTask: number[];
-  lossSpans: number[];
-  resumeToken: Buffer;
-  stats: WireStats;
-  heldoutFingerprint: string;
-  examples: WireExample[];
-  totalSteps: number;
 }
 
-export interface WireEnd {
-  taskExamples: number[];
-  totalTaskExamples: number[];
-  examples: number;
-  totalExamples: number;
-  resumeToken: Buffer;
+export interface WireEnd extends StreamEnd__Output {
   reason: 'complete' | 'max_batches' | 'shutdown';
-  taskDropped: number[];
 }
 
 export type WireResponse = { batch: WireBatch } | { end: WireEnd };

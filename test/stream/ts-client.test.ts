@@ -44,8 +44,8 @@ describe('TypeScript client', () => {
   it('corpusInfo lists the tasks, vocabulary, held-out sets and mixtures', async () => {
     const info = await client.corpusInfo();
     expect(info.tasks).toHaveLength(80);
-    expect(info.vocab.totalSize).toBeGreaterThan(info.vocab.audioOffset);
-    const v = info.vocab;
+    const v = info.vocab!;
+    expect(v.totalSize).toBeGreaterThan(v.audioOffset);
     expect({ codec: v.codec, frameRate: v.frameRate, pad: v.audioPadId, total: v.totalSize }).toEqual({ codec: 'xcodec', frameRate: 50, pad: v.audioOffset + v.codebooks * v.codebookSize, total: v.audioPadId + 1 });
     expect(info.heldoutSets.map((h) => h.name)).toContain(info.defaultHeldout);
     expect(info.mixtures).toContain('natural');

@@ -4,7 +4,7 @@ import { FlanStreamError } from '../../clients/ts/errors.js';
 import { BatchDecoder, denseArrays, IGNORE_INDEX, int32s } from '../../clients/ts/wire-decode.js';
 import type { CorpusInfo, WireBatch } from '../../clients/ts/wire-types.js';
 
-const le = (xs: number[]): Uint8Array => {
+const le = (xs: number[]): Buffer => {
   const b = Buffer.alloc(xs.length * 4);
   xs.forEach((x, i) => b.writeInt32LE(x, i * 4));
   return b;
@@ -18,9 +18,10 @@ function sample(over: Partial<WireBatch> = {}): WireBatch {
     segRow: [0, 0, 1], segOffset: [0, 3, 0], segLength: [3, 2, 4], segTask: [1, 0, 1], segDomain: [1, 0, 1],
     segTextTokens: [3, 2, 1], segAudioTokens: [0, 0, 3], segTurns: [1, 1, 2], uuids: ['a', 'b', 'c', 'd'], turnTask: [1, 0, 1, 0],
     lossSpans: [2, 3, 4, 5, 7, 9],
-    resumeToken: new Uint8Array([1, 2, 3]),
-    stats: { taskExamples: [1, 3], taskTextTokens: [2, 4], taskAudioTokens: [0, 3], taskTarget: [0.25, 0.75], domainExamples: [1, 3, 0], domainTarget: [0.25, 0.75, 0], paddingTokens: 3, dropped: 1, truncated: 0 },
-    heldoutFingerprint: 'fp', examples: [],
+    resumeToken: Buffer.from([1, 2, 3]),
+    stats: { taskExamples: [1, 3], taskTextTokens: [2, 4], taskAudioTokens: [0, 3], taskTarget: [0.25, 0.75], domainExamples: [1, 3, 0], domainTarget: [0.25, 0.75, 0], paddingTokens: 3, dropped: 1, truncated: 0,
+      taskDropped: [], taskTruncated: [], sinceUpdateStep: 0, taskExamplesSinceUpdate: [], domainExamplesSinceUpdate: [], windowStartStep: 0, taskExamplesWindow: [], domainExamplesWindow: [], taskEpochs: [], domainAudioSeconds: [] },
+    heldoutFingerprint: 'fp', examples: [], totalSteps: 0,
     ...over,
   };
 }
@@ -63,7 +64,7 @@ describe('wire decoding', () => {
     const ex = dec.decode(sample({ examples: [{ uuid: 'u', task: 0, promptTokens: le([1, 2]), answerTokens: le([3]), answerText: 'hi', answerAudioIds: [] }] })).examples!;
     expect(ex[0]).toMatchObject({ uuid: 'u', task: 'speech/ASR/ASR', answerText: 'hi' });
     expect(Array.from(ex[0]!.promptTokens)).toEqual([1, 2]);
-    const s = dec.summarize({ taskExamples: [2, 0], totalTaskExamples: [4, 1], examples: 2, totalExamples: 5, resumeToken: new Uint8Array(), reason: 'complete' });
+    const s = dec.summarize({ taskExamples: [2, 0], totalTaskExamples: [4, 1], examples: 2, totalExamples: 5, resumeToken: Buffer.alloc(0), reason: 'complete', taskDropped: [] });
     expect(s.taskExamples).toEqual({ 'speech/ASR/ASR': 2, 'music/Caption/Caption': 0 });
     expect(s.totalTaskExamples).toEqual({ 'speech/ASR/ASR': 4, 'music/Caption/Caption': 1 });
   });
@@ -74,7 +75,7 @@ describe('wire decoding', () => {
   });
 
   const broken: [string, Partial<WireBatch>][] = [
-    ['token bytes not a multiple of 4', { tokens: new Uint8Array(7) }],
+    ['token bytes not a multiple of 4', { tokens: Buffer.alloc(7) }],
     ['column lengths disagree', { segOffset: [0, 3] }],
     ['segment outside the rows', { segRow: [0, 0, 2] }],
     ['segment crossing its row', { segOffset: [0, 3, 3] }],
