@@ -73,24 +73,40 @@ export function parseNpy(buf: Uint8Array): NpyArray {
   if (available < count * size) {
     throw new NpyFormatError(`truncated data: ${available} bytes for ${count} ${dtype} values`);
   }
+  return { dtype, codebooks, frames, codes: decodeCodes(b, dataStart, dtype, count, frames) };
+}
+
+/**
+ * The codes as int32, one loop per dtype over a DataView: the indexer decodes every clip of the
+ * corpus here, so no per-value dispatch and no BigInt per int64 value (that allocation alone was
+ * most of the indexer's garbage collection). An int64 is its two 32-bit halves; it fits int32
+ * exactly when the high half is the sign extension of the low one.
+ */
+function decodeCodes(b: Buffer, dataStart: number, dtype: NpyDtype, count: number, frames: number): Int32Array {
   const codes = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    const at = dataStart + i * size;
-    switch (dtype) {
-      case '<i2': codes[i] = b.readInt16LE(at); break;
-      case '<u2': codes[i] = b.readUInt16LE(at); break;
-      case '<i4': codes[i] = b.readInt32LE(at); break;
-      case '<i8': {
-        const v = b.readBigInt64LE(at);
+  const v = new DataView(b.buffer, b.byteOffset + dataStart, count * ITEM_SIZE[dtype]);
+  switch (dtype) {
+    case '<i2':
+      for (let i = 0; i < count; i++) codes[i] = v.getInt16(i * 2, true);
+      break;
+    case '<u2':
+      for (let i = 0; i < count; i++) codes[i] = v.getUint16(i * 2, true);
+      break;
+    case '<i4':
+      for (let i = 0; i < count; i++) codes[i] = v.getInt32(i * 4, true);
+      break;
+    case '<i8':
+      for (let i = 0; i < count; i++) {
+        const lo = v.getInt32(i * 8, true);
+        const hi = v.getInt32(i * 8 + 4, true);
         // No codebook is 2^31 codes wide: say which value is wrong here, while it is still known
         // (an int32 cannot carry it on to the range check).
-        if (v > 0x7fffffffn || v < -0x80000000n) throw new NpyFormatError(`code ${v} at codebook ${Math.floor(i / frames)}, frame ${i % frames} is outside any codebook (int64 value beyond 32 bits)`);
-        codes[i] = Number(v);
-        break;
+        if (hi !== lo >> 31) throw new NpyFormatError(`code ${v.getBigInt64(i * 8, true)} at codebook ${Math.floor(i / frames)}, frame ${i % frames} is outside any codebook (int64 value beyond 32 bits)`);
+        codes[i] = lo;
       }
-    }
+      break;
   }
-  return { dtype, codebooks, frames, codes };
+  return codes;
 }
 
 /**

@@ -5,7 +5,8 @@ import { splitAudioRefs } from '../corpus/audio-refs.js';
 import { frameWindow } from '../corpus/audio-window.js';
 import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
 import { countByReason, type QuarantineEntry } from '../corpus/quarantine.js';
-import { describeSchemaError, isDomain, recordSchema, taskPath, type FlanRecord } from '../corpus/record-schema.js';
+import { parseRecord } from '../corpus/record-parse.js';
+import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readShardLines } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { checksum, clipKey, digest } from '../util/hash.js';
@@ -76,12 +77,12 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
       else bad('invalid_json', (err as Error).message);
       continue;
     }
-    const parsed = recordSchema.safeParse(json);
-    if (!parsed.success) {
-      bad('schema', describeSchemaError(parsed.error));
+    const parsed = parseRecord(json);
+    if (!parsed.ok) {
+      bad('schema', parsed.detail);
       continue;
     }
-    const rec = parsed.data;
+    const rec = parsed.rec;
     if (!isDomain(rec.domain)) {
       bad('unknown_domain', `domain "${rec.domain}" is not speech, music or audio`);
       continue;
