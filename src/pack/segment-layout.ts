@@ -28,6 +28,12 @@ interface Piece {
 
 export type Overlong = 'drop' | 'truncate';
 
+/** An example laid out for a row: its segment, and whether its input was cut to fit. */
+export interface Fit {
+  readonly segment: Segment;
+  readonly truncated: boolean;
+}
+
 /**
  * Lays records out through the chat template: lengths without touching tokens (for packing),
  * then the tokens themselves with their loss spans (for the batch). Every length is the served
@@ -108,7 +114,7 @@ export class SegmentLayout {
    * none of the input's clips is not made: a question about audio without its audio is not a
    * training example.
    */
-  fit(loc: ExampleLoc, seqLen: number, overlong: Overlong): { segment: Segment; truncated: boolean } | undefined {
+  fit(loc: ExampleLoc, seqLen: number, overlong: Overlong): Fit | undefined {
     const turn = this.turn(loc, false);
     const length = this.segmentLength([turn]);
     if (length <= seqLen) return { segment: { turns: [turn], length }, truncated: false };

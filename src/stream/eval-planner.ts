@@ -1,4 +1,6 @@
-import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import type { ItemFeed, PackingStrategy } from '../pack/packing.js';
+import { packingStrategy } from '../pack/registry.js';
+import type { Fit, Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { EvalItems } from './eval-items.js';
 import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
 import { checkEvalState } from './token-state-check.js';
@@ -11,14 +13,16 @@ export interface EvalState {
 }
 
 /**
- * Plans a finite evaluation stream: items in their fixed order, one per row (`none`, `examples`)
- * or packed next-fit in order (`packed`), so the plan is a pure function of the cursor. An item
- * that cannot fit even truncated is counted as dropped, never replaced by another.
+ * Plans a finite evaluation stream: items in their fixed order, laid out and put into rows by the
+ * stream's packing strategy (src/pack: one per row, or next-fit in order), so the plan is a pure
+ * function of the cursor. An item that cannot fit even truncated is counted as dropped, never
+ * replaced by another. The planner is the strategy's item feed.
  */
-export class EvalPlanner {
+export class EvalPlanner implements ItemFeed {
   private readonly items: EvalItems;
   private readonly layout: SegmentLayout;
   private readonly spec: StreamSpec;
+  private readonly packing: PackingStrategy;
   private cursor: number;
   private readonly stats: StreamStats;
 
@@ -26,6 +30,7 @@ export class EvalPlanner {
     this.items = items;
     this.layout = layout;
     this.spec = spec;
+    this.packing = packingStrategy(spec.packing);
     const tasks = layout.table.reader.tasks.length;
     if (state) checkEvalState(state, { tasks, total: items.total });
     this.cursor = state?.cursor ?? 0;
@@ -44,48 +49,26 @@ export class EvalPlanner {
   planStep(rows: number): Segment[][] {
     const out: Segment[][] = [];
     while (out.length < rows && !this.done) {
-      const row = this.spec.packing === 'packed' ? this.packedRow() : this.singleRow();
+      const row = this.packing.eval(this, this.spec.seqLen);
       if (row.length === 0) continue;
-      if (this.spec.packing !== 'examples') countRow(this.stats, this.layout, row, this.spec.seqLen);
+      // Examples are sent as items, not token rows: they have no padding or row tokens to count.
+      if (!this.packing.sendsExamples) countRow(this.stats, this.layout, row, this.spec.seqLen);
       out.push(row);
     }
     return out;
   }
 
   /** The segment for the item at the cursor, without consuming it; undefined if it cannot fit. */
-  private peek(): { segment: Segment; truncated: boolean } | undefined {
-    const loc = this.items.at(this.cursor);
-    if (this.spec.packing !== 'examples') return this.layout.fit(loc, this.spec.seqLen, this.spec.overlong);
-    const turn = this.layout.turn(loc, false);
-    return { segment: { turns: [turn], length: this.layout.segmentLength([turn]) }, truncated: false };
+  peek(): Fit | undefined {
+    return this.packing.item(this.layout, this.items.at(this.cursor), this.spec.seqLen, this.spec.overlong);
   }
 
-  private consume(fit: { segment: Segment; truncated: boolean } | undefined): void {
+  consume(fit: Fit | undefined): void {
     const task = this.items.at(this.cursor).task;
     this.cursor++;
     if (!fit) this.stats.dropped[task] = (this.stats.dropped[task] ?? 0) + 1;
     else if (fit.truncated) this.stats.truncated[task] = (this.stats.truncated[task] ?? 0) + 1;
-    if (fit && this.spec.packing === 'examples') this.stats.examples[task] = (this.stats.examples[task] ?? 0) + 1;
-  }
-
-  private singleRow(): Segment[] {
-    const fit = this.peek();
-    this.consume(fit);
-    return fit ? [fit.segment] : [];
-  }
-
-  private packedRow(): Segment[] {
-    const row: Segment[] = [];
-    let free = this.spec.seqLen;
-    while (!this.done) {
-      const fit = this.peek();
-      if (fit && fit.segment.length > free) break;
-      this.consume(fit);
-      if (!fit) continue;
-      row.push(fit.segment);
-      free -= fit.segment.length;
-    }
-    return row;
+    if (fit && this.packing.sendsExamples) this.stats.examples[task] = (this.stats.examples[task] ?? 0) + 1;
   }
 
   /** The state to encode into a resume token right away: it shares the planner's live stats. */

@@ -1,5 +1,6 @@
 import { DOMAINS } from '../corpus/record-schema.js';
 import { InvalidArgumentError } from '../errors.js';
+import { packingStrategy } from '../pack/registry.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { buildBatch, buildExamples } from './batch-builder.js';
@@ -267,7 +268,8 @@ export class StreamSession {
     const { batchSize } = this.spec;
     const mine = planned.rows.slice(rank * batchSize, (rank + 1) * batchSize);
     const layout = this.init.layout;
-    const body = buildBatch(layout, this.spec.packing === 'examples' ? [] : mine, this.taskDomain);
+    const asExamples = packingStrategy(this.spec.packing).sendsExamples;
+    const body = buildBatch(layout, asExamples ? [] : mine, this.taskDomain);
     this.sent++;
     this.lastToken = planned.token;
     if (this.plans) this.stateKey = checksum(planned.token);
@@ -282,7 +284,7 @@ export class StreamSession {
         resumeToken: this.lastToken,
         stats: planned.stats,
         heldoutFingerprint: this.heldout.fingerprint,
-        examples: this.spec.packing === 'examples' ? buildExamples(layout, mine) : [],
+        examples: asExamples ? buildExamples(layout, mine) : [],
         totalSteps: plan.kind === 'eval' ? this.replay(plan.items).steps : 0,
       },
     };

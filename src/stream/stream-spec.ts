@@ -1,5 +1,6 @@
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import type { Within, MixtureSpec } from '../mix/mixture.js';
+import { PACKING_NAMES, packingStrategy, type PackingName } from '../pack/registry.js';
 import type { Overlong } from '../pack/segment-layout.js';
 import type { HeldoutSpec } from '../splits/heldout.js';
 import type { AudioSpec } from '../tokenize/audio-layouts/audio-view.js';
@@ -8,8 +9,7 @@ import { digest } from '../util/hash.js';
 
 export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
 export type StreamSplit = (typeof SPLITS)[number];
-export const PACKINGS = ['none', 'packed', 'multiturn', 'examples'] as const;
-export type Packing = (typeof PACKINGS)[number];
+export type Packing = PackingName;
 
 /** What defines a stream's content. Rank, world size and max_batches only select from it. */
 export interface StreamSpec {
@@ -93,8 +93,8 @@ export function oneOf<T extends string>(field: string, v: unknown, allowed: read
 /** Validates the scalar part of a spec; mixture and held-out set are resolved by the caller. */
 export function parseSpec(raw: RawSpec, mixture: MixtureSpec, heldout: HeldoutSpec, heldoutName: string, defaults: SpecDefaults, limits: SpecLimits): { spec: StreamSpec; placement: Placement } {
   const split = oneOf('split', raw.split || 'train', SPLITS);
-  const packing = oneOf('packing', raw.packing || 'packed', PACKINGS);
-  if (packing === 'examples' && split === 'train') throw new InvalidArgumentError('packing', '"examples" is for evaluation splits (heldout, dev, test)');
+  const packing = oneOf('packing', raw.packing || 'packed', PACKING_NAMES);
+  if (split === 'train' && !packingStrategy(packing).train) throw new InvalidArgumentError('packing', `"${packing}" is for evaluation splits (heldout, dev, test)`);
   const batchSize = int('batch_size', raw.batchSize, 1, 1 << 16);
   const seqLen = int('seq_len', raw.seqLen, 16, limits.maxSeqLen);
   if (batchSize * seqLen > limits.maxBatchTokens) {

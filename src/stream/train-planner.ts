@@ -1,14 +1,13 @@
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
-import { groupRange, QUAD } from '../index/audio-groups.js';
-import { ROW } from '../index/format.js';
-import { hashInts } from '../mix/permutation.js';
 import { Sampler, type SamplerState } from '../mix/sampler.js';
 import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import { policyArms } from '../mix/policy/arms.js';
 import { PolicyRunner, type LossReport, type PolicyState } from '../mix/policy/policy-runner.js';
 import { DOMAINS } from '../corpus/record-schema.js';
-import type { Segment, SegmentLayout, Turn } from '../pack/segment-layout.js';
+import type { TrainPacker } from '../pack/packing.js';
+import { packingStrategy } from '../pack/registry.js';
+import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { Contamination } from '../splits/contamination.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { ExampleTable } from '../index/example-table.js';
@@ -48,16 +47,16 @@ export interface TrainDeps {
 }
 
 /**
- * Plans the global train stream row by row: the sampler picks a task, the task's permutation
- * picks a record, the packer fills rows (oldest pending unit first, then the largest that still
- * fits from a bounded window). The row sequence does not depend on world size; a global step is
- * world_size × batch_size rows.
+ * Plans the global train stream row by row: sampler + walker + packer. The sampler picks a task,
+ * the task's permutation picks a record, and the stream's packing strategy (src/pack) turns drawn
+ * records into units and fills rows with them. The row sequence does not depend on world size; a
+ * global step is world_size × batch_size rows.
  */
 export class TrainPlanner {
   private readonly deps: TrainDeps;
   private readonly sampler: Sampler;
   private readonly walker: TaskWalker;
-  private pool: Segment[];
+  private readonly packer: TrainPacker;
   private readonly stats: StreamStats;
   private mixture: MixtureSpec;
   private pending: MixtureUpdate[];
@@ -79,7 +78,22 @@ export class TrainPlanner {
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
     this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, state?.shares, this.stats.examples);
     this.pending = state ? [...state.pending] : [];
-    this.pool = state ? this.restorePool(state.pool) : [];
+    const train = packingStrategy(deps.spec.packing).train;
+    // parseSpec admits an evaluation-only strategy for evaluation splits only.
+    if (!train) throw new Error(`packing "${deps.spec.packing}" has no train packer`);
+    this.packer = train({
+      window: deps.spec.window,
+      pending: state ? this.restorePool(state.pool) : [],
+      conversation: {
+        layout: deps.layout,
+        seed: deps.spec.seed,
+        seqLen: deps.spec.seqLen,
+        maxTurns: deps.spec.maxTurns,
+        joinable: (t) => (this.sizes[t] ?? 0) > 0 && (this.sampler.targets[t] ?? 0) > 0,
+        excluded: (shard, row) => deps.filter?.excluded(shard, row) ?? false,
+        credit: (t) => this.sampler.credit(t),
+      },
+    });
     const policy = deps.spec.mixture.policy;
     if (policy) {
       const arms = policyArms(deps.spec.mixture, deps.table.reader.tasks, deps.resolve(deps.spec.mixture, 'mixture'), DOMAINS);
@@ -165,49 +179,18 @@ export class TrainPlanner {
       // Units drawn earlier but still in the packing window are served from this step on. Those of
       // tasks the update silences leave the window (their records wait for the next epoch); the
       // rest count against the new target, so what is served from apply_at_step on follows it.
-      this.pool = this.pool.filter((unit) => unit.turns.every((t) => (target[t.loc.task] ?? 0) > 0));
-      for (const unit of this.pool) for (const t of unit.turns) this.sampler.credit(t.loc.task);
+      this.packer.retain((unit) => unit.turns.every((t) => (target[t.loc.task] ?? 0) > 0));
+      for (const unit of this.packer.pending) for (const t of unit.turns) this.sampler.credit(t.loc.task);
     }
   }
 
   /** The next `rows` rows of the step begun last. */
   planRows(rows: number): Segment[][] {
     return Array.from({ length: rows }, () => {
-      const row = this.planRow();
+      const row = this.packer.row(this.deps.spec.seqLen, () => this.drawUnit());
       countRow(this.stats, this.deps.layout, row, this.deps.spec.seqLen);
       return row;
     });
-  }
-
-  private planRow(): Segment[] {
-    const { spec } = this.deps;
-    if (spec.packing === 'none') return [this.drawUnit()];
-    const row: Segment[] = [];
-    let free = spec.seqLen;
-    for (;;) {
-      // The window slides: a placed unit is replaced before the next choice, so every choice sees
-      // `window` pending units (window 1 is next-fit packing).
-      while (this.pool.length < spec.window) this.pool.push(this.drawUnit());
-      const pick = row.length === 0 ? 0 : this.bestFit(free);
-      if (pick < 0) return row;
-      const unit = this.pool.splice(pick, 1)[0]!;
-      row.push(unit);
-      free -= unit.length;
-    }
-  }
-
-  /** The largest pending unit that fits in `free` tokens (the oldest among equals), or -1. */
-  private bestFit(free: number): number {
-    let best = -1;
-    let bestLen = 0;
-    for (let j = 0; j < this.pool.length; j++) {
-      const len = this.pool[j]!.length;
-      if (len <= free && len > bestLen) {
-        best = j;
-        bestLen = len;
-      }
-    }
-    return best;
   }
 
   /**
@@ -225,7 +208,7 @@ export class TrainPlanner {
       const fit = filter?.excluded(loc.shard, loc.row) ? undefined : layout.fit(loc, spec.seqLen, spec.overlong);
       if (fit) {
         if (fit.truncated) this.stats.truncated[t] = (this.stats.truncated[t] ?? 0) + 1;
-        return spec.packing === 'multiturn' && !fit.truncated ? this.conversation(fit.segment) : fit.segment;
+        return this.packer.unit(fit);
       }
       if (!filter?.excluded(loc.shard, loc.row)) this.stats.dropped[t] = (this.stats.dropped[t] ?? 0) + 1;
       this.sampler.undo(t);
@@ -236,56 +219,10 @@ export class TrainPlanner {
     }
   }
 
-  /**
-   * Grows a drawn example into a conversation about its clip: other train records whose first
-   * input clip is the same (from the index's audio groups), one per task, in a seeded order, while
-   * they fit. Later turns leave the clip out (it was shown in turn 1) and count toward their own
-   * task in the sampler, so the mixture stays exact. Held-out, zero-weight and excluded records
-   * never join.
-   */
-  private conversation(first: Segment): Segment {
-    const { spec, table, layout, filter } = this.deps;
-    const head = first.turns[0]!;
-    const f = table.fields(head.loc);
-    const lo = f[ROW.AUDIO_KEY_LO] ?? 0;
-    const hi = f[ROW.AUDIO_KEY_HI] ?? 0;
-    if (lo === 0 && hi === 0) return first;
-    const reader = table.reader;
-    const groups = reader.audioGroups();
-    const [from, to] = groupRange(groups, lo, hi);
-    const candidates: { shard: number; row: number; order: number }[] = [];
-    for (let q = from; q < to; q++) {
-      const shard = groups[q * QUAD + 2] ?? 0;
-      const row = groups[q * QUAD + 3] ?? 0;
-      if (shard === head.loc.shard && row === head.loc.row) continue;
-      candidates.push({ shard, row, order: hashInts(spec.seed, head.loc.task, head.loc.i, shard, row) });
-    }
-    candidates.sort((a, b) => a.order - b.order || a.shard - b.shard || a.row - b.row);
-    const turns: Turn[] = [head];
-    const used = new Set([head.loc.task]);
-    let length = first.length;
-    for (const c of candidates) {
-      if (turns.length >= spec.maxTurns) break;
-      const t = reader.taskOf(c.shard, c.row);
-      if (used.has(t) || !((this.sizes[t] ?? 0) > 0) || !((this.sampler.targets[t] ?? 0) > 0)) continue;
-      if (filter?.excluded(c.shard, c.row)) continue;
-      const i = table.indexOf(t, c.shard, c.row);
-      if (i < 0) continue;
-      const turn = layout.turn({ task: t, i, shard: c.shard, row: c.row }, true);
-      const len = layout.turnLength(turn);
-      if (length + len > spec.seqLen) continue;
-      turns.push(turn);
-      used.add(t);
-      length += len;
-      this.sampler.credit(t);
-    }
-    return turns.length === 1 ? first : { turns, length };
-  }
-
   /** The state to encode into a resume token right away: it shares the planner's live stats. */
   state(): TrainState {
     const pool: number[] = [];
-    for (const u of this.pool) {
+    for (const u of this.packer.pending) {
       pool.push(u.turns.length);
       for (const t of u.turns) pool.push(t.loc.task, t.loc.i);
     }
