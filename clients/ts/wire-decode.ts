@@ -74,6 +74,65 @@ export function denseArrays(b: WireBatch): Dense {
   return { inputIds, labels, positionIds, segmentIds, cuSeqlens, maxSeqlen };
 }
 
+/** One segment of a wire batch by indices: its place in `tokens` and in the rows, its turns, its loss spans. */
+export interface SegmentColumns {
+  row: number;
+  offset: number;
+  length: number;
+  /** Index of its first token in the flattened `tokens`. */
+  start: number;
+  taskIndex: number;
+  /** Domain index; -1 when the batch has no domain column. */
+  domainIndex: number;
+  uuids: string[];
+  turnTaskIndices: number[];
+  /** [start, end) of each turn's supervised tokens, relative to the segment's first token. */
+  loss: [number, number][];
+  textTokens: number;
+  audioTokens: number;
+}
+
+/**
+ * Walks the per-segment columns: segment i holds the next `segLength[i]` tokens and the next
+ * `segTurns[i]` uuids, turn tasks and loss-span pairs (one pair per turn). The one reading of
+ * the columns: the client's batches and the tests' views of them both come from here. Throws
+ * DATA_LOSS when the columns disagree.
+ */
+export function segmentColumns(b: WireBatch): SegmentColumns[] {
+  const S = b.segLength.length;
+  const turns = b.segTurns;
+  const sum = turns.reduce((a, x) => a + x, 0);
+  if (turns.length !== S || sum !== b.uuids.length || b.turnTask.length !== sum || b.segTask.length !== S) {
+    throw malformed(`seg_turns (${turns.length} entries, sum ${sum}) does not match ${S} segments, ${b.uuids.length} uuids and ${b.turnTask.length} turn tasks`);
+  }
+  if (b.lossSpans.length !== 2 * sum) throw malformed(`loss_spans has ${b.lossSpans.length} entries for ${sum} turns (one [start, end) pair per turn)`);
+  const out: SegmentColumns[] = [];
+  let start = 0;
+  let j = 0;
+  for (let i = 0; i < S; i++) {
+    const n = turns[i]!;
+    const length = b.segLength[i]!;
+    const loss: [number, number][] = [];
+    for (let k = j; k < j + n; k++) loss.push([b.lossSpans[2 * k]! - start, b.lossSpans[2 * k + 1]! - start]);
+    out.push({
+      row: b.segRow[i]!,
+      offset: b.segOffset[i]!,
+      length,
+      start,
+      taskIndex: b.segTask[i]!,
+      domainIndex: b.segDomain[i] ?? -1,
+      uuids: b.uuids.slice(j, j + n),
+      turnTaskIndices: b.turnTask.slice(j, j + n),
+      loss,
+      textTokens: b.segTextTokens[i] ?? 0,
+      audioTokens: b.segAudioTokens[i] ?? 0,
+    });
+    start += length;
+    j += n;
+  }
+  return out;
+}
+
 const nameOf = (names: readonly string[], i: number): string => names[i] || `#${i}`;
 
 /** Turns wire batches into {@link Batch}es, naming tasks and domains from the corpus info. */
@@ -111,34 +170,20 @@ export class BatchDecoder {
     return out;
   }
 
-  /** Per-segment metadata; `segTurns` groups the flattened `uuids` / `turnTask`. */
+  /** Per-segment metadata, named from the corpus info. */
   segments(b: WireBatch): SegmentInfo[] {
-    const S = b.segLength.length;
-    const turns = b.segTurns;
-    const sum = turns.reduce((a, x) => a + x, 0);
-    if (turns.length !== S || sum !== b.uuids.length || b.turnTask.length !== sum || b.segTask.length !== S) {
-      throw malformed(`seg_turns (${turns.length} entries, sum ${sum}) does not match ${S} segments, ${b.uuids.length} uuids and ${b.turnTask.length} turn tasks`);
-    }
-    const out: SegmentInfo[] = [];
-    let j = 0;
-    for (let i = 0; i < S; i++) {
-      const n = turns[i]!;
-      const task = b.segTask[i]!;
-      out.push({
-        row: b.segRow[i]!,
-        offset: b.segOffset[i]!,
-        length: b.segLength[i]!,
-        task: nameOf(this.taskPaths, task),
-        taskIndex: task,
-        domain: nameOf(this.domains, b.segDomain[i] ?? this.taskDomain[task] ?? -1),
-        uuids: b.uuids.slice(j, j + n),
-        turnTasks: b.turnTask.slice(j, j + n).map((t) => nameOf(this.taskPaths, t)),
-        textTokens: b.segTextTokens[i] ?? 0,
-        audioTokens: b.segAudioTokens[i] ?? 0,
-      });
-      j += n;
-    }
-    return out;
+    return segmentColumns(b).map((c) => ({
+      row: c.row,
+      offset: c.offset,
+      length: c.length,
+      task: nameOf(this.taskPaths, c.taskIndex),
+      taskIndex: c.taskIndex,
+      domain: nameOf(this.domains, c.domainIndex >= 0 ? c.domainIndex : (this.taskDomain[c.taskIndex] ?? -1)),
+      uuids: c.uuids,
+      turnTasks: c.turnTaskIndices.map((t) => nameOf(this.taskPaths, t)),
+      textTokens: c.textTokens,
+      audioTokens: c.audioTokens,
+    }));
   }
 
   /** Per-task and per-domain totals with target versus realized proportions. */

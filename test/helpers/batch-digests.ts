@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { int32s, segmentColumns } from '../../clients/ts/wire-decode.js';
 import type { WireBatch } from '../../clients/ts/wire-types.js';
 
 /**
@@ -29,39 +30,21 @@ export function digests(batches: readonly WireBatch[], withToken = true): string
   return batches.map((b) => createHash('sha256').update(canonical(b, withToken)).digest('hex'));
 }
 
-/** Little-endian int32 tokens of a batch. */
-export function tokensOf(b: WireBatch): Int32Array {
-  const v = new DataView(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength);
-  return Int32Array.from({ length: b.tokens.byteLength / 4 }, (_, i) => v.getInt32(i * 4, true));
-}
-
 /**
  * The rows of a batch, each as a string independent of where the row sits: its segments'
  * tokens, metadata (offset, length, task, domain, token counts, uuids, turn tasks) and loss
- * spans relative to the row's first token.
+ * spans relative to the row's first token. Read with the TS client's decoder.
  */
 export function rowsOf(b: WireBatch): string[] {
-  const toks = tokensOf(b);
-  const rows: { segs: unknown[]; start: number; end: number }[] = Array.from({ length: b.batchSize }, () => ({ segs: [], start: -1, end: -1 }));
-  let at = 0;
-  let u = 0;
-  b.segLength.forEach((len, i) => {
-    const row = rows[b.segRow[i]!]!;
-    if (row.start < 0) row.start = at;
-    const n = b.segTurns[i]!;
-    row.segs.push([b.segOffset[i], len, b.segTask[i], b.segDomain[i], b.segTextTokens[i], b.segAudioTokens[i], b.uuids.slice(u, u + n), b.turnTask.slice(u, u + n), Array.from(toks.subarray(at, at + len))]);
-    u += n;
-    at += len;
-    row.end = at;
-  });
-  return rows.map((r) => {
-    const spans: number[] = [];
-    for (let k = 0; k < b.lossSpans.length; k += 2) {
-      const s = b.lossSpans[k]!;
-      if (s >= r.start && s < r.end) spans.push(s - r.start, b.lossSpans[k + 1]! - r.start);
-    }
-    return JSON.stringify({ segs: r.segs, spans });
-  });
+  const toks = int32s(b.tokens);
+  const rows: { segs: unknown[]; spans: number[]; start: number }[] = Array.from({ length: b.batchSize }, () => ({ segs: [], spans: [], start: -1 }));
+  for (const c of segmentColumns(b)) {
+    const row = rows[c.row]!;
+    if (row.start < 0) row.start = c.start;
+    row.segs.push([c.offset, c.length, c.taskIndex, c.domainIndex, c.textTokens, c.audioTokens, c.uuids, c.turnTaskIndices, Array.from(toks.subarray(c.start, c.start + c.length))]);
+    for (const [s, e] of c.loss) row.spans.push(c.start + s - row.start, c.start + e - row.start);
+  }
+  return rows.map((r) => JSON.stringify({ segs: r.segs, spans: r.spans }));
 }
 
 /** Uuids of a batch (all turns of all segments, or the examples of `packing: "examples"`). */

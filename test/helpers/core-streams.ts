@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { int32s, segmentColumns } from '../../clients/ts/wire-decode.js';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
@@ -40,7 +41,7 @@ export function drain(session: StreamSession): { batches: WireBatch[]; end: Wire
   return { batches, end };
 }
 
-/** A segment as a client sees it: placement, turns, its tokens and its supervised ranges (segment-relative). */
+/** A segment as a client sees it: placement, turns (task indices), its tokens and each turn's supervised range (segment-relative). */
 export interface SegView {
   readonly row: number;
   readonly offset: number;
@@ -54,42 +55,21 @@ export interface SegView {
   readonly audioTokens: number;
 }
 
-function tokensOf(b: WireBatch): Int32Array {
-  const out = new Int32Array(b.tokens.byteLength / 4);
-  for (let i = 0; i < out.length; i++) out[i] = b.tokens.readInt32LE(i * 4);
-  return out;
-}
-
-/** Splits a batch into its segments; loss spans are assigned to the segment that contains them. */
+/** Splits a batch into its segments with the TS client's decoder (clients/ts/wire-decode.ts). */
 export function segments(b: WireBatch): SegView[] {
-  const tokens = tokensOf(b);
-  const out: SegView[] = [];
-  let start = 0;
-  let turn = 0;
-  for (let i = 0; i < b.segLength.length; i++) {
-    const len = b.segLength[i]!;
-    const n = b.segTurns[i]!;
-    const loss: [number, number][] = [];
-    for (let k = 0; k < b.lossSpans.length; k += 2) {
-      const [s, e] = [b.lossSpans[k]!, b.lossSpans[k + 1]!];
-      if (s >= start && s < start + len) loss.push([s - start, e - start]);
-    }
-    out.push({
-      row: b.segRow[i]!,
-      offset: b.segOffset[i]!,
-      length: len,
-      task: b.segTask[i]!,
-      uuids: b.uuids.slice(turn, turn + n),
-      turnTasks: b.turnTask.slice(turn, turn + n),
-      tokens: tokens.subarray(start, start + len),
-      loss,
-      textTokens: b.segTextTokens[i]!,
-      audioTokens: b.segAudioTokens[i]!,
-    });
-    start += len;
-    turn += n;
-  }
-  return out;
+  const tokens = int32s(b.tokens);
+  return segmentColumns(b).map((c) => ({
+    row: c.row,
+    offset: c.offset,
+    length: c.length,
+    task: c.taskIndex,
+    uuids: c.uuids,
+    turnTasks: c.turnTaskIndices,
+    tokens: tokens.subarray(c.start, c.start + c.length),
+    loss: c.loss,
+    textTokens: c.textTokens,
+    audioTokens: c.audioTokens,
+  }));
 }
 
 /** Served examples per task (every turn of every segment), summed over batches. */

@@ -1,7 +1,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { FlanStreamError } from '../../clients/ts/errors.js';
-import { BatchDecoder, denseArrays, IGNORE_INDEX, int32s } from '../../clients/ts/wire-decode.js';
+import { BatchDecoder, denseArrays, IGNORE_INDEX, int32s, segmentColumns } from '../../clients/ts/wire-decode.js';
 import type { CorpusInfo, WireBatch } from '../../clients/ts/wire-types.js';
 
 const le = (xs: number[]): Buffer => {
@@ -17,7 +17,7 @@ function sample(over: Partial<WireBatch> = {}): WireBatch {
     tokens: le([10, 11, 12, 20, 21, 30, 31, 32, 33]),
     segRow: [0, 0, 1], segOffset: [0, 3, 0], segLength: [3, 2, 4], segTask: [1, 0, 1], segDomain: [1, 0, 1],
     segTextTokens: [3, 2, 1], segAudioTokens: [0, 0, 3], segTurns: [1, 1, 2], uuids: ['a', 'b', 'c', 'd'], turnTask: [1, 0, 1, 0],
-    lossSpans: [2, 3, 4, 5, 7, 9],
+    lossSpans: [2, 3, 4, 5, 6, 7, 7, 9],
     resumeToken: Buffer.from([1, 2, 3]),
     stats: { taskExamples: [1, 3], taskTextTokens: [2, 4], taskAudioTokens: [0, 3], taskTarget: [0.25, 0.75], domainExamples: [1, 3, 0], domainTarget: [0.25, 0.75, 0], paddingTokens: 3, dropped: 1, truncated: 0,
       taskDropped: [], taskTruncated: [], sinceUpdateStep: 0, taskExamplesSinceUpdate: [], domainExamplesSinceUpdate: [], windowStartStep: 0, taskExamplesWindow: [], domainExamplesWindow: [], taskEpochs: [], domainAudioSeconds: [] },
@@ -41,7 +41,7 @@ describe('wire decoding', () => {
   it('rebuilds the dense arrays, cu_seqlens and max_seqlen', () => {
     const d = denseArrays(sample());
     expect(Array.from(d.inputIds)).toEqual([10, 11, 12, 20, 21, P, 30, 31, 32, 33, P, P]);
-    expect(Array.from(d.labels)).toEqual([X, X, 12, X, 21, X, X, X, 32, 33, X, X]);
+    expect(Array.from(d.labels)).toEqual([X, X, 12, X, 21, X, X, 31, 32, 33, X, X]);
     expect(Array.from(d.positionIds)).toEqual([0, 1, 2, 0, 1, 0, 0, 1, 2, 3, 0, 0]);
     expect(Array.from(d.segmentIds)).toEqual([1, 1, 1, 2, 2, 0, 1, 1, 1, 1, 0, 0]);
     expect(Array.from(d.cuSeqlens)).toEqual([0, 3, 5, 9]);
@@ -57,6 +57,16 @@ describe('wire decoding', () => {
     expect(b.stats.domains.audio!.examples).toBe(0);
     expect([b.step, b.batchSize, b.seqLen, b.stats.dropped]).toEqual([7, 2, 6, 1]);
     expect(new BatchDecoder().decode(sample()).segments[0]!.task).toBe('#1');
+  });
+
+  it('reads the segment columns: token ranges, turns and each turn\'s loss span relative to its segment', () => {
+    const cols = segmentColumns(sample());
+    expect(cols.map((c) => [c.start, c.length, c.uuids, c.turnTaskIndices, c.loss])).toEqual([
+      [0, 3, ['a'], [1], [[2, 3]]],
+      [3, 2, ['b'], [0], [[1, 2]]],
+      [5, 4, ['c', 'd'], [1, 0], [[1, 2], [2, 4]]],
+    ]);
+    expect(cols[2]).toMatchObject({ row: 1, offset: 0, taskIndex: 1, domainIndex: 1, textTokens: 1, audioTokens: 3 });
   });
 
   it('decodes evaluation examples and stream ends', () => {
@@ -81,9 +91,10 @@ describe('wire decoding', () => {
     ['segment crossing its row', { segOffset: [0, 3, 3] }],
     ['overlapping segments', { segOffset: [0, 2, 0] }],
     ['lengths not summing to the tokens', { segLength: [3, 2, 3] }],
-    ['odd loss spans', { lossSpans: [2, 3, 4] }],
-    ['reversed loss span', { lossSpans: [3, 2] }],
-    ['loss span beyond the tokens', { lossSpans: [7, 10] }],
+    ['odd loss spans', { lossSpans: [2, 3, 4, 5, 6, 7, 7] }],
+    ['reversed loss span', { lossSpans: [2, 3, 4, 5, 6, 7, 9, 7] }],
+    ['loss span beyond the tokens', { lossSpans: [2, 3, 4, 5, 6, 7, 7, 10] }],
+    ['fewer loss spans than turns', { lossSpans: [2, 3, 4, 5, 7, 9] }],
     ['turns not matching uuids', { segTurns: [1, 1, 1] }],
   ];
   for (const [name, over] of broken) {
