@@ -15,7 +15,6 @@ export interface PumpLimits {
 }
 
 export interface PumpHooks {
-  readonly closed: () => boolean;
   readonly draining: () => boolean;
   readonly onBatch: (batch: WireBatch, seconds: number) => void;
   /** Writes the StreamEnd and closes the call. */
@@ -40,17 +39,21 @@ export class StreamPump {
   private readonly budget: SendBudget;
   private readonly limits: PumpLimits;
   private readonly hooks: PumpHooks;
+  /** The call's signal (stream-call.ts): aborted when the call closes, for any reason. */
+  private readonly signal: AbortSignal;
   private outstanding = 0;
   private bytes = 0;
-  private released = false;
   private wake: (() => void) | undefined;
 
-  constructor(call: PumpCall, session: StreamSession, budget: SendBudget, limits: PumpLimits, hooks: PumpHooks) {
+  constructor(call: PumpCall, session: StreamSession, budget: SendBudget, limits: PumpLimits, signal: AbortSignal, hooks: PumpHooks) {
     this.call = call;
     this.session = session;
     this.budget = budget;
     this.limits = limits;
     this.hooks = hooks;
+    this.signal = signal;
+    // grpc-js drops a closed call's write callbacks: its unsent bytes go back to the budget now.
+    signal.addEventListener('abort', () => this.release(), { once: true });
   }
 
   /** Batches and bytes built but not yet handed to the socket. */
@@ -58,15 +61,13 @@ export class StreamPump {
     return { batches: this.outstanding, bytes: this.bytes };
   }
 
-  /** Re-checks at once (draining started, the call closed, a loss report arrived). */
+  /** Re-checks at once (draining started, a loss report arrived). */
   kick(): void {
     this.wake?.();
   }
 
-  /** The call is gone: its unsent bytes go back to the budget (grpc-js drops a cancelled call's callbacks). */
-  release(): void {
-    if (this.released) return;
-    this.released = true;
+  /** The call is gone: its unsent bytes go back to the budget, and a waiting run() wakes to stop. */
+  private release(): void {
     const bytes = this.bytes;
     this.bytes = 0;
     this.outstanding = 0;
@@ -85,8 +86,8 @@ export class StreamPump {
   }
 
   async run(): Promise<void> {
-    const { hooks, session } = this;
-    while (!hooks.closed()) {
+    const { hooks, session, signal } = this;
+    while (!signal.aborted) {
       if (hooks.draining()) return hooks.finish(session.end('shutdown') as { end: WireEnd });
       if (session.waiting || !this.hasRoom()) {
         // Waiting for room, or (a policy stream) for the loss report its next step feeds on.
@@ -95,7 +96,7 @@ export class StreamPump {
       }
       const started = performance.now();
       const msg = await session.nextAsync(yieldTurn);
-      if (hooks.closed() || !msg) return;
+      if (signal.aborted || !msg) return;
       if ('end' in msg) return hooks.finish(msg);
       const bytes = encodeStreamResponse(msg);
       if (bytes.length > this.limits.maxMessageBytes) {
@@ -113,7 +114,7 @@ export class StreamPump {
   }
 
   private sent(n: number): void {
-    if (this.released) return;
+    if (this.signal.aborted) return;
     this.outstanding--;
     this.bytes -= n;
     this.budget.give(n);
