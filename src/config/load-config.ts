@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, describeError } from '../errors.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import type { HeldoutSpec } from '../splits/heldout.js';
 import { configSchema, heldoutFileSchema, mixtureFileSchema, type Config } from './schema.js';
@@ -82,7 +82,7 @@ export function loadConfig(file: string | undefined, overrides: Record<string, s
       doc = parseYaml(text);
     } catch (err) {
       // A YAML syntax error is the user's to fix: name the file, not a stack trace.
-      throw new InvalidArgumentError('--config', `${file} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`);
+      throw new InvalidArgumentError('--config', `${file} is not valid YAML: ${describeError(err)}`);
     }
     if (doc !== null && doc !== undefined && !isPlainObject(doc)) throw new InvalidArgumentError('--config', `${file} must hold a mapping of configuration keys`);
     raw = (doc as Record<string, unknown> | null | undefined) ?? {};
@@ -145,7 +145,7 @@ function loadNamed<S extends z.ZodTypeAny, T>(dir: string, schema: S, convert: (
     try {
       doc = parseYaml(readFileSync(join(dir, f), 'utf8'));
     } catch (err) {
-      throw new InvalidArgumentError('config', `${join(dir, f)}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new InvalidArgumentError('config', `${join(dir, f)}: ${describeError(err)}`);
     }
     const parsed = schema.safeParse(doc ?? {});
     if (!parsed.success) throw new InvalidArgumentError('config', describe(parsed.error, join(dir, f)));

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, describeError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 export interface RouteResult {
@@ -41,7 +41,7 @@ export async function startHttp(host: string, port: number, deps: HttpDeps): Pro
       }
       return send(404, 'text/plain', 'not found\n');
     };
-    route().catch((err: unknown) => send(500, 'text/plain', `error: ${err instanceof Error ? err.message : String(err)}\n`));
+    route().catch((err: unknown) => send(500, 'text/plain', `error: ${describeError(err)}\n`));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new InvalidArgumentError('server.http_port', `cannot listen on ${host}:${port} (${err.code ?? err.message}); choose another port, 0 for a free one or -1 to disable HTTP`)));

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { describeError } from '../errors.js';
 
 export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
 export const PROTO_FILE = 'flanstream/v1/data_service.proto';
@@ -50,7 +51,7 @@ export function lenientRequests(service: grpc.ServiceDefinition): grpc.ServiceDe
         try {
           return m.requestDeserialize(buf);
         } catch (err) {
-          return { undecodable: err instanceof Error ? err.message : String(err) } satisfies UndecodableRequest;
+          return { undecodable: describeError(err) } satisfies UndecodableRequest;
         }
       },
     };

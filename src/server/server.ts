@@ -8,7 +8,7 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { coreSettings } from '../config/core-settings.js';
 import type { Loaded } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, describeError } from '../errors.js';
 import { Metrics } from '../metrics/metrics.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import type { WireResponse } from '../stream/wire-types.js';
@@ -50,7 +50,7 @@ function credentials(tls: Config['server']['tls']): grpc.ServerCredentials {
     try {
       fn();
     } catch (err) {
-      throw new InvalidArgumentError(name, `${path} is not a usable PEM file (${err instanceof Error ? err.message : String(err)})`);
+      throw new InvalidArgumentError(name, `${path} is not a usable PEM file (${describeError(err)})`);
     }
   };
   let x509: X509Certificate | undefined;
@@ -125,7 +125,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     });
   } catch (err) {
     core.catalog.close();
-    throw new InvalidArgumentError('server.port', `cannot listen on ${address}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new InvalidArgumentError('server.port', `cannot listen on ${address}: ${describeError(err)}`);
   }
   // Ready means the index is open and the port bound; it turns false as soon as shutdown starts.
   let ready = true;

@@ -1,5 +1,5 @@
 import { status, type ServiceError, Metadata } from '@grpc/grpc-js';
-import { FlanError } from '../errors.js';
+import { FlanError, describeError } from '../errors.js';
 
 /** Status details and metadata travel in HTTP/2 trailers: keep them short and printable. */
 const MAX_DETAILS = 1024;
@@ -29,6 +29,6 @@ export function toStatus(err: unknown): Partial<ServiceError> & { code: status; 
     }
     return { code: status[err.code], details: printable(err.message, MAX_DETAILS), metadata };
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = describeError(err);
   return { code: status.INTERNAL, details: printable(`internal error: ${message}`, MAX_DETAILS) };
 }

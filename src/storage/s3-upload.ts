@@ -2,6 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { deleteKeys, errorName, headBucket, listKeys, makeClient, putFile } from './s3-client.js';
 import { keyOf, parseS3Url, s3Error, type S3Settings } from './s3-location.js';
+import { describeError } from '../errors.js';
 
 /**
  * Publishes a finished local directory (an index built in a staging directory) to
@@ -48,7 +49,7 @@ export async function checkBucket(url: string, settings: S3Settings): Promise<vo
     await headBucket(makeClient(settings), loc.bucket, settings.maxAttempts ?? 8);
   } catch (err) {
     const name = errorName(err);
-    throw s3Error(loc, '', name === 'NotFound' ? 'NoSuchBucket' : name, err instanceof Error ? err.message : String(err));
+    throw s3Error(loc, '', name === 'NotFound' ? 'NoSuchBucket' : name, describeError(err));
   }
 }
 
@@ -61,7 +62,7 @@ export async function publishDirectory(dir: string, url: string, settings: S3Set
     .filter((f) => statSync(join(dir, f)).isFile() && !(opts.skip?.(f) ?? false))
     .sort();
   const fail = (path: string) => (err: unknown): never => {
-    throw s3Error(loc, path, errorName(err), err instanceof Error ? err.message : String(err));
+    throw s3Error(loc, path, errorName(err), describeError(err));
   };
   const present = new Map((await listKeys(client, loc, attempts).catch(fail(''))).map((o) => [o.key, o.size]));
   const first = files.filter((f) => !opts.last.includes(f));

@@ -1,6 +1,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { errorName, getObject, getRange, listKeys, makeClient } from './s3-client.js';
 import type { S3Settings } from './s3-location.js';
+import { describeError } from '../errors.js';
 
 /**
  * The S3 side of S3Storage: runs the SDK on its own event loop, so the server's thread can wait
@@ -67,7 +68,7 @@ async function handle(req: Request): Promise<Uint8Array> {
 port.on('message', (req: Request) => {
   handle(req).then(
     (data) => port.postMessage({ ok: true, data } satisfies Reply),
-    (err: unknown) => port.postMessage({ ok: false, name: errorName(err), message: err instanceof Error ? err.message : String(err) } satisfies Reply),
+    (err: unknown) => port.postMessage({ ok: false, name: errorName(err), message: describeError(err) } satisfies Reply),
   ).finally(() => {
     Atomics.add(flag, 0, 1);
     Atomics.notify(flag, 0);
