@@ -1,75 +1,166 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
-import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load-config.js';
-import { ROOT } from './helpers/dist.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { execForm, last, layOutImage, mapPaths, parseDockerfile, runServer } from './helpers/container.js';
+import { ensureDist, ROOT } from './helpers/dist.js';
+import { bearer, check, corpusInfo, dataClient, healthClient, httpGet } from './helpers/grpc.js';
 
-const K8S = join(ROOT, 'config', 'deploy', 'kubernetes');
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const run = promisify(execFile);
+const DOCKERFILE = join(ROOT, 'config', 'deploy', 'Dockerfile');
+const K8S = join(ROOT, 'config', 'deploy', 'kubernetes');
 const load = (f: string): Doc => parseYaml(readFileSync(join(K8S, f), 'utf8')) as Doc;
+const stages = parseDockerfile(readFileSync(DOCKERFILE, 'utf8'));
+const image = stages.at(-1)!;
+const ENTRYPOINT = execForm(last(image.steps, 'ENTRYPOINT'));
+const EXPOSED = last(image.steps, 'EXPOSE').split(/\s+/).map(Number);
+const PORTS_ZERO = ['--port', '0', '--http-port', '0'];
+
+const base = mkdtempSync(join(tmpdir(), 'flanstream-deploy-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+let app = '';
+beforeAll(async () => {
+  await ensureDist();
+  app = layOutImage(ROOT, DOCKERFILE, join(base, 'image'));
+});
+
+/** The effective configuration a command would serve with (`serve … --print-config`). */
+async function effectiveConfig(argv: readonly string[], cwd: string, env: Record<string, string>): Promise<Doc> {
+  const { stdout } = await run(process.execPath, [...argv.slice(1), '--print-config'], { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
+  return parseYaml(stdout) as Doc;
+}
+
+const info = (target: string, md?: grpc.Metadata): Promise<{ tasks: unknown[] }> => {
+  const c = dataClient(target);
+  return corpusInfo(c, md).finally(() => c.close());
+};
 
 /**
- * Docker cannot run here, so the deployment files are checked by reading them: they agree with
- * each other and with the server (the ConfigMap's config.yaml and the Secret's variable load).
+ * Docker and a kubelet cannot run here, so the deployment files are checked by doing what they
+ * say: the image's filesystem is laid out from the Dockerfile's COPY lines and its ENTRYPOINT +
+ * CMD run there against the sample index; the Deployment's container runs with its args, env
+ * (Secret and ConfigMap) and mounts, and its probes are made against what it serves.
  */
-describe('deployment files (config/deploy)', () => {
-  it('Dockerfile: node:20, npm ci, build, index read-only at /index, serve on 0.0.0.0; every COPY source exists', () => {
-    const text = readFileSync(join(ROOT, 'config', 'deploy', 'Dockerfile'), 'utf8');
-    expect(text).toMatch(/^FROM node:20\S* AS build$/m);
-    expect(text).toMatch(/^RUN npm ci\b/m);
-    expect(text).toMatch(/npm run build/);
-    expect(text).toMatch(/^ENTRYPOINT \["node", "dist\/cli\.js", "serve"\]$/m);
-    expect(text).toMatch(/^CMD \[.*"--index", "\/index", "--host", "0\.0\.0\.0"\]$/m);
-    for (const m of text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
-      for (const src of m[1]!.split(' ')) expect(existsSync(join(ROOT, src)), `COPY ${src}`).toBe(true);
+describe('the image (config/deploy/Dockerfile), run as declared', () => {
+  it('every COPY of the build context names a file of the repository', () => {
+    for (const stage of stages) {
+      for (const { op, args } of stage.steps.filter((s) => s.op === 'COPY' && !s.args.startsWith('--from'))) {
+        for (const src of args.split(/\s+/).slice(0, -1)) expect(existsSync(join(ROOT, src)), `${op} ${src}`).toBe(true);
+      }
     }
   });
 
-  it('ConfigMap config.yaml loads with the server\'s schema; the Secret\'s variable is a known key', () => {
-    const cm = load('configmap.yaml');
-    const dir = mkdtempSync(join(tmpdir(), 'flanstream-deploy-'));
+  it('ENTRYPOINT + CMD: listens on all interfaces on the EXPOSEd ports, the index at the VOLUME', async () => {
+    const [volume] = JSON.parse(last(image.steps, 'VOLUME')) as string[];
+    const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD'))], { '/app': app, [volume!]: inject('sampleIndex') });
+    const { server, index } = await effectiveConfig(argv, app, {});
+    expect(server.host).toBe('0.0.0.0');
+    expect(EXPOSED).toEqual([server.port, server.http_port]);
+    expect(index.dir).toBe(inject('sampleIndex'));
+  });
+
+  it('serves the sample index from the image layout: HEALTHCHECK passes, gRPC health SERVING, corpus info; SIGTERM exits 0', async () => {
+    const [volume] = JSON.parse(last(image.steps, 'VOLUME')) as string[];
+    const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD')), ...PORTS_ZERO], { '/app': app, [volume!]: inject('sampleIndex') });
+    const srv = await runServer(argv, app, {});
+    const target = `127.0.0.1:${srv.port}`;
+    // The HEALTHCHECK probes the EXPOSEd HTTP port; here the server listens on the port it got.
+    const health = execForm(last(image.steps, 'HEALTHCHECK'));
+    expect(health.join(' ')).toContain(`127.0.0.1:${EXPOSED[1]}/`);
+    const probe = health.map((a) => a.replace(`127.0.0.1:${EXPOSED[1]}/`, `127.0.0.1:${srv.httpPort}/`));
+    const healthcheck = (): Promise<number> => run(process.execPath, probe.slice(1), { cwd: app }).then(() => 0, (e: { code?: number }) => e.code ?? -1);
     try {
-      const file = join(dir, 'config.yaml');
-      writeFileSync(file, cm.data['config.yaml'] as string);
-      const secret = load('secret.yaml');
-      const env = { FLANSTREAM_SERVER_AUTH_TOKENS: secret.stringData.FLANSTREAM_SERVER_AUTH_TOKENS as string };
-      const { config } = loadConfig(file, {}, env);
-      expect(config.server.host).toBe('0.0.0.0');
-      expect(config.server.port).toBe(50051);
-      expect(config.server.http_port).toBe(9464);
-      expect(config.index.dir).toBe('/index');
-      expect(config.server.auth_tokens).toEqual([env.FLANSTREAM_SERVER_AUTH_TOKENS]);
-      const dep = load('deployment.yaml');
-      // The drain must finish before the kubelet's SIGKILL.
-      expect(config.server.shutdown_grace_ms).toBeLessThan(dep.spec.template.spec.terminationGracePeriodSeconds * 1000);
+      expect(probe[0]).toBe('node');
+      expect(await healthcheck()).toBe(0);
+      const h = healthClient(target);
+      expect(await check(h)).toBe('SERVING');
+      h.close();
+      expect((await info(target)).tasks).toHaveLength(80);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      expect(await srv.stop()).toBe(0);
     }
+    expect(await healthcheck()).toBe(1);
   });
+});
 
-  it('Deployment: gRPC-health readiness, /healthz liveness, index on a read-only PVC, config and Secret wired', () => {
-    const dep = load('deployment.yaml');
-    const pod = dep.spec.template.spec;
-    const c = pod.containers[0];
-    expect(c.readinessProbe.grpc).toEqual({ port: 50051 });
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    expect(c.ports).toEqual([{ name: 'grpc', containerPort: 50051 }, { name: 'http', containerPort: 9464 }]);
-    expect(c.args).toEqual(['--config', '/etc/flanstream/config.yaml', '--index', '/index', '--host', '0.0.0.0']);
-    expect(c.envFrom).toEqual([{ secretRef: { name: load('secret.yaml').metadata.name } }]);
-    expect(c.volumeMounts).toContainEqual({ name: 'index', mountPath: '/index', readOnly: true });
-    expect(pod.volumes).toContainEqual({ name: 'index', persistentVolumeClaim: { claimName: load('index-pvc.yaml').metadata.name, readOnly: true } });
-    expect(pod.volumes).toContainEqual({ name: 'config', configMap: { name: load('configmap.yaml').metadata.name } });
-    expect(load('index-pvc.yaml').spec.accessModes).toEqual(['ReadOnlyMany']);
-    expect(dep.spec.selector.matchLabels).toEqual(dep.spec.template.metadata.labels);
-  });
+describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as the kubelet runs it', () => {
+  const dep = load('deployment.yaml');
+  const pod = dep.spec.template.spec;
+  const c = pod.containers[0];
+  const secret = load('secret.yaml');
+  const token = secret.stringData.FLANSTREAM_SERVER_AUTH_TOKENS as string;
+  const portOf = (p: number | string): number => (typeof p === 'number' ? p : c.ports.find((x: Doc) => x.name === p).containerPort);
 
-  it('Service: headless, selecting the Deployment\'s pods, gRPC and HTTP ports; kustomization lists every file', () => {
+  /** Host folders for the container's mounts: the ConfigMap's files, the index PVC, emptyDirs. */
+  function mounts(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const m of c.volumeMounts as Doc[]) {
+      const vol = (pod.volumes as Doc[]).find((v) => v.name === m.name)!;
+      if (vol.persistentVolumeClaim) {
+        expect(vol.persistentVolumeClaim.claimName).toBe(load('index-pvc.yaml').metadata.name);
+        out[m.mountPath] = inject('sampleIndex');
+        continue;
+      }
+      const dir = join(base, 'volumes', m.name);
+      mkdirSync(dir, { recursive: true });
+      if (vol.configMap) {
+        const cm = load('configmap.yaml');
+        expect(vol.configMap.name).toBe(cm.metadata.name);
+        for (const [f, text] of Object.entries(cm.data as Record<string, string>)) writeFileSync(join(dir, f), text);
+      }
+      out[m.mountPath] = dir;
+    }
+    return out;
+  }
+
+  function env(): Record<string, string> {
+    expect(c.envFrom).toEqual([{ secretRef: { name: secret.metadata.name } }]);
+    const vars: Record<string, string> = { ...(secret.stringData as Record<string, string>) };
+    for (const e of (c.env ?? []) as Doc[]) vars[e.name] = e.value;
+    return vars;
+  }
+
+  it('args, ConfigMap and Secret: the ports the container declares, probes and Service point at are the ones it listens on', async () => {
+    expect(c.command).toBeUndefined(); // the image's ENTRYPOINT runs, with the container's args
+    const { server, index } = await effectiveConfig(mapPaths([...ENTRYPOINT, ...(c.args as string[])], { '/app': app, ...mounts() }), app, env());
+    expect(server.host).toBe('0.0.0.0');
+    expect(index.dir).toBe(inject('sampleIndex'));
+    expect(server.auth_tokens).toHaveLength(1); // printed masked; the running test uses it
+    expect([portOf('grpc'), portOf('http')]).toEqual([server.port, server.http_port]);
+    expect(portOf(c.readinessProbe.grpc.port)).toBe(server.port);
+    expect(portOf(c.startupProbe.grpc.port)).toBe(server.port);
+    expect(portOf(c.livenessProbe.httpGet.port)).toBe(server.http_port);
+    expect(Number(dep.spec.template.metadata.annotations['prometheus.io/port'])).toBe(server.http_port);
     const svc = load('service.yaml');
-    expect(svc.spec.clusterIP).toBe('None');
-    expect(svc.spec.selector).toEqual(load('deployment.yaml').spec.template.metadata.labels);
-    expect(svc.spec.ports.map((p: Doc) => [p.port, p.targetPort])).toEqual([[50051, 'grpc'], [9464, 'http']]);
+    expect(svc.spec.selector).toEqual(dep.spec.template.metadata.labels);
+    expect(dep.spec.selector.matchLabels).toEqual(dep.spec.template.metadata.labels);
+    expect((svc.spec.ports as Doc[]).map((p) => [p.port, portOf(p.targetPort)])).toEqual([[server.port, server.port], [server.http_port, server.http_port]]);
+    // The drain must finish before the kubelet's SIGKILL.
+    expect(server.shutdown_grace_ms).toBeLessThan(pod.terminationGracePeriodSeconds * 1000);
+    expect(load('index-pvc.yaml').spec.accessModes).toEqual(['ReadOnlyMany']);
     for (const f of load('kustomization.yaml').resources as string[]) expect(existsSync(join(K8S, f)), f).toBe(true);
+  });
+
+  it('running: readiness (gRPC health) SERVING, liveness and scrape paths answer, the Secret\'s token is required; SIGTERM exits 0', async () => {
+    const argv = mapPaths([...ENTRYPOINT, ...(c.args as string[]), ...PORTS_ZERO], { '/app': app, ...mounts() });
+    const srv = await runServer(argv, app, env());
+    const target = `127.0.0.1:${srv.port}`;
+    try {
+      const h = healthClient(target);
+      expect(await check(h)).toBe('SERVING');
+      h.close();
+      expect((await httpGet(`http://127.0.0.1:${srv.httpPort}${c.livenessProbe.httpGet.path}`)).status).toBe(200);
+      const metrics = await httpGet(`http://127.0.0.1:${srv.httpPort}${dep.spec.template.metadata.annotations['prometheus.io/path']}`);
+      expect(await metrics.text()).toContain('flanstream_active_streams');
+      expect((await info(target, bearer(token))).tasks).toHaveLength(80);
+      await expect(info(target)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    } finally {
+      expect(await srv.stop()).toBe(0);
+    }
   });
 });
