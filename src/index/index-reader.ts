@@ -1,6 +1,7 @@
 import { IndexCorruptError } from '../errors.js';
 import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
-import { openStorage, type Storage } from '../storage/storage.js';
+import { openStorage } from '../storage/open-storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';

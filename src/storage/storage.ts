@@ -1,14 +1,10 @@
-import { LocalStorage } from './local-storage.js';
-import { parseS3Url, type S3Settings } from './s3-location.js';
-import { S3Storage } from './s3-storage.js';
-
 /**
  * Where the index is read from: a local directory or `s3://bucket/prefix`. The index reader's
  * page cache and the manifest reader go through this interface, so nothing above it knows which
  * one it is. Reads are synchronous, like the positional file reads the page cache was built on:
  * a page miss blocks its caller for one read (a local pread, or a ranged GET that the S3 side
  * serves from its read-ahead when the page was about to be needed).
- * Paths are relative to the location, with `/` separators.
+ * Paths are relative to the location, with `/` separators. open-storage.ts picks the backend.
  */
 export interface Storage {
   /** The location as given (for messages). */
@@ -44,9 +40,3 @@ export class StorageNotFile extends Error {
 }
 
 export const isS3 = (location: string): boolean => location.startsWith('s3://');
-
-/** Opens a location by its scheme. */
-export function openStorage(location: string, s3: S3Settings = {}): Storage {
-  if (isS3(location)) return new S3Storage(parseS3Url(location), s3);
-  return new LocalStorage(location);
-}
