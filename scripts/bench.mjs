@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts, s3, idle.
+// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +18,8 @@ const BENCHES = {
   decontam: 'test/bench/decontam-bench.ts',
   s3: 'test/bench/s3-bench.ts',
   idle: 'test/bench/idle-streams-bench.ts',
+  build: 'test/bench/build-bench.ts',
+  workers: 'test/bench/workers-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));

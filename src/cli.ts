@@ -18,7 +18,7 @@ const USAGE = `usage: flanstream <command> [options]
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
         (--out s3://bucket/prefix [--stage DIR]: build in DIR, then publish; serve --index s3://… reads it)
   inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
-  serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--set key=value]… [--print-config]
+  serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--workers N] [--set key=value]… [--print-config]
 `;
 
 /** The tokenizer's native encoder already uses every core, so more workers than half the cores only add tokenizer copies. */
@@ -106,6 +106,7 @@ async function main(argv: string[]): Promise<void> {
           port: { type: 'string' },
           host: { type: 'string' },
           'http-port': { type: 'string' },
+          workers: { type: 'string' },
           set: { type: 'string', multiple: true },
           'print-config': { type: 'boolean', default: false },
         },
@@ -115,6 +116,7 @@ async function main(argv: string[]): Promise<void> {
       if (values.port) overrides['server.port'] = values.port;
       if (values.host) overrides['server.host'] = values.host;
       if (values['http-port']) overrides['server.http_port'] = values['http-port'];
+      if (values.workers) overrides['server.workers'] = values.workers;
       for (const kv of values.set ?? []) {
         const eq = kv.indexOf('=');
         if (eq <= 0) throw new InvalidArgumentError('--set', `expected key=value, got "${kv}"`);

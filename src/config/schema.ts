@@ -58,6 +58,12 @@ export const configSchema = z
         stream_buffer_bytes: num(z.number().int().positive()).default(16 << 20),
         /** Server-wide: bytes built but not yet handed to the socket; streams wait for room beyond it. */
         send_budget_bytes: num(z.number().int().positive()).default(256 << 20),
+        /**
+         * Build worker threads (`serve --workers N`, docs/performance.md): 0 builds every batch on the
+         * server's own thread; N ≥ 1 builds the batches of different streams on N threads (each opens
+         * the index, with its own index.cache_bytes page cache) while the server thread only sends.
+         */
+        workers: num(z.number().int().min(0).max(256)).default(0),
         /** Mixture updates per stream per second before RESOURCE_EXHAUSTED. */
         max_updates_per_second: num(z.number().positive()).default(200),
         /** On SIGTERM, how long to wait for in-flight batches before closing anyway. */

@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
+import type { PlanCache } from '../stream/plan-cache.js';
 import type { PolicyView } from '../stream/stream-session.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
@@ -58,8 +59,9 @@ export class Metrics {
   /** The open streams' policies, read when scraped (see watchPolicies). */
   private policies: () => { id: string; view: PolicyView }[] = () => [];
 
-  constructor(catalog: CorpusCatalog) {
-    const { tasks, plans } = catalog;
+  /** `plans`: the catalog's plan cache, or with `serve --workers N` the workers' summed (read at scrape time). */
+  constructor(catalog: CorpusCatalog, plans: Pick<PlanCache, 'counts' | 'size'> = catalog.plans) {
+    const { tasks } = catalog;
     const domains = catalog.domains();
     const examples = new client.Counter({
       name: 'flanstream_examples_total',

@@ -5,12 +5,12 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { RawLossReport } from '../stream/loss-report.js';
-import type { StreamSession } from '../stream/stream-session.js';
 import type { WireResponse } from '../stream/wire-types.js';
 import { corpusInfo } from './corpus-info.js';
 import { StreamMonitor } from './stream-monitor.js';
 import { isUndecodable } from './proto.js';
 import { SendBudget } from './send-budget.js';
+import { LocalOpener, type ServedStream, type ServedStreamOpener } from './served-stream.js';
 import { StreamCall, type CallLimits } from './stream-call.js';
 import { toStatus } from './to-status.js';
 
@@ -44,13 +44,16 @@ export class DataServiceHandlers {
   private readonly limits: ServiceLimits;
   private readonly auth: (md: grpc.Metadata) => void;
   private readonly monitor: StreamMonitor;
+  private readonly opener: ServedStreamOpener;
   private readonly live = new Map<Call, StreamCall<StreamRequest>>();
   private draining = false;
   private nextId = 0;
 
   readonly budget: SendBudget;
 
-  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void, monitor: StreamMonitor = new StreamMonitor(), budget = new SendBudget(Number.MAX_SAFE_INTEGER)) {
+  /** `opener`: where streams are built (this thread by default; build workers with `serve --workers N`). */
+  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void, monitor: StreamMonitor = new StreamMonitor(), budget = new SendBudget(Number.MAX_SAFE_INTEGER), opener: ServedStreamOpener = new LocalOpener(core)) {
+    this.opener = opener;
     this.budget = budget;
     this.core = core;
     this.metrics = metrics;
@@ -63,7 +66,7 @@ export class DataServiceHandlers {
     return this.live.size;
   }
 
-  sessions(): StreamSession[] {
+  sessions(): ServedStream[] {
     return [...this.live.values()].flatMap((c) => (c.session ? [c.session] : []));
   }
 
@@ -100,26 +103,25 @@ export class DataServiceHandlers {
     const sc: StreamCall<StreamRequest> = new StreamCall(call, this.limits, this.budget, {
       open: (req) => {
         rejectUndecodable(req);
-        const session = this.core.open(req);
+        const session = this.opener.open(req);
         this.monitor.open(id, session);
         return session;
       },
       message: (req, session, wake) => {
         rejectUndecodable(req);
         if (req.kind === 'losses' && req.losses) {
-          session.addReport(this.core.lossReport(req.losses, session.heldout));
-          this.metrics.reports.inc();
-          // A policy stream waits for the report its next step feeds on; the report wakes it.
-          if (!session.waiting) wake();
-          return;
+          return session.addReport(req.losses).then(() => {
+            this.metrics.reports.inc();
+            // A policy stream waits for the report its next step feeds on; the report wakes it.
+            if (!session.waiting) wake();
+          });
         }
         if (req.kind !== 'mixtureUpdate' || !req.mixtureUpdate) throw new InvalidArgumentError('request', 'after the first message only mixture_update and losses messages are accepted');
         const now = Date.now();
         while (updates.length > 0 && (updates[0] ?? 0) < now - 1000) updates.shift();
         updates.push(now);
         if (updates.length > this.limits.maxUpdatesPerSecond) throw new ResourceExhaustedError('mixture updates per second', updates.length, this.limits.maxUpdatesPerSecond);
-        session.addUpdate(this.core.update(req.mixtureUpdate));
-        this.metrics.updates.inc();
+        return session.addUpdate(req.mixtureUpdate).then(() => this.metrics.updates.inc());
       },
       batch: (batch, seconds) => {
         this.metrics.observeBatch(batch, seconds, id);

@@ -21,6 +21,8 @@ import { encodeStreamResponse } from './response-encoder.js';
 import { SendBudget } from './send-budget.js';
 import { statusRoutes } from './status-page.js';
 import { StreamMonitor } from './stream-monitor.js';
+import { LocalOpener } from './served-stream.js';
+import { WorkerPool } from './worker-pool.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -83,8 +85,16 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const { config } = loaded;
   // Before the index opens, so a bad certificate path fails fast and names its key.
   const creds = credentials(config.server.tls);
-  const core = await DataServiceCore.open(config.index.dir, coreSettings(loaded));
-  const metrics = new Metrics(core.catalog);
+  const settings = coreSettings(loaded);
+  const core = await DataServiceCore.open(config.index.dir, settings);
+  let pool: WorkerPool | undefined;
+  try {
+    pool = config.server.workers > 0 ? await WorkerPool.start(core, config.index.dir, settings, config.server.workers) : undefined;
+  } catch (err) {
+    core.catalog.close();
+    throw err;
+  }
+  const metrics = new Metrics(core.catalog, pool ?? core.plans);
   const monitor = new StreamMonitor();
   metrics.watchPolicies(() => monitor.policies());
   const budget = new SendBudget(config.server.send_budget_bytes);
@@ -103,6 +113,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     makeAuthCheck(config.server.auth_tokens),
     monitor,
     budget,
+    pool ?? new LocalOpener(core),
   );
 
   const server = new grpc.Server({
@@ -124,6 +135,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)));
     });
   } catch (err) {
+    await pool?.close();
     core.catalog.close();
     throw new InvalidArgumentError('server.port', `cannot listen on ${address}: ${describeError(err)}`);
   }
@@ -142,6 +154,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       }));
     } catch (err) {
       server.forceShutdown();
+      await pool?.close();
       core.catalog.close();
       throw err;
     }
@@ -173,6 +186,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
         http.closeAllConnections();
         await new Promise<void>((resolve) => http!.close(() => resolve()));
       }
+      await pool?.close();
       core.catalog.close();
     })();
     return stopping;

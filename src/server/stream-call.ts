@@ -1,8 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { DeadlineError, InvalidArgumentError, ShuttingDownError } from '../errors.js';
-import type { StreamSession } from '../stream/stream-session.js';
 import type { WireBatch, WireEnd, WireResponse } from '../stream/wire-types.js';
 import type { SendBudget } from './send-budget.js';
+import type { ServedStream } from './served-stream.js';
 import { StreamPump, type PumpCall, type PumpLimits } from './stream-pump.js';
 import { toStatus } from './to-status.js';
 
@@ -20,10 +20,14 @@ export interface CallLimits extends PumpLimits {
 
 /** What the service does at each step of a call; the call decides when. */
 export interface CallHooks<Req> {
-  /** The session of a first message (throws a domain error to refuse it). */
-  open(req: Req): StreamSession;
-  /** A later message (mixture update, loss report) of a streaming call; `wake` re-checks the pump. */
-  message(req: Req, session: StreamSession, wake: () => void): void;
+  /** The stream of a first message (throws a domain error to refuse it). */
+  open(req: Req): ServedStream;
+  /**
+   * A later message (mixture update, loss report) of a streaming call; `wake` re-checks the pump.
+   * Its promise settles once the stream took it (a build worker answers asynchronously); a
+   * rejection fails the call like a throw.
+   */
+  message(req: Req, session: ServedStream, wake: () => void): Promise<void> | void;
   batch(batch: WireBatch, seconds: number): void;
   /** The call ended with a StreamEnd of this reason. */
   ended(reason: string): void;
@@ -51,7 +55,7 @@ export class StreamCall<Req> {
   private readonly limits: CallLimits;
   private readonly budget: SendBudget;
   private pump: StreamPump | undefined;
-  private openedSession: StreamSession | undefined;
+  private openedSession: ServedStream | undefined;
   /** Resolves once nothing is left to flush: the status was handed to the transport, or the client went away. */
   readonly finished: Promise<void>;
 
@@ -71,6 +75,7 @@ export class StreamCall<Req> {
       'abort',
       () => {
         clearTimeout(firstMessage);
+        this.openedSession?.close();
         hooks.closed();
       },
       { once: true },
@@ -92,7 +97,7 @@ export class StreamCall<Req> {
     return this.controller.signal;
   }
 
-  get session(): StreamSession | undefined {
+  get session(): ServedStream | undefined {
     return this.openedSession;
   }
 
@@ -121,13 +126,13 @@ export class StreamCall<Req> {
     if (this.current === 'closed') return;
     try {
       if (this.current === 'awaiting-first') this.start(this.hooks.open(req));
-      else this.hooks.message(req, this.openedSession!, () => this.pump?.kick());
+      else this.hooks.message(req, this.openedSession!, () => this.pump?.kick())?.catch((err: unknown) => this.fail(err));
     } catch (err) {
       this.fail(err);
     }
   }
 
-  private start(session: StreamSession): void {
+  private start(session: ServedStream): void {
     this.openedSession = session;
     this.current = 'streaming';
     this.pump = new StreamPump(this.call as unknown as PumpCall, session, this.budget, this.limits, this.signal, {

@@ -1,4 +1,7 @@
 import type { PolicyView, StreamSession } from '../stream/stream-session.js';
+
+/** What the monitor reads of a stream (a StreamSession, or a stream built on a worker). */
+export type MonitoredStream = Pick<StreamSession, 'spec' | 'placement' | 'policyView'>;
 import { domainProportions, type DomainProportions } from '../stream/stream-stats.js';
 import type { WireBatch, WireStats } from '../stream/wire-types.js';
 
@@ -72,7 +75,7 @@ export interface MonitorOptions {
 
 interface Tracked {
   readonly id: string;
-  readonly session: StreamSession;
+  readonly session: MonitoredStream;
   readonly openedAt: number;
   readonly ring: Ring<MonitorSample>;
   batches: number;
@@ -104,7 +107,7 @@ export class StreamMonitor {
     this.now = opts.now ?? Date.now;
   }
 
-  open(id: string, session: StreamSession): void {
+  open(id: string, session: MonitoredStream): void {
     const t = this.now();
     this.streams.set(id, { id, session, openedAt: t, ring: new Ring(this.capacity), batches: 0, tokens: 0, step: null, stats: null, since: t, used: 0, cells: 0, count: 0 });
   }

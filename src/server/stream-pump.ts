@@ -1,9 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import { ResourceExhaustedError } from '../errors.js';
-import type { StreamSession } from '../stream/stream-session.js';
 import type { WireBatch, WireEnd, WireResponse } from '../stream/wire-types.js';
-import { encodeStreamResponse } from './response-encoder.js';
 import type { SendBudget } from './send-budget.js';
+import type { ServedStream } from './served-stream.js';
 
 export interface PumpLimits {
   /** Batches built but not yet handed to the socket, per stream. */
@@ -35,7 +34,7 @@ const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(res
  */
 export class StreamPump {
   private readonly call: PumpCall;
-  private readonly session: StreamSession;
+  private readonly session: ServedStream;
   private readonly budget: SendBudget;
   private readonly limits: PumpLimits;
   private readonly hooks: PumpHooks;
@@ -45,7 +44,7 @@ export class StreamPump {
   private bytes = 0;
   private wake: (() => void) | undefined;
 
-  constructor(call: PumpCall, session: StreamSession, budget: SendBudget, limits: PumpLimits, signal: AbortSignal, hooks: PumpHooks) {
+  constructor(call: PumpCall, session: ServedStream, budget: SendBudget, limits: PumpLimits, signal: AbortSignal, hooks: PumpHooks) {
     this.call = call;
     this.session = session;
     this.budget = budget;
@@ -88,21 +87,21 @@ export class StreamPump {
   async run(): Promise<void> {
     const { hooks, session, signal } = this;
     while (!signal.aborted) {
-      if (hooks.draining()) return hooks.finish(session.end('shutdown') as { end: WireEnd });
+      if (hooks.draining()) return hooks.finish(await session.end('shutdown'));
       if (session.waiting || !this.hasRoom()) {
         // Waiting for room, or (a policy stream) for the loss report its next step feeds on.
         await this.room();
         continue;
       }
       const started = performance.now();
-      const msg = await session.nextAsync(yieldTurn);
-      if (signal.aborted || !msg) return;
-      if ('end' in msg) return hooks.finish(msg);
-      const bytes = encodeStreamResponse(msg);
+      const built = await session.build();
+      if (signal.aborted || !built) return;
+      if ('end' in built) return hooks.finish(built);
+      const { bytes } = built;
       if (bytes.length > this.limits.maxMessageBytes) {
         throw new ResourceExhaustedError('server.max_message_bytes (bytes of one batch message; lower batch_size)', bytes.length, this.limits.maxMessageBytes);
       }
-      hooks.onBatch(msg.batch, (performance.now() - started) / 1000);
+      hooks.onBatch(built.batch, (performance.now() - started) / 1000);
       const n = bytes.length;
       this.outstanding++;
       this.bytes += n;

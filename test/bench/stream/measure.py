@@ -1,11 +1,15 @@
 """One measurement of the stream benchmark: tokens/s delivered by a source into numpy or torch.
 
 Modes (each prints one JSON line {"tokens": …, "seconds": …, "batches": …}):
-  flanstream TARGET  — FlanStreamDataset, packed 8 × 4096, the real client (decode + prefetch);
+  flanstream TARGET  — FlanStreamDataset, 8 × 4096 (--packing, --layout/--codebooks), the real
+                       client (decode + prefetch);
                        --report: an odm policy stream, and every batch's per-task losses (task_losses
                        over a [B, L] loss) reported back (closed-loop benchmark)
   jsonl FILE         — a plain Python loader: pre-tokenized JSONL, json.loads, greedy packing
-  grpc TARGET        — a bare grpcio client reading a fixed 128 KB message stream, nothing else
+  grpc TARGET        — a bare grpcio client reading a fixed Batch message (128 KB of tokens, the
+                       generated flanstream stubs) into a numpy view, nothing else
+  bytes TARGET       — a bare grpcio client reading messages of one 128 KB `bytes` field
+                       (google.protobuf.BytesValue) into a numpy view: the true transport limit
   socket PORT        — raw loopback bytes into a buffer (recv_into), nothing else
   digests TARGET     — not timed: {"digests": [...]}, one sha1 per batch over its dense tensors
                        (for checking that streams served by different replicas are identical)
@@ -38,11 +42,12 @@ def to_output(arrays: dict, output: str) -> dict:
 POLICY = {"weights": {"speech": 0.5, "music": 0.25, "audio": 0.25}, "policy": "odm", "lag_steps": 8}
 
 
-def flanstream(target: str, batches: int, output: str, rank: int, world: int, report: bool = False) -> tuple[int, float]:
+def flanstream(target: str, batches: int, output: str, rank: int, world: int, report: bool = False,
+               packing: str = "packed", audio: dict | None = None) -> tuple[int, float]:
     from flanstream import FlanStreamDataset, task_losses
-    ds = FlanStreamDataset(target, split="train", batch_size=B, seq_len=L, packing="packed", seed=0,
+    ds = FlanStreamDataset(target, split="train", batch_size=B, seq_len=L, packing=packing, seed=0,
                            output=output, rank=rank, world_size=world, max_batches=batches + WARMUP, prefetch=8,
-                           mixture=POLICY if report else None)
+                           mixture=POLICY if report else None, audio=audio)
     loss = np.ones((B, L), dtype=np.float32)  # stands in for the trainer's per-token loss
     tokens, start = 0, 0.0
     for i, batch in enumerate(ds):
@@ -122,17 +127,32 @@ def grpc_ceiling(target: str, batches: int) -> tuple[int, float]:
     from flanstream._proto.flanstream.v1 import data_service_pb2_grpc as pbg
     channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)])
     stream = pbg.DataServiceStub(channel).StreamBatches(iter([pb.StreamRequest(spec=pb.StreamSpec(batch_size=B, seq_len=L))]))
-    nbytes, start = 0, 0.0
+    return _drain(stream, batches, lambda msg: np.frombuffer(msg.batch.tokens, dtype=np.int32))
+
+
+def bytes_ceiling(target: str, batches: int) -> tuple[int, float]:
+    import grpc
+    from google.protobuf.wrappers_pb2 import BytesValue
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)])
+    method = channel.stream_stream("/flanstream.bench.Bytes/Stream", request_serializer=BytesValue.SerializeToString,
+                                   response_deserializer=BytesValue.FromString)
+    stream = method(iter([BytesValue()]))
+    return _drain(stream, batches, lambda msg: np.frombuffer(msg.value, dtype=np.int32))
+
+
+def _drain(stream, batches: int, to_array) -> tuple[int, float]:
+    """Reads WARMUP + batches messages, each into a numpy array; tokens (payload bytes / 4) and seconds after the warm-up."""
+    tokens, start = 0, 0.0
     for i, msg in enumerate(stream):
         if i == WARMUP:
             start = time.perf_counter()
         if i >= WARMUP:
-            nbytes += len(msg.batch.tokens)
+            tokens += to_array(msg).size
         if i == batches + WARMUP - 1:
             break
     elapsed = time.perf_counter() - start
     stream.cancel()
-    return nbytes // 4, elapsed
+    return tokens, elapsed
 
 
 def socket_ceiling(port: int, batches: int) -> tuple[int, float]:
@@ -152,23 +172,29 @@ def socket_ceiling(port: int, batches: int) -> tuple[int, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["flanstream", "jsonl", "grpc", "socket", "digests"])
+    p.add_argument("mode", choices=["flanstream", "jsonl", "grpc", "bytes", "socket", "digests"])
     p.add_argument("where")
     p.add_argument("--batches", type=int, default=300)
     p.add_argument("--output", choices=["numpy", "torch"], default="numpy")
     p.add_argument("--rank", type=int, default=0)
     p.add_argument("--world", type=int, default=1)
     p.add_argument("--report", action="store_true")
+    p.add_argument("--packing", choices=["none", "packed", "multiturn"], default="packed")
+    p.add_argument("--layout", choices=["flat", "delay"], default=None)
+    p.add_argument("--codebooks", type=int, default=0)
     a = p.parse_args()
     if a.mode == "digests":
         print(json.dumps({"digests": digests(a.where, a.batches, a.rank, a.world)}))
         return
     if a.mode == "flanstream":
-        tokens, secs = flanstream(a.where, a.batches, a.output, a.rank, a.world, a.report)
+        audio = {"layout": a.layout, "codebooks": a.codebooks} if a.layout else None
+        tokens, secs = flanstream(a.where, a.batches, a.output, a.rank, a.world, a.report, a.packing, audio)
     elif a.mode == "jsonl":
         tokens, secs = jsonl(a.where, a.batches, a.output)
     elif a.mode == "grpc":
         tokens, secs = grpc_ceiling(a.where, a.batches)
+    elif a.mode == "bytes":
+        tokens, secs = bytes_ceiling(a.where, a.batches)
     else:
         tokens, secs = socket_ceiling(int(a.where), a.batches)
     print(json.dumps({"tokens": tokens, "seconds": secs, "batches": a.batches, "cpu_seconds": CPU[1] - CPU[0]}))

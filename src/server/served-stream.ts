@@ -1,0 +1,98 @@
+import type { RawLossReport } from '../stream/loss-report.js';
+import type { DataServiceCore } from '../stream/data-service-core.js';
+import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
+import type { Placement, StreamSpec } from '../stream/stream-spec.js';
+import type { PolicyView, StreamSession } from '../stream/stream-session.js';
+import type { WireBatch, WireEnd } from '../stream/wire-types.js';
+import { encodeStreamResponse } from './response-encoder.js';
+
+/** A built batch: its wire bytes (what is sent) and its columns without the tokens (what metrics read). */
+export interface EncodedBatch {
+  readonly batch: WireBatch;
+  readonly bytes: Buffer;
+}
+
+/** What building the next message gave: a batch, the stream's end, or nothing (waiting for a report, or over). */
+export type Built = EncodedBatch | { readonly end: WireEnd } | undefined;
+
+/**
+ * A stream as the gRPC adapter drives it, wherever its batches are built: in this thread
+ * (LocalStream, a StreamSession) or on a build worker (RemoteStream, `serve --workers N`). The
+ * methods that change the stream are asynchronous because a worker answers them; the getters
+ * reflect the stream as of the last answer.
+ */
+export interface ServedStream {
+  readonly spec: StreamSpec;
+  readonly placement: Placement;
+  /** True while the next step waits for the loss report it feeds on (policy streams). */
+  readonly waiting: boolean;
+  build(): Promise<Built>;
+  /** Ends the stream; `shutdown` hands back the token of the last batch sent. */
+  end(reason: WireEnd['reason']): Promise<{ end: WireEnd }>;
+  addReport(raw: RawLossReport): Promise<void>;
+  addUpdate(raw: RawUpdate): Promise<void>;
+  policyView(): PolicyView | undefined;
+  /** The call is gone: frees what the stream holds (a worker's session). */
+  close(): void;
+}
+
+/** Opens streams from first messages (a spec or a resume token); throws the request's error. */
+export interface ServedStreamOpener {
+  open(raw: RawOpen): ServedStream;
+}
+
+const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A stream built in this thread: planned in slices between event-loop turns, encoded here. */
+export class LocalStream implements ServedStream {
+  constructor(
+    readonly session: StreamSession,
+    private readonly checkReport: (raw: RawLossReport, s: StreamSession) => Parameters<StreamSession['addReport']>[0],
+    private readonly checkUpdate: (raw: RawUpdate) => Parameters<StreamSession['addUpdate']>[0],
+  ) {}
+
+  get spec(): StreamSpec {
+    return this.session.spec;
+  }
+
+  get placement(): Placement {
+    return this.session.placement;
+  }
+
+  get waiting(): boolean {
+    return this.session.waiting;
+  }
+
+  async build(): Promise<Built> {
+    const msg = await this.session.nextAsync(yieldTurn);
+    if (!msg || 'end' in msg) return msg as Built;
+    return { batch: msg.batch, bytes: encodeStreamResponse(msg) };
+  }
+
+  end(reason: WireEnd['reason']): Promise<{ end: WireEnd }> {
+    return Promise.resolve(this.session.end(reason) as { end: WireEnd });
+  }
+
+  async addReport(raw: RawLossReport): Promise<void> {
+    this.session.addReport(this.checkReport(raw, this.session));
+  }
+
+  async addUpdate(raw: RawUpdate): Promise<void> {
+    this.session.addUpdate(this.checkUpdate(raw));
+  }
+
+  policyView(): PolicyView | undefined {
+    return this.session.policyView();
+  }
+
+  close(): void {}
+}
+
+/** Opens streams built in this thread (no workers). */
+export class LocalOpener implements ServedStreamOpener {
+  constructor(private readonly core: DataServiceCore) {}
+
+  open(raw: RawOpen): ServedStream {
+    return new LocalStream(this.core.open(raw), (r, s) => this.core.lossReport(r, s.heldout), (u) => this.core.update(u));
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * One run of the in-process build benchmark (build-bench.ts), for the source tree at --root: a
+ * DataServiceCore over <index> (that tree's code, imported from it), and for every case a train
+ * stream's session.next() plus the wire encoding, --batches batches after a warm-up. Importing by
+ * root lets one run compare two builds (this tree and a worktree of an older commit) side by side.
+ * Prints one JSON line: {case: {batches, tokens, seconds}}. --profile FILE writes a CPU profile
+ * (100 µs sampling) of the measured loops only, for `node --cpu-prof`-style analysis.
+ *   npx tsx test/bench/build/build-child.ts --root DIR --index DIR [--batches 200] [--cases a,b] [--profile F]
+ */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { BUILD_CASES } from './build-cases.js';
+
+const flag = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] ?? fallback : fallback;
+};
+const root = flag('root', process.cwd());
+const index = flag('index', '');
+const batches = Number(flag('batches', '200'));
+const wanted = flag('cases', Object.keys(BUILD_CASES).join(',')).split(',');
+const from = async <T>(file: string): Promise<T> => (await import(pathToFileURL(join(root, file)).href)) as T;
+
+type Msg = { batch?: { tokens: Uint8Array } } | undefined;
+interface Core {
+  open(raw: unknown): { next(): Msg };
+}
+const { coreSettings } = await from<{ coreSettings: (c: unknown) => unknown }>('src/config/core-settings.ts');
+const { loadConfig } = await from<{ loadConfig: (f: undefined, o: Record<string, string>, e: Record<string, string>) => unknown }>('src/config/load-config.ts');
+const { DataServiceCore } = await from<{ DataServiceCore: { open(dir: string, s: unknown): Promise<Core> } }>('src/stream/data-service-core.ts');
+const { encodeStreamResponse } = await from<{ encodeStreamResponse: (m: unknown) => Buffer }>('src/server/response-encoder.ts');
+const core = await DataServiceCore.open(index, coreSettings(loadConfig(undefined, { 'index.dir': index }, {})));
+
+function run(name: string, n: number, seed: number): { batches: number; tokens: number; seconds: number } {
+  const spec = { split: 'train', batchSize: 8, seqLen: 4096, seed, ...BUILD_CASES[name] };
+  const session = core.open({ spec });
+  let tokens = 0;
+  const started = performance.now();
+  for (let i = 0; i < n; i++) {
+    const m = session.next();
+    if (!m?.batch) throw new Error(`${name}: the train stream ended`);
+    encodeStreamResponse(m);
+    tokens += m.batch.tokens.byteLength / 4;
+  }
+  return { batches: n, tokens, seconds: (performance.now() - started) / 1000 };
+}
+
+const out: Record<string, unknown> = {};
+for (const name of wanted) run(name, 20, 99); // page cache and JIT
+const profile = flag('profile', '');
+const inspector = profile ? new Session() : undefined;
+if (inspector) {
+  inspector.connect();
+  await inspector.post('Profiler.enable');
+  await inspector.post('Profiler.setSamplingInterval', { interval: 100 });
+  await inspector.post('Profiler.start');
+}
+for (const name of wanted) out[name] = run(name, batches, 0);
+if (inspector) writeFileSync(profile, JSON.stringify((await inspector.post('Profiler.stop')).profile));
+console.log(JSON.stringify(out));

@@ -1,0 +1,56 @@
+/**
+ * `serve --workers N` without clients: S train streams (different seeds, 8 × 4096 packed) open at
+ * once, each building --batches batches as fast as it can (build + wire encoding, what the pump
+ * asks of a stream), through 1 and through 2 build workers, and on the server thread itself (0),
+ * in the same run, cases interleaved run by run. Target: 2 workers ≥ 1.7 × 1 worker on 2 cores.
+ *   npx tsx test/bench/workers-bench.ts [--runs 5] [--batches 150] [--streams 4] [--records 20000]
+ */
+import { cpus, loadavg } from 'node:os';
+import { coreSettings } from '../../src/config/core-settings.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { LocalOpener, type ServedStreamOpener } from '../../src/server/served-stream.js';
+import { WorkerPool } from '../../src/server/worker-pool.js';
+import { DataServiceCore } from '../../src/stream/data-service-core.js';
+import { arg, benchIndex, stats } from './bench-util.js';
+
+const runs = arg('runs', 5);
+const batches = arg('batches', 150);
+const streams = arg('streams', 4);
+const index = benchIndex(arg('records', 20000));
+const settings = coreSettings(loadConfig(undefined, { 'index.dir': index }, {}));
+const core = await DataServiceCore.open(index, settings);
+const openers: [string, ServedStreamOpener][] = [
+  ['server thread (workers 0)', new LocalOpener(core)],
+  ['1 worker', await WorkerPool.start(core, index, settings, 1)],
+  ['2 workers', await WorkerPool.start(core, index, settings, 2)],
+];
+
+/** Batches/s of `streams` streams built concurrently through `opener`. */
+async function run(opener: ServedStreamOpener, seed: number): Promise<number> {
+  const open = Array.from({ length: streams }, (_, k) => opener.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } }));
+  await Promise.all(open.map((s) => s.build())); // opened and warm
+  const started = performance.now();
+  await Promise.all(open.map(async (s) => {
+    for (let i = 0; i < batches; i++) if (!(await s.build())) throw new Error('a train stream ended');
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  for (const s of open) s.close();
+  return (streams * batches) / seconds;
+}
+
+const loadStart = loadavg()[0]!.toFixed(2);
+for (const [, o] of openers) await run(o, 99); // JIT and page caches of every worker
+const results = new Map<string, number[]>(openers.map(([n]) => [n, []]));
+for (let r = 0; r < runs; r++) {
+  for (const [name, o] of r % 2 ? [...openers].reverse() : openers) results.get(name)!.push(await run(o, r));
+}
+for (const [, o] of openers) if (o instanceof WorkerPool) await o.close();
+
+const one = stats(results.get('1 worker')!).median;
+console.log('| build | batches/s median | min | max | ÷ 1 worker |');
+console.log('|---|---:|---:|---:|---:|');
+for (const [name] of openers) {
+  const s = stats(results.get(name)!);
+  console.log(`| ${name} | ${s.median.toFixed(0)} | ${s.min.toFixed(0)} | ${s.max.toFixed(0)} | ${(s.median / one).toFixed(2)} |`);
+}
+console.log(`\n${runs} runs × ${streams} streams × ${batches} batches of 8 × 4096 (packed), in process, no transport. Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cpus().length} cores.`);
