@@ -5,7 +5,7 @@
  * a stream's bytes, its tokens and its resume are the same whichever worker (or none) builds it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { FlanError } from '../errors.js';
+import { describeError, FlanError } from '../errors.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import type { StreamSession } from '../stream/stream-session.js';
 import type { BuildReply, BuildRequest, CarriedError, StreamState, WorkerInit, WorkerReady } from './build-protocol.js';
@@ -17,7 +17,7 @@ const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(res
 
 export function carry(err: unknown): CarriedError {
   if (err instanceof FlanError) return { name: err.name, message: err.message, code: err.code, context: { ...(err.context as Record<string, unknown>) } };
-  return { name: err instanceof Error ? err.name : 'Error', message: err instanceof Error ? err.message : String(err) };
+  return { name: err instanceof Error ? err.name : 'Error', message: describeError(err) };
 }
 
 
