@@ -19,8 +19,8 @@ import { writeFileAtomic } from './manifest-io.js';
 export const AUDIO_GROUPS_NAME = /^audio-groups\.[0-9a-f]{16}\.bin$/;
 export const QUAD = 4;
 
-export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket?: number): AudioGroupsMeta {
-  const parts = sharedKeyQuads(indexDir, shards, rowsOf, perBucket);
+export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket?: number, dropped?: (s: number, r: number) => boolean): AudioGroupsMeta {
+  const parts = sharedKeyQuads(indexDir, shards, rowsOf, perBucket, dropped);
   const bytes = parts.reduce((n, p) => n + p.length, 0);
   const hash = createHash('sha1');
   for (const p of parts) hash.update(p);

@@ -11,7 +11,9 @@ import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
-import { compileManifest } from './compile-manifest.js';
+import { compileIndex } from './compile-manifest.js';
+import { duplicateEntries } from './duplicate-report.js';
+import { DUPLICATES_NAME } from './exclusions.js';
 import { discoverShards, type SkippedFile } from './find-shards.js';
 import { withIndexLock } from './index-lock.js';
 import { QUARANTINE_FILE, SHARDS_DIR, TOKENIZER_FILE, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
@@ -187,10 +189,14 @@ export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise
   }
   // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
   writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
-  const manifest = compileManifest(out, shards, makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec), options, await templatePieces(tok));
-  // The report is the shards' own quarantine files end to end, in manifest order, streamed.
+  const { manifest, duplicates } = compileIndex(out, shards, makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec), options, await templatePieces(tok));
+  // The report is the shards' own quarantine files end to end, in manifest order, streamed, each
+  // followed by its records that repeat an earlier shard's uuid (found only now, across shards).
   writeFileAtomic(join(out, QUARANTINE_FILE), (function* () {
-    for (const s of manifest.shards) if (s.quarantineFile) yield* fileChunks(join(out, s.quarantineFile));
+    for (const [i, s] of manifest.shards.entries()) {
+      if (s.quarantineFile) yield* fileChunks(join(out, s.quarantineFile));
+      yield* duplicateEntries(out, manifest.shards, duplicates, i);
+    }
   })());
   writeManifest(out, manifest);
 
@@ -201,7 +207,7 @@ export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise
     if (!live.has(f)) unlinkSync(join(out, SHARDS_DIR, f));
   }
   for (const f of readdirSync(out)) {
-    if (f.endsWith('.tmp') || (AUDIO_GROUPS_NAME.test(f) && f !== manifest.audioGroups.file)) unlinkSync(join(out, f));
+    if (f.endsWith('.tmp') || (AUDIO_GROUPS_NAME.test(f) && f !== manifest.audioGroups.file) || (DUPLICATES_NAME.test(f) && f !== manifest.exclusions.file)) unlinkSync(join(out, f));
   }
   return manifest;
 }

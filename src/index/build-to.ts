@@ -7,6 +7,7 @@ import { openStorage } from '../storage/open-storage.js';
 import { isS3 } from '../storage/storage.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
+import { DUPLICATES_NAME } from './exclusions.js';
 import { buildIndex, type BuildOptions, type BuildSummary } from './build-index.js';
 import { MANIFEST_FILE, SHARDS_DIR, type Manifest } from './format.js';
 import { readManifestFrom } from './manifest-io.js';
@@ -60,7 +61,7 @@ export async function buildIndexTo(opts: RemoteBuildOptions): Promise<BuildSumma
   const keep = previousFiles(opts.out, settings);
   const published = await publishDirectory(stage, opts.out, settings, {
     last: [MANIFEST_FILE],
-    immutable: (f) => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f),
+    immutable: (f) => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || DUPLICATES_NAME.test(f),
     skip: (f) => f.endsWith('.tmp') || f.startsWith('parts/'),
     ...(keep ? { prune: { owned, keep } } : {}),
   });

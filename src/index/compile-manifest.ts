@@ -1,30 +1,13 @@
-import { closeSync, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { AUDIO_LAYOUTS, MIN_TABLE_CODEBOOKS, minKey } from '../tokenize/audio-layouts/registry.js';
 import type { VocabLayout } from '../tokenize/vocab-layout.js';
 import { digest } from '../util/hash.js';
 import { writeAudioGroups } from './audio-groups.js';
+import { DUP_WIDTH, findDuplicateUuids, type DuplicateQuads } from './duplicate-uuids.js';
+import { QUINT, listEntries, writeExclusions } from './exclusions.js';
+import { LengthHistogram } from './length-histogram.js';
+import { ShardFiles } from './shard-access.js';
 import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
 import type { TemplatePieces } from '../tokenize/chat-template.js';
-
-function percentiles(lengths: number[]): [number, number, number, number] {
-  if (lengths.length === 0) return [0, 0, 0, 0];
-  lengths.sort((a, b) => a - b);
-  const at = (p: number): number => lengths[Math.min(lengths.length - 1, Math.floor(p * lengths.length))] ?? 0;
-  return [at(0.5), at(0.9), at(0.99), lengths[lengths.length - 1] ?? 0];
-}
-
-function readSection(indexDir: string, shard: ShardMeta, section: 'rows' | 'spans'): Int32Array {
-  const [off, len] = shard.sections[section];
-  const buf = Buffer.alloc(len);
-  const fd = openSync(join(indexDir, shard.file), 'r');
-  try {
-    readSync(fd, buf, 0, len, off);
-  } finally {
-    closeSync(fd);
-  }
-  return new Int32Array(buf.buffer, buf.byteOffset, len / 4);
-}
 
 /**
  * A record's shortest train lengths under every audio layout and k (SegmentLayout serves clips
@@ -63,27 +46,61 @@ function audioMinTable(q: number): (into: Map<string, [number, number]>, spans: 
 
 /**
  * Joins shard metadata into the manifest: global task ids (sorted by path, so independent of
- * build order), per-task runs of (shard, count) per split, statistics and the fingerprint.
+ * build order), per-task runs of (shard, count) per split, statistics and the fingerprint. Records
+ * whose uuid an earlier shard already has are excluded (see exclusions.ts): left out of counts,
+ * runs, statistics and audio groups, and returned for the quarantine report.
  */
-export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces): Manifest {
+export function compileIndex(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces, perBucket?: number): { manifest: Manifest; duplicates: DuplicateQuads } {
   shards.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+  const files = new ShardFiles(indexDir, shards);
+  try {
+    const duplicates = findDuplicateUuids(files, shards, perBucket);
+    return { manifest: compile(files, shards, vocab, options, template, duplicates), duplicates };
+  } finally {
+    files.close();
+  }
+}
+
+export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces): Manifest {
+  return compileIndex(indexDir, shards, vocab, options, template).manifest;
+}
+
+function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces, duplicates: DuplicateQuads): Manifest {
+  const indexDir = files.dir;
   const paths = [...new Set(shards.flatMap((s) => s.tasks.map((t) => t.path)))].sort();
   const id = new Map(paths.map((p, i) => [p, i]));
-  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength' | 'audioMins'>; lengths: number[]; minTrain: number; minCore: number; audioMins: Map<string, [number, number]>; counts: [number, number, number]; runs: [number, number, number][][] };
+  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength' | 'audioMins'>; lengths: LengthHistogram; minTrain: number; minCore: number; audioMins: Map<string, [number, number]>; counts: [number, number, number]; runs: [number, number, number][][] };
   const mins = audioMinTable(vocab.codebooks);
   const acc: Acc[] = paths.map((path, i) => ({
     entry: { id: i, path, domain: '', major: '', minor: '', ug: '', unseen: false, counts: [0, 0, 0], textTokens: 0, audioTokens: 0, audioFrames: 0, runs: [] },
-    lengths: [],
+    lengths: new LengthHistogram(),
     minTrain: Infinity,
     minCore: Infinity,
     audioMins: new Map(),
     counts: [0, 0, 0],
     runs: [[], [], []],
   }));
-  const rowsOf = (s: number): Int32Array => readSection(indexDir, shards[s]!, 'rows');
+  const rowsOf = (s: number): Int32Array => files.ints(s, 'rows');
+  // Duplicates by shard (the quads are sorted by shard, row): rows, and list entries to exclude.
+  const dropped = new Map<number, Set<number>>();
+  for (let i = 0; i < duplicates.length; i += DUP_WIDTH) {
+    const s = duplicates[i]!;
+    if (!dropped.has(s)) dropped.set(s, new Set());
+    dropped.get(s)!.add(duplicates[i + 1]!);
+  }
+  const excluded: number[] = [];
   shards.forEach((shard, s) => {
     const rows = rowsOf(s);
-    const spans = readSection(indexDir, shard, 'spans');
+    const spans = files.ints(s, 'spans');
+    const gone = dropped.get(s) ?? new Set<number>();
+    const entries = gone.size > 0 ? listEntries(shard, s, rows, files.ints(s, 'lists'), [...gone]) : [];
+    // Excluded entries per local task and split, taken from the shard's counts.
+    const less = new Map<number, number>();
+    for (let i = 0; i < entries.length; i += QUINT) {
+      const k = entries[i + 1]! * 3 + entries[i + 2]!;
+      less.set(k, (less.get(k) ?? 0) + 1);
+      for (let f = 0; f < QUINT; f++) excluded.push(entries[i + f]!);
+    }
     shard.tasks.forEach((t, local) => {
       const a = acc[id.get(t.path) ?? -1];
       if (!a) return;
@@ -93,12 +110,14 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
       e.textTokens += t.textTokens;
       e.audioTokens += t.audioTokens;
       e.audioFrames += t.audioFrames;
-      t.counts.forEach((c, split) => {
+      t.counts.forEach((all, split) => {
+        const c = all - (less.get(local * 3 + split) ?? 0);
         a.counts[split] = (a.counts[split] ?? 0) + c;
         if (c > 0) a.runs[split]!.push([s, local, c]);
       });
     });
     for (let r = 0; r < shard.records; r++) {
+      if (gone.has(r)) continue;
       const o = r * ROW_WIDTH;
       const task = shard.tasks[rows[o + ROW.TASK] ?? 0];
       const a = task && acc[id.get(task.path) ?? -1];
@@ -117,7 +136,7 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
         }
       }
       const core = instr + (rows[o + ROW.OUTPUT_LEN] ?? 0);
-      a.lengths.push(core + input);
+      a.lengths.add(core + input);
       if ((rows[o + ROW.SPLITS] ?? 0) & SPLIT_BIT.train) {
         a.minTrain = Math.min(a.minTrain, core + input);
         a.minCore = Math.min(a.minCore, core + firstClipEnd);
@@ -126,17 +145,20 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     }
   });
   const tasks: TaskEntry[] = acc.map((a) => ({
-    ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: percentiles(a.lengths),
+    ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: a.lengths.percentiles(),
     audioMins: Object.fromEntries([...a.audioMins.entries()].sort(([x], [y]) => (x < y ? -1 : 1))),
   }));
+  const dupCount = duplicates.length / DUP_WIDTH;
   const byReason: Record<string, number> = {};
-  let quarantined = 0;
+  let quarantined = dupCount;
+  if (dupCount > 0) byReason.duplicate_uuid = dupCount;
   for (const s of shards) {
     for (const [reason, n] of Object.entries(s.quarantined)) {
       byReason[reason] = (byReason[reason] ?? 0) + (n ?? 0);
       quarantined += n ?? 0;
     }
   }
+  const exclusions = writeExclusions(indexDir, Int32Array.from(excluded), dupCount);
   const fingerprint = digest(
     String(INDEX_FORMAT_VERSION),
     JSON.stringify(vocab),
@@ -144,6 +166,7 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     // What is served, not how it was built: the shard key also covers audio mtimes, which a copy
     // of the same corpus does not share, and replicas must agree on the fingerprint.
     ...shards.map((s) => [s.source, JSON.stringify(s.tasks), s.checksums.pages].join('\u0000')),
+    `duplicates ${exclusions.checksum}`,
   );
   return {
     formatVersion: INDEX_FORMAT_VERSION,
@@ -152,10 +175,11 @@ export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: Vo
     vocab,
     tasks,
     shards,
-    records: shards.reduce((n, s) => n + s.records, 0),
+    records: shards.reduce((n, s) => n + s.records, 0) - dupCount,
     quarantined,
     quarantineByReason: byReason,
-    audioGroups: writeAudioGroups(indexDir, shards, rowsOf),
+    audioGroups: writeAudioGroups(indexDir, shards, rowsOf, undefined, (s, r) => dropped.get(s)?.has(r) ?? false),
+    exclusions,
     template,
   };
 }

@@ -21,7 +21,7 @@ export function datasetOf(source: string): string {
 }
 
 /** Every dataset of the index by name, sorted by name. */
-export function datasetTable(manifest: Pick<Manifest, 'shards'>): ReadonlyMap<string, DatasetEntry> {
+export function datasetTable(manifest: Pick<Manifest, 'shards'>, count?: (shard: number, local: number, split: 0 | 1 | 2) => number): ReadonlyMap<string, DatasetEntry> {
   const acc = new Map<string, { shards: number[]; tasks: Map<string, [number, number, number]> }>();
   manifest.shards.forEach((shard, i) => {
     const name = datasetOf(shard.source);
@@ -29,11 +29,12 @@ export function datasetTable(manifest: Pick<Manifest, 'shards'>): ReadonlyMap<st
     let d = acc.get(name);
     if (!d) acc.set(name, (d = { shards: [], tasks: new Map() }));
     d.shards.push(i);
-    for (const t of shard.tasks) {
+    shard.tasks.forEach((t, local) => {
       const c = d.tasks.get(t.path) ?? [0, 0, 0];
-      t.counts.forEach((n, s) => (c[s] = (c[s] ?? 0) + n));
+      // Net of excluded records when the reader says how many its lists serve.
+      t.counts.forEach((n, s) => (c[s] = (c[s] ?? 0) + (count ? count(i, local, s as 0 | 1 | 2) : n)));
       d.tasks.set(t.path, c);
-    }
+    });
   });
   const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
   return new Map(

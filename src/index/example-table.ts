@@ -60,7 +60,7 @@ export class ExampleTable {
       if (s !== shard) continue;
       // Binary search through the list's pages (consecutive probes mostly hit the same page).
       let a = 0;
-      let b = this.reader.shard(s).tasks[local]?.counts[this.split] ?? 0;
+      let b = this.reader.listCount(s, local, this.split);
       while (a < b) {
         const m = (a + b) >> 1;
         if ((this.reader.listAt(s, local, this.split, m) ?? 0) < row) a = m + 1;

@@ -14,14 +14,16 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  *           (see shard-pages.ts)
  *   deps    utf-8 JSON ShardDeps: the corpus files the shard was built from, read only by the
  *           indexer (kept out of the manifest, which must stay O(shards) to open)
- * and `audio-groups.bin` lists the records that share their first input clip (multi-turn).
+ * and `audio-groups.bin` lists the records that share their first input clip (multi-turn);
+ * `duplicates.<checksum>.bin` lists the row-list entries of records excluded because an earlier
+ * shard has their uuid (format 8; see exclusions.ts).
  * The served sections are read and verified page by page (PAGE_BYTES), so touching one record
  * costs a few KB, not its shard's whole tables. Page digests live in the shard file, not in the
  * manifest: at 10⁸ records there are millions of pages, and the manifest must stay O(shards).
  * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
  * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 7;
+export const INDEX_FORMAT_VERSION = 8;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 /** A copy of the tokenizer.json the index was built with. */
@@ -177,6 +179,8 @@ export interface Manifest {
   readonly quarantined: number;
   readonly quarantineByReason: Readonly<Record<string, number>>;
   readonly audioGroups: AudioGroupsMeta;
+  /** Records excluded from serving (duplicate uuids across shards); counts and runs are net of them. */
+  readonly exclusions: ExclusionsMeta;
   /** The chat template's text pieces, tokenized at index time so serving needs no tokenizer. */
   readonly template: TemplatePieces;
 }
@@ -184,6 +188,16 @@ export interface Manifest {
 /** Where the audio → examples map (audio-groups.ts) is stored: a manifest field. */
 export interface AudioGroupsMeta {
   readonly file: string;
+  readonly entries: number;
+  readonly checksum: string;
+}
+
+/** Where the excluded list entries are (see exclusions.ts). */
+export interface ExclusionsMeta {
+  /** '' when nothing is excluded (then there is no file). */
+  readonly file: string;
+  /** Excluded records (a record listed under two splits is one record with two entries). */
+  readonly records: number;
   readonly entries: number;
   readonly checksum: string;
 }

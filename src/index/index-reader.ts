@@ -6,6 +6,7 @@ import type { S3Settings } from '../storage/s3-location.js';
 import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
+import { Exclusions, readExclusions } from './exclusions.js';
 import { ShardPages } from './shard-pages.js';
 
 const EMPTY = new Int32Array(0);
@@ -34,6 +35,8 @@ export class IndexReader {
   private groups: Int32Array | undefined;
   private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
+  /** List entries not served (duplicate uuids; see exclusions.ts), undefined when there are none. */
+  private readonly exclusions: Exclusions | undefined;
 
   private constructor(dir: string, storage: Storage, manifest: Manifest, opts: ReaderOptions) {
     this.dir = dir;
@@ -43,6 +46,7 @@ export class IndexReader {
       if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file)) throw new IndexCorruptError(storage.describe('manifest.msgpack'), `bad shard file name ${s.file}`);
     }
     this.pages = new ShardPages(storage, manifest.shards, opts.cacheBytes ?? 512 << 20);
+    this.exclusions = readExclusions(storage, manifest.exclusions);
   }
 
   static open(dir: string, opts: ReaderOptions = {}): IndexReader {
@@ -70,7 +74,7 @@ export class IndexReader {
 
   /** The source datasets (NN_Dataset folders) with their shards and per-task counts. */
   get datasets(): ReadonlyMap<string, DatasetEntry> {
-    this.datasetMap ??= datasetTable(this.manifest);
+    this.datasetMap ??= datasetTable(this.manifest, (s, local, split) => this.listCount(s, local, split));
     return this.datasetMap;
   }
 
@@ -124,19 +128,41 @@ export class IndexReader {
     return t;
   }
 
-  /** Rows of local task `local` in shard `i` that hold split `split`, all of them (for scans). */
+  /**
+   * Rows of local task `local` in shard `i` that hold split `split`, all of them (for scans),
+   * without the excluded ones (see exclusions.ts).
+   */
   list(i: number, local: number, split: SplitIndex): Int32Array {
     const t = this.task(i, local);
-    return this.intRange(i, 'lists', t.listOffsets[split], t.counts[split]);
+    const all = this.intRange(i, 'lists', t.listOffsets[split], t.counts[split]);
+    const skip = this.exclusions?.positions(i, local, split);
+    if (!skip) return all;
+    const out = new Int32Array(all.length - skip.length);
+    for (let k = 0, j = 0, o = 0; k < all.length; k++) {
+      if (skip[j] === k) j++;
+      else out[o++] = all[k]!;
+    }
+    return out;
   }
 
-  /** Entry `k` of that list; undefined past its end. */
+  /** Entries of that list (the excluded ones left out). */
+  listCount(i: number, local: number, split: SplitIndex): number {
+    return this.task(i, local).counts[split] - (this.exclusions?.positions(i, local, split)?.length ?? 0);
+  }
+
+  /** Entry `k` of that list (the excluded ones left out); undefined past its end. */
   listAt(i: number, local: number, split: SplitIndex, k: number): number | undefined {
     const t = this.task(i, local);
-    if (!(k >= 0 && k < t.counts[split])) return undefined;
-    const at = t.listOffsets[split] + k;
+    const skip = this.exclusions?.positions(i, local, split);
+    if (!(k >= 0 && k < t.counts[split] - (skip?.length ?? 0))) return undefined;
+    const at = t.listOffsets[split] + (skip ? Exclusions.rawPosition(skip, k) : k);
     const p = Math.floor(at / LIST_PAGE_ENTRIES);
     return this.pages.ints(i, 'lists', p)[at - p * LIST_PAGE_ENTRIES];
+  }
+
+  /** Whether a record of a shard file is excluded from the index (a duplicate uuid). */
+  isExcluded(i: number, row: number): boolean {
+    return this.exclusions?.has(i, row) ?? false;
   }
 
   /** A served section of shard `i` whole, verified page by page (inspection and tests). */

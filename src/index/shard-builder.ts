@@ -40,7 +40,8 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const npyDeps = new Map<string, readonly [string, number, number]>();
   const scpDeps = new Map<string, string>();
   const accepted: Accepted[] = [];
-  const seen = new Set<string>();
+  /** Accepted uuids and their lines: a later record with one is quarantined naming the first. */
+  const seen = new Map<string, number>();
   // Clips recur across the records of a shard: map each one (and window) into the vocabulary once.
   const clipTokens = new Map<NpyArray, Map<number, Int32Array | NpyFormatError>>();
   const tokensOf = (npy: NpyArray, from: number, to: number): Int32Array | NpyFormatError => {
@@ -87,8 +88,9 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
       bad('unknown_domain', `domain "${rec.domain}" is not speech, music or audio`);
       continue;
     }
-    if (seen.has(rec.uuid)) {
-      bad('duplicate_uuid', `uuid ${rec.uuid} already appears in this shard`);
+    const first = seen.get(rec.uuid);
+    if (first !== undefined) {
+      bad('duplicate_uuid', `uuid ${rec.uuid} already appears at ${source}:${first}`);
       continue;
     }
     let problem: { reason: QuarantineEntry['reason']; detail: string } | undefined;
@@ -130,7 +132,7 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
       bad(problem.reason, problem.detail);
       continue;
     }
-    seen.add(rec.uuid);
+    seen.set(rec.uuid, line);
     const task = taskPath(rec.domain, rec.task_type.major[0] ?? '', rec.task_type.minor[0] ?? '');
     accepted.push({ rec, line, fields, task });
   }

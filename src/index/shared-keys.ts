@@ -52,44 +52,78 @@ class Bucket {
   }
 }
 
+/** Adds one quad [keyLo, keyHi, shard, row] to the pass (to the bucket of its key). */
+export type AddQuad = (lo: number, hi: number, s: number, r: number) => void;
+
 /**
- * Every record whose audio key (its first input clip) is shared with another record, as quads
- * [keyLo, keyHi, shard, row] sorted by key (hi, then lo, signed), shard and row — in bounded
- * memory. Keys are hashes, so cutting the signed range of keyHi into B equal ranges gives B
- * buckets of about equal size, already in key order, and equal keys always share a bucket. Pass 1
- * appends each record's quad to its bucket (temporary files in `dir` when B > 1); then each bucket
- * alone is read, sorted and filtered. At most about `perBucket` quads are in memory at a time
- * (plus the result, 16 bytes per shared record), whatever the corpus size: the merge of a
- * partitioned build over 10⁸ records does this step like the one-process build, with the same bytes.
+ * Quads [keyLo, keyHi, shard, row] of the whole corpus, bucket by bucket, each bucket sorted by
+ * key (hi, then lo, signed), shard and row — in bounded memory. Keys are hashes, so cutting the
+ * signed range of keyHi into B equal ranges gives B buckets of about equal size, already in key
+ * order, and equal keys always share a bucket. `fill` adds every quad (temporary files
+ * `<tag>.bucket-<b>.<pid>.tmp` in `dir` when B > 1); then each bucket alone is read, sorted and
+ * yielded. At most about `perBucket` quads are in memory at a time, whatever the corpus size: the
+ * merge of a partitioned build over 10⁸ records does the cross-shard steps (audio groups,
+ * duplicate uuids) like the one-process build, with the same bytes.
  */
-export function sharedKeyQuads(dir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket = 1 << 22): Buffer[] {
-  const total = shards.reduce((n, s) => n + s.records, 0);
+export function* sortedKeyBuckets(dir: string, tag: string, total: number, perBucket: number, fill: (add: AddQuad) => void): Generator<Int32Array> {
   const B = Math.max(1, Math.ceil(total / perBucket));
-  const buckets = Array.from({ length: B }, (_, b) => new Bucket(B === 1 ? undefined : join(dir, `audio-groups.bucket-${b}.${process.pid}.tmp`)));
+  const file = (b: number): string => join(dir, `${tag}.bucket-${b}.${process.pid}.tmp`);
+  const buckets = Array.from({ length: B }, (_, b) => new Bucket(B === 1 ? undefined : file(b)));
   try {
-    shards.forEach((shard, s) => {
-      const rows = rowsOf(s);
-      for (let r = 0; r < shard.records; r++) {
-        const lo = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_LO] ?? 0;
-        const hi = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_HI] ?? 0;
-        if (lo !== 0 || hi !== 0) buckets[Math.min(B - 1, Math.floor(((hi + 2 ** 31) * B) / 2 ** 32))]!.add(lo, hi, s, r);
-      }
-    });
-    const out: Buffer[] = [];
+    fill((lo, hi, s, r) => buckets[Math.min(B - 1, Math.floor(((hi + 2 ** 31) * B) / 2 ** 32))]!.add(lo, hi, s, r));
     for (const bucket of buckets) {
       const q = bucket.drain();
       const n = q.length / 4;
       const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) =>
         (q[a * 4 + 1]! - q[b * 4 + 1]!) || (q[a * 4]! - q[b * 4]!) || (q[a * 4 + 2]! - q[b * 4 + 2]!) || (q[a * 4 + 3]! - q[b * 4 + 3]!));
-      const same = (i: number, j: number): boolean => j >= 0 && j < n && q[order[i]! * 4] === q[order[j]! * 4] && q[order[i]! * 4 + 1] === q[order[j]! * 4 + 1];
-      const shared: number[] = [];
-      for (let i = 0; i < n; i++) if (same(i, i - 1) || same(i, i + 1)) shared.push(order[i]!);
-      const res = new Int32Array(shared.length * 4);
-      shared.forEach((k, i) => res.set(q.subarray(k * 4, k * 4 + 4), i * 4));
-      out.push(Buffer.from(res.buffer, res.byteOffset, res.byteLength));
+      const sorted = new Int32Array(q.length);
+      order.forEach((k, i) => sorted.set(q.subarray(k * 4, k * 4 + 4), i * 4));
+      yield sorted;
     }
-    return out;
   } finally {
-    for (let b = 0; b < B && B > 1; b++) rmSync(join(dir, `audio-groups.bucket-${b}.${process.pid}.tmp`), { force: true });
+    for (let b = 0; b < B && B > 1; b++) rmSync(file(b), { force: true });
   }
+}
+
+/** Calls `fn(from, to)` for every run [from, to) of two or more quads with the same key in a sorted bucket. */
+export function forEachSharedRun(q: Int32Array, fn: (from: number, to: number) => void): void {
+  const n = q.length / 4;
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    while (j < n && q[j * 4] === q[i * 4] && q[j * 4 + 1] === q[i * 4 + 1]) j++;
+    if (j - i > 1) fn(i, j);
+    i = j;
+  }
+}
+
+/**
+ * Every record whose audio key (its first input clip) is shared with another record, as quads
+ * [keyLo, keyHi, shard, row] sorted by key, shard and row (see sortedKeyBuckets), plus the result
+ * in memory (16 bytes per shared record). Records `dropped` (duplicate uuids) take no part.
+ */
+export function sharedKeyQuads(dir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket = 1 << 22, dropped?: (s: number, r: number) => boolean): Buffer[] {
+  const total = shards.reduce((n, s) => n + s.records, 0);
+  const out: Buffer[] = [];
+  const buckets = sortedKeyBuckets(dir, 'audio-groups', total, perBucket, (add) => {
+    shards.forEach((shard, s) => {
+      const rows = rowsOf(s);
+      for (let r = 0; r < shard.records; r++) {
+        const lo = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_LO] ?? 0;
+        const hi = rows[r * ROW_WIDTH + ROW.AUDIO_KEY_HI] ?? 0;
+        if ((lo !== 0 || hi !== 0) && !dropped?.(s, r)) add(lo, hi, s, r);
+      }
+    });
+  });
+  for (const q of buckets) {
+    const runs: Int32Array[] = [];
+    forEachSharedRun(q, (from, to) => runs.push(q.subarray(from * 4, to * 4)));
+    const res = new Int32Array(runs.reduce((n, r) => n + r.length, 0));
+    let at = 0;
+    for (const r of runs) {
+      res.set(r, at);
+      at += r.length;
+    }
+    out.push(Buffer.from(res.buffer, res.byteOffset, res.byteLength));
+  }
+  return out;
 }

@@ -63,7 +63,7 @@ export class Contamination {
     for (const t of heldout.tasks) for (const runs of reader.tasks[t]?.runs ?? []) for (const [s] of runs) shards.add(s);
     for (const s of [...shards].sort((a, b) => a - b)) {
       for (let row = 0; row < reader.shard(s).records; row++) {
-        if (!this.isHeld(s, row)) continue;
+        if (reader.isExcluded(s, row) || !this.isHeld(s, row)) continue;
         const owner = this.held.length / 2;
         this.held.push(s, row);
         if (heldout.spec.excludeSharedAudio) this.forEachClip(s, row, (key) => void (this.clipOwner.has(key) || this.clipOwner.set(key, owner)));
