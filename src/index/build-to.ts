@@ -18,10 +18,10 @@ export interface RemoteBuildOptions extends BuildOptions {
   readonly s3?: S3Settings;
 }
 
-/** The files of an index that a publication owns: content-named shard and audio-group files, and temporaries. */
-const owned = (f: string): boolean => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || f.endsWith('.tmp');
+/** The files of an index that a publication owns: content-named shard, audio-group and duplicates files, and temporaries. */
+const owned = (f: string): boolean => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || DUPLICATES_NAME.test(f) || f.endsWith('.tmp');
 
-const filesOf = (m: Manifest): string[] => [...m.shards.flatMap((s) => [s.file, s.quarantineFile]), m.audioGroups.file].filter((f) => f !== '');
+const filesOf = (m: Manifest): string[] => [...m.shards.flatMap((s) => [s.file, s.quarantineFile]), m.audioGroups.file, m.exclusions.file].filter((f) => f !== '');
 
 /**
  * The files the index now at `url` names: a replica that opened it reads them until it restarts,

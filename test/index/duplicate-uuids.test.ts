@@ -12,7 +12,7 @@ import { ShardFiles } from '../../src/index/shard-access.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
 import { indexTree as tree } from '../helpers/index-tree.js';
-import { drain, openCore, segments, take, trainSpec } from '../helpers/stream-harness.js';
+import { drain, openCore, segments, take, trainSpec } from '../helpers/core-streams.js';
 import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
 
 /**
