@@ -20,6 +20,14 @@ export type Resolved =
     }
   | { readonly ok: false; readonly reason: QuarantineReason; readonly detail: string };
 
+const DOMAIN_ORDER = ['speech', 'music', 'audio'] as const;
+const NONE: readonly string[] = [];
+
+function firstSegment(s: string): string {
+  const at = s.indexOf('_');
+  return at < 0 ? s : s.slice(0, at);
+}
+
 /**
  * Resolves audio ids through `scp_files/<domain>/<NN_Dataset>.scp` to codec tokens under
  * `audio_tokens/`. An scp is loaded only when an id with its dataset prefix is first seen, and a
@@ -31,6 +39,7 @@ export class AudioResolver {
   private readonly realRoot: string;
   private readonly tokensDir: string;
   private readonly datasetsByDomain = new Map<string, string[]>();
+  private readonly bucketsByDomain = new Map<string, Map<string, string[]>>();
   private readonly scps = new Map<string, Map<string, string>>();
   // Bounded by bytes of codes: clip lengths vary by orders of magnitude.
   private readonly npyCache = new LRUCache<string, Resolved>({ maxSize: 256 << 20, sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0) });
@@ -64,6 +73,26 @@ export class AudioResolver {
     return names;
   }
 
+  /**
+   * The datasets of a domain whose name could prefix `id` (`<dataset>_…`): those whose first
+   * `_`-separated segment is the id's, longest first as datasets() orders them. A dataset name
+   * prefixes the id followed by `_` only if their first segments agree, so no match is lost.
+   */
+  private candidates(domain: string, id: string): readonly string[] {
+    let buckets = this.bucketsByDomain.get(domain);
+    if (!buckets) {
+      buckets = new Map();
+      for (const ds of this.datasets(domain)) {
+        const head = firstSegment(ds);
+        let b = buckets.get(head);
+        if (!b) buckets.set(head, (b = []));
+        b.push(ds);
+      }
+      this.bucketsByDomain.set(domain, buckets);
+    }
+    return buckets.get(firstSegment(id)) ?? NONE;
+  }
+
   private scp(domain: string, dataset: string): Map<string, string> {
     const key = `${domain}/${dataset}`;
     let map = this.scps.get(key);
@@ -95,13 +124,22 @@ export class AudioResolver {
 
   /** The scp path of an audio id, searching the record's domain first, then the others. */
   private lookup(domain: string, id: string): { path: string; scp: string } | undefined {
-    const domains = [domain, ...['speech', 'music', 'audio'].filter((d) => d !== domain)];
-    for (const d of domains) {
-      for (const ds of this.datasets(d)) {
-        if (!id.startsWith(`${ds}_`)) continue;
-        const path = this.scp(d, ds).get(id);
-        if (path !== undefined) return { path, scp: `${d}/${ds}` };
-      }
+    // Once per audio reference in the corpus: no arrays or prefix strings built per call.
+    const found = this.lookupIn(domain, id);
+    if (found !== undefined) return found;
+    for (const d of DOMAIN_ORDER) {
+      if (d === domain) continue;
+      const f = this.lookupIn(d, id);
+      if (f !== undefined) return f;
+    }
+    return undefined;
+  }
+
+  private lookupIn(d: string, id: string): { path: string; scp: string } | undefined {
+    for (const ds of this.candidates(d, id)) {
+      if (!(id.startsWith(ds) && id.charCodeAt(ds.length) === 0x5f /* _ */)) continue;
+      const path = this.scp(d, ds).get(id);
+      if (path !== undefined) return { path, scp: `${d}/${ds}` };
     }
     return undefined;
   }

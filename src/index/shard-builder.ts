@@ -225,7 +225,11 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
     const [uOff, uLen] = addString(a.rec.uuid);
     const [oOff, oLen] = addString(a.rec.output);
     const [klo, khi] = firstInputKey ?? [0, 0];
-    const textOf = (field: number): string => (a.fields[field] ?? []).flatMap((p) => (p.kind === 'text' ? [p.text] : [])).join('\n');
+    const textOf = (field: number): string => {
+      let out: string | undefined;
+      for (const p of a.fields[field] ?? []) if (p.kind === 'text') out = out === undefined ? p.text : `${out}\n${p.text}`;
+      return out ?? '';
+    };
     const [iOff, iLen] = addText(textOf(0));
     const [nOff, nLen] = addText(textOf(1));
     rows.set(

@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import tokenizers from 'tokenizers';
 import { CorpusError } from '../errors.js';
+import { topLevelField } from '../util/json-top-level.js';
 
 const require = createRequire(import.meta.url);
 
@@ -114,12 +115,18 @@ export class TextTokenizer {
       pieces.push(t.slice(from));
       return pieces.length - before;
     });
-    const encs = await this.tok.encodeBatch(pieces, { addSpecialTokens: false });
+    const ids = (await this.tok.encodeBatch(pieces, { addSpecialTokens: false })).map((e) => e.getIds());
+    // Each text's pieces copied straight into its array (the indexer encodes every distinct text of a shard here).
     let at = 0;
     return counts.map((n) => {
-      const ids = encs.slice(at, at + n).map((e) => e.getIds());
-      at += n;
-      return Int32Array.from(ids.length === 1 ? ids[0]! : ids.flat());
+      let len = 0;
+      for (let k = at; k < at + n; k++) len += ids[k]!.length;
+      const out = new Int32Array(len);
+      for (let o = 0; n > 0; n--, at++) {
+        out.set(ids[at]!, o);
+        o += ids[at]!.length;
+      }
+      return out;
     });
   }
 
@@ -136,6 +143,8 @@ export class TextTokenizer {
 
 /** The spellings of the tokens a tokenizer.json marks special (control tokens, not vocabulary). */
 function specialTokensOf(json: string): string[] {
-  const added = (JSON.parse(json) as { added_tokens?: { content?: unknown; special?: unknown }[] }).added_tokens ?? [];
+  const field = topLevelField(json, 'added_tokens');
+  const parsed: unknown = field === undefined ? [] : JSON.parse(field);
+  const added = (Array.isArray(parsed) ? parsed : []) as { content?: unknown; special?: unknown }[];
   return added.filter((t) => t.special === true && typeof t.content === 'string' && t.content.length > 0).map((t) => t.content as string);
 }

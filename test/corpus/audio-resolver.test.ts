@@ -41,6 +41,14 @@ beforeAll(() => {
   ].join('\n'));
   put('scp_files/speech/01_FooBar.scp', '01_FooBar_a speech/01_FooBar/a.wav\n');
   put('scp_files/music/20_Jam.scp', '20_Jam_t1 music/20_Jam/t1.mp3\n');
+  // Dataset names that prefix each other at an underscore, and one without an underscore.
+  put('scp_files/speech/05_Lib.scp', '05_Lib_a speech/05_Lib/a.wav\n05_Lib_clean_z speech/05_Lib/z.wav\n');
+  put('scp_files/speech/05_Lib_clean.scp', '05_Lib_clean_a speech/05_Lib_clean/a.wav\n');
+  put('scp_files/speech/misc.scp', 'misc_a speech/misc/a.wav\n');
+  put('audio_tokens/speech/05_Lib/a.npy', npy([51]));
+  put('audio_tokens/speech/05_Lib/z.npy', npy([52]));
+  put('audio_tokens/speech/05_Lib_clean/a.npy', npy([53]));
+  put('audio_tokens/speech/misc/a.npy', npy([54]));
   put('audio_tokens/speech/01_Foo/a.npy', npy([1, 2, 3]));
   put('audio_tokens/speech/01_Foo/sub dir/b.npy', npy([4]));
   put('audio_tokens/speech/01_Foo/c.npy', npy([5, 6, 7, 8], [2, 2]));
@@ -91,6 +99,15 @@ describe('AudioResolver', () => {
   it('does not confuse datasets whose names share a prefix', () => {
     expect(ok('speech', '01_FooBar_a')).toEqual([12]);
     expect(fail('speech', '01_FooBar_tabs')[0]).toBe('audio_id_unresolved');
+  });
+
+  it('tries every dataset whose name prefixes the id, longest first', () => {
+    expect(ok('speech', '05_Lib_clean_a')).toEqual([53]);
+    // Listed only by the shorter name's scp: the longer name's miss falls through to it.
+    expect(ok('speech', '05_Lib_clean_z')).toEqual([52]);
+    expect(ok('speech', '05_Lib_a')).toEqual([51]);
+    expect(ok('music', 'misc_a')).toEqual([54]);
+    expect(fail('speech', '05_Li_a')[0]).toBe('audio_id_unresolved');
   });
 
   it('finds an id of another domain (clips shared across domains)', () => {
