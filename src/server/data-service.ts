@@ -3,8 +3,7 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import { InvalidArgumentError, ResourceExhaustedError, ShuttingDownError } from '../errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
-import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
-import type { RawLossReport } from '../stream/loss-report.js';
+import type { StreamRequest__Output } from '../../proto/generated/flanstream/v1/StreamRequest.js';
 import type { WireResponse } from '../stream/wire-types.js';
 import { corpusInfo } from './corpus-info.js';
 import { StreamMonitor } from './stream-monitor.js';
@@ -14,11 +13,11 @@ import { LocalOpener, type ServedStream, type ServedStreamOpener } from './serve
 import { StreamCall, type CallLimits } from './stream-call.js';
 import { toStatus } from './to-status.js';
 
-interface StreamRequest extends RawOpen {
-  kind?: 'spec' | 'resume' | 'mixtureUpdate' | 'losses';
-  mixtureUpdate?: RawUpdate | null;
-  losses?: RawLossReport | null;
-}
+/**
+ * A decoded request, typed from the .proto. The stream layer takes it as its own request types
+ * (src/stream/stream-request.ts) with no copy: this compiles only while the two agree.
+ */
+type StreamRequest = StreamRequest__Output;
 
 export interface ServiceLimits extends CallLimits {
   readonly maxStreams: number;

@@ -5,8 +5,9 @@ import type { RawSpec } from './stream-spec.js';
  * What a client asks of a stream, in the stream layer's terms: every field optional, named
  * mixtures and held-out sets not yet resolved, 64-bit integers as number or decimal string. Why
  * here and not in src/server: the stream layer validates and resolves these (named-sets.ts,
- * stream-opener.ts, stream-updates.ts) and must not import its transport; src/server hands its
- * decoded messages over, and their fields are these by design.
+ * stream-opener.ts, stream-updates.ts) and must not import its transport. src/server hands over
+ * its decoded messages, typed from the .proto (proto/generated), and compiles only while those are
+ * assignable to these.
  */
 
 export interface RawMixture extends RawPolicy {
