@@ -2,11 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { dataServiceDefinition, loadDefinition } from '../../src/server/proto.js';
+import type { DataServiceClient } from '../../proto/generated/flanstream/v1/DataService.js';
 
 export interface TestServer {
   readonly server: RunningServer;
   readonly target: string;
-  readonly client: grpc.Client & Record<string, (...args: never[]) => unknown>;
+  readonly client: DataServiceClient;
   stop(): Promise<void>;
 }
 
@@ -19,7 +20,7 @@ export async function startTestServer(index: string, overrides: Record<string, s
   const server = await startServer(loaded);
   const target = `127.0.0.1:${server.port}`;
   const Ctor = grpc.makeGenericClientConstructor(dataServiceDefinition(loadDefinition()), 'DataService');
-  const client = new Ctor(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 << 20 }) as TestServer['client'];
+  const client = new Ctor(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 << 20 }) as unknown as DataServiceClient;
   return {
     server,
     target,

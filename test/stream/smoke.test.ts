@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { CorpusInfo__Output } from '../../proto/generated/flanstream/v1/CorpusInfo.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 describe('server smoke', () => {
@@ -10,9 +11,7 @@ describe('server smoke', () => {
     await ts.stop();
   });
   it('answers GetCorpusInfo with the 80 tasks', async () => {
-    const info = await new Promise<{ tasks: unknown[] }>((resolve, reject) =>
-      (ts.client.getCorpusInfo as unknown as (r: object, cb: (e: Error | null, v: { tasks: unknown[] }) => void) => void)({}, (e, v) => (e ? reject(e) : resolve(v))),
-    );
+    const info = await new Promise<CorpusInfo__Output>((resolve, reject) => ts.client.getCorpusInfo({}, (e, v) => (e || !v ? reject(e ?? new Error('no answer')) : resolve(v))));
     expect(info.tasks).toHaveLength(80);
   });
 });
