@@ -16,7 +16,8 @@ const USAGE = `usage: flanstream <command> [options]
         [--codec NAME] [--frame-rate HZ] [--codebook-size N] [--codebooks N]   (override audio_tokens/codec.json)
         [--audio-root PREFIX]…   strip PREFIX from absolute .scp paths (repeatable)
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
-        (--out s3://bucket/prefix [--stage DIR]: build in DIR, then publish; serve --index s3://… reads it)
+        (--out s3://bucket/prefix [--stage DIR]: build in DIR, then publish; serve --index s3://… reads it;
+         the corpus may be s3://bucket/prefix too: read by listings and ranged GETs, never copied)
   inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--workers N] [--set key=value]… [--print-config]
 `;
@@ -73,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
         },
       });
       const corpus = positionals[0];
-      if (!corpus) throw new InvalidArgumentError('corpus', 'index needs a corpus directory');
+      if (!corpus) throw new InvalidArgumentError('corpus', 'index needs a corpus (a directory or s3://bucket/prefix)');
       if (!values.out) throw new InvalidArgumentError('--out', 'index needs --out <index-dir>');
       const size = positiveNumber('--codebook-size', values['codebook-size']);
       const codebooks = positiveNumber('--codebooks', values.codebooks);

@@ -1,10 +1,10 @@
-import { lstatSync, readdirSync, realpathSync } from 'node:fs';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { posix } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digest } from '../util/hash.js';
+import type { CorpusFiles } from './corpus-files.js';
+import { LocalCorpusFiles } from './local-corpus-files.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
 import type { QuarantineReason } from './quarantine.js';
-import { readRegular } from './regular-file.js';
 import { scpRelativePath } from './scp-path.js';
 
 export type Resolved =
@@ -32,12 +32,11 @@ function firstSegment(s: string): string {
  * Resolves audio ids through `scp_files/<domain>/<NN_Dataset>.scp` to codec tokens under
  * `audio_tokens/`. An scp is loaded only when an id with its dataset prefix is first seen, and a
  * path that would leave the corpus (absolute, `..`, or a symlink pointing outside) is refused
- * before anything is opened.
+ * before anything is opened. The corpus is read through CorpusFiles: a directory or s3://.
  */
 export class AudioResolver {
-  private readonly root: string;
-  private readonly realRoot: string;
-  private readonly tokensDir: string;
+  /** The corpus's files (the shard builder reads the JSONL through the same ones). */
+  readonly files: CorpusFiles;
   private readonly datasetsByDomain = new Map<string, string[]>();
   private readonly bucketsByDomain = new Map<string, Map<string, string[]>>();
   private readonly scps = new Map<string, Map<string, string>>();
@@ -45,23 +44,22 @@ export class AudioResolver {
   private readonly npyCache = new LRUCache<string, Resolved>({ maxSize: 256 << 20, sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0) });
   private readonly scpHashes = new Map<string, string>();
   private readonly unreadable: string[] = [];
-  private readonly realDirs = new Map<string, string>();
 
   /** Absolute prefixes of `.scp` paths to map into the corpus (normalizeAudioRoots). */
   private readonly audioRoots: readonly string[];
 
-  constructor(corpusRoot: string, audioRoots: readonly string[] = []) {
+  constructor(corpus: string | CorpusFiles, audioRoots: readonly string[] = []) {
     this.audioRoots = audioRoots;
-    this.root = resolve(corpusRoot);
-    this.realRoot = realpathSync.native(this.root);
-    this.tokensDir = join(this.root, 'audio_tokens');
+    this.files = typeof corpus === 'string' ? new LocalCorpusFiles(corpus) : corpus;
   }
 
   private datasets(domain: string): string[] {
     let names = this.datasetsByDomain.get(domain);
     if (!names) {
       try {
-        names = readdirSync(join(this.root, 'scp_files', domain))
+        names = this.files
+          .list(`scp_files/${domain}`)
+          .map((e) => e.name)
           .filter((f) => f.endsWith('.scp'))
           .map((f) => f.slice(0, -4))
           .sort((a, b) => b.length - a.length);
@@ -100,7 +98,7 @@ export class AudioResolver {
       map = new Map();
       const rel = `scp_files/${domain}/${dataset}.scp`;
       let bytes: Buffer;
-      const got = readRegular(join(this.root, rel));
+      const got = this.files.read(rel);
       if (got.ok) bytes = got.bytes;
       else {
         // An unreadable scp (or a FIFO, a directory) lists nothing; its ids are quarantined as unresolved, naming it.
@@ -158,15 +156,6 @@ export class AudioResolver {
     return result;
   }
 
-  private realDir(dir: string): string {
-    let real = this.realDirs.get(dir);
-    if (real === undefined) {
-      real = realpathSync.native(dir);
-      this.realDirs.set(dir, real);
-    }
-    return real;
-  }
-
   /**
    * Codebook counts of up to `perScp` clips from the start of every `.scp` file (in name order):
    * a deterministic sample for inferring the corpus's count.
@@ -193,29 +182,25 @@ export class AudioResolver {
     const mapped = scpRelativePath(scpPath, this.audioRoots);
     if (!mapped.ok) return { ok: false, reason: 'absolute_path', detail: mapped.detail };
     const npyRel = mapped.rel.replace(/\.[^./\\]*$/, '') + '.npy';
-    const file = resolve(this.tokensDir, npyRel);
-    if (mapped.rel.startsWith('/') || !file.startsWith(this.tokensDir + sep)) {
+    // Resolved against a root of its own, so `..` cannot climb out of audio_tokens/ on disk or on S3.
+    const inside = posix.resolve('/audio_tokens', npyRel);
+    if (mapped.rel.startsWith('/') || !inside.startsWith('/audio_tokens/')) {
       return { ok: false, reason: 'path_escape', detail: `scp path ${scpPath} escapes the corpus root; refused` };
     }
-    let real: string;
-    try {
-      // Clips share few directories: resolve those once, and the file itself only if it is a link.
-      real = lstatSync(file).isSymbolicLink() ? realpathSync.native(file) : join(this.realDir(dirname(file)), basename(file));
-    } catch {
-      return { ok: false, reason: 'npy_missing', detail: `audio tokens audio_tokens/${npyRel} do not exist` };
+    const file = `audio_tokens/${npyRel}`;
+    // Only a regular file is read (a FIFO here would block the indexer forever), never one a symlink takes outside the corpus.
+    const got = this.files.readInside(inside.slice(1));
+    if (!got.ok) {
+      if (got.why === 'missing') return { ok: false, reason: 'npy_missing', detail: `audio tokens ${file} do not exist` };
+      if (got.why === 'escape') return { ok: false, reason: 'path_escape', detail: `${file} is a symlink leaving the corpus root; refused` };
+      return { ok: false, reason: got.why === 'not_regular' ? 'not_regular_file' : 'npy_missing', detail: `${file}: ${got.detail}` };
     }
-    if (!real.startsWith(this.realRoot + sep)) {
-      return { ok: false, reason: 'path_escape', detail: `audio_tokens/${npyRel} is a symlink leaving the corpus root; refused` };
-    }
-    // Only a regular file is read: a FIFO here would block the indexer forever.
-    const got = readRegular(real);
-    if (!got.ok) return { ok: false, reason: got.notRegular ? 'not_regular_file' : 'npy_missing', detail: `audio_tokens/${npyRel}: ${got.detail}` };
     try {
       const npy = parseNpy(got.bytes);
-      return { ok: true, npy, file: `audio_tokens/${npyRel}`, size: got.size, mtimeMs: got.mtimeMs, scp, scpHash };
+      return { ok: true, npy, file, size: got.size, mtimeMs: got.mtimeMs, scp, scpHash };
     } catch (err) {
       const detail = err instanceof NpyFormatError ? err.message : String(err);
-      return { ok: false, reason: 'npy_malformed', detail: `audio_tokens/${npyRel}: ${detail}` };
+      return { ok: false, reason: 'npy_malformed', detail: `${file}: ${detail}` };
     }
   }
 }

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { CorpusError } from '../errors.js';
+import type { CorpusFiles } from './corpus-files.js';
 
 /**
  * What codec produced the corpus's `.npy` codes (docs/real-data.md). Codes carry no frame rate and
@@ -31,31 +30,30 @@ const codecFileSchema = z
   .strict();
 
 /** codec.json when present (a malformed one is an error naming it: guessing a codec is worse). */
-function readCodecFile(corpus: string): Partial<CodecInfo> {
-  let text: string;
-  try {
-    text = readFileSync(join(corpus, CODEC_FILE), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new CorpusError(join(corpus, CODEC_FILE), `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+function readCodecFile(corpus: CorpusFiles): Partial<CodecInfo> {
+  const path = corpus.describe(CODEC_FILE);
+  const got = corpus.read(CODEC_FILE);
+  if (!got.ok) {
+    if (got.why === 'missing') return {};
+    throw new CorpusError(path, `cannot be read (${got.detail})`);
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(got.bytes.toString('utf8'));
   } catch (err) {
-    throw new CorpusError(join(corpus, CODEC_FILE), `is not JSON (${(err as Error).message})`);
+    throw new CorpusError(path, `is not JSON (${(err as Error).message})`);
   }
   const parsed = codecFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new CorpusError(join(corpus, CODEC_FILE), `${issue?.path.join('.') || '(file)'}: ${issue?.message ?? 'invalid'} (expected {"name", "frame_rate", "codebook_size", "codebooks"})`);
+    throw new CorpusError(path, `${issue?.path.join('.') || '(file)'}: ${issue?.message ?? 'invalid'} (expected {"name", "frame_rate", "codebook_size", "codebooks"})`);
   }
   const f = parsed.data;
   return { name: f.name, frameRate: f.frame_rate, codebookSize: f.codebook_size, codebooks: f.codebooks };
 }
 
 /** codec.json, then the overrides (flags) on top, then defaults for what neither gives. */
-export function resolveCodec(corpus: string, overrides: Partial<CodecInfo>): CodecInfo {
+export function resolveCodec(corpus: CorpusFiles, overrides: Partial<CodecInfo>): CodecInfo {
   const file = readCodecFile(corpus);
   const pick = <K extends keyof CodecInfo>(k: K, fallback: CodecInfo[K]): CodecInfo[K] => overrides[k] ?? file[k] ?? fallback;
   return { name: pick('name', ''), frameRate: pick('frameRate', 0), codebookSize: pick('codebookSize', DEFAULT_CODEBOOK_SIZE), codebooks: pick('codebooks', 0) };

@@ -10,7 +10,7 @@ function kind(st: Stats): string {
   return 'not a regular file';
 }
 
-export type Opened = { readonly ok: true; readonly fd: number; readonly size: number; readonly mtimeMs: number } | { readonly ok: false; readonly notRegular: boolean; readonly detail: string };
+export type Opened = { readonly ok: true; readonly fd: number; readonly size: number; readonly mtimeMs: number } | { readonly ok: false; readonly notRegular: boolean; readonly missing?: boolean; readonly detail: string };
 
 /**
  * Opens a corpus file for reading only if it is a regular file. It is opened non-blocking and
@@ -23,7 +23,7 @@ export function openRegular(path: string): Opened {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    return { ok: false, notRegular: false, detail: (err as Error).message };
+    return { ok: false, notRegular: false, missing: (err as NodeJS.ErrnoException).code === 'ENOENT', detail: (err as Error).message };
   }
   const st = fstatSync(fd);
   if (!st.isFile()) {

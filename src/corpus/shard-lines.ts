@@ -1,10 +1,11 @@
-import { closeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { basename, dirname, resolve } from 'node:path';
 import { constants, createGunzip, gunzipSync } from 'node:zlib';
 import { LineSplitter } from './line-splitter.js';
+import type { CorpusFiles, Opened } from './corpus-files.js';
+import { LocalCorpusFiles } from './local-corpus-files.js';
 import type { QuarantineEntry } from './quarantine.js';
-import { chunks, openRegular } from './regular-file.js';
 
 export interface ShardLine {
   /** 1-based line number in the (decompressed) file. */
@@ -33,12 +34,12 @@ const SYNC_GUNZIP_OUTPUT = 64 << 20;
  * the whole file. Returns the damage of a gzip stream, if any; what decompressed before the
  * damage has been pushed (the complete lines there are good records).
  */
-async function inflateInto(fd: number, size: number, gz: boolean, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+async function inflateInto(chunks: () => Iterable<Buffer>, size: number, gz: boolean, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
   if (gz && size <= SYNC_GZIP_BYTES) {
     // Most shards are small: inflating them in one synchronous call saves the zlib stream's
     // thread-pool round trips (which dominate under CPU contention). Output is capped, so a small
     // file that inflates hugely, or a damaged one, takes the streaming path below.
-    const raw = Buffer.concat([...chunks(fd)]);
+    const raw = Buffer.concat([...chunks()]);
     try {
       const data = gunzipSync(raw, { maxOutputLength: SYNC_GUNZIP_OUTPUT });
       hash.update(raw);
@@ -49,13 +50,13 @@ async function inflateInto(fd: number, size: number, gz: boolean, hash: ReturnTy
     }
   }
   if (!gz) {
-    for (const c of chunks(fd)) {
+    for (const c of chunks()) {
       hash.update(c);
       push(c);
     }
     return undefined;
   }
-  return inflateChunks(chunks(fd), hash, push);
+  return inflateChunks(chunks(), hash, push);
 }
 
 function inflateBuffer(raw: Buffer, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
@@ -94,11 +95,19 @@ async function inflateChunks(input: Iterable<Buffer>, hash: ReturnType<typeof cr
  * UTF-8, NUL bytes and over-long lines. A BOM and CRLF line endings are accepted.
  */
 export async function readShardLines(absPath: string, file: string, maxLineBytes: number): Promise<ShardLines> {
+  return readOpenedLines(new LocalCorpusFiles(dirname(resolve(absPath))).open(basename(absPath)), file, maxLineBytes);
+}
+
+/** readShardLines of a corpus's shard (`source`, relative to the corpus), on disk or on S3. */
+export function readCorpusShard(files: CorpusFiles, source: string, maxLineBytes: number): Promise<ShardLines> {
+  return readOpenedLines(files.open(source), source, maxLineBytes);
+}
+
+async function readOpenedLines(opened: Opened, file: string, maxLineBytes: number): Promise<ShardLines> {
   const issues: QuarantineEntry[] = [];
   const hash = createHash('sha256');
-  const opened = openRegular(absPath);
   if (!opened.ok) {
-    issues.push({ file, line: 0, reason: opened.notRegular ? 'not_regular_file' : 'unreadable_file', detail: opened.detail });
+    issues.push({ file, line: 0, reason: opened.why === 'not_regular' ? 'not_regular_file' : 'unreadable_file', detail: opened.detail });
     return { lines: [], issues, bytes: 0, sourceHash: `unreadable: ${opened.detail}` };
   }
   const lines: ShardLine[] = [];
@@ -124,9 +133,9 @@ export async function readShardLines(absPath: string, file: string, maxLineBytes
   let damage: string | undefined;
   try {
     // A zero-byte .gz is an empty file, not a damaged stream.
-    damage = await inflateInto(opened.fd, opened.size, file.endsWith('.gz') && opened.size > 0, hash, (b) => splitter.push(b));
+    damage = await inflateInto(opened.chunks, opened.size, file.endsWith('.gz') && opened.size > 0, hash, (b) => splitter.push(b));
   } finally {
-    closeSync(opened.fd);
+    opened.close();
   }
   splitter.end();
   if (damage !== undefined) {

@@ -2,10 +2,14 @@ import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { join, resolve } from 'node:path';
 import { AudioResolver } from '../corpus/audio-resolver.js';
 import { mostCommonCount, resolveCodec, type CodecInfo } from '../corpus/codec-info.js';
+import { hashFile, type CorpusFiles } from '../corpus/corpus-files.js';
+import { openCorpus } from '../corpus/open-corpus.js';
 import type { QuarantineReason } from '../corpus/quarantine.js';
-import { chunks, hashRegular, openRegular, readRegular } from '../corpus/regular-file.js';
+import { chunks, openRegular } from '../corpus/regular-file.js';
 import { normalizeAudioRoots } from '../corpus/scp-path.js';
 import { CorpusError } from '../errors.js';
+import type { S3Settings } from '../storage/s3-location.js';
+import { isS3 } from '../storage/storage.js';
 import { templatePieces } from '../tokenize/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
@@ -22,6 +26,7 @@ import { readShardDeps } from './shard-builder.js';
 import { buildShards } from './shard-pool.js';
 
 export interface BuildOptions {
+  /** A directory or s3://bucket/prefix. */
   readonly corpus: string;
   readonly out: string;
   readonly tokenizer?: string;
@@ -33,6 +38,8 @@ export interface BuildOptions {
   readonly audioRoots?: readonly string[];
   readonly maxLineBytes?: number;
   readonly onProgress?: (p: BuildProgress) => void;
+  /** Client settings for an s3:// corpus or output (unset: the standard AWS environment). */
+  readonly s3?: S3Settings;
 }
 
 export interface BuildProgress {
@@ -76,14 +83,14 @@ function* fileChunks(path: string): Generator<Buffer> {
 }
 
 /** The digest an AudioResolver records for an scp file (never read unless regular: a FIFO would block). */
-function scpFileDigest(path: string): string {
-  const got = readRegular(path);
+function scpFileDigest(files: CorpusFiles, path: string): string {
+  const got = files.read(path);
   return got.ok ? digest(got.bytes) : `unreadable: ${got.detail}`;
 }
 
-/** A previous shard is reused when its source, options and every audio file it used are unchanged. */
-function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash: string, scpDigest: (file: string) => string): old is ShardMeta {
-  if (!old || old.sourceHash !== hash) return false;
+/** A previous shard is reused when its source, options and every audio file it used are unchanged (the source is hashed only when there is one). */
+function reusable(old: ShardMeta | undefined, files: CorpusFiles, out: string, hash: () => string, scpDigest: (file: string) => string): old is ShardMeta {
+  if (!old || old.sourceHash !== hash()) return false;
   if (Object.keys(old.quarantined).some((r) => AUDIO_REASONS.has(r as QuarantineReason))) return false;
   if (old.quarantineFile && !existsSync(join(out, old.quarantineFile))) return false;
   try {
@@ -91,8 +98,8 @@ function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash:
     const deps = readShardDeps(out, old);
     if (!deps) return false;
     for (const [file, size, mtimeMs] of deps.npy) {
-      const st = statSync(join(corpus, file));
-      if (st.size !== size || st.mtimeMs !== mtimeMs) return false;
+      const st = files.stat(file);
+      if (st?.size !== size || st.mtimeMs !== mtimeMs) return false;
     }
     for (const [scp, scpHash] of deps.scp) {
       if (scpDigest(scp) !== scpHash) return false;
@@ -105,7 +112,9 @@ function reusable(old: ShardMeta | undefined, corpus: string, out: string, hash:
 
 /** A checked corpus, its JSONL shards and the index options of a build (one-process or partitioned). */
 export interface BuildPlan {
+  /** The corpus location (an absolute directory or the s3:// URL) and its files, open until the build closes them. */
   readonly corpus: string;
+  readonly files: CorpusFiles;
   readonly out: string;
   readonly sources: readonly string[];
   /** Files under metadata/ named like shards but outside the layout (reported, not indexed). */
@@ -114,17 +123,38 @@ export interface BuildPlan {
   readonly tok: TextTokenizer;
 }
 
+/** Runs `fn` on the build's plan, closing the corpus's files (an S3 client thread) after it. */
+export async function withPlan<T>(opts: BuildOptions, fn: (plan: BuildPlan) => Promise<T>): Promise<T> {
+  const plan = planBuild(opts);
+  try {
+    return await fn(plan);
+  } finally {
+    plan.files.close();
+  }
+}
+
+/** Checks the corpus and plans the build; the caller closes `plan.files` when done (withPlan). */
 export function planBuild(opts: BuildOptions): BuildPlan {
-  const corpus = resolve(opts.corpus);
+  const files = openCorpus(opts.corpus, opts.s3);
+  try {
+    return planWith(files, opts);
+  } catch (err) {
+    files.close();
+    throw err;
+  }
+}
+
+function planWith(files: CorpusFiles, opts: BuildOptions): BuildPlan {
+  const corpus = files.root;
   const out = resolve(opts.out);
-  if (!existsSync(corpus) || !statSync(corpus).isDirectory()) throw new CorpusError(corpus, 'corpus directory does not exist');
-  if (!existsSync(join(corpus, 'metadata'))) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
-  const { sources, skipped } = discoverShards(corpus);
+  if (!files.isDir('')) throw new CorpusError(corpus, isS3(corpus) ? 'no corpus here: nothing is stored under this prefix' : 'corpus directory does not exist');
+  if (!files.isDir('metadata')) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
+  const { sources, skipped } = discoverShards(files);
   if (sources.length === 0) throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
 
   const audioRoots = normalizeAudioRoots(opts.audioRoots ?? []);
-  const codec = resolveCodec(corpus, { ...opts.codec, codebookSize: opts.codebookSize });
-  const codebooks = codec.codebooks || mostCommonCount(new AudioResolver(corpus, audioRoots).sampleCodebooks(CODEBOOK_SAMPLE_PER_SCP));
+  const codec = resolveCodec(files, { ...opts.codec, codebookSize: opts.codebookSize });
+  const codebooks = codec.codebooks || mostCommonCount(new AudioResolver(files, audioRoots).sampleCodebooks(CODEBOOK_SAMPLE_PER_SCP));
   const options: IndexOptions = {
     tokenizer: opts.tokenizer ?? 'qwen3',
     codebookSize: codec.codebookSize,
@@ -132,7 +162,7 @@ export function planBuild(opts: BuildOptions): BuildPlan {
     codec: { name: codec.name, frameRate: codec.frameRate, codebooks },
     audioRoots,
   };
-  return { corpus, out, sources, skipped, options, tok: TextTokenizer.load(options.tokenizer) };
+  return { corpus, files, out, sources, skipped, options, tok: TextTokenizer.load(options.tokenizer) };
 }
 
 /**
@@ -140,7 +170,7 @@ export function planBuild(opts: BuildOptions): BuildPlan {
  * previous manifest in `out` whose source and audio files are unchanged.
  */
 export async function buildSources(plan: BuildPlan, sources: readonly string[], opts: BuildOptions): Promise<{ kept: ShardMeta[]; built: ShardMeta[] }> {
-  const { corpus, out, options, tok } = plan;
+  const { corpus, files, out, options, tok } = plan;
   mkdirSync(join(out, SHARDS_DIR), { recursive: true });
   let previous: Manifest | undefined;
   try {
@@ -156,18 +186,18 @@ export async function buildSources(plan: BuildPlan, sources: readonly string[], 
   const scpDigests = new Map<string, string>();
   const scpDigest = (file: string): string => {
     let d = scpDigests.get(file);
-    if (d === undefined) scpDigests.set(file, (d = scpFileDigest(join(corpus, file))));
+    if (d === undefined) scpDigests.set(file, (d = scpFileDigest(files, file)));
     return d;
   };
   for (const source of sources) {
     const old = oldBySource.get(source);
-    if (reusable(old, corpus, out, hashRegular(join(corpus, source)), scpDigest)) kept.push(old);
+    if (reusable(old, files, out, () => hashFile(files, source), scpDigest)) kept.push(old);
     else jobs.push({ corpus, source, indexDir: out, options });
   }
   let done = kept.length;
   let records = kept.reduce((n, s) => n + s.records, 0);
   let bytes = 0;
-  const built = await buildShards(jobs, opts.workers ?? 1, tok, (meta) => {
+  const built = await buildShards(jobs, opts.workers ?? 1, tok, files, (meta) => {
     done++;
     records += meta.records;
     bytes += meta.jsonlBytes;
@@ -219,16 +249,17 @@ export async function buildIndex(opts: BuildOptions): Promise<BuildSummary> {
 
 async function buildLocked(opts: BuildOptions): Promise<BuildSummary> {
   const started = performance.now();
-  const plan = planBuild(opts);
-  const { kept, built } = await buildSources(plan, plan.sources, opts);
-  const manifest = await finishIndex(plan, [...kept, ...built]);
-  return {
-    manifest,
-    shardsBuilt: built.length,
-    shardsReused: kept.length,
-    records: manifest.records,
-    jsonlBytes: built.reduce((n, s) => n + s.jsonlBytes, 0),
-    seconds: (performance.now() - started) / 1000,
-    skipped: plan.skipped,
-  };
+  return withPlan(opts, async (plan) => {
+    const { kept, built } = await buildSources(plan, plan.sources, opts);
+    const manifest = await finishIndex(plan, [...kept, ...built]);
+    return {
+      manifest,
+      shardsBuilt: built.length,
+      shardsReused: kept.length,
+      records: manifest.records,
+      jsonlBytes: built.reduce((n, s) => n + s.jsonlBytes, 0),
+      seconds: (performance.now() - started) / 1000,
+      skipped: plan.skipped,
+    };
+  });
 }

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { CorpusError } from '../errors.js';
 import { isS3 } from '../storage/storage.js';
 import { digest } from '../util/hash.js';
-import { buildSources, finishIndex, planBuild, type BuildOptions, type BuildPlan } from './build-index.js';
+import { buildSources, finishIndex, withPlan, type BuildOptions, type BuildPlan } from './build-index.js';
 import { IndexLock, withIndexLock } from './index-lock.js';
 import { INDEX_FORMAT_VERSION, type Manifest, type ShardMeta } from './format.js';
 import { PARTS_DIR, listPartRecords, writePartRecord, type PartRecord } from './part-file.js';
@@ -25,7 +25,8 @@ interface Listed {
 
 function listCorpus(plan: BuildPlan): { files: Listed[]; digest: string } {
   const files = plan.sources.map((source) => {
-    const st = statSync(join(plan.corpus, source));
+    const st = plan.files.stat(source);
+    if (!st) throw new CorpusError(plan.files.describe(source), 'disappeared while the build was listing the corpus; run again');
     return { source, bytes: st.size, mtimeMs: st.mtimeMs };
   });
   return { files, digest: digest(JSON.stringify(files.map((f) => [f.source, f.bytes]))) };
@@ -43,13 +44,16 @@ export interface PartSummary {
 
 /** Parts share one output directory; on object storage, build the parts on a shared filesystem and publish the merged index. */
 function localOnly(opts: BuildOptions): void {
-  for (const p of [opts.corpus, opts.out]) if (isS3(p)) throw new CorpusError(p, 'a partitioned build (--part/--merge) needs a corpus and --out on a filesystem every part can see; build there, then publish with `flanstream index <corpus> --out s3://… --stage <that --out>`');
+  if (isS3(opts.out)) throw new CorpusError(opts.out, 'a partitioned build (--part/--merge) needs --out on a filesystem every part can see; build there, then publish with `flanstream index <corpus> --out s3://… --stage <that --out>`');
 }
 
 export async function buildPart(opts: BuildOptions & { readonly part: PartId }): Promise<PartSummary> {
   const started = performance.now();
   localOnly(opts);
-  const plan = planBuild(opts);
+  return withPlan(opts, (plan) => buildPlannedPart(plan, opts, started));
+}
+
+async function buildPlannedPart(plan: BuildPlan, opts: BuildOptions & { readonly part: PartId }, started: number): Promise<PartSummary> {
   const busy = IndexLock.refusal(plan.out);
   if (busy) throw busy;
   const listing = listCorpus(plan);
@@ -124,7 +128,10 @@ export async function mergeParts(opts: BuildOptions): Promise<MergeSummary> {
 async function mergeLocked(opts: BuildOptions): Promise<MergeSummary> {
   const started = performance.now();
   localOnly(opts);
-  const plan = planBuild(opts);
+  return withPlan(opts, (plan) => mergePlanned(plan, started));
+}
+
+async function mergePlanned(plan: BuildPlan, started: number): Promise<MergeSummary> {
   const found = listPartRecords(plan.out);
   if (found.length === 0) throw new CorpusError(plan.out, 'no parts to merge (parts/ is empty or missing): run `flanstream index <corpus> --out <dir> --part I/N` for every I of N first');
   const counts = [...new Set(found.map((f) => f.part.count))];

@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CorpusError, IndexCorruptError } from '../errors.js';
+import { IndexCorruptError } from '../errors.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import type { Published } from '../storage/s3-upload.js';
 import { openStorage } from '../storage/open-storage.js';
@@ -15,7 +15,6 @@ import { readManifestFrom } from './manifest-io.js';
 export interface RemoteBuildOptions extends BuildOptions {
   /** Local directory the index is built in before it is published (default: one per --out under the temp dir, kept for incremental rebuilds). */
   readonly stage?: string;
-  readonly s3?: S3Settings;
 }
 
 /** The files of an index that a publication owns: content-named shard, audio-group and duplicates files, and temporaries. */
@@ -41,7 +40,8 @@ function previousFiles(url: string, settings: S3Settings): Set<string> | undefin
 }
 
 /**
- * `flanstream index … --out s3://bucket/prefix`: the index is built in a local staging directory
+ * `flanstream index <corpus> --out s3://bucket/prefix` (the corpus a directory or itself on s3://,
+ * read through CorpusFiles): the index is built in a local staging directory
  * (the build writes and renames files, which object storage cannot do) and then published, the
  * manifest last. The bucket and credentials are checked before indexing starts. The staging
  * directory persists, so a rebuild reuses unchanged shards and uploads only new ones. Once the
@@ -50,7 +50,6 @@ function previousFiles(url: string, settings: S3Settings): Set<string> | undefin
  * restarted (docs/deployment.md).
  */
 export async function buildIndexTo(opts: RemoteBuildOptions): Promise<BuildSummary & { published?: Published }> {
-  if (isS3(opts.corpus)) throw new CorpusError(opts.corpus, 'reading a corpus from object storage is not supported yet: copy it to local disk first (e.g. `aws s3 sync`)');
   if (!isS3(opts.out)) return buildIndex(opts);
   // The SDK is loaded only by builds that publish.
   const { checkBucket, publishDirectory } = await import('../storage/s3-upload.js');

@@ -1,5 +1,5 @@
-import { readdirSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import type { CorpusFiles } from '../corpus/corpus-files.js';
+import { LocalCorpusFiles } from '../corpus/local-corpus-files.js';
 
 /** A file under metadata/ named like a shard that the layout does not admit, and why. */
 export interface SkippedFile {
@@ -22,26 +22,27 @@ const LOOKS_LIKE_SHARD = /\.jsonl(\.gz)?$/i;
  * which are reported as skipped rather than silently ignored. A shard path that is not a regular
  * file (a FIFO, a dangling link) is still a shard: reading it quarantines it with its reason.
  */
-export function discoverShards(corpus: string): FoundShards {
-  const root = join(corpus, 'metadata');
+export function discoverShards(corpus: string | CorpusFiles): FoundShards {
+  const files = typeof corpus === 'string' ? new LocalCorpusFiles(corpus) : corpus;
   const sources: string[] = [];
   const skipped: SkippedFile[] = [];
+  // `dir` is corpus-relative; `parts` counts the levels below metadata/.
   const walk = (dir: string, depth: number): void => {
-    for (const ent of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, ent.name);
-      const parts = relative(root, p).split('/');
+    for (const ent of files.list(dir)) {
+      const p = `${dir}/${ent.name}`;
+      const parts = p.split('/').slice(1);
       const looksLike = LOOKS_LIKE_SHARD.test(ent.name);
-      if (ent.isDirectory()) {
-        if (looksLike) skipped.push({ path: relative(corpus, p), why: 'a directory named like a shard' });
+      if (ent.dir) {
+        if (looksLike) skipped.push({ path: p, why: 'a directory named like a shard' });
         if (depth < 6) walk(p, depth + 1);
       } else if (looksLike) {
-        if (!SHARD_NAME.test(ent.name)) skipped.push({ path: relative(corpus, p), why: 'extension is not .jsonl or .jsonl.gz (names are case-sensitive)' });
-        else if (parts.length !== 6 || parts[4] !== 'jsonl') skipped.push({ path: relative(corpus, p), why: 'not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>' });
-        else sources.push(relative(corpus, p));
+        if (!SHARD_NAME.test(ent.name)) skipped.push({ path: p, why: 'extension is not .jsonl or .jsonl.gz (names are case-sensitive)' });
+        else if (parts.length !== 6 || parts[4] !== 'jsonl') skipped.push({ path: p, why: 'not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>' });
+        else sources.push(p);
       }
     }
   };
-  walk(root, 0);
+  walk('metadata', 0);
   const byPath = (a: { path: string } | string, b: { path: string } | string): number => {
     const [x, y] = [typeof a === 'string' ? a : a.path, typeof b === 'string' ? b : b.path];
     return x < y ? -1 : x > y ? 1 : 0;
@@ -50,6 +51,6 @@ export function discoverShards(corpus: string): FoundShards {
 }
 
 /** The shard paths of discoverShards. */
-export function findShards(corpus: string): string[] {
+export function findShards(corpus: string | CorpusFiles): string[] {
   return discoverShards(corpus).sources;
 }

@@ -1,13 +1,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { AudioResolver } from '../corpus/audio-resolver.js';
+import type { CorpusLocation } from '../corpus/corpus-files.js';
+import { openCorpus } from '../corpus/open-corpus.js';
 import { CorpusError } from '../errors.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
 /** A pool worker: one tokenizer and audio resolver, shard jobs in, shard metadata out. */
-const { corpus, tokenizer, audioRoots } = workerData as { corpus: string; tokenizer: string; audioRoots: readonly string[] };
+const { corpus, tokenizer, audioRoots } = workerData as { corpus: CorpusLocation; tokenizer: string; audioRoots: readonly string[] };
 const tok = TextTokenizer.load(tokenizer);
-const audio = new AudioResolver(corpus, audioRoots);
+const audio = new AudioResolver(openCorpus(corpus.location, corpus.s3), audioRoots);
 const port = parentPort;
 if (!port) throw new Error('index-worker must run as a worker thread');
 

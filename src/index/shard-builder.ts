@@ -7,7 +7,7 @@ import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy
 import { countByReason, type QuarantineEntry } from '../corpus/quarantine.js';
 import { parseRecord } from '../corpus/record-parse.js';
 import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js';
-import { readShardLines } from '../corpus/shard-lines.js';
+import { readCorpusShard } from '../corpus/shard-lines.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { checksum, clipKey, digest } from '../util/hash.js';
 import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
@@ -34,8 +34,9 @@ interface Accepted {
 
 /** Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. */
 export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: AudioResolver): Promise<ShardMeta> {
-  const { corpus, source, options } = job;
-  const { lines, issues, bytes: jsonlBytes, sourceHash } = await readShardLines(join(corpus, source), source, options.maxLineBytes);
+  const { source, options } = job;
+  // Read through the resolver's corpus files: the same directory or s3:// prefix as the audio.
+  const { lines, issues, bytes: jsonlBytes, sourceHash } = await readCorpusShard(audio.files, source, options.maxLineBytes);
   const quarantine: QuarantineEntry[] = [...issues];
   const npyDeps = new Map<string, readonly [string, number, number]>();
   const scpDeps = new Map<string, string>();

@@ -1,4 +1,5 @@
 import { AudioResolver } from '../corpus/audio-resolver.js';
+import type { CorpusFiles } from '../corpus/corpus-files.js';
 import { CorpusError } from '../errors.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import type { ShardMeta } from './format.js';
@@ -22,8 +23,8 @@ function byDataset(jobs: readonly ShardJob[]): ShardJob[][] {
 }
 
 /**
- * Builds shards on N worker threads (or in-process for N = 1), each worker owning its own
- * tokenizer and audio cache. A worker keeps to one dataset's shards and moves to the next dataset
+ * Builds shards on N worker threads (or in-process for N = 1, reading through `files`), each
+ * worker owning its own tokenizer, audio cache and corpus reader. A worker keeps to one dataset's shards and moves to the next dataset
  * nobody started; when none is left it takes from the dataset with most shards remaining.
  * Results arrive in completion order; the caller orders them.
  */
@@ -31,13 +32,14 @@ export async function buildShards(
   jobs: readonly ShardJob[],
   workers: number,
   tok: TextTokenizer,
+  files: CorpusFiles,
   onDone: (meta: ShardMeta) => void,
 ): Promise<ShardMeta[]> {
   const first = jobs[0];
   if (!first) return [];
   const groups = byDataset(jobs);
   if (workers <= 1) {
-    const audio = new AudioResolver(first.corpus, first.options.audioRoots);
+    const audio = new AudioResolver(files, first.options.audioRoots);
     const out: ShardMeta[] = [];
     for (const job of groups.flat()) {
       const meta = await buildShard(job, tok, audio);
@@ -46,7 +48,8 @@ export async function buildShards(
     }
     return out;
   }
-  const workerData = { corpus: first.corpus, tokenizer: first.options.tokenizer, audioRoots: first.options.audioRoots };
+  // Each worker opens the corpus itself (its own S3 client, for an s3:// corpus).
+  const workerData = { corpus: files.where, tokenizer: first.options.tokenizer, audioRoots: first.options.audioRoots };
   const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(import.meta.url, 'index-worker', { workerData }));
   const out: ShardMeta[] = [];
   let started = 0;

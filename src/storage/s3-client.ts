@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand,
-  HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand, type S3ClientConfig,
+  HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { S3Location, S3Settings } from './s3-location.js';
 
@@ -67,20 +67,37 @@ export async function getObject(client: S3Client, bucket: string, key: string, a
   });
 }
 
+/** An object's size and last-modified time in ms (what a file's stat gives, for incremental builds). */
+export type ObjectMeta = readonly [size: number, mtimeMs: number];
+
+/** A whole object with its size and last-modified time, in one GET. */
+export async function getObjectMeta(client: S3Client, bucket: string, key: string, attempts: number): Promise<{ data: Uint8Array; meta: ObjectMeta }> {
+  return withRetries(`GET ${key}`, attempts, async () => {
+    const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const data = r.Body ? await r.Body.transformToByteArray() : new Uint8Array(0);
+    return { data, meta: [data.length, r.LastModified?.getTime() ?? 0] as const };
+  });
+}
+
+export async function headObject(client: S3Client, bucket: string, key: string, attempts: number): Promise<ObjectMeta> {
+  const r = await withRetries(`HEAD ${key}`, attempts, () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+  return [r.ContentLength ?? 0, r.LastModified?.getTime() ?? 0];
+}
+
 export async function headBucket(client: S3Client, bucket: string, attempts: number): Promise<void> {
   await withRetries(`HEAD ${bucket}`, attempts, () => client.send(new HeadBucketCommand({ Bucket: bucket })));
 }
 
-/** Every key under a prefix (paged listing). */
-export async function listKeys(client: S3Client, loc: S3Location, attempts: number): Promise<{ key: string; size: number }[]> {
-  const out: { key: string; size: number }[] = [];
+/** Every key under a prefix (paged listing), with its size and last-modified time; at most `limit` of them. */
+export async function listKeys(client: S3Client, loc: S3Location, attempts: number, limit = Infinity): Promise<{ key: string; size: number; mtimeMs: number }[]> {
+  const out: { key: string; size: number; mtimeMs: number }[] = [];
   let token: string | undefined;
   do {
-    const r = await withRetries('LIST', attempts, () => client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix ? `${loc.prefix}/` : undefined, ContinuationToken: token })));
-    for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
-    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    const r = await withRetries('LIST', attempts, () => client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix ? `${loc.prefix}/` : undefined, ContinuationToken: token, MaxKeys: Math.min(1000, limit) })));
+    for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 });
+    token = r.IsTruncated && out.length < limit ? r.NextContinuationToken : undefined;
   } while (token);
-  return out;
+  return out.slice(0, limit);
 }
 
 /** Uploads a local file: one PUT when small, a multipart upload of `partBytes` parts otherwise (aborted on failure). */

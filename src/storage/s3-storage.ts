@@ -37,6 +37,10 @@ export class S3Storage implements Storage {
   }
 
   private call(path: string, req: Request): Buffer {
+    return this.send(path, req).data;
+  }
+
+  private send(path: string, req: Request): { data: Buffer; meta?: readonly [number, number] } {
     // The worker bumps the counter after posting each answer. A wake-up can be stale (the notify
     // of the previous answer, arriving late), so the port is checked, not the wake-up trusted:
     // wait while the counter still has the value seen when the port was found empty.
@@ -57,7 +61,7 @@ export class S3Storage implements Storage {
       out.set(reply.data);
       this.transferred.requests++;
       this.transferred.bytes += out.length;
-      return out;
+      return { data: out, meta: reply.meta };
     }
     if (reply.name === 'NoSuchKey' || reply.name === 'NotFound') throw new StorageNotFound(this.describe(path));
     throw s3Error(this.loc, path, reply.name, reply.message);
@@ -80,6 +84,31 @@ export class S3Storage implements Storage {
 
   readRange(path: string, offset: number, length: number, size?: number): Buffer {
     return this.call(path, { op: 'range', key: keyOf(this.loc, path), offset, length, size });
+  }
+
+  /** A whole object with its size and last-modified time (one GET); throws StorageNotFound when it is not there. */
+  readObject(path: string): { bytes: Buffer; size: number; mtimeMs: number } {
+    const r = this.send(path, { op: 'object', key: keyOf(this.loc, path) });
+    const [size, mtimeMs] = r.meta ?? [r.data.length, 0];
+    return { bytes: r.data, size, mtimeMs };
+  }
+
+  /** An object's size and last-modified time (one HEAD); throws StorageNotFound when it is not there. */
+  stat(path: string): { size: number; mtimeMs: number } {
+    const [size, mtimeMs] = this.send(path, { op: 'head', key: keyOf(this.loc, path) }).meta ?? [0, 0];
+    return { size, mtimeMs };
+  }
+
+  /**
+   * Every object under `dir` ('' for the whole location), at most `limit`, as [path relative to
+   * `dir`, size, last-modified ms]. A flat listing, not one per directory: a thousand keys per
+   * request, and no reliance on delimiter listings, which some S3-compatible stores get wrong.
+   */
+  listUnder(dir: string, limit = 1e9): [name: string, size: number, mtimeMs: number][] {
+    const prefix = keyOf(this.loc, dir);
+    const keys = JSON.parse(this.call(dir, { op: 'under', prefix: prefix.replace(/\/$/, ''), limit }).toString('utf8')) as [string, number, number][];
+    const from = prefix === '' ? 0 : prefix.endsWith('/') ? prefix.length : prefix.length + 1;
+    return keys.map(([k, size, mtimeMs]) => [k.slice(from), size, mtimeMs]);
   }
 
   close(): void {

@@ -1,5 +1,5 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { errorName, getObject, getRange, listKeys, makeClient } from './s3-client.js';
+import { errorName, getObject, getObjectMeta, getRange, headObject, listKeys, makeClient, type ObjectMeta } from './s3-client.js';
 import type { S3Settings } from './s3-location.js';
 import { describeError } from '../errors.js';
 
@@ -12,8 +12,12 @@ import { describeError } from '../errors.js';
 export type Request =
   | { readonly op: 'range'; readonly key: string; readonly offset: number; readonly length: number; readonly size?: number }
   | { readonly op: 'file'; readonly key: string }
-  | { readonly op: 'list'; readonly prefix: string };
-export type Reply = { readonly ok: true; readonly data: Uint8Array } | { readonly ok: false; readonly name: string; readonly message: string };
+  | { readonly op: 'list'; readonly prefix: string }
+  // For reading a corpus: a whole object with its size and time, an object's size and time, the keys under a prefix with their times.
+  | { readonly op: 'object'; readonly key: string }
+  | { readonly op: 'head'; readonly key: string }
+  | { readonly op: 'under'; readonly prefix: string; readonly limit: number };
+export type Reply = { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta } | { readonly ok: false; readonly name: string; readonly message: string };
 
 const { settings, bucket, signal, port, blockBytes, readAhead, cacheBlocks } = workerData as {
   settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number;
@@ -58,16 +62,22 @@ async function range(key: string, offset: number, length: number, size: number |
   return done === length ? out : out.subarray(0, done);
 }
 
-async function handle(req: Request): Promise<Uint8Array> {
-  if (req.op === 'range') return range(req.key, req.offset, req.length, req.size);
-  if (req.op === 'file') return getObject(client, bucket, req.key, attempts);
-  const keys = await listKeys(client, { bucket, prefix: req.prefix }, attempts);
-  return new TextEncoder().encode(JSON.stringify(keys.map((k) => [k.key, k.size])));
+const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
+
+async function handle(req: Request): Promise<{ data: Uint8Array; meta?: ObjectMeta }> {
+  switch (req.op) {
+    case 'range': return { data: await range(req.key, req.offset, req.length, req.size) };
+    case 'file': return { data: await getObject(client, bucket, req.key, attempts) };
+    case 'list': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts)).map((k) => [k.key, k.size])) };
+    case 'object': return getObjectMeta(client, bucket, req.key, attempts);
+    case 'head': return { data: new Uint8Array(0), meta: await headObject(client, bucket, req.key, attempts) };
+    case 'under': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts, req.limit)).map((k) => [k.key, k.size, k.mtimeMs])) };
+  }
 }
 
 port.on('message', (req: Request) => {
   handle(req).then(
-    (data) => port.postMessage({ ok: true, data } satisfies Reply),
+    (r) => port.postMessage({ ok: true, ...r } satisfies Reply),
     (err: unknown) => port.postMessage({ ok: false, name: errorName(err), message: describeError(err) } satisfies Reply),
   ).finally(() => {
     Atomics.add(flag, 0, 1);

@@ -22,7 +22,9 @@ export class S3Process {
   }
 
   async start(): Promise<this> {
-    const child = spawn(process.execPath, [BIN, '-d', this.dir, '-a', '127.0.0.1', '-p', String(this.port), '--configure-bucket', this.bucket, '--silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // s3rver signs continuation tokens with DES, which Node 20's OpenSSL 3 leaves to its legacy
+    // provider: without it every listing of more than one page fails with InternalError.
+    const child = spawn(process.execPath, ['--openssl-legacy-provider', BIN, '-d', this.dir, '-a', '127.0.0.1', '-p', String(this.port), '--configure-bucket', this.bucket, '--silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.port = await new Promise<number>((resolve, reject) => {
       let out = '';

@@ -1,0 +1,103 @@
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildIndex } from '../../src/index/build-index.js';
+import { buildIndexTo } from '../../src/index/build-to.js';
+import { findShards } from '../../src/index/find-shards.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { makeClient } from '../../src/storage/s3-client.js';
+import type { S3Settings } from '../../src/storage/s3-location.js';
+import { publishDirectory } from '../../src/storage/s3-upload.js';
+import { indexTree } from '../helpers/index-tree.js';
+import { S3Process, S3_KEY, S3_SECRET } from '../helpers/s3-server.js';
+
+/**
+ * A corpus on object storage (`flanstream index s3://bucket/prefix …`), against a real
+ * S3-protocol server in its own process: the index equals, file for file and byte for byte, the
+ * one built from the same corpus on disk — with its quarantine (a missing audio object, a broken
+ * line) — also when the store restarts mid-build; a refused key or a missing bucket is a clear error.
+ */
+const base = mkdtempSync(join(tmpdir(), 'flanstream-s3corpus-'));
+const s3 = new S3Process(join(base, 's3'), 'flan');
+const corpus = join(base, 'corpus');
+const URL = 's3://flan/corpus';
+let settings: S3Settings;
+let fromDisk: Record<string, string>;
+let missingNpy: string;
+
+/**
+ * Gives each local file the modification time the store reports for its object (whole seconds, as
+ * a GET's Last-Modified header has it): an index records its audio files' times to know when to
+ * rebuild, and with equal times two builds must be equal to the byte.
+ */
+async function alignTimes(): Promise<void> {
+  const client = makeClient(settings);
+  let token: string | undefined;
+  do {
+    const r = await client.send(new ListObjectsV2Command({ Bucket: 'flan', Prefix: 'corpus/', ContinuationToken: token }));
+    for (const o of r.Contents ?? []) {
+      const secs = Math.floor(o.LastModified!.getTime() / 1000);
+      utimesSync(join(corpus, o.Key!.slice('corpus/'.length)), secs, secs);
+    }
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+  } while (token);
+}
+
+beforeAll(async () => {
+  await s3.start();
+  settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET, maxAttempts: 10 };
+  cpSync(inject('sampleCorpus'), corpus, { recursive: true });
+  // Damage to quarantine: the codes of the first clip of an scp are gone, and a shard gains a broken line.
+  const scp = readFileSync(join(corpus, 'scp_files/speech/01_CommonVoice.scp'), 'utf8').split('\n')[0]!.split(/\s+/)[1]!;
+  missingNpy = `audio_tokens/${scp.replace(/\.[^./]*$/, '')}.npy`;
+  unlinkSync(join(corpus, missingNpy));
+  appendFileSync(join(corpus, findShards(corpus).find((s) => s.endsWith('.jsonl'))!), '{"uuid": "broken", \n');
+  await publishDirectory(corpus, URL, settings, { last: [], immutable: () => false });
+  await alignTimes();
+  await buildIndex({ corpus, out: join(base, 'from-disk'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
+  fromDisk = indexTree(join(base, 'from-disk'));
+});
+
+afterAll(async () => {
+  await s3.stop();
+  rmSync(base, { recursive: true, force: true });
+});
+
+describe('a corpus on s3://', () => {
+  it('indexes to the same index as its copy on disk, byte for byte, quarantine included (in-process and on worker threads)', async () => {
+    for (const workers of [1, 2]) {
+      const out = join(base, `from-s3-${workers}`);
+      const s = await buildIndexTo({ corpus: URL, out, workers, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings });
+      expect(s.manifest.quarantineByReason).toMatchObject({ npy_missing: expect.any(Number), invalid_json: 1 });
+      expect(indexTree(out)).toEqual(fromDisk);
+    }
+    const report = readFileSync(join(base, 'from-s3-1', 'quarantine.jsonl'), 'utf8');
+    expect(report).toContain(`audio tokens ${missingNpy} do not exist`);
+    expect(readdirSync(join(base, 'from-s3-1', 'shards')).length).toBeGreaterThan(100);
+  });
+
+  it('the store restarted mid-build: reads are retried and the build ends with the same index', async () => {
+    const out = join(base, 'restart');
+    let restart: Promise<void> | undefined;
+    // Worker threads do the reading, so this thread is free to bring the store back.
+    const s = await buildIndexTo({
+      corpus: URL, out, workers: 2, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings,
+      onProgress: (p) => {
+        if (p.shardsDone === 10) restart = s3.restart(1500);
+      },
+    });
+    expect(restart).toBeDefined();
+    await restart;
+    expect(s.shardsBuilt).toBe(s.manifest.shards.length);
+    expect(indexTree(out)).toEqual(fromDisk);
+  });
+
+  it('a refused key, a missing bucket or an empty prefix: a clear error before anything is built', async () => {
+    const out = join(base, 'refused');
+    await expect(buildIndexTo({ corpus: URL, out, s3: { ...settings, accessKeyId: 'NOBODY' } })).rejects.toThrow(/^s3:\/\/flan\/corpus: the store refused the credentials \(unknown access key id\)/);
+    await expect(buildIndexTo({ corpus: 's3://no-such-bucket/corpus', out, s3: settings })).rejects.toThrow(/^s3:\/\/no-such-bucket: the bucket does not exist/);
+    await expect(buildIndexTo({ corpus: 's3://flan/nothing-here', out, s3: settings })).rejects.toThrow(/^s3:\/\/flan\/nothing-here: no corpus here: nothing is stored under this prefix/);
+  });
+});
