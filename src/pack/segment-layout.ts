@@ -35,6 +35,37 @@ export interface Fit {
 }
 
 /**
+ * A record as laying it out needs it, read from its row and spans once: fields, pieces and served
+ * lengths. Planning (fit, lengths), stats (audio tokens, frames) and writing the batch each asked
+ * the index for the same row and spans again and rebuilt the same pieces, several times per
+ * example: with short examples (one codebook) that was most of a batch's cost.
+ */
+interface RecordInfo {
+  /** The record's first token in its shard's token data. */
+  readonly base: number;
+  /** Served tokens of the instruction and of the output. */
+  readonly instrOut: number;
+  readonly outputOut: number;
+  /** Input pieces, all of them; `inputShared`: the first clip left out (a later turn of a conversation). */
+  readonly input: readonly Piece[];
+  readonly inputShared: readonly Piece[];
+  /** Instruction and output pieces; the output's served audio tokens and codec frames. */
+  readonly instrPieces: readonly Piece[];
+  readonly outputPieces: readonly Piece[];
+  readonly outputAudio: number;
+  readonly outputFrames: number;
+}
+
+const isClip = (p: Piece): boolean => p.audio;
+
+/** Served tokens of some pieces. */
+function served(pieces: readonly Piece[]): number {
+  let n = 0;
+  for (const p of pieces) n += p.out;
+  return n;
+}
+
+/**
  * Lays records out through the chat template: lengths without touching tokens (for packing),
  * then the tokens themselves with their loss spans (for the batch). Every length is the served
  * one: under a stream's audio layout (AudioView) a clip may take more or fewer tokens than stored,
@@ -44,6 +75,12 @@ export class SegmentLayout {
   readonly table: ExampleTable;
   readonly template: ChatTemplate;
   readonly audio: AudioView;
+  /**
+   * RecordInfo per location object: a Turn keeps its loc from planning to the batch, so every
+   * step of one example finds it; entries go with the locs (no bound to tune, nothing kept for
+   * examples no longer held by the planner, a plan cache or a batch being built).
+   */
+  private readonly memo = new WeakMap<ExampleLoc, RecordInfo>();
 
   constructor(table: ExampleTable, template: ChatTemplate, audio?: AudioView) {
     this.table = table;
@@ -52,56 +89,76 @@ export class SegmentLayout {
     this.audio = audio ?? AudioView.of(undefined, vocab.codebooks, vocab.audioPadId);
   }
 
-  /** Pieces of the stored range [from, to): text runs and audio spans in order, the first clip left out if asked. */
-  private pieces(loc: ExampleLoc, from: number, to: number, skipFirstClip: boolean): Piece[] {
+  private info(loc: ExampleLoc): RecordInfo {
+    let r = this.memo.get(loc);
+    if (!r) {
+      r = this.read(loc);
+      this.memo.set(loc, r);
+    }
+    return r;
+  }
+
+  private read(loc: ExampleLoc): RecordInfo {
     const f = this.table.fields(loc);
+    const instr = f[ROW.INSTR_LEN] ?? 0;
+    const outStart = instr + (f[ROW.INPUT_LEN] ?? 0);
+    const outEnd = outStart + (f[ROW.OUTPUT_LEN] ?? 0);
+    const base = f[ROW.TOK_START] ?? 0;
+    // A view into a cached page (or a copy): pages are never written once read.
     const spans = this.table.reader.spans(loc.shard, f[ROW.SPAN_START] ?? 0, f[ROW.SPAN_COUNT] ?? 0);
+    const input = this.pieces(spans, instr, outStart);
+    const instrPieces = this.pieces(spans, 0, instr);
+    const outputPieces = this.pieces(spans, outStart, outEnd);
+    const q = this.audio.q;
+    let outputAudio = 0;
+    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
+      if ((spans[o + SPAN.REL_START] ?? 0) >= outStart) outputAudio += this.audio.spanLength(spans[o + SPAN.LENGTH] ?? 0);
+    }
+    let outputFrames = 0;
+    for (const p of outputPieces) if (p.audio) outputFrames += (p.len - 2) / q;
+    const firstClip = input.findIndex(isClip);
+    return {
+      base,
+      instrOut: served(instrPieces),
+      outputOut: served(outputPieces),
+      input,
+      inputShared: firstClip < 0 ? input : [...input.slice(0, firstClip), ...input.slice(firstClip + 1)],
+      instrPieces,
+      outputPieces,
+      outputAudio,
+      outputFrames,
+    };
+  }
+
+  /** Pieces of the stored range [from, to): text runs and audio spans in order. */
+  private pieces(spans: Int32Array, from: number, to: number): Piece[] {
     const pieces: Piece[] = [];
     let at = from;
-    let skip = skipFirstClip;
     for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
       const start = spans[o + SPAN.REL_START] ?? 0;
       const len = spans[o + SPAN.LENGTH] ?? 0;
       if (start < from || start >= to) continue;
       if (start > at) pieces.push({ start: at, len: start - at, out: start - at, audio: false });
-      if (!skip) pieces.push({ start, len, out: this.audio.spanLength(len), audio: true });
-      skip = false;
+      pieces.push({ start, len, out: this.audio.spanLength(len), audio: true });
       at = start + len;
     }
     if (to > at) pieces.push({ start: at, len: to - at, out: to - at, audio: false });
     return pieces;
   }
 
-  /** Input pieces in order: text runs and audio spans, the shared clip left out if asked. */
-  inputPieces(loc: ExampleLoc, shareAudio: boolean): Piece[] {
-    const f = this.table.fields(loc);
-    const instr = f[ROW.INSTR_LEN] ?? 0;
-    return this.pieces(loc, instr, instr + (f[ROW.INPUT_LEN] ?? 0), shareAudio);
-  }
-
-  /** The stored range of the instruction (0) or output (2) field. */
-  private fieldRange(loc: ExampleLoc, field: 0 | 2): [number, number] {
-    const f = this.table.fields(loc);
-    const instr = f[ROW.INSTR_LEN] ?? 0;
-    if (field === 0) return [0, instr];
-    const from = instr + (f[ROW.INPUT_LEN] ?? 0);
-    return [from, from + (f[ROW.OUTPUT_LEN] ?? 0)];
-  }
-
-  /** Served tokens of the instruction or output field. */
-  private fieldLength(loc: ExampleLoc, field: 0 | 2): number {
-    const [from, to] = this.fieldRange(loc, field);
-    if (this.audio.identity) return to - from;
-    return this.pieces(loc, from, to, false).reduce((n, p) => n + p.out, 0);
+  /** Input pieces in order: text runs and audio spans, the shared clip (the first) left out if asked. */
+  inputPieces(loc: ExampleLoc, shareAudio: boolean): readonly Piece[] {
+    const r = this.info(loc);
+    return shareAudio ? r.inputShared : r.input;
   }
 
   turn(loc: ExampleLoc, shareAudio: boolean): Turn {
-    const inputKeep = this.inputPieces(loc, shareAudio).reduce((n, p) => n + p.out, 0);
-    return { loc, shareAudio, inputKeep };
+    return { loc, shareAudio, inputKeep: served(this.inputPieces(loc, shareAudio)) };
   }
 
   turnLength(t: Turn): number {
-    return this.template.turnLength(this.fieldLength(t.loc, 0), t.inputKeep, this.fieldLength(t.loc, 2));
+    const r = this.info(t.loc);
+    return this.template.turnLength(r.instrOut, t.inputKeep, r.outputOut);
   }
 
   segmentLength(turns: readonly Turn[]): number {
@@ -148,7 +205,7 @@ export class SegmentLayout {
       if (p.audio) n += k;
       left -= k;
     }
-    return n + this.outputAudio(t.loc);
+    return n + this.info(t.loc).outputAudio;
   }
 
   /**
@@ -165,37 +222,51 @@ export class SegmentLayout {
       if (p.audio) frames += (p.len - 2) / q;
       left -= k;
     }
-    const [from, to] = this.fieldRange(t.loc, 2);
-    for (const p of this.pieces(t.loc, from, to, false)) if (p.audio) frames += (p.len - 2) / q;
-    return frames;
+    return frames + this.info(t.loc).outputFrames;
   }
 
-  /** Writes a stored range's served tokens at out[pos…] (clips through the audio view); returns the end. */
-  private writeRange(loc: ExampleLoc, base: number, from: number, to: number, out: Int32Array, pos: number): number {
+  /**
+   * Writes the first `keep` served tokens of `pieces` at out[pos…]; returns the end. Stored tokens
+   * served as they are (text, and clips under the identity view) are copied a run at a time: back
+   * to back pieces make one read, not one per piece.
+   */
+  private writePieces(shard: number, base: number, pieces: readonly Piece[], keep: number, out: Int32Array, pos: number): number {
     const reader = this.table.reader;
-    if (this.audio.identity) {
-      reader.readTokens(loc.shard, base + from, to - from, out, pos);
-      return pos + to - from;
+    const whole = this.audio.identity;
+    let runStart = 0;
+    let runLen = 0;
+    let left = keep;
+    for (const p of pieces) {
+      const n = Math.min(left, p.out);
+      if (n <= 0) break;
+      left -= n;
+      if (!p.audio || whole) {
+        if (runLen > 0 && runStart + runLen !== p.start) {
+          reader.readTokens(shard, base + runStart, runLen, out, pos);
+          pos += runLen;
+          runLen = 0;
+        }
+        if (runLen === 0) runStart = p.start;
+        runLen += n;
+        continue;
+      }
+      if (runLen > 0) {
+        reader.readTokens(shard, base + runStart, runLen, out, pos);
+        pos += runLen;
+        runLen = 0;
+      }
+      // A clip re-arranged by the audio view is always whole: truncation never cuts one.
+      const stored = this.audio.buffer(p.len);
+      reader.readTokens(shard, base + p.start, p.len, stored, 0);
+      pos += this.audio.writeSpan(stored, out, pos);
     }
-    for (const p of this.pieces(loc, from, to, false)) pos = this.writePiece(loc, base, p, p.out, out, pos);
-    return pos;
-  }
-
-  /** Writes `n` served tokens of a piece (a clip is always whole: truncation never cuts one). */
-  private writePiece(loc: ExampleLoc, base: number, p: Piece, n: number, out: Int32Array, pos: number): number {
-    const reader = this.table.reader;
-    if (!p.audio || this.audio.identity) {
-      reader.readTokens(loc.shard, base + p.start, n, out, pos);
-      return pos + n;
-    }
-    const stored = this.audio.buffer(p.len);
-    reader.readTokens(loc.shard, base + p.start, p.len, stored, 0);
-    return pos + this.audio.writeSpan(stored, out, pos);
+    if (runLen > 0) reader.readTokens(shard, base + runStart, runLen, out, pos);
+    return pos + runLen;
   }
 
   /** Writes a segment's tokens at `out[at…]` and appends its supervised [start, end) ranges to `loss`. */
   write(seg: Segment, out: Int32Array, at: number, loss: number[]): void {
-    const { template: tpl, table } = this;
+    const tpl = this.template;
     let pos = at;
     const put = (xs: Int32Array): void => {
       out.set(xs, pos);
@@ -203,38 +274,21 @@ export class SegmentLayout {
     };
     put(tpl.system);
     for (const t of seg.turns) {
-      const base = table.fields(t.loc)[ROW.TOK_START] ?? 0;
+      const r = this.info(t.loc);
+      const shard = t.loc.shard;
       put(tpl.userOpen);
-      pos = this.writeRange(t.loc, base, ...this.fieldRange(t.loc, 0), out, pos);
+      pos = this.writePieces(shard, r.base, r.instrPieces, Number.MAX_SAFE_INTEGER, out, pos);
       if (t.inputKeep > 0) {
         put(tpl.sep);
-        let left = t.inputKeep;
-        for (const p of this.inputPieces(t.loc, t.shareAudio)) {
-          const n = Math.min(left, p.out);
-          if (n <= 0) break;
-          pos = this.writePiece(t.loc, base, p, n, out, pos);
-          left -= n;
-        }
+        pos = this.writePieces(shard, r.base, t.shareAudio ? r.inputShared : r.input, t.inputKeep, out, pos);
       }
       put(tpl.userClose);
       put(tpl.assistantOpen);
       const answer = pos;
-      pos = this.writeRange(t.loc, base, ...this.fieldRange(t.loc, 2), out, pos);
+      pos = this.writePieces(shard, r.base, r.outputPieces, Number.MAX_SAFE_INTEGER, out, pos);
       out[pos++] = tpl.imEnd;
       loss.push(answer, pos);
       put(tpl.trail);
     }
-  }
-
-  /** Audio tokens (served) inside the record's output. */
-  private outputAudio(loc: ExampleLoc): number {
-    const f = this.table.fields(loc);
-    const outStart = (f[ROW.INSTR_LEN] ?? 0) + (f[ROW.INPUT_LEN] ?? 0);
-    const spans = this.table.reader.spans(loc.shard, f[ROW.SPAN_START] ?? 0, f[ROW.SPAN_COUNT] ?? 0);
-    let n = 0;
-    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
-      if ((spans[o + SPAN.REL_START] ?? 0) >= outStart) n += this.audio.spanLength(spans[o + SPAN.LENGTH] ?? 0);
-    }
-    return n;
   }
 }

@@ -3,7 +3,7 @@
  * DataServiceCore over <index> (that tree's code, imported from it), and for every case a train
  * stream's session.next() plus the wire encoding, --batches batches after a warm-up. Importing by
  * root lets one run compare two builds (this tree and a worktree of an older commit) side by side.
- * Prints one JSON line: {case: {batches, tokens, seconds}}. --profile FILE writes a CPU profile
+ * Prints one JSON line: {case: {batches, tokens, seconds, cpuSeconds}}. --profile FILE writes a CPU profile
  * (100 µs sampling) of the measured loops only, for `node --cpu-prof`-style analysis.
  *   npx tsx test/bench/build/build-child.ts --root DIR --index DIR [--batches 200] [--cases a,b] [--profile F]
  */
@@ -33,10 +33,12 @@ const { DataServiceCore } = await from<{ DataServiceCore: { open(dir: string, s:
 const { encodeStreamResponse } = await from<{ encodeStreamResponse: (m: unknown) => Buffer }>('src/server/response-encoder.ts');
 const core = await DataServiceCore.open(index, coreSettings(loadConfig(undefined, { 'index.dir': index }, {})));
 
-function run(name: string, n: number, seed: number): { batches: number; tokens: number; seconds: number } {
+/** Wall seconds, and CPU seconds of this process (steadier than wall time on a shared machine). */
+function run(name: string, n: number, seed: number): { batches: number; tokens: number; seconds: number; cpuSeconds: number } {
   const spec = { split: 'train', batchSize: 8, seqLen: 4096, seed, ...BUILD_CASES[name] };
   const session = core.open({ spec });
   let tokens = 0;
+  const cpu = process.cpuUsage();
   const started = performance.now();
   for (let i = 0; i < n; i++) {
     const m = session.next();
@@ -44,7 +46,8 @@ function run(name: string, n: number, seed: number): { batches: number; tokens: 
     encodeStreamResponse(m);
     tokens += m.batch.tokens.byteLength / 4;
   }
-  return { batches: n, tokens, seconds: (performance.now() - started) / 1000 };
+  const used = process.cpuUsage(cpu);
+  return { batches: n, tokens, seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
 const out: Record<string, unknown> = {};
