@@ -4,6 +4,7 @@
  * Python loader baseline, so both sides move the same tokens.
  */
 import { createWriteStream } from 'node:fs';
+import { int32s, segmentColumns } from '../../../clients/ts/wire-decode.js';
 import { openCore } from './open-core.js';
 
 const [index, out, countArg] = process.argv.slice(2);
@@ -17,18 +18,12 @@ while (written < count) {
   const msg = session.next();
   if (!msg || !('batch' in msg)) break;
   const b = msg.batch;
-  const tokens = new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.length / 4);
-  let at = 0;
-  let span = 0;
-  for (const len of b.segLength) {
-    const ids = Array.from(tokens.subarray(at, at + len));
+  const tokens = int32s(b.tokens);
+  for (const seg of segmentColumns(b)) {
+    const ids = Array.from(tokens.subarray(seg.start, seg.start + seg.length));
     const labels = ids.map(() => -100);
-    while (span < b.lossSpans.length && (b.lossSpans[span] ?? 0) < at + len) {
-      for (let p = b.lossSpans[span]!; p < b.lossSpans[span + 1]!; p++) labels[p - at] = ids[p - at]!;
-      span += 2;
-    }
+    for (const [s, e] of seg.loss) for (let p = s; p < e; p++) labels[p] = ids[p]!;
     if (!file.write(`${JSON.stringify({ input_ids: ids, labels })}\n`)) await new Promise<void>((r) => file.once("drain", () => r()));
-    at += len;
     if (++written >= count) break;
   }
 }
