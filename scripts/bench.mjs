@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers.
+// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ const BENCHES = {
   idle: 'test/bench/idle-streams-bench.ts',
   build: 'test/bench/build-bench.ts',
   workers: 'test/bench/workers-bench.ts',
+  merge: 'test/bench/merge-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));

@@ -1,7 +1,7 @@
 import { key64 } from '../util/hash.js';
 import { ROW, ROW_WIDTH, type ShardMeta } from './format.js';
 import type { ShardFiles } from './shard-access.js';
-import { forEachSharedRun, sortedKeyBuckets } from './shared-keys.js';
+import { PER_BUCKET, forEachSharedRun, sortedKeyBuckets } from './shared-keys.js';
 
 /**
  * Duplicate uuids across the whole corpus, found in bounded memory. The contract says a uuid is
@@ -28,7 +28,7 @@ function uuidBytes(files: ShardFiles, s: number, r: number): Buffer {
   return files.string(s, row[ROW.UUID_OFF] ?? 0, row[ROW.UUID_LEN] ?? 0);
 }
 
-export function findDuplicateUuids(files: ShardFiles, shards: readonly ShardMeta[], perBucket = 1 << 22): DuplicateQuads {
+export function findDuplicateUuids(files: ShardFiles, shards: readonly ShardMeta[], perBucket = PER_BUCKET): DuplicateQuads {
   const total = shards.reduce((n, s) => n + s.records, 0);
   const dups: number[] = [];
   const buckets = sortedKeyBuckets(files.dir, 'duplicate-uuids', total, perBucket, (add) => {

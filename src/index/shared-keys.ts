@@ -52,6 +52,15 @@ class Bucket {
   }
 }
 
+/**
+ * Quads per bucket by default: a bucket of 2^20 quads is 16 MB, sorted through an index array and a
+ * copy. On a 5M-record synthetic index the whole merge step peaked at 416 MB RSS with 2^22, 291 MB
+ * with 2^20 and 219 MB with 2^16, and the smaller sorts were no slower (test/bench/merge-bench.ts).
+ * Each bucket holds an open file while the pass fills it: 2^20 keeps that near 100 files at 10⁸
+ * records, where 2^16 would need 1,700.
+ */
+export const PER_BUCKET = 1 << 20;
+
 /** Adds one quad [keyLo, keyHi, shard, row] to the pass (to the bucket of its key). */
 export type AddQuad = (lo: number, hi: number, s: number, r: number) => void;
 
@@ -101,7 +110,7 @@ export function forEachSharedRun(q: Int32Array, fn: (from: number, to: number) =
  * [keyLo, keyHi, shard, row] sorted by key, shard and row (see sortedKeyBuckets), plus the result
  * in memory (16 bytes per shared record). Records `dropped` (duplicate uuids) take no part.
  */
-export function sharedKeyQuads(dir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket = 1 << 22, dropped?: (s: number, r: number) => boolean): Buffer[] {
+export function sharedKeyQuads(dir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket = PER_BUCKET, dropped?: (s: number, r: number) => boolean): Buffer[] {
   const total = shards.reduce((n, s) => n + s.records, 0);
   const out: Buffer[] = [];
   const buckets = sortedKeyBuckets(dir, 'audio-groups', total, perBucket, (add) => {
