@@ -16,7 +16,7 @@ const USAGE = `usage: flanstream <command> [options]
         [--codec NAME] [--frame-rate HZ] [--codebook-size N] [--codebooks N]   (override audio_tokens/codec.json)
         [--audio-root PREFIX]…   strip PREFIX from absolute .scp paths (repeatable)
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
-        (--out s3://bucket/prefix [--stage DIR]: build in DIR, then publish; serve --index s3://… reads it;
+        (--out s3://bucket/prefix [--stage DIR]: build (a part, a merge) in DIR, then publish; serve --index s3://… reads it;
          the corpus may be s3://bucket/prefix too: read by listings and ranged GETs, never copied)
   inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--workers N] [--set key=value]… [--print-config]
@@ -86,8 +86,8 @@ async function main(argv: string[]): Promise<void> {
         audioRoots: values['audio-root'] ?? [],
       };
       if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
-      if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part) });
-      else if (values.merge) await indexMergeCommand(corpus, common);
+      if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part), stage: values.stage });
+      else if (values.merge) await indexMergeCommand(corpus, { ...common, stage: values.stage });
       else await indexCommand(corpus, { ...common, stage: values.stage });
       return;
     }

@@ -42,9 +42,9 @@ export interface PartSummary {
   readonly seconds: number;
 }
 
-/** Parts share one output directory; on object storage, build the parts on a shared filesystem and publish the merged index. */
+/** These write a directory (a shared filesystem); parts-to.ts stages them for an s3:// output. */
 function localOnly(opts: BuildOptions): void {
-  if (isS3(opts.out)) throw new CorpusError(opts.out, 'a partitioned build (--part/--merge) needs --out on a filesystem every part can see; build there, then publish with `flanstream index <corpus> --out s3://… --stage <that --out>`');
+  if (isS3(opts.out)) throw new CorpusError(opts.out, 'buildPart/mergeParts write a directory; for an s3:// output use buildPartTo/mergePartsTo (parts-to.ts), as the CLI does');
 }
 
 export async function buildPart(opts: BuildOptions & { readonly part: PartId }): Promise<PartSummary> {

@@ -51,18 +51,35 @@ function previousFiles(url: string, settings: S3Settings): Set<string> | undefin
  */
 export async function buildIndexTo(opts: RemoteBuildOptions): Promise<BuildSummary & { published?: Published }> {
   if (!isS3(opts.out)) return buildIndex(opts);
-  // The SDK is loaded only by builds that publish.
-  const { checkBucket, publishDirectory } = await import('../storage/s3-upload.js');
   const settings = opts.s3 ?? {};
-  await checkBucket(opts.out, settings);
-  const stage = opts.stage ?? join(tmpdir(), `flanstream-stage-${digest(opts.out).slice(0, 16)}`);
+  await checkOut(opts.out, settings);
+  const stage = stageFor(opts);
   const summary = await buildIndex({ ...opts, out: stage });
-  const keep = previousFiles(opts.out, settings);
-  const published = await publishDirectory(stage, opts.out, settings, {
+  return { ...summary, published: await publishIndex(stage, opts.out, settings) };
+}
+
+/** Fails fast, before hours of indexing, when the bucket is missing or the credentials are refused. */
+export async function checkOut(url: string, settings: S3Settings): Promise<void> {
+  // The SDK is loaded only by builds that publish.
+  const { checkBucket } = await import('../storage/s3-upload.js');
+  await checkBucket(url, settings);
+}
+
+/** The local staging directory of a build that publishes to `out` (default: one per --out under the temp dir, kept for incremental rebuilds). */
+export const stageFor = (opts: { readonly out: string; readonly stage?: string }, part = ''): string =>
+  opts.stage ?? join(tmpdir(), `flanstream-stage-${digest(opts.out).slice(0, 16)}${part}`);
+
+/**
+ * Publishes the index built in `stage` to `url`, the manifest last, then prunes what no current or
+ * previous manifest names (and, for a merge, `alsoOwned`: the part records it consumed).
+ */
+export async function publishIndex(stage: string, url: string, settings: S3Settings, alsoOwned: (f: string) => boolean = () => false): Promise<Published> {
+  const { publishDirectory } = await import('../storage/s3-upload.js');
+  const keep = previousFiles(url, settings);
+  return publishDirectory(stage, url, settings, {
     last: [MANIFEST_FILE],
     immutable: (f) => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || DUPLICATES_NAME.test(f),
     skip: (f) => f.endsWith('.tmp') || f.startsWith('parts/'),
-    ...(keep ? { prune: { owned, keep } } : {}),
+    ...(keep ? { prune: { owned: (f: string) => owned(f) || alsoOwned(f), keep } } : {}),
   });
-  return { ...summary, published };
 }
