@@ -13,7 +13,7 @@ import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { TextTokenizer } from '../../src/tokenize/text-tokenizer.js';
 import { indexTree as tree } from '../helpers/index-tree.js';
 import { drain, openCore, segments, take, trainSpec } from '../helpers/core-streams.js';
-import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
+import { bareConfig, shardPath, writeClip, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
 
 /**
  * uuids are unique within the corpus (docs/corpus.md). A repeat is quarantined at its second
@@ -143,7 +143,7 @@ describe('duplicate uuids across the corpus', () => {
   it('a partitioned build (parts in shuffled order) equals the one-process build, file for file', async () => {
     for (const N of [2, 3]) {
       const out = join(base, `parts${N}`);
-      for (const i of [...Array.from({ length: N }, (_, k) => k)].reverse()) await buildPart({ corpus, out, workers: 1, part: { index: i, count: N } });
+      for (const i of N === 2 ? [1, 0] : [2, 0, 1]) await buildPart({ corpus, out, workers: 1, part: { index: i, count: N } });
       await mergeParts({ corpus, out });
       expect(tree(out)).toEqual(tree(single));
     }
@@ -190,6 +190,36 @@ describe('duplicate uuids across the corpus', () => {
       r.close();
     }
     expect(existsSync(join(out, readManifest(single).exclusions.file))).toBe(false);
+  });
+
+  it('the audio groups leave a repeat out, so no conversation takes it as a turn', async () => {
+    const c = join(base, 'corpus-clips');
+    const out = join(base, 'clips');
+    const clip = `<|SOA|>${writeClip(c, '01_Clips', 'shared', 2, 12)}<|EOA|>`;
+    writeShard(c, shardPath('01_Clips', 'part-0.jsonl'), Array.from({ length: 6 }, (_, k) => ({ uuid: `x-${k}`, input: k === 1 ? `Listen: ${clip}` : undefined })));
+    // Another task: a record sharing the clip (a conversation partner) and, on line 4, a repeat of x-1 carrying it too.
+    const shared = Array.from({ length: 6 }, (_, k): TinyRecord => ({ uuid: `s-${k}`, major: 'Shared', minor: 'Clip', input: k === 2 ? `Hear: ${clip}` : undefined }));
+    shared.splice(3, 0, copy('x-1', { major: 'Shared', minor: 'Clip', input: `Again: ${clip}` }));
+    writeShard(c, shardPath('02_Shared', 'part-0.jsonl'), shared);
+    await buildIndex({ corpus: c, out, workers: 1 });
+    const r = IndexReader.open(out);
+    try {
+      expect(r.manifest.quarantineByReason).toEqual({ duplicate_uuid: 1 });
+      const groups = r.audioGroups();
+      const members = Array.from({ length: groups.length / 4 }, (_, q) => r.uuid(groups[q * 4 + 2]!, groups[q * 4 + 3]!));
+      expect(members).toEqual(['x-1', 's-2']);
+    } finally {
+      r.close();
+    }
+    const core = await openCore(out, bareConfig(join(base, 'clips-config')));
+    const tok = TextTokenizer.load('qwen3');
+    try {
+      const { batches } = take(core.open({ spec: trainSpec({ packing: 'multiturn', batchSize: 4, seqLen: 1024 }) }), 20);
+      expect(new Set(batches.flatMap((b) => b.uuids))).toEqual(new Set([...Array.from({ length: 6 }, (_, k) => `x-${k}`), ...Array.from({ length: 6 }, (_, k) => `s-${k}`)]));
+      for (const b of batches) expect(await tok.decode(new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength / 4))).not.toContain(COPY);
+    } finally {
+      core.reader.close();
+    }
   });
 });
 
