@@ -7,21 +7,26 @@
  *   - steady tokens/s: one stream of --batches batches on that fresh server (cold page cache),
  *     then the same stream again on the same server (warm: its pages are cached).
  * Medians of --runs runs (a fresh server per run).
- *   npx tsx test/bench/s3-bench.ts [--runs 3] [--batches 150] [--records 20000]
+ * Then indexing: the index's corpus built from local disk and from its copy on S3 (records/s,
+ * one worker, a fresh output each; --index-runs runs, median).
+ *   npx tsx test/bench/s3-bench.ts [--runs 3] [--batches 150] [--records 20000] [--index-runs 1]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { WireBatch } from '../../clients/ts/wire-types.js';
+import { buildIndexTo } from '../../src/index/build-to.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
+import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { publishDirectory } from '../../src/storage/s3-upload.js';
 import { S3Process, S3_KEY, S3_SECRET } from '../helpers/s3-server.js';
 import { arg, benchIndex, ROOT, stats } from './bench-util.js';
 
 const runs = arg('runs', 3);
+const indexRuns = arg('index-runs', 1);
 const batches = arg('batches', 150);
 const index = benchIndex(arg('records', 20000));
 const spec = { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1 };
@@ -94,6 +99,20 @@ for (const [name, location] of Object.entries(LOCATIONS)) {
   }
   rows[name] = row;
 }
+
+// Indexing the same corpus from local disk and from S3 (one worker: the per-record cost of the reads).
+const corpus = join(dirname(index), 'corpus');
+await publishDirectory(corpus, 's3://bench/corpus', settings, { last: [], immutable: () => false });
+const indexing: Record<string, number[]> = { 'local disk': [], 's3 (s3rver, loopback)': [] };
+for (let r = 0; r < indexRuns; r++) {
+  for (const [name, from] of [['local disk', corpus], ['s3 (s3rver, loopback)', 's3://bench/corpus']] as const) {
+    const out = join(dir, `index-${r}-${name.length}`);
+    const t = performance.now();
+    const s = await buildIndexTo({ corpus: from, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings });
+    indexing[name]!.push(s.records / ((performance.now() - t) / 1000));
+    rmSync(out, { recursive: true, force: true });
+  }
+}
 await s3.stop();
 rmSync(dir, { recursive: true, force: true });
 
@@ -108,3 +127,8 @@ const m = IndexReader.open(index);
 const bytes = m.manifest.shards.reduce((n, s) => n + s.bytes, 0);
 console.log(`\nmedians of ${runs} runs (a fresh server each); ${batches} batches of ${spec.batchSize} × ${spec.seqLen} (packed) per stream, real tokens; index: ${m.manifest.records} records, ${(bytes / 1e6).toFixed(0)} MB of shards; machine: 2 cores shared, loopback.`);
 m.close();
+
+console.log('\n| corpus on | index build, records/s (1 worker) | vs local |');
+console.log('|---|---|---|');
+for (const [name, xs] of Object.entries(indexing)) console.log(`| ${name} | ${med(xs).toFixed(0)} | ${((100 * med(xs)) / med(indexing['local disk']!)).toFixed(0)} % |`);
+console.log(`\nmedian of ${indexRuns} builds each, from scratch, of the index's own corpus.`);
