@@ -101,15 +101,27 @@ function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, opt
       less.set(k, (less.get(k) ?? 0) + 1);
       for (let f = 0; f < QUINT; f++) excluded.push(entries[i + f]!);
     }
+    // The excluded records' tokens and audio frames per local task, taken from the shard's task totals.
+    const minus = new Map<number, [text: number, audio: number, frames: number]>();
+    for (const r of gone) {
+      const o = r * ROW_WIDTH;
+      const audio = rows[o + ROW.AUDIO_TOKENS] ?? 0;
+      const total = (rows[o + ROW.INSTR_LEN] ?? 0) + (rows[o + ROW.INPUT_LEN] ?? 0) + (rows[o + ROW.OUTPUT_LEN] ?? 0);
+      let frames = 0;
+      for (let k = rows[o + ROW.SPAN_START] ?? 0, end = k + (rows[o + ROW.SPAN_COUNT] ?? 0); k < end; k++) frames += ((spans[k * SPAN_WIDTH + SPAN.LENGTH] ?? 2) - 2) / vocab.codebooks;
+      const m = minus.get(rows[o + ROW.TASK] ?? 0) ?? [0, 0, 0];
+      minus.set(rows[o + ROW.TASK] ?? 0, [m[0] + total - audio, m[1] + audio, m[2] + frames]);
+    }
     shard.tasks.forEach((t, local) => {
       const a = acc[id.get(t.path) ?? -1];
       if (!a) return;
       const e = a.entry as { -readonly [K in keyof TaskEntry]: TaskEntry[K] };
       Object.assign(e, { domain: t.domain, major: t.major, minor: t.minor, ug: t.ug });
       e.unseen ||= t.unseen;
-      e.textTokens += t.textTokens;
-      e.audioTokens += t.audioTokens;
-      e.audioFrames += t.audioFrames;
+      const [text, audio, frames] = minus.get(local) ?? [0, 0, 0];
+      e.textTokens += t.textTokens - text;
+      e.audioTokens += t.audioTokens - audio;
+      e.audioFrames += t.audioFrames - frames;
       t.counts.forEach((all, split) => {
         const c = all - (less.get(local * 3 + split) ?? 0);
         a.counts[split] = (a.counts[split] ?? 0) + c;

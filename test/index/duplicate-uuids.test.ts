@@ -96,6 +96,7 @@ describe('duplicate uuids across the corpus', () => {
       const byPath = new Map(r.tasks.map((t) => [t.path, t]));
       expect(byPath.get(ONLY_COPIES)?.counts).toEqual([0, 0, 0]);
       expect(byPath.get(ONLY_COPIES)?.runs).toEqual([[], [], []]);
+      expect([byPath.get(ONLY_COPIES)?.textTokens, byPath.get(ONLY_COPIES)?.audioTokens]).toEqual([0, 0]);
       const trivia = byPath.get('speech/TextQA/Trivia')!;
       expect(trivia.counts).toEqual([UNIQUE_TRAIN, UNIQUE_DEV, 0]);
       expect(r.datasets.get('02_Beta')?.tasks.get('speech/TextQA/Trivia')).toEqual([24, 6, 0]);
@@ -208,6 +209,10 @@ describe('duplicate uuids across the corpus', () => {
       const groups = r.audioGroups();
       const members = Array.from({ length: groups.length / 4 }, (_, q) => r.uuid(groups[q * 4 + 2]!, groups[q * 4 + 3]!));
       expect(members).toEqual(['x-1', 's-2']);
+      // The repeat's clip is not counted in its task's audio: only s-2's is.
+      const sharedTask = r.tasks.find((t) => t.path === 'speech/Shared/Clip')!;
+      expect(sharedTask.audioFrames).toBe(12);
+      expect(sharedTask.audioTokens).toBe(2 * 12 + 2);
     } finally {
       r.close();
     }
