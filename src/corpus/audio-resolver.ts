@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { digest } from '../util/hash.js';
+import { splitAudioRefs } from './audio-refs.js';
 import type { CorpusFiles } from './corpus-files.js';
 import { LocalCorpusFiles } from './local-corpus-files.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
@@ -22,6 +23,8 @@ export type Resolved =
 
 const DOMAIN_ORDER = ['speech', 'music', 'audio'] as const;
 const NONE: readonly string[] = [];
+/** Clips fetched ahead of the reader on S3 (the S3 worker holds up to 64). */
+const PREFETCH_AHEAD = 32;
 
 function firstSegment(s: string): string {
   const at = s.indexOf('_');
@@ -44,6 +47,10 @@ export class AudioResolver {
   private readonly npyCache = new LRUCache<string, Resolved>({ maxSize: 256 << 20, sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0) });
   private readonly scpHashes = new Map<string, string>();
   private readonly unreadable: string[] = [];
+  /** The current shard's clip files not yet read, in order (expect), and how many were prefetched / read since. */
+  private upcoming: string[] = [];
+  private issued = 0;
+  private loaded = 0;
 
   /** Absolute prefixes of `.scp` paths to map into the corpus (normalizeAudioRoots). */
   private readonly audioRoots: readonly string[];
@@ -178,7 +185,40 @@ export class AudioResolver {
     return counts;
   }
 
-  private load(scpPath: string, scp: string, scpHash: string): Resolved {
+  /**
+   * Names a shard's lines before they are resolved, so that a corpus on S3 fetches their clips
+   * ahead, PREFETCH_AHEAD at a time, instead of waiting one round trip per clip. Only a hint: the
+   * ids come from the raw lines, whatever their records turn out to be; a directory ignores it.
+   */
+  expect(lines: readonly string[]): void {
+    this.upcoming = [];
+    this.issued = 0;
+    this.loaded = 0;
+    if (!this.files.prefetch) return;
+    const seen = new Set<string>();
+    for (const line of lines) {
+      for (const part of splitAudioRefs(line)) {
+        const found = part.kind === 'audio' ? this.lookup('speech', part.id) : undefined;
+        if (!found || this.npyCache.has(`${found.scp}\u0000${found.path}`)) continue;
+        const at = this.npyPath(found.path);
+        if (!at.ok || seen.has(at.rel)) continue;
+        seen.add(at.rel);
+        this.upcoming.push(at.rel);
+      }
+    }
+    this.topUp();
+  }
+
+  /** Keeps up to PREFETCH_AHEAD of the expected clips in flight, topped up half a window at a time. */
+  private topUp(): void {
+    if (this.issued >= this.upcoming.length || this.issued - this.loaded > PREFETCH_AHEAD / 2) return;
+    const next = this.upcoming.slice(this.issued, this.loaded + PREFETCH_AHEAD);
+    this.issued += next.length;
+    this.files.prefetch?.(next);
+  }
+
+  /** Where an scp path's codes are (`audio_tokens/….npy`), or why it is refused unread. */
+  private npyPath(scpPath: string): { ok: true; file: string; rel: string } | { ok: false; reason: QuarantineReason; detail: string } {
     const mapped = scpRelativePath(scpPath, this.audioRoots);
     if (!mapped.ok) return { ok: false, reason: 'absolute_path', detail: mapped.detail };
     const npyRel = mapped.rel.replace(/\.[^./\\]*$/, '') + '.npy';
@@ -187,9 +227,17 @@ export class AudioResolver {
     if (mapped.rel.startsWith('/') || !inside.startsWith('/audio_tokens/')) {
       return { ok: false, reason: 'path_escape', detail: `scp path ${scpPath} escapes the corpus root; refused` };
     }
-    const file = `audio_tokens/${npyRel}`;
+    return { ok: true, file: `audio_tokens/${npyRel}`, rel: inside.slice(1) };
+  }
+
+  private load(scpPath: string, scp: string, scpHash: string): Resolved {
+    const at = this.npyPath(scpPath);
+    if (!at.ok) return at;
+    const { file } = at;
+    this.loaded++;
+    this.topUp();
     // Only a regular file is read (a FIFO here would block the indexer forever), never one a symlink takes outside the corpus.
-    const got = this.files.readInside(inside.slice(1));
+    const got = this.files.readInside(at.rel);
     if (!got.ok) {
       if (got.why === 'missing') return { ok: false, reason: 'npy_missing', detail: `audio tokens ${file} do not exist` };
       if (got.why === 'escape') return { ok: false, reason: 'path_escape', detail: `${file} is a symlink leaving the corpus root; refused` };

@@ -27,6 +27,8 @@ export interface CorpusFiles {
   read(rel: string): FileRead;
   /** Like read, but refuses (`escape`) a file that resolves outside the corpus: audio tokens named by `.scp` paths. */
   readInside(rel: string): FileRead;
+  /** A hint: these files will be read soon, in this order (S3 fetches them concurrently; a directory needs no hint). */
+  prefetch?(rels: readonly string[]): void;
   close(): void;
 }
 

@@ -112,6 +112,10 @@ export class S3CorpusFiles implements CorpusFiles {
     return this.read(rel);
   }
 
+  prefetch(rels: readonly string[]): void {
+    this.storage.prefetch(rels);
+  }
+
   close(): void {
     this.storage.close();
   }

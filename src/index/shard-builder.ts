@@ -37,6 +37,8 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   const { source, options } = job;
   // Read through the resolver's corpus files: the same directory or s3:// prefix as the audio.
   const { lines, issues, bytes: jsonlBytes, sourceHash } = await readCorpusShard(audio.files, source, options.maxLineBytes);
+  // On S3, the shard's clips are fetched ahead while its records are resolved in order.
+  audio.expect(lines.map((l) => l.text));
   const quarantine: QuarantineEntry[] = [...issues];
   const npyDeps = new Map<string, readonly [string, number, number]>();
   const scpDeps = new Map<string, string>();

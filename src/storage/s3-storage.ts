@@ -93,6 +93,11 @@ export class S3Storage implements Storage {
     return { bytes: r.data, size, mtimeMs };
   }
 
+  /** Starts fetching whole objects that readObject will be asked for soon (at most 64 are held). */
+  prefetch(paths: readonly string[]): void {
+    if (paths.length > 0) this.call('', { op: 'prefetch', keys: paths.map((p) => keyOf(this.loc, p)) });
+  }
+
   /** An object's size and last-modified time (one HEAD); throws StorageNotFound when it is not there. */
   stat(path: string): { size: number; mtimeMs: number } {
     const [size, mtimeMs] = this.send(path, { op: 'head', key: keyOf(this.loc, path) }).meta ?? [0, 0];

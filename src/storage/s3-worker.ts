@@ -16,7 +16,8 @@ export type Request =
   // For reading a corpus: a whole object with its size and time, an object's size and time, the keys under a prefix with their times.
   | { readonly op: 'object'; readonly key: string }
   | { readonly op: 'head'; readonly key: string }
-  | { readonly op: 'under'; readonly prefix: string; readonly limit: number };
+  | { readonly op: 'under'; readonly prefix: string; readonly limit: number }
+  | { readonly op: 'prefetch'; readonly keys: readonly string[] };
 export type Reply = { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta } | { readonly ok: false; readonly name: string; readonly message: string };
 
 const { settings, bucket, signal, port, blockBytes, readAhead, cacheBlocks } = workerData as {
@@ -64,12 +65,35 @@ async function range(key: string, offset: number, length: number, size: number |
 
 const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v));
 
+/** Whole objects fetched ahead of an `object` request (a corpus's clips, named before they are read), oldest first, bounded by count. */
+const PREFETCHED = 64;
+const objects = new Map<string, Promise<{ data: Uint8Array; meta: ObjectMeta }>>();
+
+function prefetch(keys: readonly string[]): void {
+  for (const key of keys) {
+    if (objects.has(key)) continue;
+    const p = getObjectMeta(client, bucket, key, attempts);
+    p.catch(() => undefined);
+    objects.set(key, p);
+    while (objects.size > PREFETCHED) objects.delete(objects.keys().next().value!);
+  }
+}
+
+/** A prefetched object is handed out once (its failure too: it had its retries); otherwise one GET now. */
+function object(key: string): Promise<{ data: Uint8Array; meta: ObjectMeta }> {
+  const p = objects.get(key);
+  if (!p) return getObjectMeta(client, bucket, key, attempts);
+  objects.delete(key);
+  return p;
+}
+
 async function handle(req: Request): Promise<{ data: Uint8Array; meta?: ObjectMeta }> {
   switch (req.op) {
     case 'range': return { data: await range(req.key, req.offset, req.length, req.size) };
     case 'file': return { data: await getObject(client, bucket, req.key, attempts) };
     case 'list': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts)).map((k) => [k.key, k.size])) };
-    case 'object': return getObjectMeta(client, bucket, req.key, attempts);
+    case 'object': return object(req.key);
+    case 'prefetch': prefetch(req.keys); return { data: new Uint8Array(0) };
     case 'head': return { data: new Uint8Array(0), meta: await headObject(client, bucket, req.key, attempts) };
     case 'under': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts, req.limit)).map((k) => [k.key, k.size, k.mtimeMs])) };
   }
