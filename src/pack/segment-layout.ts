@@ -54,6 +54,17 @@ interface RecordInfo {
   readonly outputPieces: readonly Piece[];
   readonly outputAudio: number;
   readonly outputFrames: number;
+  /**
+   * Of all of `input` / `inputShared`: served tokens, audio tokens and codec frames. Stats and
+   * the batch columns ask for a turn's audio and frames; an untruncated turn (nearly all of them)
+   * gets these instead of walking its pieces again.
+   */
+  readonly inputOut: number;
+  readonly inputAudio: number;
+  readonly inputFrames: number;
+  readonly inputSharedOut: number;
+  readonly inputSharedAudio: number;
+  readonly inputSharedFrames: number;
 }
 
 const isClip = (p: Piece): boolean => p.audio;
@@ -63,6 +74,32 @@ function served(pieces: readonly Piece[]): number {
   let n = 0;
   for (const p of pieces) n += p.out;
   return n;
+}
+
+/** Audio tokens (spans incl. their markers) within the first `keep` served tokens of input pieces. */
+function keptAudio(pieces: readonly Piece[], keep: number): number {
+  let left = keep;
+  let n = 0;
+  for (const p of pieces) {
+    const k = Math.min(left, p.out);
+    if (k <= 0) break;
+    if (p.audio) n += k;
+    left -= k;
+  }
+  return n;
+}
+
+/** Codec frames of the clips within the first `keep` served tokens of input pieces (q codebooks stored). */
+function keptFrames(pieces: readonly Piece[], keep: number, q: number): number {
+  let left = keep;
+  let frames = 0;
+  for (const p of pieces) {
+    const k = Math.min(left, p.out);
+    if (k <= 0) break;
+    if (p.audio) frames += (p.len - 2) / q;
+    left -= k;
+  }
+  return frames;
 }
 
 /**
@@ -117,16 +154,25 @@ export class SegmentLayout {
     let outputFrames = 0;
     for (const p of outputPieces) if (p.audio) outputFrames += (p.len - 2) / q;
     const firstClip = input.findIndex(isClip);
+    const inputShared = firstClip < 0 ? input : [...input.slice(0, firstClip), ...input.slice(firstClip + 1)];
+    const inputOut = served(input);
+    const inputSharedOut = served(inputShared);
     return {
       base,
       instrOut: served(instrPieces),
       outputOut: served(outputPieces),
       input,
-      inputShared: firstClip < 0 ? input : [...input.slice(0, firstClip), ...input.slice(firstClip + 1)],
+      inputShared,
       instrPieces,
       outputPieces,
       outputAudio,
       outputFrames,
+      inputOut,
+      inputAudio: keptAudio(input, inputOut),
+      inputFrames: keptFrames(input, inputOut, q),
+      inputSharedOut,
+      inputSharedAudio: keptAudio(inputShared, inputSharedOut),
+      inputSharedFrames: keptFrames(inputShared, inputSharedOut, q),
     };
   }
 
@@ -153,7 +199,8 @@ export class SegmentLayout {
   }
 
   turn(loc: ExampleLoc, shareAudio: boolean): Turn {
-    return { loc, shareAudio, inputKeep: served(this.inputPieces(loc, shareAudio)) };
+    const r = this.info(loc);
+    return { loc, shareAudio, inputKeep: shareAudio ? r.inputSharedOut : r.inputOut };
   }
 
   turnLength(t: Turn): number {
@@ -197,15 +244,10 @@ export class SegmentLayout {
 
   /** Audio tokens (spans incl. their markers) a turn carries: kept input spans and the output's. */
   turnAudio(t: Turn): number {
-    let left = t.inputKeep;
-    let n = 0;
-    for (const p of this.inputPieces(t.loc, t.shareAudio)) {
-      const k = Math.min(left, p.out);
-      if (k <= 0) break;
-      if (p.audio) n += k;
-      left -= k;
-    }
-    return n + this.info(t.loc).outputAudio;
+    const r = this.info(t.loc);
+    const input = t.shareAudio ? r.inputSharedAudio : r.inputAudio;
+    const whole = t.inputKeep === (t.shareAudio ? r.inputSharedOut : r.inputOut);
+    return (whole ? input : keptAudio(t.shareAudio ? r.inputShared : r.input, t.inputKeep)) + r.outputAudio;
   }
 
   /**
@@ -213,16 +255,10 @@ export class SegmentLayout {
    * under every layout, so audio seconds served are frames / frame rate.
    */
   turnFrames(t: Turn): number {
-    const q = this.audio.q;
-    let left = t.inputKeep;
-    let frames = 0;
-    for (const p of this.inputPieces(t.loc, t.shareAudio)) {
-      const k = Math.min(left, p.out);
-      if (k <= 0) break;
-      if (p.audio) frames += (p.len - 2) / q;
-      left -= k;
-    }
-    return frames + this.info(t.loc).outputFrames;
+    const r = this.info(t.loc);
+    const input = t.shareAudio ? r.inputSharedFrames : r.inputFrames;
+    const whole = t.inputKeep === (t.shareAudio ? r.inputSharedOut : r.inputOut);
+    return (whole ? input : keptFrames(t.shareAudio ? r.inputShared : r.input, t.inputKeep, this.audio.q)) + r.outputFrames;
   }
 
   /**

@@ -35,8 +35,18 @@ const mac = (key: string, body: Uint8Array): Buffer => createHmac('sha256', key)
 /** Encodes a payload; with a non-empty `key` the token is HMAC-signed. */
 export function encodeToken(payload: TokenPayload, key = ''): Buffer {
   const body = pack(payload);
-  if (key !== '') return Buffer.concat([MAGIC, Buffer.from([SIGNED]), mac(key, body), body]);
-  return Buffer.concat([MAGIC, Buffer.from([UNSIGNED]), Buffer.from(checksum(body)), body]);
+  const signed = key !== '';
+  // One buffer of its own per token, written in place: a token is built for every batch and is a
+  // few KB, so Buffer.concat's pooled allocation (plus a Buffer per piece) retired an 8 KB pool
+  // every other batch and showed up as ~10 % of a `packing: none` batch's CPU.
+  const head = 4 + (signed ? MAC : SUM);
+  const out = Buffer.allocUnsafeSlow(head + body.length);
+  MAGIC.copy(out, 0);
+  out[3] = signed ? SIGNED : UNSIGNED;
+  if (signed) mac(key, body).copy(out, 4);
+  else out.write(checksum(body), 4, SUM, 'latin1');
+  out.set(body, head);
+  return out;
 }
 
 const bad = (msg: string): InvalidArgumentError => new InvalidArgumentError('resume.token', msg);
