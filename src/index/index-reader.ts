@@ -206,6 +206,20 @@ export class IndexReader {
     }
   }
 
+  /**
+   * Tokens [start, start + len) of shard `i` to read, not keep: a view into their cached page when
+   * they lie in one (no copy; pages are never written), else copied into `into` (≥ len long). A
+   * clip served under another audio view is re-arranged from this, so it is not copied twice.
+   */
+  tokenView(i: number, start: number, len: number, into: Int32Array): Int32Array {
+    const p = Math.floor(start / PAGE_TOKENS);
+    const from = start - p * PAGE_TOKENS;
+    const page = this.pages.ints(i, 'tokens', p);
+    if (from + len <= page.length) return page.subarray(from, from + len);
+    this.readTokens(i, start, len, into, 0);
+    return into.subarray(0, len);
+  }
+
   /** The global task id of a record (rows store their shard-local task index). */
   taskOf(shard: number, row: number): number {
     let map = this.localTasks.get(shard);

@@ -76,6 +76,12 @@ function served(pieces: readonly Piece[]): number {
   return n;
 }
 
+/** Copies `xs` to out[pos…]; returns the end. */
+function put(xs: Int32Array, out: Int32Array, pos: number): number {
+  out.set(xs, pos);
+  return pos + xs.length;
+}
+
 /** Audio tokens (spans incl. their markers) within the first `keep` served tokens of input pieces. */
 function keptAudio(pieces: readonly Piece[], keep: number): number {
   let left = keep;
@@ -118,6 +124,10 @@ export class SegmentLayout {
    * examples no longer held by the planner, a plan cache or a batch being built).
    */
   private readonly memo = new WeakMap<ExampleLoc, RecordInfo>();
+  // The last loc asked about: one example's steps (fit, its lengths; stats; write, audio, frames)
+  // ask several times in a row, and this skips the WeakMap lookup for all but the first.
+  private lastLoc: ExampleLoc | undefined;
+  private lastInfo: RecordInfo | undefined;
 
   constructor(table: ExampleTable, template: ChatTemplate, audio?: AudioView) {
     this.table = table;
@@ -127,11 +137,14 @@ export class SegmentLayout {
   }
 
   private info(loc: ExampleLoc): RecordInfo {
+    if (loc === this.lastLoc) return this.lastInfo!;
     let r = this.memo.get(loc);
     if (!r) {
       r = this.read(loc);
       this.memo.set(loc, r);
     }
+    this.lastLoc = loc;
+    this.lastInfo = r;
     return r;
   }
 
@@ -292,9 +305,7 @@ export class SegmentLayout {
         runLen = 0;
       }
       // A clip re-arranged by the audio view is always whole: truncation never cuts one.
-      const stored = this.audio.buffer(p.len);
-      reader.readTokens(shard, base + p.start, p.len, stored, 0);
-      pos += this.audio.writeSpan(stored, out, pos);
+      pos += this.audio.writeSpan(reader.tokenView(shard, base + p.start, p.len, this.audio.buffer(p.len)), out, pos);
     }
     if (runLen > 0) reader.readTokens(shard, base + runStart, runLen, out, pos);
     return pos + runLen;
@@ -303,28 +314,24 @@ export class SegmentLayout {
   /** Writes a segment's tokens at `out[at…]` and appends its supervised [start, end) ranges to `loss`. */
   write(seg: Segment, out: Int32Array, at: number, loss: number[]): void {
     const tpl = this.template;
-    let pos = at;
-    const put = (xs: Int32Array): void => {
-      out.set(xs, pos);
-      pos += xs.length;
-    };
-    put(tpl.system);
+    // No closure for the template pieces: write runs once per example on the hot path.
+    let pos = put(tpl.system, out, at);
     for (const t of seg.turns) {
       const r = this.info(t.loc);
       const shard = t.loc.shard;
-      put(tpl.userOpen);
+      pos = put(tpl.userOpen, out, pos);
       pos = this.writePieces(shard, r.base, r.instrPieces, Number.MAX_SAFE_INTEGER, out, pos);
       if (t.inputKeep > 0) {
-        put(tpl.sep);
+        pos = put(tpl.sep, out, pos);
         pos = this.writePieces(shard, r.base, t.shareAudio ? r.inputShared : r.input, t.inputKeep, out, pos);
       }
-      put(tpl.userClose);
-      put(tpl.assistantOpen);
+      pos = put(tpl.userClose, out, pos);
+      pos = put(tpl.assistantOpen, out, pos);
       const answer = pos;
       pos = this.writePieces(shard, r.base, r.outputPieces, Number.MAX_SAFE_INTEGER, out, pos);
       out[pos++] = tpl.imEnd;
       loss.push(answer, pos);
-      put(tpl.trail);
+      pos = put(tpl.trail, out, pos);
     }
   }
 }
