@@ -40,10 +40,19 @@ export class BestFitWindow implements TrainPacker {
       while (this.pool.length < this.window) this.pool.push(draw());
       const pick = row.length === 0 ? 0 : this.bestFit(free);
       if (pick < 0) return row;
-      const unit = this.pool.splice(pick, 1)[0]!;
+      const unit = this.take(pick);
       row.push(unit);
       free -= unit.length;
     }
+  }
+
+  /** Removes and returns pending unit `j`, the later ones moving up (splice without its result array, once per example). */
+  private take(j: number): Segment {
+    const pool = this.pool;
+    const unit = pool[j]!;
+    for (let k = j + 1; k < pool.length; k++) pool[k - 1] = pool[k]!;
+    pool.pop();
+    return unit;
   }
 
   /** The largest pending unit that fits in `free` tokens (the oldest among equals), or -1. */
