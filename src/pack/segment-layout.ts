@@ -1,6 +1,7 @@
 import { ROW, SPAN, SPAN_WIDTH } from '../index/format.js';
 import type { ExampleLoc, ExampleTable } from '../index/example-table.js';
 import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
+import { isClip, keptAudio, keptFrames, put, served, type Piece } from './layout-pieces.js';
 import type { ChatTemplate } from '../tokenize/chat-template.js';
 
 /** One user/assistant exchange about one record. */
@@ -16,14 +17,6 @@ export interface Turn {
 export interface Segment {
   readonly turns: readonly Turn[];
   readonly length: number;
-}
-
-/** A piece of a record's field: stored at [start, start + len) relative to the record's first token, `out` tokens served. */
-interface Piece {
-  readonly start: number;
-  readonly len: number;
-  readonly out: number;
-  readonly audio: boolean;
 }
 
 export type Overlong = 'drop' | 'truncate';
@@ -65,47 +58,6 @@ interface RecordInfo {
   readonly inputSharedOut: number;
   readonly inputSharedAudio: number;
   readonly inputSharedFrames: number;
-}
-
-const isClip = (p: Piece): boolean => p.audio;
-
-/** Served tokens of some pieces. */
-function served(pieces: readonly Piece[]): number {
-  let n = 0;
-  for (const p of pieces) n += p.out;
-  return n;
-}
-
-/** Copies `xs` to out[pos…]; returns the end. */
-function put(xs: Int32Array, out: Int32Array, pos: number): number {
-  out.set(xs, pos);
-  return pos + xs.length;
-}
-
-/** Audio tokens (spans incl. their markers) within the first `keep` served tokens of input pieces. */
-function keptAudio(pieces: readonly Piece[], keep: number): number {
-  let left = keep;
-  let n = 0;
-  for (const p of pieces) {
-    const k = Math.min(left, p.out);
-    if (k <= 0) break;
-    if (p.audio) n += k;
-    left -= k;
-  }
-  return n;
-}
-
-/** Codec frames of the clips within the first `keep` served tokens of input pieces (q codebooks stored). */
-function keptFrames(pieces: readonly Piece[], keep: number, q: number): number {
-  let left = keep;
-  let frames = 0;
-  for (const p of pieces) {
-    const k = Math.min(left, p.out);
-    if (k <= 0) break;
-    if (p.audio) frames += (p.len - 2) / q;
-    left -= k;
-  }
-  return frames;
 }
 
 /**
