@@ -1,6 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import type { S3Settings } from '../../src/storage/s3-location.js';
 
 const BIN = join(dirname(createRequire(import.meta.url).resolve('s3rver/package.json')), 'bin', 's3rver.js');
 export const S3_KEY = 'S3RVER';
@@ -19,6 +23,11 @@ export class S3Process {
 
   get endpoint(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Client settings for this server: its endpoint, the key pair it accepts, and enough attempts to ride out a restart. */
+  get settings(): S3Settings {
+    return { endpoint: this.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET, maxAttempts: 10 };
   }
 
   async start(): Promise<this> {
@@ -55,4 +64,21 @@ export class S3Process {
     await new Promise((r) => setTimeout(r, downMs));
     await this.start();
   }
+}
+
+/**
+ * One s3rver for a test file: a temporary folder `base` (the server stores in `base/s3`), started
+ * before the file's tests and stopped and removed after them.
+ */
+export function useS3Process(name: string, bucket = 'flan'): { base: string; s3: S3Process } {
+  const base = mkdtempSync(join(tmpdir(), `flanstream-${name}-`));
+  const s3 = new S3Process(join(base, 's3'), bucket);
+  beforeAll(async () => {
+    await s3.start();
+  });
+  afterAll(async () => {
+    await s3.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+  return { base, s3 };
 }

@@ -11,7 +11,7 @@ import { makeClient } from '../../src/storage/s3-client.js';
 import type { S3Settings } from '../../src/storage/s3-location.js';
 import { publishDirectory } from '../../src/storage/s3-upload.js';
 import { indexTree } from '../helpers/index-tree.js';
-import { S3Process, S3_KEY, S3_SECRET } from '../helpers/s3-server.js';
+import { S3Process } from '../helpers/s3-server.js';
 
 /**
  * A corpus on object storage (`flanstream index s3://bucket/prefix …`), against a real
@@ -47,7 +47,7 @@ async function alignTimes(): Promise<void> {
 
 beforeAll(async () => {
   await s3.start();
-  settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET, maxAttempts: 10 };
+  settings = s3.settings;
   cpSync(inject('sampleCorpus'), corpus, { recursive: true });
   // Damage to quarantine: the codes of the first clip of an scp are gone, and a shard gains a broken line.
   const scp = readFileSync(join(corpus, 'scp_files/speech/01_CommonVoice.scp'), 'utf8').split('\n')[0]!.split(/\s+/)[1]!;

@@ -1,13 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildIndexTo } from '../../src/index/build-to.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { listKeys, makeClient } from '../../src/storage/s3-client.js';
-import type { S3Settings } from '../../src/storage/s3-location.js';
-import { S3Process, S3_KEY, S3_SECRET } from '../helpers/s3-server.js';
+import { useS3Process } from '../helpers/s3-server.js';
 import { shardPath, writeShard } from '../helpers/tiny-corpus.js';
 
 /**
@@ -16,23 +13,11 @@ import { shardPath, writeShard } from '../helpers/tiny-corpus.js';
  * previous publication's stay readable for replicas that opened it, and objects that are not index
  * files are never touched.
  */
-const base = mkdtempSync(join(tmpdir(), 'flanstream-s3pub-'));
-const s3 = new S3Process(join(base, 's3'), 'flan');
-let settings: S3Settings;
+const { base, s3 } = useS3Process('s3pub');
 
-beforeAll(async () => {
-  await s3.start();
-  settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET, maxAttempts: 10 };
-});
-
-afterAll(async () => {
-  await s3.stop();
-  rmSync(base, { recursive: true, force: true });
-});
-
-const keys = async (): Promise<Set<string>> => new Set((await listKeys(makeClient(settings), { bucket: 'flan', prefix: 'gen' }, 3)).map((k) => k.key.slice('gen/'.length)));
+const keys = async (): Promise<Set<string>> => new Set((await listKeys(makeClient(s3.settings), { bucket: 'flan', prefix: 'gen' }, 3)).map((k) => k.key.slice('gen/'.length)));
 const shardFiles = (dir: string): Map<string, string> => {
-  const r = IndexReader.open(dir, { s3: settings });
+  const r = IndexReader.open(dir, { s3: s3.settings });
   try {
     return new Map(r.manifest.shards.map((s) => [s.source, s.file]));
   } finally {
@@ -49,19 +34,19 @@ describe('republishing to an s3:// prefix', () => {
     const b = shardPath('02_B', 'b.jsonl');
     const publish = async (gen: number): Promise<Map<string, string>> => {
       writeShard(corpus, b, [{ uuid: `b${gen}`, output: `generation ${gen}` }]);
-      const s = await buildIndexTo({ corpus, out, stage, workers: 1, s3: settings });
+      const s = await buildIndexTo({ corpus, out, stage, workers: 1, s3: s3.settings });
       expect(s.published).toBeDefined();
       return shardFiles(out);
     };
     const g1 = await publish(1);
-    await makeClient(settings).send(new PutObjectCommand({ Bucket: 'flan', Key: 'gen/notes/README.txt', Body: 'not an index file' }));
+    await makeClient(s3.settings).send(new PutObjectCommand({ Bucket: 'flan', Key: 'gen/notes/README.txt', Body: 'not an index file' }));
     const g2 = await publish(2);
     expect(g2.get(a)).toBe(g1.get(a));
     expect(g2.get(b)).not.toBe(g1.get(b));
     // Generation 1's file for b stays: a replica opened on generation 1 still reads it.
     expect(await keys()).toContain(g1.get(b));
 
-    const onG2 = IndexReader.open(out, { s3: settings });
+    const onG2 = IndexReader.open(out, { s3: s3.settings });
     try {
       const g3 = await publish(3);
       const now = await keys();
@@ -70,7 +55,7 @@ describe('republishing to an s3:// prefix', () => {
       // The replica on generation 2 reads its shard of b after generation 3 went up.
       const i = onG2.manifest.shards.findIndex((s) => s.source === b);
       expect(onG2.uuid(i, 0)).toBe('b2');
-      const r3 = IndexReader.open(out, { s3: settings });
+      const r3 = IndexReader.open(out, { s3: s3.settings });
       expect(r3.uuid(r3.manifest.shards.findIndex((s) => s.source === b), 0)).toBe('b3');
       r3.close();
     } finally {

@@ -36,7 +36,7 @@ const SPECS = [
 
 beforeAll(async () => {
   await s3.start();
-  settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET, maxAttempts: 10 };
+  settings = s3.settings;
   overrides = { 'storage.s3.endpoint': s3.endpoint, 'storage.s3.access_key_id': S3_KEY, 'storage.s3.secret_access_key': S3_SECRET, 'storage.s3.max_attempts': '10' };
   // Staged from a copy of the shared sample index: the build finds every shard current and publishes.
   const stage = join(base, 'stage');
