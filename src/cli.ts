@@ -6,18 +6,21 @@ import { FlanError, InvalidArgumentError, describeError } from './errors.js';
 import { indexCommand } from './cli/index-command.js';
 import { indexMergeCommand, indexPartCommand } from './cli/index-part-command.js';
 import { parsePart } from './index/partition.js';
+import { loadConfig } from './config/load-config.js';
+import { s3Settings } from './config/core-settings.js';
 import { inspectCommand } from './cli/inspect-command.js';
 import { serveCommand } from './cli/serve-command.js';
 
 const USAGE = `usage: flanstream <command> [options]
 
   sample-corpus <dir> [--records N] [--seed S]     write a synthetic Audio-FLAN corpus (80 tasks)
-  index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N]
+  index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N] [--config FILE]
         [--codec NAME] [--frame-rate HZ] [--codebook-size N] [--codebooks N]   (override audio_tokens/codec.json)
         [--audio-root PREFIX]…   strip PREFIX from absolute .scp paths (repeatable)
         [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
         (--out s3://bucket/prefix [--stage DIR]: build (a part, a merge) in DIR, then publish; serve --index s3://… reads it;
-         the corpus may be s3://bucket/prefix too: read by listings and ranged GETs, never copied)
+         the corpus may be s3://bucket/prefix too: read by listings and ranged GETs, never copied;
+         --config FILE: its storage.s3 settings, else the standard AWS environment)
   inspect <index-dir> [--heldout NAME [--contamination]] [--config FILE] [--json]
   serve [--config FILE] [--index DIR] [--port N] [--host H] [--http-port N] [--workers N] [--set key=value]… [--print-config]
 `;
@@ -71,6 +74,7 @@ async function main(argv: string[]): Promise<void> {
           out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' },
           codec: { type: 'string' }, 'frame-rate': { type: 'string' }, 'codebook-size': { type: 'string' }, codebooks: { type: 'string' },
           'audio-root': { type: 'string', multiple: true }, part: { type: 'string' }, merge: { type: 'boolean', default: false }, stage: { type: 'string' },
+          config: { type: 'string' },
         },
       });
       const corpus = positionals[0];
@@ -84,6 +88,8 @@ async function main(argv: string[]): Promise<void> {
         out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: size,
         codec: { name: values.codec, frameRate: positiveNumber('--frame-rate', values['frame-rate']), codebooks },
         audioRoots: values['audio-root'] ?? [],
+        // storage.s3 of a config file, for an s3:// corpus or --out; without --config the standard AWS environment.
+        ...(values.config ? { s3: s3Settings(loadConfig(values.config, {}).config.storage.s3) } : {}),
       };
       if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
       if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part), stage: values.stage });

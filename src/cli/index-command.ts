@@ -2,7 +2,7 @@ import type { BuildOptions, BuildProgress } from '../index/build-index.js';
 import { buildIndexTo } from '../index/build-to.js';
 import { formatBytes, formatTable } from './format-table.js';
 
-export async function indexCommand(corpus: string, opts: { out: string; tokenizer: string; workers: number; stage?: string } & Pick<BuildOptions, 'codebookSize' | 'codec' | 'audioRoots'>): Promise<void> {
+export async function indexCommand(corpus: string, opts: { out: string; tokenizer: string; workers: number; stage?: string } & Pick<BuildOptions, 'codebookSize' | 'codec' | 'audioRoots' | 's3'>): Promise<void> {
   const tty = process.stderr.isTTY;
   const started = performance.now();
   const progress = (p: BuildProgress): void => {
@@ -11,7 +11,7 @@ export async function indexCommand(corpus: string, opts: { out: string; tokenize
     const pct = Math.floor((100 * p.shardsDone) / p.shardsTotal);
     process.stderr.write(`\r\x1b[Kindexing ${p.shardsDone}/${p.shardsTotal} shards (${pct}%)  ${p.records.toLocaleString('en-US')} records  ${(p.bytes / 1e6 / Math.max(secs, 1e-3)).toFixed(1)} MB/s`);
   };
-  const s = await buildIndexTo({ corpus, out: opts.out, tokenizer: opts.tokenizer, workers: opts.workers, codebookSize: opts.codebookSize, codec: opts.codec, audioRoots: opts.audioRoots, stage: opts.stage, onProgress: progress });
+  const s = await buildIndexTo({ corpus, out: opts.out, tokenizer: opts.tokenizer, workers: opts.workers, codebookSize: opts.codebookSize, codec: opts.codec, audioRoots: opts.audioRoots, s3: opts.s3, stage: opts.stage, onProgress: progress });
   if (tty) process.stderr.write('\r\x1b[K');
   const m = s.manifest;
   const tokens = m.shards.reduce((n, sh) => n + sh.tokens, 0);

@@ -3,7 +3,8 @@ import type { S3Settings } from '../storage/s3-location.js';
 import type { Loaded } from './load-config.js';
 import type { Config } from './schema.js';
 
-function s3Settings(s: Config['storage']['s3']): S3Settings {
+/** Object-storage client settings from `storage.s3` (shared by `serve` and `flanstream index --config`). */
+export function s3Settings(s: Config['storage']['s3']): S3Settings {
   return {
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
     ...(s.region ? { region: s.region } : {}),

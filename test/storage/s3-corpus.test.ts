@@ -1,4 +1,5 @@
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -99,5 +100,23 @@ describe('a corpus on s3://', () => {
     await expect(buildIndexTo({ corpus: URL, out, s3: { ...settings, accessKeyId: 'NOBODY' } })).rejects.toThrow(/^s3:\/\/flan\/corpus: the store refused the credentials \(unknown access key id\)/);
     await expect(buildIndexTo({ corpus: 's3://no-such-bucket/corpus', out, s3: settings })).rejects.toThrow(/^s3:\/\/no-such-bucket: the bucket does not exist/);
     await expect(buildIndexTo({ corpus: 's3://flan/nothing-here', out, s3: settings })).rejects.toThrow(/^s3:\/\/flan\/nothing-here: no corpus here: nothing is stored under this prefix/);
+  });
+
+  it('flanstream index --config FILE takes the store from storage.s3, with no AWS environment at all', () => {
+    const config = (key: string): string => {
+      const file = join(base, `index-${key}.yaml`);
+      writeFileSync(file, `storage:\n  s3:\n    endpoint: ${settings.endpoint}\n    access_key_id: ${key}\n    secret_access_key: S3RVER\n    max_attempts: 3\n`);
+      return file;
+    };
+    // No AWS_* variable reaches the CLI: the endpoint and keys can only come from the file.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+    const run = (out: string, file: string): ReturnType<typeof spawnSync> =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', URL, '--out', out, '--workers', '2', '--audio-root', SAMPLE_AUDIO_ROOT, '--config', file], { env: { ...env, AWS_EC2_METADATA_DISABLED: 'true' }, encoding: 'utf8' });
+    const ok = run(join(base, 'from-cli'), config('S3RVER'));
+    expect(ok.status, String(ok.stderr)).toBe(0);
+    expect(indexTree(join(base, 'from-cli'))).toEqual(fromDisk);
+    const refused = run(join(base, 'from-cli-refused'), config('NOBODY'));
+    expect(refused.status).not.toBe(0);
+    expect(String(refused.stderr)).toMatch(/s3:\/\/flan\/corpus: the store refused the credentials/);
   });
 });
