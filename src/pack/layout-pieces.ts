@@ -27,28 +27,31 @@ export function put(xs: Int32Array, out: Int32Array, pos: number): number {
   return pos + xs.length;
 }
 
-/** Audio tokens (spans incl. their markers) within the first `keep` served tokens of input pieces. */
-export function keptAudio(pieces: readonly Piece[], keep: number): number {
+/**
+ * Sums `of(piece, kept)` over the clips within the first `keep` served tokens of some pieces: one
+ * walk for the audio-token and the frame counts (whole records and truncated turns alike).
+ */
+function overKeptClips(pieces: readonly Piece[], keep: number, q: number, of: (p: Piece, kept: number, q: number) => number): number {
   let left = keep;
   let n = 0;
   for (const p of pieces) {
     const k = Math.min(left, p.out);
     if (k <= 0) break;
-    if (p.audio) n += k;
+    if (p.audio) n += of(p, k, q);
     left -= k;
   }
   return n;
 }
 
-/** Codec frames of the clips within the first `keep` served tokens of input pieces (q codebooks stored). */
+const servedTokens = (_p: Piece, kept: number): number => kept;
+const codecFrames = (p: Piece, _kept: number, q: number): number => (p.len - 2) / q;
+
+/** Audio tokens (spans incl. their markers) within the first `keep` served tokens of pieces. */
+export function keptAudio(pieces: readonly Piece[], keep: number): number {
+  return overKeptClips(pieces, keep, 1, servedTokens);
+}
+
+/** Codec frames of the clips within the first `keep` served tokens of pieces (q codebooks stored). */
 export function keptFrames(pieces: readonly Piece[], keep: number, q: number): number {
-  let left = keep;
-  let frames = 0;
-  for (const p of pieces) {
-    const k = Math.min(left, p.out);
-    if (k <= 0) break;
-    if (p.audio) frames += (p.len - 2) / q;
-    left -= k;
-  }
-  return frames;
+  return overKeptClips(pieces, keep, q, codecFrames);
 }

@@ -112,12 +112,7 @@ export class SegmentLayout {
     const instrPieces = this.pieces(spans, 0, instr);
     const outputPieces = this.pieces(spans, outStart, outEnd);
     const q = this.audio.q;
-    let outputAudio = 0;
-    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
-      if ((spans[o + SPAN.REL_START] ?? 0) >= outStart) outputAudio += this.audio.spanLength(spans[o + SPAN.LENGTH] ?? 0);
-    }
-    let outputFrames = 0;
-    for (const p of outputPieces) if (p.audio) outputFrames += (p.len - 2) / q;
+    const outputOut = served(outputPieces);
     const firstClip = input.findIndex(isClip);
     const inputShared = firstClip < 0 ? input : [...input.slice(0, firstClip), ...input.slice(firstClip + 1)];
     const inputOut = served(input);
@@ -125,13 +120,13 @@ export class SegmentLayout {
     return {
       base,
       instrOut: served(instrPieces),
-      outputOut: served(outputPieces),
+      outputOut,
       input,
       inputShared,
       instrPieces,
       outputPieces,
-      outputAudio,
-      outputFrames,
+      outputAudio: keptAudio(outputPieces, outputOut),
+      outputFrames: keptFrames(outputPieces, outputOut, q),
       inputOut,
       inputAudio: keptAudio(input, inputOut),
       inputFrames: keptFrames(input, inputOut, q),
