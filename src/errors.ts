@@ -101,3 +101,40 @@ export class DeadlineError extends FlanError<{ limit: string }> {
 export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/**
+ * A thrown error carried across a worker-thread boundary (index workers, build workers). Why one
+ * form: a typed FlanError must arrive as one, with its status code and context, so the CLI and
+ * toStatus treat it exactly like the original; anything else arrives as an Error with its stack.
+ */
+export interface CarriedError {
+  readonly name: string;
+  readonly message: string;
+  /** The gRPC status name of a FlanError; absent for anything else (INTERNAL). */
+  readonly code?: string;
+  readonly context?: Record<string, unknown>;
+  readonly stack?: string;
+}
+
+/** An error a worker threw, with its status and context (toStatus maps it like the original). */
+export class CarriedFlanError extends FlanError {
+  readonly code: StatusName;
+  constructor(e: CarriedError & { code: string }) {
+    super(e.message, e.context ?? {});
+    this.code = e.code as StatusName;
+    this.name = e.name;
+  }
+}
+
+export function carry(err: unknown): CarriedError {
+  if (err instanceof FlanError) return { name: err.name, message: err.message, code: err.code, context: { ...(err.context as Record<string, unknown>) } };
+  return { name: err instanceof Error ? err.name : 'Error', message: describeError(err), ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) };
+}
+
+export function revive(e: CarriedError): Error {
+  if (e.code) return new CarriedFlanError(e as CarriedError & { code: string });
+  const err = new Error(e.message);
+  err.name = e.name;
+  if (e.stack) err.stack = e.stack;
+  return err;
+}

@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { AudioResolver } from '../corpus/audio-resolver.js';
 import type { CorpusLocation } from '../corpus/corpus-files.js';
 import { openCorpus } from '../corpus/open-corpus.js';
-import { CorpusError } from '../errors.js';
+import { carry } from '../errors.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
@@ -16,7 +16,7 @@ if (!port) throw new Error('index-worker must run as a worker thread');
 port.on('message', (job: ShardJob) => {
   buildShard(job, tok, audio).then(
     (meta) => port.postMessage({ ok: true, meta }),
-    // A CorpusError (a file that cannot be written) crosses as itself, so the CLI reports it as one.
-    (err: unknown) => port.postMessage({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err), ...(err instanceof CorpusError ? { path: err.context.path, message: err.message } : {}) }),
+    // A CorpusError (a file that cannot be written) crosses as a FlanError, so the CLI reports it as one.
+    (err: unknown) => port.postMessage({ ok: false, error: carry(err) }),
   );
 });

@@ -1,8 +1,8 @@
 import { AudioResolver } from '../corpus/audio-resolver.js';
 import type { CorpusFiles } from '../corpus/corpus-files.js';
-import { CorpusError } from '../errors.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import type { ShardMeta } from './format.js';
+import { revive, type CarriedError } from '../errors.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
@@ -70,9 +70,9 @@ export async function buildShards(
               if (job) w.postMessage(job);
               else resolve();
             };
-            w.on('message', (msg: { ok: true; meta: ShardMeta } | { ok: false; error: string; path?: string; message?: string }) => {
+            w.on('message', (msg: { ok: true; meta: ShardMeta } | { ok: false; error: CarriedError }) => {
               if (!msg.ok) {
-                reject(msg.path !== undefined ? new CorpusError(msg.path, (msg.message ?? '').slice(msg.path.length + 2)) : new Error(msg.error));
+                reject(revive(msg.error));
                 return;
               }
               onDone(msg.meta);

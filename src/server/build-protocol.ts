@@ -3,6 +3,7 @@ import type { CoreSettings } from '../stream/corpus-catalog.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { PolicyView } from '../stream/stream-session.js';
 import type { WireBatch, WireEnd } from '../stream/wire-types.js';
+import type { CarriedError } from '../errors.js';
 
 /**
  * The messages between the server thread and its build workers (`serve --workers N`). Every
@@ -35,15 +36,6 @@ export interface StreamState {
 export interface PlanTally {
   readonly counts: { readonly hits: number; readonly misses: number };
   readonly size: { readonly steps: number; readonly rows: number };
-}
-
-/** A thrown error, carried across the thread boundary with what toStatus needs. */
-export interface CarriedError {
-  readonly name: string;
-  readonly message: string;
-  /** The gRPC status name of a FlanError; absent for anything else (INTERNAL). */
-  readonly code?: string;
-  readonly context?: Record<string, unknown>;
 }
 
 export interface BuildReply {

@@ -5,20 +5,16 @@
  * a stream's bytes, its tokens and its resume are the same whichever worker (or none) builds it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { describeError, FlanError } from '../errors.js';
+import { carry } from '../errors.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import type { StreamSession } from '../stream/stream-session.js';
-import type { BuildReply, BuildRequest, CarriedError, StreamState, WorkerInit, WorkerReady } from './build-protocol.js';
+import type { BuildReply, BuildRequest, StreamState, WorkerInit, WorkerReady } from './build-protocol.js';
 import { encodeStreamResponse } from './response-encoder.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export function carry(err: unknown): CarriedError {
-  if (err instanceof FlanError) return { name: err.name, message: err.message, code: err.code, context: { ...(err.context as Record<string, unknown>) } };
-  return { name: err instanceof Error ? err.name : 'Error', message: describeError(err) };
-}
 
 
 /** A Buffer's bytes as a transferable ArrayBuffer of their own (a copy only for a pooled small buffer). */

@@ -1,5 +1,4 @@
 import type { Worker } from 'node:worker_threads';
-import { FlanError, type StatusName } from '../errors.js';
 import type { CoreSettings } from '../stream/corpus-catalog.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
@@ -7,27 +6,11 @@ import type { RawLossReport } from '../stream/loss-report.js';
 import type { PolicyView } from '../stream/stream-session.js';
 import type { Placement, StreamSpec } from '../stream/stream-spec.js';
 import type { WireEnd } from '../stream/wire-types.js';
+import { revive } from '../errors.js';
 import { checksum } from '../util/hash.js';
 import { spawnWorker } from '../util/spawn-worker.js';
-import type { BuildReply, BuildRequest, CarriedError, PlanTally, StreamState, WorkerReady } from './build-protocol.js';
+import type { BuildReply, BuildRequest, PlanTally, StreamState, WorkerReady } from './build-protocol.js';
 import type { Built, ServedStream, ServedStreamOpener } from './served-stream.js';
-
-/** An error a build worker threw, with its status and context (toStatus maps it like the original). */
-export class CarriedFlanError extends FlanError {
-  readonly code: StatusName;
-  constructor(e: CarriedError & { code: string }) {
-    super(e.message, e.context ?? {});
-    this.code = e.code as StatusName;
-    this.name = e.name;
-  }
-}
-
-function revive(e: CarriedError): Error {
-  if (e.code) return new CarriedFlanError(e as CarriedError & { code: string });
-  const err = new Error(e.message);
-  err.name = e.name;
-  return err;
-}
 
 type Request = BuildRequest extends infer R ? (R extends BuildRequest ? Omit<R, 'id'> : never) : never;
 
