@@ -18,36 +18,76 @@ export function hashInts(...xs: number[]): number {
 }
 
 const ROUNDS = 4;
+/** Domains up to 2^30 (every task of a real index) fit int32 arithmetic: the fast path below. */
+const INT_BITS = 30;
 
 export class Permutation {
   readonly n: number;
   private readonly halfBits: number;
+  private readonly half: number;
   private readonly mask: number;
-  private readonly keys: number[];
+  private readonly small: boolean;
+  private readonly keys: readonly number[];
+  // The round keys as fields, not an array: at() runs once per drawn example (several rounds each).
+  private readonly k0: number;
+  private readonly k1: number;
+  private readonly k2: number;
+  private readonly k3: number;
 
   constructor(n: number, ...key: number[]) {
     this.n = n;
     let bits = 2;
     while (2 ** bits < n) bits += 2;
     this.halfBits = bits / 2;
-    this.mask = 2 ** this.halfBits - 1;
+    this.half = 2 ** this.halfBits;
+    this.mask = this.half - 1;
+    this.small = bits <= INT_BITS;
     this.keys = Array.from({ length: ROUNDS }, (_, r) => hashInts(...key, r));
+    [this.k0, this.k1, this.k2, this.k3] = this.keys as [number, number, number, number];
   }
 
+  /** One pass of the Feistel network, in float arithmetic (domains over 2^30). */
   private round(x: number): number {
-    let l = Math.floor(x / 2 ** this.halfBits);
+    let l = Math.floor(x / this.half);
     let r = x & this.mask;
     for (const k of this.keys) {
       const next = (l ^ (mix32(r ^ k) & this.mask)) >>> 0;
       l = r;
       r = next;
     }
-    return l * 2 ** this.halfBits + r;
+    return l * this.half + r;
+  }
+
+  /**
+   * The same pass in int32 arithmetic, unrolled (the same values as round() wherever both apply:
+   * halves stay below 2^15, so no step overflows).
+   */
+  private roundInt(x: number): number {
+    const h = this.halfBits;
+    const m = this.mask;
+    let l = x >>> h;
+    let r = x & m;
+    let t = l ^ (mix32(r ^ this.k0) & m);
+    l = r;
+    r = t;
+    t = l ^ (mix32(r ^ this.k1) & m);
+    l = r;
+    r = t;
+    t = l ^ (mix32(r ^ this.k2) & m);
+    l = r;
+    r = t;
+    t = l ^ (mix32(r ^ this.k3) & m);
+    return (r << h) | t;
   }
 
   /** The i-th element of the permutation, 0 ≤ i < n. */
   at(i: number): number {
     let x = i;
+    if (this.small) {
+      do x = this.roundInt(x);
+      while (x >= this.n);
+      return x;
+    }
     do x = this.round(x);
     while (x >= this.n);
     return x;

@@ -14,14 +14,18 @@ export class TaskWalker {
   private readonly seed: number;
   private readonly cursors: number[];
   private readonly epochs: number[];
-  private readonly perms = new Map<number, Permutation>();
-  private readonly permEpoch = new Map<number, number>();
+  // The current permutation per task and the epoch it was made for, by task id (not Maps: next()
+  // runs once per drawn example).
+  private readonly perms: (Permutation | undefined)[];
+  private readonly permEpoch: Float64Array;
 
   constructor(sizes: ArrayLike<number>, seed: number, state?: WalkerState) {
     this.sizes = sizes;
     this.seed = seed;
     this.cursors = state ? [...state.cursors] : Array.from({ length: sizes.length }, () => 0);
     this.epochs = state ? [...state.epochs] : Array.from({ length: sizes.length }, () => 0);
+    this.perms = Array.from({ length: sizes.length }, () => undefined);
+    this.permEpoch = new Float64Array(sizes.length);
   }
 
   /** The next record (index into the task's split list) of task t. */
@@ -30,11 +34,11 @@ export class TaskWalker {
     if (n === 0) throw new Error(`task ${t} has no records to walk`);
     const epoch = this.epochs[t] ?? 0;
     const cursor = this.cursors[t] ?? 0;
-    let perm = this.perms.get(t);
-    if (!perm || perm.n !== n || this.permEpoch.get(t) !== epoch) {
+    let perm = this.perms[t];
+    if (!perm || perm.n !== n || this.permEpoch[t] !== epoch) {
       perm = new Permutation(n, this.seed, t, epoch);
-      this.perms.set(t, perm);
-      this.permEpoch.set(t, epoch);
+      this.perms[t] = perm;
+      this.permEpoch[t] = epoch;
     }
     const local = perm.at(cursor);
     if (cursor + 1 >= n) {

@@ -1,5 +1,6 @@
 import type { ConversationBuilder } from './conversation.js';
 import type { TrainPacker } from './packing.js';
+import { PendingUnits } from './pending-units.js';
 import type { Fit, Segment } from './segment-layout.js';
 
 /**
@@ -11,18 +12,18 @@ import type { Fit, Segment } from './segment-layout.js';
  */
 export class BestFitWindow implements TrainPacker {
   private readonly window: number;
-  private pool: Segment[];
+  private pool: PendingUnits;
   private readonly conversations: ConversationBuilder | undefined;
 
   /** `conversations`: grow each drawn example into a multi-turn conversation first. */
   constructor(window: number, pending: Segment[] = [], conversations?: ConversationBuilder) {
     this.window = window;
-    this.pool = pending;
+    this.pool = new PendingUnits(pending, 2 * window);
     this.conversations = conversations;
   }
 
   get pending(): readonly Segment[] {
-    return this.pool;
+    return this.pool.list();
   }
 
   unit(first: Fit): Segment {
@@ -30,42 +31,19 @@ export class BestFitWindow implements TrainPacker {
   }
 
   retain(keep: (unit: Segment) => boolean): void {
-    this.pool = this.pool.filter(keep);
+    this.pool = new PendingUnits(this.pool.list().filter(keep), 2 * this.window);
   }
 
   row(seqLen: number, draw: () => Segment): Segment[] {
     const row: Segment[] = [];
     let free = seqLen;
     for (;;) {
-      while (this.pool.length < this.window) this.pool.push(draw());
-      const pick = row.length === 0 ? 0 : this.bestFit(free);
-      if (pick < 0) return row;
-      const unit = this.take(pick);
+      while (this.pool.size < this.window) this.pool.push(draw());
+      // The oldest pending unit starts the row; then the largest that fits (see PendingUnits).
+      const unit = row.length === 0 ? this.pool.takeOldest() : this.pool.takeBestFit(free);
+      if (!unit) return row;
       row.push(unit);
       free -= unit.length;
     }
-  }
-
-  /** Removes and returns pending unit `j`, the later ones moving up (splice without its result array, once per example). */
-  private take(j: number): Segment {
-    const pool = this.pool;
-    const unit = pool[j]!;
-    for (let k = j + 1; k < pool.length; k++) pool[k - 1] = pool[k]!;
-    pool.pop();
-    return unit;
-  }
-
-  /** The largest pending unit that fits in `free` tokens (the oldest among equals), or -1. */
-  private bestFit(free: number): number {
-    let best = -1;
-    let bestLen = 0;
-    for (let j = 0; j < this.pool.length; j++) {
-      const len = this.pool[j]!.length;
-      if (len <= free && len > bestLen) {
-        best = j;
-        bestLen = len;
-      }
-    }
-    return best;
   }
 }

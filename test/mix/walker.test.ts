@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Permutation } from '../../src/mix/permutation.js';
+import { hashInts, mix32, Permutation } from '../../src/mix/permutation.js';
 import { Sampler } from '../../src/mix/sampler.js';
 import { TaskWalker } from '../../src/mix/task-walker.js';
 
@@ -27,6 +27,35 @@ describe('Permutation (seeded Feistel with cycle walking)', () => {
     const base = order(1, 2, 3);
     expect(order(1, 2, 3)).toBe(base);
     for (const other of [order(2, 2, 3), order(1, 3, 3), order(1, 2, 4), order(2 ** 40 + 1, 2, 3)]) expect(other).not.toBe(base);
+  });
+
+  it('gives the values of the float-arithmetic network on both sides of the int32 fast path (≤ 2^30)', () => {
+    // The network as first written (float halves, keys in a loop): every stream and resume
+    // token depends on these exact values, whichever arithmetic at() uses for a domain.
+    const reference = (n: number, key: number[], i: number): number => {
+      let bits = 2;
+      while (2 ** bits < n) bits += 2;
+      const h = bits / 2;
+      const mask = 2 ** h - 1;
+      const keys = [0, 1, 2, 3].map((r) => hashInts(...key, r));
+      let x = i;
+      do {
+        let l = Math.floor(x / 2 ** h);
+        let r = x & mask;
+        for (const k of keys) [l, r] = [r, (l ^ (mix32(r ^ k) & mask)) >>> 0];
+        x = l * 2 ** h + r;
+      } while (x >= n);
+      return x;
+    };
+    for (const n of [5, 1000, 65_537, 2 ** 28 + 1, 2 ** 30 - 1, 2 ** 30, 2 ** 30 + 1, 3 * 2 ** 31 + 5]) {
+      for (const key of [[7, 3, 1], [Number.MAX_SAFE_INTEGER, 79, 12]]) {
+        const p = new Permutation(n, ...key);
+        for (let k = 0; k < 300; k++) {
+          const i = Math.floor(((k * 2654435761) % 2 ** 32) / 2 ** 32 * n);
+          expect(p.at(i), `n=${n} i=${i}`).toBe(reference(n, key, i));
+        }
+      }
+    }
   });
 
   it('shuffles: few fixed points and no long identity runs', () => {
