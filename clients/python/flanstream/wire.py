@@ -32,6 +32,7 @@ import numpy as np
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 from .errors import FlanStreamError
 from .info import CorpusInfo
+from .segments import Segments, name_table, segment_dicts
 
 try:  # torch is optional
     import torch
@@ -69,6 +70,17 @@ def _u32(values: Any) -> np.ndarray:
     return np.fromiter(values, dtype=np.int64, count=len(values))
 
 
+class _Columns:
+    """The per-segment wire columns a batch's decode reads, converted to numpy once (each
+    conversion walks a protobuf repeated field element by element)."""
+
+    __slots__ = ("rows", "offs", "lens", "spans")
+
+    def __init__(self, batch: "pb.Batch") -> None:
+        self.rows, self.offs, self.lens = _u32(batch.seg_row), _u32(batch.seg_offset), _u32(batch.seg_length)
+        self.spans = _u32(batch.loss_spans)
+
+
 def dense_arrays(batch: "pb.Batch", ids_dtype: Any = np.int32) -> Dict[str, Any]:
     """Rebuild ``input_ids``, ``labels``, ``position_ids``, ``segment_ids``, ``cu_seqlens`` and
     ``max_seqlen`` from a wire ``Batch`` (numpy; ``ids_dtype`` for the first three).
@@ -76,12 +88,16 @@ def dense_arrays(batch: "pb.Batch", ids_dtype: Any = np.int32) -> Dict[str, Any]
     Raises:
         FlanStreamError: ``DATA_LOSS`` if the message is inconsistent (lengths, ranges, overlaps).
     """
+    return _dense(batch, _Columns(batch), ids_dtype)
+
+
+def _dense(batch: "pb.Batch", cols: _Columns, ids_dtype: Any) -> Dict[str, Any]:
     B, L = int(batch.batch_size), int(batch.seq_len)
     if len(batch.tokens) % 4:
         raise _bad(f"tokens has {len(batch.tokens)} bytes, not a multiple of 4")
     tokens = np.frombuffer(batch.tokens, dtype=_I4)
     N = tokens.shape[0]
-    rows, offs, lens = _u32(batch.seg_row), _u32(batch.seg_offset), _u32(batch.seg_length)
+    rows, offs, lens = cols.rows, cols.offs, cols.lens
     S = lens.shape[0]
     if rows.shape[0] != S or offs.shape[0] != S:
         raise _bad(f"seg_row/seg_offset/seg_length have {rows.shape[0]}/{offs.shape[0]}/{S} entries")
@@ -102,7 +118,7 @@ def dense_arrays(batch: "pb.Batch", ids_dtype: Any = np.int32) -> Dict[str, Any]
         ordinal[order] = np.arange(S) - np.searchsorted(srows, srows, side="left") + 1
     else:                                      # row-major order (the normal case)
         ordinal = np.arange(S) - np.searchsorted(rows, rows, side="left") + 1
-    spans = _u32(batch.loss_spans)
+    spans = cols.spans
     if spans.shape[0] % 2:
         raise _bad("loss_spans has an odd number of entries")
     s0, s1 = spans[0::2], spans[1::2]
@@ -158,6 +174,31 @@ def dense_arrays(batch: "pb.Batch", ids_dtype: Any = np.int32) -> Dict[str, Any]
         "cu_seqlens": cu,
         "max_seqlen": int(lens.max()) if S else 0,
     }
+
+
+def _turn_counts(batch: "pb.Batch") -> np.ndarray:
+    """Turns per segment: ``seg_turns``, or 1 per segment from a server that sends one uuid per segment."""
+    if len(batch.seg_turns):
+        return _u32(batch.seg_turns)
+    S = len(batch.seg_length)
+    return np.ones(S, dtype=np.int64) if len(batch.uuids) == S else np.zeros(S, dtype=np.int64)
+
+
+def _turn_spans(batch: "pb.Batch", cols: _Columns, turns: np.ndarray) -> np.ndarray:
+    T = cols.spans.shape[0] // 2
+    if cols.spans.shape[0] % 2 or T != int(turns.sum()) or T != len(batch.turn_task):
+        return np.zeros((0, 4), dtype=np.int64)  # an older server: no per-turn spans
+    lens = cols.lens
+    shift = cols.offs - (np.cumsum(lens) - lens)
+    out = np.empty((T, 4), dtype=np.int64)
+    if T == lens.shape[0] and (T == 0 or int(turns.max()) == 1):  # one turn per segment (none, packed)
+        out[:, 0] = cols.rows
+        out[:, 1:3] = cols.spans.reshape(T, 2) + shift[:, None]
+    else:
+        out[:, 0] = np.repeat(cols.rows, turns)
+        out[:, 1:3] = cols.spans.reshape(T, 2) + np.repeat(shift, turns)[:, None]
+    out[:, 3] = _u32(batch.turn_task)
+    return out
 
 
 def _name(names: Sequence[str], i: int) -> str:
@@ -262,6 +303,7 @@ class BatchDecoder:
         for t in info.tasks if info else ():
             self.task_domain[t.index] = dom_index.get(t.domain, -1)
         self._ids_dtype = np.int64 if output == "torch" else np.int32
+        self._task_names, self._domain_names = name_table(self.task_paths), name_table(self.domains)
 
     def _tensor(self, arr: np.ndarray) -> Any:
         if self.output != "torch":
@@ -270,11 +312,13 @@ class BatchDecoder:
         return t.pin_memory() if self.pin_memory else t
 
     def __call__(self, batch: "pb.Batch") -> Dict[str, Any]:
+        cols = _Columns(batch)
         out: Dict[str, Any] = {}
-        for k, v in dense_arrays(batch, self._ids_dtype).items():
+        for k, v in _dense(batch, cols, self._ids_dtype).items():
             out[k] = v if k == "max_seqlen" else self._tensor(v)
-        spans = self.turn_spans(batch)
-        out["segments"] = self.segments(batch, spans)
+        turns = self.check_turns(batch)
+        spans = _turn_spans(batch, cols, turns)
+        out["segments"] = Segments((len(batch.seg_length), lambda: self._segment_dicts(batch, spans)))
         out["turn_spans"] = spans
         out["step"] = int(batch.step)
         out["rank"] = int(batch.rank)
@@ -295,52 +339,37 @@ class BatchDecoder:
         and end column of the turn's supervised answer, and the turn's task index. The wire
         carries one loss span per turn (proto: ``loss_spans``), in flattened token coordinates;
         each is shifted by its segment's flattened start to the column of its row."""
-        spans = np.asarray(batch.loss_spans, dtype=np.int64).reshape(-1, 2)
-        T = spans.shape[0]
-        turns = np.asarray(batch.seg_turns, dtype=np.int64) if len(batch.seg_turns) else np.ones(len(batch.seg_length), dtype=np.int64)
-        if T != int(turns.sum()) or T != len(batch.turn_task):
-            return np.zeros((0, 4), dtype=np.int64)  # an older server: no per-turn spans
-        lens = np.asarray(batch.seg_length, dtype=np.int64)
-        shift = np.repeat(np.asarray(batch.seg_offset, dtype=np.int64) - (np.cumsum(lens) - lens), turns)
-        out = np.empty((T, 4), dtype=np.int64)
-        out[:, 0] = np.repeat(np.asarray(batch.seg_row, dtype=np.int64), turns)
-        out[:, 1:3] = spans + shift[:, None]
-        out[:, 3] = np.asarray(batch.turn_task, dtype=np.int64)
-        return out
+        return _turn_spans(batch, _Columns(batch), _turn_counts(batch))
+
+    @staticmethod
+    def check_turns(batch: "pb.Batch") -> np.ndarray:
+        """The number of turns of each segment (``seg_turns``, 1 each when absent), after checking
+        that the per-segment and per-turn columns agree.
+
+        Raises:
+            FlanStreamError: ``DATA_LOSS`` naming the columns that do not match.
+        """
+        S, U = len(batch.seg_length), len(batch.uuids)
+        turns = _turn_counts(batch)
+        total = int(turns.sum())
+        if turns.shape[0] != S or total != U:
+            raise _bad(f"seg_turns ({turns.shape[0]} entries, sum {total}) does not match {U} uuids")
+        if len(batch.seg_task) != S or (len(batch.turn_task) or U) != U:
+            raise _bad("seg_task/turn_task lengths do not match the segments/uuids")
+        return turns
 
     def segments(self, batch: "pb.Batch", spans: Optional[np.ndarray] = None) -> List[Dict[str, Any]]:
         """Per-segment metadata dicts (``row``, ``offset``, ``length``, ``task``, ``task_index``,
         ``domain``, ``uuids``, ``turn_tasks``, ``turn_task_indices``, ``loss_spans``,
-        ``text_tokens``, ``audio_tokens``). ``loss_spans`` holds one ``(start, end)`` column range
-        of the segment's row per turn: the supervised answer of that turn (of task
-        ``turn_task_indices[k]``), which is what :func:`flanstream.task_losses` credits."""
-        S = len(batch.seg_length)
-        uuids = list(batch.uuids)
-        turns = list(batch.seg_turns) or ([1] * S if len(uuids) == S else [0] * S)
-        if len(turns) != S or sum(turns) != len(uuids):
-            raise _bad(f"seg_turns ({len(turns)} entries, sum {sum(turns)}) does not match {len(uuids)} uuids")
-        tasks = list(batch.seg_task)
-        turn_task = list(batch.turn_task) or [t for t, n in zip(tasks, turns) for _ in range(n)]
-        if len(tasks) != S or len(turn_task) != len(uuids):
-            raise _bad("seg_task/turn_task lengths do not match the segments/uuids")
-        domains = list(batch.seg_domain) or [int(self.task_domain[t]) if t < len(self.task_domain) else -1 for t in tasks]
-        text = list(batch.seg_text_tokens) or [0] * S
-        audio = list(batch.seg_audio_tokens) or [0] * S
-        paths, dnames = self.task_paths, self.domains
-        cols = (self.turn_spans(batch) if spans is None else spans)[:, 1:3].tolist()
-        out: List[Dict[str, Any]] = []
-        j = 0
-        for i, (row, off, length) in enumerate(zip(batch.seg_row, batch.seg_offset, batch.seg_length)):
-            n = turns[i]
-            out.append({
-                "row": row, "offset": off, "length": length,
-                "task": _name(paths, tasks[i]), "task_index": tasks[i], "domain": _name(dnames, domains[i]),
-                "uuids": uuids[j:j + n], "turn_tasks": [_name(paths, t) for t in turn_task[j:j + n]],
-                "turn_task_indices": turn_task[j:j + n], "loss_spans": [tuple(c) for c in cols[j:j + n]],
-                "text_tokens": text[i], "audio_tokens": audio[i],
-            })
-            j += n
-        return out
+        ``text_tokens``, ``audio_tokens``), built now (the decoder's ``batch["segments"]`` is the
+        same list as a lazy :class:`~flanstream.segments.Segments`). ``loss_spans`` holds one
+        ``(start, end)`` column range of the segment's row per turn: the supervised answer of that
+        turn (of task ``turn_task_indices[k]``), which is what :func:`flanstream.task_losses` credits."""
+        self.check_turns(batch)
+        return self._segment_dicts(batch, self.turn_spans(batch) if spans is None else spans)
+
+    def _segment_dicts(self, batch: "pb.Batch", spans: np.ndarray) -> List[Dict[str, Any]]:
+        return segment_dicts(batch, spans, self._task_names, self._domain_names, self.task_domain)
 
     def stats(self, st: "pb.Stats") -> Dict[str, Any]:
         """Per-task and per-domain examples/tokens so far with target vs realized proportions."""
