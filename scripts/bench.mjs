@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge.
+// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ const BENCHES = {
   sampler: 'test/bench/sampler-bench.ts',
   packing: 'test/bench/packing-bench.ts',
   stream: 'test/bench/stream-bench.ts',
+  decode: 'test/bench/stream-decode-bench.ts',
   scale: 'test/bench/scale-bench.ts',
   replicas: 'test/bench/replicas-bench.ts',
   layouts: 'test/bench/layout-bench.ts',

@@ -59,3 +59,10 @@ export function stopChild(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/** A string flag as `--name value` or `--name=value`; undefined when absent. */
+export function textArg(name: string): string | undefined {
+  const i = process.argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return undefined;
+  return process.argv[i]!.includes('=') ? process.argv[i]!.slice(name.length + 3) : process.argv[i + 1];
+}

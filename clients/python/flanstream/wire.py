@@ -130,40 +130,41 @@ def _dense(batch: "pb.Batch", cols: _Columns, ids_dtype: Any) -> Dict[str, Any]:
     position_ids = np.zeros(size, dtype=ids_dtype)
     segment_ids = np.zeros(size, dtype=np.int32)
     if N:
-        nz = lens > 0
-        k, ln, od = (key, lens, ordinal) if bool(nz.all()) else (key[nz], lens[nz], ordinal[nz])
-        st = np.cumsum(ln) - ln                # flattened token start of each (non-empty) segment
+        k, ln, od = (key, lens, ordinal) if int(lens.min()) > 0 else (key[lens > 0], lens[lens > 0], ordinal[lens > 0])
+        st = np.cumsum(ln) - ln                # flattened token start of each (non-empty) segment; st[0] == 0
         # Per-token values by cumulative sums: one value per token, 1 (or 0) except a jump at
-        # each segment's first token, so a single in-place cumsum gives them all.
-        pos = _scratch("pos", N, np.int32)     # 0, 1, … within each segment
-        pos.fill(1)
-        pos[st] = np.concatenate(([0], 1 - ln[:-1]))
+        # each segment's first token, so a single in-place cumsum gives them all. One scratch
+        # block for the three (few numpy calls per batch: their fixed cost is most of a small batch).
+        block = _scratch("block", 3 * N + 1, np.int32)
+        pos, seg, depth = block[:N], block[N:2 * N], block[2 * N:]
+        pos.fill(1)                            # 0, 1, … within each segment
+        pos[st[1:]] = 1 - ln[:-1]
+        pos[0] = 0
         np.cumsum(pos, dtype=np.int32, out=pos)
-        seg = _scratch("seg", N, np.int32)     # 1, 2, … per segment within its row
-        seg.fill(0)
-        seg[st] = np.diff(od, prepend=0)
+        seg.fill(0)                            # 1, 2, … per segment within its row
+        jump = od.copy()
+        jump[1:] -= od[:-1]
+        seg[st] = jump
         np.cumsum(seg, dtype=np.int32, out=seg)
-        lab = None
+        sup = None
         if spans.shape[0]:
-            depth = _scratch("depth", N + 1, np.int32)  # how many loss spans cover each token
-            depth.fill(0)
+            depth.fill(0)                      # how many loss spans cover each token
             np.add.at(depth, s0, 1)
             np.add.at(depth, s1, -1)
             np.cumsum(depth, dtype=np.int32, out=depth)
-            lab = _scratch("lab", N, np.int32)
-            lab.fill(IGNORE_INDEX)
-            np.copyto(lab, tokens, where=depth[:N] > 0)
+            sup = depth[:N] > 0
         # Segments sit back to back in their rows (the packer's layout), so each run of them is
         # one slice copy: a few per row, where scattering every token by index cost a third more.
-        brk = np.flatnonzero(k[1:] != k[:-1] + ln[:-1]) + 1
-        first = np.concatenate(([0], brk))
-        for d, a, b in zip(k[first].tolist(), st[first].tolist(), np.append(st[brk], N).tolist()):
+        brk = (np.flatnonzero(k[1:] != k[:-1] + ln[:-1]) + 1).tolist()
+        kl, stl = k.tolist(), st.tolist()
+        for i, j in zip([0] + brk, brk + [len(kl)]):
+            d, a, b = kl[i], stl[i], stl[j] if j < len(stl) else N
             e = d + b - a
             input_ids[d:e] = tokens[a:b]
             position_ids[d:e] = pos[a:b]
             segment_ids[d:e] = seg[a:b]
-            if lab is not None:
-                labels[d:e] = lab[a:b]
+            if sup is not None:
+                np.copyto(labels[d:e], tokens[a:b], where=sup[a:b])
     cu = np.zeros(S + 1, dtype=np.int32)
     cu[1:] = ends
     return {
