@@ -2,34 +2,47 @@ import type { RawLossReport } from '../stream/loss-report.js';
 import type { CoreSettings } from '../stream/corpus-catalog.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { PolicyView } from '../stream/stream-session.js';
-import type { WireBatch, WireEnd } from '../stream/wire-types.js';
+import type { WireEnd } from '../stream/wire-types.js';
 import type { CarriedError } from '../errors.js';
+import type { BatchSummary } from './batch-summary.js';
 
 /**
- * The messages between the server thread and its build workers (`serve --workers N`). Every
- * request names the stream it is about; a worker answers each one, in order, with the same `id`.
+ * The messages between the server thread and its build workers (`serve --workers N`).
+ *
+ * Why not a request per batch: a worker that waits for "build the next one" idles while the
+ * server thread sends, and the server thread pays a round trip per batch. Instead a worker builds
+ * each stream's batches ahead, up to a credit, and pushes them (`Built`); the server thread hands
+ * credit back as it takes batches (`credit`). Requests that change a stream (`report`, `update`,
+ * `end`) and `open` are answered (`Answer`, same `id`) in the order they were asked, after the
+ * batch being built; they apply at the batch the server thread last took, never at what the
+ * worker built ahead (an update makes the worker rewind, see build-worker.ts).
  */
 export interface WorkerInit {
   readonly indexDir: string;
   readonly settings: CoreSettings;
 }
 
-export type BuildRequest = { readonly id: number; readonly stream: number } & (
-  | { readonly op: 'open'; readonly raw: RawOpen }
-  | { readonly op: 'build' }
-  | { readonly op: 'end'; readonly reason: WireEnd['reason'] }
-  | { readonly op: 'report'; readonly raw: RawLossReport }
-  | { readonly op: 'update'; readonly raw: RawUpdate }
+export type BuildRequest = { readonly stream: number } & (
+  /** `credit`: messages the worker may build ahead of what the server thread took; `bytes`: and their bytes (one always may be). */
+  | { readonly op: 'open'; readonly id: number; readonly raw: RawOpen; readonly credit: number; readonly bytes: number }
+  /** The server thread took `n` more of the stream's built messages. */
+  | { readonly op: 'credit'; readonly n: number }
+  | { readonly op: 'end'; readonly id: number; readonly reason: WireEnd['reason'] }
+  | { readonly op: 'report'; readonly id: number; readonly raw: RawLossReport }
+  | { readonly op: 'update'; readonly id: number; readonly raw: RawUpdate }
   | { readonly op: 'close' }
 );
 
-/** The stream as of an answer: what the server thread reads between answers. */
+/** The stream as of a message: what the server thread reads between messages. */
 export interface StreamState {
+  /** True while the worker cannot build on before a loss report (policy streams). */
   readonly waiting: boolean;
   /** Policy streams only (decoding it costs a token decode per batch). */
   readonly policy: PolicyView | undefined;
   /** The worker's plan cache (all its streams), for /metrics. */
   readonly plans: PlanTally;
+  /** Streams open on the worker (tests: a closed stream is forgotten there). */
+  readonly streams: number;
 }
 
 /** What /metrics shows of a plan cache (plan-cache.ts). */
@@ -38,16 +51,32 @@ export interface PlanTally {
   readonly size: { readonly steps: number; readonly rows: number };
 }
 
-export interface BuildReply {
+/** Worker → server thread, unasked: the stream's next message, built ahead. */
+export interface Built {
+  readonly stream: number;
+  readonly state: StreamState;
+  /** A batch: its wire bytes and the columns /metrics reads (both transferred, see batch-summary.ts). */
+  readonly bytes?: Uint8Array;
+  readonly summary?: BatchSummary;
+  /** The stream's end (max_batches, complete): the last message built. */
+  readonly end?: WireEnd;
+  /** Building failed: the last message built (the server thread fails the call with it). */
+  readonly error?: CarriedError;
+}
+
+/** Worker → server thread: the answer to a request with an `id`. */
+export interface Answer {
+  readonly stream: number;
   readonly id: number;
   readonly error?: CarriedError;
   readonly state?: StreamState;
-  /** op 'build': the batch's wire bytes and its columns (tokens left out: they are in `bytes`). */
-  readonly bytes?: Uint8Array;
-  readonly batch?: WireBatch;
-  /** op 'build' at the stream's end, and op 'end'. */
+  /** op 'end': the StreamEnd (its token is that of the last batch the server thread took). */
   readonly end?: WireEnd;
+  /** op 'update': the batches built ahead were dropped (the server thread drops its copies). */
+  readonly rewound?: boolean;
 }
+
+export type WorkerMessage = Built | Answer | WorkerReady;
 
 /** Worker → server, once: the index is open (or why it is not). */
 export interface WorkerReady {

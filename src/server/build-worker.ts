@@ -1,21 +1,27 @@
 /**
  * A build worker of `serve --workers N` (see worker-pool.ts): opens the index itself and builds
- * and encodes the batches of the streams assigned to it, so the batches of different streams are
+ * and encodes the batches of the streams assigned to them, so the batches of different streams are
  * built on different cores. Each stream is a StreamSession exactly as in a one-thread server, so
  * a stream's bytes, its tokens and its resume are the same whichever worker (or none) builds it.
+ *
+ * Batches are built ahead (build-protocol.ts): up to the stream's credit, without being asked,
+ * so the worker builds while the server thread sends. What the worker built ahead is speculative
+ * only towards mixture updates: an update applies after the batch the server thread last took,
+ * so the worker rewinds the stream to that batch (StreamSession.rewind) and builds again. Loss
+ * reports never change a step built ahead (a policy step waits for the report it consumes), so
+ * they are only checked against the step the server thread took last.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { carry } from '../errors.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
-import type { StreamSession } from '../stream/stream-session.js';
-import type { BuildReply, BuildRequest, StreamState, WorkerInit, WorkerReady } from './build-protocol.js';
+import type { SessionMark, StreamSession } from '../stream/stream-session.js';
+import type { Answer, BuildRequest, Built, StreamState, WorkerInit, WorkerReady } from './build-protocol.js';
+import { summarize } from './batch-summary.js';
 import { encodeStreamResponse } from './response-encoder.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-
 
 /** A Buffer's bytes as a transferable ArrayBuffer of their own (a copy only for a pooled small buffer). */
 function own(b: Buffer): ArrayBuffer {
@@ -23,66 +29,169 @@ function own(b: Buffer): ArrayBuffer {
   return Uint8Array.from(b).buffer;
 }
 
-async function serve(core: DataServiceCore): Promise<void> {
+type Op = Extract<BuildRequest, { id: number }>;
+
+/** One stream on this worker: its session, what it built ahead, and the requests waiting for the batch being built. */
+class Feed {
+  /** marks[0]: after the last message the server thread took; marks[k]: after the k-th built ahead. */
+  readonly marks: SessionMark[];
+  /** Bytes of each message built ahead (marks[1..]). */
+  readonly sizes: number[] = [];
+  readonly ops: Op[] = [];
+  busy = false;
+  closed = false;
+  /** The last message is built (an end, or an error): nothing more to build. */
+  over = false;
+
+  constructor(
+    readonly session: StreamSession,
+    readonly ahead: { readonly messages: number; readonly bytes: number },
+  ) {
+    this.marks = [session.mark];
+  }
+
+  /** Room for one more message ahead: fewer than the credit, and within the byte budget (one always may be). */
+  get room(): boolean {
+    const n = this.sizes.length;
+    if (n === 0) return true;
+    return n < this.ahead.messages && this.sizes.reduce((a, b) => a + b, 0) < this.ahead.bytes;
+  }
+
+  /** The server thread took `n` more messages. */
+  took(n: number): void {
+    this.marks.splice(0, n);
+    this.sizes.splice(0, n);
+  }
+}
+
+function serve(core: DataServiceCore): void {
+  const feeds = new Map<number, Feed>();
   const state = (s: StreamSession): StreamState => ({
     waiting: s.waiting,
     policy: s.spec.mixture.policy ? s.policyView() : undefined,
     plans: { counts: { ...core.plans.counts }, size: core.plans.size },
+    streams: feeds.size,
   });
-  const sessions = new Map<number, StreamSession>();
-  const session = (id: number): StreamSession => {
-    const s = sessions.get(id);
-    if (!s) throw new Error(`build worker: no stream ${id}`);
-    return s;
-  };
-  async function handle(req: BuildRequest): Promise<[BuildReply, ArrayBuffer[]]> {
-    const { id } = req;
-    switch (req.op) {
-      case 'open': {
-        const raw = req.raw.resume?.token ? { ...req.raw, resume: { ...req.raw.resume, token: Buffer.from(req.raw.resume.token) } } : req.raw;
-        const s = core.open(raw);
-        sessions.set(req.stream, s);
-        return [{ id, state: state(s) }, []];
-      }
-      case 'build': {
-        const s = session(req.stream);
-        const msg = await s.nextAsync(yieldTurn);
-        if (!msg) return [{ id, state: state(s) }, []];
-        if ('end' in msg) return [{ id, state: state(s), end: msg.end }, []];
-        const bytes = own(encodeStreamResponse(msg));
-        return [{ id, state: state(s), bytes: new Uint8Array(bytes), batch: { ...msg.batch, tokens: Buffer.alloc(0) } }, [bytes]];
-      }
+
+  /** Answers one request, at the batch the server thread took last (marks[0]). */
+  function answer(stream: number, f: Feed, op: Op): Answer {
+    const s = f.session;
+    const { id } = op;
+    switch (op.op) {
+      case 'open':
+        throw new Error('build worker: a stream opened twice');
       case 'end': {
-        const s = session(req.stream);
-        return [{ id, state: state(s), end: (s.end(req.reason) as { end: BuildReply['end'] }).end }, []];
+        const { end } = s.end(op.reason) as { end: NonNullable<Answer['end']> };
+        f.over = true;
+        // The token of the last batch the server thread sent, not of one built ahead.
+        return { stream, id, end: { ...end, resumeToken: f.marks[0]!.token } };
       }
-      case 'report': {
-        const s = session(req.stream);
-        s.addReport(core.lossReport(req.raw, s.heldout));
-        return [{ id, state: state(s) }, []];
-      }
+      case 'report':
+        s.addReport(core.lossReport(op.raw, s.heldout), f.marks[0]!.step);
+        return { stream, id, state: state(s) };
       case 'update': {
-        const s = session(req.stream);
-        s.addUpdate(core.update(req.raw));
-        return [{ id, state: state(s) }, []];
+        const u = core.update(op.raw);
+        const rewound = s.train && f.marks.length > 1;
+        if (rewound) {
+          s.rewind(f.marks[0]!);
+          f.marks.length = 1;
+          f.sizes.length = 0;
+          f.over = false;
+        }
+        try {
+          s.addUpdate(u);
+        } catch (err) {
+          return { stream, id, error: carry(err), rewound };
+        }
+        return { stream, id, state: state(s), rewound };
       }
-      case 'close':
-        sessions.delete(req.stream);
-        return [{ id }, []];
     }
   }
+
+  /** Works through a stream's requests, then builds ahead while it has room; one run per stream at a time. */
+  async function drive(stream: number, f: Feed): Promise<void> {
+    if (f.busy) return;
+    f.busy = true;
+    const s = f.session;
+    try {
+      while (!f.closed) {
+        const op = f.ops.shift();
+        if (op) {
+          let a: Answer;
+          try {
+            a = answer(stream, f, op);
+          } catch (err) {
+            a = { stream, id: op.id, error: carry(err) };
+          }
+          port.postMessage(a);
+          continue;
+        }
+        if (f.over || !f.room || s.waiting) return;
+        let built: Built;
+        const transfer: ArrayBuffer[] = [];
+        try {
+          const msg = await s.nextAsync(yieldTurn);
+          if (f.closed) return;
+          if (!msg) return; // over, or waiting for a report
+          if ('end' in msg) {
+            f.over = true;
+            built = { stream, state: state(s), end: msg.end };
+          } else {
+            const bytes = own(encodeStreamResponse(msg));
+            const summary = summarize(msg.batch);
+            transfer.push(bytes, summary.packed.buffer as ArrayBuffer);
+            built = { stream, state: state(s), bytes: new Uint8Array(bytes), summary };
+          }
+        } catch (err) {
+          f.over = true;
+          built = { stream, state: { ...state(s), waiting: false, policy: undefined }, error: carry(err) };
+        }
+        f.marks.push(s.mark);
+        f.sizes.push(built.bytes?.byteLength ?? 0);
+        port.postMessage(built, transfer);
+      }
+    } finally {
+      f.busy = false;
+    }
+  }
+
   port.on('message', (req: BuildRequest) => {
-    handle(req).then(
-      ([reply, transfer]) => port.postMessage(reply, transfer),
-      (err: unknown) => port.postMessage({ id: req.id, error: carry(err) } satisfies BuildReply),
-    );
+    const { stream } = req;
+    if (req.op === 'open') {
+      let a: Answer;
+      try {
+        const raw = req.raw.resume?.token ? { ...req.raw, resume: { ...req.raw.resume, token: Buffer.from(req.raw.resume.token) } } : req.raw;
+        const f = new Feed(core.open(raw), { messages: req.credit, bytes: req.bytes });
+        feeds.set(stream, f);
+        a = { stream, id: req.id, state: state(f.session) };
+      } catch (err) {
+        a = { stream, id: req.id, error: carry(err) };
+      }
+      port.postMessage(a);
+      const f = feeds.get(stream);
+      if (f) void drive(stream, f);
+      return;
+    }
+    const f = feeds.get(stream);
+    if (req.op === 'close') {
+      if (f) f.closed = true;
+      feeds.delete(stream);
+      return;
+    }
+    if (!f) {
+      if (req.op !== 'credit') port.postMessage({ stream, id: req.id, error: carry(new Error(`build worker: no stream ${stream}`)) } satisfies Answer);
+      return;
+    }
+    if (req.op === 'credit') f.took(req.n);
+    else f.ops.push(req);
+    void drive(stream, f);
   });
 }
 
 DataServiceCore.open(init.indexDir, init.settings).then(
   (core) => {
     port.postMessage({ ready: true } satisfies WorkerReady);
-    return serve(core);
+    serve(core);
   },
   (err: unknown) => port.postMessage({ ready: true, error: carry(err) } satisfies WorkerReady),
 );

@@ -15,7 +15,7 @@ export interface HeldReport {
  * settled, so a report can never arrive "too late" for the step it should feed, and the stream
  * depends only on which reports were sent, never on when. Held reports are session memory, never
  * in a token (what a token holds must not depend on arrival times); a client sends them again on
- * resume. At most lag + 1 steps of reports are held.
+ * resume. At most lag + 1 steps of reports are held (plus the steps a build worker planned ahead).
  */
 export class ReportWindow {
   /** lag_steps of the stream's policy; undefined for a static stream (reports are only shown). */
@@ -33,8 +33,15 @@ export class ReportWindow {
     this.settled = lag === undefined ? -1 : Math.max(-1, next - lag - 1);
   }
 
-  /** Accepts a checked report of a step already served (`next` = first step not planned). */
+  /**
+   * Accepts a checked report of a step already served (`next` = first step not sent). Reports
+   * whose step was consumed by a step before `next` are forgotten here, not when that step is
+   * planned: a build worker plans ahead of what it sent and may have to plan those steps again
+   * (a mixture update rewinds it, see build-worker.ts). Without build-ahead this forgets exactly
+   * what planning the steps before `next` did.
+   */
   add(r: LossReport, next: number): void {
+    for (const step of this.held.keys()) if (step + (this.lag ?? 0) < next) this.held.delete(step);
     if (r.step >= next) throw new InvalidArgumentError('losses.step', `step ${r.step} has not been served yet (the next step is ${next}); report a step after training on it`);
     if (r.step <= this.settled) {
       if (this.held.get(r.step)?.digest === reportDigest(r)) return; // the same report again: nothing new
@@ -57,10 +64,5 @@ export class ReportWindow {
   /** The report step `step` consumes (that of step − lag), if it was sent. */
   feeding(step: number): HeldReport | undefined {
     return this.lag === undefined ? undefined : this.held.get(step - this.lag);
-  }
-
-  /** Step `step` was planned: the report it consumed is no longer needed. */
-  planned(step: number): void {
-    if (this.lag !== undefined) this.held.delete(step - this.lag);
   }
 }

@@ -33,6 +33,13 @@ const ROWS_PER_SLICE = 64;
 /** Longest stretch of planning before the event loop gets a turn. */
 const SLICE_MS = 10;
 
+/** A stream's position after a message: what `rewind` returns to. */
+export interface SessionMark {
+  readonly token: Buffer;
+  readonly step: number;
+  readonly sent: number;
+}
+
 export type Planner = { kind: 'train'; planner: TrainPlanner } | { kind: 'eval'; planner: EvalPlanner; items: EvalItems };
 
 export interface SessionInit {
@@ -99,6 +106,11 @@ export class StreamSession {
     if (this.plans) this.stateKey = checksum(this.lastToken);
   }
 
+  /** A train stream (mixture updates, loss reports and `rewind` apply to these only). */
+  get train(): boolean {
+    return this.init.plan.kind === 'train';
+  }
+
   get nextStep(): number {
     return this.step;
   }
@@ -126,10 +138,37 @@ export class StreamSession {
     if (this.plans) this.stateKey = checksum(this.token());
   }
 
-  /** A checked loss report (loss-report.ts) of a step this stream served; see report-window.ts. */
-  addReport(r: LossReport): void {
+  /**
+   * A checked loss report (loss-report.ts) of a step this stream served; see report-window.ts.
+   * `next`: the first step not sent yet, when that is behind the next step to plan (a build
+   * worker planning ahead of what the server thread sent).
+   */
+  addReport(r: LossReport, next = this.step): void {
     if (this.init.plan.kind !== 'train') throw new InvalidArgumentError('losses', `loss reports apply to split "train" only; the ${this.spec.split} split is an evaluation stream`);
-    this.reports.add(r, this.step);
+    this.reports.add(r, next);
+  }
+
+  /** Where the stream stands after its last message, for `rewind` (a build worker keeps one per batch built ahead). */
+  get mark(): SessionMark {
+    return { token: this.lastToken, step: this.step, sent: this.sent };
+  }
+
+  /**
+   * Back to a mark of this train stream, as if the messages after it were never built: the
+   * planner is restored from the mark's token (exact, like a resume), reports already taken stay
+   * (report-window.ts keeps what a rebuilt step consumes). A build worker rewinds the batches it
+   * built ahead when a mixture update arrives after the server thread sent the mark's batch.
+   */
+  rewind(to: SessionMark): void {
+    const { plan, shared } = this.init;
+    if (plan.kind !== 'train' || !shared || this.planning) throw new Error('only a train stream between steps can be rewound');
+    plan.planner = shared.restore(to.token);
+    this.plannerStale = false;
+    this.step = to.step;
+    this.sent = to.sent;
+    this.lastToken = to.token;
+    this.finished = false;
+    if (this.plans) this.stateKey = checksum(to.token);
   }
 
   /** True while the next step waits for the report of step next − lag_steps (policy streams only). */
@@ -223,9 +262,8 @@ export class StreamSession {
     return step;
   }
 
-  /** Moves past a planned train step, forgetting the report it consumed. */
+  /** Moves past a planned train step (the report it consumed is forgotten by the next add, see report-window.ts). */
   private advance(): void {
-    this.reports.planned(this.step);
     this.step++;
   }
 
