@@ -8,7 +8,7 @@ import { countByReason, type QuarantineEntry } from '../corpus/quarantine.js';
 import { parseRecord } from '../corpus/record-parse.js';
 import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readCorpusShard } from '../corpus/shard-lines.js';
-import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import type { EncodeCache } from '../tokenize/encode-cache.js';
 import { checksum, clipKey, digest } from '../util/hash.js';
 import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
@@ -32,9 +32,13 @@ interface Accepted {
   readonly task: string;
 }
 
-/** Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. */
-export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: AudioResolver): Promise<ShardMeta> {
+/**
+ * Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. `encoder`
+ * (the tokenizer and its remembered texts) and `audio` (its clips) live as long as the build.
+ */
+export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: AudioResolver): Promise<ShardMeta> {
   const { source, options } = job;
+  const { tok } = encoder;
   // Read through the resolver's corpus files: the same directory or s3:// prefix as the audio.
   const { lines, issues, bytes: jsonlBytes, sourceHash } = await readCorpusShard(audio.files, source, options.maxLineBytes);
   // On S3, the shard's clips are fetched ahead while its records are resolved in order.
@@ -141,10 +145,10 @@ export async function buildShard(job: ShardJob, tok: TextTokenizer, audio: Audio
   }
 
   // Tokenize every distinct text piece of the shard in one batch call (native, multi-threaded);
-  // instructions and labels repeat across records, so each is encoded once.
+  // instructions and labels repeat across records (and shards: the cache), so each is encoded once.
   const textIndex = new Map<string, number>();
   for (const a of accepted) for (const f of a.fields) for (const p of f) if (p.kind === 'text' && !textIndex.has(p.text)) textIndex.set(p.text, textIndex.size);
-  const encoded = await tok.encodeBatch([...textIndex.keys()]);
+  const encoded = await encoder.encodeBatch([...textIndex.keys()]);
 
   const taskIndex = new Map<string, number>();
   const tasks: { path: string; rec: FlanRecord; rows: number[][]; text: number; audio: number; frames: number; unseen: boolean }[] = [];

@@ -3,6 +3,7 @@ import type { CorpusFiles } from '../corpus/corpus-files.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import type { ShardMeta } from './format.js';
 import { revive, type CarriedError } from '../errors.js';
+import { EncodeCache } from '../tokenize/encode-cache.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 
@@ -40,9 +41,10 @@ export async function buildShards(
   const groups = byDataset(jobs);
   if (workers <= 1) {
     const audio = new AudioResolver(files, first.options.audioRoots);
+    const encoder = new EncodeCache(tok);
     const out: ShardMeta[] = [];
     for (const job of groups.flat()) {
-      const meta = await buildShard(job, tok, audio);
+      const meta = await buildShard(job, encoder, audio);
       onDone(meta);
       out.push(meta);
     }
