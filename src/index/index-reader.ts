@@ -10,6 +10,8 @@ import { Exclusions, readExclusions } from './exclusions.js';
 import { ShardPages } from './shard-pages.js';
 
 const EMPTY = new Int32Array(0);
+/** Token runs up to this long are copied by a loop (see readTokens). */
+const SHORT_RUN = 32;
 
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
@@ -201,7 +203,10 @@ export class IndexReader {
       const from = pos - p * PAGE_TOKENS;
       const n = Math.min(len - done, page.length - from);
       if (n <= 0) throw new IndexCorruptError(this.storage.describe(this.shard(i).file), `token ${pos} is past the tokens section's end`);
-      out.set(page.subarray(from, from + n), at + done);
+      // Most runs of a batch are short text (an instruction, an answer): for those a loop beats
+      // making a subarray view to hand to set().
+      if (n <= SHORT_RUN) for (let j = 0, o = at + done; j < n; j++) out[o + j] = page[from + j]!;
+      else out.set(page.subarray(from, from + n), at + done);
       done += n;
     }
   }

@@ -22,6 +22,10 @@ const SLOT: Readonly<Record<PagedSection | 'pages', number>> = { tokens: 0, rows
 const SLOTS = PAGED_SECTIONS.length;
 const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists']);
 
+/** Slots of the front cache (a power of two), and how often a front hit refreshes the LRU (a power of two). */
+const FRONT = 4096;
+const REFRESH = 16;
+
 /** A shard's verified page table. */
 interface Table {
   readonly digests: Buffer;
@@ -43,10 +47,17 @@ export class ShardPages {
    * integers, which a Map hashes without allocating (a composite key string or double would).
    */
   private readonly first: Int32Array;
-  // The last page per section: consecutive lookups (a record's row, read several times while it is
-  // laid out; the probes of a binary search in a list) mostly hit the same page and skip the LRU.
-  private readonly lastKey = [-1, -1, -1, -1, -1, -1];
-  private readonly lastPage: (Int32Array | Buffer | Table | undefined)[] = [];
+  /**
+   * A direct-mapped front of the LRU (slot = key mod FRONT): a batch looks pages up thousands of
+   * times (a row, spans, a list entry, tokens and a uuid per example), mostly pages it used a
+   * moment ago, and an LRU lookup costs several times this array probe. It holds only pages the
+   * LRU holds (an evicted page leaves it through `dispose`), so the cache's byte bound stands.
+   * Hits here refresh the LRU's recency every REFRESH-th time only: a page in use is still seen
+   * as recent, at a fraction of the cost.
+   */
+  private readonly frontKey = new Int32Array(FRONT).fill(-1);
+  private readonly frontPage: (Int32Array | Buffer | Table | undefined)[] = new Array<undefined>(FRONT).fill(undefined);
+  private frontHits = 0;
 
   constructor(storage: Storage, shards: readonly ShardMeta[], cacheBytes: number) {
     this.storage = storage;
@@ -60,7 +71,17 @@ export class ShardPages {
       });
     });
     this.first[shards.length * SLOTS] = pages;
-    this.cache = new LRUCache({ maxSize: cacheBytes, sizeCalculation: (v) => Math.max(1, 'digests' in v ? v.digests.byteLength : v.byteLength) });
+    this.cache = new LRUCache({
+      maxSize: cacheBytes,
+      sizeCalculation: (v) => Math.max(1, 'digests' in v ? v.digests.byteLength : v.byteLength),
+      dispose: (_v, key) => {
+        const at = key & (FRONT - 1);
+        if (this.frontKey[at] === key) {
+          this.frontKey[at] = -1;
+          this.frontPage[at] = undefined;
+        }
+      },
+    });
   }
 
   /** Page `p` of an int32 section of shard `i`. */
@@ -84,9 +105,11 @@ export class ShardPages {
       if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first)) throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
       key = first + p;
     }
-    if (this.lastKey[slot] === key) {
+    const at = key & (FRONT - 1);
+    if (this.frontKey[at] === key) {
       this.cacheStats.hits++;
-      return this.lastPage[slot]!;
+      if ((++this.frontHits & (REFRESH - 1)) === 0) this.cache.get(key);
+      return this.frontPage[at]!;
     }
     let v = this.cache.get(key);
     if (v) this.cacheStats.hits++;
@@ -94,9 +117,11 @@ export class ShardPages {
       this.cacheStats.misses++;
       v = section === 'pages' ? this.loadTable(i) : this.load(i, section, p);
       this.cache.set(key, v);
+      // A page larger than the whole cache is not kept by the LRU: keep it out of the front too.
+      if (!this.cache.has(key)) return v;
     }
-    this.lastKey[slot] = key;
-    this.lastPage[slot] = v;
+    this.frontKey[at] = key;
+    this.frontPage[at] = v;
     return v;
   }
 
@@ -171,7 +196,7 @@ export class ShardPages {
 
   close(): void {
     this.cache.clear();
-    this.lastKey.fill(-1);
-    this.lastPage.length = 0;
+    this.frontKey.fill(-1);
+    this.frontPage.fill(undefined);
   }
 }
