@@ -4,13 +4,43 @@ import type { Batch, BatchStats, CorpusInfo, DomainStats, EvalExample, SegmentIn
 /** The label of unsupervised positions (PyTorch's CrossEntropyLoss ignore_index). */
 export const IGNORE_INDEX = -100;
 
-/** Little-endian int32 bytes as an Int32Array (copied: the bytes may be unaligned). */
+/** Whether this host stores an Int32Array little-endian (as the wire does): then bytes are copied whole. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Little-endian int32 bytes as an Int32Array (copied: the bytes may be unaligned). One block
+ * copy on a little-endian host; a DataView read per value otherwise. */
 export function int32s(bytes: Uint8Array): Int32Array {
   if (bytes.byteLength % 4 !== 0) throw malformed(`${bytes.byteLength} token bytes, not a multiple of 4`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Int32Array(bytes.byteLength / 4);
+  if (LITTLE_ENDIAN_HOST) {
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = view.getInt32(i * 4, true);
   return out;
+}
+
+/** 0, 1, 2, …: a segment's position ids are a prefix of it (one block copy per segment). */
+let ramp = new Int32Array(0);
+function positions(n: number): Int32Array {
+  if (ramp.length < n) {
+    ramp = new Int32Array(Math.max(n, 2 * ramp.length));
+    for (let i = 0; i < ramp.length; i++) ramp[i] = i;
+  }
+  return ramp.subarray(0, n);
+}
+
+/** The segment holding flattened token `t`: the last i with cu[i] <= t < cu[i + 1] (empty segments skipped). */
+function segmentAt(cu: Int32Array, t: number): number {
+  let lo = 0;
+  let hi = cu.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (cu[mid]! <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
 }
 
 type Dense = Pick<Batch, 'inputIds' | 'labels' | 'positionIds' | 'segmentIds' | 'cuSeqlens' | 'maxSeqlen'>;
@@ -31,8 +61,7 @@ export function denseArrays(b: WireBatch): Dense {
   const positionIds = new Int32Array(B * L);
   const segmentIds = new Int32Array(B * L);
   const cuSeqlens = new Int32Array(S + 1);
-  // Destination of every flattened token, for placing the loss spans.
-  const dest = new Int32Array(tokens.length);
+  const dest = new Int32Array(S); // flattened [B * L] position of each segment's first token
   const order = [...Array(S).keys()].sort((x, y) => (b.segRow[x]! - b.segRow[y]!) || (b.segOffset[x]! - b.segOffset[y]!));
   const ordinal = new Int32Array(S);
   let prevRow = -1;
@@ -55,10 +84,8 @@ export function denseArrays(b: WireBatch): Dense {
     const at = b.segRow[i]! * L + b.segOffset[i]!;
     inputIds.set(tokens.subarray(start, start + len), at);
     segmentIds.fill(ordinal[i]!, at, at + len);
-    for (let j = 0; j < len; j++) {
-      positionIds[at + j] = j;
-      dest[start + j] = at + j;
-    }
+    positionIds.set(positions(len), at);
+    dest[i] = at;
     start += len;
     cuSeqlens[i + 1] = start;
     maxSeqlen = Math.max(maxSeqlen, len);
@@ -66,10 +93,16 @@ export function denseArrays(b: WireBatch): Dense {
   if (start !== tokens.length) throw malformed(`segment lengths sum to ${start} but tokens holds ${tokens.length}`);
   if (b.lossSpans.length % 2 !== 0) throw malformed('loss_spans has an odd number of entries');
   for (let k = 0; k < b.lossSpans.length; k += 2) {
-    const s0 = b.lossSpans[k]!;
+    let s0 = b.lossSpans[k]!;
     const s1 = b.lossSpans[k + 1]!;
     if (s0 > s1 || s1 > tokens.length) throw malformed(`loss span [${s0}, ${s1}) is reversed or beyond the ${tokens.length} tokens`);
-    for (let t = s0; t < s1; t++) labels[dest[t]!] = tokens[t]!;
+    // A span is normally one turn's answer inside its segment: one block copy; a span running
+    // over several segments is copied piece by piece.
+    for (let i = s0 < s1 ? segmentAt(cuSeqlens, s0) : S; s0 < s1; i++) {
+      const end = Math.min(s1, cuSeqlens[i + 1]!);
+      labels.set(tokens.subarray(s0, end), dest[i]! + s0 - cuSeqlens[i]!);
+      s0 = end;
+    }
   }
   return { inputIds, labels, positionIds, segmentIds, cuSeqlens, maxSeqlen };
 }

@@ -28,18 +28,24 @@ const server = await startChild(process.execPath, [join(ROOT, 'dist', 'cli.js'),
 const ceilings = await startChild(process.execPath, ['--import', 'tsx', 'test/bench/stream/ceiling-servers.ts', String(8 * 4096 * 4)]);
 const target = `127.0.0.1:${server.info.port}`;
 
-function measure(args: string[]): Promise<{ tokens: number; seconds: number }> {
+type Measured = { tokens: number; seconds: number; batches: number; cpu_seconds: number };
+function measure(args: string[]): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const p = spawn(PYTHON, ['test/bench/stream/measure.py', ...args, '--batches', String(batches)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { tokens: number; seconds: number }) : reject(new Error(`measure ${args.join(' ')} exited ${code}`))));
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Measured) : reject(new Error(`measure ${args.join(' ')} exited ${code}`))));
   });
 }
+
+/** Client CPU µs per batch of one-consumer rows (the measuring process: decode, prefetch, gRPC), by case name. */
+const clientCpu = new Map<string, number[]>();
+let current = '';
 
 /** n concurrent consumers; aggregate tokens/s = total tokens / slowest consumer's time. */
 async function group(n: number, make: (rank: number) => string[]): Promise<number> {
   const rs = await Promise.all(Array.from({ length: n }, (_, r) => measure(make(r))));
+  if (n === 1 && rs[0]!.cpu_seconds > 0) clientCpu.set(current, [...(clientCpu.get(current) ?? []), (rs[0]!.cpu_seconds / rs[0]!.batches) * 1e6]);
   return rs.reduce((t, r) => t + r.tokens, 0) / Math.max(...rs.map((r) => r.seconds));
 }
 
@@ -65,18 +71,21 @@ const cases: [string, () => Promise<number>][] = [
 ];
 const results = new Map<string, number[]>(cases.map(([name]) => [name, []]));
 for (let r = 0; r < runs; r++) {
-  for (const [name, run] of cases) results.get(name)!.push(await run());
+  for (const [name, run] of cases) {
+    current = name;
+    results.get(name)!.push(await run());
+  }
 }
 await stopChild(server.child);
 await stopChild(ceilings.child);
 
 const median = (name: string): number => stats(results.get(name)!).median;
 const ref = median(PACKED);
-console.log(`| source | tokens/s median | min | max | flanstream numpy (packed) ÷ this | this ÷ packed |`);
-console.log(`|---|---:|---:|---:|---:|---:|`);
+console.log(`| source | tokens/s median | min | max | flanstream numpy (packed) ÷ this | this ÷ packed | client CPU µs per batch |`);
+console.log(`|---|---:|---:|---:|---:|---:|---:|`);
 for (const [name] of cases) {
   const s = stats(results.get(name)!);
-  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(ref / s.median).toFixed(2)} | ${(s.median / ref).toFixed(2)} |`);
+  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(ref / s.median).toFixed(2)} | ${(s.median / ref).toFixed(2)} | ${clientCpu.has(name) ? stats(clientCpu.get(name)!).median.toFixed(0) : ''} |`);
 }
 const [bytesLimit, batchLimit] = [median(BYTES_CEILING), median(BATCH_CEILING)];
 const truest = bytesLimit >= batchLimit ? BYTES_CEILING : BATCH_CEILING;

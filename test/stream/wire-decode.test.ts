@@ -84,6 +84,50 @@ describe('wire decoding', () => {
     expect(Array.from(int32s(buf))).toEqual([-1, 70000]);
   });
 
+  /** The dense arrays token by token, the obvious way (the decoder copies blocks instead). */
+  function reference(b: WireBatch): number[][] {
+    const size = b.batchSize * b.seqLen;
+    const toks = Array.from({ length: b.tokens.length / 4 }, (_, i) => b.tokens.readInt32LE(i * 4));
+    const sup = toks.map(() => false);
+    for (let k = 0; k < b.lossSpans.length; k += 2) for (let t = b.lossSpans[k]!; t < b.lossSpans[k + 1]!; t++) sup[t] = true;
+    const [ids, lab, pos, seg] = [Array<number>(size).fill(b.padId), Array<number>(size).fill(X), Array<number>(size).fill(0), Array<number>(size).fill(0)];
+    const count = new Map<number, number>();
+    let k = 0;
+    b.segLength.forEach((n, i) => {
+      const row = b.segRow[i]!;
+      count.set(row, (count.get(row) ?? 0) + 1);
+      for (let j = 0; j < n; j++, k++) {
+        const at = row * b.seqLen + b.segOffset[i]! + j;
+        [ids[at], lab[at], pos[at], seg[at]] = [toks[k]!, sup[k] ? toks[k]! : X, j, count.get(row)!];
+      }
+    });
+    return [ids, lab, pos, seg];
+  }
+
+  it('equals the token-by-token reference on random batches (gaps, empty segments, spans over several segments)', () => {
+    let state = 12345;
+    const rand = (n: number): number => ((state = (state * 1103515245 + 12345) % 2147483648) % n);
+    for (let trial = 0; trial < 200; trial++) {
+      const B = 1 + rand(4);
+      const L = 4 + rand(40);
+      const [segRow, segOffset, segLength]: [number[], number[], number[]] = [[], [], []];
+      for (let r = 0; r < B; r++) {
+        for (let col = rand(3); col < L && rand(5) > 0; ) {
+          const n = rand(L - col + 1); // 0: an empty segment
+          segRow.push(r); segOffset.push(col); segLength.push(n);
+          col += n + rand(2);
+        }
+      }
+      const N = segLength.reduce((a, x) => a + x, 0);
+      const cuts = Array.from({ length: 2 * rand(5) }, () => rand(N + 1)).sort((x, y) => x - y);
+      const S = segLength.length;
+      const b = sample({ batchSize: B, seqLen: L, tokens: le(Array.from({ length: N }, () => rand(1 << 30) - (1 << 29))), segRow, segOffset, segLength,
+        lossSpans: cuts, segTask: Array<number>(S).fill(0), segTurns: Array<number>(S).fill(1), uuids: segLength.map((_, i) => `u${i}`), turnTask: Array<number>(S).fill(0) });
+      const d = denseArrays(b);
+      expect([d.inputIds, d.labels, d.positionIds, d.segmentIds].map((a) => Array.from(a)), `trial ${trial}`).toEqual(reference(b));
+    }
+  });
+
   const broken: [string, Partial<WireBatch>][] = [
     ['token bytes not a multiple of 4', { tokens: Buffer.alloc(7) }],
     ['column lengths disagree', { segOffset: [0, 3] }],

@@ -107,6 +107,7 @@ def jsonl(path: str, batches: int, output: str) -> tuple[int, float]:
                 done += 1
                 if done == WARMUP:
                     start, tokens = time.perf_counter(), 0
+                    CPU[0] = time.process_time()
                 if done == batches + WARMUP:
                     break
                 ids, labels, pos, seg = fresh()
@@ -118,6 +119,7 @@ def jsonl(path: str, batches: int, output: str) -> tuple[int, float]:
         seg[row, off:off + n] = nseg
         off += n
         tokens += n
+    CPU[1] = time.process_time()
     return tokens, time.perf_counter() - start
 
 
@@ -146,11 +148,13 @@ def _drain(stream, batches: int, to_array) -> tuple[int, float]:
     for i, msg in enumerate(stream):
         if i == WARMUP:
             start = time.perf_counter()
+            CPU[0] = time.process_time()
         if i >= WARMUP:
             tokens += to_array(msg).size
         if i == batches + WARMUP - 1:
             break
     elapsed = time.perf_counter() - start
+    CPU[1] = time.process_time()
     stream.cancel()
     return tokens, elapsed
 
