@@ -9,14 +9,24 @@ export interface ExampleLoc {
   readonly row: number;
 }
 
+/** Per run of a task, in `runs`: its shard, its local task index there, and where its list starts in the shard's lists section, or −1 if the list has excluded entries. */
+const RUN_SHARD = 0;
+const RUN_LOCAL = 1;
+const RUN_LIST = 2;
+const RUN_WIDTH = 3;
+
 /**
  * Maps (task, i) — the i-th record of a task in one split — to its shard and row through the
- * manifest's per-task runs: O(shards of the task) memory, O(log shards) per lookup.
+ * manifest's per-task runs: O(shards of the task) memory, O(log shards) per lookup. The runs are
+ * copied into one typed array per task: locate runs once per drawn example, and following the
+ * manifest's objects (task, its runs, the run's tuple, the shard's task entry and its offsets)
+ * cost more than the search itself, mostly in cache misses.
  */
 export class ExampleTable {
   readonly reader: IndexReader;
   readonly split: SplitIndex;
   private readonly cum: Float64Array[];
+  private readonly runs: Int32Array[];
 
   constructor(reader: IndexReader, split: SplitIndex) {
     this.reader = reader;
@@ -27,6 +37,17 @@ export class ExampleTable {
       runs.forEach(([, , n], i) => (c[i + 1] = (c[i] ?? 0) + n));
       return c;
     });
+    this.runs = reader.tasks.map((t) => {
+      const runs = t.runs[split] ?? [];
+      const out = new Int32Array(runs.length * RUN_WIDTH);
+      runs.forEach(([shard, local], r) => {
+        const entry = reader.shard(shard).tasks[local];
+        // A list with excluded entries (duplicate uuids) goes through listAt, which skips them.
+        const direct = entry !== undefined && reader.listCount(shard, local, split) === entry.counts[split];
+        out.set([shard, local, direct ? entry.listOffsets[split] : -1], r * RUN_WIDTH);
+      });
+      return out;
+    });
   }
 
   size(task: number): number {
@@ -36,17 +57,22 @@ export class ExampleTable {
 
   locate(task: number, i: number): ExampleLoc {
     const c = this.cum[task];
-    const runs = this.reader.tasks[task]?.runs[this.split];
+    const runs = this.runs[task];
     if (!c || !runs) throw new RangeError(`no task ${task}`);
     let lo = 0;
-    let hi = runs.length - 1;
+    let hi = runs.length / RUN_WIDTH - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if ((c[mid] ?? 0) <= i) lo = mid;
       else hi = mid - 1;
     }
-    const [shard, local] = runs[lo] ?? [0, 0];
-    const row = this.reader.listAt(shard, local, this.split, i - (c[lo] ?? 0));
+    const o = lo * RUN_WIDTH;
+    const shard = runs[o + RUN_SHARD] ?? 0;
+    const k = i - (c[lo] ?? 0);
+    const list = runs[o + RUN_LIST] ?? -1;
+    // k is in the run's list exactly when i is in the task's records (the runs partition them).
+    const inList = i >= 0 && i < (c[c.length - 1] ?? 0);
+    const row = !inList ? undefined : list >= 0 ? this.reader.listEntry(shard, list + k) : this.reader.listAt(shard, runs[o + RUN_LOCAL] ?? 0, this.split, k);
     if (row === undefined) throw new RangeError(`task ${task} has no record ${i}`);
     return { task, i, shard, row };
   }

@@ -157,7 +157,11 @@ export class IndexReader {
     const t = this.task(i, local);
     const skip = this.exclusions?.positions(i, local, split);
     if (!(k >= 0 && k < t.counts[split] - (skip?.length ?? 0))) return undefined;
-    const at = t.listOffsets[split] + (skip ? Exclusions.rawPosition(skip, k) : k);
+    return this.listEntry(i, t.listOffsets[split] + (skip ? Exclusions.rawPosition(skip, k) : k));
+  }
+
+  /** Entry `at` of shard `i`'s lists section as stored (no task, split or exclusion applied): for callers that resolved those once. */
+  listEntry(i: number, at: number): number | undefined {
     const p = Math.floor(at / LIST_PAGE_ENTRIES);
     return this.pages.ints(i, 'lists', p)[at - p * LIST_PAGE_ENTRIES];
   }

@@ -6,6 +6,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { buildPart, mergeParts } from '../../src/index/build-part.js';
 import { findDuplicateUuids } from '../../src/index/duplicate-uuids.js';
 import { QUARANTINE_FILE } from '../../src/index/format.js';
+import { ExampleTable } from '../../src/index/example-table.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { readManifest } from '../../src/index/manifest-io.js';
 import { ShardFiles } from '../../src/index/shard-access.js';
@@ -105,6 +106,31 @@ describe('duplicate uuids across the corpus', () => {
       const served = trivia.runs[0]!.flatMap(([s, local]) => Array.from(r.list(s, local, 0), (row) => r.uuid(s, row)));
       expect(served).toHaveLength(UNIQUE_TRAIN);
       expect(new Set(served).size).toBe(UNIQUE_TRAIN);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('ExampleTable.locate walks the same lists: every position of every task, runs with and without left-out repeats', () => {
+    const r = IndexReader.open(single);
+    try {
+      let withRepeats = 0;
+      for (const split of [0, 1] as const) {
+        const table = new ExampleTable(r, split);
+        for (const t of r.tasks) {
+          // The task's records in order, run by run, from the reader's lists (repeats left out).
+          const expected = (t.runs[split] ?? []).flatMap(([s, local]) => {
+            const list = r.list(s, local, split);
+            if (list.length !== r.shard(s).tasks[local]!.counts[split]) withRepeats++;
+            return Array.from(list, (row) => `${s}:${row}`);
+          });
+          expect(table.size(t.id)).toBe(expected.length);
+          expect(expected.map((_, i) => table.locate(t.id, i)).map((l) => `${l.shard}:${l.row}`), t.path).toEqual(expected);
+          for (const i of [-1, expected.length, expected.length + 3]) expect(() => table.locate(t.id, i)).toThrow(`task ${t.id} has no record ${i}`);
+        }
+      }
+      // Beta's and Gamma's lists hold repeats (left out through listAt); Alpha's are read directly.
+      expect(withRepeats).toBeGreaterThan(0);
     } finally {
       r.close();
     }
