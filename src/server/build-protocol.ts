@@ -55,7 +55,7 @@ export interface PlanTally {
 export interface Built {
   readonly stream: number;
   readonly state: StreamState;
-  /** A batch: its wire bytes and the columns /metrics reads (both transferred, see batch-summary.ts). */
+  /** A batch: its wire bytes (transferred) and the columns /metrics reads (batch-summary.ts). */
   readonly bytes?: Uint8Array;
   readonly summary?: BatchSummary;
   /** The stream's end (max_batches, complete): the last message built. */

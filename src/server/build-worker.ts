@@ -139,7 +139,8 @@ function serve(core: DataServiceCore): void {
           } else {
             const bytes = own(encodeStreamResponse(msg));
             const summary = summarize(msg.batch);
-            transfer.push(bytes, summary.packed.buffer as ArrayBuffer);
+            // The bytes are moved; the summary (a few KB) is copied: a transfer costs more than that copy.
+            transfer.push(bytes);
             built = { stream, state: state(s), bytes: new Uint8Array(bytes), summary };
           }
         } catch (err) {

@@ -10,6 +10,9 @@ import type { ServedStream, ServedStreamOpener } from './served-stream.js';
 
 export { BUILD_AHEAD } from './remote-stream.js';
 
+/** The young generation of a build worker, in MB (see docs/performance.md, "serve --workers N"). */
+export const BUILD_YOUNG_MB = 0;
+
 /**
  * `serve --workers N`: N worker threads (build-worker.ts), each with the index open, build and
  * encode the batches of the streams assigned to them; this thread keeps the gRPC calls and
@@ -29,8 +32,13 @@ export class WorkerPool implements ServedStreamOpener {
     private readonly workers: readonly BuildWorker[],
   ) {}
 
-  static async start(core: DataServiceCore, indexDir: string, settings: CoreSettings, n: number): Promise<WorkerPool> {
-    const workers = Array.from({ length: n }, () => new BuildWorker(spawnWorker(import.meta.url, 'build-worker', { workerData: { indexDir, settings } })));
+  /**
+   * `youngMb`: each worker's young generation (V8 semi-spaces) at most, in MB; 0 keeps V8's
+   * default. Building a batch allocates short-lived objects by the thousand, see BUILD_YOUNG_MB.
+   */
+  static async start(core: DataServiceCore, indexDir: string, settings: CoreSettings, n: number, youngMb = BUILD_YOUNG_MB): Promise<WorkerPool> {
+    const resourceLimits = youngMb > 0 ? { maxYoungGenerationSizeMb: youngMb } : undefined;
+    const workers = Array.from({ length: n }, () => new BuildWorker(spawnWorker(import.meta.url, 'build-worker', { workerData: { indexDir, settings }, resourceLimits })));
     try {
       await Promise.all(workers.map((w) => w.ready));
     } catch (err) {

@@ -3,14 +3,14 @@
  * once, each building --batches batches as fast as it can (build + wire encoding, what the pump
  * asks of a stream), through 1 and through 2 build workers, and on the server thread itself (0),
  * in the same run, cases interleaved run by run. Target: 2 workers ≥ 1.7 × 1 worker on 2 cores.
- *   npx tsx test/bench/workers-bench.ts [--runs 5] [--batches 150] [--streams 4] [--records 20000]
+ *   npx tsx test/bench/workers-bench.ts [--runs 5] [--batches 150] [--streams 4] [--records 20000] [--young 0,64]
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { LocalOpener, type ServedStreamOpener } from '../../src/server/served-stream.js';
-import { WorkerPool } from '../../src/server/worker-pool.js';
+import { BUILD_YOUNG_MB, WorkerPool } from '../../src/server/worker-pool.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { arg, benchIndex, stats } from './bench-util.js';
 
@@ -20,11 +20,15 @@ const streams = arg('streams', 4);
 const index = benchIndex(arg('records', 20000));
 const settings = coreSettings(loadConfig(undefined, { 'index.dir': index }, {}));
 const core = await DataServiceCore.open(index, settings);
-const openers: [string, ServedStreamOpener][] = [
-  ['server thread (workers 0)', new LocalOpener(core)],
-  ['1 worker', await WorkerPool.start(core, index, settings, 1)],
-  ['2 workers', await WorkerPool.start(core, index, settings, 2)],
-];
+/** --young 0,64: the pools again with each worker's young generation at most this many MB (0: V8's default); without it, the shipped BUILD_YOUNG_MB. */
+const youngArg = process.argv.indexOf('--young');
+const young = youngArg >= 0 ? process.argv[youngArg + 1]!.split(',').map(Number) : [BUILD_YOUNG_MB];
+const openers: [string, ServedStreamOpener][] = [['server thread (workers 0)', new LocalOpener(core)]];
+for (const mb of young) {
+  const label = youngArg >= 0 ? `, young ${mb || 'default'}` : '';
+  openers.push([`1 worker${label}`, await WorkerPool.start(core, index, settings, 1, mb)]);
+  openers.push([`2 workers${label}`, await WorkerPool.start(core, index, settings, 2, mb)]);
+}
 
 /**
  * CPU seconds of this process's main thread (Linux: /proc/self/task/<pid>/stat, utime + stime in
@@ -69,11 +73,12 @@ for (let r = 0; r < runs; r++) {
 }
 for (const [, o] of openers) if (o instanceof WorkerPool) await o.close();
 
-const one = stats(results.get('1 worker')!).median;
+/** 2 workers ÷ the 1 worker of the same young generation; the server thread ÷ the first 1 worker. */
+const oneOf = (name: string): number => stats(results.get(name.startsWith('2 workers') ? name.replace('2 workers', '1 worker') : openers[1]![0])!).median;
 console.log('| build | batches/s median | min | max | ÷ 1 worker | batches per CPU-second (all threads) | main-thread CPU ms per batch |');
 console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const [name] of openers) {
   const s = stats(results.get(name)!);
-  console.log(`| ${name} | ${s.median.toFixed(0)} | ${s.min.toFixed(0)} | ${s.max.toFixed(0)} | ${(s.median / one).toFixed(2)} | ${stats(perCpu.get(name)!).median.toFixed(0)} | ${stats(mainMs.get(name)!).median.toFixed(3)} |`);
+  console.log(`| ${name} | ${s.median.toFixed(0)} | ${s.min.toFixed(0)} | ${s.max.toFixed(0)} | ${(s.median / oneOf(name)).toFixed(2)} | ${stats(perCpu.get(name)!).median.toFixed(0)} | ${stats(mainMs.get(name)!).median.toFixed(3)} |`);
 }
 console.log(`\n${runs} runs × ${streams} streams × ${batches} batches of 8 × 4096 (packed), in process, no transport. Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cpus().length} cores.`);
