@@ -1,18 +1,17 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AudioResolver } from '../corpus/audio-resolver.js';
 import { splitAudioRefs } from '../corpus/audio-refs.js';
 import { frameWindow } from '../corpus/audio-window.js';
-import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
+import { NpyFormatError } from '../corpus/npy.js';
 import { countByReason, type QuarantineEntry } from '../corpus/quarantine.js';
 import { parseRecord } from '../corpus/record-parse.js';
 import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readCorpusShard } from '../corpus/shard-lines.js';
-import type { EncodeCache } from '../tokenize/encode-cache.js';
-import { checksum, clipKey, digest } from '../util/hash.js';
+import { checksum, digest } from '../util/hash.js';
 import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 import { writeShardFile } from './shard-file.js';
+import type { ShardTools } from './shard-tools.js';
 
 export interface ShardJob {
   readonly corpus: string;
@@ -32,13 +31,10 @@ interface Accepted {
   readonly task: string;
 }
 
-/**
- * Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. `encoder`
- * (the tokenizer and its remembered texts) and `audio` (its clips) live as long as the build.
- */
-export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: AudioResolver): Promise<ShardMeta> {
+/** Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. */
+export async function buildShard(job: ShardJob, tools: ShardTools): Promise<ShardMeta> {
   const { source, options } = job;
-  const { tok } = encoder;
+  const { tok, audio, encoder, clips } = tools;
   // Read through the resolver's corpus files: the same directory or s3:// prefix as the audio.
   const { lines, issues, bytes: jsonlBytes, sourceHash } = await readCorpusShard(audio.files, source, options.maxLineBytes);
   // On S3, the shard's clips are fetched ahead while its records are resolved in order.
@@ -49,28 +45,6 @@ export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: Aud
   const accepted: Accepted[] = [];
   /** Accepted uuids and their lines: a later record with one is quarantined naming the first. */
   const seen = new Map<string, number>();
-  // Clips recur across the records of a shard: map each one (and window) into the vocabulary once.
-  const clipTokens = new Map<NpyArray, Map<number, Int32Array | NpyFormatError>>();
-  const tokensOf = (npy: NpyArray, from: number, to: number): Int32Array | NpyFormatError => {
-    let windows = clipTokens.get(npy);
-    if (windows === undefined) clipTokens.set(npy, (windows = new Map()));
-    const key = from * 0x100000000 + to;
-    let t = windows.get(key);
-    if (t === undefined) {
-      const out = new Int32Array(npy.codebooks * (to - from) + 2);
-      out[0] = tok.special.soa;
-      out[out.length - 1] = tok.special.eoa;
-      try {
-        audioCodesToTokens(npy, tok.vocabSize, options.codebookSize, out, 1, from, to);
-        t = out;
-      } catch (err) {
-        if (!(err instanceof NpyFormatError)) throw err;
-        t = err;
-      }
-      windows.set(key, t);
-    }
-    return t;
-  };
   const { codebooks, frameRate } = options.codec;
 
   for (const { line, text, unterminated } of lines) {
@@ -123,7 +97,7 @@ export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: Aud
           problem = { reason: 'audio_window', detail: `${r.file}: ${win.detail}` };
           break;
         }
-        const tokens = tokensOf(r.npy, win.from, win.to);
+        const tokens = clips.tokens(r.npy, win.from, win.to, options.codebookSize);
         if (tokens instanceof NpyFormatError) {
           problem = { reason: 'npy_malformed', detail: `${r.file}: ${tokens.message}` };
           break;
@@ -170,13 +144,6 @@ export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: Aud
     if (!at) texts.set(s, (at = addString(s)));
     return at;
   };
-  // A clip's identity is its served tokens (see SPAN): digested once per distinct token array.
-  const keys = new Map<Int32Array, [number, number]>();
-  const keyOf = (tokens: Int32Array): [number, number] => {
-    let k = keys.get(tokens);
-    if (!k) keys.set(tokens, (k = clipKey(tokens)));
-    return k;
-  };
   let tokens = 0;
   let maxCodebooks = 0;
 
@@ -186,7 +153,7 @@ export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: Aud
     const fieldLens: number[] = [];
     let audioTokens = 0;
     let audioFrames = 0;
-    let firstInputKey: [number, number] | undefined;
+    let firstInputKey: readonly [number, number] | undefined;
     const spanStart = spans.length / SPAN_WIDTH;
     a.fields.forEach((parts, fieldNo) => {
       let len = 0;
@@ -201,7 +168,8 @@ export async function buildShard(job: ShardJob, encoder: EncodeCache, audio: Aud
         const n = p.tokens.length;
         maxCodebooks = Math.max(maxCodebooks, p.codebooks);
         const [idOff, idLen] = addString(p.id);
-        const key = keyOf(p.tokens);
+        // A clip's identity is its served tokens (see SPAN), digested once per build.
+        const key = clips.key(p.tokens);
         spans.push(tokens - start, n, idOff, idLen, key[0], key[1]);
         if (fieldNo === 1 && firstInputKey === undefined) firstInputKey = key;
         tokenChunks.push(p.tokens);

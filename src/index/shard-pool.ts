@@ -1,11 +1,10 @@
-import { AudioResolver } from '../corpus/audio-resolver.js';
 import type { CorpusFiles } from '../corpus/corpus-files.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import type { ShardMeta } from './format.js';
 import { revive, type CarriedError } from '../errors.js';
-import { EncodeCache } from '../tokenize/encode-cache.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
+import { shardTools } from './shard-tools.js';
 
 /**
  * Jobs grouped by dataset (`metadata/<domain>/<ug>/<split>/<dataset>/…`), in order. Shards of one
@@ -40,11 +39,10 @@ export async function buildShards(
   if (!first) return [];
   const groups = byDataset(jobs);
   if (workers <= 1) {
-    const audio = new AudioResolver(files, first.options.audioRoots);
-    const encoder = new EncodeCache(tok);
+    const tools = shardTools(tok, files, first.options.audioRoots);
     const out: ShardMeta[] = [];
     for (const job of groups.flat()) {
-      const meta = await buildShard(job, encoder, audio);
+      const meta = await buildShard(job, tools);
       onDone(meta);
       out.push(meta);
     }

@@ -1,0 +1,56 @@
+import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
+import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
+import { clipKey } from '../util/hash.js';
+
+/**
+ * A clip window's served tokens (`<|SOA|>` codes mapped into the vocabulary `<|EOA|>`) and its
+ * clip key (SHA-1 of those tokens), made once per build instead of once per shard. Clips recur
+ * across the shards of a dataset: on the 100k sample corpus the shards resolve 83k clip windows
+ * between them, 37k distinct, and each was mapped and digested again in every shard using it.
+ *
+ * Keyed by the resolver's clip (its NpyArray object) and window, in a WeakMap: a clip's tokens live
+ * exactly as long as the AudioResolver keeps the clip (its cache is bounded by bytes of codes, and
+ * tokens take the same 4 bytes a code), and a clip the resolver reads again is mapped again, so what a shard
+ * stores is always what the resolver gave it. Mapping depends on the codebook size: a build has
+ * one, and a different one starts afresh.
+ */
+export class ClipTokens {
+  private windows = new WeakMap<NpyArray, Map<number, Int32Array | NpyFormatError>>();
+  private readonly keys = new WeakMap<Int32Array, readonly [number, number]>();
+  private codebookSize = -1;
+
+  constructor(private readonly tok: TextTokenizer) {}
+
+  /** The tokens of frames [from, to) of `npy`, or why its codes cannot be mapped. */
+  tokens(npy: NpyArray, from: number, to: number, codebookSize: number): Int32Array | NpyFormatError {
+    if (codebookSize !== this.codebookSize) {
+      this.windows = new WeakMap();
+      this.codebookSize = codebookSize;
+    }
+    let windows = this.windows.get(npy);
+    if (windows === undefined) this.windows.set(npy, (windows = new Map()));
+    const window = from * 0x100000000 + to;
+    let t = windows.get(window);
+    if (t === undefined) {
+      const out = new Int32Array(npy.codebooks * (to - from) + 2);
+      out[0] = this.tok.special.soa;
+      out[out.length - 1] = this.tok.special.eoa;
+      try {
+        audioCodesToTokens(npy, this.tok.vocabSize, codebookSize, out, 1, from, to);
+        t = out;
+      } catch (err) {
+        if (!(err instanceof NpyFormatError)) throw err;
+        t = err;
+      }
+      windows.set(window, t);
+    }
+    return t;
+  }
+
+  /** The clip key of tokens this cache made (a clip's identity in the index, see SPAN). */
+  key(tokens: Int32Array): readonly [number, number] {
+    let k = this.keys.get(tokens);
+    if (k === undefined) this.keys.set(tokens, (k = clipKey(tokens)));
+    return k;
+  }
+}
