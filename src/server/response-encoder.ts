@@ -35,15 +35,24 @@ class Writer {
   varint(n: number): void {
     const buf = this.buf;
     if (!buf) {
-      if (!(Number.isSafeInteger(n) && n >= 0)) throw new RangeError(`cannot encode ${n} as an unsigned varint`);
-      this.pos += n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : n < 268435456 ? 4 : varintBytes(n);
+      this.pos += varintSize(n);
       return;
     }
-    while (n >= 128) {
-      buf[this.pos++] = (n % 128) | 128;
-      n = Math.floor(n / 128);
+    let pos = this.pos;
+    if (n >>> 0 === n) {
+      // Below 2^32 (nearly every value): shifts, not float division.
+      while (n > 127) {
+        buf[pos++] = (n & 127) | 128;
+        n >>>= 7;
+      }
+    } else {
+      while (n >= 128) {
+        buf[pos++] = (n % 128) | 128;
+        n = Math.floor(n / 128);
+      }
     }
-    buf[this.pos++] = n;
+    buf[pos++] = n;
+    this.pos = pos;
   }
 
   tag(field: number, wire: number): void {
@@ -77,11 +86,20 @@ class Writer {
     this.pos += n;
   }
 
+  /** Written without `delimited`'s closure: per batch there are ~30 of these, each visited twice. */
   packedUints(field: number, xs: readonly number[]): void {
     if (xs.length === 0) return;
-    this.delimited(field, () => {
-      for (const x of xs) this.varint(x);
-    });
+    this.tag(field, LEN);
+    if (this.buf) {
+      this.varint(this.sizes[this.next++]!);
+      for (let i = 0; i < xs.length; i++) this.varint(xs[i]!);
+      return;
+    }
+    let len = 0;
+    for (let i = 0; i < xs.length; i++) len += varintSize(xs[i]!);
+    this.sizes.push(len);
+    this.varint(len);
+    this.pos += len;
   }
 
   packedDoubles(field: number, xs: readonly number[]): void {
@@ -112,6 +130,12 @@ class Writer {
     this.sizes[slot] = len;
     this.varint(len);
   }
+}
+
+/** Bytes of `n` as an unsigned varint; a value that is not one (negative, fractional, unsafe) is refused. */
+function varintSize(n: number): number {
+  if (n >>> 0 !== n && !(Number.isSafeInteger(n) && n >= 0)) throw new RangeError(`cannot encode ${n} as an unsigned varint`);
+  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : n < 268435456 ? 4 : varintBytes(n);
 }
 
 function varintBytes(n: number): number {

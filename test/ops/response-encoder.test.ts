@@ -18,8 +18,9 @@ const protobufjs = (r: WireResponse): Buffer => method.responseSerialize(r);
 function randomResponse(seed: number, kind: 'any' | 'batch' | 'end' = 'any'): WireResponse {
   const r = rng(seed);
   const int = (max: number): number => Math.floor(r() * max);
-  // Values across varint lengths, including uint64 beyond 32 bits (token counts of long runs).
-  const big = (): number => [0, 1, 127, 128, 16383, 16384, 2 ** 31, 2 ** 32 + 5, 2 ** 50 + 3][int(9)]! + (r() < 0.5 ? 0 : int(100));
+  // Values across varint lengths and the encoder's 2^31 / 2^32 boundaries (it shifts below 2^32),
+  // including uint64 beyond 32 bits (token counts of long runs).
+  const big = (): number => [0, 1, 127, 128, 16383, 16384, 2 ** 28 - 50, 2 ** 31 - 50, 2 ** 31, 2 ** 32 - 100, 2 ** 32 + 5, 2 ** 50 + 3][int(12)]! + (r() < 0.5 ? 0 : int(100));
   const ints = (n: number, f = (): number => int(5000)): number[] => Array.from({ length: n }, f);
   const bytes = (n: number): Buffer => Buffer.from(ints(n, () => int(256)));
   const text = (): string => ['', 'a', 'ünï', '音频', 'x'.repeat(300)][int(5)]!;
