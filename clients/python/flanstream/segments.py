@@ -91,13 +91,17 @@ class Segments(Sequence[Segment]):
             self._n = len(self._items)
 
     def _list(self) -> List[Segment]:
-        if self._items is None:
-            assert self._build is not None
-            items = self._build()
+        items = self._items
+        if items is None:
+            build = self._build
+            if build is None:  # another thread built them meanwhile (it sets _items first)
+                return self._items  # type: ignore[return-value]
+            items = build()
             if len(items) != self._n:
                 raise ValueError(f"built {len(items)} segments, expected {self._n}")
-            self._items, self._build = items, None  # drop the batch message it read
-        return self._items
+            self._items = items
+            self._build = None  # drop the batch message it read
+        return items
 
     def __len__(self) -> int:
         return self._n

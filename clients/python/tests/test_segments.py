@@ -163,3 +163,23 @@ def test_segments_from_a_real_server_match_the_wire(server, packing: str) -> Non
         assert [tuple(x) for x in batch["turn_spans"][:, 1:3].tolist()] == [c for s in segs for c in s["loss_spans"]]
         n += 1
     assert n == 4
+
+
+def test_concurrent_first_reads_all_see_the_segments() -> None:
+    """Threads reading a batch's segments at once (a logger and the loop) all get them, never an error."""
+    import threading
+    import time
+    items = [{"row": i} for i in range(5)]
+
+    def slow() -> List[Dict[str, Any]]:
+        time.sleep(0.01)
+        return [dict(s) for s in items]
+    for _ in range(20):
+        segs = Segments((5, slow))
+        got: List[Any] = []
+        threads = [threading.Thread(target=lambda: got.append(list(segs))) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert got == [items] * 6 and segs == items
