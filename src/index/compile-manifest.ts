@@ -11,34 +11,35 @@ import type { TemplatePieces } from '../tokenize/chat-template.js';
 
 /**
  * A record's shortest train lengths under every audio layout and k (SegmentLayout serves clips
- * re-arranged, so a record that fits `seq_len` flat may not fit delayed): folds one record's
- * stored spans into per-task minimums of [whole record, what truncation keeps].
+ * re-arranged, so a record that fits `seq_len` flat may not fit delayed): folds the stored spans
+ * [from, to) of one record into per-task minimums of [whole record, what truncation keeps]. Runs
+ * once per train record for every (layout, k): the keys are made once and a task's minimums are
+ * lowered in place, since a fresh pair and key string per record and slot were most of the
+ * compile step's allocations.
  */
-function audioMinTable(q: number): (into: Map<string, [number, number]>, spans: Int32Array, instr: number, input: number, whole: number, core: number) => void {
+function audioMinTable(q: number): (into: Map<string, [number, number]>, spans: Int32Array, from: number, to: number, instr: number, input: number, whole: number, core: number) => void {
   const ks = Array.from({ length: Math.min(q, MIN_TABLE_CODEBOOKS) }, (_, i) => i + 1);
-  return (into, spans, instr, input, whole, core) => {
-    // Clips in the kept core: all but the input's clips after its first one.
-    let seenInputClip = false;
-    const clips: [frames: number, stored: number, inCore: boolean][] = [];
-    for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
-      const rel = (spans[o + SPAN.REL_START] ?? 0) - instr;
-      const len = spans[o + SPAN.LENGTH] ?? 0;
-      const inInput = rel >= 0 && rel < input;
-      clips.push([(len - 2) / q, len, !inInput || !seenInputClip]);
-      seenInputClip ||= inInput;
-    }
-    for (const layout of AUDIO_LAYOUTS) {
-      for (const k of ks) {
-        let w = whole;
-        let c = core;
-        for (const [frames, stored, inCore] of clips) {
-          const delta = layout.tokens(frames, k) + 2 - stored;
-          w += delta;
-          if (inCore) c += delta;
-        }
-        const key = minKey(layout.name, k);
-        const old = into.get(key);
-        into.set(key, old ? [Math.min(old[0], w), Math.min(old[1], c)] : [w, c]);
+  const slots = AUDIO_LAYOUTS.flatMap((layout) => ks.map((k) => ({ layout, k, key: minKey(layout.name, k) })));
+  return (into, spans, from, to, instr, input, whole, core) => {
+    for (const { layout, k, key } of slots) {
+      let w = whole;
+      let c = core;
+      // Clips in the kept core: all but the input's clips after its first one.
+      let seenInputClip = false;
+      for (let o = from * SPAN_WIDTH; o < to * SPAN_WIDTH; o += SPAN_WIDTH) {
+        const rel = (spans[o + SPAN.REL_START] ?? 0) - instr;
+        const stored = spans[o + SPAN.LENGTH] ?? 0;
+        const inInput = rel >= 0 && rel < input;
+        const delta = layout.tokens((stored - 2) / q, k) + 2 - stored;
+        w += delta;
+        if (!inInput || !seenInputClip) c += delta;
+        seenInputClip ||= inInput;
+      }
+      const old = into.get(key);
+      if (old === undefined) into.set(key, [w, c]);
+      else {
+        old[0] = Math.min(old[0], w);
+        old[1] = Math.min(old[1], c);
       }
     }
   };
@@ -152,7 +153,7 @@ function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, opt
       if ((rows[o + ROW.SPLITS] ?? 0) & SPLIT_BIT.train) {
         a.minTrain = Math.min(a.minTrain, core + input);
         a.minCore = Math.min(a.minCore, core + firstClipEnd);
-        mins(a.audioMins, spans.subarray(first * SPAN_WIDTH, (first + count) * SPAN_WIDTH), instr, input, core + input, core + firstClipEnd);
+        mins(a.audioMins, spans, first, first + count, instr, input, core + input, core + firstClipEnd);
       }
     }
   });

@@ -129,13 +129,15 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   const tokenChunks: Int32Array[] = [];
   const rows = new Int32Array(accepted.length * ROW_WIDTH);
   const spans: number[] = [];
-  const strings: Buffer[] = [];
+  // Strings are measured now and encoded into the section once at the end: a Buffer per string
+  // (uuid, output, clip id: several per record) was a large share of the build's allocations.
+  const strings: string[] = [];
   let stringBytes = 0;
   const addString = (s: string): [number, number] => {
-    const b = Buffer.from(s, 'utf8');
-    strings.push(b);
-    stringBytes += b.length;
-    return [stringBytes - b.length, b.length];
+    const n = Buffer.byteLength(s, 'utf8');
+    strings.push(s);
+    stringBytes += n;
+    return [stringBytes - n, n];
   };
   // Instructions repeat across a task's records: their texts are stored once per shard.
   const texts = new Map<string, [number, number]>();
@@ -229,7 +231,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   });
 
   // Serialize sections back to back; tokens first so token offsets are file offsets / 4.
-  const tokenBuf = Buffer.alloc(tokens * 4);
+  const tokenBuf = Buffer.allocUnsafe(tokens * 4); // every byte is set below
   let at = 0;
   for (const c of tokenChunks) {
     tokenBuf.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), at);
@@ -243,7 +245,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     tokens: tokenBuf,
     rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
     spans: Buffer.from(Int32Array.from(spans).buffer),
-    strings: Buffer.concat(strings, stringBytes),
+    strings: utf8Section(strings, stringBytes),
     lists: Buffer.from(Int32Array.from(lists).buffer),
   };
   const depsBuf = Buffer.from(JSON.stringify(deps));
@@ -256,6 +258,15 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     key, ...written, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks,
     maxCodebooks, quarantined: countByReason(quarantine), quarantineFile, firstProblem: quarantine[0]?.detail ?? '', jsonlBytes,
   };
+}
+
+/** The strings' UTF-8 bytes back to back, each encoded on its own (as Buffer.from would: a lone surrogate is U+FFFD whatever follows it). */
+export function utf8Section(strings: readonly string[], bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const s of strings) at += out.write(s, at, 'utf8');
+  if (at !== bytes) throw new Error(`strings section: wrote ${at} bytes of ${bytes}`);
+  return out;
 }
 
 /** Quarantine entries as JSON lines, in blocks: one string of a million lines would exceed V8's string limit. */
