@@ -11,19 +11,21 @@ const NONE = -1;
  * whole window (256 units by default) for it, and shifting the window down after each pick, cost
  * a few hundred steps per packed example. Picks are exactly the scan's: the same unit every time.
  *
- * Units sit in a ring of slots by draw number; a picked unit leaves an empty slot until the
- * oldest passes it. Why buckets need no unlinking from the middle: a bucket holds its units in
- * draw order, and a unit is only ever taken as its bucket's oldest (best fit takes the bucket's
- * head; the oldest pending unit of all is the oldest of its bucket too).
+ * Units sit in slots (as many as units pending: memory follows the window, not how long a unit
+ * waits), chained oldest to newest and, per length, oldest to newest. Why a bucket needs no
+ * unlinking from its middle: it holds its units in draw order, and a unit is only ever taken as
+ * its bucket's oldest (best fit takes the bucket's head; the oldest pending unit of all is the
+ * oldest of its bucket too).
  */
 export class PendingUnits {
   private slots: (Segment | undefined)[] = [];
-  /** Per slot: the slot of the next unit of the same length, or NONE. */
+  /** Per slot: the next unit of the same length, the next newer and older unit, or NONE; free slots chain through `newer`. */
   private nextSame = new Int32Array(0);
-  private mask = 0;
-  /** Draw numbers of the oldest pending unit (or `tail` if none) and of the next unit to come. */
-  private head = 0;
-  private tail = 0;
+  private newer = new Int32Array(0);
+  private older = new Int32Array(0);
+  private oldest = NONE;
+  private newest = NONE;
+  private free = NONE;
   private count = 0;
   /** Per length: the slots of the oldest and the newest pending unit of that length. */
   private first = new Int32Array(0);
@@ -39,25 +41,32 @@ export class PendingUnits {
     return this.count;
   }
 
+  /** Slots allocated: at most twice the most units ever pending at once. */
+  get capacity(): number {
+    return this.slots.length;
+  }
+
   /** The pending units, oldest first. */
   list(): Segment[] {
     const out: Segment[] = [];
-    for (let s = this.head; s < this.tail; s++) {
-      const u = this.slots[s & this.mask];
-      if (u) out.push(u);
-    }
+    for (let s = this.oldest; s !== NONE; s = this.newer[s]!) out.push(this.slots[s]!);
     return out;
   }
 
   push(unit: Segment): void {
     const len = unit.length;
     if (!(Number.isInteger(len) && len >= 0)) throw new RangeError(`a packing unit's length must be a non-negative integer, got ${len}`);
-    if (this.tail - this.head === this.slots.length || len >= this.first.length) {
-      this.rebuild(this.tail - this.head === this.slots.length ? this.slots.length * 2 : this.slots.length, len + 1);
-    }
-    const slot = this.tail & this.mask;
+    if (len >= this.first.length) this.rebuild(this.slots.length, len + 1);
+    if (this.free === NONE) this.grow();
+    const slot = this.free;
+    this.free = this.newer[slot]!;
     this.slots[slot] = unit;
     this.nextSame[slot] = NONE;
+    this.newer[slot] = NONE;
+    this.older[slot] = this.newest;
+    if (this.newest === NONE) this.oldest = slot;
+    else this.newer[this.newest] = slot;
+    this.newest = slot;
     const prev = this.last[len]!;
     if (prev === NONE) {
       this.first[len] = slot;
@@ -66,14 +75,12 @@ export class PendingUnits {
       this.nextSame[prev] = slot;
     }
     this.last[len] = slot;
-    this.tail++;
     this.count++;
   }
 
   /** Removes and returns the oldest pending unit (undefined if there is none). */
   takeOldest(): Segment | undefined {
-    if (this.count === 0) return undefined;
-    return this.take(this.slots[this.head & this.mask]!.length);
+    return this.oldest === NONE ? undefined : this.take(this.slots[this.oldest]!.length);
   }
 
   /** Removes and returns the largest unit of length 1 … free, the oldest among equals (undefined if none fits). */
@@ -92,10 +99,34 @@ export class PendingUnits {
       this.last[len] = NONE;
       this.lengths.delete(len);
     }
+    const o = this.older[slot]!;
+    const n = this.newer[slot]!;
+    if (o === NONE) this.oldest = n;
+    else this.newer[o] = n;
+    if (n === NONE) this.newest = o;
+    else this.older[n] = o;
     this.slots[slot] = undefined;
+    this.newer[slot] = this.free;
+    this.free = slot;
     this.count--;
-    while (this.head < this.tail && this.slots[this.head & this.mask] === undefined) this.head++;
     return unit;
+  }
+
+  /** Twice the slots; the new ones join the free chain (slots in use keep their place). */
+  private grow(): void {
+    const had = this.slots.length;
+    const cap = Math.max(1, had * 2);
+    const widen = (a: Int32Array): Int32Array<ArrayBuffer> => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    [this.nextSame, this.newer, this.older] = [widen(this.nextSame), widen(this.newer), widen(this.older)];
+    for (let s = had; s < cap; s++) this.slots.push(undefined);
+    for (let s = cap - 1; s >= had; s--) {
+      this.newer[s] = this.free;
+      this.free = s;
+    }
   }
 
   /** Fresh storage for at least `capacity` slots and lengths below `lengths`, the pending units put back in order. */
@@ -106,14 +137,15 @@ export class PendingUnits {
   }
 
   private reset(capacity: number, lengths: number): void {
-    let cap = 1;
-    while (cap < capacity) cap *= 2;
-    this.slots = new Array<Segment | undefined>(cap).fill(undefined);
-    this.nextSame = new Int32Array(cap);
-    this.mask = cap - 1;
-    this.head = 0;
-    this.tail = 0;
+    this.slots = [];
+    this.nextSame = new Int32Array(0);
+    this.newer = new Int32Array(0);
+    this.older = new Int32Array(0);
+    this.oldest = NONE;
+    this.newest = NONE;
+    this.free = NONE;
     this.count = 0;
+    while (this.slots.length < capacity) this.grow();
     // Lengths grow by doubling too, so a stream rebuilds at most a few times.
     let n = 1;
     while (n < lengths) n *= 2;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BestFitWindow } from '../../src/pack/best-fit.js';
+import { PendingUnits } from '../../src/pack/pending-units.js';
 import type { Segment } from '../../src/pack/segment-layout.js';
 import { LevelBitset } from '../../src/util/level-bitset.js';
 
@@ -117,6 +118,22 @@ describe('best-fit window through length buckets', () => {
     expect(p.pending.map((u) => u.length)).toEqual([0, 600, 0, 1000, 1000]);
     expect(p.row(100, () => unit(1000))).toEqual([units[1]]);
     expect(p.row(100, () => unit(1000))[0]).toBe(units[2]);
+  });
+});
+
+describe('PendingUnits memory', () => {
+  it('follows the units pending, not how long one waits: full-row units waiting behind 100,000 one-token units', () => {
+    // Every 300th unit fills a row alone; best fit for one token passes it by, so it waits until
+    // it is the oldest while the one-token units stream past (draws, not units, pile up in between).
+    const pool = new PendingUnits([], 512);
+    for (let i = 0; i < 100_000; i++) {
+      pool.push(unit(i % 300 === 0 ? 4096 : 1));
+      if (pool.size >= 256) pool.takeBestFit(1) ?? pool.takeOldest();
+    }
+    expect(pool.capacity).toBeLessThanOrEqual(512);
+    const left = pool.list();
+    expect(left).toHaveLength(pool.size);
+    expect(left.filter((u) => u.length === 4096).length).toBeGreaterThan(200);
   });
 });
 
