@@ -128,7 +128,7 @@ describe('PendingUnits memory', () => {
     const pool = new PendingUnits([], 512);
     for (let i = 0; i < 100_000; i++) {
       pool.push(unit(i % 300 === 0 ? 4096 : 1));
-      if (pool.size >= 256) pool.takeBestFit(1) ?? pool.takeOldest();
+      if (pool.size >= 256 && !pool.takeBestFit(1)) pool.takeOldest();
     }
     expect(pool.capacity).toBeLessThanOrEqual(512);
     const left = pool.list();
