@@ -3,6 +3,7 @@ import type { EvalExample__Output } from '../../proto/generated/flanstream/v1/Ev
 import type { Stats__Output } from '../../proto/generated/flanstream/v1/Stats.js';
 import type { StreamEnd__Output } from '../../proto/generated/flanstream/v1/StreamEnd.js';
 import type { WireResponse } from '../stream/wire-types.js';
+import { tokensWithRoom } from '../stream/batch-builder.js';
 import { loadDefinition, messageFields } from './proto.js';
 
 /**
@@ -27,9 +28,13 @@ const LEN = 2;
 class Writer {
   pos = 0;
   private next = 0;
+  /** Where the counting pass met `inPlace`'s bytes; -1 if it did not. */
+  inPlaceAt = -1;
   constructor(
     private readonly buf: Buffer | null,
     private readonly sizes: number[],
+    /** Counting: bytes to find the position of; writing: bytes already where they belong in `buf` (a batch's tokens). */
+    private readonly inPlace: Uint8Array | null = null,
   ) {}
 
   varint(n: number): void {
@@ -60,7 +65,15 @@ class Writer {
   }
 
   raw(bytes: Uint8Array): void {
-    this.buf?.set(bytes, this.pos);
+    const buf = this.buf;
+    if (!buf) {
+      if (bytes === this.inPlace) this.inPlaceAt = this.pos;
+    } else if (bytes !== this.inPlace) {
+      buf.set(bytes, this.pos);
+    } else if (bytes.byteOffset !== buf.byteOffset + this.pos) {
+      // Copying within the buffer would shift the very bytes being written around.
+      throw new Error(`StreamResponse encoder: bytes in place at ${bytes.byteOffset - buf.byteOffset}, expected at ${this.pos}`);
+    }
     this.pos += bytes.length;
   }
 
@@ -125,10 +138,14 @@ class Writer {
     }
     const slot = this.sizes.push(0) - 1;
     const start = this.pos;
+    const placed = this.inPlaceAt;
     body();
     const len = this.pos - start;
     this.sizes[slot] = len;
+    const before = this.pos;
     this.varint(len);
+    // The length is counted after its body but written before it: move a position found inside.
+    if (placed < 0 && this.inPlaceAt >= 0) this.inPlaceAt += this.pos - before;
   }
 }
 
@@ -211,13 +228,25 @@ function response(w: Writer, r: WireResponse): void {
   else w.message(KIND.end, (m) => end(m, r.end));
 }
 
+/**
+ * Whether to write a response of `size` bytes around a batch's tokens in place (found at `at`), when
+ * batch-builder.ts made their buffer with room before and after them and no response was written
+ * around them yet (it leaves `tokensWithRoom` now: that response's bytes may be in gRPC's hands);
+ * otherwise it is written into a new buffer.
+ */
+function inPlace(tokens: Uint8Array | null, at: number, size: number): tokens is Uint8Array {
+  return tokens !== null && at >= 0 && tokens.byteOffset >= at && tokens.byteOffset - at + size <= tokens.buffer.byteLength && tokensWithRoom.delete(tokens.buffer);
+}
+
 /** The protobuf bytes of a StreamResponse. */
 export function encodeStreamResponse(r: WireResponse): Buffer {
   const sizes: number[] = [];
-  const counter = new Writer(null, sizes);
+  const tokens = 'batch' in r ? r.batch.tokens : null;
+  const counter = new Writer(null, sizes, tokens);
   response(counter, r);
-  const out = Buffer.allocUnsafe(counter.pos);
-  const w = new Writer(out, sizes);
+  const placed = inPlace(tokens, counter.inPlaceAt, counter.pos);
+  const out = placed ? Buffer.from(tokens.buffer, tokens.byteOffset - counter.inPlaceAt, counter.pos) : Buffer.allocUnsafe(counter.pos);
+  const w = new Writer(out, sizes, placed ? tokens : null);
   response(w, r);
   if (w.pos !== out.length) throw new Error(`StreamResponse encoder wrote ${w.pos} of ${out.length} bytes`);
   return out;

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { packingStrategy } from '../pack/registry.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
-import { buildBatch, buildExamples } from './batch-builder.js';
+import { buildBatch, buildExamples, messageRoom } from './batch-builder.js';
 import type { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import type { PlanCache, PlannedStep } from './plan-cache.js';
@@ -307,7 +307,7 @@ export class StreamSession {
     const mine = planned.rows.slice(rank * batchSize, (rank + 1) * batchSize);
     const layout = this.init.layout;
     const asExamples = packingStrategy(this.spec.packing).sendsExamples;
-    const body = buildBatch(layout, asExamples ? [] : mine, this.taskDomain);
+    const body = buildBatch(layout, asExamples ? [] : mine, this.taskDomain, messageRoom(planned.token, planned.stats, this.heldout.fingerprint));
     this.sent++;
     this.lastToken = planned.token;
     if (this.plans) this.stateKey = checksum(planned.token);

@@ -77,6 +77,35 @@ describe('hand-written StreamResponse encoder', () => {
     expect(compared).toBe(24);
   });
 
+  it('writes a built batch around its tokens in place, once; a batch whose tokens are any other buffer is copied', async () => {
+    const core = await openCore(inject('sampleIndex'));
+    for (const packing of ['packed', 'none']) {
+      const msg = core.open({ spec: { split: 'train', packing, batchSize: 4, seqLen: 2048 } }).next()!;
+      if (!('batch' in msg)) throw new Error('expected a batch');
+      const tokens = Buffer.from(msg.batch.tokens);
+      const first = encodeStreamResponse(msg);
+      expect(first.buffer).toBe(msg.batch.tokens.buffer);
+      expect(Buffer.compare(msg.batch.tokens, tokens)).toBe(0);
+      const want = Buffer.from(first);
+      expect(decode(first)).toEqual(decode(protobufjs(msg)));
+      // Again (or with a field changed): a new buffer; the first response, maybe in gRPC's hands, is untouched.
+      const again = encodeStreamResponse(msg);
+      const changed = encodeStreamResponse({ batch: { ...msg.batch, step: msg.batch.step + 1000 } });
+      expect(again.buffer).not.toBe(first.buffer);
+      expect(changed.buffer).not.toBe(first.buffer);
+      expect(Buffer.compare(again, want)).toBe(0);
+      expect(Buffer.compare(first, want)).toBe(0);
+      expect(decode(changed)).toEqual(decode(protobufjs({ batch: { ...msg.batch, step: msg.batch.step + 1000 } })));
+    }
+    // Tokens in any other buffer, however much room is around them (a pooled one holds other
+    // Buffers' bytes there), are never written around.
+    const other = Buffer.alloc(1 << 16, 7);
+    const msg = randomResponse(3, 'batch') as { batch: WireBatch };
+    const out = encodeStreamResponse({ batch: { ...msg.batch, tokens: other.subarray(4096, 4096 + 64) } });
+    expect(out.buffer).not.toBe(other.buffer);
+    expect(other.every((b) => b === 7)).toBe(true);
+  });
+
   it('refuses values an unsigned field cannot hold instead of writing garbage', () => {
     const { batch } = randomResponse(3, 'batch') as { batch: WireBatch };
     const { end } = randomResponse(4, 'end') as { end: WireEnd };
