@@ -76,7 +76,18 @@ export interface Answer {
   readonly rewound?: boolean;
 }
 
-export type WorkerMessage = Built | Answer | WorkerReady;
+/**
+ * Worker → server thread: what the worker built and answered since its last post, in order. Why
+ * several per post: a post has a fixed cost on both threads (about as much as moving a batch's
+ * bytes), so the worker posts once per event-loop turn, or every `OUTBOX_MESSAGES`.
+ */
+export interface Outbox {
+  readonly messages: readonly (Built | Answer)[];
+}
+
+export const OUTBOX_MESSAGES = 4;
+
+export type WorkerMessage = Outbox | WorkerReady;
 
 /** Worker → server, once: the index is open (or why it is not). */
 export interface WorkerReady {

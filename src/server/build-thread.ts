@@ -33,11 +33,13 @@ export class BuildWorker {
     });
     worker.on('message', (m: WorkerMessage) => {
       if ('ready' in m) return m.error ? refused?.(revive(m.error)) : opened?.();
-      if (m.state) {
-        this.plans = m.state.plans;
-        this.open = m.state.streams;
+      for (const one of m.messages) {
+        if (one.state) {
+          this.plans = one.state.plans;
+          this.open = one.state.streams;
+        }
+        this.routes.get(one.stream)?.receive(one);
       }
-      this.routes.get(m.stream)?.receive(m);
     });
     // A worker that dies fails every stream it builds, with the reason.
     const die = (err: Error): void => {

@@ -15,13 +15,35 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { carry } from '../errors.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import type { SessionMark, StreamSession } from '../stream/stream-session.js';
-import type { Answer, BuildRequest, Built, StreamState, WorkerInit, WorkerReady } from './build-protocol.js';
+import { OUTBOX_MESSAGES, type Answer, type BuildRequest, type Built, type Outbox, type StreamState, type WorkerInit, type WorkerReady } from './build-protocol.js';
 import { summarize } from './batch-summary.js';
 import { encodeStreamResponse } from './response-encoder.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** What this worker built and answered, posted together (build-protocol.ts, Outbox). */
+const outbox: (Built | Answer)[] = [];
+const moved: ArrayBuffer[] = [];
+let flushing = false;
+
+function flush(): void {
+  flushing = false;
+  if (outbox.length === 0) return;
+  port.postMessage({ messages: outbox.splice(0) } satisfies Outbox, moved.splice(0));
+}
+
+/** Queues a message for the server thread: posted at the end of this turn, or at once when OUTBOX_MESSAGES are waiting. */
+function send(m: Built | Answer, transfer: ArrayBuffer[] = []): void {
+  outbox.push(m);
+  moved.push(...transfer);
+  if (outbox.length >= OUTBOX_MESSAGES) flush();
+  else if (!flushing) {
+    flushing = true;
+    setImmediate(flush);
+  }
+}
 
 /** A Buffer's bytes as a transferable ArrayBuffer of their own (a copy only for a pooled small buffer). */
 function own(b: Buffer): ArrayBuffer {
@@ -123,7 +145,7 @@ function serve(core: DataServiceCore): void {
           } catch (err) {
             a = { stream, id: op.id, error: carry(err) };
           }
-          port.postMessage(a);
+          send(a);
           continue;
         }
         if (f.over || !f.room || s.waiting) return;
@@ -149,7 +171,7 @@ function serve(core: DataServiceCore): void {
         }
         f.marks.push(s.mark);
         f.sizes.push(built.bytes?.byteLength ?? 0);
-        port.postMessage(built, transfer);
+        send(built, transfer);
       }
     } finally {
       f.busy = false;
@@ -168,7 +190,7 @@ function serve(core: DataServiceCore): void {
       } catch (err) {
         a = { stream, id: req.id, error: carry(err) };
       }
-      port.postMessage(a);
+      send(a);
       const f = feeds.get(stream);
       if (f) void drive(stream, f);
       return;
@@ -180,7 +202,7 @@ function serve(core: DataServiceCore): void {
       return;
     }
     if (!f) {
-      if (req.op !== 'credit') port.postMessage({ stream, id: req.id, error: carry(new Error(`build worker: no stream ${stream}`)) } satisfies Answer);
+      if (req.op !== 'credit') send({ stream, id: req.id, error: carry(new Error(`build worker: no stream ${stream}`)) });
       return;
     }
     if (req.op === 'credit') f.took(req.n);
