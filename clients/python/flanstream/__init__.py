@@ -15,6 +15,7 @@ from .errors import FlanStreamError
 from .evaluation import EvalPart, EvalResult, evaluate, evaluate_part, merge_evaluations
 from .info import CorpusInfo, DatasetInfo, GuardRemoval, HeldoutSetInfo, TaskInfo, VocabLayout
 from .losses import task_losses
+from .segments import Segments
 from .wire import IGNORE_INDEX, BatchDecoder, BatchStats, dense_arrays
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "RetryPolicy",
     "BatchDecoder",
     "BatchStats",
+    "Segments",
     "dense_arrays",
     "IGNORE_INDEX",
     "__version__",

@@ -13,7 +13,7 @@ import pytest
 from flanstream import BatchDecoder, FlanStreamDataset, FlanStreamError
 from flanstream._proto.flanstream.v1 import data_service_pb2 as pb
 from flanstream.info import CorpusInfo
-from flanstream.segments import Segments
+from flanstream import Segments
 
 PATHS = ["speech/SR/ASR", "music/G/Genre", "", "audio/C/Caption"]  # task 2 has no name: shown as "#2"
 INFO = CorpusInfo.from_proto(pb.CorpusInfo(
