@@ -45,10 +45,16 @@ function send(m: Built | Answer, transfer: ArrayBuffer[] = []): void {
   }
 }
 
-/** A Buffer's bytes as a transferable ArrayBuffer of their own (a copy only for a pooled small buffer). */
-function own(b: Buffer): ArrayBuffer {
-  if (b.byteOffset === 0 && b.buffer.byteLength === b.length && b.buffer instanceof ArrayBuffer) return b.buffer;
-  return Uint8Array.from(b).buffer;
+/**
+ * A Buffer's bytes as a view whose ArrayBuffer can be moved to the server thread. A batch's
+ * response is written around its tokens in a buffer of its own (batch-builder.ts) or into one
+ * allocated for it, so its whole ArrayBuffer moves, with the view's offset; only a Buffer on a
+ * shared pool slab (small responses) is copied first (ArrayBuffer.slice: one memcpy).
+ */
+function movable(b: Buffer): Uint8Array {
+  const ab = b.buffer;
+  const own = ab instanceof ArrayBuffer && (ab.byteLength > Buffer.poolSize || (b.byteOffset === 0 && ab.byteLength === b.length));
+  return own ? new Uint8Array(ab, b.byteOffset, b.length) : new Uint8Array(ab.slice(b.byteOffset, b.byteOffset + b.length));
 }
 
 type Op = Extract<BuildRequest, { id: number }>;
@@ -159,11 +165,11 @@ function serve(core: DataServiceCore): void {
             f.over = true;
             built = { stream, state: state(s), end: msg.end };
           } else {
-            const bytes = own(encodeStreamResponse(msg));
             const summary = summarize(msg.batch);
+            const bytes = movable(encodeStreamResponse(msg));
             // The bytes are moved; the summary (a few KB) is copied: a transfer costs more than that copy.
-            transfer.push(bytes);
-            built = { stream, state: state(s), bytes: new Uint8Array(bytes), summary };
+            transfer.push(bytes.buffer as ArrayBuffer);
+            built = { stream, state: state(s), bytes, summary };
           }
         } catch (err) {
           f.over = true;
