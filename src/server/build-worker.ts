@@ -17,6 +17,7 @@ import { DataServiceCore } from '../stream/data-service-core.js';
 import type { SessionMark, StreamSession } from '../stream/stream-session.js';
 import { OUTBOX_MESSAGES, type Answer, type BuildRequest, type Built, type Outbox, type StreamState, type WorkerInit, type WorkerReady } from './build-protocol.js';
 import { summarize } from './batch-summary.js';
+import { movable } from './movable.js';
 import { encodeStreamResponse } from './response-encoder.js';
 
 const port = parentPort!;
@@ -43,18 +44,6 @@ function send(m: Built | Answer, transfer: ArrayBuffer[] = []): void {
     flushing = true;
     setImmediate(flush);
   }
-}
-
-/**
- * A Buffer's bytes as a view whose ArrayBuffer can be moved to the server thread. A batch's
- * response is written around its tokens in a buffer of its own (batch-builder.ts) or into one
- * allocated for it, so its whole ArrayBuffer moves, with the view's offset; only a Buffer on a
- * shared pool slab (small responses) is copied first (ArrayBuffer.slice: one memcpy).
- */
-function movable(b: Buffer): Uint8Array {
-  const ab = b.buffer;
-  const own = ab instanceof ArrayBuffer && (ab.byteLength > Buffer.poolSize || (b.byteOffset === 0 && ab.byteLength === b.length));
-  return own ? new Uint8Array(ab, b.byteOffset, b.length) : new Uint8Array(ab.slice(b.byteOffset, b.byteOffset + b.length));
 }
 
 type Op = Extract<BuildRequest, { id: number }>;
