@@ -32,8 +32,12 @@ describe('build workers build ahead', () => {
   /** A batch as its digest (a failure prints short lines), an end as its reason. */
   const hex = (b: Built): string => (b && 'bytes' in b ? createHash('sha256').update(b.bytes).digest('hex').slice(0, 16) : b ? `end ${b.end.reason}` : 'none');
 
-  /** Lets the worker build as far ahead as it may (until what it holds stops growing); at least `n` must be held. */
+  /**
+   * Waits until the worker holds at least `n` messages ahead (a loaded machine may take a while),
+   * then lets it build as far as it may (until what it holds stops growing).
+   */
   async function filled(s: ServedStream, n = BUILD_AHEAD.messages / 2): Promise<void> {
+    for (let i = 0; i < 4000 && pool.held(s).ahead < n; i++) await new Promise((r) => setTimeout(r, 5));
     for (let last = -1, same = 0; same < 4; ) {
       await new Promise((r) => setTimeout(r, 5));
       const held = pool.held(s).ahead;
@@ -105,8 +109,9 @@ describe('build workers build ahead', () => {
   it('a policy stream fed reports while the worker builds ahead, then updated, is the server thread’s stream', async () => {
     const policy = spec({ seed: 9, mixture: { weights: { speech: 0.4, music: 0.3, audio: 0.3 }, policy: 'excess-loss', lagSteps: 3, reference: { speech: 1, music: 1, audio: 1 } } });
     let most = 0;
+    // With lag_steps 3, after the report of the step taken last the worker may build 3 steps ahead.
     const settle = async (s: ServedStream): Promise<void> => {
-      await filled(s, 0);
+      await filled(s, 2);
       most = Math.max(most, pool.held(s).ahead);
     };
     const run = async (s: ServedStream, ahead: boolean): Promise<string[]> => {
