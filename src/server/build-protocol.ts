@@ -58,6 +58,8 @@ export interface Built {
   /** A batch: its wire bytes (transferred) and the columns /metrics reads (batch-summary.ts). */
   readonly bytes?: Uint8Array;
   readonly summary?: BatchSummary;
+  /** Seconds the worker spent building and encoding it (flanstream_batch_build_seconds). */
+  readonly seconds?: number;
   /** The stream's end (max_batches, complete): the last message built. */
   readonly end?: WireEnd;
   /** Building failed: the last message built (the server thread fails the call with it). */

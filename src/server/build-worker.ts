@@ -147,6 +147,7 @@ function serve(core: DataServiceCore): void {
         let built: Built;
         const transfer: ArrayBuffer[] = [];
         try {
+          const started = performance.now();
           const msg = await s.nextAsync(yieldTurn);
           if (f.closed) return;
           if (!msg) return; // over, or waiting for a report
@@ -158,7 +159,7 @@ function serve(core: DataServiceCore): void {
             const bytes = movable(encodeStreamResponse(msg));
             // The bytes are moved; the summary (a few KB) is copied: a transfer costs more than that copy.
             transfer.push(bytes.buffer as ArrayBuffer);
-            built = { stream, state: state(s), bytes, summary };
+            built = { stream, state: state(s), bytes, summary, seconds: (performance.now() - started) / 1000 };
           }
         } catch (err) {
           f.over = true;

@@ -146,7 +146,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     if (m.error) throw revive(m.error);
     if (m.end) return { end: m.end };
     const bytes = m.bytes!;
-    return { batch: unsummarize(m.summary!), bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+    return { batch: unsummarize(m.summary!), bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), seconds: m.seconds };
   }
 
   async end(reason: WireEnd['reason']): Promise<{ end: WireEnd }> {

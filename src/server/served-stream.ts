@@ -10,6 +10,8 @@ import { encodeStreamResponse } from './response-encoder.js';
 export interface EncodedBatch {
   readonly batch: WireBatch;
   readonly bytes: Buffer;
+  /** Seconds spent building it, when it was built ahead elsewhere (a build worker); else the pump times build(). */
+  readonly seconds?: number;
 }
 
 /** What building the next message gave: a batch, the stream's end, or nothing (waiting for a report, or over). */

@@ -101,7 +101,7 @@ export class StreamPump {
       if (bytes.length > this.limits.maxMessageBytes) {
         throw new ResourceExhaustedError('server.max_message_bytes (bytes of one batch message; lower batch_size)', bytes.length, this.limits.maxMessageBytes);
       }
-      hooks.onBatch(built.batch, (performance.now() - started) / 1000);
+      hooks.onBatch(built.batch, built.seconds ?? (performance.now() - started) / 1000);
       const n = bytes.length;
       this.outstanding++;
       this.bytes += n;

@@ -166,6 +166,18 @@ describe('build workers build ahead', () => {
     next.close();
   });
 
+  it('a batch built ahead carries the time the worker spent building it (flanstream_batch_build_seconds, not the wait for it)', async () => {
+    const s = pool.open(spec({ seed: 37 }));
+    await take(s, 1);
+    await filled(s);
+    const b = await s.build();
+    if (!b || 'end' in b) throw new Error('no batch');
+    expect(b.seconds).toBeGreaterThan(0);
+    const ref = await local.open(spec({ seed: 37 })).build();
+    expect(ref && 'bytes' in ref ? ref.seconds : 'no batch').toBeUndefined(); // the pump times the server thread's own build
+    s.close();
+  });
+
   it('the columns /metrics reads cross the thread unchanged (summary of real batches of every kind)', async () => {
     const specs: RawOpen[] = [spec(), spec({ packing: 'none' }), spec({ audio: { codebooks: 1, layout: 'delay' } }), { spec: { split: 'test', batchSize: 4, seqLen: 2048, packing: 'examples' } }];
     for (const raw of specs) {
