@@ -5,7 +5,7 @@
  * in the same run, cases interleaved run by run. Target: 2 workers ≥ 1.7 × 1 worker on 2 cores.
  *   npx tsx test/bench/workers-bench.ts [--runs 5] [--batches 150] [--streams 4] [--records 20000] [--young 0,64]
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
@@ -41,6 +41,7 @@ for (const mb of young) {
  */
 function threadCpu(): Map<string, number> {
   const out = new Map<string, number>();
+  if (!existsSync('/proc/self/task')) return out; // not Linux: the per-thread columns stay 0
   for (const tid of readdirSync('/proc/self/task')) {
     try {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
