@@ -4,15 +4,16 @@
  * one example of n·target[t]. No randomness. Counts restart when the target changes, so the new
  * weights are tracked exactly from the step they apply at.
  *
- * Why blocks: the rule is an argmax over every live task per drawn example, so with thousands
- * of tasks the plain scan is most of planning's CPU (13 µs a draw at 10,000 tasks). The live
- * tasks are cut into blocks (see blockSize); a block remembers its highest score when last scanned, and since a score grows by at most the block's
- * largest target per draw (counts only go up between scans), that bounds it until the next scan.
- * A draw scans the block with the highest bound, then only blocks whose bound reaches the best
- * score found: the rest hold no task that could win or tie. The scores, the order they are
- * compared in and so every pick are the plain scan's (a differential test holds it to the scan);
- * the bound carries a margin far above float rounding, and an undo (a count going down) makes
- * its block's bound unknown until it is scanned again.
+ * Why blocks: the rule is an argmax over every live task per drawn example; at 80 tasks the
+ * plain scan was a fifth of planning's CPU, at 10,000 most of it (13 µs a draw). The live tasks
+ * are cut into blocks of similar targets (see compact); a block remembers its highest score when
+ * last scanned, and since a score grows by at most the block's largest target per draw (counts
+ * only go up between scans), that bounds it until the next scan: a block of small tasks stays
+ * below the leaders for many draws. A draw scans the block with the highest bound, then only
+ * blocks whose bound reaches the best score found: the rest hold no task that could win or tie.
+ * The scores, and every pick with its tie-break (the lowest task id), are the plain scan's (a
+ * differential test holds it to the scan); the bound carries a margin far above float rounding,
+ * and an undo (a count going down) makes its block's bound unknown until it is scanned again.
  */
 export interface SamplerState {
   /** Draws per task since the target last changed. */
@@ -20,14 +21,9 @@ export interface SamplerState {
   readonly drawn: number;
 }
 
-/**
- * Live tasks per block: about √tasks (as many bounds to update per draw as tasks in a block). Up
- * to 128 tasks one block, i.e. the plain scan: at Audio-FLAN's 80 the bounds saved nothing
- * measurable (−12 % to +5 % of the sampler's CPU, by proportions); at 10,000 tasks they cut a
- * draw ~5× (test/bench/sampler-bench.ts).
- */
+/** Live tasks per block: about √tasks (as many bounds to update per draw as tasks in a block), at least 8; one block up to 16. */
 function blockSize(live: number): number {
-  return live <= 128 ? Math.max(1, live) : Math.ceil(Math.sqrt(live));
+  return live <= 16 ? Math.max(1, live) : Math.max(8, Math.ceil(Math.sqrt(live)));
 }
 
 export class Sampler {
@@ -35,7 +31,7 @@ export class Sampler {
   private live: Int32Array;
   private counts: Float64Array;
   private drawn: number;
-  // Live order: targets and counts side by side, each task's place in them (−1: not live).
+  // Slot order (blocks, see compact): targets and counts side by side, each task's slot (−1: not live).
   private liveTarget = new Float64Array(0);
   private liveCount = new Float64Array(0);
   private livePos = new Int32Array(0);
@@ -45,6 +41,8 @@ export class Sampler {
   private blockAt = new Float64Array(0);
   private bound = new Float64Array(0);
   private block = 8;
+  /** The task in each slot. */
+  private slotTask = new Int32Array(0);
   /** At least the largest |count| of a live task: rounding in a score scales with it and with n. */
   private countScale = 0;
 
@@ -68,14 +66,22 @@ export class Sampler {
     return Int32Array.from(ids);
   }
 
-  /** The live-order copies and fresh (unknown) block bounds. */
+  /** The slot-order copies and fresh (unknown) block bounds. */
   private compact(): void {
-    const { live, target, counts } = this;
+    const { target, counts } = this;
+    this.block = blockSize(this.live.length);
+    // Blocks of tasks with similar targets (so a block of small ones has a bound that grows
+    // slowly), each block in task order (so its scan meets equal scores in the plain scan's order).
+    const byTarget = Array.from(this.live).sort((a, b) => target[b]! - target[a]! || a - b);
+    for (let at = 0; at < byTarget.length; at += this.block) {
+      const part = byTarget.slice(at, at + this.block).sort((a, b) => a - b);
+      byTarget.splice(at, part.length, ...part);
+    }
+    const live = (this.slotTask = Int32Array.from(byTarget));
     this.livePos = new Int32Array(target.length).fill(-1);
     live.forEach((t, i) => (this.livePos[t] = i));
     this.liveTarget = Float64Array.from(live, (t) => target[t]!);
     this.liveCount = Float64Array.from(live, (t) => counts[t]!);
-    this.block = blockSize(live.length);
     const blocks = Math.ceil(live.length / this.block);
     this.blockRate = new Float64Array(blocks);
     for (let i = 0; i < live.length; i++) {
@@ -118,7 +124,7 @@ export class Sampler {
     for (let b = 0; b < blocks; b++) {
       if (b === first || !(bound[b]! + margin >= bestScore)) continue;
       const score = this.scan(b, n);
-      if (score > bestScore || (score === bestScore && this.top < best)) {
+      if (score > bestScore || (score === bestScore && this.slotTask[this.top]! < this.slotTask[best]!)) {
         bestScore = score;
         best = this.top;
       }
@@ -127,12 +133,12 @@ export class Sampler {
     if (best < 0) return -1;
     this.liveCount[best]!++;
     this.countScale = Math.max(this.countScale, Math.abs(this.liveCount[best]!));
-    const t = this.live[best]!;
+    const t = this.slotTask[best]!;
     this.counts[t] = (this.counts[t] ?? 0) + 1;
     return t;
   }
 
-  /** The task (live index) with the highest score in block b, the first among equals. */
+  /** The slot with the highest score in the block scanned last, the first among equals. */
   private top = -1;
 
   /** Scans block b at draw n: its highest score (remembered as its bound's base), the task in `top`. */

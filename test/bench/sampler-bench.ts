@@ -53,4 +53,4 @@ for (const [name, sizes, n] of cases) {
   const worst = Math.max(...results.map((x) => x.worst));
   console.log(`| ${name} | ${n.toLocaleString('en')} | ${fmtK(s.median)} | ${fmtK(s.min)} | ${fmtK(s.max)} | ${(1e6 / s.median).toFixed(2)} | ${worst.toFixed(2)} |`);
 }
-console.log(`\n${runs} runs; Sampler.next() scans every live task per draw up to 128 tasks, above that only the blocks of ~√tasks whose score bound can win (Megatron's argmax rule, the same picks), TaskWalker.next() O(1) (Feistel permutation with cycle walking).`);
+console.log(`\n${runs} runs; Sampler.next() scans only the blocks of ~√tasks (tasks of similar targets) whose score bound can win (Megatron's argmax rule, the same picks as scanning every task), TaskWalker.next() O(1) (Feistel permutation with cycle walking).`);
