@@ -92,17 +92,19 @@ export class IndexReader {
 
   /**
    * Int32 entries [start, start + n) of a section: a view into the cached page when they lie in
-   * one (always for a row), a copy when they straddle pages.
+   * one (always for a row), else a copy (into `into` when given, ≥ n long). Entries past the
+   * section's end are an IndexCorruptError, never a short view.
    */
-  private intRange(i: number, section: Exclude<PagedSection, 'strings'>, start: number, n: number): Int32Array {
+  private intRange(i: number, section: Exclude<PagedSection, 'strings'>, start: number, n: number, into?: Int32Array): Int32Array {
     // Nothing to read touches no page: a text-only shard's spans section is empty, and its page 0
     // does not exist.
     if (n === 0) return EMPTY;
     const per = PAGE_BYTES[section] / 4;
     const p = Math.floor(start / per);
     const from = start - p * per;
-    if (from + n <= per) return this.pages.ints(i, section, p).subarray(from, from + n);
-    const out = new Int32Array(n);
+    const page = this.pages.ints(i, section, p);
+    if (from + n <= page.length) return page.subarray(from, from + n);
+    const out = into ? into.subarray(0, n) : new Int32Array(n);
     for (let done = 0; done < n; ) {
       const q = Math.floor((start + done) / per);
       const at = start + done - q * per;
@@ -221,12 +223,7 @@ export class IndexReader {
    * clip served under another audio view is re-arranged from this, so it is not copied twice.
    */
   tokenView(i: number, start: number, len: number, into: Int32Array): Int32Array {
-    const p = Math.floor(start / PAGE_TOKENS);
-    const from = start - p * PAGE_TOKENS;
-    const page = this.pages.ints(i, 'tokens', p);
-    if (from + len <= page.length) return page.subarray(from, from + len);
-    this.readTokens(i, start, len, into, 0);
-    return into.subarray(0, len);
+    return this.intRange(i, 'tokens', start, len, into);
   }
 
   /** The global task id of a record (rows store their shard-local task index). */

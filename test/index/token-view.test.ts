@@ -39,4 +39,10 @@ describe('IndexReader.tokenView', () => {
     expect(() => r.tokenView(0, tokens - 5, 10, new Int32Array(10))).toThrow(IndexCorruptError);
     expect(() => r.readTokens(0, tokens - 5, 10, new Int32Array(10), 0)).toThrow(IndexCorruptError);
   });
+
+  it('fails for rows past the rows section too, never a short view (one range reader for every section)', () => {
+    const records = r.manifest.shards[0]!.records;
+    expect(r.row(0, records - 1).length).toBeGreaterThan(0);
+    expect(() => r.row(0, records)).toThrow(IndexCorruptError);
+  });
 });
