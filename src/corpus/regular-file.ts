@@ -1,5 +1,4 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { createHash } from 'node:crypto';
 
 /** What a non-regular file is, for a quarantine detail. */
 function kind(st: Stats): string {
@@ -68,17 +67,4 @@ export function readRegular(path: string): { readonly ok: true; readonly bytes: 
   } finally {
     closeSync(o.fd);
   }
-}
-
-/** sha256 of a regular file, streamed; of anything else, a marker that never equals a file's hash. */
-export function hashRegular(path: string): string {
-  const o = openRegular(path);
-  if (!o.ok) return `unreadable: ${o.detail}`;
-  const h = createHash('sha256');
-  try {
-    for (const c of chunks(o.fd)) h.update(c);
-  } finally {
-    closeSync(o.fd);
-  }
-  return h.digest('hex');
 }

@@ -170,7 +170,7 @@ function planWith(files: CorpusFiles, opts: BuildOptions): BuildPlan {
  * previous manifest in `out` whose source and audio files are unchanged.
  */
 export async function buildSources(plan: BuildPlan, sources: readonly string[], opts: BuildOptions): Promise<{ kept: ShardMeta[]; built: ShardMeta[] }> {
-  const { corpus, files, out, options, tok } = plan;
+  const { files, out, options, tok } = plan;
   mkdirSync(join(out, SHARDS_DIR), { recursive: true });
   let previous: Manifest | undefined;
   try {
@@ -192,7 +192,7 @@ export async function buildSources(plan: BuildPlan, sources: readonly string[], 
   for (const source of sources) {
     const old = oldBySource.get(source);
     if (reusable(old, files, out, () => hashFile(files, source), scpDigest)) kept.push(old);
-    else jobs.push({ corpus, source, indexDir: out, options });
+    else jobs.push({ source, indexDir: out, options });
   }
   let done = kept.length;
   let records = kept.reduce((n, s) => n + s.records, 0);

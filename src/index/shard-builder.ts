@@ -14,7 +14,6 @@ import { writeShardFile } from './shard-file.js';
 import type { ShardTools } from './shard-tools.js';
 
 export interface ShardJob {
-  readonly corpus: string;
   /** Shard path relative to the corpus root. */
   readonly source: string;
   readonly indexDir: string;

@@ -17,7 +17,6 @@ export function hashInts(...xs: number[]): number {
   return h;
 }
 
-const ROUNDS = 4;
 /** Domains up to 2^30 (every task of a real index) fit int32 arithmetic: the fast path below. */
 const INT_BITS = 30;
 
@@ -27,8 +26,7 @@ export class Permutation {
   private readonly half: number;
   private readonly mask: number;
   private readonly small: boolean;
-  private readonly keys: readonly number[];
-  // The round keys as fields, not an array: at() runs once per drawn example (several rounds each).
+  // The four round keys (a 4-round Feistel network) as fields, not an array: at() runs once per drawn example (several rounds each).
   private readonly k0: number;
   private readonly k1: number;
   private readonly k2: number;
@@ -42,15 +40,17 @@ export class Permutation {
     this.half = 2 ** this.halfBits;
     this.mask = this.half - 1;
     this.small = bits <= INT_BITS;
-    this.keys = Array.from({ length: ROUNDS }, (_, r) => hashInts(...key, r));
-    [this.k0, this.k1, this.k2, this.k3] = this.keys as [number, number, number, number];
+    this.k0 = hashInts(...key, 0);
+    this.k1 = hashInts(...key, 1);
+    this.k2 = hashInts(...key, 2);
+    this.k3 = hashInts(...key, 3);
   }
 
   /** One pass of the Feistel network, in float arithmetic (domains over 2^30). */
   private round(x: number): number {
     let l = Math.floor(x / this.half);
     let r = x & this.mask;
-    for (const k of this.keys) {
+    for (const k of [this.k0, this.k1, this.k2, this.k3]) {
       const next = (l ^ (mix32(r ^ k) & this.mask)) >>> 0;
       l = r;
       r = next;

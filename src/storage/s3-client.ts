@@ -60,13 +60,6 @@ export async function getRange(client: S3Client, bucket: string, key: string, of
   });
 }
 
-export async function getObject(client: S3Client, bucket: string, key: string, attempts: number): Promise<Uint8Array> {
-  return withRetries(`GET ${key}`, attempts, async () => {
-    const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return r.Body ? r.Body.transformToByteArray() : new Uint8Array(0);
-  });
-}
-
 /** An object's size and last-modified time in ms (what a file's stat gives, for incremental builds). */
 export type ObjectMeta = readonly [size: number, mtimeMs: number];
 
@@ -77,6 +70,10 @@ export async function getObjectMeta(client: S3Client, bucket: string, key: strin
     const data = r.Body ? await r.Body.transformToByteArray() : new Uint8Array(0);
     return { data, meta: [data.length, r.LastModified?.getTime() ?? 0] as const };
   });
+}
+
+export async function getObject(client: S3Client, bucket: string, key: string, attempts: number): Promise<Uint8Array> {
+  return (await getObjectMeta(client, bucket, key, attempts)).data;
 }
 
 export async function headObject(client: S3Client, bucket: string, key: string, attempts: number): Promise<ObjectMeta> {
