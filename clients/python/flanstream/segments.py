@@ -34,16 +34,16 @@ def _namer(table: List[str]) -> Callable[[int], str]:
     return lambda i: table[i] if 0 <= i < n else f"#{i}"
 
 
-def segment_dicts(batch: "pb.Batch", turn_spans: np.ndarray, task_names: List[str], domain_names: List[str],
-                  task_domain: np.ndarray) -> List[Segment]:
+def segment_dicts(batch: "pb.Batch", turns: List[int], turn_spans: np.ndarray, task_names: List[str],
+                  domain_names: List[str], task_domain: np.ndarray) -> List[Segment]:
     """One dict per segment of ``batch`` (``row``, ``offset``, ``length``, ``task``,
     ``task_index``, ``domain``, ``uuids``, ``turn_tasks``, ``turn_task_indices``, ``loss_spans``,
     ``text_tokens``, ``audio_tokens``); ``loss_spans`` are the turn's ``(start, end)`` columns
     from ``turn_spans`` ([T, 4], as :meth:`BatchDecoder.turn_spans`). The names come from
-    :func:`name_table` lists. Field counts must have been checked (:meth:`BatchDecoder.check_turns`)."""
+    :func:`name_table` lists. ``turns`` are the segments' turn counts as
+    :meth:`BatchDecoder.check_turns` returned them, after checking the field counts."""
     S = len(batch.seg_length)
     uuids = list(batch.uuids)
-    turns = list(batch.seg_turns) or ([1] * S if len(uuids) == S else [0] * S)
     tasks = list(batch.seg_task)
     turn_task = list(batch.turn_task) or [t for t, n in zip(tasks, turns) for _ in range(n)]
     nd = task_domain.shape[0]

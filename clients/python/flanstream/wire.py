@@ -319,7 +319,7 @@ class BatchDecoder:
             out[k] = v if k == "max_seqlen" else self._tensor(v)
         turns = self.check_turns(batch)
         spans = _turn_spans(batch, cols, turns)
-        out["segments"] = Segments((len(batch.seg_length), lambda: self._segment_dicts(batch, spans)))
+        out["segments"] = Segments((len(batch.seg_length), lambda: self._segment_dicts(batch, spans, turns)))
         out["turn_spans"] = spans
         out["step"] = int(batch.step)
         out["rank"] = int(batch.rank)
@@ -366,11 +366,13 @@ class BatchDecoder:
         same list as a lazy :class:`~flanstream.segments.Segments`). ``loss_spans`` holds one
         ``(start, end)`` column range of the segment's row per turn: the supervised answer of that
         turn (of task ``turn_task_indices[k]``), which is what :func:`flanstream.task_losses` credits."""
-        self.check_turns(batch)
-        return self._segment_dicts(batch, self.turn_spans(batch) if spans is None else spans)
+        turns = self.check_turns(batch)
+        if spans is None:
+            spans = _turn_spans(batch, _Columns(batch), turns)
+        return self._segment_dicts(batch, spans, turns)
 
-    def _segment_dicts(self, batch: "pb.Batch", spans: np.ndarray) -> List[Dict[str, Any]]:
-        return segment_dicts(batch, spans, self._task_names, self._domain_names, self.task_domain)
+    def _segment_dicts(self, batch: "pb.Batch", spans: np.ndarray, turns: np.ndarray) -> List[Dict[str, Any]]:
+        return segment_dicts(batch, turns.tolist(), spans, self._task_names, self._domain_names, self.task_domain)
 
     def stats(self, st: "pb.Stats") -> Dict[str, Any]:
         """Per-task and per-domain examples/tokens so far with target vs realized proportions."""

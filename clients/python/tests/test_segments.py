@@ -124,7 +124,7 @@ def test_decoding_does_not_build_the_dicts() -> None:
     dec = BatchDecoder(INFO, "numpy")
     built: List[int] = []
     real = dec._segment_dicts
-    dec._segment_dicts = lambda batch, spans: built.append(1) or real(batch, spans)  # type: ignore[method-assign]
+    dec._segment_dicts = lambda batch, spans, turns: built.append(1) or real(batch, spans, turns)  # type: ignore[method-assign]
     b = random_batch(1, multiturn=True, with_domains=True)
     out = dec(b)
     assert built == [] and len(out["segments"]) > 0
