@@ -73,7 +73,7 @@ export const SPANS_PER_PAGE = 512;
  * Page sizes (the last page of a section may be shorter). A draw reads one rows, one spans and one
  * lists page, and once the index outgrows the cache most draws miss it, so table pages are small:
  * on a 5M-record synthetic index 16 KB pages served 25 % fewer batches/s than 8 KB ones, and 4 KB
- * no more than 8 KB (test/bench/README.md, scale). Row and span pages hold whole rows and spans;
+ * no more than 8 KB (docs/performance.md). Row and span pages hold whole rows and spans;
  * strings may straddle pages. A token page holds a few typical records (64 KB).
  */
 export const PAGE_BYTES: Readonly<Record<PagedSection, number>> = {

@@ -12,7 +12,7 @@ import { digests, rowsOf } from '../helpers/batch-digests.js';
 import { rng } from '../helpers/seeded-rng.js';
 
 /**
- * Closed-loop policies (README, "Closed-loop reweighting") driven through the core: a trainer's report for step s
+ * Closed-loop policies (docs/closed-loop.md) driven through the core: a trainer's report for step s
  * feeds the step planned at s + lag_steps, so the stream is a function of the reports alone.
  */
 let core: DataServiceCore;

@@ -60,7 +60,7 @@ describe('ranks and elastic world size', () => {
   }
 
   // Row positions are still disjoint; uuids are not checked here because a later turn of a
-  // conversation is chosen by its clip, outside its task's permutation, and may recur (README).
+  // conversation is chosen by its clip, outside its task's permutation, and may recur (docs/service.md).
   it('W ∈ {1, 2, 3, 8} together equal the W=1 stream row for row (multiturn)', async () => {
     await checkPartition('multiturn');
   });

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { POLICIES, type PolicyName } from './registry.js';
 
 /**
- * A mixture's closed-loop policy (README, "Closed-loop reweighting"): which rule turns loss reports into weights, and
+ * A mixture's closed-loop policy (docs/closed-loop.md): which rule turns loss reports into weights, and
  * its knobs. Absent on a mixture = "static" (reports change nothing), so the specs, hashes and
  * tokens of streams without a policy are exactly what they were before policies existed.
  */
