@@ -1,4 +1,3 @@
-import { EOA, SOA } from '../tokenize/text-tokenizer.js';
 
 /** A field split into text pieces and inline `<|SOA|>id<|EOA|>` audio references, in order. */
 export type FieldPart = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'audio'; readonly id: string };
@@ -16,8 +15,4 @@ export function splitAudioRefs(field: string): FieldPart[] {
   }
   if (last < field.length) parts.push({ kind: 'text', text: field.slice(last) });
   return parts;
-}
-
-export function renderAudioRef(id: string): string {
-  return `${SOA}${id}${EOA}`;
 }

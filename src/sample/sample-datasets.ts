@@ -99,14 +99,6 @@ export const SAMPLE_DATASETS: readonly SampleDataset[] = ROWS.map(([folder, lang
   return { folder, domain: task.domain, lang, clips, dtype, ext, source: source.split(','), style, tag };
 });
 
-const BY_FOLDER = new Map(SAMPLE_DATASETS.map((d) => [d.folder, d]));
-
-export function sampleDataset(folder: string): SampleDataset {
-  const d = BY_FOLDER.get(folder);
-  if (!d) throw new Error(`unknown sample dataset ${folder}`);
-  return d;
-}
-
 export interface Clip {
   readonly ds: SampleDataset;
   readonly index: number;
