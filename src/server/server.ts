@@ -16,7 +16,8 @@ import { makeAuthCheck } from './auth.js';
 import { DataServiceHandlers } from './data-service.js';
 import { Health } from './health.js';
 import { startHttp } from './http-server.js';
-import { dataServiceDefinition, lenientRequests, LOADER_OPTIONS, PROTO_FILE } from './proto.js';
+import { dataServiceDefinition, lenientRequests, LOADER_OPTIONS, PROTO_FILE, PROTO_ROOT } from './proto.js';
+import { reflectionPackage } from './reflection-descriptors.js';
 import { encodeStreamResponse } from './response-encoder.js';
 import { SendBudget } from './send-budget.js';
 import { statusRoutes } from './status-page.js';
@@ -33,6 +34,8 @@ export interface RunningServer {
 }
 
 const SERVICE = 'flanstream.v1.DataService';
+/** The health service's .proto by its import path (grpc-health-check ships it under proto/). */
+const HEALTH_PROTO_FILE = 'health/v1/health.proto';
 
 function readPem(key: string, path: string): Buffer {
   try {
@@ -126,7 +129,12 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   // Health is unauthenticated on purpose: load balancers and kubelet probes carry no token.
   const health = new Health(['', SERVICE], 'NOT_SERVING');
   health.addToServer(server);
-  new ReflectionService(definition).addToServer(server);
+  new ReflectionService(
+    reflectionPackage([
+      { root: PROTO_ROOT, file: PROTO_FILE },
+      { root: healthProtoPath.slice(0, -HEALTH_PROTO_FILE.length), file: HEALTH_PROTO_FILE },
+    ]),
+  ).addToServer(server);
 
   const address = `${config.server.host}:${config.server.port}`;
   let port: number;
