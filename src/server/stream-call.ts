@@ -1,4 +1,4 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { DeadlineError, InvalidArgumentError, ShuttingDownError } from '../errors.js';
 import type { WireBatch, WireEnd, WireResponse } from '../stream/wire-types.js';
 import type { SendBudget } from './send-budget.js';
@@ -85,6 +85,13 @@ export class StreamCall<Req> {
     call.on('error', () => this.close());
     call.on('end', () => {
       if (this.current === 'awaiting-first') this.fail(new InvalidArgumentError('spec', 'the stream closed before its first message (a spec or a resume token)'));
+      // The client's side ended: a half-close (the call goes on), or an RST_STREAM with NO_ERROR.
+      // Node's HTTP/2 takes the latter for a clean end of the client's side and keeps the stream
+      // open until its own side finishes, which a call whose writes can no longer complete never
+      // does, so grpc-js never emits 'cancelled' and the call held its slot and unsent bytes for
+      // good. grpc-js checks whether the stream is closed on each send: an empty metadata send
+      // (nothing goes out once headers were sent) makes it notice a reset and emit 'cancelled'.
+      else if (this.current !== 'closed') call.sendMetadata(new grpc.Metadata());
     });
   }
 
