@@ -83,6 +83,39 @@ const countRefs = (field: string): number => field.split('<|SOA|>').length - 1;
 
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
 
+const TEST = SPLITS.indexOf('test');
+
+const countOf = (splits: Uint8Array, v: number): number => splits.reduce((n, x) => n + (x === v ? 1 : 0), 0);
+
+/**
+ * One folder's lines of a task, cut into `ceil(count / SHARD_MAX_RECORDS)` shards of near-equal
+ * size as they arrive: shard s holds lines [floor(s·count/shards), floor((s+1)·count/shards)).
+ * At most one shard's lines are held, so the corpus is written in memory bounded by a shard,
+ * whatever --records is.
+ */
+class ShardWriter {
+  private readonly shards: number;
+  private lines: string[] = [];
+  private shard = 0;
+  private added = 0;
+
+  constructor(
+    private readonly count: number,
+    private readonly emit: (shard: number, text: string) => void,
+  ) {
+    this.shards = Math.ceil(count / SHARD_MAX_RECORDS);
+  }
+
+  add(line: string): void {
+    this.lines.push(line);
+    this.added++;
+    if (this.added === Math.floor(((this.shard + 1) * this.count) / this.shards)) {
+      this.emit(this.shard++, `${this.lines.join('\n')}\n`);
+      this.lines = [];
+    }
+  }
+}
+
 export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions): Promise<SampleCorpusSummary> {
   if (!Number.isInteger(opts.records) || opts.records < 0) throw new Error(`records must be a non-negative integer, got ${String(opts.records)}`);
   if (!Number.isSafeInteger(opts.seed)) throw new Error(`seed must be an integer, got ${String(opts.seed)}`);
@@ -121,6 +154,17 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
   const uuids = new UuidMaker(seedKey);
   let uuidIndex = 0;
 
+  const writeShard = (task: (typeof AUDIO_FLAN_TASKS)[number], folder: 'train_dev' | 'test', s: number, text: string): void => {
+    const rel = `metadata/${task.domain}/${task.ug}/${folder}/${task.dataset}/jsonl/${slug(task.minor)}_${folder}_${String(s).padStart(3, '0')}.jsonl`;
+    if (hashString(rel) % 3 === 0) {
+      write(join(dir, `${rel}.gz`), gzipSync(Buffer.from(text, 'utf8'), { level: 1 }));
+      files.jsonlGz++;
+    } else {
+      write(join(dir, rel), text);
+      files.jsonl++;
+    }
+  };
+
   AUDIO_FLAN_TASKS.forEach((task, ti) => {
     const tpl = TEMPLATES[ti] as TaskTemplate;
     const plan = planOf.get(task.dataset);
@@ -132,45 +176,32 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
     const split = splitCounts(total);
     const path = taskPath(task);
     const unseen = unseenSet.has(path);
-    const lines: Record<'train_dev' | 'test', string[]> = { train_dev: [], test: [] };
+    // Lines go out shard by shard as they are made: a task's lines are never all in memory.
+    const out = {
+      train_dev: new ShardWriter(total - countOf(recs.split, TEST), (s, text) => writeShard(task, 'train_dev', s, text)),
+      test: new ShardWriter(countOf(recs.split, TEST), (s, text) => writeShard(task, 'test', s, text)),
+    };
     for (let j = 0; j < total; j++) {
       const p = clips[recs.primary[j] ?? 0] as Clip;
       const x = recs.extras.map((s) => clips[s[j] ?? 0] as Clip);
       const zh = tpl.zh !== undefined && rng.chance(p.lang === 'zh' ? 0.5 : 0.15);
       const instruction = zh && tpl.zh ? rng.pick(tpl.zh) : rng.pick(tpl.instr);
-      const out = tpl.make({ rng, p, x, zh });
+      const made = tpl.make({ rng, p, x, zh });
       const splitName = SPLITS[recs.split[j] ?? 0] ?? 'train';
-      const other = out.other !== undefined ? out.other : rng.chance(0.2) ? { duration: Number(clipSeconds(p).toFixed(2)) } : null;
+      const other = made.other !== undefined ? made.other : rng.chance(0.2) ? { duration: Number(clipSeconds(p).toFixed(2)) } : null;
       const n = uuidIndex++;
-      const refs = [p, ...x].filter((c) => `${out.input}${out.output}`.includes(`<|SOA|>${c.id}<|EOA|>`));
+      const refs = [p, ...x].filter((c) => `${made.input}${made.output}`.includes(`<|SOA|>${c.id}<|EOA|>`));
       const shape = { split: splitName, major: task.major, minor: task.minor, ug: task.ug, unseen, domain: task.domain, source: plan.ds.source, other };
       // Same bytes as JSON.stringify of the record object (field order of docs/corpus.md), built faster.
       const line =
-        `{"instruction":${JSON.stringify(instruction)},"input":${JSON.stringify(out.input)},` +
-        `"output":${JSON.stringify(out.output)},"uuid":"${uuids.make(rng, n)}",` +
-        `${shapeFields(shape, seedKey, n)}${refs[0] ? windowFields(refs[0], countRefs(out.input) + countRefs(out.output), seedKey, n) : ''}}`;
-      lines[splitName === 'test' ? 'test' : 'train_dev'].push(line);
+        `{"instruction":${JSON.stringify(instruction)},"input":${JSON.stringify(made.input)},` +
+        `"output":${JSON.stringify(made.output)},"uuid":"${uuids.make(rng, n)}",` +
+        `${shapeFields(shape, seedKey, n)}${refs[0] ? windowFields(refs[0], countRefs(made.input) + countRefs(made.output), seedKey, n) : ''}}`;
+      out[splitName === 'test' ? 'test' : 'train_dev'].add(line);
       bySplit[splitName]++;
     }
     byDomain[task.domain] += total;
     tasks.push({ path, domain: task.domain, major: task.major, minor: task.minor, ug: task.ug, dataset: task.dataset, unseen, ...split, total });
-
-    for (const folder of ['train_dev', 'test'] as const) {
-      const all = lines[folder];
-      const shards = Math.ceil(all.length / SHARD_MAX_RECORDS);
-      for (let s = 0; s < shards; s++) {
-        const chunk = all.slice(Math.floor((s * all.length) / shards), Math.floor(((s + 1) * all.length) / shards));
-        const rel = `metadata/${task.domain}/${task.ug}/${folder}/${task.dataset}/jsonl/${slug(task.minor)}_${folder}_${String(s).padStart(3, '0')}.jsonl`;
-        const text = `${chunk.join('\n')}\n`;
-        if (hashString(rel) % 3 === 0) {
-          write(join(dir, `${rel}.gz`), gzipSync(Buffer.from(text, 'utf8'), { level: 1 }));
-          files.jsonlGz++;
-        } else {
-          write(join(dir, rel), text);
-          files.jsonl++;
-        }
-      }
-    }
   });
 
   let clipsTotal = 0;
