@@ -4,7 +4,7 @@ import { FlanStreamClient, type Tls } from './service-client.js';
 import {
   buildAudio, buildSpec, checkInt, checkPlacement, checkUpdate, normalizeTargets, updateMessage,
   type AudioOptions,
-  type HeldoutArg, type MixtureArg, type Overlong, type Packing, type PendingUpdate, type Split, type StreamRequest, type StreamSpecMessage, type Within,
+  type HeldoutArg, type MixtureArg, type Overlong, type Packing, type PendingUpdate, type Shuffle, type Split, type StreamRequest, type StreamSpecMessage, type Within,
 } from './spec.js';
 import { resolveUpdateWeights, type Weights } from './mixture-merge.js';
 import { DEFAULT_RETRY, retryDelay, StreamConnection, type RetryPolicy } from './stream-connection.js';
@@ -36,6 +36,10 @@ export interface DatasetOptions {
   readonly maxTurns?: number;
   /** Audio codebooks and layout, e.g. `{ codebooks: 1, layout: 'delay' }` (default: flat, all). */
   readonly audio?: AudioOptions;
+  /** Train record order: 'global' or 'blocks' (default: the server's `stream.shuffle`). */
+  readonly shuffle?: Shuffle;
+  /** Blocks open at once under 'blocks' (default: the server's `stream.shuffle_window`). */
+  readonly shuffleWindow?: number;
   readonly retry?: Partial<RetryPolicy>;
 }
 
@@ -99,6 +103,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
       split: opts.split ?? 'train', batchSize: opts.batchSize ?? 8, seqLen: opts.seqLen ?? 4096, packing: opts.packing ?? 'packed',
       mixture: opts.mixture, heldout: opts.heldout, seed: opts.seed ?? 0, rank: this.rank, worldSize: this.worldSize,
       window: opts.window, overlong: opts.overlong, maxTurns: opts.maxTurns, audio: opts.audio,
+      shuffle: opts.shuffle, shuffleWindow: opts.shuffleWindow,
     });
     this.clients = this.targets.map((t) => new FlanStreamClient(t, { token: opts.token, tls: opts.tls }));
     this.targetIndex = this.rank % this.targets.length;
@@ -153,8 +158,9 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private firstRequest(remaining: number): StreamRequest {
     const updates = this.pendingUpdates.map(updateMessage);
     if (this.lastToken === null) return { spec: { ...this.spec, maxBatches: remaining }, updates };
-    // The audio choice is always sent: the server refuses a token made with another layout.
-    const resume = { token: this.lastToken, rank: this.rank, worldSize: this.worldSize, maxBatches: remaining, audio: this.spec.audio ?? buildAudio(undefined), ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}) };
+    // The audio and shuffle choices are always sent: the server refuses a token made with other ones.
+    const { shuffle, shuffleWindow } = this.spec;
+    const resume = { token: this.lastToken, rank: this.rank, worldSize: this.worldSize, maxBatches: remaining, audio: this.spec.audio ?? buildAudio(undefined), shuffle, shuffleWindow, ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}) };
     return { resume, updates };
   }
 

@@ -18,6 +18,9 @@ export const SCOPES = ['all', 'test'] as const;
 /** Audio-token layouts (docs/real-data.md): frame-major, or the MusicGen/Moshi delay pattern. */
 export const AUDIO_LAYOUTS = ['flat', 'delay'] as const;
 export type AudioLayoutName = (typeof AUDIO_LAYOUTS)[number];
+/** Train record orders: a permutation of each whole task, or blocks of consecutive records (fewer index pages read). */
+export const SHUFFLES = ['global', 'blocks'] as const;
+export type Shuffle = (typeof SHUFFLES)[number];
 export type Split = (typeof SPLITS)[number];
 export type Packing = (typeof PACKINGS)[number];
 export type Within = (typeof WITHIN)[number];
@@ -186,6 +189,9 @@ export interface SpecArgs {
   readonly overlong?: Overlong | undefined;
   readonly maxTurns?: number | undefined;
   readonly audio?: AudioOptions | undefined;
+  /** Train only; undefined = the server's default (`stream.shuffle`, `stream.shuffle_window`). */
+  readonly shuffle?: Shuffle | undefined;
+  readonly shuffleWindow?: number | undefined;
 }
 
 /** Validates the audio option (the server checks `codebooks` against the corpus). */
@@ -218,7 +224,11 @@ export function buildSpec(a: SpecArgs): StreamSpecMessage {
     window: a.window === undefined ? 0 : checkInt('window', a.window),
     overlong: a.overlong === undefined ? '' : checkChoice('overlong', a.overlong, OVERLONG),
     maxTurns: a.maxTurns === undefined ? 0 : checkInt('maxTurns', a.maxTurns),
+    shuffle: a.shuffle === undefined ? '' : checkChoice('shuffle', a.shuffle, SHUFFLES),
+    shuffleWindow: a.shuffleWindow === undefined ? 0 : checkInt('shuffleWindow', a.shuffleWindow, 1, 1 << 16),
   };
+  if (split !== 'train' && (a.shuffle !== undefined || a.shuffleWindow !== undefined)) fail(`shuffle applies to split "train" only; evaluation split "${split}" is served whole and in order`);
+  if (a.shuffle === 'global' && a.shuffleWindow !== undefined) fail('shuffleWindow applies to shuffle "blocks" only');
   if (mixture) spec.mixture = mixture;
   const heldout = buildHeldout(a.heldout);
   if (heldout) spec.heldout = heldout;

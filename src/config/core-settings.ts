@@ -23,7 +23,7 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     mixtures,
     heldoutSets,
     defaultHeldout: c.default_heldout,
-    defaults: { window: c.stream.window, overlong: c.stream.overlong, maxTurns: c.stream.max_turns },
+    defaults: { window: c.stream.window, overlong: c.stream.overlong, maxTurns: c.stream.max_turns, shuffle: c.stream.shuffle, shuffleWindow: c.stream.shuffle_window },
     limits: {
       maxBatchTokens: c.server.max_batch_tokens,
       maxSeqLen: c.server.max_seq_len,

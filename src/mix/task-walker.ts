@@ -1,3 +1,4 @@
+import { BlockOrder, type BlockShape } from './block-order.js';
 import { Permutation } from './permutation.js';
 
 export interface WalkerState {
@@ -5,23 +6,34 @@ export interface WalkerState {
   readonly epochs: number[];
 }
 
+/** One task epoch's order: a bijection of [0, n), by position. */
+interface EpochOrder {
+  readonly n: number;
+  at(i: number): number;
+}
+
 /**
- * Walks each task's records in a seeded permutation; when a task is exhausted it starts a new
- * epoch with a fresh permutation, so no record repeats within an epoch. Memory is O(tasks).
+ * Walks each task's records in a seeded order; when a task is exhausted it starts a new epoch
+ * with a fresh order, so no record repeats within an epoch. The order is a permutation of the
+ * whole task (`global`), or with `blocks` (one shape per task) a block order (block-order.ts).
+ * Either is a function of (seed, task, epoch) and the position, so the cursors and epochs are the
+ * whole state. Memory is O(tasks).
  */
 export class TaskWalker {
   private readonly sizes: ArrayLike<number>;
   private readonly seed: number;
+  private readonly blocks: readonly BlockShape[] | undefined;
   private readonly cursors: number[];
   private readonly epochs: number[];
-  // The current permutation per task and the epoch it was made for, by task id (not Maps: next()
+  // The current order per task and the epoch it was made for, by task id (not Maps: next()
   // runs once per drawn example).
-  private readonly perms: (Permutation | undefined)[];
+  private readonly perms: (EpochOrder | undefined)[];
   private readonly permEpoch: Float64Array;
 
-  constructor(sizes: ArrayLike<number>, seed: number, state?: WalkerState) {
+  constructor(sizes: ArrayLike<number>, seed: number, state?: WalkerState, blocks?: readonly BlockShape[]) {
     this.sizes = sizes;
     this.seed = seed;
+    this.blocks = blocks;
     this.cursors = state ? [...state.cursors] : Array.from({ length: sizes.length }, () => 0);
     this.epochs = state ? [...state.epochs] : Array.from({ length: sizes.length }, () => 0);
     this.perms = Array.from({ length: sizes.length }, () => undefined);
@@ -36,7 +48,8 @@ export class TaskWalker {
     const cursor = this.cursors[t] ?? 0;
     let perm = this.perms[t];
     if (!perm || perm.n !== n || this.permEpoch[t] !== epoch) {
-      perm = new Permutation(n, this.seed, t, epoch);
+      const shape = this.blocks?.[t];
+      perm = shape ? new BlockOrder(n, shape, this.seed, t, epoch) : new Permutation(n, this.seed, t, epoch);
       this.perms[t] = perm;
       this.permEpoch[t] = epoch;
     }

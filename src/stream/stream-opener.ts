@@ -9,6 +9,7 @@ import { decodeToken } from './resume-token.js';
 import { StreamSession } from './stream-session.js';
 import { parseAudio, parseSpec, specHash, type Placement, type StreamSpec } from './stream-spec.js';
 import type { RawOpen, RawResume } from './stream-request.js';
+import { checkResumeShuffle, parseShuffle, tokenShuffle } from './shuffle-spec.js';
 import type { StreamUpdates } from './stream-updates.js';
 import type { TrainPlanner } from './train-planner.js';
 
@@ -70,6 +71,8 @@ export class StreamOpener {
     let spec = parsed.spec;
     const audio = parseAudio(raw.spec.audio, catalog.vocab.codebooks);
     if (audio) spec = { ...spec, audio };
+    const shuffle = parseShuffle(raw.spec, spec.split, catalog.settings.defaults);
+    if (shuffle) spec = { ...spec, shuffle };
     if (spec.split === 'train') catalog.resolveMixture(mixture, heldout, 'mixture', spec);
     else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
       throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
@@ -95,7 +98,7 @@ export class StreamOpener {
     const worldSize = resume.worldSize || p.worldSize;
     let parsed: ReturnType<typeof parseSpec>;
     try {
-      parsed = parseSpec({ ...spec, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, settings.defaults, settings.limits);
+      parsed = parseSpec({ ...spec, shuffle: undefined, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, settings.defaults, settings.limits);
     } catch (err) {
       // Request fields keep their names; the token's own values are named as such.
       if (!(err instanceof InvalidArgumentError)) throw err;
@@ -115,6 +118,10 @@ export class StreamOpener {
         throw new FailedPreconditionError('audio_mismatch', `resume token was made with audio ${describeAudio(audio)} but the request asks for ${describeAudio(asked)}; start a new stream to change the audio layout`);
       }
     }
+    // The token's order: checked, canonical (like audio) and, if the request names one, the same.
+    const shuffle = tokenShuffle(spec.shuffle);
+    if (shuffle) parsed = { ...parsed, spec: { ...parsed.spec, shuffle } };
+    checkResumeShuffle(resume, shuffle);
     // The token's spec must be one this server would make from a request: every field in range,
     // nothing added (a spec this server's limits refuse is refused from a token too).
     if (specHash(parsed.spec) !== p.specHash) throw new InvalidArgumentError('resume.token.spec', 'is not a spec this server makes (a field is missing, added or out of range)');

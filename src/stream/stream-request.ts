@@ -40,6 +40,9 @@ export interface RawResume {
   maxBatches?: number | string;
   heldout?: RawHeldout | null;
   audio?: RawSpec['audio'];
+  /** The order the trainer expects ("" and 0 expect nothing). */
+  shuffle?: string;
+  shuffleWindow?: number;
 }
 
 /** The first message of a stream: a spec or a resume token, and updates to queue at once. */

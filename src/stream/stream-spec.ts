@@ -6,6 +6,7 @@ import type { HeldoutSpec } from '../splits/heldout.js';
 import type { AudioSpec } from '../tokenize/audio-layouts/audio-view.js';
 import { AUDIO_LAYOUT_NAMES, DEFAULT_AUDIO_LAYOUT } from '../tokenize/audio-layouts/registry.js';
 import { digest } from '../util/hash.js';
+import type { RawShuffle, ShuffleDefaults, ShuffleSpec } from './shuffle-spec.js';
 
 export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
 export type StreamSplit = (typeof SPLITS)[number];
@@ -26,6 +27,8 @@ export interface StreamSpec {
   readonly maxTurns: number;
   /** Audio codebooks and layout (docs/real-data.md); absent = flat over all codebooks. */
   readonly audio?: AudioSpec;
+  /** A train stream's `blocks` record order (shuffle-spec.ts); absent = the global order. */
+  readonly shuffle?: ShuffleSpec;
 }
 
 export interface Placement {
@@ -44,7 +47,7 @@ export interface MixtureUpdate {
 }
 
 /** A raw spec as it arrives (proto field names, camelCase, defaults already zero/empty). */
-export interface RawSpec {
+export interface RawSpec extends RawShuffle {
   split?: string;
   batchSize?: number;
   seqLen?: number;
@@ -59,7 +62,7 @@ export interface RawSpec {
   audio?: { codebooks?: number; layout?: string } | null;
 }
 
-export interface SpecDefaults {
+export interface SpecDefaults extends ShuffleDefaults {
   readonly window: number;
   readonly overlong: Overlong;
   readonly maxTurns: number;

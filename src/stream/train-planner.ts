@@ -16,6 +16,7 @@ import { DEFAULT_SHARE_WINDOW, ShareWindow, type ShareState } from './share-wind
 import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
 import { MAX_PENDING_UPDATES, type MixtureUpdate, type StreamSpec } from './stream-spec.js';
 import { checkTrainState, refuse } from './token-state-check.js';
+import { blockShapes } from './shuffle-spec.js';
 
 /** Everything a train stream has to remember between batches (it goes into the resume token). */
 export interface TrainState {
@@ -74,7 +75,7 @@ export class TrainPlanner {
     if (state) checkTrainState(state, { spec: deps.spec, step, table: deps.table, sizes: this.sizes, filter: deps.filter, resolve: deps.resolve });
     this.mixture = state?.mixture ?? deps.spec.mixture;
     this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
-    this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker);
+    this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker, blockShapes(deps.spec.shuffle, deps.table.reader.tasks));
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
     this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, state?.shares, this.stats.examples);
     this.pending = state ? [...state.pending] : [];

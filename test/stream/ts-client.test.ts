@@ -209,6 +209,23 @@ describe('TypeScript client', () => {
     for (const d of [ds, again, flat]) d.close();
   });
 
+  it('shuffle "blocks" is sent and resumed from the state dict; a dataset asking for another order is refused', async () => {
+    const order = { shuffle: 'blocks', shuffleWindow: 3 } as const;
+    const raw = await batchesOf(client, { ...rawSpec, ...order }, 4);
+    expect(hex(raw[0]!.tokens)).not.toBe(hex(ref[0]!.tokens));
+    const ds = new FlanStreamDataset(ts.target, { ...opts, ...order });
+    (await take(ds, 2)).forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(raw[i]!).inputIds));
+    const again = new FlanStreamDataset(ts.target, { ...opts, ...order });
+    again.loadStateDict(ds.stateDict());
+    (await take(again, 2)).forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(raw[2 + i]!).inputIds));
+    const global = new FlanStreamDataset(ts.target, { ...opts, shuffle: 'global' });
+    global.loadStateDict(ds.stateDict());
+    const err = await take(global, 1).catch((e: unknown) => e);
+    expect((err as FlanStreamError).code).toBe(Status.FAILED_PRECONDITION);
+    expect((err as FlanStreamError).message).toMatch(/made with shuffle blocks \(shuffle_window 3\) but the request asks for global/);
+    for (const d of [ds, again, global]) d.close();
+  });
+
   it('server errors reject the loop with FlanStreamError, without retrying', async () => {
     const ds = new FlanStreamDataset(ts.target, { ...opts, heldout: 'no-such-set' });
     const err = await take(ds, 1).catch((e: unknown) => e);
@@ -225,6 +242,8 @@ describe('TypeScript client', () => {
       { heldout: { tasks: 'speech' as never } }, { prefetch: 0 }, { maxBatches: -1 }, { overlong: 'chop' as never },
       { heldout: { datasets: '43_AudioCaps' as never } }, { heldout: { datasets: [''] } }, { heldout: { excludeOverlappingText: -1 } },
       { heldout: { excludeOverlappingText: 65 } }, { heldout: { excludeOverlappingText: 2.5 } },
+      { shuffle: 'random' as never }, { shuffleWindow: 0 }, { shuffleWindow: 1 << 17 }, { shuffle: 'global', shuffleWindow: 4 },
+      { split: 'test', shuffle: 'blocks' }, { split: 'heldout', shuffleWindow: 2 },
     ];
     for (const o of bad) expect(() => new FlanStreamDataset(ts.target, o), JSON.stringify(o)).toThrow(TypeError);
     // A 100 KB authorization header would be refused by HTTP/2 itself (RST_STREAM, no status).

@@ -68,6 +68,11 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         audio: ``{"codebooks": k, "layout": "flat" | "delay"}``: serve the first k codebooks
             (0 = all) in that layout; ``None`` = flat over all codebooks. Lengths, packing and
             stats follow the layout; a resume checks the token was made with the same choice.
+        shuffle: train record order within a task: ``"global"`` (a permutation of the whole
+            task) or ``"blocks"`` (blocks of consecutive records permuted and drawn
+            ``shuffle_window`` blocks at a time: far fewer index pages read per batch);
+            ``None`` = the server's ``stream.shuffle`` / ``stream.shuffle_window``. A resume
+            checks the token was made with the same order. Train only (``ValueError`` otherwise).
         prefetch: batches buffered ahead of the training loop.
         window, overlong, max_turns: packing window (examples), ``"drop"``/``"truncate"`` for
             over-long examples, most turns per multiturn segment (``None`` = server default).
@@ -90,7 +95,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         heldout: HeldoutArg = None, seed: int = 0, rank: Optional[int] = None, world_size: Optional[int] = None,
         max_batches: Optional[int] = None, output: Optional[str] = None, token: Optional[str] = None,
         targets: Optional[Sequence[str]] = None, prefetch: int = 4, window: Optional[int] = None,
-        overlong: Optional[str] = None, max_turns: Optional[int] = None, *, audio: AudioArg = None, tls: TLS = False,
+        overlong: Optional[str] = None, max_turns: Optional[int] = None, *, audio: AudioArg = None,
+        shuffle: Optional[str] = None, shuffle_window: Optional[int] = None, tls: TLS = False,
         retry: Optional[RetryPolicy] = None, timeout: float = 30.0,
         channel_options: Optional[Sequence[Tuple[str, Any]]] = None, pin_memory: bool = False,
     ) -> None:
@@ -113,6 +119,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             split=split, batch_size=batch_size, seq_len=seq_len, packing=packing, mixture=mixture,
             heldout=heldout, seed=seed, rank=self.rank, world_size=self.world_size, max_batches=max_batches,
             window=window, overlong=overlong, max_turns=max_turns, audio=audio,
+            shuffle=shuffle, shuffle_window=shuffle_window,
         )
         self.retry = retry if retry is not None else RetryPolicy()
         self._client_args: Dict[str, Any] = dict(token=token, tls=tls, timeout=timeout, options=channel_options)
@@ -212,6 +219,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             resume.heldout.CopyFrom(self._spec.heldout)
         # Always sent (empty = flat, all codebooks): the server refuses a token made with another layout.
         resume.audio.CopyFrom(self._spec.audio)
+        # The order asked for ("" and 0 = none): the server refuses a token made with another.
+        resume.shuffle, resume.shuffle_window = self._spec.shuffle, self._spec.shuffle_window
         return pb.StreamRequest(resume=resume, updates=updates)
 
     def _retry_what(self) -> str:

@@ -13,7 +13,7 @@ from ._proto.flanstream.v1 import data_service_pb2 as pb
 __all__ = [
     "SPLITS", "PACKINGS", "OUTPUTS", "WITHIN", "OVERLONG", "SCOPES",
     "POLICIES", "DEFAULT_LAG_STEPS", "policy_lag", "MixtureArg", "HeldoutArg", "build_spec", "build_mixture", "build_heldout",
-    "AUDIO_LAYOUTS", "AudioArg", "build_audio",
+    "AUDIO_LAYOUTS", "AudioArg", "build_audio", "SHUFFLES",
     "build_update", "update_to_dict", "normalize_targets", "check_positive_int",
 ]
 
@@ -25,6 +25,9 @@ OVERLONG = ("drop", "truncate")
 SCOPES = ("all", "test")
 #: Audio-token layouts (docs/real-data.md): ``flat`` frame-major, ``delay`` the MusicGen/Moshi delay pattern.
 AUDIO_LAYOUTS = ("flat", "delay")
+#: Train record orders: ``global`` (a permutation of each whole task) or ``blocks`` (blocks of
+#: consecutive records permuted, drawn ``shuffle_window`` blocks at a time: fewer index pages read).
+SHUFFLES = ("global", "blocks")
 _UINT32 = 2**32 - 1
 _UINT64 = 2**64 - 1
 
@@ -213,7 +216,7 @@ def build_audio(audio: AudioArg) -> "pb.AudioSpec":
 def build_spec(
     *, split: str, batch_size: Any, seq_len: Any, packing: str, mixture: MixtureArg, heldout: HeldoutArg,
     seed: Any, rank: int, world_size: int, max_batches: Any, window: Any, overlong: Any, max_turns: Any,
-    audio: AudioArg = None,
+    audio: AudioArg = None, shuffle: Optional[str] = None, shuffle_window: Any = None,
 ) -> "pb.StreamSpec":
     """Validate the dataset arguments and build the ``StreamSpec`` (``ValueError`` on a bad one)."""
     _check_choice("split", split, SPLITS)
@@ -234,6 +237,15 @@ def build_spec(
     )
     if overlong is not None:
         spec.overlong = _check_choice("overlong", overlong, OVERLONG)
+    if shuffle is not None or shuffle_window is not None:
+        if split != "train":
+            raise ValueError(f"shuffle applies to split 'train' only; evaluation split {split!r} is served whole and in order")
+        if shuffle is not None:
+            spec.shuffle = _check_choice("shuffle", shuffle, SHUFFLES)
+        if shuffle_window is not None:
+            if shuffle == "global":
+                raise ValueError("shuffle_window applies to shuffle='blocks' only")
+            spec.shuffle_window = check_positive_int("shuffle_window", shuffle_window, 1 << 16)
     mix = build_mixture(mixture)
     if mix is not None and split != "train":
         raise ValueError(f"mixture applies to split 'train' only; evaluation split {split!r} is served whole")

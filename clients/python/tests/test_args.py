@@ -31,6 +31,9 @@ T = "127.0.0.1:9"  # never contacted: construction is lazy
     {"heldout": {"exclude_overlapping_text": -1}}, {"heldout": {"exclude_overlapping_text": 65}},
     {"heldout": {"exclude_overlapping_text": True}}, {"heldout": {"exclude_overlapping_text": 13.0}},
     {"targets": [""]}, {"split": "test", "mixture": "uniform"},
+    {"shuffle": "random"}, {"shuffle": ""}, {"shuffle_window": 0}, {"shuffle_window": 1 << 17},
+    {"shuffle": "blocks", "shuffle_window": 2.0}, {"shuffle": "global", "shuffle_window": 8},
+    {"split": "test", "shuffle": "blocks"}, {"split": "heldout", "shuffle_window": 4},
 ])
 def test_bad_arguments_raise_value_error(kwargs) -> None:
     with pytest.raises(ValueError):
@@ -73,6 +76,15 @@ def test_good_arguments_build_the_spec() -> None:
     assert list(d.heldout.datasets) == ["43_AudioCaps"] and d.heldout.exclude_overlapping_text == 13
     assert (s.window, s.overlong, s.max_turns) == (64, "truncate", 3)
     assert ds.targets == [T, "127.0.0.1:10"] and ds.target == "127.0.0.1:10"  # rank 1 starts at replica 1
+
+
+def test_shuffle_arguments_build_the_spec() -> None:
+    s = FlanStreamDataset(T, shuffle="blocks", shuffle_window=64).spec
+    assert (s.shuffle, s.shuffle_window) == ("blocks", 64)
+    s = FlanStreamDataset(T, shuffle_window=32).spec  # the server's default order, which must be blocks
+    assert (s.shuffle, s.shuffle_window) == ("", 32)
+    s = FlanStreamDataset(T).spec  # "" and 0: the server's stream.shuffle and stream.shuffle_window
+    assert (s.shuffle, s.shuffle_window) == ("", 0)
 
 
 def test_named_mixture_and_heldout() -> None:

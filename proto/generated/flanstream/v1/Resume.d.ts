@@ -28,6 +28,12 @@ export interface Resume {
    * made with another is refused with FAILED_PRECONDITION.
    */
   'audio'?: (_flanstream_v1_AudioSpec | null);
+  /**
+   * Optional: the order the trainer expects ("" and 0 expect nothing); a token made with another
+   * shuffle or shuffle_window is refused with FAILED_PRECONDITION.
+   */
+  'shuffle'?: (string);
+  'shuffleWindow'?: (number);
 }
 
 export interface Resume__Output {
@@ -54,4 +60,10 @@ export interface Resume__Output {
    * made with another is refused with FAILED_PRECONDITION.
    */
   'audio': (_flanstream_v1_AudioSpec__Output | null);
+  /**
+   * Optional: the order the trainer expects ("" and 0 expect nothing); a token made with another
+   * shuffle or shuffle_window is refused with FAILED_PRECONDITION.
+   */
+  'shuffle': (string);
+  'shuffleWindow': (number);
 }

@@ -44,6 +44,17 @@ export interface StreamSpec {
    */
   'maxTurns'?: (number);
   /**
+   * Train record order within a task: "global" (a permutation of the whole task) | "blocks"
+   * (blocks of consecutive records permuted, drawn shuffle_window blocks at a time: far fewer
+   * index pages read per batch); "" = server default (stream.shuffle). Evaluation splits are
+   * served whole and in order: setting either field for one is INVALID_ARGUMENT.
+   */
+  'shuffle'?: (string);
+  /**
+   * blocks open at once under "blocks"; 0 = server default (stream.shuffle_window)
+   */
+  'shuffleWindow'?: (number);
+  /**
    * unset = flat over all codebooks
    */
   'audio'?: (_flanstream_v1_AudioSpec | null);
@@ -87,6 +98,17 @@ export interface StreamSpec__Output {
    * multiturn; 0 = server default
    */
   'maxTurns': (number);
+  /**
+   * Train record order within a task: "global" (a permutation of the whole task) | "blocks"
+   * (blocks of consecutive records permuted, drawn shuffle_window blocks at a time: far fewer
+   * index pages read per batch); "" = server default (stream.shuffle). Evaluation splits are
+   * served whole and in order: setting either field for one is INVALID_ARGUMENT.
+   */
+  'shuffle': (string);
+  /**
+   * blocks open at once under "blocks"; 0 = server default (stream.shuffle_window)
+   */
+  'shuffleWindow': (number);
   /**
    * unset = flat over all codebooks
    */
