@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,6 @@ import { ensureDist, ROOT } from './helpers/dist.js';
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const run = promisify(execFile);
 const K8S = join(ROOT, 'config', 'deploy', 'kubernetes');
-const SBATCH = join(ROOT, 'config', 'deploy', 'slurm', 'index.sbatch');
 const jobs = (file: string): Doc[] => parseAllDocuments(readFileSync(join(K8S, file), 'utf8')).map((d) => d.toJS() as Doc).filter((d) => d.kind === 'Job');
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-deploy-index-'));
@@ -79,43 +78,5 @@ describe('Kubernetes: Indexed Job of parts, then the merge Job', () => {
     const outArg = (job: Doc): string => job.spec.template.spec.containers[0].args[job.spec.template.spec.containers[0].args.indexOf('--out') + 1];
     expect(outArg(merge!)).toBe(outArg(parts!));
     expect(tree(join(out, outArg(parts!).slice('/index/'.length)))).toEqual(tree(single));
-  });
-});
-
-describe('Slurm: array job of parts with a dependent merge job', () => {
-  it('submits the array and an afterok merge; each task run as Slurm would builds its part; the merge gives the one-process index', async () => {
-    // A fake `sbatch` that records its arguments and answers like `sbatch --parsable`.
-    const bin = join(base, 'bin');
-    mkdirSync(bin);
-    const log = join(base, 'sbatch.log');
-    writeFileSync(join(bin, 'sbatch'), `#!/usr/bin/env bash\nn=$(( $(wc -l < "${log}" 2>/dev/null || echo 0) + 1 ))\nprintf '%s\\0' "$@" >> "${log}.$n"\necho "$n" >> "${log}"\necho "$(( 7000 + n ));cluster0"\n`);
-    chmodSync(join(bin, 'sbatch'), 0o755);
-    const out = join(base, 'slurm-index');
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, CORPUS: corpus, INDEX_OUT: out, PARTS: '3', FLANSTREAM: `${process.execPath} --import tsx src/cli.ts` };
-    const submitted = await run('bash', [SBATCH], { cwd: ROOT, env });
-    expect(submitted.stdout).toMatch(/parts as array job 7001 \(tasks 0-2\), merge as job 7002/);
-    const call = (k: number): string[] => readFileSync(`${log}.${k}`, 'utf8').split('\0').slice(0, -1);
-    const [arrayCall, mergeCall] = [call(1), call(2)];
-    expect(arrayCall.at(-1)).toBe(SBATCH);
-    expect(mergeCall.at(-1)).toBe(SBATCH);
-    expect(mergeCall).toContain('--dependency=afterok:7001');
-
-    // Slurm runs the array's tasks (here out of order) with the array variables it sets.
-    const array = /^--array=(\d+)-(\d+)$/.exec(arrayCall.find((a) => a.startsWith('--array='))!)!;
-    const [min, max] = [Number(array[1]), Number(array[2])];
-    const ids = Array.from({ length: max - min + 1 }, (_, k) => min + k).reverse();
-    for (const id of ids) {
-      await run('bash', [SBATCH], { cwd: ROOT, env: { ...env, SLURM_JOB_ID: '7001', SLURM_ARRAY_TASK_ID: String(id), SLURM_ARRAY_TASK_MIN: String(min), SLURM_ARRAY_TASK_COUNT: String(ids.length), SLURM_CPUS_PER_TASK: '2' } });
-    }
-    // Then the merge job, with the environment its --export asked for.
-    const exported = mergeCall.find((a) => a.startsWith('--export='))!.slice('--export='.length).split(',');
-    expect(exported[0]).toBe('ALL');
-    const extra = Object.fromEntries(exported.slice(1).map((kv) => kv.split('=') as [string, string]));
-    await run('bash', [SBATCH], { cwd: ROOT, env: { ...env, SLURM_JOB_ID: '7002', ...extra } });
-    expect(tree(out)).toEqual(tree(single));
-  });
-
-  it('refuses a PARTS that is not a positive integer', async () => {
-    await expect(run('bash', [SBATCH], { cwd: ROOT, env: { ...process.env, CORPUS: corpus, INDEX_OUT: join(base, 'x'), PARTS: '0' } })).rejects.toThrow(/PARTS must be a positive integer, got '0'/);
   });
 });
