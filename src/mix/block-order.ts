@@ -81,4 +81,17 @@ export class BlockOrder {
     const r = b * this.block + (o - slot * this.block) + this.rotate;
     return r >= this.n ? r - this.n : r;
   }
+
+  /** The position of record x in the epoch (at, run backwards: unrotate, the block's slot, the group's permutation). */
+  indexOf(x: number): number {
+    if (!(x >= 0 && x < this.n)) throw new RangeError(`record ${x} is outside the epoch's ${this.n} records`);
+    const r = x >= this.rotate ? x - this.rotate : x + this.n - this.rotate;
+    const b = Math.floor(r / this.block);
+    // Only the short block sits past the full ones, at the last slot of the block order.
+    const j = b < this.fullBlocks ? this.blocks.indexOf(b) : this.fullBlocks;
+    const g = Math.floor(j / this.window);
+    const o = (j - g * this.window) * this.block + (r - b * this.block);
+    const within = new Permutation(Math.min(this.group, this.n - g * this.group), ...this.key, g, WITHIN_KEY);
+    return g * this.group + within.indexOf(o);
+  }
 }

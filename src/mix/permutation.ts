@@ -80,6 +80,29 @@ export class Permutation {
     return (r << h) | t;
   }
 
+  /** One inverse pass of the network (the rounds undone in reverse key order), in float arithmetic. */
+  private unround(y: number): number {
+    let l = Math.floor(y / this.half);
+    let r = y % this.half;
+    for (const k of [this.k3, this.k2, this.k1, this.k0]) {
+      const prev = (r ^ (mix32(l ^ k) & this.mask)) >>> 0;
+      r = l;
+      l = prev;
+    }
+    return l * this.half + r;
+  }
+
+  /**
+   * Where x sits in the permutation: the i with at(i) = x, 0 ≤ x < n. Cycle walking inverts by
+   * walking the inverse network until it lands inside [0, n) again.
+   */
+  indexOf(x: number): number {
+    let i = x;
+    do i = this.unround(i);
+    while (i >= this.n);
+    return i;
+  }
+
   /** The i-th element of the permutation, 0 ≤ i < n. */
   at(i: number): number {
     let x = i;

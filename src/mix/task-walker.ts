@@ -6,10 +6,12 @@ export interface WalkerState {
   readonly epochs: number[];
 }
 
-/** One task epoch's order: a bijection of [0, n), by position. */
-interface EpochOrder {
+/** One task epoch's order: a bijection of [0, n), by position, and its inverse. */
+export interface EpochOrder {
   readonly n: number;
   at(i: number): number;
+  /** The position of record x: at(indexOf(x)) = x. */
+  indexOf(x: number): number;
 }
 
 /**
@@ -46,14 +48,7 @@ export class TaskWalker {
     if (n === 0) throw new Error(`task ${t} has no records to walk`);
     const epoch = this.epochs[t] ?? 0;
     const cursor = this.cursors[t] ?? 0;
-    let perm = this.perms[t];
-    if (!perm || perm.n !== n || this.permEpoch[t] !== epoch) {
-      const shape = this.blocks?.[t];
-      perm = shape ? new BlockOrder(n, shape, this.seed, t, epoch) : new Permutation(n, this.seed, t, epoch);
-      this.perms[t] = perm;
-      this.permEpoch[t] = epoch;
-    }
-    const local = perm.at(cursor);
+    const local = this.order(t, epoch).at(cursor);
     if (cursor + 1 >= n) {
       this.cursors[t] = 0;
       this.epochs[t] = epoch + 1;
@@ -61,6 +56,34 @@ export class TaskWalker {
       this.cursors[t] = cursor + 1;
     }
     return local;
+  }
+
+  /** Task t's order in `epoch` (how next() walks its records in that epoch). */
+  order(t: number, epoch: number): EpochOrder {
+    const n = this.sizes[t] ?? 0;
+    let perm = this.perms[t];
+    if (!perm || perm.n !== n || this.permEpoch[t] !== epoch) {
+      const shape = this.blocks?.[t];
+      perm = shape ? new BlockOrder(n, shape, this.seed, t, epoch) : new Permutation(n, this.seed, t, epoch);
+      this.perms[t] = perm;
+      this.permEpoch[t] = epoch;
+    }
+    return perm;
+  }
+
+  /** Task t's place in its walk: next() returns order(t, epoch).at(cursor). */
+  position(t: number): { readonly cursor: number; readonly epoch: number } {
+    return { cursor: this.cursors[t] ?? 0, epoch: this.epochs[t] ?? 0 };
+  }
+
+  /** Moves task t's walk forward to `cursor` of `epoch`: the records in between are passed over, as if drawn and given back. */
+  seek(t: number, epoch: number, cursor: number): void {
+    const at = this.position(t);
+    if (epoch < at.epoch || (epoch === at.epoch && cursor < at.cursor) || cursor < 0 || cursor >= (this.sizes[t] ?? 0)) {
+      throw new RangeError(`task ${t}: cannot seek from ${at.epoch}:${at.cursor} to ${epoch}:${cursor}`);
+    }
+    this.cursors[t] = cursor;
+    this.epochs[t] = epoch;
   }
 
   epoch(t: number): number {

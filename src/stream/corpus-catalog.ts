@@ -183,11 +183,12 @@ export class CorpusCatalog {
     return sizes;
   }
 
-  servability(heldout: ResolvedHeldout, fit: Pick<StreamSpec, 'seqLen' | 'overlong'>): Servability {
-    const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}`;
+  /** Under the stream's audio view: a draw tests fit with the lengths the stream serves. */
+  servability(heldout: ResolvedHeldout, fit: Fit): Servability {
+    const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}:${fit.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
     let s = this.servable.get(key);
     if (!s) {
-      s = new Servability(new SegmentLayout(this.table(0), this.template), this.guard(heldout), fit.seqLen, fit.overlong);
+      s = new Servability(new SegmentLayout(this.table(0), this.template, this.audioView(fit)), this.guard(heldout), fit.seqLen, fit.overlong);
       this.servable.set(key, s);
     }
     return s;

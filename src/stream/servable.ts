@@ -1,13 +1,21 @@
+import type { RecordSubset } from '../mix/sparse-walk.js';
 import type { Overlong, SegmentLayout } from '../pack/segment-layout.js';
 import type { Contamination } from '../splits/contamination.js';
 
+/** A task is walked through its subset when at most 1/SPARSE of its records can be served: denser ones cost rejection at most SPARSE draws per served record on average. */
+const SPARSE = 16;
+
 /**
- * Whether a task has a train record a stream can serve under one seq_len and overlong policy:
- * one that fits (as is or truncated) and that no guard of the held-out set removes. Decided from the
+ * Whether a task has a train record a stream can serve under one seq_len, audio view and overlong
+ * policy: one that fits (as is or truncated) and that no guard of the held-out set removes. Decided from the
  * index, by the very test a draw applies, scanning the task's records until one passes (usually
  * the first) and remembered per task. A draw loop then never needs a budget: a servable task's
  * permutation meets a servable record within two epochs, however few there are, and a task with
  * none is known before anything is drawn from it.
+ *
+ * For a task that rejects many draws in a row, `subset` scans all its records once and, if few
+ * can be served, keeps which (see sparse-walk.ts), so a stream walks straight to them. Subsets are
+ * shared by every stream of the same held-out set and fit and counted in `bytes`.
  */
 export class Servability {
   private readonly layout: SegmentLayout;
@@ -15,6 +23,9 @@ export class Servability {
   private readonly seqLen: number;
   private readonly overlong: Overlong;
   private readonly known = new Map<number, boolean>();
+  /** Per task scanned whole: its subset, or null when too many of its records can be served for one to help. */
+  private readonly subsets = new Map<number, RecordSubset | null>();
+  private held = 0;
 
   constructor(layout: SegmentLayout, filter: Contamination | undefined, seqLen: number, overlong: Overlong) {
     this.layout = layout;
@@ -23,9 +34,11 @@ export class Servability {
     this.overlong = overlong;
   }
 
-  private fits(t: number, i: number): boolean {
+  /** 0: servable; 1: removed by a guard; 2: does not fit. */
+  private kind(t: number, i: number): 0 | 1 | 2 {
     const loc = this.layout.table.locate(t, i);
-    return !this.filter?.excluded(loc.shard, loc.row) && this.layout.fit(loc, this.seqLen, this.overlong) !== undefined;
+    if (this.filter?.excluded(loc.shard, loc.row)) return 1;
+    return this.layout.fit(loc, this.seqLen, this.overlong) !== undefined ? 0 : 2;
   }
 
   has(t: number): boolean {
@@ -33,9 +46,43 @@ export class Servability {
     if (ok === undefined) {
       const n = this.layout.table.size(t);
       ok = false;
-      for (let i = 0; i < n && !ok; i++) ok = this.fits(t, i);
+      for (let i = 0; i < n && !ok; i++) ok = this.kind(t, i) === 0;
       this.known.set(t, ok);
     }
     return ok;
+  }
+
+  /**
+   * Task t's records split by whether they can be served, if at most 1/SPARSE of them can
+   * (undefined otherwise). One scan of the task, at its first call.
+   */
+  subset(t: number): RecordSubset | undefined {
+    let s = this.subsets.get(t);
+    if (s === undefined) {
+      s = this.scan(t);
+      this.subsets.set(t, s);
+      this.known.set(t, s === null || s.pass.length > 0);
+      if (s) this.held += s.pass.byteLength + s.other.byteLength;
+    }
+    return s ?? undefined;
+  }
+
+  private scan(t: number): RecordSubset | null {
+    const n = this.layout.table.size(t);
+    const most = Math.floor(n / SPARSE);
+    const lists: [number[], number[], number[]] = [[], [], []];
+    for (let i = 0; i < n; i++) {
+      const k = this.kind(t, i);
+      lists[k].push(i);
+      if (k === 0 && lists[0].length > most) return null;
+    }
+    const [pass, removed, long] = lists;
+    const otherRemoved = removed.length <= long.length;
+    return { size: n, pass: Int32Array.from(pass), other: Int32Array.from(otherRemoved ? removed : long), otherRemoved };
+  }
+
+  /** Bytes held by the subsets kept so far. */
+  get bytes(): number {
+    return this.held + 64 * (this.known.size + this.subsets.size);
   }
 }

@@ -1,6 +1,7 @@
 import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
 import { Sampler, type SamplerState } from '../mix/sampler.js';
 import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
+import { SparseWalk, type RecordSubset } from '../mix/sparse-walk.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import { policyArms } from '../mix/policy/arms.js';
 import { PolicyRunner, type LossReport, type PolicyState } from '../mix/policy/policy-runner.js';
@@ -17,6 +18,9 @@ import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
 import { MAX_PENDING_UPDATES, type MixtureUpdate, type StreamSpec } from './stream-spec.js';
 import { checkTrainState, refuse } from './token-state-check.js';
 import { blockShapes } from './shuffle-spec.js';
+
+/** Draws of one task given back in a row before the stream asks whether the task has few servable records (see servable.ts). */
+const MISSES_BEFORE_SEEK = 16;
 
 /** Everything a train stream has to remember between batches (it goes into the resume token). */
 export interface TrainState {
@@ -65,6 +69,9 @@ export class TrainPlanner {
   /** The stream's closed-loop policy, if its mixture names one. */
   readonly policy: PolicyRunner | undefined;
   private readonly shares: ShareWindow;
+  /** Per task: its servable subset once it kept missing (null: not sparse; undefined: not asked). */
+  private readonly subsets: (RecordSubset | null | undefined)[] = [];
+  private readonly sparse: SparseWalk;
 
   /** `state` comes from a resume token: `step` is the token's step (checked against pending updates). */
   constructor(deps: TrainDeps, state?: TrainState, step = 0) {
@@ -76,6 +83,7 @@ export class TrainPlanner {
     this.mixture = state?.mixture ?? deps.spec.mixture;
     this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
     this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker, blockShapes(deps.spec.shuffle, deps.table.reader.tasks));
+    this.sparse = new SparseWalk(this.walker);
     this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
     this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, state?.shares, this.stats.examples);
     this.pending = state ? [...state.pending] : [];
@@ -203,8 +211,13 @@ export class TrainPlanner {
    */
   protected drawUnit(): Segment {
     const { spec, table, layout, filter, servable } = this.deps;
-    for (;;) {
+    for (let misses = 0; ; misses++) {
       const t = this.sampler.next();
+      // A task that keeps missing may have few servable records: then its walk seeks straight to
+      // the next one, passing over (and counting) the records between as rejection would.
+      if (misses >= MISSES_BEFORE_SEEK && this.subsets[t] === undefined) this.subsets[t] = servable.subset(t) ?? null;
+      const subset = this.subsets[t];
+      if (subset && servable.has(t)) this.stats.dropped[t] = (this.stats.dropped[t] ?? 0) + this.sparse.skip(t, subset);
       const loc = table.locate(t, this.walker.next(t));
       const fit = filter?.excluded(loc.shard, loc.row) ? undefined : layout.fit(loc, spec.seqLen, spec.overlong);
       if (fit) {

@@ -1,4 +1,6 @@
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { TaskWalker } from '../../src/mix/task-walker.js';
+import { SegmentLayout } from '../../src/pack/segment-layout.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { loadChatml, singleLength, type Chatml } from '../helpers/chatml.js';
 import { IndexFacts } from '../helpers/index-facts.js';
@@ -48,6 +50,41 @@ describe('servability from the index', () => {
     expect(batches).toHaveLength(400);
     const servable = new Set([...fitting.values()].flatMap((s) => [...s]));
     expect(batches.flatMap((b) => b.uuids).every((u) => servable.has(u))).toBe(true);
+  });
+
+  it('a rare-fit task is walked straight to its servable records: the records examined stay a few per row, and the stream is the rejection walk', () => {
+    // The task whose servable records are rarest: rejection examined size/servable records per row.
+    const [path, ok] = [...fitting].filter(([, s]) => s.size >= 1).sort(([a, x], [b, y]) => facts.splitList(core.reader.tasks.find((t) => t.path === b)!.id).length / y.size - facts.splitList(core.reader.tasks.find((t) => t.path === a)!.id).length / x.size)[0]!;
+    const task = core.reader.tasks.find((t) => t.path === path)!;
+    const size = facts.splitList(task.id).length;
+    expect(size / ok.size).toBeGreaterThan(16);
+    const rows = 2 * 150;
+    const fit = vi.spyOn(SegmentLayout.prototype, 'fit');
+    let batches;
+    let examined;
+    try {
+      batches = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, mixture: { weights: { [path]: 1 } } }) }), rows / 2).batches;
+      examined = fit.mock.calls.length;
+    } finally {
+      fit.mockRestore();
+    }
+    // Two scans of the task (is anything servable; which records are) and about one record per row.
+    expect(examined).toBeLessThanOrEqual(2 * size + 2 * rows + 64);
+    // The same records in the same order as drawing and giving back every record (the task's
+    // seeded permutation, epoch after epoch), with every record passed over counted as dropped.
+    const table = core.catalog.table(0);
+    const sizes = core.reader.tasks.map((t) => (t.id === task.id ? table.size(t.id) : 0));
+    const walk = new TaskWalker(sizes, 0);
+    const expected: string[] = [];
+    let dropped = 0;
+    while (expected.length < rows) {
+      const loc = table.locate(task.id, walk.next(task.id));
+      const uuid = core.reader.uuid(loc.shard, loc.row);
+      if (ok.has(uuid)) expected.push(uuid);
+      else dropped++;
+    }
+    expect(batches.flatMap((b) => b.uuids)).toEqual(expected);
+    expect(batches.at(-1)!.stats.taskDropped[task.id]).toBe(dropped);
   });
 
   it('a task with no servable record is refused when the stream opens, naming it', () => {
