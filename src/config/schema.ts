@@ -35,6 +35,15 @@ export const configSchema = z
         max_message_bytes: num(z.number().int().positive()).default(64 << 20),
         /** Concurrent StreamBatches calls before RESOURCE_EXHAUSTED. */
         max_streams: num(z.number().int().positive()).default(256),
+        /**
+         * Open gRPC connections at most; at the cap a new one displaces the oldest still in its
+         * handshake, and is closed itself when none is (counted by reason in /metrics).
+         */
+        max_connections: num(z.number().int().positive()).default(1024),
+        /** A gRPC connection must finish TLS (if any) and send the HTTP/2 preface within this long, or is closed. */
+        handshake_timeout_ms: num(z.number().int().positive()).default(10000),
+        /** Open grpc.health.v1 Watch calls at most, server-wide (RESOURCE_EXHAUSTED beyond). */
+        max_health_watches: num(z.number().int().positive()).default(256),
         /** Largest batch_size × seq_len a stream may ask for (INVALID_ARGUMENT naming batch_size). */
         max_batch_tokens: num(z.number().int().positive()).default(1 << 20),
         /** Largest seq_len a stream may ask for. */

@@ -47,6 +47,8 @@ export class Metrics {
   private readonly fill = new client.Histogram({ name: 'flanstream_batch_fill_ratio', help: 'Non-pad tokens / all tokens per batch', buckets: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 1], registers: [this.registry] });
   private readonly build = new client.Histogram({ name: 'flanstream_batch_build_seconds', help: 'Time to plan and assemble a batch', buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5], registers: [this.registry] });
   readonly activeStreams = new client.Gauge({ name: 'flanstream_active_streams', help: 'Open StreamBatches calls', registers: [this.registry] });
+  readonly connectionsRefused = new client.Counter({ name: 'flanstream_connections_refused_total', help: 'gRPC connections closed by the server before serving them, by reason (max_connections, handshake_timeout, not_http2)', labelNames: ['reason'], registers: [this.registry] });
+  readonly watchesRefused = new client.Counter({ name: 'flanstream_health_watches_refused_total', help: 'grpc.health.v1 Watch calls refused at server.max_health_watches', registers: [this.registry] });
   private readonly bytes = new client.Counter({ name: 'flanstream_bytes_sent_total', help: 'Serialized StreamBatches response bytes handed to the transport', registers: [this.registry] });
   readonly updates = new client.Counter({ name: 'flanstream_mixture_updates_total', help: 'Mixture updates accepted', registers: [this.registry] });
   readonly reports = new client.Counter({ name: 'flanstream_loss_reports_total', help: 'Loss reports accepted', registers: [this.registry] });
@@ -149,6 +151,14 @@ export class Metrics {
   /** Reports the server's built-but-unsent bytes (the send budget in use) as a gauge. */
   trackUnsent(bytes: () => number): void {
     new client.Gauge({ name: 'flanstream_unsent_bytes', help: 'Batch bytes built but not yet handed to the socket, all streams', registers: [this.registry], collect() { this.set(bytes()); } });
+  }
+
+  trackConnections(open: () => number): void {
+    new client.Gauge({ name: 'flanstream_connections', help: 'Open gRPC connections (handshaking or not)', registers: [this.registry], collect() { this.set(open()); } });
+  }
+
+  trackWatches(open: () => number): void {
+    new client.Gauge({ name: 'flanstream_health_watches', help: 'Open grpc.health.v1 Watch calls', registers: [this.registry], collect() { this.set(open()); } });
   }
 
   observeBatch(b: WireBatch, seconds: number, streamId: string): void {

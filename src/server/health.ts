@@ -21,8 +21,18 @@ export class Health {
   private readonly statuses = new Map<string, ServingStatus>();
   private readonly watchers = new Set<{ service: string; call: grpc.ServerWritableStream<HealthRequest, HealthResponse> }>();
 
-  constructor(services: readonly string[], initial: ServingStatus) {
+  private readonly maxWatches: number;
+  private readonly refused: () => void;
+
+  /** `maxWatches`: open Watch calls at most (each holds a stream and a write queue); `refused` counts a refusal. */
+  constructor(services: readonly string[], initial: ServingStatus, maxWatches = Number.MAX_SAFE_INTEGER, refused: () => void = () => undefined) {
     for (const s of services) this.statuses.set(s, initial);
+    this.maxWatches = maxWatches;
+    this.refused = refused;
+  }
+
+  get watching(): number {
+    return this.watchers.size;
   }
 
   /** Sets every service's status and tells the watchers. */
@@ -46,6 +56,11 @@ export class Health {
       },
       watch: (call: grpc.ServerWritableStream<HealthRequest, HealthResponse>) => {
         const service = call.request.service ?? '';
+        if (this.watchers.size >= this.maxWatches) {
+          this.refused();
+          call.emit('error', { code: grpcStatus.RESOURCE_EXHAUSTED, details: `server.max_health_watches: ${this.maxWatches} Watch calls are open already; use Check, or close a Watch` });
+          return;
+        }
         const w = { service, call };
         this.watchers.add(w);
         call.on('cancelled', () => this.watchers.delete(w));

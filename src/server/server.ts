@@ -19,6 +19,8 @@ import { startHttp } from './http-server.js';
 import { dataServiceDefinition, lenientRequests, LOADER_OPTIONS, PROTO_FILE, PROTO_ROOT } from './proto.js';
 import { reflectionPackage } from './reflection-descriptors.js';
 import { encodeStreamResponse } from './response-encoder.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { listenGrpc, type GrpcListener, type TlsPair } from './grpc-listener.js';
 import { SendBudget } from './send-budget.js';
 import { statusRoutes } from './status-page.js';
 import { StreamMonitor } from './stream-monitor.js';
@@ -45,8 +47,8 @@ function readPem(key: string, path: string): Buffer {
   }
 }
 
-function credentials(tls: Config['server']['tls']): grpc.ServerCredentials {
-  if (!tls.cert) return grpc.ServerCredentials.createInsecure();
+function credentials(tls: Config['server']['tls']): TlsPair | undefined {
+  if (!tls.cert) return undefined;
   const cert = readPem('server.tls.cert', tls.cert);
   const key = readPem('server.tls.key', tls.key);
   // grpc-js only notices a bad PEM when binding, as an OpenSSL error blamed on the port: parse
@@ -64,7 +66,7 @@ function credentials(tls: Config['server']['tls']): grpc.ServerCredentials {
   parse('server.tls.key', tls.key, () => (pkey = createPrivateKey(key)));
   // A key from another pair parses fine and fails only when binding (blamed on server.port).
   if (!x509!.checkPrivateKey(pkey!)) throw new InvalidArgumentError('server.tls.key', `${tls.key} is not the private key of the certificate ${tls.cert}; give the key the certificate was made with`);
-  return grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }]);
+  return { cert, key };
 }
 
 /** The DataService definition with the hand-written response encoder, counting the bytes sent. */
@@ -127,7 +129,8 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);
   server.addService(lenientRequests(countingDefinition(dataServiceDefinition(definition), metrics)), handlers.implementation());
   // Health is unauthenticated on purpose: load balancers and kubelet probes carry no token.
-  const health = new Health(['', SERVICE], 'NOT_SERVING');
+  const health = new Health(['', SERVICE], 'NOT_SERVING', config.server.max_health_watches, () => metrics.watchesRefused.inc());
+  metrics.trackWatches(() => health.watching);
   health.addToServer(server);
   new ReflectionService(
     reflectionPackage([
@@ -136,17 +139,17 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     ]),
   ).addToServer(server);
 
-  const address = `${config.server.host}:${config.server.port}`;
-  let port: number;
+  const guard = new ConnectionGuard({ maxConnections: config.server.max_connections, handshakeMs: config.server.handshake_timeout_ms }, (why) => metrics.connectionsRefused.inc({ reason: why }));
+  metrics.trackConnections(() => guard.open);
+  let listener: GrpcListener;
   try {
-    port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, creds, (err, p) => (err ? reject(err) : resolve(p)));
-    });
+    listener = await listenGrpc(server, config.server.host, config.server.port, creds, guard, config.server.handshake_timeout_ms);
   } catch (err) {
     await pool?.close();
     core.catalog.close();
-    throw new InvalidArgumentError('server.port', `cannot listen on ${address}: ${describeError(err)}`);
+    throw err;
   }
+  const { port } = listener;
   // Ready means the index is open and the port bound; it turns false as soon as shutdown starts.
   let ready = true;
   health.setAll('SERVING');
@@ -161,6 +164,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
         routes: statusRoutes({ catalog: core.catalog, monitor, ready: () => ready, activeStreams: () => handlers.activeStreams }),
       }));
     } catch (err) {
+      listener.close();
       server.forceShutdown();
       await pool?.close();
       core.catalog.close();
@@ -188,6 +192,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       // 3. Close: health watchers are ended (they never finish on their own); the rest of the grace
       // lets StreamEnds still queued in HTTP/2 buffers reach slow readers before anything is cut.
       health.closeWatchers();
+      listener.close();
       const closed = until(deadline - Date.now(), new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
       if (!(await closed)) server.forceShutdown();
       if (http) {

@@ -91,8 +91,8 @@ export type HealthClient = grpc.Client & {
 const healthDef = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
 const HealthCtor = (grpc.loadPackageDefinition(healthDef) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
 
-export function healthClient(target: string, creds = grpc.credentials.createInsecure()): HealthClient {
-  return new HealthCtor(target, creds) as unknown as HealthClient;
+export function healthClient(target: string, creds = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}): HealthClient {
+  return new HealthCtor(target, creds, options) as unknown as HealthClient;
 }
 
 export function check(h: HealthClient, service = ''): Promise<string> {
