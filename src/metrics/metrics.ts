@@ -1,7 +1,7 @@
 import client from 'prom-client';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import type { PlanCache } from '../stream/plan-cache.js';
-import type { PolicyView } from '../stream/stream-session.js';
+import type { PolicyView } from '../stream/stream-plan.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
 

@@ -1,7 +1,7 @@
 import type { RawLossReport } from '../stream/loss-report.js';
 import type { CoreSettings } from '../stream/corpus-catalog.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
-import type { PolicyView } from '../stream/stream-session.js';
+import type { PolicyView } from '../stream/stream-plan.js';
 import type { WireEnd } from '../stream/wire-types.js';
 import type { CarriedError } from '../errors.js';
 import type { BatchSummary } from './batch-summary.js';

@@ -108,7 +108,7 @@ function serve(core: DataServiceCore): void {
         return { stream, id, state: state(s) };
       case 'update': {
         const u = core.update(op.raw);
-        const rewound = s.train && f.marks.length > 1;
+        const rewound = f.marks.length > 1;
         if (rewound) {
           s.rewind(f.marks[0]!);
           f.marks.length = 1;

@@ -1,6 +1,6 @@
 import type { RawLossReport } from '../stream/loss-report.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
-import type { PolicyView } from '../stream/stream-session.js';
+import type { PolicyView } from '../stream/stream-plan.js';
 import type { Placement, StreamSpec } from '../stream/stream-spec.js';
 import type { WireEnd } from '../stream/wire-types.js';
 import { revive } from '../errors.js';

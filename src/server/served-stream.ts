@@ -2,7 +2,8 @@ import type { RawLossReport } from '../stream/loss-report.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
 import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { Placement, StreamSpec } from '../stream/stream-spec.js';
-import type { PolicyView, StreamSession } from '../stream/stream-session.js';
+import type { PolicyView } from '../stream/stream-plan.js';
+import type { StreamSession } from '../stream/stream-session.js';
 import type { WireBatch, WireEnd } from '../stream/wire-types.js';
 import { encodeStreamResponse } from './response-encoder.js';
 

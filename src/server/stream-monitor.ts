@@ -1,4 +1,5 @@
-import type { PolicyView, StreamSession } from '../stream/stream-session.js';
+import type { PolicyView } from '../stream/stream-plan.js';
+import type { StreamSession } from '../stream/stream-session.js';
 
 /** What the monitor reads of a stream (a StreamSession, or a stream built on a worker). */
 export type MonitoredStream = Pick<StreamSession, 'spec' | 'placement' | 'policyView'>;

@@ -46,7 +46,7 @@ export class EvalPlanner implements ItemFeed {
   }
 
   /** Up to `rows` rows; fewer (or none) when the items run out. */
-  planStep(rows: number): Segment[][] {
+  rows(rows: number): Segment[][] {
     const out: Segment[][] = [];
     while (out.length < rows && !this.done) {
       const row = this.packing.eval(this, this.spec.seqLen);

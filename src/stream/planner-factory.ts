@@ -1,34 +1,48 @@
 import { splitIndex, type SplitIndex } from '../index/index-reader.js';
 import type { SegmentLayout } from '../pack/segment-layout.js';
+import type { MixtureSpec } from '../mix/mixture.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
 import { EvalItems } from './eval-items.js';
-import { EvalPlanner, type EvalState } from './eval-planner.js';
-import type { Planner } from './stream-session.js';
-import type { StreamSpec } from './stream-spec.js';
+import { EvalPlan } from './eval-plan.js';
+import type { EvalState } from './eval-planner.js';
+import { TokenMint } from './resume-token.js';
+import type { StreamPlan } from './stream-plan.js';
+import type { Placement, StreamSpec } from './stream-spec.js';
+import { TrainPlan } from './train-plan.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
 
+/** A stream's definition before it has a plan: from a spec, or restored from a token. */
+export interface Opening {
+  readonly spec: StreamSpec;
+  readonly placement: Placement;
+  readonly heldout: ResolvedHeldout;
+  /** The next global step to build. */
+  readonly step: number;
+  /** A token's plan state (undefined: a fresh stream). */
+  readonly state: unknown;
+}
+
 /**
- * The planner of a stream's split, fresh or in a token's state. Why one function: a train
- * stream's planner is also rebuilt from its own tokens (the plan cache of multi-rank jobs), and
- * both paths must wire the catalog's guards, servable records and mixture resolution the same way.
+ * The plan of a stream's split, fresh or in a token's state. Why one function: it wires the
+ * catalog's guards, servable records and mixture resolution into the planners the same way for a
+ * new stream and for a train planner rebuilt from the stream's own tokens (rewind, plan cache).
  */
-export function makePlanner(catalog: CorpusCatalog, spec: StreamSpec, heldout: ResolvedHeldout, layoutFor: (s: SplitIndex) => SegmentLayout, state: unknown, step: number): { plan: Planner; layout: SegmentLayout } {
+export function makePlan(catalog: CorpusCatalog, o: Opening, layoutFor: (s: SplitIndex) => SegmentLayout): { plan: StreamPlan; layout: SegmentLayout } {
+  const { spec, heldout } = o;
+  const mint = new TokenMint({ index: catalog.fingerprint, heldout: heldout.fingerprint, spec, worldSize: o.placement.worldSize }, catalog.settings.tokenKey);
+  // Evaluation items carry their own locations; the layout reads rows through any table.
+  const layout = layoutFor(0);
   if (spec.split === 'train') {
-    const layout = layoutFor(0);
-    const planner = new TrainPlanner(
-      { spec, layout, table: layout.table, heldout, filter: catalog.guard(heldout), servable: catalog.servability(heldout, spec), resolve: (m, field) => catalog.resolveMixture(m, heldout, field, spec), shareWindow: catalog.settings.shareWindowSteps },
-      state as TrainState | undefined,
-      step,
-    );
-    return { plan: { kind: 'train', planner }, layout };
+    const deps = { spec, layout, table: layout.table, heldout, filter: catalog.guard(heldout), servable: catalog.servability(heldout, spec), resolve: (m: MixtureSpec, field: string) => catalog.resolveMixture(m, heldout, field, spec), shareWindow: catalog.settings.shareWindowSteps };
+    const restore = (state: unknown, step: number): TrainPlanner => new TrainPlanner(deps, state as TrainState | undefined, step);
+    const plan = new TrainPlan({ spec, layout, planner: restore(o.state, o.step), restore, mint, step: o.step, worldSize: o.placement.worldSize, cache: catalog.plans });
+    return { plan, layout };
   }
   // Held-out datasets move their records of other tasks from dev/test to the heldout stream.
   const isHeld = (task: number, shard: number): boolean => heldout.tasks.has(task) || heldout.shards.has(shard);
   const want = spec.split === 'heldout';
   const splits: SplitIndex[] = want ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
   const items = new EvalItems(catalog.reader, (task, shard) => isHeld(task, shard) === want, splits);
-  // Evaluation items carry their own locations; the layout reads rows through any table.
-  const layout = layoutFor(0);
-  return { plan: { kind: 'eval', planner: new EvalPlanner(items, layout, spec, state as EvalState | undefined), items }, layout };
+  return { plan: new EvalPlan({ spec, placement: o.placement, layout, items, mint, state: o.state as EvalState | undefined }), layout };
 }

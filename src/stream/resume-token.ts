@@ -89,3 +89,38 @@ export function decodeToken(token: Uint8Array, indexFingerprint: string, key = '
   if (specHash(p.spec) !== p.specHash) throw bad('token spec does not match its hash');
   return p;
 }
+
+/** What every token of one stream carries unchanged. */
+export interface TokenHead {
+  readonly index: string;
+  readonly heldout: string;
+  readonly spec: StreamSpec;
+  readonly worldSize: number;
+}
+
+/**
+ * Makes and reads the tokens of one stream. Why an object: a token is made for every batch, and
+ * what never changes within a stream (the spec's hash above all) is fixed here once.
+ */
+export class TokenMint {
+  private readonly head: TokenHead & { readonly specHash: string };
+  private readonly key: string;
+
+  /** `key`: server.token_key ('' = unsigned). */
+  constructor(head: TokenHead, key: string) {
+    this.head = { ...head, specHash: specHash(head.spec) };
+    this.key = key;
+  }
+
+  /** The token of `state` before global step `step`. */
+  make(step: number, state: unknown): Buffer {
+    const h = this.head;
+    // Field order is the token's byte order: keep it.
+    return encodeToken({ index: h.index, heldout: h.heldout, specHash: h.specHash, spec: h.spec, step, worldSize: h.worldSize, state }, this.key);
+  }
+
+  /** A token of this stream, decoded and checked against the index (its `state` is checked by its owners). */
+  read(token: Uint8Array): TokenPayload {
+    return decodeToken(token, this.head.index, this.key);
+  }
+}

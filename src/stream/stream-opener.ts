@@ -2,25 +2,14 @@ import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError
 import type { SplitIndex } from '../index/index-reader.js';
 import { checkPolicySpec } from '../mix/policy/policy-spec.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
-import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
-import { makePlanner } from './planner-factory.js';
+import { makePlan, type Opening } from './planner-factory.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession } from './stream-session.js';
-import { parseAudio, parseSpec, specHash, type Placement, type StreamSpec } from './stream-spec.js';
+import { parseAudio, parseSpec, specHash, type StreamSpec } from './stream-spec.js';
 import type { RawOpen, RawResume } from './stream-request.js';
 import { checkResumeShuffle, parseShuffle, tokenShuffle } from './shuffle-spec.js';
 import type { StreamUpdates } from './stream-updates.js';
-import type { TrainPlanner } from './train-planner.js';
-
-/** A stream's definition before it has a planner: from a spec, or restored from a token. */
-interface Opening {
-  readonly spec: StreamSpec;
-  readonly placement: Placement;
-  readonly heldout: ResolvedHeldout;
-  readonly step: number;
-  readonly state: unknown;
-}
 
 /**
  * Turns a stream's first message into a session: a spec is validated and resolved against the
@@ -41,21 +30,12 @@ export class StreamOpener {
     const { catalog } = this;
     const resume = raw.resume;
     const opening = resume ? fromToken(() => this.fromResume(resume)) : this.fromSpec(raw);
-    const { spec, placement, heldout, step, state } = opening;
+    const { spec, placement, heldout, step } = opening;
     const view = catalog.audioView(spec);
     const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(catalog.table(s), catalog.template, view);
-    const { fingerprint } = catalog;
-    const { tokenKey } = catalog.settings;
     const build = (): StreamSession => {
-      const { plan, layout } = makePlanner(catalog, spec, heldout, layoutFor, state, step);
-      // Tokens passed to `restore` are this server's own, made by this very stream.
-      const restore = (token: Buffer): TrainPlanner => {
-        const decoded = decodeToken(token, fingerprint, tokenKey);
-        const p = makePlanner(catalog, spec, heldout, layoutFor, decoded.state, decoded.step).plan;
-        if (p.kind !== 'train') throw new Error('a train stream restored into an evaluation planner');
-        return p.planner;
-      };
-      return new StreamSession({ spec, placement, heldout, indexFingerprint: fingerprint, tokenKey, layout, plan, step, shared: { cache: catalog.plans, restore } });
+      const { plan, layout } = makePlan(catalog, opening, layoutFor);
+      return new StreamSession({ spec, placement, heldout, layout, plan, step });
     };
     const session = resume ? fromToken(build) : build();
     this.updates.queue(session, raw.updates ?? []);

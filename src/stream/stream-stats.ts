@@ -1,4 +1,6 @@
+import { DOMAINS } from '../corpus/record-schema.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import { countsSince, type ShareState } from './share-window.js';
 import type { WireStats } from './wire-types.js';
 
 /** Running totals of the global stream (all ranks), carried in the resume token. */
@@ -35,6 +37,67 @@ export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonl
     stats.textTokens[first] = (stats.textTokens[first] ?? 0) + seg.length - audio;
   }
   stats.padding += seqLen - used;
+}
+
+/** Per task of a layout's index: its domain's position in DOMAINS. */
+export function taskDomains(layout: SegmentLayout): Int32Array {
+  return Int32Array.from(layout.table.reader.tasks.map((t) => DOMAINS.indexOf(t.domain as (typeof DOMAINS)[number])));
+}
+
+/** What a train stream adds to its stats: the sampler's target, the share baselines and the epochs per task. */
+export interface TrainFigures {
+  readonly target: ArrayLike<number>;
+  readonly shares: ShareState;
+  readonly epochs: readonly number[];
+}
+
+/**
+ * A batch's stats from the running totals: per task, and rolled up per domain (`domainOf`: each
+ * task's domain, see taskDomains). `frameRate`: the codec's frames per second (0: no audio seconds).
+ * Everything is copied: the planner keeps counting into its arrays while gRPC may still hold this
+ * batch unserialized in its write buffer.
+ */
+export function wireStats(totals: StreamStats, domainOf: Int32Array, frameRate: number, train?: TrainFigures): WireStats {
+  const target = train ? Array.from(train.target) : totals.examples.map(() => 0);
+  const shares = train?.shares;
+  const sinceUpdate = shares ? countsSince(totals.examples, shares.atUpdate) : [];
+  const recent = shares ? countsSince(totals.examples, shares.atWindowStart) : [];
+  const domainExamples = DOMAINS.map(() => 0);
+  const domainTarget = DOMAINS.map(() => 0);
+  const domainAudioSeconds = frameRate > 0 ? DOMAINS.map(() => 0) : [];
+  const domainSinceUpdate = shares ? DOMAINS.map(() => 0) : [];
+  const domainRecent = shares ? DOMAINS.map(() => 0) : [];
+  totals.examples.forEach((n, t) => {
+    const d = domainOf[t] ?? 0;
+    domainExamples[d] = (domainExamples[d] ?? 0) + n;
+    domainTarget[d] = (domainTarget[d] ?? 0) + (target[t] ?? 0);
+    if (frameRate > 0) domainAudioSeconds[d] = (domainAudioSeconds[d] ?? 0) + (totals.audioFrames[t] ?? 0) / frameRate;
+    if (shares) {
+      domainSinceUpdate[d] = (domainSinceUpdate[d] ?? 0) + (sinceUpdate[t] ?? 0);
+      domainRecent[d] = (domainRecent[d] ?? 0) + (recent[t] ?? 0);
+    }
+  });
+  return {
+    taskExamples: [...totals.examples],
+    taskTextTokens: [...totals.textTokens],
+    taskAudioTokens: [...totals.audioTokens],
+    taskTarget: target,
+    domainExamples,
+    domainTarget,
+    paddingTokens: totals.padding,
+    dropped: totals.dropped.reduce((a, b) => a + b, 0),
+    truncated: totals.truncated.reduce((a, b) => a + b, 0),
+    taskDropped: [...totals.dropped],
+    taskTruncated: [...totals.truncated],
+    sinceUpdateStep: shares?.updateStep ?? 0,
+    taskExamplesSinceUpdate: sinceUpdate,
+    domainExamplesSinceUpdate: domainSinceUpdate,
+    windowStartStep: shares?.windowStart ?? 0,
+    taskExamplesWindow: recent,
+    domainExamplesWindow: domainRecent,
+    taskEpochs: train ? [...train.epochs] : [],
+    domainAudioSeconds,
+  };
 }
 
 export interface DomainProportions {

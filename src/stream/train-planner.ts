@@ -164,16 +164,11 @@ export class TrainPlanner {
   }
 
   /**
-   * Plans global step `step`. With a policy, `report` is the trainer's report of step
-   * step − lag_steps (undefined if it sent none): the policy takes it in first, and a decision it
-   * makes applies from this very step, like a manual update queued for it, unless one was.
+   * Begins global step `step`: takes in the report and applies the updates due at it; the step's
+   * rows follow with planRows (in any chunks). With a policy, `report` is the trainer's report of
+   * step step − lag_steps (undefined if it sent none): the policy takes it in first, and a decision
+   * it makes applies from this very step, like a manual update queued for it, unless one was.
    */
-  planStep(step: number, rows: number, report?: LossReport): Segment[][] {
-    this.beginStep(step, report);
-    return this.planRows(rows);
-  }
-
-  /** Takes in the report and applies the updates due at `step`; the step's rows follow with planRows (in any chunks). */
   beginStep(step: number, report?: LossReport): void {
     this.shares.beginStep(step, this.stats.examples);
     const s = step - (this.policy?.spec.lagSteps ?? 0);

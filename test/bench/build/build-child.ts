@@ -26,13 +26,13 @@ const wanted = flag('cases', Object.keys(BUILD_CASES).join(',')).split(',');
 const from = async <T>(file: string): Promise<T> => (await import(pathToFileURL(join(root, file)).href)) as T;
 
 type Msg = { batch?: { tokens: Uint8Array } } | undefined;
-/** The train planner, reached inside the session (the same object in every build since the plan cache). */
+/** The train planner, reached inside the session: `init.plan.planner` in older builds, `plan.planner` (a TrainPlan's) since plans are strategies. */
 interface Planner {
   beginStep(step: number): void;
   planRows(rows: number): { turns: unknown[] }[][];
 }
 interface Core {
-  open(raw: unknown): { next(): Msg; init?: { plan?: { planner?: Planner } } };
+  open(raw: unknown): { next(): Msg; init?: { plan?: { planner?: Planner } }; plan?: { planner?: Planner } };
 }
 const { coreSettings } = await from<{ coreSettings: (c: unknown) => unknown }>('src/config/core-settings.ts');
 const { loadConfig } = await from<{ loadConfig: (f: undefined, o: Record<string, string>, e: Record<string, string>) => unknown }>('src/config/load-config.ts');
@@ -49,8 +49,8 @@ function run(name: string, n: number, seed: number): { batches: number; tokens: 
   let tokens = 0;
   const cpu = process.cpuUsage();
   const started = performance.now();
-  const planner = planOnly ? session.init?.plan?.planner : undefined;
-  if (planOnly && !planner) throw new Error(`${root}: this build's session has no init.plan.planner to time alone`);
+  const planner = planOnly ? (session.plan?.planner ?? session.init?.plan?.planner) : undefined;
+  if (planOnly && !planner) throw new Error(`${root}: this build's session has no plan.planner to time alone`);
   let examples = 0;
   for (let i = 0; planner && i < n; i++) {
     planner.beginStep(i);

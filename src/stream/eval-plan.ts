@@ -1,0 +1,117 @@
+import { InvalidArgumentError } from '../errors.js';
+import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import type { EvalItems } from './eval-items.js';
+import { EvalPlanner, type EvalState } from './eval-planner.js';
+import type { PlannedStep } from './plan-cache.js';
+import type { TokenMint } from './resume-token.js';
+import type { EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
+import type { Placement, StreamSpec } from './stream-spec.js';
+import { taskDomains, wireStats } from './stream-stats.js';
+
+export interface EvalPlanInit {
+  readonly spec: StreamSpec;
+  readonly placement: Placement;
+  readonly layout: SegmentLayout;
+  readonly items: EvalItems;
+  readonly mint: TokenMint;
+  /** A token's state (checked by the planner), or undefined for a fresh stream. */
+  readonly state: EvalState | undefined;
+}
+
+/** What a rank is given over a whole evaluation stream (replayed once, see EvalPlan.replay). */
+interface Replayed {
+  readonly counts: number[];
+  readonly dropped: number[];
+  readonly steps: number;
+}
+
+/**
+ * An evaluation stream's plan: the set's items in their fixed order (eval-planner.ts), to the
+ * end. It takes no mixture updates or loss reports: the set is served whole and in order.
+ */
+export class EvalPlan implements StreamPlan {
+  private readonly init: EvalPlanInit;
+  private planner: EvalPlanner;
+  private replayed: Replayed | undefined;
+  private readonly domains: Int32Array;
+
+  constructor(init: EvalPlanInit) {
+    this.init = init;
+    this.planner = new EvalPlanner(init.items, init.layout, init.spec, init.state);
+    this.domains = taskDomains(init.layout);
+  }
+
+  get done(): boolean {
+    return this.planner.done;
+  }
+
+  waiting(): boolean {
+    return false;
+  }
+
+  token(next: number): Buffer {
+    return this.init.mint.make(next, this.planner.state());
+  }
+
+  begin(): PlannedStep | undefined {
+    return undefined;
+  }
+
+  rows(n: number): Segment[][] {
+    return this.planner.rows(n);
+  }
+
+  finish(step: number, rows: Segment[][]): PlannedStep {
+    const stats = wireStats(this.planner.totals, this.domains, this.init.layout.table.reader.manifest.vocab.frameRate);
+    return { rows, token: this.token(step + 1), stats };
+  }
+
+  get totalSteps(): number {
+    return this.replay().steps;
+  }
+
+  end(): EndFigures {
+    const r = this.replay();
+    return { taskExamples: r.counts, totalTaskExamples: [...this.init.items.perTask], taskDropped: r.dropped };
+  }
+
+  rewind(token: Buffer): void {
+    const { items, layout, spec, mint } = this.init;
+    this.planner = new EvalPlanner(items, layout, spec, mint.read(token).state as EvalState);
+  }
+
+  addUpdate(): void {
+    // A client error, not an internal one: it must reach the client as INVALID_ARGUMENT.
+    throw new InvalidArgumentError('mixture_update', `mixture updates apply to split "train" only; the ${this.init.spec.split} split is served whole and in order`);
+  }
+
+  addReport(): void {
+    throw new InvalidArgumentError('losses', `loss reports apply to split "train" only; the ${this.init.spec.split} split is an evaluation stream`);
+  }
+
+  policyView(): PolicyView | undefined {
+    return undefined;
+  }
+
+  /**
+   * Examples this rank is given over the whole stream, the set's dropped items and the stream's
+   * step count, replayed from its start once per plan (the first batch needs the step count, the
+   * end the counts).
+   */
+  private replay(): Replayed {
+    if (this.replayed) return this.replayed;
+    const { items, layout, spec, placement } = this.init;
+    const replay = new EvalPlanner(items, layout, spec);
+    const counts = items.perTask.map(() => 0);
+    const { rank, worldSize } = placement;
+    const B = spec.batchSize;
+    let steps = 0;
+    while (!replay.done) {
+      const rows = replay.rows(worldSize * B).slice(rank * B, (rank + 1) * B);
+      steps++;
+      for (const row of rows) for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
+    }
+    this.replayed = { counts, dropped: replay.totals.dropped, steps };
+    return this.replayed;
+  }
+}

@@ -1,0 +1,59 @@
+import type { LossReport } from '../mix/policy/policy-runner.js';
+import type { Segment } from '../pack/segment-layout.js';
+import type { PlannedStep } from './plan-cache.js';
+import type { MixtureUpdate } from './stream-spec.js';
+
+/**
+ * The one interface a stream's plan implements: what is served, step by step, and what a resume
+ * token remembers of it. Two plans exist, the train plan (train-plan.ts: an endless mixture,
+ * updates, loss reports, steps shared between ranks) and the evaluation plan (eval-plan.ts: a
+ * finite set in order). Why an interface: the session (stream-session.ts) is only the loop (the
+ * step, messages sent, the last token, this rank's rows), so it never asks which kind of stream
+ * it serves, and a new kind of plan is one file implementing this.
+ */
+export interface StreamPlan {
+  /** Nothing is left to plan: the stream ends ("complete"). */
+  readonly done: boolean;
+  /** True while step `next` waits for the loss report it feeds on (a policy's lag). */
+  waiting(next: number): boolean;
+  /** The resume token of the plan as it stands, `next` being the next step to plan. */
+  token(next: number): Buffer;
+  /** Begins global step `step`: the step itself when it was planned already (another rank's, from the plan cache), else undefined and its rows follow. */
+  begin(step: number): PlannedStep | undefined;
+  /** The next `n` rows of the step begun (all ranks'); fewer only when the plan is done. */
+  rows(n: number): Segment[][];
+  /** Closes the step begun: its rows, the token after it and the stream's stats as of it. */
+  finish(step: number, rows: Segment[][]): PlannedStep;
+  /** Steps in the whole stream (0: endless); sent with every batch. */
+  readonly totalSteps: number;
+  /** The per-task figures of the stream's end message. */
+  end(): EndFigures;
+  /** Back to the state a token of this very stream describes (a build worker's rewind). */
+  rewind(token: Buffer): void;
+  /** A mixture update; `next` is the first step not yet planned (refused by plans that take none). */
+  addUpdate(u: MixtureUpdate, next: number): void;
+  /** A checked loss report; `next` is the first step not sent yet (refused by plans that take none). */
+  addReport(r: LossReport, next: number): void;
+  /** The policy now (read live when scraped); undefined without one. */
+  policyView(): PolicyView | undefined;
+}
+
+/** The per-task figures of an end message (this rank's examples over the stream, the set's). */
+export interface EndFigures {
+  readonly taskExamples: number[];
+  readonly totalTaskExamples: number[];
+  readonly taskDropped: number[];
+}
+
+/** What the status page and /metrics show of a stream's policy. */
+export interface PolicyView {
+  readonly name: string;
+  /** The arms: selectors (or domains) the policy reweights. */
+  readonly selectors: readonly string[];
+  /** The policy's current weight per arm. */
+  readonly weights: readonly number[];
+  /** Mean token loss per arm in the window of the last decision (null: none reported). */
+  readonly losses: readonly (number | null)[];
+  readonly decisions: number;
+  readonly lastReportStep: number | null;
+}

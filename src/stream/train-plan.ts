@@ -1,0 +1,160 @@
+import { InvalidArgumentError } from '../errors.js';
+import type { LossReport } from '../mix/policy/policy-runner.js';
+import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
+import { checksum } from '../util/hash.js';
+import type { PlanCache, PlannedStep } from './plan-cache.js';
+import { ReportWindow } from './report-window.js';
+import type { TokenMint } from './resume-token.js';
+import type { EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
+import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
+import { taskDomains, wireStats } from './stream-stats.js';
+import type { TrainPlanner } from './train-planner.js';
+
+export interface TrainPlanInit {
+  readonly spec: StreamSpec;
+  readonly layout: SegmentLayout;
+  readonly planner: TrainPlanner;
+  /** A planner in the state (before `step`) that a token of this stream carries. */
+  readonly restore: (state: unknown, step: number) => TrainPlanner;
+  readonly mint: TokenMint;
+  /** The next global step to plan. */
+  readonly step: number;
+  /** The job's world size, and the plan cache its rank streams on this server share (used when world_size > 1). */
+  readonly worldSize: number;
+  readonly cache: PlanCache;
+}
+
+/**
+ * A train stream's plan: the train planner (rows from the mixture), and around it what a step
+ * depends on besides the planner: the trainer's loss reports until the step they feed
+ * (report-window.ts), mixture updates that arrive while a step is being planned (they count from
+ * the next step), and the steps the ranks of a multi-rank job share (plan-cache.ts).
+ */
+export class TrainPlan implements StreamPlan {
+  readonly done = false;
+  readonly totalSteps = 0;
+  private readonly init: TrainPlanInit;
+  private planner: TrainPlanner;
+  private readonly reports: ReportWindow;
+  /** Shared with the job's other ranks (a single rank has no one to share with). */
+  private readonly cache: PlanCache | undefined;
+  /** Digest of the state the next step is planned from: the plan cache's key (with `cache` only). */
+  private stateKey = '';
+  /** The key of the step begun. */
+  private stepKey = '';
+  /** The token after the last step: the planner lags behind it after steps taken from the plan cache. */
+  private last: Buffer | undefined;
+  private stale = false;
+  /** A step is begun and not finished (its rows are planned in slices); updates arriving meanwhile wait in `deferred`. */
+  private planning = false;
+  private readonly deferred: MixtureUpdate[] = [];
+  private readonly domains: Int32Array;
+
+  constructor(init: TrainPlanInit) {
+    this.init = init;
+    this.planner = init.planner;
+    this.reports = new ReportWindow(init.spec.mixture.policy?.lagSteps, init.step);
+    this.cache = init.worldSize > 1 ? init.cache : undefined;
+    this.domains = taskDomains(init.layout);
+    if (this.cache) this.stateKey = checksum(this.token(init.step));
+  }
+
+  waiting(next: number): boolean {
+    return this.reports.waiting(next);
+  }
+
+  token(next: number): Buffer {
+    return this.init.mint.make(next, this.current().state());
+  }
+
+  begin(step: number): PlannedStep | undefined {
+    // With a policy the step also depends on the report it consumes: ranks share it only if theirs agree.
+    const report = this.reports.feeding(step);
+    this.stepKey = this.reports.lag === undefined ? this.stateKey : `${this.stateKey}:${report?.digest ?? '-'}`;
+    const cached = this.cache?.take(this.stepKey);
+    if (cached) {
+      this.stale = true;
+      this.passed(cached.token);
+      return cached;
+    }
+    this.current().beginStep(step, report?.report);
+    this.planning = true;
+    return undefined;
+  }
+
+  rows(n: number): Segment[][] {
+    return this.planner.planRows(n);
+  }
+
+  finish(step: number, rows: Segment[][]): PlannedStep {
+    this.planning = false;
+    const p = this.planner;
+    const stats = wireStats(p.totals, this.domains, this.init.layout.table.reader.manifest.vocab.frameRate, { target: p.targets, shares: p.shareState, epochs: p.epochs });
+    const planned = { rows, token: this.init.mint.make(step + 1, p.state()), stats };
+    this.cache?.put(this.stepKey, planned, this.init.worldSize);
+    this.passed(planned.token);
+    // Updates that arrived while the step was being planned count from the next message on, as
+    // if they had arrived just after it (this step's token was made without them).
+    for (const u of this.deferred.splice(0)) this.addUpdate(u, step + 1);
+    return planned;
+  }
+
+  /** The stream moved past a step whose token is `token`. */
+  private passed(token: Buffer): void {
+    this.last = token;
+    if (this.cache) this.stateKey = checksum(token);
+  }
+
+  end(): EndFigures {
+    const zeros = (): number[] => this.init.layout.table.reader.tasks.map(() => 0);
+    return { taskExamples: zeros(), totalTaskExamples: zeros(), taskDropped: zeros() };
+  }
+
+  rewind(token: Buffer): void {
+    if (this.planning) throw new Error('only a train stream between steps can be rewound');
+    const p = this.init.mint.read(token);
+    this.planner = this.init.restore(p.state, p.step);
+    this.stale = false;
+    this.passed(token);
+  }
+
+  addUpdate(u: MixtureUpdate, next: number): void {
+    if (this.planning) {
+      if (u.applyAtStep <= next) throw new InvalidArgumentError('mixture_update.apply_at_step', `step ${u.applyAtStep} is being built (next step is ${next + 1}); send updates for a later step`);
+      this.deferred.push(u);
+      return;
+    }
+    this.current().addUpdate(u, next);
+    // The pending update is part of the state now: only streams that queued the same update at
+    // the same step share the steps from here on.
+    if (this.cache) this.stateKey = checksum(this.token(next));
+  }
+
+  addReport(r: LossReport, next: number): void {
+    this.reports.add(r, next);
+  }
+
+  policyView(): PolicyView | undefined {
+    const policy = this.current().policy;
+    if (!policy) return undefined;
+    const state = policy.state();
+    return {
+      name: policy.spec.name,
+      selectors: policy.arms.selectors,
+      weights: state.weights,
+      losses: state.seen.map((l) => (l < 0 ? null : l)),
+      decisions: state.n,
+      lastReportStep: this.reports.last?.step ?? null,
+    };
+  }
+
+  /** The train planner, first brought up to the last token if steps came from the plan cache. */
+  private current(): TrainPlanner {
+    if (this.stale && this.last) {
+      const p = this.init.mint.read(this.last);
+      this.planner = this.init.restore(p.state, p.step);
+      this.stale = false;
+    }
+    return this.planner;
+  }
+}
