@@ -165,6 +165,29 @@ describe('ranks', () => {
   });
 });
 
+describe('huge finite losses', () => {
+  it.each([['odm', ODM], ['excess-loss', EXCESS]] as const)('%s: a loss_sum of Number.MAX_VALUE (1.7977e308) keeps the arithmetic finite and every token resumable', (_, mixture) => {
+    const s = core.open({ spec: spec(mixture) });
+    const batches: WireBatch[] = [];
+    for (let k = 0; k < 12; k++) {
+      const b = take(s, 1).batches[0]!;
+      batches.push(b);
+      // Steps 1 and 2 report the largest finite double for every music task the stream serves (their sum overflows).
+      const music = [...b.stats.taskTarget.keys()].filter((t) => domainOf[t] === 'music' && b.stats.taskTarget[t]! > 0);
+      const rest = (lossesOf(b) ?? []).filter((l) => domainOf[l.task ?? -1] !== 'music');
+      const losses = k >= 1 && k <= 2 ? [...rest, ...music.map((task) => ({ task, tokens: 1, lossSum: Number.MAX_VALUE }))].sort((x, y) => (x.task ?? 0) - (y.task ?? 0)) : lossesOf(b);
+      report(s, { step: b.step, losses });
+    }
+    for (const b of batches) {
+      expect(b.stats.taskTarget.every(Number.isFinite), `step ${b.step}`).toBe(true);
+      // Not the uniform fallback: the domain with the huge loss gains weight.
+      expect(domainTarget(b, 'music'), `step ${b.step}`).toBeGreaterThanOrEqual(0.25 - 1e-9);
+      expect(core.open({ resume: { token: b.resumeToken } })).toBeDefined();
+    }
+    expect(domainTarget(batches[11]!, 'music')).toBeGreaterThan(0.5);
+  });
+});
+
 describe('policy state in resume tokens', () => {
   it('a forged policy state is refused with INVALID_ARGUMENT, never crashes the planner', () => {
     const b = run(core.open({ spec: spec(ODM) }), 6)[5]!;

@@ -63,6 +63,16 @@ export function checkPolicyState(value: unknown, field: string, arms: number): a
 }
 
 /**
+ * A window's mean token loss above this is taken as this: far above any cross-entropy a model
+ * reports (ln of a 160k vocabulary is 12), and small enough that every rule's arithmetic stays
+ * finite (odm divides by weights down to 1e-6, lr goes up to 1e6): a report's loss_sum may be any
+ * finite number, up to 1.8e308.
+ */
+export const MAX_TOKEN_LOSS = 1e6;
+/** A window's summed loss stops here (finite; its mean is capped at MAX_TOKEN_LOSS anyway). */
+const MAX_WINDOW_LOSS = 1e300;
+
+/**
  * Runs a policy over a train stream's reports in step order. The planner calls `consume` for
  * the report of step s (or undefined: a missing report is no error, it just adds nothing) while
  * it plans step s + lag_steps, so what the policy knows at a step never depends on when reports
@@ -114,11 +124,11 @@ export class PolicyRunner {
     for (const l of report?.losses ?? []) {
       const a = this.arms.taskArm[l.task] ?? -1;
       if (a < 0) continue;
-      this.winLoss[a] = this.winLoss[a]! + l.lossSum;
+      this.winLoss[a] = Math.min(this.winLoss[a]! + l.lossSum, MAX_WINDOW_LOSS);
       this.winTokens[a] = this.winTokens[a]! + l.tokens;
     }
     if ((s + 1) % this.spec.everySteps !== 0) return undefined;
-    const loss = this.winLoss.map((sum, a) => (this.winTokens[a]! > 0 ? sum / this.winTokens[a]! : NaN));
+    const loss = this.winLoss.map((sum, a) => (this.winTokens[a]! > 0 ? Math.min(sum / this.winTokens[a]!, MAX_TOKEN_LOSS) : NaN));
     this.winLoss.fill(0);
     this.winTokens.fill(0);
     // A window without any report decides nothing: the weights stay, and so does the schedule.
@@ -128,6 +138,13 @@ export class PolicyRunner {
     const { prior } = this.arms;
     const raw = POLICIES[this.spec.name].decide(this.score, { loss, prior, current: this.weights, reference: this.reference, lr: this.spec.lr, n: this.n });
     this.weights = shape(raw, prior, this.spec.smoothing, this.spec.minWeight);
+    // Every token minted from here on carries this state: one a resume would refuse is a defect
+    // to report now, not a checkpoint to lose later.
+    try {
+      checkPolicyState(this.state(), 'policy', this.score.length);
+    } catch (err) {
+      throw new Error(`policy ${this.spec.name}: the state after the decision of step ${s} could not be resumed (${(err as Error).message})`, { cause: err });
+    }
     return this.weights;
   }
 
