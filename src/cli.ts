@@ -17,7 +17,8 @@ const USAGE = `usage: flanstream <command> [options]
   index <corpus> --out <dir> [--tokenizer qwen3|<tokenizer.json>] [--workers N] [--config FILE]
         [--codec NAME] [--frame-rate HZ] [--codebook-size N] [--codebooks N]   (override audio_tokens/codec.json)
         [--audio-root PREFIX]…   strip PREFIX from absolute .scp paths (repeatable)
-        [--part I/N | --merge]                      partitioned build: part I of N (0 ≤ I < N), then merge
+        [--part I/N | --merge [--wait SECONDS]]     partitioned build: part I of N (0 ≤ I < N), then merge
+                                                    (--wait: until every part's record is there, up to SECONDS)
         (--out s3://bucket/prefix [--stage DIR]: build (a part, a merge) in DIR, then publish; serve --index s3://… reads it;
          the corpus may be s3://bucket/prefix too: read by listings and ranged GETs, never copied;
          --config FILE: its storage.s3 settings, else the standard AWS environment)
@@ -74,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
           out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' },
           codec: { type: 'string' }, 'frame-rate': { type: 'string' }, 'codebook-size': { type: 'string' }, codebooks: { type: 'string' },
           'audio-root': { type: 'string', multiple: true }, part: { type: 'string' }, merge: { type: 'boolean', default: false }, stage: { type: 'string' },
-          config: { type: 'string' },
+          config: { type: 'string' }, wait: { type: 'string' },
         },
       });
       const corpus = positionals[0];
@@ -91,9 +92,10 @@ async function main(argv: string[]): Promise<void> {
         // storage.s3 of a config file, for an s3:// corpus or --out; without --config the standard AWS environment.
         ...(values.config ? { s3: s3Settings(loadConfig(values.config, {}).config.storage.s3) } : {}),
       };
+      if (values.wait !== undefined && !values.merge) throw new InvalidArgumentError('--wait', '--wait is for --merge (wait for the parts)');
       if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
       if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part), stage: values.stage });
-      else if (values.merge) await indexMergeCommand(corpus, { ...common, stage: values.stage });
+      else if (values.merge) await indexMergeCommand(corpus, { ...common, stage: values.stage, waitSeconds: positiveNumber('--wait', values.wait) ?? 0 });
       else await indexCommand(corpus, { ...common, stage: values.stage });
       return;
     }

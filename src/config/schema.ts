@@ -18,6 +18,14 @@ function num<T extends z.ZodTypeAny>(schema: T): z.ZodEffects<T, z.output<T>, un
 export const BYTES_PER_BATCH_TOKEN = 8;
 
 /**
+ * The deployment files ship "replace-me-…" where a bearer token or token key goes: a server given
+ * one refuses to start rather than run with a secret everyone can read in the repository.
+ */
+export const PLACEHOLDER_PREFIX = 'replace-me';
+const notPlaceholder = (v: string): boolean => !v.toLowerCase().startsWith(PLACEHOLDER_PREFIX);
+const PLACEHOLDER_MESSAGE = `is the placeholder of the deployment files ("${PLACEHOLDER_PREFIX}…"): set a random secret (e.g. \`openssl rand -hex 24\`)`;
+
+/**
  * The server configuration. Every key has a documented default; config/default.yaml spells
  * them out. Unknown keys are errors (strict objects), so a typo never silently does nothing.
  */
@@ -78,12 +86,16 @@ export const configSchema = z
         /** On SIGTERM, how long to wait for in-flight batches before closing anyway. */
         shutdown_grace_ms: num(z.number().int().min(0)).default(10000),
         /** Bearer tokens accepted (empty = no authentication); FLANSTREAM_SERVER_AUTH_TOKENS=a,b. */
-        auth_tokens: z.array(z.string().min(8)).default([]),
+        auth_tokens: z.array(z.string().min(8).refine(notPlaceholder, PLACEHOLDER_MESSAGE)).default([]),
         /**
          * HMAC-SHA256 key of resume tokens, the same on every replica ('' = tokens checksummed,
          * not signed); FLANSTREAM_SERVER_TOKEN_KEY. With a key, a token not signed with it is refused.
          */
-        token_key: z.string().refine((k) => k === '' || k.length >= 16, 'use at least 16 characters (or "" for unsigned tokens)').default(''),
+        token_key: z
+          .string()
+          .refine((k) => k === '' || k.length >= 16, 'use at least 16 characters (or "" for unsigned tokens)')
+          .refine(notPlaceholder, PLACEHOLDER_MESSAGE)
+          .default(''),
         tls: z
           .object({
             /** PEM certificate and key paths; both empty = plaintext. */

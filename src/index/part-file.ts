@@ -41,6 +41,27 @@ export function writePartRecord(out: string, rec: PartRecord): string {
   return file;
 }
 
+/** The part a record's file name (`part-0003-of-0008.msgpack`) stands for. */
+export function partOfName(name: string): PartId | undefined {
+  const m = NAME.exec(name);
+  return m ? { index: Number(m[1]), count: Number(m[2]) } : undefined;
+}
+
+/**
+ * What a merge would still wait for, given the parts whose records are there: none yet, or some
+ * of the N. Undefined once every part of one N is there (or records of several N are, which the
+ * merge refuses by itself).
+ */
+export function partsToWaitFor(present: readonly PartId[]): string | undefined {
+  if (present.length === 0) return 'no part records yet';
+  const counts = new Set(present.map((p) => p.count));
+  if (counts.size > 1) return undefined;
+  const [count] = counts as unknown as [number];
+  const have = new Set(present.map((p) => p.index));
+  const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !have.has(i));
+  return missing.length ? `${missing.length} of ${count} parts not done (${missing.map((i) => `${i}/${count}`).join(', ')})` : undefined;
+}
+
 /** The part records present in `out` (with their file names); unreadable ones are `damaged`. */
 export function listPartRecords(out: string): { file: string; part: PartId; record?: PartRecord }[] {
   let names: string[];
@@ -51,10 +72,9 @@ export function listPartRecords(out: string): { file: string; part: PartId; reco
   }
   const found = [];
   for (const name of names.sort()) {
-    const m = NAME.exec(name);
-    if (!m) continue;
+    const part = partOfName(name);
+    if (!part) continue;
     const file = join(PARTS_DIR, name);
-    const part = { index: Number(m[1]), count: Number(m[2]) };
     found.push({ file, part, record: readPartRecord(join(out, file)) });
   }
   return found;

@@ -1,5 +1,5 @@
 import { existsSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { CorpusError } from '../errors.js';
 import { isS3 } from '../storage/storage.js';
 import type { Published } from '../storage/s3-upload.js';
@@ -7,7 +7,7 @@ import type { BuildOptions } from './build-index.js';
 import { buildPart, mergeParts, type MergeSummary, type PartSummary } from './build-part.js';
 import { checkOut, publishIndex, stageFor } from './build-to.js';
 import { SHARDS_DIR } from './format.js';
-import { PARTS_DIR, listPartRecords } from './part-file.js';
+import { PARTS_DIR, listPartRecords, partOfName } from './part-file.js';
 import { partName, type PartId } from './partition.js';
 
 /**
@@ -61,4 +61,11 @@ export async function mergePartsTo(opts: StagedOptions): Promise<MergeSummary & 
   const summary = await mergeParts({ ...opts, out: stage });
   const published = await publishIndex(stage, opts.out, settings, (f) => f.startsWith(`${PARTS_DIR}/`));
   return { ...summary, published };
+}
+
+/** The parts whose records are in `out` (a directory or s3://), read without taking the index lock. */
+export async function presentParts(opts: Pick<StagedOptions, 'out' | 's3'>): Promise<PartId[]> {
+  if (!isS3(opts.out)) return listPartRecords(opts.out).map((r) => r.part);
+  const { listUnder } = await import('../storage/s3-download.js');
+  return (await listUnder(opts.out, opts.s3 ?? {}, PARTS_DIR)).flatMap((o) => partOfName(basename(o.path)) ?? []);
 }

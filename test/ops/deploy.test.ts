@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { parse as parseYaml } from 'yaml';
@@ -9,12 +10,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execForm, last, layOutImage, mapPaths, parseDockerfile, runServer } from './helpers/container.js';
 import { ensureDist, ROOT } from './helpers/dist.js';
 import { bearer, check, corpusInfo, dataClient, healthClient, httpGet } from './helpers/grpc.js';
+import { containerEnv, expand, K8S, named, render, type Doc } from './helpers/kustomize.js';
 
-type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const run = promisify(execFile);
 const DOCKERFILE = join(ROOT, 'config', 'deploy', 'Dockerfile');
-const K8S = join(ROOT, 'config', 'deploy', 'kubernetes');
-const load = (f: string): Doc => parseYaml(readFileSync(join(K8S, f), 'utf8')) as Doc;
 const stages = parseDockerfile(readFileSync(DOCKERFILE, 'utf8'));
 const image = stages.at(-1)!;
 const ENTRYPOINT = execForm(last(image.steps, 'ENTRYPOINT'));
@@ -89,66 +88,82 @@ describe('the image (config/deploy/Dockerfile), run as declared', () => {
 });
 
 describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as the kubelet runs it', () => {
-  const dep = load('deployment.yaml');
+  const servers = render(K8S);
+  const dep = named(servers, 'Deployment', 'flanstream');
   const pod = dep.spec.template.spec;
   const c = pod.containers[0];
-  const secret = load('secret.yaml');
-  const token = secret.stringData.FLANSTREAM_SERVER_AUTH_TOKENS as string;
+  // What an operator puts in the Secret in place of its placeholders.
+  const token = randomBytes(24).toString('hex');
+  const secrets = { FLANSTREAM_SERVER_AUTH_TOKENS: token, FLANSTREAM_SERVER_TOKEN_KEY: randomBytes(32).toString('hex') };
   const portOf = (p: number | string): number => (typeof p === 'number' ? p : c.ports.find((x: Doc) => x.name === p).containerPort);
+  const env = (withSecrets = true): Record<string, string> => containerEnv(c, servers, withSecrets ? { secrets } : {});
+  const servedDir = (): string => {
+    const args = expand(c.args, env());
+    return args[args.indexOf('--index') + 1]!;
+  };
 
-  /** Host folders for the container's mounts: the ConfigMap's files, the index PVC, emptyDirs. */
+  /** Host folders for the container's mounts: the ConfigMap's files, the index claim (the sample index at the served path), emptyDirs. */
   function mounts(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const m of c.volumeMounts as Doc[]) {
       const vol = (pod.volumes as Doc[]).find((v) => v.name === m.name)!;
-      if (vol.persistentVolumeClaim) {
-        expect(vol.persistentVolumeClaim.claimName).toBe(load('index-pvc.yaml').metadata.name);
-        out[m.mountPath] = inject('sampleIndex');
-        continue;
-      }
       const dir = join(base, 'volumes', m.name);
       mkdirSync(dir, { recursive: true });
+      if (vol.persistentVolumeClaim) {
+        expect(vol.persistentVolumeClaim.claimName).toBe('flanstream-index');
+        const at = join(dir, servedDir().slice(m.mountPath.length + 1));
+        mkdirSync(dirname(at), { recursive: true });
+        if (!existsSync(at)) symlinkSync(inject('sampleIndex'), at, 'dir');
+      }
       if (vol.configMap) {
-        const cm = load('configmap.yaml');
-        expect(vol.configMap.name).toBe(cm.metadata.name);
+        const cm = named(servers, 'ConfigMap', vol.configMap.name);
         for (const [f, text] of Object.entries(cm.data as Record<string, string>)) writeFileSync(join(dir, f), text);
       }
       out[m.mountPath] = dir;
     }
     return out;
   }
-
-  function env(): Record<string, string> {
-    expect(c.envFrom).toEqual([{ secretRef: { name: secret.metadata.name } }]);
-    const vars: Record<string, string> = { ...(secret.stringData as Record<string, string>) };
-    for (const e of (c.env ?? []) as Doc[]) vars[e.name] = e.value;
-    return vars;
-  }
+  const argv = (extra: string[] = []): string[] => mapPaths([...ENTRYPOINT, ...expand(c.args, env()), ...extra], { '/app': app, ...mounts() });
 
   it('args, ConfigMap and Secret: the ports the container declares, probes and Service point at are the ones it listens on', async () => {
     expect(c.command).toBeUndefined(); // the image's ENTRYPOINT runs, with the container's args
-    const { server, index } = await effectiveConfig(mapPaths([...ENTRYPOINT, ...(c.args as string[])], { '/app': app, ...mounts() }), app, env());
+    const { server, index } = await effectiveConfig(argv(), app, env());
     expect(server.host).toBe('0.0.0.0');
-    expect(index.dir).toBe(inject('sampleIndex'));
+    expect(realpathSync(index.dir)).toBe(realpathSync(inject('sampleIndex')));
     expect(server.auth_tokens).toHaveLength(1); // printed masked; the running test uses it
+    expect(server.token_key).toBe('********'); // set (from the Secret), printed masked
     expect([portOf('grpc'), portOf('http')]).toEqual([server.port, server.http_port]);
     expect(portOf(c.readinessProbe.grpc.port)).toBe(server.port);
     expect(portOf(c.startupProbe.grpc.port)).toBe(server.port);
     expect(portOf(c.livenessProbe.httpGet.port)).toBe(server.http_port);
     expect(Number(dep.spec.template.metadata.annotations['prometheus.io/port'])).toBe(server.http_port);
-    const svc = load('service.yaml');
+    const svc = named(servers, 'Service', 'flanstream');
     expect(svc.spec.selector).toEqual(dep.spec.template.metadata.labels);
     expect(dep.spec.selector.matchLabels).toEqual(dep.spec.template.metadata.labels);
     expect((svc.spec.ports as Doc[]).map((p) => [p.port, portOf(p.targetPort)])).toEqual([[server.port, server.port], [server.http_port, server.http_port]]);
     // The drain must finish before the kubelet's SIGKILL.
     expect(server.shutdown_grace_ms).toBeLessThan(pod.terminationGracePeriodSeconds * 1000);
-    expect(load('index-pvc.yaml').spec.accessModes).toEqual(['ReadOnlyMany']);
-    for (const f of load('kustomization.yaml').resources as string[]) expect(existsSync(join(K8S, f)), f).toBe(true);
+    // The index is mounted read-only.
+    expect((pod.volumes as Doc[]).find((v) => v.persistentVolumeClaim)!.persistentVolumeClaim.readOnly).toBe(true);
+  });
+
+  it('with the Secret as committed (placeholders), the server refuses to start, naming the key', async () => {
+    const committed = env(false);
+    expect(committed.FLANSTREAM_SERVER_AUTH_TOKENS).toMatch(/^replace-me/);
+    expect(committed.FLANSTREAM_SERVER_TOKEN_KEY).toMatch(/^replace-me/);
+    const err = await runServer(argv(PORTS_ZERO), app, committed).then(
+      async (srv) => {
+        await srv.stop();
+        return '';
+      },
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(/server\.auth_tokens\.0: is the placeholder of the deployment files/);
+    expect(err).toMatch(/server\.token_key: is the placeholder of the deployment files/);
   });
 
   it('running: readiness (gRPC health) SERVING, liveness and scrape paths answer, the Secret\'s token is required; SIGTERM exits 0', async () => {
-    const argv = mapPaths([...ENTRYPOINT, ...(c.args as string[]), ...PORTS_ZERO], { '/app': app, ...mounts() });
-    const srv = await runServer(argv, app, env());
+    const srv = await runServer(argv(PORTS_ZERO), app, env());
     const target = `127.0.0.1:${srv.port}`;
     try {
       const h = healthClient(target);
