@@ -129,6 +129,10 @@ export const configSchema = z
         dir: z.string().min(1).default('.cache/sample-index'),
         /** Bytes of shard tables and token blocks kept in memory. */
         cache_bytes: num(z.number().int().positive()).default(512 << 20),
+        /** Index reads in flight at once, per process reading the index: the pages of planned steps read ahead (local files on the libuv pool, ranged GETs on S3). */
+        read_concurrency: num(z.number().int().min(1).max(1024)).default(16),
+        /** Bytes of pages held for planned steps not built yet (read ahead, besides cache_bytes); a step waits for room. */
+        prefetch_bytes: num(z.number().int().positive()).default(64 << 20),
       })
       .strict()
       .default({}),

@@ -1,5 +1,5 @@
 import { IndexCorruptError } from '../errors.js';
-import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
+import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, ROWS_PER_PAGE, SPAN, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
 import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { S3Settings } from '../storage/s3-location.js';
@@ -7,7 +7,7 @@ import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
-import { ShardPages } from './shard-pages.js';
+import { DEFAULT_READ_AHEAD, ShardPages, type PageRef, type ReadAhead, type Residency } from './shard-pages.js';
 
 const EMPTY = new Int32Array(0);
 /** Token runs up to this long are copied by a loop (see readTokens). */
@@ -21,6 +21,14 @@ export interface ReaderOptions {
   readonly cacheBytes?: number;
   /** Client settings when the index is at an s3:// location. */
   readonly s3?: S3Settings;
+  /** Reading ahead of planned steps: bytes held for them and reads in flight at once. */
+  readonly readAhead?: ReadAhead;
+}
+
+/** A record a planned step serves: its shard and row. */
+export interface RecordRef {
+  readonly shard: number;
+  readonly row: number;
 }
 
 /**
@@ -37,6 +45,8 @@ export class IndexReader {
   private groups: Int32Array | undefined;
   private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
+  /** The last step to take its pages (see residentFor). */
+  private admission: Promise<void> = Promise.resolve();
   /** List entries not served (duplicate uuids; see exclusions.ts), undefined when there are none. */
   private readonly exclusions: Exclusions | undefined;
 
@@ -47,7 +57,7 @@ export class IndexReader {
     for (const s of manifest.shards) {
       if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file)) throw new IndexCorruptError(storage.describe('manifest.msgpack'), `bad shard file name ${s.file}`);
     }
-    this.pages = new ShardPages(storage, manifest.shards, opts.cacheBytes ?? 512 << 20);
+    this.pages = new ShardPages(storage, manifest.shards, opts.cacheBytes ?? 512 << 20, opts.readAhead ?? DEFAULT_READ_AHEAD);
     this.exclusions = readExclusions(storage, manifest.exclusions);
   }
 
@@ -80,8 +90,75 @@ export class IndexReader {
     return this.datasetMap;
   }
 
-  get cacheStats(): { readonly hits: number; readonly misses: number } {
+  /** Page lookups served from memory, pages read synchronously (misses), pages read ahead asynchronously (prefetched). */
+  get cacheStats(): { readonly hits: number; readonly misses: number; readonly prefetched: number } {
     return this.pages.cacheStats;
+  }
+
+  /** Bytes of pages held for planned steps not built yet (bounded by `index.prefetch_bytes`). */
+  get prefetchHeld(): number {
+    return this.pages.prefetchHeld;
+  }
+
+  /** Makes pages resident and holds them until released, reading the missing ones asynchronously (see ShardPages.prefetch). */
+  prefetch(pages: readonly PageRef[]): Promise<Residency> {
+    return this.pages.prefetch(pages);
+  }
+
+  /**
+   * Holds every page building a batch of these records reads: their rows first (what the rest
+   * is found from), then their tokens, audio spans, uuids and answer texts, and with `audioIds`
+   * the ids of their audio spans (what an example of a generation evaluation names). Nothing is
+   * read synchronously: pages are found from rows already held. Release after building.
+   *
+   * Steps take their pages one after another (each step's reads still run in parallel): a step
+   * waiting for room under `prefetch_bytes` between its phases then holds part of the room only
+   * while every other holder has all it needs, builds and releases, so waiting never deadlocks.
+   */
+  residentFor(records: readonly RecordRef[], audioIds = false): Promise<Residency> {
+    const turn = this.admission.then(() => this.acquire(records, audioIds));
+    this.admission = turn.then(() => undefined, () => undefined);
+    return turn;
+  }
+
+  private async acquire(records: readonly RecordRef[], audioIds: boolean): Promise<Residency> {
+    const held: Residency[] = [];
+    const hold = async (refs: PageRef[]): Promise<void> => {
+      held.push(await this.pages.prefetch(refs));
+    };
+    try {
+      await hold(records.map((r) => ({ shard: r.shard, section: 'rows', page: Math.floor(r.row / ROWS_PER_PAGE) })));
+      const refs: PageRef[] = [];
+      for (const { shard, row } of records) {
+        const f = this.row(shard, row);
+        const start = f[ROW.TOK_START]!;
+        const len = f[ROW.INSTR_LEN]! + f[ROW.INPUT_LEN]! + f[ROW.OUTPUT_LEN]!;
+        pagesOf(refs, shard, 'tokens', start * 4, len * 4);
+        pagesOf(refs, shard, 'spans', f[ROW.SPAN_START]! * SPAN_WIDTH * 4, f[ROW.SPAN_COUNT]! * SPAN_WIDTH * 4);
+        pagesOf(refs, shard, 'strings', f[ROW.UUID_OFF]!, f[ROW.UUID_LEN]!);
+        pagesOf(refs, shard, 'strings', f[ROW.OUT_TEXT_OFF]!, f[ROW.OUT_TEXT_LEN]!);
+      }
+      await hold(refs);
+      if (audioIds) {
+        const ids: PageRef[] = [];
+        for (const { shard, row } of records) {
+          const f = this.row(shard, row);
+          const spans = this.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!);
+          for (let o = 0; o < spans.length; o += SPAN_WIDTH) pagesOf(ids, shard, 'strings', spans[o + SPAN.ID_OFF]!, spans[o + SPAN.ID_LEN]!);
+        }
+        await hold(ids);
+      }
+    } catch (err) {
+      for (const h of held) h.release();
+      throw err;
+    }
+    return {
+      bytes: held.reduce((a, h) => a + h.bytes, 0),
+      read: held.reduce((a, h) => a + h.read, 0),
+      release: () => {
+        for (const h of held.splice(0)) h.release();
+      },
+    };
   }
 
   shard(i: number): ShardMeta {
@@ -247,4 +324,11 @@ export class IndexReader {
     this.pages.close();
     this.storage.close();
   }
+}
+
+/** Adds the pages holding bytes [off, off + len) of a section to `out` (none for an empty range). */
+function pagesOf(out: PageRef[], shard: number, section: PagedSection, off: number, len: number): void {
+  if (len <= 0) return;
+  const size = PAGE_BYTES[section];
+  for (let p = Math.floor(off / size); p * size < off + len; p++) out.push({ shard, section, page: p });
 }

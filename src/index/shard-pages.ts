@@ -3,6 +3,7 @@ import { FlanError, IndexCorruptError } from '../errors.js';
 import { StorageNotFile, StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum, pageDigest } from '../util/hash.js';
 import { PAGE_BYTES, PAGE_DIGEST_BYTES, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
+import { ByteBudget, Slots } from './read-budget.js';
 
 /** Digests of every page of one section, back to back (the section's part of the page table). */
 export function sectionDigests(buf: Uint8Array, section: PagedSection): Buffer {
@@ -30,14 +31,42 @@ const REFRESH = 16;
 interface Table {
   readonly digests: Buffer;
 }
+type Page = Int32Array | Buffer | Table;
+
+/** One page of a paged section of a shard: what a planned step asks to have resident. */
+export interface PageRef {
+  readonly shard: number;
+  readonly section: PagedSection;
+  readonly page: number;
+}
+
+/** Pages held in memory for a planned step until `release` (after its batch is built). */
+export interface Residency {
+  /** Bytes of the pages this residency was the first to hold (what it counts against `index.prefetch_bytes`). */
+  readonly bytes: number;
+  /** Pages it had to read (the others were resident already). */
+  readonly read: number;
+  release(): void;
+}
+
+/** How pages are read ahead of a planned step (config `index.prefetch_bytes`, `index.read_concurrency`). */
+export interface ReadAhead {
+  readonly prefetchBytes: number;
+  readonly readConcurrency: number;
+}
+export const DEFAULT_READ_AHEAD: ReadAhead = { prefetchBytes: 64 << 20, readConcurrency: 16 };
 
 /**
- * Pages of shard files, read positionally on first use, verified against their shard's page table
- * (itself verified against the manifest) and kept in an LRU cache bounded in bytes. Int32 sections
- * come back as Int32Array views, strings as bytes.
+ * Pages of shard files, verified against their shard's page table (itself verified against the
+ * manifest) and kept in an LRU cache bounded in bytes. Int32 sections come back as Int32Array
+ * views, strings as bytes. Two ways in: `prefetch` reads a planned step's pages asynchronously
+ * (concurrent reads, each page read once however many steps ask for it) and pins them until the
+ * step is built, so building finds every page in memory; a page asked for synchronously that is
+ * neither cached nor pinned is read positionally on the spot (opening, tools, unplanned reads).
  */
 export class ShardPages {
-  readonly cacheStats = { hits: 0, misses: 0 };
+  /** misses: pages read synchronously; prefetched: pages read asynchronously by `prefetch`. */
+  readonly cacheStats = { hits: 0, misses: 0, prefetched: 0 };
   private readonly storage: Storage;
   private readonly shards: readonly ShardMeta[];
   private readonly cache: LRUCache<number, Int32Array | Buffer | Table>;
@@ -58,10 +87,18 @@ export class ShardPages {
   private readonly frontKey = new Int32Array(FRONT).fill(-1);
   private readonly frontPage: (Int32Array | Buffer | Table | undefined)[] = new Array<undefined>(FRONT).fill(undefined);
   private frontHits = 0;
+  /** Pages held for planned steps (by key, with how many residencies hold each), besides the LRU. */
+  private readonly pinned = new Map<number, { page: Page; pins: number; bytes: number }>();
+  /** Asynchronous reads under way, by key: a page two steps ask for is read once. */
+  private readonly inflight = new Map<number, Promise<Page>>();
+  private readonly budget: ByteBudget;
+  private readonly slots: Slots;
 
-  constructor(storage: Storage, shards: readonly ShardMeta[], cacheBytes: number) {
+  constructor(storage: Storage, shards: readonly ShardMeta[], cacheBytes: number, ahead: ReadAhead = DEFAULT_READ_AHEAD) {
     this.storage = storage;
     this.shards = shards;
+    this.budget = new ByteBudget(ahead.prefetchBytes);
+    this.slots = new Slots(ahead.readConcurrency);
     this.first = new Int32Array(shards.length * SLOTS + 1);
     let pages = 0;
     shards.forEach((s, i) => {
@@ -94,17 +131,24 @@ export class ShardPages {
     return this.page(i, 'strings', p) as Buffer;
   }
 
-  private page(i: number, section: PagedSection | 'pages', p: number): Int32Array | Buffer | Table {
+  /** The cache key of a page (see `first`); a page past its section is refused, since it would alias the next section's key. */
+  private key(i: number, section: PagedSection | 'pages', p: number): number {
     const slot = SLOT[section];
-    let key: number;
-    if (slot === SLOTS) key = (this.first[this.shards.length * SLOTS] ?? 0) + i;
-    else {
-      const at = i * SLOTS + slot;
-      const first = this.first[at] ?? 0;
-      // A page past its section would alias the next section's key: refuse it before any lookup.
-      if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first)) throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
-      key = first + p;
-    }
+    if (slot === SLOTS) return (this.first[this.shards.length * SLOTS] ?? 0) + i;
+    const at = i * SLOTS + slot;
+    const first = this.first[at] ?? 0;
+    if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first)) throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
+    return first + p;
+  }
+
+  /** Bytes of a page (the last page of a section may be shorter). */
+  private pageBytes(i: number, section: PagedSection, p: number): number {
+    const len = this.shard(i).sections[section][1];
+    return Math.min(PAGE_BYTES[section], len - p * PAGE_BYTES[section]);
+  }
+
+  private page(i: number, section: PagedSection | 'pages', p: number): Int32Array | Buffer | Table {
+    const key = this.key(i, section, p);
     const at = key & (FRONT - 1);
     if (this.frontKey[at] === key) {
       this.cacheStats.hits++;
@@ -114,6 +158,13 @@ export class ShardPages {
     let v = this.cache.get(key);
     if (v) this.cacheStats.hits++;
     else {
+      // A held page the LRU let go is served from where it is held, and kept out of the front
+      // (which holds only what the LRU holds).
+      const pin = this.pinned.get(key);
+      if (pin) {
+        this.cacheStats.hits++;
+        return pin.page;
+      }
       this.cacheStats.misses++;
       v = section === 'pages' ? this.loadTable(i) : this.load(i, section, p);
       this.cache.set(key, v);
@@ -173,25 +224,147 @@ export class ShardPages {
   }
 
   private loadTable(i: number): Table {
-    const s = this.shard(i);
-    const [off, len] = s.sections.pages;
+    const [off, len] = this.tableRange(i);
+    return this.checkedTable(i, this.readAt(i, off, len, 'page table'));
+  }
+
+  /** Where shard i's page table is, checked against its page count before anything is read. */
+  private tableRange(i: number): readonly [number, number] {
+    const [off, len] = this.shard(i).sections.pages;
     const pages = (this.first[(i + 1) * SLOTS] ?? 0) - (this.first[i * SLOTS] ?? 0);
     if (len !== pages * PAGE_DIGEST_BYTES) throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
-    const digests = this.readAt(i, off, len, 'page table');
-    if (checksum(digests) !== s.checksums.pages) throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
+    return [off, len];
+  }
+
+  private checkedTable(i: number, digests: Buffer): Table {
+    if (checksum(digests) !== this.shard(i).checksums.pages) throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
     return { digests };
   }
 
   private load(i: number, section: PagedSection, p: number): Int32Array | Buffer {
-    const [off, len] = this.shard(i).sections[section];
-    const size = PAGE_BYTES[section];
-    const start = p * size;
-    const what = `${section} page ${p}`;
-    const buf = this.readAt(i, off + start, Math.min(size, len - start), what);
-    const table = this.page(i, 'pages', 0) as Table;
+    const [off] = this.shard(i).sections[section];
+    const buf = this.readAt(i, off + p * PAGE_BYTES[section], this.pageBytes(i, section, p), `${section} page ${p}`);
+    return this.verified(i, section, p, buf, this.page(i, 'pages', 0) as Table);
+  }
+
+  /** A page's bytes checked against its digest in the shard's page table, as the section's type. */
+  private verified(i: number, section: PagedSection, p: number, buf: Buffer, table: Table): Int32Array | Buffer {
     const at = ((this.first[i * SLOTS + SLOT[section]] ?? 0) - (this.first[i * SLOTS] ?? 0) + p) * PAGE_DIGEST_BYTES;
-    if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) throw new IndexCorruptError(this.file(i), `${what} fails its checksum`);
+    if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) throw new IndexCorruptError(this.file(i), `${section} page ${p} fails its checksum`);
     return INT_SECTIONS.has(section) ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : buf;
+  }
+
+  /**
+   * Makes `refs` resident and holds them until the residency is released: pages in the cache are
+   * pinned where they are, the others read asynchronously (at most `read_concurrency` reads at
+   * once, a page already being read is awaited, not read again), verified and pinned. Their bytes
+   * are reserved against `prefetch_bytes` first, all at once, so steps waiting for room never
+   * hold part of it. A failed read releases everything and rejects with the error naming the file.
+   */
+  async prefetch(refs: readonly PageRef[]): Promise<Residency> {
+    const want = new Map<number, PageRef>();
+    for (const r of refs) want.set(this.key(r.shard, r.section, r.page), r);
+    let need = 0;
+    for (const [key, r] of want) if (!this.pinned.has(key)) need += this.pageBytes(r.shard, r.section, r.page);
+    await this.budget.reserve(need);
+    let left = need;
+    const held: number[] = [];
+    const hold = (key: number, page: Page, bytes: number): void => {
+      const pin = this.pinned.get(key);
+      if (pin) pin.pins++;
+      else {
+        this.pinned.set(key, { page, pins: 1, bytes });
+        left -= bytes;
+      }
+      held.push(key);
+    };
+    let read = 0;
+    const release = (): void => {
+      let freed = Math.max(0, left);
+      for (const key of held.splice(0)) {
+        const pin = this.pinned.get(key)!;
+        if (--pin.pins > 0) continue;
+        this.pinned.delete(key);
+        freed += pin.bytes;
+      }
+      left = 0;
+      this.budget.release(freed);
+    };
+    try {
+      const reads: Promise<void>[] = [];
+      for (const [key, r] of want) {
+        const bytes = this.pageBytes(r.shard, r.section, r.page);
+        const v = this.cache.get(key) ?? this.pinned.get(key)?.page;
+        if (v) {
+          hold(key, v, bytes);
+          continue;
+        }
+        read++;
+        reads.push(this.readAsync(key, r).then((page) => hold(key, page, bytes)));
+      }
+      const results = await Promise.allSettled(reads);
+      const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) throw failed.reason;
+    } catch (err) {
+      release();
+      throw err;
+    }
+    // Bytes reserved for pages another step pinned meanwhile go back now; pages another step
+    // unpinned meanwhile (so not reserved above) are counted now.
+    if (left > 0) this.budget.release(left);
+    else if (left < 0) this.budget.take(-left);
+    left = 0;
+    return { bytes: need, read, release };
+  }
+
+  /** Bytes held for planned steps now (tests and metrics). */
+  get prefetchHeld(): number {
+    return this.budget.held;
+  }
+
+  /** One page read asynchronously, verified and put in the cache; concurrent asks share the read. */
+  private readAsync(key: number, r: PageRef): Promise<Page> {
+    let p = this.inflight.get(key);
+    if (p) return p;
+    p = (async () => {
+      const table = await this.tableAsync(r.shard);
+      const [off] = this.shard(r.shard).sections[r.section];
+      const buf = await this.readAtAsync(r.shard, off + r.page * PAGE_BYTES[r.section], this.pageBytes(r.shard, r.section, r.page), `${r.section} page ${r.page}`);
+      const page = this.verified(r.shard, r.section, r.page, buf, table);
+      this.cacheStats.prefetched++;
+      this.cache.set(key, page);
+      return page;
+    })().finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private tableAsync(i: number): Promise<Table> {
+    const key = this.key(i, 'pages', 0);
+    const v = this.cache.get(key);
+    if (v) return Promise.resolve(v as Table);
+    let p = this.inflight.get(key) as Promise<Table> | undefined;
+    if (p) return p;
+    p = (async () => {
+      const [off, len] = this.tableRange(i);
+      const digests = await this.readAtAsync(i, off, len, 'page table');
+      const table = this.checkedTable(i, digests);
+      this.cache.set(key, table);
+      return table;
+    })().finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private async readAtAsync(i: number, off: number, len: number, what: string): Promise<Buffer> {
+    let buf: Buffer;
+    try {
+      buf = await this.slots.run(() => this.storage.readRangeAsync(this.shard(i).file, off, len));
+    } catch (err) {
+      throw this.fault(i, err, what);
+    }
+    if (buf.length !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
+    return buf;
   }
 
   close(): void {

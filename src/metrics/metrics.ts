@@ -133,6 +133,8 @@ export class Metrics {
     const registry = this.registry;
     new client.Gauge({ name: 'flanstream_cache_hits', help: 'Index cache hits since start', registers: [registry], collect() { this.set(catalog.cacheStats.hits); } });
     new client.Gauge({ name: 'flanstream_cache_misses', help: 'Index cache misses (positional reads) since start', registers: [registry], collect() { this.set(catalog.cacheStats.misses); } });
+    new client.Gauge({ name: 'flanstream_pages_prefetched', help: 'Index pages read ahead of planned steps (asynchronous reads) since start', registers: [registry], collect() { this.set(catalog.cacheStats.prefetched); } });
+    new client.Gauge({ name: 'flanstream_prefetch_bytes', help: 'Bytes of index pages held for planned steps not built yet (bounded by index.prefetch_bytes)', registers: [registry], collect() { this.set(catalog.prefetchHeld); } });
     new client.Gauge({ name: 'flanstream_plan_cache_hits', help: 'Train steps a rank stream took from another rank\'s planning since start', registers: [registry], collect() { this.set(plans.counts.hits); } });
     new client.Gauge({ name: 'flanstream_plan_cache_misses', help: 'Train steps of multi-rank streams planned by the stream itself since start', registers: [registry], collect() { this.set(plans.counts.misses); } });
     new client.Gauge({ name: 'flanstream_plan_cache_rows', help: 'Planned rows held for the other ranks of their jobs', registers: [registry], collect() { this.set(plans.size.rows); } });

@@ -1,16 +1,20 @@
-import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { close as closeFd, closeSync, fstat, fstatSync, open, openSync, read, readFileSync, readSync, realpath, realpathSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { StorageNotFile, StorageNotFound, type Storage } from './storage.js';
 
 /**
- * A local directory (or mount). Files are opened once and read positionally. A file that
- * resolves (through symlinks) outside the directory is refused: the server reads only the index.
+ * A local directory (or mount). Files are opened once and read positionally: synchronously
+ * (readSync) or on the libuv thread pool (fs.read with a callback), through the same descriptor.
+ * A file that resolves (through symlinks) outside the directory is refused: the server reads only
+ * the index.
  */
 export class LocalStorage implements Storage {
   readonly location: string;
   readonly transferred = { requests: 0, bytes: 0 };
   private readonly fds = new Map<string, number>();
+  /** Descriptors being opened asynchronously, so concurrent first reads of a file open it once. */
+  private readonly opening = new Map<string, Promise<number>>();
   private realRoot: string | undefined;
 
   constructor(location: string) {
@@ -30,7 +34,12 @@ export class LocalStorage implements Storage {
     } catch {
       throw new StorageNotFound(full);
     }
-    if (!real.startsWith(this.realRoot + sep) && real !== resolve(this.realRoot)) throw new IndexCorruptError(full, 'file is a symlink leaving the index; refused');
+    return this.inside(full, real);
+  }
+
+  private inside(full: string, real: string): string {
+    const root = this.realRoot!;
+    if (!real.startsWith(root + sep) && real !== resolve(root)) throw new IndexCorruptError(full, 'file is a symlink leaving the index; refused');
     return real;
   }
 
@@ -68,6 +77,57 @@ export class LocalStorage implements Storage {
     const n = length === 0 ? 0 : readSync(fd, buf, 0, length, offset);
     this.count(n);
     return n === length ? buf : buf.subarray(0, n);
+  }
+
+  /** The file's descriptor, opened (and checked as readRange checks it) without blocking the thread. */
+  private fdAsync(path: string): Promise<number> {
+    const fd = this.fds.get(path);
+    if (fd !== undefined) return Promise.resolve(fd);
+    let p = this.opening.get(path);
+    if (p) return p;
+    const full = this.describe(path);
+    const call = <T>(f: (cb: (err: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> => new Promise((ok, fail) => f((err, v) => (err ? fail(err) : ok(v))));
+    p = (async () => {
+      let real: string;
+      try {
+        this.realRoot ??= await call<string>((cb) => realpath(this.location, cb));
+        real = await call<string>((cb) => realpath(full, cb));
+      } catch {
+        throw new StorageNotFound(full);
+      }
+      const opened = await call<number>((cb) => open(this.inside(full, real), 'r', cb));
+      const st = await call<{ isFile(): boolean }>((cb) => fstat(opened, cb)).catch((err: unknown) => {
+        closeFd(opened, () => undefined);
+        throw err;
+      });
+      if (!st.isFile()) {
+        closeFd(opened, () => undefined);
+        throw new StorageNotFile(full);
+      }
+      // A synchronous read may have opened it meanwhile: keep one descriptor per file.
+      const had = this.fds.get(path);
+      if (had !== undefined) {
+        closeFd(opened, () => undefined);
+        return had;
+      }
+      this.fds.set(path, opened);
+      return opened;
+    })().finally(() => this.opening.delete(path));
+    this.opening.set(path, p);
+    return p;
+  }
+
+  async readRangeAsync(path: string, offset: number, length: number): Promise<Buffer> {
+    const fd = await this.fdAsync(path);
+    const buf = Buffer.allocUnsafeSlow(length);
+    let done = 0;
+    while (done < length) {
+      const n = await new Promise<number>((ok, fail) => read(fd, buf, done, length - done, offset + done, (err, bytes) => (err ? fail(err) : ok(bytes))));
+      if (n === 0) break;
+      done += n;
+    }
+    this.count(done);
+    return done === length ? buf : buf.subarray(0, done);
   }
 
   close(): void {

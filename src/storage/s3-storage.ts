@@ -2,14 +2,16 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } f
 import { StorageError } from '../errors.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { keyOf, s3Error, type S3Location, type S3Settings } from './s3-location.js';
-import type { Reply, Request } from './s3-worker.js';
+import type { AsyncReply, AsyncRequest, Reply, Request } from './s3-worker.js';
 import { StorageNotFound, type Storage } from './storage.js';
 
 /**
- * `s3://bucket/prefix` through the official AWS SDK, read synchronously: requests go to a worker
- * thread (s3-worker.ts) that runs the SDK, and this thread waits on a shared flag until the
- * answer is posted, then takes it off the port without turning its event loop. Reads block the
- * caller as a local pread does; the worker's read-ahead makes most of them memory copies.
+ * `s3://bucket/prefix` through the official AWS SDK, which runs on a worker thread
+ * (s3-worker.ts). Synchronous reads wait on a shared flag until the answer is posted, then take
+ * it off the port without turning this thread's event loop: they block the caller as a local
+ * pread does, and the worker's read-ahead makes most of them memory copies. Asynchronous reads
+ * (readRangeAsync) go over a second port and are answered in any order: many ranged GETs in
+ * flight at once, none of them blocking this thread.
  */
 export class S3Storage implements Storage {
   readonly location: string;
@@ -19,6 +21,9 @@ export class S3Storage implements Storage {
   private readonly port: MessagePort;
   private readonly flag: Int32Array;
   private listing: Map<string, number> | undefined;
+  private readonly asyncPort: MessagePort;
+  private readonly waiting = new Map<number, { path: string; ok: (b: Buffer) => void; fail: (e: Error) => void }>();
+  private nextId = 0;
 
   constructor(loc: S3Location, settings: S3Settings) {
     this.loc = loc;
@@ -27,9 +32,39 @@ export class S3Storage implements Storage {
     this.flag = new Int32Array(signal);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const workerData = { settings, bucket: loc.bucket, signal, port: port2, blockBytes: settings.blockBytes ?? 256 << 10, readAhead: settings.readAhead ?? 4, cacheBlocks: settings.cacheBlocks ?? 64 };
-    this.worker = spawnWorker(import.meta.url, 's3-worker', { workerData, transferList: [port2] });
+    const asyncChannel = new MessageChannel();
+    this.asyncPort = asyncChannel.port1;
+    this.asyncPort.on('message', (r: AsyncReply) => this.answered(r));
+    // Held open (ref'd) only while reads are awaited: an idle storage never keeps the process alive.
+    this.asyncPort.unref();
+    const workerData = { settings, bucket: loc.bucket, signal, port: port2, asyncPort: asyncChannel.port2, blockBytes: settings.blockBytes ?? 256 << 10, readAhead: settings.readAhead ?? 4, cacheBlocks: settings.cacheBlocks ?? 64 };
+    this.worker = spawnWorker(import.meta.url, 's3-worker', { workerData, transferList: [port2, asyncChannel.port2] });
     this.worker.unref();
+  }
+
+  readRangeAsync(path: string, offset: number, length: number): Promise<Buffer> {
+    if (length === 0) return Promise.resolve(Buffer.alloc(0));
+    const id = this.nextId++;
+    return new Promise<Buffer>((ok, fail) => {
+      if (this.waiting.size === 0) this.asyncPort.ref();
+      this.waiting.set(id, { path, ok, fail });
+      this.asyncPort.postMessage({ id, key: keyOf(this.loc, path), offset, length } satisfies AsyncRequest);
+    });
+  }
+
+  private answered(r: AsyncReply): void {
+    const w = this.waiting.get(r.id);
+    if (!w) return;
+    this.waiting.delete(r.id);
+    if (this.waiting.size === 0) this.asyncPort.unref();
+    if (!r.ok) {
+      w.fail(r.name === 'NoSuchKey' || r.name === 'NotFound' ? new StorageNotFound(this.describe(w.path)) : s3Error(this.loc, w.path, r.name, r.message));
+      return;
+    }
+    this.transferred.requests++;
+    this.transferred.bytes += r.data.byteLength;
+    // Offset 0 of a transferred ArrayBuffer: 4-byte aligned for Int32Array views.
+    w.ok(Buffer.from(r.data));
   }
 
   describe(path: string): string {
@@ -117,6 +152,9 @@ export class S3Storage implements Storage {
   }
 
   close(): void {
+    for (const w of this.waiting.values()) w.fail(new StorageError(this.describe(w.path), 'the storage was closed while reading', true));
+    this.waiting.clear();
+    this.asyncPort.close();
     void this.worker.terminate();
   }
 }

@@ -19,9 +19,12 @@ export type Request =
   | { readonly op: 'under'; readonly prefix: string; readonly limit: number }
   | { readonly op: 'prefetch'; readonly keys: readonly string[] };
 export type Reply = { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta } | { readonly ok: false; readonly name: string; readonly message: string };
+/** An asynchronous ranged read (its own port: answers come back in any order, matched by id). */
+export interface AsyncRequest { readonly id: number; readonly key: string; readonly offset: number; readonly length: number }
+export type AsyncReply = { readonly id: number } & ({ readonly ok: true; readonly data: ArrayBuffer } | { readonly ok: false; readonly name: string; readonly message: string });
 
-const { settings, bucket, signal, port, blockBytes, readAhead, cacheBlocks } = workerData as {
-  settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number;
+const { settings, bucket, signal, port, asyncPort, blockBytes, readAhead, cacheBlocks } = workerData as {
+  settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; asyncPort: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number;
 };
 const flag = new Int32Array(signal);
 const client = makeClient(settings);
@@ -107,4 +110,18 @@ port.on('message', (req: Request) => {
     Atomics.add(flag, 0, 1);
     Atomics.notify(flag, 0);
   });
+});
+
+// Asynchronous reads: exactly the range asked for (the caller plans which pages it needs, so no
+// read-ahead), each one ranged GET with retries, all in flight at once (the caller bounds how many).
+// The bytes go back in an ArrayBuffer of their own, transferred, not copied.
+asyncPort.on('message', (req: AsyncRequest) => {
+  getRange(client, bucket, req.key, req.offset, req.length, attempts).then(
+    (data) => {
+      const out = new Uint8Array(data.byteLength);
+      out.set(data);
+      asyncPort.postMessage({ id: req.id, ok: true, data: out.buffer } satisfies AsyncReply, [out.buffer]);
+    },
+    (err: unknown) => asyncPort.postMessage({ id: req.id, ok: false, name: errorName(err), message: describeError(err) } satisfies AsyncReply),
+  );
 });

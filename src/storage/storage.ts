@@ -1,9 +1,9 @@
 /**
  * Where the index is read from: a local directory or `s3://bucket/prefix`. The index reader's
  * page cache and the manifest reader go through this interface, so nothing above it knows which
- * one it is. Reads are synchronous, like the positional file reads the page cache was built on:
- * a page miss blocks its caller for one read (a local pread, or a ranged GET that the S3 side
- * serves from its read-ahead when the page was about to be needed).
+ * one it is. Two read paths: synchronous (`readRange`: opening an index, tools, and a page miss
+ * outside a planned step block their caller for one read) and asynchronous (`readRangeAsync`:
+ * the pages a planned step needs, read ahead in parallel without blocking the thread).
  * Paths are relative to the location, with `/` separators. open-storage.ts picks the backend.
  */
 export interface Storage {
@@ -22,6 +22,12 @@ export interface Storage {
    * aligned. `size`, when the caller knows the file's size, bounds read-ahead.
    */
   readRange(path: string, offset: number, length: number, size?: number): Buffer;
+  /**
+   * The same bytes without blocking the calling thread: a read on the libuv pool for a local
+   * file, one ranged GET (retried) for S3. Many may be in flight at once; the caller bounds how
+   * many. Rejects with StorageNotFound, StorageNotFile or the backend's StorageError.
+   */
+  readRangeAsync(path: string, offset: number, length: number): Promise<Buffer>;
   close(): void;
 }
 

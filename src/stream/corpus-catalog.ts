@@ -10,6 +10,7 @@ import { availability, type Availability } from '../splits/availability.js';
 import { Contamination } from '../splits/contamination.js';
 import { resolveHeldout, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
 import type { S3Settings } from '../storage/s3-location.js';
+import type { ReadAhead } from '../index/shard-pages.js';
 import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
 import { minKey } from '../tokenize/audio-layouts/registry.js';
 import { loadChatTemplate } from './chat-template-loader.js';
@@ -28,6 +29,8 @@ export interface CoreSettings {
   readonly limits: SpecLimits;
   readonly systemPrompt: string;
   readonly cacheBytes: number;
+  /** Reading pages ahead of planned steps (config index.prefetch_bytes, index.read_concurrency); default: DEFAULT_READ_AHEAD. */
+  readonly readAhead?: ReadAhead;
   /** Steps per block of the recent realized-share window (default 100). */
   readonly shareWindowSteps?: number;
   /** HMAC key of resume tokens (server.token_key); '' = checksummed, unsigned tokens. */
@@ -74,7 +77,7 @@ export class CorpusCatalog {
   }
 
   static async open(indexDir: string, settings: CoreSettings): Promise<CorpusCatalog> {
-    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes, s3: settings.s3 });
+    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes, s3: settings.s3, ...(settings.readAhead ? { readAhead: settings.readAhead } : {}) });
     // A server must not say SERVING over an index whose files are gone (a concurrent or
     // interrupted index run, a deleted shard): refuse at start, naming the file.
     reader.verifyFiles();
@@ -104,6 +107,11 @@ export class CorpusCatalog {
   }
   get cacheStats(): IndexReader['cacheStats'] {
     return this.reader.cacheStats;
+  }
+
+  /** Bytes of pages held for planned steps not built yet. */
+  get prefetchHeld(): number {
+    return this.reader.prefetchHeld;
   }
   domains(): readonly string[] {
     return DOMAINS;

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PAGE_TOKENS, ROW, ROWS_PER_PAGE } from '../../src/index/format.js';
+import { IndexReader, type RecordRef } from '../../src/index/index-reader.js';
+import { rng } from '../helpers/seeded-rng.js';
+
+/**
+ * Reading ahead: the pages a set of records needs are made resident asynchronously and held, so
+ * reading those records afterwards reads nothing synchronously and gives what a reader with the
+ * whole index in its cache gives; the bytes held are bounded by prefetch_bytes.
+ */
+describe('index prefetch', () => {
+  let big: IndexReader;
+  let records: RecordRef[];
+  beforeAll(() => {
+    big = IndexReader.open(inject('sampleIndex'));
+    const next = rng(7);
+    const shards = big.manifest.shards;
+    records = Array.from({ length: 60 }, () => {
+      const shard = Math.floor(next() * shards.length);
+      return { shard, row: Math.floor(next() * shards[shard]!.records) };
+    });
+  });
+  afterAll(() => big.close());
+
+  /** What building a batch reads of a record: its row, spans, tokens, uuid and answer text. */
+  const view = (r: IndexReader, { shard, row }: RecordRef): unknown => {
+    const f = r.row(shard, row);
+    const len = f[ROW.INSTR_LEN]! + f[ROW.INPUT_LEN]! + f[ROW.OUTPUT_LEN]!;
+    const tokens = new Int32Array(len);
+    r.readTokens(shard, f[ROW.TOK_START]!, len, tokens, 0);
+    return { row: Array.from(f), spans: Array.from(r.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!)), uuid: r.uuid(shard, row), out: r.string(shard, f[ROW.OUT_TEXT_OFF]!, f[ROW.OUT_TEXT_LEN]!), tokens: Buffer.from(tokens.buffer).toString('base64') };
+  };
+
+  it('held pages serve every read of the records with no synchronous read, byte for byte, with a cache far too small to hold them', async () => {
+    // A cache of two token pages: without the held pages nearly every read below would miss.
+    const r = IndexReader.open(inject('sampleIndex'), { cacheBytes: 2 * 4 * PAGE_TOKENS, readAhead: { prefetchBytes: 64 << 20, readConcurrency: 4 } });
+    try {
+      const held = await r.residentFor(records, true);
+      expect(held.read).toBeGreaterThan(records.length);
+      expect(r.cacheStats.misses).toBe(0);
+      for (const rec of records) expect(view(r, rec)).toEqual(view(big, rec));
+      expect(r.cacheStats.misses).toBe(0);
+      expect(r.cacheStats.prefetched).toBe(held.read);
+      expect(r.prefetchHeld).toBe(held.bytes);
+      held.release();
+      expect(r.prefetchHeld).toBe(0);
+      // Released pages are no longer held: the tiny cache reads them again.
+      for (const rec of records) expect(view(r, rec)).toEqual(view(big, rec));
+      expect(r.cacheStats.misses).toBeGreaterThan(0);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('a page asked for by two steps at once is read once and stays held until both release', async () => {
+    const r = IndexReader.open(inject('sampleIndex'), { cacheBytes: 1, readAhead: { prefetchBytes: 64 << 20, readConcurrency: 2 } });
+    try {
+      const page = { shard: records[0]!.shard, section: 'rows' as const, page: Math.floor(records[0]!.row / ROWS_PER_PAGE) };
+      const [a, b] = await Promise.all([r.prefetch([page]), r.prefetch([page, page])]);
+      expect(r.cacheStats.prefetched).toBe(1);
+      const bytes = r.prefetchHeld;
+      expect(bytes).toBeGreaterThan(0);
+      a.release();
+      expect(r.prefetchHeld).toBe(bytes);
+      expect(view(r, records[0]!)).toBeDefined();
+      b.release();
+      expect(r.prefetchHeld).toBe(0);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('bytes held never exceed prefetch_bytes: a step waits until earlier ones release', async () => {
+    const limit = 3 * 4 * PAGE_TOKENS;
+    const r = IndexReader.open(inject('sampleIndex'), { cacheBytes: 1, readAhead: { prefetchBytes: limit, readConcurrency: 4 } });
+    try {
+      const shard = big.manifest.shards.findIndex((s) => s.tokens > 8 * PAGE_TOKENS);
+      const pages = (from: number) => [0, 1].map((k) => ({ shard, section: 'tokens' as const, page: from + k }));
+      const first = await r.prefetch(pages(0));
+      let second: Awaited<ReturnType<IndexReader['prefetch']>> | undefined;
+      const waiting = r.prefetch(pages(2)).then((h) => (second = h));
+      // Let every read that could start start: the second step must still be waiting for room.
+      for (let k = 0; k < 20; k++) await new Promise((go) => setImmediate(go));
+      expect(second).toBeUndefined();
+      expect(r.prefetchHeld).toBeLessThanOrEqual(limit);
+      first.release();
+      await waiting;
+      expect(second).toBeDefined();
+      expect(r.prefetchHeld).toBeLessThanOrEqual(limit);
+      // A step larger than the whole budget still runs, alone.
+      second!.release();
+      const huge = await r.prefetch([0, 1, 2, 3, 4].map((p) => ({ shard, section: 'tokens' as const, page: p })));
+      expect(huge.bytes).toBeGreaterThan(limit);
+      huge.release();
+      expect(r.prefetchHeld).toBe(0);
+    } finally {
+      r.close();
+    }
+  });
+});
