@@ -1,10 +1,28 @@
+import type { GuardRemoval } from '../splits/contamination.js';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 
+const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /**
- * GetCorpusInfo's answer (proto CorpusInfo, camelCase). With `contamination`, each available
- * guarded set also reports what its guards remove (built at first use and cached, like a stream's).
+ * GetCorpusInfo's answer with `contamination`: each available guarded set's report is a scan of
+ * every train record, made once per set (kept with its guard) and between event-loop turns, so
+ * streams and health go on while it runs; concurrent calls wait for the same scan.
  */
-export function corpusInfo(catalog: CorpusCatalog, contamination = false): Record<string, unknown> {
+export async function corpusInfoWithContamination(catalog: CorpusCatalog, pause: () => Promise<void> = yieldTurn): Promise<Record<string, unknown>> {
+  const reports = new Map<string, readonly GuardRemoval[]>();
+  for (const { resolved } of catalog.named.heldoutSets()) {
+    const guard = resolved && catalog.guard(resolved);
+    if (guard) reports.set(resolved.fingerprint, await guard.reportAsync(pause));
+  }
+  return corpusInfo(catalog, reports);
+}
+
+/**
+ * GetCorpusInfo's answer (proto CorpusInfo, camelCase). With `reports` (per held-out set
+ * fingerprint, see corpusInfoWithContamination), each available guarded set also lists what its
+ * guards remove.
+ */
+export function corpusInfo(catalog: CorpusCatalog, reports?: ReadonlyMap<string, readonly GuardRemoval[]>): Record<string, unknown> {
   const { tasks, vocab: v, availability } = catalog;
   const heldoutSets = catalog.named.heldoutSets().map(({ name, spec, resolved: r, missing }) => ({
     name,
@@ -17,7 +35,7 @@ export function corpusInfo(catalog: CorpusCatalog, contamination = false): Recor
     tasks: r ? [...r.tasks].sort((a, b) => a - b).map((t) => tasks[t]?.path ?? '') : [],
     available: !missing,
     missing: missing ?? [],
-    contamination: contamination && r ? (catalog.guard(r)?.report() ?? []).map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })) : [],
+    contamination: r ? (reports?.get(r.fingerprint) ?? []).map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })) : [],
   }));
   return {
     indexFingerprint: catalog.fingerprint,

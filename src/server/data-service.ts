@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
 import type { StreamRequest__Output } from '../../proto/generated/flanstream/v1/StreamRequest.js';
 import type { WireResponse } from '../stream/wire-types.js';
-import { corpusInfo } from './corpus-info.js';
+import { corpusInfo, corpusInfoWithContamination } from './corpus-info.js';
 import { StreamMonitor } from './stream-monitor.js';
 import { isUndecodable } from './proto.js';
 import { SendBudget } from './send-budget.js';
@@ -75,7 +75,11 @@ export class DataServiceHandlers {
         try {
           this.auth(call.metadata);
           rejectUndecodable(call.request);
-          cb(null, corpusInfo(this.core.catalog, (call.request as { contamination?: boolean } | null)?.contamination === true));
+          if ((call.request as { contamination?: boolean } | null)?.contamination === true) {
+            corpusInfoWithContamination(this.core.catalog).then((info) => cb(null, info), (err: unknown) => cb(toStatus(err)));
+          } else {
+            cb(null, corpusInfo(this.core.catalog));
+          }
         } catch (err) {
           cb(toStatus(err));
         }

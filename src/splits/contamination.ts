@@ -15,6 +15,8 @@ export type Guard = (typeof GUARDS)[number];
  */
 export const MAX_HELDOUT_NGRAMS = 1 << 23;
 const EXAMPLES = 3;
+/** Train records the report classifies between two event-loop turns (a few ms). */
+export const REPORT_SLICE = 1024;
 
 /** What one guard removed because of one held-out task (or, for `dataset`, one held-out dataset). */
 export interface GuardRemoval {
@@ -86,6 +88,11 @@ export class Contamination {
     return n;
   }
 
+  /** What the guard holds in memory, roughly: its arrays, the held-out records and their clip keys (what caches count it as). */
+  get bytes(): number {
+    return this.arrayBytes + 8 * this.held.length + 96 * this.clipOwner.size + 256;
+  }
+
   /** The uuid of held-out record `partner` (as `classify` returns it). */
   heldUuid(partner: number): string {
     return this.reader.uuid(this.held[partner * 2] ?? 0, this.held[partner * 2 + 1] ?? 0);
@@ -155,11 +162,35 @@ export class Contamination {
    * `inspect --contamination` and GetCorpusInfo. Sorted by guard, then by held-out name.
    */
   report(): GuardRemoval[] {
+    const g = this.reportSteps();
+    for (let r = g.next(); ; r = g.next()) if (r.done) return r.value;
+  }
+
+  /** The report, computed once, between event-loop turns: `pause` is awaited every SLICE train records. */
+  async reportAsync(pause: () => Promise<void>): Promise<GuardRemoval[]> {
+    this.reporting ??= (async () => {
+      const g = this.reportSteps();
+      for (let r = g.next(); ; r = g.next()) {
+        if (r.done) return r.value;
+        await pause();
+      }
+    })();
+    return this.reporting;
+  }
+
+  private reporting: Promise<GuardRemoval[]> | undefined;
+  private reported: GuardRemoval[] | undefined;
+
+  /** The report's scan, yielding every REPORT_SLICE train records; kept once done (a set's report never changes). */
+  private *reportSteps(): Generator<void, GuardRemoval[]> {
+    if (this.reported) return this.reported;
     const groups = new Map<string, { guard: Guard; heldout: string; removed: number; examples: [string, string][] }>();
+    let seen = 0;
     for (const t of this.reader.tasks) {
       if (this.heldout.tasks.has(t.id)) continue;
       for (const [shard, local] of t.runs[0] ?? []) {
         for (const row of this.reader.list(shard, local, 0)) {
+          if (++seen % REPORT_SLICE === 0) yield;
           const { guard, partner } = this.classify(shard, row);
           if (!guard) continue;
           const heldShard = this.held[partner * 2] ?? -1;
@@ -173,6 +204,7 @@ export class Contamination {
         }
       }
     }
-    return [...groups.keys()].sort().map((k) => groups.get(k)!);
+    this.reported = [...groups.keys()].sort().map((k) => groups.get(k)!);
+    return this.reported;
   }
 }

@@ -2,11 +2,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { NATURAL } from '../../src/mix/mixture.js';
-import type { Contamination } from '../../src/splits/contamination.js';
+import { Contamination, REPORT_SLICE } from '../../src/splits/contamination.js';
+import { corpusInfoWithContamination } from '../../src/server/corpus-info.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { RawHeldout } from '../../src/stream/stream-request.js';
 import { status as Status } from '@grpc/grpc-js';
@@ -192,7 +193,28 @@ describe('the report and the fingerprint', () => {
       const ds = plain.datasets.find((d) => d.name === SHARED_DATASET)!;
       expect(ds.tasks.map((t) => [t.task, t.trainRecords, t.devRecords, t.testRecords])).toEqual([...core.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]));
       expect(plain.datasets.map((d) => d.name)).toEqual([...core.reader.datasets.keys()]);
-      const info = await client.corpusInfo(60_000, { contamination: true });
+      // The report scans every train record: once per set, a slice of REPORT_SLICE records per
+      // event-loop turn; later calls (and GetCorpusInfo) reuse it.
+      const catalog = server.server.core.catalog;
+      const held = catalog.named.heldout({ name: 'planted' });
+      const train = catalog.tasks.filter((t) => !held.tasks.has(t.id)).reduce((n, t) => n + catalog.table(0).size(t.id), 0);
+      const classify = vi.spyOn(Contamination.prototype, 'classify');
+      let pauses = 0;
+      let info;
+      try {
+        await corpusInfoWithContamination(catalog, async () => {
+          pauses++;
+          await new Promise((r) => setImmediate(r));
+        });
+        expect(pauses).toBe(Math.floor(train / REPORT_SLICE));
+        expect(pauses).toBeGreaterThan(0);
+        expect(classify.mock.calls.length).toBe(train);
+        info = await client.corpusInfo(60_000, { contamination: true });
+        await client.corpusInfo(60_000, { contamination: true });
+        expect(classify.mock.calls.length).toBe(train);
+      } finally {
+        classify.mockRestore();
+      }
       const want = core.catalog.guard(core.catalog.named.heldout(raw(ALL)))!.report();
       expect(info.heldoutSets.find((h) => h.name === 'planted')!.contamination).toEqual(want.map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })));
       expect(info.heldoutSets.find((h) => h.name === 'none')!.contamination).toEqual([]);
