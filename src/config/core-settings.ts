@@ -35,7 +35,7 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     shareWindowSteps: c.stream.share_window_steps,
     cacheBytes: c.index.cache_bytes,
     readAhead: { prefetchBytes: c.index.prefetch_bytes, readConcurrency: c.index.read_concurrency },
-    tokenKey: c.server.token_key,
+    tokenKeys: c.server.token_keys.length > 0 ? c.server.token_keys : c.server.token_key !== '' ? [c.server.token_key] : [],
     s3: s3Settings(c.storage.s3),
   };
 }

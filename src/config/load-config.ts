@@ -120,6 +120,7 @@ export function printableConfig(config: Readonly<Config>): Record<string, unknow
   const copy = JSON.parse(JSON.stringify(config)) as Config;
   copy.server.auth_tokens = copy.server.auth_tokens.map(() => '********');
   if (copy.server.token_key !== '') copy.server.token_key = '********';
+  copy.server.token_keys = copy.server.token_keys.map(() => '********');
   if (copy.storage.s3.secret_access_key !== '') copy.storage.s3.secret_access_key = '********';
   return copy as unknown as Record<string, unknown>;
 }

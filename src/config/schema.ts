@@ -14,6 +14,9 @@ function num<T extends z.ZodTypeAny>(schema: T): z.ZodEffects<T, z.output<T>, un
   return z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema);
 }
 
+/** A boolean that may arrive as the string "true" or "false" (environment variables and flags). */
+const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
+
 /** Bytes of a batch message per token of batch_size × seq_len, generously (int32 token + columns). */
 export const BYTES_PER_BATCH_TOKEN = 8;
 
@@ -33,12 +36,16 @@ export const configSchema = z
   .object({
     server: z
       .object({
-        /** Interface to listen on; 0.0.0.0 in containers. */
+        /** Interface of the gRPC port; 0.0.0.0 in containers (the HTTP port has http_host). */
         host: z.string().min(1).default('127.0.0.1'),
         /** gRPC port; 0 picks a free one (printed at start-up). */
         port: num(z.number().int().min(0).max(65535)).default(50051),
         /** HTTP port for /metrics, /healthz and the status page; 0 picks a free one, -1 disables. */
         http_port: num(z.number().int().min(-1).max(65535)).default(9464),
+        /** Interface of the HTTP port, apart from the gRPC one: /metrics and /status.json show every stream's spec. */
+        http_host: z.string().min(1).default('127.0.0.1'),
+        /** Require a bearer token of server.auth_tokens on /metrics and /status.json (/healthz and the page stay open). */
+        http_auth: bool.default(false),
         /** Largest gRPC message either way, in bytes. */
         max_message_bytes: num(z.number().int().positive()).default(64 << 20),
         /** Concurrent StreamBatches calls before RESOURCE_EXHAUSTED. */
@@ -96,6 +103,12 @@ export const configSchema = z
           .refine((k) => k === '' || k.length >= 16, 'use at least 16 characters (or "" for unsigned tokens)')
           .refine(notPlaceholder, PLACEHOLDER_MESSAGE)
           .default(''),
+        /**
+         * HMAC keys of resume tokens: the first signs, every one verifies (rotation: put the new key
+         * first, drop the old one once no checkpoint needs it); FLANSTREAM_SERVER_TOKEN_KEYS=new,old.
+         * `token_key: K` is shorthand for `token_keys: [K]`; set one or the other.
+         */
+        token_keys: z.array(z.string().min(16, 'use at least 16 characters').refine(notPlaceholder, PLACEHOLDER_MESSAGE)).default([]),
         tls: z
           .object({
             /** PEM certificate and key paths; both empty = plaintext. */
@@ -120,6 +133,12 @@ export const configSchema = z
             path: ['max_message_bytes'],
             message: `${s.max_message_bytes} bytes cannot carry a batch of max_batch_tokens = ${s.max_batch_tokens} (needs ${s.max_batch_tokens * BYTES_PER_BATCH_TOKEN}); raise it or lower max_batch_tokens`,
           });
+        }
+        if (s.http_auth && s.auth_tokens.length === 0) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['http_auth'], message: 'needs server.auth_tokens (the bearer tokens it accepts)' });
+        }
+        if (s.token_key !== '' && s.token_keys.length > 0) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['token_keys'], message: 'set server.token_keys or its one-key shorthand server.token_key, not both' });
         }
       })
       .default({}),

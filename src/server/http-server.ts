@@ -16,10 +16,15 @@ export interface HttpDeps {
   readonly ready: () => boolean;
   /** Extra routes (the status page, its script and JSON), path → handler. */
   readonly routes?: Readonly<Record<string, Route>>;
+  /** server.http_auth: the bearer check of `authorization` on the paths that show data (throws to refuse). */
+  readonly authorize?: (header: string | undefined) => void;
 }
 
+/** What other tenants must not read: every stream's spec and mixture, and the metrics. */
+const PROTECTED = new Set(['/metrics', '/status.json']);
+
 /**
- * /metrics (Prometheus text format), /healthz (200 while the index is open and the server is not
+ * /metrics (Prometheus text format; with `authorize`, it and /status.json need a bearer token), /healthz (200 while the index is open and the server is not
  * draining, 503 otherwise) and extra routes. Read-only: GET and HEAD only, nothing from disk.
  */
 export async function startHttp(host: string, port: number, deps: HttpDeps): Promise<{ server: Server; port: number }> {
@@ -32,6 +37,13 @@ export async function startHttp(host: string, port: number, deps: HttpDeps): Pro
     };
     const route = async (): Promise<void> => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
+      if (deps.authorize && PROTECTED.has(path)) {
+        try {
+          deps.authorize(req.headers.authorization);
+        } catch (err) {
+          return send(401, 'text/plain', `${describeError(err)}\n`, { 'www-authenticate': 'Bearer' });
+        }
+      }
       if (path === '/metrics') return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());
       if (path === '/healthz') return deps.ready() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'not ready\n');
       const handler = Object.hasOwn(deps.routes ?? {}, path) ? deps.routes?.[path] : undefined;

@@ -12,7 +12,7 @@ import { InvalidArgumentError, describeError } from '../errors.js';
 import { Metrics } from '../metrics/metrics.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import type { WireResponse } from '../stream/wire-types.js';
-import { makeAuthCheck } from './auth.js';
+import { makeAuthCheck, makeBearerCheck } from './auth.js';
 import { DataServiceHandlers } from './data-service.js';
 import { Health } from './health.js';
 import { startHttp } from './http-server.js';
@@ -158,8 +158,9 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   let httpPort = -1;
   if (config.server.http_port >= 0) {
     try {
-      ({ server: http, port: httpPort } = await startHttp(config.server.host, config.server.http_port, {
+      ({ server: http, port: httpPort } = await startHttp(config.server.http_host, config.server.http_port, {
         metrics,
+        ...(config.server.http_auth ? { authorize: makeBearerCheck(config.server.auth_tokens) } : {}),
         ready: () => ready,
         routes: statusRoutes({ catalog: core.catalog, monitor, ready: () => ready, activeStreams: () => handlers.activeStreams }),
       }));

@@ -12,6 +12,7 @@ import { resolveHeldout, type HeldoutSpec, type ResolvedHeldout } from '../split
 import type { S3Settings } from '../storage/s3-location.js';
 import type { ReadAhead } from '../index/shard-pages.js';
 import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
+import type { TokenKeys } from './resume-token.js';
 import { minKey } from '../tokenize/audio-layouts/registry.js';
 import { loadChatTemplate } from './chat-template-loader.js';
 import { ExampleTable } from '../index/example-table.js';
@@ -33,8 +34,8 @@ export interface CoreSettings {
   readonly readAhead?: ReadAhead;
   /** Steps per block of the recent realized-share window (default 100). */
   readonly shareWindowSteps?: number;
-  /** HMAC key of resume tokens (server.token_key); '' = checksummed, unsigned tokens. */
-  readonly tokenKey: string;
+  /** HMAC keys of resume tokens (server.token_keys; the first signs); [] = checksummed, unsigned tokens. */
+  readonly tokenKeys: TokenKeys;
   /** Client settings for an index on object storage (config storage.s3). */
   readonly s3?: S3Settings;
 }

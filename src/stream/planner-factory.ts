@@ -30,7 +30,7 @@ export interface Opening {
  */
 export function makePlan(catalog: CorpusCatalog, o: Opening, layoutFor: (s: SplitIndex) => SegmentLayout): { plan: StreamPlan; layout: SegmentLayout } {
   const { spec, heldout } = o;
-  const mint = new TokenMint({ index: catalog.fingerprint, heldout: heldout.fingerprint, spec, worldSize: o.placement.worldSize }, catalog.settings.tokenKey);
+  const mint = new TokenMint({ index: catalog.fingerprint, heldout: heldout.fingerprint, spec, worldSize: o.placement.worldSize }, catalog.settings.tokenKeys);
   // Evaluation items carry their own locations; the layout reads rows through any table.
   const layout = layoutFor(0);
   if (spec.split === 'train') {

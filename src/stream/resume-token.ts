@@ -9,7 +9,7 @@ import { specHash, type StreamSpec } from './stream-spec.js';
  *   unsigned: "FST" 1 ‖ checksum(16 hex bytes) ‖ msgpack(payload)
  *   signed:   "FST" 2 ‖ HMAC-SHA256(key, payload)(32 bytes) ‖ msgpack(payload)
  * They carry everything needed to continue after the batch they came with, so any replica
- * serving the same index (and the same `server.token_key`) resumes any token. A checksum stops
+ * serving the same index (and the same `server.token_keys`) resumes any token. A checksum stops
  * accidents, not forgers: with a key set, only this service can mint tokens; without one, every
  * decoded field is still validated (token-state-check.ts) before it is used.
  */
@@ -32,9 +32,17 @@ export interface TokenPayload<S = unknown> {
 
 const mac = (key: string, body: Uint8Array): Buffer => createHmac('sha256', key).update(body).digest();
 
-/** Encodes a payload; with a non-empty `key` the token is HMAC-signed. */
-export function encodeToken(payload: TokenPayload, key = ''): Buffer {
+/**
+ * The HMAC keys of tokens (server.token_keys): the first signs, every one verifies, so a key is
+ * rotated by putting the new one first and dropping the old one once no checkpoint needs it.
+ * Empty: tokens are checksummed, not signed.
+ */
+export type TokenKeys = readonly string[];
+
+/** Encodes a payload; with keys the token is HMAC-signed with the first. */
+export function encodeToken(payload: TokenPayload, keys: TokenKeys = []): Buffer {
   const body = pack(payload);
+  const key = keys[0] ?? '';
   const signed = key !== '';
   // One buffer of its own per token, written in place: a token is built for every batch and is a
   // few KB, so Buffer.concat's pooled allocation (plus a Buffer per piece) retired an 8 KB pool
@@ -51,18 +59,23 @@ export function encodeToken(payload: TokenPayload, key = ''): Buffer {
 
 const bad = (msg: string): InvalidArgumentError => new InvalidArgumentError('resume.token', msg);
 
-/** The payload bytes of a token, once its checksum or (with `key`) its signature holds. */
-function verifiedBody(buf: Buffer, key: string): Buffer {
+/** The payload bytes of a token, once its checksum or (with keys) its signature by one of them holds. */
+function verifiedBody(buf: Buffer, keys: TokenKeys): Buffer {
+  const key = keys[0] ?? '';
   if (buf.length < 4 || !buf.subarray(0, 3).equals(MAGIC)) throw bad('not a flanstream resume token');
   const version = buf[3];
   if (version !== UNSIGNED && version !== SIGNED) throw bad(`token version ${String(version)} is not supported (expected ${UNSIGNED} or ${SIGNED})`);
-  if (key !== '' && version !== SIGNED) throw bad('token is not signed; this server only accepts tokens signed with its server.token_key');
-  if (key === '' && version === SIGNED) throw bad('token is signed but this server has no server.token_key; give every replica the same key');
+  if (key !== '' && version !== SIGNED) throw bad('token is not signed; this server only accepts tokens signed with one of its server.token_keys');
+  if (key === '' && version === SIGNED) throw bad('token is signed but this server has no server.token_keys; give every replica the same keys');
   const head = 4 + (version === SIGNED ? MAC : SUM);
   if (buf.length < head) throw bad('token is truncated');
   const body = buf.subarray(head);
   if (version === SIGNED) {
-    if (!timingSafeEqual(buf.subarray(4, head), mac(key, body))) throw bad('token signature does not match (it was modified, or signed with another server.token_key)');
+    const given = buf.subarray(4, head);
+    // Every key is tried (no early exit), so the time taken says nothing about which one matched.
+    let ok = false;
+    for (const k of keys) ok = timingSafeEqual(given, mac(k, body)) || ok;
+    if (!ok) throw bad('token signature does not match (it was modified, or signed with a key not in server.token_keys)');
   } else if (buf.toString('latin1', 4, head) !== checksum(body)) {
     throw bad('token is corrupted or was modified (checksum mismatch)');
   }
@@ -70,8 +83,8 @@ function verifiedBody(buf: Buffer, key: string): Buffer {
 }
 
 /** Decodes and checks a token against this server's index; its `state` is checked by token-state-check.ts. */
-export function decodeToken(token: Uint8Array, indexFingerprint: string, key = ''): TokenPayload {
-  const body = verifiedBody(Buffer.from(token.buffer, token.byteOffset, token.byteLength), key);
+export function decodeToken(token: Uint8Array, indexFingerprint: string, keys: TokenKeys = []): TokenPayload {
+  const body = verifiedBody(Buffer.from(token.buffer, token.byteOffset, token.byteLength), keys);
   let p: TokenPayload;
   try {
     p = unpack(body) as TokenPayload;
@@ -104,23 +117,23 @@ export interface TokenHead {
  */
 export class TokenMint {
   private readonly head: TokenHead & { readonly specHash: string };
-  private readonly key: string;
+  private readonly keys: TokenKeys;
 
-  /** `key`: server.token_key ('' = unsigned). */
-  constructor(head: TokenHead, key: string) {
+  /** `keys`: server.token_keys (the first signs; [] = unsigned). */
+  constructor(head: TokenHead, keys: TokenKeys) {
     this.head = { ...head, specHash: specHash(head.spec) };
-    this.key = key;
+    this.keys = keys;
   }
 
   /** The token of `state` before global step `step`. */
   make(step: number, state: unknown): Buffer {
     const h = this.head;
     // Field order is the token's byte order: keep it.
-    return encodeToken({ index: h.index, heldout: h.heldout, specHash: h.specHash, spec: h.spec, step, worldSize: h.worldSize, state }, this.key);
+    return encodeToken({ index: h.index, heldout: h.heldout, specHash: h.specHash, spec: h.spec, step, worldSize: h.worldSize, state }, this.keys);
   }
 
   /** A token of this stream, decoded and checked against the index (its `state` is checked by its owners). */
   read(token: Uint8Array): TokenPayload {
-    return decodeToken(token, this.head.index, this.key);
+    return decodeToken(token, this.head.index, this.keys);
   }
 }

@@ -64,7 +64,7 @@ export class StreamOpener {
   private fromResume(resume: RawResume): Opening {
     const { catalog } = this;
     const { settings } = catalog;
-    const p = decodeToken(resume.token ?? new Uint8Array(0), catalog.fingerprint, settings.tokenKey);
+    const p = decodeToken(resume.token ?? new Uint8Array(0), catalog.fingerprint, settings.tokenKeys);
     const spec = p.spec;
     const heldout = catalog.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
     if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');

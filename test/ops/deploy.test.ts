@@ -59,6 +59,7 @@ describe('the image (config/deploy/Dockerfile), run as declared', () => {
     const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD'))], { '/app': app, [volume!]: inject('sampleIndex') });
     const { server, index } = await effectiveConfig(argv, app, {});
     expect(server.host).toBe('0.0.0.0');
+    expect(server.http_host).toBe('0.0.0.0');
     expect(EXPOSED).toEqual([server.port, server.http_port]);
     expect(index.dir).toBe(inject('sampleIndex'));
   });

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { Permutation } from '../../src/mix/permutation.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { digests } from '../helpers/batch-digests.js';
 import { decodeToken, encodeToken, type TokenPayload } from '../../src/stream/resume-token.js';
 import { specHash, type StreamSpec } from '../../src/stream/stream-spec.js';
 import { check, healthClient, type HealthClient } from '../ops/helpers/grpc.js';
@@ -175,17 +177,44 @@ describe('signed resume tokens (server.token_key)', () => {
   it('a replica with the same key resumes a signed token exactly', () => {
     const again = take(signed.open({ resume: { token } }), 1).batches[0]!;
     expect(Buffer.from(again.resumeToken).subarray(0, 4)).toEqual(Buffer.from([0x46, 0x53, 0x54, 2]));
-    const p = decodeToken(token, signed.reader.fingerprint, KEY);
+    const p = decodeToken(token, signed.reader.fingerprint, [KEY]);
     expect(again.step).toBe(p.step);
   });
 
   it('refuses an unsigned token, another key\'s token, an edited payload and a signed token on a keyless server', () => {
-    const p = decodeToken(token, signed.reader.fingerprint, KEY);
+    const p = decodeToken(token, signed.reader.fingerprint, [KEY]);
     refused(signed, encodeToken(p), /not signed/);
     refused(other, token, /signature does not match/);
     const edited = Buffer.from(token);
     edited[edited.length - 1] = edited[edited.length - 1]! ^ 1;
     refused(signed, edited, /signature does not match/);
-    refused(plain, token, /has no server.token_key/);
+    refused(plain, token, /has no server.token_keys/);
+  });
+
+  it('server.token_keys rotates the key: the first signs, every one verifies', async () => {
+    const NEW = 'the-next-shared-secret-4567';
+    const rotated = await openCore(inject('sampleIndex'), { 'server.token_keys': `${NEW},${KEY}` });
+    const onlyNew = await openCore(inject('sampleIndex'), { 'server.token_keys': NEW });
+    try {
+      // A checkpoint signed with the old key resumes, exactly where it left off...
+      const resumed = take(rotated.open({ resume: { token } }), 1).batches[0]!;
+      const reference = take(signed.open({ resume: { token } }), 1).batches[0]!;
+      expect(digests([resumed], false)).toEqual(digests([reference], false));
+      // ...and what it mints now is signed with the new key only.
+      const next = resumed.resumeToken as Buffer;
+      expect(decodeToken(next, rotated.reader.fingerprint, [NEW]).step).toBe(decodeToken(token, signed.reader.fingerprint, [KEY]).step + 1);
+      refused(signed, next, /signature does not match/);
+      expect(() => take(onlyNew.open({ resume: { token: next } }), 1)).not.toThrow();
+      // Once the old key is dropped, its tokens are refused.
+      refused(onlyNew, token, /signature does not match/);
+    } finally {
+      rotated.reader.close();
+      onlyNew.reader.close();
+    }
+  });
+
+  it('server.token_key is the one-key shorthand: setting both is a configuration error', () => {
+    expect(() => loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.token_key': KEY, 'server.token_keys': KEY }, {})).toThrow(/server\.token_keys.*not both/);
+    expect(() => loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.token_keys': 'short' }, {})).toThrow(/16 characters/);
   });
 });
