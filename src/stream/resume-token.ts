@@ -30,6 +30,13 @@ export interface TokenPayload<S = unknown> {
   readonly state: S;
 }
 
+/**
+ * Largest step a token may carry: far beyond any training run (2^48 steps), far enough below 2^53
+ * that every later step of the stream is still an exact integer (2^53 − 1 used to pass, and the
+ * next step's token failed with INTERNAL).
+ */
+const MAX_STEP = 2 ** 48;
+
 const mac = (key: string, body: Uint8Array): Buffer => createHmac('sha256', key).update(body).digest();
 
 /**
@@ -94,7 +101,7 @@ export function decodeToken(token: Uint8Array, indexFingerprint: string, keys: T
   if (typeof p !== 'object' || p === null || typeof p.index !== 'string' || typeof p.heldout !== 'string' || typeof p.spec !== 'object' || p.spec === null) {
     throw bad('token payload is malformed');
   }
-  if (!Number.isSafeInteger(p.step) || p.step < 0) throw new InvalidArgumentError('resume.token.step', `must be a non-negative integer, got ${String(p.step)}`);
+  if (!Number.isSafeInteger(p.step) || p.step < 0 || p.step > MAX_STEP) throw new InvalidArgumentError('resume.token.step', `must be an integer from 0 to 2^48, got ${String(p.step)}`);
   if (!Number.isSafeInteger(p.worldSize) || p.worldSize < 1) throw new InvalidArgumentError('resume.token.world_size', `must be a positive integer, got ${String(p.worldSize)}`);
   if (p.index !== indexFingerprint) {
     throw new FailedPreconditionError('index_mismatch', `resume token is from index ${p.index.slice(0, 12)}..., this server serves ${indexFingerprint.slice(0, 12)}...; resume against a server with the same index`);

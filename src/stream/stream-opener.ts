@@ -102,6 +102,9 @@ export class StreamOpener {
     const shuffle = tokenShuffle(spec.shuffle);
     if (shuffle) parsed = { ...parsed, spec: { ...parsed.spec, shuffle } };
     checkResumeShuffle(resume, shuffle);
+    // Its mixture too, exactly as a request's (weights, temperature, cap, selectors): the planner
+    // restores its targets from the state and would otherwise never look at them again.
+    if (parsed.spec.split === 'train') catalog.resolveMixture(spec.mixture, heldout, 'resume.token.spec.mixture', parsed.spec);
     // The token's spec must be one this server would make from a request: every field in range,
     // nothing added (a spec this server's limits refuse is refused from a token too).
     if (specHash(parsed.spec) !== p.specHash) throw new InvalidArgumentError('resume.token.spec', 'is not a spec this server makes (a field is missing, added or out of range)');

@@ -126,6 +126,11 @@ describe('resume token validation', () => {
     ['a spec window beyond the limit', (q) => ((q.spec as { window: number }).window = 1e12), () => 'resume.token.spec.window'],
     ['a spec field the server does not know', (q) => ((q.spec as unknown as Record<string, unknown>).extra = 1), () => 'resume.token.spec'],
     ['step 2^53', (q) => ((q as { step: number }).step = 2 ** 53), () => 'resume.token.step'],
+    // Safe itself, but the step after it is not: it used to fail with INTERNAL after one batch.
+    ['step 2^53 - 1', (q) => ((q as { step: number }).step = 2 ** 53 - 1), () => 'resume.token.step'],
+    // A token's spec is checked exactly as a fresh spec (these are refused in a request).
+    ['a spec mixture weight of 1e300', (q) => ((q.spec as { mixture: { weights: Record<string, number> } }).mixture.weights = { speech: 1e300 }), () => 'resume.token.spec.mixture.weights["speech"]'],
+    ['a spec mixture temperature of -1', (q) => ((q.spec as { mixture: { temperature: number } }).mixture.temperature = -1), () => 'resume.token.spec.mixture.temperature'],
     ['world size 0', (q) => ((q as { worldSize: number }).worldSize = 0), () => 'resume.token.world_size'],
   ];
   for (const [name, edit, field] of cases) {
