@@ -1,7 +1,8 @@
 import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
 import type { SplitIndex } from '../index/index-reader.js';
 import { checkPolicySpec } from '../mix/policy/policy-spec.js';
-import { SegmentLayout } from '../pack/segment-layout.js';
+import { packingStrategy } from '../pack/registry.js';
+import { SegmentLayout, type Segment } from '../pack/segment-layout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
 import { makePlan, type Opening } from './planner-factory.js';
 import { decodeToken } from './resume-token.js';
@@ -33,9 +34,13 @@ export class StreamOpener {
     const { spec, placement, heldout, step } = opening;
     const view = catalog.audioView(spec);
     const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(catalog.table(s), catalog.template, view);
+    // On the serving path a planned batch is built only once its records' pages are held (read
+    // ahead asynchronously); an example of a generation evaluation also names its audio ids.
+    const audioIds = packingStrategy(spec.packing).sendsExamples;
+    const ready = (rows: readonly (readonly Segment[])[]) => catalog.reader.residentFor(rows.flatMap((row) => row.flatMap((seg) => seg.turns.map((t) => t.loc))), audioIds);
     const build = (): StreamSession => {
       const { plan, layout } = makePlan(catalog, opening, layoutFor);
-      return new StreamSession({ spec, placement, heldout, layout, plan, step });
+      return new StreamSession({ spec, placement, heldout, layout, plan, step, ready });
     };
     const session = resume ? fromToken(build) : build();
     this.updates.queue(session, raw.updates ?? []);

@@ -23,9 +23,10 @@ export interface SessionMark {
 
 /**
  * Before a planned batch is built: resolves once what building this rank's `rows` reads is at
- * hand (the pages of their records), so that building them never waits on storage.
+ * hand (the pages of their records), so that building them never waits on storage. What it
+ * resolves to is released once the batch is built (the pages stop being held for it).
  */
-export type BatchReady = (rows: readonly (readonly Segment[])[]) => Promise<void>;
+export type BatchReady = (rows: readonly (readonly Segment[])[]) => Promise<{ release(): void }>;
 
 /** A global step planned for all ranks. */
 interface Planned {
@@ -141,7 +142,7 @@ export class StreamSession {
     const g = this.planNext();
     for (;;) {
       const r = g.next();
-      if (r.done) return r.value && 'planned' in r.value ? this.build(r.value) : r.value;
+      if (r.done) return r.value && 'planned' in r.value ? this.build(r.value, this.plan.totalSteps) : r.value;
     }
   }
 
@@ -161,8 +162,22 @@ export class StreamSession {
       const r = g.next();
       if (r.done) {
         if (!r.value || !('planned' in r.value)) return r.value;
-        await this.ready?.(this.mine(r.value.planned));
-        return this.build(r.value);
+        // Planning, so before the wait: an evaluation stream's step count (replayed once).
+        const total = this.plan.totalSteps;
+        let held: { release(): void } | undefined;
+        try {
+          held = await this.ready?.(this.mine(r.value.planned));
+        } catch (err) {
+          // The step cannot be built (its pages could not be read after retries): the stream
+          // ends with that error; its client resumes from the last token it was sent.
+          this.finished = true;
+          throw err;
+        }
+        try {
+          return this.build(r.value, total);
+        } finally {
+          held?.release();
+        }
       }
       if (performance.now() - since >= sliceMs) {
         await pause();
@@ -203,7 +218,7 @@ export class StreamSession {
   }
 
   /** This rank's batch of a planned step. */
-  private build({ step, planned }: Planned): WireResponse {
+  private build({ step, planned }: Planned, totalSteps: number): WireResponse {
     const mine = this.mine(planned);
     const { layout, asExamples } = this;
     const body = buildBatch(layout, asExamples ? [] : mine, this.taskDomain, messageRoom(planned.token, planned.stats, this.heldout.fingerprint));
@@ -221,7 +236,7 @@ export class StreamSession {
         stats: planned.stats,
         heldoutFingerprint: this.heldout.fingerprint,
         examples: asExamples ? buildExamples(layout, mine) : [],
-        totalSteps: this.plan.totalSteps,
+        totalSteps,
       },
     };
   }

@@ -4,14 +4,18 @@ import { ROW } from '../../src/index/format.js';
 import { IndexReader, type RecordRef } from '../../src/index/index-reader.js';
 import { MANIFEST_FILE } from '../../src/index/format.js';
 import { publishDirectory } from '../../src/storage/s3-upload.js';
+import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { useS3Process } from '../helpers/s3-server.js';
 import { S3Proxy } from '../helpers/s3-proxy.js';
+import { collect } from '../helpers/grpc-stream-calls.js';
+import { openCore, take } from '../helpers/core-streams.js';
+import { spawnServer } from '../reliability/procs.js';
 
 /**
  * Reading ahead from object storage: a planned set of records' pages come in as concurrent ranged
  * GETs (at most read_concurrency at once) without blocking the thread, byte-identical to the same
  * index on disk; a store that keeps failing one object fails only the reads that need it, after
- * retries, as UNAVAILABLE naming that object.
+ * retries, as UNAVAILABLE naming that object, and over gRPC ends only the streams that need it.
  */
 const { s3 } = useS3Process('s3-prefetch');
 let proxy: S3Proxy;
@@ -85,6 +89,44 @@ describe('S3 prefetch', () => {
     } finally {
       await proxy.set({});
       r.close();
+    }
+  });
+});
+
+describe('S3 faults on the serving path', () => {
+  it('a stream whose records are in a failing object ends UNAVAILABLE naming it; a stream reading another object and the server go on', async () => {
+    // Two tasks whose train records each lie in one shard, different ones.
+    const single = local.tasks.map((t) => ({ path: t.path, shards: new Set((t.runs[0] ?? []).map(([shard]) => shard)) })).filter((t) => t.shards.size === 1);
+    const good = single[0]!;
+    const [goodShard] = good.shards;
+    const bad = single.find((t) => !t.shards.has(goodShard!))!;
+    expect(bad).toBeDefined();
+    const [badShard] = bad.shards;
+    const badFile = local.shard(badShard!).file;
+    const spec = (path: string) => ({ split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 4, heldout: { name: 'none' }, mixture: { weights: { [path]: 1 } }, maxBatches: 5 });
+    const server = await spawnServer(URL_, { 'storage.s3.endpoint': proxy.endpoint, 'storage.s3.access_key_id': s3.settings.accessKeyId!, 'storage.s3.secret_access_key': s3.settings.secretAccessKey!, 'storage.s3.max_attempts': '2', 'index.cache_bytes': String(64 << 10) });
+    const client = new FlanStreamClient(server.target);
+    const core = await openCore(inject('sampleIndex'));
+    try {
+      // Once per server, opening a spec scans what it can serve (every task's fitting records):
+      // done before the fault, so what fails below is only what each stream's own steps read.
+      for (const path of [good.path, bad.path]) expect((await collect(client, [{ spec: { ...spec(path), maxBatches: 1 } }])).batches).toHaveLength(1);
+      await proxy.set({ failing: badFile });
+      const [ok, failed] = await Promise.all([collect(client, [{ spec: spec(good.path) }]), collect(client, [{ spec: spec(bad.path) }])]);
+      expect(failed.error?.codeName).toBe('UNAVAILABLE');
+      expect(failed.error?.details).toContain(`${URL_}/${badFile}`);
+      expect(ok.error).toBeUndefined();
+      const want = take(core.open({ spec: spec(good.path) }), 5).batches.map((b) => Buffer.from(b.tokens).toString('base64'));
+      expect(ok.batches.map((b) => Buffer.from(b.tokens).toString('base64'))).toEqual(want);
+      // The server is still up and serving after the failure.
+      const after = await collect(client, [{ spec: { ...spec(good.path), maxBatches: 1 } }]);
+      expect(after.batches).toHaveLength(1);
+      expect(server.child.exitCode).toBeNull();
+    } finally {
+      await proxy.set({});
+      client.close();
+      core.reader.close();
+      await server.kill();
     }
   });
 });

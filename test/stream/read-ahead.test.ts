@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { encodeStreamResponse } from '../../src/server/response-encoder.js';
+import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import type { RawOpen } from '../../src/stream/stream-request.js';
+import { openCore, trainSpec, type Spec } from '../helpers/core-streams.js';
+
+/**
+ * The serving path (nextAsync) reads a planned step's pages ahead and builds from them: with a
+ * page cache far smaller than the index, every message is byte-identical to the synchronous
+ * build over a large cache, and building reads no page synchronously.
+ */
+const SPECS: Record<string, Spec> = {
+  'train packed': trainSpec({ batchSize: 4, seqLen: 2048, seed: 7, maxBatches: 4 }),
+  'train multiturn': trainSpec({ batchSize: 4, packing: 'multiturn', seed: 7, maxBatches: 4 }),
+  'train none delay k=1': trainSpec({ batchSize: 4, packing: 'none', audio: { layout: 'delay', codebooks: 1 }, maxBatches: 3 }),
+  'train packed rank 1 of 2': trainSpec({ batchSize: 4, seqLen: 2048, rank: 1, worldSize: 2, maxBatches: 3 }),
+  'test examples': { split: 'test', batchSize: 5, seqLen: 2048, packing: 'examples', heldout: { name: 'unseen-flag' } },
+  'test packed': { split: 'test', batchSize: 4, seqLen: 2048, packing: 'packed', heldout: { name: 'unseen-flag' } },
+};
+
+function syncMessages(core: DataServiceCore, raw: RawOpen): Buffer[] {
+  const s = core.open(raw);
+  const out: Buffer[] = [];
+  for (let m = s.next(); m; m = 'end' in m ? undefined : s.next()) out.push(encodeStreamResponse(m));
+  return out;
+}
+
+describe('reading ahead on the serving path', () => {
+  let big: DataServiceCore;
+  let small: DataServiceCore;
+  beforeAll(async () => {
+    big = await openCore(inject('sampleIndex'));
+    // A cache of a few pages, and room for about one step's pages at a time.
+    small = await openCore(inject('sampleIndex'), { 'index.cache_bytes': String(256 << 10), 'index.prefetch_bytes': String(2 << 20), 'index.read_concurrency': '3' });
+  });
+  afterAll(() => {
+    big?.reader.close();
+    small?.reader.close();
+  });
+
+  it.each(Object.entries(SPECS))('%s: byte-identical to the synchronous build, and building reads nothing synchronously', async (_name, spec) => {
+    const reader = small.reader;
+    const residentFor = reader.residentFor.bind(reader);
+    // Synchronous reads counted when a step's pages are held (just before it is built).
+    let atHeld: number | undefined;
+    reader.residentFor = (records, ids) => residentFor(records, ids).then((h) => ((atHeld = reader.cacheStats.misses), h));
+    try {
+      const want = syncMessages(big, { spec });
+      const s = small.open({ spec });
+      const got: Buffer[] = [];
+      let built = 0;
+      for (;;) {
+        atHeld = undefined;
+        const m = await s.nextAsync(() => new Promise((go) => setImmediate(go)));
+        if (!m) break;
+        got.push(encodeStreamResponse(m));
+        if ('end' in m) break;
+        built++;
+        expect(atHeld, 'the batch was built after its pages were held').toBeDefined();
+        expect(reader.cacheStats.misses, `synchronous reads while building batch ${built}`).toBe(atHeld);
+        expect(reader.prefetchHeld).toBe(0);
+      }
+      expect(built).toBeGreaterThan(1);
+      expect(got.map((b) => b.toString('base64'))).toEqual(want.map((b) => b.toString('base64')));
+      expect(reader.cacheStats.prefetched).toBeGreaterThan(0);
+    } finally {
+      reader.residentFor = residentFor;
+    }
+  });
+});
