@@ -31,6 +31,7 @@ export class ConnectionGuard {
   /** Admitted connections still handshaking, oldest first (a Map keeps insertion order). */
   private readonly handshaking = new Map<Socket, NodeJS.Timeout>();
   private count = 0;
+  private idle: (() => void)[] = [];
 
   constructor(limits: GuardLimits, refused: (why: Refusal) => void) {
     this.limits = limits;
@@ -40,6 +41,12 @@ export class ConnectionGuard {
   /** Open connections (handshaking or not). */
   get open(): number {
     return this.count;
+  }
+
+  /** Resolves once no connection is open (shutdown waits for the last bytes to leave). */
+  closed(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   /** Takes a freshly accepted socket; undefined when it was refused (and destroyed). */
@@ -59,6 +66,7 @@ export class ConnectionGuard {
     socket.once('close', () => {
       this.count--;
       this.settle(socket);
+      if (this.count === 0) for (const resolve of this.idle.splice(0)) resolve();
     });
     const timer = setTimeout(() => this.close(socket, 'handshake_timeout'), this.limits.handshakeMs);
     timer.unref();

@@ -16,6 +16,11 @@ export interface GrpcListener {
   readonly port: number;
   /** Stops accepting (the port is released); connections already handed to grpc-js stay theirs. */
   close(): void;
+  /**
+   * Shutdown: stops accepting and sends every connection handed to grpc-js an HTTP/2 GOAWAY (its
+   * open calls go on, new ones go elsewhere); those still open after `graceMs` are reset.
+   */
+  drain(graceMs: number): void;
 }
 
 /**
@@ -88,6 +93,10 @@ export async function listenGrpc(server: grpc.Server, host: string, port: number
     port: (listener.address() as AddressInfo).port,
     close: () => {
       listener.close();
+    },
+    drain: (graceMs) => {
+      listener.close();
+      injector.drain(graceMs);
     },
   };
 }

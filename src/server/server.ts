@@ -185,9 +185,12 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
             resolve(true);
           });
         });
-      // 1. Not ready: probes and load balancers stop sending work; new streams get UNAVAILABLE.
+      // 1. Not ready: probes and load balancers stop sending work. The port is released at once
+      // (a replacement can bind it during the grace) and each connection gets an HTTP/2 GOAWAY:
+      // its open streams go on, new ones go elsewhere.
       ready = false;
       health.setAll('NOT_SERVING');
+      listener.drain(Math.max(0, deadline - Date.now()));
       // 2. Every open stream finishes its in-flight batch and gets StreamEnd{shutdown, token}.
       await until(deadline - Date.now(), handlers.drain());
       // 3. Close: health watchers are ended (they never finish on their own); the rest of the grace
@@ -196,6 +199,9 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       listener.close();
       const closed = until(deadline - Date.now(), new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
       if (!(await closed)) server.forceShutdown();
+      // Until every socket closed (its last bytes written), not only its session: exiting before
+      // loses what is still queued on the socket and resets the connection under the reader.
+      await until(deadline - Date.now(), guard.closed());
       if (http) {
         http.closeAllConnections();
         await new Promise<void>((resolve) => http!.close(() => resolve()));

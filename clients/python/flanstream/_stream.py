@@ -6,7 +6,11 @@ from a queue (first message: spec or resume; later: optional mixture updates); i
 is drained by a daemon thread that decodes each batch and puts ``("batch", dict)``,
 ``("end", StreamEnd)`` or ``("error", exception)`` into a queue of at most ``prefetch`` items.
 Errors travel through the queue *after* the batches that preceded them, so the consumer never
-loses a good batch and always knows exactly what it handed out. Reconnecting is the consumer's
+loses a good batch and always knows exactly what it handed out. Once the server announces its
+shutdown (an HTTP/2 GOAWAY: the channel leaves ``READY``) it builds nothing more, so the thread
+reads the rest of the call at once, past the queue's bound (up to ``READ_THROUGH_BYTES``): the
+final ``StreamEnd`` reaches this process within the server's grace however slowly the training
+loop consumes, and the loop still gets every batch before it. Reconnecting is the consumer's
 job (see :mod:`flanstream.dataset`): it drops the connection and opens a new one from the resume
 token of the last batch it handed to the training loop.
 """
@@ -26,12 +30,16 @@ import grpc
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 from .client import Client
 
-__all__ = ["Connection", "RetryPolicy", "Item", "Interrupted", "probe_total_steps"]
+__all__ = ["Connection", "RetryPolicy", "Item", "Interrupted", "probe_total_steps", "READ_THROUGH_BYTES"]
 
 #: ``(kind, payload)`` with kind ``"batch"`` (decoded dict), ``"end"`` (``StreamEnd``),
 #: ``"eof"`` (stream closed without a ``StreamEnd``) or ``"error"`` (an exception).
 Item = Tuple[str, Any]
 _POLL = 0.05
+#: Bytes read past the prefetch bound after the server announced its shutdown (see above): what
+#: it still had queued then, far more than a server holds, and a bound should a GOAWAY come for
+#: another reason while the server keeps building.
+READ_THROUGH_BYTES = 512 << 20
 _LIVE: "weakref.WeakSet[Connection]" = weakref.WeakSet()
 
 
@@ -105,6 +113,8 @@ class Connection:
         self._requests: "queue.Queue[Optional[pb.StreamRequest]]" = queue.Queue()
         self._requests.put(first)
         self._closed = threading.Event()
+        self._shutdown_seen = threading.Event()
+        self._read_through = 0
         self._call: Any = None
         self._thread = threading.Thread(target=self._run, name=f"flanstream-prefetch[{self.target}]", daemon=True)
         _LIVE.add(self)
@@ -123,8 +133,14 @@ class Connection:
         self._requests.put(request)
 
     # -- response side ----------------------------------------------------------------------
-    def _put(self, item: Item) -> bool:
+    def _put(self, item: Item, size: int = 0) -> bool:
         while not self._closed.is_set():
+            if self._shutdown_seen.is_set() and self._read_through + size <= READ_THROUGH_BYTES:
+                self._read_through += size
+                with self._items.mutex:  # past the bound: the server has stopped building
+                    self._items.queue.append(item)
+                    self._items.not_empty.notify()
+                return True
             try:
                 self._items.put(item, timeout=_POLL)
                 return True
@@ -132,7 +148,21 @@ class Connection:
                 continue
         return False
 
+    def _watch(self) -> Callable[[grpc.ChannelConnectivity], None]:
+        """A connectivity callback: leaving ``READY`` while this call streams means a GOAWAY."""
+        ready = [False]
+
+        def on_state(state: grpc.ChannelConnectivity) -> None:
+            if state is grpc.ChannelConnectivity.READY:
+                ready[0] = True
+            elif ready[0]:
+                self._shutdown_seen.set()
+
+        return on_state
+
     def _run(self) -> None:
+        channel, watch = self.client.channel, self._watch()
+        channel.subscribe(watch, try_to_connect=False)
         try:
             self._call = self.client.stream_batches(self._request_iter())
             if self._closed.is_set():
@@ -141,7 +171,7 @@ class Connection:
             for resp in self._call:
                 kind = resp.WhichOneof("kind")
                 if kind == "batch":
-                    if not self._put(("batch", self._decode(resp.batch))):
+                    if not self._put(("batch", self._decode(resp.batch)), resp.ByteSize()):
                         return
                 elif kind == "end":
                     self._put(("end", resp.end))
@@ -151,6 +181,7 @@ class Connection:
             if not self._closed.is_set():
                 self._put(("error", e))
         finally:
+            channel.unsubscribe(watch)
             self._requests.put(None)
 
     def get(self) -> Item:
