@@ -34,6 +34,7 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     systemPrompt: c.stream.system_prompt,
     shareWindowSteps: c.stream.share_window_steps,
     cacheBytes: c.index.cache_bytes,
+    catalogCacheBytes: c.stream.catalog_cache_bytes,
     readAhead: { prefetchBytes: c.index.prefetch_bytes, readConcurrency: c.index.read_concurrency },
     tokenKeys: c.server.token_keys.length > 0 ? c.server.token_keys : c.server.token_key !== '' ? [c.server.token_key] : [],
     s3: s3Settings(c.storage.s3),

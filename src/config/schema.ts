@@ -198,6 +198,8 @@ export const configSchema = z
         system_prompt: z.string().default(''),
         /** Steps per block of the recent realized-share window in stats (share-window.ts). */
         share_window_steps: num(z.number().int().min(1).max(1_000_000_000)).default(100),
+        /** Bytes the caches keyed by client choices (held-out sets, their guards, train sizes per seq_len, servability) may hold together. */
+        catalog_cache_bytes: num(z.number().int().min(1 << 16)).default(256 << 20),
       })
       .strict()
       .default({}),

@@ -30,6 +30,8 @@ export interface CoreSettings {
   readonly limits: SpecLimits;
   readonly systemPrompt: string;
   readonly cacheBytes: number;
+  /** Bytes the catalog's caches of resolved held-out sets, guards, train sizes and servability may hold (stream.catalog_cache_bytes). */
+  readonly catalogCacheBytes?: number;
   /** Reading pages ahead of planned steps (config index.prefetch_bytes, index.read_concurrency); default: DEFAULT_READ_AHEAD. */
   readonly readAhead?: ReadAhead;
   /** Steps per block of the recent realized-share window (default 100). */
@@ -38,6 +40,16 @@ export interface CoreSettings {
   readonly tokenKeys: TokenKeys;
   /** Client settings for an index on object storage (config storage.s3). */
   readonly s3?: S3Settings;
+}
+
+/** stream.catalog_cache_bytes by default. */
+export const DEFAULT_CATALOG_CACHE_BYTES = 256 << 20;
+
+/** One cached value of the catalog, how to count its bytes, and what it was last counted at. */
+interface Held {
+  readonly value: unknown;
+  readonly bytes: () => number;
+  readonly counted: number;
 }
 
 /** What a spec's content depends on for which records fit. */
@@ -61,18 +73,21 @@ export class CorpusCatalog {
   readonly named: NamedSets;
   /** Train steps planned once and shared by the rank streams of a job. */
   readonly plans = new PlanCache();
-  private readonly heldoutCache = new Map<string, ResolvedHeldout>();
-  /** The decontamination guards of the sets in use, built at first use; a few sets at a time. */
-  private readonly guards = new LRUCache<string, Contamination>({ max: 8 });
   private readonly tables = new Map<SplitIndex, ExampleTable>();
-  private readonly sizeCache = new Map<string, Float64Array>();
-  /** Per held-out set, seq_len and overlong policy; bounded, since clients choose seq_len. */
-  private readonly servable = new LRUCache<string, Servability>({ max: 256 });
+  /**
+   * Resolved held-out sets, their guards, train sizes and servability, keyed by what clients
+   * choose (inline sets, seq_len, audio layout): one cache, bounded by the bytes its entries hold
+   * (stream.catalog_cache_bytes), least recently used first out. An evicted entry is made again
+   * when next needed, the same as before (each is a function of the index and its key); streams
+   * keep the ones they hold.
+   */
+  private readonly memo: LRUCache<string, Held>;
 
   private constructor(reader: IndexReader, template: ChatTemplate, settings: CoreSettings) {
     this.reader = reader;
     this.template = template;
     this.settings = settings;
+    this.memo = new LRUCache<string, Held>({ maxSize: settings.catalogCacheBytes ?? DEFAULT_CATALOG_CACHE_BYTES, sizeCalculation: (h) => h.counted });
     this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks, reader.datasets);
     this.named = new NamedSets(this);
   }
@@ -139,12 +154,7 @@ export class CorpusCatalog {
   resolveHeldout(spec: HeldoutSpec, name: string, field = 'heldout'): ResolvedHeldout {
     this.capSelectors(`${field}.selectors`, Array.isArray(spec.selectors) ? spec.selectors.length : 0);
     const key = JSON.stringify(spec);
-    let r = this.heldoutCache.get(key);
-    if (!r) {
-      r = resolveHeldout(spec, this.reader, name, field);
-      this.heldoutCache.set(key, r);
-    }
-    return r;
+    return this.cached(`heldout:${key}`, () => resolveHeldout(spec, this.reader, name, field), (r) => 2 * key.length + 48 * (r.tasks.size + r.shards.size) + 512);
   }
 
   /**
@@ -166,13 +176,15 @@ export class CorpusCatalog {
 
   private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
     const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
-    let sizes = this.sizeCache.get(key);
-    if (sizes) return sizes;
+    return this.cached(`sizes:${key}`, () => this.countTrain(heldout, fit), (sizes) => sizes.byteLength + 2 * key.length + 128);
+  }
+
+  private countTrain(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
     const train = this.table(0);
     const filter = this.guard(heldout);
     // The template around a record (without the optional input separator): a lower bound.
     const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
-    sizes = new Float64Array(this.reader.tasks.length);
+    const sizes = new Float64Array(this.reader.tasks.length);
     // Under an audio layout the task's shortest record is the layout's (precomputed per k).
     const view = fit?.audio ? this.audioView(fit) : undefined;
     const layoutKey = view && !view.identity ? minKey(view.layout.name, view.k) : undefined;
@@ -188,29 +200,40 @@ export class CorpusCatalog {
       if (filter) for (const [shard, local] of t.runs[0] ?? []) for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
       sizes[t.id] = n;
     }
-    this.sizeCache.set(key, sizes);
     return sizes;
   }
 
   /** Under the stream's audio view: a draw tests fit with the lengths the stream serves. */
   servability(heldout: ResolvedHeldout, fit: Fit): Servability {
     const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}:${fit.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
-    let s = this.servable.get(key);
-    if (!s) {
-      s = new Servability(new SegmentLayout(this.table(0), this.template, this.audioView(fit)), this.guard(heldout), fit.seqLen, fit.overlong);
-      this.servable.set(key, s);
-    }
-    return s;
+    return this.cached(`servable:${key}`, () => new Servability(new SegmentLayout(this.table(0), this.template, this.audioView(fit)), this.guard(heldout), fit.seqLen, fit.overlong), (s) => s.bytes + 2 * key.length);
   }
 
   /** The set's guards (undefined when it has none), built at first use and cached. */
   guard(heldout: ResolvedHeldout): Contamination | undefined {
     if (!heldout.guarded) return undefined;
-    let guard = this.guards.get(heldout.fingerprint);
-    if (!guard) {
-      guard = new Contamination(this.reader, heldout);
-      this.guards.set(heldout.fingerprint, guard);
+    return this.cached(`guard:${heldout.fingerprint}`, () => new Contamination(this.reader, heldout), (g) => g.bytes);
+  }
+
+  /** Bytes the catalog's cache counts its entries at (at most stream.catalog_cache_bytes). */
+  get cachedBytes(): number {
+    return this.memo.calculatedSize;
+  }
+
+  /**
+   * The cached value under `key`, made if absent. Guards and servability grow as streams use
+   * them (records classified, subsets kept): an entry is counted again at each use.
+   */
+  private cached<T>(key: string, make: () => T, bytes: (v: T) => number): T {
+    const had = this.memo.get(key);
+    if (had) {
+      const now = Math.max(1, Math.ceil(had.bytes()));
+      if (now !== had.counted) this.memo.set(key, { ...had, counted: now });
+      return had.value as T;
     }
-    return guard;
+    const value = make();
+    const held: Held = { value, bytes: () => bytes(value), counted: 1 };
+    this.memo.set(key, { ...held, counted: Math.max(1, Math.ceil(held.bytes())) });
+    return value;
   }
 }
