@@ -13,7 +13,7 @@ from ._proto.flanstream.v1 import data_service_pb2 as pb
 from ._reports import ReportBook
 from ._stream import Connection, Interrupted, RetryPolicy, probe_total_steps
 from .client import TLS, Client
-from .distributed import broadcast_object, check_worker, resolve_rank_world
+from .distributed import broadcast_object, check_loader_batching, check_worker, resolve_rank_world
 from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
 from .mixture_merge import resolve_update_weights, weights_before
@@ -199,6 +199,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Batch]:
         check_worker()
+        check_loader_batching()
         with self._lock:
             self._iter_id += 1
             self._drop_connection()

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Mapping, Optional, Tuple
 
-__all__ = ["dist_initialized", "resolve_rank_world", "broadcast_object", "check_worker"]
+__all__ = ["dist_initialized", "resolve_rank_world", "broadcast_object", "check_worker", "check_loader_batching"]
 
 try:
     import torch.distributed as _dist
@@ -109,3 +110,26 @@ def check_worker() -> None:
             "and prefetches in a background thread already — and give each training process its own "
             "rank/world_size."
         )
+
+
+def check_loader_batching(depth: int = 12) -> None:
+    """Refuse a ``DataLoader`` that batches the stream's batches (``batch_size`` not ``None``).
+
+    Each item of the dataset is already a whole batch; ``DataLoader(ds, batch_size=4)`` would
+    stack four of them into ``[4, B, L]`` tensors (or fail deep inside ``torch.stack`` on the
+    ragged ``cu_seqlens``). The loader is found on the call stack: its iterable-dataset fetcher
+    calls ``iter(dataset)`` with ``auto_collation`` set exactly when it batches.
+    """
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            return
+        owner = frame.f_locals.get("self")
+        if type(owner).__name__ == "_IterableDatasetFetcher" and getattr(owner, "auto_collation", False):
+            raise ValueError(
+                "FlanStreamDataset yields whole batches already: pass batch_size=None to the DataLoader "
+                "(DataLoader(ds, batch_size=None)); with a batch_size it would stack several stream "
+                "batches into one. Set batch_size and seq_len on FlanStreamDataset instead."
+            )
+        frame = frame.f_back
+

@@ -41,6 +41,18 @@ def test_dataloader_worker_processes_are_refused(server, context: str) -> None:
     assert ds.state_dict()["step"] == 1
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_dataloader_that_batches_stream_batches_is_refused(server, batch_size: int) -> None:
+    ds = make(server.target)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size)
+    with pytest.raises(ValueError, match=r"batch_size=None"):
+        next(iter(loader))
+    assert ds.state_dict()["step"] is None
+    # The right form still works on the same dataset, whole batches as the server built them.
+    first = next(iter(torch.utils.data.DataLoader(ds, batch_size=None)))
+    assert first["step"] == 0 and first["input_ids"].dim() == 2
+
+
 # -- 2. torchrun order -------------------------------------------------------------------------
 
 TORCHRUN_WORKER = r"""
