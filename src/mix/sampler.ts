@@ -15,6 +15,8 @@
  * differential test holds it to the scan); the bound carries a margin far above float rounding,
  * and an undo (a count going down) makes its block's bound unknown until it is scanned again.
  */
+import { checkInt, checkInts, checkObject, refuse } from './state-check.js';
+
 export interface SamplerState {
   /** Draws per task since the target last changed. */
   readonly counts: number[];
@@ -51,10 +53,26 @@ export class Sampler {
     this.live = Sampler.liveTasks(target);
     this.counts = new Float64Array(target.length);
     this.drawn = 0;
-    if (state) {
-      this.counts.set(state.counts.slice(0, target.length));
-      this.drawn = state.drawn;
-    }
+    // A state made by state() in this process is taken as is; a token's goes through restore().
+    if (state) this.load(state.counts, state.drawn);
+    else this.compact();
+  }
+
+  /** Restores a token's `sampler` section, checked: one count per task, and they add up to `drawn`. */
+  restore(value: unknown, field: string): void {
+    const s = checkObject(field, value);
+    const counts = checkInts(`${field}.counts`, s.counts, this.target.length);
+    const drawn = checkInt(`${field}.drawn`, s.drawn, 0, Number.MAX_SAFE_INTEGER);
+    // Every draw, credit and undo moves one count and `drawn` together.
+    const sum = counts.reduce((a, b) => a + b, 0);
+    if (sum !== drawn) refuse(`${field}.drawn`, `is ${drawn} but the counts add up to ${sum}`);
+    this.load(counts, drawn);
+  }
+
+  private load(counts: readonly number[], drawn: number): void {
+    this.counts = new Float64Array(this.target.length);
+    this.counts.set(counts.slice(0, this.target.length));
+    this.drawn = drawn;
     this.compact();
   }
 

@@ -1,5 +1,6 @@
 import { BlockOrder, type BlockShape } from './block-order.js';
 import { Permutation } from './permutation.js';
+import { checkInts, checkObject } from './state-check.js';
 
 export interface WalkerState {
   readonly cursors: number[];
@@ -36,10 +37,33 @@ export class TaskWalker {
     this.sizes = sizes;
     this.seed = seed;
     this.blocks = blocks;
-    this.cursors = state ? [...state.cursors] : Array.from({ length: sizes.length }, () => 0);
-    this.epochs = state ? [...state.epochs] : Array.from({ length: sizes.length }, () => 0);
+    this.cursors = Array.from({ length: sizes.length }, () => 0);
+    this.epochs = Array.from({ length: sizes.length }, () => 0);
     this.perms = Array.from({ length: sizes.length }, () => undefined);
     this.permEpoch = new Float64Array(sizes.length);
+    // A state made by state() in this process is taken as is; a token's goes through restore().
+    if (state) this.load(state);
+  }
+
+  /**
+   * Restores a token's `walker` section, checked against the task sizes: a cursor is a position
+   * in its task's order of this epoch, below the task's size (a cursor at the size once sent
+   * Permutation.at into an endless cycle walk), and a task with no records has no epochs.
+   */
+  restore(value: unknown, field: string): void {
+    const w = checkObject(field, value);
+    const n = this.sizes.length;
+    const size = (t: number): number => this.sizes[t] ?? 0;
+    const cursors = checkInts(`${field}.cursors`, w.cursors, n, (t) => Math.max(0, size(t) - 1));
+    const epochs = checkInts(`${field}.epochs`, w.epochs, n, (t) => (size(t) > 0 ? Number.MAX_SAFE_INTEGER : 0));
+    this.load({ cursors, epochs });
+  }
+
+  private load(state: WalkerState): void {
+    for (let t = 0; t < this.sizes.length; t++) {
+      this.cursors[t] = state.cursors[t] ?? 0;
+      this.epochs[t] = state.epochs[t] ?? 0;
+    }
   }
 
   /** The next record (index into the task's split list) of task t. */

@@ -2,8 +2,9 @@ import type { ItemFeed, PackingStrategy } from '../pack/packing.js';
 import { packingStrategy } from '../pack/registry.js';
 import type { Fit, Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { EvalItems } from './eval-items.js';
-import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
-import { checkEvalState } from './token-state-check.js';
+import { checkInt, STATE_FIELD } from '../mix/state-check.js';
+import { stateSections } from './resume-token.js';
+import { countRow, emptyStats, restoreStats, type StreamStats } from './stream-stats.js';
 import type { StreamSpec } from './stream-spec.js';
 
 export interface EvalState {
@@ -26,15 +27,16 @@ export class EvalPlanner implements ItemFeed {
   private cursor: number;
   private readonly stats: StreamStats;
 
-  constructor(items: EvalItems, layout: SegmentLayout, spec: StreamSpec, state?: EvalState) {
+  /** `state`: a resume token's (client input: checked here, section by section). */
+  constructor(items: EvalItems, layout: SegmentLayout, spec: StreamSpec, state?: unknown) {
     this.items = items;
     this.layout = layout;
     this.spec = spec;
     this.packing = packingStrategy(spec.packing);
     const tasks = layout.table.reader.tasks.length;
-    if (state) checkEvalState(state, { tasks, total: items.total });
-    this.cursor = state?.cursor ?? 0;
-    this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
+    const s = state === undefined ? undefined : stateSections(state, 'eval');
+    this.cursor = s ? checkInt(`${STATE_FIELD}.cursor`, s.cursor, 0, items.total) : 0;
+    this.stats = s ? restoreStats(s.stats, `${STATE_FIELD}.stats`, tasks) : emptyStats(tasks);
   }
 
   get done(): boolean {

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { checkObject, refuse, STATE_FIELD } from '../mix/state-check.js';
 import { checksum } from '../util/hash.js';
 import { specHash, type StreamSpec } from './stream-spec.js';
 
@@ -11,7 +12,8 @@ import { specHash, type StreamSpec } from './stream-spec.js';
  * They carry everything needed to continue after the batch they came with, so any replica
  * serving the same index (and the same `server.token_keys`) resumes any token. A checksum stops
  * accidents, not forgers: with a key set, only this service can mint tokens; without one, every
- * decoded field is still validated (token-state-check.ts) before it is used.
+ * decoded field is still validated before it is used: the state's sections by their owners (see
+ * STATE_SECTIONS).
  */
 const MAGIC = Buffer.from('FST');
 const UNSIGNED = 1;
@@ -89,7 +91,7 @@ function verifiedBody(buf: Buffer, keys: TokenKeys): Buffer {
   return body;
 }
 
-/** Decodes and checks a token against this server's index; its `state` is checked by token-state-check.ts. */
+/** Decodes and checks a token against this server's index; its `state` is checked by its owners (STATE_SECTIONS). */
 export function decodeToken(token: Uint8Array, indexFingerprint: string, keys: TokenKeys = []): TokenPayload {
   const body = verifiedBody(Buffer.from(token.buffer, token.byteOffset, token.byteLength), keys);
   let p: TokenPayload;
@@ -143,4 +145,34 @@ export class TokenMint {
   read(token: Uint8Array): TokenPayload {
     return decodeToken(token, this.head.index, this.keys);
   }
+}
+
+/**
+ * The sections of a token's state per kind of plan, and the owner that makes each (`state()`)
+ * and checks it when restoring it (`restore`, refusing a bad field by name). A section not listed
+ * is refused, so no unchecked field reaches a planner; a new section is one line here and its
+ * owner's pair.
+ */
+export const STATE_SECTIONS = {
+  train: {
+    sampler: 'mix/sampler.ts',
+    walker: 'mix/task-walker.ts',
+    pool: 'pack/pending-state.ts',
+    stats: 'stream/stream-stats.ts',
+    mixture: 'stream/train-planner.ts',
+    pending: 'stream/train-planner.ts',
+    shares: 'stream/share-window.ts (absent in older tokens)',
+    policy: 'mix/policy/policy-runner.ts (streams whose mixture has a policy)',
+  },
+  eval: {
+    cursor: 'stream/eval-planner.ts',
+    stats: 'stream/stream-stats.ts',
+  },
+} as const;
+
+/** A token's state as its sections (for their owners to restore), once it has no section the table does not list. */
+export function stateSections<K extends keyof typeof STATE_SECTIONS>(state: unknown, kind: K): Partial<Record<keyof (typeof STATE_SECTIONS)[K], unknown>> {
+  const s = checkObject(STATE_FIELD, state);
+  for (const key of Object.keys(s)) if (!(key in STATE_SECTIONS[kind])) refuse(`${STATE_FIELD}.${key}`, 'is not part of a token this server makes');
+  return s as Partial<Record<keyof (typeof STATE_SECTIONS)[K], unknown>>;
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import { checkInt, checkInts, checkObject } from '../mix/state-check.js';
 
 /**
  * Realized shares that make a mixture update visible at its step. Shares counted from step 0
@@ -32,24 +33,34 @@ export const DEFAULT_SHARE_WINDOW = 100;
 
 export class ShareWindow {
   private state: ShareState;
+  private readonly tasks: number;
+
+  /** Fresh figures, starting at the running counts `examples` (a new stream, or a token from before they existed). */
+  constructor(tasks: number, window: number, examples: readonly number[]) {
+    const base = [...examples];
+    if (base.length !== tasks) throw new RangeError(`share baselines for ${base.length} tasks, expected ${tasks}`);
+    this.tasks = tasks;
+    this.state = { window, updateStep: 0, atUpdate: base, windowStart: 0, atWindowStart: [...base], atBlockStart: [...base] };
+  }
 
   /**
-   * `restored` is a token's section, already checked for shape (token-state-check.ts); a
-   * baseline above the running counts (`examples`) would make a negative count and is refused.
+   * Restores a token's `shares` section, checked; absent (a token made before it existed), the
+   * fresh figures stay. Steps are at most the token's `step`, and a baseline above the running
+   * counts (`examples`) would make a negative count, so it is refused.
    */
-  constructor(tasks: number, window: number, restored: ShareState | undefined, examples: readonly number[]) {
-    if (restored) {
-      for (const k of ['atUpdate', 'atWindowStart', 'atBlockStart'] as const) {
-        const t = restored[k].findIndex((n, i) => n > (examples[i] ?? 0));
-        if (t >= 0) throw new InvalidArgumentError(`resume.token.state.shares.${k}[${t}]`, `exceeds the examples served so far (${examples[t] ?? 0})`);
-      }
-      this.state = structuredClone(restored);
-    } else {
-      // A fresh stream, or a token from before these figures existed: they start at the token's step.
-      const base = [...examples];
-      this.state = { window, updateStep: 0, atUpdate: base, windowStart: 0, atWindowStart: [...base], atBlockStart: [...base] };
-      if (base.length !== tasks) throw new RangeError(`share baselines for ${base.length} tasks, expected ${tasks}`);
-    }
+  restore(value: unknown, field: string, step: number, examples: readonly number[]): void {
+    if (value === undefined) return;
+    const s = checkObject(field, value);
+    const window = checkInt(`${field}.window`, s.window, 1, Number.MAX_SAFE_INTEGER);
+    const updateStep = checkInt(`${field}.updateStep`, s.updateStep, 0, step);
+    const windowStart = checkInt(`${field}.windowStart`, s.windowStart, 0, step);
+    const base = (k: 'atUpdate' | 'atWindowStart' | 'atBlockStart'): number[] => {
+      const xs = checkInts(`${field}.${k}`, s[k], this.tasks);
+      const t = xs.findIndex((n, i) => n > (examples[i] ?? 0));
+      if (t >= 0) throw new InvalidArgumentError(`${field}.${k}[${t}]`, `exceeds the examples served so far (${examples[t] ?? 0})`);
+      return [...xs];
+    };
+    this.state = { window, updateStep, atUpdate: base('atUpdate'), windowStart, atWindowStart: base('atWindowStart'), atBlockStart: base('atBlockStart') };
   }
 
   /** Before planning `step`: a block boundary moves the window (one copy per `window` steps). */

@@ -1,4 +1,5 @@
 import { DOMAINS } from '../corpus/record-schema.js';
+import { checkInt, checkInts, checkObject } from '../mix/state-check.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import { countsSince, type ShareState } from './share-window.js';
 import type { WireStats } from './wire-types.js';
@@ -18,6 +19,16 @@ export interface StreamStats {
 export function emptyStats(tasks: number): StreamStats {
   const z = (): number[] => Array.from({ length: tasks }, () => 0);
   return { examples: z(), textTokens: z(), audioTokens: z(), audioFrames: z(), dropped: z(), truncated: z(), padding: 0 };
+}
+
+const VECTORS = ['examples', 'textTokens', 'audioTokens', 'audioFrames', 'dropped', 'truncated'] as const;
+
+/** A token's `stats` section, checked (one count per task in each vector, and the padding), as a copy of its own. */
+export function restoreStats(value: unknown, field: string, tasks: number): StreamStats {
+  const s = checkObject(field, value);
+  for (const k of VECTORS) checkInts(`${field}.${k}`, s[k], tasks);
+  checkInt(`${field}.padding`, s.padding, 0, Number.MAX_SAFE_INTEGER);
+  return structuredClone(s as unknown as StreamStats);
 }
 
 export function countRow(stats: StreamStats, layout: SegmentLayout, row: readonly Segment[], seqLen: number): void {

@@ -5,8 +5,10 @@ import { SparseWalk, type RecordSubset } from '../mix/sparse-walk.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import { policyArms } from '../mix/policy/arms.js';
 import { PolicyRunner, type LossReport, type PolicyState } from '../mix/policy/policy-runner.js';
+import { checkInt, checkList, checkObject, refuse, STATE_FIELD } from '../mix/state-check.js';
 import { DOMAINS } from '../corpus/record-schema.js';
 import type { TrainPacker } from '../pack/packing.js';
+import { pendingState, restorePending } from '../pack/pending-state.js';
 import { packingStrategy } from '../pack/registry.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { Contamination } from '../splits/contamination.js';
@@ -14,9 +16,9 @@ import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { ExampleTable } from '../index/example-table.js';
 import type { Servability } from './servable.js';
 import { DEFAULT_SHARE_WINDOW, ShareWindow, type ShareState } from './share-window.js';
-import { countRow, emptyStats, type StreamStats } from './stream-stats.js';
+import { countRow, emptyStats, restoreStats, type StreamStats } from './stream-stats.js';
 import { MAX_PENDING_UPDATES, type MixtureUpdate, type StreamSpec } from './stream-spec.js';
-import { checkTrainState, refuse } from './token-state-check.js';
+import { stateSections } from './resume-token.js';
 import { blockShapes } from './shuffle-spec.js';
 
 /** Draws of one task given back in a row before the stream asks whether the task has few servable records (see servable.ts). */
@@ -73,57 +75,67 @@ export class TrainPlanner {
   private readonly subsets: (RecordSubset | null | undefined)[] = [];
   private readonly sparse: SparseWalk;
 
-  /** `state` comes from a resume token: `step` is the token's step (checked against pending updates). */
-  constructor(deps: TrainDeps, state?: TrainState, step = 0) {
+  /**
+   * `state` comes from a resume token (client input: each section is checked by its owner as it
+   * is restored); `step` is the token's step (the pending updates wait for steps from it on).
+   */
+  constructor(deps: TrainDeps, state?: unknown, step = 0) {
     this.deps = deps;
     const tasks = deps.table.reader.tasks.length;
     this.sizes = new Float64Array(tasks);
     for (let t = 0; t < tasks; t++) this.sizes[t] = deps.heldout.tasks.has(t) ? 0 : deps.table.size(t);
-    if (state) checkTrainState(state, { spec: deps.spec, step, table: deps.table, sizes: this.sizes, filter: deps.filter, resolve: deps.resolve });
-    this.mixture = state?.mixture ?? deps.spec.mixture;
-    this.sampler = new Sampler(deps.resolve(this.mixture, 'mixture'), state?.sampler);
-    this.walker = new TaskWalker(this.sizes, deps.spec.seed, state?.walker, blockShapes(deps.spec.shuffle, deps.table.reader.tasks));
+    const s = state === undefined ? undefined : stateSections(state, 'train');
+    const field = (section: string): string => `${STATE_FIELD}.${section}`;
+    this.mixture = s ? mixtureOf(s.mixture, field('mixture')) : deps.spec.mixture;
+    this.sampler = new Sampler(deps.resolve(this.mixture, s ? field('mixture') : 'mixture'));
+    if (s) this.sampler.restore(s.sampler, field('sampler'));
+    this.walker = new TaskWalker(this.sizes, deps.spec.seed, undefined, blockShapes(deps.spec.shuffle, deps.table.reader.tasks));
+    if (s) this.walker.restore(s.walker, field('walker'));
     this.sparse = new SparseWalk(this.walker);
-    this.stats = state ? structuredClone(state.stats) : emptyStats(tasks);
-    this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, state?.shares, this.stats.examples);
-    this.pending = state ? [...state.pending] : [];
+    this.stats = s ? restoreStats(s.stats, field('stats'), tasks) : emptyStats(tasks);
+    this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, this.stats.examples);
+    if (s) this.shares.restore(s.shares, field('shares'), step, this.stats.examples);
+    this.pending = s ? this.restoreUpdates(s.pending, field('pending'), step) : [];
     const train = packingStrategy(deps.spec.packing).train;
     // parseSpec admits an evaluation-only strategy for evaluation splits only.
     if (!train) throw new Error(`packing "${deps.spec.packing}" has no train packer`);
+    const { layout, table, spec } = deps;
+    const excluded = (shard: number, row: number): boolean => deps.filter?.excluded(shard, row) ?? false;
     this.packer = train({
-      window: deps.spec.window,
-      pending: state ? this.restorePool(state.pool) : [],
+      window: spec.window,
+      pending: s ? restorePending(s.pool, field('pool'), { layout, table, sizes: this.sizes, window: spec.window, maxTurns: spec.maxTurns, seqLen: spec.seqLen, overlong: spec.overlong, excluded }) : [],
       conversation: {
-        layout: deps.layout,
-        seed: deps.spec.seed,
-        seqLen: deps.spec.seqLen,
-        maxTurns: deps.spec.maxTurns,
+        layout,
+        seed: spec.seed,
+        seqLen: spec.seqLen,
+        maxTurns: spec.maxTurns,
         joinable: (t) => (this.sizes[t] ?? 0) > 0 && (this.sampler.targets[t] ?? 0) > 0,
-        excluded: (shard, row) => deps.filter?.excluded(shard, row) ?? false,
+        excluded,
         credit: (t) => this.sampler.credit(t),
       },
     });
-    const policy = deps.spec.mixture.policy;
+    const policy = spec.mixture.policy;
     if (policy) {
-      const arms = policyArms(deps.spec.mixture, deps.table.reader.tasks, deps.resolve(deps.spec.mixture, 'mixture'), DOMAINS);
-      this.policy = new PolicyRunner(policy, arms, state?.policy);
+      const arms = policyArms(spec.mixture, table.reader.tasks, deps.resolve(spec.mixture, 'mixture'), DOMAINS);
+      this.policy = new PolicyRunner(policy, arms);
+      if (s) this.policy.restore(s.policy, field('policy'));
+    } else if (s?.policy !== undefined) {
+      refuse(field('policy'), "is set but the token's mixture has no policy");
     }
   }
 
-  /** The packing window from its token form (already checked by checkTrainState). */
-  private restorePool(flat: number[]): Segment[] {
-    const out: Segment[] = [];
-    for (let at = 0; at < flat.length; ) {
-      const unitAt = at;
-      const n = flat[at++] ?? 0;
-      const turns = [];
-      for (let k = 0; k < n; k++, at += 2) turns.push(this.deps.layout.turn(this.deps.table.locate(flat[at]!, flat[at + 1]!), k > 0));
-      const fit = n === 1 ? this.deps.layout.fit(turns[0]!.loc, this.deps.spec.seqLen, this.deps.spec.overlong)?.segment : undefined;
-      const unit = fit ?? { turns, length: this.deps.layout.segmentLength(turns) };
-      if (unit.length > this.deps.spec.seqLen) refuse(`resume.token.state.pool[${unitAt}]`, `names a unit of ${unit.length} tokens, longer than seq_len = ${this.deps.spec.seqLen}`);
-      out.push(unit);
-    }
-    return out;
+  /** A token's pending updates: for steps not yet built (from `step`), in order, one per step, each mixture resolving. */
+  private restoreUpdates(value: unknown, field: string, step: number): MixtureUpdate[] {
+    const list = checkList(field, value);
+    if (list.length > MAX_PENDING_UPDATES) refuse(field, `holds ${list.length} updates; at most ${MAX_PENDING_UPDATES} may wait`);
+    let last = step - 1;
+    return list.map((u, k) => {
+      const p = checkObject(`${field}[${k}]`, u);
+      last = checkInt(`${field}[${k}].applyAtStep`, p.applyAtStep, last + 1, Number.MAX_SAFE_INTEGER);
+      const mixture = mixtureOf(p.mixture, `${field}[${k}].mixture`);
+      this.deps.resolve(mixture, `${field}[${k}].mixture`);
+      return { mixture, applyAtStep: last };
+    });
   }
 
   get targets(): Float64Array {
@@ -230,12 +242,14 @@ export class TrainPlanner {
 
   /** The state to encode into a resume token right away: it shares the planner's live stats. */
   state(): TrainState {
-    const pool: number[] = [];
-    for (const u of this.packer.pending) {
-      pool.push(u.turns.length);
-      for (const t of u.turns) pool.push(t.loc.task, t.loc.i);
-    }
-    const base = { sampler: this.sampler.state(), walker: this.walker.state(), pool, stats: this.stats, mixture: this.mixture, pending: this.pending, shares: this.shares.snapshot };
+    const base = { sampler: this.sampler.state(), walker: this.walker.state(), pool: pendingState(this.packer.pending), stats: this.stats, mixture: this.mixture, pending: this.pending, shares: this.shares.snapshot };
     return this.policy ? { ...base, policy: this.policy.state() } : base;
   }
+}
+
+/** A mixture as a token section carries it: an object with weights (resolving it checks the rest). */
+function mixtureOf(value: unknown, field: string): MixtureSpec {
+  const m = checkObject(field, value);
+  checkObject(`${field}.weights`, m.weights);
+  return m as unknown as MixtureSpec;
 }

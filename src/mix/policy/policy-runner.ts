@@ -81,7 +81,7 @@ const MAX_WINDOW_LOSS = 1e300;
 export class PolicyRunner {
   readonly spec: PolicySpec;
   readonly arms: Arms;
-  private n: number;
+  private n = 0;
   private readonly score: Float64Array;
   private weights: Float64Array;
   private readonly winLoss: Float64Array;
@@ -89,7 +89,7 @@ export class PolicyRunner {
   private readonly reference: Float64Array;
   private readonly seen: Float64Array;
 
-  constructor(spec: PolicySpec, arms: Arms, state?: PolicyState, field = 'mixture') {
+  constructor(spec: PolicySpec, arms: Arms, field = 'mixture') {
     this.spec = spec;
     this.arms = arms;
     const K = arms.selectors.length;
@@ -101,13 +101,22 @@ export class PolicyRunner {
       const extra = Object.keys(spec.reference).filter((sel) => !arms.selectors.includes(sel));
       if (extra.length > 0) throw new InvalidArgumentError(`${field}.reference`, `${extra.join(', ')} is not a selector of the mixture with a positive weight (${arms.selectors.join(', ')})`);
     }
-    if (state !== undefined) checkPolicyState(state, 'resume.token.state.policy', K);
-    this.n = state?.n ?? 0;
-    this.score = state ? Float64Array.from(state.score) : new Float64Array(K);
-    this.weights = state ? Float64Array.from(state.weights) : Float64Array.from(arms.prior);
-    this.winLoss = state ? Float64Array.from(state.winLoss) : new Float64Array(K);
-    this.winTokens = state ? Float64Array.from(state.winTokens) : new Float64Array(K);
-    this.seen = state ? Float64Array.from(state.seen) : new Float64Array(K).fill(-1);
+    this.score = new Float64Array(K);
+    this.weights = Float64Array.from(arms.prior);
+    this.winLoss = new Float64Array(K);
+    this.winTokens = new Float64Array(K);
+    this.seen = new Float64Array(K).fill(-1);
+  }
+
+  /** Restores a token's `policy` section, checked once, here (checkPolicyState). */
+  restore(value: unknown, field: string): void {
+    checkPolicyState(value, field, this.arms.selectors.length);
+    this.n = value.n;
+    this.score.set(value.score);
+    this.weights = Float64Array.from(value.weights);
+    this.winLoss.set(value.winLoss);
+    this.winTokens.set(value.winTokens);
+    this.seen.set(value.seen);
   }
 
   /** The policy's current weights per arm. */
