@@ -141,6 +141,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._finished = False
         #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
         self.summary: Optional[Dict[str, Any]] = None
+        self._warned_dropped = False  # the incomplete-evaluation warning is logged once
 
     # -- info ---------------------------------------------------------------------------------
     @property
@@ -269,6 +270,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                     yield payload
                 elif kind == "end" and payload.reason != "shutdown":
                     self.summary = summarize_end(payload, self._decoder.task_paths if self._decoder else [])
+                    self._warn_dropped(self.summary)
                     self._finished = payload.reason == "complete"
                     return
                 else:  # transport error, server shutdown or stream closed without an end
@@ -278,6 +280,17 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         finally:
             if iter_id == self._iter_id:
                 self._drop_connection()
+
+    def _warn_dropped(self, summary: Mapping[str, Any]) -> None:
+        """Once per dataset: an evaluation set with items that fit no row was served incomplete."""
+        if not summary.get("total_dropped") or self._warned_dropped:
+            return
+        self._warned_dropped = True
+        worst = sorted(summary["dropped"].items(), key=lambda kv: -kv[1])[:5]
+        _log.warning("flanstream: %d of %d items of this %s stream fit no row of seq_len %d and were never served "
+                     "(most in %s); ds.summary['dropped'] has them per task: raise seq_len or use overlong='truncate'",
+                     summary["total_dropped"], summary["total_dropped"] + summary.get("total_examples", 0),
+                     self._spec.split, self._spec.seq_len, ", ".join(f"{t}: {n}" for t, n in worst))
 
     # -- length of evaluation streams ----------------------------------------------------------
     def __len__(self) -> int:

@@ -15,7 +15,8 @@ __all__ = ["evaluate", "evaluate_part", "merge_evaluations", "EvalResult", "Eval
 
 Score = Union[float, int, bool, Mapping[str, float]]
 EvalResult = Dict[str, Dict[str, float]]
-#: ``{"sums": {task: {metric: sum}}, "counts": {task: n}, "uuids": [...], "expected": n | None}``
+#: ``{"sums": {task: {metric: sum}}, "counts": {task: n}, "uuids": [...], "expected": n | None,
+#: "dropped": {task: n}}``
 EvalPart = Dict[str, Any]
 
 
@@ -53,15 +54,19 @@ def evaluate_part(dataset: Any, fn: Callable[[Dict[str, Any]], Score]) -> EvalPa
             seen.extend(item["uuids"] if "uuids" in item else [item["uuid"]])
     summary = getattr(dataset, "summary", None) or {}
     expected = summary.get("total_examples")
-    return {"sums": sums, "counts": counts, "uuids": seen, "expected": None if expected is None else int(expected)}
+    dropped = {str(t): int(n) for t, n in (summary.get("dropped") or {}).items()}
+    return {"sums": sums, "counts": counts, "uuids": seen, "expected": None if expected is None else int(expected),
+            "dropped": dropped}
 
 
 def merge_evaluations(parts: Sequence[EvalPart]) -> EvalResult:
     """Per-task means over the parts of one evaluation (e.g. one :func:`evaluate_part` per rank).
 
-    Each task gets ``count`` and the mean of every metric; ``"__total__"`` adds ``count``,
-    ``expected`` (the evaluation set's size, as the server reported it) and ``complete`` (1.0 when
-    every example was scored exactly once across the parts). Raises ``ValueError`` for parts of
+    Each task gets ``count`` and the mean of every metric (and ``dropped``: its items that fit no
+    row and were never served); ``"__total__"`` adds ``count``, ``expected`` (the evaluation set's
+    size, as the server reported it, dropped items included), ``complete`` (1.0 when every item
+    served was scored exactly once across the parts) and ``dropped`` (items that fit no row, never
+    served: the stream is incomplete by that many, and the client logs a warning). Raises ``ValueError`` for parts of
     different evaluation sets (different ``expected``) or malformed parts.
     """
     if not parts:
@@ -85,11 +90,19 @@ def merge_evaluations(parts: Sequence[EvalPart]) -> EvalResult:
         task: {"count": float(n), **{k: v / n for k, v in total_sums[task].items()}}
         for task, n in sorted(total_counts.items())
     }
+    # The set's items that fit no row are the same on every part (the server counts the whole set).
+    dropped: Dict[str, int] = {}
+    for part in parts:
+        for task, n in (part.get("dropped") or {}).items():
+            dropped[task] = max(dropped.get(task, 0), int(n))
+    for task, n in dropped.items():
+        result.setdefault(task, {"count": 0.0})["dropped"] = float(n)
     size = float(expected.pop()) if expected else float(len(uuids))
     result["__total__"] = {
         "count": float(len(uuids)),
         "expected": size,
-        "complete": float(len(uuids) == len(set(uuids)) == size),
+        "complete": float(len(uuids) == len(set(uuids)) == size - sum(dropped.values())),
+        "dropped": float(sum(dropped.values())),
     }
     return result
 

@@ -220,12 +220,16 @@ def _shares(counts: np.ndarray) -> np.ndarray:
 
 def summarize_end(end: "pb.StreamEnd", task_paths: Sequence[str]) -> Dict[str, Any]:
     """A ``StreamEnd`` as ``ds.summary``: per-task counts keyed by task path, and totals."""
-    mine, totals = list(end.task_examples), list(end.total_task_examples)
-    n = max(len(mine), len(totals))
+    mine, totals, dropped = list(end.task_examples), list(end.total_task_examples), list(end.task_dropped)
+    n = max(len(mine), len(totals), len(dropped))
     mine += [0] * (n - len(mine))
     totals += [0] * (n - len(totals))
+    dropped += [0] * (n - len(dropped))
     keep = [i for i in range(n) if mine[i] or totals[i]]
     return {
+        # Items of the set that fit no row (over seq_len even truncated), never served: whole set.
+        "dropped": {_name(task_paths, i): int(dropped[i]) for i in range(n) if dropped[i]},
+        "total_dropped": int(sum(dropped)),
         "reason": end.reason,
         "examples": int(end.examples),
         "total_examples": int(end.total_examples),

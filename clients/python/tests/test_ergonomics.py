@@ -178,6 +178,21 @@ def test_per_task_dropped_and_truncated(server, overlong: str) -> None:
     assert any(t["dropped"] > 0 for t in st["tasks"].values())
 
 
+def test_evaluation_items_that_fit_no_row_are_counted_and_warned(server, caplog: pytest.LogCaptureFixture) -> None:
+    ds = make(server.target, split="heldout", heldout="unseen-flag", packing="none", seq_len=1024, batch_size=16,
+              mixture=None, output="numpy")
+    with caplog.at_level(logging.WARNING, logger="flanstream"):
+        result = evaluate(ds, lambda seg: 1.0)
+        list(ds)  # a second pass: the warning is not repeated
+    summary, total = ds.summary, result["__total__"]
+    assert summary["total_dropped"] > 0 and summary["total_dropped"] == sum(summary["dropped"].values())
+    assert total["dropped"] == summary["total_dropped"] and total["complete"] == 1.0
+    assert total["count"] + total["dropped"] == total["expected"] == summary["total_examples"]
+    assert {t: int(r["dropped"]) for t, r in result.items() if "dropped" in r and t != "__total__"} == summary["dropped"]
+    warned = [r.getMessage() for r in caplog.records if "fit no row" in r.getMessage()]
+    assert len(warned) == 1 and f"{summary['total_dropped']} of" in warned[0], warned
+
+
 def test_pin_memory(server) -> None:
     b = take(make(server.target, pin_memory=True), 1)[0]
     # Pinned exactly when CUDA can use it; without CUDA the flag is a documented no-op.
