@@ -6,7 +6,7 @@ import { DUP_WIDTH, findDuplicateUuids, type DuplicateQuads } from './duplicate-
 import { QUINT, listEntries, writeExclusions } from './exclusions.js';
 import { LengthHistogram } from './length-histogram.js';
 import { ShardFiles } from './shard-access.js';
-import { INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
+import { CONTENT_VERSION, INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
 import type { TemplatePieces } from '../tokenize/chat-template.js';
 
 /**
@@ -173,12 +173,13 @@ function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, opt
   }
   const exclusions = writeExclusions(indexDir, Int32Array.from(excluded), dupCount);
   const fingerprint = digest(
-    String(INDEX_FORMAT_VERSION),
+    // What is served, not how it is stored: the content version and the shards' content checksums.
+    String(CONTENT_VERSION),
     JSON.stringify(vocab),
     JSON.stringify(options),
     // What is served, not how it was built: the shard key also covers audio mtimes, which a copy
     // of the same corpus does not share, and replicas must agree on the fingerprint.
-    ...shards.map((s) => [s.source, JSON.stringify(s.tasks), s.checksums.pages].join('\u0000')),
+    ...shards.map((s) => [s.source, JSON.stringify(s.tasks), s.checksums.content].join('\u0000')),
     `duplicates ${exclusions.checksum}`,
   );
   return {

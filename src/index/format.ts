@@ -5,13 +5,14 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
 /**
  * The compiled index. `manifest.msgpack` (written last, atomically) describes every shard file;
  * a shard file `shards/<key>.bin` holds little-endian sections:
- *   tokens  int32, every record's instruction ‖ input ‖ output tokens, back to back
+ *   tokens  every record's instruction ‖ input ‖ output tokens, back to back, in pages of
+ *           PAGE_TOKENS tokens each stored in 2 or 4 bytes a token (token-pages.ts)
  *   rows    int32 [records × ROW_WIDTH], one row per kept record (fields in ROW)
  *   spans   int32 [spans × SPAN_WIDTH], audio spans of all records (fields in SPAN)
  *   strings utf-8 blob: uuids, audio ids, output texts
  *   lists   int32, per local task and split, the rows of that task holding that split
  *   pages   the page table: a PAGE_DIGEST_BYTES digest of every page of the five sections above
- *           (see shard-pages.ts)
+ *           (see shard-pages.ts), then the stored byte length of every token page (uint32)
  *   deps    utf-8 JSON ShardDeps: the corpus files the shard was built from, read only by the
  *           indexer (kept out of the manifest, which must stay O(shards) to open)
  * and `audio-groups.bin` lists the records that share their first input clip (multi-turn);
@@ -23,7 +24,14 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
  * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 8;
+export const INDEX_FORMAT_VERSION = 9;
+/**
+ * The version of what an index serves (tokens, tables, their meaning), as opposed to how its
+ * files store it: the fingerprint covers this one, so an index rebuilt in a new storage format
+ * from the same corpus keeps its fingerprint, and resume tokens made on the old one resume on it.
+ * Format 9 changed only the storage of tokens (format 8 stored them as int32).
+ */
+export const CONTENT_VERSION = 8;
 export const MANIFEST_FILE = 'manifest.msgpack';
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 /** A copy of the tokenizer.json the index was built with. */
@@ -126,7 +134,8 @@ export interface ShardMeta {
   readonly tokens: number;
   readonly tasks: readonly ShardTask[];
   readonly sections: Readonly<Record<PagedSection | 'pages' | 'deps', Section>>;
-  readonly checksums: { readonly pages: string; readonly deps: string };
+  /** `content`: of the page table as if tokens were int32 (what the shard serves; see shard-file.ts). */
+  readonly checksums: { readonly pages: string; readonly deps: string; readonly content: string };
   readonly maxCodebooks: number;
   /**
    * Quarantined records and files of this shard, counted per reason. The entries themselves are in

@@ -7,7 +7,7 @@ import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
-import { DEFAULT_READ_AHEAD, ShardPages, type PageRef, type ReadAhead, type Residency } from './shard-pages.js';
+import { DEFAULT_READ_AHEAD, ShardPages, sectionPages, type PageRef, type ReadAhead, type Residency } from './shard-pages.js';
 
 const EMPTY = new Int32Array(0);
 /** Token runs up to this long are copied by a loop (see readTokens). */
@@ -252,7 +252,7 @@ export class IndexReader {
 
   /** A served section of shard `i` whole, verified page by page (inspection and tests). */
   section(i: number, section: PagedSection): Buffer {
-    const pages = Math.ceil(this.shard(i).sections[section][1] / PAGE_BYTES[section]);
+    const pages = sectionPages(this.shard(i), section);
     return Buffer.concat(Array.from({ length: pages }, (_, p) => {
       if (section === 'strings') return this.pages.bytes(i, p);
       const v = this.pages.ints(i, section, p);

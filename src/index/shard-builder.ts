@@ -11,6 +11,8 @@ import { checksum, digest } from '../util/hash.js';
 import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 import { writeShardFile } from './shard-file.js';
+import { encodeTokens, tokenCodecOf } from './token-pages.js';
+import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import type { ShardTools } from './shard-tools.js';
 
 export interface ShardJob {
@@ -229,19 +231,19 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     };
   });
 
-  // Serialize sections back to back; tokens first so token offsets are file offsets / 4.
-  const tokenBuf = Buffer.allocUnsafe(tokens * 4); // every byte is set below
+  // The tokens back to back, then stored page by page in 2 or 4 bytes a token (token-pages.ts).
+  const tokenInts = new Int32Array(tokens);
   let at = 0;
   for (const c of tokenChunks) {
-    tokenBuf.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), at);
-    at += c.byteLength;
+    tokenInts.set(c, at);
+    at += c.length;
   }
   const deps: ShardDeps = {
     npy: [...npyDeps.values()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
     scp: [...scpDeps.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)),
   };
   const served = {
-    tokens: tokenBuf,
+    tokens: encodeTokens(tokenInts, tokenCodecOf(makeVocabLayout(tok, codebooks, options.codebookSize))),
     rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
     spans: Buffer.from(Int32Array.from(spans).buffer),
     strings: utf8Section(strings, stringBytes),

@@ -2,20 +2,32 @@ import { join } from 'node:path';
 import { checksum } from '../util/hash.js';
 import { PAGED_SECTIONS, SHARDS_DIR, type PagedSection, type Section, type ShardMeta } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
-import { pageTable, sectionDigests } from './shard-pages.js';
+import { sectionDigests } from './shard-pages.js';
+import type { EncodedTokens } from './token-pages.js';
 
 /** Where a written shard file's sections are, and the checksums the manifest keeps for it. */
 export type WrittenShard = Pick<ShardMeta, 'file' | 'bytes' | 'sections' | 'checksums'>;
 
+/** A shard's served sections: its tokens encoded (token-pages.ts), the tables as int32 and bytes. */
+export type ShardSections = { readonly tokens: EncodedTokens } & Readonly<Record<Exclude<PagedSection, 'tokens'>, Buffer>>;
+
 /**
- * Writes `shards/<key>.bin`: the served sections back to back in page-table order (tokens first,
- * so token offsets are file offsets / 4), their page table, then `deps`. Written atomically
- * (writeFileAtomic), so a reader never sees half a file. `digestsOf` lets a caller that
- * already knows a section's page digests skip recomputing them.
+ * Writes `shards/<key>.bin`: the served sections back to back in page-table order (tokens first),
+ * their page table (every page's digest, then each stored token page's byte length), then `deps`.
+ * Written atomically (writeFileAtomic), so a reader never sees half a file. `checksums.content` is
+ * the checksum of the page table the shard would have with int32 tokens: it identifies what the
+ * shard serves, however its tokens are stored.
  */
-export function writeShardFile(indexDir: string, key: string, served: Readonly<Record<PagedSection, Buffer>>, deps: Buffer, digestsOf = sectionDigests): WrittenShard {
-  const pages = pageTable(served, digestsOf);
-  const parts: [PagedSection | 'pages' | 'deps', Buffer][] = [...PAGED_SECTIONS.map((s): [PagedSection, Buffer] => [s, served[s]]), ['pages', pages], ['deps', deps]];
+export function writeShardFile(indexDir: string, key: string, served: ShardSections, deps: Buffer): WrittenShard {
+  const { tokens } = served;
+  const tables = PAGED_SECTIONS.filter((s) => s !== 'tokens').map((s) => sectionDigests(served[s], s));
+  const lengths = Buffer.from(tokens.lengths.buffer, tokens.lengths.byteOffset, tokens.lengths.byteLength);
+  const pages = Buffer.concat([tokens.digests, ...tables, lengths]);
+  const parts: [PagedSection | 'pages' | 'deps', Buffer][] = [
+    ...PAGED_SECTIONS.map((s): [PagedSection, Buffer] => [s, s === 'tokens' ? tokens.bytes : served[s]]),
+    ['pages', pages],
+    ['deps', deps],
+  ];
   const sections = {} as Record<PagedSection | 'pages' | 'deps', Section>;
   let offset = 0;
   for (const [name, buf] of parts) {
@@ -24,5 +36,5 @@ export function writeShardFile(indexDir: string, key: string, served: Readonly<R
   }
   const file = `${SHARDS_DIR}/${key}.bin`;
   writeFileAtomic(join(indexDir, file), parts.map(([, buf]) => buf));
-  return { file, bytes: offset, sections, checksums: { pages: checksum(pages), deps: checksum(deps) } };
+  return { file, bytes: offset, sections, checksums: { pages: checksum(pages), deps: checksum(deps), content: checksum(Buffer.concat([tokens.contentDigests, ...tables])) } };
 }

@@ -2,8 +2,9 @@ import { LRUCache } from 'lru-cache';
 import { FlanError, IndexCorruptError } from '../errors.js';
 import { StorageNotFile, StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum, pageDigest } from '../util/hash.js';
-import { PAGE_BYTES, PAGE_DIGEST_BYTES, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
+import { PAGE_BYTES, PAGE_DIGEST_BYTES, PAGE_TOKENS, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
 import { ByteBudget, Slots } from './read-budget.js';
+import { decodeTokenPage } from './token-pages.js';
 
 /** Digests of every page of one section, back to back (the section's part of the page table). */
 export function sectionDigests(buf: Uint8Array, section: PagedSection): Buffer {
@@ -14,22 +15,32 @@ export function sectionDigests(buf: Uint8Array, section: PagedSection): Buffer {
   return out;
 }
 
-/** A shard's page table: the digests of every page of every paged section, in PAGED_SECTIONS order. */
-export function pageTable(sections: Readonly<Record<PagedSection, Uint8Array>>, digestsOf = sectionDigests): Buffer {
-  return Buffer.concat(PAGED_SECTIONS.map((s) => digestsOf(sections[s], s)));
+/** Pages of a section of a shard: token pages hold PAGE_TOKENS tokens whatever their stored size. */
+export function sectionPages(s: ShardMeta, section: PagedSection): number {
+  return section === 'tokens' ? Math.ceil(s.tokens / PAGE_TOKENS) : Math.ceil(s.sections[section][1] / PAGE_BYTES[section]);
 }
 
 const SLOT: Readonly<Record<PagedSection | 'pages', number>> = { tokens: 0, rows: 1, spans: 2, strings: 3, lists: 4, pages: 5 };
 const SLOTS = PAGED_SECTIONS.length;
 const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists']);
 
+/**
+ * A verified page as served: token pages decoded from their stored form (token-pages.ts), the
+ * other int32 sections as views, strings as bytes. `tokens` is the page's token count.
+ */
+export function decodePage(buf: Buffer, section: PagedSection, tokens: number, file: string, what: string): Int32Array | Buffer {
+  if (section === 'tokens') return decodeTokenPage(buf, tokens, file, what);
+  return INT_SECTIONS.has(section) ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : buf;
+}
+
 /** Slots of the front cache (a power of two), and how often a front hit refreshes the LRU (a power of two). */
 const FRONT = 4096;
 const REFRESH = 16;
 
-/** A shard's verified page table. */
+/** A shard's verified page table, and where each stored token page starts in the tokens section (one more entry: the end). */
 interface Table {
   readonly digests: Buffer;
+  readonly tokenStarts: Float64Array;
 }
 type Page = Int32Array | Buffer | Table;
 
@@ -104,7 +115,7 @@ export class ShardPages {
     shards.forEach((s, i) => {
       PAGED_SECTIONS.forEach((name, slot) => {
         this.first[i * SLOTS + slot] = pages;
-        pages += Math.ceil(s.sections[name][1] / PAGE_BYTES[name]);
+        pages += sectionPages(s, name);
       });
     });
     this.first[shards.length * SLOTS] = pages;
@@ -141,8 +152,9 @@ export class ShardPages {
     return first + p;
   }
 
-  /** Bytes of a page (the last page of a section may be shorter). */
+  /** Bytes of a page as held in memory (the last page of a section may be shorter; token pages are held decoded, as int32). */
   private pageBytes(i: number, section: PagedSection, p: number): number {
+    if (section === 'tokens') return 4 * Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS);
     const len = this.shard(i).sections[section][1];
     return Math.min(PAGE_BYTES[section], len - p * PAGE_BYTES[section]);
   }
@@ -232,26 +244,41 @@ export class ShardPages {
   private tableRange(i: number): readonly [number, number] {
     const [off, len] = this.shard(i).sections.pages;
     const pages = (this.first[(i + 1) * SLOTS] ?? 0) - (this.first[i * SLOTS] ?? 0);
-    if (len !== pages * PAGE_DIGEST_BYTES) throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
+    const tokenPages = sectionPages(this.shard(i), 'tokens');
+    if (len !== pages * PAGE_DIGEST_BYTES + tokenPages * 4) throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
     return [off, len];
   }
 
-  private checkedTable(i: number, digests: Buffer): Table {
-    if (checksum(digests) !== this.shard(i).checksums.pages) throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
-    return { digests };
+  /** The page table checked against the manifest; the token pages' stored lengths become their offsets. */
+  private checkedTable(i: number, table: Buffer): Table {
+    const s = this.shard(i);
+    if (checksum(table) !== s.checksums.pages) throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
+    const tokenPages = sectionPages(s, 'tokens');
+    const digests = table.subarray(0, table.length - tokenPages * 4);
+    const tokenStarts = new Float64Array(tokenPages + 1);
+    for (let p = 0, at = digests.length; p < tokenPages; p++, at += 4) tokenStarts[p + 1] = tokenStarts[p]! + table.readUInt32LE(at);
+    if (tokenStarts[tokenPages] !== s.sections.tokens[1]) throw new IndexCorruptError(this.file(i), `token pages add up to ${tokenStarts[tokenPages]} bytes; the tokens section has ${s.sections.tokens[1]}`);
+    return { digests, tokenStarts };
+  }
+
+  /** Where page p is stored: [offset in the file, bytes]. Token pages vary in size (token-pages.ts); the table says where each is. */
+  private storedRange(i: number, section: PagedSection, p: number, table: Table): readonly [number, number] {
+    const [off, len] = this.shard(i).sections[section];
+    if (section === 'tokens') return [off + table.tokenStarts[p]!, table.tokenStarts[p + 1]! - table.tokenStarts[p]!];
+    return [off + p * PAGE_BYTES[section], Math.min(PAGE_BYTES[section], len - p * PAGE_BYTES[section])];
   }
 
   private load(i: number, section: PagedSection, p: number): Int32Array | Buffer {
-    const [off] = this.shard(i).sections[section];
-    const buf = this.readAt(i, off + p * PAGE_BYTES[section], this.pageBytes(i, section, p), `${section} page ${p}`);
-    return this.verified(i, section, p, buf, this.page(i, 'pages', 0) as Table);
+    const table = this.page(i, 'pages', 0) as Table;
+    const [at, bytes] = this.storedRange(i, section, p, table);
+    return this.verified(i, section, p, this.readAt(i, at, bytes, `${section} page ${p}`), table);
   }
 
-  /** A page's bytes checked against its digest in the shard's page table, as the section's type. */
+  /** A page's bytes checked against its digest in the shard's page table, as served (decodePage). */
   private verified(i: number, section: PagedSection, p: number, buf: Buffer, table: Table): Int32Array | Buffer {
     const at = ((this.first[i * SLOTS + SLOT[section]] ?? 0) - (this.first[i * SLOTS] ?? 0) + p) * PAGE_DIGEST_BYTES;
     if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) throw new IndexCorruptError(this.file(i), `${section} page ${p} fails its checksum`);
-    return INT_SECTIONS.has(section) ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : buf;
+    return decodePage(buf, section, Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS), this.file(i), `${section} page ${p}`);
   }
 
   /**
@@ -328,8 +355,8 @@ export class ShardPages {
     if (p) return p;
     p = (async () => {
       const table = await this.tableAsync(r.shard);
-      const [off] = this.shard(r.shard).sections[r.section];
-      const buf = await this.readAtAsync(r.shard, off + r.page * PAGE_BYTES[r.section], this.pageBytes(r.shard, r.section, r.page), `${r.section} page ${r.page}`);
+      const [at, bytes] = this.storedRange(r.shard, r.section, r.page, table);
+      const buf = await this.readAtAsync(r.shard, at, bytes, `${r.section} page ${r.page}`);
       const page = this.verified(r.shard, r.section, r.page, buf, table);
       this.cacheStats.prefetched++;
       this.cache.set(key, page);
@@ -347,8 +374,7 @@ export class ShardPages {
     if (p) return p;
     p = (async () => {
       const [off, len] = this.tableRange(i);
-      const digests = await this.readAtAsync(i, off, len, 'page table');
-      const table = this.checkedTable(i, digests);
+      const table = this.checkedTable(i, await this.readAtAsync(i, off, len, 'page table'));
       this.cache.set(key, table);
       return table;
     })().finally(() => this.inflight.delete(key));

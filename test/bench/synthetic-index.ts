@@ -9,7 +9,7 @@
  * into shards of `shardRecords` records (default 100k): a task spans a few shards, a shard holds
  * one task or a few small ones. Every record has the same RECORD_TOKENS-token sequence (instruction ‖
  * input = one audio clip `<|SOA|>` codes `<|EOA|>` ‖ output), about the sample corpus's median
- * length, so a batch holds a realistic number of records. To keep disk at ~340 bytes per record,
+ * length, so a batch holds a realistic number of records. To keep disk at ~290 bytes per record,
  * SHARE records point at each token range (record r of a shard starts at (r mod ranges) ×
  * RECORD_TOKENS): consecutive records still read consecutive, distinct token pages, as in a real
  * shard. Token sections (and their page digests) depend only on the record count, so each distinct
@@ -27,7 +27,7 @@ import { compileManifest } from '../../src/index/compile-manifest.js';
 import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type ShardMeta, type ShardTask } from '../../src/index/format.js';
 import { writeFileAtomic, writeManifest } from '../../src/index/manifest-io.js';
 import { writeShardFile } from '../../src/index/shard-file.js';
-import { sectionDigests } from '../../src/index/shard-pages.js';
+import { encodeTokens, tokenCodecOf, type EncodedTokens } from '../../src/index/token-pages.js';
 import { templatePieces } from '../../src/tokenize/chat-template.js';
 import { TextTokenizer, tokenizerFile } from '../../src/tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../../src/tokenize/vocab-layout.js';
@@ -81,14 +81,14 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
   for (let i = 0; i < OUTPUT; i++) pattern[INSTR + CLIP + i] = 2000 + i;
 
   // Token sections depend only on the record count: build (and digest) each distinct one once.
-  const tokenCache = new Map<number, { buf: Buffer; digests: Buffer }>();
-  const tokensFor = (ranges: number): { buf: Buffer; digests: Buffer } => {
+  const tokenCache = new Map<number, EncodedTokens>();
+  const codec = tokenCodecOf(vocab);
+  const tokensFor = (ranges: number): EncodedTokens => {
     let t = tokenCache.get(ranges);
     if (!t) {
       const ints = new Int32Array(ranges * RECORD_TOKENS);
       for (let r = 0; r < ranges; r++) ints.set(pattern, r * RECORD_TOKENS);
-      const buf = Buffer.from(ints.buffer, ints.byteOffset, ints.byteLength);
-      t = { buf, digests: sectionDigests(buf, 'tokens') };
+      t = encodeTokens(ints, codec);
       tokenCache.set(ranges, t);
     }
     return t;
@@ -115,7 +115,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
     const first = s * per;
     const n = Math.min(per, total - first);
     const ranges = Math.ceil(n / SHARE);
-    const { buf: tokenBuf, digests: tokenDigests } = tokensFor(ranges);
+    const tokens = tokensFor(ranges);
     const rows = new Int32Array(n * ROW_WIDTH);
     const spans = new Int32Array(n * SPAN_WIDTH);
     const strings = Buffer.alloc(n * STRING_STRIDE);
@@ -181,7 +181,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       };
     });
     const served = {
-      tokens: tokenBuf,
+      tokens,
       rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
       spans: Buffer.from(spans.buffer, spans.byteOffset, spans.byteLength),
       strings,
@@ -190,7 +190,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
     const source = `synthetic/shard-${String(s).padStart(5, '0')}.jsonl`;
     const key = digest('synthetic', String(total), String(per), source);
     const deps = Buffer.from(JSON.stringify({ npy: [], scp: [] }));
-    const written = writeShardFile(dir, key, served, deps, (buf, section) => (section === 'tokens' ? tokenDigests : sectionDigests(buf, section)));
+    const written = writeShardFile(dir, key, served, deps);
     shards.push({
       key, ...written, source, sourceHash: digest(source), records: n, tokens: ranges * RECORD_TOKENS, tasks: shardTasks,
       maxCodebooks: CODEBOOKS, quarantined: {}, quarantineFile: '', firstProblem: '', jsonlBytes: 0,

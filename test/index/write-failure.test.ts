@@ -10,14 +10,14 @@ import { shardPath, writeClip, writeShard } from '../helpers/tiny-corpus.js';
  * A write that fails part-way (ENOSPC, EFBIG) must leave no `*.tmp` behind and must name the file.
  * The fault is real: the indexer runs under a file size limit (`ulimit -f`, with SIGXFSZ ignored
  * so the write fails with EFBIG rather than killing the process) that the copied tokenizer.json
- * (11 MB) fits in but the one large shard (about 19 MB of audio tokens) does not.
+ * (11 MB) fits in but the one large shard (about 19 MB of audio tokens, stored in 2 bytes each) does not.
  */
 const base = mkdtempSync(join(tmpdir(), 'flanstream-writefail-'));
 const corpus = join(base, 'corpus');
 const LIMIT_KB = 16 * 1024;
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 beforeAll(() => {
-  const clip = writeClip(corpus, '01_Big', 'long', 8, 300_000);
+  const clip = writeClip(corpus, '01_Big', 'long', 8, 600_000);
   writeShard(corpus, shardPath('01_Big', 'part-0.jsonl'), [0, 1].map((k) => ({ uuid: `big-${k}`, input: `<|SOA|>${clip}<|EOA|> clip ${k}` })));
   for (let s = 0; s < 3; s++) writeShard(corpus, shardPath('02_Small', `part-${s}.jsonl`), [0, 1, 2].map((k) => ({ uuid: `small-${s}-${k}` })));
 });
