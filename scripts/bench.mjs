@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge, rarefit.
+// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge, rarefit, shuffle.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ const BENCHES = {
   workers: 'test/bench/workers-bench.ts',
   merge: 'test/bench/merge-bench.ts',
   rarefit: 'test/bench/rare-fit-bench.ts',
+  shuffle: 'test/bench/shuffle-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));
