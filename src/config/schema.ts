@@ -191,9 +191,9 @@ export const configSchema = z
         /** Most turns in a multiturn conversation. */
         max_turns: num(z.number().int().min(1).max(64)).default(4),
         /** Train streams' record order within a task, for specs that give "" (see stream/shuffle-spec.ts). */
-        shuffle: z.enum(['global', 'blocks']).default('global'),
-        /** Blocks open at once under shuffle "blocks", for specs that give 0. */
-        shuffle_window: num(z.number().int().min(1).max(1 << 16)).default(16),
+        shuffle: z.enum(['global', 'blocks']).default('blocks'),
+        /** Blocks open at once under shuffle "blocks", for specs that give 0 (docs/performance.md, "Record order"). */
+        shuffle_window: num(z.number().int().min(1).max(1 << 16)).default(64),
         /** Optional system prompt at the start of every segment. */
         system_prompt: z.string().default(''),
         /** Steps per block of the recent realized-share window in stats (share-window.ts). */

@@ -18,9 +18,9 @@ beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
   facts = new IndexFacts(core.reader);
   tpl = await loadChatml(core.reader.manifest.vocab.tokenizer);
-  // Packing none: rows are the draws in order, so per-task counts can be replayed exactly.
+  // Packing none: rows are the draws in order, so per-task counts can be replayed exactly (in the global order).
   for (const overlong of ['drop', 'truncate'] as const) {
-    run[overlong] = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 32, seqLen: L, overlong, seed: SEED }) }), 40).batches;
+    run[overlong] = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 32, seqLen: L, overlong, seed: SEED, shuffle: 'global' }) }), 40).batches;
   }
 });
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { TaskWalker } from '../../src/mix/task-walker.js';
+import { blockShapes, BLOCK_TOKENS } from '../../src/stream/shuffle-spec.js';
 import { HELDOUT_CASES, heldoutTasks, inline, sharingAudio, type HeldoutCase } from '../helpers/heldout-facts.js';
 import { IndexFacts } from '../helpers/index-facts.js';
 import { openCore, take } from '../helpers/core-streams.js';
@@ -37,7 +38,9 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
     const seed = 3;
     // Packing none and the natural mixture: after 4 × the train size every task walked its records at least once.
     const trainTotal = core.reader.tasks.reduce((n, t) => n + (held.has(t.id) ? 0 : t.counts[0]), 0);
-    const batches = take(core.open({ spec: { split: 'train', batchSize: 100, seqLen: 8192, packing: 'none', seed, heldout: c.raw } }), Math.ceil((4 * trainTotal) / 100)).batches;
+    // The blocks order with a small window (several windows per task): exclusions hold in it too.
+    const batches = take(core.open({ spec: { split: 'train', batchSize: 100, seqLen: 8192, packing: 'none', seed, heldout: c.raw, shuffle: 'blocks', shuffleWindow: 2 } }), Math.ceil((4 * trainTotal) / 100)).batches;
+    const shapes = blockShapes({ name: 'blocks', window: 2, blockTokens: BLOCK_TOKENS }, core.reader.tasks);
     const served = new Map<number, string[]>();
     for (const b of batches) b.uuids.forEach((u, k) => served.set(b.turnTask[k]!, [...(served.get(b.turnTask[k]!) ?? []), u]));
     let skipped = 0;
@@ -49,7 +52,7 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
         continue;
       }
       // Replay the task's walk: removed records are skipped, every other one is served in order.
-      const walker = new TaskWalker(core.reader.tasks.map((x) => (x.id === t ? list.length : 0)), seed);
+      const walker = new TaskWalker(core.reader.tasks.map((x) => (x.id === t ? list.length : 0)), seed, undefined, shapes);
       let walked = 0;
       for (const u of mine) {
         let next = list[walker.next(t)]!;

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { blockShapes, BLOCK_TOKENS } from '../../src/stream/shuffle-spec.js';
 import { TaskWalker } from '../../src/mix/task-walker.js';
 import { SegmentLayout } from '../../src/pack/segment-layout.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
@@ -63,7 +64,7 @@ describe('servability from the index', () => {
     let batches;
     let examined;
     try {
-      batches = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, mixture: { weights: { [path]: 1 } } }) }), rows / 2).batches;
+      batches = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, shuffle: 'blocks', shuffleWindow: 64, mixture: { weights: { [path]: 1 } } }) }), rows / 2).batches;
       examined = fit.mock.calls.length;
     } finally {
       fit.mockRestore();
@@ -71,10 +72,11 @@ describe('servability from the index', () => {
     // Two scans of the task (is anything servable; which records are) and about one record per row.
     expect(examined).toBeLessThanOrEqual(2 * size + 2 * rows + 64);
     // The same records in the same order as drawing and giving back every record (the task's
-    // seeded permutation, epoch after epoch), with every record passed over counted as dropped.
+    // seeded order, here the default blocks order, epoch after epoch), with every record passed
+    // over counted as dropped.
     const table = core.catalog.table(0);
     const sizes = core.reader.tasks.map((t) => (t.id === task.id ? table.size(t.id) : 0));
-    const walk = new TaskWalker(sizes, 0);
+    const walk = new TaskWalker(sizes, 0, undefined, blockShapes({ name: 'blocks', window: 64, blockTokens: BLOCK_TOKENS }, core.reader.tasks));
     const expected: string[] = [];
     let dropped = 0;
     while (expected.length < rows) {

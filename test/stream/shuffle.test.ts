@@ -18,9 +18,12 @@ import { rng } from '../helpers/seeded-rng.js';
  * settings, the mixture held, and evaluation streams refusing a shuffle.
  */
 let core: DataServiceCore;
+/** A server whose default order is global (stream.shuffle: global). */
+let globalCore: DataServiceCore;
 let facts: IndexFacts;
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
+  globalCore = await openCore(inject('sampleIndex'), { 'stream.shuffle': 'global' });
   facts = new IndexFacts(core.reader);
 });
 
@@ -28,9 +31,9 @@ beforeAll(async () => {
 const BIG = 'speech/Spoken Language Understanding/Speech-to-text Translation';
 const blocks = (window: number, over: Partial<Spec> = {}): Spec => trainSpec({ shuffle: 'blocks', shuffleWindow: window, ...over });
 
-function failure(raw: RawOpen): FlanError {
+function failure(raw: RawOpen, on = core): FlanError {
   try {
-    core.open(raw);
+    on.open(raw);
   } catch (err) {
     if (err instanceof FlanError) return err;
     throw err;
@@ -159,7 +162,6 @@ describe('shuffle in the spec', () => {
       [trainSpec({ shuffle: 'random' }), /^shuffle: "random" is not one of global, blocks/],
       [trainSpec({ shuffle: 'blocks', shuffleWindow: 65_537 }), /^shuffle_window: must be an integer in \[1, 65536\]/],
       [trainSpec({ shuffle: 'global', shuffleWindow: 4 }), /^shuffle_window: applies to shuffle "blocks" only/],
-      [trainSpec({ shuffleWindow: 4 }), /^shuffle_window: applies to shuffle "blocks" only; this stream's shuffle is "global" \(the server default\)/],
       [{ split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed', shuffle: 'blocks' }, /^shuffle: evaluation splits are served whole and in order/],
       [{ split: 'heldout', batchSize: 2, seqLen: 2048, packing: 'packed', shuffleWindow: 3 }, /^shuffle_window: evaluation splits are served whole and in order/],
     ];
@@ -168,17 +170,21 @@ describe('shuffle in the spec', () => {
       expect(err.code).toBe('INVALID_ARGUMENT');
       expect(err.message).toMatch(message);
     }
+    const err = failure({ spec: trainSpec({ shuffleWindow: 4 }) }, globalCore);
+    expect(err.message).toMatch(/^shuffle_window: applies to shuffle "blocks" only; this stream's shuffle is "global" \(the server default\)/);
   });
 
-  it('"global" is the stream without the field, byte for byte, also where the server default is blocks', async () => {
-    const blocksDefault = await openCore(inject('sampleIndex'), { 'stream.shuffle': 'blocks', 'stream.shuffle_window': '4' });
+  it('"global" is the stream without the field, byte for byte, whatever the server default', async () => {
+    const window4 = await openCore(inject('sampleIndex'), { 'stream.shuffle_window': '4' });
     const bytes = (c: DataServiceCore, spec: Spec): string[] => take(c.open({ spec }), 3).batches.map((b) => `${content(b)} ${Buffer.from(b.resumeToken).toString('hex')}`);
-    const plain = bytes(core, trainSpec({ seed: 4 }));
+    const plain = bytes(globalCore, trainSpec({ seed: 4 }));
+    expect(bytes(globalCore, trainSpec({ seed: 4, shuffle: 'global' }))).toEqual(plain);
     expect(bytes(core, trainSpec({ seed: 4, shuffle: 'global' }))).toEqual(plain);
-    expect(bytes(blocksDefault, trainSpec({ seed: 4, shuffle: 'global' }))).toEqual(plain);
-    // "" and 0 take the server's defaults: blocks with a window of 4 there.
-    expect(bytes(blocksDefault, trainSpec({ seed: 4 }))).toEqual(bytes(core, blocks(4, { seed: 4 })));
-    expect(bytes(blocksDefault, trainSpec({ seed: 4 }))).not.toEqual(plain);
+    // "" and 0 take the server's defaults: blocks with a window of 64 (config/default.yaml), or of 4.
+    expect(bytes(core, trainSpec({ seed: 4 }))).toEqual(bytes(core, blocks(64, { seed: 4 })));
+    expect(bytes(window4, trainSpec({ seed: 4 }))).toEqual(bytes(core, blocks(4, { seed: 4 })));
+    expect(bytes(core, trainSpec({ seed: 4 }))).not.toEqual(plain);
+    expect(bytes(core, trainSpec({ seed: 4 }))).not.toEqual(bytes(window4, trainSpec({ seed: 4 })));
   });
 });
 

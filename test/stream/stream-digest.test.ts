@@ -25,7 +25,8 @@ const FIXTURE = new URL('../fixtures/stream-digests.json', import.meta.url);
 const WRITE = process.env.WRITE_STREAM_DIGESTS === '1';
 
 type Spec = NonNullable<RawOpen['spec']>;
-const train = (over: Partial<Spec>): Spec => ({ split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 7, ...over });
+// The cases from before the record order was a choice pin the order they were made with.
+const train = (over: Partial<Spec>): Spec => ({ split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 7, shuffle: 'global', ...over });
 
 /** Train streams: `n` batches each. */
 const TRAIN: Record<string, { spec: Spec; n: number }> = {
@@ -45,6 +46,10 @@ for (const packing of ['none', 'packed', 'multiturn']) {
     TRAIN[`train ${packing} ${layout} k=${codebooks}`] = { spec: train({ packing, seqLen: 4096, audio: { layout, codebooks } }), n: 2 };
   }
 }
+/** The blocks order (the server default): windows of 1, 4 and the default, every train packing mode, two ranks. */
+for (const packing of ['none', 'packed', 'multiturn']) TRAIN[`train ${packing} blocks (default window)`] = { spec: train({ packing, seqLen: 4096, shuffle: '' }), n: 4 };
+TRAIN['train packed blocks window 1'] = { spec: train({ shuffle: 'blocks', shuffleWindow: 1 }), n: 4 };
+TRAIN['train packed blocks window 4 rank 1 of 2'] = { spec: train({ shuffle: 'blocks', shuffleWindow: 4, rank: 1, worldSize: 2 }), n: 3 };
 
 /** Evaluation streams: finite, drained to their end message. */
 const EVAL: Record<string, Spec> = {
@@ -111,7 +116,7 @@ describe('stream digests (byte-identical streams across refactors)', () => {
 
   it('a stream resumed mid-way continues byte for byte, and matches its digest', () => {
     const changed: string[] = [];
-    for (const name of ['train packed', 'train multiturn', 'test packed']) {
+    for (const name of ['train packed', 'train multiturn', 'train packed blocks window 1', 'test packed']) {
       const spec = name.startsWith('train') ? TRAIN[name]!.spec : EVAL[name]!;
       const n = name.startsWith('train') ? 6 : 0;
       const session = core.open({ spec: { ...spec, maxBatches: n } });

@@ -81,7 +81,7 @@ def test_good_arguments_build_the_spec() -> None:
 def test_shuffle_arguments_build_the_spec() -> None:
     s = FlanStreamDataset(T, shuffle="blocks", shuffle_window=64).spec
     assert (s.shuffle, s.shuffle_window) == ("blocks", 64)
-    s = FlanStreamDataset(T, shuffle_window=32).spec  # the server's default order, which must be blocks
+    s = FlanStreamDataset(T, shuffle_window=32).spec  # the server's default order (it must be blocks)
     assert (s.shuffle, s.shuffle_window) == ("", 32)
     s = FlanStreamDataset(T).spec  # "" and 0: the server's stream.shuffle and stream.shuffle_window
     assert (s.shuffle, s.shuffle_window) == ("", 0)
