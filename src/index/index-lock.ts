@@ -54,20 +54,47 @@ export class IndexLock {
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.claim`;
     writeFileSync(tmp, JSON.stringify(me));
     try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          linkSync(tmp, file);
-          return new IndexLock(file);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        }
-        const busy = IndexLock.refusal(out);
-        if (busy || attempt > 0) throw busy ?? new CorpusError(out, `another \`flanstream index\` run took ${file} at the same moment; run again`);
-        // Stale: its holder died (a killed run). Take it over, once.
-        unlinkSync(file);
+      try {
+        linkSync(tmp, file);
+        return new IndexLock(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
+      const busy = IndexLock.refusal(out);
+      if (busy) throw busy;
+      return IndexLock.takeOver(out, file, tmp);
     } finally {
       rmSync(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Replaces a stale lock (its holder died) with this run's claim `tmp`, under a second lock file
+   * taken the same exclusive way. Without it, two runs that found the lock stale at the same moment
+   * could both win: one removed the stale lock and linked its own, the other then removed that
+   * fresh one and linked its own. Under the second lock the lock is checked again before it is
+   * removed, so at most one run replaces it; the other is refused and may run again.
+   */
+  private static takeOver(out: string, file: string, tmp: string): IndexLock {
+    const guard = `${file}.takeover`;
+    const again = (): CorpusError => new CorpusError(out, `another \`flanstream index\` run was taking over the stale ${file} at the same moment; run again`);
+    try {
+      linkSync(tmp, guard);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // A run killed between taking the guard and releasing it leaves it behind: clear it for the next run.
+      const holder = readHolder(guard);
+      if (!holder || (holder.host === hostname() && !alive(holder.pid))) rmSync(guard, { force: true });
+      throw again();
+    }
+    try {
+      const busy = IndexLock.refusal(out);
+      if (busy) throw busy;
+      rmSync(file, { force: true });
+      linkSync(tmp, file);
+      return new IndexLock(file);
+    } finally {
+      unlinkSync(guard);
     }
   }
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -56,6 +56,49 @@ describe('one index run per output directory', () => {
     expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(new RegExp(`another \`flanstream index\` run \\(pid ${process.pid}, since .*\\) is writing this index`));
     expectValidIndex(out);
   });
+
+  it('runs that find a stale lock in the same millisecond: exactly one takes it over', async () => {
+    // A dead process of this host: its lock is stale.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout);
+    const trials = 40;
+    const RACERS = 6;
+    const dirs = Array.from({ length: trials }, (_, i) => join(base, `stale-${i}`));
+    for (const d of dirs) {
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, LOCK_FILE), JSON.stringify({ pid: deadPid, host: hostname(), since: '2020-01-01T00:00:00.000Z' }));
+    }
+    // Each racer waits for the same instants (one per trial), then takes the lock of that trial's directory.
+    const start = Date.now() + 5000;
+    const code = `import(${JSON.stringify(new URL('../../src/index/index-lock.ts', import.meta.url).href)}).then((m) => {
+      const dirs = ${JSON.stringify(dirs)};
+      dirs.forEach((d, i) => {
+        while (Date.now() < ${start} + i * 40);
+        try { m.IndexLock.acquire(d); console.log(i + ' won'); } catch { console.log(i + ' refused'); }
+      });
+      // Alive (its locks held by a live process) until every racer is done.
+      process.stdin.resume();
+    });`;
+    const racers = Array.from({ length: RACERS }, () => spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const outputs = await Promise.all(
+      racers.map(
+        (r) =>
+          new Promise<string>((resolve) => {
+            let out = '';
+            r.stdout!.on('data', (d: Buffer) => {
+              out += d.toString();
+              if (out.trim().split('\n').length >= trials) resolve(out);
+            });
+            r.on('exit', () => resolve(out));
+          }),
+      ),
+    );
+    for (const r of racers) r.kill();
+    const wins = new Array<number>(trials).fill(0);
+    for (const out of outputs) for (const m of out.matchAll(/^(\d+) won$/gm)) wins[Number(m[1])]!++;
+    expect(outputs.map((o) => o.trim().split('\n').length)).toEqual(new Array<number>(RACERS).fill(trials));
+    expect(wins).toEqual(new Array<number>(trials).fill(1));
+  }, 60_000);
 
   it('a live holder refuses the CLI (exit 2); once it is killed its lock is stale and the next run builds', async () => {
     const out = join(base, 'killed');
