@@ -1,105 +1,219 @@
 /**
- * Index scale: time to open an index and serve the first batch, and memory after it, for synthetic
- * indexes of 1M, 5M and 20M records (test/bench/synthetic-index.ts, the real format written
- * directly), each measured in a fresh child process. Medians of --runs runs with min and max, and a
- * linear extrapolation to Audio-FLAN's 108.5M records. Targets: flat in records, < 1 s and
- * < 300 MB at 20M.
- *   npx tsx test/bench/scale-bench.ts [--records 1000000,5000000,20000000] [--runs 5] [--dir /tmp/flanstream-scale] [--heldout loco-speech-caption]
- * --heldout names the stream's held-out set (default: the config's default_heldout, unseen-flag).
- * Indexes are kept in --dir and reused while their format is current (about 380 bytes per record on
- * disk: 7.4 GB at 20M); one of an older format is rewritten.
+ * Serving at corpus scale: tokens/s of one consumer, index pages read per batch, the server's worst
+ * event-loop delay and its RSS, for synthetic indexes of 10^5, 10^6 and 10^7 records
+ * (test/bench/synthetic-index.ts) with a page cache of 10 % of the index (--cache-fraction), served
+ * from a local directory and from S3 with every GET delayed (--delay-ms, 20 ms by default: s3rver
+ * behind a proxy that waits before forwarding each GET, test/helpers/s3-proxy.ts).
+ *
+ * Each measurement is a fresh server process (test/reliability/child-server.ts: the real gRPC
+ * server on a real port, cold page cache) read by the TypeScript client over gRPC, one stream of
+ * 8 × 4096 packed batches: --warmup batches, then --batches measured. Sizes, storages and shuffles
+ * are interleaved within each of --runs rounds, so every figure of a row is measured side by side;
+ * the table gives medians over the rounds.
+ *   - tokens/s: real tokens (segment lengths) of the measured batches over their wall time;
+ *   - pages/batch: index pages read per measured batch, synchronously (planning: record tables)
+ *     and ahead of the build (asynchronously: tokens, spans, strings), from /metrics;
+ *   - worst event-loop delay: perf_hooks.monitorEventLoopDelay in the server, over its whole life
+ *     after it started listening (the cold start included);
+ *   - RSS: the server's peak resident set while streaming, sampled every 100 ms.
+ *
+ *   npm run bench -- scale [--records=1e5,1e6,1e7] [--storage=local,s3] [--shuffle=global,blocks]
+ *     [--runs=3] [--batches=100] [--warmup=10] [--delay-ms=20] [--cache-fraction=0.1]
+ *     [--dir=/tmp/flanstream-scale] [--clean]
+ * Indexes (and their S3 copies, under <dir>/s3) are kept in --dir and reused while their format
+ * is current; --clean removes them at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { FlanStreamClient } from '../../clients/ts/service-client.js';
+import type { WireBatch } from '../../clients/ts/wire-types.js';
+import { MANIFEST_FILE } from '../../src/index/format.js';
 import { indexIsCurrent } from '../../src/index/manifest-io.js';
-import { ROOT, stats } from './bench-util.js';
+import { publishDirectory } from '../../src/storage/s3-upload.js';
+import { S3Process, S3_KEY, S3_SECRET } from '../helpers/s3-server.js';
+import { S3Proxy } from '../helpers/s3-proxy.js';
+import { spawnServer, type ChildServer } from '../reliability/procs.js';
+import { arg, ROOT, stats } from './bench-util.js';
+
+const list = (name: string, fallback: string): string[] => {
+  const eq = process.argv.find((a) => a.startsWith(`--${name}=`));
+  const i = process.argv.indexOf(`--${name}`);
+  return (eq ? eq.slice(name.length + 3) : i >= 0 ? process.argv[i + 1] ?? fallback : fallback).split(',').filter(Boolean);
+};
+const sizes = list('records', '1e5,1e6,1e7').map(Number);
+const storages = list('storage', 'local,s3') as ('local' | 's3')[];
+const shuffles = list('shuffle', 'global');
+const runs = arg('runs', 3);
+const batches = arg('batches', 100);
+const warmup = arg('warmup', 10);
+const delayMs = arg('delay-ms', 20);
+const fraction = arg('cache-fraction', 0.1);
+const base = list('dir', '/tmp/flanstream-scale')[0]!;
+const clean = process.argv.includes('--clean');
+const spec = { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1 };
+
+for (const s of storages) if (s !== 'local' && s !== 's3') throw new Error(`--storage takes local and s3, got ${s}`);
+for (const n of sizes) if (!(Number.isInteger(n) && n >= 1000)) throw new Error(`--records takes record counts ≥ 1000 (1e5 or 100000), got ${n}`);
+
+/** Bytes of every file of a directory tree. */
+function treeBytes(dir: string): number {
+  let n = 0;
+  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    const st = statSync(join(dir, f));
+    if (st.isFile()) n += st.size;
+  }
+  return n;
+}
+
+const indexes = new Map<number, { dir: string; bytes: number }>();
+for (const n of sizes) {
+  const dir = join(base, String(n));
+  if (!indexIsCurrent(dir)) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/synthetic-index.ts'), dir, '--records', String(n)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0) throw new Error(`synthetic index of ${n} records failed`);
+  }
+  indexes.set(n, { dir, bytes: treeBytes(dir) });
+}
+
+let s3: S3Process | undefined;
+let proxy: S3Proxy | undefined;
+const s3Sets: Record<string, string> = {};
+if (storages.includes('s3')) {
+  s3 = await new S3Process(join(base, 's3'), 'scale').start();
+  proxy = await new S3Proxy(s3.endpoint).start();
+  const settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET };
+  // Shard files are named by their content: a rerun uploads only what changed.
+  for (const n of sizes) await publishDirectory(indexes.get(n)!.dir, `s3://scale/i${n}`, settings, { last: [MANIFEST_FILE], immutable: (f) => f.startsWith('shards/'), skip: (f) => f.endsWith('.tmp') || f.endsWith('.lock') });
+  await proxy.set({ delayMs });
+  Object.assign(s3Sets, { 'storage.s3.endpoint': proxy.endpoint, 'storage.s3.access_key_id': S3_KEY, 'storage.s3.secret_access_key': S3_SECRET });
+}
+
+/** A Prometheus gauge of the server. */
+async function gauge(server: ChildServer, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+  const m = new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text);
+  if (!m) throw new Error(`/metrics has no ${name}`);
+  return Number(m[1]);
+}
+
+function rssPeak(pid: number): () => number {
+  let peak = 0;
+  const sample = (): void => {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch {
+      // The process is gone.
+    }
+  };
+  const timer = setInterval(sample, 100);
+  return () => {
+    sample();
+    clearInterval(timer);
+    return peak;
+  };
+}
 
 interface Sample {
-  /** DataServiceCore.open, wall ms. */
-  open: number;
-  /** core.open(spec) + first session.next(), wall ms. */
-  first: number;
-  /** CPU ms (user + system) of the whole child up to the first batch, startup included. */
-  cpu: number;
+  tokensPerSec: number;
+  syncPages: number;
+  aheadPages: number;
+  lagMs: number;
   rss: number;
-  heap: number;
 }
 
-async function child(dir: string, heldout: string | undefined): Promise<void> {
-  const { DataServiceCore } = await import('../../src/stream/data-service-core.js');
-  const { coreSettings } = await import('../../src/config/core-settings.js');
-  const { loadConfig } = await import('../../src/config/load-config.js');
-  const t0 = performance.now();
-  const core = await DataServiceCore.open(dir, coreSettings(loadConfig(undefined, { 'index.dir': dir }, {})));
-  const t1 = performance.now();
-  const session = core.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 0, ...(heldout ? { heldout: { name: heldout } } : {}) } });
-  const batch = session.next();
-  const t2 = performance.now();
-  if (!batch) throw new Error('no first batch');
-  const cpu = process.cpuUsage();
-  const mem = process.memoryUsage();
-  const out: Sample = { open: t1 - t0, first: t2 - t1, cpu: (cpu.user + cpu.system) / 1000, rss: mem.rss, heap: mem.heapUsed };
-  console.log(JSON.stringify(out));
-}
-
-async function main(): Promise<void> {
-  const argv = process.argv;
-  // `--name value`, or `--name=value` (what `npm run bench -- scale --records=…` can pass through).
-  const opt = (name: string, fallback: string): string => {
-    const eq = argv.find((a) => a.startsWith(`--${name}=`));
-    if (eq) return eq.slice(name.length + 3);
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] ?? fallback : fallback;
-  };
-  const childAt = argv.indexOf('--child');
-  const heldout = opt('heldout', '') || undefined;
-  if (childAt >= 0) return child(argv[childAt + 1] ?? '', heldout);
-  const sizes = opt('records', '1000000,5000000,20000000').split(',').map(Number);
-  const runs = Number(opt('runs', '5'));
-  const base = opt('dir', '/tmp/flanstream-scale');
-  const self = fileURLToPath(import.meta.url);
-  const rows: string[] = [];
-  const fits: { n: number; open: number; first: number; rss: number }[] = [];
-  for (const n of sizes) {
-    const dir = join(base, String(n));
-    if (!indexIsCurrent(dir)) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/synthetic-index.ts'), dir, '--records', String(n)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-      if (r.status !== 0) throw new Error(`synthetic index of ${n} records failed`);
-    }
-    const manifestBytes = statSync(join(dir, 'manifest.msgpack')).size;
-    const samples: Sample[] = [];
-    for (let i = 0; i < runs; i++) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', dir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      if (r.status !== 0) throw new Error(`child for ${n} records exited ${r.status}`);
-      samples.push(JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as Sample);
-    }
-    const f = (xs: number[], d = 0, scale = 1): string => {
-      const s = stats(xs.map((x) => x / scale));
-      return `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
+/** One fresh server and one stream: warmup batches, then the measured ones. */
+async function measure(location: string, cacheBytes: number, shuffle: string): Promise<Sample> {
+  const server = await spawnServer(location, { 'index.cache_bytes': String(cacheBytes), ...(location.startsWith('s3://') ? s3Sets : {}) });
+  const peak = rssPeak(server.child.pid!);
+  const client = new FlanStreamClient(server.target);
+  try {
+    let at0 = { t: 0, sync: 0, ahead: 0 };
+    let tokens = 0;
+    let n = 0;
+    const done = await new Promise<{ t: number }>((resolve, reject) => {
+      const call = client.streamBatches();
+      call.on('data', (resp: { batch?: WireBatch | null }) => {
+        if (!resp.batch) return;
+        n++;
+        if (n === warmup) {
+          call.pause();
+          void Promise.all([gauge(server, 'flanstream_cache_misses'), gauge(server, 'flanstream_pages_prefetched')]).then(([sync, ahead]) => {
+            at0 = { t: performance.now(), sync, ahead };
+            call.resume();
+          }, reject);
+          return;
+        }
+        if (n > warmup) tokens += resp.batch.segLength.reduce((a, b) => a + b, 0);
+        if (n === warmup + batches) {
+          resolve({ t: performance.now() });
+          call.cancel();
+        }
+      });
+      call.on('error', (err: Error) => (n >= warmup + batches ? undefined : reject(err)));
+      call.write({ spec: { ...spec, shuffle, maxBatches: warmup + batches } } as never);
+    });
+    const [sync, ahead] = await Promise.all([gauge(server, 'flanstream_cache_misses'), gauge(server, 'flanstream_pages_prefetched')]);
+    return {
+      tokensPerSec: tokens / ((done.t - at0.t) / 1000),
+      syncPages: (sync - at0.sync) / batches,
+      aheadPages: (ahead - at0.ahead) / batches,
+      lagMs: server.maxLagMs(),
+      rss: peak(),
     };
-    const total = samples.map((s) => s.open + s.first);
-    rows.push(`| ${(n / 1e6).toFixed(0)}M | ${(manifestBytes / 1024).toFixed(0)} KB | ${f(samples.map((s) => s.open))} | ${f(samples.map((s) => s.first))} | ${f(total)} | ${f(samples.map((s) => s.cpu))} | ${f(samples.map((s) => s.rss), 0, 1 << 20)} | ${f(samples.map((s) => s.heap), 0, 1 << 20)} |`);
-    fits.push({ n, open: stats(samples.map((s) => s.open)).median, first: stats(samples.map((s) => s.first)).median, rss: stats(samples.map((s) => s.rss)).median / (1 << 20) });
+  } finally {
+    client.close();
+    await server.kill();
   }
-  console.log('| records | manifest | open ms | first batch ms | open + first ms | child CPU ms | RSS MB | heap MB |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) console.log(r);
-  // Least-squares line through the medians, evaluated at Audio-FLAN's size.
-  const target = 108.5e6;
-  const line = (ys: number[]): number => {
-    const xs = fits.map((p) => p.n);
-    const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const my = ys.reduce((a, b) => a + b, 0) / ys.length;
-    const sxx = xs.reduce((a, x) => a + (x - mx) ** 2, 0);
-    const slope = sxx === 0 ? 0 : xs.reduce((a, x, i) => a + (x - mx) * ((ys[i] ?? 0) - my), 0) / sxx;
-    return my + slope * (target - mx);
-  };
-  if (fits.length > 1) {
-    console.log(`\nLinear extrapolation to 108.5M records: open ${line(fits.map((p) => p.open)).toFixed(0)} ms, first batch ${line(fits.map((p) => p.first)).toFixed(0)} ms, RSS ${line(fits.map((p) => p.rss)).toFixed(0)} MB.`);
-  }
-  console.log(`\n${runs} fresh child processes per size (median, min–max); batch 8 × 4096 packed, split train, default config, held-out set ${heldout ?? 'unseen-flag (the default)'}.`);
 }
 
-await main();
+const key = (n: number, storage: string, shuffle: string): string => `${n}/${storage}/${shuffle}`;
+const samples = new Map<string, Sample[]>();
+for (let r = 0; r < runs; r++) {
+  for (const n of sizes) {
+    const { dir, bytes } = indexes.get(n)!;
+    for (const shuffle of shuffles) {
+      for (const storage of storages) {
+        const location = storage === 'local' ? dir : `s3://scale/i${n}`;
+        const s = await measure(location, Math.floor(bytes * fraction), shuffle);
+        const k = key(n, storage, shuffle);
+        samples.set(k, [...(samples.get(k) ?? []), s]);
+        console.error(`round ${r + 1}/${runs} ${k}: ${(s.tokensPerSec / 1e6).toFixed(2)}M tokens/s, ${(s.syncPages + s.aheadPages).toFixed(0)} pages/batch, lag ${s.lagMs.toFixed(0)} ms, RSS ${(s.rss / 2 ** 20).toFixed(0)} MB`);
+      }
+    }
+  }
+}
+
+await proxy?.stop();
+await s3?.stop();
+if (clean) {
+  for (const { dir } of indexes.values()) rmSync(dir, { recursive: true, force: true });
+  if (existsSync(join(base, 's3'))) rmSync(join(base, 's3'), { recursive: true, force: true });
+}
+
+const med = (xs: number[]): number => stats(xs).median;
+const range = (xs: number[], f: (x: number) => string): string => {
+  const s = stats(xs);
+  return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+};
+const M = (x: number): string => (x / 1e6).toFixed(2);
+const smallest = Math.min(...sizes);
+console.log('| records | index | cache | storage | shuffle | tokens/s (M) | vs 10^5 same storage | vs local | pages/batch sync + ahead | worst event-loop delay ms | peak RSS MB |');
+console.log('|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|');
+for (const n of sizes) {
+  const { bytes } = indexes.get(n)!;
+  for (const shuffle of shuffles) {
+    for (const storage of storages) {
+      const xs = samples.get(key(n, storage, shuffle))!;
+      const tps = med(xs.map((x) => x.tokensPerSec));
+      const vsSmall = tps / med(samples.get(key(smallest, storage, shuffle))!.map((x) => x.tokensPerSec));
+      const local = samples.get(key(n, 'local', shuffle));
+      const vsLocal = local ? `${((100 * tps) / med(local.map((x) => x.tokensPerSec))).toFixed(0)} %` : '–';
+      const sync = med(xs.map((x) => x.syncPages));
+      const ahead = med(xs.map((x) => x.aheadPages));
+      console.log(`| ${n.toExponential(0)} | ${(bytes / 2 ** 20).toFixed(0)} MB | ${((bytes * fraction) / 2 ** 20).toFixed(1)} MB | ${storage === 's3' ? `s3 +${delayMs} ms/GET` : 'local'} | ${shuffle} | ${range(xs.map((x) => x.tokensPerSec), M)} | ${(100 * vsSmall).toFixed(0)} % | ${vsLocal} | ${sync.toFixed(0)} + ${ahead.toFixed(0)} | ${range(xs.map((x) => x.lagMs), (x) => x.toFixed(0))} | ${range(xs.map((x) => x.rss / 2 ** 20), (x) => x.toFixed(0))} |`);
+    }
+  }
+}
+console.log(`\nMedians (min–max) of ${runs} rounds, a fresh server per measurement, sizes × shuffles × storages interleaved in each round. One TypeScript gRPC consumer, ${spec.batchSize} × ${spec.seqLen} packed, ${warmup} warm-up batches then ${batches} measured; index.cache_bytes = ${fraction * 100} % of the index; default index.read_concurrency and index.prefetch_bytes.`);
