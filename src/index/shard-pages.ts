@@ -252,7 +252,10 @@ export class ShardPages {
   /** The page table checked against the manifest; the token pages' stored lengths become their offsets. */
   private checkedTable(i: number, table: Buffer): Table {
     const s = this.shard(i);
-    if (checksum(table) !== s.checksums.pages) throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
+    if (checksum(table) !== s.checksums.pages) {
+      this.storage.forget?.(s.file);
+      throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
+    }
     const tokenPages = sectionPages(s, 'tokens');
     const digests = table.subarray(0, table.length - tokenPages * 4);
     const tokenStarts = new Float64Array(tokenPages + 1);
@@ -277,7 +280,11 @@ export class ShardPages {
   /** A page's bytes checked against its digest in the shard's page table, as served (decodePage). */
   private verified(i: number, section: PagedSection, p: number, buf: Buffer, table: Table): Int32Array | Buffer {
     const at = ((this.first[i * SLOTS + SLOT[section]] ?? 0) - (this.first[i * SLOTS] ?? 0) + p) * PAGE_DIGEST_BYTES;
-    if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) throw new IndexCorruptError(this.file(i), `${section} page ${p} fails its checksum`);
+    if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) {
+      // Nothing of a failed page is kept, here or below: the next request reads it again.
+      this.storage.forget?.(this.shard(i).file);
+      throw new IndexCorruptError(this.file(i), `${section} page ${p} fails its checksum`);
+    }
     return decodePage(buf, section, Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS), this.file(i), `${section} page ${p}`);
   }
 

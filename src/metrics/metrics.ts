@@ -4,6 +4,7 @@ import type { PlanCache } from '../stream/plan-cache.js';
 import type { PolicyView } from '../stream/stream-plan.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
+import { registerS3Metrics } from './s3-metrics.js';
 
 type Child = { inc(v?: number): void };
 
@@ -142,6 +143,10 @@ export class Metrics {
     for (const [reason, n] of Object.entries(catalog.quarantine.byReason)) q.labels(reason).set(n);
     new client.Gauge({ name: 'flanstream_index_records', help: 'Records in the served index', registers: [registry] }).set(catalog.records);
     client.collectDefaultMetrics({ register: registry });
+    // The default collectors export these gauges with a counter's _total suffix, which promtool
+    // rejects; the same values stay as nodejs_active_handles / _requests / _resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    registerS3Metrics(registry);
   }
 
   /** Where the open streams' policies come from (the stream monitor). */

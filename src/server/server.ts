@@ -153,6 +153,16 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   // Ready means the index is open and the port bound; it turns false as soon as shutdown starts.
   let ready = true;
   health.setAll('SERVING');
+  // An index on object storage republished or deleted under this replica (found by a read that
+  // failed its If-Match): streams get FAILED_PRECONDITION, and the replica stops being ready.
+  const storage = core.catalog.reader.storage;
+  const indexWatch = setInterval(() => {
+    if (storage.changed === undefined || !ready) return;
+    ready = false;
+    health.setAll('NOT_SERVING');
+    console.error(JSON.stringify({ event: 'index_changed', index: storage.location, message: storage.changed }));
+  }, 500);
+  indexWatch.unref();
 
   let http: HttpServer | undefined;
   let httpPort = -1;
@@ -188,6 +198,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
       // 1. Not ready: probes and load balancers stop sending work. The port is released at once
       // (a replacement can bind it during the grace) and each connection gets an HTTP/2 GOAWAY:
       // its open streams go on, new ones go elsewhere.
+      clearInterval(indexWatch);
       ready = false;
       health.setAll('NOT_SERVING');
       listener.drain(Math.max(0, deadline - Date.now()));

@@ -3,7 +3,11 @@ import { StorageError } from '../errors.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { keyOf, s3Error, type S3Location, type S3Settings } from './s3-location.js';
 import type { AsyncReply, AsyncRequest, Reply, Request } from './s3-worker.js';
+import { registerS3Counters, S3Counters } from './s3-stats.js';
 import { StorageNotFound, type Storage } from './storage.js';
+
+/** The manifest's name in an index (the index layer's MANIFEST_FILE; storage sits below it). */
+const MANIFEST = 'manifest.msgpack';
 
 /**
  * `s3://bucket/prefix` through the official AWS SDK, which runs on a worker thread
@@ -20,7 +24,10 @@ export class S3Storage implements Storage {
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly flag: Int32Array;
-  private listing: Map<string, number> | undefined;
+  /** Sizes and ETags of the objects under the prefix, from one listing when the index is opened. */
+  private listing: Map<string, readonly [size: number, etag: string]> | undefined;
+  /** Set once the publication this storage opened is found replaced or deleted: what happened. */
+  changed: string | undefined;
   private readonly asyncPort: MessagePort;
   private readonly waiting = new Map<number, { path: string; ok: (b: Buffer) => void; fail: (e: Error) => void }>();
   private nextId = 0;
@@ -37,7 +44,9 @@ export class S3Storage implements Storage {
     this.asyncPort.on('message', (r: AsyncReply) => this.answered(r));
     // Held open (ref'd) only while reads are awaited: an idle storage never keeps the process alive.
     this.asyncPort.unref();
-    const workerData = { settings, bucket: loc.bucket, signal, port: port2, asyncPort: asyncChannel.port2, blockBytes: settings.blockBytes ?? 256 << 10, readAhead: settings.readAhead ?? 4, cacheBlocks: settings.cacheBlocks ?? 64 };
+    const counters = new S3Counters();
+    registerS3Counters(counters);
+    const workerData = { settings, bucket: loc.bucket, signal, port: port2, asyncPort: asyncChannel.port2, blockBytes: settings.blockBytes ?? 256 << 10, readAhead: settings.readAhead ?? 4, cacheBlocks: settings.cacheBlocks ?? 64, stats: counters.buffer };
     this.worker = spawnWorker(import.meta.url, 's3-worker', { workerData, transferList: [port2, asyncChannel.port2] });
     this.worker.unref();
   }
@@ -45,10 +54,12 @@ export class S3Storage implements Storage {
   readRangeAsync(path: string, offset: number, length: number): Promise<Buffer> {
     if (length === 0) return Promise.resolve(Buffer.alloc(0));
     const id = this.nextId++;
+    const key = keyOf(this.loc, path);
+    const etag = this.pinned(key);
     return new Promise<Buffer>((ok, fail) => {
       if (this.waiting.size === 0) this.asyncPort.ref();
-      this.waiting.set(id, { path, ok, fail });
-      this.asyncPort.postMessage({ id, key: keyOf(this.loc, path), offset, length } satisfies AsyncRequest);
+      this.waiting.set(id, { path, ok, fail: (err) => fail(etag === undefined ? err : this.whyChanged(path, err)) });
+      this.asyncPort.postMessage({ id, key, offset, length, etag } satisfies AsyncRequest);
     });
   }
 
@@ -102,23 +113,75 @@ export class S3Storage implements Storage {
     throw s3Error(this.loc, path, reply.name, reply.message);
   }
 
-  /** Sizes come from one listing of the prefix (taken on first use): checking thousands of shards costs a few requests, not one each. */
+  /**
+   * Sizes come from one listing of the prefix (taken on first use, when the server checks the
+   * index's files): checking thousands of shards costs a few requests, not one each. The listing's
+   * ETags pin later reads to the objects seen then.
+   */
   size(path: string): number {
     if (!this.listing) {
-      const keys = JSON.parse(this.call('', { op: 'list', prefix: this.loc.prefix }).toString('utf8')) as [string, number][];
-      this.listing = new Map(keys);
+      const keys = JSON.parse(this.call('', { op: 'list', prefix: this.loc.prefix }).toString('utf8')) as [string, number, string][];
+      this.listing = new Map(keys.map(([k, size, etag]) => [k, [size, etag] as const]));
     }
-    const size = this.listing.get(keyOf(this.loc, path));
-    if (size === undefined) throw new StorageNotFound(this.describe(path));
-    return size;
+    const entry = this.listing.get(keyOf(this.loc, path));
+    if (entry === undefined) throw new StorageNotFound(this.describe(path));
+    return entry[0];
   }
 
   readFile(path: string): Buffer {
     return this.call(path, { op: 'file', key: keyOf(this.loc, path) });
   }
 
+  /**
+   * A range of an object, read only if the object is still the one listed when the index was
+   * opened (If-Match on its ETag). When it is not (replaced, or gone), the manifest says why: a
+   * manifest replaced or deleted too means the index was republished or removed under this
+   * replica (FAILED_PRECONDITION, and `changed` is set); otherwise the object alone changed, which
+   * is damage to this publication, reported as a failed read (the next read tries again).
+   */
   readRange(path: string, offset: number, length: number, size?: number): Buffer {
-    return this.call(path, { op: 'range', key: keyOf(this.loc, path), offset, length, size });
+    const key = keyOf(this.loc, path);
+    const etag = this.pinned(key);
+    try {
+      return this.call(path, { op: 'range', key, offset, length, size, etag });
+    } catch (err) {
+      throw etag === undefined ? err : this.whyChanged(path, err);
+    }
+  }
+
+  /** The ETag a read of `key` is pinned to (from the listing taken at open), if any. */
+  private pinned(key: string): string | undefined {
+    return this.listing?.get(key)?.[1] || undefined;
+  }
+
+  /** A pinned read's failure, explained when the object changed or vanished (see readRange). */
+  private whyChanged(path: string, err: unknown): unknown {
+    if (!(err instanceof StorageNotFound || (err instanceof StorageError && /PreconditionFailed/.test(err.message)))) return err;
+    const why = this.publicationChange();
+    if (why) return new StorageError(this.location, why, false);
+    return new Error(`${this.describe(path)} ${err instanceof StorageNotFound ? 'was deleted' : 'was replaced'} since the index was opened, while its manifest was not: the object is damaged`, { cause: err });
+  }
+
+  /** Whether manifest.msgpack is still the one listed at open; a description of the change if not. */
+  private publicationChange(): string | undefined {
+    if (this.changed) return this.changed;
+    const key = keyOf(this.loc, MANIFEST);
+    const opened = this.listing?.get(key)?.[1];
+    if (!opened) return undefined;
+    let now: string | undefined;
+    try {
+      now = this.call(MANIFEST, { op: 'etag', key }).toString('utf8');
+    } catch (err) {
+      if (!(err instanceof StorageNotFound)) throw err;
+    }
+    if (now === opened) return undefined;
+    this.changed = `the index this replica opened (${MANIFEST} ETag ${opened}) was ${now === undefined ? 'deleted' : `republished (ETag now ${now})`} under it; restart the replica to serve what is there now`;
+    return this.changed;
+  }
+
+  /** Drops what the worker holds of a file for read-ahead (bytes that failed a check): the next read fetches them again. */
+  forget(path: string): void {
+    this.call(path, { op: 'forget', key: keyOf(this.loc, path) });
   }
 
   /** A whole object with its size and last-modified time (one GET); throws StorageNotFound when it is not there. */

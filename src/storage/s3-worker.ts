@@ -1,6 +1,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { errorName, getObject, getObjectMeta, getRange, headObject, listKeys, makeClient, type ObjectMeta } from './s3-client.js';
+import { countRequestsIn, errorName, getObject, getObjectMeta, getRange, headETag, headObject, listKeys, makeClient, type ObjectMeta } from './s3-client.js';
 import type { S3Settings } from './s3-location.js';
+import { S3Counters } from './s3-stats.js';
 import { describeError } from '../errors.js';
 
 /**
@@ -10,7 +11,11 @@ import { describeError } from '../errors.js';
  * the pages a sequential reader is about to need are already here when it asks.
  */
 export type Request =
-  | { readonly op: 'range'; readonly key: string; readonly offset: number; readonly length: number; readonly size?: number }
+  // `etag`: the object's ETag when the index was opened; the read fails (PreconditionFailed) if it changed.
+  | { readonly op: 'range'; readonly key: string; readonly offset: number; readonly length: number; readonly size?: number; readonly etag?: string }
+  | { readonly op: 'etag'; readonly key: string }
+  // Drops an object's blocks held for read-ahead (after they failed a check): the next read fetches them again.
+  | { readonly op: 'forget'; readonly key: string }
   | { readonly op: 'file'; readonly key: string }
   | { readonly op: 'list'; readonly prefix: string }
   // For reading a corpus: a whole object with its size and time, an object's size and time, the keys under a prefix with their times.
@@ -20,19 +25,20 @@ export type Request =
   | { readonly op: 'prefetch'; readonly keys: readonly string[] };
 export type Reply = { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta } | { readonly ok: false; readonly name: string; readonly message: string };
 /** An asynchronous ranged read (its own port: answers come back in any order, matched by id). */
-export interface AsyncRequest { readonly id: number; readonly key: string; readonly offset: number; readonly length: number }
+export interface AsyncRequest { readonly id: number; readonly key: string; readonly offset: number; readonly length: number; readonly etag?: string }
 export type AsyncReply = { readonly id: number } & ({ readonly ok: true; readonly data: ArrayBuffer } | { readonly ok: false; readonly name: string; readonly message: string });
 
-const { settings, bucket, signal, port, asyncPort, blockBytes, readAhead, cacheBlocks } = workerData as {
-  settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; asyncPort: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number;
+const { settings, bucket, signal, port, asyncPort, blockBytes, readAhead, cacheBlocks, stats } = workerData as {
+  settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; asyncPort: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number; stats: SharedArrayBuffer;
 };
+countRequestsIn(new S3Counters(stats));
 const flag = new Int32Array(signal);
 const client = makeClient(settings);
 const attempts = settings.maxAttempts ?? 8;
 /** Blocks by `key@block`, oldest first (a Map keeps insertion order): a bounded read-ahead buffer. */
 const blocks = new Map<string, Promise<Uint8Array>>();
 
-function block(key: string, b: number): Promise<Uint8Array> {
+function block(key: string, b: number, etag: string | undefined): Promise<Uint8Array> {
   const id = `${key}@${b}`;
   let p = blocks.get(id);
   if (p) {
@@ -40,7 +46,7 @@ function block(key: string, b: number): Promise<Uint8Array> {
     blocks.set(id, p);
     return p;
   }
-  p = getRange(client, bucket, key, b * blockBytes, blockBytes, attempts);
+  p = getRange(client, bucket, key, b * blockBytes, blockBytes, attempts, etag);
   blocks.set(id, p);
   // A failed block is not kept: the next read tries again.
   p.catch(() => blocks.delete(id));
@@ -48,11 +54,11 @@ function block(key: string, b: number): Promise<Uint8Array> {
   return p;
 }
 
-async function range(key: string, offset: number, length: number, size: number | undefined): Promise<Uint8Array> {
+async function range(key: string, offset: number, length: number, size: number | undefined, etag: string | undefined): Promise<Uint8Array> {
   const first = Math.floor(offset / blockBytes);
   const last = Math.floor((offset + Math.max(length, 1) - 1) / blockBytes);
-  for (let b = last + 1; b <= last + readAhead && (size === undefined || b * blockBytes < size); b++) block(key, b).catch(() => undefined);
-  const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => block(key, first + k)));
+  for (let b = last + 1; b <= last + readAhead && (size === undefined || b * blockBytes < size); b++) block(key, b, etag).catch(() => undefined);
+  const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => block(key, first + k, etag)));
   const out = new Uint8Array(length);
   let done = 0;
   for (let k = 0; k < parts.length && done < length; k++) {
@@ -92,9 +98,13 @@ function object(key: string): Promise<{ data: Uint8Array; meta: ObjectMeta }> {
 
 async function handle(req: Request): Promise<{ data: Uint8Array; meta?: ObjectMeta }> {
   switch (req.op) {
-    case 'range': return { data: await range(req.key, req.offset, req.length, req.size) };
+    case 'range': return { data: await range(req.key, req.offset, req.length, req.size, req.etag) };
+    case 'etag': return { data: new TextEncoder().encode(await headETag(client, bucket, req.key, attempts)) };
+    case 'forget':
+      for (const id of [...blocks.keys()]) if (id.startsWith(`${req.key}@`)) blocks.delete(id);
+      return { data: new Uint8Array(0) };
     case 'file': return { data: await getObject(client, bucket, req.key, attempts) };
-    case 'list': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts)).map((k) => [k.key, k.size])) };
+    case 'list': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts)).map((k) => [k.key, k.size, k.etag])) };
     case 'object': return object(req.key);
     case 'prefetch': prefetch(req.keys); return { data: new Uint8Array(0) };
     case 'head': return { data: new Uint8Array(0), meta: await headObject(client, bucket, req.key, attempts) };
@@ -116,7 +126,7 @@ port.on('message', (req: Request) => {
 // read-ahead), each one ranged GET with retries, all in flight at once (the caller bounds how many).
 // The bytes go back in an ArrayBuffer of their own, transferred, not copied.
 asyncPort.on('message', (req: AsyncRequest) => {
-  getRange(client, bucket, req.key, req.offset, req.length, attempts).then(
+  getRange(client, bucket, req.key, req.offset, req.length, attempts, req.etag).then(
     (data) => {
       const out = new Uint8Array(data.byteLength);
       out.set(data);

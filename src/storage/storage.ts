@@ -28,6 +28,10 @@ export interface Storage {
    * many. Rejects with StorageNotFound, StorageNotFile or the backend's StorageError.
    */
   readRangeAsync(path: string, offset: number, length: number): Promise<Buffer>;
+  /** Drops bytes held ahead for a file (they failed a check), so that its next read fetches them again. */
+  forget?(path: string): void;
+  /** Set once the index this storage opened was found republished or deleted under it: what happened. */
+  readonly changed?: string;
   close(): void;
 }
 
