@@ -13,7 +13,7 @@ from ._proto.flanstream.v1 import data_service_pb2 as pb
 from ._reports import ReportBook
 from ._stream import Connection, Interrupted, RetryPolicy, probe_total_steps
 from .client import TLS, Client
-from .distributed import broadcast_object, check_loader_batching, check_worker, resolve_rank_world
+from .distributed import broadcast_object, check_loader_batching, check_worker, dist_initialized, resolve_rank_world
 from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
 from .mixture_merge import resolve_update_weights, weights_before
@@ -372,7 +372,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         return [dict(u) for u in self._pending if last is None or u["at_step"] > last]
 
     # -- closed-loop reweighting --------------------------------------------------------------
-    def report_losses(self, step: int, losses: Mapping[Any, Any]) -> None:
+    def report_losses(self, step: int, losses: Mapping[Any, Any], reduced: bool = False) -> None:
         """Report the per-task losses of global step ``step``, after training on it.
 
         ``losses`` is ``{task: (loss_sum, tokens)}``, tasks as indices or paths, e.g. from
@@ -384,19 +384,34 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         them marked missing. Report before saving a checkpoint: ``state_dict`` keeps the reports
         the resumed stream still needs.
 
+        ``reduced=True`` says the numbers are already summed over every rank (the caller
+        all-reduced them): they are sent as given, with no collective. Every rank of a job must
+        send the same report, or the ranks plan different steps and receive overlapping records;
+        so with ``world_size > 1`` and no initialized process group (nothing to all-reduce with)
+        ``reduced=True`` is required.
+
         Raises:
-            ValueError: a bad entry, a step not handed out yet, or a step not after the last report.
+            ValueError: a bad entry, a step not handed out yet, a step not after the last report,
+            or ``world_size > 1`` without a process group and without ``reduced=True``.
         """
         if self._spec.split != "train":
             raise ValueError(f"loss reports apply to split 'train' only, not {self._spec.split!r}")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"step must be a non-negative integer, got {step!r}")
+        if not isinstance(reduced, bool):
+            raise ValueError(f"reduced must be a bool, got {reduced!r}")
+        if not reduced and self.world_size > 1 and not dist_initialized():
+            raise ValueError(
+                f"report_losses on rank {self.rank} of {self.world_size} with no torch.distributed process group: "
+                "the losses cannot be all-reduced here, and ranks that report different numbers receive "
+                "overlapping records. Sum them over every rank yourself and pass reduced=True, or call "
+                "torch.distributed.init_process_group first")
         if self._task_index is None:
             self._task_index = {p: i for i, p in enumerate(self.corpus_info.task_paths)}
         checked = check_losses(losses, self._task_index, len(self._task_index))
-        reduced = reduce_losses(checked, len(self._task_index))
+        summed = checked if reduced else reduce_losses(checked, len(self._task_index))
         with self._lock:
-            msg = self._reports.add(step, [(t, v, n) for t, (v, n) in sorted(reduced.items())], self._last_step)
+            msg = self._reports.add(step, [(t, v, n) for t, (v, n) in sorted(summed.items())], self._last_step)
             if self._conn is not None:
                 self._conn.send(msg)
 

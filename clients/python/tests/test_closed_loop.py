@@ -174,3 +174,19 @@ def test_closed_loop_example_shifts_weight_and_resumes_exactly(server) -> None:
     first, last = full[0]["target"], full[-1]["target"]
     assert last["music"] > first["music"] + 0.2
     assert last["music"] > max(last["speech"], last["audio"])
+
+
+def test_reports_of_ranks_without_a_process_group_must_say_reduced(server) -> None:
+    """Ranks with explicit rank/world_size and no process group cannot all-reduce: a report that
+    is not marked reduced is refused before anything is sent (ranks reporting different numbers
+    would plan different steps and receive the same records)."""
+    ds = FlanStreamDataset(server.target, split="train", batch_size=2, seq_len=1024, packing="packed", seed=4,
+                           rank=1, world_size=2, output="numpy", mixture=MIX)
+    batch = next(iter(ds))
+    with pytest.raises(ValueError, match=r"rank 1 of 2 with no torch.distributed process group.*reduced=True"):
+        ds.report_losses(batch["step"], {0: (1.0, 3)})
+    with pytest.raises(ValueError, match="reduced must be a bool"):
+        ds.report_losses(batch["step"], {0: (1.0, 3)}, reduced=1)  # type: ignore[arg-type]
+    ds.report_losses(batch["step"], {0: (1.0, 3)}, reduced=True)  # the caller summed over the ranks
+    assert ds.state_dict()["last_reported"] == batch["step"]
+    ds.close()
