@@ -2,6 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { writeSampleCorpus } from './sample/sample-corpus.js';
+import { SAMPLE_AUDIO_ROOT } from './sample/sample-release-shape.js';
 import { FlanError, InvalidArgumentError, describeError } from './errors.js';
 import { indexCommand } from './cli/index-command.js';
 import { indexMergeCommand, indexPartCommand } from './cli/index-part-command.js';
@@ -65,6 +66,10 @@ async function main(argv: string[]): Promise<void> {
       if (!dir) throw new InvalidArgumentError('dir', 'sample-corpus needs a target directory');
       const s = await writeSampleCorpus(dir, { records: positiveInt('--records', values.records, 20000), seed: positiveInt('--seed', values.seed, 0) });
       console.log(`sample corpus written to ${dir}: ${s.records} records in ${s.tasks.length} tasks ${JSON.stringify(s.byDomain)}, ${s.clips} clips (${s.sharedClips} shared by several tasks)`);
+      // Its .scp files hold absolute paths, as the release's do: without --audio-root, index would
+      // quarantine every record with audio, so the exact next command is printed.
+      const next = ['npx', 'flanstream', 'index', dir, '--out', `${dir.replace(/\/+$/, '')}-index`, '--audio-root', SAMPLE_AUDIO_ROOT];
+      console.log(`next: ${next.map(shellWord).join(' ')}`);
       return;
     }
     case 'index': {
@@ -150,3 +155,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(known ? 2 : 1);
 });
+
+/** A word as a POSIX shell reads it back: quoted only when it has to be. */
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
