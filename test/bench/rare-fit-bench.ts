@@ -14,11 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildIndex } from '../../src/index/build-index.js';
-import { SegmentLayout } from '../../src/pack/segment-layout.js';
 import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import { openCore, trainSpec } from '../helpers/core-streams.js';
+import { rareFit } from '../helpers/rare-fit.js';
 
 const { values } = parseArgs({ options: { index: { type: 'string' }, batches: { type: 'string', default: '20' }, 'batch-size': { type: 'string', default: '64' } } });
 let tmp: string | undefined;
@@ -50,14 +50,8 @@ export async function rareFitRun(session: StreamSession, batches: number): Promi
 
 try {
   const core = await openCore(index);
-  const table = core.catalog.table(0);
-  const task = [...core.reader.tasks].filter((t) => !t.unseen).sort((a, b) => table.size(b.id) - table.size(a.id))[0]!;
-  const layout = new SegmentLayout(table, core.catalog.template);
-  const n = table.size(task.id);
-  const lengths = Float64Array.from({ length: n }, (_, i) => layout.fit(table.locate(task.id, i), Number.MAX_SAFE_INTEGER, 'drop')!.segment.length).sort();
-  const seqLen = lengths[1]!;
-  const fits = lengths.filter((l) => l <= seqLen).length;
-  const spec = trainSpec({ packing: 'none', batchSize: Number(values['batch-size']), seqLen, overlong: 'drop', mixture: { weights: { [task.path]: 1 } } });
+  const { task, records, fits, seqLen } = rareFit(core.catalog);
+  const spec = trainSpec({ packing: 'none', batchSize: Number(values['batch-size']), seqLen, overlong: 'drop', mixture: { weights: { [task]: 1 } } });
   const t0 = performance.now();
   const session = core.open({ spec });
   const openMs = performance.now() - t0;
@@ -67,7 +61,7 @@ try {
   const again = core.open({ spec: { ...spec, seed: 1 } });
   const reopenMs = performance.now() - t1;
   const r2 = await rareFitRun(again, Number(values.batches));
-  console.log(`task ${task.path}: ${n} train records, ${fits} fit seq_len ${seqLen}; ${core.reader.manifest.records} records in the index`);
+  console.log(`task ${task}: ${records} train records, ${fits} fit seq_len ${seqLen}; ${core.reader.manifest.records} records in the index`);
   console.log('| stream | open ms | worst slice ms | ms per batch |');
   console.log('|---|---:|---:|---:|');
   console.log(`| first | ${openMs.toFixed(1)} | ${r.worstSliceMs.toFixed(1)} | ${r.msPerBatch.toFixed(2)} |`);

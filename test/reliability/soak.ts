@@ -8,6 +8,7 @@
  * while health and /healthz are polled.
  * Exits 1 on any of loadProblems: a stall, an error (a fuzzer call unanswered or INTERNAL), a step gap, streams or
  * connections left open, or RSS growing more than 160 MB (or 60 %) above its warmed-up value.
+ * Then a rare-fit phase (rare-fit-soak.ts): its worst event-loop delay, RSS and fds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { describeLoad, loadProblems, runLoad } from './load-run.js';
 import { callEndsPhase, idleConnectionsPhase } from './soak-connections.js';
+import { describeRareFit, rareFitSoak } from './rare-fit-soak.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' }, idle: { type: 'string', default: '256' }, 'call-end-rounds': { type: 'string', default: '20' }, 'idle-connections': { type: 'string', default: '20000' } } });
@@ -31,7 +33,7 @@ if (!index) {
   index = join(tmp, 'index');
 }
 try {
-  // Besides the 64 active readers: 256 streams that never read and the token fuzzer (issue 12.16).
+  // Besides the 64 active readers: 256 streams that never read and the token fuzzer.
   const r = await runLoad(index, { durationMs: minutes * 60_000, streams: Number(values.streams), idle: Number(values.idle), fuzz: true, log: (s) => console.log(s) });
   console.log(describeLoad(r));
   const problems = loadProblems(r);
@@ -40,6 +42,10 @@ try {
     for (const line of phase.lines) console.log(line);
     problems.push(...phase.problems);
   }
+  // Rare-fit streams (a few records of a big task fit) must not hold the event loop.
+  const rare = await rareFitSoak(index, Math.min(60_000, minutes * 12_000));
+  console.log(describeRareFit(rare));
+  problems.push(...rare.problems);
   for (const p of problems) console.error(`FAIL ${p}`);
   process.exitCode = problems.length ? 1 : 0;
 } finally {
