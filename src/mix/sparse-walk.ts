@@ -19,11 +19,6 @@ export interface RecordSubset {
   readonly otherRemoved: boolean;
 }
 
-/** Bytes a subset holds (what caches count it as). */
-export function subsetBytes(s: RecordSubset): number {
-  return s.pass.byteLength + s.other.byteLength + 64;
-}
-
 /** A task's subset placed in one epoch's order: ascending walk positions. */
 interface Placed {
   readonly epoch: number;
@@ -92,12 +87,5 @@ export class SparseWalk {
       epoch++;
       cursor = 0;
     }
-  }
-
-  /** Bytes held by the placed subsets (one epoch per task). */
-  get bytes(): number {
-    let n = 0;
-    for (const p of this.placed.values()) n += p.pass.byteLength + p.other.byteLength;
-    return n;
   }
 }
