@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'clients/python/**', 'coverage/**', '**/*.mjs', 'eslint.config.js', 'proto/generated/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'clients/python/**',
+      'coverage/**',
+      '**/*.mjs',
+      'eslint.config.js',
+      'proto/generated/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -40,6 +40,9 @@ for (const name of chosen) {
     process.exit(2);
   }
   console.log(`\n## ${name}\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, file), ...extra], { cwd: root, stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, file), ...extra], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

@@ -18,7 +18,15 @@ const env = {
   PYTHONPATH: [join(root, 'clients', 'python'), process.env.PYTHONPATH].filter(Boolean).join(delimiter),
   PYTHONDONTWRITEBYTECODE: '1',
 };
-const args = ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', ...(namesTests ? [] : [join('clients', 'python', 'tests')]), ...extra];
+const args = [
+  '-m',
+  'pytest',
+  '-q',
+  '-p',
+  'no:cacheprovider',
+  ...(namesTests ? [] : [join('clients', 'python', 'tests')]),
+  ...extra,
+];
 const res = spawnSync(python, args, { cwd: root, env, stdio: 'inherit' });
 if (res.error) {
   console.error(`scripts/pytest.mjs: cannot run ${python}: ${res.error.message}`);

@@ -16,7 +16,8 @@ const step = (args) => {
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
 // A sample corpus from before codec.json (mixed codebook counts, list-only records) is rewritten.
-if (existsSync(join(corpus, 'metadata')) && !existsSync(join(corpus, 'audio_tokens', 'codec.json'))) for (const d of [corpus, index]) rmSync(d, { recursive: true, force: true });
+if (existsSync(join(corpus, 'metadata')) && !existsSync(join(corpus, 'audio_tokens', 'codec.json')))
+  for (const d of [corpus, index]) rmSync(d, { recursive: true, force: true });
 if (!existsSync(join(corpus, 'metadata'))) {
   console.error('flanstream: writing the sample corpus (first run)…');
   step(['sample-corpus', corpus, '--records', '20000', '--seed', '0']);
@@ -26,6 +27,10 @@ if (!indexIsCurrent(index)) {
   // The sample corpus's absolute .scp paths are under a fixed fake prefix, as a release's would be.
   step(['index', corpus, '--out', index, '--audio-root', SAMPLE_AUDIO_ROOT]);
 }
-const server = spawn(process.execPath, [cli, 'serve', '--config', join(root, 'config', 'default.yaml'), '--index', index, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
+const server = spawn(
+  process.execPath,
+  [cli, 'serve', '--config', join(root, 'config', 'default.yaml'), '--index', index, ...process.argv.slice(2)],
+  { cwd: root, stdio: 'inherit' },
+);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.kill(sig));
 server.on('exit', (code) => process.exit(code ?? 0));

@@ -35,7 +35,8 @@ function defaultWorkers(): number {
 function positiveInt(flag: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(flag, `expected a non-negative integer, got "${v}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError(flag, `expected a non-negative integer, got "${v}"`);
   return n;
 }
 
@@ -61,14 +62,32 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = glueNegativeValues(argv);
   switch (command) {
     case 'sample-corpus': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { records: { type: 'string' }, seed: { type: 'string' } } });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { records: { type: 'string' }, seed: { type: 'string' } },
+      });
       const dir = positionals[0];
       if (!dir) throw new InvalidArgumentError('dir', 'sample-corpus needs a target directory');
-      const s = await writeSampleCorpus(dir, { records: positiveInt('--records', values.records, 20000), seed: positiveInt('--seed', values.seed, 0) });
-      console.log(`sample corpus written to ${dir}: ${s.records} records in ${s.tasks.length} tasks ${JSON.stringify(s.byDomain)}, ${s.clips} clips (${s.sharedClips} shared by several tasks)`);
+      const s = await writeSampleCorpus(dir, {
+        records: positiveInt('--records', values.records, 20000),
+        seed: positiveInt('--seed', values.seed, 0),
+      });
+      console.log(
+        `sample corpus written to ${dir}: ${s.records} records in ${s.tasks.length} tasks ${JSON.stringify(s.byDomain)}, ${s.clips} clips (${s.sharedClips} shared by several tasks)`,
+      );
       // Its .scp files hold absolute paths, as the release's do: without --audio-root, index would
       // quarantine every record with audio, so the exact next command is printed.
-      const next = ['npx', 'flanstream', 'index', dir, '--out', `${dir.replace(/\/+$/, '')}-index`, '--audio-root', SAMPLE_AUDIO_ROOT];
+      const next = [
+        'npx',
+        'flanstream',
+        'index',
+        dir,
+        '--out',
+        `${dir.replace(/\/+$/, '')}-index`,
+        '--audio-root',
+        SAMPLE_AUDIO_ROOT,
+      ];
       console.log(`next: ${next.map(shellWord).join(' ')}`);
       return;
     }
@@ -77,10 +96,19 @@ async function main(argv: string[]): Promise<void> {
         args: rest,
         allowPositionals: true,
         options: {
-          out: { type: 'string' }, tokenizer: { type: 'string', default: 'qwen3' }, workers: { type: 'string' },
-          codec: { type: 'string' }, 'frame-rate': { type: 'string' }, 'codebook-size': { type: 'string' }, codebooks: { type: 'string' },
-          'audio-root': { type: 'string', multiple: true }, part: { type: 'string' }, merge: { type: 'boolean', default: false }, stage: { type: 'string' },
-          config: { type: 'string' }, wait: { type: 'string' },
+          out: { type: 'string' },
+          tokenizer: { type: 'string', default: 'qwen3' },
+          workers: { type: 'string' },
+          codec: { type: 'string' },
+          'frame-rate': { type: 'string' },
+          'codebook-size': { type: 'string' },
+          codebooks: { type: 'string' },
+          'audio-root': { type: 'string', multiple: true },
+          part: { type: 'string' },
+          merge: { type: 'boolean', default: false },
+          stage: { type: 'string' },
+          config: { type: 'string' },
+          wait: { type: 'string' },
         },
       });
       const corpus = positionals[0];
@@ -88,27 +116,57 @@ async function main(argv: string[]): Promise<void> {
       if (!values.out) throw new InvalidArgumentError('--out', 'index needs --out <index-dir>');
       const size = positiveNumber('--codebook-size', values['codebook-size']);
       const codebooks = positiveNumber('--codebooks', values.codebooks);
-      if (size !== undefined && !Number.isInteger(size)) throw new InvalidArgumentError('--codebook-size', `expected an integer, got "${values['codebook-size']}"`);
-      if (codebooks !== undefined && !Number.isInteger(codebooks)) throw new InvalidArgumentError('--codebooks', `expected an integer, got "${values.codebooks}"`);
+      if (size !== undefined && !Number.isInteger(size))
+        throw new InvalidArgumentError('--codebook-size', `expected an integer, got "${values['codebook-size']}"`);
+      if (codebooks !== undefined && !Number.isInteger(codebooks))
+        throw new InvalidArgumentError('--codebooks', `expected an integer, got "${values.codebooks}"`);
       const common = {
-        out: values.out, tokenizer: values.tokenizer, workers: positiveInt('--workers', values.workers, defaultWorkers()), codebookSize: size,
+        out: values.out,
+        tokenizer: values.tokenizer,
+        workers: positiveInt('--workers', values.workers, defaultWorkers()),
+        codebookSize: size,
         codec: { name: values.codec, frameRate: positiveNumber('--frame-rate', values['frame-rate']), codebooks },
         audioRoots: values['audio-root'] ?? [],
         // storage.s3 of a config file, for an s3:// corpus or --out; without --config the standard AWS environment.
         ...(values.config ? { s3: s3Settings(loadConfig(values.config, {}).config.storage.s3) } : {}),
       };
-      if (values.wait !== undefined && !values.merge) throw new InvalidArgumentError('--wait', '--wait is for --merge (wait for the parts)');
-      if (values.part !== undefined && values.merge) throw new InvalidArgumentError('--part', '--part and --merge are separate steps: run each part, then --merge once');
-      if (values.part !== undefined) await indexPartCommand(corpus, { ...common, part: parsePart(values.part), stage: values.stage });
-      else if (values.merge) await indexMergeCommand(corpus, { ...common, stage: values.stage, waitSeconds: positiveNumber('--wait', values.wait) ?? 0 });
+      if (values.wait !== undefined && !values.merge)
+        throw new InvalidArgumentError('--wait', '--wait is for --merge (wait for the parts)');
+      if (values.part !== undefined && values.merge)
+        throw new InvalidArgumentError(
+          '--part',
+          '--part and --merge are separate steps: run each part, then --merge once',
+        );
+      if (values.part !== undefined)
+        await indexPartCommand(corpus, { ...common, part: parsePart(values.part), stage: values.stage });
+      else if (values.merge)
+        await indexMergeCommand(corpus, {
+          ...common,
+          stage: values.stage,
+          waitSeconds: positiveNumber('--wait', values.wait) ?? 0,
+        });
       else await indexCommand(corpus, { ...common, stage: values.stage });
       return;
     }
     case 'inspect': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { heldout: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean', default: false }, contamination: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          heldout: { type: 'string' },
+          config: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          contamination: { type: 'boolean', default: false },
+        },
+      });
       const dir = positionals[0];
       if (!dir) throw new InvalidArgumentError('index-dir', 'inspect needs an index directory');
-      inspectCommand(dir, { heldout: values.heldout, config: values.config, json: values.json, contamination: values.contamination });
+      inspectCommand(dir, {
+        heldout: values.heldout,
+        config: values.config,
+        json: values.json,
+        contamination: values.contamination,
+      });
       return;
     }
     case 'serve': {
@@ -150,7 +208,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const known = err instanceof FlanError || (err instanceof Error && err.name === 'TypeError' && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'));
+  const known =
+    err instanceof FlanError ||
+    (err instanceof Error &&
+      err.name === 'TypeError' &&
+      'code' in err &&
+      String(err.code).startsWith('ERR_PARSE_ARGS'));
   process.stderr.write(`flanstream: ${describeError(err)}\n`);
   if (!known && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(known ? 2 : 1);

@@ -127,8 +127,18 @@ export class CarriedFlanError extends FlanError {
 }
 
 export function carry(err: unknown): CarriedError {
-  if (err instanceof FlanError) return { name: err.name, message: err.message, code: err.code, context: { ...(err.context as Record<string, unknown>) } };
-  return { name: err instanceof Error ? err.name : 'Error', message: describeError(err), ...(err instanceof Error && err.stack ? { stack: err.stack } : {}) };
+  if (err instanceof FlanError)
+    return {
+      name: err.name,
+      message: err.message,
+      code: err.code,
+      context: { ...(err.context as Record<string, unknown>) },
+    };
+  return {
+    name: err instanceof Error ? err.name : 'Error',
+    message: describeError(err),
+    ...(err instanceof Error && err.stack ? { stack: err.stack } : {}),
+  };
 }
 
 export function revive(e: CarriedError): Error {

@@ -41,7 +41,11 @@ export function toFlanStreamError(err: unknown, target?: string): FlanStreamErro
     for (const [k, v] of Object.entries(err.metadata?.getMap() ?? {})) md[k] = typeof v === 'string' ? v : v.toString();
     return new FlanStreamError(err.code, err.details, target, md);
   }
-  return new FlanStreamError(Status.UNKNOWN, err instanceof Error ? `${err.name}: ${err.message}` : String(err), target);
+  return new FlanStreamError(
+    Status.UNKNOWN,
+    err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    target,
+  );
 }
 
 /** A batch message that does not decode (inconsistent lengths, ranges or overlaps). */

@@ -2,9 +2,24 @@ import { status as Status } from '@grpc/grpc-js';
 import { FlanStreamError, toFlanStreamError } from './errors.js';
 import { FlanStreamClient, type Tls } from './service-client.js';
 import {
-  buildAudio, buildSpec, checkInt, checkPlacement, checkUpdate, normalizeTargets, updateMessage,
+  buildAudio,
+  buildSpec,
+  checkInt,
+  checkPlacement,
+  checkUpdate,
+  normalizeTargets,
+  updateMessage,
   type AudioOptions,
-  type HeldoutArg, type MixtureArg, type Overlong, type Packing, type PendingUpdate, type Shuffle, type Split, type StreamRequest, type StreamSpecMessage, type Within,
+  type HeldoutArg,
+  type MixtureArg,
+  type Overlong,
+  type Packing,
+  type PendingUpdate,
+  type Shuffle,
+  type Split,
+  type StreamRequest,
+  type StreamSpecMessage,
+  type Within,
 } from './spec.js';
 import { resolveUpdateWeights, type Weights } from './mixture-merge.js';
 import { DEFAULT_RETRY, retryDelay, StreamConnection, type RetryPolicy } from './stream-connection.js';
@@ -96,14 +111,26 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   constructor(target: string | readonly string[], opts: DatasetOptions = {}) {
     this.targets = normalizeTargets(target, opts.targets);
     ({ rank: this.rank, worldSize: this.worldSize } = checkPlacement(opts.rank, opts.worldSize));
-    this.maxBatches = opts.maxBatches === undefined ? 0 : checkInt('maxBatches', opts.maxBatches, 1, Number.MAX_SAFE_INTEGER);
+    this.maxBatches =
+      opts.maxBatches === undefined ? 0 : checkInt('maxBatches', opts.maxBatches, 1, Number.MAX_SAFE_INTEGER);
     this.prefetch = checkInt('prefetch', opts.prefetch ?? 4, 1, 1 << 16);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.spec = buildSpec({
-      split: opts.split ?? 'train', batchSize: opts.batchSize ?? 8, seqLen: opts.seqLen ?? 4096, packing: opts.packing ?? 'packed',
-      mixture: opts.mixture, heldout: opts.heldout, seed: opts.seed ?? 0, rank: this.rank, worldSize: this.worldSize,
-      window: opts.window, overlong: opts.overlong, maxTurns: opts.maxTurns, audio: opts.audio,
-      shuffle: opts.shuffle, shuffleWindow: opts.shuffleWindow,
+      split: opts.split ?? 'train',
+      batchSize: opts.batchSize ?? 8,
+      seqLen: opts.seqLen ?? 4096,
+      packing: opts.packing ?? 'packed',
+      mixture: opts.mixture,
+      heldout: opts.heldout,
+      seed: opts.seed ?? 0,
+      rank: this.rank,
+      worldSize: this.worldSize,
+      window: opts.window,
+      overlong: opts.overlong,
+      maxTurns: opts.maxTurns,
+      audio: opts.audio,
+      shuffle: opts.shuffle,
+      shuffleWindow: opts.shuffleWindow,
     });
     this.clients = this.targets.map((t) => new FlanStreamClient(t, { token: opts.token, tls: opts.tls }));
     this.targetIndex = this.rank % this.targets.length;
@@ -127,7 +154,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
 
   /** The server's corpus info (fetched once, with failover). */
   async corpusInfo(): Promise<CorpusInfo> {
-    for (let failures = 0; !this.info; ) {
+    for (let failures = 0; !this.info;) {
       try {
         this.info = await this.clients[this.targetIndex]!.corpusInfo();
       } catch (err) {
@@ -141,7 +168,12 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private async backoff(failures: number, error: FlanStreamError): Promise<number> {
     const n = failures + 1;
     if (!this.retry.codes.includes(error.code)) throw error;
-    if (n > this.retry.attempts) throw new FlanStreamError(Status.UNAVAILABLE, `gave up after ${n} attempts on ${this.targets.join(', ')}: ${error.details}`, this.target);
+    if (n > this.retry.attempts)
+      throw new FlanStreamError(
+        Status.UNAVAILABLE,
+        `gave up after ${n} attempts on ${this.targets.join(', ')}: ${error.details}`,
+        this.target,
+      );
     this.targetIndex = (this.targetIndex + 1) % this.targets.length;
     await sleep(retryDelay(this.retry, n, this.targets.length > 1));
     return n;
@@ -160,7 +192,16 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
     if (this.lastToken === null) return { spec: { ...this.spec, maxBatches: remaining }, updates };
     // The audio and shuffle choices are always sent: the server refuses a token made with other ones.
     const { shuffle, shuffleWindow } = this.spec;
-    const resume = { token: this.lastToken, rank: this.rank, worldSize: this.worldSize, maxBatches: remaining, audio: this.spec.audio ?? buildAudio(undefined), shuffle, shuffleWindow, ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}) };
+    const resume = {
+      token: this.lastToken,
+      rank: this.rank,
+      worldSize: this.worldSize,
+      maxBatches: remaining,
+      audio: this.spec.audio ?? buildAudio(undefined),
+      shuffle,
+      shuffleWindow,
+      ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}),
+    };
     return { resume, updates };
   }
 
@@ -168,7 +209,12 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
     const info = await this.corpusInfo();
     this.decoder ??= new BatchDecoder(info);
     const decoder = this.decoder;
-    this.conn = new StreamConnection(this.clients[this.targetIndex]!, this.firstRequest(remaining), (b) => decoder.decode(b), this.prefetch);
+    this.conn = new StreamConnection(
+      this.clients[this.targetIndex]!,
+      this.firstRequest(remaining),
+      (b) => decoder.decode(b),
+      this.prefetch,
+    );
     return this.conn;
   }
 
@@ -201,7 +247,14 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
         } else {
           // A transport error, a draining server or a stream closed without an end: resume elsewhere.
           this.dropConnection();
-          const error = item.kind === 'error' ? item.error : new FlanStreamError(Status.UNAVAILABLE, item.kind === 'end' ? 'server is shutting down' : 'stream closed without a StreamEnd', conn.target);
+          const error =
+            item.kind === 'error'
+              ? item.error
+              : new FlanStreamError(
+                  Status.UNAVAILABLE,
+                  item.kind === 'end' ? 'server is shutting down' : 'stream closed without a StreamEnd',
+                  conn.target,
+                );
           failures = await this.backoff(failures, error);
         }
       }
@@ -221,16 +274,26 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
    * `merge: true` merges it into the mixture in effect before `atStep`, `merge: false` zeroes them.
    * The check needs the corpus info, fetched with the first batch (or `await ds.corpusInfo()`).
    */
-  updateMixture(weights: Readonly<Record<string, number>>, atStep: number, opts: { within?: Within; temperature?: number; cap?: number; merge?: boolean } = {}): void {
+  updateMixture(
+    weights: Readonly<Record<string, number>>,
+    atStep: number,
+    opts: { within?: Within; temperature?: number; cap?: number; merge?: boolean } = {},
+  ): void {
     const { merge, ...rest } = opts;
     const checked = checkUpdate(weights, atStep, rest);
-    if (merge !== undefined && typeof merge !== 'boolean') throw new TypeError(`merge must be true, false or undefined, got ${String(merge)}`);
-    if (this.spec.split !== 'train') throw new TypeError(`mixture updates apply to split "train" only, not "${this.spec.split}"`);
-    if (this.lastStep !== null && checked.atStep <= this.lastStep) throw new TypeError(`atStep (${checked.atStep}) must be after the last step handed out (${this.lastStep})`);
+    if (merge !== undefined && typeof merge !== 'boolean')
+      throw new TypeError(`merge must be true, false or undefined, got ${String(merge)}`);
+    if (this.spec.split !== 'train')
+      throw new TypeError(`mixture updates apply to split "train" only, not "${this.spec.split}"`);
+    if (this.lastStep !== null && checked.atStep <= this.lastStep)
+      throw new TypeError(`atStep (${checked.atStep}) must be after the last step handed out (${this.lastStep})`);
     let update = checked;
     if (merge !== false) {
       const current = this.weightsBefore(checked.atStep);
-      if (!this.info) throw new TypeError('checking a mixture update needs the corpus info: `await ds.corpusInfo()` first (it comes with the first batch), or pass { merge: false }');
+      if (!this.info)
+        throw new TypeError(
+          'checking a mixture update needs the corpus info: `await ds.corpusInfo()` first (it comes with the first batch), or pass { merge: false }',
+        );
       update = { ...checked, weights: resolveUpdateWeights(checked.weights, current, this.info?.tasks ?? [], merge) };
     }
     this.pending.push(update);
@@ -250,15 +313,26 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
     }
     const mix = this.spec.mixture;
     if (!this.restored && mix && !mix.name && mix.weights && Object.keys(mix.weights).length > 0) return mix.weights;
-    if (this.lastStats) return Object.fromEntries(Object.entries(this.lastStats.tasks).filter(([, t]) => t.target > 0).map(([p, t]) => [p, t.target]));
+    if (this.lastStats)
+      return Object.fromEntries(
+        Object.entries(this.lastStats.tasks)
+          .filter(([, t]) => t.target > 0)
+          .map(([p, t]) => [p, t.target]),
+      );
     return null;
   }
 
   /** Resume state of the last batch handed out (not of read-ahead ones). */
   stateDict(): DatasetState {
     return {
-      version: 1, resumeToken: this.lastToken, step: this.lastStep, pendingUpdates: this.pendingUpdates, finished: this.finished,
-      spec: structuredClone(this.spec), rank: this.rank, worldSize: this.worldSize,
+      version: 1,
+      resumeToken: this.lastToken,
+      step: this.lastStep,
+      pendingUpdates: this.pendingUpdates,
+      finished: this.finished,
+      spec: structuredClone(this.spec),
+      rank: this.rank,
+      worldSize: this.worldSize,
     };
   }
 
@@ -268,11 +342,14 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
    * along for the server to check); without one the saved spec is adopted for a fresh start.
    */
   loadStateDict(state: DatasetState): void {
-    if (typeof state !== 'object' || state === null || state.version !== 1) throw new TypeError('not a FlanStreamDataset state (version 1)');
-    if (state.resumeToken !== null && !(state.resumeToken instanceof Uint8Array)) throw new TypeError('state.resumeToken must be a Uint8Array or null');
+    if (typeof state !== 'object' || state === null || state.version !== 1)
+      throw new TypeError('not a FlanStreamDataset state (version 1)');
+    if (state.resumeToken !== null && !(state.resumeToken instanceof Uint8Array))
+      throw new TypeError('state.resumeToken must be a Uint8Array or null');
     const pending = state.pendingUpdates.map((u) => checkUpdate(u.weights, u.atStep, u));
     this.dropConnection();
-    if (state.resumeToken === null) this.spec = { ...structuredClone(state.spec), rank: this.rank, worldSize: this.worldSize };
+    if (state.resumeToken === null)
+      this.spec = { ...structuredClone(state.spec), rank: this.rank, worldSize: this.worldSize };
     this.lastToken = state.resumeToken;
     this.lastStep = state.step;
     this.pending = pending;

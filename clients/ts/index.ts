@@ -11,7 +11,20 @@
 export { FlanStreamClient, FlanStreamDataset, type DatasetOptions, type DatasetState } from './flanstream-client.js';
 export { FlanStreamError, toFlanStreamError } from './errors.js';
 export type { ClientOptions, Tls, BatchCall } from './service-client.js';
-export type { HeldoutArg, HeldoutOptions, MixtureArg, MixtureOptions, Overlong, Packing, PendingUpdate, Scope, Shuffle, Split, StreamRequest, Within } from './spec.js';
+export type {
+  HeldoutArg,
+  HeldoutOptions,
+  MixtureArg,
+  MixtureOptions,
+  Overlong,
+  Packing,
+  PendingUpdate,
+  Scope,
+  Shuffle,
+  Split,
+  StreamRequest,
+  Within,
+} from './spec.js';
 export { DEFAULT_RETRY, StreamConnection, type Item, type RetryPolicy } from './stream-connection.js';
 export { BatchDecoder, denseArrays, IGNORE_INDEX, int32s } from './wire-decode.js';
 export type * from './wire-types.js';

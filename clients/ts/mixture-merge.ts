@@ -18,12 +18,17 @@ export type Weights = Readonly<Record<string, number>>;
 const LISTED = 12;
 
 function tasksOf(selector: string, tasks: readonly TaskInfo[]): string[] {
-  return tasks.filter((t) => selector === t.domain || selector === `${t.domain}/${t.major}` || selector === t.path).map((t) => t.path);
+  return tasks
+    .filter((t) => selector === t.domain || selector === `${t.domain}/${t.major}` || selector === t.path)
+    .map((t) => t.path);
 }
 
 function listing(names: readonly string[]): string {
   const sorted = [...names].sort();
-  const shown = sorted.slice(0, LISTED).map((n) => JSON.stringify(n)).join(', ');
+  const shown = sorted
+    .slice(0, LISTED)
+    .map((n) => JSON.stringify(n))
+    .join(', ');
   return sorted.length > LISTED ? `${shown}, … (${sorted.length} in all)` : shown;
 }
 
@@ -32,7 +37,8 @@ function compact(leftOut: ReadonlyMap<string, string[]>, current: Weights, tasks
   const domain = new Map(tasks.map((t) => [t.path, t.domain]));
   const names = [...leftOut.keys()].filter((s) => !domain.has(s));
   const byDomain = new Map<string, string[]>();
-  for (const s of leftOut.keys()) if (domain.has(s)) byDomain.set(domain.get(s)!, [...(byDomain.get(domain.get(s)!) ?? []), s]);
+  for (const s of leftOut.keys())
+    if (domain.has(s)) byDomain.set(domain.get(s)!, [...(byDomain.get(domain.get(s)!) ?? []), s]);
   for (const [d, paths] of byDomain) {
     const weighted = Object.entries(current).filter(([p, w]) => w > 0 && domain.get(p) === d).length;
     names.push(...(weighted === paths.length ? [d] : paths));
@@ -44,7 +50,12 @@ function compact(leftOut: ReadonlyMap<string, string[]>, current: Weights, tasks
  * The weights to send for `update` given the `current` mixture (selector or task path → weight;
  * null when the client cannot know it). Throws TypeError as described above.
  */
-export function resolveUpdateWeights(update: Weights, current: Weights | null, tasks: readonly TaskInfo[], merge: boolean | undefined): Record<string, number> {
+export function resolveUpdateWeights(
+  update: Weights,
+  current: Weights | null,
+  tasks: readonly TaskInfo[],
+  merge: boolean | undefined,
+): Record<string, number> {
   if (merge === false) return { ...update };
   const covered = new Set(Object.keys(update).flatMap((s) => tasksOf(s, tasks)));
   if (merge === undefined && tasks.length > 0 && covered.size === tasks.length) return { ...update }; // names every task
@@ -75,7 +86,9 @@ export function resolveUpdateWeights(update: Weights, current: Weights | null, t
     return { ...update };
   }
   if (partial.length > 0) {
-    throw new TypeError(`cannot merge: the update names part of ${listing(partial)} (e.g. ${listing(leftOut.get(partial[0]!)!.slice(0, 3))} would be left without a weight); name each of them whole or not at all`);
+    throw new TypeError(
+      `cannot merge: the update names part of ${listing(partial)} (e.g. ${listing(leftOut.get(partial[0]!)!.slice(0, 3))} would be left without a weight); name each of them whole or not at all`,
+    );
   }
   const merged: Record<string, number> = {};
   for (const [sel, w] of Object.entries(current)) if (leftOut.has(sel)) merged[sel] = w;

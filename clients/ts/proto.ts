@@ -14,14 +14,23 @@ export const PROTO_FILE = 'flanstream/v1/data_service.proto';
  * camelCase fields, 64-bit integers as numbers, enums as strings, defaults filled in, oneof
  * names: the options the message types in proto/generated are generated for.
  */
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_ROOT] };
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
 
 let ctor: grpc.ServiceClientConstructor | undefined;
 
 /** The DataService client class, built once from the .proto. */
 export function dataServiceClient(): grpc.ServiceClientConstructor {
   if (!ctor) {
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)) as unknown as { flanstream: { v1: { DataService: grpc.ServiceClientConstructor } } };
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)) as unknown as {
+      flanstream: { v1: { DataService: grpc.ServiceClientConstructor } };
+    };
     ctor = pkg.flanstream.v1.DataService;
   }
   return ctor;

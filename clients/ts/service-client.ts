@@ -38,11 +38,16 @@ export class FlanStreamClient {
   private stub: DataServiceClient | undefined;
 
   constructor(target: string, opts: ClientOptions = {}) {
-    if (typeof target !== 'string' || !target) throw new TypeError(`target must be a non-empty "host:port" string, got ${JSON.stringify(target)}`);
-    if (opts.token !== undefined && (typeof opts.token !== 'string' || !opts.token)) throw new TypeError('token must be a non-empty string');
+    if (typeof target !== 'string' || !target)
+      throw new TypeError(`target must be a non-empty "host:port" string, got ${JSON.stringify(target)}`);
+    if (opts.token !== undefined && (typeof opts.token !== 'string' || !opts.token))
+      throw new TypeError('token must be a non-empty string');
     // HTTP/2 servers refuse a header field over 64 KiB before any handler sees it (the call then
     // fails as an unexplained RST_STREAM, or hangs in clients that retry refused streams).
-    if (opts.token !== undefined && opts.token.length > MAX_TOKEN_CHARS) throw new TypeError(`token has ${opts.token.length} characters; bearer tokens over ${MAX_TOKEN_CHARS} cannot be sent as an authorization header`);
+    if (opts.token !== undefined && opts.token.length > MAX_TOKEN_CHARS)
+      throw new TypeError(
+        `token has ${opts.token.length} characters; bearer tokens over ${MAX_TOKEN_CHARS} cannot be sent as an authorization header`,
+      );
     this.target = target;
     this.token = opts.token;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
@@ -55,7 +60,11 @@ export class FlanStreamClient {
   }
 
   private get client(): DataServiceClient {
-    this.stub ??= new (dataServiceClient())(this.target, this.credentials, this.channelOptions) as unknown as DataServiceClient;
+    this.stub ??= new (dataServiceClient())(
+      this.target,
+      this.credentials,
+      this.channelOptions,
+    ) as unknown as DataServiceClient;
     return this.stub;
   }
 
@@ -73,10 +82,15 @@ export class FlanStreamClient {
    */
   corpusInfo(timeoutMs = this.timeoutMs, opts: { contamination?: boolean } = {}): Promise<CorpusInfo> {
     return new Promise((resolve, reject) => {
-      this.client.getCorpusInfo({ contamination: opts.contamination === true }, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, info) => {
-        if (err || !info) reject(toFlanStreamError(err ?? new Error('empty answer'), this.target));
-        else resolve(info);
-      });
+      this.client.getCorpusInfo(
+        { contamination: opts.contamination === true },
+        this.metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (err, info) => {
+          if (err || !info) reject(toFlanStreamError(err ?? new Error('empty answer'), this.target));
+          else resolve(info);
+        },
+      );
     });
   }
 

@@ -68,14 +68,18 @@ export interface AudioOptions {
 export type AudioMessage = AudioSpec__Output;
 export type MixtureMessage = Partial<Mixture__Output>;
 export type HeldoutMessage = Partial<Heldout__Output>;
-export interface StreamSpecMessage extends Omit<StreamSpec__Output, 'split' | 'packing' | 'mixture' | 'heldout' | 'audio'> {
+export interface StreamSpecMessage extends Omit<
+  StreamSpec__Output,
+  'split' | 'packing' | 'mixture' | 'heldout' | 'audio'
+> {
   split: Split;
   packing: Packing;
   mixture?: MixtureMessage;
   heldout?: HeldoutMessage;
   audio?: AudioMessage;
 }
-export type MixtureUpdateMessage = Pick<MixtureUpdate__Output, 'weights' | 'applyAtStep'> & Partial<MixtureUpdate__Output>;
+export type MixtureUpdateMessage = Pick<MixtureUpdate__Output, 'weights' | 'applyAtStep'> &
+  Partial<MixtureUpdate__Output>;
 export interface ResumeMessage extends Omit<Resume__Output, 'token' | 'heldout' | 'audio'> {
   token: Uint8Array;
   heldout?: HeldoutMessage;
@@ -122,21 +126,28 @@ export function checkChoice<T extends string>(name: string, value: unknown, choi
 }
 
 function checkWeights(name: string, weights: unknown): Record<string, number> {
-  if (typeof weights !== 'object' || weights === null || Array.isArray(weights)) fail(`${name} must map selectors to non-negative weights`);
+  if (typeof weights !== 'object' || weights === null || Array.isArray(weights))
+    fail(`${name} must map selectors to non-negative weights`);
   const out: Record<string, number> = {};
   for (const [key, w] of Object.entries(weights)) {
-    if (!key || key !== key.replace(/^\/+|\/+$/g, '')) fail(`${name}: selector "${key}" must be a non-empty "domain[/major[/minor]]" string`);
-    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) fail(`${name}["${key}"] must be a finite non-negative number, got ${String(w)}`);
+    if (!key || key !== key.replace(/^\/+|\/+$/g, ''))
+      fail(`${name}: selector "${key}" must be a non-empty "domain[/major[/minor]]" string`);
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0)
+      fail(`${name}["${key}"] must be a finite non-negative number, got ${String(w)}`);
     out[key] = w;
   }
   return out;
 }
 
-function mixtureOptions(prefix: string, o: { within?: unknown; temperature?: unknown; cap?: unknown }): { within?: Within; temperature?: number; cap?: number } {
+function mixtureOptions(
+  prefix: string,
+  o: { within?: unknown; temperature?: unknown; cap?: unknown },
+): { within?: Within; temperature?: number; cap?: number } {
   const out: { within?: Within; temperature?: number; cap?: number } = {};
   if (o.within !== undefined) out.within = checkChoice(`${prefix}within`, o.within, WITHIN);
   if (o.temperature !== undefined) {
-    if (typeof o.temperature !== 'number' || !Number.isFinite(o.temperature) || o.temperature <= 0) fail(`${prefix}temperature must be a positive number, got ${String(o.temperature)}`);
+    if (typeof o.temperature !== 'number' || !Number.isFinite(o.temperature) || o.temperature <= 0)
+      fail(`${prefix}temperature must be a positive number, got ${String(o.temperature)}`);
     out.temperature = o.temperature;
   }
   if (o.cap !== undefined) out.cap = checkInt(`${prefix}cap`, o.cap, 0, Number.MAX_SAFE_INTEGER);
@@ -161,16 +172,26 @@ export function buildHeldout(heldout: HeldoutArg | undefined): HeldoutMessage | 
   const unknown = Object.keys(heldout).filter((k) => !keys.includes(k));
   if (unknown.length > 0) fail(`heldout: unknown key(s) ${unknown.join(', ')}; expected ${keys.join(', ')}`);
   const tasks = heldout.tasks ?? [];
-  if (!Array.isArray(tasks) || !tasks.every((t) => typeof t === 'string' && t.length > 0)) fail('heldout.tasks must be a list of non-empty selectors');
+  if (!Array.isArray(tasks) || !tasks.every((t) => typeof t === 'string' && t.length > 0))
+    fail('heldout.tasks must be a list of non-empty selectors');
   const datasets = heldout.datasets ?? [];
-  if (!Array.isArray(datasets) || !datasets.every((t) => typeof t === 'string' && t.length > 0)) fail('heldout.datasets must be a list of non-empty dataset folder names');
+  if (!Array.isArray(datasets) || !datasets.every((t) => typeof t === 'string' && t.length > 0))
+    fail('heldout.datasets must be a list of non-empty dataset folder names');
   const n = heldout.excludeOverlappingText ?? 0;
-  if (!Number.isInteger(n) || n < 0 || n > 64) fail(`heldout.excludeOverlappingText must be an integer N in [0, 64] (0 = off, 13 is usual), got ${String(n)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 64)
+    fail(`heldout.excludeOverlappingText must be an integer N in [0, 64] (0 = off, 13 is usual), got ${String(n)}`);
   const flag = (k: 'unseenFlag' | 'excludeSharedAudio'): boolean => {
     const v = heldout[k] ?? false;
     return typeof v === 'boolean' ? v : fail(`heldout.${k} must be a boolean`);
   };
-  const msg: HeldoutMessage = { selectors: [...tasks], datasets: [...datasets], unseenFlag: flag('unseenFlag'), excludeSharedAudio: flag('excludeSharedAudio'), excludeOverlappingText: n, inline: true };
+  const msg: HeldoutMessage = {
+    selectors: [...tasks],
+    datasets: [...datasets],
+    unseenFlag: flag('unseenFlag'),
+    excludeSharedAudio: flag('excludeSharedAudio'),
+    excludeOverlappingText: n,
+    inline: true,
+  };
   if (heldout.scope !== undefined) msg.scope = checkChoice('heldout.scope', heldout.scope, SCOPES);
   return msg;
 }
@@ -209,9 +230,11 @@ export function buildAudio(audio: AudioOptions | undefined): AudioMessage {
 export function buildSpec(a: SpecArgs): StreamSpecMessage {
   const split = checkChoice('split', a.split, SPLITS);
   const packing = checkChoice('packing', a.packing, PACKINGS);
-  if (packing === 'examples' && split === 'train') fail('packing "examples" is for evaluation splits (heldout, dev, test), not "train"');
+  if (packing === 'examples' && split === 'train')
+    fail('packing "examples" is for evaluation splits (heldout, dev, test), not "train"');
   const mixture = buildMixture(a.mixture);
-  if (mixture && split !== 'train') fail(`mixture applies to split "train" only; evaluation split "${split}" is served whole`);
+  if (mixture && split !== 'train')
+    fail(`mixture applies to split "train" only; evaluation split "${split}" is served whole`);
   const spec: StreamSpecMessage = {
     split,
     batchSize: checkInt('batchSize', a.batchSize),
@@ -227,7 +250,8 @@ export function buildSpec(a: SpecArgs): StreamSpecMessage {
     shuffle: a.shuffle === undefined ? '' : checkChoice('shuffle', a.shuffle, SHUFFLES),
     shuffleWindow: a.shuffleWindow === undefined ? 0 : checkInt('shuffleWindow', a.shuffleWindow, 1, 1 << 16),
   };
-  if (split !== 'train' && (a.shuffle !== undefined || a.shuffleWindow !== undefined)) fail(`shuffle applies to split "train" only; evaluation split "${split}" is served whole and in order`);
+  if (split !== 'train' && (a.shuffle !== undefined || a.shuffleWindow !== undefined))
+    fail(`shuffle applies to split "train" only; evaluation split "${split}" is served whole and in order`);
   if (a.shuffle === 'global' && a.shuffleWindow !== undefined) fail('shuffleWindow applies to shuffle "blocks" only');
   if (mixture) spec.mixture = mixture;
   const heldout = buildHeldout(a.heldout);
@@ -237,8 +261,16 @@ export function buildSpec(a: SpecArgs): StreamSpecMessage {
 }
 
 /** Validates `updateMixture` arguments into a plain (serializable) pending update. */
-export function checkUpdate(weights: unknown, atStep: unknown, opts: { within?: Within; temperature?: number; cap?: number } = {}): PendingUpdate {
-  return { weights: checkWeights('weights', weights), atStep: checkInt('atStep', atStep, 0, Number.MAX_SAFE_INTEGER), ...mixtureOptions('', opts) };
+export function checkUpdate(
+  weights: unknown,
+  atStep: unknown,
+  opts: { within?: Within; temperature?: number; cap?: number } = {},
+): PendingUpdate {
+  return {
+    weights: checkWeights('weights', weights),
+    atStep: checkInt('atStep', atStep, 0, Number.MAX_SAFE_INTEGER),
+    ...mixtureOptions('', opts),
+  };
 }
 
 export function updateMessage(u: PendingUpdate): MixtureUpdateMessage {
@@ -258,7 +290,10 @@ export function checkPlacement(rank: unknown, worldSize: unknown): { rank: numbe
 }
 
 /** The positional target(s) and `targets`, merged into one ordered list without duplicates. */
-export function normalizeTargets(first: string | readonly string[] | undefined, more: readonly string[] | undefined): string[] {
+export function normalizeTargets(
+  first: string | readonly string[] | undefined,
+  more: readonly string[] | undefined,
+): string[] {
   const out: string[] = [];
   for (const group of [first, more]) {
     if (group === undefined) continue;

@@ -27,7 +27,13 @@ export interface RetryPolicy {
   readonly codes: readonly Status[];
 }
 
-export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ attempts: 8, initialBackoffMs: 100, maxBackoffMs: 5000, multiplier: 2, codes: [Status.UNAVAILABLE] });
+export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
+  attempts: 8,
+  initialBackoffMs: 100,
+  maxBackoffMs: 5000,
+  multiplier: 2,
+  codes: [Status.UNAVAILABLE],
+});
 
 /**
  * Milliseconds to wait before reconnection attempt `attempt` (1-based): `min(max, initial ×
@@ -36,7 +42,9 @@ export const DEFAULT_RETRY: RetryPolicy = Object.freeze({ attempts: 8, initialBa
  */
 export function retryDelay(p: RetryPolicy, attempt: number, rotate: boolean): number {
   if (rotate && attempt === 1) return 0;
-  return Math.min(p.maxBackoffMs, p.initialBackoffMs * p.multiplier ** Math.max(0, attempt - 1)) * (0.5 + Math.random() / 2);
+  return (
+    Math.min(p.maxBackoffMs, p.initialBackoffMs * p.multiplier ** Math.max(0, attempt - 1)) * (0.5 + Math.random() / 2)
+  );
 }
 
 /**

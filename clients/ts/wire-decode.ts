@@ -1,5 +1,18 @@
 import { malformed } from './errors.js';
-import type { Batch, BatchStats, CorpusInfo, DomainStats, EvalExample, SegmentInfo, StreamSummary, TaskStats, WireBatch, WireEnd, WireExample, WireStats } from './wire-types.js';
+import type {
+  Batch,
+  BatchStats,
+  CorpusInfo,
+  DomainStats,
+  EvalExample,
+  SegmentInfo,
+  StreamSummary,
+  TaskStats,
+  WireBatch,
+  WireEnd,
+  WireExample,
+  WireStats,
+} from './wire-types.js';
 
 /** The label of unsupervised positions (PyTorch's CrossEntropyLoss ignore_index). */
 export const IGNORE_INDEX = -100;
@@ -55,14 +68,15 @@ export function denseArrays(b: WireBatch): Dense {
   const L = b.seqLen;
   const tokens = int32s(b.tokens);
   const S = b.segLength.length;
-  if (b.segRow.length !== S || b.segOffset.length !== S) throw malformed(`seg_row/seg_offset/seg_length have ${b.segRow.length}/${b.segOffset.length}/${S} entries`);
+  if (b.segRow.length !== S || b.segOffset.length !== S)
+    throw malformed(`seg_row/seg_offset/seg_length have ${b.segRow.length}/${b.segOffset.length}/${S} entries`);
   const inputIds = new Int32Array(B * L).fill(b.padId);
   const labels = new Int32Array(B * L).fill(IGNORE_INDEX);
   const positionIds = new Int32Array(B * L);
   const segmentIds = new Int32Array(B * L);
   const cuSeqlens = new Int32Array(S + 1);
   const dest = new Int32Array(S); // flattened [B * L] position of each segment's first token
-  const order = [...Array(S).keys()].sort((x, y) => (b.segRow[x]! - b.segRow[y]!) || (b.segOffset[x]! - b.segOffset[y]!));
+  const order = [...Array(S).keys()].sort((x, y) => b.segRow[x]! - b.segRow[y]! || b.segOffset[x]! - b.segOffset[y]!);
   const ordinal = new Int32Array(S);
   let prevRow = -1;
   let prevEnd = 0;
@@ -95,7 +109,8 @@ export function denseArrays(b: WireBatch): Dense {
   for (let k = 0; k < b.lossSpans.length; k += 2) {
     let s0 = b.lossSpans[k]!;
     const s1 = b.lossSpans[k + 1]!;
-    if (s0 > s1 || s1 > tokens.length) throw malformed(`loss span [${s0}, ${s1}) is reversed or beyond the ${tokens.length} tokens`);
+    if (s0 > s1 || s1 > tokens.length)
+      throw malformed(`loss span [${s0}, ${s1}) is reversed or beyond the ${tokens.length} tokens`);
     // A span is normally one turn's answer inside its segment: one block copy; a span running
     // over several segments is copied piece by piece.
     for (let i = s0 < s1 ? segmentAt(cuSeqlens, s0) : S; s0 < s1; i++) {
@@ -136,9 +151,12 @@ export function segmentColumns(b: WireBatch): SegmentColumns[] {
   const turns = b.segTurns;
   const sum = turns.reduce((a, x) => a + x, 0);
   if (turns.length !== S || sum !== b.uuids.length || b.turnTask.length !== sum || b.segTask.length !== S) {
-    throw malformed(`seg_turns (${turns.length} entries, sum ${sum}) does not match ${S} segments, ${b.uuids.length} uuids and ${b.turnTask.length} turn tasks`);
+    throw malformed(
+      `seg_turns (${turns.length} entries, sum ${sum}) does not match ${S} segments, ${b.uuids.length} uuids and ${b.turnTask.length} turn tasks`,
+    );
   }
-  if (b.lossSpans.length !== 2 * sum) throw malformed(`loss_spans has ${b.lossSpans.length} entries for ${sum} turns (one [start, end) pair per turn)`);
+  if (b.lossSpans.length !== 2 * sum)
+    throw malformed(`loss_spans has ${b.lossSpans.length} entries for ${sum} turns (one [start, end) pair per turn)`);
   const out: SegmentColumns[] = [];
   let start = 0;
   let j = 0;
@@ -248,8 +266,15 @@ export class BatchDecoder {
       }
       if (examples > 0 || target > 0) {
         tasks[nameOf(this.taskPaths, t)] = {
-          index: t, examples, textTokens, audioTokens, target, realized: total ? examples / total : 0,
-          ...(train ? { realizedSinceUpdate: since(t), realizedRecent: recent(t), epoch: st?.taskEpochs?.[t] ?? 0 } : {}),
+          index: t,
+          examples,
+          textTokens,
+          audioTokens,
+          target,
+          realized: total ? examples / total : 0,
+          ...(train
+            ? { realizedSinceUpdate: since(t), realizedRecent: recent(t), epoch: st?.taskEpochs?.[t] ?? 0 }
+            : {}),
         };
       }
     }
@@ -260,14 +285,26 @@ export class BatchDecoder {
     for (let d = 0; d < dn; d++) {
       const examples = st?.domainExamples[d] ?? 0;
       domains[nameOf(this.domains, d)] = {
-        examples, textTokens: dText[d] ?? 0, audioTokens: dAudio[d] ?? 0, target: st?.domainTarget[d] ?? 0, realized: dTotal ? examples / dTotal : 0,
+        examples,
+        textTokens: dText[d] ?? 0,
+        audioTokens: dAudio[d] ?? 0,
+        target: st?.domainTarget[d] ?? 0,
+        realized: dTotal ? examples / dTotal : 0,
         ...(train ? { realizedSinceUpdate: dSince(d), realizedRecent: dRecent(d) } : {}),
       };
       const seconds = st?.domainAudioSeconds?.[d];
       if (seconds !== undefined) domains[nameOf(this.domains, d)]!.audioSeconds = seconds;
     }
     const steps = train ? { sinceUpdateStep: st?.sinceUpdateStep ?? 0, windowStartStep: st?.windowStartStep ?? 0 } : {};
-    return { examples: total, paddingTokens: st?.paddingTokens ?? 0, dropped: st?.dropped ?? 0, truncated: st?.truncated ?? 0, tasks, domains, ...steps };
+    return {
+      examples: total,
+      paddingTokens: st?.paddingTokens ?? 0,
+      dropped: st?.dropped ?? 0,
+      truncated: st?.truncated ?? 0,
+      tasks,
+      domains,
+      ...steps,
+    };
   }
 
   example(e: WireExample): EvalExample {
@@ -294,6 +331,13 @@ export class BatchDecoder {
       taskExamples[nameOf(this.taskPaths, t)] = mine;
       totalTaskExamples[nameOf(this.taskPaths, t)] = all;
     }
-    return { reason: end.reason, examples: end.examples, totalExamples: end.totalExamples, taskExamples, totalTaskExamples, resumeToken: end.resumeToken };
+    return {
+      reason: end.reason,
+      examples: end.examples,
+      totalExamples: end.totalExamples,
+      taskExamples,
+      totalTaskExamples,
+      resumeToken: end.resumeToken,
+    };
   }
 }

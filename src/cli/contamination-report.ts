@@ -6,7 +6,9 @@ import { formatBytes, formatTable } from './format-table.js';
 
 /** Rows of the dataset table: one per dataset and task, with records per split. */
 export function datasetRows(reader: IndexReader): (string | number)[][] {
-  return [...reader.datasets.values()].flatMap((d) => [...d.tasks].map(([task, c]) => [d.name, task, c[0], c[1], c[2]]));
+  return [...reader.datasets.values()].flatMap((d) =>
+    [...d.tasks].map(([task, c]) => [d.name, task, c[0], c[1], c[2]]),
+  );
 }
 
 export function formatDatasets(reader: IndexReader): string {
@@ -30,12 +32,19 @@ export function describeGuards(held: ResolvedHeldout): string {
  * and what building the guards cost.
  */
 export function formatContamination(guard: Contamination, removals: readonly GuardRemoval[]): string {
-  const rows = removals.map((r) => [r.guard, r.heldout, r.removed, r.examples.map(([t, h]) => (h ? `${t} ~ ${h}` : t)).join(', ')]);
+  const rows = removals.map((r) => [
+    r.guard,
+    r.heldout,
+    r.removed,
+    r.examples.map(([t, h]) => (h ? `${t} ~ ${h}` : t)).join(', '),
+  ]);
   const total = (g: string): number => removals.filter((r) => r.guard === g).reduce((n, r) => n + r.removed, 0);
   const c = guard.cost;
   return [
     'contamination: train records each guard removes (the first guard that applies counts), by held-out task',
-    rows.length > 0 ? formatTable(['guard', 'held-out task (or dataset)', 'removed', 'examples: train uuid ~ held-out uuid'], rows) : '  (no train record is removed)',
+    rows.length > 0
+      ? formatTable(['guard', 'held-out task (or dataset)', 'removed', 'examples: train uuid ~ held-out uuid'], rows)
+      : '  (no train record is removed)',
     `  totals: ${GUARDS.map((g) => `${g} ${total(g).toLocaleString('en-US')}`).join(', ')}`,
     `  guard cost: ${c.heldoutRecords.toLocaleString('en-US')} held-out records, ${c.heldoutClips.toLocaleString('en-US')} clip identities, ${c.ngrams.toLocaleString('en-US')} n-grams (${formatBytes(c.tableBytes)}), built in ${c.buildMs.toFixed(0)} ms`,
   ].join('\n');

@@ -20,15 +20,26 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const { host } = loaded.config.server;
   const target = `${host === '0.0.0.0' ? 'localhost' : host}:${server.port}`;
   // One machine-readable line on stdout for scripts and tests; the human text goes to stderr.
-  console.log(JSON.stringify({ event: 'listening', port: server.port, httpPort: server.httpPort, index: server.core.catalog.fingerprint }));
+  console.log(
+    JSON.stringify({
+      event: 'listening',
+      port: server.port,
+      httpPort: server.httpPort,
+      index: server.core.catalog.fingerprint,
+    }),
+  );
   process.stderr.write(
     [
       `flanstream serving ${server.core.catalog.records.toLocaleString('en-US')} records (${server.core.catalog.tasks.length} tasks) from ${loaded.config.index.dir}`,
       `  gRPC   ${target}   (flanstream.v1.DataService, grpc.health.v1.Health, reflection)`,
-      server.httpPort >= 0 ? `  HTTP   http://${host === '0.0.0.0' ? 'localhost' : host}:${server.httpPort}/   (/metrics, /healthz, status page)` : '',
+      server.httpPort >= 0
+        ? `  HTTP   http://${host === '0.0.0.0' ? 'localhost' : host}:${server.httpPort}/   (/metrics, /healthz, status page)`
+        : '',
       '',
       'Connect from PyTorch:',
-      '  PYTHONPATH=clients/python python3 -c "from flanstream import FlanStreamDataset as D; b = next(iter(D(\'' + target + '\', batch_size=2, seq_len=2048))); print(b[\'input_ids\'].shape)"',
+      '  PYTHONPATH=clients/python python3 -c "from flanstream import FlanStreamDataset as D; b = next(iter(D(\'' +
+        target +
+        "', batch_size=2, seq_len=2048))); print(b['input_ids'].shape)\"",
       '',
     ].join('\n') + '\n',
   );

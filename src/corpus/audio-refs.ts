@@ -1,5 +1,6 @@
 /** A field split into text pieces and inline `<|SOA|>id<|EOA|>` audio references, in order. */
-export type FieldPart = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'audio'; readonly id: string };
+export type FieldPart =
+  { readonly kind: 'text'; readonly text: string } | { readonly kind: 'audio'; readonly id: string };
 
 const AUDIO_REF = /<\|SOA\|>(.*?)<\|EOA\|>/gs;
 

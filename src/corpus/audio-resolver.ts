@@ -44,7 +44,10 @@ export class AudioResolver {
   private readonly bucketsByDomain = new Map<string, Map<string, string[]>>();
   private readonly scps = new Map<string, Map<string, string>>();
   // Bounded by bytes of codes: clip lengths vary by orders of magnitude.
-  private readonly npyCache = new LRUCache<string, Resolved>({ maxSize: 256 << 20, sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0) });
+  private readonly npyCache = new LRUCache<string, Resolved>({
+    maxSize: 256 << 20,
+    sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0),
+  });
   private readonly scpHashes = new Map<string, string>();
   private readonly unreadable: string[] = [];
   /** The current shard's clip files not yet read, in order (expect), and how many were prefetched / read since. */
@@ -218,7 +221,9 @@ export class AudioResolver {
   }
 
   /** Where an scp path's codes are (`audio_tokens/….npy`), or why it is refused unread. */
-  private npyPath(scpPath: string): { ok: true; file: string; rel: string } | { ok: false; reason: QuarantineReason; detail: string } {
+  private npyPath(
+    scpPath: string,
+  ): { ok: true; file: string; rel: string } | { ok: false; reason: QuarantineReason; detail: string } {
     const mapped = scpRelativePath(scpPath, this.audioRoots);
     if (!mapped.ok) return { ok: false, reason: 'absolute_path', detail: mapped.detail };
     const npyRel = mapped.rel.replace(/\.[^./\\]*$/, '') + '.npy';
@@ -239,9 +244,15 @@ export class AudioResolver {
     // Only a regular file is read (a FIFO here would block the indexer forever), never one a symlink takes outside the corpus.
     const got = this.files.readInside(at.rel);
     if (!got.ok) {
-      if (got.why === 'missing') return { ok: false, reason: 'npy_missing', detail: `audio tokens ${file} do not exist` };
-      if (got.why === 'escape') return { ok: false, reason: 'path_escape', detail: `${file} is a symlink leaving the corpus root; refused` };
-      return { ok: false, reason: got.why === 'not_regular' ? 'not_regular_file' : 'npy_missing', detail: `${file}: ${got.detail}` };
+      if (got.why === 'missing')
+        return { ok: false, reason: 'npy_missing', detail: `audio tokens ${file} do not exist` };
+      if (got.why === 'escape')
+        return { ok: false, reason: 'path_escape', detail: `${file} is a symlink leaving the corpus root; refused` };
+      return {
+        ok: false,
+        reason: got.why === 'not_regular' ? 'not_regular_file' : 'npy_missing',
+        detail: `${file}: ${got.detail}`,
+      };
     }
     try {
       const npy = parseNpy(got.bytes);

@@ -24,8 +24,18 @@ const codecFileSchema = z
   .object({
     name: z.string().optional(),
     frame_rate: z.number().positive().finite().optional(),
-    codebook_size: z.number().int().positive().max(1 << 24).optional(),
-    codebooks: z.number().int().positive().max(1 << 12).optional(),
+    codebook_size: z
+      .number()
+      .int()
+      .positive()
+      .max(1 << 24)
+      .optional(),
+    codebooks: z
+      .number()
+      .int()
+      .positive()
+      .max(1 << 12)
+      .optional(),
   })
   .strict();
 
@@ -46,7 +56,10 @@ function readCodecFile(corpus: CorpusFiles): Partial<CodecInfo> {
   const parsed = codecFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new CorpusError(path, `${issue?.path.join('.') || '(file)'}: ${issue?.message ?? 'invalid'} (expected {"name", "frame_rate", "codebook_size", "codebooks"})`);
+    throw new CorpusError(
+      path,
+      `${issue?.path.join('.') || '(file)'}: ${issue?.message ?? 'invalid'} (expected {"name", "frame_rate", "codebook_size", "codebooks"})`,
+    );
   }
   const f = parsed.data;
   return { name: f.name, frameRate: f.frame_rate, codebookSize: f.codebook_size, codebooks: f.codebooks };
@@ -55,8 +68,14 @@ function readCodecFile(corpus: CorpusFiles): Partial<CodecInfo> {
 /** codec.json, then the overrides (flags) on top, then defaults for what neither gives. */
 export function resolveCodec(corpus: CorpusFiles, overrides: Partial<CodecInfo>): CodecInfo {
   const file = readCodecFile(corpus);
-  const pick = <K extends keyof CodecInfo>(k: K, fallback: CodecInfo[K]): CodecInfo[K] => overrides[k] ?? file[k] ?? fallback;
-  return { name: pick('name', ''), frameRate: pick('frameRate', 0), codebookSize: pick('codebookSize', DEFAULT_CODEBOOK_SIZE), codebooks: pick('codebooks', 0) };
+  const pick = <K extends keyof CodecInfo>(k: K, fallback: CodecInfo[K]): CodecInfo[K] =>
+    overrides[k] ?? file[k] ?? fallback;
+  return {
+    name: pick('name', ''),
+    frameRate: pick('frameRate', 0),
+    codebookSize: pick('codebookSize', DEFAULT_CODEBOOK_SIZE),
+    codebooks: pick('codebooks', 0),
+  };
 }
 
 /**

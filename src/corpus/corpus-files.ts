@@ -48,7 +48,11 @@ export interface FileStat {
 }
 
 /** Why a file could not be read: not there, not a regular file (a FIFO, a directory), outside the corpus, or unreadable (detail says how). */
-export type FileProblem = { readonly ok: false; readonly why: 'missing' | 'not_regular' | 'escape' | 'unreadable'; readonly detail: string };
+export type FileProblem = {
+  readonly ok: false;
+  readonly why: 'missing' | 'not_regular' | 'escape' | 'unreadable';
+  readonly detail: string;
+};
 export type FileRead = ({ readonly ok: true; readonly bytes: Buffer } & FileStat) | FileProblem;
 export type Opened = ({ readonly ok: true; chunks(): Iterable<Buffer>; close(): void } & FileStat) | FileProblem;
 

@@ -3,7 +3,11 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { CorpusEntry, CorpusFiles, CorpusLocation, FileRead, FileStat, Opened } from './corpus-files.js';
 import { chunks, openRegular, readRegular, type Opened as RegularOpened } from './regular-file.js';
 
-const problem = (o: Extract<RegularOpened, { ok: false }>): Extract<FileRead, { ok: false }> => ({ ok: false, why: o.notRegular ? 'not_regular' : o.missing ? 'missing' : 'unreadable', detail: o.detail });
+const problem = (o: Extract<RegularOpened, { ok: false }>): Extract<FileRead, { ok: false }> => ({
+  ok: false,
+  why: o.notRegular ? 'not_regular' : o.missing ? 'missing' : 'unreadable',
+  detail: o.detail,
+});
 
 /**
  * A corpus in a local directory. Only regular files are read (a FIFO would block the indexer;
@@ -31,7 +35,10 @@ export class LocalCorpusFiles implements CorpusFiles {
   }
 
   list(rel: string): CorpusEntry[] {
-    return readdirSync(join(this.root, rel), { withFileTypes: true }).map((e) => ({ name: e.name, dir: e.isDirectory() }));
+    return readdirSync(join(this.root, rel), { withFileTypes: true }).map((e) => ({
+      name: e.name,
+      dir: e.isDirectory(),
+    }));
   }
 
   stat(rel: string): FileStat | undefined {
@@ -69,11 +76,14 @@ export class LocalCorpusFiles implements CorpusFiles {
     try {
       this.realRoot ??= realpathSync.native(this.root);
       // Clips share few directories: resolve those once, and the file itself only if it is a link.
-      real = lstatSync(file).isSymbolicLink() ? realpathSync.native(file) : join(this.realDir(dirname(file)), basename(file));
+      real = lstatSync(file).isSymbolicLink()
+        ? realpathSync.native(file)
+        : join(this.realDir(dirname(file)), basename(file));
     } catch {
       return { ok: false, why: 'missing', detail: `${rel} does not exist` };
     }
-    if (!real.startsWith(this.realRoot + sep)) return { ok: false, why: 'escape', detail: `${rel} is a symlink leaving the corpus root` };
+    if (!real.startsWith(this.realRoot + sep))
+      return { ok: false, why: 'escape', detail: `${rel} is a symlink leaving the corpus root` };
     const got = readRegular(real);
     return got.ok ? got : problem(got);
   }

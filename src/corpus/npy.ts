@@ -48,9 +48,16 @@ export function parseNpy(buf: Uint8Array): NpyArray {
     throw new NpyFormatError(`unsupported dtype '${descr}' (expected little-endian int16, uint16, int32 or int64)`);
   }
   const dtype = descr as NpyDtype;
-  if (headerField(header, 'fortran_order') !== 'False') throw new NpyFormatError('fortran_order arrays are not supported');
+  if (headerField(header, 'fortran_order') !== 'False')
+    throw new NpyFormatError('fortran_order arrays are not supported');
   const shapeText = headerField(header, 'shape').slice(1, -1).trim();
-  const dims = shapeText === '' ? [] : shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const dims =
+    shapeText === ''
+      ? []
+      : shapeText
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
   const shape = dims.map((d) => {
     if (!/^\d+$/.test(d)) throw new NpyFormatError(`bad shape entry '${d}'`);
     return Number(d);
@@ -101,7 +108,10 @@ function decodeCodes(b: Buffer, dataStart: number, dtype: NpyDtype, count: numbe
         const hi = v.getInt32(i * 8 + 4, true);
         // No codebook is 2^31 codes wide: say which value is wrong here, while it is still known
         // (an int32 cannot carry it on to the range check).
-        if (hi !== lo >> 31) throw new NpyFormatError(`code ${v.getBigInt64(i * 8, true)} at codebook ${Math.floor(i / frames)}, frame ${i % frames} is outside any codebook (int64 value beyond 32 bits)`);
+        if (hi !== lo >> 31)
+          throw new NpyFormatError(
+            `code ${v.getBigInt64(i * 8, true)} at codebook ${Math.floor(i / frames)}, frame ${i % frames} is outside any codebook (int64 value beyond 32 bits)`,
+          );
         codes[i] = lo;
       }
       break;
@@ -114,7 +124,15 @@ function decodeCodes(b: Buffer, dataStart: number, dtype: NpyDtype, count: numbe
  * `audioOffset + q * codebookSize + code`, for frames [from, to) (a record's time window).
  * Throws on a code outside [0, codebookSize).
  */
-export function audioCodesToTokens(arr: NpyArray, audioOffset: number, codebookSize: number, out: Int32Array, at: number, from = 0, to = arr.frames): void {
+export function audioCodesToTokens(
+  arr: NpyArray,
+  audioOffset: number,
+  codebookSize: number,
+  out: Int32Array,
+  at: number,
+  from = 0,
+  to = arr.frames,
+): void {
   const { codebooks, frames, codes } = arr;
   for (let q = 0; q < codebooks; q++) {
     const base = audioOffset + q * codebookSize;

@@ -8,7 +8,8 @@ import { SPLITS, describeSchemaError, recordSchema, type FlanRecord, type SplitN
  * mistyped field, an unusual value) goes through zod itself, so every accepted value and every
  * error message stays zod's. test/corpus/record-parse.test.ts holds the two to equality.
  */
-export type ParsedRecord = { readonly ok: true; readonly rec: FlanRecord } | { readonly ok: false; readonly detail: string };
+export type ParsedRecord =
+  { readonly ok: true; readonly rec: FlanRecord } | { readonly ok: false; readonly detail: string };
 
 export function parseRecord(json: unknown): ParsedRecord {
   const fast = ordinaryRecord(json);
@@ -42,7 +43,15 @@ const seconds = (v: unknown): v is number | null => v === null || (typeof v === 
 export function ordinaryRecord(v: unknown): FlanRecord | undefined {
   if (!isObj(v)) return undefined;
   const { instruction, input, output, uuid, domain } = v;
-  if (typeof instruction !== 'string' || typeof input !== 'string' || typeof output !== 'string' || typeof uuid !== 'string' || uuid.length === 0 || typeof domain !== 'string') return undefined;
+  if (
+    typeof instruction !== 'string' ||
+    typeof input !== 'string' ||
+    typeof output !== 'string' ||
+    typeof uuid !== 'string' ||
+    uuid.length === 0 ||
+    typeof domain !== 'string'
+  )
+    return undefined;
   const split = list(v.split, isSplit);
   const tt = v.task_type;
   if (split === undefined || !isObj(tt)) return undefined;
@@ -54,14 +63,25 @@ export function ordinaryRecord(v: unknown): FlanRecord | undefined {
   if (tt.unseen !== undefined && typeof tt.unseen !== 'boolean') return undefined;
   let source: string[];
   if (typeof v.source === 'string') source = [v.source];
-  else if (Array.isArray(v.source) && v.source.every((s) => typeof s === 'string')) source = [...(v.source as string[])];
+  else if (Array.isArray(v.source) && v.source.every((s) => typeof s === 'string'))
+    source = [...(v.source as string[])];
   else return undefined;
-  const rec: Obj = { instruction, input, output, uuid, split, task_type: { major, minor, 'U/G': ug, unseen: tt.unseen ?? false }, domain, source };
+  const rec: Obj = {
+    instruction,
+    input,
+    output,
+    uuid,
+    split,
+    task_type: { major, minor, 'U/G': ug, unseen: tt.unseen ?? false },
+    domain,
+    source,
+  };
   if (has(v, 'other')) {
     const other = v.other;
     // A record of unknowns is copied key by key; a "__proto__" key is zod's to handle.
     if (other === null || other === undefined) rec.other = other;
-    else if (isObj(other) && Object.getPrototypeOf(other) === Object.prototype && !has(other, '__proto__')) rec.other = { ...other };
+    else if (isObj(other) && Object.getPrototypeOf(other) === Object.prototype && !has(other, '__proto__'))
+      rec.other = { ...other };
     else return undefined;
   }
   for (const k of ['audio_start', 'audio_end'] as const) {

@@ -10,7 +10,9 @@ export type SplitName = (typeof SPLITS)[number];
  * plain strings, and both forms occur in one file. A string is read as a one-element list, so the
  * rest of the indexer sees one shape.
  */
-function stringOrList<T extends z.ZodTypeAny>(item: T): z.ZodEffects<z.ZodArray<T, 'atleastone'>, [z.output<T>, ...z.output<T>[]], unknown> {
+function stringOrList<T extends z.ZodTypeAny>(
+  item: T,
+): z.ZodEffects<z.ZodArray<T, 'atleastone'>, [z.output<T>, ...z.output<T>[]], unknown> {
   return z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(item).nonempty());
 }
 

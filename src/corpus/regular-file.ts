@@ -9,7 +9,9 @@ function kind(st: Stats): string {
   return 'not a regular file';
 }
 
-export type Opened = { readonly ok: true; readonly fd: number; readonly size: number; readonly mtimeMs: number } | { readonly ok: false; readonly notRegular: boolean; readonly missing?: boolean; readonly detail: string };
+export type Opened =
+  | { readonly ok: true; readonly fd: number; readonly size: number; readonly mtimeMs: number }
+  | { readonly ok: false; readonly notRegular: boolean; readonly missing?: boolean; readonly detail: string };
 
 /**
  * Opens a corpus file for reading only if it is a regular file. It is opened non-blocking and
@@ -22,7 +24,12 @@ export function openRegular(path: string): Opened {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    return { ok: false, notRegular: false, missing: (err as NodeJS.ErrnoException).code === 'ENOENT', detail: (err as Error).message };
+    return {
+      ok: false,
+      notRegular: false,
+      missing: (err as NodeJS.ErrnoException).code === 'ENOENT',
+      detail: (err as Error).message,
+    };
   }
   const st = fstatSync(fd);
   if (!st.isFile()) {
@@ -46,7 +53,11 @@ export function* chunks(fd: number): Generator<Buffer> {
 }
 
 /** A regular file's bytes, or why it cannot be read. */
-export function readRegular(path: string): { readonly ok: true; readonly bytes: Buffer; readonly size: number; readonly mtimeMs: number } | Extract<Opened, { ok: false }> {
+export function readRegular(
+  path: string,
+):
+  | { readonly ok: true; readonly bytes: Buffer; readonly size: number; readonly mtimeMs: number }
+  | Extract<Opened, { ok: false }> {
   const o = openRegular(path);
   if (!o.ok) return o;
   try {
@@ -63,7 +74,12 @@ export function readRegular(path: string): { readonly ok: true; readonly bytes: 
     // indexer (one read per clip) most of its time in garbage collection.
     const grew = n < o.size ? 0 : readSync(o.fd, PROBE, 0, PROBE.length, null);
     const rest = grew === 0 ? [] : [Buffer.from(PROBE.subarray(0, grew)), ...chunks(o.fd)];
-    return { ok: true, bytes: rest.length === 0 ? head.subarray(0, n) : Buffer.concat([head, ...rest]), size: o.size, mtimeMs: o.mtimeMs };
+    return {
+      ok: true,
+      bytes: rest.length === 0 ? head.subarray(0, n) : Buffer.concat([head, ...rest]),
+      size: o.size,
+      mtimeMs: o.mtimeMs,
+    };
   } finally {
     closeSync(o.fd);
   }

@@ -29,7 +29,12 @@ export class S3CorpusFiles implements CorpusFiles {
 
   constructor(location: string, s3: S3Settings) {
     const loc = parseS3Url(location);
-    this.storage = new S3Storage(loc, { ...s3, blockBytes: BLOCK_BYTES, readAhead: READ_AHEAD, cacheBlocks: 2 * READ_AHEAD + 2 });
+    this.storage = new S3Storage(loc, {
+      ...s3,
+      blockBytes: BLOCK_BYTES,
+      readAhead: READ_AHEAD,
+      cacheBlocks: 2 * READ_AHEAD + 2,
+    });
     this.root = this.storage.location;
     this.where = { location: this.root, s3 };
   }
@@ -102,7 +107,8 @@ export class S3CorpusFiles implements CorpusFiles {
     try {
       return { ok: true, ...this.storage.readObject(rel) };
     } catch (err) {
-      if (err instanceof StorageNotFound) return { ok: false, why: 'missing', detail: `${this.describe(rel)} does not exist` };
+      if (err instanceof StorageNotFound)
+        return { ok: false, why: 'missing', detail: `${this.describe(rel)} does not exist` };
       throw err;
     }
   }

@@ -34,7 +34,13 @@ const SYNC_GUNZIP_OUTPUT = 64 << 20;
  * the whole file. Returns the damage of a gzip stream, if any; what decompressed before the
  * damage has been pushed (the complete lines there are good records).
  */
-async function inflateInto(chunks: () => Iterable<Buffer>, size: number, gz: boolean, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+async function inflateInto(
+  chunks: () => Iterable<Buffer>,
+  size: number,
+  gz: boolean,
+  hash: ReturnType<typeof createHash>,
+  push: (b: Buffer) => void,
+): Promise<string | undefined> {
   if (gz && size <= SYNC_GZIP_BYTES) {
     // Most shards are small: inflating them in one synchronous call saves the zlib stream's
     // thread-pool round trips (which dominate under CPU contention). Output is capped, so a small
@@ -59,11 +65,19 @@ async function inflateInto(chunks: () => Iterable<Buffer>, size: number, gz: boo
   return inflateChunks(chunks(), hash, push);
 }
 
-function inflateBuffer(raw: Buffer, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+function inflateBuffer(
+  raw: Buffer,
+  hash: ReturnType<typeof createHash>,
+  push: (b: Buffer) => void,
+): Promise<string | undefined> {
   return inflateChunks([raw], hash, push);
 }
 
-async function inflateChunks(input: Iterable<Buffer>, hash: ReturnType<typeof createHash>, push: (b: Buffer) => void): Promise<string | undefined> {
+async function inflateChunks(
+  input: Iterable<Buffer>,
+  hash: ReturnType<typeof createHash>,
+  push: (b: Buffer) => void,
+): Promise<string | undefined> {
   const gunzip = createGunzip();
   let damage: string | undefined;
   const done = new Promise<void>((resolve) => {
@@ -107,7 +121,12 @@ async function readOpenedLines(opened: Opened, file: string, maxLineBytes: numbe
   const issues: QuarantineEntry[] = [];
   const hash = createHash('sha256');
   if (!opened.ok) {
-    issues.push({ file, line: 0, reason: opened.why === 'not_regular' ? 'not_regular_file' : 'unreadable_file', detail: opened.detail });
+    issues.push({
+      file,
+      line: 0,
+      reason: opened.why === 'not_regular' ? 'not_regular_file' : 'unreadable_file',
+      detail: opened.detail,
+    });
     return { lines: [], issues, bytes: 0, sourceHash: `unreadable: ${opened.detail}` };
   }
   const lines: ShardLine[] = [];
@@ -127,19 +146,31 @@ async function readOpenedLines(opened: Opened, file: string, maxLineBytes: numbe
       if (text.trim() !== '') lines.push({ line, text, unterminated });
     },
     tooLong(line, bytes) {
-      issues.push({ file, line, reason: 'line_too_long', detail: `line of ${bytes} bytes exceeds the ${maxLineBytes}-byte limit` });
+      issues.push({
+        file,
+        line,
+        reason: 'line_too_long',
+        detail: `line of ${bytes} bytes exceeds the ${maxLineBytes}-byte limit`,
+      });
     },
   });
   let damage: string | undefined;
   try {
     // A zero-byte .gz is an empty file, not a damaged stream.
-    damage = await inflateInto(opened.chunks, opened.size, file.endsWith('.gz') && opened.size > 0, hash, (b) => splitter.push(b));
+    damage = await inflateInto(opened.chunks, opened.size, file.endsWith('.gz') && opened.size > 0, hash, (b) =>
+      splitter.push(b),
+    );
   } finally {
     opened.close();
   }
   splitter.end();
   if (damage !== undefined) {
-    issues.push({ file, line: 0, reason: 'truncated_gzip', detail: `gzip stream is damaged or truncated (${damage}); kept ${splitter.bytes} decompressed bytes` });
+    issues.push({
+      file,
+      line: 0,
+      reason: 'truncated_gzip',
+      detail: `gzip stream is damaged or truncated (${damage}); kept ${splitter.bytes} decompressed bytes`,
+    });
   } else if (splitter.bytes === 0) {
     issues.push({ file, line: 0, reason: 'empty_file', detail: 'the shard holds no records' });
   }

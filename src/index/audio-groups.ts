@@ -19,7 +19,13 @@ import { writeFileAtomic } from './manifest-io.js';
 export const AUDIO_GROUPS_NAME = /^audio-groups\.[0-9a-f]{16}\.bin$/;
 export const QUAD = 4;
 
-export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket?: number, dropped?: (s: number, r: number) => boolean): AudioGroupsMeta {
+export function writeAudioGroups(
+  indexDir: string,
+  shards: readonly ShardMeta[],
+  rowsOf: (s: number) => Int32Array,
+  perBucket?: number,
+  dropped?: (s: number, r: number) => boolean,
+): AudioGroupsMeta {
   const parts = sharedKeyQuads(indexDir, shards, rowsOf, perBucket, dropped);
   const bytes = parts.reduce((n, p) => n + p.length, 0);
   const hash = createHash('sha1');
@@ -32,7 +38,8 @@ export function writeAudioGroups(indexDir: string, shards: readonly ShardMeta[],
 }
 
 export function readAudioGroups(storage: Storage, meta: AudioGroupsMeta): Int32Array {
-  if (!AUDIO_GROUPS_NAME.test(meta.file)) throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
+  if (!AUDIO_GROUPS_NAME.test(meta.file))
+    throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
   const path = storage.describe(meta.file);
   const want = meta.entries * QUAD * 4;
   let buf: Buffer;

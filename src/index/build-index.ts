@@ -20,7 +20,14 @@ import { duplicateEntries } from './duplicate-report.js';
 import { DUPLICATES_NAME } from './exclusions.js';
 import { discoverShards, type SkippedFile } from './find-shards.js';
 import { withIndexLock } from './index-lock.js';
-import { QUARANTINE_FILE, SHARDS_DIR, TOKENIZER_FILE, type IndexOptions, type Manifest, type ShardMeta } from './format.js';
+import {
+  QUARANTINE_FILE,
+  SHARDS_DIR,
+  TOKENIZER_FILE,
+  type IndexOptions,
+  type Manifest,
+  type ShardMeta,
+} from './format.js';
 import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
 import { readShardDeps } from './shard-builder.js';
 import { buildShards } from './shard-pool.js';
@@ -66,7 +73,16 @@ export { findShards } from './find-shards.js';
  * Audio references that failed depend on files the shard's deps cannot list (an scp entry or a
  * .npy added or fixed later), so a shard holding such quarantined records is always rebuilt.
  */
-const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set(['audio_id_unresolved', 'path_escape', 'npy_missing', 'npy_malformed', 'absolute_path', 'codebooks_mismatch', 'audio_window', 'not_regular_file']);
+const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set([
+  'audio_id_unresolved',
+  'path_escape',
+  'npy_missing',
+  'npy_malformed',
+  'absolute_path',
+  'codebooks_mismatch',
+  'audio_window',
+  'not_regular_file',
+]);
 
 /** Clips sampled per `.scp` file to infer the codebook count when neither codec.json nor a flag gives it. */
 const CODEBOOK_SAMPLE_PER_SCP = 8;
@@ -89,7 +105,13 @@ function scpFileDigest(files: CorpusFiles, path: string): string {
 }
 
 /** A previous shard is reused when its source, options and every audio file it used are unchanged (the source is hashed only when there is one). */
-function reusable(old: ShardMeta | undefined, files: CorpusFiles, out: string, hash: () => string, scpDigest: (file: string) => string): old is ShardMeta {
+function reusable(
+  old: ShardMeta | undefined,
+  files: CorpusFiles,
+  out: string,
+  hash: () => string,
+  scpDigest: (file: string) => string,
+): old is ShardMeta {
   if (!old || old.sourceHash !== hash()) return false;
   if (Object.keys(old.quarantined).some((r) => AUDIO_REASONS.has(r as QuarantineReason))) return false;
   if (old.quarantineFile && !existsSync(join(out, old.quarantineFile))) return false;
@@ -147,14 +169,20 @@ export function planBuild(opts: BuildOptions): BuildPlan {
 function planWith(files: CorpusFiles, opts: BuildOptions): BuildPlan {
   const corpus = files.root;
   const out = resolve(opts.out);
-  if (!files.isDir('')) throw new CorpusError(corpus, isS3(corpus) ? 'no corpus here: nothing is stored under this prefix' : 'corpus directory does not exist');
+  if (!files.isDir(''))
+    throw new CorpusError(
+      corpus,
+      isS3(corpus) ? 'no corpus here: nothing is stored under this prefix' : 'corpus directory does not exist',
+    );
   if (!files.isDir('metadata')) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
   const { sources, skipped } = discoverShards(files);
-  if (sources.length === 0) throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
+  if (sources.length === 0)
+    throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
 
   const audioRoots = normalizeAudioRoots(opts.audioRoots ?? []);
   const codec = resolveCodec(files, { ...opts.codec, codebookSize: opts.codebookSize });
-  const codebooks = codec.codebooks || mostCommonCount(new AudioResolver(files, audioRoots).sampleCodebooks(CODEBOOK_SAMPLE_PER_SCP));
+  const codebooks =
+    codec.codebooks || mostCommonCount(new AudioResolver(files, audioRoots).sampleCodebooks(CODEBOOK_SAMPLE_PER_SCP));
   const options: IndexOptions = {
     tokenizer: opts.tokenizer ?? 'qwen3',
     codebookSize: codec.codebookSize,
@@ -169,7 +197,11 @@ function planWith(files: CorpusFiles, opts: BuildOptions): BuildPlan {
  * Builds the shards of `sources` (all of the corpus, or one part's share), reusing those of the
  * previous manifest in `out` whose source and audio files are unchanged.
  */
-export async function buildSources(plan: BuildPlan, sources: readonly string[], opts: BuildOptions): Promise<{ kept: ShardMeta[]; built: ShardMeta[] }> {
+export async function buildSources(
+  plan: BuildPlan,
+  sources: readonly string[],
+  opts: BuildOptions,
+): Promise<{ kept: ShardMeta[]; built: ShardMeta[] }> {
   const { files, out, options, tok } = plan;
   mkdirSync(join(out, SHARDS_DIR), { recursive: true });
   let previous: Manifest | undefined;
@@ -178,8 +210,11 @@ export async function buildSources(plan: BuildPlan, sources: readonly string[], 
   } catch {
     previous = undefined;
   }
-  const sameSettings = previous && previous.vocab.tokenizerFingerprint === tok.fingerprint && JSON.stringify(previous.options) === JSON.stringify(options);
-  const oldBySource = new Map((sameSettings ? previous?.shards ?? [] : []).map((s) => [s.source, s]));
+  const sameSettings =
+    previous &&
+    previous.vocab.tokenizerFingerprint === tok.fingerprint &&
+    JSON.stringify(previous.options) === JSON.stringify(options);
+  const oldBySource = new Map((sameSettings ? (previous?.shards ?? []) : []).map((s) => [s.source, s]));
 
   const kept: ShardMeta[] = [];
   const jobs = [];
@@ -215,29 +250,50 @@ export async function buildSources(plan: BuildPlan, sources: readonly string[], 
 export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise<Manifest> {
   const { corpus, out, options, tok } = plan;
   if (shards.every((s) => s.records === 0)) {
-    throw new CorpusError(corpus, `holds nothing usable: all ${plan.sources.length} shards were empty or quarantined (${shards.reduce((n, s) => n + Object.values(s.quarantined).reduce((a, b) => a + (b ?? 0), 0), 0)} problems; first: ${shards.find((s) => s.firstProblem)?.firstProblem ?? 'none'})`);
+    throw new CorpusError(
+      corpus,
+      `holds nothing usable: all ${plan.sources.length} shards were empty or quarantined (${shards.reduce((n, s) => n + Object.values(s.quarantined).reduce((a, b) => a + (b ?? 0), 0), 0)} problems; first: ${shards.find((s) => s.firstProblem)?.firstProblem ?? 'none'})`,
+    );
   }
   // A system prompt is tokenized with the index's own copy: the server opens nothing outside the index.
   writeFileAtomic(join(out, TOKENIZER_FILE), readFileSync(tokenizerFile(options.tokenizer)));
-  const { manifest, duplicates } = compileIndex(out, shards, makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec), options, await templatePieces(tok));
+  const { manifest, duplicates } = compileIndex(
+    out,
+    shards,
+    makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec),
+    options,
+    await templatePieces(tok),
+  );
   // The report is the shards' own quarantine files end to end, in manifest order, streamed, each
   // followed by its records that repeat an earlier shard's uuid (found only now, across shards).
-  writeFileAtomic(join(out, QUARANTINE_FILE), (function* () {
-    for (const [i, s] of manifest.shards.entries()) {
-      if (s.quarantineFile) yield* fileChunks(join(out, s.quarantineFile));
-      yield* duplicateEntries(out, manifest.shards, duplicates, i);
-    }
-  })());
+  writeFileAtomic(
+    join(out, QUARANTINE_FILE),
+    (function* () {
+      for (const [i, s] of manifest.shards.entries()) {
+        if (s.quarantineFile) yield* fileChunks(join(out, s.quarantineFile));
+        yield* duplicateEntries(out, manifest.shards, duplicates, i);
+      }
+    })(),
+  );
   writeManifest(out, manifest);
 
   // Only now are files of older builds unreferenced; removing them cannot break a valid index.
   // Temporaries are those of interrupted runs.
-  const live = new Set(manifest.shards.flatMap((s) => [s.file, s.quarantineFile].filter((f) => f !== '').map((f) => f.slice(SHARDS_DIR.length + 1))));
+  const live = new Set(
+    manifest.shards.flatMap((s) =>
+      [s.file, s.quarantineFile].filter((f) => f !== '').map((f) => f.slice(SHARDS_DIR.length + 1)),
+    ),
+  );
   for (const f of readdirSync(join(out, SHARDS_DIR))) {
     if (!live.has(f)) unlinkSync(join(out, SHARDS_DIR, f));
   }
   for (const f of readdirSync(out)) {
-    if (f.endsWith('.tmp') || (AUDIO_GROUPS_NAME.test(f) && f !== manifest.audioGroups.file) || (DUPLICATES_NAME.test(f) && f !== manifest.exclusions.file)) unlinkSync(join(out, f));
+    if (
+      f.endsWith('.tmp') ||
+      (AUDIO_GROUPS_NAME.test(f) && f !== manifest.audioGroups.file) ||
+      (DUPLICATES_NAME.test(f) && f !== manifest.exclusions.file)
+    )
+      unlinkSync(join(out, f));
   }
   return manifest;
 }

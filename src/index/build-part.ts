@@ -26,7 +26,11 @@ interface Listed {
 function listCorpus(plan: BuildPlan): { files: Listed[]; digest: string } {
   const files = plan.sources.map((source) => {
     const st = plan.files.stat(source);
-    if (!st) throw new CorpusError(plan.files.describe(source), 'disappeared while the build was listing the corpus; run again');
+    if (!st)
+      throw new CorpusError(
+        plan.files.describe(source),
+        'disappeared while the build was listing the corpus; run again',
+      );
     return { source, bytes: st.size, mtimeMs: st.mtimeMs };
   });
   return { files, digest: digest(JSON.stringify(files.map((f) => [f.source, f.bytes]))) };
@@ -44,7 +48,11 @@ export interface PartSummary {
 
 /** These write a directory (a shared filesystem); parts-to.ts stages them for an s3:// output. */
 function localOnly(opts: BuildOptions): void {
-  if (isS3(opts.out)) throw new CorpusError(opts.out, 'buildPart/mergeParts write a directory; for an s3:// output use buildPartTo/mergePartsTo (parts-to.ts), as the CLI does');
+  if (isS3(opts.out))
+    throw new CorpusError(
+      opts.out,
+      'buildPart/mergeParts write a directory; for an s3:// output use buildPartTo/mergePartsTo (parts-to.ts), as the CLI does',
+    );
 }
 
 export async function buildPart(opts: BuildOptions & { readonly part: PartId }): Promise<PartSummary> {
@@ -53,13 +61,21 @@ export async function buildPart(opts: BuildOptions & { readonly part: PartId }):
   return withPlan(opts, (plan) => buildPlannedPart(plan, opts, started));
 }
 
-async function buildPlannedPart(plan: BuildPlan, opts: BuildOptions & { readonly part: PartId }, started: number): Promise<PartSummary> {
+async function buildPlannedPart(
+  plan: BuildPlan,
+  opts: BuildOptions & { readonly part: PartId },
+  started: number,
+): Promise<PartSummary> {
   const busy = IndexLock.refusal(plan.out);
   if (busy) throw busy;
   const listing = listCorpus(plan);
   const owner = assignParts(listing.files, opts.part.count);
   const mine = listing.files.filter((_, i) => owner[i] === opts.part.index);
-  const { kept, built } = await buildSources(plan, mine.map((f) => f.source), opts);
+  const { kept, built } = await buildSources(
+    plan,
+    mine.map((f) => f.source),
+    opts,
+  );
   const record: PartRecord = {
     formatVersion: INDEX_FORMAT_VERSION,
     part: opts.part,
@@ -85,18 +101,24 @@ async function buildPlannedPart(plan: BuildPlan, opts: BuildOptions & { readonly
 function refusal(plan: BuildPlan, listing: { files: Listed[]; digest: string }, rec: PartRecord): string | undefined {
   const name = partName(rec.part);
   const rerun = `rerun \`flanstream index <corpus> --out <dir> --part ${name}\``;
-  if (rec.formatVersion !== INDEX_FORMAT_VERSION) return `part ${name} is stale: built by another flanstream version (index format ${rec.formatVersion}, this one writes ${INDEX_FORMAT_VERSION}); ${rerun}`;
-  if (rec.tokenizerFingerprint !== plan.tok.fingerprint || JSON.stringify(rec.options) !== JSON.stringify(plan.options)) {
+  if (rec.formatVersion !== INDEX_FORMAT_VERSION)
+    return `part ${name} is stale: built by another flanstream version (index format ${rec.formatVersion}, this one writes ${INDEX_FORMAT_VERSION}); ${rerun}`;
+  if (
+    rec.tokenizerFingerprint !== plan.tok.fingerprint ||
+    JSON.stringify(rec.options) !== JSON.stringify(plan.options)
+  ) {
     return `part ${name} was built with other settings (${JSON.stringify(rec.options)}, tokenizer ${rec.tokenizerFingerprint}) than this merge (${JSON.stringify(plan.options)}, tokenizer ${plan.tok.fingerprint}); merge with the parts' --tokenizer/--codebook-size or rebuild the parts`;
   }
   if (rec.listing !== listing.digest) {
-    if (rec.corpus !== plan.corpus) return `part ${name} is from another corpus (${rec.corpus}, not ${plan.corpus}); rebuild every part from this corpus`;
+    if (rec.corpus !== plan.corpus)
+      return `part ${name} is from another corpus (${rec.corpus}, not ${plan.corpus}); rebuild every part from this corpus`;
     return `part ${name} is stale: the corpus's JSONL files were added, removed or resized since it was built; rebuild every part`;
   }
   const now = new Map(listing.files.map((f) => [f.source, f]));
   for (const [source, bytes, mtimeMs] of rec.files) {
     const f = now.get(source);
-    if (!f || f.bytes !== bytes || f.mtimeMs !== mtimeMs) return `part ${name} is stale: ${source} changed since it was built; ${rerun}`;
+    if (!f || f.bytes !== bytes || f.mtimeMs !== mtimeMs)
+      return `part ${name} is stale: ${source} changed since it was built; ${rerun}`;
   }
   for (const s of rec.shards) {
     let size: number;
@@ -105,7 +127,8 @@ function refusal(plan: BuildPlan, listing: { files: Listed[]; digest: string }, 
     } catch {
       size = -1;
     }
-    if (size !== s.bytes) return `part ${name} is incomplete: its shard file ${s.file} is ${size < 0 ? 'missing' : `${size} bytes, not ${s.bytes}`}; ${rerun}`;
+    if (size !== s.bytes)
+      return `part ${name} is incomplete: its shard file ${s.file} is ${size < 0 ? 'missing' : `${size} bytes, not ${s.bytes}`}; ${rerun}`;
   }
   return undefined;
 }
@@ -133,16 +156,31 @@ async function mergeLocked(opts: BuildOptions): Promise<MergeSummary> {
 
 async function mergePlanned(plan: BuildPlan, started: number): Promise<MergeSummary> {
   const found = listPartRecords(plan.out);
-  if (found.length === 0) throw new CorpusError(plan.out, 'no parts to merge (parts/ is empty or missing): run `flanstream index <corpus> --out <dir> --part I/N` for every I of N first');
+  if (found.length === 0)
+    throw new CorpusError(
+      plan.out,
+      'no parts to merge (parts/ is empty or missing): run `flanstream index <corpus> --out <dir> --part I/N` for every I of N first',
+    );
   const counts = [...new Set(found.map((f) => f.part.count))];
-  if (counts.length > 1) throw new CorpusError(plan.out, `parts/ holds parts of ${counts.join(' and ')}-way builds (${found.map((f) => f.file).join(', ')}); remove the stale ones`);
+  if (counts.length > 1)
+    throw new CorpusError(
+      plan.out,
+      `parts/ holds parts of ${counts.join(' and ')}-way builds (${found.map((f) => f.file).join(', ')}); remove the stale ones`,
+    );
   const count = counts[0]!;
   const damaged = found.find((f) => f.record === undefined);
-  if (damaged) throw new CorpusError(join(plan.out, damaged.file), `part ${partName(damaged.part)} record is damaged or half-written; rerun \`flanstream index <corpus> --out <dir> --part ${partName(damaged.part)}\``);
+  if (damaged)
+    throw new CorpusError(
+      join(plan.out, damaged.file),
+      `part ${partName(damaged.part)} record is damaged or half-written; rerun \`flanstream index <corpus> --out <dir> --part ${partName(damaged.part)}\``,
+    );
   const present = new Set(found.map((f) => f.part.index));
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !present.has(i));
   if (missing.length > 0) {
-    throw new CorpusError(plan.out, `cannot merge: ${missing.length} of ${count} parts missing (${missing.map((i) => `${i}/${count}`).join(', ')}); run \`flanstream index <corpus> --out <dir> --part I/${count}\` for each`);
+    throw new CorpusError(
+      plan.out,
+      `cannot merge: ${missing.length} of ${count} parts missing (${missing.map((i) => `${i}/${count}`).join(', ')}); run \`flanstream index <corpus> --out <dir> --part I/${count}\` for each`,
+    );
   }
   const listing = listCorpus(plan);
   const shards: ShardMeta[] = [];
@@ -153,7 +191,11 @@ async function mergePlanned(plan: BuildPlan, started: number): Promise<MergeSumm
   }
   const covered = new Set(shards.map((s) => s.source));
   const uncovered = plan.sources.filter((s) => !covered.has(s));
-  if (uncovered.length > 0) throw new CorpusError(plan.out, `cannot merge: no part built ${uncovered[0]} (${uncovered.length} files); rebuild every part`);
+  if (uncovered.length > 0)
+    throw new CorpusError(
+      plan.out,
+      `cannot merge: no part built ${uncovered[0]} (${uncovered.length} files); rebuild every part`,
+    );
   const manifest = await finishIndex(plan, shards);
   rmSync(join(plan.out, PARTS_DIR), { recursive: true, force: true });
   return { manifest, parts: count, seconds: (performance.now() - started) / 1000 };

@@ -18,9 +18,13 @@ export interface RemoteBuildOptions extends BuildOptions {
 }
 
 /** The files of an index that a publication owns: content-named shard, audio-group and duplicates files, and temporaries. */
-const owned = (f: string): boolean => f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || DUPLICATES_NAME.test(f) || f.endsWith('.tmp');
+const owned = (f: string): boolean =>
+  f.startsWith(`${SHARDS_DIR}/`) || AUDIO_GROUPS_NAME.test(f) || DUPLICATES_NAME.test(f) || f.endsWith('.tmp');
 
-const filesOf = (m: Manifest): string[] => [...m.shards.flatMap((s) => [s.file, s.quarantineFile]), m.audioGroups.file, m.exclusions.file].filter((f) => f !== '');
+const filesOf = (m: Manifest): string[] =>
+  [...m.shards.flatMap((s) => [s.file, s.quarantineFile]), m.audioGroups.file, m.exclusions.file].filter(
+    (f) => f !== '',
+  );
 
 /**
  * The files the index now at `url` names: a replica that opened it reads them until it restarts,
@@ -73,7 +77,12 @@ export const stageFor = (opts: { readonly out: string; readonly stage?: string }
  * Publishes the index built in `stage` to `url`, the manifest last, then prunes what no current or
  * previous manifest names (and, for a merge, `alsoOwned`: the part records it consumed).
  */
-export async function publishIndex(stage: string, url: string, settings: S3Settings, alsoOwned: (f: string) => boolean = () => false): Promise<Published> {
+export async function publishIndex(
+  stage: string,
+  url: string,
+  settings: S3Settings,
+  alsoOwned: (f: string) => boolean = () => false,
+): Promise<Published> {
   const { publishDirectory } = await import('../storage/s3-upload.js');
   const keep = previousFiles(url, settings);
   return publishDirectory(stage, url, settings, {

@@ -6,7 +6,19 @@ import { DUP_WIDTH, findDuplicateUuids, type DuplicateQuads } from './duplicate-
 import { QUINT, listEntries, writeExclusions } from './exclusions.js';
 import { LengthHistogram } from './length-histogram.js';
 import { ShardFiles } from './shard-access.js';
-import { CONTENT_VERSION, INDEX_FORMAT_VERSION, ROW, ROW_WIDTH, SPAN, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type Manifest, type ShardMeta, type TaskEntry } from './format.js';
+import {
+  CONTENT_VERSION,
+  INDEX_FORMAT_VERSION,
+  ROW,
+  ROW_WIDTH,
+  SPAN,
+  SPAN_WIDTH,
+  SPLIT_BIT,
+  type IndexOptions,
+  type Manifest,
+  type ShardMeta,
+  type TaskEntry,
+} from './format.js';
 import type { TemplatePieces } from '../tokenize/chat-template.js';
 
 /**
@@ -17,7 +29,18 @@ import type { TemplatePieces } from '../tokenize/chat-template.js';
  * lowered in place, since a fresh pair and key string per record and slot were most of the
  * compile step's allocations.
  */
-function audioMinTable(q: number): (into: Map<string, [number, number]>, spans: Int32Array, from: number, to: number, instr: number, input: number, whole: number, core: number) => void {
+function audioMinTable(
+  q: number,
+): (
+  into: Map<string, [number, number]>,
+  spans: Int32Array,
+  from: number,
+  to: number,
+  instr: number,
+  input: number,
+  whole: number,
+  core: number,
+) => void {
   const ks = Array.from({ length: Math.min(q, MIN_TABLE_CODEBOOKS) }, (_, i) => i + 1);
   const slots = AUDIO_LAYOUTS.flatMap((layout) => ks.map((k) => ({ layout, k, key: minKey(layout.name, k) })));
   return (into, spans, from, to, instr, input, whole, core) => {
@@ -51,7 +74,14 @@ function audioMinTable(q: number): (into: Map<string, [number, number]>, spans: 
  * whose uuid an earlier shard already has are excluded (see exclusions.ts): left out of counts,
  * runs, statistics and audio groups, and returned for the quarantine report.
  */
-export function compileIndex(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces, perBucket?: number): { manifest: Manifest; duplicates: DuplicateQuads } {
+export function compileIndex(
+  indexDir: string,
+  shards: ShardMeta[],
+  vocab: VocabLayout,
+  options: IndexOptions,
+  template: TemplatePieces,
+  perBucket?: number,
+): { manifest: Manifest; duplicates: DuplicateQuads } {
   shards.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   const files = new ShardFiles(indexDir, shards);
   try {
@@ -62,18 +92,52 @@ export function compileIndex(indexDir: string, shards: ShardMeta[], vocab: Vocab
   }
 }
 
-export function compileManifest(indexDir: string, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces): Manifest {
+export function compileManifest(
+  indexDir: string,
+  shards: ShardMeta[],
+  vocab: VocabLayout,
+  options: IndexOptions,
+  template: TemplatePieces,
+): Manifest {
   return compileIndex(indexDir, shards, vocab, options, template).manifest;
 }
 
-function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, options: IndexOptions, template: TemplatePieces, duplicates: DuplicateQuads): Manifest {
+function compile(
+  files: ShardFiles,
+  shards: ShardMeta[],
+  vocab: VocabLayout,
+  options: IndexOptions,
+  template: TemplatePieces,
+  duplicates: DuplicateQuads,
+): Manifest {
   const indexDir = files.dir;
   const paths = [...new Set(shards.flatMap((s) => s.tasks.map((t) => t.path)))].sort();
   const id = new Map(paths.map((p, i) => [p, i]));
-  type Acc = { entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength' | 'audioMins'>; lengths: LengthHistogram; minTrain: number; minCore: number; audioMins: Map<string, [number, number]>; counts: [number, number, number]; runs: [number, number, number][][] };
+  type Acc = {
+    entry: Omit<TaskEntry, 'lengthPercentiles' | 'minLength' | 'minCoreLength' | 'audioMins'>;
+    lengths: LengthHistogram;
+    minTrain: number;
+    minCore: number;
+    audioMins: Map<string, [number, number]>;
+    counts: [number, number, number];
+    runs: [number, number, number][][];
+  };
   const mins = audioMinTable(vocab.codebooks);
   const acc: Acc[] = paths.map((path, i) => ({
-    entry: { id: i, path, domain: '', major: '', minor: '', ug: '', unseen: false, counts: [0, 0, 0], textTokens: 0, audioTokens: 0, audioFrames: 0, runs: [] },
+    entry: {
+      id: i,
+      path,
+      domain: '',
+      major: '',
+      minor: '',
+      ug: '',
+      unseen: false,
+      counts: [0, 0, 0],
+      textTokens: 0,
+      audioTokens: 0,
+      audioFrames: 0,
+      runs: [],
+    },
     lengths: new LengthHistogram(),
     minTrain: Infinity,
     minCore: Infinity,
@@ -109,7 +173,8 @@ function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, opt
       const audio = rows[o + ROW.AUDIO_TOKENS] ?? 0;
       const total = (rows[o + ROW.INSTR_LEN] ?? 0) + (rows[o + ROW.INPUT_LEN] ?? 0) + (rows[o + ROW.OUTPUT_LEN] ?? 0);
       let frames = 0;
-      for (let k = rows[o + ROW.SPAN_START] ?? 0, end = k + (rows[o + ROW.SPAN_COUNT] ?? 0); k < end; k++) frames += ((spans[k * SPAN_WIDTH + SPAN.LENGTH] ?? 2) - 2) / vocab.codebooks;
+      for (let k = rows[o + ROW.SPAN_START] ?? 0, end = k + (rows[o + ROW.SPAN_COUNT] ?? 0); k < end; k++)
+        frames += ((spans[k * SPAN_WIDTH + SPAN.LENGTH] ?? 2) - 2) / vocab.codebooks;
       const m = minus.get(rows[o + ROW.TASK] ?? 0) ?? [0, 0, 0];
       minus.set(rows[o + ROW.TASK] ?? 0, [m[0] + total - audio, m[1] + audio, m[2] + frames]);
     }
@@ -158,7 +223,12 @@ function compile(files: ShardFiles, shards: ShardMeta[], vocab: VocabLayout, opt
     }
   });
   const tasks: TaskEntry[] = acc.map((a) => ({
-    ...a.entry, counts: a.counts, runs: a.runs, minLength: a.minTrain, minCoreLength: a.minCore, lengthPercentiles: a.lengths.percentiles(),
+    ...a.entry,
+    counts: a.counts,
+    runs: a.runs,
+    minLength: a.minTrain,
+    minCoreLength: a.minCore,
+    lengthPercentiles: a.lengths.percentiles(),
     audioMins: Object.fromEntries([...a.audioMins.entries()].sort(([x], [y]) => (x < y ? -1 : 1))),
   }));
   const dupCount = duplicates.length / DUP_WIDTH;

@@ -21,7 +21,10 @@ export function datasetOf(source: string): string {
 }
 
 /** Every dataset of the index by name, sorted by name. */
-export function datasetTable(manifest: Pick<Manifest, 'shards'>, count?: (shard: number, local: number, split: 0 | 1 | 2) => number): ReadonlyMap<string, DatasetEntry> {
+export function datasetTable(
+  manifest: Pick<Manifest, 'shards'>,
+  count?: (shard: number, local: number, split: 0 | 1 | 2) => number,
+): ReadonlyMap<string, DatasetEntry> {
   const acc = new Map<string, { shards: number[]; tasks: Map<string, [number, number, number]> }>();
   manifest.shards.forEach((shard, i) => {
     const name = datasetOf(shard.source);

@@ -13,10 +13,15 @@ const BLOCK = 4096;
  * builder uses for a repeat inside one shard. Read back from the shard files (a row and a string
  * per duplicate), so the merge keeps only the 16-byte quads in memory.
  */
-export function* duplicateEntries(indexDir: string, shards: readonly ShardMeta[], dups: DuplicateQuads, shard: number): Generator<Buffer> {
+export function* duplicateEntries(
+  indexDir: string,
+  shards: readonly ShardMeta[],
+  dups: DuplicateQuads,
+  shard: number,
+): Generator<Buffer> {
   const n = dups.length / DUP_WIDTH;
   let k = 0;
-  for (let b = n; k < b; ) {
+  for (let b = n; k < b;) {
     const m = (k + b) >> 1;
     if ((dups[m * DUP_WIDTH] ?? 0) < shard) k = m + 1;
     else b = m;
@@ -30,7 +35,12 @@ export function* duplicateEntries(indexDir: string, shards: readonly ShardMeta[]
       const row = files.row(shard, r);
       const uuid = files.string(shard, row[ROW.UUID_OFF] ?? 0, row[ROW.UUID_LEN] ?? 0).toString('utf8');
       const first = `${shards[fs]!.source}:${files.row(fs, fr)[ROW.LINE] ?? 0}`;
-      const entry: QuarantineEntry = { file: shards[shard]!.source, line: row[ROW.LINE] ?? 0, reason: 'duplicate_uuid', detail: `uuid ${uuid} already appears at ${first}` };
+      const entry: QuarantineEntry = {
+        file: shards[shard]!.source,
+        line: row[ROW.LINE] ?? 0,
+        reason: 'duplicate_uuid',
+        detail: `uuid ${uuid} already appears at ${first}`,
+      };
       block.push(JSON.stringify(entry) + '\n');
       if (block.length === BLOCK) {
         yield Buffer.from(block.join(''));

@@ -28,7 +28,11 @@ function uuidBytes(files: ShardFiles, s: number, r: number): Buffer {
   return files.string(s, row[ROW.UUID_OFF] ?? 0, row[ROW.UUID_LEN] ?? 0);
 }
 
-export function findDuplicateUuids(files: ShardFiles, shards: readonly ShardMeta[], perBucket = PER_BUCKET): DuplicateQuads {
+export function findDuplicateUuids(
+  files: ShardFiles,
+  shards: readonly ShardMeta[],
+  perBucket = PER_BUCKET,
+): DuplicateQuads {
   const total = shards.reduce((n, s) => n + s.records, 0);
   const dups: number[] = [];
   const buckets = sortedKeyBuckets(files.dir, 'duplicate-uuids', total, perBucket, (add) => {
@@ -58,7 +62,9 @@ export function findDuplicateUuids(files: ShardFiles, shards: readonly ShardMeta
     });
   }
   const n = dups.length / DUP_WIDTH;
-  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => dups[a * 4]! - dups[b * 4]! || dups[a * 4 + 1]! - dups[b * 4 + 1]!);
+  const order = Uint32Array.from({ length: n }, (_, i) => i).sort(
+    (a, b) => dups[a * 4]! - dups[b * 4]! || dups[a * 4 + 1]! - dups[b * 4 + 1]!,
+  );
   const out = new Int32Array(dups.length);
   order.forEach((k, i) => out.set(dups.slice(k * 4, k * 4 + 4), i * 4));
   return out;

@@ -52,7 +52,7 @@ export class ExampleTable {
 
   size(task: number): number {
     const c = this.cum[task];
-    return c ? c[c.length - 1] ?? 0 : 0;
+    return c ? (c[c.length - 1] ?? 0) : 0;
   }
 
   locate(task: number, i: number): ExampleLoc {
@@ -72,7 +72,11 @@ export class ExampleTable {
     const list = runs[o + RUN_LIST] ?? -1;
     // k is in the run's list exactly when i is in the task's records (the runs partition them).
     const inList = i >= 0 && i < (c[c.length - 1] ?? 0);
-    const row = !inList ? undefined : list >= 0 ? this.reader.listEntry(shard, list + k) : this.reader.listAt(shard, runs[o + RUN_LOCAL] ?? 0, this.split, k);
+    const row = !inList
+      ? undefined
+      : list >= 0
+        ? this.reader.listEntry(shard, list + k)
+        : this.reader.listAt(shard, runs[o + RUN_LOCAL] ?? 0, this.split, k);
     if (row === undefined) throw new RangeError(`task ${task} has no record ${i}`);
     return { task, i, shard, row };
   }

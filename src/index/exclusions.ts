@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum } from '../util/hash.js';
-import { MANIFEST_FILE, ROW, ROW_WIDTH, SPLIT_BIT, SPLIT_NAMES, type ExclusionsMeta, type ShardMeta } from './format.js';
+import {
+  MANIFEST_FILE,
+  ROW,
+  ROW_WIDTH,
+  SPLIT_BIT,
+  SPLIT_NAMES,
+  type ExclusionsMeta,
+  type ShardMeta,
+} from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 
 /**
@@ -26,7 +34,13 @@ export const NO_EXCLUSIONS: ExclusionsMeta = { file: '', records: 0, entries: 0,
  * task, split and position. A shard's lists hold each task's rows in ascending order, so each
  * position is found by binary search.
  */
-export function listEntries(shard: ShardMeta, s: number, rows: Int32Array, lists: Int32Array, dropped: readonly number[]): number[] {
+export function listEntries(
+  shard: ShardMeta,
+  s: number,
+  rows: Int32Array,
+  lists: Int32Array,
+  dropped: readonly number[],
+): number[] {
   const out: number[][] = [];
   for (const r of dropped) {
     const local = rows[r * ROW_WIDTH + ROW.TASK] ?? 0;
@@ -42,7 +56,8 @@ export function listEntries(shard: ShardMeta, s: number, rows: Int32Array, lists
         if ((lists[m] ?? 0) < r) a = m + 1;
         else b = m;
       }
-      if (lists[a] !== r) throw new IndexCorruptError(shard.file, `row ${r} is not in its task's ${name} list; rebuild the index`);
+      if (lists[a] !== r)
+        throw new IndexCorruptError(shard.file, `row ${r} is not in its task's ${name} list; rebuild the index`);
       out.push([s, local, split, a - from, r]);
     });
   }
@@ -65,7 +80,7 @@ export class Exclusions {
   private readonly byShard = new Map<number, Set<number>>();
 
   constructor(quints: Int32Array) {
-    for (let i = 0; i < quints.length; ) {
+    for (let i = 0; i < quints.length;) {
       const [s, local, split] = [quints[i]!, quints[i + 1]!, quints[i + 2]!];
       let j = i;
       while (j < quints.length && quints[j] === s && quints[j + 1] === local && quints[j + 2] === split) j += QUINT;
@@ -108,16 +123,22 @@ export class Exclusions {
 
 export function readExclusions(storage: Storage, meta: ExclusionsMeta | undefined): Exclusions | undefined {
   if (!meta || meta.entries === 0) return undefined;
-  if (!DUPLICATES_NAME.test(meta.file)) throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad duplicates file name ${meta.file}`);
+  if (!DUPLICATES_NAME.test(meta.file))
+    throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad duplicates file name ${meta.file}`);
   const want = meta.entries * QUINT * 4;
   let buf: Buffer;
   try {
     buf = storage.readRange(meta.file, 0, want, want);
   } catch (err) {
-    if (err instanceof StorageNotFound) throw new IndexCorruptError(storage.describe(meta.file), 'duplicates file is missing; rebuild the index');
+    if (err instanceof StorageNotFound)
+      throw new IndexCorruptError(storage.describe(meta.file), 'duplicates file is missing; rebuild the index');
     throw err;
   }
-  if (buf.length !== want || checksum(buf) !== meta.checksum) throw new IndexCorruptError(storage.describe(meta.file), 'duplicates file is truncated or fails its checksum; rebuild the index');
+  if (buf.length !== want || checksum(buf) !== meta.checksum)
+    throw new IndexCorruptError(
+      storage.describe(meta.file),
+      'duplicates file is truncated or fails its checksum; rebuild the index',
+    );
   // Aligned copy: a Buffer from a pool may start at an offset that is not a multiple of 4.
   return new Exclusions(new Int32Array(Uint8Array.from(buf).buffer));
 }

@@ -36,8 +36,10 @@ export function discoverShards(corpus: string | CorpusFiles): FoundShards {
         if (looksLike) skipped.push({ path: p, why: 'a directory named like a shard' });
         if (depth < 6) walk(p, depth + 1);
       } else if (looksLike) {
-        if (!SHARD_NAME.test(ent.name)) skipped.push({ path: p, why: 'extension is not .jsonl or .jsonl.gz (names are case-sensitive)' });
-        else if (parts.length !== 6 || parts[4] !== 'jsonl') skipped.push({ path: p, why: 'not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>' });
+        if (!SHARD_NAME.test(ent.name))
+          skipped.push({ path: p, why: 'extension is not .jsonl or .jsonl.gz (names are case-sensitive)' });
+        else if (parts.length !== 6 || parts[4] !== 'jsonl')
+          skipped.push({ path: p, why: 'not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>' });
         else sources.push(p);
       }
     }

@@ -77,7 +77,11 @@ export class IndexLock {
    */
   private static takeOver(out: string, file: string, tmp: string): IndexLock {
     const guard = `${file}.takeover`;
-    const again = (): CorpusError => new CorpusError(out, `another \`flanstream index\` run was taking over the stale ${file} at the same moment; run again`);
+    const again = (): CorpusError =>
+      new CorpusError(
+        out,
+        `another \`flanstream index\` run was taking over the stale ${file} at the same moment; run again`,
+      );
     try {
       linkSync(tmp, guard);
     } catch (err) {
@@ -111,7 +115,10 @@ export class IndexLock {
     if (!holder || (holder.host === host && !alive(holder.pid))) return undefined;
     const where = holder.host === host ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
     const remote = holder.host !== host ? `, or delete ${file} if that run is gone` : '';
-    return new CorpusError(out, `another \`flanstream index\` run (${where}, since ${holder.since}) is writing this index; wait for it to finish${remote}`);
+    return new CorpusError(
+      out,
+      `another \`flanstream index\` run (${where}, since ${holder.since}) is writing this index; wait for it to finish${remote}`,
+    );
   }
 
   release(): void {
@@ -134,7 +141,8 @@ export async function withIndexLock<T>(out: string, run: () => Promise<T>): Prom
     return await run();
   } catch (err) {
     for (const dir of [out, join(out, SHARDS_DIR)]) {
-      for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
+      for (const f of existsSync(dir) ? readdirSync(dir) : [])
+        if (f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
     }
     throw err;
   } finally {

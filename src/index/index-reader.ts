@@ -1,5 +1,20 @@
 import { IndexCorruptError } from '../errors.js';
-import { LIST_PAGE_ENTRIES, PAGE_BYTES, PAGE_TOKENS, ROW, ROW_WIDTH, ROWS_PER_PAGE, SPAN, SPAN_WIDTH, SPLIT_NAMES, type Manifest, type PagedSection, type ShardMeta, type ShardTask, type TaskEntry } from './format.js';
+import {
+  LIST_PAGE_ENTRIES,
+  PAGE_BYTES,
+  PAGE_TOKENS,
+  ROW,
+  ROW_WIDTH,
+  ROWS_PER_PAGE,
+  SPAN,
+  SPAN_WIDTH,
+  SPLIT_NAMES,
+  type Manifest,
+  type PagedSection,
+  type ShardMeta,
+  type ShardTask,
+  type TaskEntry,
+} from './format.js';
 import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { S3Settings } from '../storage/s3-location.js';
@@ -7,7 +22,14 @@ import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
-import { DEFAULT_READ_AHEAD, ShardPages, sectionPages, type PageRef, type ReadAhead, type Residency } from './shard-pages.js';
+import {
+  DEFAULT_READ_AHEAD,
+  ShardPages,
+  sectionPages,
+  type PageRef,
+  type ReadAhead,
+  type Residency,
+} from './shard-pages.js';
 
 const EMPTY = new Int32Array(0);
 /** Token runs up to this long are copied by a loop (see readTokens). */
@@ -55,9 +77,15 @@ export class IndexReader {
     this.storage = storage;
     this.manifest = manifest;
     for (const s of manifest.shards) {
-      if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file)) throw new IndexCorruptError(storage.describe('manifest.msgpack'), `bad shard file name ${s.file}`);
+      if (!/^shards\/[0-9a-f]{16,64}\.bin$/.test(s.file))
+        throw new IndexCorruptError(storage.describe('manifest.msgpack'), `bad shard file name ${s.file}`);
     }
-    this.pages = new ShardPages(storage, manifest.shards, opts.cacheBytes ?? 512 << 20, opts.readAhead ?? DEFAULT_READ_AHEAD);
+    this.pages = new ShardPages(
+      storage,
+      manifest.shards,
+      opts.cacheBytes ?? 512 << 20,
+      opts.readAhead ?? DEFAULT_READ_AHEAD,
+    );
     this.exclusions = readExclusions(storage, manifest.exclusions);
   }
 
@@ -117,7 +145,10 @@ export class IndexReader {
    */
   residentFor(records: readonly RecordRef[], audioIds = false): Promise<Residency> {
     const turn = this.admission.then(() => this.acquire(records, audioIds));
-    this.admission = turn.then(() => undefined, () => undefined);
+    this.admission = turn.then(
+      () => undefined,
+      () => undefined,
+    );
     return turn;
   }
 
@@ -144,7 +175,8 @@ export class IndexReader {
         for (const { shard, row } of records) {
           const f = this.row(shard, row);
           const spans = this.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!);
-          for (let o = 0; o < spans.length; o += SPAN_WIDTH) pagesOf(ids, shard, 'strings', spans[o + SPAN.ID_OFF]!, spans[o + SPAN.ID_LEN]!);
+          for (let o = 0; o < spans.length; o += SPAN_WIDTH)
+            pagesOf(ids, shard, 'strings', spans[o + SPAN.ID_OFF]!, spans[o + SPAN.ID_LEN]!);
         }
         await hold(ids);
       }
@@ -172,7 +204,13 @@ export class IndexReader {
    * one (always for a row), else a copy (into `into` when given, ≥ n long). Entries past the
    * section's end are an IndexCorruptError, never a short view.
    */
-  private intRange(i: number, section: Exclude<PagedSection, 'strings'>, start: number, n: number, into?: Int32Array): Int32Array {
+  private intRange(
+    i: number,
+    section: Exclude<PagedSection, 'strings'>,
+    start: number,
+    n: number,
+    into?: Int32Array,
+  ): Int32Array {
     // Nothing to read touches no page: a text-only shard's spans section is empty, and its page 0
     // does not exist.
     if (n === 0) return EMPTY;
@@ -182,11 +220,15 @@ export class IndexReader {
     const page = this.pages.ints(i, section, p);
     if (from + n <= page.length) return page.subarray(from, from + n);
     const out = into ? into.subarray(0, n) : new Int32Array(n);
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const q = Math.floor((start + done) / per);
       const at = start + done - q * per;
       const part = this.pages.ints(i, section, q).subarray(at, at + n - done);
-      if (part.length === 0) throw new IndexCorruptError(this.storage.describe(this.shard(i).file), `${section} entry ${start + done} is past the section's end`);
+      if (part.length === 0)
+        throw new IndexCorruptError(
+          this.storage.describe(this.shard(i).file),
+          `${section} entry ${start + done} is past the section's end`,
+        );
       out.set(part, done);
       done += part.length;
     }
@@ -253,11 +295,13 @@ export class IndexReader {
   /** A served section of shard `i` whole, verified page by page (inspection and tests). */
   section(i: number, section: PagedSection): Buffer {
     const pages = sectionPages(this.shard(i), section);
-    return Buffer.concat(Array.from({ length: pages }, (_, p) => {
-      if (section === 'strings') return this.pages.bytes(i, p);
-      const v = this.pages.ints(i, section, p);
-      return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-    }));
+    return Buffer.concat(
+      Array.from({ length: pages }, (_, p) => {
+        if (section === 'strings') return this.pages.bytes(i, p);
+        const v = this.pages.ints(i, section, p);
+        return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      }),
+    );
   }
 
   string(i: number, off: number, len: number): string {
@@ -285,7 +329,11 @@ export class IndexReader {
       const page = this.pages.ints(i, 'tokens', p);
       const from = pos - p * PAGE_TOKENS;
       const n = Math.min(len - done, page.length - from);
-      if (n <= 0) throw new IndexCorruptError(this.storage.describe(this.shard(i).file), `token ${pos} is past the tokens section's end`);
+      if (n <= 0)
+        throw new IndexCorruptError(
+          this.storage.describe(this.shard(i).file),
+          `token ${pos} is past the tokens section's end`,
+        );
       // Most runs of a batch are short text (an instruction, an answer): for those a loop beats
       // making a subarray view to hand to set().
       if (n <= SHORT_RUN) for (let j = 0, o = at + done; j < n; j++) out[o + j] = page[from + j]!;

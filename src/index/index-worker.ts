@@ -7,7 +7,11 @@ import { buildShard, type ShardJob } from './shard-builder.js';
 import { shardTools } from './shard-tools.js';
 
 /** A pool worker: one tokenizer and one set of shard tools (clips, texts), shard jobs in, shard metadata out. */
-const { corpus, tokenizer, audioRoots } = workerData as { corpus: CorpusLocation; tokenizer: string; audioRoots: readonly string[] };
+const { corpus, tokenizer, audioRoots } = workerData as {
+  corpus: CorpusLocation;
+  tokenizer: string;
+  audioRoots: readonly string[];
+};
 const tools = shardTools(TextTokenizer.load(tokenizer), openCorpus(corpus.location, corpus.s3), audioRoots);
 const port = parentPort;
 if (!port) throw new Error('index-worker must run as a worker thread');

@@ -17,9 +17,13 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
   try {
     const fd = openSync(tmp, 'w');
     try {
-      for (const part of typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : (data as Iterable<Uint8Array>)) {
+      for (const part of typeof data === 'string'
+        ? [Buffer.from(data)]
+        : data instanceof Uint8Array
+          ? [data]
+          : (data as Iterable<Uint8Array>)) {
         // A write may be short (a file size limit is met mid-buffer): go on until it is whole or throws.
-        for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);
+        for (let at = 0; at < part.length;) at += writeSync(fd, part, at, part.length - at);
       }
       fsyncSync(fd);
     } finally {
@@ -29,7 +33,10 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | Iterab
   } catch (err) {
     rmSync(tmp, { force: true });
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    throw new CorpusError(path, `cannot be written (${code ? `${code}: ` : ''}${describeError(err)}); the index was left as it was: free space (or raise the file size limit) and run again`);
+    throw new CorpusError(
+      path,
+      `cannot be written (${code ? `${code}: ` : ''}${describeError(err)}); the index was left as it was: free space (or raise the file size limit) and run again`,
+    );
   }
 }
 
@@ -63,7 +70,10 @@ export function readManifestFrom(storage: Storage): Manifest {
   }
   const manifest = unpack(outer.body) as Manifest;
   if (manifest.formatVersion !== INDEX_FORMAT_VERSION) {
-    throw new IndexCorruptError(file, `index format ${String(manifest.formatVersion)} is not the supported format ${INDEX_FORMAT_VERSION}`);
+    throw new IndexCorruptError(
+      file,
+      `index format ${String(manifest.formatVersion)} is not the supported format ${INDEX_FORMAT_VERSION}`,
+    );
   }
   return manifest;
 }

@@ -59,7 +59,9 @@ export function partsToWaitFor(present: readonly PartId[]): string | undefined {
   const [count] = counts as unknown as [number];
   const have = new Set(present.map((p) => p.index));
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !have.has(i));
-  return missing.length ? `${missing.length} of ${count} parts not done (${missing.map((i) => `${i}/${count}`).join(', ')})` : undefined;
+  return missing.length
+    ? `${missing.length} of ${count} parts not done (${missing.map((i) => `${i}/${count}`).join(', ')})`
+    : undefined;
 }
 
 /** The part records present in `out` (with their file names); unreadable ones are `damaged`. */

@@ -12,7 +12,10 @@ export function parsePart(text: string): PartId {
   const index = Number(m?.[1]);
   const count = Number(m?.[2]);
   if (!m || !Number.isSafeInteger(index) || !Number.isSafeInteger(count) || count < 1 || index >= count) {
-    throw new InvalidArgumentError('--part', `expected I/N with 0 <= I < N (part I of N, counted from 0), got "${text}"`);
+    throw new InvalidArgumentError(
+      '--part',
+      `expected I/N with 0 <= I < N (part I of N, counted from 0), got "${text}"`,
+    );
   }
   return { index, count };
 }
@@ -27,8 +30,13 @@ export function partName(p: PartId): string {
  * the part with fewest bytes so far (ties: lowest part, then path order): the parts' byte totals
  * differ by at most one file. Returns the part of each entry of `files`, in their order.
  */
-export function assignParts(files: readonly { readonly source: string; readonly bytes: number }[], count: number): number[] {
-  const order = files.map((_, i) => i).sort((a, b) => files[b]!.bytes - files[a]!.bytes || (files[a]!.source < files[b]!.source ? -1 : 1));
+export function assignParts(
+  files: readonly { readonly source: string; readonly bytes: number }[],
+  count: number,
+): number[] {
+  const order = files
+    .map((_, i) => i)
+    .sort((a, b) => files[b]!.bytes - files[a]!.bytes || (files[a]!.source < files[b]!.source ? -1 : 1));
   const load = new Array<number>(count).fill(0);
   const part = new Array<number>(files.length).fill(0);
   for (const i of order) {

@@ -22,7 +22,9 @@ export interface StagedOptions extends BuildOptions {
   readonly stage?: string;
 }
 
-export async function buildPartTo(opts: StagedOptions & { readonly part: PartId }): Promise<PartSummary & { published?: Published }> {
+export async function buildPartTo(
+  opts: StagedOptions & { readonly part: PartId },
+): Promise<PartSummary & { published?: Published }> {
   if (!isS3(opts.out)) return buildPart(opts);
   const settings = opts.s3 ?? {};
   await checkOut(opts.out, settings);
@@ -31,8 +33,15 @@ export async function buildPartTo(opts: StagedOptions & { readonly part: PartId 
   rmSync(join(stage, PARTS_DIR), { recursive: true, force: true });
   const summary = await buildPart({ ...opts, out: stage });
   const record = listPartRecords(stage).find((r) => r.file === summary.file)?.record;
-  if (!record) throw new CorpusError(join(stage, summary.file), 'the part record just written cannot be read back; run the part again');
-  const mine = new Set([summary.file, ...record.shards.flatMap((s) => [s.file, s.quarantineFile]).filter((f) => f !== '')]);
+  if (!record)
+    throw new CorpusError(
+      join(stage, summary.file),
+      'the part record just written cannot be read back; run the part again',
+    );
+  const mine = new Set([
+    summary.file,
+    ...record.shards.flatMap((s) => [s.file, s.quarantineFile]).filter((f) => f !== ''),
+  ]);
   const { publishDirectory } = await import('../storage/s3-upload.js');
   const published = await publishDirectory(stage, opts.out, settings, {
     last: [summary.file],
@@ -54,8 +63,11 @@ export async function mergePartsTo(opts: StagedOptions): Promise<MergeSummary & 
   await fetchFiles(opts.out, settings, records, stage);
   // The files the parts name; one the bucket lacks stays missing, and the merge refuses naming its part.
   // Files are named by their content: one already in the stage (from an earlier merge) at its size is that file.
-  const have = (f: string, bytes?: number): boolean => existsSync(join(stage, f)) && (bytes === undefined || statSync(join(stage, f)).size === bytes);
-  const named = listPartRecords(stage).flatMap((r) => r.record?.shards.flatMap((s) => [[s.file, s.bytes] as const, [s.quarantineFile, undefined] as const]) ?? []);
+  const have = (f: string, bytes?: number): boolean =>
+    existsSync(join(stage, f)) && (bytes === undefined || statSync(join(stage, f)).size === bytes);
+  const named = listPartRecords(stage).flatMap(
+    (r) => r.record?.shards.flatMap((s) => [[s.file, s.bytes] as const, [s.quarantineFile, undefined] as const]) ?? [],
+  );
   const wanted = named.filter(([f, bytes]) => f !== '' && !have(f, bytes)).map(([f]) => f);
   await fetchFiles(opts.out, settings, [...new Set(wanted)].sort(), stage);
   const summary = await mergeParts({ ...opts, out: stage });

@@ -11,7 +11,8 @@ export class Slots {
   private readonly queue: (() => void)[] = [];
 
   constructor(readonly limit: number) {
-    if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`read concurrency must be an integer ≥ 1, got ${limit}`);
+    if (!(Number.isInteger(limit) && limit >= 1))
+      throw new RangeError(`read concurrency must be an integer ≥ 1, got ${limit}`);
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
@@ -38,7 +39,8 @@ export class ByteBudget {
   private readonly queue: { bytes: number; go: () => void }[] = [];
 
   constructor(readonly limit: number) {
-    if (!(Number.isInteger(limit) && limit >= 1)) throw new RangeError(`prefetch bytes must be an integer ≥ 1, got ${limit}`);
+    if (!(Number.isInteger(limit) && limit >= 1))
+      throw new RangeError(`prefetch bytes must be an integer ≥ 1, got ${limit}`);
   }
 
   /** Bytes held now. */

@@ -32,9 +32,13 @@ export class ShardFiles {
       this.fds.set(s, (fd = openSync(join(this.dir, shard.file), 'r')));
     }
     const buf = Buffer.alloc(length);
-    for (let at = 0; at < length; ) {
+    for (let at = 0; at < length;) {
       const n = readSync(fd, buf, at, length - at, offset + at);
-      if (n === 0) throw new CorpusError(join(this.dir, shard.file), `ends before byte ${offset + length} (a shard file changed during the build); run the build again`);
+      if (n === 0)
+        throw new CorpusError(
+          join(this.dir, shard.file),
+          `ends before byte ${offset + length} (a shard file changed during the build); run the build again`,
+        );
       at += n;
     }
     return buf;

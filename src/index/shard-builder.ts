@@ -8,7 +8,18 @@ import { parseRecord } from '../corpus/record-parse.js';
 import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js';
 import { readCorpusShard } from '../corpus/shard-lines.js';
 import { checksum, digest } from '../util/hash.js';
-import { FLAG_UNSEEN, INDEX_FORMAT_VERSION, ROW_WIDTH, SHARDS_DIR, SPAN_WIDTH, SPLIT_BIT, type IndexOptions, type ShardDeps, type ShardMeta, type ShardTask } from './format.js';
+import {
+  FLAG_UNSEEN,
+  INDEX_FORMAT_VERSION,
+  ROW_WIDTH,
+  SHARDS_DIR,
+  SPAN_WIDTH,
+  SPLIT_BIT,
+  type IndexOptions,
+  type ShardDeps,
+  type ShardMeta,
+  type ShardTask,
+} from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 import { writeShardFile } from './shard-file.js';
 import { encodeTokens, tokenCodecOf } from './token-pages.js';
@@ -23,7 +34,9 @@ export interface ShardJob {
 }
 
 /** A piece of a field: text still to tokenize, or a clip's finished tokens (`<|SOA|>` codes `<|EOA|>`). */
-type Piece = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'audio'; readonly id: string; readonly tokens: Int32Array; readonly codebooks: number };
+type Piece =
+  | { readonly kind: 'text'; readonly text: string }
+  | { readonly kind: 'audio'; readonly id: string; readonly tokens: Int32Array; readonly codebooks: number };
 
 interface Accepted {
   readonly rec: FlanRecord;
@@ -37,7 +50,12 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   const { source, options } = job;
   const { tok, audio, encoder, clips } = tools;
   // Read through the resolver's corpus files: the same directory or s3:// prefix as the audio.
-  const { lines, issues, bytes: jsonlBytes, sourceHash } = await readCorpusShard(audio.files, source, options.maxLineBytes);
+  const {
+    lines,
+    issues,
+    bytes: jsonlBytes,
+    sourceHash,
+  } = await readCorpusShard(audio.files, source, options.maxLineBytes);
   // On S3, the shard's clips are fetched ahead while its records are resolved in order.
   audio.expect(lines.map((l) => l.text));
   const quarantine: QuarantineEntry[] = [...issues];
@@ -90,7 +108,10 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
           break;
         }
         if (r.npy.codebooks !== codebooks) {
-          problem = { reason: 'codebooks_mismatch', detail: `${r.file} has ${r.npy.codebooks} codebooks × ${r.npy.frames} frames, the corpus's codec has ${codebooks} (a [frames, codebooks] array saved transposed looks like this; set "codebooks" in audio_tokens/codec.json or --codebooks if the corpus really has ${r.npy.codebooks})` };
+          problem = {
+            reason: 'codebooks_mismatch',
+            detail: `${r.file} has ${r.npy.codebooks} codebooks × ${r.npy.frames} frames, the corpus's codec has ${codebooks} (a [frames, codebooks] array saved transposed looks like this; set "codebooks" in audio_tokens/codec.json or --codebooks if the corpus really has ${r.npy.codebooks})`,
+          };
           break;
         }
         const win = frameWindow(r.npy.frames, rec.audio_start, rec.audio_end, frameRate);
@@ -122,11 +143,21 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   // Tokenize every distinct text piece of the shard in one batch call (native, multi-threaded);
   // instructions and labels repeat across records (and shards: the cache), so each is encoded once.
   const textIndex = new Map<string, number>();
-  for (const a of accepted) for (const f of a.fields) for (const p of f) if (p.kind === 'text' && !textIndex.has(p.text)) textIndex.set(p.text, textIndex.size);
+  for (const a of accepted)
+    for (const f of a.fields)
+      for (const p of f) if (p.kind === 'text' && !textIndex.has(p.text)) textIndex.set(p.text, textIndex.size);
   const encoded = await encoder.encodeBatch([...textIndex.keys()]);
 
   const taskIndex = new Map<string, number>();
-  const tasks: { path: string; rec: FlanRecord; rows: number[][]; text: number; audio: number; frames: number; unseen: boolean }[] = [];
+  const tasks: {
+    path: string;
+    rec: FlanRecord;
+    rows: number[][];
+    text: number;
+    audio: number;
+    frames: number;
+    unseen: boolean;
+  }[] = [];
   const tokenChunks: Int32Array[] = [];
   const rows = new Int32Array(accepted.length * ROW_WIDTH);
   const spans: number[] = [];
@@ -205,13 +236,36 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     const [klo, khi] = firstInputKey ?? [0, 0];
     const textOf = (field: number): string => {
       let out: string | undefined;
-      for (const p of a.fields[field] ?? []) if (p.kind === 'text') out = out === undefined ? p.text : `${out}\n${p.text}`;
+      for (const p of a.fields[field] ?? [])
+        if (p.kind === 'text') out = out === undefined ? p.text : `${out}\n${p.text}`;
       return out ?? '';
     };
     const [iOff, iLen] = addText(textOf(0));
     const [nOff, nLen] = addText(textOf(1));
     rows.set(
-      [start, fieldLens[0] ?? 0, fieldLens[1] ?? 0, fieldLens[2] ?? 0, t, splits, audioTokens, spanStart, spans.length / SPAN_WIDTH - spanStart, uOff, uLen, a.line, klo, khi, a.rec.task_type.unseen ? FLAG_UNSEEN : 0, oOff, oLen, iOff, iLen, nOff, nLen],
+      [
+        start,
+        fieldLens[0] ?? 0,
+        fieldLens[1] ?? 0,
+        fieldLens[2] ?? 0,
+        t,
+        splits,
+        audioTokens,
+        spanStart,
+        spans.length / SPAN_WIDTH - spanStart,
+        uOff,
+        uLen,
+        a.line,
+        klo,
+        khi,
+        a.rec.task_type.unseen ? FLAG_UNSEEN : 0,
+        oOff,
+        oLen,
+        iOff,
+        iLen,
+        nOff,
+        nLen,
+      ],
       row,
     );
   });
@@ -226,8 +280,17 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     }) as unknown as [number, number, number];
     const [domain, major, minor] = [t.rec.domain, t.rec.task_type.major[0] ?? '', t.rec.task_type.minor[0] ?? ''];
     return {
-      path: t.path, domain, major, minor, ug: t.rec.task_type['U/G'][0] ?? 'understanding', unseen: t.unseen,
-      counts: [t.rows[0]!.length, t.rows[1]!.length, t.rows[2]!.length], listOffsets, textTokens: t.text, audioTokens: t.audio, audioFrames: t.frames,
+      path: t.path,
+      domain,
+      major,
+      minor,
+      ug: t.rec.task_type['U/G'][0] ?? 'understanding',
+      unseen: t.unseen,
+      counts: [t.rows[0]!.length, t.rows[1]!.length, t.rows[2]!.length],
+      listOffsets,
+      textTokens: t.text,
+      audioTokens: t.audio,
+      audioFrames: t.frames,
     };
   });
 
@@ -250,14 +313,31 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     lists: Buffer.from(Int32Array.from(lists).buffer),
   };
   const depsBuf = Buffer.from(JSON.stringify(deps));
-  const key = digest(String(INDEX_FORMAT_VERSION), source, sourceHash, tok.fingerprint, JSON.stringify(options), depsBuf);
+  const key = digest(
+    String(INDEX_FORMAT_VERSION),
+    source,
+    sourceHash,
+    tok.fingerprint,
+    JSON.stringify(options),
+    depsBuf,
+  );
   const written = writeShardFile(job.indexDir, key, served, depsBuf);
   const quarantineFile = quarantine.length > 0 ? `${SHARDS_DIR}/${key}.quarantine.jsonl` : '';
   if (quarantineFile) writeFileAtomic(join(job.indexDir, quarantineFile), quarantineLines(quarantine));
 
   return {
-    key, ...written, source, sourceHash, records: accepted.length, tokens, tasks: shardTasks,
-    maxCodebooks, quarantined: countByReason(quarantine), quarantineFile, firstProblem: quarantine[0]?.detail ?? '', jsonlBytes,
+    key,
+    ...written,
+    source,
+    sourceHash,
+    records: accepted.length,
+    tokens,
+    tasks: shardTasks,
+    maxCodebooks,
+    quarantined: countByReason(quarantine),
+    quarantineFile,
+    firstProblem: quarantine[0]?.detail ?? '',
+    jsonlBytes,
   };
 }
 
@@ -272,7 +352,13 @@ export function utf8Section(strings: readonly string[], bytes: number): Buffer {
 
 /** Quarantine entries as JSON lines, in blocks: one string of a million lines would exceed V8's string limit. */
 function* quarantineLines(entries: readonly QuarantineEntry[]): Generator<Buffer> {
-  for (let i = 0; i < entries.length; i += 4096) yield Buffer.from(entries.slice(i, i + 4096).map((q) => JSON.stringify(q) + '\n').join(''));
+  for (let i = 0; i < entries.length; i += 4096)
+    yield Buffer.from(
+      entries
+        .slice(i, i + 4096)
+        .map((q) => JSON.stringify(q) + '\n')
+        .join(''),
+    );
 }
 
 /** The deps section of a built shard file; undefined when it is missing or damaged (then rebuild). */

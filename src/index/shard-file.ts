@@ -9,7 +9,9 @@ import type { EncodedTokens } from './token-pages.js';
 export type WrittenShard = Pick<ShardMeta, 'file' | 'bytes' | 'sections' | 'checksums'>;
 
 /** A shard's served sections: its tokens encoded (token-pages.ts), the tables as int32 and bytes. */
-export type ShardSections = { readonly tokens: EncodedTokens } & Readonly<Record<Exclude<PagedSection, 'tokens'>, Buffer>>;
+export type ShardSections = { readonly tokens: EncodedTokens } & Readonly<
+  Record<Exclude<PagedSection, 'tokens'>, Buffer>
+>;
 
 /**
  * Writes `shards/<key>.bin`: the served sections back to back in page-table order (tokens first),
@@ -35,6 +37,18 @@ export function writeShardFile(indexDir: string, key: string, served: ShardSecti
     offset += buf.length;
   }
   const file = `${SHARDS_DIR}/${key}.bin`;
-  writeFileAtomic(join(indexDir, file), parts.map(([, buf]) => buf));
-  return { file, bytes: offset, sections, checksums: { pages: checksum(pages), deps: checksum(deps), content: checksum(Buffer.concat([tokens.contentDigests, ...tables])) } };
+  writeFileAtomic(
+    join(indexDir, file),
+    parts.map(([, buf]) => buf),
+  );
+  return {
+    file,
+    bytes: offset,
+    sections,
+    checksums: {
+      pages: checksum(pages),
+      deps: checksum(deps),
+      content: checksum(Buffer.concat([tokens.contentDigests, ...tables])),
+    },
+  };
 }

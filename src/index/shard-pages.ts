@@ -2,7 +2,14 @@ import { LRUCache } from 'lru-cache';
 import { FlanError, IndexCorruptError } from '../errors.js';
 import { StorageNotFile, StorageNotFound, type Storage } from '../storage/storage.js';
 import { checksum, pageDigest } from '../util/hash.js';
-import { PAGE_BYTES, PAGE_DIGEST_BYTES, PAGE_TOKENS, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
+import {
+  PAGE_BYTES,
+  PAGE_DIGEST_BYTES,
+  PAGE_TOKENS,
+  PAGED_SECTIONS,
+  type PagedSection,
+  type ShardMeta,
+} from './format.js';
 import { ByteBudget, Slots } from './read-budget.js';
 import { decodeTokenPage } from './token-pages.js';
 
@@ -11,16 +18,26 @@ export function sectionDigests(buf: Uint8Array, section: PagedSection): Buffer {
   const size = PAGE_BYTES[section];
   const pages = Math.ceil(buf.byteLength / size);
   const out = Buffer.alloc(pages * PAGE_DIGEST_BYTES);
-  for (let p = 0; p < pages; p++) pageDigest(buf.subarray(p * size, (p + 1) * size)).copy(out, p * PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES);
+  for (let p = 0; p < pages; p++)
+    pageDigest(buf.subarray(p * size, (p + 1) * size)).copy(out, p * PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES);
   return out;
 }
 
 /** Pages of a section of a shard: token pages hold PAGE_TOKENS tokens whatever their stored size. */
 export function sectionPages(s: ShardMeta, section: PagedSection): number {
-  return section === 'tokens' ? Math.ceil(s.tokens / PAGE_TOKENS) : Math.ceil(s.sections[section][1] / PAGE_BYTES[section]);
+  return section === 'tokens'
+    ? Math.ceil(s.tokens / PAGE_TOKENS)
+    : Math.ceil(s.sections[section][1] / PAGE_BYTES[section]);
 }
 
-const SLOT: Readonly<Record<PagedSection | 'pages', number>> = { tokens: 0, rows: 1, spans: 2, strings: 3, lists: 4, pages: 5 };
+const SLOT: Readonly<Record<PagedSection | 'pages', number>> = {
+  tokens: 0,
+  rows: 1,
+  spans: 2,
+  strings: 3,
+  lists: 4,
+  pages: 5,
+};
 const SLOTS = PAGED_SECTIONS.length;
 const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists']);
 
@@ -28,7 +45,13 @@ const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'span
  * A verified page as served: token pages decoded from their stored form (token-pages.ts), the
  * other int32 sections as views, strings as bytes. `tokens` is the page's token count.
  */
-export function decodePage(buf: Buffer, section: PagedSection, tokens: number, file: string, what: string): Int32Array | Buffer {
+export function decodePage(
+  buf: Buffer,
+  section: PagedSection,
+  tokens: number,
+  file: string,
+  what: string,
+): Int32Array | Buffer {
   if (section === 'tokens') return decodeTokenPage(buf, tokens, file, what);
   return INT_SECTIONS.has(section) ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : buf;
 }
@@ -105,7 +128,12 @@ export class ShardPages {
   private readonly budget: ByteBudget;
   private readonly slots: Slots;
 
-  constructor(storage: Storage, shards: readonly ShardMeta[], cacheBytes: number, ahead: ReadAhead = DEFAULT_READ_AHEAD) {
+  constructor(
+    storage: Storage,
+    shards: readonly ShardMeta[],
+    cacheBytes: number,
+    ahead: ReadAhead = DEFAULT_READ_AHEAD,
+  ) {
     this.storage = storage;
     this.shards = shards;
     this.budget = new ByteBudget(ahead.prefetchBytes);
@@ -148,7 +176,8 @@ export class ShardPages {
     if (slot === SLOTS) return (this.first[this.shards.length * SLOTS] ?? 0) + i;
     const at = i * SLOTS + slot;
     const first = this.first[at] ?? 0;
-    if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first)) throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
+    if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first))
+      throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
     return first + p;
   }
 
@@ -203,7 +232,10 @@ export class ShardPages {
     if (err instanceof FlanError) return err;
     if (err instanceof StorageNotFound) return new IndexCorruptError(this.file(i), 'shard file is missing');
     if (err instanceof StorageNotFile) return new IndexCorruptError(this.file(i), 'shard file is not a regular file');
-    return new IndexCorruptError(this.file(i), `${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    return new IndexCorruptError(
+      this.file(i),
+      `${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+    );
   }
 
   /**
@@ -220,7 +252,8 @@ export class ShardPages {
       } catch (err) {
         throw this.fault(i, err, 'shard file');
       }
-      if (size !== s.bytes) throw new IndexCorruptError(this.file(i), `shard file has ${size} bytes; the manifest says ${s.bytes}`);
+      if (size !== s.bytes)
+        throw new IndexCorruptError(this.file(i), `shard file has ${size} bytes; the manifest says ${s.bytes}`);
     });
   }
 
@@ -231,7 +264,8 @@ export class ShardPages {
     } catch (err) {
       throw this.fault(i, err, what);
     }
-    if (buf.length !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
+    if (buf.length !== len)
+      throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
     return buf;
   }
 
@@ -245,7 +279,8 @@ export class ShardPages {
     const [off, len] = this.shard(i).sections.pages;
     const pages = (this.first[(i + 1) * SLOTS] ?? 0) - (this.first[i * SLOTS] ?? 0);
     const tokenPages = sectionPages(this.shard(i), 'tokens');
-    if (len !== pages * PAGE_DIGEST_BYTES + tokenPages * 4) throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
+    if (len !== pages * PAGE_DIGEST_BYTES + tokenPages * 4)
+      throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
     return [off, len];
   }
 
@@ -259,8 +294,13 @@ export class ShardPages {
     const tokenPages = sectionPages(s, 'tokens');
     const digests = table.subarray(0, table.length - tokenPages * 4);
     const tokenStarts = new Float64Array(tokenPages + 1);
-    for (let p = 0, at = digests.length; p < tokenPages; p++, at += 4) tokenStarts[p + 1] = tokenStarts[p]! + table.readUInt32LE(at);
-    if (tokenStarts[tokenPages] !== s.sections.tokens[1]) throw new IndexCorruptError(this.file(i), `token pages add up to ${tokenStarts[tokenPages]} bytes; the tokens section has ${s.sections.tokens[1]}`);
+    for (let p = 0, at = digests.length; p < tokenPages; p++, at += 4)
+      tokenStarts[p + 1] = tokenStarts[p]! + table.readUInt32LE(at);
+    if (tokenStarts[tokenPages] !== s.sections.tokens[1])
+      throw new IndexCorruptError(
+        this.file(i),
+        `token pages add up to ${tokenStarts[tokenPages]} bytes; the tokens section has ${s.sections.tokens[1]}`,
+      );
     return { digests, tokenStarts };
   }
 
@@ -285,7 +325,13 @@ export class ShardPages {
       this.storage.forget?.(this.shard(i).file);
       throw new IndexCorruptError(this.file(i), `${section} page ${p} fails its checksum`);
     }
-    return decodePage(buf, section, Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS), this.file(i), `${section} page ${p}`);
+    return decodePage(
+      buf,
+      section,
+      Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS),
+      this.file(i),
+      `${section} page ${p}`,
+    );
   }
 
   /**
@@ -396,7 +442,8 @@ export class ShardPages {
     } catch (err) {
       throw this.fault(i, err, what);
     }
-    if (buf.length !== len) throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
+    if (buf.length !== len)
+      throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
     return buf;
   }
 

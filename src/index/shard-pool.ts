@@ -50,7 +50,9 @@ export async function buildShards(
   }
   // Each worker opens the corpus itself (its own S3 client, for an s3:// corpus).
   const workerData = { corpus: files.where, tokenizer: first.options.tokenizer, audioRoots: first.options.audioRoots };
-  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () => spawnWorker(import.meta.url, 'index-worker', { workerData }));
+  const pool = Array.from({ length: Math.min(workers, jobs.length) }, () =>
+    spawnWorker(import.meta.url, 'index-worker', { workerData }),
+  );
   const out: ShardMeta[] = [];
   let started = 0;
   const take = (current: ShardJob[] | undefined): ShardJob[] | undefined => {

@@ -17,5 +17,10 @@ export interface ShardTools {
 }
 
 export function shardTools(tok: TextTokenizer, files: CorpusFiles, audioRoots: readonly string[]): ShardTools {
-  return { tok, audio: new AudioResolver(files, audioRoots), encoder: new EncodeCache(tok), clips: new ClipTokens(tok) };
+  return {
+    tok,
+    audio: new AudioResolver(files, audioRoots),
+    encoder: new EncodeCache(tok),
+    clips: new ClipTokens(tok),
+  };
 }

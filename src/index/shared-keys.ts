@@ -26,7 +26,7 @@ class Bucket {
     else {
       this.fd ??= openSync(this.file, 'w');
       const b = Buffer.from(full.buffer, full.byteOffset, full.byteLength);
-      for (let at = 0; at < b.length; ) at += writeSync(this.fd, b, at, b.length - at);
+      for (let at = 0; at < b.length;) at += writeSync(this.fd, b, at, b.length - at);
     }
     this.chunk = new Int32Array(CHUNK_QUADS * 4);
     this.used = 0;
@@ -74,7 +74,13 @@ export type AddQuad = (lo: number, hi: number, s: number, r: number) => void;
  * merge of a partitioned build over 10⁸ records does the cross-shard steps (audio groups,
  * duplicate uuids) like the one-process build, with the same bytes.
  */
-export function* sortedKeyBuckets(dir: string, tag: string, total: number, perBucket: number, fill: (add: AddQuad) => void): Generator<Int32Array> {
+export function* sortedKeyBuckets(
+  dir: string,
+  tag: string,
+  total: number,
+  perBucket: number,
+  fill: (add: AddQuad) => void,
+): Generator<Int32Array> {
   const B = Math.max(1, Math.ceil(total / perBucket));
   const file = (b: number): string => join(dir, `${tag}.bucket-${b}.${process.pid}.tmp`);
   const buckets = Array.from({ length: B }, (_, b) => new Bucket(B === 1 ? undefined : file(b)));
@@ -83,8 +89,13 @@ export function* sortedKeyBuckets(dir: string, tag: string, total: number, perBu
     for (const bucket of buckets) {
       const q = bucket.drain();
       const n = q.length / 4;
-      const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) =>
-        (q[a * 4 + 1]! - q[b * 4 + 1]!) || (q[a * 4]! - q[b * 4]!) || (q[a * 4 + 2]! - q[b * 4 + 2]!) || (q[a * 4 + 3]! - q[b * 4 + 3]!));
+      const order = Uint32Array.from({ length: n }, (_, i) => i).sort(
+        (a, b) =>
+          q[a * 4 + 1]! - q[b * 4 + 1]! ||
+          q[a * 4]! - q[b * 4]! ||
+          q[a * 4 + 2]! - q[b * 4 + 2]! ||
+          q[a * 4 + 3]! - q[b * 4 + 3]!,
+      );
       const sorted = new Int32Array(q.length);
       order.forEach((k, i) => sorted.set(q.subarray(k * 4, k * 4 + 4), i * 4));
       yield sorted;
@@ -97,7 +108,7 @@ export function* sortedKeyBuckets(dir: string, tag: string, total: number, perBu
 /** Calls `fn(from, to)` for every run [from, to) of two or more quads with the same key in a sorted bucket. */
 export function forEachSharedRun(q: Int32Array, fn: (from: number, to: number) => void): void {
   const n = q.length / 4;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let j = i + 1;
     while (j < n && q[j * 4] === q[i * 4] && q[j * 4 + 1] === q[i * 4 + 1]) j++;
     if (j - i > 1) fn(i, j);
@@ -110,7 +121,13 @@ export function forEachSharedRun(q: Int32Array, fn: (from: number, to: number) =
  * [keyLo, keyHi, shard, row] sorted by key, shard and row (see sortedKeyBuckets), plus the result
  * in memory (16 bytes per shared record). Records `dropped` (duplicate uuids) take no part.
  */
-export function sharedKeyQuads(dir: string, shards: readonly ShardMeta[], rowsOf: (s: number) => Int32Array, perBucket = PER_BUCKET, dropped?: (s: number, r: number) => boolean): Buffer[] {
+export function sharedKeyQuads(
+  dir: string,
+  shards: readonly ShardMeta[],
+  rowsOf: (s: number) => Int32Array,
+  perBucket = PER_BUCKET,
+  dropped?: (s: number, r: number) => boolean,
+): Buffer[] {
   const total = shards.reduce((n, s) => n + s.records, 0);
   const out: Buffer[] = [];
   const buckets = sortedKeyBuckets(dir, 'audio-groups', total, perBucket, (add) => {

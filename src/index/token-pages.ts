@@ -29,7 +29,11 @@ export interface TokenCodec {
   readonly span: number;
 }
 
-export function tokenCodecOf(vocab: { readonly audioOffset: number; readonly codebooks: number; readonly codebookSize: number }): TokenCodec {
+export function tokenCodecOf(vocab: {
+  readonly audioOffset: number;
+  readonly codebooks: number;
+  readonly codebookSize: number;
+}): TokenCodec {
   return { base: vocab.audioOffset, span: vocab.codebooks * vocab.codebookSize };
 }
 
@@ -106,7 +110,12 @@ export function encodeTokens(tokens: Int32Array, codec: TokenCodec): EncodedToke
     const len = encodePage(tokens, from, n, codec, out, at);
     lengths[p] = len;
     pageDigest(out.subarray(at, at + len)).copy(digests, p * PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES);
-    pageDigest(raw.subarray(from * 4, from * 4 + n * 4)).copy(contentDigests, p * PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES);
+    pageDigest(raw.subarray(from * 4, from * 4 + n * 4)).copy(
+      contentDigests,
+      p * PAGE_DIGEST_BYTES,
+      0,
+      PAGE_DIGEST_BYTES,
+    );
     at += len;
   }
   if (PAGE_TOKENS * 4 !== PAGE_BYTES.tokens) throw new Error('token pages must be PAGE_BYTES.tokens of int32');
@@ -125,7 +134,8 @@ export function decodeTokenPage(page: Uint8Array, count: number, file: string, w
   const mode = buf.readUInt8(0);
   const out = new Int32Array(count);
   if (mode === MODE_INT32) {
-    if (page.byteLength !== HEADER_BYTES + 4 * count) throw bad(`has ${page.byteLength} bytes for ${count} int32 tokens`);
+    if (page.byteLength !== HEADER_BYTES + 4 * count)
+      throw bad(`has ${page.byteLength} bytes for ${count} int32 tokens`);
     // Copied out of the read buffer: its offset need not be a multiple of 4.
     new Uint8Array(out.buffer).set(page.subarray(HEADER_BYTES));
     return out;
@@ -134,7 +144,8 @@ export function decodeTokenPage(page: Uint8Array, count: number, file: string, w
   const split = buf.readUInt16LE(2);
   const base = buf.readInt32LE(4);
   const escAt = HEADER_BYTES + pad4(2 * count);
-  if (page.byteLength < escAt || (page.byteLength - escAt) % 4 !== 0) throw bad(`has ${page.byteLength} bytes for ${count} uint16 tokens`);
+  if (page.byteLength < escAt || (page.byteLength - escAt) % 4 !== 0)
+    throw bad(`has ${page.byteLength} bytes for ${count} uint16 tokens`);
   const aligned = page.byteOffset % 4 === 0 ? page : Uint8Array.from(page);
   const codes = new Uint16Array(aligned.buffer, aligned.byteOffset + HEADER_BYTES, count);
   const escapes = new Int32Array(aligned.buffer, aligned.byteOffset + escAt, (page.byteLength - escAt) / 4);

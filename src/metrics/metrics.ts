@@ -40,23 +40,73 @@ class TaskTally {
 /** Prometheus metrics of one server; per-(domain, task) children are bound once, not per batch. */
 export class Metrics {
   readonly registry = new client.Registry();
-  private readonly batches = new client.Counter({ name: 'flanstream_batches_total', help: 'Batches sent', registers: [this.registry] });
+  private readonly batches = new client.Counter({
+    name: 'flanstream_batches_total',
+    help: 'Batches sent',
+    registers: [this.registry],
+  });
   private readonly examples: TaskTally;
   private readonly textTokens: TaskTally;
   private readonly audioTokens: TaskTally;
   private readonly padding: TaskTally;
-  private readonly fill = new client.Histogram({ name: 'flanstream_batch_fill_ratio', help: 'Non-pad tokens / all tokens per batch', buckets: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 1], registers: [this.registry] });
-  private readonly build = new client.Histogram({ name: 'flanstream_batch_build_seconds', help: 'Time to plan and assemble a batch', buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5], registers: [this.registry] });
-  readonly activeStreams = new client.Gauge({ name: 'flanstream_active_streams', help: 'Open StreamBatches calls', registers: [this.registry] });
-  readonly connectionsRefused = new client.Counter({ name: 'flanstream_connections_refused_total', help: 'gRPC connections closed by the server before serving them, by reason (max_connections, handshake_timeout, not_http2)', labelNames: ['reason'], registers: [this.registry] });
-  readonly watchesRefused = new client.Counter({ name: 'flanstream_health_watches_refused_total', help: 'grpc.health.v1 Watch calls refused at server.max_health_watches', registers: [this.registry] });
-  private readonly bytes = new client.Counter({ name: 'flanstream_bytes_sent_total', help: 'Serialized StreamBatches response bytes handed to the transport', registers: [this.registry] });
-  readonly updates = new client.Counter({ name: 'flanstream_mixture_updates_total', help: 'Mixture updates accepted', registers: [this.registry] });
-  readonly reports = new client.Counter({ name: 'flanstream_loss_reports_total', help: 'Loss reports accepted', registers: [this.registry] });
-  private readonly errors = new client.Counter({ name: 'flanstream_stream_errors_total', help: 'Streams ended with an error status, by gRPC code name', labelNames: ['code'], registers: [this.registry] });
-  private readonly ends = new client.Counter({ name: 'flanstream_stream_ends_total', help: 'Streams ended with a StreamEnd, by reason (complete, max_batches, shutdown)', labelNames: ['reason'], registers: [this.registry] });
+  private readonly fill = new client.Histogram({
+    name: 'flanstream_batch_fill_ratio',
+    help: 'Non-pad tokens / all tokens per batch',
+    buckets: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 1],
+    registers: [this.registry],
+  });
+  private readonly build = new client.Histogram({
+    name: 'flanstream_batch_build_seconds',
+    help: 'Time to plan and assemble a batch',
+    buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  readonly activeStreams = new client.Gauge({
+    name: 'flanstream_active_streams',
+    help: 'Open StreamBatches calls',
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new client.Counter({
+    name: 'flanstream_connections_refused_total',
+    help: 'gRPC connections closed by the server before serving them, by reason (max_connections, handshake_timeout, not_http2)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly watchesRefused = new client.Counter({
+    name: 'flanstream_health_watches_refused_total',
+    help: 'grpc.health.v1 Watch calls refused at server.max_health_watches',
+    registers: [this.registry],
+  });
+  private readonly bytes = new client.Counter({
+    name: 'flanstream_bytes_sent_total',
+    help: 'Serialized StreamBatches response bytes handed to the transport',
+    registers: [this.registry],
+  });
+  readonly updates = new client.Counter({
+    name: 'flanstream_mixture_updates_total',
+    help: 'Mixture updates accepted',
+    registers: [this.registry],
+  });
+  readonly reports = new client.Counter({
+    name: 'flanstream_loss_reports_total',
+    help: 'Loss reports accepted',
+    registers: [this.registry],
+  });
+  private readonly errors = new client.Counter({
+    name: 'flanstream_stream_errors_total',
+    help: 'Streams ended with an error status, by gRPC code name',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
+  private readonly ends = new client.Counter({
+    name: 'flanstream_stream_ends_total',
+    help: 'Streams ended with a StreamEnd, by reason (complete, max_batches, shutdown)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   /** Seconds of audio sent per domain (codec frames / frame rate); absent without a frame rate. */
-  private readonly audioSeconds: { rate: number; perDomain: ReturnType<client.Counter<'domain'>['labels']>[] } | undefined;
+  private readonly audioSeconds:
+    { rate: number; perDomain: ReturnType<client.Counter<'domain'>['labels']>[] } | undefined;
   /** The latest batch stats of every open stream, turned into gauge values when scraped. */
   private readonly streamStats = new Map<string, WireBatch['stats']>();
   /** The open streams' policies, read when scraped (see watchPolicies). */
@@ -87,7 +137,12 @@ export class Metrics {
     this.audioTokens = new TaskTally(tasks.map((t) => tokens.labels(t.domain, t.path, 'audio')));
     const rate = catalog.vocab.frameRate;
     if (rate > 0) {
-      const seconds = new client.Counter({ name: 'flanstream_audio_seconds_total', help: 'Seconds of audio sent, per domain (codec frames / frame rate; the same under every audio layout)', labelNames: ['domain'], registers: [this.registry] });
+      const seconds = new client.Counter({
+        name: 'flanstream_audio_seconds_total',
+        help: 'Seconds of audio sent, per domain (codec frames / frame rate; the same under every audio layout)',
+        labelNames: ['domain'],
+        registers: [this.registry],
+      });
       this.audioSeconds = { rate, perDomain: domains.map((d) => seconds.labels(d)) };
     }
     // Padding belongs to a batch, not to a task; one series keeps sum by (kind) meaningful.
@@ -114,8 +169,16 @@ export class Metrics {
     });
     const policies = (): { id: string; view: PolicyView }[] => this.policies();
     for (const [name, help, value] of [
-      ['flanstream_policy_weight', 'Closed-loop policy weight per arm (selector) per open stream', (v: PolicyView, a: number) => v.weights[a]],
-      ['flanstream_policy_loss', 'Mean token loss per arm the policy saw at its last decision (absent: none reported)', (v: PolicyView, a: number) => v.losses[a]],
+      [
+        'flanstream_policy_weight',
+        'Closed-loop policy weight per arm (selector) per open stream',
+        (v: PolicyView, a: number) => v.weights[a],
+      ],
+      [
+        'flanstream_policy_loss',
+        'Mean token loss per arm the policy saw at its last decision (absent: none reported)',
+        (v: PolicyView, a: number) => v.losses[a],
+      ],
     ] as const) {
       new client.Gauge({
         name,
@@ -124,28 +187,88 @@ export class Metrics {
         registers: [this.registry],
         collect() {
           this.reset();
-          for (const { id, view } of policies()) view.selectors.forEach((sel, a) => {
-            const v = value(view, a);
-            if (typeof v === 'number') this.labels(id, view.name, sel).set(v);
-          });
+          for (const { id, view } of policies())
+            view.selectors.forEach((sel, a) => {
+              const v = value(view, a);
+              if (typeof v === 'number') this.labels(id, view.name, sel).set(v);
+            });
         },
       });
     }
     const registry = this.registry;
-    new client.Gauge({ name: 'flanstream_cache_hits', help: 'Index cache hits since start', registers: [registry], collect() { this.set(catalog.cacheStats.hits); } });
-    new client.Gauge({ name: 'flanstream_cache_misses', help: 'Index cache misses (positional reads) since start', registers: [registry], collect() { this.set(catalog.cacheStats.misses); } });
-    new client.Gauge({ name: 'flanstream_pages_prefetched', help: 'Index pages read ahead of planned steps (asynchronous reads) since start', registers: [registry], collect() { this.set(catalog.cacheStats.prefetched); } });
-    new client.Gauge({ name: 'flanstream_prefetch_bytes', help: 'Bytes of index pages held for planned steps not built yet (bounded by index.prefetch_bytes)', registers: [registry], collect() { this.set(catalog.prefetchHeld); } });
-    new client.Gauge({ name: 'flanstream_plan_cache_hits', help: 'Train steps a rank stream took from another rank\'s planning since start', registers: [registry], collect() { this.set(plans.counts.hits); } });
-    new client.Gauge({ name: 'flanstream_plan_cache_misses', help: 'Train steps of multi-rank streams planned by the stream itself since start', registers: [registry], collect() { this.set(plans.counts.misses); } });
-    new client.Gauge({ name: 'flanstream_plan_cache_rows', help: 'Planned rows held for the other ranks of their jobs', registers: [registry], collect() { this.set(plans.size.rows); } });
-    const q = new client.Gauge({ name: 'flanstream_quarantined_records', help: 'Records and files quarantined at index time, by reason', labelNames: ['reason'], registers: [registry] });
+    new client.Gauge({
+      name: 'flanstream_cache_hits',
+      help: 'Index cache hits since start',
+      registers: [registry],
+      collect() {
+        this.set(catalog.cacheStats.hits);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_cache_misses',
+      help: 'Index cache misses (positional reads) since start',
+      registers: [registry],
+      collect() {
+        this.set(catalog.cacheStats.misses);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_pages_prefetched',
+      help: 'Index pages read ahead of planned steps (asynchronous reads) since start',
+      registers: [registry],
+      collect() {
+        this.set(catalog.cacheStats.prefetched);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_prefetch_bytes',
+      help: 'Bytes of index pages held for planned steps not built yet (bounded by index.prefetch_bytes)',
+      registers: [registry],
+      collect() {
+        this.set(catalog.prefetchHeld);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_plan_cache_hits',
+      help: "Train steps a rank stream took from another rank's planning since start",
+      registers: [registry],
+      collect() {
+        this.set(plans.counts.hits);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_plan_cache_misses',
+      help: 'Train steps of multi-rank streams planned by the stream itself since start',
+      registers: [registry],
+      collect() {
+        this.set(plans.counts.misses);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_plan_cache_rows',
+      help: 'Planned rows held for the other ranks of their jobs',
+      registers: [registry],
+      collect() {
+        this.set(plans.size.rows);
+      },
+    });
+    const q = new client.Gauge({
+      name: 'flanstream_quarantined_records',
+      help: 'Records and files quarantined at index time, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
     for (const [reason, n] of Object.entries(catalog.quarantine.byReason)) q.labels(reason).set(n);
-    new client.Gauge({ name: 'flanstream_index_records', help: 'Records in the served index', registers: [registry] }).set(catalog.records);
+    new client.Gauge({
+      name: 'flanstream_index_records',
+      help: 'Records in the served index',
+      registers: [registry],
+    }).set(catalog.records);
     client.collectDefaultMetrics({ register: registry });
     // The default collectors export these gauges with a counter's _total suffix, which promtool
     // rejects; the same values stay as nodejs_active_handles / _requests / _resources.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      registry.removeSingleMetric(name);
     registerS3Metrics(registry);
   }
 
@@ -157,15 +280,36 @@ export class Metrics {
   /** Counts a batch as it is handed to the transport (the client receives exactly these). */
   /** Reports the server's built-but-unsent bytes (the send budget in use) as a gauge. */
   trackUnsent(bytes: () => number): void {
-    new client.Gauge({ name: 'flanstream_unsent_bytes', help: 'Batch bytes built but not yet handed to the socket, all streams', registers: [this.registry], collect() { this.set(bytes()); } });
+    new client.Gauge({
+      name: 'flanstream_unsent_bytes',
+      help: 'Batch bytes built but not yet handed to the socket, all streams',
+      registers: [this.registry],
+      collect() {
+        this.set(bytes());
+      },
+    });
   }
 
   trackConnections(open: () => number): void {
-    new client.Gauge({ name: 'flanstream_connections', help: 'Open gRPC connections (handshaking or not)', registers: [this.registry], collect() { this.set(open()); } });
+    new client.Gauge({
+      name: 'flanstream_connections',
+      help: 'Open gRPC connections (handshaking or not)',
+      registers: [this.registry],
+      collect() {
+        this.set(open());
+      },
+    });
   }
 
   trackWatches(open: () => number): void {
-    new client.Gauge({ name: 'flanstream_health_watches', help: 'Open grpc.health.v1 Watch calls', registers: [this.registry], collect() { this.set(open()); } });
+    new client.Gauge({
+      name: 'flanstream_health_watches',
+      help: 'Open grpc.health.v1 Watch calls',
+      registers: [this.registry],
+      collect() {
+        this.set(open());
+      },
+    });
   }
 
   observeBatch(b: WireBatch, seconds: number, streamId: string): void {
@@ -178,7 +322,8 @@ export class Metrics {
       this.textTokens.add(task, b.segTextTokens[k] ?? 0);
       this.audioTokens.add(task, b.segAudioTokens[k] ?? 0);
       const frames = b.segAudioFrames[k] ?? 0;
-      if (this.audioSeconds && frames > 0) this.audioSeconds.perDomain[b.segDomain[k] ?? 0]?.inc(frames / this.audioSeconds.rate);
+      if (this.audioSeconds && frames > 0)
+        this.audioSeconds.perDomain[b.segDomain[k] ?? 0]?.inc(frames / this.audioSeconds.rate);
     }
     for (const t of b.turnTask) this.examples.add(t, 1);
     // packing "examples" sends unpacked evaluation items instead of segments; they are examples too.

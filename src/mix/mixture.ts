@@ -25,14 +25,21 @@ export const NATURAL: MixtureSpec = Object.freeze({ weights: {}, within: 'propor
  * Turns a mixture into target proportions over task ids. `trainSize[t]` is the number of train
  * records task t can draw from (0 for held-out tasks). Errors name the offending field.
  */
-export function resolveMixture(spec: MixtureSpec, tasks: readonly TaskEntry[], trainSize: ArrayLike<number>, heldout: ReadonlySet<number>, field = 'mixture'): Float64Array {
+export function resolveMixture(
+  spec: MixtureSpec,
+  tasks: readonly TaskEntry[],
+  trainSize: ArrayLike<number>,
+  heldout: ReadonlySet<number>,
+  field = 'mixture',
+): Float64Array {
   if (!['proportional', 'uniform', 'temperature'].includes(spec.within)) {
     throw new InvalidArgumentError(`${field}.within`, `"${spec.within}" is not proportional, uniform or temperature`);
   }
   if (!(spec.temperature > 0) || !Number.isFinite(spec.temperature)) {
     throw new InvalidArgumentError(`${field}.temperature`, `must be a positive number, got ${spec.temperature}`);
   }
-  if (!(spec.cap >= 0) || !Number.isInteger(spec.cap)) throw new InvalidArgumentError(`${field}.cap`, `must be a non-negative integer, got ${spec.cap}`);
+  if (!(spec.cap >= 0) || !Number.isInteger(spec.cap))
+    throw new InvalidArgumentError(`${field}.cap`, `must be a non-negative integer, got ${spec.cap}`);
   const size = (t: number): number => {
     const n = trainSize[t] ?? 0;
     const capped = spec.cap > 0 ? Math.min(n, spec.cap) : n;
@@ -48,12 +55,22 @@ export function resolveMixture(spec: MixtureSpec, tasks: readonly TaskEntry[], t
       : entries.map(([sel, w]) => {
           // Weights are relative; the bound keeps weight × task size finite (1e308 once made NaN targets).
           if (typeof w !== 'number' || !Number.isFinite(w) || w < 0 || w > MAX_WEIGHT) {
-            throw new InvalidArgumentError(`${field}.weights["${sel}"]`, `weight must be a finite non-negative number of at most ${MAX_WEIGHT} (weights are relative), got ${String(w)}`);
+            throw new InvalidArgumentError(
+              `${field}.weights["${sel}"]`,
+              `weight must be a finite non-negative number of at most ${MAX_WEIGHT} (weights are relative), got ${String(w)}`,
+            );
           }
           const ids = matchSelector(sel, tasks);
-          if (ids.length === 0) throw new InvalidArgumentError(`${field}.weights["${sel}"]`, 'selector matches no task (use domain, domain/major or domain/major/minor; see GetCorpusInfo)');
+          if (ids.length === 0)
+            throw new InvalidArgumentError(
+              `${field}.weights["${sel}"]`,
+              'selector matches no task (use domain, domain/major or domain/major/minor; see GetCorpusInfo)',
+            );
           if (w > 0 && ids.every((t) => heldout.has(t))) {
-            throw new InvalidArgumentError(`${field}.weights["${sel}"]`, 'names only held-out tasks; they never appear in a train stream');
+            throw new InvalidArgumentError(
+              `${field}.weights["${sel}"]`,
+              'names only held-out tasks; they never appear in a train stream',
+            );
           }
           return [sel, w, ids];
         });
@@ -61,7 +78,11 @@ export function resolveMixture(spec: MixtureSpec, tasks: readonly TaskEntry[], t
   for (const [sel, , ids] of groups) {
     for (const t of ids) {
       const other = owner.get(t);
-      if (other !== undefined) throw new InvalidArgumentError(`${field}.weights`, `selectors "${other}" and "${sel}" overlap (one contains the other)`);
+      if (other !== undefined)
+        throw new InvalidArgumentError(
+          `${field}.weights`,
+          `selectors "${other}" and "${sel}" overlap (one contains the other)`,
+        );
       owner.set(t, sel);
     }
   }
@@ -69,12 +90,21 @@ export function resolveMixture(spec: MixtureSpec, tasks: readonly TaskEntry[], t
   for (const [sel, w, ids] of groups) {
     const live = ids.filter((t) => !heldout.has(t));
     const total = live.reduce((s, t) => s + size(t), 0);
-    if (!Number.isFinite(total)) throw new InvalidArgumentError(`${field}.temperature`, `${spec.temperature} makes task sizes overflow; use a larger temperature`);
-    if (w > 0 && total === 0) throw new InvalidArgumentError(`${field}.weights["${sel}"]`, 'matches no task with train records');
+    if (!Number.isFinite(total))
+      throw new InvalidArgumentError(
+        `${field}.temperature`,
+        `${spec.temperature} makes task sizes overflow; use a larger temperature`,
+      );
+    if (w > 0 && total === 0)
+      throw new InvalidArgumentError(`${field}.weights["${sel}"]`, 'matches no task with train records');
     for (const t of live) if (total > 0) target[t] = (w * size(t)) / total;
   }
   const sum = target.reduce((a, b) => a + b, 0);
-  if (!(sum > 0)) throw new InvalidArgumentError(`${field}.weights`, 'all weights are zero; give at least one selector a positive weight');
+  if (!(sum > 0))
+    throw new InvalidArgumentError(
+      `${field}.weights`,
+      'all weights are zero; give at least one selector a positive weight',
+    );
   for (let t = 0; t < target.length; t++) target[t] = (target[t] ?? 0) / sum;
   return target;
 }

@@ -21,12 +21,18 @@ export function describe(v: unknown): string {
 }
 
 export function checkInt(field: string, v: unknown, min: number, max: number): number {
-  if (!(Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max)) refuse(field, `must be an integer in [${min}, ${max}], got ${describe(v)}`);
+  if (!(Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max))
+    refuse(field, `must be an integer in [${min}, ${max}], got ${describe(v)}`);
   return v as number;
 }
 
 /** A list of exactly `n` integers (one per task), element i in [0, max(i)]. */
-export function checkInts(field: string, xs: unknown, n: number, max: (i: number) => number = () => Number.MAX_SAFE_INTEGER): number[] {
+export function checkInts(
+  field: string,
+  xs: unknown,
+  n: number,
+  max: (i: number) => number = () => Number.MAX_SAFE_INTEGER,
+): number[] {
   const list = checkList(field, xs);
   if (list.length !== n) refuse(field, `has ${list.length} entries; this index has ${n} tasks`);
   for (let i = 0; i < n; i++) checkInt(`${field}[${i}]`, list[i], 0, max(i));

@@ -103,7 +103,12 @@ export class TaskWalker {
   /** Moves task t's walk forward to `cursor` of `epoch`: the records in between are passed over, as if drawn and given back. */
   seek(t: number, epoch: number, cursor: number): void {
     const at = this.position(t);
-    if (epoch < at.epoch || (epoch === at.epoch && cursor < at.cursor) || cursor < 0 || cursor >= (this.sizes[t] ?? 0)) {
+    if (
+      epoch < at.epoch ||
+      (epoch === at.epoch && cursor < at.cursor) ||
+      cursor < 0 ||
+      cursor >= (this.sizes[t] ?? 0)
+    ) {
       throw new RangeError(`task ${t}: cannot seek from ${at.epoch}:${at.cursor} to ${epoch}:${cursor}`);
     }
     this.cursors[t] = cursor;

@@ -34,7 +34,7 @@ export function restorePending(value: unknown, field: string, ctx: PendingContex
   const flat = checkList(field, value);
   const tasks = ctx.table.reader.tasks.length;
   const out: Segment[] = [];
-  for (let at = 0; at < flat.length; ) {
+  for (let at = 0; at < flat.length;) {
     if (out.length >= ctx.window) refuse(field, `holds more than window = ${ctx.window} units`);
     const unitAt = at;
     const n = checkInt(`${field}[${at}]`, flat[at], 1, ctx.maxTurns);
@@ -47,12 +47,14 @@ export function restorePending(value: unknown, field: string, ctx: PendingContex
       if (size === 0) refuse(`${field}[${at}]`, `task ${task} has no train records this stream may serve`);
       const i = checkInt(`${field}[${at + 1}]`, flat[at + 1], 0, size - 1);
       const loc = ctx.table.locate(task, i);
-      if (ctx.excluded(loc.shard, loc.row)) refuse(`${field}[${at + 1}]`, 'names a record that shares audio with the held-out set');
+      if (ctx.excluded(loc.shard, loc.row))
+        refuse(`${field}[${at + 1}]`, 'names a record that shares audio with the held-out set');
       turns.push(ctx.layout.turn(loc, k > 0));
     }
     const fit = n === 1 ? ctx.layout.fit(turns[0]!.loc, ctx.seqLen, ctx.overlong)?.segment : undefined;
     const unit = fit ?? { turns, length: ctx.layout.segmentLength(turns) };
-    if (unit.length > ctx.seqLen) refuse(`${field}[${unitAt}]`, `names a unit of ${unit.length} tokens, longer than seq_len = ${ctx.seqLen}`);
+    if (unit.length > ctx.seqLen)
+      refuse(`${field}[${unitAt}]`, `names a unit of ${unit.length} tokens, longer than seq_len = ${ctx.seqLen}`);
     out.push(unit);
   }
   return out;

@@ -55,7 +55,8 @@ export class PendingUnits {
 
   push(unit: Segment): void {
     const len = unit.length;
-    if (!(Number.isInteger(len) && len >= 0)) throw new RangeError(`a packing unit's length must be a non-negative integer, got ${len}`);
+    if (!(Number.isInteger(len) && len >= 0))
+      throw new RangeError(`a packing unit's length must be a non-negative integer, got ${len}`);
     if (len >= this.first.length) this.rebuild(this.slots.length, len + 1);
     if (this.free === NONE) this.grow();
     const slot = this.free;

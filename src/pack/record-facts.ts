@@ -57,7 +57,8 @@ export class RecordFacts {
     private readonly view: AudioView,
     bits = DEFAULT_BITS,
   ) {
-    if (!(Number.isInteger(bits) && bits >= 1 && bits <= 20)) throw new RangeError(`record facts cache bits must be an integer in [1, 20], got ${bits}`);
+    if (!(Number.isInteger(bits) && bits >= 1 && bits <= 20))
+      throw new RangeError(`record facts cache bits must be an integer in [1, 20], got ${bits}`);
     this.f = new Float64Array(WIDTH << bits).fill(-1);
     this.shift = 32 - bits;
     this.pieces = new Pieces(view);

@@ -13,9 +13,27 @@ import { fittedItem, singleEvalRow, SingleRow } from './single.js';
  * construct: an evaluation item is scored alone).
  */
 const STRATEGIES = {
-  none: { name: 'none', train: (i) => new SingleRow(i.pending), eval: singleEvalRow, item: fittedItem, sendsExamples: false },
-  packed: { name: 'packed', train: (i) => new BestFitWindow(i.window, i.pending), eval: nextFitEvalRow, item: fittedItem, sendsExamples: false },
-  multiturn: { name: 'multiturn', train: (i) => new BestFitWindow(i.window, i.pending, new ConversationBuilder(i.conversation)), eval: singleEvalRow, item: fittedItem, sendsExamples: false },
+  none: {
+    name: 'none',
+    train: (i) => new SingleRow(i.pending),
+    eval: singleEvalRow,
+    item: fittedItem,
+    sendsExamples: false,
+  },
+  packed: {
+    name: 'packed',
+    train: (i) => new BestFitWindow(i.window, i.pending),
+    eval: nextFitEvalRow,
+    item: fittedItem,
+    sendsExamples: false,
+  },
+  multiturn: {
+    name: 'multiturn',
+    train: (i) => new BestFitWindow(i.window, i.pending, new ConversationBuilder(i.conversation)),
+    eval: singleEvalRow,
+    item: fittedItem,
+    sendsExamples: false,
+  },
   examples: { name: 'examples', eval: singleEvalRow, item: wholeItem, sendsExamples: true },
 } as const satisfies Record<string, PackingStrategy>;
 

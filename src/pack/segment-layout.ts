@@ -54,7 +54,12 @@ export class SegmentLayout {
   /** The pieces of a record's input (the shared clip left out if asked), in the scratch list. */
   private inputPieces(o: number, shareAudio: boolean): Pieces {
     const f = this.facts.f;
-    return this.pieces.fill(this.facts.spans(o), f[o + FACT.INSTR_END]!, f[o + FACT.OUT_START]!, shareAudio ? f[o + FACT.FIRST_CLIP]! : -1);
+    return this.pieces.fill(
+      this.facts.spans(o),
+      f[o + FACT.INSTR_END]!,
+      f[o + FACT.OUT_START]!,
+      shareAudio ? f[o + FACT.FIRST_CLIP]! : -1,
+    );
   }
 
   turn(loc: ExampleLoc, shareAudio: boolean): Turn {
@@ -116,7 +121,9 @@ export class SegmentLayout {
     const f = this.facts.f;
     const o = this.facts.at(t.loc.shard, t.loc.row);
     const whole = t.inputKeep === f[o + (t.shareAudio ? FACT.SHARED_OUT : FACT.INPUT_OUT)];
-    const input = whole ? f[o + (t.shareAudio ? FACT.SHARED_AUDIO : FACT.INPUT_AUDIO)]! : this.inputPieces(o, t.shareAudio).keptAudio(t.inputKeep);
+    const input = whole
+      ? f[o + (t.shareAudio ? FACT.SHARED_AUDIO : FACT.INPUT_AUDIO)]!
+      : this.inputPieces(o, t.shareAudio).keptAudio(t.inputKeep);
     return input + f[o + FACT.OUTPUT_AUDIO]!;
   }
 
@@ -128,7 +135,9 @@ export class SegmentLayout {
     const f = this.facts.f;
     const o = this.facts.at(t.loc.shard, t.loc.row);
     const whole = t.inputKeep === f[o + (t.shareAudio ? FACT.SHARED_OUT : FACT.INPUT_OUT)];
-    const input = whole ? f[o + (t.shareAudio ? FACT.SHARED_FRAMES : FACT.INPUT_FRAMES)]! : this.inputPieces(o, t.shareAudio).keptFrames(t.inputKeep, this.audio.q);
+    const input = whole
+      ? f[o + (t.shareAudio ? FACT.SHARED_FRAMES : FACT.INPUT_FRAMES)]!
+      : this.inputPieces(o, t.shareAudio).keptFrames(t.inputKeep, this.audio.q);
     return input + f[o + FACT.OUTPUT_FRAMES]!;
   }
 
@@ -139,7 +148,15 @@ export class SegmentLayout {
    * Otherwise text runs are copied and clips re-arranged one at a time; back-to-back stored runs
    * still make one read.
    */
-  private writeRange(o: number, from: number, to: number, skip: number, keep: number, out: Int32Array, pos: number): number {
+  private writeRange(
+    o: number,
+    from: number,
+    to: number,
+    skip: number,
+    keep: number,
+    out: Int32Array,
+    pos: number,
+  ): number {
     const f = this.facts.f;
     const reader = this.table.reader;
     const shard = f[o + FACT.SHARD]!;
@@ -196,7 +213,15 @@ export class SegmentLayout {
       pos = this.writeRange(o, 0, instrEnd, -1, Number.MAX_SAFE_INTEGER, out, pos);
       if (t.inputKeep > 0) {
         pos = put(tpl.sep, out, pos);
-        pos = this.writeRange(o, instrEnd, outStart, t.shareAudio ? f[o + FACT.FIRST_CLIP]! : -1, t.inputKeep, out, pos);
+        pos = this.writeRange(
+          o,
+          instrEnd,
+          outStart,
+          t.shareAudio ? f[o + FACT.FIRST_CLIP]! : -1,
+          t.inputKeep,
+          out,
+          pos,
+        );
       }
       pos = put(tpl.userClose, out, pos);
       pos = put(tpl.assistantOpen, out, pos);

@@ -39,6 +39,11 @@ export const singleEvalRow: EvalPacker = (items: ItemFeed): Segment[] => {
 };
 
 /** An item fitted into seq_len: as is, truncated as `overlong` says, or not at all. */
-export function fittedItem(layout: SegmentLayout, loc: ExampleLoc, seqLen: number, overlong: Overlong): Fit | undefined {
+export function fittedItem(
+  layout: SegmentLayout,
+  loc: ExampleLoc,
+  seqLen: number,
+  overlong: Overlong,
+): Fit | undefined {
   return layout.fit(loc, seqLen, overlong);
 }

@@ -25,11 +25,7 @@ function headerDict(dtype: NpyWriteDtype, shape: readonly number[]): string {
  * Encode `data` (C order, length = product of `shape`) as a version-1.0 .npy file.
  * Throws if the length does not match the shape or a value does not fit the dtype.
  */
-export function encodeNpy(
-  data: ArrayLike<number>,
-  shape: readonly number[],
-  dtype: NpyWriteDtype,
-): Buffer {
+export function encodeNpy(data: ArrayLike<number>, shape: readonly number[], dtype: NpyWriteDtype): Buffer {
   if (shape.length === 0) throw new Error('encodeNpy: shape must have at least one dimension');
   let count = 1;
   for (const d of shape) {
@@ -61,9 +57,15 @@ export function encodeNpy(
   }
   const view = new DataView(out.buffer, out.byteOffset + 10 + headerLen, count * size);
   switch (dtype) {
-    case '<i2': for (let i = 0; i < count; i++) view.setInt16(i * 2, data[i] as number, true); break;
-    case '<u2': for (let i = 0; i < count; i++) view.setUint16(i * 2, data[i] as number, true); break;
-    case '<i4': for (let i = 0; i < count; i++) view.setInt32(i * 4, data[i] as number, true); break;
+    case '<i2':
+      for (let i = 0; i < count; i++) view.setInt16(i * 2, data[i] as number, true);
+      break;
+    case '<u2':
+      for (let i = 0; i < count; i++) view.setUint16(i * 2, data[i] as number, true);
+      break;
+    case '<i4':
+      for (let i = 0; i < count; i++) view.setInt32(i * 4, data[i] as number, true);
+      break;
     case '<i8':
       for (let i = 0; i < count; i++) {
         const v = data[i] as number;

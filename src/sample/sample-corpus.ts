@@ -81,7 +81,11 @@ const TEMPLATES: readonly TaskTemplate[] = AUDIO_FLAN_TASKS.map((t) => {
 
 const countRefs = (field: string): number => field.split('<|SOA|>').length - 1;
 
-const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const slug = (s: string): string =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 
 const TEST = SPLITS.indexOf('test');
 
@@ -117,7 +121,8 @@ class ShardWriter {
 }
 
 export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions): Promise<SampleCorpusSummary> {
-  if (!Number.isInteger(opts.records) || opts.records < 0) throw new Error(`records must be a non-negative integer, got ${String(opts.records)}`);
+  if (!Number.isInteger(opts.records) || opts.records < 0)
+    throw new Error(`records must be a non-negative integer, got ${String(opts.records)}`);
   if (!Number.isSafeInteger(opts.seed)) throw new Error(`seed must be an integer, got ${String(opts.seed)}`);
   const roots = ['metadata', 'scp_files', 'audio_tokens'].map((r) => join(dir, r));
   for (const root of roots) {
@@ -131,7 +136,11 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
   const counts = recordCounts(opts.records);
   const plans = planDatasets(counts, TEMPLATES, clipReuse(opts.records), rng);
   const clipsOf = new Map<string, Clip[]>();
-  for (const p of plans) clipsOf.set(p.ds.folder, Array.from({ length: p.clips }, (_, i) => makeClip(p.ds, i, p.clips, seedKey)));
+  for (const p of plans)
+    clipsOf.set(
+      p.ds.folder,
+      Array.from({ length: p.clips }, (_, i) => makeClip(p.ds, i, p.clips, seedKey)),
+    );
   const planOf = new Map(plans.map((p) => [p.ds.folder, p]));
 
   let bytes = 0;
@@ -154,7 +163,12 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
   const uuids = new UuidMaker(seedKey);
   let uuidIndex = 0;
 
-  const writeShard = (task: (typeof AUDIO_FLAN_TASKS)[number], folder: 'train_dev' | 'test', s: number, text: string): void => {
+  const writeShard = (
+    task: (typeof AUDIO_FLAN_TASKS)[number],
+    folder: 'train_dev' | 'test',
+    s: number,
+    text: string,
+  ): void => {
     const rel = `metadata/${task.domain}/${task.ug}/${folder}/${task.dataset}/jsonl/${slug(task.minor)}_${folder}_${String(s).padStart(3, '0')}.jsonl`;
     if (hashString(rel) % 3 === 0) {
       write(join(dir, `${rel}.gz`), gzipSync(Buffer.from(text, 'utf8'), { level: 1 }));
@@ -178,7 +192,9 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
     const unseen = unseenSet.has(path);
     // Lines go out shard by shard as they are made: a task's lines are never all in memory.
     const out = {
-      train_dev: new ShardWriter(total - countOf(recs.split, TEST), (s, text) => writeShard(task, 'train_dev', s, text)),
+      train_dev: new ShardWriter(total - countOf(recs.split, TEST), (s, text) =>
+        writeShard(task, 'train_dev', s, text),
+      ),
       test: new ShardWriter(countOf(recs.split, TEST), (s, text) => writeShard(task, 'test', s, text)),
     };
     for (let j = 0; j < total; j++) {
@@ -188,10 +204,24 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
       const instruction = zh && tpl.zh ? rng.pick(tpl.zh) : rng.pick(tpl.instr);
       const made = tpl.make({ rng, p, x, zh });
       const splitName = SPLITS[recs.split[j] ?? 0] ?? 'train';
-      const other = made.other !== undefined ? made.other : rng.chance(0.2) ? { duration: Number(clipSeconds(p).toFixed(2)) } : null;
+      const other =
+        made.other !== undefined
+          ? made.other
+          : rng.chance(0.2)
+            ? { duration: Number(clipSeconds(p).toFixed(2)) }
+            : null;
       const n = uuidIndex++;
       const refs = [p, ...x].filter((c) => `${made.input}${made.output}`.includes(`<|SOA|>${c.id}<|EOA|>`));
-      const shape = { split: splitName, major: task.major, minor: task.minor, ug: task.ug, unseen, domain: task.domain, source: plan.ds.source, other };
+      const shape = {
+        split: splitName,
+        major: task.major,
+        minor: task.minor,
+        ug: task.ug,
+        unseen,
+        domain: task.domain,
+        source: plan.ds.source,
+        other,
+      };
       // Same bytes as JSON.stringify of the record object (field order of docs/corpus.md), built faster.
       const line =
         `{"instruction":${JSON.stringify(instruction)},"input":${JSON.stringify(made.input)},` +
@@ -201,7 +231,17 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
       bySplit[splitName]++;
     }
     byDomain[task.domain] += total;
-    tasks.push({ path, domain: task.domain, major: task.major, minor: task.minor, ug: task.ug, dataset: task.dataset, unseen, ...split, total });
+    tasks.push({
+      path,
+      domain: task.domain,
+      major: task.major,
+      minor: task.minor,
+      ug: task.ug,
+      dataset: task.dataset,
+      unseen,
+      ...split,
+      total,
+    });
   });
 
   let clipsTotal = 0;
@@ -222,8 +262,15 @@ export async function writeSampleCorpus(dir: string, opts: SampleCorpusOptions):
   write(join(dir, 'audio_tokens', 'codec.json'), `${JSON.stringify(SAMPLE_CODEC)}\n`);
   const records = bySplit.train + bySplit.dev + bySplit.test;
   return {
-    dir, seed: opts.seed, records, byDomain, bySplit, tasks,
-    datasets: plans.length, clips: clipsTotal, sharedClips,
+    dir,
+    seed: opts.seed,
+    records,
+    byDomain,
+    bySplit,
+    tasks,
+    datasets: plans.length,
+    clips: clipsTotal,
+    sharedClips,
     files: { ...files, total: files.jsonl + files.jsonlGz + files.scp + files.npy },
     bytes,
   };

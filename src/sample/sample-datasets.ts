@@ -31,7 +31,15 @@ export interface SampleDataset {
   readonly tag: string;
 }
 
-type Row = readonly [folder: string, lang: SampleDataset['lang'], clips: SampleDataset['clips'], ext: string, source: string, style: IdStyle, tag: string];
+type Row = readonly [
+  folder: string,
+  lang: SampleDataset['lang'],
+  clips: SampleDataset['clips'],
+  ext: string,
+  source: string,
+  style: IdStyle,
+  tag: string,
+];
 
 // Datasets whose records carry several clips have short clips, so examples stay ≲ 1,300 tokens.
 const ROWS: readonly Row[] = [
@@ -118,7 +126,13 @@ export interface Clip {
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 const YT_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
-function localName(ds: SampleDataset, index: number, key: number, speaker: number, seedKey: number): [id: string, rel: string] {
+function localName(
+  ds: SampleDataset,
+  index: number,
+  key: number,
+  speaker: number,
+  seedKey: number,
+): [id: string, rel: string] {
   const bucket = pad(Math.floor(index / 1000), 3);
   switch (ds.style) {
     case 'libri': {
@@ -151,7 +165,13 @@ export function makeClip(ds: SampleDataset, index: number, nClips: number, seedK
   const frames = ds.clips === 'long' ? 25 + (hashInts(key, 12) % 126) : 16 + (hashInts(key, 12) % 16);
   const [local, rel] = localName(ds, index, key, speaker, hashInts(seedKey, nn));
   return {
-    ds, index, key, spkKey, speaker, lang, frames,
+    ds,
+    index,
+    key,
+    spkKey,
+    speaker,
+    lang,
+    frames,
     id: `${ds.folder}_${local}`,
     path: `${ds.domain}/${ds.folder}/${rel}.${ds.ext}`,
   };

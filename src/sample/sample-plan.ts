@@ -51,7 +51,9 @@ export function apportion(total: number, weights: readonly number[]): number[] {
 export function recordCounts(n: number): number[] {
   const byDomain = new Map<Domain, number[]>();
   AUDIO_FLAN_TASKS.forEach((t, i) => byDomain.set(t.domain, [...(byDomain.get(t.domain) ?? []), i]));
-  const domainSize = DOMAINS.map((d) => (byDomain.get(d) ?? []).reduce((s, i) => s + (AUDIO_FLAN_TASKS[i]?.instances ?? 0), 0));
+  const domainSize = DOMAINS.map((d) =>
+    (byDomain.get(d) ?? []).reduce((s, i) => s + (AUDIO_FLAN_TASKS[i]?.instances ?? 0), 0),
+  );
   const quotas = apportion(n, domainSize);
   const counts = new Array<number>(AUDIO_FLAN_TASKS.length).fill(MIN_RECORDS_PER_TASK);
   DOMAINS.forEach((d, di) => {
@@ -64,7 +66,10 @@ export function recordCounts(n: number): number[] {
       const w = free.reduce((s, i) => s + (AUDIO_FLAN_TASKS[i]?.instances ?? 0), 0);
       const low = free.filter((i) => (budget * (AUDIO_FLAN_TASKS[i]?.instances ?? 0)) / w < MIN_RECORDS_PER_TASK);
       if (free.length === 0 || low.length === 0) {
-        const shares = apportion(Math.max(0, budget), free.map((i) => AUDIO_FLAN_TASKS[i]?.instances ?? 0));
+        const shares = apportion(
+          Math.max(0, budget),
+          free.map((i) => AUDIO_FLAN_TASKS[i]?.instances ?? 0),
+        );
         free.forEach((i, k) => (counts[i] = shares[k] ?? 0));
         return;
       }
@@ -139,11 +144,22 @@ function assignSplit(counts: readonly number[], reuse: number, rng: Rng): { list
 }
 
 /** Assign splits and clips to every record, dataset by dataset. */
-export function planDatasets(counts: readonly number[], templates: readonly TaskTemplate[], reuse: number, rng: Rng): DatasetPlan[] {
+export function planDatasets(
+  counts: readonly number[],
+  templates: readonly TaskTemplate[],
+  reuse: number,
+  rng: Rng,
+): DatasetPlan[] {
   return SAMPLE_DATASETS.map((ds) => {
     const tasks = AUDIO_FLAN_TASKS.flatMap((t, i) => (t.dataset === ds.folder ? [i] : []));
     const splits = tasks.map((t) => splitCounts(counts[t] ?? 0));
-    const perSplit = SPLITS.map((name) => assignSplit(splits.map((s) => s[name]), reuse, rng));
+    const perSplit = SPLITS.map((name) =>
+      assignSplit(
+        splits.map((s) => s[name]),
+        reuse,
+        rng,
+      ),
+    );
     // Lay the splits' primary clips out one after the other, then the fresh (target) clips.
     let next = 0;
     const starts = perSplit.map((p) => {
@@ -193,7 +209,12 @@ export function planDatasets(counts: readonly number[], templates: readonly Task
 }
 
 /** Drop clips no record references (possible for tiny splits), count clips used by ≥ 2 tasks. */
-function renumber(ds: SampleDataset, tasks: readonly number[], records: Map<number, TaskRecordsPlan>, n: number): DatasetPlan {
+function renumber(
+  ds: SampleDataset,
+  tasks: readonly number[],
+  records: Map<number, TaskRecordsPlan>,
+  n: number,
+): DatasetPlan {
   const users = new Uint8Array(n);
   const last = new Int32Array(n).fill(-1);
   for (const t of tasks) {

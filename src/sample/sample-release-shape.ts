@@ -65,17 +65,23 @@ export function windowFields(clip: ClipRef, clipRefs: number, seedKey: number, n
   const start = from / rate;
   const end = to / rate;
   switch ((h >> 3) % 3) {
-    case 0: return `,"audio_start":${start}`;
-    case 1: return `,"audio_end":${end}`;
-    default: return `,"audio_start":${start},"audio_end":${end}`;
+    case 0:
+      return `,"audio_start":${start}`;
+    case 1:
+      return `,"audio_end":${end}`;
+    default:
+      return `,"audio_start":${start},"audio_end":${end}`;
   }
 }
 
 /** One `.scp` line: the clip's path relative to audio_files/, to the corpus root, or absolute. */
 export function scpLine(clip: ClipRef): string {
   switch (clip.index % 3) {
-    case 0: return `${clip.id} ${clip.path}\n`;
-    case 1: return `${clip.id} audio_files/${clip.path}\n`;
-    default: return `${clip.id} ${SAMPLE_AUDIO_ROOT}/audio_files/${clip.path}\n`;
+    case 0:
+      return `${clip.id} ${clip.path}\n`;
+    case 1:
+      return `${clip.id} audio_files/${clip.path}\n`;
+    default:
+      return `${clip.id} ${SAMPLE_AUDIO_ROOT}/audio_files/${clip.path}\n`;
   }
 }

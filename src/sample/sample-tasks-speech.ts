@@ -2,8 +2,26 @@
 import { attr, clipRng, clipSeconds, speakerAttr, transcript } from './sample-datasets.js';
 import { audioIn, audioOut, extra, phrase, ref, type TaskTemplate } from './sample-task-kit.js';
 import {
-  ACCENTS, AGES, DEVICES, DIALECTS, EMOTIONS, EMOTIONS_ZH, ENERGIES, GENDERS, INTENTS, LANGUAGES, PHONES,
-  PITCH_LEVELS, SNRS, SPEECH_LANGS_S2ST, SPEEDS, VOCODERS, pickDistinct, secs, sentence, spontaneous,
+  ACCENTS,
+  AGES,
+  DEVICES,
+  DIALECTS,
+  EMOTIONS,
+  EMOTIONS_ZH,
+  ENERGIES,
+  GENDERS,
+  INTENTS,
+  LANGUAGES,
+  PHONES,
+  PITCH_LEVELS,
+  SNRS,
+  SPEECH_LANGS_S2ST,
+  SPEEDS,
+  VOCODERS,
+  pickDistinct,
+  secs,
+  sentence,
+  spontaneous,
 } from './sample-text.js';
 import type { Clip } from './sample-datasets.js';
 
@@ -19,19 +37,34 @@ const S = (t: Omit<TaskTemplate, 'domain'>): TaskTemplate => ({ domain: 'speech'
 
 export const SPEECH_TEMPLATES: readonly TaskTemplate[] = [
   S({
-    minor: 'ASR', primary: 'in',
-    instr: ['Transcribe the speech into text.', 'Please write down what is said in the audio.', 'Convert the spoken content of this recording into written text.', 'What does the speaker say?'],
+    minor: 'ASR',
+    primary: 'in',
+    instr: [
+      'Transcribe the speech into text.',
+      'Please write down what is said in the audio.',
+      'Convert the spoken content of this recording into written text.',
+      'What does the speaker say?',
+    ],
     zh: ['请将这段语音转写成文字。', '请识别音频中的语音内容。'],
     make: (c) => ({ input: audioIn(c), output: transcript(c.p) }),
   }),
   S({
-    minor: 'Dialect ASR', primary: 'in',
-    instr: ['Transcribe this dialectal Chinese speech into standard Mandarin text.', 'Recognize the speech in this Chinese dialect recording.'],
+    minor: 'Dialect ASR',
+    primary: 'in',
+    instr: [
+      'Transcribe this dialectal Chinese speech into standard Mandarin text.',
+      'Recognize the speech in this Chinese dialect recording.',
+    ],
     zh: ['请将这段方言语音转写为普通话文本。', '请识别这段方言录音的内容。'],
-    make: (c) => ({ input: audioIn(c), output: transcript(c.p), other: { dialect: speakerAttr(c.p, 'dialect', DIALECTS)[0] } }),
+    make: (c) => ({
+      input: audioIn(c),
+      output: transcript(c.p),
+      other: { dialect: speakerAttr(c.p, 'dialect', DIALECTS)[0] },
+    }),
   }),
   S({
-    minor: 'Phonetic Recognition', primary: 'in',
+    minor: 'Phonetic Recognition',
+    primary: 'in',
     instr: ['Recognize the phoneme sequence in the speech.', 'Transcribe the audio into TIMIT phonetic symbols.'],
     make: (c) => {
       const r = clipRng(c.p, 'phones');
@@ -41,39 +74,52 @@ export const SPEECH_TEMPLATES: readonly TaskTemplate[] = [
     },
   }),
   S({
-    minor: 'Intent Classification', primary: 'in',
+    minor: 'Intent Classification',
+    primary: 'in',
     instr: ['Identify the intent of the spoken command.', 'Classify the user intent expressed in this utterance.'],
     make: (c) => ({ input: audioIn(c), output: attr(c.p, 'intent', INTENTS) }),
   }),
   S({
-    minor: 'Speech-to-text Translation', primary: 'in',
+    minor: 'Speech-to-text Translation',
+    primary: 'in',
     instr: ['Please translate the speech into the text in Chinese.', 'Translate the English speech into Chinese text.'],
     zh: ['请把这段英语语音翻译成中文。'],
     make: (c) => ({ input: audioIn(c), output: sentence(clipRng(c.p, 'translation'), 'zh') }),
   }),
   S({
-    minor: 'Gender Recognition', primary: 'in',
+    minor: 'Gender Recognition',
+    primary: 'in',
     instr: ['What is the gender of the speaker?', 'Identify whether the speaker is male or female.'],
     make: (c) => ({ input: audioIn(c), output: phrase(c, ['{}', 'The speaker is {}.'], gender(c.p)) }),
   }),
   S({
-    minor: 'Age Recognition', primary: 'in',
+    minor: 'Age Recognition',
+    primary: 'in',
     instr: ['Estimate the age group of the speaker.', 'How old does the speaker sound? Answer with an age group.'],
-    make: (c) => ({ input: audioIn(c), output: phrase(c, ['{}', 'The speaker is in their {}.'], speakerAttr(c.p, 'age', AGES)) }),
+    make: (c) => ({
+      input: audioIn(c),
+      output: phrase(c, ['{}', 'The speaker is in their {}.'], speakerAttr(c.p, 'age', AGES)),
+    }),
   }),
   S({
-    minor: 'Emotion Recognition', primary: 'in',
+    minor: 'Emotion Recognition',
+    primary: 'in',
     instr: ['Recognize the emotion of the speaker.', 'What emotion is conveyed in this speech?'],
     zh: ['请识别说话人的情绪。'],
-    make: (c) => ({ input: audioIn(c), output: c.zh ? (EMOTIONS_ZH[emotion(c.p)] ?? emotion(c.p)) : phrase(c, LABEL, emotion(c.p)) }),
+    make: (c) => ({
+      input: audioIn(c),
+      output: c.zh ? (EMOTIONS_ZH[emotion(c.p)] ?? emotion(c.p)) : phrase(c, LABEL, emotion(c.p)),
+    }),
   }),
   S({
-    minor: 'Accent Recognition', primary: 'in',
+    minor: 'Accent Recognition',
+    primary: 'in',
     instr: ['Identify the accent of the speaker.', 'Which English accent does the speaker have?'],
     make: (c) => ({ input: audioIn(c), output: speakerAttr(c.p, 'accent', ACCENTS) }),
   }),
   S({
-    minor: 'Spoken Paragraph Recognition', primary: 'in',
+    minor: 'Spoken Paragraph Recognition',
+    primary: 'in',
     instr: ['Transcribe the whole spoken paragraph.', 'Write out the full paragraph read in this recording.'],
     make: (c) => {
       const r = clipRng(c.p, 'paragraph');
@@ -81,12 +127,14 @@ export const SPEECH_TEMPLATES: readonly TaskTemplate[] = [
     },
   }),
   S({
-    minor: 'Language Identification', primary: 'in',
+    minor: 'Language Identification',
+    primary: 'in',
     instr: ['Identify the language spoken in the audio.', 'Which language is this?'],
     make: (c) => ({ input: audioIn(c), output: speakerAttr(c.p, 'language', LANGUAGES) }),
   }),
   S({
-    minor: 'Dialect Identification', primary: 'in',
+    minor: 'Dialect Identification',
+    primary: 'in',
     instr: ['Which Chinese dialect is spoken in this recording?', 'Identify the dialect of the speaker.'],
     zh: ['请判断这段语音属于哪种方言。'],
     make: (c) => {
@@ -95,17 +143,30 @@ export const SPEECH_TEMPLATES: readonly TaskTemplate[] = [
     },
   }),
   S({
-    minor: 'Speaker Verification', primary: 'in', extras: ['pool'],
-    instr: ['Are the two utterances spoken by the same person? Answer yes or no.', 'Verify whether both recordings come from the same speaker.'],
+    minor: 'Speaker Verification',
+    primary: 'in',
+    extras: ['pool'],
+    instr: [
+      'Are the two utterances spoken by the same person? Answer yes or no.',
+      'Verify whether both recordings come from the same speaker.',
+    ],
     make: (c) => {
       const other = extra(c, 0);
       const same = sameSpeaker(c.p, other);
-      return { input: `audio_sample1: ${ref(c.p)}\naudio_sample2: ${ref(other)}`, output: same ? 'Yes' : 'No', other: { same_speaker: same } };
+      return {
+        input: `audio_sample1: ${ref(c.p)}\naudio_sample2: ${ref(other)}`,
+        output: same ? 'Yes' : 'No',
+        other: { same_speaker: same },
+      };
     },
   }),
   S({
-    minor: 'Speaker Diarization', primary: 'in',
-    instr: ['Who spoke when? Give the speaker turns with start and end times.', 'Perform speaker diarization on the recording.'],
+    minor: 'Speaker Diarization',
+    primary: 'in',
+    instr: [
+      'Who spoke when? Give the speaker turns with start and end times.',
+      'Perform speaker diarization on the recording.',
+    ],
     make: (c) => {
       const r = clipRng(c.p, 'diarization');
       const total = clipSeconds(c.p);
@@ -123,82 +184,134 @@ export const SPEECH_TEMPLATES: readonly TaskTemplate[] = [
     },
   }),
   S({
-    minor: 'Speaker Extraction', primary: 'in', extras: ['pool'],
-    instr: ['Transcribe only what the target speaker in the reference audio says in the mixture.', 'Given a reference of the target speaker, recognize their speech in the mixture.'],
+    minor: 'Speaker Extraction',
+    primary: 'in',
+    extras: ['pool'],
+    instr: [
+      'Transcribe only what the target speaker in the reference audio says in the mixture.',
+      'Given a reference of the target speaker, recognize their speech in the mixture.',
+    ],
     make: (c) => ({ input: `audio: ${ref(c.p)}\nspeaker_audio: ${ref(extra(c, 0))}`, output: transcript(c.p) }),
   }),
   S({
-    minor: 'Speaker Identification', primary: 'in',
+    minor: 'Speaker Identification',
+    primary: 'in',
     instr: ['Identify the speaker of this utterance.', 'Which speaker ID does this recording belong to?'],
     make: (c) => ({ input: audioIn(c), output: `p${String(225 + c.p.speaker)}` }),
   }),
   S({
-    minor: 'Speech Caption', primary: 'in',
+    minor: 'Speech Caption',
+    primary: 'in',
     instr: ['Describe the speaking style of the speaker.', 'Write a caption describing the voice in this recording.'],
     make: (c) => ({ input: audioIn(c), output: speakerCaption(c.p) }),
   }),
   S({
-    minor: 'Deepfake Detection', primary: 'in',
+    minor: 'Deepfake Detection',
+    primary: 'in',
     instr: ['Is this speech genuine or spoofed?', 'Detect whether the utterance is bona fide or a deepfake.'],
-    make: (c) => ({ input: audioIn(c), output: attr(c.p, 'vocoder', VOCODERS).startsWith('bona') ? 'bonafide' : 'spoof' }),
+    make: (c) => ({
+      input: audioIn(c),
+      output: attr(c.p, 'vocoder', VOCODERS).startsWith('bona') ? 'bonafide' : 'spoof',
+    }),
   }),
   S({
-    minor: 'Vocoder Type Classification', primary: 'in',
+    minor: 'Vocoder Type Classification',
+    primary: 'in',
     instr: ['Which vocoder generated this speech?', 'Classify the vocoder type used to synthesize the audio.'],
     make: (c) => ({ input: audioIn(c), output: attr(c.p, 'vocoder', VOCODERS) }),
   }),
   S({
-    minor: 'Device Recognition', primary: 'in',
-    instr: ['Which recording device was used to capture this speech?', 'Identify the mobile phone model that recorded the audio.'],
+    minor: 'Device Recognition',
+    primary: 'in',
+    instr: [
+      'Which recording device was used to capture this speech?',
+      'Identify the mobile phone model that recorded the audio.',
+    ],
     make: (c) => ({ input: audioIn(c), output: speakerAttr(c.p, 'device', DEVICES) }),
   }),
   S({
-    minor: 'Denoising', primary: 'in', extras: ['fresh'],
+    minor: 'Denoising',
+    primary: 'in',
+    extras: ['fresh'],
     instr: ['Remove the background noise from the speech.', 'Enhance this noisy recording.'],
     make: (c) => ({ input: audioIn(c), output: audioOut(c, extra(c, 0), true) }),
   }),
   S({
-    minor: 'Dereverberation', primary: 'in', extras: ['fresh'],
+    minor: 'Dereverberation',
+    primary: 'in',
+    extras: ['fresh'],
     instr: ['Remove the reverberation from the speech.', 'Make this reverberant recording sound dry.'],
     make: (c) => ({ input: audioIn(c), output: audioOut(c, extra(c, 0), true) }),
   }),
   S({
-    minor: 'Declipping', primary: 'in', extras: ['fresh'],
+    minor: 'Declipping',
+    primary: 'in',
+    extras: ['fresh'],
     instr: ['Restore the clipped speech signal.', 'Repair the clipping distortion in this recording.'],
     make: (c) => ({ input: audioIn(c), output: audioOut(c, extra(c, 0), true) }),
   }),
   S({
-    minor: 'Bandwidth Extension', primary: 'in', extras: ['fresh'],
+    minor: 'Bandwidth Extension',
+    primary: 'in',
+    extras: ['fresh'],
     instr: ['Upsample this narrow-band speech to 16 kHz.', 'Extend the bandwidth of the speech signal.'],
     make: (c) => ({ input: audioIn(c), output: audioOut(c, extra(c, 0), true) }),
   }),
   S({
-    minor: 'SNR Estimation', primary: 'in',
+    minor: 'SNR Estimation',
+    primary: 'in',
     instr: ['Estimate the signal-to-noise ratio of the recording in dB.', 'What is the SNR of this noisy speech?'],
     make: (c) => {
       const snr = attr(c.p, 'snr', SNRS);
-      return { input: audioIn(c), output: phrase(c, ['{} dB', 'The SNR is {} dB.'], String(snr)), other: { snr_db: snr } };
+      return {
+        input: audioIn(c),
+        output: phrase(c, ['{} dB', 'The SNR is {} dB.'], String(snr)),
+        other: { snr_db: snr },
+      };
     },
   }),
   S({
-    minor: 'TTS', primary: 'out',
-    instr: ['Convert the text to speech.', 'Please read the following text aloud.', 'Synthesize speech for the given text.'],
-    make: (c) => ({ input: c.rng.chance(0.5) ? transcript(c.p) : `text: ${transcript(c.p)}`, output: audioOut(c, c.p, true) }),
+    minor: 'TTS',
+    primary: 'out',
+    instr: [
+      'Convert the text to speech.',
+      'Please read the following text aloud.',
+      'Synthesize speech for the given text.',
+    ],
+    make: (c) => ({
+      input: c.rng.chance(0.5) ? transcript(c.p) : `text: ${transcript(c.p)}`,
+      output: audioOut(c, c.p, true),
+    }),
   }),
   S({
-    minor: 'Zero-shot TTS', primary: 'out', extras: ['pool'],
-    instr: ['Read the text in the voice of the speaker in the audio prompt.', 'Clone the voice of the prompt and speak the text.'],
+    minor: 'Zero-shot TTS',
+    primary: 'out',
+    extras: ['pool'],
+    instr: [
+      'Read the text in the voice of the speaker in the audio prompt.',
+      'Clone the voice of the prompt and speak the text.',
+    ],
     zh: ['请用提示音频中说话人的声音朗读以下文本。'],
-    make: (c) => ({ input: `text: ${transcript(c.p)}\naudio prompt: ${ref(extra(c, 0))}`, output: audioOut(c, c.p, true) }),
+    make: (c) => ({
+      input: `text: ${transcript(c.p)}\naudio prompt: ${ref(extra(c, 0))}`,
+      output: audioOut(c, c.p, true),
+    }),
   }),
   S({
-    minor: 'Emotional TTS', primary: 'out',
+    minor: 'Emotional TTS',
+    primary: 'out',
     instr: ['Synthesize the text with the given emotion.', 'Read the text aloud in the specified emotional tone.'],
     zh: ['请用指定的情绪朗读下面的文字。'],
-    make: (c) => ({ input: `text: ${transcript(c.p)}\nemotion: ${emotion(c.p)}`, output: audioOut(c, c.p, true), other: { emotion: emotion(c.p) } }),
+    make: (c) => ({
+      input: `text: ${transcript(c.p)}\nemotion: ${emotion(c.p)}`,
+      output: audioOut(c, c.p, true),
+      other: { emotion: emotion(c.p) },
+    }),
   }),
   S({
-    minor: 'Zero-shot Emotional TTS', primary: 'out', extras: ['pool'],
+    minor: 'Zero-shot Emotional TTS',
+    primary: 'out',
+    extras: ['pool'],
     instr: ['Speak the text with the given emotion in the voice of the audio prompt.'],
     make: (c) => ({
       input: `text: ${transcript(c.p)}\nemotion: ${emotion(c.p)}\naudio prompt: ${ref(extra(c, 0))}`,
@@ -206,35 +319,72 @@ export const SPEECH_TEMPLATES: readonly TaskTemplate[] = [
     }),
   }),
   S({
-    minor: 'Descriptive Speech Synthesis', primary: 'out',
-    instr: ['Generate speech for the text following the voice description.', 'Synthesize the text in the style described.'],
-    make: (c) => ({ input: `text: ${transcript(c.p)}\ndescription: ${speakerCaption(c.p)}`, output: audioOut(c, c.p, true) }),
+    minor: 'Descriptive Speech Synthesis',
+    primary: 'out',
+    instr: [
+      'Generate speech for the text following the voice description.',
+      'Synthesize the text in the style described.',
+    ],
+    make: (c) => ({
+      input: `text: ${transcript(c.p)}\ndescription: ${speakerCaption(c.p)}`,
+      output: audioOut(c, c.p, true),
+    }),
   }),
   S({
-    minor: 'Spontaneous TTS', primary: 'out',
-    instr: ['Synthesize conversational, spontaneous-sounding speech for the text.', 'Read this casually, like natural conversation.'],
+    minor: 'Spontaneous TTS',
+    primary: 'out',
+    instr: [
+      'Synthesize conversational, spontaneous-sounding speech for the text.',
+      'Read this casually, like natural conversation.',
+    ],
     zh: ['请用自然口语的方式说出下面的话。'],
-    make: (c) => ({ input: `text: ${spontaneous(clipRng(c.p, 'spont'), transcript(c.p), c.p.lang)}`, output: audioOut(c, c.p, true) }),
+    make: (c) => ({
+      input: `text: ${spontaneous(clipRng(c.p, 'spont'), transcript(c.p), c.p.lang)}`,
+      output: audioOut(c, c.p, true),
+    }),
   }),
   S({
-    minor: 'Voice Conversion', primary: 'in', extras: ['pool', 'fresh'],
-    instr: ['Convert the voice in the audio to the voice of the target speaker.', 'Make the first recording sound like the speaker of the reference.'],
-    make: (c) => ({ input: `audio: ${ref(c.p)}\nspeaker_audio: ${ref(extra(c, 0))}`, output: audioOut(c, extra(c, 1), true) }),
+    minor: 'Voice Conversion',
+    primary: 'in',
+    extras: ['pool', 'fresh'],
+    instr: [
+      'Convert the voice in the audio to the voice of the target speaker.',
+      'Make the first recording sound like the speaker of the reference.',
+    ],
+    make: (c) => ({
+      input: `audio: ${ref(c.p)}\nspeaker_audio: ${ref(extra(c, 0))}`,
+      output: audioOut(c, extra(c, 1), true),
+    }),
   }),
   S({
-    minor: 'Emotion Conversion', primary: 'in', extras: ['fresh'],
-    instr: ['Change the emotion of the speech to the target emotion.', 'Re-synthesize the utterance with a different emotion.'],
+    minor: 'Emotion Conversion',
+    primary: 'in',
+    extras: ['fresh'],
+    instr: [
+      'Change the emotion of the speech to the target emotion.',
+      'Re-synthesize the utterance with a different emotion.',
+    ],
     make: (c) => {
       const target = c.rng.pick(EMOTIONS.filter((e) => e !== emotion(c.p)));
-      return { input: `audio: ${ref(c.p)}\ntarget emotion: ${target}`, output: audioOut(c, extra(c, 0), true), other: { source_emotion: emotion(c.p), target_emotion: target } };
+      return {
+        input: `audio: ${ref(c.p)}\ntarget emotion: ${target}`,
+        output: audioOut(c, extra(c, 0), true),
+        other: { source_emotion: emotion(c.p), target_emotion: target },
+      };
     },
   }),
   S({
-    minor: 'Speech-to-Speech Translation', primary: 'in', extras: ['fresh'],
+    minor: 'Speech-to-Speech Translation',
+    primary: 'in',
+    extras: ['fresh'],
     instr: ['Translate the speech into English speech.', 'Speak the English translation of this utterance.'],
     make: (c) => ({
-      input: audioIn(c), output: audioOut(c, extra(c, 0), true),
-      other: { source_language: pickDistinct(clipRng(c.p, 'lang'), SPEECH_LANGS_S2ST, 1)[0] ?? 'French', target_language: 'English' },
+      input: audioIn(c),
+      output: audioOut(c, extra(c, 0), true),
+      other: {
+        source_language: pickDistinct(clipRng(c.p, 'lang'), SPEECH_LANGS_S2ST, 1)[0] ?? 'French',
+        target_language: 'English',
+      },
     }),
   }),
 ];

@@ -12,17 +12,51 @@ import type { WireBatch, WireExample, WireStats } from '../stream/wire-types.js'
 
 /** The stats arrays and numbers, in a fixed order; `complete` below fails to compile if Stats gains a field not listed. */
 const STATS_ARRAYS = [
-  'taskExamples', 'taskTextTokens', 'taskAudioTokens', 'taskTarget', 'domainExamples', 'domainTarget', 'taskDropped', 'taskTruncated',
-  'taskExamplesSinceUpdate', 'domainExamplesSinceUpdate', 'taskExamplesWindow', 'domainExamplesWindow', 'taskEpochs', 'domainAudioSeconds',
+  'taskExamples',
+  'taskTextTokens',
+  'taskAudioTokens',
+  'taskTarget',
+  'domainExamples',
+  'domainTarget',
+  'taskDropped',
+  'taskTruncated',
+  'taskExamplesSinceUpdate',
+  'domainExamplesSinceUpdate',
+  'taskExamplesWindow',
+  'domainExamplesWindow',
+  'taskEpochs',
+  'domainAudioSeconds',
 ] as const satisfies readonly (keyof WireStats)[];
-const STATS_NUMBERS = ['paddingTokens', 'dropped', 'truncated', 'sinceUpdateStep', 'windowStartStep'] as const satisfies readonly (keyof WireStats)[];
+const STATS_NUMBERS = [
+  'paddingTokens',
+  'dropped',
+  'truncated',
+  'sinceUpdateStep',
+  'windowStartStep',
+] as const satisfies readonly (keyof WireStats)[];
 type Unlisted = Exclude<keyof WireStats, (typeof STATS_ARRAYS)[number] | (typeof STATS_NUMBERS)[number]>;
 const complete: [Unlisted] extends [never] ? true : Unlisted = true;
 void complete;
 
 /** The batch columns the server thread reads, in a fixed order. */
-const COLUMNS = ['segTask', 'segLength', 'segTextTokens', 'segAudioTokens', 'segAudioFrames', 'segDomain', 'turnTask'] as const satisfies readonly (keyof WireBatch)[];
-const HEADER = ['step', 'rank', 'worldSize', 'batchSize', 'seqLen', 'padId', 'totalSteps'] as const satisfies readonly (keyof WireBatch)[];
+const COLUMNS = [
+  'segTask',
+  'segLength',
+  'segTextTokens',
+  'segAudioTokens',
+  'segAudioFrames',
+  'segDomain',
+  'turnTask',
+] as const satisfies readonly (keyof WireBatch)[];
+const HEADER = [
+  'step',
+  'rank',
+  'worldSize',
+  'batchSize',
+  'seqLen',
+  'padId',
+  'totalSteps',
+] as const satisfies readonly (keyof WireBatch)[];
 
 /** A batch's summary, and its evaluation examples (packing "examples" only; cloned, their token counts are read). */
 export interface BatchSummary {
@@ -60,7 +94,17 @@ export function unsummarize({ packed, examples }: BatchSummary): WireBatch {
     const n = packed[at++] ?? 0;
     return Array.from(packed.subarray(at, (at += n)));
   };
-  const batch: Record<string, unknown> = { tokens: EMPTY, resumeToken: EMPTY, segRow: [], segOffset: [], segTurns: [], uuids: [], lossSpans: [], heldoutFingerprint: '', examples: [...examples] };
+  const batch: Record<string, unknown> = {
+    tokens: EMPTY,
+    resumeToken: EMPTY,
+    segRow: [],
+    segOffset: [],
+    segTurns: [],
+    uuids: [],
+    lossSpans: [],
+    heldoutFingerprint: '',
+    examples: [...examples],
+  };
   const stats: Record<string, unknown> = {};
   for (const k of HEADER) batch[k] = packed[at++];
   for (const k of STATS_NUMBERS) stats[k] = packed[at++];

@@ -22,16 +22,23 @@ export interface WorkerInit {
   readonly settings: CoreSettings;
 }
 
-export type BuildRequest = { readonly stream: number } & (
+export type BuildRequest = { readonly stream: number } &
   /** `credit`: messages the worker may build ahead of what the server thread took; `bytes`: and their bytes (one always may be). */
-  | { readonly op: 'open'; readonly id: number; readonly raw: RawOpen; readonly credit: number; readonly bytes: number }
-  /** The server thread took `n` more of the stream's built messages. */
-  | { readonly op: 'credit'; readonly n: number }
-  | { readonly op: 'end'; readonly id: number; readonly reason: WireEnd['reason'] }
-  | { readonly op: 'report'; readonly id: number; readonly raw: RawLossReport }
-  | { readonly op: 'update'; readonly id: number; readonly raw: RawUpdate }
-  | { readonly op: 'close' }
-);
+  (
+    | {
+        readonly op: 'open';
+        readonly id: number;
+        readonly raw: RawOpen;
+        readonly credit: number;
+        readonly bytes: number;
+      }
+    /** The server thread took `n` more of the stream's built messages. */
+    | { readonly op: 'credit'; readonly n: number }
+    | { readonly op: 'end'; readonly id: number; readonly reason: WireEnd['reason'] }
+    | { readonly op: 'report'; readonly id: number; readonly raw: RawLossReport }
+    | { readonly op: 'update'; readonly id: number; readonly raw: RawUpdate }
+    | { readonly op: 'close' }
+  );
 
 /** The stream as of a message: what the server thread reads between messages. */
 export interface StreamState {

@@ -15,7 +15,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { carry } from '../errors.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
 import type { SessionMark, StreamSession } from '../stream/stream-session.js';
-import { OUTBOX_MESSAGES, type Answer, type BuildRequest, type Built, type Outbox, type StreamState, type WorkerInit, type WorkerReady } from './build-protocol.js';
+import {
+  OUTBOX_MESSAGES,
+  type Answer,
+  type BuildRequest,
+  type Built,
+  type Outbox,
+  type StreamState,
+  type WorkerInit,
+  type WorkerReady,
+} from './build-protocol.js';
 import { summarize } from './batch-summary.js';
 import { movable } from './movable.js';
 import { encodeStreamResponse } from './response-encoder.js';
@@ -179,7 +188,9 @@ function serve(core: DataServiceCore): void {
     if (req.op === 'open') {
       let a: Answer;
       try {
-        const raw = req.raw.resume?.token ? { ...req.raw, resume: { ...req.raw.resume, token: Buffer.from(req.raw.resume.token) } } : req.raw;
+        const raw = req.raw.resume?.token
+          ? { ...req.raw, resume: { ...req.raw.resume, token: Buffer.from(req.raw.resume.token) } }
+          : req.raw;
         const f = new Feed(core.open(raw), { messages: req.credit, bytes: req.bytes });
         feeds.set(stream, f);
         a = { stream, id: req.id, state: state(f.session) };
@@ -198,7 +209,8 @@ function serve(core: DataServiceCore): void {
       return;
     }
     if (!f) {
-      if (req.op !== 'credit') send({ stream, id: req.id, error: carry(new Error(`build worker: no stream ${stream}`)) });
+      if (req.op !== 'credit')
+        send({ stream, id: req.id, error: carry(new Error(`build worker: no stream ${stream}`)) });
       return;
     }
     if (req.op === 'credit') f.took(req.n);

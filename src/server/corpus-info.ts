@@ -8,7 +8,10 @@ const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(res
  * every train record, made once per set (kept with its guard) and between event-loop turns, so
  * streams and health go on while it runs; concurrent calls wait for the same scan.
  */
-export async function corpusInfoWithContamination(catalog: CorpusCatalog, pause: () => Promise<void> = yieldTurn): Promise<Record<string, unknown>> {
+export async function corpusInfoWithContamination(
+  catalog: CorpusCatalog,
+  pause: () => Promise<void> = yieldTurn,
+): Promise<Record<string, unknown>> {
   const reports = new Map<string, readonly GuardRemoval[]>();
   for (const { resolved } of catalog.named.heldoutSets()) {
     const guard = resolved && catalog.guard(resolved);
@@ -22,7 +25,10 @@ export async function corpusInfoWithContamination(catalog: CorpusCatalog, pause:
  * fingerprint, see corpusInfoWithContamination), each available guarded set also lists what its
  * guards remove.
  */
-export function corpusInfo(catalog: CorpusCatalog, reports?: ReadonlyMap<string, readonly GuardRemoval[]>): Record<string, unknown> {
+export function corpusInfo(
+  catalog: CorpusCatalog,
+  reports?: ReadonlyMap<string, readonly GuardRemoval[]>,
+): Record<string, unknown> {
   const { tasks, vocab: v, availability } = catalog;
   const heldoutSets = catalog.named.heldoutSets().map(({ name, spec, resolved: r, missing }) => ({
     name,
@@ -35,7 +41,12 @@ export function corpusInfo(catalog: CorpusCatalog, reports?: ReadonlyMap<string,
     tasks: r ? [...r.tasks].sort((a, b) => a - b).map((t) => tasks[t]?.path ?? '') : [],
     available: !missing,
     missing: missing ?? [],
-    contamination: r ? (reports?.get(r.fingerprint) ?? []).map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })) : [],
+    contamination: r
+      ? (reports?.get(r.fingerprint) ?? []).map((g) => ({
+          ...g,
+          examples: g.examples.map(([train, heldout]) => ({ train, heldout })),
+        }))
+      : [],
   }));
   return {
     indexFingerprint: catalog.fingerprint,

@@ -27,7 +27,8 @@ export interface ServiceLimits extends CallLimits {
 type Call = grpc.ServerDuplexStream<StreamRequest, WireResponse>;
 
 function rejectUndecodable(req: unknown): void {
-  if (isUndecodable(req)) throw new InvalidArgumentError('request', `not a valid flanstream.v1 protobuf message (${req.undecodable})`);
+  if (isUndecodable(req))
+    throw new InvalidArgumentError('request', `not a valid flanstream.v1 protobuf message (${req.undecodable})`);
 }
 
 /**
@@ -51,7 +52,15 @@ export class DataServiceHandlers {
   readonly budget: SendBudget;
 
   /** `opener`: where streams are built (this thread by default; build workers with `serve --workers N`). */
-  constructor(core: DataServiceCore, metrics: Metrics, limits: ServiceLimits, auth: (md: grpc.Metadata) => void, monitor: StreamMonitor = new StreamMonitor(), budget = new SendBudget(Number.MAX_SAFE_INTEGER), opener: ServedStreamOpener = new LocalOpener(core)) {
+  constructor(
+    core: DataServiceCore,
+    metrics: Metrics,
+    limits: ServiceLimits,
+    auth: (md: grpc.Metadata) => void,
+    monitor: StreamMonitor = new StreamMonitor(),
+    budget = new SendBudget(Number.MAX_SAFE_INTEGER),
+    opener: ServedStreamOpener = new LocalOpener(core),
+  ) {
     this.opener = opener;
     this.budget = budget;
     this.core = core;
@@ -76,7 +85,10 @@ export class DataServiceHandlers {
           this.auth(call.metadata);
           rejectUndecodable(call.request);
           if ((call.request as { contamination?: boolean } | null)?.contamination === true) {
-            corpusInfoWithContamination(this.core.catalog).then((info) => cb(null, info), (err: unknown) => cb(toStatus(err)));
+            corpusInfoWithContamination(this.core.catalog).then(
+              (info) => cb(null, info),
+              (err: unknown) => cb(toStatus(err)),
+            );
           } else {
             cb(null, corpusInfo(this.core.catalog));
           }
@@ -119,11 +131,20 @@ export class DataServiceHandlers {
             if (!session.waiting) wake();
           });
         }
-        if (req.kind !== 'mixtureUpdate' || !req.mixtureUpdate) throw new InvalidArgumentError('request', 'after the first message only mixture_update and losses messages are accepted');
+        if (req.kind !== 'mixtureUpdate' || !req.mixtureUpdate)
+          throw new InvalidArgumentError(
+            'request',
+            'after the first message only mixture_update and losses messages are accepted',
+          );
         const now = Date.now();
         while (updates.length > 0 && (updates[0] ?? 0) < now - 1000) updates.shift();
         updates.push(now);
-        if (updates.length > this.limits.maxUpdatesPerSecond) throw new ResourceExhaustedError('mixture updates per second', updates.length, this.limits.maxUpdatesPerSecond);
+        if (updates.length > this.limits.maxUpdatesPerSecond)
+          throw new ResourceExhaustedError(
+            'mixture updates per second',
+            updates.length,
+            this.limits.maxUpdatesPerSecond,
+          );
         return session.addUpdate(req.mixtureUpdate).then(() => this.metrics.updates.inc());
       },
       batch: (batch, seconds) => {
@@ -141,7 +162,8 @@ export class DataServiceHandlers {
     try {
       this.auth(call.metadata);
       if (this.draining) throw new ShuttingDownError();
-      if (this.live.size >= this.limits.maxStreams) throw new ResourceExhaustedError('concurrent streams', this.live.size + 1, this.limits.maxStreams);
+      if (this.live.size >= this.limits.maxStreams)
+        throw new ResourceExhaustedError('concurrent streams', this.live.size + 1, this.limits.maxStreams);
     } catch (err) {
       sc.fail(err);
       return;

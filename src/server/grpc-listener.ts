@@ -54,21 +54,32 @@ function awaitPreface(socket: Socket, admitted: Admitted, handOn: () => void): v
  * speaks for ever. Connections that pass are injected into grpc-js as plaintext HTTP/2 (with TLS,
  * already decrypted here: the TLS server offers only ALPN "h2").
  */
-export async function listenGrpc(server: grpc.Server, host: string, port: number, tls: TlsPair | undefined, guard: ConnectionGuard, handshakeMs: number): Promise<GrpcListener> {
+export async function listenGrpc(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  tls: TlsPair | undefined,
+  guard: ConnectionGuard,
+  handshakeMs: number,
+): Promise<GrpcListener> {
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const inject = (socket: Socket, admitted: Admitted): void => awaitPreface(socket, admitted, () => injector.injectConnection(socket));
+  const inject = (socket: Socket, admitted: Admitted): void =>
+    awaitPreface(socket, admitted, () => injector.injectConnection(socket));
   let listener: NetServer;
   if (tls) {
     // A TLS socket reports its peer's address and port, the key back to its TCP connection's admission.
     const pending = new Map<string, Admitted>();
     const key = (s: Socket): string => `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`;
-    listener = createTlsServer({ cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'], handshakeTimeout: handshakeMs }, (socket: TLSSocket) => {
-      const admitted = pending.get(key(socket));
-      pending.delete(key(socket));
-      if (!admitted) return void socket.destroy();
-      if (socket.alpnProtocol !== 'h2') return admitted.refuse('not_http2');
-      inject(socket, admitted);
-    });
+    listener = createTlsServer(
+      { cert: tls.cert, key: tls.key, ALPNProtocols: ['h2'], handshakeTimeout: handshakeMs },
+      (socket: TLSSocket) => {
+        const admitted = pending.get(key(socket));
+        pending.delete(key(socket));
+        if (!admitted) return void socket.destroy();
+        if (socket.alpnProtocol !== 'h2') return admitted.refuse('not_http2');
+        inject(socket, admitted);
+      },
+    );
     listener.on('connection', (raw: Socket) => {
       const admitted = guard.admit(raw);
       if (!admitted) return;
@@ -85,7 +96,9 @@ export async function listenGrpc(server: grpc.Server, host: string, port: number
     });
   }
   await new Promise<void>((resolve, reject) => {
-    listener.once('error', (err) => reject(new InvalidArgumentError('server.port', `cannot listen on ${host}:${port}: ${describeError(err)}`)));
+    listener.once('error', (err) =>
+      reject(new InvalidArgumentError('server.port', `cannot listen on ${host}:${port}: ${describeError(err)}`)),
+    );
     listener.listen(port, host, () => resolve());
   });
   listener.on('error', () => undefined);

@@ -19,13 +19,21 @@ interface HealthResponse {
  */
 export class Health {
   private readonly statuses = new Map<string, ServingStatus>();
-  private readonly watchers = new Set<{ service: string; call: grpc.ServerWritableStream<HealthRequest, HealthResponse> }>();
+  private readonly watchers = new Set<{
+    service: string;
+    call: grpc.ServerWritableStream<HealthRequest, HealthResponse>;
+  }>();
 
   private readonly maxWatches: number;
   private readonly refused: () => void;
 
   /** `maxWatches`: open Watch calls at most (each holds a stream and a write queue); `refused` counts a refusal. */
-  constructor(services: readonly string[], initial: ServingStatus, maxWatches = Number.MAX_SAFE_INTEGER, refused: () => void = () => undefined) {
+  constructor(
+    services: readonly string[],
+    initial: ServingStatus,
+    maxWatches = Number.MAX_SAFE_INTEGER,
+    refused: () => void = () => undefined,
+  ) {
     for (const s of services) this.statuses.set(s, initial);
     this.maxWatches = maxWatches;
     this.refused = refused;
@@ -52,13 +60,20 @@ export class Health {
       check: (call: grpc.ServerUnaryCall<HealthRequest, HealthResponse>, cb: grpc.sendUnaryData<HealthResponse>) => {
         const s = this.statuses.get(call.request.service ?? '');
         if (s) cb(null, { status: s });
-        else cb({ code: grpcStatus.NOT_FOUND, details: `health status unknown for service "${call.request.service ?? ''}"` });
+        else
+          cb({
+            code: grpcStatus.NOT_FOUND,
+            details: `health status unknown for service "${call.request.service ?? ''}"`,
+          });
       },
       watch: (call: grpc.ServerWritableStream<HealthRequest, HealthResponse>) => {
         const service = call.request.service ?? '';
         if (this.watchers.size >= this.maxWatches) {
           this.refused();
-          call.emit('error', { code: grpcStatus.RESOURCE_EXHAUSTED, details: `server.max_health_watches: ${this.maxWatches} Watch calls are open already; use Check, or close a Watch` });
+          call.emit('error', {
+            code: grpcStatus.RESOURCE_EXHAUSTED,
+            details: `server.max_health_watches: ${this.maxWatches} Watch calls are open already; use Check, or close a Watch`,
+          });
           return;
         }
         const w = { service, call };

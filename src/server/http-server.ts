@@ -32,11 +32,17 @@ export async function startHttp(host: string, port: number, deps: HttpDeps): Pro
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const send = (code: number, type: string, body: string, headers: Readonly<Record<string, string>> = {}): void => {
       if (res.headersSent) return void res.end();
-      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
+      res.writeHead(code, {
+        'content-type': type,
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        ...headers,
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     const route = async (): Promise<void> => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return send(405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
       if (deps.authorize && PROTECTED.has(path)) {
         try {
           deps.authorize(req.headers.authorization);
@@ -44,8 +50,10 @@ export async function startHttp(host: string, port: number, deps: HttpDeps): Pro
           return send(401, 'text/plain', `${describeError(err)}\n`, { 'www-authenticate': 'Bearer' });
         }
       }
-      if (path === '/metrics') return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());
-      if (path === '/healthz') return deps.ready() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'not ready\n');
+      if (path === '/metrics')
+        return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());
+      if (path === '/healthz')
+        return deps.ready() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'not ready\n');
       const handler = Object.hasOwn(deps.routes ?? {}, path) ? deps.routes?.[path] : undefined;
       if (handler) {
         const r = await handler();
@@ -56,7 +64,14 @@ export async function startHttp(host: string, port: number, deps: HttpDeps): Pro
     route().catch((err: unknown) => send(500, 'text/plain', `error: ${describeError(err)}\n`));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new InvalidArgumentError('server.http_port', `cannot listen on ${host}:${port} (${err.code ?? err.message}); choose another port, 0 for a free one or -1 to disable HTTP`)));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new InvalidArgumentError(
+          'server.http_port',
+          `cannot listen on ${host}:${port} (${err.code ?? err.message}); choose another port, 0 for a free one or -1 to disable HTTP`,
+        ),
+      ),
+    );
     server.listen(port, host, resolve);
   });
   return { server, port: (server.address() as AddressInfo).port };

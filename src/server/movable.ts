@@ -9,6 +9,10 @@
 export function movable(b: Buffer): Uint8Array {
   const ab = b.buffer;
   // Pool slabs are exactly Buffer.poolSize bytes; a larger ArrayBuffer was allocated for one Buffer.
-  const own = ab instanceof ArrayBuffer && (ab.byteLength > Buffer.poolSize || (b.byteOffset === 0 && ab.byteLength === b.length));
-  return own ? new Uint8Array(ab, b.byteOffset, b.length) : new Uint8Array(ab.slice(b.byteOffset, b.byteOffset + b.length));
+  const own =
+    ab instanceof ArrayBuffer &&
+    (ab.byteLength > Buffer.poolSize || (b.byteOffset === 0 && ab.byteLength === b.length));
+  return own
+    ? new Uint8Array(ab, b.byteOffset, b.length)
+    : new Uint8Array(ab.slice(b.byteOffset, b.byteOffset + b.length));
 }

@@ -7,7 +7,14 @@ export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url))
 export const PROTO_FILE = 'flanstream/v1/data_service.proto';
 
 /** camelCase fields, 64-bit integers as JS numbers, defaults filled in, oneof discriminators. */
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [PROTO_ROOT] };
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
 
 export function loadDefinition(): protoLoader.PackageDefinition {
   return protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
@@ -16,7 +23,8 @@ export function loadDefinition(): protoLoader.PackageDefinition {
 /** A message's fields by the names the loader gives them (camelCase), in field-number order. */
 export function messageFields(def: protoLoader.PackageDefinition, type: string): { name: string; number: number }[] {
   const desc = def[type] as protoLoader.MessageTypeDefinition<object, object> | undefined;
-  if (!desc || desc.format !== 'Protocol Buffer 3 DescriptorProto') throw new Error(`${type} is not a message of ${PROTO_FILE}`);
+  if (!desc || desc.format !== 'Protocol Buffer 3 DescriptorProto')
+    throw new Error(`${type} is not a message of ${PROTO_FILE}`);
   const fields = (desc.type as { field: { name: string; number: number }[] }).field;
   // proto-loader's keepCase: false camelCases the same way (protobufjs: "_x" becomes "X").
   const camel = (s: string): string => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -24,7 +32,9 @@ export function messageFields(def: protoLoader.PackageDefinition, type: string):
 }
 
 export function dataServiceDefinition(def: protoLoader.PackageDefinition): grpc.ServiceDefinition {
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { flanstream: { v1: { DataService: grpc.ServiceClientConstructor } } };
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    flanstream: { v1: { DataService: grpc.ServiceClientConstructor } };
+  };
   return pkg.flanstream.v1.DataService.service;
 }
 

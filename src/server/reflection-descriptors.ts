@@ -18,8 +18,21 @@ export interface ProtoSource {
 
 // FieldDescriptorProto.Type numbers of the scalar types.
 const SCALAR_TYPES: Readonly<Record<string, number>> = {
-  double: 1, float: 2, int64: 3, uint64: 4, int32: 5, fixed64: 6, fixed32: 7, bool: 8, string: 9,
-  bytes: 12, uint32: 13, sfixed32: 15, sfixed64: 16, sint32: 17, sint64: 18,
+  double: 1,
+  float: 2,
+  int64: 3,
+  uint64: 4,
+  int32: 5,
+  fixed64: 6,
+  fixed32: 7,
+  bool: 8,
+  string: 9,
+  bytes: 12,
+  uint32: 13,
+  sfixed32: 15,
+  sfixed64: 16,
+  sint32: 17,
+  sint64: 18,
 };
 const TYPE_MESSAGE = 11;
 const TYPE_ENUM = 14;
@@ -58,9 +71,14 @@ function fieldType(field: protobuf.Field): { type: number; typeName?: string } {
   return { type };
 }
 
-function reserved(type: protobuf.Type | protobuf.Enum, endOffset: number): { reservedRange?: Obj[]; reservedName?: string[] } {
+function reserved(
+  type: protobuf.Type | protobuf.Enum,
+  endOffset: number,
+): { reservedRange?: Obj[]; reservedName?: string[] } {
   const list = (type.reserved ?? []) as (number[] | string)[];
-  const ranges = list.filter((r): r is number[] => Array.isArray(r)).map(([start, end]) => ({ start, end: (end as number) + endOffset }));
+  const ranges = list
+    .filter((r): r is number[] => Array.isArray(r))
+    .map(([start, end]) => ({ start, end: (end as number) + endOffset }));
   const names = list.filter((r): r is string => typeof r === 'string');
   return { ...(ranges.length ? { reservedRange: ranges } : {}), ...(names.length ? { reservedName: names } : {}) };
 }
@@ -169,5 +187,7 @@ export function protocFileDescriptors(sources: readonly ProtoSource[]): Buffer[]
  */
 export function reflectionPackage(sources: readonly ProtoSource[]): PackageDefinition {
   const fileDescriptorProtos = protocFileDescriptors(sources);
-  return { [sources[0]!.file]: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos } } as unknown as PackageDefinition;
+  return {
+    [sources[0]!.file]: { format: 'Protocol Buffer 3 FileDescriptorProto', fileDescriptorProtos },
+  } as unknown as PackageDefinition;
 }

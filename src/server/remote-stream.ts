@@ -13,7 +13,12 @@ import type { Built as EncodedOrEnd, ServedStream } from './served-stream.js';
 export const BUILD_AHEAD = { messages: 4, bytes: 16 << 20 };
 
 /** A request with an answer, as a stream asks it (the stream and the id are added). */
-type Question = Extract<BuildRequest, { id: number }> extends infer R ? (R extends BuildRequest ? Omit<R, 'id' | 'stream'> : never) : never;
+type Question =
+  Extract<BuildRequest, { id: number }> extends infer R
+    ? R extends BuildRequest
+      ? Omit<R, 'id' | 'stream'>
+      : never
+    : never;
 
 type Asked = { resolve: (a: Answer) => void; reject: (e: Error) => void };
 
@@ -146,7 +151,11 @@ export class RemoteStream implements ServedStream, StreamRoute {
     if (m.error) throw revive(m.error);
     if (m.end) return { end: m.end };
     const bytes = m.bytes!;
-    return { batch: unsummarize(m.summary!), bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), seconds: m.seconds };
+    return {
+      batch: unsummarize(m.summary!),
+      bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      seconds: m.seconds,
+    };
   }
 
   async end(reason: WireEnd['reason']): Promise<{ end: WireEnd }> {

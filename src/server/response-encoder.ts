@@ -72,7 +72,9 @@ class Writer {
       buf.set(bytes, this.pos);
     } else if (bytes.byteOffset !== buf.byteOffset + this.pos) {
       // Copying within the buffer would shift the very bytes being written around.
-      throw new Error(`StreamResponse encoder: bytes in place at ${bytes.byteOffset - buf.byteOffset}, expected at ${this.pos}`);
+      throw new Error(
+        `StreamResponse encoder: bytes in place at ${bytes.byteOffset - buf.byteOffset}, expected at ${this.pos}`,
+      );
     }
     this.pos += bytes.length;
   }
@@ -151,7 +153,8 @@ class Writer {
 
 /** Bytes of `n` as an unsigned varint; a value that is not one (negative, fractional, unsafe) is refused. */
 function varintSize(n: number): number {
-  if (n >>> 0 !== n && !(Number.isSafeInteger(n) && n >= 0)) throw new RangeError(`cannot encode ${n} as an unsigned varint`);
+  if (n >>> 0 !== n && !(Number.isSafeInteger(n) && n >= 0))
+    throw new RangeError(`cannot encode ${n} as an unsigned varint`);
   return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : n < 268435456 ? 4 : varintBytes(n);
 }
 
@@ -174,12 +177,16 @@ const str: Put<string> = (w, n, v) => w.string(n, v);
 const strs: Put<string[]> = (w, n, v) => {
   for (const s of v) w.string(n, s, true);
 };
-const message = <T>(body: (w: Writer, m: T) => void): Put<T | null> => (w, n, v) => {
-  if (v) w.message(n, (m) => body(m, v));
-};
-const messages = <T>(body: (w: Writer, m: T) => void): Put<T[]> => (w, n, v) => {
-  for (const x of v) w.message(n, (m) => body(m, x));
-};
+const message =
+  <T>(body: (w: Writer, m: T) => void): Put<T | null> =>
+  (w, n, v) => {
+    if (v) w.message(n, (m) => body(m, v));
+  };
+const messages =
+  <T>(body: (w: Writer, m: T) => void): Put<T[]> =>
+  (w, n, v) => {
+    for (const x of v) w.message(n, (m) => body(m, x));
+  };
 
 /**
  * A message's writer: its fields in field-number order (proto3 canonical form), the numbers read
@@ -189,8 +196,12 @@ function writerOf<T>(type: string, layout: Layout<T>): (w: Writer, msg: T) => vo
   const fields = messageFields(PROTO, `flanstream.v1.${type}`);
   const put = layout as Record<string, Put<unknown>>;
   const known = new Set(fields.map((f) => f.name));
-  const missing = [...fields.map((f) => f.name).filter((k) => !put[k]), ...Object.keys(put).filter((k) => !known.has(k))];
-  if (missing.length > 0) throw new Error(`response-encoder: ${type} fields ${missing.join(', ')} differ between the .proto and the encoder`);
+  const missing = [
+    ...fields.map((f) => f.name).filter((k) => !put[k]),
+    ...Object.keys(put).filter((k) => !known.has(k)),
+  ];
+  if (missing.length > 0)
+    throw new Error(`response-encoder: ${type} fields ${missing.join(', ')} differ between the .proto and the encoder`);
   const steps = fields.map((f) => [f.number, put[f.name]!, f.name] as const);
   return (w, msg) => {
     for (const [n, p, k] of steps) p(w, n, (msg as Record<string, unknown>)[k]);
@@ -200,28 +211,75 @@ function writerOf<T>(type: string, layout: Layout<T>): (w: Writer, msg: T) => vo
 const PROTO = loadDefinition();
 
 const stats = writerOf<Stats__Output>('Stats', {
-  taskExamples: uints, taskTextTokens: uints, taskAudioTokens: uints, taskTarget: doubles, domainExamples: uints, domainTarget: doubles,
-  paddingTokens: uint, dropped: uint, truncated: uint, taskDropped: uints, taskTruncated: uints,
-  sinceUpdateStep: uint, taskExamplesSinceUpdate: uints, domainExamplesSinceUpdate: uints,
-  windowStartStep: uint, taskExamplesWindow: uints, domainExamplesWindow: uints, taskEpochs: uints, domainAudioSeconds: doubles,
+  taskExamples: uints,
+  taskTextTokens: uints,
+  taskAudioTokens: uints,
+  taskTarget: doubles,
+  domainExamples: uints,
+  domainTarget: doubles,
+  paddingTokens: uint,
+  dropped: uint,
+  truncated: uint,
+  taskDropped: uints,
+  taskTruncated: uints,
+  sinceUpdateStep: uint,
+  taskExamplesSinceUpdate: uints,
+  domainExamplesSinceUpdate: uints,
+  windowStartStep: uint,
+  taskExamplesWindow: uints,
+  domainExamplesWindow: uints,
+  taskEpochs: uints,
+  domainAudioSeconds: doubles,
 });
 
 const example = writerOf<EvalExample__Output>('EvalExample', {
-  uuid: str, task: uint, promptTokens: bytes, answerTokens: bytes, answerText: str, answerAudioIds: strs,
+  uuid: str,
+  task: uint,
+  promptTokens: bytes,
+  answerTokens: bytes,
+  answerText: str,
+  answerAudioIds: strs,
 });
 
 const batch = writerOf<Batch__Output>('Batch', {
-  step: uint, rank: uint, worldSize: uint, batchSize: uint, seqLen: uint, padId: uint, tokens: bytes,
-  segRow: uints, segOffset: uints, segLength: uints, segTask: uints, segDomain: uints, segTextTokens: uints, segAudioTokens: uints, segTurns: uints,
-  uuids: strs, turnTask: uints, lossSpans: uints, resumeToken: bytes, stats: message(stats), heldoutFingerprint: str,
-  examples: messages(example), totalSteps: uint,
+  step: uint,
+  rank: uint,
+  worldSize: uint,
+  batchSize: uint,
+  seqLen: uint,
+  padId: uint,
+  tokens: bytes,
+  segRow: uints,
+  segOffset: uints,
+  segLength: uints,
+  segTask: uints,
+  segDomain: uints,
+  segTextTokens: uints,
+  segAudioTokens: uints,
+  segTurns: uints,
+  uuids: strs,
+  turnTask: uints,
+  lossSpans: uints,
+  resumeToken: bytes,
+  stats: message(stats),
+  heldoutFingerprint: str,
+  examples: messages(example),
+  totalSteps: uint,
 });
 
 const end = writerOf<StreamEnd__Output>('StreamEnd', {
-  taskExamples: uints, totalTaskExamples: uints, examples: uint, totalExamples: uint, resumeToken: bytes, reason: str, taskDropped: uints,
+  taskExamples: uints,
+  totalTaskExamples: uints,
+  examples: uint,
+  totalExamples: uint,
+  resumeToken: bytes,
+  reason: str,
+  taskDropped: uints,
 });
 
-const KIND = Object.fromEntries(messageFields(PROTO, 'flanstream.v1.StreamResponse').map((f) => [f.name, f.number])) as Record<'batch' | 'end', number>;
+const KIND = Object.fromEntries(
+  messageFields(PROTO, 'flanstream.v1.StreamResponse').map((f) => [f.name, f.number]),
+) as Record<'batch' | 'end', number>;
 
 function response(w: Writer, r: WireResponse): void {
   if ('batch' in r) w.message(KIND.batch, (m) => batch(m, r.batch));
@@ -235,7 +293,13 @@ function response(w: Writer, r: WireResponse): void {
  * otherwise it is written into a new buffer.
  */
 function inPlace(tokens: Uint8Array | null, at: number, size: number): tokens is Uint8Array {
-  return tokens !== null && at >= 0 && tokens.byteOffset >= at && tokens.byteOffset - at + size <= tokens.buffer.byteLength && tokensWithRoom.delete(tokens.buffer);
+  return (
+    tokens !== null &&
+    at >= 0 &&
+    tokens.byteOffset >= at &&
+    tokens.byteOffset - at + size <= tokens.buffer.byteLength &&
+    tokensWithRoom.delete(tokens.buffer)
+  );
 }
 
 /** The protobuf bytes of a StreamResponse. */
@@ -245,7 +309,9 @@ export function encodeStreamResponse(r: WireResponse): Buffer {
   const counter = new Writer(null, sizes, tokens);
   response(counter, r);
   const placed = inPlace(tokens, counter.inPlaceAt, counter.pos);
-  const out = placed ? Buffer.from(tokens.buffer, tokens.byteOffset - counter.inPlaceAt, counter.pos) : Buffer.allocUnsafe(counter.pos);
+  const out = placed
+    ? Buffer.from(tokens.buffer, tokens.byteOffset - counter.inPlaceAt, counter.pos)
+    : Buffer.allocUnsafe(counter.pos);
   const w = new Writer(out, sizes, placed ? tokens : null);
   response(w, r);
   if (w.pos !== out.length) throw new Error(`StreamResponse encoder wrote ${w.pos} of ${out.length} bytes`);

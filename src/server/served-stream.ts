@@ -96,6 +96,10 @@ export class LocalOpener implements ServedStreamOpener {
   constructor(private readonly core: DataServiceCore) {}
 
   open(raw: RawOpen): ServedStream {
-    return new LocalStream(this.core.open(raw), (r, s) => this.core.lossReport(r, s.heldout), (u) => this.core.update(u));
+    return new LocalStream(
+      this.core.open(raw),
+      (r, s) => this.core.lossReport(r, s.heldout),
+      (u) => this.core.update(u),
+    );
   }
 }

@@ -65,7 +65,11 @@ function credentials(tls: Config['server']['tls']): TlsPair | undefined {
   parse('server.tls.cert', tls.cert, () => (x509 = new X509Certificate(cert)));
   parse('server.tls.key', tls.key, () => (pkey = createPrivateKey(key)));
   // A key from another pair parses fine and fails only when binding (blamed on server.port).
-  if (!x509!.checkPrivateKey(pkey!)) throw new InvalidArgumentError('server.tls.key', `${tls.key} is not the private key of the certificate ${tls.cert}; give the key the certificate was made with`);
+  if (!x509!.checkPrivateKey(pkey!))
+    throw new InvalidArgumentError(
+      'server.tls.key',
+      `${tls.key} is not the private key of the certificate ${tls.cert}; give the key the certificate was made with`,
+    );
   return { cert, key };
 }
 
@@ -94,7 +98,10 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   const core = await DataServiceCore.open(config.index.dir, settings);
   let pool: WorkerPool | undefined;
   try {
-    pool = config.server.workers > 0 ? await WorkerPool.start(core, config.index.dir, settings, config.server.workers) : undefined;
+    pool =
+      config.server.workers > 0
+        ? await WorkerPool.start(core, config.index.dir, settings, config.server.workers)
+        : undefined;
   } catch (err) {
     core.catalog.close();
     throw err;
@@ -127,9 +134,14 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     'grpc.max_send_message_length': config.server.max_message_bytes,
   });
   const definition = protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);
-  server.addService(lenientRequests(countingDefinition(dataServiceDefinition(definition), metrics)), handlers.implementation());
+  server.addService(
+    lenientRequests(countingDefinition(dataServiceDefinition(definition), metrics)),
+    handlers.implementation(),
+  );
   // Health is unauthenticated on purpose: load balancers and kubelet probes carry no token.
-  const health = new Health(['', SERVICE], 'NOT_SERVING', config.server.max_health_watches, () => metrics.watchesRefused.inc());
+  const health = new Health(['', SERVICE], 'NOT_SERVING', config.server.max_health_watches, () =>
+    metrics.watchesRefused.inc(),
+  );
   metrics.trackWatches(() => health.watching);
   health.addToServer(server);
   new ReflectionService(
@@ -139,11 +151,21 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     ]),
   ).addToServer(server);
 
-  const guard = new ConnectionGuard({ maxConnections: config.server.max_connections, handshakeMs: config.server.handshake_timeout_ms }, (why) => metrics.connectionsRefused.inc({ reason: why }));
+  const guard = new ConnectionGuard(
+    { maxConnections: config.server.max_connections, handshakeMs: config.server.handshake_timeout_ms },
+    (why) => metrics.connectionsRefused.inc({ reason: why }),
+  );
   metrics.trackConnections(() => guard.open);
   let listener: GrpcListener;
   try {
-    listener = await listenGrpc(server, config.server.host, config.server.port, creds, guard, config.server.handshake_timeout_ms);
+    listener = await listenGrpc(
+      server,
+      config.server.host,
+      config.server.port,
+      creds,
+      guard,
+      config.server.handshake_timeout_ms,
+    );
   } catch (err) {
     await pool?.close();
     core.catalog.close();
@@ -172,7 +194,12 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
         metrics,
         ...(config.server.http_auth ? { authorize: makeBearerCheck(config.server.auth_tokens) } : {}),
         ready: () => ready,
-        routes: statusRoutes({ catalog: core.catalog, monitor, ready: () => ready, activeStreams: () => handlers.activeStreams }),
+        routes: statusRoutes({
+          catalog: core.catalog,
+          monitor,
+          ready: () => ready,
+          activeStreams: () => handlers.activeStreams,
+        }),
       }));
     } catch (err) {
       listener.close();

@@ -4,7 +4,8 @@
  * page can run under a Content-Security-Policy without inline scripts.
  */
 
-export const STATUS_CSP = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const STATUS_CSP =
+  "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export const STATUS_HTML = `<!doctype html>
 <html lang="en">

@@ -62,7 +62,15 @@ function summarize(catalog: CorpusCatalog): StatusJson['corpus'] {
     // An unavailable set (it names tasks this index lacks) shows as "unavailable" instead of a count.
     .map(({ name, resolved }) => ({ name, tasks: resolved ? resolved.tasks.size : ('unavailable' as const) }));
   const { total, byReason } = catalog.quarantine;
-  return { fingerprint: catalog.fingerprint, records: catalog.records, tasks: catalog.tasks.length, quarantined: total, quarantineByReason: byReason, domains, heldoutSets };
+  return {
+    fingerprint: catalog.fingerprint,
+    records: catalog.records,
+    tasks: catalog.tasks.length,
+    quarantined: total,
+    quarantineByReason: byReason,
+    domains,
+    heldoutSets,
+  };
 }
 
 /** Routes of the live status page: the page (/), its script and the JSON it polls. */
@@ -70,7 +78,11 @@ export function statusRoutes(deps: StatusDeps): Record<string, Route> {
   const startedAt = Date.now();
   // The corpus does not change while it is served: summarize it once.
   const corpus = summarize(deps.catalog);
-  const page = { type: 'text/html; charset=utf-8', body: STATUS_HTML, headers: { 'content-security-policy': STATUS_CSP } };
+  const page = {
+    type: 'text/html; charset=utf-8',
+    body: STATUS_HTML,
+    headers: { 'content-security-policy': STATUS_CSP },
+  };
   return {
     '/': () => page,
     '/status.js': () => ({ type: 'text/javascript; charset=utf-8', body: STATUS_JS }),

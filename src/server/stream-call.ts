@@ -69,7 +69,13 @@ export class StreamCall<Req> {
     });
     // A client that opens a stream and says nothing holds a slot of max_streams: not for long.
     const firstMessage = setTimeout(() => {
-      if (this.current === 'awaiting-first') this.fail(new DeadlineError('server.first_message_timeout_ms', `no spec or resume token within ${limits.firstMessageMs} ms of opening the stream; send the first message at once`));
+      if (this.current === 'awaiting-first')
+        this.fail(
+          new DeadlineError(
+            'server.first_message_timeout_ms',
+            `no spec or resume token within ${limits.firstMessageMs} ms of opening the stream; send the first message at once`,
+          ),
+        );
     }, limits.firstMessageMs);
     this.signal.addEventListener(
       'abort',
@@ -84,7 +90,10 @@ export class StreamCall<Req> {
     call.on('cancelled', () => this.close());
     call.on('error', () => this.close());
     call.on('end', () => {
-      if (this.current === 'awaiting-first') this.fail(new InvalidArgumentError('spec', 'the stream closed before its first message (a spec or a resume token)'));
+      if (this.current === 'awaiting-first')
+        this.fail(
+          new InvalidArgumentError('spec', 'the stream closed before its first message (a spec or a resume token)'),
+        );
       // The client's side ended: a half-close (the call goes on), or an RST_STREAM with NO_ERROR.
       // Node's HTTP/2 takes the latter for a clean end of the client's side and keeps the stream
       // open until its own side finishes, which a call whose writes can no longer complete never
@@ -133,7 +142,8 @@ export class StreamCall<Req> {
     if (this.current === 'closed') return;
     try {
       if (this.current === 'awaiting-first') this.start(this.hooks.open(req));
-      else this.hooks.message(req, this.openedSession!, () => this.pump?.kick())?.catch((err: unknown) => this.fail(err));
+      else
+        this.hooks.message(req, this.openedSession!, () => this.pump?.kick())?.catch((err: unknown) => this.fail(err));
     } catch (err) {
       this.fail(err);
     }

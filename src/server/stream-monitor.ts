@@ -110,7 +110,20 @@ export class StreamMonitor {
 
   open(id: string, session: MonitoredStream): void {
     const t = this.now();
-    this.streams.set(id, { id, session, openedAt: t, ring: new Ring(this.capacity), batches: 0, tokens: 0, step: null, stats: null, since: t, used: 0, cells: 0, count: 0 });
+    this.streams.set(id, {
+      id,
+      session,
+      openedAt: t,
+      ring: new Ring(this.capacity),
+      batches: 0,
+      tokens: 0,
+      step: null,
+      stats: null,
+      since: t,
+      used: 0,
+      cells: 0,
+      count: 0,
+    });
   }
 
   record(id: string, b: WireBatch): void {
@@ -166,7 +179,9 @@ export class StreamMonitor {
       batches: s.batches,
       tokens: s.tokens,
       step: s.step,
-      ...(s.stats ? domainProportions(s.stats) : { target: [], realized: [], sinceUpdate: [], sinceUpdateStep: 0, recent: [], windowStartStep: 0 }),
+      ...(s.stats
+        ? domainProportions(s.stats)
+        : { target: [], realized: [], sinceUpdate: [], sinceUpdateStep: 0, recent: [], windowStartStep: 0 }),
       samples: s.ring.toArray(),
       policy: s.session.policyView() ?? null,
     }));

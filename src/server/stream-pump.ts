@@ -44,7 +44,14 @@ export class StreamPump {
   private bytes = 0;
   private wake: (() => void) | undefined;
 
-  constructor(call: PumpCall, session: ServedStream, budget: SendBudget, limits: PumpLimits, signal: AbortSignal, hooks: PumpHooks) {
+  constructor(
+    call: PumpCall,
+    session: ServedStream,
+    budget: SendBudget,
+    limits: PumpLimits,
+    signal: AbortSignal,
+    hooks: PumpHooks,
+  ) {
     this.call = call;
     this.session = session;
     this.budget = budget;
@@ -99,7 +106,11 @@ export class StreamPump {
       if ('end' in built) return hooks.finish(built);
       const { bytes } = built;
       if (bytes.length > this.limits.maxMessageBytes) {
-        throw new ResourceExhaustedError('server.max_message_bytes (bytes of one batch message; lower batch_size)', bytes.length, this.limits.maxMessageBytes);
+        throw new ResourceExhaustedError(
+          'server.max_message_bytes (bytes of one batch message; lower batch_size)',
+          bytes.length,
+          this.limits.maxMessageBytes,
+        );
       }
       hooks.onBatch(built.batch, built.seconds ?? (performance.now() - started) / 1000);
       const n = bytes.length;

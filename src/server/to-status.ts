@@ -9,7 +9,21 @@ const MAX_METADATA_VALUE = 256;
  * grpc-js percent-encodes any non-ASCII byte of grpc-message, so "×" reached clients as "%C3%97":
  * messages leave as plain ASCII, with the symbols our messages use spelled out.
  */
-const ASCII: Readonly<Record<string, string>> = { '×': 'x', '…': '...', '≥': '>=', '≤': '<=', '→': '->', '←': '<-', '—': '-', '–': '-', '‖': '||', '“': '"', '”': '"', '‘': "'", '’': "'" };
+const ASCII: Readonly<Record<string, string>> = {
+  '×': 'x',
+  '…': '...',
+  '≥': '>=',
+  '≤': '<=',
+  '→': '->',
+  '←': '<-',
+  '—': '-',
+  '–': '-',
+  '‖': '||',
+  '“': '"',
+  '”': '"',
+  '‘': "'",
+  '’': "'",
+};
 
 export function printable(text: string, max: number): string {
   const ascii = text.replace(/[^\x20-\x7e]/g, (c) => ASCII[c] ?? (c === '\n' || c === '\t' ? ' ' : '?'));

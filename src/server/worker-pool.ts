@@ -36,9 +36,21 @@ export class WorkerPool implements ServedStreamOpener {
    * `youngMb`: each worker's young generation (V8 semi-spaces) at most, in MB; 0 keeps V8's
    * default. Building a batch allocates short-lived objects by the thousand, see BUILD_YOUNG_MB.
    */
-  static async start(core: DataServiceCore, indexDir: string, settings: CoreSettings, n: number, youngMb = BUILD_YOUNG_MB): Promise<WorkerPool> {
+  static async start(
+    core: DataServiceCore,
+    indexDir: string,
+    settings: CoreSettings,
+    n: number,
+    youngMb = BUILD_YOUNG_MB,
+  ): Promise<WorkerPool> {
     const resourceLimits = youngMb > 0 ? { maxYoungGenerationSizeMb: youngMb } : undefined;
-    const workers = Array.from({ length: n }, () => new BuildWorker(spawnWorker(import.meta.url, 'build-worker', { workerData: { indexDir, settings }, resourceLimits })));
+    const workers = Array.from(
+      { length: n },
+      () =>
+        new BuildWorker(
+          spawnWorker(import.meta.url, 'build-worker', { workerData: { indexDir, settings }, resourceLimits }),
+        ),
+    );
     try {
       await Promise.all(workers.map((w) => w.ready));
     } catch (err) {
@@ -108,8 +120,22 @@ export class WorkerPool implements ServedStreamOpener {
   open(raw: RawOpen): ServedStream {
     const local = this.core.open(raw);
     const { worker, release } = this.assign(local.resumeToken);
-    const state = { waiting: local.waiting, policy: local.spec.mixture.policy ? local.policyView() : undefined, plans: worker.plans, streams: 0 };
-    const stream = new RemoteStream(worker, ++this.nextStream, local.spec, local.placement, state, release, (r) => this.core.lossReport(r, local.heldout), (u) => this.core.update(u));
+    const state = {
+      waiting: local.waiting,
+      policy: local.spec.mixture.policy ? local.policyView() : undefined,
+      plans: worker.plans,
+      streams: 0,
+    };
+    const stream = new RemoteStream(
+      worker,
+      ++this.nextStream,
+      local.spec,
+      local.placement,
+      state,
+      release,
+      (r) => this.core.lossReport(r, local.heldout),
+      (u) => this.core.update(u),
+    );
     stream.start(raw);
     return stream;
   }
@@ -118,4 +144,3 @@ export class WorkerPool implements ServedStreamOpener {
     return Promise.all(this.workers.map((w) => w.worker.terminate())).then(() => undefined);
   }
 }
-

@@ -18,7 +18,11 @@ export interface Availability {
 }
 
 /** Selectors of a held-out set that match no task of the index, and its datasets (`dataset NAME`) the index lacks. */
-export function missingForHeldout(spec: Partial<HeldoutSpec>, tasks: readonly TaskEntry[], datasets: ReadonlyMap<string, unknown>): string[] {
+export function missingForHeldout(
+  spec: Partial<HeldoutSpec>,
+  tasks: readonly TaskEntry[],
+  datasets: ReadonlyMap<string, unknown>,
+): string[] {
   const missing = (spec.selectors ?? []).filter((s) => matchSelector(s, tasks).length === 0);
   for (const d of spec.datasets ?? []) if (!datasets.has(d)) missing.push(`dataset ${d}`);
   return missing;
@@ -26,7 +30,9 @@ export function missingForHeldout(spec: Partial<HeldoutSpec>, tasks: readonly Ta
 
 /** Selectors a mixture weights that match no task of the index, sorted (weights are a map). */
 export function missingForMixture(spec: Partial<MixtureSpec>, tasks: readonly TaskEntry[]): string[] {
-  return Object.keys(spec.weights ?? {}).filter((s) => matchSelector(s, tasks).length === 0).sort();
+  return Object.keys(spec.weights ?? {})
+    .filter((s) => matchSelector(s, tasks).length === 0)
+    .sort();
 }
 
 export function availability(
@@ -35,7 +41,10 @@ export function availability(
   tasks: readonly TaskEntry[],
   datasets: ReadonlyMap<string, unknown>,
 ): Availability {
-  const collect = <T>(named: Readonly<Record<string, T>>, missingOf: (v: T) => string[]): Map<string, readonly string[]> => {
+  const collect = <T>(
+    named: Readonly<Record<string, T>>,
+    missingOf: (v: T) => string[],
+  ): Map<string, readonly string[]> => {
     const out = new Map<string, readonly string[]>();
     for (const [name, spec] of Object.entries(named).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const missing = missingOf(spec);
@@ -53,5 +62,8 @@ export function availability(
 export function describeAvailability(a: Availability): string[] {
   const line = (kind: string, name: string, missing: readonly string[]): string =>
     `${kind} "${name}" is unavailable on this index: it names ${missing.join(', ')}, which the index does not hold (using it fails with FAILED_PRECONDITION)`;
-  return [...[...a.heldout].map(([n, m]) => line('held-out set', n, m)), ...[...a.mixtures].map(([n, m]) => line('mixture', n, m))];
+  return [
+    ...[...a.heldout].map(([n, m]) => line('held-out set', n, m)),
+    ...[...a.mixtures].map(([n, m]) => line('mixture', n, m)),
+  ];
 }

@@ -62,14 +62,17 @@ export class Contamination {
     const n = heldout.spec.excludeOverlappingText;
     this.ngrams = n > 0 ? new NgramTable(maxNgrams) : undefined;
     const shards = new Set(heldout.shards);
-    for (const t of heldout.tasks) for (const runs of reader.tasks[t]?.runs ?? []) for (const [s] of runs) shards.add(s);
+    for (const t of heldout.tasks)
+      for (const runs of reader.tasks[t]?.runs ?? []) for (const [s] of runs) shards.add(s);
     for (const s of [...shards].sort((a, b) => a - b)) {
       for (let row = 0; row < reader.shard(s).records; row++) {
         if (reader.isExcluded(s, row) || !this.isHeld(s, row)) continue;
         const owner = this.held.length / 2;
         this.held.push(s, row);
-        if (heldout.spec.excludeSharedAudio) this.forEachClip(s, row, (key) => void (this.clipOwner.has(key) || this.clipOwner.set(key, owner)));
-        if (this.ngrams) for (const text of this.texts(s, row)) forEachNgram(text, n, (lo, hi) => this.ngrams!.add(lo, hi, owner));
+        if (heldout.spec.excludeSharedAudio)
+          this.forEachClip(s, row, (key) => void (this.clipOwner.has(key) || this.clipOwner.set(key, owner)));
+        if (this.ngrams)
+          for (const text of this.texts(s, row)) forEachNgram(text, n, (lo, hi) => this.ngrams!.add(lo, hi, owner));
       }
     }
     this.cost = {
@@ -108,7 +111,8 @@ export class Contamination {
     const r = this.reader.row(shard, row);
     const spans = this.reader.spans(shard, r[ROW.SPAN_START] ?? 0, r[ROW.SPAN_COUNT] ?? 0);
     for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
-      if (fn(`id:${this.reader.string(shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0)}`) === true) return true;
+      if (fn(`id:${this.reader.string(shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0)}`) === true)
+        return true;
       if (fn(`k:${spans[o + SPAN.KEY_LO] ?? 0}:${spans[o + SPAN.KEY_HI] ?? 0}`) === true) return true;
     }
     return false;
@@ -118,7 +122,9 @@ export class Contamination {
   private texts(shard: number, row: number): string[] {
     const r = this.reader.row(shard, row);
     const str = (off: number, len: number): string => this.reader.string(shard, r[off] ?? 0, r[len] ?? 0);
-    const output = splitAudioRefs(str(ROW.OUT_TEXT_OFF, ROW.OUT_TEXT_LEN)).flatMap((p) => (p.kind === 'text' ? [p.text] : [])).join('\n');
+    const output = splitAudioRefs(str(ROW.OUT_TEXT_OFF, ROW.OUT_TEXT_LEN))
+      .flatMap((p) => (p.kind === 'text' ? [p.text] : []))
+      .join('\n');
     return [str(ROW.INSTR_TEXT_OFF, ROW.INSTR_TEXT_LEN), str(ROW.INPUT_TEXT_OFF, ROW.INPUT_TEXT_LEN), output];
   }
 
@@ -147,7 +153,11 @@ export class Contamination {
       reasons = new Uint8Array(this.reader.shard(shard).records);
       for (let r = 0; r < reasons.length; r++) {
         // Records of held-out tasks never reach a train stream; those of held-out datasets are the dataset guard's.
-        if (((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 || this.heldout.tasks.has(this.reader.taskOf(shard, r))) continue;
+        if (
+          ((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 ||
+          this.heldout.tasks.has(this.reader.taskOf(shard, r))
+        )
+          continue;
         const { guard } = this.classify(shard, r);
         reasons[r] = guard ? GUARDS.indexOf(guard) + 1 : 0;
       }
@@ -195,12 +205,16 @@ export class Contamination {
           if (!guard) continue;
           const heldShard = this.held[partner * 2] ?? -1;
           const heldRow = this.held[partner * 2 + 1] ?? -1;
-          const heldout = guard === 'dataset' ? `dataset ${datasetOf(this.reader.shard(shard).source)}` : (this.reader.tasks[this.reader.taskOf(heldShard, heldRow)]?.path ?? '');
+          const heldout =
+            guard === 'dataset'
+              ? `dataset ${datasetOf(this.reader.shard(shard).source)}`
+              : (this.reader.tasks[this.reader.taskOf(heldShard, heldRow)]?.path ?? '');
           const key = `${GUARDS.indexOf(guard)}\u0000${heldout}`;
           let g = groups.get(key);
           if (!g) groups.set(key, (g = { guard, heldout, removed: 0, examples: [] }));
           g.removed++;
-          if (g.examples.length < EXAMPLES) g.examples.push([this.reader.uuid(shard, row), partner >= 0 ? this.reader.uuid(heldShard, heldRow) : '']);
+          if (g.examples.length < EXAMPLES)
+            g.examples.push([this.reader.uuid(shard, row), partner >= 0 ? this.reader.uuid(heldShard, heldRow) : '']);
         }
       }
     }

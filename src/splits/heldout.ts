@@ -18,7 +18,14 @@ export interface HeldoutSpec {
   readonly scope: 'all' | 'test';
 }
 
-export const NO_HELDOUT: HeldoutSpec = Object.freeze({ selectors: [], datasets: [], unseenFlag: false, excludeSharedAudio: false, excludeOverlappingText: 0, scope: 'all' });
+export const NO_HELDOUT: HeldoutSpec = Object.freeze({
+  selectors: [],
+  datasets: [],
+  unseenFlag: false,
+  excludeSharedAudio: false,
+  excludeOverlappingText: 0,
+  scope: 'all',
+});
 
 /** Longest n-gram exclude_overlapping_text accepts (13 is the GPT-3 / FLAN choice). */
 export const MAX_TEXT_NGRAM = 64;
@@ -48,16 +55,25 @@ export interface ResolvedHeldout {
 const AUDIO_IDENTITY = 'id+codes';
 
 export function resolveHeldout(spec: HeldoutSpec, index: HeldoutIndex, name = '', field = 'heldout'): ResolvedHeldout {
-  if (spec.scope !== 'all' && spec.scope !== 'test') throw new InvalidArgumentError(`${field}.scope`, `"${String(spec.scope)}" is not all or test`);
+  if (spec.scope !== 'all' && spec.scope !== 'test')
+    throw new InvalidArgumentError(`${field}.scope`, `"${String(spec.scope)}" is not all or test`);
   const n = spec.excludeOverlappingText ?? 0;
   if (!Number.isInteger(n) || n < 0 || n > MAX_TEXT_NGRAM) {
-    throw new InvalidArgumentError(`${field}.exclude_overlapping_text`, `must be an integer in [0, ${MAX_TEXT_NGRAM}] (0 = off; 13 is usual), got ${String(n)}`);
+    throw new InvalidArgumentError(
+      `${field}.exclude_overlapping_text`,
+      `must be an integer in [0, ${MAX_TEXT_NGRAM}] (0 = off; 13 is usual), got ${String(n)}`,
+    );
   }
-  if (!Array.isArray(spec.datasets ?? [])) throw new InvalidArgumentError(`${field}.datasets`, 'must be a list of dataset folder names');
+  if (!Array.isArray(spec.datasets ?? []))
+    throw new InvalidArgumentError(`${field}.datasets`, 'must be a list of dataset folder names');
   const held = new Set<number>();
   for (const sel of spec.selectors) {
     const ids = matchSelector(sel, index.tasks);
-    if (ids.length === 0) throw new InvalidArgumentError(`${field}.selectors`, `"${sel}" matches no task (use domain, domain/major or domain/major/minor)`);
+    if (ids.length === 0)
+      throw new InvalidArgumentError(
+        `${field}.selectors`,
+        `"${sel}" matches no task (use domain, domain/major or domain/major/minor)`,
+      );
     for (const t of ids) held.add(t);
   }
   if (spec.unseenFlag) for (const t of index.tasks) if (t.unseen) held.add(t.id);
@@ -67,13 +83,23 @@ export function resolveHeldout(spec: HeldoutSpec, index: HeldoutIndex, name = ''
     const entry = index.datasets.get(d);
     if (!entry) {
       const known = [...index.datasets.keys()];
-      throw new InvalidArgumentError(`${field}.datasets`, `"${d}" is not a dataset of this index (dataset folder names, e.g. ${known.slice(0, 3).join(', ')}${known.length > 3 ? ', …' : ''}; see GetCorpusInfo datasets)`);
+      throw new InvalidArgumentError(
+        `${field}.datasets`,
+        `"${d}" is not a dataset of this index (dataset folder names, e.g. ${known.slice(0, 3).join(', ')}${known.length > 3 ? ', …' : ''}; see GetCorpusInfo datasets)`,
+      );
     }
     for (const s of entry.shards) shards.add(s);
   }
   const paths = [...held].map((t) => index.tasks[t]?.path ?? '').sort();
   const fingerprint = digest(
-    JSON.stringify({ paths, datasets, excludeSharedAudio: spec.excludeSharedAudio, audioIdentity: AUDIO_IDENTITY, excludeOverlappingText: n, scope: spec.scope }),
+    JSON.stringify({
+      paths,
+      datasets,
+      excludeSharedAudio: spec.excludeSharedAudio,
+      audioIdentity: AUDIO_IDENTITY,
+      excludeOverlappingText: n,
+      scope: spec.scope,
+    }),
   );
   return { spec, name, tasks: held, shards, guarded: shards.size > 0 || spec.excludeSharedAudio || n > 0, fingerprint };
 }

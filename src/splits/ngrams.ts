@@ -88,7 +88,12 @@ export class NgramTable {
   add(lo: number, hi: number, owner: number): void {
     let i = this.slot(lo, hi);
     if (this.owner[i] !== -1) return;
-    if (this.used >= this.maxNgrams) throw new ResourceExhaustedError('held-out text n-grams (exclude_overlapping_text)', this.used + 1, this.maxNgrams);
+    if (this.used >= this.maxNgrams)
+      throw new ResourceExhaustedError(
+        'held-out text n-grams (exclude_overlapping_text)',
+        this.used + 1,
+        this.maxNgrams,
+      );
     if ((this.used + 1) * 2 > this.lo.length) {
       this.grow();
       i = this.slot(lo, hi);

@@ -1,4 +1,17 @@
-import { close as closeFd, closeSync, fstat, fstatSync, open, openSync, read, readFileSync, readSync, realpath, realpathSync, statSync } from 'node:fs';
+import {
+  close as closeFd,
+  closeSync,
+  fstat,
+  fstatSync,
+  open,
+  openSync,
+  read,
+  readFileSync,
+  readSync,
+  realpath,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { StorageNotFile, StorageNotFound, type Storage } from './storage.js';
@@ -39,7 +52,8 @@ export class LocalStorage implements Storage {
 
   private inside(full: string, real: string): string {
     const root = this.realRoot!;
-    if (!real.startsWith(root + sep) && real !== resolve(root)) throw new IndexCorruptError(full, 'file is a symlink leaving the index; refused');
+    if (!real.startsWith(root + sep) && real !== resolve(root))
+      throw new IndexCorruptError(full, 'file is a symlink leaving the index; refused');
     return real;
   }
 
@@ -86,7 +100,8 @@ export class LocalStorage implements Storage {
     let p = this.opening.get(path);
     if (p) return p;
     const full = this.describe(path);
-    const call = <T>(f: (cb: (err: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> => new Promise((ok, fail) => f((err, v) => (err ? fail(err) : ok(v))));
+    const call = <T>(f: (cb: (err: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> =>
+      new Promise((ok, fail) => f((err, v) => (err ? fail(err) : ok(v))));
     p = (async () => {
       let real: string;
       try {
@@ -122,7 +137,9 @@ export class LocalStorage implements Storage {
     const buf = Buffer.allocUnsafeSlow(length);
     let done = 0;
     while (done < length) {
-      const n = await new Promise<number>((ok, fail) => read(fd, buf, done, length - done, offset + done, (err, bytes) => (err ? fail(err) : ok(bytes))));
+      const n = await new Promise<number>((ok, fail) =>
+        read(fd, buf, done, length - done, offset + done, (err, bytes) => (err ? fail(err) : ok(bytes))),
+      );
       if (n === 0) break;
       done += n;
     }

@@ -1,7 +1,17 @@
 import { open } from 'node:fs/promises';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand,
-  HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand, type S3ClientConfig,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { S3Location, S3Settings } from './s3-location.js';
 import type { S3Counters } from './s3-stats.js';
@@ -25,18 +35,39 @@ export function makeClient(s: S3Settings): S3Client {
     forcePathStyle: s.forcePathStyle ?? endpoint !== undefined,
     maxAttempts: 3,
     ...(endpoint ? { endpoint } : {}),
-    ...(s.accessKeyId && s.secretAccessKey ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } } : {}),
+    ...(s.accessKeyId && s.secretAccessKey
+      ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
+      : {}),
   };
   return new S3Client(config);
 }
 
 /** Errors that another attempt cannot fix: wrong credentials or bucket, a key that is not there, an object that changed (If-Match). */
-const FINAL = new Set(['PreconditionFailed', 'NoSuchKey', 'NotFound', 'NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidRange', 'InvalidBucketName', 'Forbidden', 'PermanentRedirect']);
+const FINAL = new Set([
+  'PreconditionFailed',
+  'NoSuchKey',
+  'NotFound',
+  'NoSuchBucket',
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidRange',
+  'InvalidBucketName',
+  'Forbidden',
+  'PermanentRedirect',
+]);
 
 export function errorName(err: unknown): string {
   const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode;
-  if (e.name === 'Unknown' || e.name === undefined) return status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : status === 412 ? 'PreconditionFailed' : String(e.Code ?? e.name ?? 'Error');
+  if (e.name === 'Unknown' || e.name === undefined)
+    return status === 404
+      ? 'NotFound'
+      : status === 403
+        ? 'Forbidden'
+        : status === 412
+          ? 'PreconditionFailed'
+          : String(e.Code ?? e.name ?? 'Error');
   return e.name;
 }
 
@@ -48,9 +79,21 @@ export function countRequestsIn(c: S3Counters): void {
 
 /** An outage: logged when a request first fails and is retried, and when one succeeds again. */
 let failing = false;
-function logOutage(event: 's3_retry' | 's3_recovered' | 's3_error', what: string, err?: unknown, attempt?: number): void {
+function logOutage(
+  event: 's3_retry' | 's3_recovered' | 's3_error',
+  what: string,
+  err?: unknown,
+  attempt?: number,
+): void {
   const e = err as { message?: string } | undefined;
-  console.error(JSON.stringify({ event, request: what, ...(err ? { error: errorName(err), message: e?.message ?? String(err) } : {}), ...(attempt ? { attempt } : {}) }));
+  console.error(
+    JSON.stringify({
+      event,
+      request: what,
+      ...(err ? { error: errorName(err), message: e?.message ?? String(err) } : {}),
+      ...(attempt ? { attempt } : {}),
+    }),
+  );
 }
 
 /** One request, timed and counted with the bytes it brought. */
@@ -94,18 +137,36 @@ export async function withRetries<T>(what: string, attempts: number, fn: () => P
  * opened) the GET is conditional (If-Match): an object replaced since fails with
  * PreconditionFailed instead of returning bytes of another publication.
  */
-export async function getRange(client: S3Client, bucket: string, key: string, offset: number, length: number, attempts: number, etag?: string): Promise<Uint8Array> {
+export async function getRange(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  offset: number,
+  length: number,
+  attempts: number,
+  etag?: string,
+): Promise<Uint8Array> {
   if (length === 0) return new Uint8Array(0);
   return withRetries(`GET ${key}`, attempts, () =>
-    counted(async () => {
-      const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}`, ...(etag ? { IfMatch: etag } : {}) }));
-      // Checked here too: some S3-compatible stores ignore If-Match.
-      if (etag && r.ETag && r.ETag !== etag) {
-        await r.Body?.transformToByteArray();
-        throw Object.assign(new Error(`${key} has ETag ${r.ETag}, not ${etag}`), { name: 'PreconditionFailed' });
-      }
-      return r.Body ? r.Body.transformToByteArray() : new Uint8Array(0);
-    }, (b) => b.length),
+    counted(
+      async () => {
+        const r = await client.send(
+          new GetObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Range: `bytes=${offset}-${offset + length - 1}`,
+            ...(etag ? { IfMatch: etag } : {}),
+          }),
+        );
+        // Checked here too: some S3-compatible stores ignore If-Match.
+        if (etag && r.ETag && r.ETag !== etag) {
+          await r.Body?.transformToByteArray();
+          throw Object.assign(new Error(`${key} has ETag ${r.ETag}, not ${etag}`), { name: 'PreconditionFailed' });
+        }
+        return r.Body ? r.Body.transformToByteArray() : new Uint8Array(0);
+      },
+      (b) => b.length,
+    ),
   );
 }
 
@@ -113,13 +174,21 @@ export async function getRange(client: S3Client, bucket: string, key: string, of
 export type ObjectMeta = readonly [size: number, mtimeMs: number];
 
 /** A whole object with its size and last-modified time, in one GET. */
-export async function getObjectMeta(client: S3Client, bucket: string, key: string, attempts: number): Promise<{ data: Uint8Array; meta: ObjectMeta; etag?: string }> {
+export async function getObjectMeta(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  attempts: number,
+): Promise<{ data: Uint8Array; meta: ObjectMeta; etag?: string }> {
   return withRetries(`GET ${key}`, attempts, () =>
-    counted(async () => {
-      const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      const data = r.Body ? await r.Body.transformToByteArray() : new Uint8Array(0);
-      return { data, meta: [data.length, r.LastModified?.getTime() ?? 0] as const, etag: r.ETag };
-    }, (r) => r.data.length),
+    counted(
+      async () => {
+        const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const data = r.Body ? await r.Body.transformToByteArray() : new Uint8Array(0);
+        return { data, meta: [data.length, r.LastModified?.getTime() ?? 0] as const, etag: r.ETag };
+      },
+      (r) => r.data.length,
+    ),
   );
 }
 
@@ -128,13 +197,23 @@ export async function getObject(client: S3Client, bucket: string, key: string, a
 }
 
 export async function headObject(client: S3Client, bucket: string, key: string, attempts: number): Promise<ObjectMeta> {
-  const r = await withRetries(`HEAD ${key}`, attempts, () => counted(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })), () => 0));
+  const r = await withRetries(`HEAD ${key}`, attempts, () =>
+    counted(
+      () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
+      () => 0,
+    ),
+  );
   return [r.ContentLength ?? 0, r.LastModified?.getTime() ?? 0];
 }
 
 /** An object's current ETag (one HEAD). */
 export async function headETag(client: S3Client, bucket: string, key: string, attempts: number): Promise<string> {
-  const r = await withRetries(`HEAD ${key}`, attempts, () => counted(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })), () => 0));
+  const r = await withRetries(`HEAD ${key}`, attempts, () =>
+    counted(
+      () => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })),
+      () => 0,
+    ),
+  );
   return r.ETag ?? '';
 }
 
@@ -143,19 +222,46 @@ export async function headBucket(client: S3Client, bucket: string, attempts: num
 }
 
 /** Every key under a prefix (paged listing), with its size, last-modified time and ETag; at most `limit` of them. */
-export async function listKeys(client: S3Client, loc: S3Location, attempts: number, limit = Infinity): Promise<{ key: string; size: number; mtimeMs: number; etag: string }[]> {
+export async function listKeys(
+  client: S3Client,
+  loc: S3Location,
+  attempts: number,
+  limit = Infinity,
+): Promise<{ key: string; size: number; mtimeMs: number; etag: string }[]> {
   const out: { key: string; size: number; mtimeMs: number; etag: string }[] = [];
   let token: string | undefined;
   do {
-    const r = await withRetries('LIST', attempts, () => counted(() => client.send(new ListObjectsV2Command({ Bucket: loc.bucket, Prefix: loc.prefix ? `${loc.prefix}/` : undefined, ContinuationToken: token, MaxKeys: Math.min(1000, limit) })), () => 0));
-    for (const o of r.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, etag: o.ETag ?? '' });
+    const r = await withRetries('LIST', attempts, () =>
+      counted(
+        () =>
+          client.send(
+            new ListObjectsV2Command({
+              Bucket: loc.bucket,
+              Prefix: loc.prefix ? `${loc.prefix}/` : undefined,
+              ContinuationToken: token,
+              MaxKeys: Math.min(1000, limit),
+            }),
+          ),
+        () => 0,
+      ),
+    );
+    for (const o of r.Contents ?? [])
+      if (o.Key)
+        out.push({ key: o.Key, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, etag: o.ETag ?? '' });
     token = r.IsTruncated && out.length < limit ? r.NextContinuationToken : undefined;
   } while (token);
   return out.slice(0, limit);
 }
 
 /** Uploads a local file: one PUT when small, a multipart upload of `partBytes` parts otherwise (aborted on failure). */
-export async function putFile(client: S3Client, bucket: string, key: string, file: string, attempts: number, partBytes = 16 << 20): Promise<void> {
+export async function putFile(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  file: string,
+  attempts: number,
+  partBytes = 16 << 20,
+): Promise<void> {
   const fh = await open(file, 'r');
   try {
     const size = (await fh.stat()).size;
@@ -166,18 +272,28 @@ export async function putFile(client: S3Client, bucket: string, key: string, fil
     };
     if (size <= partBytes) {
       const body = await read(0, size);
-      await withRetries(`PUT ${key}`, attempts, () => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body })));
+      await withRetries(`PUT ${key}`, attempts, () =>
+        client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body })),
+      );
       return;
     }
-    const { UploadId } = await withRetries(`PUT ${key}`, attempts, () => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key })));
+    const { UploadId } = await withRetries(`PUT ${key}`, attempts, () =>
+      client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key })),
+    );
     try {
       const parts: { ETag: string | undefined; PartNumber: number }[] = [];
       for (let off = 0, n = 1; off < size; off += partBytes, n++) {
         const body = await read(off, Math.min(partBytes, size - off));
-        const r = await withRetries(`PUT ${key} part ${n}`, attempts, () => client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: n, Body: body })));
+        const r = await withRetries(`PUT ${key} part ${n}`, attempts, () =>
+          client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: n, Body: body })),
+        );
         parts.push({ ETag: r.ETag, PartNumber: n });
       }
-      await withRetries(`PUT ${key}`, attempts, () => client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } })));
+      await withRetries(`PUT ${key}`, attempts, () =>
+        client.send(
+          new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }),
+        ),
+      );
     } catch (err) {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
       throw err;
@@ -188,11 +304,23 @@ export async function putFile(client: S3Client, bucket: string, key: string, fil
 }
 
 /** Deletes keys in batches of 1000 (one DeleteObjects request each); a key the store could not delete is an error naming it. */
-export async function deleteKeys(client: S3Client, bucket: string, keys: readonly string[], attempts: number): Promise<void> {
+export async function deleteKeys(
+  client: S3Client,
+  bucket: string,
+  keys: readonly string[],
+  attempts: number,
+): Promise<void> {
   for (let i = 0; i < keys.length; i += 1000) {
     const batch = keys.slice(i, i + 1000);
-    const r = await withRetries('DELETE', attempts, () => client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+    const r = await withRetries('DELETE', attempts, () =>
+      client.send(
+        new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+      ),
+    );
     const failed = r.Errors?.[0];
-    if (failed) throw Object.assign(new Error(`cannot delete ${failed.Key ?? '?'}: ${failed.Message ?? ''}`), { name: failed.Code ?? 'DeleteFailed' });
+    if (failed)
+      throw Object.assign(new Error(`cannot delete ${failed.Key ?? '?'}: ${failed.Message ?? ''}`), {
+        name: failed.Code ?? 'DeleteFailed',
+      });
   }
 }

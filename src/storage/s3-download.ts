@@ -15,7 +15,11 @@ import { keyOf, parseS3Url, s3Error, type S3Settings } from './s3-location.js';
  */
 
 /** Paths (relative to `url`) and sizes of every object under `url`/`under`. */
-export async function listUnder(url: string, settings: S3Settings, under: string): Promise<{ path: string; size: number }[]> {
+export async function listUnder(
+  url: string,
+  settings: S3Settings,
+  under: string,
+): Promise<{ path: string; size: number }[]> {
   const loc = parseS3Url(url);
   const prefix = keyOf(loc, under).replace(/\/$/, '');
   try {
@@ -28,7 +32,13 @@ export async function listUnder(url: string, settings: S3Settings, under: string
 }
 
 /** Downloads `paths` (relative to `url`) into `dir`; returns those the store does not have (the caller says what that means). */
-export async function fetchFiles(url: string, settings: S3Settings, paths: readonly string[], dir: string, concurrency = 8): Promise<string[]> {
+export async function fetchFiles(
+  url: string,
+  settings: S3Settings,
+  paths: readonly string[],
+  dir: string,
+  concurrency = 8,
+): Promise<string[]> {
   const loc = parseS3Url(url);
   const client = makeClient(settings);
   const attempts = settings.maxAttempts ?? 8;
@@ -51,8 +61,10 @@ export async function fetchFiles(url: string, settings: S3Settings, paths: reado
     }
   };
   const queue = [...paths];
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fetch(p);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let p = queue.shift(); p !== undefined; p = queue.shift()) await fetch(p);
+    }),
+  );
   return missing.sort();
 }

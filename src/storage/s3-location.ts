@@ -33,8 +33,10 @@ export function parseS3Url(url: string): S3Location {
 /** Errors the store answers that configuration must fix; anything else is the store being unreachable. */
 const REFUSED: Readonly<Record<string, string>> = {
   NoSuchBucket: 'the bucket does not exist',
-  InvalidAccessKeyId: 'the store refused the credentials (unknown access key id); check AWS_ACCESS_KEY_ID/AWS_PROFILE or storage.s3',
-  SignatureDoesNotMatch: 'the store refused the credentials (signature mismatch: wrong secret key); check AWS_SECRET_ACCESS_KEY or storage.s3',
+  InvalidAccessKeyId:
+    'the store refused the credentials (unknown access key id); check AWS_ACCESS_KEY_ID/AWS_PROFILE or storage.s3',
+  SignatureDoesNotMatch:
+    'the store refused the credentials (signature mismatch: wrong secret key); check AWS_SECRET_ACCESS_KEY or storage.s3',
   AccessDenied: 'access denied; check the credentials and the bucket policy',
   Forbidden: 'access denied; check the credentials and the bucket policy',
   PermanentRedirect: 'the bucket is in another region; set AWS_REGION or storage.s3.region',

@@ -50,7 +50,14 @@ export class S3Counters {
 
   totals(): S3Totals {
     const v = this.v;
-    return { requests: v[REQUESTS]!, bytes: v[BYTES]!, retries: v[RETRIES]!, errors: v[ERRORS]!, seconds: v[SECONDS]!, buckets: Array.from(v.subarray(BUCKET0, FIELDS + 1)) };
+    return {
+      requests: v[REQUESTS]!,
+      bytes: v[BYTES]!,
+      retries: v[RETRIES]!,
+      errors: v[ERRORS]!,
+      seconds: v[SECONDS]!,
+      buckets: Array.from(v.subarray(BUCKET0, FIELDS + 1)),
+    };
   }
 }
 
@@ -63,7 +70,14 @@ export function registerS3Counters(c: S3Counters): void {
 
 /** The sum over every S3 storage this thread opened. */
 export function s3Totals(): S3Totals {
-  const out: S3Totals = { requests: 0, bytes: 0, retries: 0, errors: 0, seconds: 0, buckets: new Array<number>(S3_LATENCY_BUCKETS.length + 1).fill(0) };
+  const out: S3Totals = {
+    requests: 0,
+    bytes: 0,
+    retries: 0,
+    errors: 0,
+    seconds: 0,
+    buckets: new Array<number>(S3_LATENCY_BUCKETS.length + 1).fill(0),
+  };
   for (const c of opened) {
     const t = c.totals();
     out.requests += t.requests;

@@ -46,7 +46,17 @@ export class S3Storage implements Storage {
     this.asyncPort.unref();
     const counters = new S3Counters();
     registerS3Counters(counters);
-    const workerData = { settings, bucket: loc.bucket, signal, port: port2, asyncPort: asyncChannel.port2, blockBytes: settings.blockBytes ?? 256 << 10, readAhead: settings.readAhead ?? 4, cacheBlocks: settings.cacheBlocks ?? 64, stats: counters.buffer };
+    const workerData = {
+      settings,
+      bucket: loc.bucket,
+      signal,
+      port: port2,
+      asyncPort: asyncChannel.port2,
+      blockBytes: settings.blockBytes ?? 256 << 10,
+      readAhead: settings.readAhead ?? 4,
+      cacheBlocks: settings.cacheBlocks ?? 64,
+      stats: counters.buffer,
+    };
     this.worker = spawnWorker(import.meta.url, 's3-worker', { workerData, transferList: [port2, asyncChannel.port2] });
     this.worker.unref();
   }
@@ -69,7 +79,11 @@ export class S3Storage implements Storage {
     this.waiting.delete(r.id);
     if (this.waiting.size === 0) this.asyncPort.unref();
     if (!r.ok) {
-      w.fail(r.name === 'NoSuchKey' || r.name === 'NotFound' ? new StorageNotFound(this.describe(w.path)) : s3Error(this.loc, w.path, r.name, r.message));
+      w.fail(
+        r.name === 'NoSuchKey' || r.name === 'NotFound'
+          ? new StorageNotFound(this.describe(w.path))
+          : s3Error(this.loc, w.path, r.name, r.message),
+      );
       return;
     }
     this.transferred.requests++;
@@ -120,7 +134,11 @@ export class S3Storage implements Storage {
    */
   size(path: string): number {
     if (!this.listing) {
-      const keys = JSON.parse(this.call('', { op: 'list', prefix: this.loc.prefix }).toString('utf8')) as [string, number, string][];
+      const keys = JSON.parse(this.call('', { op: 'list', prefix: this.loc.prefix }).toString('utf8')) as [
+        string,
+        number,
+        string,
+      ][];
       this.listing = new Map(keys.map(([k, size, etag]) => [k, [size, etag] as const]));
     }
     const entry = this.listing.get(keyOf(this.loc, path));
@@ -156,10 +174,14 @@ export class S3Storage implements Storage {
 
   /** A pinned read's failure, explained when the object changed or vanished (see readRange). */
   private whyChanged(path: string, err: unknown): unknown {
-    if (!(err instanceof StorageNotFound || (err instanceof StorageError && /PreconditionFailed/.test(err.message)))) return err;
+    if (!(err instanceof StorageNotFound || (err instanceof StorageError && /PreconditionFailed/.test(err.message))))
+      return err;
     const why = this.publicationChange();
     if (why) return new StorageError(this.location, why, false);
-    return new Error(`${this.describe(path)} ${err instanceof StorageNotFound ? 'was deleted' : 'was replaced'} since the index was opened, while its manifest was not: the object is damaged`, { cause: err });
+    return new Error(
+      `${this.describe(path)} ${err instanceof StorageNotFound ? 'was deleted' : 'was replaced'} since the index was opened, while its manifest was not: the object is damaged`,
+      { cause: err },
+    );
   }
 
   /** Whether manifest.msgpack is still the one listed at open; a description of the change if not. */
@@ -209,13 +231,16 @@ export class S3Storage implements Storage {
    */
   listUnder(dir: string, limit = 1e9): [name: string, size: number, mtimeMs: number][] {
     const prefix = keyOf(this.loc, dir);
-    const keys = JSON.parse(this.call(dir, { op: 'under', prefix: prefix.replace(/\/$/, ''), limit }).toString('utf8')) as [string, number, number][];
+    const keys = JSON.parse(
+      this.call(dir, { op: 'under', prefix: prefix.replace(/\/$/, ''), limit }).toString('utf8'),
+    ) as [string, number, number][];
     const from = prefix === '' ? 0 : prefix.endsWith('/') ? prefix.length : prefix.length + 1;
     return keys.map(([k, size, mtimeMs]) => [k.slice(from), size, mtimeMs]);
   }
 
   close(): void {
-    for (const w of this.waiting.values()) w.fail(new StorageError(this.describe(w.path), 'the storage was closed while reading', true));
+    for (const w of this.waiting.values())
+      w.fail(new StorageError(this.describe(w.path), 'the storage was closed while reading', true));
     this.waiting.clear();
     this.asyncPort.close();
     void this.worker.terminate();

@@ -53,7 +53,12 @@ export async function checkBucket(url: string, settings: S3Settings): Promise<vo
   }
 }
 
-export async function publishDirectory(dir: string, url: string, settings: S3Settings, opts: PublishOptions): Promise<Published> {
+export async function publishDirectory(
+  dir: string,
+  url: string,
+  settings: S3Settings,
+  opts: PublishOptions,
+): Promise<Published> {
   const loc = parseS3Url(url);
   const client = makeClient(settings);
   const attempts = settings.maxAttempts ?? 8;
@@ -61,9 +66,11 @@ export async function publishDirectory(dir: string, url: string, settings: S3Set
     .map((f) => f.split('\\').join('/'))
     .filter((f) => statSync(join(dir, f)).isFile() && !(opts.skip?.(f) ?? false))
     .sort();
-  const fail = (path: string) => (err: unknown): never => {
-    throw s3Error(loc, path, errorName(err), describeError(err));
-  };
+  const fail =
+    (path: string) =>
+    (err: unknown): never => {
+      throw s3Error(loc, path, errorName(err), describeError(err));
+    };
   const present = new Map((await listKeys(client, loc, attempts).catch(fail(''))).map((o) => [o.key, o.size]));
   const first = files.filter((f) => !opts.last.includes(f));
   let uploaded = 0;
@@ -80,9 +87,11 @@ export async function publishDirectory(dir: string, url: string, settings: S3Set
     bytes += size;
   };
   const queue = [...first];
-  await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, async () => {
-    for (let f = queue.shift(); f !== undefined; f = queue.shift()) await send(f);
-  }));
+  await Promise.all(
+    Array.from({ length: opts.concurrency ?? 8 }, async () => {
+      for (let f = queue.shift(); f !== undefined; f = queue.shift()) await send(f);
+    }),
+  );
   for (const f of opts.last) if (files.includes(f)) await send(f);
   let deleted = 0;
   if (opts.prune) {
@@ -98,4 +107,3 @@ export async function publishDirectory(dir: string, url: string, settings: S3Set
   }
   return { uploaded, skipped, bytes, deleted };
 }
-

@@ -1,5 +1,16 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { countRequestsIn, errorName, getObject, getObjectMeta, getRange, headETag, headObject, listKeys, makeClient, type ObjectMeta } from './s3-client.js';
+import {
+  countRequestsIn,
+  errorName,
+  getObject,
+  getObjectMeta,
+  getRange,
+  headETag,
+  headObject,
+  listKeys,
+  makeClient,
+  type ObjectMeta,
+} from './s3-client.js';
 import type { S3Settings } from './s3-location.js';
 import { S3Counters } from './s3-stats.js';
 import { describeError } from '../errors.js';
@@ -12,7 +23,14 @@ import { describeError } from '../errors.js';
  */
 export type Request =
   // `etag`: the object's ETag when the index was opened; the read fails (PreconditionFailed) if it changed.
-  | { readonly op: 'range'; readonly key: string; readonly offset: number; readonly length: number; readonly size?: number; readonly etag?: string }
+  | {
+      readonly op: 'range';
+      readonly key: string;
+      readonly offset: number;
+      readonly length: number;
+      readonly size?: number;
+      readonly etag?: string;
+    }
   | { readonly op: 'etag'; readonly key: string }
   // Drops an object's blocks held for read-ahead (after they failed a check): the next read fetches them again.
   | { readonly op: 'forget'; readonly key: string }
@@ -23,13 +41,32 @@ export type Request =
   | { readonly op: 'head'; readonly key: string }
   | { readonly op: 'under'; readonly prefix: string; readonly limit: number }
   | { readonly op: 'prefetch'; readonly keys: readonly string[] };
-export type Reply = { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta } | { readonly ok: false; readonly name: string; readonly message: string };
+export type Reply =
+  | { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta }
+  | { readonly ok: false; readonly name: string; readonly message: string };
 /** An asynchronous ranged read (its own port: answers come back in any order, matched by id). */
-export interface AsyncRequest { readonly id: number; readonly key: string; readonly offset: number; readonly length: number; readonly etag?: string }
-export type AsyncReply = { readonly id: number } & ({ readonly ok: true; readonly data: ArrayBuffer } | { readonly ok: false; readonly name: string; readonly message: string });
+export interface AsyncRequest {
+  readonly id: number;
+  readonly key: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly etag?: string;
+}
+export type AsyncReply = { readonly id: number } & (
+  | { readonly ok: true; readonly data: ArrayBuffer }
+  | { readonly ok: false; readonly name: string; readonly message: string }
+);
 
 const { settings, bucket, signal, port, asyncPort, blockBytes, readAhead, cacheBlocks, stats } = workerData as {
-  settings: S3Settings; bucket: string; signal: SharedArrayBuffer; port: MessagePort; asyncPort: MessagePort; blockBytes: number; readAhead: number; cacheBlocks: number; stats: SharedArrayBuffer;
+  settings: S3Settings;
+  bucket: string;
+  signal: SharedArrayBuffer;
+  port: MessagePort;
+  asyncPort: MessagePort;
+  blockBytes: number;
+  readAhead: number;
+  cacheBlocks: number;
+  stats: SharedArrayBuffer;
 };
 countRequestsIn(new S3Counters(stats));
 const flag = new Int32Array(signal);
@@ -54,10 +91,17 @@ function block(key: string, b: number, etag: string | undefined): Promise<Uint8A
   return p;
 }
 
-async function range(key: string, offset: number, length: number, size: number | undefined, etag: string | undefined): Promise<Uint8Array> {
+async function range(
+  key: string,
+  offset: number,
+  length: number,
+  size: number | undefined,
+  etag: string | undefined,
+): Promise<Uint8Array> {
   const first = Math.floor(offset / blockBytes);
   const last = Math.floor((offset + Math.max(length, 1) - 1) / blockBytes);
-  for (let b = last + 1; b <= last + readAhead && (size === undefined || b * blockBytes < size); b++) block(key, b, etag).catch(() => undefined);
+  for (let b = last + 1; b <= last + readAhead && (size === undefined || b * blockBytes < size); b++)
+    block(key, b, etag).catch(() => undefined);
   const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => block(key, first + k, etag)));
   const out = new Uint8Array(length);
   let done = 0;
@@ -98,28 +142,52 @@ function object(key: string): Promise<{ data: Uint8Array; meta: ObjectMeta }> {
 
 async function handle(req: Request): Promise<{ data: Uint8Array; meta?: ObjectMeta }> {
   switch (req.op) {
-    case 'range': return { data: await range(req.key, req.offset, req.length, req.size, req.etag) };
-    case 'etag': return { data: new TextEncoder().encode(await headETag(client, bucket, req.key, attempts)) };
+    case 'range':
+      return { data: await range(req.key, req.offset, req.length, req.size, req.etag) };
+    case 'etag':
+      return { data: new TextEncoder().encode(await headETag(client, bucket, req.key, attempts)) };
     case 'forget':
       for (const id of [...blocks.keys()]) if (id.startsWith(`${req.key}@`)) blocks.delete(id);
       return { data: new Uint8Array(0) };
-    case 'file': return { data: await getObject(client, bucket, req.key, attempts) };
-    case 'list': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts)).map((k) => [k.key, k.size, k.etag])) };
-    case 'object': return object(req.key);
-    case 'prefetch': prefetch(req.keys); return { data: new Uint8Array(0) };
-    case 'head': return { data: new Uint8Array(0), meta: await headObject(client, bucket, req.key, attempts) };
-    case 'under': return { data: json((await listKeys(client, { bucket, prefix: req.prefix }, attempts, req.limit)).map((k) => [k.key, k.size, k.mtimeMs])) };
+    case 'file':
+      return { data: await getObject(client, bucket, req.key, attempts) };
+    case 'list':
+      return {
+        data: json(
+          (await listKeys(client, { bucket, prefix: req.prefix }, attempts)).map((k) => [k.key, k.size, k.etag]),
+        ),
+      };
+    case 'object':
+      return object(req.key);
+    case 'prefetch':
+      prefetch(req.keys);
+      return { data: new Uint8Array(0) };
+    case 'head':
+      return { data: new Uint8Array(0), meta: await headObject(client, bucket, req.key, attempts) };
+    case 'under':
+      return {
+        data: json(
+          (await listKeys(client, { bucket, prefix: req.prefix }, attempts, req.limit)).map((k) => [
+            k.key,
+            k.size,
+            k.mtimeMs,
+          ]),
+        ),
+      };
   }
 }
 
 port.on('message', (req: Request) => {
-  handle(req).then(
-    (r) => port.postMessage({ ok: true, ...r } satisfies Reply),
-    (err: unknown) => port.postMessage({ ok: false, name: errorName(err), message: describeError(err) } satisfies Reply),
-  ).finally(() => {
-    Atomics.add(flag, 0, 1);
-    Atomics.notify(flag, 0);
-  });
+  handle(req)
+    .then(
+      (r) => port.postMessage({ ok: true, ...r } satisfies Reply),
+      (err: unknown) =>
+        port.postMessage({ ok: false, name: errorName(err), message: describeError(err) } satisfies Reply),
+    )
+    .finally(() => {
+      Atomics.add(flag, 0, 1);
+      Atomics.notify(flag, 0);
+    });
 });
 
 // Asynchronous reads: exactly the range asked for (the caller plans which pages it needs, so no
@@ -132,6 +200,12 @@ asyncPort.on('message', (req: AsyncRequest) => {
       out.set(data);
       asyncPort.postMessage({ id: req.id, ok: true, data: out.buffer } satisfies AsyncReply, [out.buffer]);
     },
-    (err: unknown) => asyncPort.postMessage({ id: req.id, ok: false, name: errorName(err), message: describeError(err) } satisfies AsyncReply),
+    (err: unknown) =>
+      asyncPort.postMessage({
+        id: req.id,
+        ok: false,
+        name: errorName(err),
+        message: describeError(err),
+      } satisfies AsyncReply),
   );
 });

@@ -36,15 +36,33 @@ export function messageRoom(token: Uint8Array, stats: WireStats, fingerprint: st
  * The tokens sit in a buffer with TOKENS_HEAD bytes before them and, after them, `room` bytes
  * (see messageRoom) plus a bound for the rows' columns, uuids and loss spans.
  */
-export function buildBatch(layout: SegmentLayout, rows: readonly (readonly Segment[])[], taskDomain: ArrayLike<number>, room = 0): Omit<WireBatch, 'step' | 'rank' | 'worldSize' | 'batchSize' | 'seqLen' | 'resumeToken' | 'stats' | 'heldoutFingerprint' | 'examples' | 'totalSteps'> {
+export function buildBatch(
+  layout: SegmentLayout,
+  rows: readonly (readonly Segment[])[],
+  taskDomain: ArrayLike<number>,
+  room = 0,
+): Omit<
+  WireBatch,
+  | 'step'
+  | 'rank'
+  | 'worldSize'
+  | 'batchSize'
+  | 'seqLen'
+  | 'resumeToken'
+  | 'stats'
+  | 'heldoutFingerprint'
+  | 'examples'
+  | 'totalSteps'
+> {
   let total = 0;
   let segs = 0;
   let turns = 0;
-  for (const row of rows) for (const s of row) {
-    total += s.length;
-    segs++;
-    turns += s.turns.length;
-  }
+  for (const row of rows)
+    for (const s of row) {
+      total += s.length;
+      segs++;
+      turns += s.turns.length;
+    }
   // Nine columns of one varint (≤ 5 bytes) per segment; per turn its uuid, task and two loss offsets.
   const tail = total === 0 ? 0 : room + 64 + 45 * segs + turns * (UUID_ROOM + 3 + 5 + 10);
   const tokens = new Int32Array(new ArrayBuffer(TOKENS_HEAD + 4 * total + tail), TOKENS_HEAD, total);
@@ -111,7 +129,8 @@ export function buildExamples(layout: SegmentLayout, rows: readonly (readonly Se
     const spans = reader.spans(t.loc.shard, f[ROW.SPAN_START] ?? 0, f[ROW.SPAN_COUNT] ?? 0);
     const audioIds: string[] = [];
     for (let o = 0; o < spans.length; o += SPAN_WIDTH) {
-      if ((spans[o + SPAN.REL_START] ?? 0) >= outStart) audioIds.push(reader.string(t.loc.shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0));
+      if ((spans[o + SPAN.REL_START] ?? 0) >= outStart)
+        audioIds.push(reader.string(t.loc.shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0));
     }
     return {
       uuid: reader.uuid(t.loc.shard, t.loc.row),

@@ -13,9 +13,15 @@ export async function loadChatTemplate(reader: IndexReader, systemPrompt: string
   const { template, vocab } = reader.manifest;
   if (systemPrompt === '') return ChatTemplate.fromPieces(template, vocab.special);
   // Read through the index's storage: the index may be on object storage.
-  const tok = TextTokenizer.fromJson(reader.storage.describe(TOKENIZER_FILE), reader.storage.readFile(TOKENIZER_FILE).toString('utf8'));
+  const tok = TextTokenizer.fromJson(
+    reader.storage.describe(TOKENIZER_FILE),
+    reader.storage.readFile(TOKENIZER_FILE).toString('utf8'),
+  );
   if (tok.fingerprint !== vocab.tokenizerFingerprint) {
-    throw new FailedPreconditionError('tokenizer_mismatch', `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`);
+    throw new FailedPreconditionError(
+      'tokenizer_mismatch',
+      `the tokenizer ${tok.name} differs from the one the index was built with; rebuild the index`,
+    );
   }
   return ChatTemplate.fromPieces(template, vocab.special, await tok.encode(systemPrompt));
 }

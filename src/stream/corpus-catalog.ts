@@ -87,13 +87,20 @@ export class CorpusCatalog {
     this.reader = reader;
     this.template = template;
     this.settings = settings;
-    this.memo = new LRUCache<string, Held>({ maxSize: settings.catalogCacheBytes ?? DEFAULT_CATALOG_CACHE_BYTES, sizeCalculation: (h) => h.counted });
+    this.memo = new LRUCache<string, Held>({
+      maxSize: settings.catalogCacheBytes ?? DEFAULT_CATALOG_CACHE_BYTES,
+      sizeCalculation: (h) => h.counted,
+    });
     this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks, reader.datasets);
     this.named = new NamedSets(this);
   }
 
   static async open(indexDir: string, settings: CoreSettings): Promise<CorpusCatalog> {
-    const reader = IndexReader.open(indexDir, { cacheBytes: settings.cacheBytes, s3: settings.s3, ...(settings.readAhead ? { readAhead: settings.readAhead } : {}) });
+    const reader = IndexReader.open(indexDir, {
+      cacheBytes: settings.cacheBytes,
+      s3: settings.s3,
+      ...(settings.readAhead ? { readAhead: settings.readAhead } : {}),
+    });
     // A server must not say SERVING over an index whose files are gone (a concurrent or
     // interrupted index run, a deleted shard): refuse at start, naming the file.
     reader.verifyFiles();
@@ -154,7 +161,11 @@ export class CorpusCatalog {
   resolveHeldout(spec: HeldoutSpec, name: string, field = 'heldout'): ResolvedHeldout {
     this.capSelectors(`${field}.selectors`, Array.isArray(spec.selectors) ? spec.selectors.length : 0);
     const key = JSON.stringify(spec);
-    return this.cached(`heldout:${key}`, () => resolveHeldout(spec, this.reader, name, field), (r) => 2 * key.length + 48 * (r.tasks.size + r.shards.size) + 512);
+    return this.cached(
+      `heldout:${key}`,
+      () => resolveHeldout(spec, this.reader, name, field),
+      (r) => 2 * key.length + 48 * (r.tasks.size + r.shards.size) + 512,
+    );
   }
 
   /**
@@ -176,7 +187,11 @@ export class CorpusCatalog {
 
   private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
     const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
-    return this.cached(`sizes:${key}`, () => this.countTrain(heldout, fit), (sizes) => sizes.byteLength + 2 * key.length + 128);
+    return this.cached(
+      `sizes:${key}`,
+      () => this.countTrain(heldout, fit),
+      (sizes) => sizes.byteLength + 2 * key.length + 128,
+    );
   }
 
   private countTrain(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
@@ -197,7 +212,9 @@ export class CorpusCatalog {
       // the index, so a task left in the mixture can always be served.
       if (fit && !this.servability(heldout, fit).has(t.id)) continue;
       let n = train.size(t.id);
-      if (filter) for (const [shard, local] of t.runs[0] ?? []) for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
+      if (filter)
+        for (const [shard, local] of t.runs[0] ?? [])
+          for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
       sizes[t.id] = n;
     }
     return sizes;
@@ -206,13 +223,27 @@ export class CorpusCatalog {
   /** Under the stream's audio view: a draw tests fit with the lengths the stream serves. */
   servability(heldout: ResolvedHeldout, fit: Fit): Servability {
     const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}:${fit.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
-    return this.cached(`servable:${key}`, () => new Servability(new SegmentLayout(this.table(0), this.template, this.audioView(fit)), this.guard(heldout), fit.seqLen, fit.overlong), (s) => s.bytes + 2 * key.length);
+    return this.cached(
+      `servable:${key}`,
+      () =>
+        new Servability(
+          new SegmentLayout(this.table(0), this.template, this.audioView(fit)),
+          this.guard(heldout),
+          fit.seqLen,
+          fit.overlong,
+        ),
+      (s) => s.bytes + 2 * key.length,
+    );
   }
 
   /** The set's guards (undefined when it has none), built at first use and cached. */
   guard(heldout: ResolvedHeldout): Contamination | undefined {
     if (!heldout.guarded) return undefined;
-    return this.cached(`guard:${heldout.fingerprint}`, () => new Contamination(this.reader, heldout), (g) => g.bytes);
+    return this.cached(
+      `guard:${heldout.fingerprint}`,
+      () => new Contamination(this.reader, heldout),
+      (g) => g.bytes,
+    );
   }
 
   /** Bytes the catalog's cache counts its entries at (at most stream.catalog_cache_bytes). */

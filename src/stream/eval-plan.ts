@@ -82,11 +82,17 @@ export class EvalPlan implements StreamPlan {
 
   addUpdate(): void {
     // A client error, not an internal one: it must reach the client as INVALID_ARGUMENT.
-    throw new InvalidArgumentError('mixture_update', `mixture updates apply to split "train" only; the ${this.init.spec.split} split is served whole and in order`);
+    throw new InvalidArgumentError(
+      'mixture_update',
+      `mixture updates apply to split "train" only; the ${this.init.spec.split} split is served whole and in order`,
+    );
   }
 
   addReport(): void {
-    throw new InvalidArgumentError('losses', `loss reports apply to split "train" only; the ${this.init.spec.split} split is an evaluation stream`);
+    throw new InvalidArgumentError(
+      'losses',
+      `loss reports apply to split "train" only; the ${this.init.spec.split} split is an evaluation stream`,
+    );
   }
 
   policyView(): PolicyView | undefined {
@@ -109,7 +115,8 @@ export class EvalPlan implements StreamPlan {
     while (!replay.done) {
       const rows = replay.rows(worldSize * B).slice(rank * B, (rank + 1) * B);
       steps++;
-      for (const row of rows) for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
+      for (const row of rows)
+        for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
     }
     this.replayed = { counts, dropped: replay.totals.dropped, steps };
     return this.replayed;

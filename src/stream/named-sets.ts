@@ -45,11 +45,15 @@ export class NamedSets {
   /** Start-up check: every available named set resolves; every available mixture against the default set. */
   checkConfigured(): void {
     const { settings, availability } = this.src;
-    for (const name of Object.keys(settings.heldoutSets)) if (!availability.heldout.has(name)) this.named(name, 'config.heldout');
+    for (const name of Object.keys(settings.heldoutSets))
+      if (!availability.heldout.has(name)) this.named(name, 'config.heldout');
     // Named mixtures are checked against the default set, or against none when it is unavailable.
-    const base = availability.heldout.has(settings.defaultHeldout) ? this.src.resolveHeldout(NO_HELDOUT, '', 'config.default_heldout') : this.named(settings.defaultHeldout, 'config.default_heldout');
+    const base = availability.heldout.has(settings.defaultHeldout)
+      ? this.src.resolveHeldout(NO_HELDOUT, '', 'config.default_heldout')
+      : this.named(settings.defaultHeldout, 'config.default_heldout');
     for (const name of Object.keys(settings.mixtures)) {
-      if (!availability.mixtures.has(name)) this.src.resolveMixture(this.mixture({ name }, 'config.mixtures'), base, `config.mixtures.${name}`);
+      if (!availability.mixtures.has(name))
+        this.src.resolveMixture(this.mixture({ name }, 'config.mixtures'), base, `config.mixtures.${name}`);
     }
   }
 
@@ -63,24 +67,45 @@ export class NamedSets {
 
   /** Names of the configured mixtures this index can honour, sorted. */
   availableMixtures(): string[] {
-    return Object.keys(this.src.settings.mixtures).filter((n) => !this.src.availability.mixtures.has(n)).sort();
+    return Object.keys(this.src.settings.mixtures)
+      .filter((n) => !this.src.availability.mixtures.has(n))
+      .sort();
   }
 
   named(name: string, field: string): ResolvedHeldout {
     const { settings, availability } = this.src;
     const named = settings.heldoutSets[name];
-    if (!named) throw new InvalidArgumentError(field, `no held-out set named "${name}" (known: ${Object.keys(settings.heldoutSets).join(', ') || 'none'})`);
+    if (!named)
+      throw new InvalidArgumentError(
+        field,
+        `no held-out set named "${name}" (known: ${Object.keys(settings.heldoutSets).join(', ') || 'none'})`,
+      );
     const missing = availability.heldout.get(name);
     if (missing) {
-      const which = name === settings.defaultHeldout && field === 'config.default_heldout' ? `the default held-out set "${name}" (config default_heldout)` : `held-out set "${name}"`;
-      throw new FailedPreconditionError('heldout_unavailable', `${which} is unavailable on this index: it names ${missing.join(', ')}, which the index does not hold; name another set or give an inline one`);
+      const which =
+        name === settings.defaultHeldout && field === 'config.default_heldout'
+          ? `the default held-out set "${name}" (config default_heldout)`
+          : `held-out set "${name}"`;
+      throw new FailedPreconditionError(
+        'heldout_unavailable',
+        `${which} is unavailable on this index: it names ${missing.join(', ')}, which the index does not hold; name another set or give an inline one`,
+      );
     }
     return this.src.resolveHeldout({ ...NO_HELDOUT, ...named }, name, field);
   }
 
   /** A request's held-out set: the default one when it says nothing, a named one, or inline. */
   heldout(raw: RawHeldout | null | undefined, field = 'heldout'): ResolvedHeldout {
-    if (!raw || (!raw.inline && !raw.name && !raw.selectors?.length && !raw.datasets?.length && !raw.unseenFlag && !raw.excludeSharedAudio && !raw.excludeOverlappingText)) {
+    if (
+      !raw ||
+      (!raw.inline &&
+        !raw.name &&
+        !raw.selectors?.length &&
+        !raw.datasets?.length &&
+        !raw.unseenFlag &&
+        !raw.excludeSharedAudio &&
+        !raw.excludeOverlappingText)
+    ) {
       return this.named(this.src.settings.defaultHeldout, 'config.default_heldout');
     }
     if (raw.name) return this.named(raw.name, `${field}.name`);
@@ -102,10 +127,18 @@ export class NamedSets {
     let base: MixtureSpec = NATURAL;
     if (raw?.name) {
       const named = settings.mixtures[raw.name];
-      if (!named) throw new InvalidArgumentError(`${field}.name`, `no mixture named "${raw.name}" (known: ${Object.keys(settings.mixtures).join(', ')})`);
+      if (!named)
+        throw new InvalidArgumentError(
+          `${field}.name`,
+          `no mixture named "${raw.name}" (known: ${Object.keys(settings.mixtures).join(', ')})`,
+        );
       const missing = availability.mixtures.get(raw.name);
       // Explicit weights replace the named ones, so only the named weights can be missing.
-      if (missing && Object.keys(raw.weights ?? {}).length === 0) throw new FailedPreconditionError('mixture_unavailable', `mixture "${raw.name}" is unavailable on this index: it weights ${missing.join(', ')}, which match no task of the index; name another mixture or give weights`);
+      if (missing && Object.keys(raw.weights ?? {}).length === 0)
+        throw new FailedPreconditionError(
+          'mixture_unavailable',
+          `mixture "${raw.name}" is unavailable on this index: it weights ${missing.join(', ')}, which match no task of the index; name another mixture or give weights`,
+        );
       base = { ...NATURAL, ...named };
     }
     if (raw?.weights) this.src.capSelectors(`${field}.weights`, Object.keys(raw.weights).length);

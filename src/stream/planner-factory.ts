@@ -28,15 +28,41 @@ export interface Opening {
  * catalog's guards, servable records and mixture resolution into the planners the same way for a
  * new stream and for a train planner rebuilt from the stream's own tokens (rewind, plan cache).
  */
-export function makePlan(catalog: CorpusCatalog, o: Opening, layoutFor: (s: SplitIndex) => SegmentLayout): { plan: StreamPlan; layout: SegmentLayout } {
+export function makePlan(
+  catalog: CorpusCatalog,
+  o: Opening,
+  layoutFor: (s: SplitIndex) => SegmentLayout,
+): { plan: StreamPlan; layout: SegmentLayout } {
   const { spec, heldout } = o;
-  const mint = new TokenMint({ index: catalog.fingerprint, heldout: heldout.fingerprint, spec, worldSize: o.placement.worldSize }, catalog.settings.tokenKeys);
+  const mint = new TokenMint(
+    { index: catalog.fingerprint, heldout: heldout.fingerprint, spec, worldSize: o.placement.worldSize },
+    catalog.settings.tokenKeys,
+  );
   // Evaluation items carry their own locations; the layout reads rows through any table.
   const layout = layoutFor(0);
   if (spec.split === 'train') {
-    const deps = { spec, layout, table: layout.table, heldout, filter: catalog.guard(heldout), servable: catalog.servability(heldout, spec), resolve: (m: MixtureSpec, field: string) => catalog.resolveMixture(m, heldout, field, spec), shareWindow: catalog.settings.shareWindowSteps };
-    const restore = (state: unknown, step: number): TrainPlanner => new TrainPlanner(deps, state as TrainState | undefined, step);
-    const plan = new TrainPlan({ spec, layout, planner: restore(o.state, o.step), restore, mint, step: o.step, worldSize: o.placement.worldSize, cache: catalog.plans });
+    const deps = {
+      spec,
+      layout,
+      table: layout.table,
+      heldout,
+      filter: catalog.guard(heldout),
+      servable: catalog.servability(heldout, spec),
+      resolve: (m: MixtureSpec, field: string) => catalog.resolveMixture(m, heldout, field, spec),
+      shareWindow: catalog.settings.shareWindowSteps,
+    };
+    const restore = (state: unknown, step: number): TrainPlanner =>
+      new TrainPlanner(deps, state as TrainState | undefined, step);
+    const plan = new TrainPlan({
+      spec,
+      layout,
+      planner: restore(o.state, o.step),
+      restore,
+      mint,
+      step: o.step,
+      worldSize: o.placement.worldSize,
+      cache: catalog.plans,
+    });
     return { plan, layout };
   }
   // Held-out datasets move their records of other tasks from dev/test to the heldout stream.
@@ -44,5 +70,8 @@ export function makePlan(catalog: CorpusCatalog, o: Opening, layoutFor: (s: Spli
   const want = spec.split === 'heldout';
   const splits: SplitIndex[] = want ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
   const items = new EvalItems(catalog.reader, (task, shard) => isHeld(task, shard) === want, splits);
-  return { plan: new EvalPlan({ spec, placement: o.placement, layout, items, mint, state: o.state as EvalState | undefined }), layout };
+  return {
+    plan: new EvalPlan({ spec, placement: o.placement, layout, items, mint, state: o.state as EvalState | undefined }),
+    layout,
+  };
 }

@@ -42,13 +42,23 @@ export class ReportWindow {
    */
   add(r: LossReport, next: number): void {
     for (const step of this.held.keys()) if (step + (this.lag ?? 0) < next) this.held.delete(step);
-    if (r.step >= next) throw new InvalidArgumentError('losses.step', `step ${r.step} has not been served yet (the next step is ${next}); report a step after training on it`);
+    if (r.step >= next)
+      throw new InvalidArgumentError(
+        'losses.step',
+        `step ${r.step} has not been served yet (the next step is ${next}); report a step after training on it`,
+      );
     if (r.step <= this.settled) {
       if (this.held.get(r.step)?.digest === reportDigest(r)) return; // the same report again: nothing new
       if (this.lag !== undefined && r.step + this.lag < next) {
-        throw new InvalidArgumentError('losses.step', `step ${r.step} is past the lag window: its decision would apply at step ${r.step + this.lag} (lag_steps = ${this.lag}), which was already built (next step is ${next})`);
+        throw new InvalidArgumentError(
+          'losses.step',
+          `step ${r.step} is past the lag window: its decision would apply at step ${r.step + this.lag} (lag_steps = ${this.lag}), which was already built (next step is ${next})`,
+        );
       }
-      throw new InvalidArgumentError('losses.step', `step ${r.step} comes after a report for step ${this.settled}${this.held.has(r.step) ? ' and differs from the report already given for it' : ''}; report steps in increasing order (a skipped step is simply missing)`);
+      throw new InvalidArgumentError(
+        'losses.step',
+        `step ${r.step} comes after a report for step ${this.settled}${this.held.has(r.step) ? ' and differs from the report already given for it' : ''}; report steps in increasing order (a skipped step is simply missing)`,
+      );
     }
     this.settled = r.step;
     this.last = r;

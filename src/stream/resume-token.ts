@@ -73,9 +73,12 @@ function verifiedBody(buf: Buffer, keys: TokenKeys): Buffer {
   const key = keys[0] ?? '';
   if (buf.length < 4 || !buf.subarray(0, 3).equals(MAGIC)) throw bad('not a flanstream resume token');
   const version = buf[3];
-  if (version !== UNSIGNED && version !== SIGNED) throw bad(`token version ${String(version)} is not supported (expected ${UNSIGNED} or ${SIGNED})`);
-  if (key !== '' && version !== SIGNED) throw bad('token is not signed; this server only accepts tokens signed with one of its server.token_keys');
-  if (key === '' && version === SIGNED) throw bad('token is signed but this server has no server.token_keys; give every replica the same keys');
+  if (version !== UNSIGNED && version !== SIGNED)
+    throw bad(`token version ${String(version)} is not supported (expected ${UNSIGNED} or ${SIGNED})`);
+  if (key !== '' && version !== SIGNED)
+    throw bad('token is not signed; this server only accepts tokens signed with one of its server.token_keys');
+  if (key === '' && version === SIGNED)
+    throw bad('token is signed but this server has no server.token_keys; give every replica the same keys');
   const head = 4 + (version === SIGNED ? MAC : SUM);
   if (buf.length < head) throw bad('token is truncated');
   const body = buf.subarray(head);
@@ -84,7 +87,8 @@ function verifiedBody(buf: Buffer, keys: TokenKeys): Buffer {
     // Every key is tried (no early exit), so the time taken says nothing about which one matched.
     let ok = false;
     for (const k of keys) ok = timingSafeEqual(given, mac(k, body)) || ok;
-    if (!ok) throw bad('token signature does not match (it was modified, or signed with a key not in server.token_keys)');
+    if (!ok)
+      throw bad('token signature does not match (it was modified, or signed with a key not in server.token_keys)');
   } else if (buf.toString('latin1', 4, head) !== checksum(body)) {
     throw bad('token is corrupted or was modified (checksum mismatch)');
   }
@@ -100,13 +104,25 @@ export function decodeToken(token: Uint8Array, indexFingerprint: string, keys: T
   } catch {
     throw bad('token payload is unreadable');
   }
-  if (typeof p !== 'object' || p === null || typeof p.index !== 'string' || typeof p.heldout !== 'string' || typeof p.spec !== 'object' || p.spec === null) {
+  if (
+    typeof p !== 'object' ||
+    p === null ||
+    typeof p.index !== 'string' ||
+    typeof p.heldout !== 'string' ||
+    typeof p.spec !== 'object' ||
+    p.spec === null
+  ) {
     throw bad('token payload is malformed');
   }
-  if (!Number.isSafeInteger(p.step) || p.step < 0 || p.step > MAX_STEP) throw new InvalidArgumentError('resume.token.step', `must be an integer from 0 to 2^48, got ${String(p.step)}`);
-  if (!Number.isSafeInteger(p.worldSize) || p.worldSize < 1) throw new InvalidArgumentError('resume.token.world_size', `must be a positive integer, got ${String(p.worldSize)}`);
+  if (!Number.isSafeInteger(p.step) || p.step < 0 || p.step > MAX_STEP)
+    throw new InvalidArgumentError('resume.token.step', `must be an integer from 0 to 2^48, got ${String(p.step)}`);
+  if (!Number.isSafeInteger(p.worldSize) || p.worldSize < 1)
+    throw new InvalidArgumentError('resume.token.world_size', `must be a positive integer, got ${String(p.worldSize)}`);
   if (p.index !== indexFingerprint) {
-    throw new FailedPreconditionError('index_mismatch', `resume token is from index ${p.index.slice(0, 12)}..., this server serves ${indexFingerprint.slice(0, 12)}...; resume against a server with the same index`);
+    throw new FailedPreconditionError(
+      'index_mismatch',
+      `resume token is from index ${p.index.slice(0, 12)}..., this server serves ${indexFingerprint.slice(0, 12)}...; resume against a server with the same index`,
+    );
   }
   if (specHash(p.spec) !== p.specHash) throw bad('token spec does not match its hash');
   return p;
@@ -138,7 +154,10 @@ export class TokenMint {
   make(step: number, state: unknown): Buffer {
     const h = this.head;
     // Field order is the token's byte order: keep it.
-    return encodeToken({ index: h.index, heldout: h.heldout, specHash: h.specHash, spec: h.spec, step, worldSize: h.worldSize, state }, this.keys);
+    return encodeToken(
+      { index: h.index, heldout: h.heldout, specHash: h.specHash, spec: h.spec, step, worldSize: h.worldSize, state },
+      this.keys,
+    );
   }
 
   /** A token of this stream, decoded and checked against the index (its `state` is checked by its owners). */
@@ -171,8 +190,12 @@ export const STATE_SECTIONS = {
 } as const;
 
 /** A token's state as its sections (for their owners to restore), once it has no section the table does not list. */
-export function stateSections<K extends keyof typeof STATE_SECTIONS>(state: unknown, kind: K): Partial<Record<keyof (typeof STATE_SECTIONS)[K], unknown>> {
+export function stateSections<K extends keyof typeof STATE_SECTIONS>(
+  state: unknown,
+  kind: K,
+): Partial<Record<keyof (typeof STATE_SECTIONS)[K], unknown>> {
   const s = checkObject(STATE_FIELD, state);
-  for (const key of Object.keys(s)) if (!(key in STATE_SECTIONS[kind])) refuse(`${STATE_FIELD}.${key}`, 'is not part of a token this server makes');
+  for (const key of Object.keys(s))
+    if (!(key in STATE_SECTIONS[kind])) refuse(`${STATE_FIELD}.${key}`, 'is not part of a token this server makes');
   return s as Partial<Record<keyof (typeof STATE_SECTIONS)[K], unknown>>;
 }

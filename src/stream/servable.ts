@@ -78,7 +78,12 @@ export class Servability {
     }
     const [pass, removed, long] = lists;
     const otherRemoved = removed.length <= long.length;
-    return { size: n, pass: Int32Array.from(pass), other: Int32Array.from(otherRemoved ? removed : long), otherRemoved };
+    return {
+      size: n,
+      pass: Int32Array.from(pass),
+      other: Int32Array.from(otherRemoved ? removed : long),
+      otherRemoved,
+    };
   }
 
   /** Bytes held by the subsets kept so far. */

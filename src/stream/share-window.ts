@@ -30,7 +30,6 @@ export interface ShareState {
 
 export const DEFAULT_SHARE_WINDOW = 100;
 
-
 export class ShareWindow {
   private state: ShareState;
   private readonly tasks: number;
@@ -40,7 +39,14 @@ export class ShareWindow {
     const base = [...examples];
     if (base.length !== tasks) throw new RangeError(`share baselines for ${base.length} tasks, expected ${tasks}`);
     this.tasks = tasks;
-    this.state = { window, updateStep: 0, atUpdate: base, windowStart: 0, atWindowStart: [...base], atBlockStart: [...base] };
+    this.state = {
+      window,
+      updateStep: 0,
+      atUpdate: base,
+      windowStart: 0,
+      atWindowStart: [...base],
+      atBlockStart: [...base],
+    };
   }
 
   /**
@@ -57,10 +63,21 @@ export class ShareWindow {
     const base = (k: 'atUpdate' | 'atWindowStart' | 'atBlockStart'): number[] => {
       const xs = checkInts(`${field}.${k}`, s[k], this.tasks);
       const t = xs.findIndex((n, i) => n > (examples[i] ?? 0));
-      if (t >= 0) throw new InvalidArgumentError(`${field}.${k}[${t}]`, `exceeds the examples served so far (${examples[t] ?? 0})`);
+      if (t >= 0)
+        throw new InvalidArgumentError(
+          `${field}.${k}[${t}]`,
+          `exceeds the examples served so far (${examples[t] ?? 0})`,
+        );
       return [...xs];
     };
-    this.state = { window, updateStep, atUpdate: base('atUpdate'), windowStart, atWindowStart: base('atWindowStart'), atBlockStart: base('atBlockStart') };
+    this.state = {
+      window,
+      updateStep,
+      atUpdate: base('atUpdate'),
+      windowStart,
+      atWindowStart: base('atWindowStart'),
+      atBlockStart: base('atBlockStart'),
+    };
   }
 
   /** Before planning `step`: a block boundary moves the window (one copy per `window` steps). */

@@ -41,12 +41,17 @@ export interface RawShuffle {
 const given = (raw: RawShuffle): boolean => Boolean(raw.shuffle) || Boolean(raw.shuffleWindow);
 
 function name(field: string, v: unknown): ShuffleName {
-  if (typeof v !== 'string' || !(SHUFFLES as readonly string[]).includes(v)) throw new InvalidArgumentError(field, `"${String(v)}" is not one of ${SHUFFLES.join(', ')}`);
+  if (typeof v !== 'string' || !(SHUFFLES as readonly string[]).includes(v))
+    throw new InvalidArgumentError(field, `"${String(v)}" is not one of ${SHUFFLES.join(', ')}`);
   return v as ShuffleName;
 }
 
 function windowOf(field: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_SHUFFLE_WINDOW) throw new InvalidArgumentError(field, `must be an integer in [1, ${MAX_SHUFFLE_WINDOW}] (blocks open at once), got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_SHUFFLE_WINDOW)
+    throw new InvalidArgumentError(
+      field,
+      `must be an integer in [1, ${MAX_SHUFFLE_WINDOW}] (blocks open at once), got ${String(v)}`,
+    );
   return v;
 }
 
@@ -56,33 +61,55 @@ function windowOf(field: string, v: unknown): number {
  */
 export function parseShuffle(raw: RawShuffle, split: string, defaults: ShuffleDefaults): ShuffleSpec | undefined {
   if (split !== 'train') {
-    if (given(raw)) throw new InvalidArgumentError(raw.shuffle ? 'shuffle' : 'shuffle_window', `evaluation splits are served whole and in order; shuffle applies to split "train" only`);
+    if (given(raw))
+      throw new InvalidArgumentError(
+        raw.shuffle ? 'shuffle' : 'shuffle_window',
+        `evaluation splits are served whole and in order; shuffle applies to split "train" only`,
+      );
     return undefined;
   }
   const order = raw.shuffle ? name('shuffle', raw.shuffle) : defaults.shuffle;
   if (order === 'global') {
-    if (raw.shuffleWindow) throw new InvalidArgumentError('shuffle_window', `applies to shuffle "blocks" only; this stream's shuffle is "global"${raw.shuffle ? '' : ' (the server default)'}`);
+    if (raw.shuffleWindow)
+      throw new InvalidArgumentError(
+        'shuffle_window',
+        `applies to shuffle "blocks" only; this stream's shuffle is "global"${raw.shuffle ? '' : ' (the server default)'}`,
+      );
     return undefined;
   }
-  return { name: 'blocks', window: raw.shuffleWindow ? windowOf('shuffle_window', raw.shuffleWindow) : defaults.shuffleWindow, blockTokens: BLOCK_TOKENS };
+  return {
+    name: 'blocks',
+    window: raw.shuffleWindow ? windowOf('shuffle_window', raw.shuffleWindow) : defaults.shuffleWindow,
+    blockTokens: BLOCK_TOKENS,
+  };
 }
 
 /** A resume token's shuffle (client input), in canonical form: the same object parseShuffle makes. */
 export function tokenShuffle(v: unknown, field = 'resume.token.spec.shuffle'): ShuffleSpec | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError(field, 'must be an object');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new InvalidArgumentError(field, 'must be an object');
   const s = v as Record<string, unknown>;
   const extra = Object.keys(s).find((k) => !['name', 'window', 'blockTokens'].includes(k));
-  if (extra !== undefined) throw new InvalidArgumentError(`${field}.${extra}`, 'is not part of a spec this server makes');
-  if (s.name !== 'blocks') throw new InvalidArgumentError(`${field}.name`, `must be "blocks" (a global order has no shuffle field), got ${JSON.stringify(s.name)}`);
+  if (extra !== undefined)
+    throw new InvalidArgumentError(`${field}.${extra}`, 'is not part of a spec this server makes');
+  if (s.name !== 'blocks')
+    throw new InvalidArgumentError(
+      `${field}.name`,
+      `must be "blocks" (a global order has no shuffle field), got ${JSON.stringify(s.name)}`,
+    );
   const window = windowOf(`${field}.window`, s.window);
   if (s.blockTokens !== BLOCK_TOKENS) {
-    throw new FailedPreconditionError('shuffle_mismatch', `resume token's blocks order cuts blocks of ${String(s.blockTokens)} tokens, this server cuts blocks of ${BLOCK_TOKENS}: its order would differ; resume on a server of the token's version or start a new stream`);
+    throw new FailedPreconditionError(
+      'shuffle_mismatch',
+      `resume token's blocks order cuts blocks of ${String(s.blockTokens)} tokens, this server cuts blocks of ${BLOCK_TOKENS}: its order would differ; resume on a server of the token's version or start a new stream`,
+    );
   }
   return { name: 'blocks', window, blockTokens: BLOCK_TOKENS };
 }
 
-export const describeShuffle = (s: ShuffleSpec | undefined): string => (s ? `blocks (shuffle_window ${s.window})` : 'global');
+export const describeShuffle = (s: ShuffleSpec | undefined): string =>
+  s ? `blocks (shuffle_window ${s.window})` : 'global';
 
 /**
  * A resume request may say which order it expects (fields left "" or 0 expect nothing); a token
@@ -95,7 +122,10 @@ export function checkResumeShuffle(asked: RawShuffle, token: ShuffleSpec | undef
   const made: ShuffleName = token ? 'blocks' : 'global';
   if (order !== made || (window !== undefined && window !== token?.window)) {
     const wanted = order === 'global' ? 'global' : `blocks${window === undefined ? '' : ` (shuffle_window ${window})`}`;
-    throw new FailedPreconditionError('shuffle_mismatch', `resume token was made with shuffle ${describeShuffle(token)} but the request asks for ${wanted}; start a new stream to change the order`);
+    throw new FailedPreconditionError(
+      'shuffle_mismatch',
+      `resume token was made with shuffle ${describeShuffle(token)} but the request asks for ${wanted}; start a new stream to change the order`,
+    );
   }
 }
 

@@ -37,7 +37,11 @@ export class StreamOpener {
     // On the serving path a planned batch is built only once its records' pages are held (read
     // ahead asynchronously); an example of a generation evaluation also names its audio ids.
     const audioIds = packingStrategy(spec.packing).sendsExamples;
-    const ready = (rows: readonly (readonly Segment[])[]) => catalog.reader.residentFor(rows.flatMap((row) => row.flatMap((seg) => seg.turns.map((t) => t.loc))), audioIds);
+    const ready = (rows: readonly (readonly Segment[])[]) =>
+      catalog.reader.residentFor(
+        rows.flatMap((row) => row.flatMap((seg) => seg.turns.map((t) => t.loc))),
+        audioIds,
+      );
     const build = (): StreamSession => {
       const { plan, layout } = makePlan(catalog, opening, layoutFor);
       return new StreamSession({ spec, placement, heldout, layout, plan, step, ready });
@@ -52,7 +56,14 @@ export class StreamOpener {
     if (!raw.spec) throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
     const heldout = catalog.named.heldout(raw.spec.heldout);
     const mixture = catalog.named.mixture(raw.spec.mixture, 'mixture', true);
-    const parsed = parseSpec(raw.spec, mixture, heldout.spec, heldout.name, catalog.settings.defaults, catalog.settings.limits);
+    const parsed = parseSpec(
+      raw.spec,
+      mixture,
+      heldout.spec,
+      heldout.name,
+      catalog.settings.defaults,
+      catalog.settings.limits,
+    );
     let spec = parsed.spec;
     const audio = parseAudio(raw.spec.audio, catalog.vocab.codebooks);
     if (audio) spec = { ...spec, audio };
@@ -60,7 +71,10 @@ export class StreamOpener {
     if (shuffle) spec = { ...spec, shuffle };
     if (spec.split === 'train') catalog.resolveMixture(mixture, heldout, 'mixture', spec);
     else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
-      throw new InvalidArgumentError('mixture', `evaluation splits are served whole and in order; a mixture applies to split "train" only`);
+      throw new InvalidArgumentError(
+        'mixture',
+        `evaluation splits are served whole and in order; a mixture applies to split "train" only`,
+      );
     }
     return { spec, placement: parsed.placement, heldout, step: 0, state: undefined };
   }
@@ -72,18 +86,33 @@ export class StreamOpener {
     const p = decodeToken(resume.token ?? new Uint8Array(0), catalog.fingerprint, settings.tokenKeys);
     const spec = p.spec;
     const heldout = catalog.resolveHeldout(spec.heldout, spec.heldoutName, 'resume.token');
-    if (heldout.fingerprint !== p.heldout) throw new FailedPreconditionError('heldout_mismatch', 'the token\'s held-out set resolves differently on this index');
+    if (heldout.fingerprint !== p.heldout)
+      throw new FailedPreconditionError(
+        'heldout_mismatch',
+        "the token's held-out set resolves differently on this index",
+      );
     if (resume.heldout) {
       const expected = catalog.named.heldout(resume.heldout, 'resume.heldout');
       if (expected.fingerprint !== heldout.fingerprint) {
-        throw new FailedPreconditionError('heldout_mismatch', `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}... but the request asks for ${expected.fingerprint.slice(0, 12)}...; start a new stream to change the held-out set`);
+        throw new FailedPreconditionError(
+          'heldout_mismatch',
+          `resume token was made under held-out set ${heldout.fingerprint.slice(0, 12)}... but the request asks for ${expected.fingerprint.slice(0, 12)}...; start a new stream to change the held-out set`,
+        );
       }
     }
-    if (typeof spec.mixture === 'object' && spec.mixture !== null && spec.mixture.policy !== undefined) checkPolicySpec(spec.mixture.policy, 'resume.token.spec.mixture.policy');
+    if (typeof spec.mixture === 'object' && spec.mixture !== null && spec.mixture.policy !== undefined)
+      checkPolicySpec(spec.mixture.policy, 'resume.token.spec.mixture.policy');
     const worldSize = resume.worldSize || p.worldSize;
     let parsed: ReturnType<typeof parseSpec>;
     try {
-      parsed = parseSpec({ ...spec, shuffle: undefined, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 }, spec.mixture, spec.heldout, spec.heldoutName, settings.defaults, settings.limits);
+      parsed = parseSpec(
+        { ...spec, shuffle: undefined, rank: resume.rank ?? 0, worldSize, maxBatches: resume.maxBatches ?? 0 },
+        spec.mixture,
+        spec.heldout,
+        spec.heldoutName,
+        settings.defaults,
+        settings.limits,
+      );
     } catch (err) {
       // Request fields keep their names; the token's own values are named as such.
       if (!(err instanceof InvalidArgumentError)) throw err;
@@ -100,7 +129,10 @@ export class StreamOpener {
     if (resume.audio) {
       const asked = parseAudio(resume.audio, q, 'resume.audio');
       if (JSON.stringify(asked) !== JSON.stringify(audio)) {
-        throw new FailedPreconditionError('audio_mismatch', `resume token was made with audio ${describeAudio(audio)} but the request asks for ${describeAudio(asked)}; start a new stream to change the audio layout`);
+        throw new FailedPreconditionError(
+          'audio_mismatch',
+          `resume token was made with audio ${describeAudio(audio)} but the request asks for ${describeAudio(asked)}; start a new stream to change the audio layout`,
+        );
       }
     }
     // The token's order: checked, canonical (like audio) and, if the request names one, the same.
@@ -109,15 +141,21 @@ export class StreamOpener {
     checkResumeShuffle(resume, shuffle);
     // Its mixture too, exactly as a request's (weights, temperature, cap, selectors): the planner
     // restores its targets from the state and would otherwise never look at them again.
-    if (parsed.spec.split === 'train') catalog.resolveMixture(spec.mixture, heldout, 'resume.token.spec.mixture', parsed.spec);
+    if (parsed.spec.split === 'train')
+      catalog.resolveMixture(spec.mixture, heldout, 'resume.token.spec.mixture', parsed.spec);
     // The token's spec must be one this server would make from a request: every field in range,
     // nothing added (a spec this server's limits refuse is refused from a token too).
-    if (specHash(parsed.spec) !== p.specHash) throw new InvalidArgumentError('resume.token.spec', 'is not a spec this server makes (a field is missing, added or out of range)');
+    if (specHash(parsed.spec) !== p.specHash)
+      throw new InvalidArgumentError(
+        'resume.token.spec',
+        'is not a spec this server makes (a field is missing, added or out of range)',
+      );
     return { spec, placement: parsed.placement, heldout, step: p.step, state: p.state };
   }
 }
 
-const describeAudio = (a: StreamSpec['audio']): string => (a ? `{codebooks: ${a.codebooks}, layout: ${a.layout}}` : '{flat, all codebooks}');
+const describeAudio = (a: StreamSpec['audio']): string =>
+  a ? `{codebooks: ${a.codebooks}, layout: ${a.layout}}` : '{flat, all codebooks}';
 
 /** Request fields of a resume (not of the token's spec). */
 const PLACEMENT_FIELDS = new Set(['rank', 'world_size', 'max_batches']);
@@ -132,6 +170,9 @@ function fromToken<T>(restore: () => T): T {
     return restore();
   } catch (err) {
     if (err instanceof FlanError) throw err;
-    throw new InvalidArgumentError('resume.token', `token payload does not describe a stream this server can restore (${describeError(err)})`);
+    throw new InvalidArgumentError(
+      'resume.token',
+      `token payload does not describe a stream this server can restore (${describeError(err)})`,
+    );
   }
 }

@@ -221,7 +221,12 @@ export class StreamSession {
   private build({ step, planned }: Planned, totalSteps: number): WireResponse {
     const mine = this.mine(planned);
     const { layout, asExamples } = this;
-    const body = buildBatch(layout, asExamples ? [] : mine, this.taskDomain, messageRoom(planned.token, planned.stats, this.heldout.fingerprint));
+    const body = buildBatch(
+      layout,
+      asExamples ? [] : mine,
+      this.taskDomain,
+      messageRoom(planned.token, planned.stats, this.heldout.fingerprint),
+    );
     this.sent++;
     this.lastToken = planned.token;
     return {

@@ -94,20 +94,35 @@ export function oneOf<T extends string>(field: string, v: unknown, allowed: read
 }
 
 /** Validates the scalar part of a spec; mixture and held-out set are resolved by the caller. */
-export function parseSpec(raw: RawSpec, mixture: MixtureSpec, heldout: HeldoutSpec, heldoutName: string, defaults: SpecDefaults, limits: SpecLimits): { spec: StreamSpec; placement: Placement } {
+export function parseSpec(
+  raw: RawSpec,
+  mixture: MixtureSpec,
+  heldout: HeldoutSpec,
+  heldoutName: string,
+  defaults: SpecDefaults,
+  limits: SpecLimits,
+): { spec: StreamSpec; placement: Placement } {
   const split = oneOf('split', raw.split || 'train', SPLITS);
   const packing = oneOf('packing', raw.packing || 'packed', PACKING_NAMES);
-  if (split === 'train' && !packingStrategy(packing).train) throw new InvalidArgumentError('packing', `"${packing}" is for evaluation splits (heldout, dev, test)`);
+  if (split === 'train' && !packingStrategy(packing).train)
+    throw new InvalidArgumentError('packing', `"${packing}" is for evaluation splits (heldout, dev, test)`);
   const batchSize = int('batch_size', raw.batchSize, 1, 1 << 16);
   const seqLen = int('seq_len', raw.seqLen, 16, limits.maxSeqLen);
   if (batchSize * seqLen > limits.maxBatchTokens) {
-    throw new InvalidArgumentError('batch_size', `batch_size × seq_len = ${batchSize * seqLen} exceeds the server limit of ${limits.maxBatchTokens} tokens per batch`);
+    throw new InvalidArgumentError(
+      'batch_size',
+      `batch_size × seq_len = ${batchSize * seqLen} exceeds the server limit of ${limits.maxBatchTokens} tokens per batch`,
+    );
   }
   const worldSize = raw.worldSize ? int('world_size', raw.worldSize, 1, limits.maxWorldSize) : 1;
   const rank = int('rank', raw.rank ?? 0, 0, worldSize - 1);
   // One step plans every rank's rows at once: its work and memory grow with the product.
   if (worldSize * batchSize * seqLen > limits.maxStepTokens) {
-    throw new ResourceExhaustedError('server.max_step_tokens (world_size x batch_size x seq_len of one step)', worldSize * batchSize * seqLen, limits.maxStepTokens);
+    throw new ResourceExhaustedError(
+      'server.max_step_tokens (world_size x batch_size x seq_len of one step)',
+      worldSize * batchSize * seqLen,
+      limits.maxStepTokens,
+    );
   }
   const spec: StreamSpec = {
     split,
@@ -122,7 +137,10 @@ export function parseSpec(raw: RawSpec, mixture: MixtureSpec, heldout: HeldoutSp
     overlong: raw.overlong ? oneOf<Overlong>('overlong', raw.overlong, ['drop', 'truncate']) : defaults.overlong,
     maxTurns: raw.maxTurns ? int('max_turns', raw.maxTurns, 1, 64) : defaults.maxTurns,
   };
-  return { spec, placement: { rank, worldSize, maxBatches: int('max_batches', raw.maxBatches ?? 0, 0, Number.MAX_SAFE_INTEGER) } };
+  return {
+    spec,
+    placement: { rank, worldSize, maxBatches: int('max_batches', raw.maxBatches ?? 0, 0, Number.MAX_SAFE_INTEGER) },
+  };
 }
 
 /**
@@ -135,7 +153,10 @@ export function parseAudio(raw: RawSpec['audio'], q: number, field = 'audio'): A
   const layout = raw.layout ? oneOf(`${field}.layout`, raw.layout, AUDIO_LAYOUT_NAMES) : DEFAULT_AUDIO_LAYOUT.name;
   const k = raw.codebooks ?? 0;
   if (!Number.isInteger(k) || k < 0 || k > q) {
-    throw new InvalidArgumentError(`${field}.codebooks`, `must be 0 (all) or 1…${q}: the corpus's clips have ${q} codebooks, got ${String(raw.codebooks)}`);
+    throw new InvalidArgumentError(
+      `${field}.codebooks`,
+      `must be 0 (all) or 1…${q}: the corpus's clips have ${q} codebooks, got ${String(raw.codebooks)}`,
+    );
   }
   const codebooks = k === q ? 0 : k;
   return layout === DEFAULT_AUDIO_LAYOUT.name && codebooks === 0 ? undefined : { codebooks, layout };

@@ -18,7 +18,15 @@ export interface StreamStats {
 
 export function emptyStats(tasks: number): StreamStats {
   const z = (): number[] => Array.from({ length: tasks }, () => 0);
-  return { examples: z(), textTokens: z(), audioTokens: z(), audioFrames: z(), dropped: z(), truncated: z(), padding: 0 };
+  return {
+    examples: z(),
+    textTokens: z(),
+    audioTokens: z(),
+    audioFrames: z(),
+    dropped: z(),
+    truncated: z(),
+    padding: 0,
+  };
 }
 
 const VECTORS = ['examples', 'textTokens', 'audioTokens', 'audioFrames', 'dropped', 'truncated'] as const;
@@ -68,7 +76,12 @@ export interface TrainFigures {
  * Everything is copied: the planner keeps counting into its arrays while gRPC may still hold this
  * batch unserialized in its write buffer.
  */
-export function wireStats(totals: StreamStats, domainOf: Int32Array, frameRate: number, train?: TrainFigures): WireStats {
+export function wireStats(
+  totals: StreamStats,
+  domainOf: Int32Array,
+  frameRate: number,
+  train?: TrainFigures,
+): WireStats {
   const target = train ? Array.from(train.target) : totals.examples.map(() => 0);
   const shares = train?.shares;
   const sinceUpdate = shares ? countsSince(totals.examples, shares.atUpdate) : [];

@@ -24,13 +24,22 @@ export class StreamUpdates {
 
   update(raw: RawUpdate): MixtureUpdate {
     const step = Number(raw.applyAtStep ?? 0);
-    if (!Number.isSafeInteger(step) || step < 0) throw new InvalidArgumentError('mixture_update.apply_at_step', `must be a non-negative integer, got ${String(raw.applyAtStep)}`);
+    if (!Number.isSafeInteger(step) || step < 0)
+      throw new InvalidArgumentError(
+        'mixture_update.apply_at_step',
+        `must be a non-negative integer, got ${String(raw.applyAtStep)}`,
+      );
     return { mixture: this.catalog.named.mixture(raw, 'mixture_update'), applyAtStep: step };
   }
 
   /** The updates of a stream's first message, queued before its first batch. */
   queue(session: StreamSession, updates: readonly RawUpdate[]): void {
-    if (updates.length > MAX_PENDING_UPDATES) throw new ResourceExhaustedError('pending mixture updates (updates in the first message)', updates.length, MAX_PENDING_UPDATES);
+    if (updates.length > MAX_PENDING_UPDATES)
+      throw new ResourceExhaustedError(
+        'pending mixture updates (updates in the first message)',
+        updates.length,
+        MAX_PENDING_UPDATES,
+      );
     for (const u of updates) session.addUpdate(this.update(u));
   }
 

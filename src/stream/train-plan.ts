@@ -89,7 +89,11 @@ export class TrainPlan implements StreamPlan {
   finish(step: number, rows: Segment[][]): PlannedStep {
     this.planning = false;
     const p = this.planner;
-    const stats = wireStats(p.totals, this.domains, this.init.layout.table.reader.manifest.vocab.frameRate, { target: p.targets, shares: p.shareState, epochs: p.epochs });
+    const stats = wireStats(p.totals, this.domains, this.init.layout.table.reader.manifest.vocab.frameRate, {
+      target: p.targets,
+      shares: p.shareState,
+      epochs: p.epochs,
+    });
     const planned = { rows, token: this.init.mint.make(step + 1, p.state()), stats };
     this.cache?.put(this.stepKey, planned, this.init.worldSize);
     this.passed(planned.token);
@@ -120,7 +124,11 @@ export class TrainPlan implements StreamPlan {
 
   addUpdate(u: MixtureUpdate, next: number): void {
     if (this.planning) {
-      if (u.applyAtStep <= next) throw new InvalidArgumentError('mixture_update.apply_at_step', `step ${u.applyAtStep} is being built (next step is ${next + 1}); send updates for a later step`);
+      if (u.applyAtStep <= next)
+        throw new InvalidArgumentError(
+          'mixture_update.apply_at_step',
+          `step ${u.applyAtStep} is being built (next step is ${next + 1}); send updates for a later step`,
+        );
       this.deferred.push(u);
       return;
     }

@@ -89,7 +89,12 @@ export class TrainPlanner {
     this.mixture = s ? mixtureOf(s.mixture, field('mixture')) : deps.spec.mixture;
     this.sampler = new Sampler(deps.resolve(this.mixture, s ? field('mixture') : 'mixture'));
     if (s) this.sampler.restore(s.sampler, field('sampler'));
-    this.walker = new TaskWalker(this.sizes, deps.spec.seed, undefined, blockShapes(deps.spec.shuffle, deps.table.reader.tasks));
+    this.walker = new TaskWalker(
+      this.sizes,
+      deps.spec.seed,
+      undefined,
+      blockShapes(deps.spec.shuffle, deps.table.reader.tasks),
+    );
     if (s) this.walker.restore(s.walker, field('walker'));
     this.sparse = new SparseWalk(this.walker);
     this.stats = s ? restoreStats(s.stats, field('stats'), tasks) : emptyStats(tasks);
@@ -103,7 +108,18 @@ export class TrainPlanner {
     const excluded = (shard: number, row: number): boolean => deps.filter?.excluded(shard, row) ?? false;
     this.packer = train({
       window: spec.window,
-      pending: s ? restorePending(s.pool, field('pool'), { layout, table, sizes: this.sizes, window: spec.window, maxTurns: spec.maxTurns, seqLen: spec.seqLen, overlong: spec.overlong, excluded }) : [],
+      pending: s
+        ? restorePending(s.pool, field('pool'), {
+            layout,
+            table,
+            sizes: this.sizes,
+            window: spec.window,
+            maxTurns: spec.maxTurns,
+            seqLen: spec.seqLen,
+            overlong: spec.overlong,
+            excluded,
+          })
+        : [],
       conversation: {
         layout,
         seed: spec.seed,
@@ -127,7 +143,8 @@ export class TrainPlanner {
   /** A token's pending updates: for steps not yet built (from `step`), in order, one per step, each mixture resolving. */
   private restoreUpdates(value: unknown, field: string, step: number): MixtureUpdate[] {
     const list = checkList(field, value);
-    if (list.length > MAX_PENDING_UPDATES) refuse(field, `holds ${list.length} updates; at most ${MAX_PENDING_UPDATES} may wait`);
+    if (list.length > MAX_PENDING_UPDATES)
+      refuse(field, `holds ${list.length} updates; at most ${MAX_PENDING_UPDATES} may wait`);
     let last = step - 1;
     return list.map((u, k) => {
       const p = checkObject(`${field}[${k}]`, u);
@@ -159,19 +176,31 @@ export class TrainPlanner {
   /** Queues a live update; `nextStep` is the first step not yet planned. */
   addUpdate(u: MixtureUpdate, nextStep: number): void {
     if (u.applyAtStep < nextStep) {
-      throw new InvalidArgumentError('mixture_update.apply_at_step', `step ${u.applyAtStep} was already built (next step is ${nextStep}); send updates for a later step`);
+      throw new InvalidArgumentError(
+        'mixture_update.apply_at_step',
+        `step ${u.applyAtStep} was already built (next step is ${nextStep}); send updates for a later step`,
+      );
     }
     this.queue(u, 'mixture_update');
   }
 
   /** Validates and queues an update (the last one for a step wins); the queue is bounded so tokens stay small. */
   private queue(u: MixtureUpdate, field: string): void {
-    if (typeof u !== 'object' || u === null || !Number.isSafeInteger(u.applyAtStep) || typeof u.mixture !== 'object' || u.mixture === null) {
+    if (
+      typeof u !== 'object' ||
+      u === null ||
+      !Number.isSafeInteger(u.applyAtStep) ||
+      typeof u.mixture !== 'object' ||
+      u.mixture === null
+    ) {
       throw new InvalidArgumentError(field, 'a pending mixture update is malformed');
     }
     this.deps.resolve(u.mixture, field);
-    const pending = [...this.pending.filter((p) => p.applyAtStep !== u.applyAtStep), u].sort((a, b) => a.applyAtStep - b.applyAtStep);
-    if (pending.length > MAX_PENDING_UPDATES) throw new ResourceExhaustedError('pending mixture updates', pending.length, MAX_PENDING_UPDATES);
+    const pending = [...this.pending.filter((p) => p.applyAtStep !== u.applyAtStep), u].sort(
+      (a, b) => a.applyAtStep - b.applyAtStep,
+    );
+    if (pending.length > MAX_PENDING_UPDATES)
+      throw new ResourceExhaustedError('pending mixture updates', pending.length, MAX_PENDING_UPDATES);
     this.pending = pending;
   }
 
@@ -185,7 +214,8 @@ export class TrainPlanner {
     this.shares.beginStep(step, this.stats.examples);
     const s = step - (this.policy?.spec.lagSteps ?? 0);
     const decided = this.policy && s >= 0 ? this.policy.consume(s, report) : undefined;
-    if (decided && !this.pending.some((u) => u.applyAtStep === step)) this.queue({ mixture: this.policy!.mixture(this.mixture, decided), applyAtStep: step }, 'policy');
+    if (decided && !this.pending.some((u) => u.applyAtStep === step))
+      this.queue({ mixture: this.policy!.mixture(this.mixture, decided), applyAtStep: step }, 'policy');
     if (this.pending[0] && this.pending[0].applyAtStep <= step) this.shares.updateApplied(step, this.stats.examples);
     while (this.pending[0] && this.pending[0].applyAtStep <= step) {
       const u = this.pending.shift()!;
@@ -235,14 +265,25 @@ export class TrainPlanner {
       this.sampler.undo(t);
       if (!servable.has(t)) {
         const path = table.reader.tasks[t]?.path ?? String(t);
-        throw new FailedPreconditionError('nothing_to_serve', `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or are removed by the held-out set's guards (datasets, shared audio, overlapping text); raise seq_len or give the task weight 0`);
+        throw new FailedPreconditionError(
+          'nothing_to_serve',
+          `no train record of task ${path} can be served: all are longer than seq_len=${spec.seqLen} (overlong=${spec.overlong}) or are removed by the held-out set's guards (datasets, shared audio, overlapping text); raise seq_len or give the task weight 0`,
+        );
       }
     }
   }
 
   /** The state to encode into a resume token right away: it shares the planner's live stats. */
   state(): TrainState {
-    const base = { sampler: this.sampler.state(), walker: this.walker.state(), pool: pendingState(this.packer.pending), stats: this.stats, mixture: this.mixture, pending: this.pending, shares: this.shares.snapshot };
+    const base = {
+      sampler: this.sampler.state(),
+      walker: this.walker.state(),
+      pool: pendingState(this.packer.pending),
+      stats: this.stats,
+      mixture: this.mixture,
+      pending: this.pending,
+      shares: this.shares.snapshot,
+    };
     return this.policy ? { ...base, policy: this.policy.state() } : base;
   }
 }

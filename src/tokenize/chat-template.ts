@@ -38,7 +38,16 @@ export class ChatTemplate {
   /** Unsupervised newline after the answer's end marker. */
   readonly trail: Int32Array;
 
-  private constructor(parts: { system: Int32Array; userOpen: Int32Array; sep: Int32Array; userClose: Int32Array; assistantOpen: Int32Array; imEnd: number; pad: number; trail: Int32Array }) {
+  private constructor(parts: {
+    system: Int32Array;
+    userOpen: Int32Array;
+    sep: Int32Array;
+    userClose: Int32Array;
+    assistantOpen: Int32Array;
+    imEnd: number;
+    pad: number;
+    trail: Int32Array;
+  }) {
     this.system = parts.system;
     this.userOpen = parts.userOpen;
     this.sep = parts.sep;
@@ -53,11 +62,17 @@ export class ChatTemplate {
    * From the pieces stored in the index; `systemBody` is the tokenized system prompt (empty: no
    * system turn). Special ids come from the index's vocabulary layout.
    */
-  static fromPieces(pieces: TemplatePieces, special: Pick<SpecialIds, 'imStart' | 'imEnd' | 'pad'>, systemBody?: Int32Array): ChatTemplate {
+  static fromPieces(
+    pieces: TemplatePieces,
+    special: Pick<SpecialIds, 'imStart' | 'imEnd' | 'pad'>,
+    systemBody?: Int32Array,
+  ): ChatTemplate {
     const { imStart, imEnd } = special;
-    const cat = (...xs: (Int32Array | readonly number[])[]): Int32Array => Int32Array.from(xs.flatMap((x) => Array.from(x)));
+    const cat = (...xs: (Int32Array | readonly number[])[]): Int32Array =>
+      Int32Array.from(xs.flatMap((x) => Array.from(x)));
     return new ChatTemplate({
-      system: systemBody === undefined ? new Int32Array(0) : cat([imStart], pieces.system, systemBody, [imEnd], pieces.nl),
+      system:
+        systemBody === undefined ? new Int32Array(0) : cat([imStart], pieces.system, systemBody, [imEnd], pieces.nl),
       userOpen: cat([imStart], pieces.user),
       sep: cat(pieces.nl),
       userClose: cat([imEnd], pieces.nl),
@@ -70,6 +85,15 @@ export class ChatTemplate {
 
   /** Tokens of one turn whose user input has `input` tokens (0 = instruction only). */
   turnLength(instr: number, input: number, output: number): number {
-    return this.userOpen.length + instr + (input > 0 ? this.sep.length + input : 0) + this.userClose.length + this.assistantOpen.length + output + 1 + this.trail.length;
+    return (
+      this.userOpen.length +
+      instr +
+      (input > 0 ? this.sep.length + input : 0) +
+      this.userClose.length +
+      this.assistantOpen.length +
+      output +
+      1 +
+      this.trail.length
+    );
   }
 }

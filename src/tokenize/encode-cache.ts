@@ -26,7 +26,8 @@ export class EncodeCache {
     readonly tok: TextTokenizer,
     private readonly budgetBytes = DEFAULT_BUDGET_BYTES,
   ) {
-    if (!(budgetBytes > 0)) throw new RangeError(`EncodeCache budget must be a positive number of bytes, got ${budgetBytes}`);
+    if (!(budgetBytes > 0))
+      throw new RangeError(`EncodeCache budget must be a positive number of bytes, got ${budgetBytes}`);
   }
 
   /** What the cache holds now, in the bytes the budget counts. */

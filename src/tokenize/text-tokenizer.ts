@@ -70,7 +70,12 @@ export class TextTokenizer {
     const spellings = [...new Set([...SPECIALS, ...specialTokensOf(json)])].sort((a, b) => b.length - a.length);
     this.literalSpecials = new RegExp(spellings.map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
     // The scheme is part of the fingerprint: indexes built before literal specials were text must be rebuilt.
-    this.fingerprint = createHash('sha256').update(json).update(SPECIALS.join('\u0000')).update('\u0000literal-specials-as-text').digest('hex').slice(0, 32);
+    this.fingerprint = createHash('sha256')
+      .update(json)
+      .update(SPECIALS.join('\u0000'))
+      .update('\u0000literal-specials-as-text')
+      .digest('hex')
+      .slice(0, 32);
   }
 
   /** Parsing a tokenizer.json takes seconds; a process keeps one tokenizer per unchanged file. */
@@ -146,5 +151,7 @@ function specialTokensOf(json: string): string[] {
   const field = topLevelField(json, 'added_tokens');
   const parsed: unknown = field === undefined ? [] : JSON.parse(field);
   const added = (Array.isArray(parsed) ? parsed : []) as { content?: unknown; special?: unknown }[];
-  return added.filter((t) => t.special === true && typeof t.content === 'string' && t.content.length > 0).map((t) => t.content as string);
+  return added
+    .filter((t) => t.special === true && typeof t.content === 'string' && t.content.length > 0)
+    .map((t) => t.content as string);
 }

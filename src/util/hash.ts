@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
  * `crypto.hash` (20.12+) does without; the same bytes either way, and older Node 20s fall back.
  */
 const sha1: (data: string | Uint8Array) => Buffer =
-  typeof crypto.hash === 'function' ? (data) => crypto.hash('sha1', data, 'buffer') : (data) => createHash('sha1').update(data).digest();
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha1', data, 'buffer')
+    : (data) => createHash('sha1').update(data).digest();
 
 /** Short hex digest used for checksums and fingerprints (sha256, truncated). */
 export function digest(...parts: (string | Uint8Array)[]): string {

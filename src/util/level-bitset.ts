@@ -12,7 +12,8 @@ export class LevelBitset {
   readonly size: number;
 
   constructor(size: number) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`LevelBitset size must be a positive integer, got ${size}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`LevelBitset size must be a positive integer, got ${size}`);
     this.size = size;
     const levels: Uint32Array[] = [];
     let bits = size;

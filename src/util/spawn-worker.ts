@@ -9,5 +9,8 @@ export function spawnWorker(base: string, name: string, opts: WorkerOptions): Wo
   if (!base.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, base), opts);
   const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   const main = JSON.stringify(new URL(`./${name}.ts`, base).href);
-  return new Worker(`import(${api}).then((tsx) => { tsx.register(); return import(${main}); });`, { ...opts, eval: true });
+  return new Worker(`import(${api}).then((tsx) => { tsx.register(); return import(${main}); });`, {
+    ...opts,
+    eval: true,
+  });
 }

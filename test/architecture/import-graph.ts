@@ -90,7 +90,11 @@ export function findCycles(graph: ReadonlyMap<string, readonly string[]>): strin
  * Cycles, upward imports and unplaced files of the tree under `root`, ignoring the `allowed`
  * edges (known faults being removed): a cycle counts only if it survives without them.
  */
-export function importProblems(root: string, ranks: Readonly<Record<string, number>>, allowed: readonly string[] = []): ImportProblems {
+export function importProblems(
+  root: string,
+  ranks: Readonly<Record<string, number>>,
+  allowed: readonly string[] = [],
+): ImportProblems {
   const full = importGraph(root);
   const skip = new Set(allowed);
   const seen = new Set<string>();

@@ -27,7 +27,10 @@ describe('import rule of src/ (test/architecture/layers.ts)', () => {
     write('index/b.ts', "export { type A } from './a.js';\nexport type B = 2;\n");
     write('index/c.ts', "export const c = async () => import('../stream/s.js');\n");
     write('stream/s.ts', "import { c } from '../index/c.js';\nexport const s = c;\n");
-    write('corpus/r.ts', "import { s } from '../stream/s.js';\nimport type { A } from '../index/a.js';\nexport const r: A | typeof s = 1;\n");
+    write(
+      'corpus/r.ts',
+      "import { s } from '../stream/s.js';\nimport type { A } from '../index/a.js';\nexport const r: A | typeof s = 1;\n",
+    );
     write('mystery/m.ts', 'export const m = 1;\n');
     const ranks = { corpus: 3, index: 4, stream: 8 };
 
@@ -46,9 +49,16 @@ describe('import rule of src/ (test/architecture/layers.ts)', () => {
     });
 
     it('ignores exactly the allowed edges and names the allowances that are gone', () => {
-      const p = importProblems(root, ranks, ['index/b.ts → index/a.ts', 'index/c.ts → stream/s.ts', 'index/a.ts → index/c.ts']);
+      const p = importProblems(root, ranks, [
+        'index/b.ts → index/a.ts',
+        'index/c.ts → stream/s.ts',
+        'index/a.ts → index/c.ts',
+      ]);
       expect(p.cycles).toEqual([]);
-      expect(p.upward).toEqual(['corpus/r.ts → index/a.ts (corpus → index)', 'corpus/r.ts → stream/s.ts (corpus → stream)']);
+      expect(p.upward).toEqual([
+        'corpus/r.ts → index/a.ts (corpus → index)',
+        'corpus/r.ts → stream/s.ts (corpus → stream)',
+      ]);
       expect(p.stale).toEqual(['index/a.ts → index/c.ts']);
     });
   });

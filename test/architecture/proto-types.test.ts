@@ -20,20 +20,26 @@ const tmp = mkdtempSync(join(tmpdir(), 'flan-proto-types-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function generate(out: string, protoRoot = join(ROOT, 'proto')): void {
-  execFileSync(process.execPath, [join(ROOT, 'scripts', 'gen-proto-types.mjs'), out, protoRoot], { cwd: ROOT, stdio: 'pipe' });
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'gen-proto-types.mjs'), out, protoRoot], {
+    cwd: ROOT,
+    stdio: 'pipe',
+  });
 }
 
 /** Every file of a tree (relative path → text). */
 function tree(dir: string): Map<string, string> {
   const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-  return new Map(files.map((e) => [relative(dir, join(e.parentPath, e.name)), readFileSync(join(e.parentPath, e.name), 'utf8')]));
+  return new Map(
+    files.map((e) => [relative(dir, join(e.parentPath, e.name)), readFileSync(join(e.parentPath, e.name), 'utf8')]),
+  );
 }
 
 /** What differs between two trees: files only in one, files with other contents. */
 function drift(want: Map<string, string>, have: Map<string, string>): string[] {
   const out: string[] = [];
-  for (const [f, text] of want) if (!have.has(f)) out.push(`missing ${f}`);
-  else if (have.get(f) !== text) out.push(`stale ${f}`);
+  for (const [f, text] of want)
+    if (!have.has(f)) out.push(`missing ${f}`);
+    else if (have.get(f) !== text) out.push(`stale ${f}`);
   for (const f of have.keys()) if (!want.has(f)) out.push(`extra ${f}`);
   return out.sort();
 }
@@ -70,7 +76,11 @@ describe('TypeScript wire types generated from the .proto (proto/generated)', ()
     const bad: string[] = [];
     for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
       for (const { fileName } of ts.preProcessFile(readFileSync(join(dir, f), 'utf8'), true, true).importedFiles) {
-        const ok = fileName.startsWith('node:') || fileName.startsWith('@grpc/') || fileName.startsWith('./') || fileName.startsWith('../../proto/generated/');
+        const ok =
+          fileName.startsWith('node:') ||
+          fileName.startsWith('@grpc/') ||
+          fileName.startsWith('./') ||
+          fileName.startsWith('../../proto/generated/');
         if (!ok) bad.push(`${f} → ${fileName}`);
       }
     }

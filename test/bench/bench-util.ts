@@ -36,14 +36,20 @@ export function benchIndex(records: number): string {
     if (r.status !== 0) throw new Error(`flanstream ${args.join(' ')} failed`);
   };
   // A corpus written before sample corpora shipped codec.json is of an older shape: write it again.
-  if (existsSync(join(dir, 'corpus', 'metadata')) && !existsSync(join(dir, 'corpus', 'audio_tokens', 'codec.json'))) for (const d of ['corpus', 'index']) rmSync(join(dir, d), { recursive: true, force: true });
-  if (!existsSync(join(dir, 'corpus', 'metadata'))) run(['sample-corpus', join(dir, 'corpus'), '--records', String(records), '--seed', '0']);
-  if (!indexIsCurrent(join(dir, 'index'))) run(['index', join(dir, 'corpus'), '--out', join(dir, 'index'), '--audio-root', SAMPLE_AUDIO_ROOT]);
+  if (existsSync(join(dir, 'corpus', 'metadata')) && !existsSync(join(dir, 'corpus', 'audio_tokens', 'codec.json')))
+    for (const d of ['corpus', 'index']) rmSync(join(dir, d), { recursive: true, force: true });
+  if (!existsSync(join(dir, 'corpus', 'metadata')))
+    run(['sample-corpus', join(dir, 'corpus'), '--records', String(records), '--seed', '0']);
+  if (!indexIsCurrent(join(dir, 'index')))
+    run(['index', join(dir, 'corpus'), '--out', join(dir, 'index'), '--audio-root', SAMPLE_AUDIO_ROOT]);
   return join(dir, 'index');
 }
 
 /** Starts a child that prints one JSON line when ready; resolves with it. */
-export async function startChild(cmd: string, args: string[]): Promise<{ child: ChildProcess; info: Record<string, number> }> {
+export async function startChild(
+  cmd: string,
+  args: string[],
+): Promise<{ child: ChildProcess; info: Record<string, number> }> {
   const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);

@@ -27,11 +27,32 @@ function text(name: string): string | undefined {
 }
 const baseline = text('baseline');
 const planOnly = process.argv.includes('--plan');
-const trees: [string, string, string][] = [['this build', ROOT, index], ...(baseline ? [['baseline', baseline, text('baseline-index') ?? index] as [string, string, string]] : [])];
+const trees: [string, string, string][] = [
+  ['this build', ROOT, index],
+  ...(baseline ? [['baseline', baseline, text('baseline-index') ?? index] as [string, string, string]] : []),
+];
 
-type Result = Record<string, { batches: number; tokens: number; seconds: number; cpuSeconds: number; examples?: number }>;
+type Result = Record<
+  string,
+  { batches: number; tokens: number; seconds: number; cpuSeconds: number; examples?: number }
+>;
 function child(root: string, dir: string): Result {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/build/build-child.ts'), '--root', root, '--index', dir, '--batches', String(batches), ...(planOnly ? ['--plan'] : [])], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'test/bench/build/build-child.ts'),
+      '--root',
+      root,
+      '--index',
+      dir,
+      '--batches',
+      String(batches),
+      ...(planOnly ? ['--plan'] : []),
+    ],
+    { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   if (r.status !== 0) throw new Error(`build-child for ${root} exited ${r.status}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
 }
@@ -62,19 +83,31 @@ if (planOnly) {
     const s = stats(usPerExample.get(`this build:${name}`)!);
     const b = med(usPerExample, `baseline:${name}`);
     const base = baseline ? ` ${b.toFixed(3)} | ${(b / s.median).toFixed(2)} |` : '';
-    console.log(`| ${name} | ${s.median.toFixed(3)} | ${s.min.toFixed(3)} | ${s.max.toFixed(3)} | ${med(perCpu, `this build:${name}`).toFixed(0)} |${base}`);
+    console.log(
+      `| ${name} | ${s.median.toFixed(3)} | ${s.min.toFixed(3)} | ${s.max.toFixed(3)} | ${med(perCpu, `this build:${name}`).toFixed(0)} |${base}`,
+    );
   }
-  console.log(`\n${runs} runs × ${batches} steps of 8 rows × 4096 (train), planning only (TrainPlanner.beginStep + planRows: sampler, walker, locate, fit, pack; no tokens, no encoding), CPU of the child. Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cpus().length} cores.`);
+  console.log(
+    `\n${runs} runs × ${batches} steps of 8 rows × 4096 (train), planning only (TrainPlanner.beginStep + planRows: sampler, walker, locate, fit, pack; no tokens, no encoding), CPU of the child. Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cpus().length} cores.`,
+  );
   process.exit(0);
 }
-const cols = baseline ? ' baseline tokens/s | baseline batches/s | baseline batches/CPU-s | × baseline (batches/s) | × baseline (batches/CPU-s) |' : '';
+const cols = baseline
+  ? ' baseline tokens/s | baseline batches/s | baseline batches/CPU-s | × baseline (batches/s) | × baseline (batches/CPU-s) |'
+  : '';
 console.log(`| case | tokens/s median | min | max | batches/s | batches/CPU-s | ÷ packed (tokens/s) |${cols}`);
 console.log(`|---|---:|---:|---:|---:|---:|---:|${baseline ? '---:|---:|---:|---:|---:|' : ''}`);
 for (const name of Object.keys(BUILD_CASES)) {
   const s = stats(tokens.get(`this build:${name}`)!);
   const [b, c] = [med(perBatch, `this build:${name}`), med(perCpu, `this build:${name}`)];
   const [bb, bc] = [med(perBatch, `baseline:${name}`), med(perCpu, `baseline:${name}`)];
-  const base = baseline ? ` ${fmtM(med(tokens, `baseline:${name}`))} | ${bb.toFixed(0)} | ${bc.toFixed(0)} | ${(b / bb).toFixed(2)} | ${(c / bc).toFixed(2)} |` : '';
-  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(s.median / med(tokens, 'this build:packed')).toFixed(2)} |${base}`);
+  const base = baseline
+    ? ` ${fmtM(med(tokens, `baseline:${name}`))} | ${bb.toFixed(0)} | ${bc.toFixed(0)} | ${(b / bb).toFixed(2)} | ${(c / bc).toFixed(2)} |`
+    : '';
+  console.log(
+    `| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(s.median / med(tokens, 'this build:packed')).toFixed(2)} |${base}`,
+  );
 }
-console.log(`\n${runs} runs × ${batches} batches of 8 × 4096 (train), in process: session.next() + wire encoding; tokens are real (non-pad) tokens; batches/CPU-s = batches per CPU second of the child (steadier than wall time when the machine is shared). Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cpus().length} cores.`);
+console.log(
+  `\n${runs} runs × ${batches} batches of 8 × 4096 (train), in process: session.next() + wire encoding; tokens are real (non-pad) tokens; batches/CPU-s = batches per CPU second of the child (steadier than wall time when the machine is shared). Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cpus().length} cores.`,
+);

@@ -33,7 +33,11 @@ const variants: [string, RawMixture, 'none' | 'losses' | 'empty'][] = [
   ['odm, empty report every step (gated, no decisions)', { weights: WEIGHTS, policy: 'odm', lagSteps: 8 }, 'empty'],
   // A decision every step: the served mixture (and so the rows planned) moves away from the first.
   ['odm, losses reported every step', { weights: WEIGHTS, policy: 'odm', lagSteps: 8 }, 'losses'],
-  ['excess-loss, losses reported every step', { weights: WEIGHTS, policy: 'excess-loss', lagSteps: 8, reference: { speech: 1, music: 1, audio: 1 } }, 'losses'],
+  [
+    'excess-loss, losses reported every step',
+    { weights: WEIGHTS, policy: 'excess-loss', lagSteps: 8, reference: { speech: 1, music: 1, audio: 1 } },
+    'losses',
+  ],
 ];
 
 /** CPU microseconds (user + system) from `a` to `b`: unlike wall time, not inflated by other processes on a shared machine. */
@@ -52,7 +56,10 @@ function serverRun(mixture: RawMixture, report: 'none' | 'losses' | 'empty'): { 
     if (report !== 'none') {
       const per = new Map<number, number>();
       if (report === 'losses') for (const t of m.batch.turnTask) per.set(t, (per.get(t) ?? 0) + 100);
-      const raw = { step: m.batch.step, losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (2 + (task % 3)) })) };
+      const raw = {
+        step: m.batch.step,
+        losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (2 + (task % 3)) })),
+      };
       const t2 = process.cpuUsage();
       s.addReport(core.lossReport(raw, s.heldout));
       if (k >= 10) handle += cpu(t2, process.cpuUsage());
@@ -62,7 +69,9 @@ function serverRun(mixture: RawMixture, report: 'none' | 'losses' | 'empty'): { 
   return { plan: plan / steps, report: handle / steps };
 }
 
-const server = new Map<string, { plan: number[]; report: number[] }>(variants.map(([n]) => [n, { plan: [], report: [] }]));
+const server = new Map<string, { plan: number[]; report: number[] }>(
+  variants.map(([n]) => [n, { plan: [], report: [] }]),
+);
 // One uncounted round warms the JIT and the index page cache; then each round starts with
 // another variant, so none is always first.
 for (let r = -1; r < runs; r++) {
@@ -82,14 +91,37 @@ for (const [name] of variants) {
   const p = stats(server.get(name)!.plan);
   const h = stats(server.get(name)!.report);
   const pct = ((p.median + h.median) / base - 1) * 100;
-  console.log(`| ${name} | ${p.median.toFixed(0)} (${p.min.toFixed(0)}–${p.max.toFixed(0)}) | ${h.median.toFixed(1)} | ${pct >= 0 ? '+' : ''}${pct.toFixed(2)} % |`);
+  console.log(
+    `| ${name} | ${p.median.toFixed(0)} (${p.min.toFixed(0)}–${p.max.toFixed(0)}) | ${h.median.toFixed(1)} | ${pct >= 0 ? '+' : ''}${pct.toFixed(2)} % |`,
+  );
 }
 
-const child = await startChild(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', index, '--port', '0', '--http-port=-1']);
+const child = await startChild(process.execPath, [
+  join(ROOT, 'dist', 'cli.js'),
+  'serve',
+  '--index',
+  index,
+  '--port',
+  '0',
+  '--http-port=-1',
+]);
 const target = `127.0.0.1:${child.info.port}`;
 function measure(extra: string[]): Promise<{ tps: number; cpuPerBatch: number }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PYTHON, ['test/bench/stream/measure.py', 'flanstream', target, '--batches', String(batches), '--output', 'torch', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(
+      PYTHON,
+      [
+        'test/bench/stream/measure.py',
+        'flanstream',
+        target,
+        '--batches',
+        String(batches),
+        '--output',
+        'torch',
+        ...extra,
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('exit', (code) => {
@@ -99,9 +131,15 @@ function measure(extra: string[]): Promise<{ tps: number; cpuPerBatch: number }>
     });
   });
 }
-const e2e = { plain: { tps: [] as number[], cpu: [] as number[] }, report: { tps: [] as number[], cpu: [] as number[] } };
+const e2e = {
+  plain: { tps: [] as number[], cpu: [] as number[] },
+  report: { tps: [] as number[], cpu: [] as number[] },
+};
 for (let r = 0; r < runs; r++) {
-  for (const [k, extra] of [['plain', []], ['report', ['--report']]] as const) {
+  for (const [k, extra] of [
+    ['plain', []],
+    ['report', ['--report']],
+  ] as const) {
     const m = await measure([...extra]);
     e2e[k].tps.push(m.tps);
     e2e[k].cpu.push(m.cpuPerBatch);
@@ -114,7 +152,9 @@ const row = (name: string, v: { tps: number[]; cpu: number[] }, ref?: { tps: num
   const vs = (x: number, y: number): string => `${x / y - 1 >= 0 ? '+' : ''}${((x / y - 1) * 100).toFixed(2)} %`;
   return `| ${name} | ${fmtM(t.median)} (${fmtM(t.min)}–${fmtM(t.max)}) | ${ref ? vs(t.median, stats(ref.tps).median) : '–'} | ${c.toFixed(0)} | ${ref ? vs(c, stats(ref.cpu).median) : '–'} |`;
 };
-console.log(`\nEnd to end into torch tensors (Python client, ${batches} batches of 8 × 4096, median of ${runs} alternating runs):\n`);
+console.log(
+  `\nEnd to end into torch tensors (Python client, ${batches} batches of 8 × 4096, median of ${runs} alternating runs):\n`,
+);
 console.log('| client loop | tokens/s median (min–max) | vs static | client CPU µs/batch | vs static |');
 console.log('|---|---|---|---|---|');
 console.log(row('static stream, no reports', e2e.plain));

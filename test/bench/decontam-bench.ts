@@ -17,7 +17,10 @@ const SETS: [string, Partial<HeldoutSpec>][] = [
   ['Speech Caption, shared audio', { selectors: ['speech/Speech Caption'], excludeSharedAudio: true }],
   ['Speech Caption, 13-gram text', { selectors: ['speech/Speech Caption'], excludeOverlappingText: 13 }],
   [`dataset ${biggest}`, { datasets: [biggest] }],
-  ['unseen flag, all guards (13-gram)', { unseenFlag: true, datasets: [biggest], excludeSharedAudio: true, excludeOverlappingText: 13 }],
+  [
+    'unseen flag, all guards (13-gram)',
+    { unseenFlag: true, datasets: [biggest], excludeSharedAudio: true, excludeOverlappingText: 13 },
+  ],
 ];
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -31,8 +34,12 @@ const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
 
 let trainRecords = 0;
 for (const t of reader.tasks) trainRecords += t.counts[0];
-console.log(`${reader.manifest.records.toLocaleString('en-US')} records (${trainRecords.toLocaleString('en-US')} train), ${reader.manifest.shards.length} shards${gc ? '' : ' (run with --expose-gc for exact memory)'}\n`);
-console.log('| held-out set | held-out records | clip identities | n-grams | build ms | classify all train ms | removed | kept MB (heap Δ + guard arrays) |');
+console.log(
+  `${reader.manifest.records.toLocaleString('en-US')} records (${trainRecords.toLocaleString('en-US')} train), ${reader.manifest.shards.length} shards${gc ? '' : ' (run with --expose-gc for exact memory)'}\n`,
+);
+console.log(
+  '| held-out set | held-out records | clip identities | n-grams | build ms | classify all train ms | removed | kept MB (heap Δ + guard arrays) |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const [label, spec] of SETS) {
   const held = resolveHeldout({ ...NO_HELDOUT, ...spec }, reader, label);
@@ -42,11 +49,14 @@ for (const [label, spec] of SETS) {
   let removed = 0;
   for (const t of reader.tasks) {
     if (held.tasks.has(t.id)) continue;
-    for (const [shard, local] of t.runs[0] ?? []) for (const row of reader.list(shard, local, 0)) if (guard.excluded(shard, row)) removed++;
+    for (const [shard, local] of t.runs[0] ?? [])
+      for (const row of reader.list(shard, local, 0)) if (guard.excluded(shard, row)) removed++;
   }
   const classify = performance.now() - t0;
   const kept = Math.max(0, heap() - before) + guard.arrayBytes;
   const c = guard.cost;
-  console.log(`| ${label} | ${c.heldoutRecords.toLocaleString('en-US')} | ${c.heldoutClips.toLocaleString('en-US')} | ${c.ngrams.toLocaleString('en-US')} | ${c.buildMs.toFixed(0)} | ${classify.toFixed(0)} | ${removed.toLocaleString('en-US')} | ${mb(kept)} |`);
+  console.log(
+    `| ${label} | ${c.heldoutRecords.toLocaleString('en-US')} | ${c.heldoutClips.toLocaleString('en-US')} | ${c.ngrams.toLocaleString('en-US')} | ${c.buildMs.toFixed(0)} | ${classify.toFixed(0)} | ${removed.toLocaleString('en-US')} | ${mb(kept)} |`,
+  );
 }
 reader.close();

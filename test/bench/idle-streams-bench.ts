@@ -31,7 +31,13 @@ async function settled(httpPort: number): Promise<Map<string, number>> {
   }
 }
 
-interface Run { base: number; idle: number; built: number; unsent: number; scrapeMs: number }
+interface Run {
+  base: number;
+  idle: number;
+  built: number;
+  unsent: number;
+  scrapeMs: number;
+}
 
 async function once(index: string): Promise<Run> {
   const server = await spawnServer(index, { 'server.max_streams': String(Math.max(256, streams + 1)) });
@@ -51,13 +57,21 @@ async function once(index: string): Promise<Run> {
     const base = rssOf(server.child.pid!);
     for (let i = 0; i < streams; i++) {
       if (i % PER_CONNECTION === 0) clients.push(new IdleClients(server.target));
-      clients[clients.length - 1]!.open({ spec: { split: 'train', batchSize, seqLen, packing: 'packed', seed: i + 1 } });
+      clients[clients.length - 1]!.open({
+        spec: { split: 'train', batchSize, seqLen, packing: 'packed', seed: i + 1 },
+      });
     }
     const m = await settled(server.httpPort);
     const t0 = performance.now();
     await scrape(server.httpPort);
     const scrapeMs = performance.now() - t0;
-    return { base, idle: rssOf(server.child.pid!), built: sumOf(m, 'flanstream_batches_total'), unsent: sumOf(m, 'flanstream_unsent_bytes'), scrapeMs };
+    return {
+      base,
+      idle: rssOf(server.child.pid!),
+      built: sumOf(m, 'flanstream_batches_total'),
+      unsent: sumOf(m, 'flanstream_unsent_bytes'),
+      scrapeMs,
+    };
   } finally {
     for (const c of clients) c.close();
     await server.kill();
@@ -74,9 +88,45 @@ const row = (name: string, xs: number[], fmt: (x: number) => string): string => 
 const mb = (x: number): string => `${(x / MB).toFixed(0)} MB`;
 console.log(`${streams} idle streams (batch ${batchSize} x ${seqLen}, packed), ${runs} runs, fresh server per run\n`);
 console.log('| measure | median | min | max |\n|---|---|---|---|');
-console.log(row('RSS, 0 idle streams', results.map((x) => x.base), mb));
-console.log(row(`RSS, ${streams} idle streams`, results.map((x) => x.idle), mb));
-console.log(row('RSS added', results.map((x) => x.idle - x.base), mb));
-console.log(row('batches built per idle stream', results.map((x) => x.built / streams), (x) => x.toFixed(2)));
-console.log(row('built-but-unsent bytes (flanstream_unsent_bytes)', results.map((x) => x.unsent), mb));
-console.log(row('/metrics scrape under load', results.map((x) => x.scrapeMs), (x) => `${x.toFixed(0)} ms`));
+console.log(
+  row(
+    'RSS, 0 idle streams',
+    results.map((x) => x.base),
+    mb,
+  ),
+);
+console.log(
+  row(
+    `RSS, ${streams} idle streams`,
+    results.map((x) => x.idle),
+    mb,
+  ),
+);
+console.log(
+  row(
+    'RSS added',
+    results.map((x) => x.idle - x.base),
+    mb,
+  ),
+);
+console.log(
+  row(
+    'batches built per idle stream',
+    results.map((x) => x.built / streams),
+    (x) => x.toFixed(2),
+  ),
+);
+console.log(
+  row(
+    'built-but-unsent bytes (flanstream_unsent_bytes)',
+    results.map((x) => x.unsent),
+    mb,
+  ),
+);
+console.log(
+  row(
+    '/metrics scrape under load',
+    results.map((x) => x.scrapeMs),
+    (x) => `${x.toFixed(0)} ms`,
+  ),
+);

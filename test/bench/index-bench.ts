@@ -48,7 +48,9 @@ async function child(mode: string, src: string, corpus: string, out: string, arg
   const common = { corpus, out, audioRoots: [SAMPLE_AUDIO_ROOT] };
   // Modules load before the clock starts (their transpiling is the bench's cost, not the build's).
   const { buildIndex } = await mod<{ buildIndex: typeof BuildIndex }>('index/build-index.ts');
-  const { buildPart, mergeParts } = await mod<{ buildPart: typeof BuildPart; mergeParts: typeof MergeParts }>('index/build-part.ts');
+  const { buildPart, mergeParts } = await mod<{ buildPart: typeof BuildPart; mergeParts: typeof MergeParts }>(
+    'index/build-part.ts',
+  );
   const cpu0 = process.cpuUsage();
   let r: Omit<ChildResult, 'cpu'>;
   if (mode === 'one') {
@@ -85,7 +87,11 @@ function runAll(argvs: string[][], cwd: string): Promise<ChildResult[]> {
           let err = '';
           p.stdout.on('data', (d: Buffer) => (out += d.toString()));
           p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-          p.on('close', (code) => (code === 0 ? ok(parse(out)) : fail(new Error(`index child ${argv.slice(4).join(' ')} failed (exit ${String(code)}):\n${err}`))));
+          p.on('close', (code) =>
+            code === 0
+              ? ok(parse(out))
+              : fail(new Error(`index child ${argv.slice(4).join(' ')} failed (exit ${String(code)}):\n${err}`)),
+          );
         }),
     ),
   );
@@ -101,17 +107,34 @@ interface Run {
 }
 
 /** One from-scratch build of `config` ("one" or a part count) with the code of `src`. */
-async function buildOnce(src: string, config: 'one' | number, workers: number, corpus: string, out: string): Promise<Run> {
+async function buildOnce(
+  src: string,
+  config: 'one' | number,
+  workers: number,
+  corpus: string,
+  out: string,
+): Promise<Run> {
   rmSync(out, { recursive: true, force: true });
   if (config === 'one') {
     const [r] = await runAll([childArgs('one', src, corpus, out, String(workers))], src);
-    return { records: r!.records, jsonlBytes: r!.jsonlBytes, wall: r!.seconds, cpu: r!.cpu, merge: 0, fingerprint: r!.fingerprint ?? '' };
+    return {
+      records: r!.records,
+      jsonlBytes: r!.jsonlBytes,
+      wall: r!.seconds,
+      cpu: r!.cpu,
+      merge: 0,
+      fingerprint: r!.fingerprint ?? '',
+    };
   }
   const parts = await runAll(
     Array.from({ length: config }, (_, i) => childArgs('part', src, corpus, out, `${i}/${config}`)),
     src,
   );
-  const m = spawnSync(process.execPath, childArgs('merge', src, corpus, out, ''), { cwd: src, encoding: 'utf8', maxBuffer: 1 << 20 });
+  const m = spawnSync(process.execPath, childArgs('merge', src, corpus, out, ''), {
+    cwd: src,
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
   if (m.status !== 0) throw new Error(`merge failed (exit ${String(m.status)}):\n${m.stderr}`);
   const merged = parse(m.stdout);
   return {
@@ -129,7 +152,8 @@ const median = (xs: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const fmt = (x: number, digits = 0): string => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const fmt = (x: number, digits = 0): string =>
+  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -152,8 +176,14 @@ async function main(): Promise<void> {
   }
   const runs = Number(values.runs);
   const workers = Number(values.workers);
-  const partCounts = values.parts.split(',').filter((p) => p !== '').map(Number);
-  const trees: [string, string][] = [['current', HERE], ...(values.baseline ? [['baseline', resolve(values.baseline)] as [string, string]] : [])];
+  const partCounts = values.parts
+    .split(',')
+    .filter((p) => p !== '')
+    .map(Number);
+  const trees: [string, string][] = [
+    ['current', HERE],
+    ...(values.baseline ? [['baseline', resolve(values.baseline)] as [string, string]] : []),
+  ];
   const configs: ('one' | number)[] = ['one', ...partCounts];
   const dir = mkdtempSync(join(tmpdir(), 'flanstream-bench-'));
   try {
@@ -161,7 +191,21 @@ async function main(): Promise<void> {
     if (!corpus) {
       corpus = join(dir, 'corpus');
       const t = performance.now();
-      const g = spawnSync(process.execPath, ['--import', 'tsx', join(HERE, 'src/cli.ts'), 'sample-corpus', corpus, '--records', values.records, '--seed', values.seed], { encoding: 'utf8' });
+      const g = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          join(HERE, 'src/cli.ts'),
+          'sample-corpus',
+          corpus,
+          '--records',
+          values.records,
+          '--seed',
+          values.seed,
+        ],
+        { encoding: 'utf8' },
+      );
       if (g.status !== 0) throw new Error(`sample-corpus failed:\n${g.stderr}`);
       process.stderr.write(`${g.stdout.trim()} (${fmt((performance.now() - t) / 1000, 1)} s)\n`);
     }
@@ -175,12 +219,18 @@ async function main(): Promise<void> {
         const key = `${name}\u0000${String(c)}`;
         results.set(key, [...(results.get(key) ?? []), r]);
         const merge = c === 'one' ? '' : `, merge ${fmt(r.merge, 2)} s`;
-        process.stderr.write(`run ${i + 1}/${runs} ${name} ${c === 'one' ? `one process (workers ${workers})` : `${c} parts`}: ${fmt(r.records)} records in ${fmt(r.wall, 2)} s, ${fmt(r.cpu, 2)} CPU-s${merge}\n`);
+        process.stderr.write(
+          `run ${i + 1}/${runs} ${name} ${c === 'one' ? `one process (workers ${workers})` : `${c} parts`}: ${fmt(r.records)} records in ${fmt(r.wall, 2)} s, ${fmt(r.cpu, 2)} CPU-s${merge}\n`,
+        );
       }
     }
     const first = [...results.values()][0]![0]!;
-    console.log(`\nIndexing ${fmt(first.records)} records (${fmt(first.jsonlBytes / 1e6, 1)} MB of JSONL) from scratch, ${runs} runs each, ${cpus().length} CPUs, Node ${process.version}\n`);
-    console.log('| code | build | records/s wall (median) | min | max | records per CPU-second (median) | min | max | merge s (median) |');
+    console.log(
+      `\nIndexing ${fmt(first.records)} records (${fmt(first.jsonlBytes / 1e6, 1)} MB of JSONL) from scratch, ${runs} runs each, ${cpus().length} CPUs, Node ${process.version}\n`,
+    );
+    console.log(
+      '| code | build | records/s wall (median) | min | max | records per CPU-second (median) | min | max | merge s (median) |',
+    );
     console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
     const perCore = new Map<string, number>();
     for (const [name] of trees) {
@@ -189,17 +239,27 @@ async function main(): Promise<void> {
         const wall = rs.map((r) => r.records / r.wall);
         const cpu = rs.map((r) => r.records / r.cpu);
         perCore.set(`${name}\u0000${String(c)}`, median(cpu));
-        const label = c === 'one' ? `one process, ${workers} worker${workers > 1 ? 's' : ''}` : `${c} part${c > 1 ? 's' : ''} (${c} processes) + merge`;
-        console.log(`| ${name} | ${label} | ${fmt(median(wall))} | ${fmt(Math.min(...wall))} | ${fmt(Math.max(...wall))} | ${fmt(median(cpu))} | ${fmt(Math.min(...cpu))} | ${fmt(Math.max(...cpu))} | ${c === 'one' ? '' : fmt(median(rs.map((r) => r.merge)), 2)} |`);
+        const label =
+          c === 'one'
+            ? `one process, ${workers} worker${workers > 1 ? 's' : ''}`
+            : `${c} part${c > 1 ? 's' : ''} (${c} processes) + merge`;
+        console.log(
+          `| ${name} | ${label} | ${fmt(median(wall))} | ${fmt(Math.min(...wall))} | ${fmt(Math.max(...wall))} | ${fmt(median(cpu))} | ${fmt(Math.min(...cpu))} | ${fmt(Math.max(...cpu))} | ${c === 'one' ? '' : fmt(median(rs.map((r) => r.merge)), 2)} |`,
+        );
       }
     }
     if (values.baseline) {
-      const ratio = (c: 'one' | number): string => fmt(perCore.get(`current\u0000${String(c)}`)! / perCore.get(`baseline\u0000${String(c)}`)!, 2);
-      console.log(`\ncurrent / baseline, records per CPU-second: ${configs.map((c) => `${c === 'one' ? 'one process' : `${c} parts`} ${ratio(c)}×`).join(', ')}`);
+      const ratio = (c: 'one' | number): string =>
+        fmt(perCore.get(`current\u0000${String(c)}`)! / perCore.get(`baseline\u0000${String(c)}`)!, 2);
+      console.log(
+        `\ncurrent / baseline, records per CPU-second: ${configs.map((c) => `${c === 'one' ? 'one process' : `${c} parts`} ${ratio(c)}×`).join(', ')}`,
+      );
     }
     for (const n of partCounts.filter((n) => n > 1 && partCounts.includes(1))) {
       const wallOf = (k: number): number => median(results.get(`current\u0000${k}`)!.map((r) => r.records / r.wall));
-      console.log(`current, ${n} parts / 1 part (median wall records/s, parts only): ${fmt(wallOf(n) / wallOf(1), 2)}×`);
+      console.log(
+        `current, ${n} parts / 1 part (median wall records/s, parts only): ${fmt(wallOf(n) / wallOf(1), 2)}×`,
+      );
     }
     // Within one source tree, every configuration must write the same index (a partitioned build
     // equals the one-process build). Across trees the format version may differ.

@@ -23,7 +23,10 @@ const cases: [string, { codebooks: number; layout: string } | undefined][] = [
   ['delay, codebooks: 1', { codebooks: 1, layout: 'delay' }],
 ];
 
-function run(audio: (typeof cases)[number][1], seed: number): { tokensPerSecond: number; examplesPerSecond: number; audioShare: number } {
+function run(
+  audio: (typeof cases)[number][1],
+  seed: number,
+): { tokensPerSecond: number; examplesPerSecond: number; audioShare: number } {
   const session = core.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed, audio } });
   let tokens = 0;
   let audioTokens = 0;
@@ -56,11 +59,17 @@ for (let r = 0; r < runs; r++) {
 
 const ref = stats(results.get(cases[0]![0])!).median;
 const refEx = stats(perExample.get(cases[0]![0])!).median;
-console.log('| layout | served tokens/s median | min | max | ÷ flat (all) | examples/s median | ÷ flat (all) | audio share of tokens |');
+console.log(
+  '| layout | served tokens/s median | min | max | ÷ flat (all) | examples/s median | ÷ flat (all) | audio share of tokens |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const [name] of cases) {
   const s = stats(results.get(name)!);
   const e = stats(perExample.get(name)!).median;
-  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(s.median / ref).toFixed(2)} | ${e.toFixed(0)} | ${(e / refEx).toFixed(2)} | ${((shares.get(name) ?? 0) * 100).toFixed(0)} % |`);
+  console.log(
+    `| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(s.median / ref).toFixed(2)} | ${e.toFixed(0)} | ${(e / refEx).toFixed(2)} | ${((shares.get(name) ?? 0) * 100).toFixed(0)} % |`,
+  );
 }
-console.log(`\n${runs} runs × ${batches} batches of 8 × 4096 (packed), in process (StreamSession.next + wire encoding); machine: 2 cores.`);
+console.log(
+  `\n${runs} runs × ${batches} batches of 8 × 4096 (packed), in process (StreamSession.next + wire encoding); machine: 2 cores.`,
+);

@@ -28,7 +28,8 @@ export function lengthenClips(corpus: string, scale: number): number {
     const a = parseNpy(readFileSync(file));
     const frames = a.frames * scale;
     const codes = new Int32Array(a.codebooks * frames);
-    for (let q = 0; q < a.codebooks; q++) for (let f = 0; f < frames; f++) codes[q * frames + f] = a.codes[q * a.frames + (f % a.frames)]!;
+    for (let q = 0; q < a.codebooks; q++)
+      for (let f = 0; f < frames; f++) codes[q * frames + f] = a.codes[q * a.frames + (f % a.frames)]!;
     writeFileSync(file, encodeNpy(codes, [a.codebooks, frames], a.dtype));
     files++;
   }

@@ -38,7 +38,12 @@ async function child(dir: string, perBucket: number): Promise<void> {
   const { manifest } = compileIndex(dir, shards, m.vocab, m.options, m.template, perBucket);
   const t2 = performance.now();
   if (manifest.fingerprint !== m.fingerprint) throw new Error('the recompiled manifest differs from the index');
-  const out: Sample = { dedupeMs: t1 - t0, compileMs: t2 - t1, duplicates: dups.length / 4, maxRssMB: process.resourceUsage().maxRSS / 1024 };
+  const out: Sample = {
+    dedupeMs: t1 - t0,
+    compileMs: t2 - t1,
+    duplicates: dups.length / 4,
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+  };
   console.log(JSON.stringify(out));
 }
 
@@ -51,10 +56,14 @@ async function main(): Promise<void> {
   };
   if (argv.includes('--child')) return child(opt('child-dir', ''), Number(opt('child-bucket', '0')));
   const counts = opt('records', '1000000,5000000').split(',').map(Number);
-  const budgets = opt('per-bucket', `${1 << 22},${1 << 20},65536`).split(',').map(Number);
+  const budgets = opt('per-bucket', `${1 << 22},${1 << 20},65536`)
+    .split(',')
+    .map(Number);
   const base = opt('dir', '/tmp/flanstream-merge');
   const self = fileURLToPath(import.meta.url);
-  console.log('| records | per-bucket quads | uuid pass alone s | whole step s | records/s (whole step) | peak RSS MB |');
+  console.log(
+    '| records | per-bucket quads | uuid pass alone s | whole step s | records/s (whole step) | peak RSS MB |',
+  );
   console.log('|---|---|---|---|---|---|');
   for (const n of counts) {
     const dir = join(base, `merge-${n}`);
@@ -63,11 +72,17 @@ async function main(): Promise<void> {
       await writeSyntheticIndex(dir, { records: n });
     }
     for (const per of budgets) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', '--child-dir', dir, '--child-bucket', String(per)], { cwd: ROOT, encoding: 'utf8' });
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', self, '--child', '--child-dir', dir, '--child-bucket', String(per)],
+        { cwd: ROOT, encoding: 'utf8' },
+      );
       if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
       const s = JSON.parse(r.stdout.trim().split('\n').pop()!) as Sample;
       const total = s.compileMs / 1000;
-      console.log(`| ${n.toLocaleString('en-US')} | ${per.toLocaleString('en-US')} | ${(s.dedupeMs / 1000).toFixed(1)} | ${total.toFixed(1)} | ${Math.round(n / total).toLocaleString('en-US')} | ${s.maxRssMB.toFixed(0)} |`);
+      console.log(
+        `| ${n.toLocaleString('en-US')} | ${per.toLocaleString('en-US')} | ${(s.dedupeMs / 1000).toFixed(1)} | ${total.toFixed(1)} | ${Math.round(n / total).toLocaleString('en-US')} | ${s.maxRssMB.toFixed(0)} |`,
+      );
     }
   }
 }

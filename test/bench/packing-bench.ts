@@ -107,4 +107,6 @@ for (const L of [2048, 4096, 8192]) {
 console.log('| seq_len | packing | fill median | fill min–max | flanstream tokens/s median (min–max) |');
 console.log('|---:|---|---:|---:|---:|');
 for (const l of lines) console.log(l);
-console.log(`\n${runs} runs (seeds 1–${runs}), ${examples.toLocaleString('en')} examples each, batch ${B} rows, natural mixture, overlong drop; the baselines pack the same example sequence (lengths only). tokens/s: real tokens served per second of StreamSession.next() on a shared 2-core machine.`);
+console.log(
+  `\n${runs} runs (seeds 1–${runs}), ${examples.toLocaleString('en')} examples each, batch ${B} rows, natural mixture, overlong drop; the baselines pack the same example sequence (lengths only). tokens/s: real tokens served per second of StreamSession.next() on a shared 2-core machine.`,
+);

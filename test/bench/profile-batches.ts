@@ -31,11 +31,19 @@ async function stopProfile(): Promise<void> {
   const { profile } = await inspector.post('Profiler.stop');
   writeFileSync(profileFile, JSON.stringify(profile));
 }
-const spec = { split: 'train', batchSize: 8, seqLen: 4096, packing: mode === 'multiturn' ? 'multiturn' : 'packed', seed: 0 };
+const spec = {
+  split: 'train',
+  batchSize: 8,
+  seqLen: 4096,
+  packing: mode === 'multiturn' ? 'multiturn' : 'packed',
+  seed: 0,
+};
 
 if (mode === 'grpc') {
   const ts = await startTestServer(index);
-  const call = (ts.client as unknown as { streamBatches(): NodeJS.ReadWriteStream & { cancel(): void } }).streamBatches();
+  const call = (
+    ts.client as unknown as { streamBatches(): NodeJS.ReadWriteStream & { cancel(): void } }
+  ).streamBatches();
   let got = 0;
   let t0 = 0;
   await new Promise<void>((resolve, reject) => {

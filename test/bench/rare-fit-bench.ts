@@ -20,18 +20,32 @@ import type { StreamSession } from '../../src/stream/stream-session.js';
 import { openCore, trainSpec } from '../helpers/core-streams.js';
 import { rareFit } from '../helpers/rare-fit.js';
 
-const { values } = parseArgs({ options: { index: { type: 'string' }, batches: { type: 'string', default: '20' }, 'batch-size': { type: 'string', default: '64' } } });
+const { values } = parseArgs({
+  options: {
+    index: { type: 'string' },
+    batches: { type: 'string', default: '20' },
+    'batch-size': { type: 'string', default: '64' },
+  },
+});
 let tmp: string | undefined;
 let index = values.index;
 if (!index) {
   tmp = mkdtempSync(join(tmpdir(), 'flanstream-rarefit-'));
   await writeSampleCorpus(join(tmp, 'corpus'), { records: 20_000, seed: 0 });
-  await buildIndex({ corpus: join(tmp, 'corpus'), out: join(tmp, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
+  await buildIndex({
+    corpus: join(tmp, 'corpus'),
+    out: join(tmp, 'index'),
+    workers: 1,
+    audioRoots: [SAMPLE_AUDIO_ROOT],
+  });
   index = join(tmp, 'index');
 }
 
 /** The longest time the stream holds the event loop between two yields, and the time per batch. */
-export async function rareFitRun(session: StreamSession, batches: number): Promise<{ worstSliceMs: number; msPerBatch: number }> {
+export async function rareFitRun(
+  session: StreamSession,
+  batches: number,
+): Promise<{ worstSliceMs: number; msPerBatch: number }> {
   let worst = 0;
   let since = performance.now();
   const pause = async (): Promise<void> => {
@@ -51,7 +65,13 @@ export async function rareFitRun(session: StreamSession, batches: number): Promi
 try {
   const core = await openCore(index);
   const { task, records, fits, seqLen } = rareFit(core.catalog);
-  const spec = trainSpec({ packing: 'none', batchSize: Number(values['batch-size']), seqLen, overlong: 'drop', mixture: { weights: { [task]: 1 } } });
+  const spec = trainSpec({
+    packing: 'none',
+    batchSize: Number(values['batch-size']),
+    seqLen,
+    overlong: 'drop',
+    mixture: { weights: { [task]: 1 } },
+  });
   const t0 = performance.now();
   const session = core.open({ spec });
   const openMs = performance.now() - t0;
@@ -61,11 +81,15 @@ try {
   const again = core.open({ spec: { ...spec, seed: 1 } });
   const reopenMs = performance.now() - t1;
   const r2 = await rareFitRun(again, Number(values.batches));
-  console.log(`task ${task}: ${records} train records, ${fits} fit seq_len ${seqLen}; ${core.reader.manifest.records} records in the index`);
+  console.log(
+    `task ${task}: ${records} train records, ${fits} fit seq_len ${seqLen}; ${core.reader.manifest.records} records in the index`,
+  );
   console.log('| stream | open ms | worst slice ms | ms per batch |');
   console.log('|---|---:|---:|---:|');
   console.log(`| first | ${openMs.toFixed(1)} | ${r.worstSliceMs.toFixed(1)} | ${r.msPerBatch.toFixed(2)} |`);
-  console.log(`| second (seed 1) | ${reopenMs.toFixed(1)} | ${r2.worstSliceMs.toFixed(1)} | ${r2.msPerBatch.toFixed(2)} |`);
+  console.log(
+    `| second (seed 1) | ${reopenMs.toFixed(1)} | ${r2.worstSliceMs.toFixed(1)} | ${r2.msPerBatch.toFixed(2)} |`,
+  );
   core.catalog.close();
 } finally {
   if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -34,12 +34,27 @@ const spec = { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', se
 const dir = mkdtempSync(join(tmpdir(), 'flanstream-s3-bench-'));
 const s3 = await new S3Process(join(dir, 's3'), 'bench').start();
 const settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET };
-const sets = ['--set', `storage.s3.endpoint=${s3.endpoint}`, '--set', `storage.s3.access_key_id=${S3_KEY}`, '--set', `storage.s3.secret_access_key=${S3_SECRET}`];
-await publishDirectory(index, 's3://bench/index', settings, { last: [MANIFEST_FILE], immutable: () => false, skip: (f) => f.endsWith('.tmp') || f.endsWith('.lock') });
+const sets = [
+  '--set',
+  `storage.s3.endpoint=${s3.endpoint}`,
+  '--set',
+  `storage.s3.access_key_id=${S3_KEY}`,
+  '--set',
+  `storage.s3.secret_access_key=${S3_SECRET}`,
+];
+await publishDirectory(index, 's3://bench/index', settings, {
+  last: [MANIFEST_FILE],
+  immutable: () => false,
+  skip: (f) => f.endsWith('.tmp') || f.endsWith('.lock'),
+});
 const LOCATIONS = { 'local disk': index, 's3 (s3rver, loopback)': 's3://bench/index' };
 
 function serve(location: string): Promise<{ child: ChildProcess; target: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', location, '--port', '0', '--http-port=-1', ...sets], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', location, '--port', '0', '--http-port=-1', ...sets],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -105,7 +120,10 @@ const corpus = join(dirname(index), 'corpus');
 await publishDirectory(corpus, 's3://bench/corpus', settings, { last: [], immutable: () => false });
 const indexing: Record<string, number[]> = { 'local disk': [], 's3 (s3rver, loopback)': [] };
 for (let r = 0; r < indexRuns; r++) {
-  for (const [name, from] of [['local disk', corpus], ['s3 (s3rver, loopback)', 's3://bench/corpus']] as const) {
+  for (const [name, from] of [
+    ['local disk', corpus],
+    ['s3 (s3rver, loopback)', 's3://bench/corpus'],
+  ] as const) {
     const out = join(dir, `index-${r}-${name.length}`);
     const t = performance.now();
     const s = await buildIndexTo({ corpus: from, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings });
@@ -118,17 +136,24 @@ rmSync(dir, { recursive: true, force: true });
 
 const med = (xs: number[]): number => stats(xs).median;
 const local = rows['local disk']!;
-console.log('| index on | open (manifest + file check) | first batch | steady tokens/s, cold cache | steady tokens/s, warm cache | warm vs local |');
+console.log(
+  '| index on | open (manifest + file check) | first batch | steady tokens/s, cold cache | steady tokens/s, warm cache | warm vs local |',
+);
 console.log('|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(rows)) {
-  console.log(`| ${name} | ${med(r.open).toFixed(1)} ms | ${med(r.first).toFixed(0)} ms | ${(med(r.cold) / 1e3).toFixed(0)}k | ${(med(r.warm) / 1e3).toFixed(0)}k | ${((100 * med(r.warm)) / med(local.warm)).toFixed(0)} % |`);
+  console.log(
+    `| ${name} | ${med(r.open).toFixed(1)} ms | ${med(r.first).toFixed(0)} ms | ${(med(r.cold) / 1e3).toFixed(0)}k | ${(med(r.warm) / 1e3).toFixed(0)}k | ${((100 * med(r.warm)) / med(local.warm)).toFixed(0)} % |`,
+  );
 }
 const m = IndexReader.open(index);
 const bytes = m.manifest.shards.reduce((n, s) => n + s.bytes, 0);
-console.log(`\nmedians of ${runs} runs (a fresh server each); ${batches} batches of ${spec.batchSize} × ${spec.seqLen} (packed) per stream, real tokens; index: ${m.manifest.records} records, ${(bytes / 1e6).toFixed(0)} MB of shards; machine: 2 cores shared, loopback.`);
+console.log(
+  `\nmedians of ${runs} runs (a fresh server each); ${batches} batches of ${spec.batchSize} × ${spec.seqLen} (packed) per stream, real tokens; index: ${m.manifest.records} records, ${(bytes / 1e6).toFixed(0)} MB of shards; machine: 2 cores shared, loopback.`,
+);
 m.close();
 
 console.log('\n| corpus on | index build, records/s (1 worker) | vs local |');
 console.log('|---|---|---|');
-for (const [name, xs] of Object.entries(indexing)) console.log(`| ${name} | ${med(xs).toFixed(0)} | ${((100 * med(xs)) / med(indexing['local disk']!)).toFixed(0)} % |`);
+for (const [name, xs] of Object.entries(indexing))
+  console.log(`| ${name} | ${med(xs).toFixed(0)} | ${((100 * med(xs)) / med(indexing['local disk']!)).toFixed(0)} % |`);
 console.log(`\nmedian of ${indexRuns} builds each, from scratch, of the index's own corpus.`);

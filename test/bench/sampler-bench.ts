@@ -15,7 +15,7 @@ const draws = arg('draws', 1_000_000);
 
 function synthetic(n: number): number[] {
   let s = 12345;
-  const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   return Array.from({ length: n }, () => Math.round(10 ** (1 + 6 * rnd())));
 }
 
@@ -51,6 +51,10 @@ for (const [name, sizes, n] of cases) {
   const results = Array.from({ length: runs }, (_, r) => run(sizes, n, r + 1));
   const s = stats(results.map((x) => x.rate));
   const worst = Math.max(...results.map((x) => x.worst));
-  console.log(`| ${name} | ${n.toLocaleString('en')} | ${fmtK(s.median)} | ${fmtK(s.min)} | ${fmtK(s.max)} | ${(1e6 / s.median).toFixed(2)} | ${worst.toFixed(2)} |`);
+  console.log(
+    `| ${name} | ${n.toLocaleString('en')} | ${fmtK(s.median)} | ${fmtK(s.min)} | ${fmtK(s.max)} | ${(1e6 / s.median).toFixed(2)} | ${worst.toFixed(2)} |`,
+  );
 }
-console.log(`\n${runs} runs; Sampler.next() scans only the blocks of ~√tasks (tasks of similar targets) whose score bound can win (Megatron's argmax rule, the same picks as scanning every task), TaskWalker.next() O(1) (Feistel permutation with cycle walking).`);
+console.log(
+  `\n${runs} runs; Sampler.next() scans only the blocks of ~√tasks (tasks of similar targets) whose score bound can win (Megatron's argmax rule, the same picks as scanning every task), TaskWalker.next() O(1) (Feistel permutation with cycle walking).`,
+);

@@ -39,7 +39,9 @@ import { arg, ROOT, stats } from './bench-util.js';
 const list = (name: string, fallback: string): string[] => {
   const eq = process.argv.find((a) => a.startsWith(`--${name}=`));
   const i = process.argv.indexOf(`--${name}`);
-  return (eq ? eq.slice(name.length + 3) : i >= 0 ? process.argv[i + 1] ?? fallback : fallback).split(',').filter(Boolean);
+  return (eq ? eq.slice(name.length + 3) : i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback)
+    .split(',')
+    .filter(Boolean);
 };
 const sizes = list('records', '1e5,1e6,1e7').map(Number);
 const storages = list('storage', 'local,s3') as ('local' | 's3')[];
@@ -54,7 +56,9 @@ const clean = process.argv.includes('--clean');
 const spec = { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1 };
 
 for (const s of storages) if (s !== 'local' && s !== 's3') throw new Error(`--storage takes local and s3, got ${s}`);
-for (const n of sizes) if (!(Number.isInteger(n) && n >= 1000)) throw new Error(`--records takes record counts ≥ 1000 (1e5 or 100000), got ${n}`);
+for (const n of sizes)
+  if (!(Number.isInteger(n) && n >= 1000))
+    throw new Error(`--records takes record counts ≥ 1000 (1e5 or 100000), got ${n}`);
 
 /** Bytes of every file of a directory tree. */
 function treeBytes(dir: string): number {
@@ -70,7 +74,11 @@ const indexes = new Map<number, { dir: string; bytes: number }>();
 for (const n of sizes) {
   const dir = join(base, String(n));
   if (!indexIsCurrent(dir)) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test/bench/synthetic-index.ts'), dir, '--records', String(n)], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'test/bench/synthetic-index.ts'), dir, '--records', String(n)],
+      { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] },
+    );
     if (r.status !== 0) throw new Error(`synthetic index of ${n} records failed`);
   }
   indexes.set(n, { dir, bytes: treeBytes(dir) });
@@ -84,9 +92,18 @@ if (storages.includes('s3')) {
   proxy = await new S3Proxy(s3.endpoint).start();
   const settings = { endpoint: s3.endpoint, accessKeyId: S3_KEY, secretAccessKey: S3_SECRET };
   // Shard files are named by their content: a rerun uploads only what changed.
-  for (const n of sizes) await publishDirectory(indexes.get(n)!.dir, `s3://scale/i${n}`, settings, { last: [MANIFEST_FILE], immutable: (f) => f.startsWith('shards/'), skip: (f) => f.endsWith('.tmp') || f.endsWith('.lock') });
+  for (const n of sizes)
+    await publishDirectory(indexes.get(n)!.dir, `s3://scale/i${n}`, settings, {
+      last: [MANIFEST_FILE],
+      immutable: (f) => f.startsWith('shards/'),
+      skip: (f) => f.endsWith('.tmp') || f.endsWith('.lock'),
+    });
   await proxy.set({ delayMs });
-  Object.assign(s3Sets, { 'storage.s3.endpoint': proxy.endpoint, 'storage.s3.access_key_id': S3_KEY, 'storage.s3.secret_access_key': S3_SECRET });
+  Object.assign(s3Sets, {
+    'storage.s3.endpoint': proxy.endpoint,
+    'storage.s3.access_key_id': S3_KEY,
+    'storage.s3.secret_access_key': S3_SECRET,
+  });
 }
 
 /** A Prometheus gauge of the server. */
@@ -125,7 +142,10 @@ interface Sample {
 
 /** One fresh server and one stream: warmup batches, then the measured ones. */
 async function measure(location: string, cacheBytes: number, shuffle: string): Promise<Sample> {
-  const server = await spawnServer(location, { 'index.cache_bytes': String(cacheBytes), ...(location.startsWith('s3://') ? s3Sets : {}) });
+  const server = await spawnServer(location, {
+    'index.cache_bytes': String(cacheBytes),
+    ...(location.startsWith('s3://') ? s3Sets : {}),
+  });
   const peak = rssPeak(server.child.pid!);
   const client = new FlanStreamClient(server.target);
   try {
@@ -139,7 +159,10 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
         n++;
         if (n === warmup) {
           call.pause();
-          void Promise.all([gauge(server, 'flanstream_cache_misses'), gauge(server, 'flanstream_pages_prefetched')]).then(([sync, ahead]) => {
+          void Promise.all([
+            gauge(server, 'flanstream_cache_misses'),
+            gauge(server, 'flanstream_pages_prefetched'),
+          ]).then(([sync, ahead]) => {
             at0 = { t: performance.now(), sync, ahead };
             call.resume();
           }, reject);
@@ -154,7 +177,10 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
       call.on('error', (err: Error) => (n >= warmup + batches ? undefined : reject(err)));
       call.write({ spec: { ...spec, shuffle, maxBatches: warmup + batches } } as never);
     });
-    const [sync, ahead] = await Promise.all([gauge(server, 'flanstream_cache_misses'), gauge(server, 'flanstream_pages_prefetched')]);
+    const [sync, ahead] = await Promise.all([
+      gauge(server, 'flanstream_cache_misses'),
+      gauge(server, 'flanstream_pages_prefetched'),
+    ]);
     return {
       tokensPerSec: tokens / ((done.t - at0.t) / 1000),
       syncPages: (sync - at0.sync) / batches,
@@ -179,7 +205,9 @@ for (let r = 0; r < runs; r++) {
         const s = await measure(location, Math.floor(bytes * fraction), shuffle);
         const k = key(n, storage, shuffle);
         samples.set(k, [...(samples.get(k) ?? []), s]);
-        console.error(`round ${r + 1}/${runs} ${k}: ${(s.tokensPerSec / 1e6).toFixed(2)}M tokens/s, ${(s.syncPages + s.aheadPages).toFixed(0)} pages/batch, lag ${s.lagMs.toFixed(0)} ms, RSS ${(s.rss / 2 ** 20).toFixed(0)} MB`);
+        console.error(
+          `round ${r + 1}/${runs} ${k}: ${(s.tokensPerSec / 1e6).toFixed(2)}M tokens/s, ${(s.syncPages + s.aheadPages).toFixed(0)} pages/batch, lag ${s.lagMs.toFixed(0)} ms, RSS ${(s.rss / 2 ** 20).toFixed(0)} MB`,
+        );
       }
     }
   }
@@ -199,7 +227,9 @@ const range = (xs: number[], f: (x: number) => string): string => {
 };
 const M = (x: number): string => (x / 1e6).toFixed(2);
 const smallest = Math.min(...sizes);
-console.log('| records | index | cache | storage | shuffle | tokens/s (M) | vs 10^5 same storage | vs local | pages/batch sync + ahead | worst event-loop delay ms | peak RSS MB |');
+console.log(
+  '| records | index | cache | storage | shuffle | tokens/s (M) | vs 10^5 same storage | vs local | pages/batch sync + ahead | worst event-loop delay ms | peak RSS MB |',
+);
 console.log('|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|');
 for (const n of sizes) {
   const { bytes } = indexes.get(n)!;
@@ -212,8 +242,21 @@ for (const n of sizes) {
       const vsLocal = local ? `${((100 * tps) / med(local.map((x) => x.tokensPerSec))).toFixed(0)} %` : '–';
       const sync = med(xs.map((x) => x.syncPages));
       const ahead = med(xs.map((x) => x.aheadPages));
-      console.log(`| ${n.toExponential(0)} | ${(bytes / 2 ** 20).toFixed(0)} MB | ${((bytes * fraction) / 2 ** 20).toFixed(1)} MB | ${storage === 's3' ? `s3 +${delayMs} ms/GET` : 'local'} | ${shuffle} | ${range(xs.map((x) => x.tokensPerSec), M)} | ${(100 * vsSmall).toFixed(0)} % | ${vsLocal} | ${sync.toFixed(0)} + ${ahead.toFixed(0)} | ${range(xs.map((x) => x.lagMs), (x) => x.toFixed(0))} | ${range(xs.map((x) => x.rss / 2 ** 20), (x) => x.toFixed(0))} |`);
+      console.log(
+        `| ${n.toExponential(0)} | ${(bytes / 2 ** 20).toFixed(0)} MB | ${((bytes * fraction) / 2 ** 20).toFixed(1)} MB | ${storage === 's3' ? `s3 +${delayMs} ms/GET` : 'local'} | ${shuffle} | ${range(
+          xs.map((x) => x.tokensPerSec),
+          M,
+        )} | ${(100 * vsSmall).toFixed(0)} % | ${vsLocal} | ${sync.toFixed(0)} + ${ahead.toFixed(0)} | ${range(
+          xs.map((x) => x.lagMs),
+          (x) => x.toFixed(0),
+        )} | ${range(
+          xs.map((x) => x.rss / 2 ** 20),
+          (x) => x.toFixed(0),
+        )} |`,
+      );
     }
   }
 }
-console.log(`\nMedians (min–max) of ${runs} rounds, a fresh server per measurement, sizes × shuffles × storages interleaved in each round. One TypeScript gRPC consumer, ${spec.batchSize} × ${spec.seqLen} packed, ${warmup} warm-up batches then ${batches} measured; index.cache_bytes = ${fraction * 100} % of the index; default index.read_concurrency and index.prefetch_bytes.`);
+console.log(
+  `\nMedians (min–max) of ${runs} rounds, a fresh server per measurement, sizes × shuffles × storages interleaved in each round. One TypeScript gRPC consumer, ${spec.batchSize} × ${spec.seqLen} packed, ${warmup} warm-up batches then ${batches} measured; index.cache_bytes = ${fraction * 100} % of the index; default index.read_concurrency and index.prefetch_bytes.`,
+);

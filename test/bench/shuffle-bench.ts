@@ -56,7 +56,10 @@ const starts: Float64Array[] = reader.manifest.shards.map((s, i) => {
   return out;
 });
 const tokenPages = starts.reduce((n, s) => n + Math.ceil((s[s.length - 1] ?? 0) / PAGE_TOKENS), 0);
-const rowPages = reader.manifest.shards.reduce((n, s) => n + Math.ceil((s.records * ROW_WIDTH * 4) / PAGE_BYTES.rows), 0);
+const rowPages = reader.manifest.shards.reduce(
+  (n, s) => n + Math.ceil((s.records * ROW_WIDTH * 4) / PAGE_BYTES.rows),
+  0,
+);
 const indexBytes = tokenPages * PAGE_BYTES.tokens + rowPages * PAGE_BYTES.rows;
 
 /** Page keys (and their sizes) a record touches: its token pages and its row's page. */
@@ -90,13 +93,29 @@ class Lru {
 function planner(shuffle: ShuffleSpec | undefined): TrainPlanner {
   const heldout = catalog.named.heldout(undefined);
   const mixture = catalog.named.mixture(undefined, 'mixture', true);
-  let spec: StreamSpec = parseSpec({ split: 'train', batchSize: B, seqLen: L, packing: 'packed', seed: 1 }, mixture, heldout.spec, heldout.name, catalog.settings.defaults, catalog.settings.limits).spec;
+  let spec: StreamSpec = parseSpec(
+    { split: 'train', batchSize: B, seqLen: L, packing: 'packed', seed: 1 },
+    mixture,
+    heldout.spec,
+    heldout.name,
+    catalog.settings.defaults,
+    catalog.settings.limits,
+  ).spec;
   if (shuffle) spec = { ...spec, shuffle };
   catalog.resolveMixture(mixture, heldout, 'mixture', spec);
   // Wired as src/stream/planner-factory.ts wires a train stream's planner.
   const layout = new SegmentLayout(catalog.table(0), catalog.template, catalog.audioView(spec));
   const resolve = (m: MixtureSpec, field: string): Float64Array => catalog.resolveMixture(m, heldout, field, spec);
-  return new TrainPlanner({ spec, layout, table: layout.table, heldout, filter: catalog.guard(heldout), servable: catalog.servability(heldout, spec), resolve, shareWindow: catalog.settings.shareWindowSteps });
+  return new TrainPlanner({
+    spec,
+    layout,
+    table: layout.table,
+    heldout,
+    filter: catalog.guard(heldout),
+    servable: catalog.servability(heldout, spec),
+    resolve,
+    shareWindow: catalog.settings.shareWindowSteps,
+  });
 }
 
 interface Row {
@@ -104,14 +123,26 @@ interface Row {
   readonly shuffle: ShuffleSpec | undefined;
 }
 const rows: Row[] = [{ name: 'global', shuffle: undefined }];
-for (const window of [1, 4, 16, 64, 256]) rows.push({ name: `blocks w=${window}`, shuffle: { name: 'blocks', window, blockTokens: BLOCK_TOKENS } });
-for (const blockTokens of [4096, 65_536]) rows.push({ name: `blocks w=16, ${blockTokens / 1024}k-token blocks`, shuffle: { name: 'blocks', window: 16, blockTokens } });
+for (const window of [1, 4, 16, 64, 256])
+  rows.push({ name: `blocks w=${window}`, shuffle: { name: 'blocks', window, blockTokens: BLOCK_TOKENS } });
+for (const blockTokens of [4096, 65_536])
+  rows.push({
+    name: `blocks w=16, ${blockTokens / 1024}k-token blocks`,
+    shuffle: { name: 'blocks', window: 16, blockTokens },
+  });
 
 const tasks = reader.tasks.length;
 /** Records per page's worth of each task: the "near" distance (the same for every row). */
 const near = blockShapes({ name: 'blocks', window: 1, blockTokens: PAGE_TOKENS }, reader.tasks)!.map((s) => s.block);
 
-function measure(shuffle: ShuffleSpec | undefined): { pages: number; reads: number[]; near: number; lag1: number; fileRho: number; ms: number } {
+function measure(shuffle: ShuffleSpec | undefined): {
+  pages: number;
+  reads: number[];
+  near: number;
+  lag1: number;
+  fileRho: number;
+  ms: number;
+} {
   const p = planner(shuffle);
   const lrus = CACHES.map((f) => new Lru(Math.floor(indexBytes * f)));
   const warm = Math.floor(steps / 4);
@@ -143,7 +174,11 @@ function measure(shuffle: ShuffleSpec | undefined): { pages: number; reads: numb
   // Quality, pooled over tasks (positions as a fraction of the task's size).
   let pairs = 0;
   let nearPairs = 0;
-  let sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  let sx = 0,
+    sy = 0,
+    sxx = 0,
+    syy = 0,
+    sxy = 0;
   let rhoSum = 0;
   let rhoWeight = 0;
   draws.forEach((d, t) => {
@@ -154,7 +189,11 @@ function measure(shuffle: ShuffleSpec | undefined): { pages: number; reads: numb
       const y = d[k + 1]! / n;
       pairs++;
       if (Math.abs(d[k]! - d[k + 1]!) < near[t]!) nearPairs++;
-      sx += x; sy += y; sxx += x * x; syy += y * y; sxy += x * y;
+      sx += x;
+      sy += y;
+      sxx += x * x;
+      syy += y * y;
+      sxy += x * y;
     }
     if (d.length >= 20) {
       rhoSum += spearman(d) * d.length;
@@ -163,7 +202,14 @@ function measure(shuffle: ShuffleSpec | undefined): { pages: number; reads: numb
   });
   const cov = sxy / pairs - (sx / pairs) * (sy / pairs);
   const lag1 = cov / Math.sqrt((sxx / pairs - (sx / pairs) ** 2) * (syy / pairs - (sy / pairs) ** 2));
-  return { pages: mean(perStep), reads: reads.map(mean), near: nearPairs / pairs, lag1, fileRho: rhoSum / rhoWeight, ms: ms / steps };
+  return {
+    pages: mean(perStep),
+    reads: reads.map(mean),
+    near: nearPairs / pairs,
+    lag1,
+    fileRho: rhoSum / rhoWeight,
+    ms: ms / steps,
+  };
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -180,16 +226,23 @@ function spearman(d: readonly number[]): number {
 }
 
 const results = new Map<string, ReturnType<typeof measure>[]>();
-for (let rep = 0; rep < 3; rep++) for (const r of rows) results.set(r.name, [...(results.get(r.name) ?? []), measure(r.shuffle)]);
+for (let rep = 0; rep < 3; rep++)
+  for (const r of rows) results.set(r.name, [...(results.get(r.name) ?? []), measure(r.shuffle)]);
 
 const globalMs = stats(results.get('global')!.map((m) => m.ms)).median;
 const mb = (x: number): string => `${(x / 2 ** 20).toFixed(0)} MB`;
-console.log(`synthetic index: ${records.toLocaleString('en')} records, ${mb(indexBytes)} of token and row pages; ${steps} steps of ${B} x ${L} (packed, natural mixture, seed 1)\n`);
-console.log(`| order | pages/step | ${CACHES.map((f) => `read/step, cache ${f * 100} % (${mb(indexBytes * f)})`).join(' | ')} | near | lag-1 r | file ρ | plan (x global) |`);
+console.log(
+  `synthetic index: ${records.toLocaleString('en')} records, ${mb(indexBytes)} of token and row pages; ${steps} steps of ${B} x ${L} (packed, natural mixture, seed 1)\n`,
+);
+console.log(
+  `| order | pages/step | ${CACHES.map((f) => `read/step, cache ${f * 100} % (${mb(indexBytes * f)})`).join(' | ')} | near | lag-1 r | file ρ | plan (x global) |`,
+);
 console.log(`|---|---|${CACHES.map(() => '---|').join('')}---|---|---|---|`);
 for (const r of rows) {
   const ms = results.get(r.name)!;
   const m = ms[0]!; // the page and quality figures are deterministic: every rep gives the same
   const rel = stats(ms.map((x) => x.ms)).median / globalMs;
-  console.log(`| ${r.name} | ${m.pages.toFixed(1)} | ${m.reads.map((x) => x.toFixed(1)).join(' | ')} | ${(m.near * 100).toFixed(2)} % | ${m.lag1.toFixed(3)} | ${m.fileRho.toFixed(3)} | ${rel.toFixed(2)} |`);
+  console.log(
+    `| ${r.name} | ${m.pages.toFixed(1)} | ${m.reads.map((x) => x.toFixed(1)).join(' | ')} | ${(m.near * 100).toFixed(2)} % | ${m.lag1.toFixed(3)} | ${m.fileRho.toFixed(3)} | ${rel.toFixed(2)} |`,
+  );
 }

@@ -19,22 +19,44 @@ const consumers = arg('consumers', 8);
 const index = benchIndex(arg('records', 20000));
 const jsonl = join(index, '..', 'pretokenized.jsonl');
 if (!existsSync(jsonl)) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/bench/stream/export-pretokenized.ts', index, jsonl, '20000'], { cwd: ROOT, stdio: 'inherit' });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', 'test/bench/stream/export-pretokenized.ts', index, jsonl, '20000'],
+    { cwd: ROOT, stdio: 'inherit' },
+  );
   if (r.status !== 0) throw new Error('export of pre-tokenized examples failed');
 }
 
 const loadStart = loadavg()[0]!.toFixed(2);
-const server = await startChild(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', index, '--port', '0', '--http-port=-1']);
-const ceilings = await startChild(process.execPath, ['--import', 'tsx', 'test/bench/stream/ceiling-servers.ts', String(8 * 4096 * 4)]);
+const server = await startChild(process.execPath, [
+  join(ROOT, 'dist', 'cli.js'),
+  'serve',
+  '--index',
+  index,
+  '--port',
+  '0',
+  '--http-port=-1',
+]);
+const ceilings = await startChild(process.execPath, [
+  '--import',
+  'tsx',
+  'test/bench/stream/ceiling-servers.ts',
+  String(8 * 4096 * 4),
+]);
 const target = `127.0.0.1:${server.info.port}`;
 
 type Measured = { tokens: number; seconds: number; batches: number; cpu_seconds: number };
 function measure(args: string[]): Promise<Measured> {
   return new Promise((resolve, reject) => {
-    const p = spawn(PYTHON, ['test/bench/stream/measure.py', ...args, '--batches', String(batches)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(PYTHON, ['test/bench/stream/measure.py', ...args, '--batches', String(batches)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Measured) : reject(new Error(`measure ${args.join(' ')} exited ${code}`))));
+    p.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out) as Measured) : reject(new Error(`measure ${args.join(' ')} exited ${code}`)),
+    );
   });
 }
 
@@ -45,11 +67,15 @@ let current = '';
 /** n concurrent consumers; aggregate tokens/s = total tokens / slowest consumer's time. */
 async function group(n: number, make: (rank: number) => string[]): Promise<number> {
   const rs = await Promise.all(Array.from({ length: n }, (_, r) => measure(make(r))));
-  if (n === 1 && rs[0]!.cpu_seconds > 0) clientCpu.set(current, [...(clientCpu.get(current) ?? []), (rs[0]!.cpu_seconds / rs[0]!.batches) * 1e6]);
+  if (n === 1 && rs[0]!.cpu_seconds > 0)
+    clientCpu.set(current, [...(clientCpu.get(current) ?? []), (rs[0]!.cpu_seconds / rs[0]!.batches) * 1e6]);
   return rs.reduce((t, r) => t + r.tokens, 0) / Math.max(...rs.map((r) => r.seconds));
 }
 
-const one = (...args: string[]) => () => group(1, () => ['flanstream', target, ...args]);
+const one =
+  (...args: string[]) =>
+  () =>
+    group(1, () => ['flanstream', target, ...args]);
 const PACKED = 'flanstream → numpy (1 consumer)';
 const BATCH_CEILING = 'bare grpc-js → grpcio, Batch message via proto-loader (old ceiling)';
 const BYTES_CEILING = 'bare grpc-js → grpcio, one `bytes` field (transport ceiling)';
@@ -66,8 +92,24 @@ const cases: [string, () => Promise<number>][] = [
   [BATCH_CEILING, () => group(1, () => ['grpc', `127.0.0.1:${ceilings.info.grpcPort}`])],
   [BYTES_CEILING, () => group(1, () => ['bytes', `127.0.0.1:${ceilings.info.bytesPort}`])],
   ['raw loopback socket (ceiling)', () => group(1, () => ['socket', String(ceilings.info.socketPort)])],
-  [`flanstream → torch (${consumers} ranks)`, () => group(consumers, (r) => ['flanstream', target, '--output', 'torch', '--rank', String(r), '--world', String(consumers)])],
-  [`plain Python JSONL loader → torch (${consumers} processes)`, () => group(consumers, () => ['jsonl', jsonl, '--output', 'torch'])],
+  [
+    `flanstream → torch (${consumers} ranks)`,
+    () =>
+      group(consumers, (r) => [
+        'flanstream',
+        target,
+        '--output',
+        'torch',
+        '--rank',
+        String(r),
+        '--world',
+        String(consumers),
+      ]),
+  ],
+  [
+    `plain Python JSONL loader → torch (${consumers} processes)`,
+    () => group(consumers, () => ['jsonl', jsonl, '--output', 'torch']),
+  ],
 ];
 const results = new Map<string, number[]>(cases.map(([name]) => [name, []]));
 for (let r = 0; r < runs; r++) {
@@ -81,13 +123,21 @@ await stopChild(ceilings.child);
 
 const median = (name: string): number => stats(results.get(name)!).median;
 const ref = median(PACKED);
-console.log(`| source | tokens/s median | min | max | flanstream numpy (packed) ÷ this | this ÷ packed | client CPU µs per batch |`);
+console.log(
+  `| source | tokens/s median | min | max | flanstream numpy (packed) ÷ this | this ÷ packed | client CPU µs per batch |`,
+);
 console.log(`|---|---:|---:|---:|---:|---:|---:|`);
 for (const [name] of cases) {
   const s = stats(results.get(name)!);
-  console.log(`| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(ref / s.median).toFixed(2)} | ${(s.median / ref).toFixed(2)} | ${clientCpu.has(name) ? stats(clientCpu.get(name)!).median.toFixed(0) : ''} |`);
+  console.log(
+    `| ${name} | ${fmtM(s.median)} | ${fmtM(s.min)} | ${fmtM(s.max)} | ${(ref / s.median).toFixed(2)} | ${(s.median / ref).toFixed(2)} | ${clientCpu.has(name) ? stats(clientCpu.get(name)!).median.toFixed(0) : ''} |`,
+  );
 }
 const [bytesLimit, batchLimit] = [median(BYTES_CEILING), median(BATCH_CEILING)];
 const truest = bytesLimit >= batchLimit ? BYTES_CEILING : BATCH_CEILING;
-console.log(`\nTrue gRPC transport limit in this run: "${truest}" (${fmtM(Math.max(bytesLimit, batchLimit))} tokens/s; the one-bytes-field ceiling is ${(bytesLimit / batchLimit).toFixed(2)}× the Batch-message one); flanstream packed reaches ${((100 * ref) / Math.max(bytesLimit, batchLimit)).toFixed(0)} % of it.`);
-console.log(`${runs} runs × ${batches} batches of 8 × 4096 (packed unless named), real tokens only; load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; machine: ${cpus().length} cores, loopback.`);
+console.log(
+  `\nTrue gRPC transport limit in this run: "${truest}" (${fmtM(Math.max(bytesLimit, batchLimit))} tokens/s; the one-bytes-field ceiling is ${(bytesLimit / batchLimit).toFixed(2)}× the Batch-message one); flanstream packed reaches ${((100 * ref) / Math.max(bytesLimit, batchLimit)).toFixed(0)} % of it.`,
+);
+console.log(
+  `${runs} runs × ${batches} batches of 8 × 4096 (packed unless named), real tokens only; load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; machine: ${cpus().length} cores, loopback.`,
+);

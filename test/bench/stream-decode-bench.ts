@@ -31,16 +31,29 @@ const CASES: [string, string[]][] = [
 ];
 
 function python(args: string[]): string {
-  const r = spawnSync(PYTHON, ['test/bench/stream/decode.py', ...args], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(PYTHON, ['test/bench/stream/decode.py', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (r.status !== 0) throw new Error(`decode.py ${args.join(' ')} exited ${r.status}`);
   return r.stdout;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'flanstream-decode-'));
 const loadStart = loadavg()[0]!.toFixed(2);
-const server = await startChild(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--index', index, '--port', '0', '--http-port=-1']);
+const server = await startChild(process.execPath, [
+  join(ROOT, 'dist', 'cli.js'),
+  'serve',
+  '--index',
+  index,
+  '--port',
+  '0',
+  '--http-port=-1',
+]);
 const target = `127.0.0.1:${server.info.port}`;
-for (const [name, args] of CASES) python(['record', target, join(dir, `${name}.bin`), ...args, '--batches', String(batches)]);
+for (const [name, args] of CASES)
+  python(['record', target, join(dir, `${name}.bin`), ...args, '--batches', String(batches)]);
 await stopChild(server.child);
 
 type Row = { us: number[]; tokens: number; segments: number };
@@ -56,7 +69,11 @@ const ts = new Map<string, { des: number[]; dec: number[] }>();
 for (let run = 0; run < runs; run++) {
   for (const [name] of CASES) {
     const file = join(dir, `${name}.bin`);
-    const t = spawnSync(process.execPath, ['--import', 'tsx', 'test/bench/stream/ts-decode.ts', file, '--reps', '3'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const t = spawnSync(process.execPath, ['--import', 'tsx', 'test/bench/stream/ts-decode.ts', file, '--reps', '3'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     if (t.status !== 0) throw new Error(`ts-decode.ts ${name} exited ${t.status}`);
     const got = JSON.parse(t.stdout) as { deserialize_us: number; decode_us: number };
     const row = ts.get(name) ?? { des: [], dec: [] };
@@ -65,7 +82,10 @@ for (let run = 0; run < runs; run++) {
     ts.set(name, row);
     for (const [who, root] of clients) {
       add(`${who}:${name}`, python(['time', file, '--client', root, '--output', output, '--reps', '3']));
-      add(`${who}+read:${name}`, python(['time', file, '--client', root, '--output', output, '--reps', '3', '--read-segments']));
+      add(
+        `${who}+read:${name}`,
+        python(['time', file, '--client', root, '--output', output, '--reps', '3', '--read-segments']),
+      );
     }
   }
 }
@@ -73,14 +93,22 @@ rmSync(dir, { recursive: true, force: true });
 
 const med = (key: string): number => stats(results.get(key)!.us).median;
 const base = baseline ? ' baseline µs | × baseline (CPU per batch) | baseline + segments read µs |' : '';
-console.log(`Python client decode, output ${output}, CPU µs per batch (median of ${runs} runs; min–max), load average ${loadStart} → ${loadavg()[0]!.toFixed(2)}\n`);
-console.log(`| case | tokens/batch | segments/batch | µs per batch | min–max | + segments read µs |${base} TS client: deserialize µs | TS client: decode µs |`);
+console.log(
+  `Python client decode, output ${output}, CPU µs per batch (median of ${runs} runs; min–max), load average ${loadStart} → ${loadavg()[0]!.toFixed(2)}\n`,
+);
+console.log(
+  `| case | tokens/batch | segments/batch | µs per batch | min–max | + segments read µs |${base} TS client: deserialize µs | TS client: decode µs |`,
+);
 console.log(`|---|---:|---:|---:|---|---:|${baseline ? '---:|---:|---:|' : ''}---:|---:|`);
 for (const [name] of CASES) {
   const r = results.get(`this:${name}`)!;
   const s = stats(r.us);
-  const cols = baseline ? ` ${med(`baseline:${name}`).toFixed(0)} | ${(med(`baseline:${name}`) / s.median).toFixed(2)} | ${med(`baseline+read:${name}`).toFixed(0)} |` : '';
+  const cols = baseline
+    ? ` ${med(`baseline:${name}`).toFixed(0)} | ${(med(`baseline:${name}`) / s.median).toFixed(2)} | ${med(`baseline+read:${name}`).toFixed(0)} |`
+    : '';
   const t = ts.get(name)!;
   const tsCols = ` ${stats(t.des).median.toFixed(0)} | ${stats(t.dec).median.toFixed(0)} |`;
-  console.log(`| ${name} | ${r.tokens} | ${r.segments} | ${s.median.toFixed(0)} | ${s.min.toFixed(0)}–${s.max.toFixed(0)} | ${med(`this+read:${name}`).toFixed(0)} |${cols}${tsCols}`);
+  console.log(
+    `| ${name} | ${r.tokens} | ${r.segments} | ${s.median.toFixed(0)} | ${s.min.toFixed(0)}–${s.max.toFixed(0)} | ${med(`this+read:${name}`).toFixed(0)} |${cols}${tsCols}`,
+  );
 }

@@ -29,7 +29,20 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AUDIO_FLAN_TASKS } from '../../src/sample/task-catalog.js';
 import { compileManifest } from '../../src/index/compile-manifest.js';
-import { FLAG_UNSEEN, PAGE_TOKENS, ROW, ROW_WIDTH, SHARDS_DIR, SPAN, SPAN_WIDTH, SPLIT_BIT, TOKENIZER_FILE, type IndexOptions, type ShardMeta, type ShardTask } from '../../src/index/format.js';
+import {
+  FLAG_UNSEEN,
+  PAGE_TOKENS,
+  ROW,
+  ROW_WIDTH,
+  SHARDS_DIR,
+  SPAN,
+  SPAN_WIDTH,
+  SPLIT_BIT,
+  TOKENIZER_FILE,
+  type IndexOptions,
+  type ShardMeta,
+  type ShardTask,
+} from '../../src/index/format.js';
 import { writeFileAtomic, writeManifest } from '../../src/index/manifest-io.js';
 import { writeShardFile } from '../../src/index/shard-file.js';
 import { encodeTokens, tokenCodecOf, type EncodedTokens } from '../../src/index/token-pages.js';
@@ -70,7 +83,13 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
   const per = opts.shardRecords ?? 100_000;
   if (PAGE_TOKENS % RECORD_TOKENS !== 0) throw new Error('RECORD_TOKENS must divide PAGE_TOKENS');
   const tok = TextTokenizer.load(opts.tokenizer ?? 'qwen3');
-  const options: IndexOptions = { tokenizer: tok.name, codebookSize: 1024, maxLineBytes: 1 << 20, codec: { name: 'synthetic', frameRate: 50, codebooks: CODEBOOKS }, audioRoots: [] };
+  const options: IndexOptions = {
+    tokenizer: tok.name,
+    codebookSize: 1024,
+    maxLineBytes: 1 << 20,
+    codec: { name: 'synthetic', frameRate: 50, codebooks: CODEBOOKS },
+    audioRoots: [],
+  };
   const vocab = makeVocabLayout(tok, CODEBOOKS, options.codebookSize, options.codec);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, SHARDS_DIR), { recursive: true });
@@ -81,7 +100,10 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
   const pattern = new Int32Array(RECORD_TOKENS);
   for (let i = 0; i < INSTR; i++) pattern[i] = 1000 + i;
   pattern[INSTR] = vocab.special.soa;
-  for (let f = 0; f < FRAMES; f++) for (let q = 0; q < CODEBOOKS; q++) pattern[INSTR + 1 + f * CODEBOOKS + q] = vocab.audioOffset + q * vocab.codebookSize + ((f * 37 + q) % vocab.codebookSize);
+  for (let f = 0; f < FRAMES; f++)
+    for (let q = 0; q < CODEBOOKS; q++)
+      pattern[INSTR + 1 + f * CODEBOOKS + q] =
+        vocab.audioOffset + q * vocab.codebookSize + ((f * 37 + q) % vocab.codebookSize);
   pattern[INSTR + CLIP - 1] = vocab.special.eoa;
   for (let i = 0; i < OUTPUT; i++) pattern[INSTR + CLIP + i] = 2000 + i;
 
@@ -106,7 +128,14 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
   catalog.forEach((t, i) => {
     cum += t.instances;
     const prev = ends[i - 1] ?? 0;
-    ends.push(i === catalog.length - 1 ? total : Math.min(total - (catalog.length - 1 - i) * MIN_PER_TASK, Math.max(prev + MIN_PER_TASK, Math.round((total * cum) / weight))));
+    ends.push(
+      i === catalog.length - 1
+        ? total
+        : Math.min(
+            total - (catalog.length - 1 - i) * MIN_PER_TASK,
+            Math.max(prev + MIN_PER_TASK, Math.round((total * cum) / weight)),
+          ),
+    );
   });
   if (total < catalog.length * MIN_PER_TASK) throw new Error(`need at least ${catalog.length * MIN_PER_TASK} records`);
   let cur = 0;
@@ -181,8 +210,17 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       const { domain, major, minor, ug } = catalog[id]!;
       const count = rs[0]!.length + rs[1]!.length + rs[2]!.length;
       return {
-        path: `${domain}/${major}/${minor}`, domain, major, minor, ug, unseen: id % 10 === 9,
-        counts: [rs[0]!.length, rs[1]!.length, rs[2]!.length], listOffsets, textTokens: count * (RECORD_TOKENS - CLIP), audioTokens: count * CLIP, audioFrames: count * FRAMES,
+        path: `${domain}/${major}/${minor}`,
+        domain,
+        major,
+        minor,
+        ug,
+        unseen: id % 10 === 9,
+        counts: [rs[0]!.length, rs[1]!.length, rs[2]!.length],
+        listOffsets,
+        textTokens: count * (RECORD_TOKENS - CLIP),
+        audioTokens: count * CLIP,
+        audioFrames: count * FRAMES,
       };
     });
     const served = {
@@ -197,8 +235,18 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
     const deps = Buffer.from(JSON.stringify({ npy: [], scp: [] }));
     const written = writeShardFile(dir, key, served, deps);
     shards.push({
-      key, ...written, source, sourceHash: digest(source), records: n, tokens: ranges * RECORD_TOKENS, tasks: shardTasks,
-      maxCodebooks: CODEBOOKS, quarantined: {}, quarantineFile: '', firstProblem: '', jsonlBytes: 0,
+      key,
+      ...written,
+      source,
+      sourceHash: digest(source),
+      records: n,
+      tokens: ranges * RECORD_TOKENS,
+      tasks: shardTasks,
+      maxCodebooks: CODEBOOKS,
+      quarantined: {},
+      quarantineFile: '',
+      firstProblem: '',
+      jsonlBytes: 0,
     });
   }
   writeManifest(dir, compileManifest(dir, shards, vocab, options, await templatePieces(tok)));
@@ -213,6 +261,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   };
   if (!dir) throw new Error('usage: synthetic-index.ts <dir> --records N [--shard-records 100000]');
   const t0 = performance.now();
-  const shards = await writeSyntheticIndex(dir, { records: num('records', 1_000_000), shardRecords: num('shard-records', 100_000) });
+  const shards = await writeSyntheticIndex(dir, {
+    records: num('records', 1_000_000),
+    shardRecords: num('shard-records', 100_000),
+  });
   console.log(`synthetic index: ${shards} shards in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${dir}`);
 }

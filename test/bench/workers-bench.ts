@@ -24,7 +24,10 @@ const core = await DataServiceCore.open(index, settings);
 /** --young 0,64: the pools again with each worker's young generation at most this many MB (0: V8's default); without it, the shipped BUILD_YOUNG_MB. */
 const youngArg = process.argv.indexOf('--young');
 // Read through the namespace so this bench also runs against an older tree without the export (A/B).
-const young = youngArg >= 0 ? process.argv[youngArg + 1]!.split(',').map(Number) : [(pool as { BUILD_YOUNG_MB?: number }).BUILD_YOUNG_MB ?? 0];
+const young =
+  youngArg >= 0
+    ? process.argv[youngArg + 1]!.split(',').map(Number)
+    : [(pool as { BUILD_YOUNG_MB?: number }).BUILD_YOUNG_MB ?? 0];
 const { WorkerPool } = pool;
 const openers: [string, ServedStreamOpener][] = [['server thread (workers 0)', new LocalOpener(core)]];
 for (const mb of young) {
@@ -69,14 +72,18 @@ interface Measured {
 
 /** `streams` streams built concurrently through `opener`, each --batches batches (after one to open them). */
 async function run(opener: ServedStreamOpener, seed: number): Promise<Measured> {
-  const open = Array.from({ length: streams }, (_, k) => opener.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } }));
+  const open = Array.from({ length: streams }, (_, k) =>
+    opener.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } }),
+  );
   await Promise.all(open.map((s) => s.build())); // opened and warm
   const cpu = process.cpuUsage();
   const before = threadCpu();
   const started = performance.now();
-  await Promise.all(open.map(async (s) => {
-    for (let i = 0; i < batches; i++) if (!(await s.build())) throw new Error('a train stream ended');
-  }));
+  await Promise.all(
+    open.map(async (s) => {
+      for (let i = 0; i < batches; i++) if (!(await s.build())) throw new Error('a train stream ended');
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   const after = threadCpu();
@@ -86,7 +93,13 @@ async function run(opener: ServedStreamOpener, seed: number): Promise<Measured> 
   const main = spent(String(process.pid));
   const busiest = Math.max(0, ...[...after.keys()].filter((t) => t !== String(process.pid)).map(spent));
   const total = (used.user + used.system) / 1e6;
-  return { wall: n / seconds, perCpu: n / total, mainMs: (main * 1000) / n, busiestMs: (busiest * 1000) / n, idle: n / Math.max(main, busiest, total / cores) };
+  return {
+    wall: n / seconds,
+    perCpu: n / total,
+    mainMs: (main * 1000) / n,
+    busiestMs: (busiest * 1000) / n,
+    idle: n / Math.max(main, busiest, total / cores),
+  };
 }
 
 const loadStart = loadavg()[0]!.toFixed(2);
@@ -99,13 +112,30 @@ for (const [, o] of openers) if (o instanceof WorkerPool) await o.close();
 
 const median = (name: string, k: keyof Measured): number => stats(measured.get(name)!.map((m) => m[k])).median;
 /** 2 workers ÷ the 1 worker of the same young generation; the server thread ÷ the first 1 worker. */
-const oneOf = (name: string): string => (name.startsWith('2 workers') ? name.replace('2 workers', '1 worker') : openers[1]![0]);
-console.log(`| build | batches/s median | min | max | ÷ 1 worker | batches per CPU-second (all threads) | main-thread CPU ms per batch | busiest other thread CPU ms per batch | idle ${cores}-core estimate, batches/s | ÷ 1 worker |`);
+const oneOf = (name: string): string =>
+  name.startsWith('2 workers') ? name.replace('2 workers', '1 worker') : openers[1]![0];
+console.log(
+  `| build | batches/s median | min | max | ÷ 1 worker | batches per CPU-second (all threads) | main-thread CPU ms per batch | busiest other thread CPU ms per batch | idle ${cores}-core estimate, batches/s | ÷ 1 worker |`,
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const [name] of openers) {
   const s = stats(measured.get(name)!.map((m) => m.wall));
-  const cells = [s.median.toFixed(0), s.min.toFixed(0), s.max.toFixed(0), (s.median / median(oneOf(name), 'wall')).toFixed(2), median(name, 'perCpu').toFixed(0), median(name, 'mainMs').toFixed(3), median(name, 'busiestMs').toFixed(3), median(name, 'idle').toFixed(0), (median(name, 'idle') / median(oneOf(name), 'idle')).toFixed(2)];
+  const cells = [
+    s.median.toFixed(0),
+    s.min.toFixed(0),
+    s.max.toFixed(0),
+    (s.median / median(oneOf(name), 'wall')).toFixed(2),
+    median(name, 'perCpu').toFixed(0),
+    median(name, 'mainMs').toFixed(3),
+    median(name, 'busiestMs').toFixed(3),
+    median(name, 'idle').toFixed(0),
+    (median(name, 'idle') / median(oneOf(name), 'idle')).toFixed(2),
+  ];
   console.log(`| ${name} | ${cells.join(' | ')} |`);
 }
-console.log(`\n${runs} runs × ${streams} streams × ${batches} batches of 8 × 4096 (packed), in process, no transport. Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cores} cores.`);
-console.log('Idle estimate: batches ÷ max(main thread CPU, busiest other thread CPU, all CPU ÷ cores) of the run — what the run would reach on idle cores (CPU per thread hardly depends on the load; wall-clock does).');
+console.log(
+  `\n${runs} runs × ${streams} streams × ${batches} batches of 8 × 4096 (packed), in process, no transport. Load average at the start ${loadStart}, at the end ${loadavg()[0]!.toFixed(2)}; ${cores} cores.`,
+);
+console.log(
+  'Idle estimate: batches ÷ max(main thread CPU, busiest other thread CPU, all CPU ÷ cores) of the run — what the run would reach on idle cores (CPU per thread hardly depends on the load; wall-clock does).',
+);

@@ -18,27 +18,30 @@ function put(rel: string, data: string | Buffer): void {
 const npy = (codes: number[], shape = [codes.length]): Buffer => encodeNpy(codes, shape, '<i2');
 
 beforeAll(() => {
-  put('scp_files/speech/01_Foo.scp', [
-    '01_Foo_a speech/01_Foo/a.wav',
-    '01_Foo_tabs\tspeech/01_Foo/sub dir/b.flac', // a path with a space: everything after the first whitespace
-    '  01_Foo_crlf   speech/01_Foo/c.mp3  \r',
-    '01_Foo_noext speech/01_Foo/noext',
-    '01_Foo_dots speech/01_Foo/v1.2/d.e.wav',
-    '01_Foo_missing speech/01_Foo/missing.wav',
-    '01_Foo_bad speech/01_Foo/bad.wav',
-    '01_Foo_dotdot ../../outside/x.wav',
-    '01_Foo_sneaky speech/../../../outside/x.wav',
-    '01_Foo_meta ../metadata/y.wav',
-    '01_Foo_abs /etc/passwd',
-    '01_Foo_link speech/01_Foo/link.wav',
-    '01_Foo_inlink speech/01_Foo/inlink.wav',
-    '01_Foo_dir speech/01_Foo/adir.wav',
-    '01_Foo_fifo speech/01_Foo/afifo.wav',
-    '01_Foo_dirlink speech/01_Foo/dirlink/x.wav',
-    '01_Foo_indirlink speech/01_Foo/indirlink/a.wav',
-    'only-one-column',
-    '',
-  ].join('\n'));
+  put(
+    'scp_files/speech/01_Foo.scp',
+    [
+      '01_Foo_a speech/01_Foo/a.wav',
+      '01_Foo_tabs\tspeech/01_Foo/sub dir/b.flac', // a path with a space: everything after the first whitespace
+      '  01_Foo_crlf   speech/01_Foo/c.mp3  \r',
+      '01_Foo_noext speech/01_Foo/noext',
+      '01_Foo_dots speech/01_Foo/v1.2/d.e.wav',
+      '01_Foo_missing speech/01_Foo/missing.wav',
+      '01_Foo_bad speech/01_Foo/bad.wav',
+      '01_Foo_dotdot ../../outside/x.wav',
+      '01_Foo_sneaky speech/../../../outside/x.wav',
+      '01_Foo_meta ../metadata/y.wav',
+      '01_Foo_abs /etc/passwd',
+      '01_Foo_link speech/01_Foo/link.wav',
+      '01_Foo_inlink speech/01_Foo/inlink.wav',
+      '01_Foo_dir speech/01_Foo/adir.wav',
+      '01_Foo_fifo speech/01_Foo/afifo.wav',
+      '01_Foo_dirlink speech/01_Foo/dirlink/x.wav',
+      '01_Foo_indirlink speech/01_Foo/indirlink/a.wav',
+      'only-one-column',
+      '',
+    ].join('\n'),
+  );
   put('scp_files/speech/01_FooBar.scp', '01_FooBar_a speech/01_FooBar/a.wav\n');
   put('scp_files/music/20_Jam.scp', '20_Jam_t1 music/20_Jam/t1.mp3\n');
   // Dataset names that prefix each other at an underscore, and one without an underscore.
@@ -126,7 +129,10 @@ describe('AudioResolver', () => {
   });
 
   it('reports a listed id without token file as npy_missing, naming the file', () => {
-    expect(fail('speech', '01_Foo_missing')).toEqual(['npy_missing', expect.stringContaining('audio_tokens/speech/01_Foo/missing.npy')]);
+    expect(fail('speech', '01_Foo_missing')).toEqual([
+      'npy_missing',
+      expect.stringContaining('audio_tokens/speech/01_Foo/missing.npy'),
+    ]);
   });
 
   it('reports a token file that is not a .npy file as npy_malformed', () => {
@@ -179,12 +185,19 @@ describe('AudioResolver', () => {
   });
 
   it('treats a missing scp_files directory as no scp at all', () => {
-    expect(new AudioResolver(join(root, 'audio_tokens')).resolve('speech', '01_Foo_a')).toMatchObject({ ok: false, reason: 'audio_id_unresolved' });
+    expect(new AudioResolver(join(root, 'audio_tokens')).resolve('speech', '01_Foo_a')).toMatchObject({
+      ok: false,
+      reason: 'audio_id_unresolved',
+    });
   });
 
   it('does not throw on an unreadable scp file', () => {
     mkdirSync(join(root, 'scp_files/audio/77_Dir.scp'), { recursive: true });
-    expect(new AudioResolver(root).resolve('audio', '77_Dir_x')).toMatchObject({ ok: false, reason: 'audio_id_unresolved', detail: expect.stringContaining('unreadable: scp_files/audio/77_Dir.scp (a directory, not a regular file') });
+    expect(new AudioResolver(root).resolve('audio', '77_Dir_x')).toMatchObject({
+      ok: false,
+      reason: 'audio_id_unresolved',
+      detail: expect.stringContaining('unreadable: scp_files/audio/77_Dir.scp (a directory, not a regular file'),
+    });
     rmSync(join(root, 'scp_files/audio'), { recursive: true });
   });
 });

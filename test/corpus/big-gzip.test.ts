@@ -35,8 +35,15 @@ describe('a gzip shard decompressing past 2 GiB', () => {
   it('keeps every record after the 2 GiB point and quarantines the long line alone', async () => {
     expect(statSync(file).size).toBeLessThan(64 << 20);
     const r = await readShardLines(file, 'metadata/x/huge.jsonl.gz', 1 << 20);
-    expect(r.lines.map((l) => [l.line, (JSON.parse(l.text) as { uuid: string }).uuid])).toEqual([[1, 'before'], [3, 'after-0'], [4, 'after-1'], [5, 'after-2']]);
-    expect(r.issues.map((i) => [i.line, i.reason, i.detail])).toEqual([[2, 'line_too_long', `line of ${LONG} bytes exceeds the ${1 << 20}-byte limit`]]);
+    expect(r.lines.map((l) => [l.line, (JSON.parse(l.text) as { uuid: string }).uuid])).toEqual([
+      [1, 'before'],
+      [3, 'after-0'],
+      [4, 'after-1'],
+      [5, 'after-2'],
+    ]);
+    expect(r.issues.map((i) => [i.line, i.reason, i.detail])).toEqual([
+      [2, 'line_too_long', `line of ${LONG} bytes exceeds the ${1 << 20}-byte limit`],
+    ]);
     expect(r.bytes).toBe(head.length + LONG + 1 + tail.length);
   }, 300_000);
 });

@@ -4,7 +4,12 @@ import { encodeNpy } from '../../src/sample/npy-writer.js';
 
 const DTYPES: readonly NpyDtype[] = ['<i2', '<u2', '<i4', '<i8'];
 const SHAPES: readonly (readonly number[])[] = [[1], [75], [1, 40], [8, 75], [3, 1]];
-const LIMITS: Record<NpyDtype, [number, number]> = { '<i2': [-0x8000, 0x7fff], '<u2': [0, 0xffff], '<i4': [-0x80000000, 0x7fffffff], '<i8': [-0x80000000, 0x7fffffff] };
+const LIMITS: Record<NpyDtype, [number, number]> = {
+  '<i2': [-0x8000, 0x7fff],
+  '<u2': [0, 0xffff],
+  '<i4': [-0x80000000, 0x7fffffff],
+  '<i8': [-0x80000000, 0x7fffffff],
+};
 
 /** A .npy file as numpy writes it, in any format version, with a hand-written header. */
 function rawNpy(header: string, data: Buffer, version = 1): Buffer {
@@ -18,7 +23,8 @@ function rawNpy(header: string, data: Buffer, version = 1): Buffer {
   return Buffer.concat([pre, h, data]);
 }
 
-const header = (descr: string, shape: string, fortran = 'False'): string => `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
+const header = (descr: string, shape: string, fortran = 'False'): string =>
+  `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
 
 /** Deterministic codes spanning the dtype's range, extremes included. */
 function codesFor(dtype: NpyDtype, n: number): number[] {
@@ -69,13 +75,17 @@ describe('parseNpy: every dtype × shape', () => {
     data.writeBigInt64LE(7n, 8);
     data.writeBigInt64LE(7n, 16);
     data.writeBigInt64LE(2n ** 40n, 24);
-    expect(() => parseNpy(rawNpy(header('<i8', '(2, 2)'), data))).toThrow(/code 1099511627776 at codebook 1, frame 1 is outside/);
+    expect(() => parseNpy(rawNpy(header('<i8', '(2, 2)'), data))).toThrow(
+      /code 1099511627776 at codebook 1, frame 1 is outside/,
+    );
     data.writeBigInt64LE(-(2n ** 32n), 24);
     expect(() => parseNpy(rawNpy(header('<i8', '(4,)'), data))).toThrow(/code -4294967296 at codebook 0, frame 3/);
     data.writeBigInt64LE(0x7fffffffn, 24);
     const arr = parseNpy(rawNpy(header('<i8', '(4,)'), data));
     expect(arr.codes[3]).toBe(0x7fffffff);
-    expect(() => audioCodesToTokens(arr, 1000, 1024, new Int32Array(4), 0)).toThrow(/code 2147483647 at codebook 0, frame 3/);
+    expect(() => audioCodesToTokens(arr, 1000, 1024, new Int32Array(4), 0)).toThrow(
+      /code 2147483647 at codebook 0, frame 3/,
+    );
   });
 });
 
@@ -88,12 +98,20 @@ describe('parseNpy: malformed files are NpyFormatError with a reason', () => {
     ['magic only', ok.subarray(0, 8), /bad magic|truncated/],
     ['unsupported version 4', Buffer.concat([ok.subarray(0, 6), Buffer.from([4, 0]), ok.subarray(8)]), /version 4/],
     ['truncated header', ok.subarray(0, 40), /truncated header/],
-    ['v2 truncated before header length', rawNpy(header('<i2', '(1,)'), Buffer.alloc(2), 2).subarray(0, 11), /truncated header|bad magic/],
+    [
+      'v2 truncated before header length',
+      rawNpy(header('<i2', '(1,)'), Buffer.alloc(2), 2).subarray(0, 11),
+      /truncated header|bad magic/,
+    ],
     ['float dtype', rawNpy(header('<f4', '(2,)'), Buffer.alloc(8)), /unsupported dtype '<f4'/],
     ['big-endian dtype', rawNpy(header('>i2', '(2,)'), Buffer.alloc(4)), /unsupported dtype '>i2'/],
     ['uint8 dtype', rawNpy(header('|u1', '(2,)'), Buffer.alloc(2)), /unsupported dtype/],
     ['uint32 dtype', rawNpy(header('<u4', '(2,)'), Buffer.alloc(8)), /unsupported dtype/],
-    ['structured dtype', rawNpy(`{'descr': [('a', '<i2')], 'fortran_order': False, 'shape': (2,), }`, Buffer.alloc(4)), /descr/],
+    [
+      'structured dtype',
+      rawNpy(`{'descr': [('a', '<i2')], 'fortran_order': False, 'shape': (2,), }`, Buffer.alloc(4)),
+      /descr/,
+    ],
     ['no descr', rawNpy(`{'fortran_order': False, 'shape': (2,), }`, Buffer.alloc(4)), /no 'descr'/],
     ['no shape', rawNpy(`{'descr': '<i2', 'fortran_order': False, }`, Buffer.alloc(4)), /no 'shape'/],
     ['no fortran_order', rawNpy(`{'descr': '<i2', 'shape': (2,), }`, Buffer.alloc(4)), /no 'fortran_order'/],
@@ -106,7 +124,15 @@ describe('parseNpy: malformed files are NpyFormatError with a reason', () => {
     ['symbolic dimension', rawNpy(header('<i2', '(n,)'), Buffer.alloc(4)), /bad shape entry/],
     ['truncated data', ok.subarray(0, ok.length - 1), /truncated data/],
     ['data missing entirely', rawNpy(header('<i8', '(8, 75)'), Buffer.alloc(0)), /truncated data: 0 bytes for 600/],
-    ['header length past the end', (() => { const b = Buffer.from(ok); b.writeUInt16LE(0xfff0, 8); return b; })(), /truncated header/],
+    [
+      'header length past the end',
+      (() => {
+        const b = Buffer.from(ok);
+        b.writeUInt16LE(0xfff0, 8);
+        return b;
+      })(),
+      /truncated header/,
+    ],
   ];
   it.each(cases)('%s', (_name, buf, reason) => {
     let err: unknown;

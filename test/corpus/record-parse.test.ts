@@ -18,7 +18,13 @@ const LIST_FORM = {
   output: 'a dog barks',
   uuid: 'u-1',
   split: ['train', 'dev'],
-  task_type: { major: ['Audio Captioning'], minor: ['AudioSet Captioning', 'second'], 'U/G': ['understanding'], unseen: true, extra: 1 },
+  task_type: {
+    major: ['Audio Captioning'],
+    minor: ['AudioSet Captioning', 'second'],
+    'U/G': ['understanding'],
+    unseen: true,
+    extra: 1,
+  },
   domain: 'audio',
   source: ['youtube', 'field'],
   other: { duration: 3.5, tags: ['a'] },
@@ -29,7 +35,32 @@ const LIST_FORM = {
 const BASES: readonly Record<string, unknown>[] = [...RELEASE, LIST_FORM];
 
 /** Values a field of a JSON record may hold, well- and ill-formed. */
-const VALUES: readonly unknown[] = [undefined, null, '', 'train', 'generation', 'x', 0, 1.5, Infinity, Number.NaN, true, false, [], [''], ['train'], ['dev', 'test'], ['train', 'bogus'], ['a', 1], ['understanding', 'generation'], {}, { a: 1 }, JSON.parse('{"__proto__": {"x": 1}}'), new Date(0), [['train']]];
+const VALUES: readonly unknown[] = [
+  undefined,
+  null,
+  '',
+  'train',
+  'generation',
+  'x',
+  0,
+  1.5,
+  Infinity,
+  Number.NaN,
+  true,
+  false,
+  [],
+  [''],
+  ['train'],
+  ['dev', 'test'],
+  ['train', 'bogus'],
+  ['a', 1],
+  ['understanding', 'generation'],
+  {},
+  { a: 1 },
+  JSON.parse('{"__proto__": {"x": 1}}'),
+  new Date(0),
+  [['train']],
+];
 
 function mutations(base: Record<string, unknown>): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [base];
@@ -73,7 +104,8 @@ describe('parseRecord agrees with recordSchema exactly', () => {
         expect(shape(rec)).toStrictEqual(shape(z.data));
         // Copies, as zod makes them: normalizing never aliases the input's arrays.
         const given = input as Record<string, unknown>;
-        for (const k of ['split', 'source', 'other'] as const) if (typeof given[k] === 'object' && given[k] !== null) expect(rec?.[k]).not.toBe(given[k]);
+        for (const k of ['split', 'source', 'other'] as const)
+          if (typeof given[k] === 'object' && given[k] !== null) expect(rec?.[k]).not.toBe(given[k]);
       } else {
         expect(mine).toStrictEqual({ ok: false, detail: describeSchemaError(z.error) });
       }

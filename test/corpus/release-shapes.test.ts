@@ -35,17 +35,31 @@ function corpus(o: CorpusOpts = {}): string {
     mkdirSync(dirname(join(dir, rel)), { recursive: true });
     writeFileSync(join(dir, rel), data);
   };
-  put('metadata/speech/generation/train_dev/07_common_voice/jsonl/part-000.jsonl', (o.lines ?? FIXTURE.trimEnd().split('\n')).join('\n') + '\n');
-  const scp = [`${A} ${o.scpA ?? '/mnt/release/audio_files/speech/07_common_voice/en/27392188.mp3'}`, `${B} audio_files/speech/07_common_voice/en/27392190.mp3`];
+  put(
+    'metadata/speech/generation/train_dev/07_common_voice/jsonl/part-000.jsonl',
+    (o.lines ?? FIXTURE.trimEnd().split('\n')).join('\n') + '\n',
+  );
+  const scp = [
+    `${A} ${o.scpA ?? '/mnt/release/audio_files/speech/07_common_voice/en/27392188.mp3'}`,
+    `${B} audio_files/speech/07_common_voice/en/27392190.mp3`,
+  ];
   put('audio_tokens/speech/07_common_voice/en/27392188.npy', encodeNpy(codesA, [codesA.length], '<i4'));
   put('audio_tokens/speech/07_common_voice/en/27392190.npy', encodeNpy(codesB, [codesB.length], '<u2'));
   if (o.extraClip) {
     const size = o.extraClip.shape.reduce((a, b) => a * b, 1);
     scp.push(`${o.extraClip.id} speech/07_common_voice/x/${o.extraClip.id}.wav`);
-    put(`audio_tokens/speech/07_common_voice/x/${o.extraClip.id}.npy`, encodeNpy(Int32Array.from({ length: size }, (_, i) => i % 1000), o.extraClip.shape, '<i4'));
+    put(
+      `audio_tokens/speech/07_common_voice/x/${o.extraClip.id}.npy`,
+      encodeNpy(
+        Int32Array.from({ length: size }, (_, i) => i % 1000),
+        o.extraClip.shape,
+        '<i4',
+      ),
+    );
   }
   put('scp_files/speech/07_common_voice.scp', scp.join('\n') + '\n');
-  if (o.codec !== null) put('audio_tokens/codec.json', typeof o.codec === 'string' ? o.codec : JSON.stringify(o.codec ?? CODEC));
+  if (o.codec !== null)
+    put('audio_tokens/codec.json', typeof o.codec === 'string' ? o.codec : JSON.stringify(o.codec ?? CODEC));
   return dir;
 }
 
@@ -57,7 +71,10 @@ async function index(dir: string, opts: Partial<BuildOptions> = {}): Promise<Ind
 
 /** The index's quarantine report (quarantine.jsonl), entry by entry. */
 const quarantine = (r: IndexReader): { reason: string; detail: string; line: number }[] =>
-  readFileSync(join(r.dir, 'quarantine.jsonl'), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { reason: string; detail: string; line: number });
+  readFileSync(join(r.dir, 'quarantine.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { reason: string; detail: string; line: number });
 
 /** The audio spans of a record by uuid: [audio id, tokens]. */
 function spansOf(r: IndexReader, uuid: string): [string, number[]][] {
@@ -89,8 +106,19 @@ describe('records as the release ships them', () => {
       'speech/Speech Recognition/ASR': { ug: 'understanding', counts: [1, 1, 0], unseen: true },
     });
     const v = r.manifest.vocab;
-    expect(v).toMatchObject({ codec: 'xcodec2', frameRate: 50, codebooks: 1, codebookSize: 65536, audioPadId: v.audioOffset + 65536, totalSize: v.audioOffset + 65537 });
-    const clip = (codes: Int32Array): number[] => [v.special.soa, ...[...codes].map((c) => v.audioOffset + c), v.special.eoa];
+    expect(v).toMatchObject({
+      codec: 'xcodec2',
+      frameRate: 50,
+      codebooks: 1,
+      codebookSize: 65536,
+      audioPadId: v.audioOffset + 65536,
+      totalSize: v.audioOffset + 65537,
+    });
+    const clip = (codes: Int32Array): number[] => [
+      v.special.soa,
+      ...[...codes].map((c) => v.audioOffset + c),
+      v.special.eoa,
+    ];
     // The absolute .scp path under --audio-root and the corpus-root-relative one both resolve.
     expect(spansOf(r, '07_common_voice_46e27569d6e1b394')).toEqual([[A, clip(codesA)]]);
     expect(spansOf(r, '07_common_voice_0b6f9a3c41d2e7f8')).toEqual([[B, clip(codesB)]]);
@@ -103,22 +131,33 @@ describe('records as the release ships them', () => {
     const dir = corpus();
     (await index(dir, { audioRoots: ['/mnt/release'] })).close();
     const cli = (...args: string[]): string => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', `${dir}-index`, ...args], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', `${dir}-index`, ...args], {
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).toBe(0);
       return r.stdout;
     };
-    const json = JSON.parse(cli('--json')) as { codec: object; tasks: { path: string; audioFrames: number; audioHours: number }[] };
+    const json = JSON.parse(cli('--json')) as {
+      codec: object;
+      tasks: { path: string; audioFrames: number; audioHours: number }[];
+    };
     expect(json.codec).toEqual({ name: 'xcodec2', frameRate: 50, codebooks: 1, codebookSize: 65536 });
     const hours = Object.fromEntries(json.tasks.map((t) => [t.path, [t.audioFrames, t.audioHours]]));
     // Text to Speech: clips A (100 frames) and B (75); ASR: A and the [12, 50) window of B.
-    expect(hours).toEqual({ 'speech/Speech Generation/Text to Speech': [175, 175 / 50 / 3600], 'speech/Speech Recognition/ASR': [138, 138 / 50 / 3600] });
+    expect(hours).toEqual({
+      'speech/Speech Generation/Text to Speech': [175, 175 / 50 / 3600],
+      'speech/Speech Recognition/ASR': [138, 138 / 50 / 3600],
+    });
     expect(cli()).toContain(`audio: speech ${(313 / 50 / 3600).toFixed(2)} h (codec xcodec2, 50 Hz, 1 × 65536)`);
   });
 
   it('quarantines an absolute .scp path no --audio-root covers, naming the flag, and never opens it', async () => {
     const r = await index(corpus());
     const q = quarantine(r);
-    expect(q.map((e) => [e.line, e.reason])).toEqual([[1, 'absolute_path'], [3, 'absolute_path']]);
+    expect(q.map((e) => [e.line, e.reason])).toEqual([
+      [1, 'absolute_path'],
+      [3, 'absolute_path'],
+    ]);
     expect(q[0]?.detail).toMatch(/\/mnt\/release\/audio_files\/.*--audio-root/);
     expect(r.manifest.records).toBe(2);
     r.close();
@@ -129,7 +168,11 @@ describe('records as the release ships them', () => {
   });
 
   it('reads .scp paths relative to audio_files/, to the corpus root, and absolute ones under the longest matching root', async () => {
-    for (const scpA of ['speech/07_common_voice/en/27392188.mp3', './audio_files/speech/07_common_voice/en/27392188.mp3', '/mnt/release/audio_files/speech/07_common_voice/en/27392188.mp3']) {
+    for (const scpA of [
+      'speech/07_common_voice/en/27392188.mp3',
+      './audio_files/speech/07_common_voice/en/27392188.mp3',
+      '/mnt/release/audio_files/speech/07_common_voice/en/27392188.mp3',
+    ]) {
       const r = await index(corpus({ scpA }), { audioRoots: ['/mnt', '/mnt/release'] });
       expect(quarantine(r)).toEqual([]);
       expect(spansOf(r, '07_common_voice_46e27569d6e1b394')[0]?.[1]).toHaveLength(codesA.length + 2);
@@ -170,31 +213,53 @@ describe('records as the release ships them', () => {
 describe('codec metadata and the codebook count', () => {
   it('quarantines a clip whose codebook count disagrees with codec.json (a transposed array), keeping the vocabulary', async () => {
     const extra = { id: '07_common_voice_en_transposed', shape: [4096, 1] };
-    const lines = [...FIXTURE.trimEnd().split('\n'), JSON.stringify({ instruction: 'Transcribe.', input: `<|SOA|>${extra.id}<|EOA|>`, output: 'x', uuid: 'u-transposed', split: 'train', task_type: { major: 'Speech Recognition', minor: 'ASR', 'U/G': 'understanding' }, domain: 'speech', source: 'x' })];
+    const lines = [
+      ...FIXTURE.trimEnd().split('\n'),
+      JSON.stringify({
+        instruction: 'Transcribe.',
+        input: `<|SOA|>${extra.id}<|EOA|>`,
+        output: 'x',
+        uuid: 'u-transposed',
+        split: 'train',
+        task_type: { major: 'Speech Recognition', minor: 'ASR', 'U/G': 'understanding' },
+        domain: 'speech',
+        source: 'x',
+      }),
+    ];
     const r = await index(corpus({ lines, extraClip: extra }), { audioRoots: ['/mnt/release'] });
     expect(quarantine(r).map((e) => [e.line, e.reason])).toEqual([[5, 'codebooks_mismatch']]);
     expect(quarantine(r)[0]?.detail).toMatch(/4096 codebooks × 1 frames, the corpus's codec has 1/);
     expect(r.manifest.vocab.codebooks).toBe(1);
     r.close();
     // Without codec.json the count is inferred from the clips: still 1, still quarantined.
-    const inferred = await index(corpus({ lines, extraClip: extra, codec: null }), { audioRoots: ['/mnt/release'], codebookSize: 65536 });
+    const inferred = await index(corpus({ lines, extraClip: extra, codec: null }), {
+      audioRoots: ['/mnt/release'],
+      codebookSize: 65536,
+    });
     expect(quarantine(inferred).map((e) => e.reason)).toEqual(['audio_window', 'codebooks_mismatch']);
     expect(inferred.manifest.vocab).toMatchObject({ codebooks: 1, codebookSize: 65536, codec: '', frameRate: 0 });
     inferred.close();
     // --codebooks says the corpus really has 4096: then the others disagree.
-    const forced = await index(corpus({ lines, extraClip: extra }), { audioRoots: ['/mnt/release'], codec: { codebooks: 4096 } });
+    const forced = await index(corpus({ lines, extraClip: extra }), {
+      audioRoots: ['/mnt/release'],
+      codec: { codebooks: 4096 },
+    });
     expect(forced.manifest.vocab.codebooks).toBe(4096);
     expect(quarantine(forced).map((e) => e.line)).toEqual([1, 2, 3, 4]);
     forced.close();
   });
 
   it('refuses a malformed codec.json, naming it and the field', async () => {
-    await expect(index(corpus({ codec: '{"frame_rate": "fifty"}' }))).rejects.toThrow(/audio_tokens\/codec\.json: frame_rate: Expected number/);
+    await expect(index(corpus({ codec: '{"frame_rate": "fifty"}' }))).rejects.toThrow(
+      /audio_tokens\/codec\.json: frame_rate: Expected number/,
+    );
     await expect(index(corpus({ codec: '{"rate": 50}' }))).rejects.toThrow(/codec\.json.*Unrecognized key.*rate/);
     await expect(index(corpus({ codec: 'not json' }))).rejects.toThrow(/codec\.json: is not JSON/);
   });
 
   it('lets --codebook-size override codec.json (then these codes are out of range)', async () => {
-    await expect(index(corpus(), { audioRoots: ['/mnt/release'], codebookSize: 1024 })).rejects.toThrow(/holds nothing usable.*code 7919 at codebook 0, frame 1 is outside \[0, 1024\)/);
+    await expect(index(corpus(), { audioRoots: ['/mnt/release'], codebookSize: 1024 })).rejects.toThrow(
+      /holds nothing usable.*code 7919 at codebook 0, frame 1 is outside \[0, 1024\)/,
+    );
   });
 });

@@ -23,7 +23,10 @@ describe('readShardLines', () => {
     describe(ext, () => {
       it('splits lines, numbers them from 1 and counts decompressed bytes', async () => {
         const r = await read('{"a":1}\n{"b":2}\n', ext);
-        expect(r.texts).toEqual([[1, '{"a":1}'], [2, '{"b":2}']]);
+        expect(r.texts).toEqual([
+          [1, '{"a":1}'],
+          [2, '{"b":2}'],
+        ]);
         expect(r.issues).toEqual([]);
         expect(r.bytes).toBe(16);
         expect(r.lines.every((l) => !l.unterminated)).toBe(true);
@@ -31,31 +34,51 @@ describe('readShardLines', () => {
 
       it('accepts a UTF-8 BOM and CRLF line endings', async () => {
         const r = await read('\ufeff{"a":1}\r\n{"b":"é中"}\r\n', ext);
-        expect(r.texts).toEqual([[1, '{"a":1}'], [2, '{"b":"é中"}']]);
+        expect(r.texts).toEqual([
+          [1, '{"a":1}'],
+          [2, '{"b":"é中"}'],
+        ]);
         expect(r.issues).toEqual([]);
       });
 
       it('skips blank lines but keeps counting them', async () => {
         const r = await read('\n{"a":1}\n   \n\r\n{"b":2}\n\n', ext);
-        expect(r.texts).toEqual([[2, '{"a":1}'], [5, '{"b":2}']]);
+        expect(r.texts).toEqual([
+          [2, '{"a":1}'],
+          [5, '{"b":2}'],
+        ]);
         expect(r.issues).toEqual([]);
       });
 
       it('flags an unterminated last line', async () => {
         const r = await read('{"a":1}\n{"b":', ext);
-        expect(r.lines.map((l) => [l.line, l.unterminated])).toEqual([[1, false], [2, true]]);
+        expect(r.lines.map((l) => [l.line, l.unterminated])).toEqual([
+          [1, false],
+          [2, true],
+        ]);
       });
 
       it('quarantines NUL bytes, invalid UTF-8 and over-long lines, keeping the lines around them', async () => {
         const data = Buffer.concat([
-          Buffer.from('{"ok":1}\n{"nul":"a'), Buffer.from([0]), Buffer.from('b"}\n'),
-          Buffer.from('{"bad":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n'),
+          Buffer.from('{"ok":1}\n{"nul":"a'),
+          Buffer.from([0]),
+          Buffer.from('b"}\n'),
+          Buffer.from('{"bad":"'),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from('"}\n'),
           Buffer.from(`{"long":"${'x'.repeat(200)}"}\n`),
           Buffer.from('{"ok":2}\n'),
         ]);
         const r = await read(data, ext, 100);
-        expect(r.texts).toEqual([[1, '{"ok":1}'], [5, '{"ok":2}']]);
-        expect(r.problems).toEqual([[2, 'nul_byte'], [3, 'invalid_utf8'], [4, 'line_too_long']]);
+        expect(r.texts).toEqual([
+          [1, '{"ok":1}'],
+          [5, '{"ok":2}'],
+        ]);
+        expect(r.problems).toEqual([
+          [2, 'nul_byte'],
+          [3, 'invalid_utf8'],
+          [4, 'line_too_long'],
+        ]);
         expect(r.issues.every((i) => i.file.endsWith(ext) && i.detail.length > 0)).toBe(true);
       });
 
@@ -89,13 +112,19 @@ describe('readShardLines', () => {
 
   it('handles a 2 MB line under the default 1 MiB limit without losing its neighbours', async () => {
     const r = await read(`{"a":1}\n{"x":"${'z'.repeat(2 << 20)}"}\n{"b":2}\n`);
-    expect(r.texts).toEqual([[1, '{"a":1}'], [3, '{"b":2}']]);
+    expect(r.texts).toEqual([
+      [1, '{"a":1}'],
+      [3, '{"b":2}'],
+    ]);
     expect(r.problems).toEqual([[2, 'line_too_long']]);
   });
 
   it('ignores a BOM at the start of any line (files concatenated with cat)', async () => {
     const r = await read('{"a":1}\n\ufeff{"b":2}\r\n');
-    expect(r.texts).toEqual([[1, '{"a":1}'], [2, '{"b":2}']]);
+    expect(r.texts).toEqual([
+      [1, '{"a":1}'],
+      [2, '{"b":2}'],
+    ]);
   });
 
   it('reads every member of a multi-member gzip file', async () => {
@@ -112,7 +141,9 @@ describe('readShardLines', () => {
     const name = 'cut.jsonl.gz';
     writeFileSync(join(dir, name), gz.subarray(0, Math.floor(gz.length * 0.6)));
     const r = await readShardLines(join(dir, name), name, 1 << 20);
-    expect(r.issues.filter((i) => i.reason === 'truncated_gzip')).toEqual([expect.objectContaining({ file: name, line: 0 })]);
+    expect(r.issues.filter((i) => i.reason === 'truncated_gzip')).toEqual([
+      expect.objectContaining({ file: name, line: 0 }),
+    ]);
     const complete = r.lines.filter((l) => !l.unterminated);
     expect(complete.length).toBeGreaterThan(50);
     expect(complete.map((l) => l.text)).toEqual(lines.slice(0, complete.length));
@@ -138,6 +169,8 @@ describe('readShardLines', () => {
     const r = await readShardLines(join(dir, 'missing.jsonl'), 'missing.jsonl', 1 << 20);
     expect(r.issues).toEqual([expect.objectContaining({ file: 'missing.jsonl', line: 0, reason: 'unreadable_file' })]);
     const d = await readShardLines(dir, 'a-directory.jsonl', 1 << 20);
-    expect(d.issues.map((i) => [i.reason, i.detail])).toEqual([['not_regular_file', 'a directory, not a regular file; only regular files are read']]);
+    expect(d.issues.map((i) => [i.reason, i.detail])).toEqual([
+      ['not_regular_file', 'a directory, not a regular file; only regular files are read'],
+    ]);
   });
 });

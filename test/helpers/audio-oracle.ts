@@ -32,7 +32,9 @@ const REF = /<\|SOA\|>(.*?)<\|EOA\|>/gs;
 const ids = (s: string): string[] => [...s.matchAll(REF)].map((m) => (m[1] ?? '').trim());
 
 function walk(d: string): string[] {
-  return readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+  return readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)],
+  );
 }
 
 /** A minimal .npy reader: little-endian int dtypes, C order, [frames] or [q, frames]. */
@@ -41,18 +43,28 @@ function readNpy(buf: Buffer): number[][] {
   const start = (buf[6] === 1 ? 10 : 12) + hlen;
   const header = buf.toString('latin1', start - hlen, start);
   const descr = /'descr': '([^']+)'/.exec(header)?.[1] ?? '';
-  const shape = (/'shape': \(([^)]*)\)/.exec(header)?.[1] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = (/'shape': \(([^)]*)\)/.exec(header)?.[1] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const [q, frames] = shape.length === 1 ? [1, shape[0]!] : [shape[0]!, shape[1]!];
   const size = Number(descr.slice(2));
   const read = (at: number): number => {
     switch (descr) {
-      case '<i2': return buf.readInt16LE(at);
-      case '<u2': return buf.readUInt16LE(at);
-      case '<i4': return buf.readInt32LE(at);
-      default: return Number(buf.readBigInt64LE(at));
+      case '<i2':
+        return buf.readInt16LE(at);
+      case '<u2':
+        return buf.readUInt16LE(at);
+      case '<i4':
+        return buf.readInt32LE(at);
+      default:
+        return Number(buf.readBigInt64LE(at));
     }
   };
-  return Array.from({ length: q }, (_, c) => Array.from({ length: frames }, (_, f) => read(start + (c * frames + f) * size)));
+  return Array.from({ length: q }, (_, c) =>
+    Array.from({ length: frames }, (_, f) => read(start + (c * frames + f) * size)),
+  );
 }
 
 export class AudioOracle {
@@ -61,20 +73,38 @@ export class AudioOracle {
   private readonly clips = new Map<string, Clip>();
   private readonly rate: number;
 
-  constructor(private readonly corpus: string, audioRoot: string, private readonly vocab: OracleVocab) {
+  constructor(
+    private readonly corpus: string,
+    audioRoot: string,
+    private readonly vocab: OracleVocab,
+  ) {
     for (const f of walk(join(corpus, 'scp_files'))) {
       for (const line of readFileSync(f, 'utf8').split('\n')) {
         const [id, path] = line.trim().split(/\s+/);
         if (id && path) this.scp.set(id, path.replace(`${audioRoot}/`, '').replace(/^audio_files\//, ''));
       }
     }
-    this.rate = (JSON.parse(readFileSync(join(corpus, 'audio_tokens', 'codec.json'), 'utf8')) as { frame_rate: number }).frame_rate;
+    this.rate = (
+      JSON.parse(readFileSync(join(corpus, 'audio_tokens', 'codec.json'), 'utf8')) as { frame_rate: number }
+    ).frame_rate;
     for (const f of walk(join(corpus, 'metadata')).filter((p) => /\.jsonl(\.gz)?$/.test(p))) {
       const raw = readFileSync(f);
       for (const line of (f.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
-        const r = JSON.parse(line) as { uuid: string; instruction: string; input: string; output: string; audio_start?: number; audio_end?: number };
-        this.records.set(r.uuid, { instr: ids(r.instruction), input: ids(r.input), output: ids(r.output), window: [r.audio_start, r.audio_end] });
+        const r = JSON.parse(line) as {
+          uuid: string;
+          instruction: string;
+          input: string;
+          output: string;
+          audio_start?: number;
+          audio_end?: number;
+        };
+        this.records.set(r.uuid, {
+          instr: ids(r.instruction),
+          input: ids(r.input),
+          output: ids(r.output),
+          window: [r.audio_start, r.audio_end],
+        });
       }
     }
   }
@@ -104,7 +134,8 @@ export class AudioOracle {
     if (layout === 'flat') {
       for (let f = 0; f < frames; f++) for (let c = 0; c < kk; c++) out.push(tok(c, f));
     } else if (layout === 'delay') {
-      for (let t = 0; t < frames + kk - 1; t++) for (let c = 0; c < kk; c++) out.push(t - c >= 0 && t - c < frames ? tok(c, t - c) : pad);
+      for (let t = 0; t < frames + kk - 1; t++)
+        for (let c = 0; c < kk; c++) out.push(t - c >= 0 && t - c < frames ? tok(c, t - c) : pad);
     } else {
       throw new Error(`oracle: no layout ${layout}`);
     }
@@ -151,14 +182,20 @@ export function servedSpans(tokens: ArrayLike<number>, soa: number, eoa: number)
  * optional one (an input clip truncation may drop) present or absent, nothing else. Returns
  * problems (empty = all good).
  */
-export function matchSpans(served: readonly number[][], expected: readonly { span: number[]; optional: boolean }[]): string[] {
+export function matchSpans(
+  served: readonly number[][],
+  expected: readonly { span: number[]; optional: boolean }[],
+): string[] {
   const problems: string[] = [];
   let i = 0;
   for (const e of expected) {
     const got = served[i];
     const same = got !== undefined && got.length === e.span.length && got.every((v, j) => v === e.span[j]);
     if (same) i++;
-    else if (!e.optional) problems.push(`clip ${i}: expected ${e.span.length} tokens [${e.span.slice(0, 6).join(',')}…], got ${got ? `${got.length} [${got.slice(0, 6).join(',')}…]` : 'nothing'}`);
+    else if (!e.optional)
+      problems.push(
+        `clip ${i}: expected ${e.span.length} tokens [${e.span.slice(0, 6).join(',')}…], got ${got ? `${got.length} [${got.slice(0, 6).join(',')}…]` : 'nothing'}`,
+      );
   }
   if (i < served.length) problems.push(`${served.length - i} unexpected span(s)`);
   return problems;

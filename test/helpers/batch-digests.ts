@@ -13,7 +13,11 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 function stable(v: unknown): string {
   if (v instanceof Uint8Array) return JSON.stringify(hex(v));
   if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
@@ -37,11 +41,25 @@ export function digests(batches: readonly WireBatch[], withToken = true): string
  */
 export function rowsOf(b: WireBatch): string[] {
   const toks = int32s(b.tokens);
-  const rows: { segs: unknown[]; spans: number[]; start: number }[] = Array.from({ length: b.batchSize }, () => ({ segs: [], spans: [], start: -1 }));
+  const rows: { segs: unknown[]; spans: number[]; start: number }[] = Array.from({ length: b.batchSize }, () => ({
+    segs: [],
+    spans: [],
+    start: -1,
+  }));
   for (const c of segmentColumns(b)) {
     const row = rows[c.row]!;
     if (row.start < 0) row.start = c.start;
-    row.segs.push([c.offset, c.length, c.taskIndex, c.domainIndex, c.textTokens, c.audioTokens, c.uuids, c.turnTaskIndices, Array.from(toks.subarray(c.start, c.start + c.length))]);
+    row.segs.push([
+      c.offset,
+      c.length,
+      c.taskIndex,
+      c.domainIndex,
+      c.textTokens,
+      c.audioTokens,
+      c.uuids,
+      c.turnTaskIndices,
+      Array.from(toks.subarray(c.start, c.start + c.length)),
+    ]);
     for (const [s, e] of c.loss) row.spans.push(c.start + s - row.start, c.start + e - row.start);
   }
   return rows.map((r) => JSON.stringify({ segs: r.segs, spans: r.spans }));
@@ -51,4 +69,3 @@ export function rowsOf(b: WireBatch): string[] {
 export function uuidsOf(b: WireBatch): string[] {
   return b.examples.length > 0 ? b.examples.map((e) => e.uuid) : b.uuids;
 }
-

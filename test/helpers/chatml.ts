@@ -43,7 +43,11 @@ export function inputWithoutClip(r: RecordFacts): Int32Array {
  * A conversation about `turns` in ChatML (later turns without the shared clip; `inputs` overrides
  * a turn's input, e.g. a truncated one) and its supervised ranges: each answer and its <|im_end|>.
  */
-export function chatml(tpl: Chatml, turns: readonly RecordFacts[], inputs: readonly (Int32Array | undefined)[] = []): { tokens: number[]; loss: [number, number][] } {
+export function chatml(
+  tpl: Chatml,
+  turns: readonly RecordFacts[],
+  inputs: readonly (Int32Array | undefined)[] = [],
+): { tokens: number[]; loss: [number, number][] } {
   const out: number[] = [...tpl.system];
   const loss: [number, number][] = [];
   turns.forEach((r, k) => {
@@ -62,5 +66,15 @@ export function chatml(tpl: Chatml, turns: readonly RecordFacts[], inputs: reado
 /** Tokens of a single-turn segment of the whole record. */
 export function singleLength(tpl: Chatml, r: RecordFacts): number {
   const input = r.input.length > 0 ? tpl.nl.length + r.input.length : 0;
-  return tpl.system.length + tpl.user.length + r.instr.length + input + tpl.close.length + tpl.assistant.length + r.output.length + 1 + tpl.nl.length;
+  return (
+    tpl.system.length +
+    tpl.user.length +
+    r.instr.length +
+    input +
+    tpl.close.length +
+    tpl.assistant.length +
+    r.output.length +
+    1 +
+    tpl.nl.length
+  );
 }

@@ -81,6 +81,8 @@ export function servedPerTask(batches: readonly WireBatch[], tasks: number): num
 
 /** Short fingerprint of a batch's content (step, tokens and segment columns), without its stats. */
 export function content(b: WireBatch): string {
-  const h = createHash('sha256').update(JSON.stringify([b.step, b.segRow, b.segOffset, b.segLength, b.uuids, b.turnTask, b.lossSpans])).update(b.tokens);
+  const h = createHash('sha256')
+    .update(JSON.stringify([b.step, b.segRow, b.segOffset, b.segLength, b.uuids, b.turnTask, b.lossSpans]))
+    .update(b.tokens);
   return `step ${b.step}: ${h.digest('hex').slice(0, 16)}`;
 }

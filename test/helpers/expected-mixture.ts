@@ -22,7 +22,9 @@ export function expectedTargets(m: MixtureCase, tasks: readonly TaskEntry[], tra
   const weights = m.weights && Object.keys(m.weights).length > 0 ? m.weights : { '': 1 };
   const out = tasks.map(() => 0);
   for (const [sel, w] of Object.entries(weights)) {
-    const ids = tasks.filter((t) => sel === '' || sel === t.domain || sel === `${t.domain}/${t.major}` || sel === t.path).map((t) => t.id);
+    const ids = tasks
+      .filter((t) => sel === '' || sel === t.domain || sel === `${t.domain}/${t.major}` || sel === t.path)
+      .map((t) => t.id);
     const total = ids.reduce((s, t) => s + size(t), 0);
     for (const t of ids) if (total > 0) out[t] = (w * size(t)) / total;
   }
@@ -31,7 +33,11 @@ export function expectedTargets(m: MixtureCase, tasks: readonly TaskEntry[], tra
 }
 
 /** Largest absolute difference between realized shares of `counts` and `target`, per task and per group. */
-export function worstDeviation(counts: readonly number[], target: readonly number[], groupOf?: (t: number) => string): { task: number; group: number } {
+export function worstDeviation(
+  counts: readonly number[],
+  target: readonly number[],
+  groupOf?: (t: number) => string,
+): { task: number; group: number } {
   const n = counts.reduce((a, b) => a + b, 0);
   let task = 0;
   const groups = new Map<string, [number, number]>();

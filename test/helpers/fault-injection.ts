@@ -70,7 +70,6 @@ interface Shard {
 }
 type Rec = Record<string, unknown> & { uuid: string; domain: string; task_type: Record<string, unknown> };
 
-
 function listShards(corpus: string): string[] {
   const out: string[] = [];
   const walk = (dir: string): void => {
@@ -96,7 +95,10 @@ function withBytes(rec: Rec, bytes: number[]): Buffer {
  * `<parent of corpus>/outside-<seed>/`, so a path that was followed instead of refused shows up
  * as a kept record.
  */
-export function injectFaults(corpus: string, opts: { seed: number; perKind?: number; codebookSize?: number }): Injection {
+export function injectFaults(
+  corpus: string,
+  opts: { seed: number; perKind?: number; codebookSize?: number },
+): Injection {
   const rand = rng(opts.seed * 7919 + 17);
   const perKind = opts.perKind ?? 1;
   const codebookSize = opts.codebookSize ?? 1024;
@@ -110,7 +112,10 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
   const shards: Shard[] = listShards(corpus).map((rel) => {
     const raw = readFileSync(join(corpus, rel));
     const text = (rel.endsWith('.gz') ? gunzipSync(raw) : raw).toString('utf8');
-    const items = text.split('\n').filter((l) => l !== '').map((l) => ({ bytes: Buffer.from(l), uuid: (JSON.parse(l) as Rec).uuid }));
+    const items = text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => ({ bytes: Buffer.from(l), uuid: (JSON.parse(l) as Rec).uuid }));
     return { rel, gz: rel.endsWith('.gz'), items };
   });
   const allRecords = shards.flatMap((s) => s.items.map((i) => JSON.parse(i.bytes.toString()) as Rec));
@@ -129,7 +134,10 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
     free(() => true).bomCrlf = true;
     const t = free(() => true);
     const line = JSON.stringify(fresh());
-    t.tail = { bytes: Buffer.from(line.slice(0, 1 + int(line.length - 2))), bad: { reason: 'truncated_line', kind: 'truncated_line' } };
+    t.tail = {
+      bytes: Buffer.from(line.slice(0, 1 + int(line.length - 2))),
+      bad: { reason: 'truncated_line', kind: 'truncated_line' },
+    };
     const host = pick(shards).rel;
     const empty = join(dirname(host), `zz-empty-${opts.seed}-${k}.jsonl`);
     writeFileSync(join(corpus, empty), '');
@@ -159,15 +167,43 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
     switch (kind) {
       case 'invalid_json': {
         const json = JSON.stringify(rec);
-        return Buffer.from(pick([`${json.slice(0, -1)},}`, json.replace('"uuid"', 'uuid'), json.replace(/"/g, "'"), json.slice(0, json.length >> 1), `${json}}`]));
+        return Buffer.from(
+          pick([
+            `${json.slice(0, -1)},}`,
+            json.replace('"uuid"', 'uuid'),
+            json.replace(/"/g, "'"),
+            json.slice(0, json.length >> 1),
+            `${json}}`,
+          ]),
+        );
       }
       case 'invalid_utf8':
-        return withBytes(rec, pick([[0xff, 0xfe], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xe4, 0xb8, 0x41]]));
+        return withBytes(
+          rec,
+          pick([
+            [0xff, 0xfe],
+            [0xc0, 0xaf],
+            [0xed, 0xa0, 0x80],
+            [0xe4, 0xb8, 0x41],
+          ]),
+        );
       case 'nul_byte':
         return withBytes(rec, [0x41, 0x00, 0x42]);
       case 'missing_field': {
         // `other` and `task_type.unseen` may be absent (docs/corpus.md): not faults.
-        const path = pick(['instruction', 'input', 'output', 'uuid', 'split', 'task_type', 'domain', 'source', 'task_type.minor', 'task_type.major', 'task_type.U/G']);
+        const path = pick([
+          'instruction',
+          'input',
+          'output',
+          'uuid',
+          'split',
+          'task_type',
+          'domain',
+          'source',
+          'task_type.minor',
+          'task_type.major',
+          'task_type.U/G',
+        ]);
         if (path.startsWith('task_type.')) delete tt[path.slice(10)];
         else delete rec[path];
         break;
@@ -206,7 +242,11 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
         break;
       }
       case 'npy_truncated': {
-        const f = encodeNpy(Array.from({ length: 16 }, (_, i) => i), [2, 8], '<i2');
+        const f = encodeNpy(
+          Array.from({ length: 16 }, (_, i) => i),
+          [2, 8],
+          '<i2',
+        );
         writeNpy(f.subarray(0, f.length - 1 - int(16)));
         break;
       }
@@ -219,11 +259,34 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
       }
       case 'npy_codebooks':
         // A [frames, codebooks] array saved transposed, or a 1-D file in an 8-codebook corpus.
-        writeNpy(pick([encodeNpy(Array.from({ length: 16 }, (_, i) => i), [2, 8], '<i2'), encodeNpy([1, 2, 3], [3], '<i4')]));
+        writeNpy(
+          pick([
+            encodeNpy(
+              Array.from({ length: 16 }, (_, i) => i),
+              [2, 8],
+              '<i2',
+            ),
+            encodeNpy([1, 2, 3], [3], '<i4'),
+          ]),
+        );
         break;
       case 'bad_window':
-        writeNpy(encodeNpy(Array.from({ length: 40 }, (_, i) => i), [8, 5], '<i4'));
-        Object.assign(rec, pick([{ audio_start: 0.08, audio_end: 0.02 }, { audio_end: 2 }, { audio_start: -1 }, { audio_start: 0.5, audio_end: 0.6 }]));
+        writeNpy(
+          encodeNpy(
+            Array.from({ length: 40 }, (_, i) => i),
+            [8, 5],
+            '<i4',
+          ),
+        );
+        Object.assign(
+          rec,
+          pick([
+            { audio_start: 0.08, audio_end: 0.02 },
+            { audio_end: 2 },
+            { audio_start: -1 },
+            { audio_start: 0.5, audio_end: 0.6 },
+          ]),
+        );
         break;
       case 'scp_parent_escape':
         refer(pick([`../../outside-${opts.seed}/valid.wav`, `${rec.domain}/../../../outside-${opts.seed}/valid.wav`]));
@@ -246,7 +309,10 @@ export function injectFaults(corpus: string, opts: { seed: number; perKind?: num
   for (const kind of Object.keys(RECORD_FAULTS) as (keyof typeof RECORD_FAULTS)[]) {
     for (let k = 0; k < perKind; k++) {
       const shard = pick(shards.filter((s) => !s.truncateGzip));
-      shard.items.splice(int(shard.items.length + 1), 0, { bytes: makeBad(kind, shard), bad: { reason: RECORD_FAULTS[kind], kind } });
+      shard.items.splice(int(shard.items.length + 1), 0, {
+        bytes: makeBad(kind, shard),
+        bad: { reason: RECORD_FAULTS[kind], kind },
+      });
       shard.touched = true;
     }
   }

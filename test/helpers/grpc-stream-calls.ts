@@ -46,14 +46,24 @@ export function collect(client: FlanStreamClient, messages: readonly object[], m
 }
 
 /** Batches of a spec (first message), failing the test on any error. */
-export async function batchesOf(client: FlanStreamClient, spec: object, n: number, updates: object[] = []): Promise<WireBatch[]> {
+export async function batchesOf(
+  client: FlanStreamClient,
+  spec: object,
+  n: number,
+  updates: object[] = [],
+): Promise<WireBatch[]> {
   const r = await collect(client, [{ spec: { maxBatches: n, ...spec }, updates }]);
   if (r.error) throw r.error;
   return r.batches;
 }
 
 /** Batches after resuming from `token`, failing the test on any error. */
-export async function resumeFrom(client: FlanStreamClient, token: Uint8Array, n: number, extra: object = {}): Promise<WireBatch[]> {
+export async function resumeFrom(
+  client: FlanStreamClient,
+  token: Uint8Array,
+  n: number,
+  extra: object = {},
+): Promise<WireBatch[]> {
   const r = await collect(client, [{ resume: { token, maxBatches: n, ...extra } }]);
   if (r.error) throw r.error;
   return r.batches;

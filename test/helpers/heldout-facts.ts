@@ -10,9 +10,19 @@ export interface HeldoutCase {
   readonly excludeSharedAudio: boolean;
 }
 
-export const named = (name: string, selectors: string[], unseenFlag: boolean, excludeSharedAudio: boolean): HeldoutCase => ({ label: name, raw: { name }, selectors, unseenFlag, excludeSharedAudio });
+export const named = (
+  name: string,
+  selectors: string[],
+  unseenFlag: boolean,
+  excludeSharedAudio: boolean,
+): HeldoutCase => ({ label: name, raw: { name }, selectors, unseenFlag, excludeSharedAudio });
 
-export const inline = (label: string, selectors: string[], unseenFlag: boolean, excludeSharedAudio: boolean): HeldoutCase => ({
+export const inline = (
+  label: string,
+  selectors: string[],
+  unseenFlag: boolean,
+  excludeSharedAudio: boolean,
+): HeldoutCase => ({
   label,
   raw: { inline: true, selectors, unseenFlag, excludeSharedAudio },
   selectors,
@@ -27,7 +37,12 @@ export const HELDOUT_CASES: readonly HeldoutCase[] = [
   named('loco-speech-caption', ['speech/Speech Caption'], false, true),
   named('loco-music-caption', ['music/Music Caption'], false, true),
   named('loco-audio-caption', ['audio/Audio Caption'], false, true),
-  inline('inline: ASR minor + Global MIR major + unseen', ['speech/Speech Recognition/ASR', 'music/Global MIR'], true, false),
+  inline(
+    'inline: ASR minor + Global MIR major + unseen',
+    ['speech/Speech Recognition/ASR', 'music/Global MIR'],
+    true,
+    false,
+  ),
   inline('inline: whole audio domain, shared audio excluded', ['audio'], false, true),
 ];
 
@@ -44,7 +59,8 @@ export function sharingAudio(facts: IndexFacts, held: ReadonlySet<number>): Set<
   for (const r of facts.byUuid.values()) if (held.has(r.task)) for (const s of r.spans) ids.add(s.id).add(s.key);
   const out = new Set<string>();
   for (const r of facts.byUuid.values()) {
-    if (!held.has(r.task) && (r.splits & 1) !== 0 && r.spans.some((s) => ids.has(s.id) || ids.has(s.key))) out.add(r.uuid);
+    if (!held.has(r.task) && (r.splits & 1) !== 0 && r.spans.some((s) => ids.has(s.id) || ids.has(s.key)))
+      out.add(r.uuid);
   }
   return out;
 }

@@ -25,7 +25,12 @@ export class IdleClients {
     const frame = Buffer.alloc(5 + body.length);
     frame.writeUInt32BE(body.length, 1);
     body.copy(frame, 5);
-    const s = this.session.request({ ':method': 'POST', ':path': PATH, 'content-type': 'application/grpc', te: 'trailers' });
+    const s = this.session.request({
+      ':method': 'POST',
+      ':path': PATH,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     s.on('error', () => undefined);
     s.pause();
     s.write(frame);
@@ -37,7 +42,11 @@ export class IdleClients {
    * Opens a stream that reads `bytesPerTick` bytes every `tickMs` (a slow trainer: HTTP/2 flow
    * control paces the server to it). Resolves with every response decoded, once the stream closes.
    */
-  openSlow(first: object, bytesPerTick: number, tickMs: number): Promise<{ responses: Record<string, unknown>[]; rstCode: number }> {
+  openSlow(
+    first: object,
+    bytesPerTick: number,
+    tickMs: number,
+  ): Promise<{ responses: Record<string, unknown>[]; rstCode: number }> {
     const s = this.open(first);
     const responses: Record<string, unknown>[] = [];
     let buf = Buffer.alloc(0);

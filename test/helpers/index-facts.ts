@@ -14,7 +14,12 @@ export interface RecordFacts {
   readonly input: Int32Array;
   readonly output: Int32Array;
   /** Audio spans relative to the record's first token, with their audio ids. */
-  readonly spans: readonly { readonly start: number; readonly length: number; readonly id: string; readonly key: string }[];
+  readonly spans: readonly {
+    readonly start: number;
+    readonly length: number;
+    readonly id: string;
+    readonly key: string;
+  }[];
   /** The input's first audio span (the clip a conversation shares), if any. */
   readonly firstInputAudio: string | undefined;
 }
@@ -39,7 +44,12 @@ export class IndexFacts {
         reader.readTokens(shard, start, all.length, all, 0);
         const sp = Array.from({ length: f(ROW.SPAN_COUNT) }, (_, k) => {
           const o = k * SPAN_WIDTH;
-          return { start: spans[o + SPAN.REL_START] ?? 0, length: spans[o + SPAN.LENGTH] ?? 0, id: reader.string(shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0), key: `${spans[o + SPAN.KEY_LO]}:${spans[o + SPAN.KEY_HI]}` };
+          return {
+            start: spans[o + SPAN.REL_START] ?? 0,
+            length: spans[o + SPAN.LENGTH] ?? 0,
+            id: reader.string(shard, spans[o + SPAN.ID_OFF] ?? 0, spans[o + SPAN.ID_LEN] ?? 0),
+            key: `${spans[o + SPAN.KEY_LO]}:${spans[o + SPAN.KEY_HI]}`,
+          };
         });
         const uuid = reader.uuid(shard, row);
         this.byUuid.set(uuid, {
@@ -76,7 +86,9 @@ export class IndexFacts {
   /** Task ids whose path is, or lies under, one of the selectors (component-wise prefix). */
   tasksUnder(selectors: readonly string[]): Set<number> {
     return new Set(
-      this.reader.tasks.filter((t) => selectors.some((s) => s === t.domain || s === `${t.domain}/${t.major}` || s === t.path)).map((t) => t.id),
+      this.reader.tasks
+        .filter((t) => selectors.some((s) => s === t.domain || s === `${t.domain}/${t.major}` || s === t.path))
+        .map((t) => t.id),
     );
   }
 

@@ -84,7 +84,16 @@ export class IndexOracle {
     let input = Array.from(rec.input);
     if (laterTurn && rec.firstClip) input = [...input.slice(0, rec.firstClip[0]), ...input.slice(rec.firstClip[1])];
     const { user, nl, assistant } = this.parts;
-    const prompt = [imStart, ...user, ...rec.instruction, ...(input.length > 0 ? [...nl, ...input] : []), imEnd, ...nl, imStart, ...assistant];
+    const prompt = [
+      imStart,
+      ...user,
+      ...rec.instruction,
+      ...(input.length > 0 ? [...nl, ...input] : []),
+      imEnd,
+      ...nl,
+      imStart,
+      ...assistant,
+    ];
     const answer = [...rec.output, imEnd];
     return {
       tokens: [...prompt, ...answer, ...nl],

@@ -24,8 +24,13 @@ export interface CorpusRecord {
 }
 
 const REF = /<\|SOA\|>(.*?)<\|EOA\|>/gs;
-export const clipIds = (r: CorpusRecord): string[] => r.fields.flatMap((f) => [...f.matchAll(REF)].map((m) => (m[1] ?? '').trim()));
-const textParts = (f: string): string => f.split(/<\|SOA\|>.*?<\|EOA\|>/s).filter((p) => p !== '').join('\n');
+export const clipIds = (r: CorpusRecord): string[] =>
+  r.fields.flatMap((f) => [...f.matchAll(REF)].map((m) => (m[1] ?? '').trim()));
+const textParts = (f: string): string =>
+  f
+    .split(/<\|SOA\|>.*?<\|EOA\|>/s)
+    .filter((p) => p !== '')
+    .join('\n');
 
 export function readCorpus(corpus: string): CorpusRecord[] {
   const out: CorpusRecord[] = [];
@@ -38,11 +43,27 @@ export function readCorpus(corpus: string): CorpusRecord[] {
         for (const line of readText(p).split('\n')) {
           if (line.trim() === '') continue;
           type L = string | string[];
-          const j = JSON.parse(line) as { uuid: string; domain: string; split: L; instruction: string; input: string; output: string; task_type: { major: L; minor: L } };
+          const j = JSON.parse(line) as {
+            uuid: string;
+            domain: string;
+            split: L;
+            instruction: string;
+            input: string;
+            output: string;
+            task_type: { major: L; minor: L };
+          };
           // Release records write these as plain strings, the paper's as lists (docs/corpus.md).
-          const first = (v: L): string => (typeof v === 'string' ? v : v[0] ?? '');
+          const first = (v: L): string => (typeof v === 'string' ? v : (v[0] ?? ''));
           const splits = typeof j.split === 'string' ? [j.split] : j.split;
-          out.push({ uuid: j.uuid, file, task: `${j.domain}/${first(j.task_type.major)}/${first(j.task_type.minor)}`, dataset: file.split('/')[4] ?? '', domain: j.domain, splits, fields: [j.instruction, j.input, j.output] });
+          out.push({
+            uuid: j.uuid,
+            file,
+            task: `${j.domain}/${first(j.task_type.major)}/${first(j.task_type.minor)}`,
+            dataset: file.split('/')[4] ?? '',
+            domain: j.domain,
+            splits,
+            fields: [j.instruction, j.input, j.output],
+          });
         }
       }
     }
@@ -51,18 +72,25 @@ export function readCorpus(corpus: string): CorpusRecord[] {
   return out;
 }
 
-const readText = (path: string): string => (path.endsWith('.gz') ? gunzipSync(readFileSync(path)) : readFileSync(path)).toString('utf8');
+const readText = (path: string): string =>
+  (path.endsWith('.gz') ? gunzipSync(readFileSync(path)) : readFileSync(path)).toString('utf8');
 
 /** Rewrites the records of `uuids` in their files through `edit` (a JSON object in, out). */
-function editRecords(corpus: string, records: readonly CorpusRecord[], edit: (uuid: string, j: Record<string, unknown>) => void): void {
+function editRecords(
+  corpus: string,
+  records: readonly CorpusRecord[],
+  edit: (uuid: string, j: Record<string, unknown>) => void,
+): void {
   for (const file of new Set(records.map((r) => r.file))) {
     const path = join(corpus, file);
-    const lines = readText(path).split('\n').map((l) => {
-      if (l.trim() === '') return l;
-      const j = JSON.parse(l) as Record<string, unknown>;
-      if (records.some((r) => r.uuid === j.uuid)) edit(j.uuid as string, j);
-      return JSON.stringify(j);
-    });
+    const lines = readText(path)
+      .split('\n')
+      .map((l) => {
+        if (l.trim() === '') return l;
+        const j = JSON.parse(l) as Record<string, unknown>;
+        if (records.some((r) => r.uuid === j.uuid)) edit(j.uuid as string, j);
+        return JSON.stringify(j);
+      });
     const text = lines.join('\n');
     writeFileSync(path, path.endsWith('.gz') ? gzipSync(text) : text);
   }
@@ -91,10 +119,16 @@ export interface Planted {
   readonly text: ReadonlyMap<string, string>;
 }
 
-const SENTENCE = 'quixotic zephyrs juggle marmalade beneath seventeen luminous obsidian lighthouses while grumpy walruses hum';
+const SENTENCE =
+  'quixotic zephyrs juggle marmalade beneath seventeen luminous obsidian lighthouses while grumpy walruses hum';
 
 /** Plants into `corpus`: `heldTask` is the held-out ASR-like task, `ttsTask` the task receiving its transcript. */
-export function plantContamination(corpus: string, heldTask: string, ttsTask: string, pick: (n: number) => number): Planted {
+export function plantContamination(
+  corpus: string,
+  heldTask: string,
+  ttsTask: string,
+  pick: (n: number) => number,
+): Planted {
   const records = readCorpus(corpus);
   const held = records.filter((r) => r.task === heldTask);
   const heldIds = new Set(held.flatMap(clipIds));
@@ -104,7 +138,16 @@ export function plantContamination(corpus: string, heldTask: string, ttsTask: st
   // Same codes under new ids: train-only records of other speech tasks, one per task, sharing no id with the held-out task.
   const audio = new Map<string, string>();
   const seen = new Set<string>();
-  const candidates = records.filter((r) => r.domain === 'speech' && r.task !== heldTask && r.task !== ttsTask && r.splits.length === 1 && r.splits[0] === 'train' && /<\|SOA\|>/.test(r.fields[1]) && !clipIds(r).some((id) => heldIds.has(id)));
+  const candidates = records.filter(
+    (r) =>
+      r.domain === 'speech' &&
+      r.task !== heldTask &&
+      r.task !== ttsTask &&
+      r.splits.length === 1 &&
+      r.splits[0] === 'train' &&
+      /<\|SOA\|>/.test(r.fields[1]) &&
+      !clipIds(r).some((id) => heldIds.has(id)),
+  );
   while (audio.size < 3) {
     const r = candidates[pick(candidates.length)]!;
     if (seen.has(r.task)) continue;
@@ -115,7 +158,11 @@ export function plantContamination(corpus: string, heldTask: string, ttsTask: st
     mkdirSync(dirname(target), { recursive: true });
     copyFileSync(npy.get(clip)!, target);
     appendFileSync(join(corpus, 'scp_files', 'speech', `${r.dataset}.scp`), `${id} ${rel}\n`);
-    editRecords(corpus, [r], (_, j) => void (j.input = (j.input as string).replace(/<\|SOA\|>.*?<\|EOA\|>/s, `<|SOA|>${id}<|EOA|>`)));
+    editRecords(
+      corpus,
+      [r],
+      (_, j) => void (j.input = (j.input as string).replace(/<\|SOA\|>.*?<\|EOA\|>/s, `<|SOA|>${id}<|EOA|>`)),
+    );
     audio.set(r.uuid, source.uuid);
   }
   // The transcript: a held-out record's output becomes a unique sentence, reused as TTS input.
@@ -124,7 +171,11 @@ export function plantContamination(corpus: string, heldTask: string, ttsTask: st
   const tts = records.filter((r) => r.task === ttsTask && r.splits.includes('train'));
   const text = new Map<string, string>();
   while (text.size < 2) text.set(tts[pick(tts.length)]!.uuid, transcript.uuid);
-  editRecords(corpus, tts.filter((r) => text.has(r.uuid)), (_, j) => void (j.input = `text: ${SENTENCE.charAt(0).toUpperCase()}${SENTENCE.slice(1)}.`));
+  editRecords(
+    corpus,
+    tts.filter((r) => text.has(r.uuid)),
+    (_, j) => void (j.input = `text: ${SENTENCE.charAt(0).toUpperCase()}${SENTENCE.slice(1)}.`),
+  );
   return { audio, text };
 }
 
@@ -139,29 +190,49 @@ export interface HeldoutOracle {
  * What the guards of a held-out set must remove, by guard (the first that applies), computed from
  * the corpus files: clip identity by .npy bytes, n-grams as exact word strings.
  */
-export function expectedRemovals(corpus: string, o: HeldoutOracle): { held: Set<string>; dataset: Set<string>; audio: Set<string>; text: Set<string> } {
+export function expectedRemovals(
+  corpus: string,
+  o: HeldoutOracle,
+): { held: Set<string>; dataset: Set<string>; audio: Set<string>; text: Set<string> } {
   const records = readCorpus(corpus);
   const npy = npyPaths(corpus);
   const bytes = new Map<string, string>();
   const contentOf = (id: string): string => {
     let h = bytes.get(id);
-    if (h === undefined) bytes.set(id, (h = createHash('sha1').update(readFileSync(npy.get(id)!)).digest('hex')));
+    if (h === undefined)
+      bytes.set(
+        id,
+        (h = createHash('sha1')
+          .update(readFileSync(npy.get(id)!))
+          .digest('hex')),
+      );
     return h;
   };
   const heldTask = (r: CorpusRecord): boolean => o.tasks.some((t) => r.task === t || r.task.startsWith(`${t}/`));
   const heldRecs = records.filter((r) => heldTask(r) || o.datasets.includes(r.dataset));
-  const words = (f: string): string[] => f.normalize('NFKC').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
-  const grams = (r: CorpusRecord): string[] => r.fields.flatMap((f) => {
-    const w = words(textParts(f));
-    return Array.from({ length: Math.max(0, w.length - o.ngram + 1) }, (_, i) => w.slice(i, i + o.ngram).join(' '));
-  });
+  const words = (f: string): string[] =>
+    f
+      .normalize('NFKC')
+      .toLowerCase()
+      .match(/[\p{L}\p{N}]+/gu) ?? [];
+  const grams = (r: CorpusRecord): string[] =>
+    r.fields.flatMap((f) => {
+      const w = words(textParts(f));
+      return Array.from({ length: Math.max(0, w.length - o.ngram + 1) }, (_, i) => w.slice(i, i + o.ngram).join(' '));
+    });
   const heldClips = new Set(heldRecs.flatMap((r) => clipIds(r).flatMap((id) => [id, contentOf(id)])));
   const heldGrams = new Set(o.ngram > 0 ? heldRecs.flatMap(grams) : []);
-  const out = { held: new Set(heldRecs.map((r) => r.uuid)), dataset: new Set<string>(), audio: new Set<string>(), text: new Set<string>() };
+  const out = {
+    held: new Set(heldRecs.map((r) => r.uuid)),
+    dataset: new Set<string>(),
+    audio: new Set<string>(),
+    text: new Set<string>(),
+  };
   for (const r of records) {
     if (!r.splits.includes('train') || heldTask(r)) continue;
     if (o.datasets.includes(r.dataset)) out.dataset.add(r.uuid);
-    else if (o.sharedAudio && clipIds(r).some((id) => heldClips.has(id) || heldClips.has(contentOf(id)))) out.audio.add(r.uuid);
+    else if (o.sharedAudio && clipIds(r).some((id) => heldClips.has(id) || heldClips.has(contentOf(id))))
+      out.audio.add(r.uuid);
     else if (o.ngram > 0 && grams(r).some((g) => heldGrams.has(g))) out.text.add(r.uuid);
   }
   return out;

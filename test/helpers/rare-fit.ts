@@ -11,7 +11,10 @@ export function rareFit(catalog: CorpusCatalog): { task: string; records: number
   const task = [...catalog.tasks].filter((t) => !t.unseen).sort((a, b) => table.size(b.id) - table.size(a.id))[0]!;
   const layout = new SegmentLayout(table, catalog.template);
   const n = table.size(task.id);
-  const lengths = Float64Array.from({ length: n }, (_, i) => layout.fit(table.locate(task.id, i), Number.MAX_SAFE_INTEGER, 'drop')!.segment.length).sort();
+  const lengths = Float64Array.from(
+    { length: n },
+    (_, i) => layout.fit(table.locate(task.id, i), Number.MAX_SAFE_INTEGER, 'drop')!.segment.length,
+  ).sort();
   const seqLen = lengths[Math.min(1, n - 1)]!;
   return { task: task.path, records: n, fits: lengths.filter((l) => l <= seqLen).length, seqLen };
 }

@@ -83,7 +83,10 @@ export class S3Proxy {
   }
 
   async start(): Promise<this> {
-    const worker = new Worker(PROXY, { eval: true, workerData: { upstream: this.upstream, counts: this.counts.buffer } });
+    const worker = new Worker(PROXY, {
+      eval: true,
+      workerData: { upstream: this.upstream, counts: this.counts.buffer },
+    });
     this.worker = worker;
     this.port = await new Promise<number>((ok, fail) => {
       worker.once('message', ok);

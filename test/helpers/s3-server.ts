@@ -19,7 +19,10 @@ export class S3Process {
   port = 0;
   private child: ChildProcess | undefined;
 
-  constructor(readonly dir: string, readonly bucket: string) {}
+  constructor(
+    readonly dir: string,
+    readonly bucket: string,
+  ) {}
 
   get endpoint(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -33,7 +36,23 @@ export class S3Process {
   async start(): Promise<this> {
     // s3rver signs continuation tokens with DES, which Node 20's OpenSSL 3 leaves to its legacy
     // provider: without it every listing of more than one page fails with InternalError.
-    const child = spawn(process.execPath, ['--openssl-legacy-provider', BIN, '-d', this.dir, '-a', '127.0.0.1', '-p', String(this.port), '--configure-bucket', this.bucket, '--silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        '--openssl-legacy-provider',
+        BIN,
+        '-d',
+        this.dir,
+        '-a',
+        '127.0.0.1',
+        '-p',
+        String(this.port),
+        '--configure-bucket',
+        this.bucket,
+        '--silent',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
     this.port = await new Promise<number>((resolve, reject) => {
       let out = '';

@@ -18,7 +18,11 @@ export interface SlurmCluster {
   /** Every record of a job (an array job has one per task): JobId, ArrayTaskId, JobState, Reason, … */
   jobs(id: string): Promise<Record<string, string>[]>;
   /** Waits until `done` holds for the job's records (polling scontrol), or throws with them. */
-  waitFor(id: string, done: (jobs: Record<string, string>[]) => boolean, timeoutMs?: number): Promise<Record<string, string>[]>;
+  waitFor(
+    id: string,
+    done: (jobs: Record<string, string>[]) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, string>[]>;
   /** The daemons' logs, for a failure message. */
   logs(): string;
   stop(): Promise<void>;
@@ -37,7 +41,14 @@ function parseJobs(stdout: string): Record<string, string>[] {
   return stdout
     .split('\n')
     .filter((l) => l.startsWith('JobId='))
-    .map((l) => Object.fromEntries(l.split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])));
+    .map((l) =>
+      Object.fromEntries(
+        l
+          .split(' ')
+          .filter((kv) => kv.includes('='))
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      ),
+    );
 }
 
 /**
@@ -123,13 +134,30 @@ export async function startSlurmCluster(dir: string, opts: { cpus: number; memor
       await new Promise((r) => setTimeout(r, 200));
     }
   };
-  start('munged', ['-F', '--force', `--key-file=${key}`, `--socket=${socket}`, `--pid-file=${join(dir, 'munge', 'munged.pid')}`, `--log-file=${join(dir, 'log', 'munged.log')}`, `--seed-file=${join(dir, 'munge', 'seed')}`]);
-  await until('munged did not answer', async () => (await run('munge', ['-S', socket, '-n'], { env })).stdout.length > 0, 20_000);
+  start('munged', [
+    '-F',
+    '--force',
+    `--key-file=${key}`,
+    `--socket=${socket}`,
+    `--pid-file=${join(dir, 'munge', 'munged.pid')}`,
+    `--log-file=${join(dir, 'log', 'munged.log')}`,
+    `--seed-file=${join(dir, 'munge', 'seed')}`,
+  ]);
+  await until(
+    'munged did not answer',
+    async () => (await run('munge', ['-S', socket, '-n'], { env })).stdout.length > 0,
+    20_000,
+  );
   start('slurmctld', ['-D', '-i', '-f', conf]);
   start('slurmd', ['-D', '-N', node, '-f', conf]);
-  await until('the node did not become idle', async () => /idle/.test((await run('sinfo', ['-h', '-o', '%T'], { env })).stdout), 60_000);
+  await until(
+    'the node did not become idle',
+    async () => /idle/.test((await run('sinfo', ['-h', '-o', '%T'], { env })).stdout),
+    60_000,
+  );
 
-  const jobs = async (id: string): Promise<Record<string, string>[]> => parseJobs((await run('scontrol', ['show', 'job', '-o', id], { env })).stdout);
+  const jobs = async (id: string): Promise<Record<string, string>[]> =>
+    parseJobs((await run('scontrol', ['show', 'job', '-o', id], { env })).stdout);
   return {
     env,
     jobs,
@@ -138,7 +166,10 @@ export async function startSlurmCluster(dir: string, opts: { cpus: number; memor
       for (;;) {
         const js = await jobs(id);
         if (js.length && done(js)) return js;
-        if (Date.now() - t0 > timeoutMs) throw new Error(`job ${id} not done within ${timeoutMs} ms: ${JSON.stringify(js.map((j) => [j.JobId, j.ArrayTaskId, j.JobState, j.Reason]))}\n${logs()}`);
+        if (Date.now() - t0 > timeoutMs)
+          throw new Error(
+            `job ${id} not done within ${timeoutMs} ms: ${JSON.stringify(js.map((j) => [j.JobId, j.ArrayTaskId, j.JobState, j.Reason]))}\n${logs()}`,
+          );
         await new Promise((r) => setTimeout(r, 250));
       }
     },

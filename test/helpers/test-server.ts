@@ -16,11 +16,17 @@ export interface TestServer {
  * with config overrides as `--set` would give them, and a raw gRPC client for it.
  */
 export async function startTestServer(index: string, overrides: Record<string, string> = {}): Promise<TestServer> {
-  const loaded = loadConfig(undefined, { 'index.dir': index, 'server.port': '0', 'server.http_port': '0', ...overrides }, {});
+  const loaded = loadConfig(
+    undefined,
+    { 'index.dir': index, 'server.port': '0', 'server.http_port': '0', ...overrides },
+    {},
+  );
   const server = await startServer(loaded);
   const target = `127.0.0.1:${server.port}`;
   const Ctor = grpc.makeGenericClientConstructor(dataServiceDefinition(loadDefinition()), 'DataService');
-  const client = new Ctor(target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 256 << 20 }) as unknown as DataServiceClient;
+  const client = new Ctor(target, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 256 << 20,
+  }) as unknown as DataServiceClient;
   return {
     server,
     target,

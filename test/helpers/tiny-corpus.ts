@@ -61,7 +61,14 @@ export function bareConfig(dir: string): Record<string, string> {
  * Writes a clip's codec tokens (int16, codebooks × frames, codes `(q * 7 + f) % 1024`) and its scp
  * entry; returns the audio id to put between `<|SOA|>` and `<|EOA|>`.
  */
-export function writeClip(corpus: string, dataset: string, name: string, codebooks: number, frames: number, domain = 'speech'): string {
+export function writeClip(
+  corpus: string,
+  dataset: string,
+  name: string,
+  codebooks: number,
+  frames: number,
+  domain = 'speech',
+): string {
   const codes = new Int16Array(codebooks * frames);
   for (let q = 0; q < codebooks; q++) for (let f = 0; f < frames; f++) codes[q * frames + f] = (q * 7 + f) % 1024;
   const rel = `${domain}/${dataset}/${name}`;

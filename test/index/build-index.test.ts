@@ -31,8 +31,15 @@ interface Expected {
  * Re-derives every record's tokens straight from the corpus files: own JSONL and scp parsing,
  * the real tokenizer on each text piece, and the frame-major codec mapping of docs/corpus.md.
  */
-async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSize = 1024): Promise<Map<string, Expected[]>> {
-  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+async function expectedFromCorpus(
+  corpus: string,
+  tok: TextTokenizer,
+  codebookSize = 1024,
+): Promise<Map<string, Expected[]>> {
+  const walk = (d: string): string[] =>
+    readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)],
+    );
   const scp = new Map<string, string>();
   for (const f of walk(join(corpus, 'scp_files'))) {
     for (const l of readFileSync(f, 'utf8').split('\n')) {
@@ -50,7 +57,9 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
     const out = [tok.special.soa];
     // The sample's windows fall on frame boundaries.
     const [from, to] = [Math.round((start ?? 0) * rate), end === undefined ? npy.frames : Math.round(end * rate)];
-    for (let f = from; f < to; f++) for (let q = 0; q < npy.codebooks; q++) out.push(tok.vocabSize + q * codebookSize + npy.codes[q * npy.frames + f]!);
+    for (let f = from; f < to; f++)
+      for (let q = 0; q < npy.codebooks; q++)
+        out.push(tok.vocabSize + q * codebookSize + npy.codes[q * npy.frames + f]!);
     out.push(tok.special.eoa);
     return out;
   };
@@ -61,46 +70,78 @@ async function expectedFromCorpus(corpus: string, tok: TextTokenizer, codebookSi
   for (const file of walk(join(corpus, 'metadata')).filter((f) => /\.jsonl(\.gz)?$/.test(f))) {
     const data = readFileSync(file);
     const recs: Raw[] = [];
-    (file.endsWith('.gz') ? gunzipSync(data) : data).toString('utf8').split('\n').forEach((l, n) => {
-      if (l.trim() === '') return;
-      type L = string | string[];
-      const r = JSON.parse(l) as { instruction: string; input: string; output: string; uuid: string; split: L; domain: string; task_type: { major: L; minor: L; unseen?: boolean }; audio_start?: number; audio_end?: number };
-      const task = `${r.domain}/${list(r.task_type.major)[0]}/${list(r.task_type.minor)[0]}`;
-      const e: Expected = { uuid: r.uuid, line: n + 1, task, splits: list(r.split), unseen: r.task_type.unseen ?? false, output: r.output, fieldTokens: [], spans: [], firstInputKey: undefined, texts: ['', ''] };
-      // Odd entries of the split are audio ids, even ones text (possibly empty).
-      const fields = [r.instruction, r.input, r.output].map((f) => f.split(/<\|SOA\|>(.*?)<\|EOA\|>/s));
-      e.texts = [0, 1].map((k) => fields[k]!.filter((p, j) => j % 2 === 0 && p !== '').join('\n')) as [string, string];
-      for (const f of fields) f.forEach((p, k) => k % 2 === 0 && p !== '' && texts.push(p));
-      recs.push({ e, fields, window: [r.audio_start, r.audio_end] });
-    });
+    (file.endsWith('.gz') ? gunzipSync(data) : data)
+      .toString('utf8')
+      .split('\n')
+      .forEach((l, n) => {
+        if (l.trim() === '') return;
+        type L = string | string[];
+        const r = JSON.parse(l) as {
+          instruction: string;
+          input: string;
+          output: string;
+          uuid: string;
+          split: L;
+          domain: string;
+          task_type: { major: L; minor: L; unseen?: boolean };
+          audio_start?: number;
+          audio_end?: number;
+        };
+        const task = `${r.domain}/${list(r.task_type.major)[0]}/${list(r.task_type.minor)[0]}`;
+        const e: Expected = {
+          uuid: r.uuid,
+          line: n + 1,
+          task,
+          splits: list(r.split),
+          unseen: r.task_type.unseen ?? false,
+          output: r.output,
+          fieldTokens: [],
+          spans: [],
+          firstInputKey: undefined,
+          texts: ['', ''],
+        };
+        // Odd entries of the split are audio ids, even ones text (possibly empty).
+        const fields = [r.instruction, r.input, r.output].map((f) => f.split(/<\|SOA\|>(.*?)<\|EOA\|>/s));
+        e.texts = [0, 1].map((k) => fields[k]!.filter((p, j) => j % 2 === 0 && p !== '').join('\n')) as [
+          string,
+          string,
+        ];
+        for (const f of fields) f.forEach((p, k) => k % 2 === 0 && p !== '' && texts.push(p));
+        recs.push({ e, fields, window: [r.audio_start, r.audio_end] });
+      });
     raws.push([relative(corpus, file), recs]);
   }
   const encoded = await tok.encodeBatch(texts);
   let cursor = 0;
   const out = new Map<string, Expected[]>();
   for (const [file, recs] of raws) {
-    out.set(file, recs.map(({ e, fields, window }) => {
-      let pos = 0;
-      fields.forEach((parts, fieldNo) => {
-        const toks: number[] = [];
-        parts.forEach((p, k) => {
-          if (k % 2 === 0) {
-            if (p !== '') toks.push(...encoded[cursor++]!);
-            return;
-          }
-          const id = p.trim();
-          const a = audio(id, ...window);
-          const d = createHash('sha1').update(new Uint8Array(Int32Array.from(a).buffer)).digest();
-          const key: [number, number] = [d.readInt32LE(0), d.readInt32LE(4)];
-          if (fieldNo === 1) e.firstInputKey ??= key;
-          e.spans.push({ rel: pos + toks.length, len: a.length, id, key });
-          toks.push(...a);
+    out.set(
+      file,
+      recs.map(({ e, fields, window }) => {
+        let pos = 0;
+        fields.forEach((parts, fieldNo) => {
+          const toks: number[] = [];
+          parts.forEach((p, k) => {
+            if (k % 2 === 0) {
+              if (p !== '') toks.push(...encoded[cursor++]!);
+              return;
+            }
+            const id = p.trim();
+            const a = audio(id, ...window);
+            const d = createHash('sha1')
+              .update(new Uint8Array(Int32Array.from(a).buffer))
+              .digest();
+            const key: [number, number] = [d.readInt32LE(0), d.readInt32LE(4)];
+            if (fieldNo === 1) e.firstInputKey ??= key;
+            e.spans.push({ rel: pos + toks.length, len: a.length, id, key });
+            toks.push(...a);
+          });
+          pos += toks.length;
+          e.fieldTokens.push(toks);
         });
-        pos += toks.length;
-        e.fieldTokens.push(toks);
-      });
-      return e;
-    }));
+        return e;
+      }),
+    );
   }
   return out;
 }
@@ -120,7 +161,12 @@ describe('index round trip on the sample corpus', () => {
     expect(readFileSync(join(inject('sampleIndex'), 'quarantine.jsonl'), 'utf8')).toBe('');
     expect(reader.manifest.tasks).toHaveLength(80);
     expect(reader.manifest.records).toBeGreaterThanOrEqual(3000);
-    expect(reader.manifest.vocab).toMatchObject({ textVocabSize: tok.vocabSize, audioOffset: tok.vocabSize, codebookSize: 1024, codebooks: 8 });
+    expect(reader.manifest.vocab).toMatchObject({
+      textVocabSize: tok.vocabSize,
+      audioOffset: tok.vocabSize,
+      codebookSize: 1024,
+      codebooks: 8,
+    });
   });
 
   it('reads back exactly the tokens, uuids, splits, tasks and spans of every record', async () => {
@@ -162,7 +208,9 @@ describe('index round trip on the sample corpus', () => {
       });
       shard.tasks.forEach((t, local) => {
         ([0, 1, 2] as SplitIndex[]).forEach((split) => {
-          const want = recs!.flatMap((e, row) => (e.task === t.path && e.splits.includes(['train', 'dev', 'test'][split]!) ? [row] : []));
+          const want = recs!.flatMap((e, row) =>
+            e.task === t.path && e.splits.includes(['train', 'dev', 'test'][split]!) ? [row] : [],
+          );
           expect(Array.from(reader.list(i, local, split))).toEqual(want);
         });
       });
@@ -180,7 +228,6 @@ describe('index round trip on the sample corpus', () => {
   });
 });
 
-
 describe('a shard larger than one token block', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flanstream-bigshard-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -195,10 +242,18 @@ describe('a shard larger than one token block', () => {
     const codes = Array.from({ length: 8 * frames }, (_, i) => (i * 31) % 1024);
     put('audio_tokens/speech/01_Big/long.npy', encodeNpy(codes, [8, frames], '<i2'));
     put('scp_files/speech/01_Big.scp', '01_Big_long speech/01_Big/long.wav\n');
-    const rec = (n: number): string => JSON.stringify({
-      instruction: `Transcribe clip ${n}.`, input: '<|SOA|>01_Big_long<|EOA|>', output: `words ${n}`, uuid: `big-${n}`, split: ['train'],
-      task_type: { major: ['Speech Recognition'], minor: ['ASR'], 'U/G': ['understanding'], unseen: false }, domain: 'speech', source: ['studio'], other: null,
-    });
+    const rec = (n: number): string =>
+      JSON.stringify({
+        instruction: `Transcribe clip ${n}.`,
+        input: '<|SOA|>01_Big_long<|EOA|>',
+        output: `words ${n}`,
+        uuid: `big-${n}`,
+        split: ['train'],
+        task_type: { major: ['Speech Recognition'], minor: ['ASR'], 'U/G': ['understanding'], unseen: false },
+        domain: 'speech',
+        source: ['studio'],
+        other: null,
+      });
     put('metadata/speech/understanding/train_dev/01_Big/jsonl/asr.jsonl', `${[0, 1, 2, 3].map(rec).join('\n')}\n`);
     const out = join(dir, 'index');
     await buildIndex({ corpus, out, workers: 1 });
@@ -206,7 +261,9 @@ describe('a shard larger than one token block', () => {
     const shard = r.shard(0);
     expect(shard.tokens).toBeGreaterThan(PAGE_TOKENS);
     const expected = await expectedFromCorpus(corpus, TextTokenizer.load('qwen3'));
-    const want = expected.get('metadata/speech/understanding/train_dev/01_Big/jsonl/asr.jsonl')!.flatMap((e) => e.fieldTokens.flat());
+    const want = expected
+      .get('metadata/speech/understanding/train_dev/01_Big/jsonl/asr.jsonl')!
+      .flatMap((e) => e.fieldTokens.flat());
     const all = new Int32Array(shard.tokens);
     r.readTokens(0, 0, shard.tokens, all, 0);
     expect(Array.from(all)).toEqual(want);

@@ -31,8 +31,16 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 /** Every repeated copy says so in its output: a served one would show up in the decoded tokens. */
 const COPY = 'DUPLICATE COPY';
-const rec = (uuid: string, k: number, over: Partial<TinyRecord> = {}): TinyRecord => ({ uuid, split: k % 5 === 0 ? ['dev'] : ['train'], ...over });
-const copy = (uuid: string, over: Partial<TinyRecord> = {}): TinyRecord => ({ uuid, output: `${COPY} of ${uuid}`, ...over });
+const rec = (uuid: string, k: number, over: Partial<TinyRecord> = {}): TinyRecord => ({
+  uuid,
+  split: k % 5 === 0 ? ['dev'] : ['train'],
+  ...over,
+});
+const copy = (uuid: string, over: Partial<TinyRecord> = {}): TinyRecord => ({
+  uuid,
+  output: `${COPY} of ${uuid}`,
+  ...over,
+});
 const ALPHA = shardPath('01_Alpha', 'part-0.jsonl');
 const BETA = shardPath('02_Beta', 'part-0.jsonl');
 const GAMMA = shardPath('03_Gamma', 'part-0.jsonl');
@@ -50,7 +58,13 @@ function writeCorpus(dir: string): void {
   writeShard(dir, BETA, beta);
   const gamma = Array.from({ length: 20 }, (_, k) => rec(`c-${k}`, k));
   // A third occurrence of a-7 (names Alpha's, the first), and a task of nothing but repeats.
-  gamma.splice(5, 0, copy('a-7'), copy('b-4', { major: 'Copies', minor: 'Only' }), copy('b-9', { major: 'Copies', minor: 'Only', split: ['dev'] }));
+  gamma.splice(
+    5,
+    0,
+    copy('a-7'),
+    copy('b-4', { major: 'Copies', minor: 'Only' }),
+    copy('b-9', { major: 'Copies', minor: 'Only', split: ['dev'] }),
+  );
   writeShard(dir, GAMMA, gamma);
 }
 
@@ -64,7 +78,12 @@ interface Entry {
   readonly reason: string;
   readonly detail: string;
 }
-const report = (dir: string): Entry[] => readFileSync(join(dir, QUARANTINE_FILE), 'utf8').trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Entry);
+const report = (dir: string): Entry[] =>
+  readFileSync(join(dir, QUARANTINE_FILE), 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Entry);
 
 beforeAll(async () => {
   writeCorpus(corpus);
@@ -125,8 +144,12 @@ describe('duplicate uuids across the corpus', () => {
             return Array.from(list, (row) => `${s}:${row}`);
           });
           expect(table.size(t.id)).toBe(expected.length);
-          expect(expected.map((_, i) => table.locate(t.id, i)).map((l) => `${l.shard}:${l.row}`), t.path).toEqual(expected);
-          for (const i of [-1, expected.length, expected.length + 3]) expect(() => table.locate(t.id, i)).toThrow(`task ${t.id} has no record ${i}`);
+          expect(
+            expected.map((_, i) => table.locate(t.id, i)).map((l) => `${l.shard}:${l.row}`),
+            t.path,
+          ).toEqual(expected);
+          for (const i of [-1, expected.length, expected.length + 3])
+            expect(() => table.locate(t.id, i)).toThrow(`task ${t.id} has no record ${i}`);
         }
       }
       // Beta's and Gamma's lists hold repeats (left out through listAt); Alpha's are read directly.
@@ -158,19 +181,26 @@ describe('duplicate uuids across the corpus', () => {
         expect(end, packing).toBeUndefined();
         const uuids = new Set(batches.flatMap((b) => b.uuids));
         expect(uuids.size, packing).toBe(UNIQUE_TRAIN);
-        for (const b of batches) expect(await tok.decode(new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength / 4)), packing).not.toContain(COPY);
+        for (const b of batches)
+          expect(
+            await tok.decode(new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength / 4)),
+            packing,
+          ).not.toContain(COPY);
       }
     });
 
     it('a mixture naming only the task of repeats is refused: it has nothing to serve', () => {
-      expect(() => take(core.open({ spec: trainSpec({ mixture: { weights: { [ONLY_COPIES]: 1 } } }) }), 1)).toThrow(/speech\/Copies\/Only.*matches no task with train records/);
+      expect(() => take(core.open({ spec: trainSpec({ mixture: { weights: { [ONLY_COPIES]: 1 } } }) }), 1)).toThrow(
+        /speech\/Copies\/Only.*matches no task with train records/,
+      );
     });
   });
 
   it('a partitioned build (parts in shuffled order) equals the one-process build, file for file', async () => {
     for (const N of [2, 3]) {
       const out = join(base, `parts${N}`);
-      for (const i of N === 2 ? [1, 0] : [2, 0, 1]) await buildPart({ corpus, out, workers: 1, part: { index: i, count: N } });
+      for (const i of N === 2 ? [1, 0] : [2, 0, 1])
+        await buildPart({ corpus, out, workers: 1, part: { index: i, count: N } });
       await mergeParts({ corpus, out });
       expect(tree(out)).toEqual(tree(single));
     }
@@ -200,17 +230,23 @@ describe('duplicate uuids across the corpus', () => {
     cpSync(corpus, c, { recursive: true });
     cpSync(single, out, { recursive: true });
     // Alpha without a-7: Beta's copy (line 3) is now the first, and Gamma's names it.
-    const alpha = readFileSync(join(c, ALPHA), 'utf8').split('\n').filter((l) => !l.includes('"uuid":"a-7"'));
+    const alpha = readFileSync(join(c, ALPHA), 'utf8')
+      .split('\n')
+      .filter((l) => !l.includes('"uuid":"a-7"'));
     writeFileSync(join(c, ALPHA), alpha.join('\n'));
     const s = await buildIndex({ corpus: c, out, workers: 1 });
     expect(s.shardsBuilt).toBe(1);
     expect(s.manifest.quarantineByReason).toEqual({ duplicate_uuid: 6 });
-    expect(report(out).find((e) => e.file === GAMMA && e.line === 6)?.detail).toBe(`uuid a-7 already appears at ${BETA}:3`);
+    expect(report(out).find((e) => e.file === GAMMA && e.line === 6)?.detail).toBe(
+      `uuid a-7 already appears at ${BETA}:3`,
+    );
     expect(report(out).some((e) => e.file === BETA && e.line === 3)).toBe(false);
     const r = IndexReader.open(out);
     try {
       const trivia = r.tasks.find((t) => t.path === 'speech/TextQA/Trivia')!;
-      const served = trivia.runs[0]!.flatMap(([sh, local]) => Array.from(r.list(sh, local, 0), (row) => r.uuid(sh, row)));
+      const served = trivia.runs[0]!.flatMap(([sh, local]) =>
+        Array.from(r.list(sh, local, 0), (row) => r.uuid(sh, row)),
+      );
       expect(served.filter((u) => u === 'a-7')).toHaveLength(1);
       expect(served).toHaveLength(UNIQUE_TRAIN);
     } finally {
@@ -223,9 +259,18 @@ describe('duplicate uuids across the corpus', () => {
     const c = join(base, 'corpus-clips');
     const out = join(base, 'clips');
     const clip = `<|SOA|>${writeClip(c, '01_Clips', 'shared', 2, 12)}<|EOA|>`;
-    writeShard(c, shardPath('01_Clips', 'part-0.jsonl'), Array.from({ length: 6 }, (_, k) => ({ uuid: `x-${k}`, input: k === 1 ? `Listen: ${clip}` : undefined })));
+    writeShard(
+      c,
+      shardPath('01_Clips', 'part-0.jsonl'),
+      Array.from({ length: 6 }, (_, k) => ({ uuid: `x-${k}`, input: k === 1 ? `Listen: ${clip}` : undefined })),
+    );
     // Another task: a record sharing the clip (a conversation partner) and, on line 4, a repeat of x-1 carrying it too.
-    const shared = Array.from({ length: 6 }, (_, k): TinyRecord => ({ uuid: `s-${k}`, major: 'Shared', minor: 'Clip', input: k === 2 ? `Hear: ${clip}` : undefined }));
+    const shared = Array.from({ length: 6 }, (_, k): TinyRecord => ({
+      uuid: `s-${k}`,
+      major: 'Shared',
+      minor: 'Clip',
+      input: k === 2 ? `Hear: ${clip}` : undefined,
+    }));
     shared.splice(3, 0, copy('x-1', { major: 'Shared', minor: 'Clip', input: `Again: ${clip}` }));
     writeShard(c, shardPath('02_Shared', 'part-0.jsonl'), shared);
     await buildIndex({ corpus: c, out, workers: 1 });
@@ -233,7 +278,9 @@ describe('duplicate uuids across the corpus', () => {
     try {
       expect(r.manifest.quarantineByReason).toEqual({ duplicate_uuid: 1 });
       const groups = r.audioGroups();
-      const members = Array.from({ length: groups.length / 4 }, (_, q) => r.uuid(groups[q * 4 + 2]!, groups[q * 4 + 3]!));
+      const members = Array.from({ length: groups.length / 4 }, (_, q) =>
+        r.uuid(groups[q * 4 + 2]!, groups[q * 4 + 3]!),
+      );
       expect(members).toEqual(['x-1', 's-2']);
       // The repeat's clip is not counted in its task's audio: only s-2's is.
       const sharedTask = r.tasks.find((t) => t.path === 'speech/Shared/Clip')!;
@@ -245,12 +292,19 @@ describe('duplicate uuids across the corpus', () => {
     const core = await openCore(out, bareConfig(join(base, 'clips-config')));
     const tok = TextTokenizer.load('qwen3');
     try {
-      const { batches } = take(core.open({ spec: trainSpec({ packing: 'multiturn', batchSize: 4, seqLen: 1024 }) }), 20);
-      expect(new Set(batches.flatMap((b) => b.uuids))).toEqual(new Set([...Array.from({ length: 6 }, (_, k) => `x-${k}`), ...Array.from({ length: 6 }, (_, k) => `s-${k}`)]));
-      for (const b of batches) expect(await tok.decode(new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength / 4))).not.toContain(COPY);
+      const { batches } = take(
+        core.open({ spec: trainSpec({ packing: 'multiturn', batchSize: 4, seqLen: 1024 }) }),
+        20,
+      );
+      expect(new Set(batches.flatMap((b) => b.uuids))).toEqual(
+        new Set([...Array.from({ length: 6 }, (_, k) => `x-${k}`), ...Array.from({ length: 6 }, (_, k) => `s-${k}`)]),
+      );
+      for (const b of batches)
+        expect(
+          await tok.decode(new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength / 4)),
+        ).not.toContain(COPY);
     } finally {
       core.reader.close();
     }
   });
 });
-

@@ -1,4 +1,15 @@
-import { appendFileSync, cpSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync, mkdtempSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  mkdtempSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -32,7 +43,8 @@ function copy(): { corpus: string; out: string } {
 }
 
 const shardFiles = (out: string): string[] => readdirSync(join(out, 'shards')).sort();
-const build = (corpus: string, out: string, workers = 1): Promise<BuildSummary> => buildIndex({ corpus, out, workers, audioRoots: [SAMPLE_AUDIO_ROOT] });
+const build = (corpus: string, out: string, workers = 1): Promise<BuildSummary> =>
+  buildIndex({ corpus, out, workers, audioRoots: [SAMPLE_AUDIO_ROOT] });
 
 function readLines(file: string): string[] {
   const raw = readFileSync(file);
@@ -49,7 +61,9 @@ function depsBySource(out: string): Map<string, ShardDeps> {
 }
 /** The shards of the current index that depend on a given corpus file. */
 function dependents(out: string, file: string): string[] {
-  return [...depsBySource(out)].filter(([, d]) => d.npy.some(([f]) => f === file) || d.scp.some(([f]) => f === file)).map(([s]) => s);
+  return [...depsBySource(out)]
+    .filter(([, d]) => d.npy.some(([f]) => f === file) || d.scp.some(([f]) => f === file))
+    .map(([s]) => s);
 }
 const someNpy = (out: string): string => [...depsBySource(out).values()].find((d) => d.npy.length > 0)!.npy[0]![0];
 
@@ -70,7 +84,10 @@ describe('incremental index', () => {
   };
   const rebuilt = (before: BuildSummary, after: BuildSummary): string[] => {
     const old = new Set(before.manifest.shards.map((s) => s.key));
-    return after.manifest.shards.filter((s) => !old.has(s.key)).map((s) => s.source).sort();
+    return after.manifest.shards
+      .filter((s) => !old.has(s.key))
+      .map((s) => s.source)
+      .sort();
   };
 
   it('builds every shard the first time', () => {
@@ -86,7 +103,10 @@ describe('incremental index', () => {
   });
 
   it('reuses a shard whose file was rewritten with the same bytes (content, not mtime, decides)', async () => {
-    const src = join(corpus, shardOf((s) => s.endsWith('.gz')));
+    const src = join(
+      corpus,
+      shardOf((s) => s.endsWith('.gz')),
+    );
     writeFileSync(src, readFileSync(src));
     utimesSync(src, new Date(), new Date(Date.now() + 5000));
     const again = await build(corpus, out);
@@ -99,7 +119,10 @@ describe('incremental index', () => {
     const source = shardOf((s) => s.endsWith('.jsonl'));
     const lines = readLines(join(corpus, source));
     const rec = JSON.parse(lines[0]!) as { uuid: string; instruction: string };
-    writeLines(join(corpus, source), [...lines, JSON.stringify({ ...rec, uuid: 'added-1', instruction: `${rec.instruction} (again)` })]);
+    writeLines(join(corpus, source), [
+      ...lines,
+      JSON.stringify({ ...rec, uuid: 'added-1', instruction: `${rec.instruction} (again)` }),
+    ]);
     const after = await build(corpus, out);
     expect([after.shardsBuilt, after.shardsReused]).toEqual([1, total - 1]);
     expect(rebuilt(before, after)).toEqual([source]);
@@ -129,7 +152,14 @@ describe('incremental index', () => {
     const users = dependents(out, npy);
     const arr = parseNpy(readFileSync(join(corpus, npy)));
     const shape = arr.codebooks === 1 ? [arr.frames] : [arr.codebooks, arr.frames];
-    writeFileSync(join(corpus, npy), encodeNpy(Array.from(arr.codes, (c) => (c + 1) % 1024), shape, arr.dtype));
+    writeFileSync(
+      join(corpus, npy),
+      encodeNpy(
+        Array.from(arr.codes, (c) => (c + 1) % 1024),
+        shape,
+        arr.dtype,
+      ),
+    );
     const after = await build(corpus, out);
     expect(rebuilt(before, after)).toEqual(users.sort());
     expect(after.manifest.fingerprint).not.toBe(before.manifest.fingerprint);
@@ -155,10 +185,16 @@ describe('incremental index', () => {
     const lines = readLines(join(corpus, source));
     const rec = JSON.parse(lines[0]!) as Record<string, unknown>;
     appendFileSync(join(corpus, 'scp_files/speech/07_ESD.scp'), '07_ESD_late speech/07_ESD/late/late.wav\n');
-    writeLines(join(corpus, source), [...lines, JSON.stringify({ ...rec, uuid: 'late-1', input: '<|SOA|>07_ESD_late<|EOA|>' })]);
+    writeLines(join(corpus, source), [
+      ...lines,
+      JSON.stringify({ ...rec, uuid: 'late-1', input: '<|SOA|>07_ESD_late<|EOA|>' }),
+    ]);
     const missing = await build(corpus, out);
     expect(missing.manifest.quarantineByReason).toEqual({ npy_missing: 1 });
-    cpSync(join(corpus, depsBySource(out).get(source)!.npy[0]![0]), join(corpus, 'audio_tokens/speech/07_ESD/late/late.npy'));
+    cpSync(
+      join(corpus, depsBySource(out).get(source)!.npy[0]![0]),
+      join(corpus, 'audio_tokens/speech/07_ESD/late/late.npy'),
+    );
     const fixed = await build(corpus, out);
     expect(fixed.manifest.quarantined).toBe(0);
     expect(fixed.manifest.records).toBe(missing.manifest.records + 1);
@@ -209,6 +245,8 @@ describe('fingerprint', () => {
     const copied = await build(b.corpus, b.out, 1);
     expect(two.manifest.fingerprint).toBe(one.manifest.fingerprint);
     expect(copied.manifest.fingerprint).toBe(one.manifest.fingerprint);
-    expect(statSync(join(b.corpus, one.manifest.shards[0]!.source)).mtimeMs).not.toBe(statSync(join(a.corpus, one.manifest.shards[0]!.source)).mtimeMs);
+    expect(statSync(join(b.corpus, one.manifest.shards[0]!.source)).mtimeMs).not.toBe(
+      statSync(join(a.corpus, one.manifest.shards[0]!.source)).mtimeMs,
+    );
   });
 });

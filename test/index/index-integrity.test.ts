@@ -1,9 +1,25 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { IndexCorruptError } from '../../src/errors.js';
-import { INDEX_FORMAT_VERSION, MANIFEST_FILE, PAGE_BYTES, ROWS_PER_PAGE, type Manifest, type Section } from '../../src/index/format.js';
+import {
+  INDEX_FORMAT_VERSION,
+  MANIFEST_FILE,
+  PAGE_BYTES,
+  ROWS_PER_PAGE,
+  type Manifest,
+  type Section,
+} from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { readManifest, writeManifest } from '../../src/index/manifest-io.js';
 
@@ -76,7 +92,11 @@ describe('damaged shard files are detected, never served', () => {
       // The damaged page fails with a message naming it; the other sections are still served exactly.
       const page = Math.floor((at - off) / PAGE_BYTES[section]);
       expect(got[section]).toBeInstanceOf(IndexCorruptError);
-      expect(String(got[section])).toMatch(new RegExp(`index file .*${manifest().shards[target]!.file}: ${section} page ${page} fails its checksum; rebuild the index`));
+      expect(String(got[section])).toMatch(
+        new RegExp(
+          `index file .*${manifest().shards[target]!.file}: ${section} page ${page} fails its checksum; rebuild the index`,
+        ),
+      );
       for (const other of SECTIONS) if (other !== section) expect(got[other]).toEqual(good[other]);
     });
   }
@@ -88,14 +108,18 @@ describe('damaged shard files are detected, never served', () => {
     flip(shardPath(big), shards[big]!.sections.rows[0] + 1, 0x80);
     withReader(index, (r) => {
       expect(() => r.row(big, 0)).toThrow(/rows page 0 fails its checksum/);
-      expect(Array.from(r.row(big, ROWS_PER_PAGE))).toEqual(withReader(pristine, (p) => Array.from(p.row(big, ROWS_PER_PAGE))));
+      expect(Array.from(r.row(big, ROWS_PER_PAGE))).toEqual(
+        withReader(pristine, (p) => Array.from(p.row(big, ROWS_PER_PAGE))),
+      );
     });
   });
 
   it('a record past its shard is refused, never read from the next section', () => {
     const s = manifest().shards[target]!;
     withReader(pristine, (r) => {
-      expect(() => r.row(target, s.records + ROWS_PER_PAGE)).toThrow(/rows page \d+ is past the section's end; rebuild the index/);
+      expect(() => r.row(target, s.records + ROWS_PER_PAGE)).toThrow(
+        /rows page \d+ is past the section's end; rebuild the index/,
+      );
       expect(() => r.row(target, s.records + ROWS_PER_PAGE)).toThrow(IndexCorruptError);
     });
   });
@@ -113,7 +137,7 @@ describe('damaged shard files are detected, never served', () => {
     // Any byte of a served section (the deps section is the indexer's, see incremental.test.ts).
     const at = (seed * 2654435761) % m.shards[i]!.sections.deps[0];
     const before = withReader(pristine, (r) => dump(r, i));
-    flip(shardPath(i), at, 1 << seed % 8);
+    flip(shardPath(i), at, 1 << (seed % 8));
     const after = withReader(index, (r) => dump(r, i));
     const failed = Object.values(after).filter((v) => v instanceof Error);
     expect(failed.length).toBeGreaterThan(0);
@@ -123,17 +147,33 @@ describe('damaged shard files are detected, never served', () => {
 
   it.each([
     ['cut in half', (f: string) => truncateSync(f, Math.floor(readFileSync(f).length / 2)), /is truncated/],
-    ['cut one byte into its served sections', (f: string) => truncateSync(f, manifest().shards[target]!.sections.deps[0] - 1), /page table is truncated/],
-    ['cut inside its strings', (f: string) => truncateSync(f, manifest().shards[target]!.sections.strings[0] + 100), /is truncated/],
+    [
+      'cut one byte into its served sections',
+      (f: string) => truncateSync(f, manifest().shards[target]!.sections.deps[0] - 1),
+      /page table is truncated/,
+    ],
+    [
+      'cut inside its strings',
+      (f: string) => truncateSync(f, manifest().shards[target]!.sections.strings[0] + 100),
+      /is truncated/,
+    ],
     ['emptied', (f: string) => truncateSync(f, 0), /is truncated/],
     ['deleted', (f: string) => unlinkSync(f), /shard file is missing/],
-    ['replaced by another shard', (f: string) => writeFileSync(f, readFileSync(shardPath(target + 1))), /fails its checksum|is truncated/],
-    ['a symlink leaving the index', (f: string) => {
-      const outside = join(base, 'outside.bin');
-      writeFileSync(outside, readFileSync(f));
-      unlinkSync(f);
-      symlinkSync(outside, f);
-    }, /symlink leaving the index; refused/],
+    [
+      'replaced by another shard',
+      (f: string) => writeFileSync(f, readFileSync(shardPath(target + 1))),
+      /fails its checksum|is truncated/,
+    ],
+    [
+      'a symlink leaving the index',
+      (f: string) => {
+        const outside = join(base, 'outside.bin');
+        writeFileSync(outside, readFileSync(f));
+        unlinkSync(f);
+        symlinkSync(outside, f);
+      },
+      /symlink leaving the index; refused/,
+    ],
   ])('a shard file %s', (_name, damage, message) => {
     damage(shardPath(target));
     const r = IndexReader.open(index); // opening reads the manifest only
@@ -164,10 +204,22 @@ describe('a damaged manifest refuses to open', () => {
   it.each([
     ['missing', () => unlinkSync(file()), /no index here \(manifest\.msgpack is missing\)/],
     ['empty', () => truncateSync(file(), 0), /not readable msgpack|checksum mismatch/],
-    ['truncated', () => truncateSync(file(), Math.floor(readFileSync(file()).length * 0.7)), /not readable msgpack|checksum mismatch/],
+    [
+      'truncated',
+      () => truncateSync(file(), Math.floor(readFileSync(file()).length * 0.7)),
+      /not readable msgpack|checksum mismatch/,
+    ],
     ['garbage', () => writeFileSync(file(), 'hello, world'), /not readable msgpack|checksum mismatch/],
-    ['a flipped byte in its body', () => flip(file(), Math.floor(readFileSync(file()).length / 2)), /not readable msgpack|checksum mismatch/],
-    ['a flipped last byte', () => flip(file(), readFileSync(file()).length - 1), /not readable msgpack|checksum mismatch/],
+    [
+      'a flipped byte in its body',
+      () => flip(file(), Math.floor(readFileSync(file()).length / 2)),
+      /not readable msgpack|checksum mismatch/,
+    ],
+    [
+      'a flipped last byte',
+      () => flip(file(), readFileSync(file()).length - 1),
+      /not readable msgpack|checksum mismatch/,
+    ],
   ])('%s', (_name, damage, message) => {
     damage();
     const err = open();
@@ -185,7 +237,11 @@ describe('a damaged manifest refuses to open', () => {
     writeManifest(index, { ...manifest(), formatVersion: INDEX_FORMAT_VERSION - 1 });
     const err = open();
     expect(err).toBeInstanceOf(IndexCorruptError);
-    expect(String(err)).toMatch(new RegExp(`index format ${INDEX_FORMAT_VERSION - 1} is not the supported format ${INDEX_FORMAT_VERSION}; rebuild the index`));
+    expect(String(err)).toMatch(
+      new RegExp(
+        `index format ${INDEX_FORMAT_VERSION - 1} is not the supported format ${INDEX_FORMAT_VERSION}; rebuild the index`,
+      ),
+    );
   });
 
   it.each([['shards/../../etc/passwd'], ['/etc/passwd'], ['shards/abc.bin']])('naming a shard file %s', (name) => {

@@ -21,7 +21,10 @@ beforeAll(async () => {
 
 /** The CLI as a user runs it. */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -50,10 +53,15 @@ function expectValidIndex(out: string): void {
 describe('one index run per output directory', () => {
   it('two runs started together: exactly one is refused with a clear message, the other builds a valid index', async () => {
     const out = join(base, 'together');
-    const results = await Promise.allSettled([buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] }), buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] })]);
+    const results = await Promise.allSettled([
+      buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] }),
+      buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] }),
+    ]);
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused).toHaveLength(1);
-    expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(new RegExp(`another \`flanstream index\` run \\(pid ${process.pid}, since .*\\) is writing this index`));
+    expect(String((refused[0] as PromiseRejectedResult).reason)).toMatch(
+      new RegExp(`another \`flanstream index\` run \\(pid ${process.pid}, since .*\\) is writing this index`),
+    );
     expectValidIndex(out);
   });
 
@@ -66,7 +74,10 @@ describe('one index run per output directory', () => {
     const dirs = Array.from({ length: trials }, (_, i) => join(base, `stale-${i}`));
     for (const d of dirs) {
       mkdirSync(d, { recursive: true });
-      writeFileSync(join(d, LOCK_FILE), JSON.stringify({ pid: deadPid, host: hostname(), since: '2020-01-01T00:00:00.000Z' }));
+      writeFileSync(
+        join(d, LOCK_FILE),
+        JSON.stringify({ pid: deadPid, host: hostname(), since: '2020-01-01T00:00:00.000Z' }),
+      );
     }
     // Each racer waits for the same instants (one per trial), then takes the lock of that trial's directory.
     const start = Date.now() + 5000;
@@ -79,7 +90,9 @@ describe('one index run per output directory', () => {
       // Alive (its locks held by a live process) until every racer is done.
       process.stdin.resume();
     });`;
-    const racers = Array.from({ length: RACERS }, () => spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const racers = Array.from({ length: RACERS }, () =>
+      spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    );
     const outputs = await Promise.all(
       racers.map(
         (r) =>
@@ -128,8 +141,13 @@ describe('one index run per output directory', () => {
   it('a lock held on another host is never taken over: the message says how to clear it', async () => {
     const out = join(base, 'remote');
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: 1, host: 'some-other-host', since: '2026-01-01T00:00:00.000Z' }));
-    await expect(buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(`pid 1 on host some-other-host, since 2026-01-01T00:00:00.000Z) is writing this index; wait for it to finish, or delete ${join(out, LOCK_FILE)} if that run is gone`);
+    writeFileSync(
+      join(out, LOCK_FILE),
+      JSON.stringify({ pid: 1, host: 'some-other-host', since: '2026-01-01T00:00:00.000Z' }),
+    );
+    await expect(buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      `pid 1 on host some-other-host, since 2026-01-01T00:00:00.000Z) is writing this index; wait for it to finish, or delete ${join(out, LOCK_FILE)} if that run is gone`,
+    );
     unlinkSync(join(out, LOCK_FILE));
     await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     expectValidIndex(out);
@@ -168,7 +186,9 @@ describe('the server checks the index files at start', () => {
         unlinkSync(join(dir, 'shards', f));
         mkdirSync(join(dir, 'shards', f));
       }
-      const r = await collect(c, { spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, maxBatches: 2 } });
+      const r = await collect(c, {
+        spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, maxBatches: 2 },
+      });
       expect(r.error?.code).toBe(grpc.status.DATA_LOSS);
       expect(r.error?.details).toMatch(/shards\/[0-9a-f]+\.bin: shard file is not a regular file/);
     } finally {

@@ -33,10 +33,18 @@ const binFiles = (out: string): string[] => {
  * Runs `flanstream index` in a child process and SIGKILLs it once `when` says so (checked every
  * few milliseconds against the shard files written so far). Resolves with how the child ended.
  */
-function killDuring(out: string, args: string[], when: (newFiles: number, ms: number) => boolean): Promise<{ killed: boolean; code: number | null }> {
+function killDuring(
+  out: string,
+  args: string[],
+  when: (newFiles: number, ms: number) => boolean,
+): Promise<{ killed: boolean; code: number | null }> {
   const before = new Set(binFiles(out));
   const started = Date.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out, '--audio-root', SAMPLE_AUDIO_ROOT, ...args], { stdio: 'ignore' });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out, '--audio-root', SAMPLE_AUDIO_ROOT, ...args],
+    { stdio: 'ignore' },
+  );
   return new Promise((resolve) => {
     let killed = false;
     const timer = setInterval(() => {
@@ -59,7 +67,9 @@ function everything(out: string): { fingerprint: string; records: number; data: 
     const data = r.manifest.shards.map((s, i) => {
       const tokens = new Int32Array(s.tokens);
       r.readTokens(i, 0, s.tokens, tokens, 0);
-      return [r.section(i, 'rows'), r.section(i, 'spans'), r.section(i, 'strings'), tokens].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64')).join('|');
+      return [r.section(i, 'rows'), r.section(i, 'spans'), r.section(i, 'strings'), tokens]
+        .map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64'))
+        .join('|');
     });
     r.audioGroups();
     return { fingerprint: r.fingerprint, records: r.manifest.records, data };
@@ -71,7 +81,9 @@ function everything(out: string): { fingerprint: string; records: number; data: 
 function noLeftovers(out: string): void {
   const live = new Set(IndexReader.open(out).manifest.shards.map((s) => s.file.slice('shards/'.length)));
   expect(readdirSync(join(out, 'shards')).sort()).toEqual([...live].sort());
-  expect(readdirSync(out).filter((f) => f.endsWith('.tmp') || f.startsWith('audio-groups'))).toEqual([IndexReader.open(out).manifest.audioGroups.file]);
+  expect(readdirSync(out).filter((f) => f.endsWith('.tmp') || f.startsWith('audio-groups'))).toEqual([
+    IndexReader.open(out).manifest.audioGroups.file,
+  ]);
 }
 
 describe('an index run killed before its first manifest', () => {
@@ -132,7 +144,13 @@ describe('an index run killed while replacing an existing index', () => {
   it('a run stopped between its audio-groups file and its manifest leaves the old groups intact', async () => {
     const m = IndexReader.open(out).manifest;
     // What compileManifest of a run over fewer shards writes before the manifest would be renamed in.
-    const partial = compileManifest(out, m.shards.slice(1).map((s) => ({ ...s })), m.vocab, m.options, m.template);
+    const partial = compileManifest(
+      out,
+      m.shards.slice(1).map((s) => ({ ...s })),
+      m.vocab,
+      m.options,
+      m.template,
+    );
     expect(partial.audioGroups.file).not.toBe(m.audioGroups.file);
     expect(everything(out)).toEqual(old);
     await buildIndex({ corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });

@@ -18,7 +18,7 @@ function lengths(n: number, seed: number, max: number): number[] {
     x ^= x << 5;
     x >>>= 0;
     // Skewed toward short records, like a corpus: mostly hundreds of tokens, a tail to `max`.
-    return Math.floor(((x / 2 ** 32) ** 3) * max);
+    return Math.floor((x / 2 ** 32) ** 3 * max);
   });
 }
 

@@ -37,8 +37,14 @@ beforeAll(() => {
   fifo(shardPath('01_Clips', 'part-1.jsonl'));
   mkdirSync(join(corpus, shardPath('01_Clips', 'folder.jsonl')), { recursive: true });
   writeFileSync(join(corpus, shardPath('01_Clips', 'part-2.JSONL')), recordLine({ uuid: 'upper' }) + '\n');
-  writeFileSync(join(corpus, 'metadata/speech/understanding/train/01_Clips/stray.jsonl'), recordLine({ uuid: 'stray' }) + '\n');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+  writeFileSync(
+    join(corpus, 'metadata/speech/understanding/train/01_Clips/stray.jsonl'),
+    recordLine({ uuid: 'stray' }) + '\n',
+  );
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   run = { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }, 150_000);
 
@@ -53,19 +59,28 @@ describe('non-regular files and files outside the layout', () => {
   });
 
   it('quarantines a FIFO shard and a record whose .npy is a FIFO, with the reason', () => {
-    const q = readFileSync(join(out, 'quarantine.jsonl'), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as QuarantineEntry);
+    const q = readFileSync(join(out, 'quarantine.jsonl'), 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as QuarantineEntry);
     expect(q.map((e) => [e.file, e.line, e.reason])).toEqual([
       [shardPath('01_Clips', 'part-0.jsonl'), 2, 'not_regular_file'],
       [shardPath('01_Clips', 'part-1.jsonl'), 0, 'not_regular_file'],
     ]);
-    expect(q[0]!.detail).toBe('audio_tokens/speech/01_Clips/piped.npy: a FIFO, not a regular file; only regular files are read');
+    expect(q[0]!.detail).toBe(
+      'audio_tokens/speech/01_Clips/piped.npy: a FIFO, not a regular file; only regular files are read',
+    );
     expect(q[1]!.detail).toBe('a FIFO, not a regular file; only regular files are read');
   });
 
   it('lists files named like shards outside the layout as skipped, with why', () => {
     expect(run.stdout).toContain('skipped: 3 files named like shards outside the layout');
     expect(run.stdout).toContain(`${shardPath('01_Clips', 'folder.jsonl')}: a directory named like a shard`);
-    expect(run.stdout).toContain(`${shardPath('01_Clips', 'part-2.JSONL')}: extension is not .jsonl or .jsonl.gz (names are case-sensitive)`);
-    expect(run.stdout).toContain('metadata/speech/understanding/train/01_Clips/stray.jsonl: not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>');
+    expect(run.stdout).toContain(
+      `${shardPath('01_Clips', 'part-2.JSONL')}: extension is not .jsonl or .jsonl.gz (names are case-sensitive)`,
+    );
+    expect(run.stdout).toContain(
+      'metadata/speech/understanding/train/01_Clips/stray.jsonl: not at metadata/<domain>/<ug>/<split>/<dataset>/jsonl/<file>',
+    );
   });
 });

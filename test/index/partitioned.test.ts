@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,19 +36,29 @@ beforeAll(async () => {
   await buildIndex({ corpus, out: single, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
 });
 
-
 /** `flanstream index` as its own process; `killAfterShards` SIGKILLs it once it has written that many shard files. */
-function cli(args: string[], killAfterShards?: number): Promise<{ code: number | null; killed: boolean; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], { stdio: ['ignore', 'ignore', 'pipe'] });
+function cli(
+  args: string[],
+  killAfterShards?: number,
+): Promise<{ code: number | null; killed: boolean; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli.ts', 'index', ...args, '--audio-root', SAMPLE_AUDIO_ROOT],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const out = args[args.indexOf('--out') + 1]!;
-  const shards = (): number => (existsSync(join(out, 'shards')) ? readdirSync(join(out, 'shards')).filter((f) => f.endsWith('.bin')).length : 0);
+  const shards = (): number =>
+    existsSync(join(out, 'shards')) ? readdirSync(join(out, 'shards')).filter((f) => f.endsWith('.bin')).length : 0;
   const before = shards();
   let killed = false;
-  const timer = killAfterShards === undefined ? undefined : setInterval(() => {
-    if (!killed && shards() - before >= killAfterShards) killed = child.kill('SIGKILL');
-  }, 3);
+  const timer =
+    killAfterShards === undefined
+      ? undefined
+      : setInterval(() => {
+          if (!killed && shards() - before >= killAfterShards) killed = child.kill('SIGKILL');
+        }, 3);
   return new Promise((resolve) => {
     child.on('exit', (code) => {
       clearInterval(timer);
@@ -48,7 +69,10 @@ function cli(args: string[], killAfterShards?: number): Promise<{ code: number |
 
 describe('part assignment', () => {
   it('gives every file to exactly one part, balanced by bytes, the same way every time', () => {
-    const files = Array.from({ length: 57 }, (_, i) => ({ source: `f${String(i).padStart(2, '0')}`, bytes: 1 + ((i * 7919) % 1000) }));
+    const files = Array.from({ length: 57 }, (_, i) => ({
+      source: `f${String(i).padStart(2, '0')}`,
+      bytes: 1 + ((i * 7919) % 1000),
+    }));
     const a = assignParts(files, 5);
     expect(assignParts([...files].reverse(), 5)).toEqual([...a].reverse());
     const load = [0, 0, 0, 0, 0];
@@ -70,7 +94,9 @@ describe('a partitioned build (separate processes)', () => {
     const N = 4;
     const order = [2, 0, 3, 1];
     // Part 3 is killed after its first shard; the others run at the same time, against one --out.
-    const runs = await Promise.all(order.map((i) => cli([corpus, '--out', out, '--workers', '1', '--part', `${i}/${N}`], i === 3 ? 1 : undefined)));
+    const runs = await Promise.all(
+      order.map((i) => cli([corpus, '--out', out, '--workers', '1', '--part', `${i}/${N}`], i === 3 ? 1 : undefined)),
+    );
     expect(runs.map((r, k) => (order[k] === 3 ? r.killed : r.code === 0))).toEqual([true, true, true, true]);
     expect(existsSync(join(out, partFile({ index: 3, count: N })))).toBe(false);
 
@@ -102,7 +128,9 @@ describe('cross-shard step in bounded memory', () => {
       const small = writeAudioGroups(dir, r.manifest.shards, rowsOf, 7);
       expect(small).toEqual(r.manifest.audioGroups);
       expect(small.entries).toBeGreaterThan(10);
-      expect(readFileSync(join(dir, small.file)).equals(readFileSync(join(single, r.manifest.audioGroups.file)))).toBe(true);
+      expect(readFileSync(join(dir, small.file)).equals(readFileSync(join(single, r.manifest.audioGroups.file)))).toBe(
+        true,
+      );
       expect(readdirSync(dir)).toEqual([small.file]);
     } finally {
       r.close();
@@ -112,13 +140,16 @@ describe('cross-shard step in bounded memory', () => {
 
 describe('the merge refuses parts it cannot trust', () => {
   const parts = async (out: string, c = corpus, n = 2): Promise<void> => {
-    for (let i = 0; i < n; i++) await buildPart({ corpus: c, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: i, count: n } });
+    for (let i = 0; i < n; i++)
+      await buildPart({ corpus: c, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: i, count: n } });
   };
 
   it('a part built with another tokenizer setting', async () => {
     const out = join(base, 'settings');
     await parts(out);
-    await expect(mergeParts({ corpus, out, codebookSize: 2048, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 0\/2 was built with other settings .*merge with the parts' --tokenizer\/--codebook-size/);
+    await expect(mergeParts({ corpus, out, codebookSize: 2048, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      /part 0\/2 was built with other settings .*merge with the parts' --tokenizer\/--codebook-size/,
+    );
     expect(existsSync(join(out, MANIFEST_FILE))).toBe(false);
     // The refused merge changed nothing: merged with the parts' settings it is the one-process index.
     await mergeParts({ corpus, out, audioRoots: [SAMPLE_AUDIO_ROOT] });
@@ -136,9 +167,13 @@ describe('the merge refuses parts it cannot trust', () => {
     // Same size (so the assignment stands), new content: only the stat of the part's own file tells.
     writeFileSync(join(c, victim!), readFileSync(join(c, victim!)));
     expect(statSync(join(c, victim!)).size).toBe(st.size);
-    await expect(mergeParts({ corpus: c, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(new RegExp(`part \\d/2 is stale: ${victim!.replace(/[.]/g, '\\.')} changed since it was built; rerun`));
+    await expect(mergeParts({ corpus: c, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      new RegExp(`part \\d/2 is stale: ${victim!.replace(/[.]/g, '\\.')} changed since it was built; rerun`),
+    );
     appendFileSync(join(c, victim!), '\n');
-    await expect(mergeParts({ corpus: c, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 0\/2 is stale: the corpus's JSONL files were added, removed or resized/);
+    await expect(mergeParts({ corpus: c, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      /part 0\/2 is stale: the corpus's JSONL files were added, removed or resized/,
+    );
   });
 
   it('parts of another corpus, of two different N, damaged, or with a shard file gone', async () => {
@@ -146,22 +181,32 @@ describe('the merge refuses parts it cannot trust', () => {
     await writeSampleCorpus(other, { records: 100, seed: 6 });
     const out = join(base, 'mixed');
     await parts(out, other);
-    await expect(mergeParts({ corpus, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 0\/2 is from another corpus \(.*corpus-other, not .*corpus\); rebuild every part/);
+    await expect(mergeParts({ corpus, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      /part 0\/2 is from another corpus \(.*corpus-other, not .*corpus\); rebuild every part/,
+    );
 
     await buildPart({ corpus: other, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: 0, count: 3 } });
-    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/parts\/ holds parts of 2 and 3-way builds/);
+    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      /parts\/ holds parts of 2 and 3-way builds/,
+    );
     rmSync(join(out, partFile({ index: 0, count: 3 })));
 
     writeFileSync(join(out, partFile({ index: 1, count: 2 })), 'not a part');
-    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/part 1\/2 record is damaged or half-written; rerun .*--part 1\/2/);
+    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      /part 1\/2 record is damaged or half-written; rerun .*--part 1\/2/,
+    );
     await buildPart({ corpus: other, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], part: { index: 1, count: 2 } });
 
     const shard = readdirSync(join(out, 'shards'))[0]!;
     rmSync(join(out, 'shards', shard));
-    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(new RegExp(`part \\d/2 is incomplete: its shard file shards/${shard} is missing`));
+    await expect(mergeParts({ corpus: other, out, audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      new RegExp(`part \\d/2 is incomplete: its shard file shards/${shard} is missing`),
+    );
   });
 
   it('no parts at all', async () => {
-    await expect(mergeParts({ corpus, out: join(base, 'empty'), audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(/no parts to merge/);
+    await expect(mergeParts({ corpus, out: join(base, 'empty'), audioRoots: [SAMPLE_AUDIO_ROOT] })).rejects.toThrow(
+      /no parts to merge/,
+    );
   });
 });

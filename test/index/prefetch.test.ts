@@ -28,12 +28,21 @@ describe('index prefetch', () => {
     const len = f[ROW.INSTR_LEN]! + f[ROW.INPUT_LEN]! + f[ROW.OUTPUT_LEN]!;
     const tokens = new Int32Array(len);
     r.readTokens(shard, f[ROW.TOK_START]!, len, tokens, 0);
-    return { row: Array.from(f), spans: Array.from(r.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!)), uuid: r.uuid(shard, row), out: r.string(shard, f[ROW.OUT_TEXT_OFF]!, f[ROW.OUT_TEXT_LEN]!), tokens: Buffer.from(tokens.buffer).toString('base64') };
+    return {
+      row: Array.from(f),
+      spans: Array.from(r.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!)),
+      uuid: r.uuid(shard, row),
+      out: r.string(shard, f[ROW.OUT_TEXT_OFF]!, f[ROW.OUT_TEXT_LEN]!),
+      tokens: Buffer.from(tokens.buffer).toString('base64'),
+    };
   };
 
   it('held pages serve every read of the records with no synchronous read, byte for byte, with a cache far too small to hold them', async () => {
     // A cache of two token pages: without the held pages nearly every read below would miss.
-    const r = IndexReader.open(inject('sampleIndex'), { cacheBytes: 2 * 4 * PAGE_TOKENS, readAhead: { prefetchBytes: 64 << 20, readConcurrency: 4 } });
+    const r = IndexReader.open(inject('sampleIndex'), {
+      cacheBytes: 2 * 4 * PAGE_TOKENS,
+      readAhead: { prefetchBytes: 64 << 20, readConcurrency: 4 },
+    });
     try {
       const held = await r.residentFor(records, true);
       expect(held.read).toBeGreaterThan(records.length);
@@ -53,9 +62,16 @@ describe('index prefetch', () => {
   });
 
   it('a page asked for by two steps at once is read once and stays held until both release', async () => {
-    const r = IndexReader.open(inject('sampleIndex'), { cacheBytes: 1, readAhead: { prefetchBytes: 64 << 20, readConcurrency: 2 } });
+    const r = IndexReader.open(inject('sampleIndex'), {
+      cacheBytes: 1,
+      readAhead: { prefetchBytes: 64 << 20, readConcurrency: 2 },
+    });
     try {
-      const page = { shard: records[0]!.shard, section: 'rows' as const, page: Math.floor(records[0]!.row / ROWS_PER_PAGE) };
+      const page = {
+        shard: records[0]!.shard,
+        section: 'rows' as const,
+        page: Math.floor(records[0]!.row / ROWS_PER_PAGE),
+      };
       const [a, b] = await Promise.all([r.prefetch([page]), r.prefetch([page, page])]);
       expect(r.cacheStats.prefetched).toBe(1);
       const bytes = r.prefetchHeld;
@@ -72,7 +88,10 @@ describe('index prefetch', () => {
 
   it('bytes held never exceed prefetch_bytes: a step waits until earlier ones release', async () => {
     const limit = 3 * 4 * PAGE_TOKENS;
-    const r = IndexReader.open(inject('sampleIndex'), { cacheBytes: 1, readAhead: { prefetchBytes: limit, readConcurrency: 4 } });
+    const r = IndexReader.open(inject('sampleIndex'), {
+      cacheBytes: 1,
+      readAhead: { prefetchBytes: limit, readConcurrency: 4 },
+    });
     try {
       const shard = big.manifest.shards.findIndex((s) => s.tokens > 8 * PAGE_TOKENS);
       const pages = (from: number) => [0, 1].map((k) => ({ shard, section: 'tokens' as const, page: from + k }));

@@ -20,13 +20,20 @@ const bad = shardPath('01_Mess', 'part-1.jsonl');
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  writeShard(corpus, shardPath('01_Mess', 'part-0.jsonl'), Array.from({ length: 20 }, (_, k) => ({ uuid: `ok-${k}` })));
+  writeShard(
+    corpus,
+    shardPath('01_Mess', 'part-0.jsonl'),
+    Array.from({ length: 20 }, (_, k) => ({ uuid: `ok-${k}` })),
+  );
   writeShard(corpus, bad, [{ uuid: 'first' }]);
   appendFileSync(join(corpus, bad), '{"not json\n'.repeat(BAD) + recordLine({ uuid: 'last' }) + '\n');
   await buildIndex({ corpus, out, workers: 1 });
 }, 300_000);
 
-const report = (): string[] => readFileSync(join(out, 'quarantine.jsonl'), 'utf8').split('\n').filter((l) => l !== '');
+const report = (): string[] =>
+  readFileSync(join(out, 'quarantine.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 
 describe('quarantine report in its own file', () => {
   it('the manifest holds counts per reason only and stays small', () => {

@@ -3,7 +3,15 @@ import { utf8Section } from '../../src/index/shard-builder.js';
 
 describe('utf8Section (the shard file strings section)', () => {
   it('is each string encoded on its own, back to back, as Buffer.from would: multibyte text, and lone surrogates as U+FFFD even when the next string would pair them', () => {
-    const strings = ['2903fba4-c903-478c-b829-d3b7c4ca377d', '', '请将这段语音转写成文字。', 'émojis 🎵', 'ends high \ud83c', '\udfb5 starts low', 'a'];
+    const strings = [
+      '2903fba4-c903-478c-b829-d3b7c4ca377d',
+      '',
+      '请将这段语音转写成文字。',
+      'émojis 🎵',
+      'ends high \ud83c',
+      '\udfb5 starts low',
+      'a',
+    ];
     const expected = Buffer.concat(strings.map((s) => Buffer.from(s, 'utf8')));
     const bytes = strings.reduce((n, s) => n + Buffer.byteLength(s, 'utf8'), 0);
     expect(bytes).toBe(expected.length);

@@ -54,7 +54,10 @@ describe('text-only shards', () => {
     const task = mixed.reader.tasks.find((t) => t.path === 'speech/TextQA/Trivia');
     expect(task).toBeDefined();
     const weights = { 'speech/TextQA/Trivia': 1, music: 1 };
-    const { batches, end } = take(mixed.open({ spec: trainSpec({ batchSize: 4, seqLen: 2048, mixture: { weights } }) }), 20);
+    const { batches, end } = take(
+      mixed.open({ spec: trainSpec({ batchSize: 4, seqLen: 2048, mixture: { weights } }) }),
+      20,
+    );
     expect(end).toBeUndefined();
     const uuids = batches.flatMap((b) => b.uuids);
     expect(uuids.some((u) => u.startsWith('m-'))).toBe(true);

@@ -12,7 +12,15 @@ function decodeAll(e: EncodedTokens, tokens: number): Int32Array {
   const out = new Int32Array(tokens);
   let at = 0;
   e.lengths.forEach((len, p) => {
-    out.set(decodeTokenPage(e.bytes.subarray(at, at + len), Math.min(PAGE_TOKENS, tokens - p * PAGE_TOKENS), 'shard.bin', `tokens page ${p}`), p * PAGE_TOKENS);
+    out.set(
+      decodeTokenPage(
+        e.bytes.subarray(at, at + len),
+        Math.min(PAGE_TOKENS, tokens - p * PAGE_TOKENS),
+        'shard.bin',
+        `tokens page ${p}`,
+      ),
+      p * PAGE_TOKENS,
+    );
     at += len;
   });
   expect(at).toBe(e.bytes.length);
@@ -34,17 +42,22 @@ function records(n: number, seed: number): Int32Array {
 }
 
 describe('token pages', () => {
-  it.each([1, 2, 3, 1001, PAGE_TOKENS - 1, PAGE_TOKENS, PAGE_TOKENS + 1, 3 * PAGE_TOKENS + 17])('give back exactly the tokens stored (%i tokens)', (n) => {
-    const tokens = records(n, n);
-    const e = encodeTokens(tokens, codec);
-    expect(e.lengths.length).toBe(Math.ceil(n / PAGE_TOKENS));
-    expect(Array.from(decodeAll(e, n))).toEqual(Array.from(tokens));
-  });
+  it.each([1, 2, 3, 1001, PAGE_TOKENS - 1, PAGE_TOKENS, PAGE_TOKENS + 1, 3 * PAGE_TOKENS + 17])(
+    'give back exactly the tokens stored (%i tokens)',
+    (n) => {
+      const tokens = records(n, n);
+      const e = encodeTokens(tokens, codec);
+      expect(e.lengths.length).toBe(Math.ceil(n / PAGE_TOKENS));
+      expect(Array.from(decodeAll(e, n))).toEqual(Array.from(tokens));
+    },
+  );
 
   it('store audio codes and small text ids in 2 bytes, the rest in 6', () => {
     const tokens = records(4 * PAGE_TOKENS, 7);
     const e = encodeTokens(tokens, codec);
-    const wide = tokens.filter((t) => t >= 0xffff - codec.span && !(t >= codec.base && t < codec.base + codec.span)).length;
+    const wide = tokens.filter(
+      (t) => t >= 0xffff - codec.span && !(t >= codec.base && t < codec.base + codec.span),
+    ).length;
     const pages = e.lengths.length;
     // Header and the 4-byte alignment of each page's escapes, besides 2 bytes a token and 4 more per escape.
     expect(e.bytes.length).toBeLessThanOrEqual(2 * tokens.length + 4 * wide + pages * (HEADER_BYTES + 2));
@@ -68,14 +81,22 @@ describe('token pages', () => {
   it('refuse a page whose structure does not add up, naming it', () => {
     const e = encodeTokens(records(500, 1), codec);
     const page = Buffer.from(e.bytes);
-    expect(() => decodeTokenPage(page.subarray(0, page.length - 4), 500, 'shard.bin', 'tokens page 0')).toThrow(IndexCorruptError);
-    expect(() => decodeTokenPage(page, 600, 'shard.bin', 'tokens page 0')).toThrow(/shard\.bin: tokens page 0 has \d+ bytes for 600 uint16 tokens/);
+    expect(() => decodeTokenPage(page.subarray(0, page.length - 4), 500, 'shard.bin', 'tokens page 0')).toThrow(
+      IndexCorruptError,
+    );
+    expect(() => decodeTokenPage(page, 600, 'shard.bin', 'tokens page 0')).toThrow(
+      /shard\.bin: tokens page 0 has \d+ bytes for 600 uint16 tokens/,
+    );
     const badMode = Buffer.from(page);
     badMode[0] = 9;
-    expect(() => decodeTokenPage(badMode, 500, 'shard.bin', 'tokens page 0')).toThrow(/tokens page 0 has unknown mode 9/);
+    expect(() => decodeTokenPage(badMode, 500, 'shard.bin', 'tokens page 0')).toThrow(
+      /tokens page 0 has unknown mode 9/,
+    );
     // An unaligned copy decodes the same (a read buffer need not start at a multiple of 4).
     const shifted = Buffer.alloc(page.length + 1);
     page.copy(shifted, 1);
-    expect(Array.from(decodeTokenPage(shifted.subarray(1), 500, 'shard.bin', 'tokens page 0'))).toEqual(Array.from(decodeTokenPage(page, 500, 'shard.bin', 'tokens page 0')));
+    expect(Array.from(decodeTokenPage(shifted.subarray(1), 500, 'shard.bin', 'tokens page 0'))).toEqual(
+      Array.from(decodeTokenPage(page, 500, 'shard.bin', 'tokens page 0')),
+    );
   });
 });

@@ -21,7 +21,7 @@ describe('IndexReader.tokenView', () => {
     return Array.from(out);
   };
 
-  it('is a view of the page inside one page and the given buffer across pages, with readTokens\' tokens either way', () => {
+  it("is a view of the page inside one page and the given buffer across pages, with readTokens' tokens either way", () => {
     const shard = r.manifest.shards.findIndex((s) => s.tokens > PAGE_TOKENS + 64);
     expect(shard).toBeGreaterThanOrEqual(0);
     const into = new Int32Array(200);

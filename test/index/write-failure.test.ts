@@ -18,24 +18,50 @@ const LIMIT_KB = 16 * 1024;
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 beforeAll(() => {
   const clip = writeClip(corpus, '01_Big', 'long', 8, 600_000);
-  writeShard(corpus, shardPath('01_Big', 'part-0.jsonl'), [0, 1].map((k) => ({ uuid: `big-${k}`, input: `<|SOA|>${clip}<|EOA|> clip ${k}` })));
-  for (let s = 0; s < 3; s++) writeShard(corpus, shardPath('02_Small', `part-${s}.jsonl`), [0, 1, 2].map((k) => ({ uuid: `small-${s}-${k}` })));
+  writeShard(
+    corpus,
+    shardPath('01_Big', 'part-0.jsonl'),
+    [0, 1].map((k) => ({ uuid: `big-${k}`, input: `<|SOA|>${clip}<|EOA|> clip ${k}` })),
+  );
+  for (let s = 0; s < 3; s++)
+    writeShard(
+      corpus,
+      shardPath('02_Small', `part-${s}.jsonl`),
+      [0, 1, 2].map((k) => ({ uuid: `small-${s}-${k}` })),
+    );
 });
 
 function limitedIndex(out: string, workers: number, limitKb?: number): { status: number | null; stderr: string } {
   const limit = limitKb === undefined ? '' : `trap '' XFSZ; ulimit -f ${limitKb};`;
-  const r = spawnSync('bash', ['-c', `${limit} exec "$0" --import tsx src/cli.ts "$@"`, process.execPath, 'index', corpus, '--out', out, '--workers', String(workers)], { encoding: 'utf8', timeout: 180_000 });
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      `${limit} exec "$0" --import tsx src/cli.ts "$@"`,
+      process.execPath,
+      'index',
+      corpus,
+      '--out',
+      out,
+      '--workers',
+      String(workers),
+    ],
+    { encoding: 'utf8', timeout: 180_000 },
+  );
   return { status: r.status, stderr: r.stderr };
 }
 
-const temporaries = (out: string): string[] => [out, join(out, 'shards')].flatMap((d) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.tmp')) : []));
+const temporaries = (out: string): string[] =>
+  [out, join(out, 'shards')].flatMap((d) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.tmp')) : []));
 
 describe('a write failing for lack of space', () => {
   it.each([1, 2])('leaves no temporaries and names the file (%i worker(s)); the next run completes', (workers) => {
     const out = join(base, `out-${workers}`);
     const r = limitedIndex(out, workers, LIMIT_KB);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/flanstream: .*shards\/[0-9a-f]+\.bin: cannot be written \(EFBIG: .*\); the index was left as it was/);
+    expect(r.stderr).toMatch(
+      /flanstream: .*shards\/[0-9a-f]+\.bin: cannot be written \(EFBIG: .*\); the index was left as it was/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /); // a clear message, not a stack trace
     expect(temporaries(out)).toEqual([]);
     expect(existsSync(join(out, 'manifest.msgpack'))).toBe(false);

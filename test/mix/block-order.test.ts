@@ -8,7 +8,8 @@ function epoch(o: BlockOrder): number[] {
   const out: number[] = [];
   for (let i = 0; i < o.n; i++) {
     const x = o.at(i);
-    if (!(Number.isInteger(x) && x >= 0 && x < o.n) || seen[x]) throw new Error(`n=${o.n}: at(${i}) = ${x} is out of range or repeated`);
+    if (!(Number.isInteger(x) && x >= 0 && x < o.n) || seen[x])
+      throw new Error(`n=${o.n}: at(${i}) = ${x} is out of range or repeated`);
     seen[x] = 1;
     out.push(x);
   }
@@ -20,7 +21,7 @@ function blocksTouched(order: number[], from: number, to: number, block: number,
   let best = Infinity;
   for (let rot = 0; rot < block; rot++) {
     const s = new Set<number>();
-    for (let i = from; i < to; i++) s.add(Math.floor((((order[i]! - rot) % n) + n) % n / block));
+    for (let i = from; i < to; i++) s.add(Math.floor(((((order[i]! - rot) % n) + n) % n) / block));
     best = Math.min(best, s.size);
   }
   return best;
@@ -28,22 +29,39 @@ function blocksTouched(order: number[], from: number, to: number, block: number,
 
 describe('BlockOrder (blocks of consecutive records, drawn a window of blocks at a time)', () => {
   const shapes: [number, number, number][] = [
-    [1, 1, 1], [1, 4, 3], [7, 4, 3], [12, 4, 3], [13, 4, 3], [100, 1, 1], [100, 1, 7], [100, 7, 1], [1000, 16, 8], [1001, 16, 8], [999, 32, 64], [5, 64, 16], [65_537, 40, 16],
+    [1, 1, 1],
+    [1, 4, 3],
+    [7, 4, 3],
+    [12, 4, 3],
+    [13, 4, 3],
+    [100, 1, 1],
+    [100, 1, 7],
+    [100, 7, 1],
+    [1000, 16, 8],
+    [1001, 16, 8],
+    [999, 32, 64],
+    [5, 64, 16],
+    [65_537, 40, 16],
   ];
-  it.each(shapes)('is a bijection of [0, %i) with blocks of %i and a window of %i, in every epoch', (n, block, window) => {
-    for (const e of [0, 1, 5]) epoch(new BlockOrder(n, { block, window }, 3, 2, e));
-  });
+  it.each(shapes)(
+    'is a bijection of [0, %i) with blocks of %i and a window of %i, in every epoch',
+    (n, block, window) => {
+      for (const e of [0, 1, 5]) epoch(new BlockOrder(n, { block, window }, 3, 2, e));
+    },
+  );
 
   it('draws each window of window × block positions from exactly `window` blocks of consecutive records', () => {
     const n = 4096;
     const block = 16;
     const window = 4;
     const order = epoch(new BlockOrder(n, { block, window }, 9, 1, 0));
-    for (let g = 0; g < n / (block * window); g++) expect(blocksTouched(order, g * block * window, (g + 1) * block * window, block, n)).toBe(window);
+    for (let g = 0; g < n / (block * window); g++)
+      expect(blocksTouched(order, g * block * window, (g + 1) * block * window, block, n)).toBe(window);
   });
 
   it('gives a new order (and new block boundaries) every epoch, and depends on seed and task', () => {
-    const key = (seed: number, task: number, e: number): string => epoch(new BlockOrder(1000, { block: 10, window: 4 }, seed, task, e)).join(',');
+    const key = (seed: number, task: number, e: number): string =>
+      epoch(new BlockOrder(1000, { block: 10, window: 4 }, seed, task, e)).join(',');
     const base = key(1, 2, 3);
     expect(key(1, 2, 3)).toBe(base);
     for (const other of [key(2, 2, 3), key(1, 3, 3), key(1, 2, 4)]) expect(other).not.toBe(base);
@@ -65,7 +83,12 @@ describe('BlockOrder (blocks of consecutive records, drawn a window of blocks at
 describe('TaskWalker with blocks', () => {
   it('serves every record of a task exactly once per epoch, a new order each epoch, across tasks', () => {
     const sizes = [1, 5, 97, 1000];
-    const shapes = [{ block: 1, window: 1 }, { block: 2, window: 2 }, { block: 8, window: 3 }, { block: 30, window: 4 }];
+    const shapes = [
+      { block: 1, window: 1 },
+      { block: 2, window: 2 },
+      { block: 8, window: 3 },
+      { block: 30, window: 4 },
+    ];
     const w = new TaskWalker(sizes, 11, undefined, shapes);
     for (let t = 0; t < sizes.length; t++) {
       const n = sizes[t]!;
@@ -82,7 +105,10 @@ describe('TaskWalker with blocks', () => {
 
   it('resumes from its cursors and epochs alone', () => {
     const sizes = [97, 1000];
-    const shapes = [{ block: 8, window: 3 }, { block: 30, window: 4 }];
+    const shapes = [
+      { block: 8, window: 3 },
+      { block: 30, window: 4 },
+    ];
     const a = new TaskWalker(sizes, 5, undefined, shapes);
     const draws = (w: TaskWalker, k: number): number[] => Array.from({ length: k }, (_, i) => w.next(i % 2));
     draws(a, 1501);

@@ -30,9 +30,15 @@ function openError(mixture: RawMixture, heldout?: { name: string }): FlanError {
 
 describe('mixture validation (INVALID_ARGUMENT naming the offending selector or field)', () => {
   it.each([
-    [{ weights: { speech: 1, 'speech/Speech Recognition': 1 } }, /"speech".*"speech\/Speech Recognition"|"speech\/Speech Recognition".*"speech"/],
+    [
+      { weights: { speech: 1, 'speech/Speech Recognition': 1 } },
+      /"speech".*"speech\/Speech Recognition"|"speech\/Speech Recognition".*"speech"/,
+    ],
     [{ weights: { 'music/Global MIR/Key Detection': 1, 'music/Global MIR': 2, audio: 1 } }, /overlap/],
-    [{ weights: { 'speech/Speech Recognition/ASR': 1, 'speech/Speech Recognition/ASR ': 1 } }, /"speech\/Speech Recognition\/ASR "/],
+    [
+      { weights: { 'speech/Speech Recognition/ASR': 1, 'speech/Speech Recognition/ASR ': 1 } },
+      /"speech\/Speech Recognition\/ASR "/,
+    ],
     [{ weights: { 'speech/Speech Recognition/Lip Reading': 1 } }, /Lip Reading.*matches no task/],
     [{ weights: { Speech: 1 } }, /"Speech".*matches no task/],
     [{ weights: { 'speech/': 1 } }, /"speech\/".*matches no task/],
@@ -48,17 +54,32 @@ describe('mixture validation (INVALID_ARGUMENT naming the offending selector or 
   });
 
   it('rejects weight on a held-out task, naming it', () => {
-    expect(openError({ weights: { 'music/Single Music Reasoning': 1, speech: 1 } }, { name: 'music-reasoning' }).message).toMatch(/"music\/Single Music Reasoning".*held-out/);
-    expect(openError({ weights: { 'music/Multiple Music Reasoning/Tempo Comparison': 1 } }, { name: 'music-reasoning' }).message).toMatch(/Tempo Comparison.*held-out/);
+    expect(
+      openError({ weights: { 'music/Single Music Reasoning': 1, speech: 1 } }, { name: 'music-reasoning' }).message,
+    ).toMatch(/"music\/Single Music Reasoning".*held-out/);
+    expect(
+      openError({ weights: { 'music/Multiple Music Reasoning/Tempo Comparison': 1 } }, { name: 'music-reasoning' })
+        .message,
+    ).toMatch(/Tempo Comparison.*held-out/);
     // The default held-out set (unseen-flag) holds out the tasks whose records say unseen.
-    expect(openError({ weights: { 'speech/Speaker Recognition/Speaker Diarization': 1, music: 1 } }).message).toMatch(/Speaker Diarization.*held-out/);
+    expect(openError({ weights: { 'speech/Speaker Recognition/Speaker Diarization': 1, music: 1 } }).message).toMatch(
+      /Speaker Diarization.*held-out/,
+    );
     // A selector that merely contains held-out tasks spreads over its other tasks.
-    expect(() => core.open({ spec: { ...trainSpec(), mixture: { weights: { music: 1 } }, heldout: { name: 'music-reasoning' } } })).not.toThrow();
+    expect(() =>
+      core.open({ spec: { ...trainSpec(), mixture: { weights: { music: 1 } }, heldout: { name: 'music-reasoning' } } }),
+    ).not.toThrow();
   });
 
   it('rejects the same mistakes in a live update, naming mixture_update', () => {
     const session = core.open({ spec: trainSpec() });
-    const bad: Record<string, number>[] = [{ speech: 1, 'speech/Speech Caption': 1 }, { nowhere: 1 }, { speech: -1 }, { speech: 0 }, { 'speech/Speaker Recognition/Speaker Diarization': 1 }];
+    const bad: Record<string, number>[] = [
+      { speech: 1, 'speech/Speech Caption': 1 },
+      { nowhere: 1 },
+      { speech: -1 },
+      { speech: 0 },
+      { 'speech/Speaker Recognition/Speaker Diarization': 1 },
+    ];
     for (const weights of bad) {
       expect(() => session.addUpdate(core.update({ weights, applyAtStep: 5 }))).toThrow(/mixture_update/);
     }
@@ -85,18 +106,21 @@ describe('mixture validation (INVALID_ARGUMENT naming the offending selector or 
 });
 
 describe('named mixtures', () => {
-  it.each(['natural', 'balanced-domains', 'flan-cap-3000', 'temperature-3'])('%s resolves to its formula and streams', (name) => {
-    const named = core.settings.mixtures[name];
-    expect(named).toBeDefined();
-    const session = core.open({ spec: { ...trainSpec(), packing: 'none', mixture: { name } } });
-    const { batches } = take(session, 2);
-    const held = session.heldout.tasks;
-    const want = expectedTargets(named!, core.reader.tasks, trainSizes(held));
-    const got = batches[1]!.stats.taskTarget;
-    got.forEach((p, t) => expect(p, core.reader.tasks[t]!.path).toBeCloseTo(want[t]!, 12));
-    for (const t of held) expect(got[t]).toBe(0);
-    expect(got.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
-  });
+  it.each(['natural', 'balanced-domains', 'flan-cap-3000', 'temperature-3'])(
+    '%s resolves to its formula and streams',
+    (name) => {
+      const named = core.settings.mixtures[name];
+      expect(named).toBeDefined();
+      const session = core.open({ spec: { ...trainSpec(), packing: 'none', mixture: { name } } });
+      const { batches } = take(session, 2);
+      const held = session.heldout.tasks;
+      const want = expectedTargets(named!, core.reader.tasks, trainSizes(held));
+      const got = batches[1]!.stats.taskTarget;
+      got.forEach((p, t) => expect(p, core.reader.tasks[t]!.path).toBeCloseTo(want[t]!, 12));
+      for (const t of held) expect(got[t]).toBe(0);
+      expect(got.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    },
+  );
 
   it('balanced-domains gives each domain one third', () => {
     const { batches } = take(core.open({ spec: { ...trainSpec(), mixture: { name: 'balanced-domains' } } }), 1);

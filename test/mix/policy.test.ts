@@ -24,14 +24,26 @@ beforeAll(async () => {
 
 const LAG = 3;
 const ODM: RawMixture = { weights: { speech: 0.5, music: 0.25, audio: 0.25 }, policy: 'odm', lagSteps: LAG, lr: 0.05 };
-const EXCESS: RawMixture = { weights: { speech: 0.5, music: 0.25, audio: 0.25 }, policy: 'excess-loss', lagSteps: LAG, reference: { speech: 1, music: 1, audio: 1 }, smoothing: 0.01, minWeight: 0.05 };
-const spec = (mixture: RawMixture, over: Partial<Spec> = {}): Spec => trainSpec({ batchSize: 4, seqLen: 2048, mixture, ...over });
+const EXCESS: RawMixture = {
+  weights: { speech: 0.5, music: 0.25, audio: 0.25 },
+  policy: 'excess-loss',
+  lagSteps: LAG,
+  reference: { speech: 1, music: 1, audio: 1 },
+  smoothing: 0.01,
+  minWeight: 0.05,
+};
+const spec = (mixture: RawMixture, over: Partial<Spec> = {}): Spec =>
+  trainSpec({ batchSize: 4, seqLen: 2048, mixture, ...over });
 
 /** A synthetic trainer: every served task loses 2 nats per token, the `hard` domain `extra` more. */
 function lossesOf(b: WireBatch, hard = 'music', extra = 3): RawLossReport['losses'] {
   const per = new Map<number, number>();
   for (const t of b.turnTask) per.set(t, (per.get(t) ?? 0) + 10);
-  return [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (2 + (domainOf[task] === hard ? extra : 0)) }));
+  return [...per].map(([task, tokens]) => ({
+    task,
+    tokens,
+    lossSum: tokens * (2 + (domainOf[task] === hard ? extra : 0)),
+  }));
 }
 
 const report = (s: StreamSession, raw: RawLossReport): void => s.addReport(core.lossReport(raw, s.heldout));
@@ -48,9 +60,13 @@ function run(session: StreamSession, n: number, skip: (step: number) => boolean 
   return out;
 }
 
-const domainTarget = (b: WireBatch, d: string): number => b.stats.domainTarget[['speech', 'music', 'audio'].indexOf(d)]!;
+const domainTarget = (b: WireBatch, d: string): number =>
+  b.stats.domainTarget[['speech', 'music', 'audio'].indexOf(d)]!;
 
-describe.each([['odm', ODM], ['excess-loss', EXCESS]] as const)('policy %s', (name, mixture) => {
+describe.each([
+  ['odm', ODM],
+  ['excess-loss', EXCESS],
+] as const)('policy %s', (name, mixture) => {
   it('moves weight toward the hard domain; each decision applies exactly lag_steps after its report', () => {
     const batches = run(core.open({ spec: spec(mixture) }), 20);
     // Steps before the first decision serve the prior.
@@ -125,31 +141,42 @@ describe('reports and the lag window', () => {
 });
 
 describe('ranks', () => {
-  it.each([[2, 'packed'], [3, 'multiturn'], [4, 'none']] as const)('W=%i (%s): ranks sending the same all-reduced reports, in any order, get their slices of the W=1 stream', (W, packing) => {
-    const B = 2;
-    const n = 12;
-    const ref = run(core.open({ spec: spec(ODM, { packing, batchSize: W * B }) }), n);
-    const refRows = ref.flatMap(rowsOf);
-    const reports = ref.map((b) => ({ step: b.step, losses: lossesOf(b) }));
-    const sessions = Array.from({ length: W }, (_, rank) => core.open({ spec: spec(ODM, { packing, batchSize: B, rank, worldSize: W }) }));
-    const got = sessions.map((): WireBatch[] => []);
-    const before = { ...core.plans.counts };
-    const rand = rng(W);
-    while (got.some((g) => g.length < n)) {
-      const r = Math.floor(rand() * W);
-      if (got[r]!.length >= n) continue;
-      const b = take(sessions[r]!, 1).batches[0]!;
-      got[r]!.push(b);
-      report(sessions[r]!, reports[b.step]!);
-    }
-    got.forEach((batches, r) => batches.forEach((b, s) => {
-      expect(rowsOf(b), `rank ${r} step ${s}`).toEqual(refRows.slice((s * W + r) * B, (s * W + r + 1) * B));
-      expect(b.stats.taskTarget, `rank ${r} step ${s}`).toEqual(ref[s]!.stats.taskTarget);
-      expect(Buffer.compare(b.resumeToken, got[0]![s]!.resumeToken)).toBe(0);
-    }));
-    // Each step was planned once for all ranks.
-    expect(core.plans.counts.misses - before.misses).toBe(n);
-  });
+  it.each([
+    [2, 'packed'],
+    [3, 'multiturn'],
+    [4, 'none'],
+  ] as const)(
+    'W=%i (%s): ranks sending the same all-reduced reports, in any order, get their slices of the W=1 stream',
+    (W, packing) => {
+      const B = 2;
+      const n = 12;
+      const ref = run(core.open({ spec: spec(ODM, { packing, batchSize: W * B }) }), n);
+      const refRows = ref.flatMap(rowsOf);
+      const reports = ref.map((b) => ({ step: b.step, losses: lossesOf(b) }));
+      const sessions = Array.from({ length: W }, (_, rank) =>
+        core.open({ spec: spec(ODM, { packing, batchSize: B, rank, worldSize: W }) }),
+      );
+      const got = sessions.map((): WireBatch[] => []);
+      const before = { ...core.plans.counts };
+      const rand = rng(W);
+      while (got.some((g) => g.length < n)) {
+        const r = Math.floor(rand() * W);
+        if (got[r]!.length >= n) continue;
+        const b = take(sessions[r]!, 1).batches[0]!;
+        got[r]!.push(b);
+        report(sessions[r]!, reports[b.step]!);
+      }
+      got.forEach((batches, r) =>
+        batches.forEach((b, s) => {
+          expect(rowsOf(b), `rank ${r} step ${s}`).toEqual(refRows.slice((s * W + r) * B, (s * W + r + 1) * B));
+          expect(b.stats.taskTarget, `rank ${r} step ${s}`).toEqual(ref[s]!.stats.taskTarget);
+          expect(Buffer.compare(b.resumeToken, got[0]![s]!.resumeToken)).toBe(0);
+        }),
+      );
+      // Each step was planned once for all ranks.
+      expect(core.plans.counts.misses - before.misses).toBe(n);
+    },
+  );
 
   it('a rank whose report differs plans its own steps (it never takes a plan made from another report)', () => {
     const W = 2;
@@ -166,26 +193,39 @@ describe('ranks', () => {
 });
 
 describe('huge finite losses', () => {
-  it.each([['odm', ODM], ['excess-loss', EXCESS]] as const)('%s: a loss_sum of Number.MAX_VALUE (1.7977e308) keeps the arithmetic finite and every token resumable', (_, mixture) => {
-    const s = core.open({ spec: spec(mixture) });
-    const batches: WireBatch[] = [];
-    for (let k = 0; k < 12; k++) {
-      const b = take(s, 1).batches[0]!;
-      batches.push(b);
-      // Steps 1 and 2 report the largest finite double for every music task the stream serves (their sum overflows).
-      const music = [...b.stats.taskTarget.keys()].filter((t) => domainOf[t] === 'music' && b.stats.taskTarget[t]! > 0);
-      const rest = (lossesOf(b) ?? []).filter((l) => domainOf[l.task ?? -1] !== 'music');
-      const losses = k >= 1 && k <= 2 ? [...rest, ...music.map((task) => ({ task, tokens: 1, lossSum: Number.MAX_VALUE }))].sort((x, y) => (x.task ?? 0) - (y.task ?? 0)) : lossesOf(b);
-      report(s, { step: b.step, losses });
-    }
-    for (const b of batches) {
-      expect(b.stats.taskTarget.every(Number.isFinite), `step ${b.step}`).toBe(true);
-      // Not the uniform fallback: the domain with the huge loss gains weight.
-      expect(domainTarget(b, 'music'), `step ${b.step}`).toBeGreaterThanOrEqual(0.25 - 1e-9);
-      expect(core.open({ resume: { token: b.resumeToken } })).toBeDefined();
-    }
-    expect(domainTarget(batches[11]!, 'music')).toBeGreaterThan(0.5);
-  });
+  it.each([
+    ['odm', ODM],
+    ['excess-loss', EXCESS],
+  ] as const)(
+    '%s: a loss_sum of Number.MAX_VALUE (1.7977e308) keeps the arithmetic finite and every token resumable',
+    (_, mixture) => {
+      const s = core.open({ spec: spec(mixture) });
+      const batches: WireBatch[] = [];
+      for (let k = 0; k < 12; k++) {
+        const b = take(s, 1).batches[0]!;
+        batches.push(b);
+        // Steps 1 and 2 report the largest finite double for every music task the stream serves (their sum overflows).
+        const music = [...b.stats.taskTarget.keys()].filter(
+          (t) => domainOf[t] === 'music' && b.stats.taskTarget[t]! > 0,
+        );
+        const rest = (lossesOf(b) ?? []).filter((l) => domainOf[l.task ?? -1] !== 'music');
+        const losses =
+          k >= 1 && k <= 2
+            ? [...rest, ...music.map((task) => ({ task, tokens: 1, lossSum: Number.MAX_VALUE }))].sort(
+                (x, y) => (x.task ?? 0) - (y.task ?? 0),
+              )
+            : lossesOf(b);
+        report(s, { step: b.step, losses });
+      }
+      for (const b of batches) {
+        expect(b.stats.taskTarget.every(Number.isFinite), `step ${b.step}`).toBe(true);
+        // Not the uniform fallback: the domain with the huge loss gains weight.
+        expect(domainTarget(b, 'music'), `step ${b.step}`).toBeGreaterThanOrEqual(0.25 - 1e-9);
+        expect(core.open({ resume: { token: b.resumeToken } })).toBeDefined();
+      }
+      expect(domainTarget(batches[11]!, 'music')).toBeGreaterThan(0.5);
+    },
+  );
 });
 
 describe('policy state in resume tokens', () => {
@@ -199,19 +239,33 @@ describe('policy state in resume tokens', () => {
     };
     const open = (token: Uint8Array): unknown => core.open({ resume: { token } });
     expect(open(forge(() => undefined))).toBeDefined();
-    expect(() => open(forge((x) => ((x.score as number[])[0] = NaN)))).toThrow(/resume.token.state.policy.score\[0\]: must be a finite number, got NaN/);
-    expect(() => open(forge((x) => ((x.weights as number[]).length = 1)))).toThrow(/state.policy.weights: must list one number per arm \(3\)/);
-    expect(() => open(forge((x) => ((x.weights as number[])[0] = 5)))).toThrow(/state.policy.weights\[0\]: must be in \[0, 1\]/);
+    expect(() => open(forge((x) => ((x.score as number[])[0] = NaN)))).toThrow(
+      /resume.token.state.policy.score\[0\]: must be a finite number, got NaN/,
+    );
+    expect(() => open(forge((x) => ((x.weights as number[]).length = 1)))).toThrow(
+      /state.policy.weights: must list one number per arm \(3\)/,
+    );
+    expect(() => open(forge((x) => ((x.weights as number[])[0] = 5)))).toThrow(
+      /state.policy.weights\[0\]: must be in \[0, 1\]/,
+    );
     expect(() => open(forge((x) => ((x.weights as number[])[0] = 0)))).toThrow(/state.policy.weights: must sum to 1/);
     expect(() => open(forge((x) => ((x.winTokens as number[])[1] = -2)))).toThrow(/state.policy.winTokens\[1\]/);
     expect(() => open(forge((x) => (x.n = 'many')))).toThrow(/state.policy.n: must be a non-negative integer/);
     expect(() => open(forge((x) => ((x.seen as number[])[2] = Infinity)))).toThrow(/state.policy.seen\[2\]/);
     expect(() => open(forge((x) => (x.extra = 1)))).toThrow(/state.policy.extra: is not part of a token/);
-    const noPolicy = decodeToken(take(core.open({ spec: spec({ weights: ODM.weights }) }), 1).batches[0]!.resumeToken, core.reader.fingerprint) as TokenPayload<Record<string, unknown>>;
+    const noPolicy = decodeToken(
+      take(core.open({ spec: spec({ weights: ODM.weights }) }), 1).batches[0]!.resumeToken,
+      core.reader.fingerprint,
+    ) as TokenPayload<Record<string, unknown>>;
     noPolicy.state.policy = p.state.policy;
     expect(() => open(encodeToken(noPolicy))).toThrow(/state.policy: is set but the token's mixture has no policy/);
     // The policy in the token's spec is checked too (re-hashed, so only the validation can refuse it).
-    for (const [edit, why] of [[{ lagSteps: 0 }, 'lag 0'], [{ lr: NaN }, 'NaN lr'], [{ minWeight: -1 }, 'negative floor'], [{ name: 'bandit' }, 'unknown policy']] as const) {
+    for (const [edit, why] of [
+      [{ lagSteps: 0 }, 'lag 0'],
+      [{ lr: NaN }, 'NaN lr'],
+      [{ minWeight: -1 }, 'negative floor'],
+      [{ name: 'bandit' }, 'unknown policy'],
+    ] as const) {
       const q = structuredClone(p) as unknown as { spec: { mixture: { policy: object } }; specHash: string };
       q.spec.mixture.policy = { ...q.spec.mixture.policy, ...edit };
       q.specHash = specHash(q.spec as never);
@@ -222,13 +276,40 @@ describe('policy state in resume tokens', () => {
 
 describe('bad reports change nothing and are refused naming the problem', () => {
   const cases: [string, (b: WireBatch[]) => RawLossReport, RegExp][] = [
-    ['NaN loss', (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: NaN, tokens: 5 }] }), /loss_sum.*finite non-negative.*NaN/],
-    ['negative loss', (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: -1, tokens: 5 }] }), /loss_sum.*-1/],
-    ['negative tokens', (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: 1, tokens: -3 }] }), /tokens.*non-negative integer/],
-    ['loss without tokens', (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: 1, tokens: 0 }] }), /tokens.*is 0 but loss_sum/],
+    [
+      'NaN loss',
+      (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: NaN, tokens: 5 }] }),
+      /loss_sum.*finite non-negative.*NaN/,
+    ],
+    [
+      'negative loss',
+      (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: -1, tokens: 5 }] }),
+      /loss_sum.*-1/,
+    ],
+    [
+      'negative tokens',
+      (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: 1, tokens: -3 }] }),
+      /tokens.*non-negative integer/,
+    ],
+    [
+      'loss without tokens',
+      (b) => ({ step: 2, losses: [{ task: b[2]!.turnTask[0]!, lossSum: 1, tokens: 0 }] }),
+      /tokens.*is 0 but loss_sum/,
+    ],
     ['unknown task', () => ({ step: 2, losses: [{ task: 100_000, lossSum: 1, tokens: 1 }] }), /unknown task 100000/],
-    ['duplicate task', (b) => ({ step: 2, losses: [1, 2].map(() => ({ task: b[2]!.turnTask[0]!, lossSum: 1, tokens: 1 })) }), /appears twice/],
-    ['too many entries', () => ({ step: 2, losses: Array.from({ length: core.reader.tasks.length + 1 }, (_, task) => ({ task, lossSum: 1, tokens: 1 })) }), /entries but the index has only/],
+    [
+      'duplicate task',
+      (b) => ({ step: 2, losses: [1, 2].map(() => ({ task: b[2]!.turnTask[0]!, lossSum: 1, tokens: 1 })) }),
+      /appears twice/,
+    ],
+    [
+      'too many entries',
+      () => ({
+        step: 2,
+        losses: Array.from({ length: core.reader.tasks.length + 1 }, (_, task) => ({ task, lossSum: 1, tokens: 1 })),
+      }),
+      /entries but the index has only/,
+    ],
     ['a step not served yet', () => ({ step: 3, losses: [] }), /step 3 has not been served yet/],
     ['a step out of order', () => ({ step: 0, losses: [] }), /after a report for step 1.*increasing order/],
   ];
@@ -265,11 +346,12 @@ describe('bad reports change nothing and are refused naming the problem', () => 
 
   it('bad policy specs are refused at open', () => {
     const open = (m: RawMixture): unknown => core.open({ spec: spec(m) });
-    expect(() => open({ ...ODM, policy: 'bandit' })).toThrow(/mixture.policy.*"bandit" is not one of static, odm, excess-loss/);
+    expect(() => open({ ...ODM, policy: 'bandit' })).toThrow(
+      /mixture.policy.*"bandit" is not one of static, odm, excess-loss/,
+    );
     expect(() => open({ weights: ODM.weights, lagSteps: 4 })).toThrow(/lagSteps need a policy/);
     expect(() => open({ ...EXCESS, reference: { speech: 1 } })).toThrow(/reference.*missing: audio, music/);
     expect(() => open({ ...ODM, minWeight: 0.5 })).toThrow(/min_weight.*exceeds 1/);
     expect(() => open({ ...ODM, smoothing: 2 })).toThrow(/smoothing.*\[0, 1\]/);
   });
 });
-

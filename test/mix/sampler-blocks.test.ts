@@ -51,48 +51,54 @@ function targets(kind: string, T: number, r: () => number): Float64Array {
 }
 
 describe('Sampler with block bounds', () => {
-  it.each([1, 2, 3, 9, 80, 128, 129, 300, 2000])('%i tasks: every draw is the plain scan\'s, through credits, undos, new targets and restores', (T) => {
-    for (const kind of ['equal', 'skewed', 'random']) {
-      const r = rng(T * 31 + kind.length);
-      let target = targets(kind, T, r);
-      let fast = new Sampler(target);
-      let scan = new ScanSampler(target);
-      for (let k = 0; k < 6000; k++) {
-        const op = r();
-        if (op < 0.05) {
-          // A later turn of a conversation counts toward a live task.
-          const live = [...target.keys()].filter((t) => target[t]! > 0);
-          const t = live[Math.floor(r() * live.length)]!;
-          fast.credit(t);
-          scan.counts[t]!++;
-          scan.drawn++;
-        } else if (op < 0.1) {
-          // A drawn record that cannot be served: taken back, drawn again.
-          const t = fast.next();
-          expect(scan.next()).toBe(t);
-          fast.undo(t);
-          scan.counts[t]!--;
-          scan.drawn--;
-        } else if (op < 0.102) {
-          target = targets(kind, T, r);
-          fast.setTarget(target);
-          scan = new ScanSampler(target);
-        } else if (op < 0.105) {
-          // A resume token: the state restored into a fresh sampler.
-          fast = new Sampler(target, fast.state());
-        } else {
-          expect(fast.next(), `${kind} draw ${k}`).toBe(scan.next());
+  it.each([1, 2, 3, 9, 80, 128, 129, 300, 2000])(
+    "%i tasks: every draw is the plain scan's, through credits, undos, new targets and restores",
+    (T) => {
+      for (const kind of ['equal', 'skewed', 'random']) {
+        const r = rng(T * 31 + kind.length);
+        let target = targets(kind, T, r);
+        let fast = new Sampler(target);
+        let scan = new ScanSampler(target);
+        for (let k = 0; k < 6000; k++) {
+          const op = r();
+          if (op < 0.05) {
+            // A later turn of a conversation counts toward a live task.
+            const live = [...target.keys()].filter((t) => target[t]! > 0);
+            const t = live[Math.floor(r() * live.length)]!;
+            fast.credit(t);
+            scan.counts[t]!++;
+            scan.drawn++;
+          } else if (op < 0.1) {
+            // A drawn record that cannot be served: taken back, drawn again.
+            const t = fast.next();
+            expect(scan.next()).toBe(t);
+            fast.undo(t);
+            scan.counts[t]!--;
+            scan.drawn--;
+          } else if (op < 0.102) {
+            target = targets(kind, T, r);
+            fast.setTarget(target);
+            scan = new ScanSampler(target);
+          } else if (op < 0.105) {
+            // A resume token: the state restored into a fresh sampler.
+            fast = new Sampler(target, fast.state());
+          } else {
+            expect(fast.next(), `${kind} draw ${k}`).toBe(scan.next());
+          }
         }
+        expect(fast.state()).toEqual({ counts: Array.from(scan.counts), drawn: scan.drawn });
       }
-      expect(fast.state()).toEqual({ counts: Array.from(scan.counts), drawn: scan.drawn });
-    }
-  });
+    },
+  );
 
   it('a restored state far from the rule (counts well off n·target, n large) still draws as the scan does', () => {
     const T = 400;
     const r = rng(5);
     const target = targets('skewed', T, r);
-    const state = { counts: Array.from({ length: T }, (_, t) => Math.floor(r() * 1e6) + (t === 7 ? 5e9 : 0)), drawn: 2 ** 40 + 3 };
+    const state = {
+      counts: Array.from({ length: T }, (_, t) => Math.floor(r() * 1e6) + (t === 7 ? 5e9 : 0)),
+      drawn: 2 ** 40 + 3,
+    };
     const fast = new Sampler(target, state);
     const scan = new ScanSampler(target, state);
     for (let k = 0; k < 3000; k++) expect(fast.next(), `draw ${k}`).toBe(scan.next());

@@ -26,7 +26,14 @@ describe('permutation inverse', () => {
 
 describe('block order inverse', () => {
   it('indexOf undoes at for many shapes, short blocks and groups included', () => {
-    for (const [n, block, window] of [[1, 1, 1], [7, 3, 2], [100, 8, 4], [1000, 7, 16], [4097, 64, 3], [50, 100, 2]] as const) {
+    for (const [n, block, window] of [
+      [1, 1, 1],
+      [7, 3, 2],
+      [100, 8, 4],
+      [1000, 7, 16],
+      [4097, 64, 3],
+      [50, 100, 2],
+    ] as const) {
       for (const epoch of [0, 1, 5]) {
         const o = new BlockOrder(n, { block, window }, 3, 1, epoch);
         for (let i = 0; i < n; i++) expect(o.indexOf(o.at(i))).toBe(i);
@@ -47,7 +54,10 @@ describe('seeking to servable records', () => {
       const sizes = [3, n, 5];
       const seed = Math.floor(r() * 1000);
       // Every fourth trial walks in the blocks order.
-      const blocks = trial % 4 === 1 ? [1, 2, 3].map(() => ({ block: 1 + Math.floor(r() * 20), window: 1 + Math.floor(r() * 5) })) : undefined;
+      const blocks =
+        trial % 4 === 1
+          ? [1, 2, 3].map(() => ({ block: 1 + Math.floor(r() * 20), window: 1 + Math.floor(r() * 5) }))
+          : undefined;
       const plain = new TaskWalker(sizes, seed, undefined, blocks);
       const seeking = new TaskWalker(sizes, seed, undefined, blocks);
       const sparse = new SparseWalk(seeking);
@@ -69,7 +79,15 @@ describe('seeking to servable records', () => {
 
   it('refuses a subset with nothing servable, and a walk cannot seek backwards', () => {
     const w = new TaskWalker([10], 1);
-    expect(() => new SparseWalk(w).skip(0, subsetOf(Array.from({ length: 10 }, () => 2), false))).toThrow(/no servable record/);
+    expect(() =>
+      new SparseWalk(w).skip(
+        0,
+        subsetOf(
+          Array.from({ length: 10 }, () => 2),
+          false,
+        ),
+      ),
+    ).toThrow(/no servable record/);
     w.next(0);
     w.next(0);
     expect(() => w.seek(0, 0, 1)).toThrow(RangeError);

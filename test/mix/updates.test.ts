@@ -28,7 +28,7 @@ const sampler = (b: WireBatch): TrainState['sampler'] => state(b).sampler;
 function pooled(b: WireBatch): number[] {
   const { pool } = state(b);
   const out = core.reader.tasks.map(() => 0);
-  for (let at = 0; at < pool.length; ) {
+  for (let at = 0; at < pool.length;) {
     const turns = pool[at++]!;
     for (let k = 0; k < turns; k++, at += 2) out[pool[at]!]!++;
   }
@@ -40,22 +40,29 @@ function run(spec: Spec, n: number, updates: RawUpdate[] = []): WireBatch[] {
 }
 
 describe('live mixture updates', () => {
-  it.each(['none', 'packed', 'multiturn'] as const)('%s: steps before apply_at_step are untouched; the target switches exactly at it', (packing) => {
-    const spec = trainSpec({ packing, mixture: OLD });
-    const plain = run(spec, 30);
-    const updated = run(spec, 30, [update(12)]);
-    for (let s = 0; s < 12; s++) expect(content(updated[s]!)).toBe(content(plain[s]!));
-    expect(content(updated[12]!)).not.toBe(content(plain[12]!));
-    const want = expectedTargets(NEW, core.reader.tasks, trainSize);
-    expect(updated[11]!.stats.taskTarget).toEqual(plain[11]!.stats.taskTarget);
-    updated[12]!.stats.taskTarget.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
-  });
+  it.each(['none', 'packed', 'multiturn'] as const)(
+    '%s: steps before apply_at_step are untouched; the target switches exactly at it',
+    (packing) => {
+      const spec = trainSpec({ packing, mixture: OLD });
+      const plain = run(spec, 30);
+      const updated = run(spec, 30, [update(12)]);
+      for (let s = 0; s < 12; s++) expect(content(updated[s]!)).toBe(content(plain[s]!));
+      expect(content(updated[12]!)).not.toBe(content(plain[12]!));
+      const want = expectedTargets(NEW, core.reader.tasks, trainSize);
+      expect(updated[11]!.stats.taskTarget).toEqual(plain[11]!.stats.taskTarget);
+      updated[12]!.stats.taskTarget.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
+    },
+  );
 
   it('none: the examples served from apply_at_step on follow the new weights within 0.5 pp', () => {
     const at = 5;
     const batches = run(trainSpec({ packing: 'none', batchSize: 50, mixture: OLD }), at + 200, [update(at)]).slice(at);
     const tasks = core.reader.tasks;
-    const dev = worstDeviation(servedPerTask(batches, tasks.length), expectedTargets(NEW, tasks, trainSize), (t) => tasks[t]!.domain);
+    const dev = worstDeviation(
+      servedPerTask(batches, tasks.length),
+      expectedTargets(NEW, tasks, trainSize),
+      (t) => tasks[t]!.domain,
+    );
     expect(dev.task).toBeLessThan(0.005);
     expect(dev.group).toBeLessThan(0.005);
   });
@@ -97,7 +104,9 @@ describe('live mixture updates', () => {
     expect(b.step).toBe(4);
     const want = expectedTargets(NEW, core.reader.tasks, trainSize);
     b.stats.taskTarget.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
-    expect(() => core.open({ spec: trainSpec(), updates: [update(0), update(0, { weights: { music: 1, nothing: 1 } })] })).toThrow(/nothing/);
+    expect(() =>
+      core.open({ spec: trainSpec(), updates: [update(0), update(0, { weights: { music: 1, nothing: 1 } })] }),
+    ).toThrow(/nothing/);
   });
 
   it('is deterministic: updates sent live equal updates in the open request; several updates apply in order', () => {
@@ -115,33 +124,42 @@ describe('live mixture updates', () => {
       expect(b[s]!.resumeToken.equals(a[s]!.resumeToken)).toBe(true);
     }
     const music = core.reader.tasks.filter((t) => t.domain === 'music').map((t) => t.id);
-    for (const s of [9, 13]) expect(a[s]!.turnTask.filter((t) => !music.includes(t)).length).toBeLessThan(a[s]!.turnTask.length);
+    for (const s of [9, 13])
+      expect(a[s]!.turnTask.filter((t) => !music.includes(t)).length).toBeLessThan(a[s]!.turnTask.length);
     // Steps 9–13 draw only music; packed rows may still finish units drawn before step 9.
-    const drawnMusic = a[13]!.stats.taskExamples.reduce((n, x, t) => n + (music.includes(t) ? x - a[8]!.stats.taskExamples[t]! : 0), 0);
+    const drawnMusic = a[13]!.stats.taskExamples.reduce(
+      (n, x, t) => n + (music.includes(t) ? x - a[8]!.stats.taskExamples[t]! : 0),
+      0,
+    );
     expect(drawnMusic).toBeGreaterThan(0);
-    a[14]!.stats.taskTarget.forEach((p, t) => expect(p).toBeCloseTo(expectedTargets(OLD, core.reader.tasks, trainSize)[t]!, 12));
+    a[14]!.stats.taskTarget.forEach((p, t) =>
+      expect(p).toBeCloseTo(expectedTargets(OLD, core.reader.tasks, trainSize)[t]!, 12),
+    );
   });
 
-  it.each(['packed', 'multiturn'] as const)('%s: resumes exactly from tokens saved before, at and after the apply step, with updates in flight', (packing) => {
-    const spec = trainSpec({ packing, mixture: OLD, seed: 11 });
-    const session = core.open({ spec });
-    const full = take(session, 3).batches;
-    session.addUpdate(core.update(update(8)));
-    session.addUpdate(core.update(update(15, { weights: { audio: 1 } })));
-    full.push(...take(session, 22).batches);
-    const check = (k: number, updates: RawUpdate[] = []): void => {
-      // The token of batch k resumes at step k + 1; updates sent after it was saved are sent again.
-      const resumed = take(core.open({ resume: { token: full[k]!.resumeToken }, updates }), 25 - k - 1).batches;
-      resumed.forEach((b, j) => {
-        expect(content(b)).toBe(content(full[k + 1 + j]!));
-        expect(b.stats).toEqual(full[k + 1 + j]!.stats);
-      });
-    };
-    // Saved before the updates were sent: the client sends them again with the token.
-    for (const k of [0, 2]) check(k, [update(8), update(15, { weights: { audio: 1 } })]);
-    // Saved with updates pending (they travel in the token), at the apply step, and after.
-    for (const k of [3, 5, 7, 8, 12, 15, 16]) check(k);
-  });
+  it.each(['packed', 'multiturn'] as const)(
+    '%s: resumes exactly from tokens saved before, at and after the apply step, with updates in flight',
+    (packing) => {
+      const spec = trainSpec({ packing, mixture: OLD, seed: 11 });
+      const session = core.open({ spec });
+      const full = take(session, 3).batches;
+      session.addUpdate(core.update(update(8)));
+      session.addUpdate(core.update(update(15, { weights: { audio: 1 } })));
+      full.push(...take(session, 22).batches);
+      const check = (k: number, updates: RawUpdate[] = []): void => {
+        // The token of batch k resumes at step k + 1; updates sent after it was saved are sent again.
+        const resumed = take(core.open({ resume: { token: full[k]!.resumeToken }, updates }), 25 - k - 1).batches;
+        resumed.forEach((b, j) => {
+          expect(content(b)).toBe(content(full[k + 1 + j]!));
+          expect(b.stats).toEqual(full[k + 1 + j]!.stats);
+        });
+      };
+      // Saved before the updates were sent: the client sends them again with the token.
+      for (const k of [0, 2]) check(k, [update(8), update(15, { weights: { audio: 1 } })]);
+      // Saved with updates pending (they travel in the token), at the apply step, and after.
+      for (const k of [3, 5, 7, 8, 12, 15, 16]) check(k);
+    },
+  );
 
   it('gives every rank the same stream for the same updates (W = 2), the rank streams together being the W = 1 stream', () => {
     const updates = [update(4), update(10, { weights: { 'speech/Speech Recognition': 1, music: 1 } })];

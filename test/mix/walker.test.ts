@@ -9,7 +9,8 @@ function expectBijection(p: Permutation): Uint32Array {
   const out = new Uint32Array(p.n);
   for (let i = 0; i < p.n; i++) {
     const x = p.at(i);
-    if (!(Number.isInteger(x) && x >= 0 && x < p.n) || seen[x]) throw new Error(`n=${p.n}: at(${i}) = ${x} is out of range or repeated`);
+    if (!(Number.isInteger(x) && x >= 0 && x < p.n) || seen[x])
+      throw new Error(`n=${p.n}: at(${i}) = ${x} is out of range or repeated`);
     seen[x] = 1;
     out[i] = x;
   }
@@ -18,7 +19,11 @@ function expectBijection(p: Permutation): Uint32Array {
 
 describe('Permutation (seeded Feistel with cycle walking)', () => {
   it.each([1, 2, 3, 4, 5, 7, 16, 17, 255, 1000, 4097, 65_536, 2 ** 20 + 7])('is a bijection of [0, %i)', (n) => {
-    const keys = [[7, 3, 1], [0, 0, 0], [Number.MAX_SAFE_INTEGER, 79, 12]];
+    const keys = [
+      [7, 3, 1],
+      [0, 0, 0],
+      [Number.MAX_SAFE_INTEGER, 79, 12],
+    ];
     for (const key of n > 10_000 ? keys.slice(0, 1) : keys) expectBijection(new Permutation(n, ...key));
   });
 
@@ -26,7 +31,8 @@ describe('Permutation (seeded Feistel with cycle walking)', () => {
     const order = (...key: number[]): string => Array.from(expectBijection(new Permutation(1000, ...key))).join(',');
     const base = order(1, 2, 3);
     expect(order(1, 2, 3)).toBe(base);
-    for (const other of [order(2, 2, 3), order(1, 3, 3), order(1, 2, 4), order(2 ** 40 + 1, 2, 3)]) expect(other).not.toBe(base);
+    for (const other of [order(2, 2, 3), order(1, 3, 3), order(1, 2, 4), order(2 ** 40 + 1, 2, 3)])
+      expect(other).not.toBe(base);
   });
 
   it('gives the values of the float-arithmetic network on both sides of the int32 fast path (≤ 2^30)', () => {
@@ -48,10 +54,13 @@ describe('Permutation (seeded Feistel with cycle walking)', () => {
       return x;
     };
     for (const n of [5, 1000, 65_537, 2 ** 28 + 1, 2 ** 30 - 1, 2 ** 30, 2 ** 30 + 1, 3 * 2 ** 31 + 5]) {
-      for (const key of [[7, 3, 1], [Number.MAX_SAFE_INTEGER, 79, 12]]) {
+      for (const key of [
+        [7, 3, 1],
+        [Number.MAX_SAFE_INTEGER, 79, 12],
+      ]) {
         const p = new Permutation(n, ...key);
         for (let k = 0; k < 300; k++) {
-          const i = Math.floor(((k * 2654435761) % 2 ** 32) / 2 ** 32 * n);
+          const i = Math.floor((((k * 2654435761) % 2 ** 32) / 2 ** 32) * n);
           expect(p.at(i), `n=${n} i=${i}`).toBe(reference(n, key, i));
         }
       }

@@ -14,7 +14,11 @@ describe('bearer-token authentication', () => {
   let server: RunningServer;
   let c: DataClient;
   beforeAll(async () => {
-    const loaded = loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.port': '0', 'server.http_port': '-1' }, { FLANSTREAM_SERVER_AUTH_TOKENS: 'first-token-0123,second-token-4567' });
+    const loaded = loadConfig(
+      undefined,
+      { 'index.dir': inject('sampleIndex'), 'server.port': '0', 'server.http_port': '-1' },
+      { FLANSTREAM_SERVER_AUTH_TOKENS: 'first-token-0123,second-token-4567' },
+    );
     server = await startServer(loaded);
     c = dataClient(`127.0.0.1:${server.port}`);
   });
@@ -27,11 +31,14 @@ describe('bearer-token authentication', () => {
     ['no token', new grpc.Metadata()],
     ['a wrong token', bearer('first-token-0124')],
     ['a prefix of a token', bearer('first-token')],
-    ['the token without "Bearer"', (() => {
-      const md = new grpc.Metadata();
-      md.set('authorization', 'first-token-0123');
-      return md;
-    })()],
+    [
+      'the token without "Bearer"',
+      (() => {
+        const md = new grpc.Metadata();
+        md.set('authorization', 'first-token-0123');
+        return md;
+      })(),
+    ],
   ];
 
   for (const [name, md] of refused) {

@@ -5,7 +5,9 @@ import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { batchesOf } from '../helpers/grpc-stream-calls.js';
 import { scrape, sleep, sumOf } from './helpers/grpc.js';
 
-const spec = (seed: number): object => ({ spec: { split: 'train', batchSize: 4, seqLen: 8192, packing: 'packed', seed } });
+const spec = (seed: number): object => ({
+  spec: { split: 'train', batchSize: 4, seqLen: 8192, packing: 'packed', seed },
+});
 
 /** Batches built so far, once the count has stopped moving (the streams are blocked). */
 async function settledBatches(ts: TestServer): Promise<Map<string, number>> {
@@ -31,7 +33,7 @@ async function until(what: () => Promise<boolean>): Promise<void> {
  * batch per stream, and a stream that reads keeps being served alongside.
  */
 describe('backpressure', () => {
-  it('an idle stream holds at most stream_buffer_batches (2) built batches, counting grpc-js\'s queue', async () => {
+  it("an idle stream holds at most stream_buffer_batches (2) built batches, counting grpc-js's queue", async () => {
     const ts = await startTestServer(inject('sampleIndex'));
     const idle = new IdleClients(ts.target);
     try {
@@ -56,7 +58,10 @@ describe('backpressure', () => {
     let idle: IdleClients;
     let client: FlanStreamClient;
     beforeAll(async () => {
-      ts = await startTestServer(inject('sampleIndex'), { 'server.send_budget_bytes': '1', 'server.stream_buffer_batches': '8' });
+      ts = await startTestServer(inject('sampleIndex'), {
+        'server.send_budget_bytes': '1',
+        'server.stream_buffer_batches': '8',
+      });
       idle = new IdleClients(ts.target);
       client = new FlanStreamClient(ts.target);
     });
@@ -70,7 +75,11 @@ describe('backpressure', () => {
       for (const seed of [1, 2, 3, 4, 5, 6]) idle.open(spec(seed));
       const m = await settledBatches(ts);
       expect(sumOf(m, 'flanstream_batches_total')).toBe(6);
-      const batches = await batchesOf(client, { split: 'train', batchSize: 4, seqLen: 8192, packing: 'packed', seed: 9 }, 12);
+      const batches = await batchesOf(
+        client,
+        { split: 'train', batchSize: 4, seqLen: 8192, packing: 'packed', seed: 9 },
+        12,
+      );
       expect(batches).toHaveLength(12);
       expect(batches.map((b) => b.step)).toEqual([...Array(12).keys()]);
     });

@@ -28,9 +28,16 @@ describe('build workers build ahead', () => {
   });
   afterAll(() => pool.close());
 
-  const spec = (extra: object = {}): RawOpen => ({ spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 17, ...extra } });
+  const spec = (extra: object = {}): RawOpen => ({
+    spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 17, ...extra },
+  });
   /** A batch as its digest (a failure prints short lines), an end as its reason. */
-  const hex = (b: Built): string => (b && 'bytes' in b ? createHash('sha256').update(b.bytes).digest('hex').slice(0, 16) : b ? `end ${b.end.reason}` : 'none');
+  const hex = (b: Built): string =>
+    b && 'bytes' in b
+      ? createHash('sha256').update(b.bytes).digest('hex').slice(0, 16)
+      : b
+        ? `end ${b.end.reason}`
+        : 'none';
 
   /**
    * Waits until the worker holds at least `n` messages ahead (a loaded machine may take a while),
@@ -38,7 +45,7 @@ describe('build workers build ahead', () => {
    */
   async function filled(s: ServedStream, n = BUILD_AHEAD.messages / 2): Promise<void> {
     for (let i = 0; i < 4000 && pool.held(s).ahead < n; i++) await new Promise((r) => setTimeout(r, 5));
-    for (let last = -1, same = 0; same < 4; ) {
+    for (let last = -1, same = 0; same < 4;) {
       await new Promise((r) => setTimeout(r, 5));
       const held = pool.held(s).ahead;
       same = held === last ? same + 1 : 0;
@@ -107,7 +114,15 @@ describe('build workers build ahead', () => {
   });
 
   it('a policy stream fed reports while the worker builds ahead, then updated, is the server thread’s stream', async () => {
-    const policy = spec({ seed: 9, mixture: { weights: { speech: 0.4, music: 0.3, audio: 0.3 }, policy: 'excess-loss', lagSteps: 3, reference: { speech: 1, music: 1, audio: 1 } } });
+    const policy = spec({
+      seed: 9,
+      mixture: {
+        weights: { speech: 0.4, music: 0.3, audio: 0.3 },
+        policy: 'excess-loss',
+        lagSteps: 3,
+        reference: { speech: 1, music: 1, audio: 1 },
+      },
+    });
     let most = 0;
     // With lag_steps 3, after the report of the step taken last the worker may build 3 steps ahead.
     const settle = async (s: ServedStream): Promise<void> => {
@@ -179,12 +194,30 @@ describe('build workers build ahead', () => {
   });
 
   it('the columns /metrics reads cross the thread unchanged (summary of real batches of every kind)', async () => {
-    const specs: RawOpen[] = [spec(), spec({ packing: 'none' }), spec({ audio: { codebooks: 1, layout: 'delay' } }), { spec: { split: 'test', batchSize: 4, seqLen: 2048, packing: 'examples' } }];
+    const specs: RawOpen[] = [
+      spec(),
+      spec({ packing: 'none' }),
+      spec({ audio: { codebooks: 1, layout: 'delay' } }),
+      { spec: { split: 'test', batchSize: 4, seqLen: 2048, packing: 'examples' } },
+    ];
     for (const raw of specs) {
       const b = await local.open(raw).build();
       if (!b || 'end' in b) throw new Error('no batch');
       const got = unsummarize(summarize(b.batch));
-      for (const k of ['step', 'batchSize', 'seqLen', 'segTask', 'segLength', 'segTextTokens', 'segAudioTokens', 'segAudioFrames', 'segDomain', 'turnTask', 'stats', 'examples'] as const) {
+      for (const k of [
+        'step',
+        'batchSize',
+        'seqLen',
+        'segTask',
+        'segLength',
+        'segTextTokens',
+        'segAudioTokens',
+        'segAudioFrames',
+        'segDomain',
+        'turnTask',
+        'stats',
+        'examples',
+      ] as const) {
         expect(got[k], `${raw.spec?.packing} ${k}`).toEqual(b.batch[k]);
       }
     }

@@ -36,7 +36,10 @@ describe('serve --workers N', () => {
     ['multiturn', train({ packing: 'multiturn' })],
     ['none', train({ packing: 'none' })],
     ['delay, 1 codebook', train({ packing: 'packed', audio: { codebooks: 1, layout: 'delay' } })],
-    ['flat, 1 codebook, named mixture', train({ packing: 'packed', audio: { codebooks: 1, layout: 'flat' }, mixture: { name: 'balanced-domains' } })],
+    [
+      'flat, 1 codebook, named mixture',
+      train({ packing: 'packed', audio: { codebooks: 1, layout: 'flat' }, mixture: { name: 'balanced-domains' } }),
+    ],
     ['test split, examples', { split: 'test', batchSize: 4, seqLen: 2048, packing: 'examples' }],
     ['test split, packed', { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed' }],
   ];
@@ -79,8 +82,14 @@ describe('serve --workers N', () => {
     const ref = (await batchesOf(client(0), spec, n * W)).flatMap(rowsOf);
     const { ts } = servers.get(2)!;
     const before = await scrape(ts.server.httpPort);
-    const ranks = await Promise.all(Array.from({ length: W }, (_, rank) => batchesOf(client(2), { ...spec, rank, worldSize: W }, n)));
-    ranks.forEach((batches, r) => batches.forEach((b, s) => expect(rowsOf(b), `rank ${r} step ${s}`).toEqual(ref.slice(s * W * 2 + r * 2, s * W * 2 + (r + 1) * 2))));
+    const ranks = await Promise.all(
+      Array.from({ length: W }, (_, rank) => batchesOf(client(2), { ...spec, rank, worldSize: W }, n)),
+    );
+    ranks.forEach((batches, r) =>
+      batches.forEach((b, s) =>
+        expect(rowsOf(b), `rank ${r} step ${s}`).toEqual(ref.slice(s * W * 2 + r * 2, s * W * 2 + (r + 1) * 2)),
+      ),
+    );
     const after = await scrape(ts.server.httpPort);
     const delta = (name: string): number => sumOf(after, name) - sumOf(before, name);
     expect(delta('flanstream_plan_cache_misses')).toBe(n);
@@ -88,24 +97,38 @@ describe('serve --workers N', () => {
   });
 
   it('a policy stream fed loss reports is the same stream on a worker (reports and waiting cross the thread)', async () => {
-    const spec = { ...train({ packing: 'packed', seed: 5 }), mixture: { weights: { speech: 0.4, music: 0.3, audio: 0.3 }, policy: 'excess-loss', lagSteps: 2, reference: { speech: 1, music: 1, audio: 1 } } };
-    const loop = (c: FlanStreamClient, n: number): Promise<WireBatch[]> => new Promise((resolve, reject) => {
-      const call = c.streamBatches();
-      const got: WireBatch[] = [];
-      call.on('data', (resp: WireResponse) => {
-        if (!resp.batch) return;
-        got.push(resp.batch);
-        if (got.length >= n) {
-          call.cancel();
-          return resolve(got);
-        }
-        const per = new Map<number, number>();
-        for (const t of resp.batch.turnTask) per.set(t, (per.get(t) ?? 0) + 5);
-        call.write({ losses: { step: resp.batch.step, losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (1 + (task % 3)) })) } } as never);
+    const spec = {
+      ...train({ packing: 'packed', seed: 5 }),
+      mixture: {
+        weights: { speech: 0.4, music: 0.3, audio: 0.3 },
+        policy: 'excess-loss',
+        lagSteps: 2,
+        reference: { speech: 1, music: 1, audio: 1 },
+      },
+    };
+    const loop = (c: FlanStreamClient, n: number): Promise<WireBatch[]> =>
+      new Promise((resolve, reject) => {
+        const call = c.streamBatches();
+        const got: WireBatch[] = [];
+        call.on('data', (resp: WireResponse) => {
+          if (!resp.batch) return;
+          got.push(resp.batch);
+          if (got.length >= n) {
+            call.cancel();
+            return resolve(got);
+          }
+          const per = new Map<number, number>();
+          for (const t of resp.batch.turnTask) per.set(t, (per.get(t) ?? 0) + 5);
+          call.write({
+            losses: {
+              step: resp.batch.step,
+              losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (1 + (task % 3)) })),
+            },
+          } as never);
+        });
+        call.on('error', (err: unknown) => (got.length >= n ? undefined : reject(toFlanStreamError(err, c.target))));
+        call.write({ spec } as never);
       });
-      call.on('error', (err: unknown) => (got.length >= n ? undefined : reject(toFlanStreamError(err, c.target))));
-      call.write({ spec } as never);
-    });
     const ref = await loop(client(0), 8);
     const got = await loop(client(2), 8);
     expect(digests(got)).toEqual(digests(ref));
@@ -115,10 +138,16 @@ describe('serve --workers N', () => {
     const bad = await collect(client(2), [{ spec: train({ packing: 'packed', batchSize: 0 }) }]);
     expect(bad.error?.code).toBe(Status.INVALID_ARGUMENT);
     expect(bad.error?.message).toMatch(/batch_size/);
-    const report = await collect(client(2), [{ spec: train({ packing: 'packed' }) }, { losses: { step: 0, losses: [{ task: 99999, tokens: 1, lossSum: 1 }] } }]);
+    const report = await collect(client(2), [
+      { spec: train({ packing: 'packed' }) },
+      { losses: { step: 0, losses: [{ task: 99999, tokens: 1, lossSum: 1 }] } },
+    ]);
     expect(report.error?.code).toBe(Status.INVALID_ARGUMENT);
     expect(report.error?.message).toMatch(/unknown task 99999/);
-    const update = await collect(client(2), [{ spec: { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed' } }, { mixtureUpdate: { name: 'balanced-domains', applyAtStep: 3 } }]);
+    const update = await collect(client(2), [
+      { spec: { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed' } },
+      { mixtureUpdate: { name: 'balanced-domains', applyAtStep: 3 } },
+    ]);
     expect(update.error?.code).toBe(Status.INVALID_ARGUMENT);
     expect(update.error?.message).toMatch(/train/);
   });

@@ -45,7 +45,10 @@ describe('connection limits', () => {
     const before = await refusals(ts.server.httpPort, 'handshake_timeout');
     const started = Date.now();
     const { closed } = await idle(ts.server.port);
-    await Promise.race([closed, sleep(10 * HANDSHAKE_MS).then(() => expect.fail('the server kept a silent connection open'))]);
+    await Promise.race([
+      closed,
+      sleep(10 * HANDSHAKE_MS).then(() => expect.fail('the server kept a silent connection open')),
+    ]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(HANDSHAKE_MS - 50);
     expect(await refusals(ts.server.httpPort, 'handshake_timeout')).toBe(before + 1);
   });
@@ -61,11 +64,14 @@ describe('connection limits', () => {
   });
 
   it('2,000 idle connections: at most max_connections stay open, and health, /healthz and streams still answer', async () => {
-    const before = (await refusals(ts.server.httpPort, 'max_connections')) + (await refusals(ts.server.httpPort, 'handshake_timeout'));
+    const before =
+      (await refusals(ts.server.httpPort, 'max_connections')) +
+      (await refusals(ts.server.httpPort, 'handshake_timeout'));
     // In waves the size of the listen backlog: beyond it the kernel answers for a server that
     // never sees the connection, which would count as open here without costing the server a thing.
     const flood: Awaited<ReturnType<typeof idle>>[] = [];
-    for (let wave = 0; wave < 10; wave++) flood.push(...(await Promise.all(Array.from({ length: 200 }, () => idle(ts.server.port)))));
+    for (let wave = 0; wave < 10; wave++)
+      flood.push(...(await Promise.all(Array.from({ length: 200 }, () => idle(ts.server.port)))));
     let open = flood.length;
     for (const f of flood) void f.closed.then(() => open--);
     try {
@@ -77,7 +83,9 @@ describe('connection limits', () => {
       try {
         expect(await check(h)).toBe('SERVING');
         expect((await httpGet(`http://127.0.0.1:${ts.server.httpPort}/healthz`)).status).toBe(200);
-        const r = await collect(c, { spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, maxBatches: 2 } });
+        const r = await collect(c, {
+          spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, maxBatches: 2 },
+        });
         expect(r.error).toBeUndefined();
         expect(r.batches).toHaveLength(2);
       } finally {
@@ -86,7 +94,9 @@ describe('connection limits', () => {
       }
       const m = await scrape(ts.server.httpPort);
       expect(sumOf(m, 'flanstream_connections')).toBeLessThanOrEqual(MAX_CONNECTIONS);
-      const closedByServer = sumOf(m, 'flanstream_connections_refused_total', { reason: 'max_connections' }) + sumOf(m, 'flanstream_connections_refused_total', { reason: 'handshake_timeout' });
+      const closedByServer =
+        sumOf(m, 'flanstream_connections_refused_total', { reason: 'max_connections' }) +
+        sumOf(m, 'flanstream_connections_refused_total', { reason: 'handshake_timeout' });
       expect(closedByServer).toBeGreaterThanOrEqual(before + flood.length - MAX_CONNECTIONS);
     } finally {
       for (const f of flood) f.socket.destroy();
@@ -95,7 +105,8 @@ describe('connection limits', () => {
 
   it('clients that finished their handshake are never displaced; beyond the cap newcomers are refused', async () => {
     // Each its own connection (grpc-js shares one between clients of a target otherwise).
-    const own = (): ReturnType<typeof healthClient> => healthClient(ts.target, undefined, { 'grpc.use_local_subchannel_pool': 1 });
+    const own = (): ReturnType<typeof healthClient> =>
+      healthClient(ts.target, undefined, { 'grpc.use_local_subchannel_pool': 1 });
     const clients = Array.from({ length: MAX_CONNECTIONS }, own);
     try {
       for (const h of clients) expect(await check(h)).toBe('SERVING');
@@ -111,7 +122,8 @@ describe('connection limits', () => {
       for (const h of clients) expect(await check(h)).toBe('SERVING');
     } finally {
       for (const h of clients) h.close();
-      for (let i = 0; i < 100 && sumOf(await scrape(ts.server.httpPort), 'flanstream_connections') > 0; i++) await sleep(20);
+      for (let i = 0; i < 100 && sumOf(await scrape(ts.server.httpPort), 'flanstream_connections') > 0; i++)
+        await sleep(20);
     }
   }, 30_000);
 
@@ -121,7 +133,9 @@ describe('connection limits', () => {
     try {
       const watch = (): Promise<{ status?: string; error?: grpc.ServiceError }> =>
         new Promise((resolve) => {
-          const call = (h as unknown as { watch(req: object): grpc.ClientReadableStream<{ status: string }> }).watch({ service: '' });
+          const call = (h as unknown as { watch(req: object): grpc.ClientReadableStream<{ status: string }> }).watch({
+            service: '',
+          });
           calls.push(call);
           call.once('data', (m: { status: string }) => resolve({ status: m.status }));
           call.once('error', (error: grpc.ServiceError) => resolve({ error }));

@@ -25,16 +25,21 @@ let audioRoot = '';
 beforeAll(async () => {
   await writeSampleCorpus(corpus, { records: 300, seed: 11 });
   keepDatasets(corpus, ['07_ESD', '01_CommonVoice', '02_Emilia', '20_MTG-Jamendo', '39_AudioSet']);
-  audioRoot = containerEnv(containersOf(named(build, 'Job', 'flanstream-index-merge'))[0]!.c, [...servers, ...build]).AUDIO_ROOT!;
+  audioRoot = containerEnv(containersOf(named(build, 'Job', 'flanstream-index-merge'))[0]!.c, [
+    ...servers,
+    ...build,
+  ]).AUDIO_ROOT!;
   await buildIndex({ corpus, out: single, workers: 1, audioRoots: [audioRoot] });
 });
 
 /** Runs `fns` at most `n` at a time. */
 async function limited(fns: (() => Promise<unknown>)[], n: number): Promise<void> {
   const queue = [...fns];
-  await Promise.all(Array.from({ length: n }, async () => {
-    for (let f = queue.shift(); f; f = queue.shift()) await f();
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      for (let f = queue.shift(); f; f = queue.shift()) await f();
+    }),
+  );
 }
 
 /**
@@ -56,7 +61,10 @@ async function runContainer(job: Doc, index: number, claims: Record<string, stri
   if (args.includes('--workers')) args[args.indexOf('--workers') + 1] = '1';
   const [cmd, ...cmdArgs] = c.command as string[];
   expect(cmd).toBe('node');
-  const { stdout } = await run(process.execPath, [...cmdArgs, ...args], { cwd: ROOT, env: { ...process.env, ...env, TMPDIR: mounts['/tmp'] ?? tmpdir() } });
+  const { stdout } = await run(process.execPath, [...cmdArgs, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, TMPDIR: mounts['/tmp'] ?? tmpdir() },
+  });
   return stdout;
 }
 
@@ -74,10 +82,16 @@ describe('Kubernetes: the index-build Jobs (config/deploy/kubernetes/index-build
     const merged = runContainer(merge, 0, claims);
     const order = Array.from({ length: n }, (_, i) => (i * 5 + 3) % n);
     expect(new Set(order).size).toBe(n);
-    await limited(order.map((i) => () => runContainer(parts, i, claims)), 2);
+    await limited(
+      order.map((i) => () => runContainer(parts, i, claims)),
+      2,
+    );
     const stdout = await merged;
     expect(stdout).toMatch(/waiting for parts in .*: no part records yet/);
-    const served = expand(containersOf(named(servers, 'Deployment', 'flanstream'))[0]!.c.args, containerEnv(containersOf(named(servers, 'Deployment', 'flanstream'))[0]!.c, servers));
+    const served = expand(
+      containersOf(named(servers, 'Deployment', 'flanstream'))[0]!.c.args,
+      containerEnv(containersOf(named(servers, 'Deployment', 'flanstream'))[0]!.c, servers),
+    );
     const dir = mapPaths([served[served.indexOf('--index') + 1]!], { '/index': volume })[0]!;
     expect(readManifest(dir).quarantined).toBe(0);
     expect(tree(dir)).toEqual(tree(single));

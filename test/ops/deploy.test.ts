@@ -1,6 +1,15 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,7 +39,10 @@ beforeAll(async () => {
 
 /** The effective configuration a command would serve with (`serve … --print-config`). */
 async function effectiveConfig(argv: readonly string[], cwd: string, env: Record<string, string>): Promise<Doc> {
-  const { stdout } = await run(process.execPath, [...argv.slice(1), '--print-config'], { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
+  const { stdout } = await run(process.execPath, [...argv.slice(1), '--print-config'], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+  });
   return parseYaml(stdout) as Doc;
 }
 
@@ -49,14 +61,18 @@ describe('the image (config/deploy/Dockerfile), run as declared', () => {
   it('every COPY of the build context names a file of the repository', () => {
     for (const stage of stages) {
       for (const { op, args } of stage.steps.filter((s) => s.op === 'COPY' && !s.args.startsWith('--from'))) {
-        for (const src of args.split(/\s+/).slice(0, -1)) expect(existsSync(join(ROOT, src)), `${op} ${src}`).toBe(true);
+        for (const src of args.split(/\s+/).slice(0, -1))
+          expect(existsSync(join(ROOT, src)), `${op} ${src}`).toBe(true);
       }
     }
   });
 
   it('ENTRYPOINT + CMD: listens on all interfaces on the EXPOSEd ports, the index at the VOLUME', async () => {
     const [volume] = JSON.parse(last(image.steps, 'VOLUME')) as string[];
-    const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD'))], { '/app': app, [volume!]: inject('sampleIndex') });
+    const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD'))], {
+      '/app': app,
+      [volume!]: inject('sampleIndex'),
+    });
     const { server, index } = await effectiveConfig(argv, app, {});
     expect(server.host).toBe('0.0.0.0');
     expect(server.http_host).toBe('0.0.0.0');
@@ -66,14 +82,21 @@ describe('the image (config/deploy/Dockerfile), run as declared', () => {
 
   it('serves the sample index from the image layout: HEALTHCHECK passes, gRPC health SERVING, corpus info; SIGTERM exits 0', async () => {
     const [volume] = JSON.parse(last(image.steps, 'VOLUME')) as string[];
-    const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD')), ...PORTS_ZERO], { '/app': app, [volume!]: inject('sampleIndex') });
+    const argv = mapPaths([...ENTRYPOINT, ...execForm(last(image.steps, 'CMD')), ...PORTS_ZERO], {
+      '/app': app,
+      [volume!]: inject('sampleIndex'),
+    });
     const srv = await runServer(argv, app, {});
     const target = `127.0.0.1:${srv.port}`;
     // The HEALTHCHECK probes the EXPOSEd HTTP port; here the server listens on the port it got.
     const health = execForm(last(image.steps, 'HEALTHCHECK'));
     expect(health.join(' ')).toContain(`127.0.0.1:${EXPOSED[1]}/`);
     const probe = health.map((a) => a.replace(`127.0.0.1:${EXPOSED[1]}/`, `127.0.0.1:${srv.httpPort}/`));
-    const healthcheck = (): Promise<number> => run(process.execPath, probe.slice(1), { cwd: app }).then(() => 0, (e: { code?: number }) => e.code ?? -1);
+    const healthcheck = (): Promise<number> =>
+      run(process.execPath, probe.slice(1), { cwd: app }).then(
+        () => 0,
+        (e: { code?: number }) => e.code ?? -1,
+      );
     try {
       expect(probe[0]).toBe('node');
       expect(await healthcheck()).toBe(0);
@@ -88,15 +111,19 @@ describe('the image (config/deploy/Dockerfile), run as declared', () => {
   });
 });
 
-describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as the kubelet runs it', () => {
+describe("Kubernetes (config/deploy/kubernetes): the Deployment's container, as the kubelet runs it", () => {
   const servers = render(K8S);
   const dep = named(servers, 'Deployment', 'flanstream');
   const pod = dep.spec.template.spec;
   const c = pod.containers[0];
   // What an operator puts in the Secret in place of its placeholders.
   const token = randomBytes(24).toString('hex');
-  const secrets = { FLANSTREAM_SERVER_AUTH_TOKENS: token, FLANSTREAM_SERVER_TOKEN_KEY: randomBytes(32).toString('hex') };
-  const portOf = (p: number | string): number => (typeof p === 'number' ? p : c.ports.find((x: Doc) => x.name === p).containerPort);
+  const secrets = {
+    FLANSTREAM_SERVER_AUTH_TOKENS: token,
+    FLANSTREAM_SERVER_TOKEN_KEY: randomBytes(32).toString('hex'),
+  };
+  const portOf = (p: number | string): number =>
+    typeof p === 'number' ? p : c.ports.find((x: Doc) => x.name === p).containerPort;
   const env = (withSecrets = true): Record<string, string> => containerEnv(c, servers, withSecrets ? { secrets } : {});
   const servedDir = (): string => {
     const args = expand(c.args, env());
@@ -124,7 +151,8 @@ describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as
     }
     return out;
   }
-  const argv = (extra: string[] = []): string[] => mapPaths([...ENTRYPOINT, ...expand(c.args, env()), ...extra], { '/app': app, ...mounts() });
+  const argv = (extra: string[] = []): string[] =>
+    mapPaths([...ENTRYPOINT, ...expand(c.args, env()), ...extra], { '/app': app, ...mounts() });
 
   it('args, ConfigMap and Secret: the ports the container declares, probes and Service point at are the ones it listens on', async () => {
     expect(c.command).toBeUndefined(); // the image's ENTRYPOINT runs, with the container's args
@@ -141,7 +169,10 @@ describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as
     const svc = named(servers, 'Service', 'flanstream');
     expect(svc.spec.selector).toEqual(dep.spec.template.metadata.labels);
     expect(dep.spec.selector.matchLabels).toEqual(dep.spec.template.metadata.labels);
-    expect((svc.spec.ports as Doc[]).map((p) => [p.port, portOf(p.targetPort)])).toEqual([[server.port, server.port], [server.http_port, server.http_port]]);
+    expect((svc.spec.ports as Doc[]).map((p) => [p.port, portOf(p.targetPort)])).toEqual([
+      [server.port, server.port],
+      [server.http_port, server.http_port],
+    ]);
     // The drain must finish before the kubelet's SIGKILL.
     expect(server.shutdown_grace_ms).toBeLessThan(pod.terminationGracePeriodSeconds * 1000);
     // The index is mounted read-only.
@@ -163,7 +194,7 @@ describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as
     expect(err).toMatch(/server\.token_key: is the placeholder of the deployment files/);
   });
 
-  it('running: readiness (gRPC health) SERVING, liveness and scrape paths answer, the Secret\'s token is required; SIGTERM exits 0', async () => {
+  it("running: readiness (gRPC health) SERVING, liveness and scrape paths answer, the Secret's token is required; SIGTERM exits 0", async () => {
     const srv = await runServer(argv(PORTS_ZERO), app, env());
     const target = `127.0.0.1:${srv.port}`;
     try {
@@ -171,7 +202,9 @@ describe('Kubernetes (config/deploy/kubernetes): the Deployment\'s container, as
       expect(await check(h)).toBe('SERVING');
       h.close();
       expect((await httpGet(`http://127.0.0.1:${srv.httpPort}${c.livenessProbe.httpGet.path}`)).status).toBe(200);
-      const metrics = await httpGet(`http://127.0.0.1:${srv.httpPort}${dep.spec.template.metadata.annotations['prometheus.io/path']}`);
+      const metrics = await httpGet(
+        `http://127.0.0.1:${srv.httpPort}${dep.spec.template.metadata.annotations['prometheus.io/path']}`,
+      );
       expect(await metrics.text()).toContain('flanstream_active_streams');
       expect((await info(target, bearer(token))).tasks).toHaveLength(80);
       await expect(info(target)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });

@@ -37,7 +37,7 @@ describe('drain reaches slow readers', () => {
     await other?.stop();
   });
 
-  it('every slow stream gets its queued batches, then StreamEnd with the last batch\'s token; the token resumes exactly', async () => {
+  it("every slow stream gets its queued batches, then StreamEnd with the last batch's token; the token resumes exactly", async () => {
     const slow = new IdleClients(ts.target);
     try {
       const runs = [1, 2, 3].map((seed) => slow.openSlow({ spec: { ...SPEC, seed } }, 8 << 10, 40));
@@ -51,7 +51,9 @@ describe('drain reaches slow readers', () => {
       const client = new FlanStreamClient(other.target);
       try {
         for (const [k, r] of results.entries()) {
-          const batches = r.responses.filter((m) => m.batch).map((m) => m.batch as { step: number; resumeToken: Uint8Array });
+          const batches = r.responses
+            .filter((m) => m.batch)
+            .map((m) => m.batch as { step: number; resumeToken: Uint8Array });
           const end = r.responses.at(-1)?.end as { reason: string; resumeToken: Uint8Array } | undefined;
           expect(end, `stream ${k}: ${batches.length} batches, then no StreamEnd (RST ${r.rstCode})`).toBeDefined();
           expect(end!.reason).toBe('shutdown');

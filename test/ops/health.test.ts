@@ -1,7 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { check, collect, dataClient, healthClient, httpGet, sleep, type DataClient, type HealthClient } from './helpers/grpc.js';
+import {
+  check,
+  collect,
+  dataClient,
+  healthClient,
+  httpGet,
+  sleep,
+  type DataClient,
+  type HealthClient,
+} from './helpers/grpc.js';
 
 const SERVICE = 'flanstream.v1.DataService';
 
@@ -48,7 +57,11 @@ describe('health', () => {
     let call: grpc.ClientDuplexStream<object, unknown> | undefined;
     let gate!: () => void;
     const reading = new Promise<void>((resolve) => (gate = resolve));
-    const stream = collect(c, { spec: { split: 'train', batchSize: 32, seqLen: 8192, packing: 'packed', seed: 1 } }, { onCall: (x) => (call = x), onBatch: (_b, n) => (n === 1 ? reading : undefined) });
+    const stream = collect(
+      c,
+      { spec: { split: 'train', batchSize: 32, seqLen: 8192, packing: 'packed', seed: 1 } },
+      { onCall: (x) => (call = x), onBatch: (_b, n) => (n === 1 ? reading : undefined) },
+    );
     while (seen.length === 0) await sleep(10);
     expect(seen).toEqual(['SERVING']);
     await sleep(200);

@@ -23,7 +23,11 @@ describe('HTTP port access', () => {
   let guarded: TestServer;
   beforeAll(async () => {
     open = await startTestServer(inject('sampleIndex'), { 'server.host': '0.0.0.0' });
-    guarded = await startTestServer(inject('sampleIndex'), { 'server.auth_tokens': TOKEN, 'server.http_auth': 'true', 'server.http_host': '0.0.0.0' });
+    guarded = await startTestServer(inject('sampleIndex'), {
+      'server.auth_tokens': TOKEN,
+      'server.http_auth': 'true',
+      'server.http_host': '0.0.0.0',
+    });
   });
   afterAll(async () => {
     await open?.stop();
@@ -51,6 +55,8 @@ describe('HTTP port access', () => {
   });
 
   it('server.http_auth without server.auth_tokens is a configuration error', () => {
-    expect(() => loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.http_auth': 'true' }, {})).toThrow(/http_auth.*auth_tokens/);
+    expect(() => loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.http_auth': 'true' }, {})).toThrow(
+      /http_auth.*auth_tokens/,
+    );
   });
 });

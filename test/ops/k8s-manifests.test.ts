@@ -2,22 +2,39 @@ import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { containerEnv, containersOf, dataOf, expand, K8S, named, ofKind, render, type Doc } from './helpers/kustomize.js';
+import {
+  containerEnv,
+  containersOf,
+  dataOf,
+  expand,
+  K8S,
+  named,
+  ofKind,
+  render,
+  type Doc,
+} from './helpers/kustomize.js';
 
 const servers = render(K8S);
 const build = render(join(K8S, 'index-build'));
 const all = [...servers, ...build];
 const workloads = all.filter((d) => containersOf(d).length > 0);
-const argAfter = (args: readonly string[], flag: string): string | undefined => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+const argAfter = (args: readonly string[], flag: string): string | undefined =>
+  args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined;
 
 /** The claim and the path inside it that a container path lies on (the longest mount that holds it). */
 function onVolume(pod: Doc, c: Doc, path: string): { claim: string; sub: string; readOnly: boolean } {
-  const mounts = (c.volumeMounts as Doc[]).filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`)).sort((a, b) => b.mountPath.length - a.mountPath.length);
+  const mounts = (c.volumeMounts as Doc[])
+    .filter((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length);
   const m = mounts[0];
   if (!m) throw new Error(`${c.name}: ${path} is on no volume`);
   const vol = (pod.volumes as Doc[]).find((v) => v.name === m.name)!;
   if (!vol.persistentVolumeClaim) throw new Error(`${c.name}: ${path} is on volume ${m.name}, not a claim`);
-  return { claim: vol.persistentVolumeClaim.claimName, sub: posix.join(m.subPath ?? '', posix.relative(m.mountPath, path)), readOnly: m.readOnly === true };
+  return {
+    claim: vol.persistentVolumeClaim.claimName,
+    sub: posix.join(m.subPath ?? '', posix.relative(m.mountPath, path)),
+    readOnly: m.readOnly === true,
+  };
 }
 
 /**
@@ -31,7 +48,8 @@ describe('config/deploy/kubernetes, rendered by kustomize', () => {
   it('every object is in the namespace, which enforces the restricted Pod Security Standard', () => {
     const [ns] = ofKind(servers, 'Namespace');
     expect(ns!.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('restricted');
-    for (const d of all.filter((x) => x.kind !== 'Namespace')) expect(d.metadata.namespace, `${d.kind}/${d.metadata.name}`).toBe(ns!.metadata.name);
+    for (const d of all.filter((x) => x.kind !== 'Namespace'))
+      expect(d.metadata.namespace, `${d.kind}/${d.metadata.name}`).toBe(ns!.metadata.name);
   });
 
   it('one image, named and tagged by the kustomizations, in every container', () => {
@@ -39,20 +57,37 @@ describe('config/deploy/kubernetes, rendered by kustomize', () => {
     expect(images.size).toBe(1);
     const [image] = images;
     expect(image).toMatch(/^[a-z0-9.-]+(:[0-9]+)?\/[a-z0-9/._-]+:[\w.-]+$/); // registry/name:tag, not a bare name
-    const entries = ['kustomization.yaml', 'index-build/kustomization.yaml'].map((f) => (parseYaml(readFileSync(join(K8S, f), 'utf8')) as Doc).images);
+    const entries = ['kustomization.yaml', 'index-build/kustomization.yaml'].map(
+      (f) => (parseYaml(readFileSync(join(K8S, f), 'utf8')) as Doc).images,
+    );
     expect(entries[1]).toEqual(entries[0]);
     expect(image).toBe(`${entries[0][0].newName}:${entries[0][0].newTag}`);
   });
 
   it('every pod meets the restricted Pod Security Standard', () => {
-    const allowedVolumes = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
+    const allowedVolumes = [
+      'configMap',
+      'csi',
+      'downwardAPI',
+      'emptyDir',
+      'ephemeral',
+      'persistentVolumeClaim',
+      'projected',
+      'secret',
+    ];
     for (const d of workloads) {
       const pod = d.spec.template.spec as Doc;
       const what = `${d.kind}/${d.metadata.name}`;
       expect(pod.hostNetwork ?? false, what).toBe(false);
       expect(pod.hostPID ?? false, what).toBe(false);
       expect(pod.hostIPC ?? false, what).toBe(false);
-      for (const v of pod.volumes ?? []) expect(Object.keys(v).filter((k) => k !== 'name').every((k) => allowedVolumes.includes(k)), `${what} volume ${v.name}`).toBe(true);
+      for (const v of pod.volumes ?? [])
+        expect(
+          Object.keys(v)
+            .filter((k) => k !== 'name')
+            .every((k) => allowedVolumes.includes(k)),
+          `${what} volume ${v.name}`,
+        ).toBe(true);
       for (const { c } of containersOf(d)) {
         const sc = (c.securityContext ?? {}) as Doc;
         const psc = (pod.securityContext ?? {}) as Doc;
@@ -60,7 +95,10 @@ describe('config/deploy/kubernetes, rendered by kustomize', () => {
         expect(sc.privileged ?? false, where).toBe(false);
         expect(sc.allowPrivilegeEscalation, where).toBe(false);
         expect(sc.capabilities?.drop, where).toContain('ALL');
-        expect((sc.capabilities?.add ?? []).every((x: string) => x === 'NET_BIND_SERVICE'), where).toBe(true);
+        expect(
+          (sc.capabilities?.add ?? []).every((x: string) => x === 'NET_BIND_SERVICE'),
+          where,
+        ).toBe(true);
         expect(sc.runAsNonRoot ?? psc.runAsNonRoot, where).toBe(true);
         expect(sc.runAsUser ?? psc.runAsUser, where).not.toBe(0);
         expect(['RuntimeDefault', 'Localhost'], where).toContain((sc.seccompProfile ?? psc.seccompProfile)?.type);
@@ -72,7 +110,11 @@ describe('config/deploy/kubernetes, rendered by kustomize', () => {
 
   it('every claim a pod mounts is defined', () => {
     const claims = new Set(ofKind(servers, 'PersistentVolumeClaim').map((d) => d.metadata.name as string));
-    const used = workloads.flatMap((d) => (d.spec.template.spec.volumes as Doc[]).filter((v) => v.persistentVolumeClaim).map((v) => v.persistentVolumeClaim.claimName as string));
+    const used = workloads.flatMap((d) =>
+      (d.spec.template.spec.volumes as Doc[])
+        .filter((v) => v.persistentVolumeClaim)
+        .map((v) => v.persistentVolumeClaim.claimName as string),
+    );
     expect(used.length).toBeGreaterThan(0);
     for (const claim of used) expect(claims, claim).toContain(claim);
   });
@@ -97,7 +139,11 @@ describe('config/deploy/kubernetes, rendered by kustomize', () => {
       expect(out).toBe(served);
       expect(onVolume(pod, c, out)).toEqual({ ...servedOn, readOnly: false });
       expect(onVolume(pod, c, args[1]!).claim).toBe('flanstream-corpus');
-      flags.push({ tokenizer: argAfter(args, '--tokenizer'), audioRoot: argAfter(args, '--audio-root'), corpus: args[1] });
+      flags.push({
+        tokenizer: argAfter(args, '--tokenizer'),
+        audioRoot: argAfter(args, '--audio-root'),
+        corpus: args[1],
+      });
       if (job === parts) {
         expect(argAfter(args, '--part')).toBe(`0/${parts.spec.completions}`);
         expect(env.PARTS).toBe(String(parts.spec.completions));
@@ -123,7 +169,8 @@ describe('config/deploy/kubernetes, rendered by kustomize', () => {
     const podLabels = dep.spec.template.metadata.labels as Record<string, string>;
     const svc = named(servers, 'Service', 'flanstream');
     const [sm] = ofKind(servers, 'ServiceMonitor');
-    const subset = (sel: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(sel).every(([k, v]) => labels[k] === v);
+    const subset = (sel: Record<string, string>, labels: Record<string, string>): boolean =>
+      Object.entries(sel).every(([k, v]) => labels[k] === v);
     expect(subset(sm!.spec.selector.matchLabels, svc.metadata.labels)).toBe(true);
     const httpPort = (c.ports as Doc[]).find((p) => p.name === 'http')!;
     const svcPort = (svc.spec.ports as Doc[]).find((p) => p.name === sm!.spec.endpoints[0].port)!;

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { collect, corpusInfo, dataClient, httpGet, sleep, type DataClient } from './helpers/grpc.js';
 
-const train = (extra: object = {}): object => ({ spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, ...extra } });
+const train = (extra: object = {}): object => ({
+  spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, ...extra },
+});
 
 /** Server limits: each answered with the status the contract names, and the server stays up. */
 describe('limits', () => {
@@ -30,7 +32,9 @@ describe('limits', () => {
 
   it('max_streams: the extra stream gets RESOURCE_EXHAUSTED, a slot freed is usable again', async () => {
     const cancels: (() => void)[] = [];
-    const open = [1, 2].map((seed) => collect(c, train({ seed }), { onCall: (call) => cancels.push(() => call.cancel()), onBatch: () => sleep(20) }));
+    const open = [1, 2].map((seed) =>
+      collect(c, train({ seed }), { onCall: (call) => cancels.push(() => call.cancel()), onBatch: () => sleep(20) }),
+    );
     while ((await activeStreams()) < 2) await sleep(20);
     const extra = await collect(c, train({ maxBatches: 1 }));
     expect(extra.error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
@@ -61,7 +65,9 @@ describe('limits', () => {
       onCall: (x) => (call = x),
       onBatch: (_b, n) => {
         // Updates follow the spec once the stream runs; ten in a burst, five allowed per second.
-        if (n === 1) for (let i = 0; i < 10; i++) call?.write({ mixtureUpdate: { weights: { speech: 1 + i, music: 1, audio: 1 }, applyAtStep: 1000 + i } });
+        if (n === 1)
+          for (let i = 0; i < 10; i++)
+            call?.write({ mixtureUpdate: { weights: { speech: 1 + i, music: 1, audio: 1 }, applyAtStep: 1000 + i } });
         return sleep(5);
       },
     });
@@ -76,7 +82,9 @@ describe('limits', () => {
   });
 
   async function activeStreams(): Promise<number> {
-    const s = (await (await httpGet(`http://127.0.0.1:${ts.server.httpPort}/status.json`)).json()) as { activeStreams: number };
+    const s = (await (await httpGet(`http://127.0.0.1:${ts.server.httpPort}/status.json`)).json()) as {
+      activeStreams: number;
+    };
     return s.activeStreams;
   }
 });

@@ -30,9 +30,21 @@ describe('prometheus metrics', () => {
   });
 
   /** What the client saw, aggregated the way the server's counters are labelled. */
-  function tally(batches: WireBatch[]): { examples: Map<number, number>; text: Map<number, number>; audio: Map<number, number>; padding: number; packed: number } {
+  function tally(batches: WireBatch[]): {
+    examples: Map<number, number>;
+    text: Map<number, number>;
+    audio: Map<number, number>;
+    padding: number;
+    packed: number;
+  } {
     const add = (m: Map<number, number>, k: number, v: number): void => void m.set(k, (m.get(k) ?? 0) + v);
-    const t = { examples: new Map<number, number>(), text: new Map<number, number>(), audio: new Map<number, number>(), padding: 0, packed: 0 };
+    const t = {
+      examples: new Map<number, number>(),
+      text: new Map<number, number>(),
+      audio: new Map<number, number>(),
+      padding: 0,
+      packed: 0,
+    };
     for (const b of batches) {
       b.segTask.forEach((task, k) => {
         add(t.text, task, b.segTextTokens[k] ?? 0);
@@ -49,9 +61,22 @@ describe('prometheus metrics', () => {
   }
 
   it('counts exactly the batches, examples and tokens the clients received', async () => {
-    const train = await collect(c, { spec: { split: 'train', batchSize: 4, seqLen: 1024, packing: 'packed', seed: 3, maxBatches: 25 } });
-    const multi = await collect(c, { spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'multiturn', seed: 4, maxBatches: 10 } });
-    const evalItems = await collect(c, { spec: { split: 'heldout', batchSize: 3, seqLen: 2048, packing: 'examples', heldout: { name: 'music-reasoning' }, maxBatches: 4 } });
+    const train = await collect(c, {
+      spec: { split: 'train', batchSize: 4, seqLen: 1024, packing: 'packed', seed: 3, maxBatches: 25 },
+    });
+    const multi = await collect(c, {
+      spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'multiturn', seed: 4, maxBatches: 10 },
+    });
+    const evalItems = await collect(c, {
+      spec: {
+        split: 'heldout',
+        batchSize: 3,
+        seqLen: 2048,
+        packing: 'examples',
+        heldout: { name: 'music-reasoning' },
+        maxBatches: 4,
+      },
+    });
     for (const r of [train, multi, evalItems]) {
       expect(r.error).toBeUndefined();
       expect(r.end?.reason).toBe('max_batches');
@@ -68,8 +93,12 @@ describe('prometheus metrics', () => {
     tasks.forEach((task, i) => {
       const labels = { domain: task.domain, task: task.path };
       expect(sumOf(m, 'flanstream_examples_total', labels), `examples of ${task.path}`).toBe(t.examples.get(i) ?? 0);
-      expect(sumOf(m, 'flanstream_tokens_total', { ...labels, kind: 'text' }), `text tokens of ${task.path}`).toBe(t.text.get(i) ?? 0);
-      expect(sumOf(m, 'flanstream_tokens_total', { ...labels, kind: 'audio' }), `audio tokens of ${task.path}`).toBe(t.audio.get(i) ?? 0);
+      expect(sumOf(m, 'flanstream_tokens_total', { ...labels, kind: 'text' }), `text tokens of ${task.path}`).toBe(
+        t.text.get(i) ?? 0,
+      );
+      expect(sumOf(m, 'flanstream_tokens_total', { ...labels, kind: 'audio' }), `audio tokens of ${task.path}`).toBe(
+        t.audio.get(i) ?? 0,
+      );
     });
     expect(sumOf(m, 'flanstream_examples_total')).toBe([...t.examples.values()].reduce((a, x) => a + x, 0));
     expect(sumOf(m, 'flanstream_tokens_total', { kind: 'padding' })).toBe(t.padding);
@@ -79,8 +108,11 @@ describe('prometheus metrics', () => {
       expect(sumOf(m, 'flanstream_examples_total', { domain: d })).toBe(want);
     }
     // Audio seconds per domain (codec frames / frame rate): what the train streams' own stats report.
-    const seconds = (d: number): number => [train, multi].reduce((a, r) => a + (r.batches.at(-1)!.stats.domainAudioSeconds?.[d] ?? NaN), 0);
-    ['speech', 'music', 'audio'].forEach((d, i) => expect(sumOf(m, 'flanstream_audio_seconds_total', { domain: d }), d).toBeCloseTo(seconds(i), 6));
+    const seconds = (d: number): number =>
+      [train, multi].reduce((a, r) => a + (r.batches.at(-1)!.stats.domainAudioSeconds?.[d] ?? NaN), 0);
+    ['speech', 'music', 'audio'].forEach((d, i) =>
+      expect(sumOf(m, 'flanstream_audio_seconds_total', { domain: d }), d).toBeCloseTo(seconds(i), 6),
+    );
     expect(seconds(0)).toBeGreaterThan(0);
     const payload = batches.reduce((a, b) => a + b.tokens.length + b.resumeToken.length, 0);
     expect(sumOf(m, 'flanstream_bytes_sent_total')).toBeGreaterThan(payload);
@@ -94,7 +126,9 @@ describe('prometheus metrics', () => {
     try {
       const corpus = join(dir, 'corpus');
       await writeSampleCorpus(corpus, { records: 300, seed: 1 });
-      const jsonl = readdirSync(corpus, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.jsonl')).sort();
+      const jsonl = readdirSync(corpus, { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.jsonl'))
+        .sort();
       appendFileSync(join(corpus, jsonl[0]!), 'this is not json\n{"instruction": 7}\n');
       appendFileSync(join(corpus, jsonl[1]!), '{"broken": \n');
       await buildIndex({ corpus, out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
@@ -117,7 +151,15 @@ describe('prometheus metrics', () => {
   });
 
   it('counts train steps the ranks of a job share instead of planning each', async () => {
-    const spec = { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 31, worldSize: 3, maxBatches: 5 };
+    const spec = {
+      split: 'train',
+      batchSize: 2,
+      seqLen: 1024,
+      packing: 'packed',
+      seed: 31,
+      worldSize: 3,
+      maxBatches: 5,
+    };
     const before = await scrape(ts.server.httpPort);
     const ranks = await Promise.all([0, 1, 2].map((rank) => collect(c, { spec: { ...spec, rank } })));
     expect(ranks.map((r) => r.batches.length)).toEqual([5, 5, 5]);
@@ -131,13 +173,21 @@ describe('prometheus metrics', () => {
   it('gauges open streams and their target versus realized mixture while they run', async () => {
     let cancel: (() => void) | undefined;
     const weights = { speech: 2, music: 1, audio: 1 };
-    const running = collect(c, { spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 8, mixture: { weights } } }, {
-      onCall: (call) => (cancel = () => call.cancel()),
-      // A slow reader: the stream stays open while we scrape.
-      onBatch: () => sleep(20),
-    });
+    const running = collect(
+      c,
+      { spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 8, mixture: { weights } } },
+      {
+        onCall: (call) => (cancel = () => call.cancel()),
+        // A slow reader: the stream stays open while we scrape.
+        onBatch: () => sleep(20),
+      },
+    );
     let m = await scrape(ts.server.httpPort);
-    for (let i = 0; i < 100 && sumOf(m, 'flanstream_mixture_proportion', { domain: 'speech', kind: 'realized' }) === 0; i++) {
+    for (
+      let i = 0;
+      i < 100 && sumOf(m, 'flanstream_mixture_proportion', { domain: 'speech', kind: 'realized' }) === 0;
+      i++
+    ) {
       await sleep(50);
       m = await scrape(ts.server.httpPort);
     }

@@ -12,7 +12,18 @@ import { ROOT } from './helpers/dist.js';
 const run = promisify(execFile);
 const PYTHON = process.env.FLANSTREAM_PYTHON ?? '/usr/bin/python3';
 const HEALTH_FILE = 'health/v1/health.proto';
-const REFLECTION_PROTO = join(ROOT, 'node_modules', '@grpc', 'reflection', 'build', 'proto', 'grpc', 'reflection', 'v1', 'reflection.proto');
+const REFLECTION_PROTO = join(
+  ROOT,
+  'node_modules',
+  '@grpc',
+  'reflection',
+  'build',
+  'proto',
+  'grpc',
+  'reflection',
+  'v1',
+  'reflection.proto',
+);
 
 interface Report {
   services: string[];
@@ -47,9 +58,24 @@ describe('server reflection serves the descriptors protoc produces', () => {
     const healthRoot = healthProtoPath.slice(0, -HEALTH_FILE.length);
     const protocSet = join(dir, 'protoc.pb');
     const reflectionSet = join(dir, 'reflection.pb');
-    await run('protoc', [`-I${PROTO_ROOT}`, `-I${healthRoot}`, `--descriptor_set_out=${protocSet}`, PROTO_FILE, HEALTH_FILE]);
-    await run('protoc', [`-I${dirname(dirname(dirname(dirname(REFLECTION_PROTO))))}`, '--include_imports', `--descriptor_set_out=${reflectionSet}`, 'grpc/reflection/v1/reflection.proto']);
-    const { stdout } = await run(PYTHON, [join(ROOT, 'test', 'ops', 'tools', 'reflection_check.py'), ts.target, reflectionSet, protocSet], { timeout: 60_000 });
+    await run('protoc', [
+      `-I${PROTO_ROOT}`,
+      `-I${healthRoot}`,
+      `--descriptor_set_out=${protocSet}`,
+      PROTO_FILE,
+      HEALTH_FILE,
+    ]);
+    await run('protoc', [
+      `-I${dirname(dirname(dirname(dirname(REFLECTION_PROTO))))}`,
+      '--include_imports',
+      `--descriptor_set_out=${reflectionSet}`,
+      'grpc/reflection/v1/reflection.proto',
+    ]);
+    const { stdout } = await run(
+      PYTHON,
+      [join(ROOT, 'test', 'ops', 'tools', 'reflection_check.py'), ts.target, reflectionSet, protocSet],
+      { timeout: 60_000 },
+    );
     const r = JSON.parse(stdout) as Report;
     expect(r.services).toEqual(['flanstream.v1.DataService', 'grpc.health.v1.Health']);
     expect(r.files).toEqual([PROTO_FILE, HEALTH_FILE]);

@@ -20,40 +20,93 @@ function randomResponse(seed: number, kind: 'any' | 'batch' | 'end' = 'any'): Wi
   const int = (max: number): number => Math.floor(r() * max);
   // Values across varint lengths and the encoder's 2^31 / 2^32 boundaries (it shifts below 2^32),
   // including uint64 beyond 32 bits (token counts of long runs).
-  const big = (): number => [0, 1, 127, 128, 16383, 16384, 2 ** 28 - 50, 2 ** 31 - 50, 2 ** 31, 2 ** 32 - 100, 2 ** 32 + 5, 2 ** 50 + 3][int(12)]! + (r() < 0.5 ? 0 : int(100));
+  const big = (): number =>
+    [0, 1, 127, 128, 16383, 16384, 2 ** 28 - 50, 2 ** 31 - 50, 2 ** 31, 2 ** 32 - 100, 2 ** 32 + 5, 2 ** 50 + 3][
+      int(12)
+    ]! + (r() < 0.5 ? 0 : int(100));
   const ints = (n: number, f = (): number => int(5000)): number[] => Array.from({ length: n }, f);
   const bytes = (n: number): Buffer => Buffer.from(ints(n, () => int(256)));
   const text = (): string => ['', 'a', 'ünï', '音频', 'x'.repeat(300)][int(5)]!;
   const stats = (): WireStats => ({
-    taskExamples: ints(int(90), big), taskTextTokens: ints(int(90), big), taskAudioTokens: ints(int(90)),
-    taskTarget: ints(int(90), () => r()), domainExamples: ints(3, big), domainTarget: [r(), 0, 1],
-    paddingTokens: big(), dropped: int(3), truncated: int(3), taskDropped: ints(int(4)), taskTruncated: ints(int(4)),
-    sinceUpdateStep: big(), taskExamplesSinceUpdate: ints(int(90), big), domainExamplesSinceUpdate: ints(int(4), big),
-    windowStartStep: big(), taskExamplesWindow: ints(int(90)), domainExamplesWindow: ints(int(4)), taskEpochs: ints(int(90), () => int(3)),
+    taskExamples: ints(int(90), big),
+    taskTextTokens: ints(int(90), big),
+    taskAudioTokens: ints(int(90)),
+    taskTarget: ints(int(90), () => r()),
+    domainExamples: ints(3, big),
+    domainTarget: [r(), 0, 1],
+    paddingTokens: big(),
+    dropped: int(3),
+    truncated: int(3),
+    taskDropped: ints(int(4)),
+    taskTruncated: ints(int(4)),
+    sinceUpdateStep: big(),
+    taskExamplesSinceUpdate: ints(int(90), big),
+    domainExamplesSinceUpdate: ints(int(4), big),
+    windowStartStep: big(),
+    taskExamplesWindow: ints(int(90)),
+    domainExamplesWindow: ints(int(4)),
+    taskEpochs: ints(int(90), () => int(3)),
     domainAudioSeconds: r() < 0.3 ? [] : [r() * 1e6, 0, 12.5],
   });
-  const example = (): WireExample => ({ uuid: text(), task: int(80), promptTokens: bytes(4 * int(50)), answerTokens: bytes(4 * int(20)), answerText: text(), answerAudioIds: Array.from({ length: int(3) }, text) });
+  const example = (): WireExample => ({
+    uuid: text(),
+    task: int(80),
+    promptTokens: bytes(4 * int(50)),
+    answerTokens: bytes(4 * int(20)),
+    answerText: text(),
+    answerAudioIds: Array.from({ length: int(3) }, text),
+  });
   if (kind === 'end' || (kind === 'any' && r() < 0.2)) {
-    const end: WireEnd = { taskExamples: ints(int(80)), totalTaskExamples: ints(int(80)), examples: big(), totalExamples: big(), resumeToken: bytes(int(3000)), reason: (['complete', 'max_batches', 'shutdown'] as const)[int(3)]!, taskDropped: ints(int(5)) };
+    const end: WireEnd = {
+      taskExamples: ints(int(80)),
+      totalTaskExamples: ints(int(80)),
+      examples: big(),
+      totalExamples: big(),
+      resumeToken: bytes(int(3000)),
+      reason: (['complete', 'max_batches', 'shutdown'] as const)[int(3)]!,
+      taskDropped: ints(int(5)),
+    };
     return { end };
   }
   const S = int(70);
   const batch: WireBatch = {
-    step: big(), rank: int(8), worldSize: 1 + int(8), batchSize: int(9), seqLen: int(17000), padId: int(200000),
-    tokens: bytes(4 * int(20000)), segRow: ints(S, () => int(8)), segOffset: ints(S), segLength: ints(S), segTask: ints(S, () => int(80)),
-    segDomain: ints(S, () => int(3)), segTextTokens: ints(S), segAudioTokens: ints(S), segAudioFrames: ints(S), segTurns: ints(S, () => int(4)),
-    uuids: Array.from({ length: int(80) }, text), turnTask: ints(int(80)), lossSpans: ints(2 * int(60)), resumeToken: bytes(int(4000)),
-    stats: stats(), heldoutFingerprint: text(), examples: Array.from({ length: r() < 0.5 ? 0 : int(6) }, example), totalSteps: big(),
+    step: big(),
+    rank: int(8),
+    worldSize: 1 + int(8),
+    batchSize: int(9),
+    seqLen: int(17000),
+    padId: int(200000),
+    tokens: bytes(4 * int(20000)),
+    segRow: ints(S, () => int(8)),
+    segOffset: ints(S),
+    segLength: ints(S),
+    segTask: ints(S, () => int(80)),
+    segDomain: ints(S, () => int(3)),
+    segTextTokens: ints(S),
+    segAudioTokens: ints(S),
+    segAudioFrames: ints(S),
+    segTurns: ints(S, () => int(4)),
+    uuids: Array.from({ length: int(80) }, text),
+    turnTask: ints(int(80)),
+    lossSpans: ints(2 * int(60)),
+    resumeToken: bytes(int(4000)),
+    stats: stats(),
+    heldoutFingerprint: text(),
+    examples: Array.from({ length: r() < 0.5 ? 0 : int(6) }, example),
+    totalSteps: big(),
   };
   return { batch };
 }
 
 describe('hand-written StreamResponse encoder', () => {
-  it.each(Array.from({ length: 40 }, (_, i) => i))('random message, seed %i: decodes to what protobufjs would have sent', (seed) => {
-    const msg = randomResponse(seed);
-    const ours = encodeStreamResponse(msg);
-    expect(decode(ours)).toEqual(decode(protobufjs(msg)));
-  });
+  it.each(Array.from({ length: 40 }, (_, i) => i))(
+    'random message, seed %i: decodes to what protobufjs would have sent',
+    (seed) => {
+      const msg = randomResponse(seed);
+      const ours = encodeStreamResponse(msg);
+      expect(decode(ours)).toEqual(decode(protobufjs(msg)));
+    },
+  );
 
   it('real batches of every packing mode and split decode to themselves', async () => {
     const core = await openCore(inject('sampleIndex'));
@@ -109,8 +162,12 @@ describe('hand-written StreamResponse encoder', () => {
   it('refuses values an unsigned field cannot hold instead of writing garbage', () => {
     const { batch } = randomResponse(3, 'batch') as { batch: WireBatch };
     const { end } = randomResponse(4, 'end') as { end: WireEnd };
-    expect(() => encodeStreamResponse({ batch: { ...batch, segRow: [1, -1] } })).toThrow(/cannot encode -1 as an unsigned varint/);
-    expect(() => encodeStreamResponse({ end: { ...end, examples: 0.5 } })).toThrow(/cannot encode 0.5 as an unsigned varint/);
+    expect(() => encodeStreamResponse({ batch: { ...batch, segRow: [1, -1] } })).toThrow(
+      /cannot encode -1 as an unsigned varint/,
+    );
+    expect(() => encodeStreamResponse({ end: { ...end, examples: 0.5 } })).toThrow(
+      /cannot encode 0.5 as an unsigned varint/,
+    );
     expect(() => encodeStreamResponse({ end: { ...end, examples: 2 ** 53 } })).toThrow(/unsigned varint/);
   });
 });

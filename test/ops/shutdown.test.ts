@@ -14,7 +14,10 @@ interface Case {
 /** Three different streams: packed, multiturn with a mixture update pending, and rank 1 of 2. */
 const CASES: Case[] = [
   { spec: { split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 31 } },
-  { spec: { split: 'train', batchSize: 2, seqLen: 4096, packing: 'multiturn', seed: 32 }, updates: [{ weights: { speech: 1, music: 3, audio: 1 }, applyAtStep: 40 }] },
+  {
+    spec: { split: 'train', batchSize: 2, seqLen: 4096, packing: 'multiturn', seed: 32 },
+    updates: [{ weights: { speech: 1, music: 3, audio: 1 }, applyAtStep: 40 }],
+  },
   { spec: { split: 'train', batchSize: 3, seqLen: 2048, packing: 'none', seed: 33, rank: 1, worldSize: 2 }, rank: 1 },
 ];
 const MORE = 12;
@@ -33,7 +36,11 @@ describe('graceful shutdown (SIGTERM)', () => {
 
   beforeAll(async () => {
     await ensureDist();
-    proc = spawn(process.execPath, [CLI, 'serve', '--index', inject('sampleIndex'), '--port', '0', '--http-port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
+    proc = spawn(
+      process.execPath,
+      [CLI, 'serve', '--index', inject('sampleIndex'), '--port', '0', '--http-port', '0'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
+    );
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
     const lines = createInterface({ input: proc.stdout! });
@@ -56,13 +63,17 @@ describe('graceful shutdown (SIGTERM)', () => {
     const c = dataClient(target);
     const counts = CASES.map(() => 0);
     const streams = CASES.map((k, i) =>
-      collect(c, { spec: k.spec, updates: k.updates ?? [] }, {
-        // A reader that keeps up but does not race: the streams are mid-flight at SIGTERM.
-        onBatch: (_b, n) => {
-          counts[i] = n;
-          return sleep(2);
+      collect(
+        c,
+        { spec: k.spec, updates: k.updates ?? [] },
+        {
+          // A reader that keeps up but does not race: the streams are mid-flight at SIGTERM.
+          onBatch: (_b, n) => {
+            counts[i] = n;
+            return sleep(2);
+          },
         },
-      }),
+      ),
     );
     while (counts.some((n) => n < 5)) await sleep(10);
     proc.kill('SIGTERM');
@@ -80,13 +91,21 @@ describe('graceful shutdown (SIGTERM)', () => {
         expect(r.batches.length).toBeGreaterThanOrEqual(5);
         // The token handed back is that of the last batch the client received.
         expect(Buffer.from(r.end!.resumeToken)).toEqual(Buffer.from(r.batches.at(-1)!.resumeToken));
-        const resumed = await collect(resumer, { resume: { token: r.end!.resumeToken, rank: k.rank ?? 0, maxBatches: MORE } });
+        const resumed = await collect(resumer, {
+          resume: { token: r.end!.resumeToken, rank: k.rank ?? 0, maxBatches: MORE },
+        });
         expect(resumed.error).toBeUndefined();
         expect(resumed.batches).toHaveLength(MORE);
-        const whole = await collect(resumer, { spec: { ...k.spec, maxBatches: r.batches.length + MORE }, updates: k.updates ?? [] });
+        const whole = await collect(resumer, {
+          spec: { ...k.spec, maxBatches: r.batches.length + MORE },
+          updates: k.updates ?? [],
+        });
         expect(whole.error).toBeUndefined();
         // Interrupted + resumed = uninterrupted, byte for byte (tokens, columns, stats, resume tokens).
-        expect([...r.batches, ...resumed.batches].map(digest), `stream ${i} cut after ${r.batches.length} batches`).toEqual(whole.batches.map(digest));
+        expect(
+          [...r.batches, ...resumed.batches].map(digest),
+          `stream ${i} cut after ${r.batches.length} batches`,
+        ).toEqual(whole.batches.map(digest));
         expect(resumed.batches[0]!.step).toBe(r.batches.at(-1)!.step + 1);
       }
     } finally {

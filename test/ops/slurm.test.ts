@@ -83,7 +83,8 @@ describe('Slurm: the index array job and its merge on a real cluster', () => {
       if (!m) throw new Error(`unexpected submission output: ${stdout}`);
       return { array: m[1]!, merge: m[2]! };
     };
-    const state = (js: Record<string, string>[], task: string): string | undefined => js.find((j) => j.ArrayTaskId === task)?.JobState;
+    const state = (js: Record<string, string>[], task: string): string | undefined =>
+      js.find((j) => j.ArrayTaskId === task)?.JobState;
 
     const first = await submit();
     // Resources came from the environment, not from the script.
@@ -96,7 +97,10 @@ describe('Slurm: the index array job and its merge on a real cluster', () => {
     }
     // Task 1 fails, task 0 succeeds, task 2 is still running behind its gate; the first merge
     // waits for the whole array (afterok), which can no longer succeed.
-    await c.waitFor(first.array, (js) => state(js, '1') === 'FAILED' && state(js, '0') === 'COMPLETED' && state(js, '2') === 'RUNNING');
+    await c.waitFor(
+      first.array,
+      (js) => state(js, '1') === 'FAILED' && state(js, '0') === 'COMPLETED' && state(js, '2') === 'RUNNING',
+    );
     expect((await c.jobs(first.merge))[0]!.JobState).toBe('PENDING');
 
     // The resubmission of task 1 alone builds part 1/3 (not 0/1), and its merge waits for task 2.
@@ -110,7 +114,9 @@ describe('Slurm: the index array job and its merge on a real cluster', () => {
 
     rmSync(gate);
     await c.waitFor(first.array, (js) => state(js, '2') === 'COMPLETED');
-    const merged = await c.waitFor(again.merge, (js) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(js[0]!.JobState!));
+    const merged = await c.waitFor(again.merge, (js) =>
+      ['COMPLETED', 'FAILED', 'CANCELLED'].includes(js[0]!.JobState!),
+    );
     expect(merged[0]!.JobState, c.logs()).toBe('COMPLETED');
     // The first merge never ran: one of its tasks failed, and Slurm cancelled it.
     expect((await c.jobs(first.merge))[0]!.JobState).toBe('CANCELLED');
@@ -121,21 +127,31 @@ describe('Slurm: the index array job and its merge on a real cluster', () => {
     expect(m.fingerprint).toBe(readManifest(single).fingerprint);
     expect(m.quarantined).toBe(0);
     expect(indexTree(out)).toEqual(indexTree(single));
-    expect(readdirSync(work).sort()).toEqual([
-      `flanstream-index-${again.array}_1.out`,
-      `flanstream-index-${first.array}_0.out`,
-      `flanstream-index-${first.array}_1.out`,
-      `flanstream-index-${first.array}_2.out`,
-      `flanstream-index-merge-${again.merge}.out`,
-    ].sort());
+    expect(readdirSync(work).sort()).toEqual(
+      [
+        `flanstream-index-${again.array}_1.out`,
+        `flanstream-index-${first.array}_0.out`,
+        `flanstream-index-${first.array}_1.out`,
+        `flanstream-index-${first.array}_2.out`,
+        `flanstream-index-merge-${again.merge}.out`,
+      ].sort(),
+    );
   }, 240_000);
 
   it('refuses a bad PARTS or TASKS before submitting anything', async () => {
     const env = { ...process.env, CORPUS: corpus, INDEX_OUT: join(base, 'x'), PATH: '/nonexistent' };
-    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '0' } })).rejects.toThrow(/PARTS must be a positive integer, got '0'/);
-    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '4', TASKS: '2,4' } })).rejects.toThrow(/TASKS names task 4, but PARTS=4 has tasks 0-3/);
-    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '4', TASKS: 'all' } })).rejects.toThrow(/TASKS must be an sbatch --array list/);
+    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '0' } })).rejects.toThrow(
+      /PARTS must be a positive integer, got '0'/,
+    );
+    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '4', TASKS: '2,4' } })).rejects.toThrow(
+      /TASKS names task 4, but PARTS=4 has tasks 0-3/,
+    );
+    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '4', TASKS: 'all' } })).rejects.toThrow(
+      /TASKS must be an sbatch --array list/,
+    );
     // A task id outside PARTS (an array submitted by hand with another range) is refused by the task.
-    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '4', SLURM_ARRAY_TASK_ID: '4' } })).rejects.toThrow(/array task 4 is not a part of PARTS=4/);
+    await expect(run('/bin/bash', [SBATCH], { env: { ...env, PARTS: '4', SLURM_ARRAY_TASK_ID: '4' } })).rejects.toThrow(
+      /array task 4 is not a part of PARTS=4/,
+    );
   });
 });

@@ -18,7 +18,11 @@ interface BrowserElement {
   getAttribute(name: string): string | null;
   querySelector(selector: string): BrowserElement | null;
 }
-declare const document: { body: BrowserElement; querySelector(selector: string): BrowserElement | null; querySelectorAll(selector: string): { length: number } };
+declare const document: {
+  body: BrowserElement;
+  querySelector(selector: string): BrowserElement | null;
+  querySelectorAll(selector: string): { length: number };
+};
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
 /**
@@ -45,7 +49,16 @@ describe('status page (headless chromium)', () => {
     ctx = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1300, height: 1100 },
     });
     page = ctx.pages()[0] ?? (await ctx.newPage());
@@ -67,7 +80,17 @@ describe('status page (headless chromium)', () => {
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  const snapshot = (id: string): Promise<{ step: string; realized: string | null; recent: string | null; legend: string; target: string | null; fill: string | null; tokens: string | null }> =>
+  const snapshot = (
+    id: string,
+  ): Promise<{
+    step: string;
+    realized: string | null;
+    recent: string | null;
+    legend: string;
+    target: string | null;
+    fill: string | null;
+    tokens: string | null;
+  }> =>
     page.evaluate((sid) => {
       const card = document.querySelector(`[data-stream="${sid}"]`);
       const attr = (sel: string): string | null => card?.querySelector(sel)?.getAttribute('d') ?? null;
@@ -85,7 +108,17 @@ describe('status page (headless chromium)', () => {
   it('loads, shows the corpus and lists the open streams; the charts move as batches flow', async () => {
     // Two streams read at a steady pace; the first changes its mixture at step 40 (the target line moves too).
     const specs = [
-      { spec: { split: 'train', batchSize: 4, seqLen: 1024, packing: 'packed', seed: 1, mixture: { weights: { speech: 1, music: 1, audio: 1 } } }, updates: [{ weights: { speech: 4, music: 1, audio: 1 }, applyAtStep: 40 }] },
+      {
+        spec: {
+          split: 'train',
+          batchSize: 4,
+          seqLen: 1024,
+          packing: 'packed',
+          seed: 1,
+          mixture: { weights: { speech: 1, music: 1, audio: 1 } },
+        },
+        updates: [{ weights: { speech: 4, music: 1, audio: 1 }, applyAtStep: 40 }],
+      },
       { spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'multiturn', seed: 2 } },
     ];
     streams = specs.map((s) => collect(c, s, { onCall: (call) => calls.push(call), onBatch: () => sleep(40) }));
@@ -100,10 +133,19 @@ describe('status page (headless chromium)', () => {
     const res = await page.goto(`http://127.0.0.1:${ts.server.httpPort}/`);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-security-policy']).toMatch(/script-src 'self'/);
-    await page.waitForFunction(() => document.querySelectorAll('[data-stream]').length === 2 && document.querySelector('#domains tbody tr') !== null);
-    expect((await page.$$eval('[data-stream]', (els) => els.map((e) => e.getAttribute('data-stream')))).sort()).toEqual(ids);
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('[data-stream]').length === 2 && document.querySelector('#domains tbody tr') !== null,
+    );
+    expect((await page.$$eval('[data-stream]', (els) => els.map((e) => e.getAttribute('data-stream')))).sort()).toEqual(
+      ids,
+    );
     expect(await page.textContent('#stream-count')).toBe('2');
-    expect(await page.$$eval('#domains tbody tr', (rows) => rows.map((r) => r.getAttribute('data-domain')))).toEqual(['speech', 'music', 'audio']);
+    expect(await page.$$eval('#domains tbody tr', (rows) => rows.map((r) => r.getAttribute('data-domain')))).toEqual([
+      'speech',
+      'music',
+      'audio',
+    ]);
     expect(await page.textContent('[data-role="tasks"]')).toBe('80');
     expect(await page.textContent('#state')).toBe('serving');
 
@@ -113,7 +155,11 @@ describe('status page (headless chromium)', () => {
     expect(before.target).toMatch(/^M/);
     const polls = Number(await page.getAttribute('body', 'data-polls'));
     await page.waitForFunction((p) => Number(document.body.getAttribute('data-polls')) >= p + 2, polls);
-    await page.waitForFunction((id) => Number(document.querySelector(`[data-stream="${id}"] [data-role="step"]`)?.textContent) >= 45, first, { timeout: 30_000 });
+    await page.waitForFunction(
+      (id) => Number(document.querySelector(`[data-stream="${id}"] [data-role="step"]`)?.textContent) >= 45,
+      first,
+      { timeout: 30_000 },
+    );
     const after = await snapshot(first);
     expect(Number(after.step)).toBeGreaterThan(Number(before.step));
     expect(after.realized).not.toBe(before.realized);
@@ -136,28 +182,63 @@ describe('status page (headless chromium)', () => {
 
   it('drops a stream from the page when it closes', async () => {
     calls[1]?.cancel();
-    await page.waitForFunction(() => document.querySelectorAll('[data-stream]').length === 1, undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelectorAll('[data-stream]').length === 1, undefined, {
+      timeout: 10_000,
+    });
     expect(await page.textContent('#stream-count')).toBe('1');
   });
 
   it('shows a closed-loop policy: its weight and the loss it saw per arm', async () => {
     let call: grpc.ClientDuplexStream<object, unknown> | undefined;
-    const spec = { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 4, mixture: { weights: { speech: 1, music: 1, audio: 1 }, policy: 'excess-loss', lagSteps: 2, reference: { speech: 1, music: 1, audio: 1 } } };
+    const spec = {
+      split: 'train',
+      batchSize: 2,
+      seqLen: 1024,
+      packing: 'packed',
+      seed: 4,
+      mixture: {
+        weights: { speech: 1, music: 1, audio: 1 },
+        policy: 'excess-loss',
+        lagSteps: 2,
+        reference: { speech: 1, music: 1, audio: 1 },
+      },
+    };
     const domainOf = ts.server.core.reader.tasks.map((t) => t.domain);
-    streams.push(collect(c, { spec }, {
-      onCall: (x) => {
-        call = x;
-        calls.push(x);
-      },
-      onBatch: (b) => {
-        const per = new Map<number, number>();
-        for (const t of b.turnTask) per.set(t, (per.get(t) ?? 0) + 5);
-        call?.write({ losses: { step: b.step, losses: [...per].map(([task, tokens]) => ({ task, tokens, lossSum: tokens * (domainOf[task] === 'music' ? 5 : 2) })) } });
-        return sleep(40);
-      },
-    }));
-    await page.waitForFunction(() => document.querySelector('table.policy-arms tr[data-selector="music"]') !== null, undefined, { timeout: 20_000 });
-    const rows = await page.$$eval('table.policy-arms tr[data-selector]', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    streams.push(
+      collect(
+        c,
+        { spec },
+        {
+          onCall: (x) => {
+            call = x;
+            calls.push(x);
+          },
+          onBatch: (b) => {
+            const per = new Map<number, number>();
+            for (const t of b.turnTask) per.set(t, (per.get(t) ?? 0) + 5);
+            call?.write({
+              losses: {
+                step: b.step,
+                losses: [...per].map(([task, tokens]) => ({
+                  task,
+                  tokens,
+                  lossSum: tokens * (domainOf[task] === 'music' ? 5 : 2),
+                })),
+              },
+            });
+            return sleep(40);
+          },
+        },
+      ),
+    );
+    await page.waitForFunction(
+      () => document.querySelector('table.policy-arms tr[data-selector="music"]') !== null,
+      undefined,
+      { timeout: 20_000 },
+    );
+    const rows = await page.$$eval('table.policy-arms tr[data-selector]', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+    );
     expect(rows.map((r) => r[0])).toEqual(['audio', 'music', 'speech']);
     // Each arm shows the mean loss the policy saw (what was reported for it) or "–" if none was.
     for (const [sel, , loss] of rows) expect(loss, sel).toBe(loss === '–' ? '–' : sel === 'music' ? '5.000' : '2.000');

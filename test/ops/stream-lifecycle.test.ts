@@ -1,7 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { collect, dataClient, httpGet, scrape, sleep, sumOf, type Collected, type DataClient, type Message } from './helpers/grpc.js';
+import {
+  collect,
+  dataClient,
+  httpGet,
+  scrape,
+  sleep,
+  sumOf,
+  type Collected,
+  type DataClient,
+  type Message,
+} from './helpers/grpc.js';
 
 const SPEC = { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 5 };
 
@@ -41,7 +51,10 @@ describe('stream call lifecycle', () => {
   });
 
   /** Runs `close`, then checks it was counted exactly as `counted` says and left nothing behind. */
-  async function closesCleanly(close: () => Promise<Collected>, counted: { error?: string; end?: string }): Promise<Collected> {
+  async function closesCleanly(
+    close: () => Promise<Collected>,
+    counted: { error?: string; end?: string },
+  ): Promise<Collected> {
     const before = await scrape(ts.server.httpPort);
     const r = await close();
     let m = await scrape(ts.server.httpPort);
@@ -49,15 +62,22 @@ describe('stream call lifecycle', () => {
       await sleep(20);
       m = await scrape(ts.server.httpPort);
     }
-    const delta = (name: string, labels: Record<string, string> = {}): number => sumOf(m, name, labels) - sumOf(before, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}): number =>
+      sumOf(m, name, labels) - sumOf(before, name, labels);
     expect(delta('flanstream_stream_errors_total'), 'errors counted').toBe(counted.error ? 1 : 0);
     if (counted.error) expect(delta('flanstream_stream_errors_total', { code: counted.error })).toBe(1);
     expect(delta('flanstream_stream_ends_total'), 'ends counted').toBe(counted.end ? 1 : 0);
     if (counted.end) expect(delta('flanstream_stream_ends_total', { reason: counted.end })).toBe(1);
     expect(sumOf(m, 'flanstream_active_streams')).toBe(0);
     expect(sumOf(m, 'flanstream_unsent_bytes')).toBe(0);
-    expect([...m.keys()].filter((k) => k.includes('stream="')), 'per-stream series').toEqual([]);
-    const status = (await (await httpGet(`http://127.0.0.1:${ts.server.httpPort}/status.json`)).json()) as { activeStreams: number; streams: unknown[] };
+    expect(
+      [...m.keys()].filter((k) => k.includes('stream="')),
+      'per-stream series',
+    ).toEqual([]);
+    const status = (await (await httpGet(`http://127.0.0.1:${ts.server.httpPort}/status.json`)).json()) as {
+      activeStreams: number;
+      streams: unknown[];
+    };
     expect(status.activeStreams).toBe(0);
     expect(status.streams).toEqual([]);
     return r;

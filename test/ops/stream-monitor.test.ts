@@ -3,10 +3,21 @@ import { Ring, StreamMonitor } from '../../src/server/stream-monitor.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 
-const session = { spec: { split: 'train', packing: 'packed', batchSize: 2, seqLen: 100 }, placement: { rank: 0, worldSize: 1 }, policyView: () => undefined } as unknown as StreamSession;
+const session = {
+  spec: { split: 'train', packing: 'packed', batchSize: 2, seqLen: 100 },
+  placement: { rank: 0, worldSize: 1 },
+  policyView: () => undefined,
+} as unknown as StreamSession;
 
 function batch(step: number, used: number, domainExamples: number[]): WireBatch {
-  return { step, batchSize: 2, seqLen: 100, segLength: [used], examples: [], stats: { domainExamples, domainTarget: [0.5, 0.25, 0.25] } } as unknown as WireBatch;
+  return {
+    step,
+    batchSize: 2,
+    seqLen: 100,
+    segLength: [used],
+    examples: [],
+    stats: { domainExamples, domainTarget: [0.5, 0.25, 0.25] },
+  } as unknown as WireBatch;
 }
 
 /** The status page's per-stream history: bounded, time-sampled, and right about fill and rates. */

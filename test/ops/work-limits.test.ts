@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { check, collect, dataClient, healthClient, sleep, type DataClient, type HealthClient } from './helpers/grpc.js';
 
-const train = (extra: object = {}): object => ({ spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, ...extra } });
+const train = (extra: object = {}): object => ({
+  spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 1, ...extra },
+});
 const statusOf = (r: { error?: grpc.ServiceError }): string => (r.error ? grpc.status[r.error.code] : 'OK');
 
 /**
@@ -18,7 +20,10 @@ describe('work limits', () => {
   let c: DataClient;
   let h: HealthClient;
   beforeAll(async () => {
-    ts = await startTestServer(inject('sampleIndex'), { 'server.max_streams': '2', 'server.first_message_timeout_ms': '400' });
+    ts = await startTestServer(inject('sampleIndex'), {
+      'server.max_streams': '2',
+      'server.first_message_timeout_ms': '400',
+    });
     c = dataClient(ts.target);
     h = healthClient(ts.target);
   });
@@ -47,7 +52,9 @@ describe('work limits', () => {
         await sleep(20);
       }
     })();
-    const r = await collect(c, train({ worldSize: 1024, batchSize: 32, seqLen: 8192, maxBatches: 1 }), { onBatch: () => void (firstBatchAt = Date.now()) });
+    const r = await collect(c, train({ worldSize: 1024, batchSize: 32, seqLen: 8192, maxBatches: 1 }), {
+      onBatch: () => void (firstBatchAt = Date.now()),
+    });
     stop = true;
     await probes;
     expect(r.error).toBeUndefined();
@@ -59,11 +66,16 @@ describe('work limits', () => {
     const weights = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`speech/x${i}`, 1]));
     const r = await collect(c, train({ mixture: { weights } }));
     expect(statusOf(r)).toBe('RESOURCE_EXHAUSTED');
-    expect(r.error!.details).toMatch(/^server\.max_selectors \(selectors in mixture\.weights\): 100000 exceeds the server limit of 1024/);
+    expect(r.error!.details).toMatch(
+      /^server\.max_selectors \(selectors in mixture\.weights\): 100000 exceeds the server limit of 1024/,
+    );
     const held = await collect(c, train({ heldout: { inline: true, selectors: Object.keys(weights) } }));
     expect(statusOf(held)).toBe('RESOURCE_EXHAUSTED');
     expect(held.error!.details).toMatch(/selectors in heldout\.selectors/);
-    const updates = await collect(c, { ...train(), updates: Array.from({ length: 65 }, (_, i) => ({ weights: { speech: 1 }, applyAtStep: 10 + i })) });
+    const updates = await collect(c, {
+      ...train(),
+      updates: Array.from({ length: 65 }, (_, i) => ({ weights: { speech: 1 }, applyAtStep: 10 + i })),
+    });
     expect(statusOf(updates)).toBe('RESOURCE_EXHAUSTED');
   });
 
@@ -96,7 +108,10 @@ describe('message size', () => {
   let ts: TestServer;
   let c: DataClient;
   beforeAll(async () => {
-    ts = await startTestServer(inject('sampleIndex'), { 'server.max_batch_tokens': '4096', 'server.max_message_bytes': '65536' });
+    ts = await startTestServer(inject('sampleIndex'), {
+      'server.max_batch_tokens': '4096',
+      'server.max_message_bytes': '65536',
+    });
     c = dataClient(ts.target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
   });
   afterAll(async () => {
@@ -107,8 +122,12 @@ describe('message size', () => {
   it('an examples batch over max_message_bytes is refused naming the limit; batches within it are served', async () => {
     const r = await collect(c, { spec: { split: 'test', batchSize: 256, seqLen: 16, packing: 'examples' } });
     expect(statusOf(r)).toBe('RESOURCE_EXHAUSTED');
-    expect(r.error!.details).toMatch(/^server\.max_message_bytes \(bytes of one batch message; lower batch_size\): \d+ exceeds the server limit of 65536/);
-    const small = await collect(c, { spec: { split: 'test', batchSize: 4, seqLen: 16, packing: 'examples', maxBatches: 2 } });
+    expect(r.error!.details).toMatch(
+      /^server\.max_message_bytes \(bytes of one batch message; lower batch_size\): \d+ exceeds the server limit of 65536/,
+    );
+    const small = await collect(c, {
+      spec: { split: 'test', batchSize: 4, seqLen: 16, packing: 'examples', maxBatches: 2 },
+    });
     expect(small.error).toBeUndefined();
     expect(small.batches).toHaveLength(2);
   });

@@ -138,28 +138,32 @@ describe('PendingUnits memory', () => {
 });
 
 describe('LevelBitset', () => {
-  it.each([1, 31, 32, 33, 1024, 1025, 40_000])('size %i: atMost(x) is the largest member ≤ x, through adds and deletes', (size) => {
-    const set = new LevelBitset(size);
-    const members = new Uint8Array(size);
-    let x = size;
-    const rand = (n: number): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x % n);
-    const brute = (q: number): number => {
-      for (let i = Math.min(q, size - 1); i >= 0; i--) if (members[i]) return i;
-      return -1;
-    };
-    for (let step = 0; step < 3000; step++) {
-      const v = rand(size);
-      if (rand(3) === 0 && members[v]) {
-        set.delete(v);
-        members[v] = 0;
-      } else if (!members[v]) {
-        set.add(v);
-        members[v] = 1;
+  it.each([1, 31, 32, 33, 1024, 1025, 40_000])(
+    'size %i: atMost(x) is the largest member ≤ x, through adds and deletes',
+    (size) => {
+      const set = new LevelBitset(size);
+      const members = new Uint8Array(size);
+      let x = size;
+      const rand = (n: number): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x % n);
+      const brute = (q: number): number => {
+        for (let i = Math.min(q, size - 1); i >= 0; i--) if (members[i]) return i;
+        return -1;
+      };
+      for (let step = 0; step < 3000; step++) {
+        const v = rand(size);
+        if (rand(3) === 0 && members[v]) {
+          set.delete(v);
+          members[v] = 0;
+        } else if (!members[v]) {
+          set.add(v);
+          members[v] = 1;
+        }
+        for (const q of [rand(size), rand(size + 50), 0, size - 1, v, v - 1])
+          expect(set.atMost(q), `size ${size} step ${step} atMost(${q})`).toBe(brute(q));
       }
-      for (const q of [rand(size), rand(size + 50), 0, size - 1, v, v - 1]) expect(set.atMost(q), `size ${size} step ${step} atMost(${q})`).toBe(brute(q));
-    }
-    expect(set.atMost(-1)).toBe(-1);
-  });
+      expect(set.atMost(-1)).toBe(-1);
+    },
+  );
 
   it('refuses a size that is not a positive integer', () => {
     expect(() => new LevelBitset(0)).toThrow(/positive integer, got 0/);

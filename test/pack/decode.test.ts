@@ -30,7 +30,15 @@ function expectDecodes(seg: SegView, withSystemTurn: boolean): RecordFacts[] {
   expect(seg.length).toBe(want.tokens.length);
   expect(Array.from(seg.tokens)).toEqual(want.tokens);
   expect(seg.loss).toEqual(want.loss);
-  const audio = turns.reduce((n, r, k) => n + r.spans.reduce((m, s) => m + s.length, 0) - (k > 0 && r.firstInputAudio ? r.spans.find((s) => s.id === r.firstInputAudio && s.start >= r.instr.length)!.length : 0), 0);
+  const audio = turns.reduce(
+    (n, r, k) =>
+      n +
+      r.spans.reduce((m, s) => m + s.length, 0) -
+      (k > 0 && r.firstInputAudio
+        ? r.spans.find((s) => s.id === r.firstInputAudio && s.start >= r.instr.length)!.length
+        : 0),
+    0,
+  );
   expect(seg.audioTokens).toBe(audio);
   expect(seg.textTokens).toBe(seg.length - audio);
   return turns;
@@ -41,22 +49,26 @@ function run(c: DataServiceCore, spec: ReturnType<typeof trainSpec>, n: number):
 }
 
 describe('every served segment decodes back to exactly its record(s) through ChatML', () => {
-  it.each(['none', 'packed'] as const)('%s: single-turn segments, labels exactly on the answer and its <|im_end|>', (packing) => {
-    let n = 0;
-    for (const b of run(core, trainSpec({ packing, seed: 5 }), 25)) {
-      for (const seg of segments(b)) {
-        expect(seg.uuids).toHaveLength(1);
-        expectDecodes(seg, false);
-        n++;
+  it.each(['none', 'packed'] as const)(
+    '%s: single-turn segments, labels exactly on the answer and its <|im_end|>',
+    (packing) => {
+      let n = 0;
+      for (const b of run(core, trainSpec({ packing, seed: 5 }), 25)) {
+        for (const seg of segments(b)) {
+          expect(seg.uuids).toHaveLength(1);
+          expectDecodes(seg, false);
+          n++;
+        }
+        expect(b.lossSpans.length / 2).toBe(b.uuids.length);
       }
-      expect(b.lossSpans.length / 2).toBe(b.uuids.length);
-    }
-    expect(n).toBeGreaterThan(packing === 'none' ? 150 : 1000);
-  });
+      expect(n).toBeGreaterThan(packing === 'none' ? 150 : 1000);
+    },
+  );
 
   it('with a system prompt, every segment starts with the system turn (unsupervised)', () => {
     for (const packing of ['packed', 'multiturn'] as const) {
-      for (const b of run(withSystem, trainSpec({ packing, seed: 2 }), 8)) for (const seg of segments(b)) expectDecodes(seg, true);
+      for (const b of run(withSystem, trainSpec({ packing, seed: 2 }), 8))
+        for (const seg of segments(b)) expectDecodes(seg, true);
     }
   });
 
@@ -87,8 +99,16 @@ describe('every served segment decodes back to exactly its record(s) through Cha
   });
 
   it('multiturn: max_turns and seq_len bound a conversation', () => {
-    for (const [maxTurns, seqLen] of [[2, 4096], [6, 16384], [4, 1024]] as const) {
-      const batches = run(core, trainSpec({ packing: 'multiturn', maxTurns, seqLen, overlong: 'truncate', seed: 1 }), 10);
+    for (const [maxTurns, seqLen] of [
+      [2, 4096],
+      [6, 16384],
+      [4, 1024],
+    ] as const) {
+      const batches = run(
+        core,
+        trainSpec({ packing: 'multiturn', maxTurns, seqLen, overlong: 'truncate', seed: 1 }),
+        10,
+      );
       const segs = batches.flatMap(segments);
       expect(Math.max(...segs.map((s) => s.uuids.length))).toBeLessThanOrEqual(maxTurns);
       for (const s of segs) expect(s.offset + s.length).toBeLessThanOrEqual(seqLen);

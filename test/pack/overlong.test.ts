@@ -20,7 +20,12 @@ beforeAll(async () => {
   tpl = await loadChatml(core.reader.manifest.vocab.tokenizer);
   // Packing none: rows are the draws in order, so per-task counts can be replayed exactly (in the global order).
   for (const overlong of ['drop', 'truncate'] as const) {
-    run[overlong] = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 32, seqLen: L, overlong, seed: SEED, shuffle: 'global' }) }), 40).batches;
+    run[overlong] = take(
+      core.open({
+        spec: trainSpec({ packing: 'none', batchSize: 32, seqLen: L, overlong, seed: SEED, shuffle: 'global' }),
+      }),
+      40,
+    ).batches;
   }
 });
 
@@ -65,7 +70,8 @@ function expectCleanCut(r: RecordFacts, kept: number): void {
   const il = r.instr.length;
   for (const s of r.spans) {
     const [a, b] = [s.start - il, s.start - il + s.length];
-    if (a >= 0 && a < r.input.length) expect(kept <= a || kept >= b, `cut at ${kept} inside audio [${a}, ${b})`).toBe(true);
+    if (a >= 0 && a < r.input.length)
+      expect(kept <= a || kept >= b, `cut at ${kept} inside audio [${a}, ${b})`).toBe(true);
   }
 }
 
@@ -79,7 +85,9 @@ describe('over-long examples', () => {
     expect(last.stats.dropped).toBe(drops.reduce((a, b) => a + b, 0));
     expect(last.stats.dropped).toBeGreaterThan(50);
     expect(last.stats.taskTruncated.every((n) => n === 0)).toBe(true);
-    for (const b of run.drop) for (const seg of segments(b)) expect(Array.from(seg.tokens)).toEqual(chatml(tpl, [facts.get(seg.uuids[0]!)]).tokens);
+    for (const b of run.drop)
+      for (const seg of segments(b))
+        expect(Array.from(seg.tokens)).toEqual(chatml(tpl, [facts.get(seg.uuids[0]!)]).tokens);
   });
 
   it('truncate: input cut at a piece boundary (never inside an audio span), answer whole and supervised, counted per task', () => {

@@ -52,40 +52,46 @@ const used = (row: readonly number[]): number => row.reduce((a, x) => a + x, 0);
 describe('packing over seq_len × window', () => {
   const grid = [512, 2048, 4096, 16384].flatMap((L) => [1, 16, 256].map((window) => [L, window] as const));
 
-  it.each(grid)('seq_len %i, window %i: layout invariants, padding accounted, rows closed only when nothing pending fits', (L, window) => {
-    const B = 8;
-    // At 512 most audio examples are longer than a row: truncate rather than fail the mixture.
-    const overlong = L === 512 ? 'truncate' : 'drop';
-    const batches = take(core.open({ spec: trainSpec({ seqLen: L, window, overlong, batchSize: B, seed: L + window }) }), 12).batches;
-    let padding = 0;
-    let prevLast: number[] | undefined;
-    for (const b of batches) {
-      const rows = rowsOf(b, B, L);
-      padding += rows.reduce((p, r) => p + L - used(r), 0);
-      expect(b.stats.paddingTokens).toBe(padding);
-      if (window === 1) {
-        // Next-fit: a row is closed only when the next pending unit does not fit in it.
-        const seq = prevLast ? [prevLast, ...rows] : rows;
-        for (let r = 0; r + 1 < seq.length; r++) expect(used(seq[r]!) + seq[r + 1]![0]!).toBeGreaterThan(L);
-      }
-      prevLast = rows[B - 1];
-      if (overlong === 'drop') {
-        // Best fit: when the step's last row closed, no unit left in the window fit in it.
-        const { pool } = (decodeToken(b.resumeToken, core.reader.fingerprint).state as TrainState);
-        const free = L - used(rows[B - 1]!);
-        const lists = new Map<number, string[]>();
-        expect(pool.length).toBe(3 * window);
-        for (let at = 0; at < pool.length; at += 3) {
-          const [task, i] = [pool[at + 1]!, pool[at + 2]!];
-          if (!lists.has(task)) lists.set(task, facts.splitList(task));
-          expect(singleLength(tpl, facts.get(lists.get(task)![i]!))).toBeGreaterThan(free);
+  it.each(grid)(
+    'seq_len %i, window %i: layout invariants, padding accounted, rows closed only when nothing pending fits',
+    (L, window) => {
+      const B = 8;
+      // At 512 most audio examples are longer than a row: truncate rather than fail the mixture.
+      const overlong = L === 512 ? 'truncate' : 'drop';
+      const batches = take(
+        core.open({ spec: trainSpec({ seqLen: L, window, overlong, batchSize: B, seed: L + window }) }),
+        12,
+      ).batches;
+      let padding = 0;
+      let prevLast: number[] | undefined;
+      for (const b of batches) {
+        const rows = rowsOf(b, B, L);
+        padding += rows.reduce((p, r) => p + L - used(r), 0);
+        expect(b.stats.paddingTokens).toBe(padding);
+        if (window === 1) {
+          // Next-fit: a row is closed only when the next pending unit does not fit in it.
+          const seq = prevLast ? [prevLast, ...rows] : rows;
+          for (let r = 0; r + 1 < seq.length; r++) expect(used(seq[r]!) + seq[r + 1]![0]!).toBeGreaterThan(L);
+        }
+        prevLast = rows[B - 1];
+        if (overlong === 'drop') {
+          // Best fit: when the step's last row closed, no unit left in the window fit in it.
+          const { pool } = decodeToken(b.resumeToken, core.reader.fingerprint).state as TrainState;
+          const free = L - used(rows[B - 1]!);
+          const lists = new Map<number, string[]>();
+          expect(pool.length).toBe(3 * window);
+          for (let at = 0; at < pool.length; at += 3) {
+            const [task, i] = [pool[at + 1]!, pool[at + 2]!];
+            if (!lists.has(task)) lists.set(task, facts.splitList(task));
+            expect(singleLength(tpl, facts.get(lists.get(task)![i]!))).toBeGreaterThan(free);
+          }
         }
       }
-    }
-    const fill = 1 - padding / (batches.length * B * L);
-    if (window >= 16 && L >= 2048) expect(fill).toBeGreaterThan(0.97);
-    if (window === 1 && L >= 2048) expect(fill).toBeGreaterThan(0.7);
-  });
+      const fill = 1 - padding / (batches.length * B * L);
+      if (window >= 16 && L >= 2048) expect(fill).toBeGreaterThan(0.97);
+      if (window === 1 && L >= 2048) expect(fill).toBeGreaterThan(0.7);
+    },
+  );
 
   it('packed fill is at least 0.99 at seq_len 4096 with window 256 on the sample index', () => {
     const batches = take(core.open({ spec: trainSpec({ window: 256, batchSize: 16 }) }), 40).batches;
@@ -97,7 +103,8 @@ describe('packing over seq_len × window', () => {
     for (const b of take(core.open({ spec: trainSpec({ packing: 'none' }) }), 5).batches) {
       expect(rowsOf(b, 8, 4096).every((r) => r.length === 1)).toBe(true);
     }
-    for (const b of take(core.open({ spec: trainSpec({ packing: 'multiturn', seqLen: 2048 }) }), 5).batches) rowsOf(b, 8, 2048);
+    for (const b of take(core.open({ spec: trainSpec({ packing: 'multiturn', seqLen: 2048 }) }), 5).batches)
+      rowsOf(b, 8, 2048);
   });
 
   it('seq_len 512 with overlong drop: tasks with no train record that short get no weight, the rest are served', () => {

@@ -72,7 +72,7 @@ function expected(r: ReturnType<IndexFacts['byUuid']['get']> & object, q: number
 }
 
 describe('record facts cache', () => {
-  it('holds each record\'s served lengths, audio tokens and frames (whole input, shared clip left out, output), all codebooks and one', () => {
+  it("holds each record's served lengths, audio tokens and frames (whole input, shared clip left out, output), all codebooks and one", () => {
     const { codebooks: q, audioPadId } = core.reader.manifest.vocab;
     const records = [...facts.byUuid.values()];
     const withClips = records.filter((r) => r.firstInputAudio !== undefined).length;
@@ -82,7 +82,8 @@ describe('record facts cache', () => {
       for (const r of records) {
         const got = read(cache, r.shard, r.row);
         const want = expected(r, q, k);
-        for (const [name, v] of Object.entries(want)) if (got[name] !== v) expect({ uuid: r.uuid, k, [name]: got[name] }).toEqual({ uuid: r.uuid, k, [name]: v });
+        for (const [name, v] of Object.entries(want))
+          if (got[name] !== v) expect({ uuid: r.uuid, k, [name]: got[name] }).toEqual({ uuid: r.uuid, k, [name]: v });
       }
     }
   });
@@ -94,11 +95,15 @@ describe('record facts cache', () => {
     const records = [...facts.byUuid.values()].slice(0, 400);
     const want = new Map(records.map((r) => [r.uuid, read(big, r.shard, r.row)]));
     let seed = 12345;
-    const order = [...records, ...records, ...records].map((r) => ({ r, key: (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) })).sort((a, b) => a.key - b.key).map((x) => x.r);
+    const order = [...records, ...records, ...records]
+      .map((r) => ({ r, key: (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) }))
+      .sort((a, b) => a.key - b.key)
+      .map((x) => x.r);
     for (const bits of [1, 2]) {
       const tiny = new RecordFacts(core.reader, view, bits);
       let mismatches = 0;
-      for (const r of order) if (JSON.stringify(read(tiny, r.shard, r.row)) !== JSON.stringify(want.get(r.uuid))) mismatches++;
+      for (const r of order)
+        if (JSON.stringify(read(tiny, r.shard, r.row)) !== JSON.stringify(want.get(r.uuid))) mismatches++;
       expect(mismatches).toBe(0);
     }
   });
@@ -106,9 +111,15 @@ describe('record facts cache', () => {
   it('streams of one view share a cache; another view gets its own; bad sizes are refused', () => {
     const { codebooks: q, audioPadId } = core.reader.manifest.vocab;
     const flat1 = AudioView.of({ codebooks: 1, layout: 'flat' }, q, audioPadId);
-    expect(RecordFacts.of(core.reader, flat1)).toBe(RecordFacts.of(core.reader, AudioView.of({ codebooks: 1, layout: 'flat' }, q, audioPadId)));
-    expect(RecordFacts.of(core.reader, flat1)).not.toBe(RecordFacts.of(core.reader, AudioView.of({ codebooks: 1, layout: 'delay' }, q, audioPadId)));
-    expect(RecordFacts.of(core.reader, flat1)).not.toBe(RecordFacts.of(core.reader, AudioView.of(undefined, q, audioPadId)));
+    expect(RecordFacts.of(core.reader, flat1)).toBe(
+      RecordFacts.of(core.reader, AudioView.of({ codebooks: 1, layout: 'flat' }, q, audioPadId)),
+    );
+    expect(RecordFacts.of(core.reader, flat1)).not.toBe(
+      RecordFacts.of(core.reader, AudioView.of({ codebooks: 1, layout: 'delay' }, q, audioPadId)),
+    );
+    expect(RecordFacts.of(core.reader, flat1)).not.toBe(
+      RecordFacts.of(core.reader, AudioView.of(undefined, q, audioPadId)),
+    );
     expect(() => new RecordFacts(core.reader, flat1, 0)).toThrow(/bits must be an integer in \[1, 20\], got 0/);
   });
 });

@@ -12,7 +12,8 @@ beforeAll(async () => {
   replica = await openCore(inject('sampleIndex'));
 });
 
-const pending = (token: Buffer): number => (decodeToken(token, core.reader.fingerprint).state as TrainState).pool.length;
+const pending = (token: Buffer): number =>
+  (decodeToken(token, core.reader.fingerprint).state as TrainState).pool.length;
 
 describe('exact resume in the middle of a packing window', () => {
   const cases: [string, Partial<Spec>][] = [

@@ -30,7 +30,8 @@ function feed(lengths: (number | undefined)[]): ItemFeed & { consumed: (number |
     get done() {
       return at >= lengths.length;
     },
-    peek: (): Fit | undefined => (lengths[at] === undefined ? undefined : { segment: unit(lengths[at]!), truncated: false }),
+    peek: (): Fit | undefined =>
+      lengths[at] === undefined ? undefined : { segment: unit(lengths[at]!), truncated: false },
     consume: (fit) => {
       consumed.push(fit?.segment.length);
       at++;

@@ -10,7 +10,16 @@ import { startServer } from '../../src/server/server.js';
 
 const [index = '', overrides = '{}'] = process.argv.slice(2);
 const server = await startServer(
-  loadConfig(undefined, { 'index.dir': index, 'server.port': '0', 'server.http_port': '0', ...(JSON.parse(overrides) as Record<string, string>) }, {}),
+  loadConfig(
+    undefined,
+    {
+      'index.dir': index,
+      'server.port': '0',
+      'server.http_port': '0',
+      ...(JSON.parse(overrides) as Record<string, string>),
+    },
+    {},
+  ),
 );
 process.stdout.write(`listening ${server.port} ${server.httpPort}\n`);
 // The worst event-loop delay so far (ms), once a second: procs.ts keeps the last value.

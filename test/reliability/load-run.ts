@@ -49,7 +49,17 @@ type Kind = 'fast' | 'slow' | 'cancel';
 
 const CONNECTIONS = 8;
 
-export async function runLoad(index: string, opts: { durationMs: number; streams?: number; stallMs?: number; idle?: number; fuzz?: boolean; log?: (s: string) => void }): Promise<LoadResult> {
+export async function runLoad(
+  index: string,
+  opts: {
+    durationMs: number;
+    streams?: number;
+    stallMs?: number;
+    idle?: number;
+    fuzz?: boolean;
+    log?: (s: string) => void;
+  },
+): Promise<LoadResult> {
   const streams = opts.streams ?? 64;
   const stallMs = opts.stallMs ?? 10_000;
   const idleCount = opts.idle ?? 0;
@@ -57,21 +67,40 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   const server = await spawnServer(index, { 'server.max_streams': String(Math.max(256, streams + idleCount + 32)) });
   // Clients that open a stream and never read (soak): the server must hold them at bounded cost.
   const idleClients = Array.from({ length: Math.ceil(idleCount / 64) }, () => new IdleClients(server.target));
-  for (let i = 0; i < idleCount; i++) idleClients[i % idleClients.length]!.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1000 + i } });
+  for (let i = 0; i < idleCount; i++)
+    idleClients[i % idleClients.length]!.open({
+      spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1000 + i },
+    });
   const pid = server.child.pid!;
   // grpc-js shares one connection among all channels to a target with equal options, and the
   // server's HTTP/2 stack (nghttp2 ≥ 1.57, rapid-reset defence) sends GOAWAY INTERNAL_ERROR to a
   // connection once its RST_STREAMs exceed 1000 plus 33 per second, failing every call on it. On
   // one connection the cancelling readers reset ~60 streams/s and every call failed after ~30 s;
   // spread over 8 connections each stays near 8/s, as separate trainer processes would.
-  const clients = Array.from({ length: CONNECTIONS }, () => new FlanStreamClient(server.target, { channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }));
+  const clients = Array.from(
+    { length: CONNECTIONS },
+    () => new FlanStreamClient(server.target, { channelOptions: { 'grpc.use_local_subchannel_pool': 1 } }),
+  );
   const cancelsOn = new Array<number>(CONNECTIONS).fill(0);
   const rand = rng(64);
-  let opened = 0, cancelled = 0, batches = 0, bytes = 0;
-  const stalls: string[] = [], errors: string[] = [], gaps: string[] = [];
+  let opened = 0,
+    cancelled = 0,
+    batches = 0,
+    bytes = 0;
+  const stalls: string[] = [],
+    errors: string[] = [],
+    gaps: string[] = [];
   let stopping = false;
 
-  interface Slot { kind: Kind; id: number; conn: number; call?: BatchCall; lastData: number; paused: boolean; nextStep: number }
+  interface Slot {
+    kind: Kind;
+    id: number;
+    conn: number;
+    call?: BatchCall;
+    lastData: number;
+    paused: boolean;
+    nextStep: number;
+  }
   const slots: Slot[] = [];
   const open = (slot: Slot): void => {
     if (stopping) return;
@@ -88,18 +117,22 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
       slot.lastData = Date.now();
       batches++;
       bytes += r.batch.tokens.byteLength;
-      if (r.batch.step !== slot.nextStep) gaps.push(`stream ${slot.id}: step ${r.batch.step}, expected ${slot.nextStep}`);
+      if (r.batch.step !== slot.nextStep)
+        gaps.push(`stream ${slot.id}: step ${r.batch.step}, expected ${slot.nextStep}`);
       slot.nextStep = r.batch.step + 1;
       n++;
       if (slot.kind === 'slow' && rand() < 0.1) {
         // Stop reading for 0.5–3 s: gRPC flow control must hold the server back, not buffer.
         call.pause();
         slot.paused = true;
-        setTimeout(() => {
-          slot.paused = false;
-          slot.lastData = Date.now();
-          call.resume();
-        }, 500 + rand() * 2500);
+        setTimeout(
+          () => {
+            slot.paused = false;
+            slot.lastData = Date.now();
+            call.resume();
+          },
+          500 + rand() * 2500,
+        );
       }
       if (n === cancelAfter) {
         // Cancel mid-stream (batches are in flight), a moment later, and reconnect afresh.
@@ -119,7 +152,9 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
       if (slot.call === call) slot.call = undefined;
     });
     const seed = slot.id;
-    call.write({ spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: slot.id % 3 === 0 ? 'none' : 'packed', seed } } as never);
+    call.write({
+      spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: slot.id % 3 === 0 ? 'none' : 'packed', seed },
+    } as never);
   };
 
   const t0 = Date.now();
@@ -127,7 +162,14 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   for (let i = 0; i < streams; i++) {
     const kind: Kind = i % 8 < 3 ? 'fast' : i % 8 < 6 ? 'slow' : 'cancel';
     // Shifted by one per 8 slots, so every connection carries fast, slow and cancelling calls.
-    const slot: Slot = { kind, id: i, conn: (i + Math.floor(i / 8)) % CONNECTIONS, lastData: Date.now(), paused: false, nextStep: 0 };
+    const slot: Slot = {
+      kind,
+      id: i,
+      conn: (i + Math.floor(i / 8)) % CONNECTIONS,
+      lastData: Date.now(),
+      paused: false,
+      nextStep: 0,
+    };
     slots.push(slot);
     open(slot);
   }
@@ -135,7 +177,8 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   const rssSamples: number[] = [];
   let activePeak = 0;
   let rssWarm = 0;
-  let fdsWarm = 0, fdsPeak = 0;
+  let fdsWarm = 0,
+    fdsPeak = 0;
   const warmMs = Math.min(10_000, opts.durationMs / 3);
   while (Date.now() - t0 < opts.durationMs) {
     await sleep(1000);
@@ -154,7 +197,10 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
         s.lastData = now;
       }
     }
-    if (rssSamples.length % 30 === 0) log(`t=${Math.round((now - t0) / 1000)} s: ${batches} batches, ${opened} streams opened, rss ${(rssSamples.at(-1)! / 2 ** 20).toFixed(0)} MB`);
+    if (rssSamples.length % 30 === 0)
+      log(
+        `t=${Math.round((now - t0) / 1000)} s: ${batches} batches, ${opened} streams opened, rss ${(rssSamples.at(-1)! / 2 ** 20).toFixed(0)} MB`,
+      );
   }
   stopping = true;
   const fuzzed = await fuzz;
@@ -183,19 +229,41 @@ export async function runLoad(index: string, opts: { durationMs: number; streams
   }
   await server.kill();
   return {
-    durationMs: Date.now() - t0, streams, opened, cancelled, batches, bytes, rssWarm: rssWarm || rssSamples[0]!, rssPeak: Math.max(...rssSamples), rssEnd, rssSamples,
-    fdsWarm, fdsPeak, fdsEnd, cancelRate: Math.max(...cancelsOn) / (ranMs / 1000), stalls, errors, gaps, activeAtEnd, activePeak,
-    lagMaxMs, idle: idleCount, fuzzCalls: fuzzed?.calls ?? 0,
+    durationMs: Date.now() - t0,
+    streams,
+    opened,
+    cancelled,
+    batches,
+    bytes,
+    rssWarm: rssWarm || rssSamples[0]!,
+    rssPeak: Math.max(...rssSamples),
+    rssEnd,
+    rssSamples,
+    fdsWarm,
+    fdsPeak,
+    fdsEnd,
+    cancelRate: Math.max(...cancelsOn) / (ranMs / 1000),
+    stalls,
+    errors,
+    gaps,
+    activeAtEnd,
+    activePeak,
+    lagMaxMs,
+    idle: idleCount,
+    fuzzCalls: fuzzed?.calls ?? 0,
   };
 }
 
 export function describeLoad(r: LoadResult): string {
   const mb = (x: number): string => `${(x / 2 ** 20).toFixed(0)} MB`;
-  return `load: ${r.streams} concurrent streams for ${(r.durationMs / 1000).toFixed(0)} s — ${r.opened} opened, ${r.cancelled} cancelled mid-stream, ${r.batches} batches (${mb(r.bytes)} of tokens); ` +
+  return (
+    `load: ${r.streams} concurrent streams for ${(r.durationMs / 1000).toFixed(0)} s — ${r.opened} opened, ${r.cancelled} cancelled mid-stream, ${r.batches} batches (${mb(r.bytes)} of tokens); ` +
     `server RSS warm ${mb(r.rssWarm)}, peak ${mb(r.rssPeak)}, end ${mb(r.rssEnd)}; open fds warm ${r.fdsWarm}, peak ${r.fdsPeak}, end ${r.fdsEnd}; ` +
     `active streams peak ${r.activePeak}, at end ${r.activeAtEnd}; ${r.cancelRate.toFixed(1)} cancels/s on the busiest connection; ` +
     `${r.stalls.length} stalls, ${r.errors.length} errors, ${r.gaps.length} step gaps; worst event-loop delay ${r.lagMaxMs.toFixed(0)} ms` +
-    (r.idle ? `; ${r.idle} idle streams alongside` : '') + (r.fuzzCalls ? `; ${r.fuzzCalls} forged-token calls` : '');
+    (r.idle ? `; ${r.idle} idle streams alongside` : '') +
+    (r.fuzzCalls ? `; ${r.fuzzCalls} forged-token calls` : '')
+  );
 }
 
 /**
@@ -205,12 +273,18 @@ export function describeLoad(r: LoadResult): string {
  */
 export function loadProblems(r: LoadResult): string[] {
   return [
-    ...r.errors, ...r.stalls, ...r.gaps.slice(0, 20),
+    ...r.errors,
+    ...r.stalls,
+    ...r.gaps.slice(0, 20),
     ...(r.activeAtEnd !== 0 ? [`${r.activeAtEnd} streams still open on the server`] : []),
     // The 8 client connections are closed by now: fewer descriptors than while they were open.
-    ...(r.fdsEnd >= r.fdsWarm ? [`server fds: ${r.fdsWarm} after warm-up, still ${r.fdsEnd} after every client closed`] : []),
+    ...(r.fdsEnd >= r.fdsWarm
+      ? [`server fds: ${r.fdsWarm} after warm-up, still ${r.fdsEnd} after every client closed`]
+      : []),
     // Connections stay at 8 and streams open no descriptors: a few for /metrics scrapes at most.
     ...(r.fdsPeak - r.fdsWarm > 16 ? [`server fds grew from ${r.fdsWarm} to ${r.fdsPeak}`] : []),
-    ...(r.rssPeak - r.rssWarm >= Math.max(160 * 2 ** 20, 0.6 * r.rssWarm) ? [`RSS grew from ${r.rssWarm} to ${r.rssPeak} bytes`] : []),
+    ...(r.rssPeak - r.rssWarm >= Math.max(160 * 2 ** 20, 0.6 * r.rssWarm)
+      ? [`RSS grew from ${r.rssWarm} to ${r.rssPeak} bytes`]
+      : []),
   ];
 }

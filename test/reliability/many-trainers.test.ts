@@ -11,7 +11,8 @@ import { spawnServer, type ChildServer } from './procs.js';
  * of its ranks gets there first, and taken from the plan cache by the others.
  */
 const hex = (a: ArrayBufferView): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
-const rowsKey = (b: Batch): string => [hex(b.inputIds), hex(b.labels), hex(b.segmentIds), JSON.stringify(b.segments)].join('|');
+const rowsKey = (b: Batch): string =>
+  [hex(b.inputIds), hex(b.labels), hex(b.segmentIds), JSON.stringify(b.segments)].join('|');
 
 async function gauge(httpPort: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
@@ -37,20 +38,25 @@ describe('8 ranks over 2 replicas', () => {
     const N = 6;
     const spec = { split: 'train' as const, batchSize: 2, seqLen: 2048, packing: 'packed' as const, seed: 17 };
     const targets = reps.map((r) => r.target);
-    const ranks = await Promise.all(Array.from({ length: W }, async (_, rank) => {
-      const ds = new FlanStreamDataset(targets, { ...spec, rank, worldSize: W, maxBatches: N, prefetch: 2 });
-      const got: Batch[] = [];
-      const used = new Set<string>();
-      for await (const b of ds) {
-        got.push(b);
-        used.add(ds.target);
-      }
-      ds.close();
-      return { got, used: [...used] };
-    }));
+    const ranks = await Promise.all(
+      Array.from({ length: W }, async (_, rank) => {
+        const ds = new FlanStreamDataset(targets, { ...spec, rank, worldSize: W, maxBatches: N, prefetch: 2 });
+        const got: Batch[] = [];
+        const used = new Set<string>();
+        for await (const b of ds) {
+          got.push(b);
+          used.add(ds.target);
+        }
+        ds.close();
+        return { got, used: [...used] };
+      }),
+    );
     ranks.forEach(({ got, used }, rank) => {
       expect(used, `rank ${rank}`).toEqual([targets[rank % 2]]);
-      expect(got.map((b) => [b.step, b.rank]), `rank ${rank}`).toEqual(Array.from({ length: N }, (_, s) => [s, rank]));
+      expect(
+        got.map((b) => [b.step, b.rank]),
+        `rank ${rank}`,
+      ).toEqual(Array.from({ length: N }, (_, s) => [s, rank]));
     });
     for (const rep of reps) {
       // Four ranks per replica: one plans each of the N steps, three take it from the cache.
@@ -61,6 +67,8 @@ describe('8 ranks over 2 replicas', () => {
     const ref: string[] = [];
     for await (const b of refDs) ref.push(rowsKey(b));
     refDs.close();
-    ranks.forEach(({ got }, rank) => got.forEach((b, s) => expect(rowsKey(b), `rank ${rank} step ${s}`).toBe(ref[s * W + rank])));
+    ranks.forEach(({ got }, rank) =>
+      got.forEach((b, s) => expect(rowsKey(b), `rank ${rank} step ${s}`).toBe(ref[s * W + rank])),
+    );
   });
 });

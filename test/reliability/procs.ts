@@ -17,7 +17,9 @@ export interface ChildServer {
 
 /** A flanstream server in a child process (see child-server.ts). */
 export function spawnServer(index: string, overrides: Record<string, string> = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, index, JSON.stringify(overrides)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, index, JSON.stringify(overrides)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
@@ -32,7 +34,10 @@ export function spawnServer(index: string, overrides: Record<string, string> = {
       if (m) {
         const port = Number(m[1]);
         resolve({
-          child, port, httpPort: Number(m[2]), target: `127.0.0.1:${port}`,
+          child,
+          port,
+          httpPort: Number(m[2]),
+          target: `127.0.0.1:${port}`,
           maxLagMs: () => lagMs,
           async kill() {
             if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -41,7 +46,9 @@ export function spawnServer(index: string, overrides: Record<string, string> = {
         });
       }
     });
-    child.once('exit', (code, sig) => reject(new Error(`server child exited (${String(code ?? sig)}): ${out}\n${err}`)));
+    child.once('exit', (code, sig) =>
+      reject(new Error(`server child exited (${String(code ?? sig)}): ${out}\n${err}`)),
+    );
   });
 }
 

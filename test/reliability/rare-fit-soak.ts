@@ -35,7 +35,15 @@ export async function rareFitSoak(index: string, durationMs: number, streams = 4
   const delay = monitorEventLoopDelay({ resolution: 10 });
   try {
     const { task, records, fits, seqLen } = rareFit(ts.server.core.catalog);
-    const spec = (seed: number): object => ({ split: 'train', batchSize: 64, seqLen, packing: 'none', overlong: 'drop', seed, mixture: { weights: { [task]: 1 } } });
+    const spec = (seed: number): object => ({
+      split: 'train',
+      batchSize: 64,
+      seqLen,
+      packing: 'none',
+      overlong: 'drop',
+      seed,
+      mixture: { weights: { [task]: 1 } },
+    });
     // The first stream of a seq_len scans the task once (which records fit, shared by later streams): reported apart.
     delay.enable();
     let batches = (await batchesOf(client, spec(0), 1)).length;
@@ -54,9 +62,22 @@ export async function rareFitSoak(index: string, durationMs: number, streams = 4
     );
     delay.disable();
     const worstDelayMs = delay.max / 1e6;
-    const problems = worstDelayMs > MAX_DELAY_MS ? [`rare-fit streams held the event loop for ${worstDelayMs.toFixed(0)} ms (at most ${MAX_DELAY_MS})`] : [];
+    const problems =
+      worstDelayMs > MAX_DELAY_MS
+        ? [`rare-fit streams held the event loop for ${worstDelayMs.toFixed(0)} ms (at most ${MAX_DELAY_MS})`]
+        : [];
     if (batches === 0) problems.push('rare-fit streams served no batch');
-    return { task, records, fits, batches, firstOpenMs, worstDelayMs, rssMb: process.memoryUsage().rss / 2 ** 20, fds: readdirSync('/proc/self/fd').length, problems };
+    return {
+      task,
+      records,
+      fits,
+      batches,
+      firstOpenMs,
+      worstDelayMs,
+      rssMb: process.memoryUsage().rss / 2 ** 20,
+      fds: readdirSync('/proc/self/fd').length,
+      problems,
+    };
   } finally {
     client.close();
     await ts.stop();

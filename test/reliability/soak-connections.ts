@@ -25,7 +25,8 @@ export interface PhaseResult {
 }
 
 const mb = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MB`;
-const measure = (s: ChildServer): string => `RSS ${mb(rssOf(s.child.pid!))}, ${fdsOf(s.child.pid!)} fds, worst event-loop delay ${s.maxLagMs().toFixed(0)} ms`;
+const measure = (s: ChildServer): string =>
+  `RSS ${mb(rssOf(s.child.pid!))}, ${fdsOf(s.child.pid!)} fds, worst event-loop delay ${s.maxLagMs().toFixed(0)} ms`;
 
 /** Item: every way a call ends frees its slot. `rounds` × each mode, 2 × max_streams streams each. */
 export async function callEndsPhase(index: string, rounds: number, log: (s: string) => void): Promise<PhaseResult> {
@@ -37,7 +38,11 @@ export async function callEndsPhase(index: string, rounds: number, log: (s: stri
   try {
     for (let r = 0; r < rounds; r++) {
       for (const mode of MODES) {
-        const child = spawn('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(server.port), mode, String(2 * maxStreams), hex], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const child = spawn(
+          '/usr/bin/python3',
+          [SCRIPT, '127.0.0.1', String(server.port), mode, String(2 * maxStreams), hex],
+          { stdio: ['pipe', 'pipe', 'inherit'] },
+        );
         const exited = once(child, 'exit');
         await once(createInterface({ input: child.stdout }), 'line');
         let active = await activeStreamsAt(server.httpPort);
@@ -59,11 +64,17 @@ export async function callEndsPhase(index: string, rounds: number, log: (s: stri
 }
 
 /** Item: 20,000 silent TCP connections while health Check and /healthz are polled. */
-export async function idleConnectionsPhase(index: string, total: number, log: (s: string) => void): Promise<PhaseResult> {
+export async function idleConnectionsPhase(
+  index: string,
+  total: number,
+  log: (s: string) => void,
+): Promise<PhaseResult> {
   const server = await spawnServer(index, { 'server.handshake_timeout_ms': '2000' });
   const problems: string[] = [];
   const lines = [`idle connections: start ${measure(server)}`];
-  const health = healthClient(server.target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const health = healthClient(server.target, grpc.credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+  });
   let worstHealth = 0;
   let worstHealthz = 0;
   let probes = 0;
@@ -88,21 +99,27 @@ export async function idleConnectionsPhase(index: string, total: number, log: (s
   const held: Socket[] = [];
   try {
     let peakFds = 0;
-    for (let opened = 0; opened < total; ) {
+    for (let opened = 0; opened < total;) {
       const wave = Math.min(500, total - opened);
       await Promise.all(
-        Array.from({ length: wave }, () => new Promise<void>((resolve) => {
-          const s = connect(server.port, '127.0.0.1');
-          s.on('error', () => resolve());
-          s.once('connect', () => resolve());
-          held.push(s);
-        })),
+        Array.from(
+          { length: wave },
+          () =>
+            new Promise<void>((resolve) => {
+              const s = connect(server.port, '127.0.0.1');
+              s.on('error', () => resolve());
+              s.once('connect', () => resolve());
+              held.push(s);
+            }),
+        ),
       );
       opened += wave;
       peakFds = Math.max(peakFds, fdsOf(server.child.pid!));
       if (opened % 5000 === 0) log(`idle connections: ${opened}/${total} attempted: ${measure(server)}`);
     }
-    lines.push(`idle connections: ${total} attempted; server peak ${peakFds} fds; ${probes} probes, worst health Check ${worstHealth} ms, worst /healthz ${worstHealthz} ms; ${measure(server)}`);
+    lines.push(
+      `idle connections: ${total} attempted; server peak ${peakFds} fds; ${probes} probes, worst health Check ${worstHealth} ms, worst /healthz ${worstHealthz} ms; ${measure(server)}`,
+    );
   } finally {
     stop = true;
     await prober;

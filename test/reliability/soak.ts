@@ -21,7 +21,16 @@ import { callEndsPhase, idleConnectionsPhase } from './soak-connections.js';
 import { describeRareFit, rareFitSoak } from './rare-fit-soak.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, index: { type: 'string' }, streams: { type: 'string', default: '64' }, idle: { type: 'string', default: '256' }, 'call-end-rounds': { type: 'string', default: '20' }, 'idle-connections': { type: 'string', default: '20000' } } });
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '5' },
+    index: { type: 'string' },
+    streams: { type: 'string', default: '64' },
+    idle: { type: 'string', default: '256' },
+    'call-end-rounds': { type: 'string', default: '20' },
+    'idle-connections': { type: 'string', default: '20000' },
+  },
+});
 const minutes = Number(values.minutes);
 if (!(minutes > 0)) throw new Error(`--minutes must be a positive number, got ${values.minutes}`);
 let tmp: string | undefined;
@@ -29,16 +38,30 @@ let index = values.index;
 if (!index) {
   tmp = mkdtempSync(join(tmpdir(), 'flanstream-soak-'));
   await writeSampleCorpus(join(tmp, 'corpus'), { records: 3000, seed: 0 });
-  await buildIndex({ corpus: join(tmp, 'corpus'), out: join(tmp, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
+  await buildIndex({
+    corpus: join(tmp, 'corpus'),
+    out: join(tmp, 'index'),
+    workers: 1,
+    audioRoots: [SAMPLE_AUDIO_ROOT],
+  });
   index = join(tmp, 'index');
 }
 try {
   // Besides the 64 active readers: 256 streams that never read and the token fuzzer.
-  const r = await runLoad(index, { durationMs: minutes * 60_000, streams: Number(values.streams), idle: Number(values.idle), fuzz: true, log: (s) => console.log(s) });
+  const r = await runLoad(index, {
+    durationMs: minutes * 60_000,
+    streams: Number(values.streams),
+    idle: Number(values.idle),
+    fuzz: true,
+    log: (s) => console.log(s),
+  });
   console.log(describeLoad(r));
   const problems = loadProblems(r);
   // Transport phases, each on its own server: calls ended every way, then a silent-connection flood.
-  for (const phase of [await callEndsPhase(index, Number(values['call-end-rounds']), (s) => console.log(s)), await idleConnectionsPhase(index, Number(values['idle-connections']), (s) => console.log(s))]) {
+  for (const phase of [
+    await callEndsPhase(index, Number(values['call-end-rounds']), (s) => console.log(s)),
+    await idleConnectionsPhase(index, Number(values['idle-connections']), (s) => console.log(s)),
+  ]) {
     for (const line of phase.lines) console.log(line);
     problems.push(...phase.problems);
   }

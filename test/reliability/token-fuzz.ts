@@ -22,7 +22,8 @@ function leaves(v: Json, path: (string | number)[] = [], out: (string | number)[
     out.push(path);
     const picks = v.length <= 4 ? v.map((_, i) => i) : [0, 1, v.length - 2, v.length - 1];
     for (const i of picks) leaves(v[i]!, [...path, i], out);
-  } else if (v && typeof v === 'object' && !(v instanceof Uint8Array)) for (const [k, x] of Object.entries(v)) leaves(x, [...path, k], out);
+  } else if (v && typeof v === 'object' && !(v instanceof Uint8Array))
+    for (const [k, x] of Object.entries(v)) leaves(x, [...path, k], out);
   return out;
 }
 
@@ -60,10 +61,16 @@ export function forgedTokens(token: Uint8Array, count: number, seed: number): { 
  * Sends forged tokens, a few at a time, until `stop()`: the soak's fuzzer. Problems are calls not
  * answered within `boundMs` and INTERNAL/UNKNOWN statuses.
  */
-export async function fuzzLoop(client: FlanStreamClient, stop: () => boolean, boundMs = 10_000): Promise<{ calls: number; problems: string[] }> {
+export async function fuzzLoop(
+  client: FlanStreamClient,
+  stop: () => boolean,
+  boundMs = 10_000,
+): Promise<{ calls: number; problems: string[] }> {
   const problems: string[] = [];
   let calls = 0;
-  const first = await collect(client, [{ spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 5, maxBatches: 2 } }]);
+  const first = await collect(client, [
+    { spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 5, maxBatches: 2 } },
+  ]);
   const token = first.batches.at(-1)?.resumeToken;
   if (!token) return { calls, problems: [`fuzzer: no token to forge (${first.error?.message ?? 'no batches'})`] };
   for (let round = 0; !stop(); round++) {
@@ -75,7 +82,8 @@ export async function fuzzLoop(client: FlanStreamClient, stop: () => boolean, bo
         const r = await Promise.race([collect(client, [{ resume: { token: c.token, maxBatches: 1 } }]), late]);
         clearTimeout(timer);
         if (r === 'late') problems.push(`fuzzer: no answer within ${boundMs} ms to ${c.name}`);
-        else if (r.error && ['INTERNAL', 'UNKNOWN'].includes(r.error.codeName)) problems.push(`fuzzer: ${r.error.codeName} for ${c.name}: ${r.error.details}`);
+        else if (r.error && ['INTERNAL', 'UNKNOWN'].includes(r.error.codeName))
+          problems.push(`fuzzer: ${r.error.codeName} for ${c.name}: ${r.error.details}`);
       }),
     );
     await new Promise((r) => setTimeout(r, 200));

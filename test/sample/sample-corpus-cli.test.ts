@@ -16,7 +16,11 @@ describe('sample-corpus prints the next command', () => {
 
   it('and that command indexes the corpus with nothing quarantined (without its --audio-root, records are)', async () => {
     const corpus = join(dir, 'corpus');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'sample-corpus', corpus, '--records', '300'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'sample-corpus', corpus, '--records', '300'],
+      { encoding: 'utf8' },
+    );
     expect(r.status, r.stderr).toBe(0);
     const line = r.stdout.split('\n').find((l) => l.startsWith('next: '));
     expect(line).toBeDefined();

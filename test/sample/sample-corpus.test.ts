@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNpy } from '../../src/sample/npy-writer.js';
-import { SAMPLE_UNSEEN_TASKS, SHARD_MAX_RECORDS, writeSampleCorpus, type SampleCorpusSummary } from '../../src/sample/sample-corpus.js';
+import {
+  SAMPLE_UNSEEN_TASKS,
+  SHARD_MAX_RECORDS,
+  writeSampleCorpus,
+  type SampleCorpusSummary,
+} from '../../src/sample/sample-corpus.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { AUDIO_FLAN_TASKS, DOMAINS, taskPath } from '../../src/sample/task-catalog.js';
 
@@ -21,7 +26,11 @@ interface Rec {
   other: unknown;
 }
 /** `rec` in the paper's list form (string fields of the release form read as one-element lists); `raw` as written. */
-interface Loaded { rec: Rec; raw: Record<string, unknown>; file: string }
+interface Loaded {
+  rec: Rec;
+  raw: Record<string, unknown>;
+  file: string;
+}
 
 const list = (v: unknown): unknown => (typeof v === 'string' ? [v] : v);
 function normalize(raw: Record<string, unknown>): Rec {
@@ -31,7 +40,12 @@ function normalize(raw: Record<string, unknown>): Rec {
     split: list(raw['split']) as string[],
     source: list(raw['source']) as string[],
     other: raw['other'] === undefined ? null : raw['other'],
-    task_type: { major: list(tt['major']) as string[], minor: list(tt['minor']) as string[], 'U/G': list(tt['U/G']) as string[], unseen: (tt['unseen'] ?? false) as boolean },
+    task_type: {
+      major: list(tt['major']) as string[],
+      minor: list(tt['minor']) as string[],
+      'U/G': list(tt['U/G']) as string[],
+      unseen: (tt['unseen'] ?? false) as boolean,
+    },
   };
 }
 
@@ -61,7 +75,11 @@ function readNpy(buf: Buffer): { descr: string; shape: number[]; codes: number[]
   const header = buf.toString('latin1', 10, 10 + hlen);
   const m = /^\{'descr': '(<[iu][248])', 'fortran_order': False, 'shape': \(([\d, ]+)\), \} *\n$/.exec(header);
   if (!m?.[1] || !m[2]) throw new Error(`bad npy header ${header}`);
-  const shape = m[2].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = m[2]
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const size = Number(m[1].slice(2));
   const n = shape.reduce((a, b) => a * b, 1);
   expect(buf.length).toBe(10 + hlen + n * size);
@@ -69,10 +87,17 @@ function readNpy(buf: Buffer): { descr: string; shape: number[]; codes: number[]
   for (let i = 0; i < n; i++) {
     const at = 10 + hlen + i * size;
     switch (m[1]) {
-      case '<i2': codes.push(buf.readInt16LE(at)); break;
-      case '<u2': codes.push(buf.readUInt16LE(at)); break;
-      case '<i4': codes.push(buf.readInt32LE(at)); break;
-      default: codes.push(Number(buf.readBigInt64LE(at)));
+      case '<i2':
+        codes.push(buf.readInt16LE(at));
+        break;
+      case '<u2':
+        codes.push(buf.readUInt16LE(at));
+        break;
+      case '<i4':
+        codes.push(buf.readInt32LE(at));
+        break;
+      default:
+        codes.push(Number(buf.readBigInt64LE(at)));
     }
   }
   return { descr: m[1], shape, codes };
@@ -93,7 +118,14 @@ function loadRecords(root: string): Loaded[] {
 }
 
 function treeDigest(root: string): Map<string, string> {
-  return new Map(listFiles(root).map((f) => [f, createHash('sha256').update(readFileSync(join(root, f))).digest('hex')]));
+  return new Map(
+    listFiles(root).map((f) => [
+      f,
+      createHash('sha256')
+        .update(readFileSync(join(root, f)))
+        .digest('hex'),
+    ]),
+  );
 }
 
 afterAll(() => {
@@ -109,10 +141,16 @@ describe('task catalog', () => {
     const minors = (d: string): number => AUDIO_FLAN_TASKS.filter((t) => t.domain === d).length;
     expect([minors('speech'), minors('music'), minors('audio')]).toEqual([34, 28, 18]);
     expect(AUDIO_FLAN_TASKS.filter((t) => t.ug === 'understanding')).toHaveLength(51);
-    expect(new Set(AUDIO_FLAN_TASKS.filter((t) => t.ug === 'generation').map((t) => `${t.domain}/${t.major}`)).size).toBe(7);
+    expect(
+      new Set(AUDIO_FLAN_TASKS.filter((t) => t.ug === 'generation').map((t) => `${t.domain}/${t.major}`)).size,
+    ).toBe(7);
     const tgss = AUDIO_FLAN_TASKS.filter((t) => t.minor === 'Text-guided Source Separation').map((t) => t.domain);
     expect(tgss.sort()).toEqual(['audio', 'music']);
-    expect(AUDIO_FLAN_TASKS.find((t) => t.minor === 'ASR')).toMatchObject({ domain: 'speech', major: 'Speech Recognition', ug: 'understanding' });
+    expect(AUDIO_FLAN_TASKS.find((t) => t.minor === 'ASR')).toMatchObject({
+      domain: 'speech',
+      major: 'Speech Recognition',
+      ug: 'understanding',
+    });
   });
 
   it('follows the paper sizes: domains, major tasks and 52 datasets', () => {
@@ -122,12 +160,29 @@ describe('task catalog', () => {
     expect(sum((t) => t.domain === 'audio')).toBe(5_910_000);
     expect(Math.round(sum((t) => t.domain === 'music') / 10_000)).toBe(217);
     const majors: Record<string, number> = {
-      'Speech Recognition': 12.05e6, 'Spoken Language Understanding': 26.25e6, 'Paralinguistic Attribute Recognition': 16.47e6,
-      'Speaker Recognition': 0.73e6, 'Speech Caption': 0.35e6, 'Speech Detection': 1.57e6, 'Speech Enhancement': 1.48e6,
-      'Speech Generation': 41.52e6, 'Global MIR': 0.34e6, 'Sequential MIR': 0.43e6, 'Single Music Reasoning': 95_860,
-      'Multiple Music Reasoning': 0.57e6, 'Music Caption': 28_210, 'Music Separation': 40_260, 'Music Generation': 0.67e6,
-      'Audio Event Recognition': 1.3e6, 'Audio Caption': 0.82e6, 'Audio Advanced Understanding': 10_000, 'Audio Detection': 1.08e6,
-      'Audio Classification': 0.38e6, 'Audio Enhancement': 0.15e6, 'Audio Separation': 0.89e6, 'Audio Generation': 1.31e6,
+      'Speech Recognition': 12.05e6,
+      'Spoken Language Understanding': 26.25e6,
+      'Paralinguistic Attribute Recognition': 16.47e6,
+      'Speaker Recognition': 0.73e6,
+      'Speech Caption': 0.35e6,
+      'Speech Detection': 1.57e6,
+      'Speech Enhancement': 1.48e6,
+      'Speech Generation': 41.52e6,
+      'Global MIR': 0.34e6,
+      'Sequential MIR': 0.43e6,
+      'Single Music Reasoning': 95_860,
+      'Multiple Music Reasoning': 0.57e6,
+      'Music Caption': 28_210,
+      'Music Separation': 40_260,
+      'Music Generation': 0.67e6,
+      'Audio Event Recognition': 1.3e6,
+      'Audio Caption': 0.82e6,
+      'Audio Advanced Understanding': 10_000,
+      'Audio Detection': 1.08e6,
+      'Audio Classification': 0.38e6,
+      'Audio Enhancement': 0.15e6,
+      'Audio Separation': 0.89e6,
+      'Audio Generation': 1.31e6,
     };
     for (const [major, size] of Object.entries(majors)) {
       const got = sum((t) => t.major === major);
@@ -153,12 +208,18 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     records = loadRecords(root);
     for (const file of listFiles(join(root, 'scp_files'))) {
       const [domain, name] = file.split('/');
-      for (const line of readFileSync(join(root, 'scp_files', file), 'utf8').trimEnd().split('\n')) {
+      for (const line of readFileSync(join(root, 'scp_files', file), 'utf8')
+        .trimEnd()
+        .split('\n')) {
         const [id, path, ...rest] = line.split(' ');
         expect(rest).toEqual([]);
         expect(scp.has(id ?? '')).toBe(false);
         // Relative to audio_files/, to the corpus root, or absolute under the sample's fake root.
-        const form = path?.startsWith(`${SAMPLE_AUDIO_ROOT}/audio_files/`) ? 'absolute' : path?.startsWith('audio_files/') ? 'root' : 'audioFiles';
+        const form = path?.startsWith(`${SAMPLE_AUDIO_ROOT}/audio_files/`)
+          ? 'absolute'
+          : path?.startsWith('audio_files/')
+            ? 'root'
+            : 'audioFiles';
         scpForms[form]++;
         const rel = (path ?? '').replace(`${SAMPLE_AUDIO_ROOT}/`, '').replace(/^audio_files\//, '');
         scp.set(id ?? '', { path: rel, dataset: (name ?? '').replace(/\.scp$/, ''), domain: domain ?? '' });
@@ -170,16 +231,30 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     expect(records).toHaveLength(20_000);
     expect(summary.records).toBe(20_000);
     const listKeys = 'instruction,input,output,uuid,split,task_type,domain,source,other';
-    const stringKeys = new Set(['instruction,input,output,uuid,split,task_type,domain,source', 'instruction,input,output,uuid,split,task_type,domain,source,other']);
-    const bad = records.filter(({ rec, raw }) =>
-      (Array.isArray(raw['split'])
-        ? Object.keys(raw).filter((k) => !k.startsWith('audio_')).join(',') !== listKeys || Object.keys(rec.task_type).join(',') !== 'major,minor,U/G,unseen'
-        : !stringKeys.has(Object.keys(raw).filter((k) => !k.startsWith('audio_')).join(',')) || raw['other'] === null) ||
-      typeof rec.task_type.unseen !== 'boolean' ||
-      ![rec.instruction, rec.input, rec.output, rec.uuid, rec.domain].every((v) => typeof v === 'string' && v.length > 0) ||
-      !/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(rec.uuid) ||
-      !Array.isArray(rec.source) || rec.source.length === 0 ||
-      !(rec.other === null || (typeof rec.other === 'object' && !Array.isArray(rec.other))));
+    const stringKeys = new Set([
+      'instruction,input,output,uuid,split,task_type,domain,source',
+      'instruction,input,output,uuid,split,task_type,domain,source,other',
+    ]);
+    const bad = records.filter(
+      ({ rec, raw }) =>
+        (Array.isArray(raw['split'])
+          ? Object.keys(raw)
+              .filter((k) => !k.startsWith('audio_'))
+              .join(',') !== listKeys || Object.keys(rec.task_type).join(',') !== 'major,minor,U/G,unseen'
+          : !stringKeys.has(
+              Object.keys(raw)
+                .filter((k) => !k.startsWith('audio_'))
+                .join(','),
+            ) || raw['other'] === null) ||
+        typeof rec.task_type.unseen !== 'boolean' ||
+        ![rec.instruction, rec.input, rec.output, rec.uuid, rec.domain].every(
+          (v) => typeof v === 'string' && v.length > 0,
+        ) ||
+        !/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(rec.uuid) ||
+        !Array.isArray(rec.source) ||
+        rec.source.length === 0 ||
+        !(rec.other === null || (typeof rec.other === 'object' && !Array.isArray(rec.other))),
+    );
     expect(bad.slice(0, 3)).toEqual([]);
     expect(new Set(records.map((r) => r.rec.uuid)).size).toBe(records.length);
   });
@@ -194,10 +269,13 @@ describe('sample corpus (20,000 records, seed 0)', () => {
       const split = rec.split[0] as 'train' | 'dev' | 'test';
       const [domain, ug, folder, dataset, jsonl] = file.split('/');
       const ok =
-        task !== undefined && rec.task_type.major.length === 1 && rec.task_type.minor.length === 1 &&
+        task !== undefined &&
+        rec.task_type.major.length === 1 &&
+        rec.task_type.minor.length === 1 &&
         rec.task_type['U/G'].join() === task.ug &&
         [domain, ug, dataset, jsonl].join('/') === [task.domain, task.ug, task.dataset, 'jsonl'].join('/') &&
-        rec.split.length === 1 && ['train', 'dev', 'test'].includes(split) &&
+        rec.split.length === 1 &&
+        ['train', 'dev', 'test'].includes(split) &&
         folder === (split === 'test' ? 'test' : 'train_dev');
       if (!ok) bad.push(`${file}: ${JSON.stringify(rec)}`);
       const c = seen.get(path) ?? { train: 0, dev: 0, test: 0 };
@@ -245,8 +323,12 @@ describe('sample corpus (20,000 records, seed 0)', () => {
           bad.push(`unresolved ${id}`);
           continue;
         }
-        if (entry.dataset !== task.dataset || entry.domain !== task.domain || !id.startsWith(`${task.dataset}_`) ||
-            !entry.path.startsWith(`${task.domain}/${task.dataset}/`)) {
+        if (
+          entry.dataset !== task.dataset ||
+          entry.domain !== task.domain ||
+          !id.startsWith(`${task.dataset}_`) ||
+          !entry.path.startsWith(`${task.domain}/${task.dataset}/`)
+        ) {
           bad.push(`${id} -> ${entry.path} is not in ${task.dataset}`);
         }
         let n = checked.get(id);
@@ -270,7 +352,12 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     expect(checked.size).toBe(summary.clips);
     expect(scp.size).toBe(summary.clips);
     expect(listFiles(join(root, 'audio_tokens')).filter((f) => f.endsWith('.npy')).length).toBe(summary.clips);
-    const descrs = new Set(listFiles(join(root, 'audio_tokens')).filter((f) => f.endsWith('.npy')).slice(0, 4000).map((f) => readNpy(readFileSync(join(root, 'audio_tokens', f))).descr));
+    const descrs = new Set(
+      listFiles(join(root, 'audio_tokens'))
+        .filter((f) => f.endsWith('.npy'))
+        .slice(0, 4000)
+        .map((f) => readNpy(readFileSync(join(root, 'audio_tokens', f))).descr),
+    );
     expect(descrs).toEqual(new Set(['<i2', '<u2', '<i4', '<i8']));
   });
 
@@ -283,7 +370,12 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     expect(windowed.length / records.length).toBeGreaterThan(0.02);
     for (const key of ['audio_start', 'audio_end']) expect(windowed.some((r) => !(key in r.raw))).toBe(true);
     for (const n of Object.values(scpForms)) expect(n / scp.size).toBeGreaterThan(0.3);
-    expect(JSON.parse(readFileSync(join(root, 'audio_tokens', 'codec.json'), 'utf8'))).toEqual({ name: 'xcodec', frame_rate: 50, codebook_size: 1024, codebooks: 8 });
+    expect(JSON.parse(readFileSync(join(root, 'audio_tokens', 'codec.json'), 'utf8'))).toEqual({
+      name: 'xcodec',
+      frame_rate: 50,
+      codebook_size: 1024,
+      codebooks: 8,
+    });
   });
 
   it('puts audio where the task kind says', () => {
@@ -291,11 +383,14 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     const bad = records.filter(({ rec }) =>
       rec.task_type['U/G'][0] === 'understanding'
         ? !has(rec.input) || has(rec.output)
-        : rec.task_type.minor[0] !== 'SNR Estimation' && !has(rec.output));
+        : rec.task_type.minor[0] !== 'SNR Estimation' && !has(rec.output),
+    );
     expect(bad.slice(0, 3)).toEqual([]);
     const inputs = records.map((r) => r.rec.input);
     const outputs = records.map((r) => r.rec.output);
-    expect(inputs.some((s) => /^audio_sample1: <\|SOA\|>.+<\|EOA\|>\naudio_sample2: <\|SOA\|>.+<\|EOA\|>$/.test(s))).toBe(true);
+    expect(
+      inputs.some((s) => /^audio_sample1: <\|SOA\|>.+<\|EOA\|>\naudio_sample2: <\|SOA\|>.+<\|EOA\|>$/.test(s)),
+    ).toBe(true);
     expect(inputs.some((s) => /^text: [^\n]+\naudio prompt: <\|SOA\|>.+<\|EOA\|>$/.test(s))).toBe(true);
     expect(inputs.some((s) => s.startsWith('text: ') && !has(s))).toBe(true);
     expect(outputs.some((s) => s.startsWith('Generated speech is: <|SOA|>'))).toBe(true);
@@ -322,11 +417,18 @@ describe('sample corpus (20,000 records, seed 0)', () => {
   });
 
   it('marks a few tasks in every domain unseen', () => {
-    const unseen = new Set(records.filter((r) => r.rec.task_type.unseen).map((r) => `${r.rec.domain}/${r.rec.task_type.major[0]}/${r.rec.task_type.minor[0]}`));
+    const unseen = new Set(
+      records
+        .filter((r) => r.rec.task_type.unseen)
+        .map((r) => `${r.rec.domain}/${r.rec.task_type.major[0]}/${r.rec.task_type.minor[0]}`),
+    );
     expect([...unseen].sort()).toEqual([...SAMPLE_UNSEEN_TASKS].sort());
     expect(unseen.size).toBeGreaterThanOrEqual(4);
     expect(new Set([...unseen].map((p) => p.split('/')[0]))).toEqual(new Set(DOMAINS));
-    const bad = records.filter(({ rec }) => rec.task_type.unseen !== unseen.has(`${rec.domain}/${rec.task_type.major[0]}/${rec.task_type.minor[0]}`));
+    const bad = records.filter(
+      ({ rec }) =>
+        rec.task_type.unseen !== unseen.has(`${rec.domain}/${rec.task_type.major[0]}/${rec.task_type.minor[0]}`),
+    );
     expect(bad).toEqual([]);
   });
 
@@ -347,7 +449,9 @@ describe('sample corpus (20,000 records, seed 0)', () => {
     expect(zhOut.some((r) => r.rec.task_type.minor[0] === 'ASR')).toBe(true);
     expect(records.some((r) => HAN.test(r.rec.instruction))).toBe(true);
     expect(records.some((r) => HAN.test(r.rec.input))).toBe(true);
-    expect(records.filter((r) => /^[\x20-\x7e]+$/.test(r.rec.instruction)).length).toBeGreaterThan(records.length * 0.8);
+    expect(records.filter((r) => /^[\x20-\x7e]+$/.test(r.rec.instruction)).length).toBeGreaterThan(
+      records.length * 0.8,
+    );
   });
 
   it('refuses to overwrite an existing corpus unless asked', async () => {

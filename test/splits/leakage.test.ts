@@ -12,7 +12,9 @@ beforeAll(async () => {
 });
 
 describe('no held-out record ever appears in a train stream', () => {
-  const grid = HELDOUT_CASES.flatMap((c) => [0, 1].flatMap((seed) => (['packed', 'multiturn'] as const).map((packing) => [c.label, seed, packing, c] as const)));
+  const grid = HELDOUT_CASES.flatMap((c) =>
+    [0, 1].flatMap((seed) => (['packed', 'multiturn'] as const).map((packing) => [c.label, seed, packing, c] as const)),
+  );
 
   it.each(grid)('%s, seed %i, %s', (_, seed, packing, c) => {
     const held = heldoutTasks(facts, c);
@@ -46,12 +48,18 @@ describe('no held-out record ever appears in a train stream', () => {
     const token = take(session, 2).batches[1]!.resumeToken;
     const resumed = core.open({ resume: { token } });
     expect(resumed.heldout.fingerprint).toBe(session.heldout.fingerprint);
-    expect(() => core.open({ resume: { token, heldout: { name: 'loco-music-caption' } } })).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION' }));
+    expect(() => core.open({ resume: { token, heldout: { name: 'loco-music-caption' } } })).toThrow(
+      expect.objectContaining({ code: 'FAILED_PRECONDITION' }),
+    );
     expect(() => core.open({ resume: { token, heldout: { name: 'music-reasoning' } } })).not.toThrow();
   });
 
   it('a held-out selector that matches nothing, or an unknown set name, is INVALID_ARGUMENT naming it', () => {
-    expect(() => core.open({ spec: { ...trainSpec(), heldout: { selectors: ['music/Lyrics Reasoning'] } } })).toThrow(/Lyrics Reasoning/);
-    expect(() => core.open({ spec: { ...trainSpec(), heldout: { name: 'loco-everything' } } })).toThrow(/heldout\.name.*loco-everything/);
+    expect(() => core.open({ spec: { ...trainSpec(), heldout: { selectors: ['music/Lyrics Reasoning'] } } })).toThrow(
+      /Lyrics Reasoning/,
+    );
+    expect(() => core.open({ spec: { ...trainSpec(), heldout: { name: 'loco-everything' } } })).toThrow(
+      /heldout\.name.*loco-everything/,
+    );
   });
 });

@@ -17,7 +17,12 @@ import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
  */
 const SPLIT_SETS = [['train', 'dev'], ['dev', 'test'], ['train', 'dev', 'test'], ['train', 'test'], ['test']];
 const REWRITTEN = new Set(['Single Music Reasoning', 'Multiple Music Reasoning', 'Music Caption']);
-const MUSIC = named('music-reasoning', ['music/Single Music Reasoning', 'music/Multiple Music Reasoning'], false, false);
+const MUSIC = named(
+  'music-reasoning',
+  ['music/Single Music Reasoning', 'music/Multiple Music Reasoning'],
+  false,
+  false,
+);
 
 let dir: string;
 let core: DataServiceCore;
@@ -47,7 +52,12 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'flanstream-multisplit-'));
   cpSync(inject('sampleCorpus'), join(dir, 'corpus'), { recursive: true });
   expect(rewrite(join(dir, 'corpus', 'metadata'))).toBeGreaterThan(50);
-  await buildIndex({ corpus: join(dir, 'corpus'), out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
+  await buildIndex({
+    corpus: join(dir, 'corpus'),
+    out: join(dir, 'index'),
+    workers: 1,
+    audioRoots: [SAMPLE_AUDIO_ROOT],
+  });
   core = await openCore(join(dir, 'index'));
   facts = new IndexFacts(core.reader);
 });
@@ -64,37 +74,69 @@ describe('records listed under several splits', () => {
   });
 
   const cases = [
-    { label: 'heldout, scope all', split: 'heldout', heldout: MUSIC.raw, splits: ['train', 'dev', 'test'] as const, held: true },
-    { label: 'heldout, scope test', split: 'heldout', heldout: { selectors: MUSIC.selectors as string[], scope: 'test' }, splits: ['test'] as const, held: true },
+    {
+      label: 'heldout, scope all',
+      split: 'heldout',
+      heldout: MUSIC.raw,
+      splits: ['train', 'dev', 'test'] as const,
+      held: true,
+    },
+    {
+      label: 'heldout, scope test',
+      split: 'heldout',
+      heldout: { selectors: MUSIC.selectors as string[], scope: 'test' },
+      splits: ['test'] as const,
+      held: true,
+    },
     { label: 'test', split: 'test', heldout: MUSIC.raw, splits: ['test'] as const, held: false },
     { label: 'dev', split: 'dev', heldout: MUSIC.raw, splits: ['dev'] as const, held: false },
   ];
 
-  it.each(cases.flatMap((c) => [1, 3].flatMap((W) => ['none', 'packed', 'examples'].map((packing) => [c.label, W, packing, c] as const))))(
-    '%s, W = %i, %s: each record exactly once',
-    (_, W, packing, c) => {
-      const held = heldoutTasks(facts, MUSIC);
-      const tasks = new Set(core.reader.tasks.map((t) => t.id).filter((t) => held.has(t) === c.held));
-      const expected = facts.uuidsOf(tasks, [...c.splits]);
-      const seen: string[] = [];
-      let total = 0;
-      for (let rank = 0; rank < W; rank++) {
-        const { batches, end } = drain(core.open({ spec: { split: c.split, batchSize: 4, seqLen: 4096, packing, rank, worldSize: W, heldout: c.heldout } }));
-        seen.push(...batches.flatMap((b) => (packing === 'examples' ? b.examples.map((e) => e.uuid) : b.uuids)));
-        total += end.examples;
-        expect(end.totalExamples).toBe(expected.size);
-      }
-      expect(seen).toHaveLength(expected.size);
-      expect(new Set(seen)).toEqual(expected);
-      expect(total).toBe(expected.size);
-    },
-  );
+  it.each(
+    cases.flatMap((c) =>
+      [1, 3].flatMap((W) => ['none', 'packed', 'examples'].map((packing) => [c.label, W, packing, c] as const)),
+    ),
+  )('%s, W = %i, %s: each record exactly once', (_, W, packing, c) => {
+    const held = heldoutTasks(facts, MUSIC);
+    const tasks = new Set(core.reader.tasks.map((t) => t.id).filter((t) => held.has(t) === c.held));
+    const expected = facts.uuidsOf(tasks, [...c.splits]);
+    const seen: string[] = [];
+    let total = 0;
+    for (let rank = 0; rank < W; rank++) {
+      const { batches, end } = drain(
+        core.open({
+          spec: { split: c.split, batchSize: 4, seqLen: 4096, packing, rank, worldSize: W, heldout: c.heldout },
+        }),
+      );
+      seen.push(...batches.flatMap((b) => (packing === 'examples' ? b.examples.map((e) => e.uuid) : b.uuids)));
+      total += end.examples;
+      expect(end.totalExamples).toBe(expected.size);
+    }
+    expect(seen).toHaveLength(expected.size);
+    expect(new Set(seen)).toEqual(expected);
+    expect(total).toBe(expected.size);
+  });
 
   it('train serves a multi-split record only if it lists train, and never a held-out one', () => {
     const held = heldoutTasks(facts, MUSIC);
-    const batches = take(core.open({ spec: { split: 'train', batchSize: 16, seqLen: 4096, packing: 'none', mixture: { weights: { 'music/Music Caption': 1 } }, heldout: MUSIC.raw } }), 10).batches;
+    const batches = take(
+      core.open({
+        spec: {
+          split: 'train',
+          batchSize: 16,
+          seqLen: 4096,
+          packing: 'none',
+          mixture: { weights: { 'music/Music Caption': 1 } },
+          heldout: MUSIC.raw,
+        },
+      }),
+      10,
+    ).batches;
     const served = new Set(batches.flatMap((b) => b.uuids));
-    const train = facts.uuidsOf(new Set(core.reader.tasks.filter((t) => t.path.startsWith('music/Music Caption/')).map((t) => t.id)), ['train']);
+    const train = facts.uuidsOf(
+      new Set(core.reader.tasks.filter((t) => t.path.startsWith('music/Music Caption/')).map((t) => t.id)),
+      ['train'],
+    );
     expect(served).toEqual(train);
     for (const u of served) expect(held.has(facts.get(u).task)).toBe(false);
   });

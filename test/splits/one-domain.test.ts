@@ -46,9 +46,17 @@ describe('a speech-only corpus', () => {
     const info = await client.corpusInfo();
     expect(new Set(info.tasks.map((t) => t.domain))).toEqual(new Set(['speech']));
     const sets = Object.fromEntries(info.heldoutSets.map((h) => [h.name, h]));
-    expect(sets['loco-audio-caption']).toMatchObject({ available: false, missing: ['audio/Audio Caption'], fingerprint: '', tasks: [] });
+    expect(sets['loco-audio-caption']).toMatchObject({
+      available: false,
+      missing: ['audio/Audio Caption'],
+      fingerprint: '',
+      tasks: [],
+    });
     expect(sets['loco-music-caption']).toMatchObject({ available: false, missing: ['music/Music Caption'] });
-    expect(sets['music-reasoning']).toMatchObject({ available: false, missing: ['music/Single Music Reasoning', 'music/Multiple Music Reasoning'] });
+    expect(sets['music-reasoning']).toMatchObject({
+      available: false,
+      missing: ['music/Single Music Reasoning', 'music/Multiple Music Reasoning'],
+    });
     for (const name of ['loco-speech-caption', 'unseen-flag', 'none']) {
       expect(sets[name]!.available, name).toBe(true);
       expect(sets[name]!.missing).toEqual([]);
@@ -66,15 +74,27 @@ describe('a speech-only corpus', () => {
     expect(set.error?.code).toBe(Status.FAILED_PRECONDITION);
     expect(set.error?.message).toContain('"music-reasoning" is unavailable');
     expect(set.error?.message).toContain('music/Single Music Reasoning, music/Multiple Music Reasoning');
-    const heldout = await collect(client, [{ spec: { ...spec, split: 'heldout', heldout: { name: 'loco-audio-caption' } } }]);
+    const heldout = await collect(client, [
+      { spec: { ...spec, split: 'heldout', heldout: { name: 'loco-audio-caption' } } },
+    ]);
     expect(heldout.error?.code).toBe(Status.FAILED_PRECONDITION);
     expect(heldout.error?.message).toContain('audio/Audio Caption');
     const mix = await collect(client, [{ spec: { ...spec, mixture: { name: 'balanced-domains' } } }]);
     expect(mix.error?.code).toBe(Status.FAILED_PRECONDITION);
-    expect(mix.error?.message).toContain('mixture "balanced-domains" is unavailable on this index: it weights audio, music');
+    expect(mix.error?.message).toContain(
+      'mixture "balanced-domains" is unavailable on this index: it weights audio, music',
+    );
     // The named mixture's weights replaced by explicit ones: nothing missing is used.
-    expect(await batchesOf(client, { ...spec, mixture: { name: 'balanced-domains', weights: { speech: 1 } } }, 2)).toHaveLength(2);
-    expect(await batchesOf(client, { ...spec, heldout: { name: 'loco-speech-caption' }, mixture: { name: 'temperature-3' } }, 2)).toHaveLength(2);
+    expect(
+      await batchesOf(client, { ...spec, mixture: { name: 'balanced-domains', weights: { speech: 1 } } }, 2),
+    ).toHaveLength(2);
+    expect(
+      await batchesOf(
+        client,
+        { ...spec, heldout: { name: 'loco-speech-caption' }, mixture: { name: 'temperature-3' } },
+        2,
+      ),
+    ).toHaveLength(2);
     expect(await batchesOf(client, spec, 2)).toHaveLength(2);
     // An inline set naming an absent task stays a bad request.
     const inline = await collect(client, [{ spec: { ...spec, heldout: { inline: true, selectors: ['music'] } } }]);
@@ -90,7 +110,9 @@ describe('a speech-only corpus', () => {
       const spec = { split: 'train', batchSize: 2, seqLen: 4096, maxBatches: 1 };
       const r = await collect(c, [{ spec }]);
       expect(r.error?.code).toBe(Status.FAILED_PRECONDITION);
-      expect(r.error?.message).toContain('the default held-out set "loco-audio-caption" (config default_heldout) is unavailable');
+      expect(r.error?.message).toContain(
+        'the default held-out set "loco-audio-caption" (config default_heldout) is unavailable',
+      );
       expect(await batchesOf(c, { ...spec, heldout: { name: 'unseen-flag' } }, 1)).toHaveLength(1);
     } finally {
       c.close();
@@ -99,7 +121,11 @@ describe('a speech-only corpus', () => {
   });
 
   it('`flanstream serve` logs each unavailable set and mixture at start-up and serves', async () => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'serve', '--index', index, '--port', '0', '--http-port', '-1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'serve', '--index', index, '--port', '0', '--http-port', '-1'],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -111,7 +137,8 @@ describe('a speech-only corpus', () => {
         proc.on('exit', (code) => reject(new Error(`serve exited with ${String(code)}:\n${stderr}`)));
       });
       // The warnings follow the listening line on stderr; give the process a moment to flush.
-      for (let i = 0; i < 100 && !stderr.includes('mixture "balanced-domains"'); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100 && !stderr.includes('mixture "balanced-domains"'); i++)
+        await new Promise((r) => setTimeout(r, 20));
       const warnings = stderr.split('\n').filter((l) => l.startsWith('warning: '));
       expect(warnings).toEqual([
         'warning: held-out set "loco-audio-caption" is unavailable on this index: it names audio/Audio Caption, which the index does not hold (using it fails with FAILED_PRECONDITION)',

@@ -14,7 +14,12 @@ import { status as Status } from '@grpc/grpc-js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import { startTestServer } from '../helpers/test-server.js';
 import { batchesOf, collect } from '../helpers/grpc-stream-calls.js';
-import { expectedRemovals, plantContamination, type HeldoutOracle, type Planted } from '../helpers/plant-contamination.js';
+import {
+  expectedRemovals,
+  plantContamination,
+  type HeldoutOracle,
+  type Planted,
+} from '../helpers/plant-contamination.js';
 import { drain, openCore, take } from '../helpers/core-streams.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
@@ -47,7 +52,13 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const raw = (o: HeldoutOracle): RawHeldout => ({ inline: true, selectors: [...o.tasks], datasets: [...o.datasets], excludeSharedAudio: o.sharedAudio, excludeOverlappingText: o.ngram });
+const raw = (o: HeldoutOracle): RawHeldout => ({
+  inline: true,
+  selectors: [...o.tasks],
+  datasets: [...o.datasets],
+  excludeSharedAudio: o.sharedAudio,
+  excludeOverlappingText: o.ngram,
+});
 const AUDIO: HeldoutOracle = { tasks: [ASR], datasets: [], sharedAudio: true, ngram: 0 };
 const TEXT: HeldoutOracle = { tasks: [ASR], datasets: [], sharedAudio: false, ngram: N };
 const DATASET: HeldoutOracle = { tasks: [], datasets: [SHARED_DATASET], sharedAudio: false, ngram: 0 };
@@ -64,14 +75,19 @@ function removed(o: HeldoutOracle): { guard: Contamination; by: Map<string, { gu
       for (const row of core.reader.list(shard, local, 0)) {
         const c = guard.classify(shard, row);
         expect(guard.excluded(shard, row)).toBe(c.guard !== undefined);
-        if (c.guard) by.set(core.reader.uuid(shard, row), { guard: c.guard, partner: c.partner >= 0 ? guard.heldUuid(c.partner) : '' });
+        if (c.guard)
+          by.set(core.reader.uuid(shard, row), {
+            guard: c.guard,
+            partner: c.partner >= 0 ? guard.heldUuid(c.partner) : '',
+          });
       }
     }
   }
   return { guard, by };
 }
 
-const having = (by: Map<string, { guard: string }>, g: string): Set<string> => new Set([...by].filter(([, v]) => v.guard === g).map(([u]) => u));
+const having = (by: Map<string, { guard: string }>, g: string): Set<string> =>
+  new Set([...by].filter(([, v]) => v.guard === g).map(([u]) => u));
 
 describe('each guard removes exactly what the corpus files say, planted records included', () => {
   it('exclude_shared_audio: the same codes under another id are removed, with the held-out record they copy', () => {
@@ -106,7 +122,8 @@ describe('each guard removes exactly what the corpus files say, planted records 
     const { guard, by } = removed(ALL);
     for (const g of ['dataset', 'audio', 'text'] as const) expect(having(by, g), g).toEqual(want[g]);
     const report = guard.report();
-    for (const g of ['dataset', 'audio', 'text'] as const) expect(report.filter((r) => r.guard === g).reduce((n, r) => n + r.removed, 0)).toBe(want[g].size);
+    for (const g of ['dataset', 'audio', 'text'] as const)
+      expect(report.filter((r) => r.guard === g).reduce((n, r) => n + r.removed, 0)).toBe(want[g].size);
     expect(report.find((r) => r.guard === 'dataset')?.heldout).toBe(`dataset ${SHARED_DATASET}`);
     for (const r of report) {
       expect(r.examples.length).toBe(Math.min(3, r.removed));
@@ -118,40 +135,50 @@ describe('each guard removes exactly what the corpus files say, planted records 
 describe('streams under all guards, checked uuid by uuid', () => {
   const want = (): ReturnType<typeof expectedRemovals> => expectedRemovals(corpus, ALL);
 
-  it.each([1, 2, 3].flatMap((seed) => (['packed', 'multiturn'] as const).map((packing) => [seed, packing] as const)))('seed %i, %s: no removed or held-out record is served; every other train record is', (seed, packing) => {
-    const w = want();
-    const h = core.catalog.named.heldout(raw(ALL));
-    const survivors = new Set<string>();
-    for (const t of core.reader.tasks) {
-      if (h.tasks.has(t.id)) continue;
-      for (const [shard, local] of t.runs[0] ?? []) for (const row of core.reader.list(shard, local, 0)) survivors.add(core.reader.uuid(shard, row));
-    }
-    const gone = new Set([...w.held, ...w.dataset, ...w.audio, ...w.text]);
-    for (const u of gone) survivors.delete(u);
-    const served = new Set<string>();
-    const session = core.open({ spec: { split: 'train', batchSize: 16, seqLen: 8192, packing, seed, heldout: raw(ALL) } });
-    // Multiturn turns credit their own task, which then draws (walks) less: allow a few epochs.
-    let examples = 0;
-    while (served.size < survivors.size && examples < 10 * survivors.size) {
-      for (const b of take(session, 1).batches) {
-        for (const u of b.uuids) {
-          expect(gone.has(u), u).toBe(false);
-          served.add(u);
-        }
-        examples += b.uuids.length;
+  it.each([1, 2, 3].flatMap((seed) => (['packed', 'multiturn'] as const).map((packing) => [seed, packing] as const)))(
+    'seed %i, %s: no removed or held-out record is served; every other train record is',
+    (seed, packing) => {
+      const w = want();
+      const h = core.catalog.named.heldout(raw(ALL));
+      const survivors = new Set<string>();
+      for (const t of core.reader.tasks) {
+        if (h.tasks.has(t.id)) continue;
+        for (const [shard, local] of t.runs[0] ?? [])
+          for (const row of core.reader.list(shard, local, 0)) survivors.add(core.reader.uuid(shard, row));
       }
-    }
-    expect(served).toEqual(survivors);
-  });
+      const gone = new Set([...w.held, ...w.dataset, ...w.audio, ...w.text]);
+      for (const u of gone) survivors.delete(u);
+      const served = new Set<string>();
+      const session = core.open({
+        spec: { split: 'train', batchSize: 16, seqLen: 8192, packing, seed, heldout: raw(ALL) },
+      });
+      // Multiturn turns credit their own task, which then draws (walks) less: allow a few epochs.
+      let examples = 0;
+      while (served.size < survivors.size && examples < 10 * survivors.size) {
+        for (const b of take(session, 1).batches) {
+          for (const u of b.uuids) {
+            expect(gone.has(u), u).toBe(false);
+            served.add(u);
+          }
+          examples += b.uuids.length;
+        }
+      }
+      expect(served).toEqual(survivors);
+    },
+  );
 
   it('the heldout stream serves every held-out record once (held-out datasets included); dev and test leave them out', () => {
     const w = want();
-    const { batches } = drain(core.open({ spec: { split: 'heldout', batchSize: 16, seqLen: 8192, packing: 'none', heldout: raw(ALL) } }));
+    const { batches } = drain(
+      core.open({ spec: { split: 'heldout', batchSize: 16, seqLen: 8192, packing: 'none', heldout: raw(ALL) } }),
+    );
     const uuids = batches.flatMap((b) => b.uuids);
     expect(uuids.length).toBe(new Set(uuids).size);
     expect(new Set(uuids)).toEqual(w.held);
     for (const split of ['dev', 'test']) {
-      const dev = drain(core.open({ spec: { split, batchSize: 16, seqLen: 8192, packing: 'none', heldout: raw(ALL) } })).batches.flatMap((b) => b.uuids);
+      const dev = drain(
+        core.open({ spec: { split, batchSize: 16, seqLen: 8192, packing: 'none', heldout: raw(ALL) } }),
+      ).batches.flatMap((b) => b.uuids);
       expect(dev.filter((u) => w.held.has(u))).toEqual([]);
       expect(dev.length).toBeGreaterThan(0);
     }
@@ -164,7 +191,8 @@ describe('streams under all guards, checked uuid by uuid', () => {
     const survive = core.reader.tasks.map((t) => {
       if (h.tasks.has(t.id)) return 0;
       let n = 0;
-      for (const [shard, local] of t.runs[0] ?? []) for (const row of core.reader.list(shard, local, 0)) if (!gone.has(core.reader.uuid(shard, row))) n++;
+      for (const [shard, local] of t.runs[0] ?? [])
+        for (const row of core.reader.list(shard, local, 0)) if (!gone.has(core.reader.uuid(shard, row))) n++;
       return n;
     });
     const total = survive.reduce((a, b) => a + b, 0);
@@ -178,7 +206,10 @@ describe('the report and the fingerprint', () => {
   const heldoutDir = (): string => {
     const d = join(dir, 'heldout');
     mkdirSync(d, { recursive: true });
-    writeFileSync(join(d, 'planted.yaml'), `tasks: ["${ASR}"]\ndatasets: [${SHARED_DATASET}]\nexclude_shared_audio: true\nexclude_overlapping_text: ${N}\n`);
+    writeFileSync(
+      join(d, 'planted.yaml'),
+      `tasks: ["${ASR}"]\ndatasets: [${SHARED_DATASET}]\nexclude_shared_audio: true\nexclude_overlapping_text: ${N}\n`,
+    );
     writeFileSync(join(d, 'none.yaml'), 'tasks: []\n');
     return d;
   };
@@ -189,15 +220,24 @@ describe('the report and the fingerprint', () => {
     try {
       const plain = await client.corpusInfo();
       const set = plain.heldoutSets.find((h) => h.name === 'planted')!;
-      expect(set).toMatchObject({ datasets: [SHARED_DATASET], excludeOverlappingText: N, excludeSharedAudio: true, contamination: [] });
+      expect(set).toMatchObject({
+        datasets: [SHARED_DATASET],
+        excludeOverlappingText: N,
+        excludeSharedAudio: true,
+        contamination: [],
+      });
       const ds = plain.datasets.find((d) => d.name === SHARED_DATASET)!;
-      expect(ds.tasks.map((t) => [t.task, t.trainRecords, t.devRecords, t.testRecords])).toEqual([...core.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]));
+      expect(ds.tasks.map((t) => [t.task, t.trainRecords, t.devRecords, t.testRecords])).toEqual(
+        [...core.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]),
+      );
       expect(plain.datasets.map((d) => d.name)).toEqual([...core.reader.datasets.keys()]);
       // The report scans every train record: once per set, a slice of REPORT_SLICE records per
       // event-loop turn; later calls (and GetCorpusInfo) reuse it.
       const catalog = server.server.core.catalog;
       const held = catalog.named.heldout({ name: 'planted' });
-      const train = catalog.tasks.filter((t) => !held.tasks.has(t.id)).reduce((n, t) => n + catalog.table(0).size(t.id), 0);
+      const train = catalog.tasks
+        .filter((t) => !held.tasks.has(t.id))
+        .reduce((n, t) => n + catalog.table(0).size(t.id), 0);
       const classify = vi.spyOn(Contamination.prototype, 'classify');
       let pauses = 0;
       let info;
@@ -216,13 +256,17 @@ describe('the report and the fingerprint', () => {
         classify.mockRestore();
       }
       const want = core.catalog.guard(core.catalog.named.heldout(raw(ALL)))!.report();
-      expect(info.heldoutSets.find((h) => h.name === 'planted')!.contamination).toEqual(want.map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })));
+      expect(info.heldoutSets.find((h) => h.name === 'planted')!.contamination).toEqual(
+        want.map((g) => ({ ...g, examples: g.examples.map(([train, heldout]) => ({ train, heldout })) })),
+      );
       expect(info.heldoutSets.find((h) => h.name === 'none')!.contamination).toEqual([]);
       // A token made under the set is refused when the request names other guards; the same set resumes.
       const spec = { split: 'train', batchSize: 4, seqLen: 4096, heldout: { name: 'planted' } };
       const first = await batchesOf(client, spec, 2);
       const token = first[1]!.resumeToken;
-      const other = await collect(client, [{ resume: { token, maxBatches: 1, heldout: { ...raw(ALL), excludeOverlappingText: N + 1 } } }]);
+      const other = await collect(client, [
+        { resume: { token, maxBatches: 1, heldout: { ...raw(ALL), excludeOverlappingText: N + 1 } } },
+      ]);
       expect(other.error?.code).toBe(Status.FAILED_PRECONDITION);
       expect(other.error?.message).toContain('held-out set');
       const same = await collect(client, [{ resume: { token, maxBatches: 1, heldout: { name: 'planted' } } }]);
@@ -237,7 +281,16 @@ describe('the report and the fingerprint', () => {
   }, 120_000);
 
   it('every guard is part of the held-out fingerprint', () => {
-    const variants: HeldoutOracle[] = [AUDIO, TEXT, DATASET, ALL, { ...ALL, ngram: N + 1 }, { ...ALL, sharedAudio: false }, { ...ALL, datasets: [] }, { ...AUDIO, sharedAudio: false }];
+    const variants: HeldoutOracle[] = [
+      AUDIO,
+      TEXT,
+      DATASET,
+      ALL,
+      { ...ALL, ngram: N + 1 },
+      { ...ALL, sharedAudio: false },
+      { ...ALL, datasets: [] },
+      { ...AUDIO, sharedAudio: false },
+    ];
     const prints = variants.map((v) => core.catalog.named.heldout(raw(v)).fingerprint);
     expect(new Set(prints).size).toBe(variants.length);
   });
@@ -246,14 +299,32 @@ describe('the report and the fingerprint', () => {
     const cfg = join(dir, 'config.yaml');
     writeFileSync(cfg, `heldout_dir: ${heldoutDir()}\ndefault_heldout: planted\n`);
     const root = join(import.meta.dirname, '..', '..');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli.ts'), 'inspect', join(dir, 'index'), '--heldout', 'planted', '--contamination', '--config', cfg], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'src', 'cli.ts'),
+        'inspect',
+        join(dir, 'index'),
+        '--heldout',
+        'planted',
+        '--contamination',
+        '--config',
+        cfg,
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const w = expectedRemovals(corpus, ALL);
     expect(r.stdout).toMatch(/^dataset\s+task\s+train\s+dev\s+test$/m);
-    expect(r.stdout).toContain(`guards:     datasets ${SHARED_DATASET}; shared audio (same id or same codes); overlapping text (${N}-grams)`);
+    expect(r.stdout).toContain(
+      `guards:     datasets ${SHARED_DATASET}; shared audio (same id or same codes); overlapping text (${N}-grams)`,
+    );
     expect(r.stdout).toContain(`totals: dataset ${w.dataset.size}, audio ${w.audio.size}, text ${w.text.size}`);
     expect(r.stdout).toMatch(new RegExp(`^dataset\\s+dataset ${SHARED_DATASET}\\s+${w.dataset.size}\\s`, 'm'));
-    for (const [u, source] of planted.audio) expect(r.stdout.includes(`${u} ~ ${source}`) || !r.stdout.includes(u)).toBe(true);
+    for (const [u, source] of planted.audio)
+      expect(r.stdout.includes(`${u} ~ ${source}`) || !r.stdout.includes(u)).toBe(true);
   }, 60_000);
 });

@@ -1,5 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -37,7 +47,9 @@ async function alignTimes(): Promise<void> {
   const client = makeClient(settings);
   let token: string | undefined;
   do {
-    const r = await client.send(new ListObjectsV2Command({ Bucket: 'flan', Prefix: 'corpus/', ContinuationToken: token }));
+    const r = await client.send(
+      new ListObjectsV2Command({ Bucket: 'flan', Prefix: 'corpus/', ContinuationToken: token }),
+    );
     for (const o of r.Contents ?? []) {
       const secs = Math.floor(o.LastModified!.getTime() / 1000);
       utimesSync(join(corpus, o.Key!.slice('corpus/'.length)), secs, secs);
@@ -51,10 +63,18 @@ beforeAll(async () => {
   settings = s3.settings;
   cpSync(inject('sampleCorpus'), corpus, { recursive: true });
   // Damage to quarantine: the codes of the first clip of an scp are gone, and a shard gains a broken line.
-  const scp = readFileSync(join(corpus, 'scp_files/speech/01_CommonVoice.scp'), 'utf8').split('\n')[0]!.split(/\s+/)[1]!;
+  const scp = readFileSync(join(corpus, 'scp_files/speech/01_CommonVoice.scp'), 'utf8')
+    .split('\n')[0]!
+    .split(/\s+/)[1]!;
   missingNpy = `audio_tokens/${scp.replace(/\.[^./]*$/, '')}.npy`;
   unlinkSync(join(corpus, missingNpy));
-  appendFileSync(join(corpus, findShards(corpus).find((s) => s.endsWith('.jsonl'))!), '{"uuid": "broken", \n');
+  appendFileSync(
+    join(
+      corpus,
+      findShards(corpus).find((s) => s.endsWith('.jsonl'))!,
+    ),
+    '{"uuid": "broken", \n',
+  );
   await publishDirectory(corpus, URL, settings, { last: [], immutable: () => false });
   await alignTimes();
   await buildIndex({ corpus, out: join(base, 'from-disk'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
@@ -84,7 +104,11 @@ describe('a corpus on s3://', () => {
     let restart: Promise<void> | undefined;
     // Worker threads do the reading, so this thread is free to bring the store back.
     const s = await buildIndexTo({
-      corpus: URL, out, workers: 2, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings,
+      corpus: URL,
+      out,
+      workers: 2,
+      audioRoots: [SAMPLE_AUDIO_ROOT],
+      s3: settings,
       onProgress: (p) => {
         if (p.shardsDone === 10) restart = s3.restart(1500);
       },
@@ -97,21 +121,48 @@ describe('a corpus on s3://', () => {
 
   it('a refused key, a missing bucket or an empty prefix: a clear error before anything is built', async () => {
     const out = join(base, 'refused');
-    await expect(buildIndexTo({ corpus: URL, out, s3: { ...settings, accessKeyId: 'NOBODY' } })).rejects.toThrow(/^s3:\/\/flan\/corpus: the store refused the credentials \(unknown access key id\)/);
-    await expect(buildIndexTo({ corpus: 's3://no-such-bucket/corpus', out, s3: settings })).rejects.toThrow(/^s3:\/\/no-such-bucket: the bucket does not exist/);
-    await expect(buildIndexTo({ corpus: 's3://flan/nothing-here', out, s3: settings })).rejects.toThrow(/^s3:\/\/flan\/nothing-here: no corpus here: nothing is stored under this prefix/);
+    await expect(buildIndexTo({ corpus: URL, out, s3: { ...settings, accessKeyId: 'NOBODY' } })).rejects.toThrow(
+      /^s3:\/\/flan\/corpus: the store refused the credentials \(unknown access key id\)/,
+    );
+    await expect(buildIndexTo({ corpus: 's3://no-such-bucket/corpus', out, s3: settings })).rejects.toThrow(
+      /^s3:\/\/no-such-bucket: the bucket does not exist/,
+    );
+    await expect(buildIndexTo({ corpus: 's3://flan/nothing-here', out, s3: settings })).rejects.toThrow(
+      /^s3:\/\/flan\/nothing-here: no corpus here: nothing is stored under this prefix/,
+    );
   });
 
   it('flanstream index --config FILE takes the store from storage.s3, with no AWS environment at all', () => {
     const config = (key: string): string => {
       const file = join(base, `index-${key}.yaml`);
-      writeFileSync(file, `storage:\n  s3:\n    endpoint: ${settings.endpoint}\n    access_key_id: ${key}\n    secret_access_key: S3RVER\n    max_attempts: 3\n`);
+      writeFileSync(
+        file,
+        `storage:\n  s3:\n    endpoint: ${settings.endpoint}\n    access_key_id: ${key}\n    secret_access_key: S3RVER\n    max_attempts: 3\n`,
+      );
       return file;
     };
     // No AWS_* variable reaches the CLI: the endpoint and keys can only come from the file.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
     const run = (out: string, file: string): ReturnType<typeof spawnSync> =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', URL, '--out', out, '--workers', '2', '--audio-root', SAMPLE_AUDIO_ROOT, '--config', file], { env: { ...env, AWS_EC2_METADATA_DISABLED: 'true' }, encoding: 'utf8' });
+      spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli.ts',
+          'index',
+          URL,
+          '--out',
+          out,
+          '--workers',
+          '2',
+          '--audio-root',
+          SAMPLE_AUDIO_ROOT,
+          '--config',
+          file,
+        ],
+        { env: { ...env, AWS_EC2_METADATA_DISABLED: 'true' }, encoding: 'utf8' },
+      );
     const ok = run(join(base, 'from-cli'), config('S3RVER'));
     expect(ok.status, String(ok.stderr)).toBe(0);
     expect(indexTree(join(base, 'from-cli'))).toEqual(fromDisk);

@@ -32,7 +32,14 @@ describe('index on S3: outages, damage, deletion, metrics', () => {
   let stderr = '';
   const aws = (...args: string[]): Promise<{ stdout: string }> =>
     run(AWS, ['--endpoint-url', s3.endpoint, ...args], {
-      env: { ...process.env, AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_SECRET, AWS_DEFAULT_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_PAGER: '' },
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: S3_KEY,
+        AWS_SECRET_ACCESS_KEY: S3_SECRET,
+        AWS_DEFAULT_REGION: 'us-east-1',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_PAGER: '',
+      },
     });
 
   beforeAll(async () => {
@@ -41,8 +48,14 @@ describe('index on S3: outages, damage, deletion, metrics', () => {
     local = await startTestServer(inject('sampleIndex'));
     // Small caches everywhere, so that each stream below reads from the store.
     remote = await spawnServer('s3://flan/live', {
-      'storage.s3.endpoint': s3.endpoint, 'storage.s3.access_key_id': S3_KEY, 'storage.s3.secret_access_key': S3_SECRET, 'storage.s3.max_attempts': '10',
-      'index.cache_bytes': '262144', 'storage.s3.cache_blocks': '1', 'storage.s3.read_ahead_blocks': '0', 'storage.s3.block_bytes': '65536',
+      'storage.s3.endpoint': s3.endpoint,
+      'storage.s3.access_key_id': S3_KEY,
+      'storage.s3.secret_access_key': S3_SECRET,
+      'storage.s3.max_attempts': '10',
+      'index.cache_bytes': '262144',
+      'storage.s3.cache_blocks': '1',
+      'storage.s3.read_ahead_blocks': '0',
+      'storage.s3.block_bytes': '65536',
     });
     remote.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   }, 120_000);
@@ -54,7 +67,8 @@ describe('index on S3: outages, damage, deletion, metrics', () => {
   });
 
   const metrics = async (): Promise<string> => (await httpGet(`http://127.0.0.1:${remote.httpPort}/metrics`)).text();
-  const value = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const value = (text: string, name: string): number =>
+    Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 
   it('an outage mid-stream is logged, retried and ridden out: the batches equal the local ones', async () => {
     const want = digests(await batchesOf(new FlanStreamClient(local.target), SPEC, 10));
@@ -84,7 +98,9 @@ describe('index on S3: outages, damage, deletion, metrics', () => {
     const spec = { ...SPEC, seed: 11 };
     const bad = await collect(client, [{ spec: { ...spec, maxBatches: 10 } }]);
     expect(bad.error?.code).toBe(Status.DATA_LOSS);
-    expect(bad.error?.message).toMatch(/s3:\/\/flan\/live\/shards\/[0-9a-f]+\.bin.*was replaced since the index was opened, while its manifest was not/);
+    expect(bad.error?.message).toMatch(
+      /s3:\/\/flan\/live\/shards\/[0-9a-f]+\.bin.*was replaced since the index was opened, while its manifest was not/,
+    );
     const h = healthClient(remote.target);
     expect(await check(h)).toBe('SERVING'); // the same publication, damaged: not a reason to leave
     await aws('s3', 'cp', '--recursive', '--only-show-errors', shards, 's3://flan/live/shards');
@@ -100,7 +116,9 @@ describe('index on S3: outages, damage, deletion, metrics', () => {
     const gone = await collect(client, [{ spec: { ...SPEC, seed: 23, maxBatches: 10 } }]);
     client.close();
     expect(gone.error?.code).toBe(Status.FAILED_PRECONDITION);
-    expect(gone.error?.message).toMatch(/s3:\/\/flan\/live: the index this replica opened \(manifest\.msgpack ETag .*\) was deleted under it/);
+    expect(gone.error?.message).toMatch(
+      /s3:\/\/flan\/live: the index this replica opened \(manifest\.msgpack ETag .*\) was deleted under it/,
+    );
     const h = healthClient(remote.target);
     const t0 = Date.now();
     while ((await check(h)) !== 'NOT_SERVING' && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
@@ -114,13 +132,20 @@ describe('index on S3: outages, damage, deletion, metrics', () => {
     expect(value(text, 'flanstream_s3_requests_total')).toBeGreaterThan(0);
     expect(value(text, 'flanstream_s3_received_bytes_total')).toBeGreaterThan(0);
     expect(value(text, 'flanstream_s3_errors_total')).toBeGreaterThan(0);
-    expect(value(text, 'flanstream_s3_request_duration_seconds_count')).toBe(value(text, 'flanstream_s3_requests_total'));
-    expect(value(text, 'flanstream_s3_request_duration_seconds_bucket\\{le="\\+Inf"\\}')).toBe(value(text, 'flanstream_s3_requests_total'));
+    expect(value(text, 'flanstream_s3_request_duration_seconds_count')).toBe(
+      value(text, 'flanstream_s3_requests_total'),
+    );
+    expect(value(text, 'flanstream_s3_request_duration_seconds_bucket\\{le="\\+Inf"\\}')).toBe(
+      value(text, 'flanstream_s3_requests_total'),
+    );
     const file = join(base, 'metrics.txt');
     writeFileSync(file, text);
     const r = await run('sh', ['-c', `promtool check metrics < ${file}`]).then(
       (x) => ({ code: 0, out: x.stdout + x.stderr }),
-      (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
+      (e: { code?: number; stdout?: string; stderr?: string }) => ({
+        code: e.code ?? -1,
+        out: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+      }),
     );
     expect(r.out).toBe('');
     expect(r.code).toBe(0);

@@ -17,7 +17,10 @@ import { useS3Process } from '../helpers/s3-server.js';
  */
 const { base, s3 } = useS3Process('s3parts');
 
-const keysUnder = async (prefix: string): Promise<string[]> => (await listKeys(makeClient(s3.settings), { bucket: 'flan', prefix }, 3)).map((k) => k.key.slice(prefix.length + 1)).sort();
+const keysUnder = async (prefix: string): Promise<string[]> =>
+  (await listKeys(makeClient(s3.settings), { bucket: 'flan', prefix }, 3))
+    .map((k) => k.key.slice(prefix.length + 1))
+    .sort();
 
 describe('--part I/N and --merge with --out s3://', () => {
   it('parts in separate stages, merged from the bucket, equal the one-process index byte for byte', async () => {
@@ -25,9 +28,16 @@ describe('--part I/N and --merge with --out s3://', () => {
     const corpus = inject('sampleCorpus');
     const common = { corpus, out, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], s3: s3.settings };
     const N = 3;
-    for (const i of [2, 0]) await buildPartTo({ ...common, part: { index: i, count: N }, stage: join(base, `part-${i}`) });
-    expect(await keysUnder('parts/parts')).toEqual([partFile({ index: 0, count: N }), partFile({ index: 2, count: N })].sort().map((f) => f.slice(PARTS_DIR.length + 1)));
-    await expect(mergePartsTo({ ...common, stage: join(base, 'merge') })).rejects.toThrow(/cannot merge: 1 of 3 parts missing \(1\/3\)/);
+    for (const i of [2, 0])
+      await buildPartTo({ ...common, part: { index: i, count: N }, stage: join(base, `part-${i}`) });
+    expect(await keysUnder('parts/parts')).toEqual(
+      [partFile({ index: 0, count: N }), partFile({ index: 2, count: N })]
+        .sort()
+        .map((f) => f.slice(PARTS_DIR.length + 1)),
+    );
+    await expect(mergePartsTo({ ...common, stage: join(base, 'merge') })).rejects.toThrow(
+      /cannot merge: 1 of 3 parts missing \(1\/3\)/,
+    );
     await buildPartTo({ ...common, part: { index: 1, count: N }, stage: join(base, 'part-1') });
 
     const merged = await mergePartsTo({ ...common, stage: join(base, 'merge') });
@@ -38,6 +48,10 @@ describe('--part I/N and --merge with --out s3://', () => {
     const back = join(base, 'back');
     expect(await fetchFiles(out, s3.settings, Object.keys(want), back)).toEqual([]);
     expect(indexTree(back)).toEqual(want);
-    expect(readFileSync(join(back, 'manifest.msgpack')).equals(readFileSync(join(inject('sampleIndex'), 'manifest.msgpack')))).toBe(true);
+    expect(
+      readFileSync(join(back, 'manifest.msgpack')).equals(
+        readFileSync(join(inject('sampleIndex'), 'manifest.msgpack')),
+      ),
+    ).toBe(true);
   });
 });

@@ -32,8 +32,17 @@ afterAll(async () => {
   await proxy?.stop();
 });
 
-const open = (readConcurrency: number): IndexReader => IndexReader.open(URL_, { cacheBytes: 1, s3: { ...s3.settings, endpoint: proxy.endpoint, maxAttempts: 2 }, readAhead: { prefetchBytes: 64 << 20, readConcurrency } });
-const recordsOf = (shard: number, n: number): RecordRef[] => Array.from({ length: Math.min(n, local.shard(shard).records) }, (_, k) => ({ shard, row: k * 7 % local.shard(shard).records }));
+const open = (readConcurrency: number): IndexReader =>
+  IndexReader.open(URL_, {
+    cacheBytes: 1,
+    s3: { ...s3.settings, endpoint: proxy.endpoint, maxAttempts: 2 },
+    readAhead: { prefetchBytes: 64 << 20, readConcurrency },
+  });
+const recordsOf = (shard: number, n: number): RecordRef[] =>
+  Array.from({ length: Math.min(n, local.shard(shard).records) }, (_, k) => ({
+    shard,
+    row: (k * 7) % local.shard(shard).records,
+  }));
 const tokens = (r: IndexReader, { shard, row }: RecordRef): string => {
   const f = r.row(shard, row);
   const out = new Int32Array(f[ROW.INSTR_LEN]! + f[ROW.INPUT_LEN]! + f[ROW.OUTPUT_LEN]!);
@@ -42,7 +51,7 @@ const tokens = (r: IndexReader, { shard, row }: RecordRef): string => {
 };
 
 describe('S3 prefetch', () => {
-  it('reads a step\'s pages as concurrent ranged GETs, at most read_concurrency at once, byte-identical to the local index', async () => {
+  it("reads a step's pages as concurrent ranged GETs, at most read_concurrency at once, byte-identical to the local index", async () => {
     const r = open(3);
     try {
       await proxy.set({ delayMs: 30 });
@@ -70,7 +79,10 @@ describe('S3 prefetch', () => {
       const bad = local.shard(1).file;
       await proxy.set({ failing: bad });
       proxy.resetCounts();
-      const failed = r.residentFor(recordsOf(1, 5)).then(() => undefined, (err: unknown) => err);
+      const failed = r.residentFor(recordsOf(1, 5)).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       const good = await r.residentFor(recordsOf(0, 5));
       for (const rec of recordsOf(0, 5)) expect(tokens(r, rec)).toBe(tokens(local, rec));
       good.release();
@@ -96,27 +108,50 @@ describe('S3 prefetch', () => {
 describe('S3 faults on the serving path', () => {
   it('a stream whose records are in a failing object ends UNAVAILABLE naming it; a stream reading another object and the server go on', async () => {
     // Two tasks whose train records each lie in one shard, different ones.
-    const single = local.tasks.map((t) => ({ path: t.path, shards: new Set((t.runs[0] ?? []).map(([shard]) => shard)) })).filter((t) => t.shards.size === 1);
+    const single = local.tasks
+      .map((t) => ({ path: t.path, shards: new Set((t.runs[0] ?? []).map(([shard]) => shard)) }))
+      .filter((t) => t.shards.size === 1);
     const good = single[0]!;
     const [goodShard] = good.shards;
     const bad = single.find((t) => !t.shards.has(goodShard!))!;
     expect(bad).toBeDefined();
     const [badShard] = bad.shards;
     const badFile = local.shard(badShard!).file;
-    const spec = (path: string) => ({ split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 4, heldout: { name: 'none' }, mixture: { weights: { [path]: 1 } }, maxBatches: 5 });
-    const server = await spawnServer(URL_, { 'storage.s3.endpoint': proxy.endpoint, 'storage.s3.access_key_id': s3.settings.accessKeyId!, 'storage.s3.secret_access_key': s3.settings.secretAccessKey!, 'storage.s3.max_attempts': '2', 'index.cache_bytes': String(64 << 10) });
+    const spec = (path: string) => ({
+      split: 'train',
+      batchSize: 2,
+      seqLen: 2048,
+      packing: 'packed',
+      seed: 4,
+      heldout: { name: 'none' },
+      mixture: { weights: { [path]: 1 } },
+      maxBatches: 5,
+    });
+    const server = await spawnServer(URL_, {
+      'storage.s3.endpoint': proxy.endpoint,
+      'storage.s3.access_key_id': s3.settings.accessKeyId!,
+      'storage.s3.secret_access_key': s3.settings.secretAccessKey!,
+      'storage.s3.max_attempts': '2',
+      'index.cache_bytes': String(64 << 10),
+    });
     const client = new FlanStreamClient(server.target);
     const core = await openCore(inject('sampleIndex'));
     try {
       // Once per server, opening a spec scans what it can serve (every task's fitting records):
       // done before the fault, so what fails below is only what each stream's own steps read.
-      for (const path of [good.path, bad.path]) expect((await collect(client, [{ spec: { ...spec(path), maxBatches: 1 } }])).batches).toHaveLength(1);
+      for (const path of [good.path, bad.path])
+        expect((await collect(client, [{ spec: { ...spec(path), maxBatches: 1 } }])).batches).toHaveLength(1);
       await proxy.set({ failing: badFile });
-      const [ok, failed] = await Promise.all([collect(client, [{ spec: spec(good.path) }]), collect(client, [{ spec: spec(bad.path) }])]);
+      const [ok, failed] = await Promise.all([
+        collect(client, [{ spec: spec(good.path) }]),
+        collect(client, [{ spec: spec(bad.path) }]),
+      ]);
       expect(failed.error?.codeName).toBe('UNAVAILABLE');
       expect(failed.error?.details).toContain(`${URL_}/${badFile}`);
       expect(ok.error).toBeUndefined();
-      const want = take(core.open({ spec: spec(good.path) }), 5).batches.map((b) => Buffer.from(b.tokens).toString('base64'));
+      const want = take(core.open({ spec: spec(good.path) }), 5).batches.map((b) =>
+        Buffer.from(b.tokens).toString('base64'),
+      );
       expect(ok.batches.map((b) => Buffer.from(b.tokens).toString('base64'))).toEqual(want);
       // The server is still up and serving after the failure.
       const after = await collect(client, [{ spec: { ...spec(good.path), maxBatches: 1 } }]);

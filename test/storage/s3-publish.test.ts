@@ -15,7 +15,12 @@ import { shardPath, writeShard } from '../helpers/tiny-corpus.js';
  */
 const { base, s3 } = useS3Process('s3pub');
 
-const keys = async (): Promise<Set<string>> => new Set((await listKeys(makeClient(s3.settings), { bucket: 'flan', prefix: 'gen' }, 3)).map((k) => k.key.slice('gen/'.length)));
+const keys = async (): Promise<Set<string>> =>
+  new Set(
+    (await listKeys(makeClient(s3.settings), { bucket: 'flan', prefix: 'gen' }, 3)).map((k) =>
+      k.key.slice('gen/'.length),
+    ),
+  );
 const shardFiles = (dir: string): Map<string, string> => {
   const r = IndexReader.open(dir, { s3: s3.settings });
   try {
@@ -39,7 +44,9 @@ describe('republishing to an s3:// prefix', () => {
       return shardFiles(out);
     };
     const g1 = await publish(1);
-    await makeClient(s3.settings).send(new PutObjectCommand({ Bucket: 'flan', Key: 'gen/notes/README.txt', Body: 'not an index file' }));
+    await makeClient(s3.settings).send(
+      new PutObjectCommand({ Bucket: 'flan', Key: 'gen/notes/README.txt', Body: 'not an index file' }),
+    );
     const g2 = await publish(2);
     expect(g2.get(a)).toBe(g1.get(a));
     expect(g2.get(b)).not.toBe(g1.get(b));
@@ -51,12 +58,18 @@ describe('republishing to an s3:// prefix', () => {
       const g3 = await publish(3);
       const now = await keys();
       expect(now).not.toContain(g1.get(b));
-      for (const f of [...g2.values(), ...g3.values(), 'notes/README.txt', 'manifest.msgpack']) expect(now).toContain(f);
+      for (const f of [...g2.values(), ...g3.values(), 'notes/README.txt', 'manifest.msgpack'])
+        expect(now).toContain(f);
       // The replica on generation 2 reads its shard of b after generation 3 went up.
       const i = onG2.manifest.shards.findIndex((s) => s.source === b);
       expect(onG2.uuid(i, 0)).toBe('b2');
       const r3 = IndexReader.open(out, { s3: s3.settings });
-      expect(r3.uuid(r3.manifest.shards.findIndex((s) => s.source === b), 0)).toBe('b3');
+      expect(
+        r3.uuid(
+          r3.manifest.shards.findIndex((s) => s.source === b),
+          0,
+        ),
+      ).toBe('b3');
       r3.close();
     } finally {
       onG2.close();

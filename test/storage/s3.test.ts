@@ -31,17 +31,36 @@ let local: TestServer;
 const children: ChildServer[] = [];
 const SPECS = [
   { split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 3 },
-  { split: 'train', batchSize: 2, seqLen: 4096, packing: 'multiturn', seed: 5, heldout: { name: 'loco-speech-caption' } },
+  {
+    split: 'train',
+    batchSize: 2,
+    seqLen: 4096,
+    packing: 'multiturn',
+    seed: 5,
+    heldout: { name: 'loco-speech-caption' },
+  },
 ];
 
 beforeAll(async () => {
   await s3.start();
   settings = s3.settings;
-  overrides = { 'storage.s3.endpoint': s3.endpoint, 'storage.s3.access_key_id': S3_KEY, 'storage.s3.secret_access_key': S3_SECRET, 'storage.s3.max_attempts': '10' };
+  overrides = {
+    'storage.s3.endpoint': s3.endpoint,
+    'storage.s3.access_key_id': S3_KEY,
+    'storage.s3.secret_access_key': S3_SECRET,
+    'storage.s3.max_attempts': '10',
+  };
   // Staged from a copy of the shared sample index: the build finds every shard current and publishes.
   const stage = join(base, 'stage');
   cpSync(inject('sampleIndex'), stage, { recursive: true });
-  const first = await buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://flan/sample', stage, workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT], s3: settings });
+  const first = await buildIndexTo({
+    corpus: inject('sampleCorpus'),
+    out: 's3://flan/sample',
+    stage,
+    workers: 1,
+    audioRoots: [SAMPLE_AUDIO_ROOT],
+    s3: settings,
+  });
   expect(first.shardsBuilt).toBe(0);
   expect(first.published!.uploaded).toBe(readdirSync(join(stage, 'shards')).length + 4);
   local = await startTestServer(inject('sampleIndex'));
@@ -62,7 +81,10 @@ async function serveS3(location: string, extra: Record<string, string> = {}): Pr
 
 describe('index on S3', () => {
   it('republishing uploads only the manifest: content-named files already there are skipped', async () => {
-    const again = await publishDirectory(join(base, 'stage'), 's3://flan/sample', settings, { last: [MANIFEST_FILE], immutable: (f) => f !== MANIFEST_FILE && f !== 'tokenizer.json' && f !== 'quarantine.jsonl' });
+    const again = await publishDirectory(join(base, 'stage'), 's3://flan/sample', settings, {
+      last: [MANIFEST_FILE],
+      immutable: (f) => f !== MANIFEST_FILE && f !== 'tokenizer.json' && f !== 'quarantine.jsonl',
+    });
     expect(again.uploaded).toBe(3);
     expect(again.skipped).toBe(readdirSync(join(base, 'stage', 'shards')).length + 1);
   });
@@ -70,7 +92,10 @@ describe('index on S3', () => {
   it('opening reads the manifest only; streams touch a fraction of the index', () => {
     const r = IndexReader.open('s3://flan/sample', { s3: settings, cacheBytes: 1 << 20 });
     try {
-      expect(r.storage.transferred).toEqual({ requests: 1, bytes: statSync(join(inject('sampleIndex'), MANIFEST_FILE)).size });
+      expect(r.storage.transferred).toEqual({
+        requests: 1,
+        bytes: statSync(join(inject('sampleIndex'), MANIFEST_FILE)).size,
+      });
       const l = IndexReader.open(inject('sampleIndex'));
       expect(r.fingerprint).toBe(l.fingerprint);
       // A record's tokens, row and uuid read by range are those of the local file.
@@ -104,7 +129,12 @@ describe('index on S3', () => {
 
   it('the S3 server restarted mid-stream: the stream pauses, retries, and continues with exactly the local batches', async () => {
     // Small caches, so that the batches after the restart need ranged GETs.
-    const remote = await serveS3('s3://flan/sample', { 'index.cache_bytes': '262144', 'storage.s3.cache_blocks': '1', 'storage.s3.read_ahead_blocks': '0', 'storage.s3.block_bytes': '65536' });
+    const remote = await serveS3('s3://flan/sample', {
+      'index.cache_bytes': '262144',
+      'storage.s3.cache_blocks': '1',
+      'storage.s3.read_ahead_blocks': '0',
+      'storage.s3.block_bytes': '65536',
+    });
     const client = new FlanStreamClient(remote.target);
     const spec = SPECS[0]!;
     const n = 30;
@@ -171,25 +201,44 @@ describe('index on S3', () => {
     const client = new FlanStreamClient(remote.target);
     const got = await collect(client, [{ spec: { ...SPECS[0], maxBatches: 5 } }]);
     expect(got.error?.code).toBe(Status.DATA_LOSS);
-    expect(got.error?.message).toMatch(/s3:\/\/flan\/corrupt\/shards\/[0-9a-f]+\.bin: tokens page 0 fails its checksum/);
+    expect(got.error?.message).toMatch(
+      /s3:\/\/flan\/corrupt\/shards\/[0-9a-f]+\.bin: tokens page 0 fails its checksum/,
+    );
     client.close();
   });
 
   // s3rver checks access key ids but not V4 signatures, so a wrong secret (SignatureDoesNotMatch on
   // AWS and MinIO, mapped the same way) cannot be shown here; an unknown key id can.
   it('bad credentials: the server refuses to start, saying the store refused them', async () => {
-    await expect(spawnServer('s3://flan/sample', { ...overrides, 'storage.s3.access_key_id': 'NOBODY' })).rejects.toThrow(/s3:\/\/flan\/sample: the store refused the credentials \(unknown access key id\)/);
-    await expect(buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://flan/i', s3: { ...settings, accessKeyId: 'NOBODY' } })).rejects.toThrow(/s3:\/\/flan\/i: access denied; check the credentials/);
+    await expect(
+      spawnServer('s3://flan/sample', { ...overrides, 'storage.s3.access_key_id': 'NOBODY' }),
+    ).rejects.toThrow(/s3:\/\/flan\/sample: the store refused the credentials \(unknown access key id\)/);
+    await expect(
+      buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://flan/i', s3: { ...settings, accessKeyId: 'NOBODY' } }),
+    ).rejects.toThrow(/s3:\/\/flan\/i: access denied; check the credentials/);
   });
 
   it('--print-config masks the secret key', () => {
-    const { config } = loadConfig(undefined, { 'storage.s3.access_key_id': 'AKIA1', 'storage.s3.secret_access_key': 'very-secret' }, {});
-    expect((printableConfig(config) as { storage: { s3: Record<string, string> } }).storage.s3).toMatchObject({ access_key_id: 'AKIA1', secret_access_key: '********' });
+    const { config } = loadConfig(
+      undefined,
+      { 'storage.s3.access_key_id': 'AKIA1', 'storage.s3.secret_access_key': 'very-secret' },
+      {},
+    );
+    expect((printableConfig(config) as { storage: { s3: Record<string, string> } }).storage.s3).toMatchObject({
+      access_key_id: 'AKIA1',
+      secret_access_key: '********',
+    });
   });
 
   it('a missing bucket or prefix: a clear error at start', async () => {
-    await expect(spawnServer('s3://no-such-bucket/x', overrides)).rejects.toThrow(/s3:\/\/no-such-bucket: the bucket does not exist/);
-    await expect(spawnServer('s3://flan/not-an-index', overrides)).rejects.toThrow(/s3:\/\/flan\/not-an-index\/manifest\.msgpack: no index here \(manifest\.msgpack is missing\)/);
-    await expect(buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://no-such-bucket/i', s3: settings })).rejects.toThrow(/s3:\/\/no-such-bucket: the bucket does not exist/);
+    await expect(spawnServer('s3://no-such-bucket/x', overrides)).rejects.toThrow(
+      /s3:\/\/no-such-bucket: the bucket does not exist/,
+    );
+    await expect(spawnServer('s3://flan/not-an-index', overrides)).rejects.toThrow(
+      /s3:\/\/flan\/not-an-index\/manifest\.msgpack: no index here \(manifest\.msgpack is missing\)/,
+    );
+    await expect(
+      buildIndexTo({ corpus: inject('sampleCorpus'), out: 's3://no-such-bucket/i', s3: settings }),
+    ).rejects.toThrow(/s3:\/\/no-such-bucket: the bucket does not exist/);
   });
 });

@@ -81,24 +81,48 @@ describe('batch invariants', () => {
   }
 
   // Most sample tasks have no record under 512 tokens; at 512 the mixture names tasks that fit.
-  const short = { weights: { 'speech/Speech Recognition/ASR': 1, 'speech/Speech Enhancement': 1, 'music/Multiple Music Reasoning': 1, 'audio/Audio Separation': 2 } };
+  const short = {
+    weights: {
+      'speech/Speech Recognition/ASR': 1,
+      'speech/Speech Enhancement': 1,
+      'music/Multiple Music Reasoning': 1,
+      'audio/Audio Separation': 2,
+    },
+  };
   for (const seqLen of [512, 2048, 4096]) {
     for (const packing of ['none', 'packed', 'multiturn'] as const) {
       it(`holds for every segment (seq_len ${seqLen}, ${packing})`, async () => {
-        const batches = await take({ split: 'train', batchSize: 4, seqLen, packing, seed: seqLen, ...(seqLen === 512 ? { mixture: short } : {}) }, 12);
+        const batches = await take(
+          {
+            split: 'train',
+            batchSize: 4,
+            seqLen,
+            packing,
+            seed: seqLen,
+            ...(seqLen === 512 ? { mixture: short } : {}),
+          },
+          12,
+        );
         let padding = 0;
         for (const b of batches) {
           padding += check(b, packing);
           // Stats count the global stream's padding (world size 1: exactly this stream's).
           expect(b.stats.paddingTokens, `step ${b.step}`).toBe(padding);
         }
-        if (packing !== 'none') expect(batches.some((b) => b.segments.length > b.batchSize), 'some row holds several segments').toBe(true);
+        if (packing !== 'none')
+          expect(
+            batches.some((b) => b.segments.length > b.batchSize),
+            'some row holds several segments',
+          ).toBe(true);
       });
     }
   }
 
   it('holds for evaluation streams (test split, packed) and for every held-out record', async () => {
-    for (const opts of [{ split: 'test', packing: 'packed' }, { split: 'heldout', packing: 'none', heldout: 'loco-music-caption' }] as const) {
+    for (const opts of [
+      { split: 'test', packing: 'packed' },
+      { split: 'heldout', packing: 'none', heldout: 'loco-music-caption' },
+    ] as const) {
       const ds = new FlanStreamDataset(ts.target, { ...opts, batchSize: 4, seqLen: 4096 });
       let n = 0;
       for await (const b of ds) {

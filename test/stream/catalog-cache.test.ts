@@ -12,7 +12,17 @@ describe('catalog cache bounded by memory', () => {
     const limit = 128 << 10;
     const core = await openCore(inject('sampleIndex'), { 'stream.catalog_cache_bytes': String(limit) });
     const task = core.reader.tasks.find((t) => !t.unseen && t.domain === 'speech')!.path;
-    const spec = (k: number) => trainSpec({ batchSize: 2, seqLen: 2048 + 64 * k, heldout: { inline: true, selectors: [task], excludeOverlappingText: 5 + (k % 8), excludeSharedAudio: k % 2 === 0 } });
+    const spec = (k: number) =>
+      trainSpec({
+        batchSize: 2,
+        seqLen: 2048 + 64 * k,
+        heldout: {
+          inline: true,
+          selectors: [task],
+          excludeOverlappingText: 5 + (k % 8),
+          excludeSharedAudio: k % 2 === 0,
+        },
+      });
     const first = digests(take(core.open({ spec: spec(0) }), 3).batches);
     let peak = 0;
     for (let k = 1; k <= 24; k++) {

@@ -11,7 +11,9 @@ const CHILD = fileURLToPath(new URL('../helpers/stream-child.ts', import.meta.ur
 
 /** Starts the child trainer; resolves once its output contains `until`. */
 function startChild(target: string, pauseAfter: number, until: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, target, String(pauseAfter)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, target, String(pauseAfter)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {

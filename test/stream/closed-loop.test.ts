@@ -16,7 +16,19 @@ import { scrape, sumOf } from '../ops/helpers/grpc.js';
  * the reports define; a bad report ends the call with INVALID_ARGUMENT naming the problem.
  */
 const LAG = 2;
-const SPEC = { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 5, mixture: { weights: { speech: 0.4, music: 0.3, audio: 0.3 }, policy: 'excess-loss', lagSteps: LAG, reference: { speech: 1, music: 1, audio: 1 } } };
+const SPEC = {
+  split: 'train',
+  batchSize: 2,
+  seqLen: 2048,
+  packing: 'packed',
+  seed: 5,
+  mixture: {
+    weights: { speech: 0.4, music: 0.3, audio: 0.3 },
+    policy: 'excess-loss',
+    lagSteps: LAG,
+    reference: { speech: 1, music: 1, audio: 1 },
+  },
+};
 
 interface Run {
   batches: WireBatch[];
@@ -44,7 +56,10 @@ describe('closed loop over gRPC', () => {
   };
 
   /** A trainer: reads a batch, reports it (`report` may replace or withhold the report), until `n` batches or an error. */
-  function train(n: number, report: (b: WireBatch) => object | undefined = (b) => ({ step: b.step, losses: lossesOf(b) })): Promise<Run> {
+  function train(
+    n: number,
+    report: (b: WireBatch) => object | undefined = (b) => ({ step: b.step, losses: lossesOf(b) }),
+  ): Promise<Run> {
     return new Promise((resolve) => {
       const call = client.streamBatches();
       const batches: WireBatch[] = [];
@@ -112,7 +127,11 @@ describe('closed loop over gRPC', () => {
   });
 
   it.each([
-    ['a NaN loss', (b: WireBatch) => ({ step: 1, losses: [{ task: b.turnTask[0], lossSum: NaN, tokens: 3 }] }), /losses\.losses\[0\]\.loss_sum.*NaN/],
+    [
+      'a NaN loss',
+      (b: WireBatch) => ({ step: 1, losses: [{ task: b.turnTask[0], lossSum: NaN, tokens: 3 }] }),
+      /losses\.losses\[0\]\.loss_sum.*NaN/,
+    ],
     ['an unknown task', () => ({ step: 1, losses: [{ task: 9999, lossSum: 1, tokens: 3 }] }), /unknown task 9999/],
     ['a step not served yet', () => ({ step: 50, losses: [] }), /step 50 has not been served yet/],
   ])('%s ends the call with INVALID_ARGUMENT naming it', async (_, bad, message) => {
@@ -148,7 +167,9 @@ describe('closed loop over gRPC', () => {
       call.on('error', () => undefined);
       call.write({ spec: SPEC } as never);
       while (batches.length < 5) await new Promise((r) => setTimeout(r, 20));
-      const status = (await (await fetch(`http://127.0.0.1:${signed.server.httpPort}/status.json`)).json()) as StatusJson;
+      const status = (await (
+        await fetch(`http://127.0.0.1:${signed.server.httpPort}/status.json`)
+      ).json()) as StatusJson;
       expect(status.streams.find((st) => st.policy)?.policy?.decisions).toBeGreaterThan(0);
       call.cancel();
     } finally {

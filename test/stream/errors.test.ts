@@ -24,7 +24,12 @@ describe('errors', () => {
     // A second, smaller index: its tokens must not resume here.
     dir = mkdtempSync(join(tmpdir(), 'flanstream-other-'));
     await writeSampleCorpus(join(dir, 'corpus'), { records: 1000, seed: 1 });
-    await buildIndex({ corpus: join(dir, 'corpus'), out: join(dir, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
+    await buildIndex({
+      corpus: join(dir, 'corpus'),
+      out: join(dir, 'index'),
+      workers: 1,
+      audioRoots: [SAMPLE_AUDIO_ROOT],
+    });
     const other = await startTestServer(join(dir, 'index'));
     const oc = new FlanStreamClient(other.target);
     foreignToken = (await batchesOf(oc, base, 1))[0]!.resumeToken;
@@ -49,19 +54,47 @@ describe('errors', () => {
     ['unknown overlong policy', { ...base, overlong: 'chop' }, 'overlong'],
     ['examples packing on train', { ...base, packing: 'examples' }, 'packing'],
     ['a mixture on an evaluation split', { ...base, split: 'test', mixture: { weights: { speech: 1 } } }, 'mixture'],
-    ['unknown mixture selector', { ...base, mixture: { weights: { 'speech/Nope': 1 } } }, 'mixture.weights["speech/Nope"]'],
-    ['overlapping selectors', { ...base, mixture: { weights: { speech: 1, 'speech/Speech Recognition': 1 } } }, 'mixture.weights'],
+    [
+      'unknown mixture selector',
+      { ...base, mixture: { weights: { 'speech/Nope': 1 } } },
+      'mixture.weights["speech/Nope"]',
+    ],
+    [
+      'overlapping selectors',
+      { ...base, mixture: { weights: { speech: 1, 'speech/Speech Recognition': 1 } } },
+      'mixture.weights',
+    ],
     ['negative weight', { ...base, mixture: { weights: { speech: -1 } } }, 'mixture.weights["speech"]'],
-    ['weight of 1e308 (weight × size overflowed into INTERNAL)', { ...base, mixture: { weights: { speech: 1e308, music: 1 } } }, 'mixture.weights["speech"]'],
-    ['temperature so small that task sizes overflow', { ...base, mixture: { within: 'temperature', temperature: 1e-300 } }, 'mixture.temperature'],
+    [
+      'weight of 1e308 (weight × size overflowed into INTERNAL)',
+      { ...base, mixture: { weights: { speech: 1e308, music: 1 } } },
+      'mixture.weights["speech"]',
+    ],
+    [
+      'temperature so small that task sizes overflow',
+      { ...base, mixture: { within: 'temperature', temperature: 1e-300 } },
+      'mixture.temperature',
+    ],
     ['all weights zero', { ...base, mixture: { weights: { speech: 0 } } }, 'mixture.weights'],
-    ['weights on held-out tasks only', { ...base, mixture: { weights: { 'music/Music Caption': 1 } }, heldout: { name: 'loco-music-caption' } }, 'mixture.weights["music/Music Caption"]'],
+    [
+      'weights on held-out tasks only',
+      { ...base, mixture: { weights: { 'music/Music Caption': 1 } }, heldout: { name: 'loco-music-caption' } },
+      'mixture.weights["music/Music Caption"]',
+    ],
     ['unknown mixture name', { ...base, mixture: { name: 'nope' } }, 'mixture.name'],
     ['unknown within', { ...base, mixture: { weights: { speech: 1 }, within: 'bogus' } }, 'mixture.within'],
     ['negative temperature', { ...base, mixture: { within: 'temperature', temperature: -2 } }, 'mixture.temperature'],
     ['unknown held-out set name', { ...base, heldout: { name: 'nope' } }, 'heldout.name'],
-    ['unknown held-out selector', { ...base, heldout: { selectors: ['speech/Nope'], inline: true } }, 'heldout.selectors'],
-    ['unknown held-out scope', { ...base, heldout: { selectors: ['music/Music Caption'], inline: true, scope: 'most' } }, 'heldout.scope'],
+    [
+      'unknown held-out selector',
+      { ...base, heldout: { selectors: ['speech/Nope'], inline: true } },
+      'heldout.selectors',
+    ],
+    [
+      'unknown held-out scope',
+      { ...base, heldout: { selectors: ['music/Music Caption'], inline: true, scope: 'most' } },
+      'heldout.scope',
+    ],
   ];
   for (const [name, spec, field] of invalid) {
     it(`INVALID_ARGUMENT naming ${field}: ${name}`, async () => {
@@ -70,7 +103,11 @@ describe('errors', () => {
   }
 
   it('INVALID_ARGUMENT when the first message is a mixture update, empty, or missing', async () => {
-    expectStatus(await collect(client, [{ mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 0 } }]), Status.INVALID_ARGUMENT, 'spec');
+    expectStatus(
+      await collect(client, [{ mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 0 } }]),
+      Status.INVALID_ARGUMENT,
+      'spec',
+    );
     expectStatus(await collect(client, [{}]), Status.INVALID_ARGUMENT, 'spec');
     const call = client.streamBatches();
     const error = new Promise<{ code: number }>((resolve) => call.on('error', resolve));
@@ -80,15 +117,35 @@ describe('errors', () => {
 
   it('INVALID_ARGUMENT for bad later messages: a second spec, a past or malformed update', async () => {
     expectStatus(await collect(client, [{ spec: base }, { spec: base }]), Status.INVALID_ARGUMENT, 'request');
-    expectStatus(await collect(client, [{ spec: base }, { mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 0 } }]), Status.INVALID_ARGUMENT, 'mixture_update.apply_at_step');
-    expectStatus(await collect(client, [{ spec: base }, { mixtureUpdate: { weights: { nope: 1 }, applyAtStep: 50 } }]), Status.INVALID_ARGUMENT, 'mixture_update.weights["nope"]');
-    expectStatus(await collect(client, [{ spec: base, updates: [{ weights: { speech: -1 }, applyAtStep: 3 }] }]), Status.INVALID_ARGUMENT, 'mixture_update.weights["speech"]');
+    expectStatus(
+      await collect(client, [{ spec: base }, { mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 0 } }]),
+      Status.INVALID_ARGUMENT,
+      'mixture_update.apply_at_step',
+    );
+    expectStatus(
+      await collect(client, [{ spec: base }, { mixtureUpdate: { weights: { nope: 1 }, applyAtStep: 50 } }]),
+      Status.INVALID_ARGUMENT,
+      'mixture_update.weights["nope"]',
+    );
+    expectStatus(
+      await collect(client, [{ spec: base, updates: [{ weights: { speech: -1 }, applyAtStep: 3 }] }]),
+      Status.INVALID_ARGUMENT,
+      'mixture_update.weights["speech"]',
+    );
   });
 
   it('INVALID_ARGUMENT for a mixture update on an evaluation stream', async () => {
     const test = { ...base, split: 'test' };
-    expectStatus(await collect(client, [{ spec: test, updates: [{ weights: { speech: 1 }, applyAtStep: 3 }] }]), Status.INVALID_ARGUMENT, 'mixture_update');
-    expectStatus(await collect(client, [{ spec: test }, { mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 50 } }]), Status.INVALID_ARGUMENT, 'mixture_update');
+    expectStatus(
+      await collect(client, [{ spec: test, updates: [{ weights: { speech: 1 }, applyAtStep: 3 }] }]),
+      Status.INVALID_ARGUMENT,
+      'mixture_update',
+    );
+    expectStatus(
+      await collect(client, [{ spec: test }, { mixtureUpdate: { weights: { speech: 1 }, applyAtStep: 50 } }]),
+      Status.INVALID_ARGUMENT,
+      'mixture_update',
+    );
   });
 
   it('status messages reach clients as plain ASCII, never percent-encoded', async () => {
@@ -119,18 +176,25 @@ describe('errors', () => {
       Buffer.from('hello, world: certainly not a token'),
       Buffer.concat([token, Buffer.from([0])]),
     ];
-    for (const t of bad) expectStatus(await collect(client, [{ resume: { token: t } }]), Status.INVALID_ARGUMENT, 'resume.token');
+    for (const t of bad)
+      expectStatus(await collect(client, [{ resume: { token: t } }]), Status.INVALID_ARGUMENT, 'resume.token');
     expect((await collect(client, [{ resume: { token, maxBatches: 1 } }])).batches).toHaveLength(1);
   });
 
   it('FAILED_PRECONDITION for a token resumed under a different held-out set', async () => {
     const token = (await batchesOf(client, { ...base, heldout: { name: 'loco-speech-caption' } }, 1))[0]!.resumeToken;
-    for (const heldout of [{ name: 'none' }, { name: 'unseen-flag' }, { selectors: ['speech/Speech Caption'], inline: true }]) {
+    for (const heldout of [
+      { name: 'none' },
+      { name: 'unseen-flag' },
+      { selectors: ['speech/Speech Caption'], inline: true },
+    ]) {
       const r = await collect(client, [{ resume: { token, heldout } }]);
       expectStatus(r, Status.FAILED_PRECONDITION);
       expect(r.error!.metadata['flanstream-reason'], JSON.stringify(heldout)).toBe('heldout_mismatch');
     }
-    const same = await collect(client, [{ resume: { token, heldout: { name: 'loco-speech-caption' }, maxBatches: 1 } }]);
+    const same = await collect(client, [
+      { resume: { token, heldout: { name: 'loco-speech-caption' }, maxBatches: 1 } },
+    ]);
     expect(same.error).toBeUndefined();
     expect(same.batches).toHaveLength(1);
   });
@@ -138,7 +202,11 @@ describe('errors', () => {
   it('INVALID_ARGUMENT for a resume at a rank outside its world size', async () => {
     const token = (await batchesOf(client, { ...base, worldSize: 2 }, 1))[0]!.resumeToken;
     expectStatus(await collect(client, [{ resume: { token, rank: 2 } }]), Status.INVALID_ARGUMENT, 'rank');
-    expectStatus(await collect(client, [{ resume: { token, rank: 3, worldSize: 3 } }]), Status.INVALID_ARGUMENT, 'rank');
+    expectStatus(
+      await collect(client, [{ resume: { token, rank: 3, worldSize: 3 } }]),
+      Status.INVALID_ARGUMENT,
+      'rank',
+    );
   });
 
   it('keeps serving after all of the above, with no stream left open', async () => {

@@ -55,11 +55,21 @@ describe('evaluation streams', () => {
     it(`serves every ${g.split} example exactly once across ${g.W} ranks (${g.packing}, held-out ${g.heldout})`, async () => {
       const want = expected(g.split, g.heldout);
       expect(want.size).toBeGreaterThan(0);
-      const spec = { split: g.split, batchSize: g.B, seqLen: 4096, packing: g.packing, heldout: { name: g.heldout }, worldSize: g.W };
-      const ranks: Collected[] = await Promise.all(Array.from({ length: g.W }, (_, rank) => collect(client, [{ spec: { ...spec, rank } }])));
+      const spec = {
+        split: g.split,
+        batchSize: g.B,
+        seqLen: 4096,
+        packing: g.packing,
+        heldout: { name: g.heldout },
+        worldSize: g.W,
+      };
+      const ranks: Collected[] = await Promise.all(
+        Array.from({ length: g.W }, (_, rank) => collect(client, [{ spec: { ...spec, rank } }])),
+      );
       const seen = new Map<string, number>();
       const totals = info.tasks.map(() => 0);
-      for (const [t, path] of info.tasks.map((t) => [t.index, t.path] as const)) totals[t] = [...want.values()].filter((p) => p === path).length;
+      for (const [t, path] of info.tasks.map((t) => [t.index, t.path] as const))
+        totals[t] = [...want.values()].filter((p) => p === path).length;
       ranks.forEach((r, rank) => {
         expect(r.error, `rank ${rank}`).toBeUndefined();
         expect(r.end?.reason, `rank ${rank}`).toBe('complete');
@@ -85,7 +95,13 @@ describe('evaluation streams', () => {
 
   it('counts over-long examples as dropped and serves all the others once (seq_len 1024, packed)', async () => {
     const want = expected('test', 'unseen-flag');
-    const ranks = await Promise.all([0, 1, 2].map((rank) => collect(client, [{ spec: { split: 'test', batchSize: 2, seqLen: 1024, packing: 'packed', worldSize: 3, rank } }])));
+    const ranks = await Promise.all(
+      [0, 1, 2].map((rank) =>
+        collect(client, [
+          { spec: { split: 'test', batchSize: 2, seqLen: 1024, packing: 'packed', worldSize: 3, rank } },
+        ]),
+      ),
+    );
     const got = ranks.flatMap((r) => r.batches.flatMap(uuidsOf));
     expect(new Set(got).size).toBe(got.length);
     const dropped = ranks.map((r) => r.batches.at(-1)!.stats!.dropped);
@@ -98,7 +114,17 @@ describe('evaluation streams', () => {
   });
 
   it('the TypeScript dataset reports the final counts in `summary`, and a new loop starts over', async () => {
-    const sets = [0, 1, 2].map((rank) => new FlanStreamDataset(ts.target, { split: 'test', batchSize: 4, seqLen: 4096, packing: 'none', rank, worldSize: 3 }));
+    const sets = [0, 1, 2].map(
+      (rank) =>
+        new FlanStreamDataset(ts.target, {
+          split: 'test',
+          batchSize: 4,
+          seqLen: 4096,
+          packing: 'none',
+          rank,
+          worldSize: 3,
+        }),
+    );
     const seen: string[] = [];
     for (const ds of sets) for await (const b of ds) seen.push(...b.segments.flatMap((s) => s.uuids));
     const want = expected('test', 'unseen-flag');

@@ -22,8 +22,14 @@ describe('forged resume tokens', () => {
     ts = await startTestServer(inject('sampleIndex'));
     client = new FlanStreamClient(ts.target);
     const fp = ts.server.core.reader.fingerprint;
-    train = decodeToken((await batchesOf(client, { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed' }, 2))[1]!.resumeToken, fp) as Payload;
-    evalP = decodeToken((await batchesOf(client, { split: 'test', batchSize: 2, seqLen: 2048, packing: 'none' }, 2))[1]!.resumeToken, fp) as Payload;
+    train = decodeToken(
+      (await batchesOf(client, { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed' }, 2))[1]!.resumeToken,
+      fp,
+    ) as Payload;
+    evalP = decodeToken(
+      (await batchesOf(client, { split: 'test', batchSize: 2, seqLen: 2048, packing: 'none' }, 2))[1]!.resumeToken,
+      fp,
+    ) as Payload;
   });
   afterAll(async () => {
     client?.close();
@@ -31,7 +37,10 @@ describe('forged resume tokens', () => {
   });
 
   /** Re-encodes `p` with `edit` applied (spec edits get a matching spec hash). */
-  function forge(p: Payload, edit: (q: { spec: Record<string, unknown>; state: Record<string, unknown>; top: Record<string, unknown> }) => void): Uint8Array {
+  function forge(
+    p: Payload,
+    edit: (q: { spec: Record<string, unknown>; state: Record<string, unknown>; top: Record<string, unknown> }) => void,
+  ): Uint8Array {
     const q = structuredClone(p) as unknown as Record<string, unknown>;
     edit({ spec: q.spec as Record<string, unknown>, state: q.state as Record<string, unknown>, top: q });
     if (q.spec && typeof q.spec === 'object') q.specHash = specHash(q.spec as unknown as StreamSpec);
@@ -50,10 +59,17 @@ describe('forged resume tokens', () => {
     ['stats missing', ({ state }) => delete state.stats],
     ['state not an object', ({ top }) => (top.state = 42)],
     ['pending update not an object', ({ state }) => (state.pending = [null])],
-    ['current mixture with a bad weight', ({ state }) => (state.mixture = { weights: { speech: 'x' }, within: 'proportional', temperature: 1, cap: 0 })],
+    [
+      'current mixture with a bad weight',
+      ({ state }) => (state.mixture = { weights: { speech: 'x' }, within: 'proportional', temperature: 1, cap: 0 }),
+    ],
     ['current mixture missing', ({ state }) => (state.mixture = null)],
     ['spec missing its held-out set', ({ spec }) => delete spec.heldout],
-    ['spec held-out selectors not a list', ({ spec }) => (spec.heldout = { selectors: 'speech', unseenFlag: false, excludeSharedAudio: false, scope: 'all' })],
+    [
+      'spec held-out selectors not a list',
+      ({ spec }) =>
+        (spec.heldout = { selectors: 'speech', unseenFlag: false, excludeSharedAudio: false, scope: 'all' }),
+    ],
     ['spec with examples packing on train', ({ spec }) => (spec.packing = 'examples')],
     ['spec with batch_size 0', ({ spec }) => (spec.batchSize = 0)],
     ['spec with a huge window', ({ spec }) => (spec.window = 1e12)],
@@ -62,10 +78,19 @@ describe('forged resume tokens', () => {
     ['step negative', ({ top }) => (top.step = -1)],
     ['world size zero', ({ top }) => (top.worldSize = 0)],
     ['world size huge', ({ top }) => (top.worldSize = 1e12)],
-    ['share baseline above the examples served', ({ state }) => ((state.shares as { atUpdate: number[] }).atUpdate[0] = 1e9)],
+    [
+      'share baseline above the examples served',
+      ({ state }) => ((state.shares as { atUpdate: number[] }).atUpdate[0] = 1e9),
+    ],
     ['share window zero', ({ state }) => ((state.shares as { window: number }).window = 0)],
-    ['share update step after the token step', ({ state }) => ((state.shares as { updateStep: number }).updateStep = 1e9)],
-    ['share baselines of the wrong length', ({ state }) => ((state.shares as { atBlockStart: number[] }).atBlockStart = [1])],
+    [
+      'share update step after the token step',
+      ({ state }) => ((state.shares as { updateStep: number }).updateStep = 1e9),
+    ],
+    [
+      'share baselines of the wrong length',
+      ({ state }) => ((state.shares as { atBlockStart: number[] }).atBlockStart = [1]),
+    ],
     // A token made before the share figures existed: they restart at its step.
     ['shares absent (an older token)', ({ state }) => delete state.shares, 'tolerated'],
   ];
@@ -76,18 +101,27 @@ describe('forged resume tokens', () => {
     ['split turned into train', ({ spec }) => (spec.split = 'train')],
   ];
 
-  const all = [...trainCases.map(([n, e, t]) => [n, e, () => train, t] as const), ...evalCases.map(([n, e]) => [`evaluation: ${n}`, e, () => evalP, undefined] as const)];
+  const all = [
+    ...trainCases.map(([n, e, t]) => [n, e, () => train, t] as const),
+    ...evalCases.map(([n, e]) => [`evaluation: ${n}`, e, () => evalP, undefined] as const),
+  ];
   for (const [name, edit, p, tolerated] of all) {
     it(`is ${tolerated ? 'refused or served, never INTERNAL' : 'refused with an actionable status'}: ${name}`, async () => {
       const r = await collect(client, [{ resume: { token: forge(p(), edit), maxBatches: 3 } }]);
-      if (!tolerated) expect(r.error, `${r.batches.length} batches, end ${JSON.stringify(r.end?.reason)}`).toBeDefined();
-      if (r.error) expect([Status[Status.INVALID_ARGUMENT], Status[Status.FAILED_PRECONDITION]], r.error.message).toContain(r.error.codeName);
+      if (!tolerated)
+        expect(r.error, `${r.batches.length} batches, end ${JSON.stringify(r.end?.reason)}`).toBeDefined();
+      if (r.error)
+        expect([Status[Status.INVALID_ARGUMENT], Status[Status.FAILED_PRECONDITION]], r.error.message).toContain(
+          r.error.codeName,
+        );
       else expect(r.batches).toHaveLength(3);
     });
   }
 
   it('refuses a pending update without a mixture', async () => {
-    const r = await collect(client, [{ resume: { token: forge(train, ({ state }) => (state.pending = [{ applyAtStep: 3 }])), maxBatches: 3 } }]);
+    const r = await collect(client, [
+      { resume: { token: forge(train, ({ state }) => (state.pending = [{ applyAtStep: 3 }])), maxBatches: 3 } },
+    ]);
     expect(r.error?.codeName).toBe(Status[Status.INVALID_ARGUMENT]);
   });
 

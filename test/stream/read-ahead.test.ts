@@ -12,7 +12,12 @@ import { openCore, trainSpec, type Spec } from '../helpers/core-streams.js';
 const SPECS: Record<string, Spec> = {
   'train packed': trainSpec({ batchSize: 4, seqLen: 2048, seed: 7, maxBatches: 4 }),
   'train multiturn': trainSpec({ batchSize: 4, packing: 'multiturn', seed: 7, maxBatches: 4 }),
-  'train none delay k=1': trainSpec({ batchSize: 4, packing: 'none', audio: { layout: 'delay', codebooks: 1 }, maxBatches: 3 }),
+  'train none delay k=1': trainSpec({
+    batchSize: 4,
+    packing: 'none',
+    audio: { layout: 'delay', codebooks: 1 },
+    maxBatches: 3,
+  }),
   'train packed rank 1 of 2': trainSpec({ batchSize: 4, seqLen: 2048, rank: 1, worldSize: 2, maxBatches: 3 }),
   'test examples': { split: 'test', batchSize: 5, seqLen: 2048, packing: 'examples', heldout: { name: 'unseen-flag' } },
   'test packed': { split: 'test', batchSize: 4, seqLen: 2048, packing: 'packed', heldout: { name: 'unseen-flag' } },
@@ -31,40 +36,48 @@ describe('reading ahead on the serving path', () => {
   beforeAll(async () => {
     big = await openCore(inject('sampleIndex'));
     // A cache of a few pages, and room for about one step's pages at a time.
-    small = await openCore(inject('sampleIndex'), { 'index.cache_bytes': String(256 << 10), 'index.prefetch_bytes': String(2 << 20), 'index.read_concurrency': '3' });
+    small = await openCore(inject('sampleIndex'), {
+      'index.cache_bytes': String(256 << 10),
+      'index.prefetch_bytes': String(2 << 20),
+      'index.read_concurrency': '3',
+    });
   });
   afterAll(() => {
     big?.reader.close();
     small?.reader.close();
   });
 
-  it.each(Object.entries(SPECS))('%s: byte-identical to the synchronous build, and building reads nothing synchronously', async (_name, spec) => {
-    const reader = small.reader;
-    const residentFor = reader.residentFor.bind(reader);
-    // Synchronous reads counted when a step's pages are held (just before it is built).
-    let atHeld: number | undefined;
-    reader.residentFor = (records, ids) => residentFor(records, ids).then((h) => ((atHeld = reader.cacheStats.misses), h));
-    try {
-      const want = syncMessages(big, { spec });
-      const s = small.open({ spec });
-      const got: Buffer[] = [];
-      let built = 0;
-      for (;;) {
-        atHeld = undefined;
-        const m = await s.nextAsync(() => new Promise((go) => setImmediate(go)));
-        if (!m) break;
-        got.push(encodeStreamResponse(m));
-        if ('end' in m) break;
-        built++;
-        expect(atHeld, 'the batch was built after its pages were held').toBeDefined();
-        expect(reader.cacheStats.misses, `synchronous reads while building batch ${built}`).toBe(atHeld);
-        expect(reader.prefetchHeld).toBe(0);
+  it.each(Object.entries(SPECS))(
+    '%s: byte-identical to the synchronous build, and building reads nothing synchronously',
+    async (_name, spec) => {
+      const reader = small.reader;
+      const residentFor = reader.residentFor.bind(reader);
+      // Synchronous reads counted when a step's pages are held (just before it is built).
+      let atHeld: number | undefined;
+      reader.residentFor = (records, ids) =>
+        residentFor(records, ids).then((h) => ((atHeld = reader.cacheStats.misses), h));
+      try {
+        const want = syncMessages(big, { spec });
+        const s = small.open({ spec });
+        const got: Buffer[] = [];
+        let built = 0;
+        for (;;) {
+          atHeld = undefined;
+          const m = await s.nextAsync(() => new Promise((go) => setImmediate(go)));
+          if (!m) break;
+          got.push(encodeStreamResponse(m));
+          if ('end' in m) break;
+          built++;
+          expect(atHeld, 'the batch was built after its pages were held').toBeDefined();
+          expect(reader.cacheStats.misses, `synchronous reads while building batch ${built}`).toBe(atHeld);
+          expect(reader.prefetchHeld).toBe(0);
+        }
+        expect(built).toBeGreaterThan(1);
+        expect(got.map((b) => b.toString('base64'))).toEqual(want.map((b) => b.toString('base64')));
+        expect(reader.cacheStats.prefetched).toBeGreaterThan(0);
+      } finally {
+        reader.residentFor = residentFor;
       }
-      expect(built).toBeGreaterThan(1);
-      expect(got.map((b) => b.toString('base64'))).toEqual(want.map((b) => b.toString('base64')));
-      expect(reader.cacheStats.prefetched).toBeGreaterThan(0);
-    } finally {
-      reader.residentFor = residentFor;
-    }
-  });
+    },
+  );
 });

@@ -24,12 +24,45 @@ describe('exact resume', () => {
 
   const POINTS = 20;
   const cases: { name: string; spec: object; n: number; updates?: object[]; placement?: { rank: number } }[] = [
-    { name: 'train packed, a mixture update pending at step 12', spec: { split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 5 }, n: 40, updates: [{ weights: { speech: 1, music: 2, audio: 1 }, applyAtStep: 12 }] },
-    { name: 'train none, temperature mixture', spec: { split: 'train', batchSize: 4, seqLen: 2048, packing: 'none', seed: 9, mixture: { name: 'temperature-3' } }, n: 40 },
-    { name: 'train multiturn', spec: { split: 'train', batchSize: 2, seqLen: 4096, packing: 'multiturn', seed: 2 }, n: 40 },
-    { name: 'train packed, rank 1 of 3', spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 11, rank: 1, worldSize: 3 }, n: 40, placement: { rank: 1 } },
-    { name: 'test split packed (finite)', spec: { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed' }, n: 0 },
-    { name: 'heldout split, examples', spec: { split: 'heldout', batchSize: 3, seqLen: 2048, packing: 'examples', heldout: { name: 'music-reasoning' } }, n: 0 },
+    {
+      name: 'train packed, a mixture update pending at step 12',
+      spec: { split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 5 },
+      n: 40,
+      updates: [{ weights: { speech: 1, music: 2, audio: 1 }, applyAtStep: 12 }],
+    },
+    {
+      name: 'train none, temperature mixture',
+      spec: {
+        split: 'train',
+        batchSize: 4,
+        seqLen: 2048,
+        packing: 'none',
+        seed: 9,
+        mixture: { name: 'temperature-3' },
+      },
+      n: 40,
+    },
+    {
+      name: 'train multiturn',
+      spec: { split: 'train', batchSize: 2, seqLen: 4096, packing: 'multiturn', seed: 2 },
+      n: 40,
+    },
+    {
+      name: 'train packed, rank 1 of 3',
+      spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 11, rank: 1, worldSize: 3 },
+      n: 40,
+      placement: { rank: 1 },
+    },
+    {
+      name: 'test split packed (finite)',
+      spec: { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed' },
+      n: 0,
+    },
+    {
+      name: 'heldout split, examples',
+      spec: { split: 'heldout', batchSize: 3, seqLen: 2048, packing: 'examples', heldout: { name: 'music-reasoning' } },
+      n: 0,
+    },
   ];
 
   for (const c of cases) {
@@ -43,7 +76,9 @@ describe('exact resume', () => {
       const points = new Set<number>();
       while (points.size < POINTS) points.add(Math.floor(draw() * (all.length - 1)));
       for (const p of [...points].sort((a, b) => a - b)) {
-        const rest = await collect(client, [{ resume: { token: all[p]!.resumeToken, maxBatches: c.n ? c.n - p - 1 : 0, ...c.placement } }]);
+        const rest = await collect(client, [
+          { resume: { token: all[p]!.resumeToken, maxBatches: c.n ? c.n - p - 1 : 0, ...c.placement } },
+        ]);
         expect(rest.error, `point ${p}`).toBeUndefined();
         expect([...want.slice(0, p + 1), ...digests(rest.batches)], `resumed after batch ${p}`).toEqual(want);
         expect(rest.end, `point ${p}`).toEqual(full.end);
@@ -61,7 +96,11 @@ describe('exact resume', () => {
   });
 
   it('re-sends, never skips: resuming twice from one token gives the same batches', async () => {
-    const all = await batchesOf(client, { split: 'train', batchSize: 4, seqLen: 2048, packing: 'multiturn', seed: 4 }, 10);
+    const all = await batchesOf(
+      client,
+      { split: 'train', batchSize: 4, seqLen: 2048, packing: 'multiturn', seed: 4 },
+      10,
+    );
     const token = all[3]!.resumeToken;
     const a = await resumeFrom(client, token, 6);
     const b = await resumeFrom(client, token, 6);

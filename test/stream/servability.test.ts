@@ -35,11 +35,19 @@ describe('servability from the index', () => {
     const few = [...fitting].filter(([, s]) => s.size >= 1 && s.size <= 3);
     expect(few.length).toBeGreaterThanOrEqual(10);
     for (const [path, ok] of few) {
-      const { batches, end } = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, mixture: { weights: { [path]: 1 } } }) }), 120);
+      const { batches, end } = take(
+        core.open({
+          spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, mixture: { weights: { [path]: 1 } } }),
+        }),
+        120,
+      );
       expect(end, path).toBeUndefined();
       expect(batches, path).toHaveLength(120);
       const served = batches.flatMap((b) => b.uuids);
-      expect(served.every((u) => ok.has(u)), path).toBe(true);
+      expect(
+        served.every((u) => ok.has(u)),
+        path,
+      ).toBe(true);
       // Each epoch serves each servable record once: after 240 draws, every one was served.
       expect(new Set(served), path).toEqual(ok);
     }
@@ -55,7 +63,13 @@ describe('servability from the index', () => {
 
   it('a rare-fit task is walked straight to its servable records: the records examined stay a few per row, and the stream is the rejection walk', () => {
     // The task whose servable records are rarest: rejection examined size/servable records per row.
-    const [path, ok] = [...fitting].filter(([, s]) => s.size >= 1).sort(([a, x], [b, y]) => facts.splitList(core.reader.tasks.find((t) => t.path === b)!.id).length / y.size - facts.splitList(core.reader.tasks.find((t) => t.path === a)!.id).length / x.size)[0]!;
+    const [path, ok] = [...fitting]
+      .filter(([, s]) => s.size >= 1)
+      .sort(
+        ([a, x], [b, y]) =>
+          facts.splitList(core.reader.tasks.find((t) => t.path === b)!.id).length / y.size -
+          facts.splitList(core.reader.tasks.find((t) => t.path === a)!.id).length / x.size,
+      )[0]!;
     const task = core.reader.tasks.find((t) => t.path === path)!;
     const size = facts.splitList(task.id).length;
     expect(size / ok.size).toBeGreaterThan(16);
@@ -64,7 +78,19 @@ describe('servability from the index', () => {
     let batches;
     let examined;
     try {
-      batches = take(core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, shuffle: 'blocks', shuffleWindow: 64, mixture: { weights: { [path]: 1 } } }) }), rows / 2).batches;
+      batches = take(
+        core.open({
+          spec: trainSpec({
+            packing: 'none',
+            batchSize: 2,
+            seqLen: L,
+            shuffle: 'blocks',
+            shuffleWindow: 64,
+            mixture: { weights: { [path]: 1 } },
+          }),
+        }),
+        rows / 2,
+      ).batches;
       examined = fit.mock.calls.length;
     } finally {
       fit.mockRestore();
@@ -76,7 +102,12 @@ describe('servability from the index', () => {
     // over counted as dropped.
     const table = core.catalog.table(0);
     const sizes = core.reader.tasks.map((t) => (t.id === task.id ? table.size(t.id) : 0));
-    const walk = new TaskWalker(sizes, 0, undefined, blockShapes({ name: 'blocks', window: 64, blockTokens: BLOCK_TOKENS }, core.reader.tasks));
+    const walk = new TaskWalker(
+      sizes,
+      0,
+      undefined,
+      blockShapes({ name: 'blocks', window: 64, blockTokens: BLOCK_TOKENS }, core.reader.tasks),
+    );
     const expected: string[] = [];
     let dropped = 0;
     while (expected.length < rows) {
@@ -93,8 +124,8 @@ describe('servability from the index', () => {
     const none = [...fitting].find(([, s]) => s.size === 0);
     expect(none).toBeDefined();
     const [path] = none!;
-    expect(() => core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, mixture: { weights: { [path]: 1 } } }) })).toThrow(
-      expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(path) as unknown }),
-    );
+    expect(() =>
+      core.open({ spec: trainSpec({ packing: 'none', batchSize: 2, seqLen: L, mixture: { weights: { [path]: 1 } } }) }),
+    ).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(path) as unknown }));
   });
 });

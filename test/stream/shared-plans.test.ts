@@ -19,7 +19,13 @@ describe('rank streams share planned steps', () => {
   });
 
   /** Reads `n` batches per rank, next rank drawn at random, no rank more than `lag` steps ahead. */
-  function interleave(sessions: StreamSession[], n: number, seed: number, lag: number, before?: (rank: number, step: number) => void): WireBatch[][] {
+  function interleave(
+    sessions: StreamSession[],
+    n: number,
+    seed: number,
+    lag: number,
+    before?: (rank: number, step: number) => void,
+  ): WireBatch[][] {
     const rand = rng(seed);
     const out = sessions.map((): WireBatch[] => []);
     while (out.some((b) => b.length < n)) {
@@ -36,29 +42,49 @@ describe('rank streams share planned steps', () => {
    * Rank r's step s against W = 1 rows [s·W·B + r·B, …); all ranks' tokens for a step equal unless
    * they queued updates at different steps (a token carries its own stream's pending updates).
    */
-  function expectSlices(ranks: WireBatch[][], ref: WireBatch[], W: number, B: number, at: string, sameTokens = true): void {
+  function expectSlices(
+    ranks: WireBatch[][],
+    ref: WireBatch[],
+    W: number,
+    B: number,
+    at: string,
+    sameTokens = true,
+  ): void {
     const refRows = ref.flatMap(rowsOf);
-    ranks.forEach((batches, r) => batches.forEach((b, s) => {
-      expect(rowsOf(b), `${at} rank ${r} step ${s}`).toEqual(refRows.slice(s * W * B + r * B, s * W * B + (r + 1) * B));
-      if (sameTokens) expect(Buffer.compare(b.resumeToken, ranks[0]![s]!.resumeToken), `${at} token of step ${s}`).toBe(0);
-    }));
+    ranks.forEach((batches, r) =>
+      batches.forEach((b, s) => {
+        expect(rowsOf(b), `${at} rank ${r} step ${s}`).toEqual(
+          refRows.slice(s * W * B + r * B, s * W * B + (r + 1) * B),
+        );
+        if (sameTokens)
+          expect(Buffer.compare(b.resumeToken, ranks[0]![s]!.resumeToken), `${at} token of step ${s}`).toBe(0);
+      }),
+    );
   }
 
-  const open = (spec: Spec, W: number): StreamSession[] => Array.from({ length: W }, (_, rank) => core.open({ spec: { ...spec, rank, worldSize: W } }));
+  const open = (spec: Spec, W: number): StreamSession[] =>
+    Array.from({ length: W }, (_, rank) => core.open({ spec: { ...spec, rank, worldSize: W } }));
 
   it.each([
-    [2, 1, 'packed'], [3, 2, 'packed'], [8, 3, 'packed'], [4, 4, 'multiturn'], [3, 5, 'none'],
-  ] as const)('W=%i seed %i (%s): ranks read in random order equal the W=1 stream; each step is planned once', (W, seed, packing) => {
-    const B = 2;
-    const n = 6;
-    const spec = trainSpec({ batchSize: B, seqLen: 2048, packing, seed });
-    const ref = take(core.open({ spec }), n * W).batches;
-    const before = { ...core.plans.counts };
-    const ranks = interleave(open(spec, W), n, seed, 3);
-    expectSlices(ranks, ref, W, B, `W=${W}`);
-    expect(core.plans.counts.misses - before.misses).toBe(n);
-    expect(core.plans.counts.hits - before.hits).toBe((W - 1) * n);
-  });
+    [2, 1, 'packed'],
+    [3, 2, 'packed'],
+    [8, 3, 'packed'],
+    [4, 4, 'multiturn'],
+    [3, 5, 'none'],
+  ] as const)(
+    'W=%i seed %i (%s): ranks read in random order equal the W=1 stream; each step is planned once',
+    (W, seed, packing) => {
+      const B = 2;
+      const n = 6;
+      const spec = trainSpec({ batchSize: B, seqLen: 2048, packing, seed });
+      const ref = take(core.open({ spec }), n * W).batches;
+      const before = { ...core.plans.counts };
+      const ranks = interleave(open(spec, W), n, seed, 3);
+      expectSlices(ranks, ref, W, B, `W=${W}`);
+      expect(core.plans.counts.misses - before.misses).toBe(n);
+      expect(core.plans.counts.hits - before.hits).toBe((W - 1) * n);
+    },
+  );
 
   it('live updates: queued at the same step the ranks keep sharing; at different steps they diverge and converge, always equal to W=1', () => {
     const W = 4;
@@ -73,12 +99,25 @@ describe('rank streams share planned steps', () => {
     const update = core.update({ name: 'balanced-domains', applyAtStep: apply });
     let before = { ...core.plans.counts };
     const same = open(spec, W);
-    expectSlices(interleave(same, n, 1, 2, (r, s) => s === 2 && same[r]!.addUpdate(update)), ref, W, B, 'same step');
+    expectSlices(
+      interleave(same, n, 1, 2, (r, s) => s === 2 && same[r]!.addUpdate(update)),
+      ref,
+      W,
+      B,
+      'same step',
+    );
     expect(core.plans.counts.hits - before.hits).toBe((W - 1) * n);
 
     before = { ...core.plans.counts };
     const apart = open(spec, W);
-    expectSlices(interleave(apart, n, 2, 2, (r, s) => s === r && apart[r]!.addUpdate(update)), ref, W, B, 'steps apart', false);
+    expectSlices(
+      interleave(apart, n, 2, 2, (r, s) => s === r && apart[r]!.addUpdate(update)),
+      ref,
+      W,
+      B,
+      'steps apart',
+      false,
+    );
     const hits = core.plans.counts.hits - before.hits;
     // Streams with the update queued at different steps are in different states until it applies.
     expect(hits).toBeLessThan((W - 1) * n);

@@ -29,7 +29,8 @@ beforeAll(async () => {
 
 /** The largest train task of the sample corpus (609 records in blocks of about 24). */
 const BIG = 'speech/Spoken Language Understanding/Speech-to-text Translation';
-const blocks = (window: number, over: Partial<Spec> = {}): Spec => trainSpec({ shuffle: 'blocks', shuffleWindow: window, ...over });
+const blocks = (window: number, over: Partial<Spec> = {}): Spec =>
+  trainSpec({ shuffle: 'blocks', shuffleWindow: window, ...over });
 
 function failure(raw: RawOpen, on = core): FlanError {
   try {
@@ -44,7 +45,8 @@ function failure(raw: RawOpen, on = core): FlanError {
 /** The fewest runs of `block` consecutive positions, cut at any offset (cyclically, mod n), that cover `xs`. */
 function runsCovering(xs: readonly number[], block: number, n: number): number {
   let best = Infinity;
-  for (let rot = 0; rot < n; rot++) best = Math.min(best, new Set(xs.map((x) => Math.floor((((x - rot) % n) + n) % n / block))).size);
+  for (let rot = 0; rot < n; rot++)
+    best = Math.min(best, new Set(xs.map((x) => Math.floor(((((x - rot) % n) + n) % n) / block))).size);
   return best;
 }
 
@@ -54,7 +56,19 @@ describe('shuffle "blocks": per-task epochs and locality', () => {
     const t = core.reader.tasks.find((x) => x.path === BIG)!;
     const list = facts.splitList(t.id);
     const pos = new Map(list.map((u, i) => [u, i]));
-    const { batches: bs } = take(core.open({ spec: { ...spec, packing: 'none', batchSize: 64, seqLen: 8192, overlong: 'truncate', mixture: { weights: { [BIG]: 1 } } } }), batches);
+    const { batches: bs } = take(
+      core.open({
+        spec: {
+          ...spec,
+          packing: 'none',
+          batchSize: 64,
+          seqLen: 8192,
+          overlong: 'truncate',
+          mixture: { weights: { [BIG]: 1 } },
+        },
+      }),
+      batches,
+    );
     const order = bs.flatMap((b) => b.uuids).map((u) => pos.get(u)!);
     const mean = (t.textTokens + t.audioTokens) / (t.counts[0] + t.counts[1] + t.counts[2]);
     return { order, n: list.length, block: Math.floor(16_384 / mean) };
@@ -69,7 +83,10 @@ describe('shuffle "blocks": per-task epochs and locality', () => {
     expect(new Set(epochs.map((e) => e.join(','))).size).toBe(3);
     // Each group of W × block draws comes from W blocks (the epoch's last group may be short).
     for (const e of epochs) {
-      for (let g = 0; (g + 1) * W * block <= n; g++) expect(runsCovering(e.slice(g * W * block, (g + 1) * W * block), block, n), `group ${g}`).toBeLessThanOrEqual(W);
+      for (let g = 0; (g + 1) * W * block <= n; g++)
+        expect(runsCovering(e.slice(g * W * block, (g + 1) * W * block), block, n), `group ${g}`).toBeLessThanOrEqual(
+          W,
+        );
     }
     // The global order of the same stream scatters the same number of draws over most of the task.
     const global = served(trainSpec({ shuffle: 'global' }), 2).order;
@@ -104,7 +121,9 @@ describe('shuffle "blocks": resume', () => {
     const token = take(core.open({ spec: { ...spec, rank: 0, worldSize: 3 } }), 3).batches[2]!.resumeToken;
     const at = 3 * 3 * B;
     for (const W2 of [1, 2, 4]) {
-      const rows: string[][] = Array.from({ length: W2 }, (_, r) => take(core.open({ resume: { token, rank: r, worldSize: W2 } }), 3).batches.flatMap(rowsOf));
+      const rows: string[][] = Array.from({ length: W2 }, (_, r) =>
+        take(core.open({ resume: { token, rank: r, worldSize: W2 } }), 3).batches.flatMap(rowsOf),
+      );
       for (let i = 0; i < 3; i++) {
         const step = rows.flatMap((rs) => rs.slice(i * B, (i + 1) * B));
         expect(step, `W'=${W2} step ${i}`).toEqual(ref.slice(at + i * W2 * B, at + (i + 1) * W2 * B));
@@ -119,7 +138,11 @@ describe('shuffle "blocks": resume', () => {
     const global = tokenOf(trainSpec({ shuffle: 'global' }));
     const refused: [Uint8Array, RawOpen['resume'], RegExp][] = [
       [token, { shuffle: 'global' }, /made with shuffle blocks \(shuffle_window 4\) but the request asks for global/],
-      [token, { shuffle: 'blocks', shuffleWindow: 8 }, /made with shuffle blocks \(shuffle_window 4\) but the request asks for blocks \(shuffle_window 8\)/],
+      [
+        token,
+        { shuffle: 'blocks', shuffleWindow: 8 },
+        /made with shuffle blocks \(shuffle_window 4\) but the request asks for blocks \(shuffle_window 8\)/,
+      ],
       [token, { shuffleWindow: 5 }, /asks for blocks \(shuffle_window 5\)/],
       [global, { shuffle: 'blocks' }, /made with shuffle global but the request asks for blocks/],
     ];
@@ -128,7 +151,12 @@ describe('shuffle "blocks": resume', () => {
       expect(err.code, JSON.stringify(asked)).toBe('FAILED_PRECONDITION');
       expect(err.message).toMatch(message);
     }
-    for (const [t, asked] of [[token, { shuffle: 'blocks', shuffleWindow: 4 }], [token, { shuffle: 'blocks' }], [token, {}], [global, { shuffle: 'global' }]] as const) {
+    for (const [t, asked] of [
+      [token, { shuffle: 'blocks', shuffleWindow: 4 }],
+      [token, { shuffle: 'blocks' }],
+      [token, {}],
+      [global, { shuffle: 'global' }],
+    ] as const) {
       expect(() => core.open({ resume: { token: t, ...asked } }), JSON.stringify(asked)).not.toThrow();
     }
   });
@@ -136,15 +164,25 @@ describe('shuffle "blocks": resume', () => {
   it('a token whose order this server cannot make is refused, naming the field', () => {
     const token = tokenOf(blocks(4));
     const forge = (edit: (s: Record<string, unknown>) => void): Uint8Array => {
-      const p = decodeToken(token, core.reader.fingerprint) as TokenPayload & { spec: StreamSpec & { shuffle: Record<string, unknown> } };
+      const p = decodeToken(token, core.reader.fingerprint) as TokenPayload & {
+        spec: StreamSpec & { shuffle: Record<string, unknown> };
+      };
       const shuffle = { ...p.spec.shuffle };
       edit(shuffle);
       const spec = { ...p.spec, shuffle } as unknown as StreamSpec;
       return encodeToken({ ...p, spec, specHash: specHash(spec) });
     };
     const cases: [(s: Record<string, unknown>) => void, string, RegExp][] = [
-      [(s) => (s.blockTokens = 4096), 'FAILED_PRECONDITION', /cuts blocks of 4096 tokens, this server cuts blocks of 16384/],
-      [(s) => (s.window = 0), 'INVALID_ARGUMENT', /resume\.token\.spec\.shuffle\.window: must be an integer in \[1, 65536\]/],
+      [
+        (s) => (s.blockTokens = 4096),
+        'FAILED_PRECONDITION',
+        /cuts blocks of 4096 tokens, this server cuts blocks of 16384/,
+      ],
+      [
+        (s) => (s.window = 0),
+        'INVALID_ARGUMENT',
+        /resume\.token\.spec\.shuffle\.window: must be an integer in \[1, 65536\]/,
+      ],
       [(s) => (s.name = 'global'), 'INVALID_ARGUMENT', /resume\.token\.spec\.shuffle\.name/],
       [(s) => (s.extra = 1), 'INVALID_ARGUMENT', /resume\.token\.spec\.shuffle\.extra/],
     ];
@@ -162,8 +200,14 @@ describe('shuffle in the spec', () => {
       [trainSpec({ shuffle: 'random' }), /^shuffle: "random" is not one of global, blocks/],
       [trainSpec({ shuffle: 'blocks', shuffleWindow: 65_537 }), /^shuffle_window: must be an integer in \[1, 65536\]/],
       [trainSpec({ shuffle: 'global', shuffleWindow: 4 }), /^shuffle_window: applies to shuffle "blocks" only/],
-      [{ split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed', shuffle: 'blocks' }, /^shuffle: evaluation splits are served whole and in order/],
-      [{ split: 'heldout', batchSize: 2, seqLen: 2048, packing: 'packed', shuffleWindow: 3 }, /^shuffle_window: evaluation splits are served whole and in order/],
+      [
+        { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed', shuffle: 'blocks' },
+        /^shuffle: evaluation splits are served whole and in order/,
+      ],
+      [
+        { split: 'heldout', batchSize: 2, seqLen: 2048, packing: 'packed', shuffleWindow: 3 },
+        /^shuffle_window: evaluation splits are served whole and in order/,
+      ],
     ];
     for (const [spec, message] of cases) {
       const err = failure({ spec });
@@ -171,12 +215,15 @@ describe('shuffle in the spec', () => {
       expect(err.message).toMatch(message);
     }
     const err = failure({ spec: trainSpec({ shuffleWindow: 4 }) }, globalCore);
-    expect(err.message).toMatch(/^shuffle_window: applies to shuffle "blocks" only; this stream's shuffle is "global" \(the server default\)/);
+    expect(err.message).toMatch(
+      /^shuffle_window: applies to shuffle "blocks" only; this stream's shuffle is "global" \(the server default\)/,
+    );
   });
 
   it('"global" is the stream without the field, byte for byte, whatever the server default', async () => {
     const window4 = await openCore(inject('sampleIndex'), { 'stream.shuffle_window': '4' });
-    const bytes = (c: DataServiceCore, spec: Spec): string[] => take(c.open({ spec }), 3).batches.map((b) => `${content(b)} ${Buffer.from(b.resumeToken).toString('hex')}`);
+    const bytes = (c: DataServiceCore, spec: Spec): string[] =>
+      take(c.open({ spec }), 3).batches.map((b) => `${content(b)} ${Buffer.from(b.resumeToken).toString('hex')}`);
     const plain = bytes(globalCore, trainSpec({ seed: 4 }));
     expect(bytes(globalCore, trainSpec({ seed: 4, shuffle: 'global' }))).toEqual(plain);
     expect(bytes(core, trainSpec({ seed: 4, shuffle: 'global' }))).toEqual(plain);
@@ -196,13 +243,17 @@ describe('shuffle "blocks": the mixture holds', () => {
   ] as const)('%s: within 0.5 pp per task and per domain after 10k examples (packing none)', (_, m) => {
     const session = core.open({ spec: blocks(2, { packing: 'none', batchSize: 64, mixture: m }) });
     const batches: WireBatch[] = [];
-    for (let n = 0; n < 10_000; ) {
+    for (let n = 0; n < 10_000;) {
       const b = take(session, 1).batches[0]!;
       batches.push(b);
       n += b.turnTask.length;
     }
     const tasks = core.reader.tasks;
-    const want = expectedTargets(m, tasks, tasks.map((t) => (t.unseen ? 0 : t.counts[0])));
+    const want = expectedTargets(
+      m,
+      tasks,
+      tasks.map((t) => (t.unseen ? 0 : t.counts[0])),
+    );
     const got = servedPerTask(batches, tasks.length);
     for (let t = 0; t < tasks.length; t++) if (want[t] === 0) expect(got[t], tasks[t]!.path).toBe(0);
     const dev = worstDeviation(got, want, (t) => tasks[t]!.domain);

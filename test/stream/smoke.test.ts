@@ -11,7 +11,9 @@ describe('server smoke', () => {
     await ts.stop();
   });
   it('answers GetCorpusInfo with the 80 tasks', async () => {
-    const info = await new Promise<CorpusInfo__Output>((resolve, reject) => ts.client.getCorpusInfo({}, (e, v) => (e || !v ? reject(e ?? new Error('no answer')) : resolve(v))));
+    const info = await new Promise<CorpusInfo__Output>((resolve, reject) =>
+      ts.client.getCorpusInfo({}, (e, v) => (e || !v ? reject(e ?? new Error('no answer')) : resolve(v))),
+    );
     expect(info.tasks).toHaveLength(80);
   });
 });

@@ -26,7 +26,15 @@ const WRITE = process.env.WRITE_STREAM_DIGESTS === '1';
 
 type Spec = NonNullable<RawOpen['spec']>;
 // The cases from before the record order was a choice pin the order they were made with.
-const train = (over: Partial<Spec>): Spec => ({ split: 'train', batchSize: 4, seqLen: 2048, packing: 'packed', seed: 7, shuffle: 'global', ...over });
+const train = (over: Partial<Spec>): Spec => ({
+  split: 'train',
+  batchSize: 4,
+  seqLen: 2048,
+  packing: 'packed',
+  seed: 7,
+  shuffle: 'global',
+  ...over,
+});
 
 /** Train streams: `n` batches each. */
 const TRAIN: Record<string, { spec: Spec; n: number }> = {
@@ -42,26 +50,82 @@ const TRAIN: Record<string, { spec: Spec; n: number }> = {
   'train multiturn rank 1 of 2': { spec: train({ packing: 'multiturn', seqLen: 4096, rank: 1, worldSize: 2 }), n: 3 },
 };
 for (const packing of ['none', 'packed', 'multiturn']) {
-  for (const [layout, codebooks] of [['flat', 1], ['flat', 3], ['delay', 0], ['delay', 1], ['delay', 3]] as const) {
-    TRAIN[`train ${packing} ${layout} k=${codebooks}`] = { spec: train({ packing, seqLen: 4096, audio: { layout, codebooks } }), n: 2 };
+  for (const [layout, codebooks] of [
+    ['flat', 1],
+    ['flat', 3],
+    ['delay', 0],
+    ['delay', 1],
+    ['delay', 3],
+  ] as const) {
+    TRAIN[`train ${packing} ${layout} k=${codebooks}`] = {
+      spec: train({ packing, seqLen: 4096, audio: { layout, codebooks } }),
+      n: 2,
+    };
   }
 }
 /** The blocks order (the server default): windows of 1, 4 and the default, every train packing mode, two ranks. */
-for (const packing of ['none', 'packed', 'multiturn']) TRAIN[`train ${packing} blocks (default window)`] = { spec: train({ packing, seqLen: 4096, shuffle: '' }), n: 4 };
+for (const packing of ['none', 'packed', 'multiturn'])
+  TRAIN[`train ${packing} blocks (default window)`] = { spec: train({ packing, seqLen: 4096, shuffle: '' }), n: 4 };
 TRAIN['train packed blocks window 1'] = { spec: train({ shuffle: 'blocks', shuffleWindow: 1 }), n: 4 };
-TRAIN['train packed blocks window 4 rank 1 of 2'] = { spec: train({ shuffle: 'blocks', shuffleWindow: 4, rank: 1, worldSize: 2 }), n: 3 };
+TRAIN['train packed blocks window 4 rank 1 of 2'] = {
+  spec: train({ shuffle: 'blocks', shuffleWindow: 4, rank: 1, worldSize: 2 }),
+  n: 3,
+};
 
 /** Evaluation streams: finite, drained to their end message. */
 const EVAL: Record<string, Spec> = {
   'test none': { split: 'test', batchSize: 4, seqLen: 2048, packing: 'none', heldout: { name: 'unseen-flag' } },
   'test packed': { split: 'test', batchSize: 4, seqLen: 2048, packing: 'packed', heldout: { name: 'unseen-flag' } },
   'test examples': { split: 'test', batchSize: 5, seqLen: 2048, packing: 'examples', heldout: { name: 'unseen-flag' } },
-  'test packed seq_len 512 overlong truncate': { split: 'test', batchSize: 4, seqLen: 512, packing: 'packed', heldout: { name: 'unseen-flag' }, overlong: 'truncate' },
-  'test none seq_len 512 overlong drop': { split: 'test', batchSize: 4, seqLen: 512, packing: 'none', heldout: { name: 'unseen-flag' }, overlong: 'drop' },
-  'dev packed rank 1 of 2': { split: 'dev', batchSize: 3, seqLen: 2048, packing: 'packed', heldout: { name: 'none' }, rank: 1, worldSize: 2 },
-  'heldout none': { split: 'heldout', batchSize: 2, seqLen: 2048, packing: 'none', heldout: { name: 'music-reasoning' } },
-  'heldout packed delay k=1': { split: 'heldout', batchSize: 2, seqLen: 2048, packing: 'packed', heldout: { name: 'music-reasoning' }, audio: { layout: 'delay', codebooks: 1 } },
-  'heldout examples rank 0 of 2': { split: 'heldout', batchSize: 3, seqLen: 2048, packing: 'examples', heldout: { name: 'music-reasoning' }, rank: 0, worldSize: 2 },
+  'test packed seq_len 512 overlong truncate': {
+    split: 'test',
+    batchSize: 4,
+    seqLen: 512,
+    packing: 'packed',
+    heldout: { name: 'unseen-flag' },
+    overlong: 'truncate',
+  },
+  'test none seq_len 512 overlong drop': {
+    split: 'test',
+    batchSize: 4,
+    seqLen: 512,
+    packing: 'none',
+    heldout: { name: 'unseen-flag' },
+    overlong: 'drop',
+  },
+  'dev packed rank 1 of 2': {
+    split: 'dev',
+    batchSize: 3,
+    seqLen: 2048,
+    packing: 'packed',
+    heldout: { name: 'none' },
+    rank: 1,
+    worldSize: 2,
+  },
+  'heldout none': {
+    split: 'heldout',
+    batchSize: 2,
+    seqLen: 2048,
+    packing: 'none',
+    heldout: { name: 'music-reasoning' },
+  },
+  'heldout packed delay k=1': {
+    split: 'heldout',
+    batchSize: 2,
+    seqLen: 2048,
+    packing: 'packed',
+    heldout: { name: 'music-reasoning' },
+    audio: { layout: 'delay', codebooks: 1 },
+  },
+  'heldout examples rank 0 of 2': {
+    split: 'heldout',
+    batchSize: 3,
+    seqLen: 2048,
+    packing: 'examples',
+    heldout: { name: 'music-reasoning' },
+    rank: 0,
+    worldSize: 2,
+  },
 };
 
 /** Every message a session yields (up to `max` batches, then its end if it ended), wire-encoded. */
@@ -88,7 +152,9 @@ function sha(msgs: readonly Buffer[]): string {
 describe('stream digests (byte-identical streams across refactors)', () => {
   let core: DataServiceCore;
   const got: Record<string, string> = {};
-  const want: Record<string, string> = WRITE ? {} : (JSON.parse(readFileSync(FIXTURE, 'utf8')) as Record<string, string>);
+  const want: Record<string, string> = WRITE
+    ? {}
+    : (JSON.parse(readFileSync(FIXTURE, 'utf8')) as Record<string, string>);
   beforeAll(async () => {
     core = await openCore(inject('sampleIndex'));
   });
@@ -105,7 +171,9 @@ describe('stream digests (byte-identical streams across refactors)', () => {
   };
 
   it('train streams of every packing mode and audio layout match the checked-in digests', () => {
-    const changed = Object.entries(TRAIN).flatMap(([name, { spec, n }]) => check(name, messages(core, { spec: { ...spec, maxBatches: n } })));
+    const changed = Object.entries(TRAIN).flatMap(([name, { spec, n }]) =>
+      check(name, messages(core, { spec: { ...spec, maxBatches: n } })),
+    );
     expect(changed).toEqual([]);
   });
 
@@ -124,8 +192,13 @@ describe('stream digests (byte-identical streams across refactors)', () => {
       const token = first[2] && 'batch' in first[2] ? first[2].batch.resumeToken : undefined;
       expect(token, name).toBeDefined();
       const whole = messages(core, { spec: { ...spec, maxBatches: n } });
-      const rest = messages(core, { resume: { token, maxBatches: n ? n - 3 : 0, rank: spec.rank, worldSize: spec.worldSize } });
-      expect(rest.map((m) => sha([m])), `${name} resumed after batch 2`).toEqual(whole.slice(3).map((m) => sha([m])));
+      const rest = messages(core, {
+        resume: { token, maxBatches: n ? n - 3 : 0, rank: spec.rank, worldSize: spec.worldSize },
+      });
+      expect(
+        rest.map((m) => sha([m])),
+        `${name} resumed after batch 2`,
+      ).toEqual(whole.slice(3).map((m) => sha([m])));
       changed.push(...check(`${name} resumed after batch 2`, rest));
     }
     expect(changed).toEqual([]);

@@ -12,7 +12,13 @@ import { spawnServer, type ChildServer } from '../reliability/procs.js';
 import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 import { collect, expectStatus, type Collected } from '../helpers/grpc-stream-calls.js';
 
-type State = Record<string, unknown> & { walker: { cursors: number[]; epochs: number[] }; sampler: { counts: number[]; drawn: number }; pool: number[]; stats: Record<string, unknown>; pending: unknown[] };
+type State = Record<string, unknown> & {
+  walker: { cursors: number[]; epochs: number[] };
+  sampler: { counts: number[]; drawn: number };
+  pool: number[];
+  stats: Record<string, unknown>;
+  pending: unknown[];
+};
 /**
  * A seed whose permutation of task t (size n, this epoch) maps n, by cycle walking, only to values
  * at or past n: `Permutation.at(n)` would never return. Found by following the walk through the
@@ -97,48 +103,127 @@ describe('resume token validation', () => {
 
   const cursor = (i: number): string => `resume.token.state.walker.cursors[${i}]`;
   const cases: [string, (q: Payload) => void, () => string][] = [
-    ['every walker cursor at its task size', (q) => sizes.forEach((n, t) => (q.state.walker.cursors[t] = n)), () => cursor(sizes.findIndex((n) => n > 0))],
+    [
+      'every walker cursor at its task size',
+      (q) => sizes.forEach((n, t) => (q.state.walker.cursors[t] = n)),
+      () => cursor(sizes.findIndex((n) => n > 0)),
+    ],
     // The forgery that hung the server: a seed under which the most drawn task's cycle walk from
     // its size never comes back below it, and that task's cursor at its size.
-    ['a walker cursor at the size of the most drawn task (the endless cycle walk)', (q) => {
-      const t = mostDrawn(q);
-      (q.spec as { seed: number }).seed = endlessSeed(sizes[t]!, t, q.state.walker.epochs[t]!);
-      q.state.walker.cursors[t] = sizes[t]!;
-    }, () => cursor(mostDrawn(train))],
+    [
+      'a walker cursor at the size of the most drawn task (the endless cycle walk)',
+      (q) => {
+        const t = mostDrawn(q);
+        (q.spec as { seed: number }).seed = endlessSeed(sizes[t]!, t, q.state.walker.epochs[t]!);
+        q.state.walker.cursors[t] = sizes[t]!;
+      },
+      () => cursor(mostDrawn(train)),
+    ],
     ['a walker cursor at size + 1', (q) => (q.state.walker.cursors[live] = sizes[live]! + 1), () => cursor(live)],
     ['a walker cursor of 2^53', (q) => (q.state.walker.cursors[live] = 2 ** 53), () => cursor(live)],
     ['a walker cursor of NaN', (q) => (q.state.walker.cursors[live] = NaN), () => cursor(live)],
     ['a walker cursor of -1', (q) => (q.state.walker.cursors[live] = -1), () => cursor(live)],
-    ['an epoch for a task the stream never walks', (q) => (q.state.walker.epochs[heldTask] = 1), () => `resume.token.state.walker.epochs[${heldTask}]`],
-    ['a million walker cursors', (q) => (q.state.walker.cursors = new Array<number>(1_000_000).fill(0)), () => 'resume.token.state.walker.cursors'],
-    ['a pool larger than the window', (q) => ((q.spec as { window: number }).window = 2), () => 'resume.token.state.pool'],
-    ['a pool entry naming a held-out task', (q) => (q.state.pool = [1, heldTask, 0]), () => 'resume.token.state.pool[1]'],
-    ['a pool entry naming the record at the task size', (q) => (q.state.pool = [1, live, sizes[live]!]), () => 'resume.token.state.pool[2]'],
-    ['a pool unit with more turns than max_turns', (q) => (q.state.pool = [99, live, 0]), () => 'resume.token.state.pool[0]'],
+    [
+      'an epoch for a task the stream never walks',
+      (q) => (q.state.walker.epochs[heldTask] = 1),
+      () => `resume.token.state.walker.epochs[${heldTask}]`,
+    ],
+    [
+      'a million walker cursors',
+      (q) => (q.state.walker.cursors = new Array<number>(1_000_000).fill(0)),
+      () => 'resume.token.state.walker.cursors',
+    ],
+    [
+      'a pool larger than the window',
+      (q) => ((q.spec as { window: number }).window = 2),
+      () => 'resume.token.state.pool',
+    ],
+    [
+      'a pool entry naming a held-out task',
+      (q) => (q.state.pool = [1, heldTask, 0]),
+      () => 'resume.token.state.pool[1]',
+    ],
+    [
+      'a pool entry naming the record at the task size',
+      (q) => (q.state.pool = [1, live, sizes[live]!]),
+      () => 'resume.token.state.pool[2]',
+    ],
+    [
+      'a pool unit with more turns than max_turns',
+      (q) => (q.state.pool = [99, live, 0]),
+      () => 'resume.token.state.pool[0]',
+    ],
     ['sampler draws that do not add up', (q) => (q.state.sampler.drawn += 1), () => 'resume.token.state.sampler.drawn'],
-    ['sampler counts of the wrong length', (q) => q.state.sampler.counts.push(0), () => 'resume.token.state.sampler.counts'],
-    ['a stats vector of the wrong length', (q) => (q.state.stats.examples as number[]).pop(), () => 'resume.token.state.stats.examples'],
+    [
+      'sampler counts of the wrong length',
+      (q) => q.state.sampler.counts.push(0),
+      () => 'resume.token.state.sampler.counts',
+    ],
+    [
+      'a stats vector of the wrong length',
+      (q) => (q.state.stats.examples as number[]).pop(),
+      () => 'resume.token.state.stats.examples',
+    ],
     ['negative padding', (q) => (q.state.stats.padding = -1), () => 'resume.token.state.stats.padding'],
-    ['a pending update for a step already built', (q) => (q.state.pending = [{ applyAtStep: q.step - 1, mixture: q.state.mixture }]), () => 'resume.token.state.pending[0].applyAtStep'],
-    ['65 pending updates', (q) => (q.state.pending = Array.from({ length: 65 }, (_, k) => ({ applyAtStep: q.step + k, mixture: q.state.mixture }))), () => 'resume.token.state.pending'],
-    ['a pending update with weights of 1e308', (q) => (q.state.pending = [{ applyAtStep: q.step + 1, mixture: { ...(q.state.mixture as object), weights: { speech: 1e308 } } }]), () => 'resume.token.state.pending[0].mixture.weights["speech"]'],
+    [
+      'a pending update for a step already built',
+      (q) => (q.state.pending = [{ applyAtStep: q.step - 1, mixture: q.state.mixture }]),
+      () => 'resume.token.state.pending[0].applyAtStep',
+    ],
+    [
+      '65 pending updates',
+      (q) =>
+        (q.state.pending = Array.from({ length: 65 }, (_, k) => ({
+          applyAtStep: q.step + k,
+          mixture: q.state.mixture,
+        }))),
+      () => 'resume.token.state.pending',
+    ],
+    [
+      'a pending update with weights of 1e308',
+      (q) =>
+        (q.state.pending = [
+          { applyAtStep: q.step + 1, mixture: { ...(q.state.mixture as object), weights: { speech: 1e308 } } },
+        ]),
+      () => 'resume.token.state.pending[0].mixture.weights["speech"]',
+    ],
     ['a state section this server does not make', (q) => (q.state.extra = 1), () => 'resume.token.state.extra'],
-    ['a spec window beyond the limit', (q) => ((q.spec as { window: number }).window = 1e12), () => 'resume.token.spec.window'],
-    ['a spec field the server does not know', (q) => ((q.spec as unknown as Record<string, unknown>).extra = 1), () => 'resume.token.spec'],
+    [
+      'a spec window beyond the limit',
+      (q) => ((q.spec as { window: number }).window = 1e12),
+      () => 'resume.token.spec.window',
+    ],
+    [
+      'a spec field the server does not know',
+      (q) => ((q.spec as unknown as Record<string, unknown>).extra = 1),
+      () => 'resume.token.spec',
+    ],
     ['step 2^53', (q) => ((q as { step: number }).step = 2 ** 53), () => 'resume.token.step'],
     // Safe itself, but the step after it is not: it used to fail with INTERNAL after one batch.
     ['step 2^53 - 1', (q) => ((q as { step: number }).step = 2 ** 53 - 1), () => 'resume.token.step'],
     // A token's spec is checked exactly as a fresh spec (these are refused in a request).
-    ['a spec mixture weight of 1e300', (q) => ((q.spec as { mixture: { weights: Record<string, number> } }).mixture.weights = { speech: 1e300 }), () => 'resume.token.spec.mixture.weights["speech"]'],
-    ['a spec mixture temperature of -1', (q) => ((q.spec as { mixture: { temperature: number } }).mixture.temperature = -1), () => 'resume.token.spec.mixture.temperature'],
+    [
+      'a spec mixture weight of 1e300',
+      (q) => ((q.spec as { mixture: { weights: Record<string, number> } }).mixture.weights = { speech: 1e300 }),
+      () => 'resume.token.spec.mixture.weights["speech"]',
+    ],
+    [
+      'a spec mixture temperature of -1',
+      (q) => ((q.spec as { mixture: { temperature: number } }).mixture.temperature = -1),
+      () => 'resume.token.spec.mixture.temperature',
+    ],
     ['world size 0', (q) => ((q as { worldSize: number }).worldSize = 0), () => 'resume.token.world_size'],
   ];
   for (const [name, edit, field] of cases) {
-    it(`refuses ${name} with INVALID_ARGUMENT naming the field, promptly`, async () => {
-      const r = await resume(forge(edit));
-      expect(r, `no answer within ${BOUND_MS} ms`).not.toBe('no answer');
-      expectStatus(r as Collected, Status.INVALID_ARGUMENT, field());
-    }, BOUND_MS * 2);
+    it(
+      `refuses ${name} with INVALID_ARGUMENT naming the field, promptly`,
+      async () => {
+        const r = await resume(forge(edit));
+        expect(r, `no answer within ${BOUND_MS} ms`).not.toBe('no answer');
+        expectStatus(r as Collected, Status.INVALID_ARGUMENT, field());
+      },
+      BOUND_MS * 2,
+    );
   }
 
   it('still resumes an unmodified re-encoding, and health stayed SERVING', async () => {
@@ -186,7 +271,7 @@ describe('signed resume tokens (server.token_key)', () => {
     expect(again.step).toBe(p.step);
   });
 
-  it('refuses an unsigned token, another key\'s token, an edited payload and a signed token on a keyless server', () => {
+  it("refuses an unsigned token, another key's token, an edited payload and a signed token on a keyless server", () => {
     const p = decodeToken(token, signed.reader.fingerprint, [KEY]);
     refused(signed, encodeToken(p), /not signed/);
     refused(other, token, /signature does not match/);
@@ -207,7 +292,9 @@ describe('signed resume tokens (server.token_key)', () => {
       expect(digests([resumed], false)).toEqual(digests([reference], false));
       // ...and what it mints now is signed with the new key only.
       const next = resumed.resumeToken as Buffer;
-      expect(decodeToken(next, rotated.reader.fingerprint, [NEW]).step).toBe(decodeToken(token, signed.reader.fingerprint, [KEY]).step + 1);
+      expect(decodeToken(next, rotated.reader.fingerprint, [NEW]).step).toBe(
+        decodeToken(token, signed.reader.fingerprint, [KEY]).step + 1,
+      );
       refused(signed, next, /signature does not match/);
       expect(() => take(onlyNew.open({ resume: { token: next } }), 1)).not.toThrow();
       // Once the old key is dropped, its tokens are refused.
@@ -219,7 +306,15 @@ describe('signed resume tokens (server.token_key)', () => {
   });
 
   it('server.token_key is the one-key shorthand: setting both is a configuration error', () => {
-    expect(() => loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.token_key': KEY, 'server.token_keys': KEY }, {})).toThrow(/server\.token_keys.*not both/);
-    expect(() => loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.token_keys': 'short' }, {})).toThrow(/16 characters/);
+    expect(() =>
+      loadConfig(
+        undefined,
+        { 'index.dir': inject('sampleIndex'), 'server.token_key': KEY, 'server.token_keys': KEY },
+        {},
+      ),
+    ).toThrow(/server\.token_keys.*not both/);
+    expect(() =>
+      loadConfig(undefined, { 'index.dir': inject('sampleIndex'), 'server.token_keys': 'short' }, {}),
+    ).toThrow(/16 characters/);
   });
 });

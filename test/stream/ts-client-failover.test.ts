@@ -31,11 +31,20 @@ describe('TypeScript client failover', () => {
   const index = inject('sampleIndex');
   let backup: TestServer;
   let ref: string[];
-  const opts: DatasetOptions = { split: 'train', batchSize: 4, seqLen: 4096, packing: 'packed', seed: 17, retry: { initialBackoffMs: 20, maxBackoffMs: 200 } };
+  const opts: DatasetOptions = {
+    split: 'train',
+    batchSize: 4,
+    seqLen: 4096,
+    packing: 'packed',
+    seed: 17,
+    retry: { initialBackoffMs: 20, maxBackoffMs: 200 },
+  };
   beforeAll(async () => {
     backup = await startTestServer(index);
     const c = new FlanStreamClient(backup.target);
-    ref = (await batchesOf(c, { split: 'train', batchSize: 4, seqLen: 4096, packing: 'packed', seed: 17 }, 60)).map((b) => hex(b.resumeToken));
+    ref = (await batchesOf(c, { split: 'train', batchSize: 4, seqLen: 4096, packing: 'packed', seed: 17 }, 60)).map(
+      (b) => hex(b.resumeToken),
+    );
     c.close();
   });
   afterAll(async () => {
@@ -103,7 +112,9 @@ describe('TypeScript client failover', () => {
       const err = await run(anonymous, 1).catch((e: unknown) => e);
       expect((err as FlanStreamError).code).toBe(Status.UNAUTHENTICATED);
       anonymous.close();
-      const [wrong, right] = ['wrong-token', 'open-sesame'].map((token) => new FlanStreamClient(secured.target, { token }));
+      const [wrong, right] = ['wrong-token', 'open-sesame'].map(
+        (token) => new FlanStreamClient(secured.target, { token }),
+      );
       await expect(wrong!.corpusInfo()).rejects.toMatchObject({ code: Status.UNAUTHENTICATED });
       expect((await right!.corpusInfo()).tasks).toHaveLength(80);
       wrong!.close();

@@ -37,7 +37,9 @@ describe('TypeScript client', () => {
   }
   const sameAsRef = (got: Batch[], from: number): void => {
     expect(got.map((b) => b.step)).toEqual(got.map((_, i) => from + i));
-    expect(got.map((b) => hex(b.resumeToken))).toEqual(ref.slice(from, from + got.length).map((b) => hex(b.resumeToken)));
+    expect(got.map((b) => hex(b.resumeToken))).toEqual(
+      ref.slice(from, from + got.length).map((b) => hex(b.resumeToken)),
+    );
     got.forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(ref[from + i]!).inputIds));
   };
 
@@ -46,7 +48,12 @@ describe('TypeScript client', () => {
     expect(info.tasks).toHaveLength(80);
     const v = info.vocab!;
     expect(v.totalSize).toBeGreaterThan(v.audioOffset);
-    expect({ codec: v.codec, frameRate: v.frameRate, pad: v.audioPadId, total: v.totalSize }).toEqual({ codec: 'xcodec', frameRate: 50, pad: v.audioOffset + v.codebooks * v.codebookSize, total: v.audioPadId + 1 });
+    expect({ codec: v.codec, frameRate: v.frameRate, pad: v.audioPadId, total: v.totalSize }).toEqual({
+      codec: 'xcodec',
+      frameRate: 50,
+      pad: v.audioOffset + v.codebooks * v.codebookSize,
+      total: v.audioPadId + 1,
+    });
     expect(info.heldoutSets.map((h) => h.name)).toContain(info.defaultHeldout);
     expect(info.mixtures).toContain('natural');
     expect(info.domains).toEqual(['speech', 'music', 'audio']);
@@ -93,7 +100,9 @@ describe('TypeScript client', () => {
     const [a, b] = await Promise.all(half.map((h) => take(h, 2)));
     // After 4 steps of 3 rows: W=2 steps of 2×3 rows continue at row 12 (= W=1 step 4).
     expect(a!.map((x) => x.step)).toEqual([4, 5]);
-    expect([a![0]!.inputIds, b![0]!.inputIds, a![1]!.inputIds, b![1]!.inputIds]).toEqual(ref.slice(4, 8).map((r) => denseArrays(r).inputIds));
+    expect([a![0]!.inputIds, b![0]!.inputIds, a![1]!.inputIds, b![1]!.inputIds]).toEqual(
+      ref.slice(4, 8).map((r) => denseArrays(r).inputIds),
+    );
     for (const d of [ds, other, ...half]) d.close();
   });
 
@@ -205,7 +214,9 @@ describe('TypeScript client', () => {
     const err = await take(flat, 1).catch((e: unknown) => e);
     expect((err as FlanStreamError).code).toBe(Status.FAILED_PRECONDITION);
     expect((err as FlanStreamError).message).toMatch(/made with audio \{codebooks: 2, layout: delay\}/);
-    expect(() => new FlanStreamDataset(ts.target, { ...opts, audio: { layout: 'zigzag' as never } })).toThrow(TypeError);
+    expect(() => new FlanStreamDataset(ts.target, { ...opts, audio: { layout: 'zigzag' as never } })).toThrow(
+      TypeError,
+    );
     for (const d of [ds, again, flat]) d.close();
   });
 
@@ -222,7 +233,9 @@ describe('TypeScript client', () => {
     global.loadStateDict(ds.stateDict());
     const err = await take(global, 1).catch((e: unknown) => e);
     expect((err as FlanStreamError).code).toBe(Status.FAILED_PRECONDITION);
-    expect((err as FlanStreamError).message).toMatch(/made with shuffle blocks \(shuffle_window 3\) but the request asks for global/);
+    expect((err as FlanStreamError).message).toMatch(
+      /made with shuffle blocks \(shuffle_window 3\) but the request asks for global/,
+    );
     for (const d of [ds, again, global]) d.close();
   });
 
@@ -237,19 +250,44 @@ describe('TypeScript client', () => {
 
   it('bad arguments throw TypeError before anything is sent', () => {
     const bad: DatasetOptions[] = [
-      { batchSize: 0 }, { seqLen: 1.5 }, { split: 'validation' as never }, { packing: 'examples' }, { rank: 2, worldSize: 2 },
-      { split: 'test', mixture: { weights: { speech: 1 } } }, { mixture: { weights: { speech: -1 } } }, { mixture: { speech: 1 } as never },
-      { heldout: { tasks: 'speech' as never } }, { prefetch: 0 }, { maxBatches: -1 }, { overlong: 'chop' as never },
-      { heldout: { datasets: '43_AudioCaps' as never } }, { heldout: { datasets: [''] } }, { heldout: { excludeOverlappingText: -1 } },
-      { heldout: { excludeOverlappingText: 65 } }, { heldout: { excludeOverlappingText: 2.5 } },
-      { shuffle: 'random' as never }, { shuffleWindow: 0 }, { shuffleWindow: 1 << 17 }, { shuffle: 'global', shuffleWindow: 4 },
-      { split: 'test', shuffle: 'blocks' }, { split: 'heldout', shuffleWindow: 2 },
+      { batchSize: 0 },
+      { seqLen: 1.5 },
+      { split: 'validation' as never },
+      { packing: 'examples' },
+      { rank: 2, worldSize: 2 },
+      { split: 'test', mixture: { weights: { speech: 1 } } },
+      { mixture: { weights: { speech: -1 } } },
+      { mixture: { speech: 1 } as never },
+      { heldout: { tasks: 'speech' as never } },
+      { prefetch: 0 },
+      { maxBatches: -1 },
+      { overlong: 'chop' as never },
+      { heldout: { datasets: '43_AudioCaps' as never } },
+      { heldout: { datasets: [''] } },
+      { heldout: { excludeOverlappingText: -1 } },
+      { heldout: { excludeOverlappingText: 65 } },
+      { heldout: { excludeOverlappingText: 2.5 } },
+      { shuffle: 'random' as never },
+      { shuffleWindow: 0 },
+      { shuffleWindow: 1 << 17 },
+      { shuffle: 'global', shuffleWindow: 4 },
+      { split: 'test', shuffle: 'blocks' },
+      { split: 'heldout', shuffleWindow: 2 },
     ];
     for (const o of bad) expect(() => new FlanStreamDataset(ts.target, o), JSON.stringify(o)).toThrow(TypeError);
     // A 100 KB authorization header would be refused by HTTP/2 itself (RST_STREAM, no status).
     expect(() => new FlanStreamClient(ts.target, { token: 'x'.repeat(100_000) })).toThrow(/authorization header/);
     expect(() => new FlanStreamDataset([], {})).toThrow(TypeError);
-    expect(buildHeldout({ tasks: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13 })).toMatchObject({ selectors: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13, inline: true });
-    expect(() => new FlanStreamDataset(ts.target, { split: 'test' }).updateMixture({ speech: 1 }, 3)).toThrow(TypeError);
+    expect(
+      buildHeldout({ tasks: ['speech/Speech Caption'], datasets: ['43_AudioCaps'], excludeOverlappingText: 13 }),
+    ).toMatchObject({
+      selectors: ['speech/Speech Caption'],
+      datasets: ['43_AudioCaps'],
+      excludeOverlappingText: 13,
+      inline: true,
+    });
+    expect(() => new FlanStreamDataset(ts.target, { split: 'test' }).updateMixture({ speech: 1 }, 3)).toThrow(
+      TypeError,
+    );
   });
 });

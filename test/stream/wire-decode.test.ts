@@ -13,15 +13,49 @@ const le = (xs: number[]): Buffer => {
 /** Two rows of 6: row 0 holds segments [10 11 12] and [20 21], row 1 holds [30 31 32 33]. */
 function sample(over: Partial<WireBatch> = {}): WireBatch {
   return {
-    step: 7, rank: 0, worldSize: 1, batchSize: 2, seqLen: 6, padId: 99,
+    step: 7,
+    rank: 0,
+    worldSize: 1,
+    batchSize: 2,
+    seqLen: 6,
+    padId: 99,
     tokens: le([10, 11, 12, 20, 21, 30, 31, 32, 33]),
-    segRow: [0, 0, 1], segOffset: [0, 3, 0], segLength: [3, 2, 4], segTask: [1, 0, 1], segDomain: [1, 0, 1],
-    segTextTokens: [3, 2, 1], segAudioTokens: [0, 0, 3], segTurns: [1, 1, 2], uuids: ['a', 'b', 'c', 'd'], turnTask: [1, 0, 1, 0],
+    segRow: [0, 0, 1],
+    segOffset: [0, 3, 0],
+    segLength: [3, 2, 4],
+    segTask: [1, 0, 1],
+    segDomain: [1, 0, 1],
+    segTextTokens: [3, 2, 1],
+    segAudioTokens: [0, 0, 3],
+    segTurns: [1, 1, 2],
+    uuids: ['a', 'b', 'c', 'd'],
+    turnTask: [1, 0, 1, 0],
     lossSpans: [2, 3, 4, 5, 6, 7, 7, 9],
     resumeToken: Buffer.from([1, 2, 3]),
-    stats: { taskExamples: [1, 3], taskTextTokens: [2, 4], taskAudioTokens: [0, 3], taskTarget: [0.25, 0.75], domainExamples: [1, 3, 0], domainTarget: [0.25, 0.75, 0], paddingTokens: 3, dropped: 1, truncated: 0,
-      taskDropped: [], taskTruncated: [], sinceUpdateStep: 0, taskExamplesSinceUpdate: [], domainExamplesSinceUpdate: [], windowStartStep: 0, taskExamplesWindow: [], domainExamplesWindow: [], taskEpochs: [], domainAudioSeconds: [] },
-    heldoutFingerprint: 'fp', examples: [], totalSteps: 0,
+    stats: {
+      taskExamples: [1, 3],
+      taskTextTokens: [2, 4],
+      taskAudioTokens: [0, 3],
+      taskTarget: [0.25, 0.75],
+      domainExamples: [1, 3, 0],
+      domainTarget: [0.25, 0.75, 0],
+      paddingTokens: 3,
+      dropped: 1,
+      truncated: 0,
+      taskDropped: [],
+      taskTruncated: [],
+      sinceUpdateStep: 0,
+      taskExamplesSinceUpdate: [],
+      domainExamplesSinceUpdate: [],
+      windowStartStep: 0,
+      taskExamplesWindow: [],
+      domainExamplesWindow: [],
+      taskEpochs: [],
+      domainAudioSeconds: [],
+    },
+    heldoutFingerprint: 'fp',
+    examples: [],
+    totalSteps: 0,
     ...over,
   };
 }
@@ -50,31 +84,72 @@ describe('wire decoding', () => {
 
   it('names tasks, domains and turns, and summarizes stats', () => {
     const b = new BatchDecoder(info).decode(sample());
-    expect(b.segments[2]).toEqual({ row: 1, offset: 0, length: 4, task: 'music/Caption/Caption', taskIndex: 1, domain: 'music', uuids: ['c', 'd'], turnTasks: ['music/Caption/Caption', 'speech/ASR/ASR'], textTokens: 1, audioTokens: 3 });
+    expect(b.segments[2]).toEqual({
+      row: 1,
+      offset: 0,
+      length: 4,
+      task: 'music/Caption/Caption',
+      taskIndex: 1,
+      domain: 'music',
+      uuids: ['c', 'd'],
+      turnTasks: ['music/Caption/Caption', 'speech/ASR/ASR'],
+      textTokens: 1,
+      audioTokens: 3,
+    });
     expect(b.stats.examples).toBe(4);
-    expect(b.stats.tasks['music/Caption/Caption']).toEqual({ index: 1, examples: 3, textTokens: 4, audioTokens: 3, target: 0.75, realized: 0.75 });
+    expect(b.stats.tasks['music/Caption/Caption']).toEqual({
+      index: 1,
+      examples: 3,
+      textTokens: 4,
+      audioTokens: 3,
+      target: 0.75,
+      realized: 0.75,
+    });
     expect(b.stats.domains.music).toEqual({ examples: 3, textTokens: 4, audioTokens: 3, target: 0.75, realized: 0.75 });
     expect(b.stats.domains.audio!.examples).toBe(0);
     expect([b.step, b.batchSize, b.seqLen, b.stats.dropped]).toEqual([7, 2, 6, 1]);
     expect(new BatchDecoder().decode(sample()).segments[0]!.task).toBe('#1');
   });
 
-  it('reads the segment columns: token ranges, turns and each turn\'s loss span relative to its segment', () => {
+  it("reads the segment columns: token ranges, turns and each turn's loss span relative to its segment", () => {
     const cols = segmentColumns(sample());
     expect(cols.map((c) => [c.start, c.length, c.uuids, c.turnTaskIndices, c.loss])).toEqual([
       [0, 3, ['a'], [1], [[2, 3]]],
       [3, 2, ['b'], [0], [[1, 2]]],
-      [5, 4, ['c', 'd'], [1, 0], [[1, 2], [2, 4]]],
+      [
+        5,
+        4,
+        ['c', 'd'],
+        [1, 0],
+        [
+          [1, 2],
+          [2, 4],
+        ],
+      ],
     ]);
     expect(cols[2]).toMatchObject({ row: 1, offset: 0, taskIndex: 1, domainIndex: 1, textTokens: 1, audioTokens: 3 });
   });
 
   it('decodes evaluation examples and stream ends', () => {
     const dec = new BatchDecoder(info);
-    const ex = dec.decode(sample({ examples: [{ uuid: 'u', task: 0, promptTokens: le([1, 2]), answerTokens: le([3]), answerText: 'hi', answerAudioIds: [] }] })).examples!;
+    const ex = dec.decode(
+      sample({
+        examples: [
+          { uuid: 'u', task: 0, promptTokens: le([1, 2]), answerTokens: le([3]), answerText: 'hi', answerAudioIds: [] },
+        ],
+      }),
+    ).examples!;
     expect(ex[0]).toMatchObject({ uuid: 'u', task: 'speech/ASR/ASR', answerText: 'hi' });
     expect(Array.from(ex[0]!.promptTokens)).toEqual([1, 2]);
-    const s = dec.summarize({ taskExamples: [2, 0], totalTaskExamples: [4, 1], examples: 2, totalExamples: 5, resumeToken: Buffer.alloc(0), reason: 'complete', taskDropped: [] });
+    const s = dec.summarize({
+      taskExamples: [2, 0],
+      totalTaskExamples: [4, 1],
+      examples: 2,
+      totalExamples: 5,
+      resumeToken: Buffer.alloc(0),
+      reason: 'complete',
+      taskDropped: [],
+    });
     expect(s.taskExamples).toEqual({ 'speech/ASR/ASR': 2, 'music/Caption/Caption': 0 });
     expect(s.totalTaskExamples).toEqual({ 'speech/ASR/ASR': 4, 'music/Caption/Caption': 1 });
   });
@@ -89,8 +164,14 @@ describe('wire decoding', () => {
     const size = b.batchSize * b.seqLen;
     const toks = Array.from({ length: b.tokens.length / 4 }, (_, i) => b.tokens.readInt32LE(i * 4));
     const sup = toks.map(() => false);
-    for (let k = 0; k < b.lossSpans.length; k += 2) for (let t = b.lossSpans[k]!; t < b.lossSpans[k + 1]!; t++) sup[t] = true;
-    const [ids, lab, pos, seg] = [Array<number>(size).fill(b.padId), Array<number>(size).fill(X), Array<number>(size).fill(0), Array<number>(size).fill(0)];
+    for (let k = 0; k < b.lossSpans.length; k += 2)
+      for (let t = b.lossSpans[k]!; t < b.lossSpans[k + 1]!; t++) sup[t] = true;
+    const [ids, lab, pos, seg] = [
+      Array<number>(size).fill(b.padId),
+      Array<number>(size).fill(X),
+      Array<number>(size).fill(0),
+      Array<number>(size).fill(0),
+    ];
     const count = new Map<number, number>();
     let k = 0;
     b.segLength.forEach((n, i) => {
@@ -106,25 +187,41 @@ describe('wire decoding', () => {
 
   it('equals the token-by-token reference on random batches (gaps, empty segments, spans over several segments)', () => {
     let state = 12345;
-    const rand = (n: number): number => ((state = (state * 1103515245 + 12345) % 2147483648) % n);
+    const rand = (n: number): number => (state = (state * 1103515245 + 12345) % 2147483648) % n;
     for (let trial = 0; trial < 200; trial++) {
       const B = 1 + rand(4);
       const L = 4 + rand(40);
       const [segRow, segOffset, segLength]: [number[], number[], number[]] = [[], [], []];
       for (let r = 0; r < B; r++) {
-        for (let col = rand(3); col < L && rand(5) > 0; ) {
+        for (let col = rand(3); col < L && rand(5) > 0;) {
           const n = rand(L - col + 1); // 0: an empty segment
-          segRow.push(r); segOffset.push(col); segLength.push(n);
+          segRow.push(r);
+          segOffset.push(col);
+          segLength.push(n);
           col += n + rand(2);
         }
       }
       const N = segLength.reduce((a, x) => a + x, 0);
       const cuts = Array.from({ length: 2 * rand(5) }, () => rand(N + 1)).sort((x, y) => x - y);
       const S = segLength.length;
-      const b = sample({ batchSize: B, seqLen: L, tokens: le(Array.from({ length: N }, () => rand(1 << 30) - (1 << 29))), segRow, segOffset, segLength,
-        lossSpans: cuts, segTask: Array<number>(S).fill(0), segTurns: Array<number>(S).fill(1), uuids: segLength.map((_, i) => `u${i}`), turnTask: Array<number>(S).fill(0) });
+      const b = sample({
+        batchSize: B,
+        seqLen: L,
+        tokens: le(Array.from({ length: N }, () => rand(1 << 30) - (1 << 29))),
+        segRow,
+        segOffset,
+        segLength,
+        lossSpans: cuts,
+        segTask: Array<number>(S).fill(0),
+        segTurns: Array<number>(S).fill(1),
+        uuids: segLength.map((_, i) => `u${i}`),
+        turnTask: Array<number>(S).fill(0),
+      });
       const d = denseArrays(b);
-      expect([d.inputIds, d.labels, d.positionIds, d.segmentIds].map((a) => Array.from(a)), `trial ${trial}`).toEqual(reference(b));
+      expect(
+        [d.inputIds, d.labels, d.positionIds, d.segmentIds].map((a) => Array.from(a)),
+        `trial ${trial}`,
+      ).toEqual(reference(b));
     }
   });
 

@@ -7,7 +7,12 @@ beforeAll(() => {
   tok = TextTokenizer.load('qwen3');
 });
 
-const SHARD_A = ['Transcribe the speech into text.', 'happy', 'text: the gap is from 0.14s to 0.54s', `a literal ${IM_END} stays text`];
+const SHARD_A = [
+  'Transcribe the speech into text.',
+  'happy',
+  'text: the gap is from 0.14s to 0.54s',
+  `a literal ${IM_END} stays text`,
+];
 const SHARD_B = ['Transcribe the speech into text.', 'sad', 'happy', '请将这段语音转写成文字。'];
 
 describe('EncodeCache', () => {
@@ -42,7 +47,8 @@ describe('EncodeCache', () => {
   it('keeps a text it keeps meeting across generations', async () => {
     const cache = new EncodeCache(tok, 8_000);
     const hot = 'Describe the sound.';
-    for (let i = 0; i < 200; i += 20) await cache.encodeBatch([hot, ...Array.from({ length: 20 }, (_, k) => `one-off text ${i + k}`)]);
+    for (let i = 0; i < 200; i += 20)
+      await cache.encodeBatch([hot, ...Array.from({ length: 20 }, (_, k) => `one-off text ${i + k}`)]);
     expect(cache.encoded).toBe(1 + 200);
   });
 

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorpusError } from '../../src/errors.js';
-import { ENDOFTEXT, EOA, IM_END, IM_START, SOA, TextTokenizer, qwen3TokenizerPath } from '../../src/tokenize/text-tokenizer.js';
+import {
+  ENDOFTEXT,
+  EOA,
+  IM_END,
+  IM_START,
+  SOA,
+  TextTokenizer,
+  qwen3TokenizerPath,
+} from '../../src/tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../../src/tokenize/vocab-layout.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flanstream-tok-'));
@@ -33,7 +41,13 @@ describe('TextTokenizer (Qwen3)', () => {
     for (const id of ids) expect(id).toBeGreaterThanOrEqual(0);
     for (const id of ids) expect(id).toBeLessThan(tok.vocabSize);
     expect(s.pad).toBe(s.eos);
-    for (const [text, id] of [[SOA, s.soa], [EOA, s.eoa], [IM_START, s.imStart], [IM_END, s.imEnd], [ENDOFTEXT, s.eos]] as const) {
+    for (const [text, id] of [
+      [SOA, s.soa],
+      [EOA, s.eoa],
+      [IM_START, s.imStart],
+      [IM_END, s.imEnd],
+      [ENDOFTEXT, s.eos],
+    ] as const) {
       expect(await tok.decode([id])).toBe(text);
     }
   });
@@ -45,13 +59,24 @@ describe('TextTokenizer (Qwen3)', () => {
   it('encodes the spelling of a special token in text as plain text, never as the control token', async () => {
     const specials = [tok.special.imStart, tok.special.imEnd, tok.special.soa, tok.special.eoa, tok.special.eos];
     const quad = 151650; // <|quad_start|>: special in Qwen3's own tokenizer.json, not one of ours
-    for (const text of [`${IM_START}user\nhi ${SOA}${EOA}${IM_END}`, `say ${IM_END}${IM_END} twice`, `${ENDOFTEXT}`, 'a <|quad_start|> b', '<|im_start|<|im_end|>>']) {
+    for (const text of [
+      `${IM_START}user\nhi ${SOA}${EOA}${IM_END}`,
+      `say ${IM_END}${IM_END} twice`,
+      `${ENDOFTEXT}`,
+      'a <|quad_start|> b',
+      '<|im_start|<|im_end|>>',
+    ]) {
       const ids = Array.from(await tok.encode(text));
-      expect(ids.filter((i) => specials.includes(i) || i === quad), text).toEqual([]);
+      expect(
+        ids.filter((i) => specials.includes(i) || i === quad),
+        text,
+      ).toEqual([]);
       expect(await tok.decode(ids), text).toBe(text);
     }
     // Text without a special spelling is encoded exactly as before (one piece, no cut).
-    expect(Array.from(await tok.encode('plain <| text |> here'))).toEqual(Array.from((await tok.encodeBatch(['plain <| text |> here']))[0]!));
+    expect(Array.from(await tok.encode('plain <| text |> here'))).toEqual(
+      Array.from((await tok.encodeBatch(['plain <| text |> here']))[0]!),
+    );
   });
 
   it.each(TEXTS)('round-trips %j', async (text) => {
@@ -102,7 +127,9 @@ describe('TextTokenizer (Qwen3)', () => {
   });
 
   it('fingerprints a different vocabulary differently', () => {
-    const json = JSON.parse(readFileSync(qwen3TokenizerPath(), 'utf8')) as { added_tokens: { content: string; id: number }[] };
+    const json = JSON.parse(readFileSync(qwen3TokenizerPath(), 'utf8')) as {
+      added_tokens: { content: string; id: number }[];
+    };
     json.added_tokens.push({ ...json.added_tokens[json.added_tokens.length - 1]!, content: '<|extra|>', id: 200000 });
     const path = join(dir, 'other.json');
     writeFileSync(path, JSON.stringify(json));
@@ -121,7 +148,13 @@ describe('TextTokenizer (Qwen3)', () => {
 describe('makeVocabLayout', () => {
   it('puts audio codes right after the text vocabulary', () => {
     const v = makeVocabLayout(tok, 8, 1024);
-    expect(v).toMatchObject({ tokenizer: 'qwen3', textVocabSize: tok.vocabSize, audioOffset: tok.vocabSize, codebooks: 8, codebookSize: 1024 });
+    expect(v).toMatchObject({
+      tokenizer: 'qwen3',
+      textVocabSize: tok.vocabSize,
+      audioOffset: tok.vocabSize,
+      codebooks: 8,
+      codebookSize: 1024,
+    });
     // One id after the codes: the delay layout's pad (docs/real-data.md).
     expect(v.audioPadId).toBe(tok.vocabSize + 8 * 1024);
     expect(v.totalSize).toBe(v.audioPadId + 1);

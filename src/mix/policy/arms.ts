@@ -16,7 +16,13 @@ export interface Arms {
   readonly taskArm: Int32Array;
 }
 
-export function policyArms(mixture: MixtureSpec, tasks: readonly TaskEntry[], target: Float64Array, domains: readonly string[], field = 'mixture'): Arms {
+export function policyArms(
+  mixture: MixtureSpec,
+  tasks: readonly TaskEntry[],
+  target: Float64Array,
+  domains: readonly string[],
+  field = 'mixture',
+): Arms {
   const named = Object.keys(mixture.weights);
   const candidates = named.length > 0 ? named : domains;
   const taskArm = new Int32Array(tasks.length).fill(-1);
@@ -30,7 +36,8 @@ export function policyArms(mixture: MixtureSpec, tasks: readonly TaskEntry[], ta
     selectors.push(sel);
     prior.push(share);
   }
-  if (selectors.length === 0) throw new InvalidArgumentError(`${field}.policy`, 'the mixture serves nothing a policy could reweight');
+  if (selectors.length === 0)
+    throw new InvalidArgumentError(`${field}.policy`, 'the mixture serves nothing a policy could reweight');
   const total = prior.reduce((a, b) => a + b, 0);
   return { selectors, prior: Float64Array.from(prior, (p) => p / total), taskArm };
 }

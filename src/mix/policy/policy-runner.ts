@@ -43,13 +43,17 @@ export function checkPolicyState(value: unknown, field: string, arms: number): a
   };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) refuse(field, 'must be an object');
   const s = value as Record<string, unknown>;
-  for (const key of Object.keys(s)) if (!['n', 'score', 'weights', 'winLoss', 'winTokens', 'seen'].includes(key)) refuse(`${field}.${key}`, 'is not part of a token this server makes');
-  if (!Number.isSafeInteger(s.n) || (s.n as number) < 0) refuse(`${field}.n`, `must be a non-negative integer, got ${String(s.n)}`);
+  for (const key of Object.keys(s))
+    if (!['n', 'score', 'weights', 'winLoss', 'winTokens', 'seen'].includes(key))
+      refuse(`${field}.${key}`, 'is not part of a token this server makes');
+  if (!Number.isSafeInteger(s.n) || (s.n as number) < 0)
+    refuse(`${field}.n`, `must be a non-negative integer, got ${String(s.n)}`);
   const nums = (name: string, ok: (v: number) => boolean, range: string): number[] => {
     const xs = s[name];
     if (!Array.isArray(xs) || xs.length !== arms) refuse(`${field}.${name}`, `must list one number per arm (${arms})`);
     (xs as unknown[]).forEach((v, i) => {
-      if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) refuse(`${field}.${name}[${i}]`, `must be ${range}, got ${String(v)}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))
+        refuse(`${field}.${name}[${i}]`, `must be ${range}, got ${String(v)}`);
     });
     return xs as number[];
   };
@@ -93,13 +97,25 @@ export class PolicyRunner {
     this.spec = spec;
     this.arms = arms;
     const K = arms.selectors.length;
-    if (spec.minWeight * K > 1) throw new InvalidArgumentError(`${field}.min_weight`, `${spec.minWeight} × ${K} arms exceeds 1; use at most ${1 / K}`);
+    if (spec.minWeight * K > 1)
+      throw new InvalidArgumentError(
+        `${field}.min_weight`,
+        `${spec.minWeight} × ${K} arms exceeds 1; use at most ${1 / K}`,
+      );
     this.reference = Float64Array.from(arms.selectors, (sel) => spec.reference[sel] ?? NaN);
     if (POLICIES[spec.name].usesReference) {
       const missing = arms.selectors.filter((_, i) => Number.isNaN(this.reference[i]));
-      if (missing.length > 0) throw new InvalidArgumentError(`${field}.reference`, `policy "${spec.name}" needs a reference loss for every selector it reweights; missing: ${missing.join(', ')}`);
+      if (missing.length > 0)
+        throw new InvalidArgumentError(
+          `${field}.reference`,
+          `policy "${spec.name}" needs a reference loss for every selector it reweights; missing: ${missing.join(', ')}`,
+        );
       const extra = Object.keys(spec.reference).filter((sel) => !arms.selectors.includes(sel));
-      if (extra.length > 0) throw new InvalidArgumentError(`${field}.reference`, `${extra.join(', ')} is not a selector of the mixture with a positive weight (${arms.selectors.join(', ')})`);
+      if (extra.length > 0)
+        throw new InvalidArgumentError(
+          `${field}.reference`,
+          `${extra.join(', ')} is not a selector of the mixture with a positive weight (${arms.selectors.join(', ')})`,
+        );
     }
     this.score = new Float64Array(K);
     this.weights = Float64Array.from(arms.prior);
@@ -137,7 +153,9 @@ export class PolicyRunner {
       this.winTokens[a] = this.winTokens[a]! + l.tokens;
     }
     if ((s + 1) % this.spec.everySteps !== 0) return undefined;
-    const loss = this.winLoss.map((sum, a) => (this.winTokens[a]! > 0 ? Math.min(sum / this.winTokens[a]!, MAX_TOKEN_LOSS) : NaN));
+    const loss = this.winLoss.map((sum, a) =>
+      this.winTokens[a]! > 0 ? Math.min(sum / this.winTokens[a]!, MAX_TOKEN_LOSS) : NaN,
+    );
     this.winLoss.fill(0);
     this.winTokens.fill(0);
     // A window without any report decides nothing: the weights stay, and so does the schedule.
@@ -145,14 +163,24 @@ export class PolicyRunner {
     this.n++;
     loss.forEach((l, a) => (this.seen[a] = Number.isNaN(l) ? -1 : l));
     const { prior } = this.arms;
-    const raw = POLICIES[this.spec.name].decide(this.score, { loss, prior, current: this.weights, reference: this.reference, lr: this.spec.lr, n: this.n });
+    const raw = POLICIES[this.spec.name].decide(this.score, {
+      loss,
+      prior,
+      current: this.weights,
+      reference: this.reference,
+      lr: this.spec.lr,
+      n: this.n,
+    });
     this.weights = shape(raw, prior, this.spec.smoothing, this.spec.minWeight);
     // Every token minted from here on carries this state: one a resume would refuse is a defect
     // to report now, not a checkpoint to lose later.
     try {
       checkPolicyState(this.state(), 'policy', this.score.length);
     } catch (err) {
-      throw new Error(`policy ${this.spec.name}: the state after the decision of step ${s} could not be resumed (${(err as Error).message})`, { cause: err });
+      throw new Error(
+        `policy ${this.spec.name}: the state after the decision of step ${s} could not be resumed (${(err as Error).message})`,
+        { cause: err },
+      );
     }
     return this.weights;
   }
@@ -160,11 +188,23 @@ export class PolicyRunner {
   /** The mixture that serves `weights`: the current one with the arms as its selectors. */
   mixture(current: MixtureSpec, weights: Float64Array): MixtureSpec {
     const { within, temperature, cap } = current;
-    return { weights: Object.fromEntries(this.arms.selectors.map((sel, a) => [sel, weights[a] ?? 0])), within, temperature, cap };
+    return {
+      weights: Object.fromEntries(this.arms.selectors.map((sel, a) => [sel, weights[a] ?? 0])),
+      within,
+      temperature,
+      cap,
+    };
   }
 
   state(): PolicyState {
-    return { n: this.n, score: Array.from(this.score), weights: Array.from(this.weights), winLoss: Array.from(this.winLoss), winTokens: Array.from(this.winTokens), seen: Array.from(this.seen) };
+    return {
+      n: this.n,
+      score: Array.from(this.score),
+      weights: Array.from(this.weights),
+      winLoss: Array.from(this.winLoss),
+      winTokens: Array.from(this.winTokens),
+      seen: Array.from(this.seen),
+    };
   }
 }
 

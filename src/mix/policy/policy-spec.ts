@@ -38,11 +38,13 @@ export interface RawPolicy {
 }
 
 const finite = (field: string, v: number, lo: number, hi: number): number => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi) throw new InvalidArgumentError(field, `must be a finite number in [${lo}, ${hi}], got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi)
+    throw new InvalidArgumentError(field, `must be a finite number in [${lo}, ${hi}], got ${String(v)}`);
   return v;
 };
 const int = (field: string, v: number, lo: number, hi: number): number => {
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new InvalidArgumentError(field, `must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+  if (!Number.isInteger(v) || v < lo || v > hi)
+    throw new InvalidArgumentError(field, `must be an integer in [${lo}, ${hi}], got ${String(v)}`);
   return v;
 };
 
@@ -51,16 +53,25 @@ export function parsePolicy(raw: RawPolicy, field = 'mixture'): PolicySpec | und
   const name = raw.policy || 'static';
   const reference = raw.reference ?? {};
   const rule = Object.hasOwn(POLICIES, name) ? POLICIES[name as keyof typeof POLICIES] : undefined;
-  if (!rule) throw new InvalidArgumentError(`${field}.policy`, `"${name}" is not one of ${Object.keys(POLICIES).join(', ')}`);
+  if (!rule)
+    throw new InvalidArgumentError(`${field}.policy`, `"${name}" is not one of ${Object.keys(POLICIES).join(', ')}`);
   if (rule === POLICIES.static) {
     const knobs = (['everySteps', 'lagSteps', 'lr', 'smoothing', 'minWeight'] as const).filter((k) => raw[k]);
     if (knobs.length > 0 || Object.keys(reference).length > 0) {
-      throw new InvalidArgumentError(`${field}.policy`, `${[...knobs, ...(Object.keys(reference).length ? ['reference'] : [])].join(', ')} need a policy (${Object.keys(POLICIES).filter((p) => p !== 'static').join(', ')}); "static" never changes the weights`);
+      throw new InvalidArgumentError(
+        `${field}.policy`,
+        `${[...knobs, ...(Object.keys(reference).length ? ['reference'] : [])].join(', ')} need a policy (${Object.keys(
+          POLICIES,
+        )
+          .filter((p) => p !== 'static')
+          .join(', ')}); "static" never changes the weights`,
+      );
     }
     return undefined;
   }
   for (const [sel, v] of Object.entries(reference)) finite(`${field}.reference["${sel}"]`, v, 0, Number.MAX_VALUE);
-  if (!rule.usesReference && Object.keys(reference).length > 0) throw new InvalidArgumentError(`${field}.reference`, `policy "${name}" takes no reference losses`);
+  if (!rule.usesReference && Object.keys(reference).length > 0)
+    throw new InvalidArgumentError(`${field}.reference`, `policy "${name}" takes no reference losses`);
   return {
     name: name as PolicyName,
     everySteps: raw.everySteps ? int(`${field}.every_steps`, raw.everySteps, 1, MAX_EVERY_STEPS) : 1,
@@ -76,6 +87,24 @@ export function parsePolicy(raw: RawPolicy, field = 'mixture'): PolicySpec | und
 /** A policy from a resume token's spec must be one `parsePolicy` makes (a token is client input). */
 export function checkPolicySpec(value: unknown, field: string): void {
   const p = value as Partial<PolicySpec> | null;
-  const again = typeof p === 'object' && p !== null ? parsePolicy({ policy: String(p.name), everySteps: p.everySteps, lagSteps: p.lagSteps, lr: p.lr, smoothing: p.smoothing, minWeight: p.minWeight, reference: p.reference }, field) : undefined;
-  if (!again || JSON.stringify(again) !== JSON.stringify(value)) throw new InvalidArgumentError(field, 'is not a policy this server makes (a field is missing, added or out of range)');
+  const again =
+    typeof p === 'object' && p !== null
+      ? parsePolicy(
+          {
+            policy: String(p.name),
+            everySteps: p.everySteps,
+            lagSteps: p.lagSteps,
+            lr: p.lr,
+            smoothing: p.smoothing,
+            minWeight: p.minWeight,
+            reference: p.reference,
+          },
+          field,
+        )
+      : undefined;
+  if (!again || JSON.stringify(again) !== JSON.stringify(value))
+    throw new InvalidArgumentError(
+      field,
+      'is not a policy this server makes (a field is missing, added or out of range)',
+    );
 }

@@ -15,7 +15,7 @@ export const DELAY: AudioLayout = {
     for (let t = 0; t < steps; t++) {
       for (let c = 0; c < k; c++) {
         const f = t - c;
-        out[at++] = f >= 0 && f < frames ? src[f * q + c] ?? pad : pad;
+        out[at++] = f >= 0 && f < frames ? (src[f * q + c] ?? pad) : pad;
       }
     }
   },

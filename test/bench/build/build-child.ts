@@ -17,7 +17,7 @@ import { BUILD_CASES } from './build-cases.js';
 
 const flag = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] ?? fallback : fallback;
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
 };
 const root = flag('root', process.cwd());
 const index = flag('index', '');
@@ -35,15 +35,25 @@ interface Core {
   open(raw: unknown): { next(): Msg; init?: { plan?: { planner?: Planner } }; plan?: { planner?: Planner } };
 }
 const { coreSettings } = await from<{ coreSettings: (c: unknown) => unknown }>('src/config/core-settings.ts');
-const { loadConfig } = await from<{ loadConfig: (f: undefined, o: Record<string, string>, e: Record<string, string>) => unknown }>('src/config/load-config.ts');
-const { DataServiceCore } = await from<{ DataServiceCore: { open(dir: string, s: unknown): Promise<Core> } }>('src/stream/data-service-core.ts');
-const { encodeStreamResponse } = await from<{ encodeStreamResponse: (m: unknown) => Buffer }>('src/server/response-encoder.ts');
+const { loadConfig } = await from<{
+  loadConfig: (f: undefined, o: Record<string, string>, e: Record<string, string>) => unknown;
+}>('src/config/load-config.ts');
+const { DataServiceCore } = await from<{ DataServiceCore: { open(dir: string, s: unknown): Promise<Core> } }>(
+  'src/stream/data-service-core.ts',
+);
+const { encodeStreamResponse } = await from<{ encodeStreamResponse: (m: unknown) => Buffer }>(
+  'src/server/response-encoder.ts',
+);
 const core = await DataServiceCore.open(index, coreSettings(loadConfig(undefined, { 'index.dir': index }, {})));
 
 const planOnly = process.argv.includes('--plan');
 
 /** Wall seconds, and CPU seconds of this process (steadier than wall time on a shared machine). */
-function run(name: string, n: number, seed: number): { batches: number; tokens: number; seconds: number; cpuSeconds: number; examples?: number } {
+function run(
+  name: string,
+  n: number,
+  seed: number,
+): { batches: number; tokens: number; seconds: number; cpuSeconds: number; examples?: number } {
   const spec = { split: 'train', batchSize: 8, seqLen: 4096, seed, ...BUILD_CASES[name] };
   const session = core.open({ spec });
   let tokens = 0;
@@ -63,7 +73,13 @@ function run(name: string, n: number, seed: number): { batches: number; tokens: 
     tokens += m.batch.tokens.byteLength / 4;
   }
   const used = process.cpuUsage(cpu);
-  return { batches: n, tokens, seconds: (performance.now() - started) / 1000, cpuSeconds: (used.user + used.system) / 1e6, ...(planner ? { examples } : {}) };
+  return {
+    batches: n,
+    tokens,
+    seconds: (performance.now() - started) / 1000,
+    cpuSeconds: (used.user + used.system) / 1e6,
+    ...(planner ? { examples } : {}),
+  };
 }
 
 const out: Record<string, unknown> = {};

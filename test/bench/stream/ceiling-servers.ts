@@ -49,7 +49,9 @@ function pumpForever(call: grpc.ServerDuplexStream<unknown, unknown>, msg: unkno
 }
 
 async function bind(server: grpc.Server): Promise<number> {
-  return new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  return new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
 }
 
 const batchServer = new grpc.Server({ 'grpc.max_send_message_length': 64 << 20 });
@@ -72,7 +74,9 @@ const bytesService: grpc.ServiceDefinition = {
   },
 };
 const bytesServer = new grpc.Server({ 'grpc.max_send_message_length': 64 << 20 });
-bytesServer.addService(bytesService, { stream: (call: grpc.ServerDuplexStream<unknown, unknown>) => pumpForever(call, encoded) });
+bytesServer.addService(bytesService, {
+  stream: (call: grpc.ServerDuplexStream<unknown, unknown>) => pumpForever(call, encoded),
+});
 const bytesPort = await bind(bytesServer);
 
 const tcp = createServer((sock) => {

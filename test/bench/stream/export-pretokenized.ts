@@ -23,7 +23,8 @@ while (written < count) {
     const ids = Array.from(tokens.subarray(seg.start, seg.start + seg.length));
     const labels = ids.map(() => -100);
     for (const [s, e] of seg.loss) for (let p = s; p < e; p++) labels[p] = ids[p]!;
-    if (!file.write(`${JSON.stringify({ input_ids: ids, labels })}\n`)) await new Promise<void>((r) => file.once("drain", () => r()));
+    if (!file.write(`${JSON.stringify({ input_ids: ids, labels })}\n`))
+      await new Promise<void>((r) => file.once('drain', () => r()));
     if (++written >= count) break;
   }
 }

@@ -21,16 +21,20 @@ const wire = (await import(join(root, 'clients/ts/wire-decode.ts'))) as typeof W
 
 const data = readFileSync(file);
 const raws: Buffer[] = [];
-for (let p = 0; p < data.length; ) {
+for (let p = 0; p < data.length;) {
   const n = data.readUInt32LE(p);
   raws.push(data.subarray(p + 4, p + 4 + n));
   p += 4 + n;
 }
 raws.shift(); // the CorpusInfo
 const def = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
-const method = (def['flanstream.v1.DataService'] as Record<string, protoLoader.MethodDefinition<unknown, unknown>>).StreamBatches!;
+const method = (def['flanstream.v1.DataService'] as Record<string, protoLoader.MethodDefinition<unknown, unknown>>)
+  .StreamBatches!;
 type Resp = { batch: Parameters<typeof wire.BatchDecoder.prototype.decode>[0] };
-const cpu = (): number => { const u = cpuUsage(); return (u.user + u.system) / 1000; };
+const cpu = (): number => {
+  const u = cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 const dec = new wire.BatchDecoder();
 let msgs: Resp[] = raws.map((r) => method.responseDeserialize(r) as Resp);
 for (const m of msgs.slice(0, 20)) dec.decode(m.batch);

@@ -17,7 +17,11 @@ export interface Instruction {
 /** A Dockerfile's stages, each its FROM line (`image AS name`) and its instructions. */
 export function parseDockerfile(text: string): { from: string; name: string; steps: Instruction[] }[] {
   const stages: { from: string; name: string; steps: Instruction[] }[] = [];
-  const logical = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const logical = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   for (const line of logical) {
     const [, op = '', args = ''] = /^(\S+)\s+(.*)$/.exec(line) ?? [];
     if (op.toUpperCase() === 'FROM') {
@@ -65,11 +69,16 @@ export function layOutImage(repo: string, dockerfile: string, root: string): str
         const stage = stages.find((s) => s.name === from);
         if (!stage) throw new Error(`COPY --from=${from}: no such stage`);
         const buildDir = last(stage.steps, 'WORKDIR');
-        if (!src.startsWith(`${buildDir}/`)) throw new Error(`COPY --from=${from} ${src}: outside the build stage's WORKDIR ${buildDir}`);
+        if (!src.startsWith(`${buildDir}/`))
+          throw new Error(`COPY --from=${from} ${src}: outside the build stage's WORKDIR ${buildDir}`);
         real = join(repo, src.slice(buildDir.length + 1));
       }
       if (!existsSync(real)) throw new Error(`COPY ${src}: ${real} does not exist`);
-      const target = join(root, dest.startsWith('/') ? dest : join(workdir, dest), dest.endsWith('/') ? basename(src) : '');
+      const target = join(
+        root,
+        dest.startsWith('/') ? dest : join(workdir, dest),
+        dest.endsWith('/') ? basename(src) : '',
+      );
       mkdirSync(dirname(target), { recursive: true });
       if (basename(real) === 'node_modules') symlinkSync(real, target, 'dir');
       else cpSync(real, target, { recursive: true });
@@ -101,10 +110,18 @@ export interface Running {
  * Runs a container's command (`node …`, with the test's Node) in `cwd` and waits for the
  * server's `{"event":"listening"}` line. Fails with its stderr if it exits first.
  */
-export function runServer(argv: readonly string[], cwd: string, env: Readonly<Record<string, string>>): Promise<Running> {
+export function runServer(
+  argv: readonly string[],
+  cwd: string,
+  env: Readonly<Record<string, string>>,
+): Promise<Running> {
   const [cmd, ...rest] = argv;
   if (cmd !== 'node') throw new Error(`expected a node command, got ${cmd}`);
-  const proc = spawn(process.execPath, rest, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, rest, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
@@ -115,7 +132,9 @@ export function runServer(argv: readonly string[], cwd: string, env: Readonly<Re
       const m = JSON.parse(line) as { event?: string; port: number; httpPort: number };
       if (m.event !== 'listening') return;
       resolve({
-        proc, port: m.port, httpPort: m.httpPort,
+        proc,
+        port: m.port,
+        httpPort: m.httpPort,
         stop: () => {
           proc.kill('SIGTERM');
           return exited;

@@ -45,7 +45,9 @@ export async function ensureDist(): Promise<void> {
         execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
       } catch (err) {
         const out = err as { stdout?: Buffer; stderr?: Buffer };
-        throw new Error(`npm run build failed:\n${String(out.stdout ?? '')}${String(out.stderr ?? '')}`, { cause: err });
+        throw new Error(`npm run build failed:\n${String(out.stdout ?? '')}${String(out.stderr ?? '')}`, {
+          cause: err,
+        });
       }
     }
   } finally {

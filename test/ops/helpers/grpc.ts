@@ -7,15 +7,26 @@ import type { WireBatch, WireEnd } from '../../../src/stream/wire-types.js';
 
 /** Raw gRPC clients for the ops tests (independent of clients/ts, so they test the server alone). */
 export type DataClient = grpc.Client & {
-  getCorpusInfo(req: object, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, v?: { tasks: { path: string; domain: string }[] }) => void): grpc.ClientUnaryCall;
+  getCorpusInfo(
+    req: object,
+    md: grpc.Metadata,
+    cb: (err: grpc.ServiceError | null, v?: { tasks: { path: string; domain: string }[] }) => void,
+  ): grpc.ClientUnaryCall;
   streamBatches(md?: grpc.Metadata): grpc.ClientDuplexStream<object, Message>;
 };
 export type Message = { batch?: WireBatch; end?: WireEnd; kind?: string };
 
 const DataCtor = grpc.makeGenericClientConstructor(dataServiceDefinition(loadDefinition()), 'DataService');
 
-export function dataClient(target: string, creds = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}): DataClient {
-  return new DataCtor(target, creds, { 'grpc.max_receive_message_length': 256 << 20, ...options }) as unknown as DataClient;
+export function dataClient(
+  target: string,
+  creds = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = {},
+): DataClient {
+  return new DataCtor(target, creds, {
+    'grpc.max_receive_message_length': 256 << 20,
+    ...options,
+  }) as unknown as DataClient;
 }
 
 export function bearer(token: string): grpc.Metadata {
@@ -24,7 +35,10 @@ export function bearer(token: string): grpc.Metadata {
   return md;
 }
 
-export function corpusInfo(c: DataClient, md = new grpc.Metadata()): Promise<{ tasks: { path: string; domain: string }[] }> {
+export function corpusInfo(
+  c: DataClient,
+  md = new grpc.Metadata(),
+): Promise<{ tasks: { path: string; domain: string }[] }> {
   return new Promise((resolve, reject) => c.getCorpusInfo({}, md, (e, v) => (e ? reject(e) : resolve(v!))));
 }
 
@@ -38,7 +52,16 @@ export interface Collected {
  * Opens a stream, sends `first`, and collects until the stream ends or `stopAfter` batches
  * arrived (then cancels). `onBatch` may await to pace the reader (backpressure reaches the server).
  */
-export function collect(c: DataClient, first: object, opts: { md?: grpc.Metadata; stopAfter?: number; onBatch?: (b: WireBatch, n: number) => Promise<void> | void; onCall?: (call: grpc.ClientDuplexStream<object, Message>) => void } = {}): Promise<Collected> {
+export function collect(
+  c: DataClient,
+  first: object,
+  opts: {
+    md?: grpc.Metadata;
+    stopAfter?: number;
+    onBatch?: (b: WireBatch, n: number) => Promise<void> | void;
+    onCall?: (call: grpc.ClientDuplexStream<object, Message>) => void;
+  } = {},
+): Promise<Collected> {
   return new Promise((resolve) => {
     const out: Collected = { batches: [] };
     const call = c.streamBatches(opts.md ?? new grpc.Metadata());
@@ -77,7 +100,18 @@ export function collect(c: DataClient, first: object, opts: { md?: grpc.Metadata
 /** What identifies a batch's content, byte for byte (every wire field but none elided). */
 export function digest(b: WireBatch): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ ...b, tokens: undefined, resumeToken: undefined, examples: b.examples.map((e) => ({ ...e, promptTokens: Buffer.from(e.promptTokens).toString('base64'), answerTokens: Buffer.from(e.answerTokens).toString('base64') })) }));
+  h.update(
+    JSON.stringify({
+      ...b,
+      tokens: undefined,
+      resumeToken: undefined,
+      examples: b.examples.map((e) => ({
+        ...e,
+        promptTokens: Buffer.from(e.promptTokens).toString('base64'),
+        answerTokens: Buffer.from(e.answerTokens).toString('base64'),
+      })),
+    }),
+  );
   h.update(Buffer.from(b.tokens));
   h.update(Buffer.from(b.resumeToken));
   return h.digest('hex');
@@ -89,9 +123,17 @@ export type HealthClient = grpc.Client & {
 };
 
 const healthDef = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
-const HealthCtor = (grpc.loadPackageDefinition(healthDef) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
+const HealthCtor = (
+  grpc.loadPackageDefinition(healthDef) as unknown as {
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  }
+).grpc.health.v1.Health;
 
-export function healthClient(target: string, creds = grpc.credentials.createInsecure(), options: grpc.ChannelOptions = {}): HealthClient {
+export function healthClient(
+  target: string,
+  creds = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = {},
+): HealthClient {
   return new HealthCtor(target, creds, options) as unknown as HealthClient;
 }
 

@@ -23,7 +23,8 @@ export const named = (docs: readonly Doc[], kind: string, name: string): Doc => 
 /** A Secret's or ConfigMap's key/value pairs (stringData and base64 data alike). */
 export function dataOf(d: Doc): Record<string, string> {
   const out: Record<string, string> = { ...(d.stringData ?? {}) };
-  for (const [k, v] of Object.entries((d.data ?? {}) as Record<string, string>)) out[k] = d.kind === 'Secret' ? Buffer.from(v, 'base64').toString() : v;
+  for (const [k, v] of Object.entries((d.data ?? {}) as Record<string, string>))
+    out[k] = d.kind === 'Secret' ? Buffer.from(v, 'base64').toString() : v;
   return out;
 }
 
@@ -32,8 +33,15 @@ export function dataOf(d: Doc): Record<string, string> {
  * (Secret, ConfigMap), then env (values, configMapKeyRef, secretKeyRef, the Job completion index).
  * `secrets` replaces Secret values (an operator's real ones in place of the placeholders).
  */
-export function containerEnv(c: Doc, docs: readonly Doc[], opts: { completionIndex?: number; secrets?: Record<string, string> } = {}): Record<string, string> {
-  const secret = (name: string): Record<string, string> => ({ ...dataOf(named(docs, 'Secret', name)), ...(opts.secrets ?? {}) });
+export function containerEnv(
+  c: Doc,
+  docs: readonly Doc[],
+  opts: { completionIndex?: number; secrets?: Record<string, string> } = {},
+): Record<string, string> {
+  const secret = (name: string): Record<string, string> => ({
+    ...dataOf(named(docs, 'Secret', name)),
+    ...(opts.secrets ?? {}),
+  });
   const env: Record<string, string> = {};
   for (const f of (c.envFrom ?? []) as Doc[]) {
     if (f.secretRef) Object.assign(env, secret(f.secretRef.name));
@@ -44,9 +52,14 @@ export function containerEnv(c: Doc, docs: readonly Doc[], opts: { completionInd
     const from = e.valueFrom as Doc | undefined;
     let v: string | undefined;
     if (!from) v = String(e.value);
-    else if (from.configMapKeyRef) v = dataOf(named(docs, 'ConfigMap', from.configMapKeyRef.name))[from.configMapKeyRef.key];
+    else if (from.configMapKeyRef)
+      v = dataOf(named(docs, 'ConfigMap', from.configMapKeyRef.name))[from.configMapKeyRef.key];
     else if (from.secretKeyRef) v = secret(from.secretKeyRef.name)[from.secretKeyRef.key];
-    else if (from.fieldRef?.fieldPath === "metadata.annotations['batch.kubernetes.io/job-completion-index']" && opts.completionIndex !== undefined) v = String(opts.completionIndex);
+    else if (
+      from.fieldRef?.fieldPath === "metadata.annotations['batch.kubernetes.io/job-completion-index']" &&
+      opts.completionIndex !== undefined
+    )
+      v = String(opts.completionIndex);
     if (v === undefined) throw new Error(`env ${e.name}: cannot resolve ${JSON.stringify(from)}`);
     env[e.name] = v;
   }
