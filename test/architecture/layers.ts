@@ -19,6 +19,8 @@ export const LAYER_RANKS: Readonly<Record<string, number>> = {
   sample: 3,
   index: 4,
   mix: 5,
+  // Stream filters: their grammar, and which records of an index they keep.
+  filter: 5,
   pack: 6,
   splits: 7,
   stream: 8,
