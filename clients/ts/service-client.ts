@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { toFlanStreamError } from './errors.js';
 import { dataServiceClient } from './proto.js';
+import { checkTarget } from './spec.js';
 import type { DataServiceClient } from '../../proto/generated/flanstream/v1/DataService.js';
 import type { CorpusInfo } from './wire-types.js';
 
@@ -38,8 +39,7 @@ export class FlanStreamClient {
   private stub: DataServiceClient | undefined;
 
   constructor(target: string, opts: ClientOptions = {}) {
-    if (typeof target !== 'string' || !target)
-      throw new TypeError(`target must be a non-empty "host:port" string, got ${JSON.stringify(target)}`);
+    checkTarget(target);
     if (opts.token !== undefined && (typeof opts.token !== 'string' || !opts.token))
       throw new TypeError('token must be a non-empty string');
     // HTTP/2 servers refuse a header field over 64 KiB before any handler sees it (the call then

@@ -290,6 +290,34 @@ export function checkPlacement(rank: unknown, worldSize: unknown): { rank: numbe
 }
 
 /** The positional target(s) and `targets`, merged into one ordered list without duplicates. */
+/** gRPC name-resolver schemes passed through as given (`unix:/path`, `dns:///host:port`, ...). */
+const GRPC_SCHEMES = ['dns', 'unix', 'unix-abstract', 'ipv4', 'ipv6', 'vsock', 'xds'];
+const HOST_PORT = /^(\[[0-9A-Fa-f:.%\w]+\]|[^\s:/[\]@?#]+):(\d{1,5})$/;
+
+/**
+ * `target` if it is a server address gRPC can dial, else a TypeError showing the form. gRPC
+ * reads `http://host:port` as a DNS name `//host:port` and a host without a port as port 443,
+ * and retries either until the reconnect budget runs out; both are refused here at once.
+ * Accepted: `host:port` (`[ipv6]:port` for IPv6 literals) and the gRPC resolver forms `dns:`,
+ * `unix:`, `ipv4:`, `ipv6:`, `unix-abstract:`, `vsock:`, `xds:`.
+ */
+export function checkTarget(target: unknown): string {
+  const form = `expected "host:port", e.g. "localhost:50051" or "[::1]:50051"`;
+  if (typeof target !== 'string' || !target)
+    fail(`target must be a non-empty string; ${form}, got ${JSON.stringify(target)}`);
+  const colon = target.indexOf(':');
+  const rest = target.slice(colon + 1);
+  if (colon > 0 && GRPC_SCHEMES.includes(target.slice(0, colon).toLowerCase()) && rest && !/^\d+$/.test(rest))
+    return target;
+  const show = JSON.stringify(target);
+  if (target.includes('://')) fail(`target ${show} is a URL; ${form} (no scheme such as http://)`);
+  const m = HOST_PORT.exec(target);
+  if (!m) fail(colon < 0 ? `target ${show} has no port; ${form}` : `target ${show} is not a server address; ${form}`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) fail(`target ${show} has port ${port}, outside 1..65535; ${form}`);
+  return target;
+}
+
 export function normalizeTargets(
   first: string | readonly string[] | undefined,
   more: readonly string[] | undefined,
@@ -298,7 +326,7 @@ export function normalizeTargets(
   for (const group of [first, more]) {
     if (group === undefined) continue;
     for (const t of typeof group === 'string' ? [group] : group) {
-      if (typeof t !== 'string' || !t) fail(`targets must be non-empty "host:port" strings, got ${JSON.stringify(t)}`);
+      checkTarget(t);
       if (!out.includes(t)) out.push(t);
     }
   }

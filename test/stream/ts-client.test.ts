@@ -290,4 +290,31 @@ describe('TypeScript client', () => {
       TypeError,
     );
   });
+
+  it('a URL or a host without a port is refused at once, showing the expected form', () => {
+    // gRPC reads these as other names (port 443, a DNS name "//host") and retried them for 12 s.
+    const bad: [string, RegExp][] = [
+      ['http://localhost:50051', /is a URL/],
+      ['https://10.0.0.1:443', /is a URL/],
+      ['localhost', /has no port/],
+      ['10.0.0.1', /has no port/],
+      ['localhost:', /not a server address/],
+      ['localhost:port', /not a server address/],
+      ['localhost:50051/', /not a server address/],
+      ['::1:50051', /not a server address/],
+      ['localhost:0', /outside 1..65535/],
+    ];
+    for (const [target, says] of bad)
+      for (const make of [
+        () => new FlanStreamDataset(target),
+        () => new FlanStreamDataset(ts.target, { targets: [target] }),
+        () => new FlanStreamClient(target),
+      ]) {
+        expect(make, target).toThrow(TypeError);
+        expect(make, target).toThrow(says);
+        expect(make, target).toThrow(/"host:port", e\.g\. "localhost:50051"/);
+      }
+    for (const good of ['localhost:50051', '[::1]:50051', 'dns:///localhost:50051', 'unix:/tmp/flanstream.sock'])
+      new FlanStreamDataset(good).close();
+  });
 });

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import weakref
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
@@ -13,7 +14,7 @@ from ._proto.flanstream.v1 import data_service_pb2_grpc as pb_grpc
 from .errors import from_rpc_error
 from .info import CorpusInfo
 
-__all__ = ["Client", "MAX_TOKEN_CHARS", "TLS"]
+__all__ = ["Client", "MAX_TOKEN_CHARS", "TLS", "check_target"]
 
 #: ``False`` (plaintext), ``True`` (TLS with the system roots) or a path to a PEM root bundle.
 TLS = Union[bool, str, "os.PathLike[str]"]
@@ -31,6 +32,39 @@ def _serialize_deterministic(msg: Any) -> bytes:
     return msg.SerializeToString(deterministic=True)
 
 
+#: gRPC name-resolver schemes passed through as given (``unix:/path``, ``dns:///host:port``, ...).
+_GRPC_SCHEMES = ("dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds")
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.%\w]+\]|[^\s:/\[\]@?#]+):(\d{1,5})$")
+
+
+def check_target(target: Any) -> str:
+    """``target`` if it is a server address gRPC can dial, else a ``ValueError`` showing the form.
+
+    gRPC reads ``http://host:port`` as a DNS name with a port of ``//host:port`` and a host
+    without a port as port 443, and retries either until the reconnect budget runs out; both are
+    refused here at once. Accepted: ``host:port`` (``[ipv6]:port`` for IPv6 literals) and the
+    gRPC resolver forms ``dns:``, ``unix:``, ``ipv4:``, ``ipv6:``, ``unix-abstract:``, ``vsock:``,
+    ``xds:``.
+    """
+    form = "expected 'host:port', e.g. 'localhost:50051' or '[::1]:50051'"
+    if not isinstance(target, str) or not target:
+        raise ValueError(f"target must be a non-empty string; {form}, got {target!r}")
+    scheme, colon, rest = target.partition(":")
+    if colon and scheme.lower() in _GRPC_SCHEMES and rest and not rest.isdigit():
+        return target
+    if "://" in target:
+        raise ValueError(f"target {target!r} is a URL; {form} (no scheme such as http://)")
+    m = _HOST_PORT.match(target)
+    if m is None:
+        if ":" not in target:
+            raise ValueError(f"target {target!r} has no port; {form}")
+        raise ValueError(f"target {target!r} is not a server address; {form}")
+    port = int(m.group(2))
+    if not 1 <= port <= 65535:
+        raise ValueError(f"target {target!r} has port {port}, outside 1..65535; {form}")
+    return target
+
+
 #: Longest bearer token sent (see ``Client``): far above real tokens, far below HTTP/2's 64 KiB header-field limit.
 MAX_TOKEN_CHARS = 16384
 
@@ -39,7 +73,9 @@ class Client:
     """A client of one ``flanstream.v1.DataService`` replica.
 
     Args:
-        target: ``host:port`` of the server.
+        target: ``host:port`` of the server (``[ipv6]:port``, or a gRPC resolver form such as
+            ``unix:/path``); a URL such as ``http://host:port`` or a host without a port is a
+            ``ValueError`` (see :func:`check_target`).
         token: bearer token sent as ``authorization: Bearer <token>`` metadata on every call.
         tls: ``False`` for plaintext, ``True`` for TLS with the system's root certificates, or
             the path of a PEM file with the root certificates to trust.
@@ -62,8 +98,7 @@ class Client:
         timeout: float = 30.0,
         options: Optional[Sequence[Tuple[str, Any]]] = None,
     ) -> None:
-        if not isinstance(target, str) or not target:
-            raise ValueError(f"target must be a non-empty 'host:port' string, got {target!r}")
+        check_target(target)
         if token is not None and (not isinstance(token, str) or not token):
             raise ValueError("token must be a non-empty string or None")
         if token is not None and len(token) > MAX_TOKEN_CHARS:

@@ -9,6 +9,7 @@ import numbers
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
+from .client import check_target
 
 __all__ = [
     "SPLITS", "PACKINGS", "OUTPUTS", "WITHIN", "OVERLONG", "SCOPES",
@@ -286,8 +287,7 @@ def normalize_targets(target_or_targets: Union[str, Sequence[str], None], target
             continue
         items = [group] if isinstance(group, str) else list(group)
         for t in items:
-            if not isinstance(t, str) or not t:
-                raise ValueError(f"targets must be non-empty 'host:port' strings, got {t!r}")
+            check_target(t)
             if t not in out:
                 out.append(t)
     if not out:

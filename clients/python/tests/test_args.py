@@ -143,3 +143,24 @@ def test_client_arguments() -> None:
     with pytest.raises(ValueError):
         Client(T, tls=3)  # type: ignore[arg-type]
     assert Client(T, token="s3cret").metadata == (("authorization", "Bearer s3cret"),)
+
+
+@pytest.mark.parametrize("target, says", [
+    ("http://localhost:50051", "is a URL"), ("https://10.0.0.1:443", "is a URL"), ("grpc://host:1", "is a URL"),
+    ("localhost", "has no port"), ("10.0.0.1", "has no port"), ("localhost:", "not a server address"),
+    ("localhost:port", "not a server address"), ("localhost:50051/", "not a server address"),
+    ("::1:50051", "not a server address"), ("localhost:0", "outside 1..65535"), ("localhost:70000", "outside"),
+])
+def test_malformed_targets_are_refused_at_once_showing_the_form(target: str, says: str) -> None:
+    # gRPC reads these as other names (port 443, a DNS name "//host") and retried them for 12 s.
+    for make in (lambda: FlanStreamDataset(target), lambda: FlanStreamDataset(T, targets=[target]),
+                 lambda: Client(target)):
+        with pytest.raises(ValueError, match=says) as e:
+            make()
+        assert "'host:port'" in str(e.value) and "localhost:50051" in str(e.value)
+
+
+@pytest.mark.parametrize("target", ["localhost:50051", "127.0.0.1:1", "[::1]:50051", "my-host.example:65535",
+                                    "dns:///localhost:50051", "unix:/tmp/flanstream.sock", "ipv4:127.0.0.1:50051"])
+def test_well_formed_targets_are_accepted(target: str) -> None:
+    FlanStreamDataset(target).close()
