@@ -96,7 +96,7 @@ describe('mixture validation (INVALID_ARGUMENT naming the offending selector or 
       { weights: { speech: 1, audio: 1 }, within: 'temperature', temperature: 3.3, cap: 25 },
     ];
     for (const m of cases) {
-      const got = Array.from(resolveMixture(m, tasks, sizes, held));
+      const got = Array.from(resolveMixture(m, core.reader, sizes, held));
       const want = expectedTargets(m, tasks, sizes);
       got.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
       expect(got[0]).toBe(0);
