@@ -83,6 +83,11 @@ export const configSchema = z
         /** Server-wide: bytes built but not yet handed to the socket; streams wait for room beyond it. */
         send_budget_bytes: num(z.number().int().positive()).default(256 << 20),
         /**
+         * Server-wide: planning memory of the open streams, each charged an estimate from its spec
+         * at open (src/stream/plan-memory.ts); a stream beyond it is refused (RESOURCE_EXHAUSTED).
+         */
+        plan_budget_bytes: num(z.number().int().positive()).default(1 << 30),
+        /**
          * Build worker threads (`serve --workers N`, docs/performance.md): 0 builds every batch on the
          * server's own thread; N ≥ 1 builds the batches of different streams on N threads (each opens
          * the index, with its own index.cache_bytes page cache) while the server thread only sends.

@@ -290,6 +290,36 @@ export class Metrics {
     });
   }
 
+  /** Reports the planning budget (server.plan_budget_bytes): its size, what open streams hold, and refusals. */
+  trackPlans(plans: { readonly maxBytes: number; readonly bytes: number; readonly refusals: number }): void {
+    new client.Gauge({
+      name: 'flanstream_plan_budget_bytes',
+      help: 'Planning memory the server admits streams up to (server.plan_budget_bytes)',
+      registers: [this.registry],
+      collect() {
+        this.set(plans.maxBytes);
+      },
+    });
+    new client.Gauge({
+      name: 'flanstream_plan_bytes',
+      help: 'Planning memory charged to open streams (estimated from each spec at open)',
+      registers: [this.registry],
+      collect() {
+        this.set(plans.bytes);
+      },
+    });
+    let published = 0;
+    new client.Counter({
+      name: 'flanstream_plan_refusals_total',
+      help: 'Streams refused at open because server.plan_budget_bytes could not hold their planning memory',
+      registers: [this.registry],
+      collect() {
+        this.inc(plans.refusals - published);
+        published = plans.refusals;
+      },
+    });
+  }
+
   trackConnections(open: () => number): void {
     new client.Gauge({
       name: 'flanstream_connections',

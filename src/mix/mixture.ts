@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
+import type { TaskEntry } from '../index/format.js';
 import type { PolicySpec } from './policy/policy-spec.js';
-import { selectTasks, whyNoMatch, type SelectorIndex } from './selectors.js';
+import { matchSelector } from './selectors.js';
 
 export type Within = 'proportional' | 'uniform' | 'temperature';
 
@@ -26,7 +27,7 @@ export const NATURAL: MixtureSpec = Object.freeze({ weights: {}, within: 'propor
  */
 export function resolveMixture(
   spec: MixtureSpec,
-  index: SelectorIndex,
+  tasks: readonly TaskEntry[],
   trainSize: ArrayLike<number>,
   heldout: ReadonlySet<number>,
   field = 'mixture',
@@ -47,7 +48,6 @@ export function resolveMixture(
     if (spec.within === 'temperature') return capped ** (1 / spec.temperature);
     return capped;
   };
-  const { tasks } = index;
   const entries = Object.entries(spec.weights);
   const groups: [string, number, number[]][] =
     entries.length === 0
@@ -60,8 +60,12 @@ export function resolveMixture(
               `weight must be a finite non-negative number of at most ${MAX_WEIGHT} (weights are relative), got ${String(w)}`,
             );
           }
-          const ids = selectTasks(sel, index);
-          if (ids.length === 0) throw new InvalidArgumentError(`${field}.weights["${sel}"]`, whyNoMatch(sel, index));
+          const ids = matchSelector(sel, tasks);
+          if (ids.length === 0)
+            throw new InvalidArgumentError(
+              `${field}.weights["${sel}"]`,
+              'selector matches no task (use domain, domain/major or domain/major/minor; see GetCorpusInfo)',
+            );
           if (w > 0 && ids.every((t) => heldout.has(t))) {
             throw new InvalidArgumentError(
               `${field}.weights["${sel}"]`,
@@ -77,7 +81,7 @@ export function resolveMixture(
       if (other !== undefined)
         throw new InvalidArgumentError(
           `${field}.weights`,
-          `selectors "${other}" and "${sel}" overlap: both take task ${tasks[t]?.path ?? t} (a task gets its weight from one selector)`,
+          `selectors "${other}" and "${sel}" overlap (one contains the other)`,
         );
       owner.set(t, sel);
     }

@@ -10,6 +10,8 @@ import { StreamMonitor } from './stream-monitor.js';
 import { isUndecodable } from './proto.js';
 import { SendBudget } from './send-budget.js';
 import { LocalOpener, type ServedStream, type ServedStreamOpener } from './served-stream.js';
+import { PlanBudget } from './plan-budget.js';
+import { planBytes } from '../stream/plan-memory.js';
 import { StreamCall, type CallLimits } from './stream-call.js';
 import { toStatus } from './to-status.js';
 
@@ -50,8 +52,12 @@ export class DataServiceHandlers {
   private nextId = 0;
 
   readonly budget: SendBudget;
+  readonly plans: PlanBudget;
 
-  /** `opener`: where streams are built (this thread by default; build workers with `serve --workers N`). */
+  /**
+   * `opener`: where streams are built (this thread by default; build workers with `serve --workers N`);
+   * `plans`: the server-wide planning memory each open stream is charged (server.plan_budget_bytes).
+   */
   constructor(
     core: DataServiceCore,
     metrics: Metrics,
@@ -60,8 +66,10 @@ export class DataServiceHandlers {
     monitor: StreamMonitor = new StreamMonitor(),
     budget = new SendBudget(Number.MAX_SAFE_INTEGER),
     opener: ServedStreamOpener = new LocalOpener(core),
+    plans = new PlanBudget(Number.MAX_SAFE_INTEGER),
   ) {
     this.opener = opener;
+    this.plans = plans;
     this.budget = budget;
     this.core = core;
     this.metrics = metrics;
@@ -115,10 +123,18 @@ export class DataServiceHandlers {
   private stream(call: Call): void {
     const id = `s${++this.nextId}`;
     const updates: number[] = [];
+    // The stream's planning memory, given back once whichever way the call closes.
+    let unplan = (): void => undefined;
     const sc: StreamCall<StreamRequest> = new StreamCall(call, this.limits, this.budget, {
       open: (req) => {
         rejectUndecodable(req);
         const session = this.opener.open(req);
+        try {
+          unplan = this.plans.charge(planBytes(session.spec, session.placement));
+        } catch (err) {
+          session.close();
+          throw err;
+        }
         this.monitor.open(id, session);
         return session;
       },
@@ -154,6 +170,7 @@ export class DataServiceHandlers {
       ended: (reason) => this.metrics.observeEnd(reason),
       failed: (st) => this.metrics.observeError(grpcStatus[st.code] ?? String(st.code)),
       closed: () => {
+        unplan();
         if (this.live.delete(call)) this.metrics.activeStreams.dec();
         this.metrics.forgetStream(id);
         this.monitor.close(id);

@@ -22,6 +22,7 @@ import { encodeStreamResponse } from './response-encoder.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { listenGrpc, type GrpcListener, type TlsPair } from './grpc-listener.js';
 import { SendBudget } from './send-budget.js';
+import { PlanBudget } from './plan-budget.js';
 import { statusRoutes } from './status-page.js';
 import { StreamMonitor } from './stream-monitor.js';
 import { LocalOpener } from './served-stream.js';
@@ -106,11 +107,13 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     core.catalog.close();
     throw err;
   }
-  const metrics = new Metrics(core.catalog, pool ?? core.catalog.plans);
+  const metrics = new Metrics(core.catalog, pool ?? core.plans);
   const monitor = new StreamMonitor();
   metrics.watchPolicies(() => monitor.policies());
   const budget = new SendBudget(config.server.send_budget_bytes);
   metrics.trackUnsent(() => budget.bytes);
+  const plans = new PlanBudget(config.server.plan_budget_bytes);
+  metrics.trackPlans(plans);
   const handlers = new DataServiceHandlers(
     core,
     metrics,
@@ -126,6 +129,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     monitor,
     budget,
     pool ?? new LocalOpener(core),
+    plans,
   );
 
   const server = new grpc.Server({

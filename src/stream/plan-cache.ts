@@ -13,11 +13,18 @@ export interface PlannedStep {
 interface Entry {
   readonly step: PlannedStep;
   readonly worldSize: number;
+  /** Rows × seq_len: what the step's segments cover at most. */
+  readonly tokens: number;
   taken: number;
 }
 
 /** Rows kept at most: ~100 KB of plan per 64 packed rows, so a few tens of MB. */
 const MAX_ROWS = 16_384;
+/**
+ * Row tokens kept at most (rows × seq_len): a plan holds about half a byte per token, so ~130 MB.
+ * Rows alone did not bound it: 16,384 rows of seq_len 131,072 held 1 GB for ranks that never came.
+ */
+const MAX_TOKENS = 2 ** 28;
 
 /**
  * Global train steps shared by the rank streams of one job. Every rank's stream walks the same
@@ -28,15 +35,20 @@ const MAX_ROWS = 16_384;
  * updates), so streams share a step exactly when they would have planned the same one.
  *
  * An entry leaves when all its ranks took it; ranks served by other replicas never take theirs,
- * so the cache also forgets its oldest entries beyond `maxRows` rows in all. A rank that finds
+ * so the cache also forgets its oldest entries beyond `maxRows` rows or `maxTokens` row tokens in all
+ * (a step larger than either is not kept). A rank that finds
  * nothing plans the step itself, so eviction costs time, never correctness.
  */
 export class PlanCache {
   private readonly entries = new Map<string, Entry>();
   private rows = 0;
+  private tokens = 0;
   readonly counts = { hits: 0, misses: 0 };
 
-  constructor(private readonly maxRows = MAX_ROWS) {}
+  constructor(
+    private readonly maxRows = MAX_ROWS,
+    private readonly maxTokens = MAX_TOKENS,
+  ) {}
 
   /** The step planned from state `key`, counted as taken by one rank; undefined if not cached. */
   take(key: string): PlannedStep | undefined {
@@ -50,15 +62,17 @@ export class PlanCache {
     return e.step;
   }
 
-  /** Offers a step this rank planned (and took) to the job's other ranks. */
-  put(key: string, step: PlannedStep, worldSize: number): void {
-    if (worldSize <= 1 || step.rows.length > this.maxRows) return;
+  /** Offers a step this rank planned (and took) to the job's other ranks; `seqLen`: its rows' length. */
+  put(key: string, step: PlannedStep, worldSize: number, seqLen: number): void {
+    const tokens = step.rows.length * seqLen;
+    if (worldSize <= 1 || step.rows.length > this.maxRows || tokens > this.maxTokens) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
-    this.entries.set(key, { step, worldSize, taken: 1 });
+    this.entries.set(key, { step, worldSize, tokens, taken: 1 });
     this.rows += step.rows.length;
+    this.tokens += tokens;
     for (const [k, e] of this.entries) {
-      if (this.rows <= this.maxRows) break;
+      if (this.rows <= this.maxRows && this.tokens <= this.maxTokens) break;
       this.remove(k, e);
     }
   }
@@ -66,6 +80,7 @@ export class PlanCache {
   private remove(key: string, e: Entry): void {
     this.entries.delete(key);
     this.rows -= e.step.rows.length;
+    this.tokens -= e.tokens;
   }
 
   /** Steps and rows held. */

@@ -95,7 +95,7 @@ export class TrainPlan implements StreamPlan {
       epochs: p.epochs,
     });
     const planned = { rows, token: this.init.mint.make(step + 1, p.state()), stats };
-    this.cache?.put(this.stepKey, planned, this.init.worldSize);
+    this.cache?.put(this.stepKey, planned, this.init.worldSize, this.init.spec.seqLen);
     this.passed(planned.token);
     // Updates that arrived while the step was being planned count from the next message on, as
     // if they had arrived just after it (this step's token was made without them).

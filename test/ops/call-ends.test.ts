@@ -48,14 +48,18 @@ async function endCalls(
   };
 }
 
-async function activeStreams(httpPort: number): Promise<{ active: number; unsent: number }> {
+async function activeStreams(httpPort: number): Promise<{ active: number; unsent: number; plans: number }> {
   const m = await scrape(httpPort);
-  return { active: sumOf(m, 'flanstream_active_streams'), unsent: sumOf(m, 'flanstream_unsent_bytes') };
+  return {
+    active: sumOf(m, 'flanstream_active_streams'),
+    unsent: sumOf(m, 'flanstream_unsent_bytes'),
+    plans: sumOf(m, 'flanstream_plan_bytes'),
+  };
 }
 
 /**
- * However a StreamBatches call ends, from the client's side, its slot of max_streams and its
- * unsent bytes come back: an RST_STREAM with any code (NO_ERROR included, which Node's HTTP/2
+ * However a StreamBatches call ends, from the client's side, its slot of max_streams, its
+ * unsent bytes and its planning memory (server.plan_budget_bytes) come back: an RST_STREAM with any code (NO_ERROR included, which Node's HTTP/2
  * treats as a clean end of the client's side and never closes on its own), the connection
  * closed, GOAWAY. Each way fills every slot first, and after it a new stream is served.
  */
@@ -84,11 +88,15 @@ describe.each<{ name: string; overrides: Record<string, string>; token: string }
         expect(r.admitted).toBe(MAX_STREAMS);
         expect(r.refused).toBe(MAX_STREAMS);
         let now = await activeStreams(ts.server.httpPort);
-        for (let i = 0; i < 150 && (now.active !== 0 || now.unsent !== 0); i++) {
+        for (let i = 0; i < 150 && (now.active !== 0 || now.unsent !== 0 || now.plans !== 0); i++) {
           await sleep(20);
           now = await activeStreams(ts.server.httpPort);
         }
-        expect(now, `slots and unsent bytes after ${mode}`).toEqual({ active: 0, unsent: 0 });
+        expect(now, `slots, unsent bytes and planning memory after ${mode}`).toEqual({
+          active: 0,
+          unsent: 0,
+          plans: 0,
+        });
         const c = dataClient(ts.target);
         try {
           const fresh = await collect(c, { spec: { ...SPEC.spec, maxBatches: 2 } }, token ? { md: bearer(token) } : {});

@@ -8,7 +8,10 @@
  * while health and /healthz are polled.
  * Exits 1 on any of loadProblems: a stall, an error (a fuzzer call unanswered or INTERNAL), a step gap, streams or
  * connections left open, or RSS growing more than 160 MB (or 60 %) above its warmed-up value.
- * Then a rare-fit phase (rare-fit-soak.ts): its worst event-loop delay, RSS and fds.
+ * Then a rare-fit phase (rare-fit-soak.ts): its worst event-loop delay, RSS and fds. Then a
+ * planning-budget phase (plan-budget-soak.ts, --plan-streams N, 16): streams at the largest step
+ * the server allows, admitted within server.plan_budget_bytes and refused beyond it; peak RSS,
+ * refusals, fds and the worst event-loop delay.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +22,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { describeLoad, loadProblems, runLoad } from './load-run.js';
 import { callEndsPhase, idleConnectionsPhase } from './soak-connections.js';
 import { describeRareFit, rareFitSoak } from './rare-fit-soak.js';
+import { describePlanBudget, planBudgetSoak } from './plan-budget-soak.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 const { values } = parseArgs({
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     idle: { type: 'string', default: '256' },
     'call-end-rounds': { type: 'string', default: '20' },
     'idle-connections': { type: 'string', default: '20000' },
+    'plan-streams': { type: 'string', default: '16' },
   },
 });
 const minutes = Number(values.minutes);
@@ -69,6 +74,10 @@ try {
   const rare = await rareFitSoak(index, Math.min(60_000, minutes * 12_000));
   console.log(describeRareFit(rare));
   problems.push(...rare.problems);
+  // Streams at the largest step: the planning budget admits a few, refuses the rest, RSS stays bounded.
+  const plans = await planBudgetSoak(index, Math.min(60_000, minutes * 12_000), Number(values['plan-streams']));
+  console.log(describePlanBudget(plans));
+  problems.push(...plans.problems);
   for (const p of problems) console.error(`FAIL ${p}`);
   process.exitCode = problems.length ? 1 : 0;
 } finally {

@@ -53,8 +53,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         split: ``"train"``, ``"heldout"``, ``"dev"`` or ``"test"``.
         batch_size, seq_len: rows per batch and tokens per row (for this rank).
         packing: ``"none"``, ``"packed"``, ``"multiturn"``, or ``"examples"`` (evaluation only).
-        mixture: a named mixture, or ``{"weights": {selector: w}, ...}`` (selectors: task paths, or
-            ``ug:generation``, ``unseen:false``, ``dataset:NN_Name``), ``"within": "proportional" |
+        mixture: a named mixture, or ``{"weights": {selector: w}, "within": "proportional" |
             "uniform" | "temperature", "temperature": T, "cap": N}``; ``None`` = natural sizes.
         heldout: a named held-out set, or ``{"tasks": [selectors], "unseen_flag": bool,
             "exclude_shared_audio": bool, "scope": "all" | "test"}``; ``None`` = server default.
@@ -86,8 +85,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
 
     Iterating continues from the last batch handed out (so consecutive ``for`` loops walk one
     stream); after a finite stream completed, a new iteration starts it again. Starting a new
-    iteration takes the stream over: the previous iterator raises ``RuntimeError`` when next asked
-    for a batch (``close()`` ends it quietly). Raises :class:`~flanstream.errors.FlanStreamError` for
+    iteration ends any previous one. Raises :class:`~flanstream.errors.FlanStreamError` for
     server errors (e.g. ``INVALID_ARGUMENT`` for a bad spec), ``ValueError`` for bad arguments.
     """
 
@@ -129,8 +127,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._target_index = self.rank % len(self.targets)
         self._lock = threading.RLock()
         self._conn: Optional[Connection] = None
-        self._iter_id = 0  # bumped by every new iteration and by close(): older generators stop
-        self._newest_iter = 0  # the id of the newest iteration (not bumped by close())
+        self._iter_id = 0
         self._info: Optional[CorpusInfo] = None
         self._decoder: Optional[BatchDecoder] = None
         self._last_token: Optional[bytes] = None
@@ -206,7 +203,6 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         check_loader_batching()
         with self._lock:
             self._iter_id += 1
-            self._newest_iter = self._iter_id
             self._drop_connection()
             if self._finished:
                 self._last_token, self._last_step, self._finished = None, None, False
@@ -251,7 +247,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             conn.close()
 
     def _generate(self, iter_id: int) -> Iterator[Batch]:
-        handed, failures, mine = 0, 0, None  # mine: the last step this iteration handed out
+        handed, failures = 0, 0
         try:
             while iter_id == self._iter_id:
                 conn = self._conn or self._connect(self.max_batches - handed if self.max_batches else 0)
@@ -270,7 +266,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                         self._last_stats = payload["stats"]
                         if payload["total_steps"]:
                             self._total_steps = payload["total_steps"]
-                    handed, failures, mine = handed + 1, 0, payload["step"]
+                    handed, failures = handed + 1, 0
                     yield payload
                 elif kind == "end" and payload.reason != "shutdown":
                     self.summary = summarize_end(payload, self._decoder.task_paths if self._decoder else [])
@@ -281,12 +277,6 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                     self._drop_connection()
                     error = payload if kind == "error" else Interrupted(kind, payload)
                     failures = self._backoff(failures, error, self._retry_what())
-            if self._newest_iter > iter_id:
-                raise RuntimeError(
-                    f"this iteration over FlanStreamDataset was ended by a newer one (after step {mine}): the "
-                    "dataset streams one iteration at a time, and iter(ds) (e.g. next(iter(ds)) or a second "
-                    "for-loop over the same dataset) took the stream over from there. Keep one iterator, or build "
-                    "a separate FlanStreamDataset for a second stream")
         finally:
             if iter_id == self._iter_id:
                 self._drop_connection()
@@ -365,8 +355,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                                  f"({self._last_step})")
         if merge is not False:
             current = self._weights_before(update["at_step"])
-            update["weights"] = resolve_update_weights(update["weights"], current, self.corpus_info.tasks, merge,
-                                                       self.corpus_info.datasets)
+            update["weights"] = resolve_update_weights(update["weights"], current, self.corpus_info.tasks, merge)
         with self._lock:
             self._pending.append(update)
             self._drop_connection()
