@@ -37,6 +37,25 @@ class TaskTally {
   }
 }
 
+/**
+ * A counter whose value is kept elsewhere as a running total (the index cache, the plan cache):
+ * at each scrape it advances by what the total gained since the last one, so Prometheus sees a
+ * counter (rate() and resets work) rather than a gauge that only counts up.
+ */
+function countedSince(registry: client.Registry, name: string, help: string, total: () => number): void {
+  let published = 0;
+  new client.Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = total();
+      if (now > published) this.inc(now - published);
+      published = now;
+    },
+  });
+}
+
 /** Prometheus metrics of one server; per-(domain, task) children are bound once, not per batch. */
 export class Metrics {
   readonly registry = new client.Registry();
@@ -196,30 +215,19 @@ export class Metrics {
       });
     }
     const registry = this.registry;
-    new client.Gauge({
-      name: 'flanstream_cache_hits',
-      help: 'Index cache hits since start',
-      registers: [registry],
-      collect() {
-        this.set(catalog.cacheStats.hits);
-      },
-    });
-    new client.Gauge({
-      name: 'flanstream_cache_misses',
-      help: 'Index cache misses (positional reads) since start',
-      registers: [registry],
-      collect() {
-        this.set(catalog.cacheStats.misses);
-      },
-    });
-    new client.Gauge({
-      name: 'flanstream_pages_prefetched',
-      help: 'Index pages read ahead of planned steps (asynchronous reads) since start',
-      registers: [registry],
-      collect() {
-        this.set(catalog.cacheStats.prefetched);
-      },
-    });
+    countedSince(registry, 'flanstream_cache_hits_total', 'Index cache hits', () => catalog.cacheStats.hits);
+    countedSince(
+      registry,
+      'flanstream_cache_misses_total',
+      'Index cache misses (positional reads)',
+      () => catalog.cacheStats.misses,
+    );
+    countedSince(
+      registry,
+      'flanstream_pages_prefetched_total',
+      'Index pages read ahead of planned steps (asynchronous reads)',
+      () => catalog.cacheStats.prefetched,
+    );
     new client.Gauge({
       name: 'flanstream_prefetch_bytes',
       help: 'Bytes of index pages held for planned steps not built yet (bounded by index.prefetch_bytes)',
@@ -228,22 +236,18 @@ export class Metrics {
         this.set(catalog.prefetchHeld);
       },
     });
-    new client.Gauge({
-      name: 'flanstream_plan_cache_hits',
-      help: "Train steps a rank stream took from another rank's planning since start",
-      registers: [registry],
-      collect() {
-        this.set(plans.counts.hits);
-      },
-    });
-    new client.Gauge({
-      name: 'flanstream_plan_cache_misses',
-      help: 'Train steps of multi-rank streams planned by the stream itself since start',
-      registers: [registry],
-      collect() {
-        this.set(plans.counts.misses);
-      },
-    });
+    countedSince(
+      registry,
+      'flanstream_plan_cache_hits_total',
+      "Train steps a rank stream took from another rank's planning",
+      () => plans.counts.hits,
+    );
+    countedSince(
+      registry,
+      'flanstream_plan_cache_misses_total',
+      'Train steps of multi-rank streams planned by the stream itself',
+      () => plans.counts.misses,
+    );
     new client.Gauge({
       name: 'flanstream_plan_cache_rows',
       help: 'Planned rows held for the other ranks of their jobs',

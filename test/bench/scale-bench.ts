@@ -160,8 +160,8 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
         if (n === warmup) {
           call.pause();
           void Promise.all([
-            gauge(server, 'flanstream_cache_misses'),
-            gauge(server, 'flanstream_pages_prefetched'),
+            gauge(server, 'flanstream_cache_misses_total'),
+            gauge(server, 'flanstream_pages_prefetched_total'),
           ]).then(([sync, ahead]) => {
             at0 = { t: performance.now(), sync, ahead };
             call.resume();
@@ -178,8 +178,8 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
       call.write({ spec: { ...spec, shuffle, maxBatches: warmup + batches } } as never);
     });
     const [sync, ahead] = await Promise.all([
-      gauge(server, 'flanstream_cache_misses'),
-      gauge(server, 'flanstream_pages_prefetched'),
+      gauge(server, 'flanstream_cache_misses_total'),
+      gauge(server, 'flanstream_pages_prefetched_total'),
     ]);
     return {
       tokensPerSec: tokens / ((done.t - at0.t) / 1000),

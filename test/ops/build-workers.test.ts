@@ -92,8 +92,8 @@ describe('serve --workers N', () => {
     );
     const after = await scrape(ts.server.httpPort);
     const delta = (name: string): number => sumOf(after, name) - sumOf(before, name);
-    expect(delta('flanstream_plan_cache_misses')).toBe(n);
-    expect(delta('flanstream_plan_cache_hits')).toBe((W - 1) * n);
+    expect(delta('flanstream_plan_cache_misses_total')).toBe(n);
+    expect(delta('flanstream_plan_cache_hits_total')).toBe((W - 1) * n);
   });
 
   it('a policy stream fed loss reports is the same stream on a worker (reports and waiting cross the thread)', async () => {

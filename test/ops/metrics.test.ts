@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { readManifest } from '../../src/index/manifest-io.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { collect, corpusInfo, dataClient, scrape, sleep, sumOf, type DataClient } from './helpers/grpc.js';
+import { collect, corpusInfo, dataClient, httpGet, scrape, sleep, sumOf, type DataClient } from './helpers/grpc.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
 /**
@@ -116,7 +117,7 @@ describe('prometheus metrics', () => {
     expect(seconds(0)).toBeGreaterThan(0);
     const payload = batches.reduce((a, b) => a + b.tokens.length + b.resumeToken.length, 0);
     expect(sumOf(m, 'flanstream_bytes_sent_total')).toBeGreaterThan(payload);
-    expect(sumOf(m, 'flanstream_cache_hits') + sumOf(m, 'flanstream_cache_misses')).toBeGreaterThan(0);
+    expect(sumOf(m, 'flanstream_cache_hits_total') + sumOf(m, 'flanstream_cache_misses_total')).toBeGreaterThan(0);
     expect(sumOf(m, 'flanstream_active_streams')).toBe(0);
   });
 
@@ -166,7 +167,7 @@ describe('prometheus metrics', () => {
     const m = await scrape(ts.server.httpPort);
     const delta = (name: string): number => sumOf(m, name) - sumOf(before, name);
     // Each of the 5 steps planned once (a miss) and taken twice from the cache, whatever the order.
-    expect([delta('flanstream_plan_cache_misses'), delta('flanstream_plan_cache_hits')]).toEqual([5, 10]);
+    expect([delta('flanstream_plan_cache_misses_total'), delta('flanstream_plan_cache_hits_total')]).toEqual([5, 10]);
     expect(sumOf(m, 'flanstream_plan_cache_rows')).toBe(0);
   });
 
@@ -206,5 +207,36 @@ describe('prometheus metrics', () => {
     }
     expect(sumOf(m, 'flanstream_active_streams')).toBe(0);
     expect(sumOf(m, 'flanstream_mixture_proportion')).toBe(0);
+  });
+
+  it('declares running totals as counters, and the exposition passes promtool', async () => {
+    const before = await scrape(ts.server.httpPort);
+    await collect(c, {
+      spec: { split: 'train', batchSize: 2, seqLen: 1024, packing: 'packed', seed: 9, maxBatches: 5 },
+    });
+    const text = await (await httpGet(`http://127.0.0.1:${ts.server.httpPort}/metrics`)).text();
+    const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!] as const));
+    for (const name of [
+      'flanstream_cache_hits_total',
+      'flanstream_cache_misses_total',
+      'flanstream_pages_prefetched_total',
+      'flanstream_plan_cache_hits_total',
+      'flanstream_plan_cache_misses_total',
+    ])
+      expect(types.get(name), name).toBe('counter');
+    // A gauge named like a counter is what promtool rejects; a counter must be named _total.
+    for (const [name, type] of types) {
+      if (type === 'gauge') expect(name, name).not.toMatch(/_total$/);
+      if (type === 'counter') expect(name, name).toMatch(/_total$/);
+    }
+    // Counters only advance: the index cache served the new stream's pages.
+    const after = await scrape(ts.server.httpPort);
+    const reads = (m: Map<string, number>): number =>
+      sumOf(m, 'flanstream_cache_hits_total') + sumOf(m, 'flanstream_cache_misses_total');
+    expect(reads(after)).toBeGreaterThan(reads(before));
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(r.error).toBeUndefined();
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
   });
 });

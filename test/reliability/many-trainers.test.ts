@@ -60,8 +60,8 @@ describe('8 ranks over 2 replicas', () => {
     });
     for (const rep of reps) {
       // Four ranks per replica: one plans each of the N steps, three take it from the cache.
-      expect(await gauge(rep.httpPort, 'flanstream_plan_cache_misses')).toBe(N);
-      expect(await gauge(rep.httpPort, 'flanstream_plan_cache_hits')).toBe(3 * N);
+      expect(await gauge(rep.httpPort, 'flanstream_plan_cache_misses_total')).toBe(N);
+      expect(await gauge(rep.httpPort, 'flanstream_plan_cache_hits_total')).toBe(3 * N);
     }
     const refDs = new FlanStreamDataset(single.target, { ...spec, maxBatches: W * N });
     const ref: string[] = [];
