@@ -7,5 +7,8 @@ export default defineConfig({
     hookTimeout: 300_000,
     pool: 'forks',
     globalSetup: ['test/global-setup.ts'],
+    // No request leaves the machine: the AWS SDK must never fall back to the instance metadata
+    // service (tests pass explicit credentials to the local S3 server). Children inherit it.
+    env: { AWS_EC2_METADATA_DISABLED: 'true' },
   },
 });

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { isMainThread } from 'node:worker_threads';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -13,7 +14,7 @@ import {
   UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import type { S3Location, S3Settings } from './s3-location.js';
+import { logCredentialSource, type S3Location, type S3Settings } from './s3-location.js';
 import type { S3Counters } from './s3-stats.js';
 
 /**
@@ -39,11 +40,15 @@ export function makeClient(s: S3Settings): S3Client {
       ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }
       : {}),
   };
+  // The server's S3 worker thread is covered by S3Storage, which logs on the main thread (a
+  // worker's stderr may be lost when the process exits on a failed open).
+  if (isMainThread) logCredentialSource(s);
   return new S3Client(config);
 }
 
 /** Errors that another attempt cannot fix: wrong credentials or bucket, a key that is not there, an object that changed (If-Match). */
 const FINAL = new Set([
+  'CredentialsProviderError',
   'PreconditionFailed',
   'NoSuchKey',
   'NotFound',

@@ -1,7 +1,7 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { StorageError } from '../errors.js';
 import { spawnWorker } from '../util/spawn-worker.js';
-import { keyOf, s3Error, type S3Location, type S3Settings } from './s3-location.js';
+import { keyOf, logCredentialSource, s3Error, type S3Location, type S3Settings } from './s3-location.js';
 import type { AsyncReply, AsyncRequest, Reply, Request } from './s3-worker.js';
 import { registerS3Counters, S3Counters } from './s3-stats.js';
 import { StorageNotFound, type Storage } from './storage.js';
@@ -35,6 +35,7 @@ export class S3Storage implements Storage {
   constructor(loc: S3Location, settings: S3Settings) {
     this.loc = loc;
     this.location = `s3://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`;
+    logCredentialSource(settings);
     const signal = new SharedArrayBuffer(4);
     this.flag = new Int32Array(signal);
     const { port1, port2 } = new MessageChannel();
