@@ -5,6 +5,7 @@ import {
   buildAudio,
   buildSpec,
   checkInt,
+  checkOffered,
   checkPlacement,
   checkUpdate,
   normalizeTargets,
@@ -207,6 +208,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
 
   private async connect(remaining: number): Promise<StreamConnection> {
     const info = await this.corpusInfo();
+    checkOffered(this.spec, info.choices);
     this.decoder ??= new BatchDecoder(info);
     const decoder = this.decoder;
     this.conn = new StreamConnection(

@@ -8,6 +8,7 @@ import type { Heldout__Output } from '../../proto/generated/flanstream/v1/Heldou
 import type { Mixture__Output } from '../../proto/generated/flanstream/v1/Mixture.js';
 import type { MixtureUpdate__Output } from '../../proto/generated/flanstream/v1/MixtureUpdate.js';
 import type { Resume__Output } from '../../proto/generated/flanstream/v1/Resume.js';
+import type { SpecChoices__Output } from '../../proto/generated/flanstream/v1/SpecChoices.js';
 import type { StreamSpec__Output } from '../../proto/generated/flanstream/v1/StreamSpec.js';
 
 export const SPLITS = ['train', 'heldout', 'dev', 'test'] as const;
@@ -123,6 +124,29 @@ export function checkChoice<T extends string>(name: string, value: unknown, choi
     fail(`${name} must be one of ${choices.map((c) => `"${c}"`).join(', ')}; got ${JSON.stringify(value)}`);
   }
   return value as T;
+}
+
+/**
+ * Refuses (TypeError naming the field) a spec that uses a value the server does not offer, by the
+ * choices it publishes in GetCorpusInfo; a server that publishes none checks nothing.
+ */
+export function checkOffered(spec: StreamSpecMessage, choices: SpecChoices__Output | null | undefined): void {
+  if (!choices) return;
+  const fields: [string, string | undefined, string[]][] = [
+    ['split', spec.split, choices.splits],
+    ['packing', spec.packing, choices.packings],
+    ['mixture.policy', spec.mixture?.policy, choices.policies],
+    ['mixture.within', spec.mixture?.within, choices.within],
+    ['audio.layout', spec.audio?.layout, choices.audioLayouts],
+    ['shuffle', spec.shuffle, choices.shuffles],
+    ['overlong', spec.overlong, choices.overlong],
+    ['heldout.scope', spec.heldout?.scope, choices.heldoutScopes],
+  ];
+  for (const [name, value, offered] of fields)
+    if (value && offered.length > 0 && !offered.includes(value))
+      fail(`${name} "${value}" is not offered by this server; it offers: ${offered.join(', ')}`);
+  if (spec.split === 'train' && choices.evalOnlyPackings.includes(spec.packing))
+    fail(`packing "${spec.packing}" serves evaluation splits only on this server (heldout, dev, test)`);
 }
 
 function checkWeights(name: string, weights: unknown): Record<string, number> {

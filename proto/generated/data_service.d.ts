@@ -16,6 +16,7 @@ import type { LossReport as _flanstream_v1_LossReport, LossReport__Output as _fl
 import type { Mixture as _flanstream_v1_Mixture, Mixture__Output as _flanstream_v1_Mixture__Output } from './flanstream/v1/Mixture.js';
 import type { MixtureUpdate as _flanstream_v1_MixtureUpdate, MixtureUpdate__Output as _flanstream_v1_MixtureUpdate__Output } from './flanstream/v1/MixtureUpdate.js';
 import type { Resume as _flanstream_v1_Resume, Resume__Output as _flanstream_v1_Resume__Output } from './flanstream/v1/Resume.js';
+import type { SpecChoices as _flanstream_v1_SpecChoices, SpecChoices__Output as _flanstream_v1_SpecChoices__Output } from './flanstream/v1/SpecChoices.js';
 import type { Stats as _flanstream_v1_Stats, Stats__Output as _flanstream_v1_Stats__Output } from './flanstream/v1/Stats.js';
 import type { StreamEnd as _flanstream_v1_StreamEnd, StreamEnd__Output as _flanstream_v1_StreamEnd__Output } from './flanstream/v1/StreamEnd.js';
 import type { StreamRequest as _flanstream_v1_StreamRequest, StreamRequest__Output as _flanstream_v1_StreamRequest__Output } from './flanstream/v1/StreamRequest.js';
@@ -49,6 +50,7 @@ export interface ProtoGrpcType {
       Mixture: MessageTypeDefinition<_flanstream_v1_Mixture, _flanstream_v1_Mixture__Output>
       MixtureUpdate: MessageTypeDefinition<_flanstream_v1_MixtureUpdate, _flanstream_v1_MixtureUpdate__Output>
       Resume: MessageTypeDefinition<_flanstream_v1_Resume, _flanstream_v1_Resume__Output>
+      SpecChoices: MessageTypeDefinition<_flanstream_v1_SpecChoices, _flanstream_v1_SpecChoices__Output>
       Stats: MessageTypeDefinition<_flanstream_v1_Stats, _flanstream_v1_Stats__Output>
       StreamEnd: MessageTypeDefinition<_flanstream_v1_StreamEnd, _flanstream_v1_StreamEnd__Output>
       StreamRequest: MessageTypeDefinition<_flanstream_v1_StreamRequest, _flanstream_v1_StreamRequest__Output>

@@ -3,7 +3,9 @@ import type { TaskEntry } from '../index/format.js';
 import type { PolicySpec } from './policy/policy-spec.js';
 import { matchSelector } from './selectors.js';
 
-export type Within = 'proportional' | 'uniform' | 'temperature';
+/** How a mixture splits a selector's weight among its tasks. */
+export const WITHIN = ['proportional', 'uniform', 'temperature'] as const;
+export type Within = (typeof WITHIN)[number];
 
 export interface MixtureSpec {
   /** Selector → non-negative weight; empty means every train task in proportion to its size. */

@@ -19,7 +19,9 @@ export interface Segment {
   readonly length: number;
 }
 
-export type Overlong = 'drop' | 'truncate';
+/** What happens to an item longer than a row: dropped (counted), or its answer truncated. */
+export const OVERLONG = ['drop', 'truncate'] as const;
+export type Overlong = (typeof OVERLONG)[number];
 
 /** An example laid out for a row: its segment, and whether its input was cut to fit. */
 export interface Fit {

@@ -1,5 +1,6 @@
 import type { GuardRemoval } from '../splits/contamination.js';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
+import { specChoices } from '../stream/spec-choices.js';
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -49,6 +50,7 @@ export function corpusInfo(
       : [],
   }));
   return {
+    choices: specChoices(),
     indexFingerprint: catalog.fingerprint,
     records: catalog.records,
     tasks: tasks.map((t) => ({

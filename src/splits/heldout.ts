@@ -4,6 +4,10 @@ import type { TaskEntry } from '../index/format.js';
 import { matchSelector } from '../mix/selectors.js';
 import { digest } from '../util/hash.js';
 
+/** Which records of the held-out tasks the heldout split serves: all of them, or their test split. */
+export const HELDOUT_SCOPES = ['all', 'test'] as const;
+export type HeldoutScope = (typeof HELDOUT_SCOPES)[number];
+
 export interface HeldoutSpec {
   readonly selectors: readonly string[];
   /** Source datasets (`NN_Dataset` folders): every record of them is held out, whatever its task. */
@@ -15,7 +19,7 @@ export interface HeldoutSpec {
   /** N > 0: drop train examples sharing an N-gram of normalized words with a held-out example. */
   readonly excludeOverlappingText: number;
   /** The heldout evaluation split: every record of the held-out tasks, or only their test split. */
-  readonly scope: 'all' | 'test';
+  readonly scope: HeldoutScope;
 }
 
 export const NO_HELDOUT: HeldoutSpec = Object.freeze({

@@ -2,7 +2,7 @@ import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { NATURAL, type MixtureSpec } from '../mix/mixture.js';
 import { parsePolicy } from '../mix/policy/policy-spec.js';
 import type { Availability } from '../splits/availability.js';
-import { NO_HELDOUT, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
+import { HELDOUT_SCOPES, NO_HELDOUT, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
 import type { RawHeldout, RawMixture } from './stream-request.js';
 import { oneOf, parseWithin } from './stream-spec.js';
 
@@ -116,7 +116,7 @@ export class NamedSets {
       unseenFlag: raw.unseenFlag ?? false,
       excludeSharedAudio: raw.excludeSharedAudio ?? false,
       excludeOverlappingText: raw.excludeOverlappingText ?? 0,
-      scope: raw.scope ? oneOf(`${field}.scope`, raw.scope, ['all', 'test'] as const) : 'all',
+      scope: raw.scope ? oneOf(`${field}.scope`, raw.scope, HELDOUT_SCOPES) : 'all',
     };
     return this.src.resolveHeldout(spec, '', field);
   }

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
-import type { Within, MixtureSpec } from '../mix/mixture.js';
+import { WITHIN, type Within, type MixtureSpec } from '../mix/mixture.js';
 import { PACKING_NAMES, packingStrategy, type PackingName } from '../pack/registry.js';
-import type { Overlong } from '../pack/segment-layout.js';
+import { OVERLONG, type Overlong } from '../pack/segment-layout.js';
 import type { HeldoutSpec } from '../splits/heldout.js';
 import type { AudioSpec } from '../tokenize/audio-layouts/audio-view.js';
 import { AUDIO_LAYOUT_NAMES, DEFAULT_AUDIO_LAYOUT } from '../tokenize/audio-layouts/registry.js';
@@ -134,7 +134,7 @@ export function parseSpec(
     heldoutName,
     seed: int('seed', raw.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
     window: raw.window ? int('window', raw.window, 1, 1 << 16) : defaults.window,
-    overlong: raw.overlong ? oneOf<Overlong>('overlong', raw.overlong, ['drop', 'truncate']) : defaults.overlong,
+    overlong: raw.overlong ? oneOf<Overlong>('overlong', raw.overlong, OVERLONG) : defaults.overlong,
     maxTurns: raw.maxTurns ? int('max_turns', raw.maxTurns, 1, 64) : defaults.maxTurns,
   };
   return {
@@ -167,5 +167,5 @@ export function specHash(spec: StreamSpec): string {
 }
 
 export function parseWithin(field: string, v: unknown): Within {
-  return oneOf<Within>(field, v, ['proportional', 'uniform', 'temperature']);
+  return oneOf<Within>(field, v, WITHIN);
 }

@@ -1,5 +1,16 @@
 import { status as Status } from '@grpc/grpc-js';
-import { buildHeldout } from '../../clients/ts/spec.js';
+import {
+  AUDIO_LAYOUTS,
+  buildHeldout,
+  buildSpec,
+  checkOffered,
+  OVERLONG,
+  PACKINGS,
+  SCOPES,
+  SHUFFLES,
+  SPLITS,
+  WITHIN,
+} from '../../clients/ts/spec.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient, FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstream-client.js';
 import { FlanStreamError } from '../../clients/ts/errors.js';
@@ -42,6 +53,38 @@ describe('TypeScript client', () => {
     );
     got.forEach((b, i) => expect(b.inputIds).toEqual(denseArrays(ref[from + i]!).inputIds));
   };
+
+  it('agrees with the choices the server publishes, and checks a spec against them before streaming', async () => {
+    const info = await client.corpusInfo();
+    const c = info.choices!;
+    expect({
+      splits: c.splits,
+      packings: c.packings,
+      within: c.within,
+      audioLayouts: c.audioLayouts,
+      shuffles: c.shuffles,
+      overlong: c.overlong,
+      heldoutScopes: c.heldoutScopes,
+    }).toEqual({
+      splits: [...SPLITS],
+      packings: [...PACKINGS],
+      within: [...WITHIN],
+      audioLayouts: [...AUDIO_LAYOUTS],
+      shuffles: [...SHUFFLES],
+      overlong: [...OVERLONG],
+      heldoutScopes: [...SCOPES],
+    });
+    expect(c.evalOnlyPackings).toEqual(['examples']);
+    const args = { ...rawSpec, mixture: undefined, heldout: undefined, rank: 0, worldSize: 1 };
+    expect(() => buildSpec({ ...args, packing: 'examples' })).toThrow(/evaluation/);
+    const spec = buildSpec({ ...args, shuffle: 'blocks' });
+    checkOffered(spec, c);
+    // What a server without the blocks order would publish.
+    expect(() => checkOffered(spec, { ...c, shuffles: ['global'] })).toThrow(
+      'shuffle "blocks" is not offered by this server; it offers: global',
+    );
+    expect(() => checkOffered({ ...spec, shuffle: '' }, { ...c, shuffles: ['global'] })).not.toThrow();
+  });
 
   it('corpusInfo lists the tasks, vocabulary, held-out sets and mixtures', async () => {
     const info = await client.corpusInfo();

@@ -231,6 +231,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
 
     def _connect(self, remaining: int) -> Connection:
         info = self.corpus_info
+        info.choices.check(self._spec)
+        if self._reports.lag is not None and not self._spec.mixture.lag_steps and info.choices.default_lag_steps:
+            self._reports.lag = info.choices.default_lag_steps  # the server's default decides the replay window
         if self._decoder is None:
             self._decoder = BatchDecoder(info, self.output, pin_memory=self.pin_memory)
         with self._lock:

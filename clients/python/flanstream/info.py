@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 
-__all__ = ["TaskInfo", "VocabLayout", "GuardRemoval", "HeldoutSetInfo", "DatasetInfo", "CorpusInfo"]
+__all__ = ["TaskInfo", "VocabLayout", "GuardRemoval", "HeldoutSetInfo", "DatasetInfo", "SpecChoices", "CorpusInfo"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,56 @@ class HeldoutSetInfo:
 
 
 @dataclass(frozen=True)
+class SpecChoices:
+    """What the server accepts in a stream spec's enumerated fields, read from its own tables.
+
+    The client's argument checks know the values this client version can handle; this says what
+    the server it talks to offers, and :meth:`check` refuses a spec using anything else before
+    the stream opens. Empty (a server that publishes nothing) checks nothing.
+    """
+
+    splits: Tuple[str, ...] = ()
+    packings: Tuple[str, ...] = ()
+    eval_only_packings: Tuple[str, ...] = ()   #: packings a train stream refuses
+    policies: Tuple[str, ...] = ()
+    within: Tuple[str, ...] = ()
+    audio_layouts: Tuple[str, ...] = ()
+    shuffles: Tuple[str, ...] = ()
+    overlong: Tuple[str, ...] = ()
+    heldout_scopes: Tuple[str, ...] = ()
+    default_lag_steps: int = 0                 #: a policy's ``lag_steps`` when the spec leaves it 0
+
+    def check(self, spec: "pb.StreamSpec") -> None:
+        """Raise ``ValueError`` naming the field when ``spec`` uses a value this server does not offer."""
+        fields = (
+            ("split", spec.split, self.splits),
+            ("packing", spec.packing, self.packings),
+            ("mixture['policy']", spec.mixture.policy, self.policies),
+            ("mixture['within']", spec.mixture.within, self.within),
+            ("audio['layout']", spec.audio.layout, self.audio_layouts),
+            ("shuffle", spec.shuffle, self.shuffles),
+            ("overlong", spec.overlong, self.overlong),
+            ("heldout['scope']", spec.heldout.scope, self.heldout_scopes),
+        )
+        for name, value, offered in fields:
+            if value and offered and value not in offered:
+                raise ValueError(f"{name}={value!r} is not offered by this server; it offers: {', '.join(offered)}")
+        if spec.split in ("", "train") and spec.packing in self.eval_only_packings:
+            raise ValueError(f"packing={spec.packing!r} serves evaluation splits only on this server "
+                             f"(heldout, dev, test); train packings: "
+                             f"{', '.join(p for p in self.packings if p not in self.eval_only_packings)}")
+
+    @classmethod
+    def from_proto(cls, msg: "pb.SpecChoices") -> "SpecChoices":
+        return cls(
+            splits=tuple(msg.splits), packings=tuple(msg.packings), eval_only_packings=tuple(msg.eval_only_packings),
+            policies=tuple(msg.policies), within=tuple(msg.within), audio_layouts=tuple(msg.audio_layouts),
+            shuffles=tuple(msg.shuffles), overlong=tuple(msg.overlong), heldout_scopes=tuple(msg.heldout_scopes),
+            default_lag_steps=msg.default_lag_steps,
+        )
+
+
+@dataclass(frozen=True)
 class CorpusInfo:
     """Everything ``GetCorpusInfo`` reports about the served index."""
 
@@ -115,6 +165,8 @@ class CorpusInfo:
     unavailable_mixtures: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     #: source datasets, usable in ``heldout={"datasets": [...]}``
     datasets: Tuple[DatasetInfo, ...] = ()
+    #: what the server accepts in a spec's enumerated fields
+    choices: SpecChoices = field(default_factory=SpecChoices)
     _by_path: Dict[str, TaskInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -193,6 +245,7 @@ class CorpusInfo:
                 )
                 for d in msg.datasets
             ),
+            choices=SpecChoices.from_proto(msg.choices),
         )
 
 

@@ -5,6 +5,7 @@ import type { VocabLayout as _flanstream_v1_VocabLayout, VocabLayout__Output as 
 import type { HeldoutSetInfo as _flanstream_v1_HeldoutSetInfo, HeldoutSetInfo__Output as _flanstream_v1_HeldoutSetInfo__Output } from '../../flanstream/v1/HeldoutSetInfo.js';
 import type { UnavailableMixture as _flanstream_v1_UnavailableMixture, UnavailableMixture__Output as _flanstream_v1_UnavailableMixture__Output } from '../../flanstream/v1/UnavailableMixture.js';
 import type { DatasetInfo as _flanstream_v1_DatasetInfo, DatasetInfo__Output as _flanstream_v1_DatasetInfo__Output } from '../../flanstream/v1/DatasetInfo.js';
+import type { SpecChoices as _flanstream_v1_SpecChoices, SpecChoices__Output as _flanstream_v1_SpecChoices__Output } from '../../flanstream/v1/SpecChoices.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface CorpusInfo {
@@ -28,6 +29,10 @@ export interface CorpusInfo {
    * usable as Heldout.datasets
    */
   'datasets'?: (_flanstream_v1_DatasetInfo)[];
+  /**
+   * what this server accepts in StreamSpec's enumerated fields
+   */
+  'choices'?: (_flanstream_v1_SpecChoices | null);
 }
 
 export interface CorpusInfo__Output {
@@ -51,4 +56,8 @@ export interface CorpusInfo__Output {
    * usable as Heldout.datasets
    */
   'datasets': (_flanstream_v1_DatasetInfo__Output)[];
+  /**
+   * what this server accepts in StreamSpec's enumerated fields
+   */
+  'choices': (_flanstream_v1_SpecChoices__Output | null);
 }
