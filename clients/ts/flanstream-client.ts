@@ -175,6 +175,9 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
         `gave up after ${n} attempts on ${this.targets.join(', ')}: ${error.details}`,
         this.target,
       );
+    // A fresh channel dials at once on the next attempt; the failed one would first sit out
+    // gRPC's own reconnect backoff, failing every call meanwhile.
+    this.clients[this.targetIndex]!.close();
     this.targetIndex = (this.targetIndex + 1) % this.targets.length;
     await sleep(retryDelay(this.retry, n, this.targets.length > 1));
     return n;

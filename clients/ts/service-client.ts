@@ -56,7 +56,14 @@ export class FlanStreamClient {
     else if (tls === true) this.credentials = grpc.credentials.createSsl();
     else this.credentials = grpc.credentials.createSsl(readFileSync(tls));
     // Batches are batch_size × seq_len × 4 bytes plus metadata: lift gRPC's 4 MiB receive cap.
-    this.channelOptions = { 'grpc.max_receive_message_length': -1, ...opts.channelOptions };
+    // gRPC's own reconnect backoff (1 s, then ×1.6 up to 120 s) would leave a restarted server
+    // unreached for seconds after it listens: capped at 1 s.
+    this.channelOptions = {
+      'grpc.max_receive_message_length': -1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      ...opts.channelOptions,
+    };
   }
 
   private get client(): DataServiceClient {

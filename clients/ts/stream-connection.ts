@@ -27,10 +27,11 @@ export interface RetryPolicy {
   readonly codes: readonly Status[];
 }
 
+/** Fast first retries (0.1, 0.2, 0.4, 0.8 s, then every second): a restart costs about its own length plus a second. */
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
-  attempts: 8,
+  attempts: 30,
   initialBackoffMs: 100,
-  maxBackoffMs: 5000,
+  maxBackoffMs: 1000,
   multiplier: 2,
   codes: [Status.UNAVAILABLE],
 });

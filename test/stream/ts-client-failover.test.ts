@@ -96,6 +96,38 @@ describe('TypeScript client failover', () => {
     ds.close();
   });
 
+  it('the default schedule reaches a server restarted on the same port about a second after it listens', async () => {
+    const first = await startTestServer(index);
+    const port = String(first.server.port);
+    const ds = new FlanStreamDataset(first.target, { ...opts, retry: undefined, prefetch: 2 });
+    const arrivals: [number, number][] = [];
+    let listening = Infinity;
+    let second: TestServer | undefined;
+    try {
+      for await (const b of ds) {
+        arrivals.push([b.step, Date.now()]);
+        if (arrivals.length === 3) {
+          // Stopped (its streams end with StreamEnd "shutdown"); a 3 s outage, then a replacement on the same port.
+          void first.stop();
+          setTimeout(() => {
+            void startTestServer(index, { 'server.port': port }).then((s) => {
+              second = s;
+              listening = Date.now();
+            });
+          }, 3000);
+        }
+        if (b.step >= 3 && arrivals.at(-1)![1] > listening) break;
+        expect(arrivals.length).toBeLessThan(100);
+      }
+      expect(arrivals.map(([s]) => s)).toEqual([...arrivals.keys()]);
+      const stall = arrivals.at(-1)![1] - listening;
+      expect(stall, `first batch ${stall} ms after the replacement listened`).toBeLessThan(2000);
+    } finally {
+      ds.close();
+      await second?.stop();
+    }
+  });
+
   it('gives up with UNAVAILABLE once every attempt failed', async () => {
     const ds = new FlanStreamDataset([DEAD, '127.0.0.1:2'], { ...opts, retry: { attempts: 3, initialBackoffMs: 5 } });
     const err = await run(ds, 1).catch((e: unknown) => e);

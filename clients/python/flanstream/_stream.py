@@ -66,9 +66,9 @@ class RetryPolicy:
         codes: gRPC status codes that trigger a reconnect (others raise at once).
     """
 
-    attempts: int = 8
+    attempts: int = 30
     initial_backoff: float = 0.1
-    max_backoff: float = 5.0
+    max_backoff: float = 1.0
     multiplier: float = 2.0
     codes: Tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,)
 

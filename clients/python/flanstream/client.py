@@ -20,10 +20,15 @@ __all__ = ["Client", "MAX_TOKEN_CHARS", "TLS", "check_target"]
 TLS = Union[bool, str, "os.PathLike[str]"]
 
 #: Batches can be large (``batch_size × seq_len × 4`` bytes plus metadata); lift gRPC's 4 MiB cap.
+#: gRPC's own reconnect backoff (1 s, then ×1.6 up to 120 s) would leave a restarted server
+#: unreached for seconds after it listens, whatever the dataset's RetryPolicy: while it runs, every
+#: call fails at once. Capped at 1 s, a short outage costs about its own length plus a second.
 DEFAULT_CHANNEL_OPTIONS: Tuple[Tuple[str, Any], ...] = (
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.enable_retries", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 )
 
 

@@ -180,7 +180,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
     def _backoff(self, failures: int, error: BaseException, what: str) -> int:
         """Raise ``error`` unless it is retryable and attempts remain; else rotate and sleep.
         The first failure of an outage logs one warning: reconnecting takes up to the policy's
-        total backoff (about 11 s by default) and would otherwise look like a hang."""
+        total backoff (14–28 s by default) and would otherwise look like a hang."""
         failures += 1
         if not self.retry.retryable(error) and not isinstance(error, Interrupted):
             raise from_rpc_error(error, self.target) from None
@@ -193,6 +193,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             last = error.details if isinstance(error, FlanStreamError) else str(error)
             raise FlanStreamError(grpc.StatusCode.UNAVAILABLE,
                                   f"gave up after {failures} attempts on {self.targets}: {last}", self.target)
+        # A fresh channel dials at once on the next attempt; the failed one would first sit out
+        # gRPC's own reconnect backoff, failing every call meanwhile.
+        self._clients[self._target_index].close()
         self._target_index = (self._target_index + 1) % len(self.targets)
         time.sleep(self.retry.delay(failures, rotate=len(self.targets) > 1))
         return failures
