@@ -13,7 +13,8 @@ from ._proto.flanstream.v1 import data_service_pb2 as pb
 from ._reports import ReportBook
 from ._stream import Connection, Interrupted, RetryPolicy, probe_total_steps
 from .client import TLS, Client
-from .distributed import broadcast_object, check_loader_batching, check_worker, dist_initialized, resolve_rank_world
+from .distributed import Collectives, broadcast_object, check_loader_batching, check_worker, dist_initialized, \
+    resolve_rank_world
 from .errors import FlanStreamError, from_rpc_error
 from .info import CorpusInfo
 from .mixture_merge import resolve_update_weights, weights_before
@@ -79,6 +80,10 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         tls: ``False``, ``True`` or a root-certificate path. ``retry``: reconnection policy
             (:class:`~flanstream.RetryPolicy`); the first failure of an outage logs one warning
             on the ``flanstream`` logger naming the target and what is retried.
+        collective_timeout: seconds ``report_losses`` and ``update_mixture`` (collectives under
+            ``torch.distributed``) wait for every rank to make the same call before raising
+            ``RuntimeError`` naming the call, instead of blocking until the process group's own
+            timeout when one rank skips it.
         pin_memory: with ``output="torch"``, put the batch tensors in pinned (page-locked) memory
             on the prefetch thread when CUDA is available, for ``.to("cuda", non_blocking=True)``;
             a no-op without CUDA.
@@ -99,6 +104,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         shuffle: Optional[str] = None, shuffle_window: Optional[int] = None, tls: TLS = False,
         retry: Optional[RetryPolicy] = None, timeout: float = 30.0,
         channel_options: Optional[Sequence[Tuple[str, Any]]] = None, pin_memory: bool = False,
+        collective_timeout: float = 300.0,
     ) -> None:
         super().__init__()
         self.targets: List[str] = normalize_targets(target_or_targets, targets)
@@ -121,6 +127,13 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             window=window, overlong=overlong, max_turns=max_turns, audio=audio,
             shuffle=shuffle, shuffle_window=shuffle_window,
         )
+        if isinstance(collective_timeout, bool) or not isinstance(collective_timeout, (int, float)) \
+                or not 0 < collective_timeout < float("inf"):
+            raise ValueError(f"collective_timeout must be a positive number of seconds, got {collective_timeout!r}")
+        tag_spec = copy.deepcopy(self._spec)
+        tag_spec.rank = 0
+        self._collectives = Collectives(Collectives.tag_of(tag_spec.SerializeToString(deterministic=True)),
+                                        float(collective_timeout))
         self.retry = retry if retry is not None else RetryPolicy()
         self._client_args: Dict[str, Any] = dict(token=token, tls=tls, timeout=timeout, options=channel_options)
         self._clients = [Client(t, **self._client_args) for t in self.targets]
@@ -348,6 +361,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             ValueError: bad weights/options, ``at_step`` not after the last step handed out, or a
             partial update (see ``merge``).
         """
+        self._collectives.arrive("update_mixture")
         raw = broadcast_object({"weights": dict(weights) if isinstance(weights, Mapping) else weights,
                                 "at_step": at_step, "within": within, "temperature": temperature, "cap": cap,
                                 "merge": merge})
@@ -415,6 +429,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         if self._task_index is None:
             self._task_index = {p: i for i, p in enumerate(self.corpus_info.task_paths)}
         checked = check_losses(losses, self._task_index, len(self._task_index))
+        if not reduced:
+            self._collectives.arrive("report_losses")
         summed = checked if reduced else reduce_losses(checked, len(self._task_index))
         with self._lock:
             msg = self._reports.add(step, [(t, v, n) for t, (v, n) in sorted(summed.items())], self._last_step)

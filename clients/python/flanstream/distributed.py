@@ -1,11 +1,15 @@
 """torch.distributed / DataLoader integration (all optional: everything works without torch)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
-from typing import Any, Mapping, Optional, Tuple
+from collections import deque
+from datetime import timedelta
+from typing import Any, Deque, Dict, Mapping, Optional, Tuple
 
-__all__ = ["dist_initialized", "resolve_rank_world", "broadcast_object", "check_worker", "check_loader_batching"]
+__all__ = ["dist_initialized", "resolve_rank_world", "broadcast_object", "check_worker", "check_loader_batching",
+           "Collectives"]
 
 try:
     import torch.distributed as _dist
@@ -133,3 +137,66 @@ def check_loader_batching(depth: int = 12) -> None:
             )
         frame = frame.f_back
 
+
+
+class Collectives:
+    """Arrival checks before this dataset's collectives (``report_losses``, ``update_mixture``).
+
+    A collective that one rank skips (``if rank == 0: ds.report_losses(...)``) would block the
+    others inside gloo/NCCL until the process group's own timeout (30 min by default), with an
+    error that never names the call. So each rank first checks in on the process group's store
+    under ``(dataset, n-th collective, call)``; the last to arrive opens the gate, and a rank that
+    waits ``timeout`` seconds raises ``RuntimeError`` naming the call and how many ranks came.
+    Ranks that make different calls as their n-th collective wait on different keys, so both
+    time out naming their own. Two store operations per rank and call; rank 0 deletes the keys
+    of the collective before the previous one (every rank has passed it by then).
+
+    Args:
+        tag: the same on every rank, distinct per dataset in a process (see :meth:`tag_of`).
+        timeout: seconds a rank waits for the others.
+    """
+
+    _seen: Dict[str, int] = {}
+
+    def __init__(self, tag: str, timeout: float) -> None:
+        self.tag, self.timeout, self.seq = tag, timeout, 0
+        self._done: Deque[str] = deque()
+
+    @classmethod
+    def tag_of(cls, spec_bytes: bytes) -> str:
+        """A tag from the rank-independent stream spec, plus how many such datasets this
+        process built before (ranks build their datasets in the same order)."""
+        digest = hashlib.sha1(spec_bytes).hexdigest()[:16]
+        n = cls._seen.get(digest, 0)
+        cls._seen[digest] = n + 1
+        return f"{digest}.{n}"
+
+    def arrive(self, call: str) -> None:
+        """Return once every rank made this call as this dataset's next collective."""
+        if not dist_initialized() or _dist.get_world_size() < 2:
+            return
+        from torch.distributed import distributed_c10d
+
+        store, world = distributed_c10d._get_default_store(), _dist.get_world_size()
+        self.seq += 1
+        key = f"flanstream/{self.tag}/{self.seq}/{call}"
+        if store.add(key, 1) == world:
+            store.set(key + "/all", "1")
+        try:
+            store.wait([key + "/all"], timedelta(seconds=self.timeout))
+        except RuntimeError:
+            came = store.add(key, 0)
+            raise RuntimeError(
+                f"flanstream: {call}() on rank {_dist.get_rank()} waited {self.timeout:g} s for the other ranks, "
+                f"and {came} of {world} made this call. {call}() is a collective: every rank must call it at the "
+                f"same point of the loop (not under 'if rank == 0'), in the same order as the dataset's other "
+                f"collectives. A rank that is only slow needs a larger collective_timeout") from None
+        if _dist.get_rank() == 0:
+            self._done.append(key)
+            if len(self._done) > 2:
+                old = self._done.popleft()
+                for k in (old, old + "/all"):
+                    try:
+                        store.delete_key(k)
+                    except Exception:  # a store without delete_key (FileStore on old torch): keys stay
+                        pass
