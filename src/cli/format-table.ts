@@ -1,6 +1,18 @@
-/** Renders rows as an aligned text table (numbers right-aligned) for terminals. */
+/**
+ * `s` with every control character (C0, DEL, C1; newlines and tabs included) written as a
+ * `\xNN` escape: names and text from a corpus reach the terminal as text, never as cursor
+ * movements, colour changes or title sequences, and never break a table's lines.
+ */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Renders rows as an aligned text table (numbers right-aligned) for terminals; cells are made printable. */
 export function formatTable(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  const cells = [header, ...rows].map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)));
+  const cells = [header, ...rows].map((r) =>
+    r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : printable(c))),
+  );
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   const numeric = header.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
   const line = (r: readonly string[]): string =>

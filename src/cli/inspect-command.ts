@@ -1,5 +1,5 @@
 import { IndexReader } from '../index/index-reader.js';
-import { formatTable } from './format-table.js';
+import { formatTable, printable } from './format-table.js';
 import { loadConfig } from '../config/load-config.js';
 import { Contamination } from '../splits/contamination.js';
 import { resolveHeldout, NO_HELDOUT } from '../splits/heldout.js';
@@ -66,6 +66,9 @@ export function inspectCommand(
     );
     return;
   }
+  // Every line of the text report goes out through printable(): the report's own newlines stay,
+  // anything a corpus put in a name or a text is escaped.
+  const say = (text: string): void => console.log(text.split('\n').map(printable).join('\n'));
   const rows = m.tasks.map((t) => [
     t.domain,
     t.major,
@@ -82,7 +85,7 @@ export function inspectCommand(
     t.unseen ? 'yes' : '',
     held.tasks.has(t.id) ? 'held-out' : '',
   ]);
-  console.log(
+  say(
     formatTable(
       [
         'domain',
@@ -103,12 +106,12 @@ export function inspectCommand(
       rows,
     ),
   );
-  console.log(`\n${formatDatasets(reader)}`);
+  say(`\n${formatDatasets(reader)}`);
   const sum = (f: (t: (typeof m.tasks)[number]) => number, pick: (id: number) => boolean): number =>
     m.tasks.filter((t) => pick(t.id)).reduce((n, t) => n + f(t), 0);
   const records = (t: (typeof m.tasks)[number]): number => t.counts[0] + t.counts[1] + t.counts[2];
   const tokens = (t: (typeof m.tasks)[number]): number => t.textTokens + t.audioTokens;
-  console.log(
+  say(
     `\n${m.tasks.length} tasks, ${reader.datasets.size} datasets (${datasetRows(reader).length} dataset × task pairs), ${m.records.toLocaleString('en-US')} records, ${m.shards.length} shards, index ${m.fingerprint}`,
   );
   const byDomain = [...new Set(m.tasks.map((t) => t.domain))].map(
@@ -120,22 +123,20 @@ export function inspectCommand(
         ),
       )} h`,
   );
-  console.log(
+  say(
     `audio: ${byDomain.join(', ')} (codec ${m.vocab.codec || 'unnamed'}, ${rate > 0 ? `${rate} Hz` : 'frame rate unknown: give --frame-rate or codec.json'}, ${m.vocab.codebooks} × ${m.vocab.codebookSize})`,
   );
-  console.log(
-    `quarantined at index time: ${m.quarantined}${m.quarantined ? ' ' + JSON.stringify(m.quarantineByReason) : ''}`,
-  );
+  say(`quarantined at index time: ${m.quarantined}${m.quarantined ? ' ' + JSON.stringify(m.quarantineByReason) : ''}`);
   if (opts.heldout) {
     const isHeld = (id: number): boolean => held.tasks.has(id);
-    console.log(`\nheld-out set ${opts.heldout} (${held.fingerprint}):`);
-    console.log(
+    say(`\nheld-out set ${opts.heldout} (${held.fingerprint}):`);
+    say(
       `  training:   ${m.tasks.length - held.tasks.size} tasks, ${sum(records, (id) => !isHeld(id)).toLocaleString('en-US')} records, ${sum(tokens, (id) => !isHeld(id)).toLocaleString('en-US')} tokens (before guards)`,
     );
-    console.log(
+    say(
       `  evaluation: ${held.tasks.size} tasks, ${sum(records, isHeld).toLocaleString('en-US')} records, ${sum(tokens, isHeld).toLocaleString('en-US')} tokens (plus held-out datasets' records of other tasks)`,
     );
-    console.log(`  guards:     ${describeGuards(held)}`);
+    say(`  guards:     ${describeGuards(held)}`);
     if (guard && !opts.contamination) {
       let removed = 0;
       for (const t of m.tasks) {
@@ -143,11 +144,11 @@ export function inspectCommand(
         for (const [shard, local] of t.runs[0] ?? [])
           for (const row of reader.list(shard, local, 0)) if (guard.excluded(shard, row)) removed++;
       }
-      console.log(
+      say(
         `  the guards remove ${removed.toLocaleString('en-US')} training records (--contamination shows which and why)`,
       );
     }
-    if (guard && opts.contamination) console.log(`\n${formatContamination(guard, removals)}`);
+    if (guard && opts.contamination) say(`\n${formatContamination(guard, removals)}`);
   }
   reader.close();
 }
