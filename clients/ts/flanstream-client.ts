@@ -299,7 +299,10 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
         throw new TypeError(
           'checking a mixture update needs the corpus info: `await ds.corpusInfo()` first (it comes with the first batch), or pass { merge: false }',
         );
-      update = { ...checked, weights: resolveUpdateWeights(checked.weights, current, this.info?.tasks ?? [], merge) };
+      update = {
+        ...checked,
+        weights: resolveUpdateWeights(checked.weights, current, this.info.tasks, merge, this.info.datasets),
+      };
     }
     this.pending.push(update);
     this.dropConnection();

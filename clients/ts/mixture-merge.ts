@@ -1,4 +1,4 @@
-import type { TaskInfo } from './wire-types.js';
+import type { CorpusInfo, TaskInfo } from './wire-types.js';
 
 /**
  * Partial mixture updates (the Python client's `flanstream.mixture_merge`, same rules). An update
@@ -11,16 +11,32 @@ import type { TaskInfo } from './wire-types.js';
  *   the others keep theirs (weights are relative: `{ speech: 0.8 }` merged into
  *   `{ speech: 0.5, music: 0.25, audio: 0.25 }` gives speech 0.8 / 1.3 ≈ 62 % of examples);
  * - `merge: false`: the update replaces the mixture as given.
- * A selector names a task when it equals its domain, its `domain/major` or its full path.
+ * A selector names a task when it equals its domain, its `domain/major` or its full path; an axis
+ * selector (`ug:<value>`, `unseen:true|false`, `dataset:NN_Name`) names the tasks whose train records
+ * all carry that value.
  */
 export type Weights = Readonly<Record<string, number>>;
 
 const LISTED = 12;
 
-function tasksOf(selector: string, tasks: readonly TaskInfo[]): string[] {
-  return tasks
-    .filter((t) => selector === t.domain || selector === `${t.domain}/${t.major}` || selector === t.path)
-    .map((t) => t.path);
+/** The source datasets of GetCorpusInfo, for `dataset:` selectors. */
+export type Datasets = CorpusInfo['datasets'];
+
+function tasksOf(selector: string, tasks: readonly TaskInfo[], datasets: Datasets): string[] {
+  const colon = selector.indexOf(':');
+  const [axis, value] = colon < 0 ? ['', ''] : [selector.slice(0, colon), selector.slice(colon + 1)];
+  let keep = (t: TaskInfo): boolean =>
+    selector === t.domain || selector === `${t.domain}/${t.major}` || selector === t.path;
+  if (axis === 'ug') keep = (t) => t.ug === value;
+  else if (axis === 'unseen') keep = (t) => String(t.unseen) === value;
+  else if (axis === 'dataset') {
+    const homes = new Map<string, string[]>();
+    for (const d of datasets)
+      for (const c of d.tasks)
+        if (Number(c.trainRecords) > 0) homes.set(c.task, [...(homes.get(c.task) ?? []), d.name]);
+    keep = (t) => homes.get(t.path)?.join('\u0000') === value;
+  }
+  return tasks.filter(keep).map((t) => t.path);
 }
 
 function listing(names: readonly string[]): string {
@@ -55,9 +71,10 @@ export function resolveUpdateWeights(
   current: Weights | null,
   tasks: readonly TaskInfo[],
   merge: boolean | undefined,
+  datasets: Datasets = [],
 ): Record<string, number> {
   if (merge === false) return { ...update };
-  const covered = new Set(Object.keys(update).flatMap((s) => tasksOf(s, tasks)));
+  const covered = new Set(Object.keys(update).flatMap((s) => tasksOf(s, tasks, datasets)));
   if (merge === undefined && tasks.length > 0 && covered.size === tasks.length) return { ...update }; // names every task
   if (current === null) {
     throw new TypeError(
@@ -70,7 +87,7 @@ export function resolveUpdateWeights(
   const partial: string[] = [];
   for (const [sel, w] of Object.entries(current)) {
     if (!(w > 0)) continue;
-    const mine = tasksOf(sel, tasks);
+    const mine = tasksOf(sel, tasks, datasets);
     const missing = mine.filter((p) => !covered.has(p));
     if (missing.length > 0) leftOut.set(sel, missing);
     if (missing.length > 0 && missing.length < mine.length) partial.push(sel);

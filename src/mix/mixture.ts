@@ -1,7 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
-import type { TaskEntry } from '../index/format.js';
 import type { PolicySpec } from './policy/policy-spec.js';
-import { matchSelector } from './selectors.js';
+import { selectTasks, whyNoMatch, type SelectorIndex } from './selectors.js';
 
 /** How a mixture splits a selector's weight among its tasks. */
 export const WITHIN = ['proportional', 'uniform', 'temperature'] as const;
@@ -29,7 +28,7 @@ export const NATURAL: MixtureSpec = Object.freeze({ weights: {}, within: 'propor
  */
 export function resolveMixture(
   spec: MixtureSpec,
-  tasks: readonly TaskEntry[],
+  index: SelectorIndex,
   trainSize: ArrayLike<number>,
   heldout: ReadonlySet<number>,
   field = 'mixture',
@@ -50,6 +49,7 @@ export function resolveMixture(
     if (spec.within === 'temperature') return capped ** (1 / spec.temperature);
     return capped;
   };
+  const { tasks } = index;
   const entries = Object.entries(spec.weights);
   const groups: [string, number, number[]][] =
     entries.length === 0
@@ -62,12 +62,8 @@ export function resolveMixture(
               `weight must be a finite non-negative number of at most ${MAX_WEIGHT} (weights are relative), got ${String(w)}`,
             );
           }
-          const ids = matchSelector(sel, tasks);
-          if (ids.length === 0)
-            throw new InvalidArgumentError(
-              `${field}.weights["${sel}"]`,
-              'selector matches no task (use domain, domain/major or domain/major/minor; see GetCorpusInfo)',
-            );
+          const ids = selectTasks(sel, index);
+          if (ids.length === 0) throw new InvalidArgumentError(`${field}.weights["${sel}"]`, whyNoMatch(sel, index));
           if (w > 0 && ids.every((t) => heldout.has(t))) {
             throw new InvalidArgumentError(
               `${field}.weights["${sel}"]`,
@@ -83,7 +79,7 @@ export function resolveMixture(
       if (other !== undefined)
         throw new InvalidArgumentError(
           `${field}.weights`,
-          `selectors "${other}" and "${sel}" overlap (one contains the other)`,
+          `selectors "${other}" and "${sel}" overlap: both take task ${tasks[t]?.path ?? t} (a task gets its weight from one selector)`,
         );
       owner.set(t, sel);
     }

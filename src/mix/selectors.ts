@@ -1,9 +1,18 @@
+import type { DatasetEntry } from '../index/datasets.js';
 import type { TaskEntry } from '../index/format.js';
 
 /**
- * A selector is a prefix of a task's `domain/major/minor` path. Task names may themselves contain
- * "/" ("Speech/Silence/Music/Noise Classification"), so matching compares whole components: a
- * selector equals the task's domain, its domain/major, or its full path.
+ * Mixture selectors. A plain selector is a prefix of a task's `domain/major/minor` path. Task
+ * names may themselves contain "/" ("Speech/Silence/Music/Noise Classification"), so matching
+ * compares whole components: a selector equals the task's domain, its domain/major, or its full
+ * path. An axis selector `axis:value` names the tasks with that value on another axis of the
+ * index (AXES). Paths start with a domain (speech, music, audio), so the prefixes never clash.
+ *
+ * The sampler draws whole tasks, so an axis selector selects whole tasks: a task matches when
+ * every record it can train on carries the value. Where the axis is a property of the task (ug,
+ * and unseen as the held-out `unseen_flag` reads it) that is every task with the value; a task
+ * whose train records come from several datasets matches none of their `dataset:` selectors, so
+ * nothing served under `dataset:A` comes from another dataset.
  */
 export function selectorLevels(t: Pick<TaskEntry, 'domain' | 'major' | 'path'>): readonly [string, string, string] {
   return [t.domain, `${t.domain}/${t.major}`, t.path];
@@ -13,7 +22,82 @@ export function matches(selector: string, t: Pick<TaskEntry, 'domain' | 'major' 
   return selectorLevels(t).includes(selector);
 }
 
-/** Task ids matched by `selector`, in id order. */
+/** Task ids whose path `selector` is a prefix of, in id order (held-out sets take only these). */
 export function matchSelector(selector: string, tasks: readonly TaskEntry[]): number[] {
   return tasks.filter((t) => matches(selector, t)).map((t) => t.id);
+}
+
+/** What axis selectors are resolved against: the tasks and the source datasets of an index. */
+export interface SelectorIndex {
+  readonly tasks: readonly TaskEntry[];
+  readonly datasets: ReadonlyMap<string, DatasetEntry>;
+}
+
+/** One axis: the values each task's train records carry on it (one for a property of the task). */
+interface Axis {
+  values(index: SelectorIndex): readonly (readonly string[])[];
+  /** What a value looks like, for error messages. */
+  readonly hint: string;
+}
+
+/** Per index: the train datasets of every task (a task's records may come from several). */
+const datasetsByIndex = new WeakMap<SelectorIndex, readonly (readonly string[])[]>();
+
+function taskDatasets(index: SelectorIndex): readonly (readonly string[])[] {
+  let out = datasetsByIndex.get(index);
+  if (!out) {
+    const id = new Map(index.tasks.map((t) => [t.path, t.id]));
+    const lists: string[][] = index.tasks.map(() => []);
+    for (const d of index.datasets.values())
+      for (const [path, counts] of d.tasks) if (counts[0] > 0) lists[id.get(path) ?? -1]?.push(d.name);
+    out = lists;
+    datasetsByIndex.set(index, out);
+  }
+  return out;
+}
+
+/** The axes a selector may name besides the task path. */
+export const AXES = {
+  ug: { values: (ix) => ix.tasks.map((t) => [t.ug]), hint: 'understanding or generation' },
+  unseen: { values: (ix) => ix.tasks.map((t) => [String(t.unseen)]), hint: 'true or false' },
+  dataset: { values: taskDatasets, hint: 'a dataset folder name such as 01_CommonVoice (GetCorpusInfo datasets)' },
+} as const satisfies Record<string, Axis>;
+export type AxisName = keyof typeof AXES;
+
+/** The axis and value of an axis selector, or undefined for a task path. */
+export function axisOf(selector: string): { readonly axis: AxisName; readonly value: string } | undefined {
+  const colon = selector.indexOf(':');
+  if (colon < 0) return undefined;
+  const axis = selector.slice(0, colon);
+  return Object.hasOwn(AXES, axis) ? { axis: axis as AxisName, value: selector.slice(colon + 1) } : undefined;
+}
+
+/** Task ids a mixture selector takes, in id order: by path prefix, or by an axis value. */
+export function selectTasks(selector: string, index: SelectorIndex): number[] {
+  const ax = axisOf(selector);
+  if (!ax) return matchSelector(selector, index.tasks);
+  const values = AXES[ax.axis].values(index);
+  return index.tasks
+    .filter((t) => {
+      const v = values[t.id] ?? [];
+      return v.length > 0 && v.every((x) => x === ax.value);
+    })
+    .map((t) => t.id);
+}
+
+/** Why a mixture selector matches no task, as an actionable message. */
+export function whyNoMatch(selector: string, index: SelectorIndex): string {
+  const ax = axisOf(selector);
+  if (!ax) {
+    const prefix = selector.slice(0, Math.max(0, selector.indexOf(':')));
+    return selector.includes(':') && !/^(speech|music|audio)\b/.test(selector)
+      ? `selector matches no task: "${prefix}" is not an axis (${Object.keys(AXES).join(', ')}) and task paths start with a domain`
+      : 'selector matches no task (use domain, domain/major or domain/major/minor, or an axis such as ug:generation; see GetCorpusInfo)';
+  }
+  const values = AXES[ax.axis].values(index);
+  const mixed = index.tasks.filter((t) => (values[t.id] ?? []).includes(ax.value)).map((t) => t.path);
+  if (mixed.length > 0)
+    return `selector matches no whole task: ${mixed.slice(0, 3).join(', ')}${mixed.length > 3 ? ', …' : ''} also train on records with another ${ax.axis}, and a selector takes whole tasks`;
+  const known = [...new Set(values.flat())].sort();
+  return `selector matches no task: no task has ${ax.axis} "${ax.value}" (${AXES[ax.axis].hint}; this index has ${known.slice(0, 4).join(', ')}${known.length > 4 ? ', …' : ''})`;
 }

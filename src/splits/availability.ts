@@ -1,6 +1,6 @@
 import type { TaskEntry } from '../index/format.js';
 import type { MixtureSpec } from '../mix/mixture.js';
-import { matchSelector } from '../mix/selectors.js';
+import { matchSelector, selectTasks, type SelectorIndex } from '../mix/selectors.js';
 import type { HeldoutSpec } from './heldout.js';
 
 /**
@@ -29,17 +29,16 @@ export function missingForHeldout(
 }
 
 /** Selectors a mixture weights that match no task of the index, sorted (weights are a map). */
-export function missingForMixture(spec: Partial<MixtureSpec>, tasks: readonly TaskEntry[]): string[] {
+export function missingForMixture(spec: Partial<MixtureSpec>, index: SelectorIndex): string[] {
   return Object.keys(spec.weights ?? {})
-    .filter((s) => matchSelector(s, tasks).length === 0)
+    .filter((s) => selectTasks(s, index).length === 0)
     .sort();
 }
 
 export function availability(
   heldoutSets: Readonly<Record<string, Partial<HeldoutSpec>>>,
   mixtures: Readonly<Record<string, Partial<MixtureSpec>>>,
-  tasks: readonly TaskEntry[],
-  datasets: ReadonlyMap<string, unknown>,
+  index: SelectorIndex,
 ): Availability {
   const collect = <T>(
     named: Readonly<Record<string, T>>,
@@ -53,8 +52,8 @@ export function availability(
     return out;
   };
   return {
-    heldout: collect(heldoutSets, (s) => missingForHeldout(s, tasks, datasets)),
-    mixtures: collect(mixtures, (m) => missingForMixture(m, tasks)),
+    heldout: collect(heldoutSets, (s) => missingForHeldout(s, index.tasks, index.datasets)),
+    mixtures: collect(mixtures, (m) => missingForMixture(m, index)),
   };
 }
 

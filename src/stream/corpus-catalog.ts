@@ -91,7 +91,7 @@ export class CorpusCatalog {
       maxSize: settings.catalogCacheBytes ?? DEFAULT_CATALOG_CACHE_BYTES,
       sizeCalculation: (h) => h.counted,
     });
-    this.availability = availability(settings.heldoutSets, settings.mixtures, reader.tasks, reader.datasets);
+    this.availability = availability(settings.heldoutSets, settings.mixtures, reader);
     this.named = new NamedSets(this);
   }
 
@@ -176,7 +176,7 @@ export class CorpusCatalog {
    */
   resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Fit): Float64Array {
     this.capSelectors(`${field}.weights`, Object.keys(mixture.weights ?? {}).length);
-    return resolveMixture(mixture, this.reader.tasks, this.trainSizes(heldout, fit), heldout.tasks, field);
+    return resolveMixture(mixture, this.reader, this.trainSizes(heldout, fit), heldout.tasks, field);
   }
 
   /** A stream's view of the stored clips under its audio spec. */

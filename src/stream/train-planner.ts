@@ -132,7 +132,7 @@ export class TrainPlanner {
     });
     const policy = spec.mixture.policy;
     if (policy) {
-      const arms = policyArms(spec.mixture, table.reader.tasks, deps.resolve(spec.mixture, 'mixture'), DOMAINS);
+      const arms = policyArms(spec.mixture, table.reader, deps.resolve(spec.mixture, 'mixture'), DOMAINS);
       this.policy = new PolicyRunner(policy, arms);
       if (s) this.policy.restore(s.policy, field('policy'));
     } else if (s?.policy !== undefined) {

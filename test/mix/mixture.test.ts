@@ -13,7 +13,7 @@ beforeAll(async () => {
 
 /** Train sizes under a held-out set (0 for held-out tasks), from the manifest's counts. */
 function trainSizes(held: ReadonlySet<number>): number[] {
-  return core.reader.tasks.map((t) => (held.has(t.id) ? 0 : t.counts[0]));
+  return core.catalog.reader.tasks.map((t) => (held.has(t.id) ? 0 : t.counts[0]));
 }
 
 /** The INVALID_ARGUMENT a stream open throws, or a failure if it opens. */
@@ -87,7 +87,7 @@ describe('mixture validation (INVALID_ARGUMENT naming the offending selector or 
   });
 
   it('is unit-level exact: resolveMixture matches the contract formula', () => {
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const held = new Set([0, 5]);
     const sizes = trainSizes(held);
     const cases: MixtureSpec[] = [
@@ -96,7 +96,7 @@ describe('mixture validation (INVALID_ARGUMENT naming the offending selector or 
       { weights: { speech: 1, audio: 1 }, within: 'temperature', temperature: 3.3, cap: 25 },
     ];
     for (const m of cases) {
-      const got = Array.from(resolveMixture(m, tasks, sizes, held));
+      const got = Array.from(resolveMixture(m, core.catalog.reader, sizes, held));
       const want = expectedTargets(m, tasks, sizes);
       got.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
       expect(got[0]).toBe(0);
@@ -114,9 +114,9 @@ describe('named mixtures', () => {
       const session = core.open({ spec: { ...trainSpec(), packing: 'none', mixture: { name } } });
       const { batches } = take(session, 2);
       const held = session.heldout.tasks;
-      const want = expectedTargets(named!, core.reader.tasks, trainSizes(held));
+      const want = expectedTargets(named!, core.catalog.reader.tasks, trainSizes(held));
       const got = batches[1]!.stats.taskTarget;
-      got.forEach((p, t) => expect(p, core.reader.tasks[t]!.path).toBeCloseTo(want[t]!, 12));
+      got.forEach((p, t) => expect(p, core.catalog.reader.tasks[t]!.path).toBeCloseTo(want[t]!, 12));
       for (const t of held) expect(got[t]).toBe(0);
       expect(got.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     },

@@ -205,6 +205,25 @@ describe('TypeScript client', () => {
     natural.close();
   });
 
+  it('axis selectors pass through the spec and updates; an axis update naming every task needs no merge', async () => {
+    const ds = new FlanStreamDataset(ts.target, {
+      ...opts,
+      mixture: { weights: { 'ug:generation': 0.3, 'ug:understanding': 0.7 } },
+    });
+    const info = await ds.corpusInfo();
+    const gen = new Set(info.tasks.filter((t) => t.ug === 'generation').map((t) => t.path));
+    const share = (b: Batch): number =>
+      Object.entries(b.stats.tasks).reduce((s, [p, v]) => s + (gen.has(p) ? v.target : 0), 0);
+    const first = await take(ds, 2);
+    expect(share(first[1]!)).toBeCloseTo(0.3, 9);
+    expect(() => ds.updateMixture({ 'ug:generation': 1 }, 4)).toThrow(/weight 0 to "ug:understanding"/);
+    ds.updateMixture({ 'ug:generation': 0.6, 'ug:understanding': 0.4 }, 4);
+    const got = await take(ds, 3);
+    expect(got.map((b) => b.step)).toEqual([2, 3, 4]);
+    expect(share(got[2]!)).toBeCloseTo(0.6, 9);
+    ds.close();
+  });
+
   it('pending updates travel in the state dict and are resent on resume', async () => {
     const want = await batchesOf(client, rawSpec, 8, [{ weights: { audio: 1 }, applyAtStep: 5 }]);
     const ds = new FlanStreamDataset(ts.target, opts);

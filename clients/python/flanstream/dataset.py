@@ -54,7 +54,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         split: ``"train"``, ``"heldout"``, ``"dev"`` or ``"test"``.
         batch_size, seq_len: rows per batch and tokens per row (for this rank).
         packing: ``"none"``, ``"packed"``, ``"multiturn"``, or ``"examples"`` (evaluation only).
-        mixture: a named mixture, or ``{"weights": {selector: w}, "within": "proportional" |
+        mixture: a named mixture, or ``{"weights": {selector: w}, ...}`` (selectors: task paths, or
+            ``ug:generation``, ``unseen:false``, ``dataset:NN_Name``), ``"within": "proportional" |
             "uniform" | "temperature", "temperature": T, "cap": N}``; ``None`` = natural sizes.
         heldout: a named held-out set, or ``{"tasks": [selectors], "unseen_flag": bool,
             "exclude_shared_audio": bool, "scope": "all" | "test"}``; ``None`` = server default.
@@ -375,7 +376,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                                  f"({self._last_step})")
         if merge is not False:
             current = self._weights_before(update["at_step"])
-            update["weights"] = resolve_update_weights(update["weights"], current, self.corpus_info.tasks, merge)
+            update["weights"] = resolve_update_weights(update["weights"], current, self.corpus_info.tasks, merge,
+                                                       self.corpus_info.datasets)
         with self._lock:
             self._pending.append(update)
             self._drop_connection()

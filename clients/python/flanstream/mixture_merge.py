@@ -14,16 +14,17 @@ update with the mixture in effect just before ``at_step`` (see :func:`current_we
 * ``merge=False``: the update replaces the mixture as given (unnamed tasks get 0).
 
 Selectors follow the server's rule: a selector names a task when it equals the task's domain,
-its ``domain/major``, or its full path.
+its ``domain/major``, or its full path; an axis selector ``ug:<value>``, ``unseen:true|false`` or
+``dataset:NN_Name`` names the tasks whose train records all carry that value.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
-from .info import TaskInfo
+from .info import DatasetInfo, TaskInfo
 
-__all__ = ["selector_matches", "resolve_update_weights", "weights_before"]
+__all__ = ["selector_matches", "selector_tasks", "resolve_update_weights", "weights_before"]
 
 _LISTED = 12  # entries named in an error message before "…"
 
@@ -33,7 +34,21 @@ def selector_matches(selector: str, task: TaskInfo) -> bool:
     return selector in (task.domain, f"{task.domain}/{task.major}", task.path)
 
 
-def _tasks_of(selector: str, tasks: Sequence[TaskInfo]) -> List[str]:
+def selector_tasks(selector: str, tasks: Sequence[TaskInfo], datasets: Sequence[DatasetInfo] = ()) -> List[str]:
+    """Task paths a mixture selector takes: by path prefix, or by an axis value (``ug:``,
+    ``unseen:``, ``dataset:``; a task matches when all its train records carry the value)."""
+    axis, _, value = selector.partition(":")
+    if axis == "ug":
+        return [t.path for t in tasks if t.ug == value]
+    if axis == "unseen":
+        return [t.path for t in tasks if ("true" if t.unseen else "false") == value]
+    if axis == "dataset":
+        homes: Dict[str, List[str]] = {}
+        for d in datasets:
+            for path, counts in d.tasks.items():
+                if counts.get("train", 0) > 0:
+                    homes.setdefault(path, []).append(d.name)
+        return [t.path for t in tasks if homes.get(t.path) == [value]]
     return [t.path for t in tasks if selector_matches(selector, t)]
 
 
@@ -59,14 +74,15 @@ def _compact(left_out: Mapping[str, List[str]], current: Mapping[str, float], ta
 
 
 def resolve_update_weights(update: Mapping[str, float], current: Optional[Mapping[str, float]],
-                           tasks: Sequence[TaskInfo], merge: Optional[bool]) -> Dict[str, float]:
+                           tasks: Sequence[TaskInfo], merge: Optional[bool],
+                           datasets: Sequence[DatasetInfo] = ()) -> Dict[str, float]:
     """The weights to send for ``update`` given the ``current`` mixture (selector or task path →
     weight; ``None`` when the client cannot know it). Raises ``ValueError`` as described above."""
     if merge is not None and not isinstance(merge, bool):
         raise ValueError(f"merge must be None, True or False, got {merge!r}")
     if merge is False:
         return dict(update)
-    covered = {p for sel in update for p in _tasks_of(sel, tasks)}
+    covered = {p for sel in update for p in selector_tasks(sel, tasks, datasets)}
     if merge is None and tasks and len(covered) == len(tasks):
         return dict(update)  # names every task: nothing can be zeroed by omission
     if current is None:
@@ -80,7 +96,7 @@ def resolve_update_weights(update: Mapping[str, float], current: Optional[Mappin
     for sel, w in current.items():
         if not w > 0:
             continue
-        mine = _tasks_of(sel, tasks)
+        mine = selector_tasks(sel, tasks, datasets)
         missing = [p for p in mine if p not in covered]
         if missing:
             left_out[sel] = missing

@@ -166,6 +166,35 @@ def test_merge_refuses_an_update_naming_part_of_a_selector(server) -> None:
         ds.update_mixture({f"speech/{sub.major}": 1.0}, at_step=3, merge=True)
 
 
+def test_axis_selectors_pass_through_specs_updates_and_checkpoints(server) -> None:
+    ug = {"ug:generation": 0.3, "ug:understanding": 0.7}
+    ds = make(server.target, mixture={"weights": ug})
+    paths_of = {u: {t.path for t in ds.corpus_info.tasks if t.ug == u} for u in ("generation", "understanding")}
+
+    def share(batch: Dict[str, Any], u: str) -> float:
+        return sum(v["target"] for p, v in batch["stats"]["tasks"].items() if p in paths_of[u])
+
+    first = take(ds, 2)
+    assert share(first[1], "generation") == pytest.approx(0.3)
+    # an update along the axis names every task: not a partial update, nothing to merge
+    ds.update_mixture({"ug:generation": 0.6, "ug:understanding": 0.4}, at_step=4)
+    with pytest.raises(ValueError, match=r"weight 0 to 'ug:understanding'"):
+        ds.update_mixture({"ug:generation": 1.0}, at_step=5)
+    it = iter(ds)
+    got = [next(it) for _ in range(4)]
+    assert share(got[1], "generation") == pytest.approx(0.3)
+    assert share(got[2], "generation") == pytest.approx(0.6)
+    # the resume token carries the axis weights: a restored dataset continues exactly
+    state = ds.state_dict()
+    again = make(server.target, mixture={"weights": ug})
+    again.load_state_dict(state)
+    nxt = next(it)
+    restored = next(iter(again))
+    assert restored["step"] == nxt["step"]
+    assert np.array_equal(np.asarray(restored["input_ids"]), np.asarray(nxt["input_ids"]))
+    assert share(restored, "generation") == pytest.approx(0.6)
+
+
 # -- 5. stats, pinned memory, evaluation parts -------------------------------------------------
 
 @pytest.mark.parametrize("overlong", ["drop", "truncate"])

@@ -1,7 +1,6 @@
 import { InvalidArgumentError } from '../../errors.js';
-import type { TaskEntry } from '../../index/format.js';
 import type { MixtureSpec } from '../mixture.js';
-import { matchSelector } from '../selectors.js';
+import { selectTasks, type SelectorIndex } from '../selectors.js';
 
 /**
  * What a policy reweights: the mixture's selectors with a positive share (or, for a mixture of
@@ -18,18 +17,18 @@ export interface Arms {
 
 export function policyArms(
   mixture: MixtureSpec,
-  tasks: readonly TaskEntry[],
+  index: SelectorIndex,
   target: Float64Array,
   domains: readonly string[],
   field = 'mixture',
 ): Arms {
   const named = Object.keys(mixture.weights);
   const candidates = named.length > 0 ? named : domains;
-  const taskArm = new Int32Array(tasks.length).fill(-1);
+  const taskArm = new Int32Array(index.tasks.length).fill(-1);
   const selectors: string[] = [];
   const prior: number[] = [];
   for (const sel of candidates) {
-    const ids = matchSelector(sel, tasks);
+    const ids = selectTasks(sel, index);
     const share = ids.reduce((s, t) => s + (target[t] ?? 0), 0);
     if (!(share > 0)) continue;
     for (const t of ids) taskArm[t] = selectors.length;
