@@ -1,4 +1,6 @@
-"""The runnable examples, shortened, against the real server."""
+"""The runnable examples, shortened, against the real server. Their models are as small as the
+examples allow: what is under test is the data path (batches, segment masks, loss reports, mixture
+updates, checkpoint and resume), not training."""
 from __future__ import annotations
 
 import importlib.util
@@ -35,7 +37,8 @@ def test_train_tiny_checkpoints_is_killed_and_resumes_on_the_same_batches(server
     script = CLIENT_ROOT / "examples" / "train_tiny.py"
     files = ["--checkpoint", str(tmp_path / "ckpt.pt"), "--digests", str(tmp_path / "digests.jsonl")]
     short = ["--target", server.target, "--steps", "7", "--checkpoint-at", "2", "--check", "3", "--batch-size", "2",
-             "--seq-len", "256", "--buckets", "512", "--log-every", "1", *files]
+             "--seq-len", "256", "--buckets", "64", "--dim", "8", "--heads", "1", "--layers", "1", "--log-every", "1",
+             *files]
     proc = subprocess.run([sys.executable, str(script), *short], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "checkpoint at step 2" in proc.stdout and "killed the first run (SIGKILL)" in proc.stdout
@@ -60,3 +63,31 @@ def test_train_tiny_attention_stays_inside_segments() -> None:
         [False, False, True, True, False],
         [False, False, False, False, True],    # padding: itself only (no empty softmax row)
     ]
+
+
+def test_train_tiny_masks_and_task_losses_follow_a_real_batch(server) -> None:
+    """On batches from the server: the mask lets a token see exactly the earlier tokens of its own
+    segment (as the segments' metadata places them, positions restarting at 0), and the per-task
+    losses the example logs account for every supervised label once."""
+    import torch
+
+    example = _load("train_tiny")
+    args = example.parse(["--target", server.target, "--batch-size", "2", "--seq-len", "256", "--buckets", "64",
+                          "--dim", "8", "--heads", "1"])
+    ds = example.make_dataset(args)
+    model = example.make_model(args)
+    for batch, _ in zip(ds, range(3)):
+        seg_ids, pos = batch["segment_ids"], batch["position_ids"]
+        mask = example.segment_mask(seg_ids)
+        for seg in batch["segments"]:
+            r, o, n = seg["row"], seg["offset"], seg["length"]
+            assert len(set(seg_ids[r, o:o + n].tolist())) == 1 and int(seg_ids[r, o]) != 0
+            assert pos[r, o:o + n].tolist() == list(range(n))
+            assert bool(mask[r, o:o + n, o:o + n].equal(torch.ones(n, n, dtype=torch.bool).tril()))
+            assert int(mask[r, o:o + n].sum()) == n * (n + 1) // 2     # nothing outside the segment
+        per_token = example.token_loss(model, batch)
+        per_task = example.task_losses(per_token.detach(), batch)
+        assert sum(int(t) for _, t in per_task.values()) == int((batch["labels"][:, 1:] >= 0).sum())
+        assert math.isclose(sum(float(s) for s, _ in per_task.values()),
+                            float(per_token[batch["labels"][:, 1:] >= 0].sum()), rel_tol=1e-6)
+    ds.close()
