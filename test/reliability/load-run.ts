@@ -1,5 +1,5 @@
 /**
- * The load scenario of issue 8.5, shared by load.test.ts (~25 s) and soak.ts (minutes): 64
+ * The load scenario, shared by load.test.ts (a short run) and soak.ts (minutes): 64
  * concurrent StreamBatches calls over 8 connections to one server in a child process — fast
  * readers, slow readers that pause for seconds, and clients that cancel mid-stream and reconnect —
  * while the server's RSS and open file descriptors are sampled from /proc. Returns what happened;
@@ -52,7 +52,11 @@ const CONNECTIONS = 8;
 export async function runLoad(
   index: string,
   opts: {
+    /** How long to run; with `enough`, the longest to run. */
     durationMs: number;
+    /** Ends the run early, once at least `minMs` have passed, when this holds for the counts so far. */
+    enough?: (sofar: { batches: number; cancelled: number }) => boolean;
+    minMs?: number;
     streams?: number;
     stallMs?: number;
     idle?: number;
@@ -179,8 +183,11 @@ export async function runLoad(
   let rssWarm = 0;
   let fdsWarm = 0,
     fdsPeak = 0;
-  const warmMs = Math.min(10_000, opts.durationMs / 3);
-  while (Date.now() - t0 < opts.durationMs) {
+  const shortestMs = opts.enough ? Math.min(opts.minMs ?? 0, opts.durationMs) : opts.durationMs;
+  const warmMs = Math.min(10_000, shortestMs / 3);
+  const done = (ms: number): boolean =>
+    ms >= opts.durationMs || (ms >= shortestMs && rssWarm > 0 && !!opts.enough?.({ batches, cancelled }));
+  while (!done(Date.now() - t0)) {
     await sleep(1000);
     rssSamples.push(rssOf(pid));
     const fds = fdsOf(pid);
