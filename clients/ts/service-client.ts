@@ -6,6 +6,9 @@ import { checkTarget } from './spec.js';
 import type { DataServiceClient } from '../../proto/generated/flanstream/v1/DataService.js';
 import type { CorpusInfo } from './wire-types.js';
 
+/** A gRPC channel (grpc-js exports the interface only as what `Client.getChannel` returns). */
+export type Channel = ReturnType<grpc.Client['getChannel']>;
+
 /** `false` (plaintext), `true` (TLS with the system roots) or the path of a PEM root bundle. */
 export type Tls = boolean | string;
 
@@ -73,6 +76,11 @@ export class FlanStreamClient {
       this.channelOptions,
     ) as unknown as DataServiceClient;
     return this.stub;
+  }
+
+  /** The gRPC channel to this replica (its connectivity tells when the server announced a shutdown). */
+  channel(): Channel {
+    return (this.client as unknown as grpc.Client).getChannel();
   }
 
   /** Call metadata: the bearer token, if any. */

@@ -1,6 +1,6 @@
-import { status as Status } from '@grpc/grpc-js';
+import { connectivityState as Connectivity, status as Status } from '@grpc/grpc-js';
 import { toFlanStreamError, type FlanStreamError } from './errors.js';
-import type { BatchCall, FlanStreamClient } from './service-client.js';
+import type { BatchCall, Channel, FlanStreamClient } from './service-client.js';
 import type { StreamRequest } from './spec.js';
 import type { Batch, WireBatch, WireEnd, WireResponse } from './wire-types.js';
 
@@ -49,10 +49,21 @@ export function retryDelay(p: RetryPolicy, attempt: number, rotate: boolean): nu
 }
 
 /**
+ * Bytes (of input ids) read past the prefetch bound once the server announced its shutdown:
+ * far more than a server still has queued then, and a bound should a GOAWAY come for another
+ * reason while the server keeps building.
+ */
+export const READ_THROUGH_BYTES = 512 << 20;
+
+/**
  * One `StreamBatches` call on one replica, read ahead into a queue of at most `prefetch`
  * decoded batches (the call is paused while the queue is full, so gRPC flow control holds the
  * server back). The final item (end, eof or error) always comes after every batch that preceded
- * it, so the consumer knows exactly what it handed out. Reconnecting is the consumer's job.
+ * it, so the consumer knows exactly what it handed out. Once the server announces its shutdown
+ * (an HTTP/2 GOAWAY: the channel leaves READY) it builds nothing more, so the rest of the call
+ * is read at once, past the bound (up to `READ_THROUGH_BYTES`): the final StreamEnd reaches this
+ * process within the server's grace however slowly the loop consumes, and the loop still gets
+ * every batch before it. Reconnecting is the consumer's job.
  */
 export class StreamConnection {
   readonly target: string;
@@ -65,6 +76,9 @@ export class StreamConnection {
   private finished = false;
   private closed = false;
   private failure: FlanStreamError | undefined;
+  /** The server announced its shutdown: read the rest of the call without pausing. */
+  private shutdownSeen = false;
+  private readThrough = 0;
 
   constructor(client: FlanStreamClient, first: StreamRequest, decode: (b: WireBatch) => Batch, prefetch: number) {
     this.target = client.target;
@@ -80,6 +94,27 @@ export class StreamConnection {
     });
     this.call.on('end', () => this.finish(this.failure ? { kind: 'error', error: this.failure } : { kind: 'eof' }));
     this.call.write(first);
+    this.watchShutdown(client.channel());
+  }
+
+  /** Leaving READY while this call streams means a GOAWAY: the server stopped building. */
+  private watchShutdown(channel: Channel): void {
+    let wasReady = false;
+    const watch = (state: Connectivity): void => {
+      if (this.finished) return;
+      if (state === Connectivity.READY) wasReady = true;
+      else if (wasReady) {
+        this.shutdownSeen = true;
+        this.call.resume();
+        return;
+      }
+      try {
+        channel.watchConnectivityState(state, Infinity, () => watch(channel.getConnectivityState(false)));
+      } catch {
+        // The channel was closed: so was this call.
+      }
+    };
+    watch(channel.getConnectivityState(false));
   }
 
   /** Sends a later client message (a mixture update). */
@@ -103,7 +138,10 @@ export class StreamConnection {
       return;
     }
     this.push(item);
-    if (this.items.length >= this.prefetch) this.call.pause();
+    if (this.items.length < this.prefetch) return;
+    const size = item.batch.inputIds.byteLength;
+    if (this.shutdownSeen && this.readThrough + size <= READ_THROUGH_BYTES) this.readThrough += size;
+    else this.call.pause();
   }
 
   private push(item: Item): void {
