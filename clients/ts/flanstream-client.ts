@@ -79,7 +79,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Batches streamed by a flanstream server (docs/service.md), as an async iterable of decoded
  * {@link Batch}es. Iterating continues from the last batch handed out (consecutive loops walk one
  * stream); after a finite stream completed, `summary` holds the final counts and the next loop
- * starts it again. Starting a loop ends any previous one. Transport errors (UNAVAILABLE), a
+ * starts it again. Starting a loop takes the stream over: a previous loop rejects when next asked
+ * for a batch (`close()` ends it quietly). Transport errors (UNAVAILABLE), a
  * draining server (StreamEnd "shutdown") and streams closed without an end reconnect with backoff
  * to the next target, resuming after the last batch handed out; other errors reject the loop
  * with a {@link FlanStreamError}. Bad arguments throw `TypeError` before anything is sent.
@@ -97,7 +98,10 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private readonly clients: FlanStreamClient[];
   private targetIndex: number;
   private conn: StreamConnection | undefined;
+  /** Bumped by every new loop and by close(): older loops stop. */
   private iterId = 0;
+  /** The id of the newest loop (close() does not bump it): an older loop it replaced throws. */
+  private newestIter = 0;
   private info: CorpusInfo | undefined;
   private decoder: BatchDecoder | undefined;
   private lastToken: Uint8Array | null = null;
@@ -184,7 +188,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Batch> {
-    this.iterId++;
+    this.newestIter = ++this.iterId;
     this.dropConnection();
     if (this.finished) [this.lastToken, this.lastStep, this.finished] = [null, null, false];
     this.summary = null;
@@ -232,6 +236,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private async *generate(iterId: number): AsyncGenerator<Batch, void, undefined> {
     let handed = 0;
     let failures = 0;
+    let mine: number | null = null; // the last step this loop handed out
     try {
       while (iterId === this.iterId) {
         const conn = this.conn ?? (await this.connect(this.maxBatches ? this.maxBatches - handed : 0));
@@ -244,6 +249,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
           this.lastStats = item.batch.stats;
           handed++;
           failures = 0;
+          mine = item.batch.step;
           yield item.batch;
         } else if (item.kind === 'end' && item.end.reason !== 'shutdown') {
           this.summary = this.decoder!.summarize(item.end);
@@ -263,6 +269,12 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
           failures = await this.backoff(failures, error);
         }
       }
+      if (this.newestIter > iterId)
+        throw new Error(
+          `this loop over FlanStreamDataset was ended by a newer one (after step ${String(mine)}): the dataset ` +
+            'streams one loop at a time, and a new loop (or ds[Symbol.asyncIterator]()) took the stream over from ' +
+            'there. Keep one loop, or build a separate FlanStreamDataset for a second stream',
+        );
     } finally {
       if (iterId === this.iterId) this.dropConnection();
     }

@@ -249,16 +249,19 @@ describe('TypeScript client', () => {
     ds.close();
   });
 
-  it('starting a loop ends the previous one', async () => {
+  it('starting a loop takes the stream over: the previous loop rejects, saying why; close() ends one quietly', async () => {
     const ds = new FlanStreamDataset(ts.target, opts);
     const first = ds[Symbol.asyncIterator]();
     expect((await first.next()).value.step).toBe(0);
     const second = ds[Symbol.asyncIterator]();
-    expect((await first.next()).done).toBe(true);
+    await expect(first.next()).rejects.toThrow(/ended by a newer one \(after step 0\).*separate FlanStreamDataset/);
     expect((await second.next()).value.step).toBe(1);
     await second.return?.();
     await expect.poll(() => activeStreams(ts), { timeout: 5000 }).toBe(0);
+    const third = ds[Symbol.asyncIterator]();
+    expect((await third.next()).value.step).toBe(2);
     ds.close();
+    expect((await third.next()).done).toBe(true);
   });
 
   it('audio picks codebooks and layout; the state dict resumes it, and a dataset asking for another layout is refused', async () => {

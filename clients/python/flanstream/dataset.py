@@ -91,7 +91,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
 
     Iterating continues from the last batch handed out (so consecutive ``for`` loops walk one
     stream); after a finite stream completed, a new iteration starts it again. Starting a new
-    iteration ends any previous one. Raises :class:`~flanstream.errors.FlanStreamError` for
+    iteration takes the stream over: the previous iterator raises ``RuntimeError`` when next asked
+    for a batch (``close()`` ends it quietly). Raises :class:`~flanstream.errors.FlanStreamError` for
     server errors (e.g. ``INVALID_ARGUMENT`` for a bad spec), ``ValueError`` for bad arguments.
     """
 
@@ -141,7 +142,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._target_index = self.rank % len(self.targets)
         self._lock = threading.RLock()
         self._conn: Optional[Connection] = None
-        self._iter_id = 0
+        self._iter_id = 0  # bumped by every new iteration and by close(): older generators stop
+        self._newest_iter = 0  # the id of the newest iteration (not bumped by close())
         self._info: Optional[CorpusInfo] = None
         self._decoder: Optional[BatchDecoder] = None
         self._last_token: Optional[bytes] = None
@@ -220,6 +222,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         check_loader_batching()
         with self._lock:
             self._iter_id += 1
+            self._newest_iter = self._iter_id
             self._drop_connection()
             if self._finished:
                 self._last_token, self._last_step, self._finished = None, None, False
@@ -267,7 +270,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             conn.close()
 
     def _generate(self, iter_id: int) -> Iterator[Batch]:
-        handed, failures = 0, 0
+        handed, failures, mine = 0, 0, None  # mine: the last step this iteration handed out
         try:
             while iter_id == self._iter_id:
                 conn = self._conn or self._connect(self.max_batches - handed if self.max_batches else 0)
@@ -286,7 +289,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                         self._last_stats = payload["stats"]
                         if payload["total_steps"]:
                             self._total_steps = payload["total_steps"]
-                    handed, failures = handed + 1, 0
+                    handed, failures, mine = handed + 1, 0, payload["step"]
                     yield payload
                 elif kind == "end" and payload.reason != "shutdown":
                     self.summary = summarize_end(payload, self._decoder.task_paths if self._decoder else [])
@@ -297,6 +300,12 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                     self._drop_connection()
                     error = payload if kind == "error" else Interrupted(kind, payload)
                     failures = self._backoff(failures, error, self._retry_what())
+            if self._newest_iter > iter_id:
+                raise RuntimeError(
+                    f"this iteration over FlanStreamDataset was ended by a newer one (after step {mine}): the "
+                    "dataset streams one iteration at a time, and iter(ds) (e.g. next(iter(ds)) or a second "
+                    "for-loop over the same dataset) took the stream over from there. Keep one iterator, or build "
+                    "a separate FlanStreamDataset for a second stream")
         finally:
             if iter_id == self._iter_id:
                 self._drop_connection()

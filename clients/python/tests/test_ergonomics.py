@@ -281,6 +281,24 @@ def test_lost_stream_warns_once_naming_what_it_resumes(server, start_server, cap
     assert a.target in warnings[0] and "StreamBatches (resuming after step" in warnings[0]
 
 
+# -- 7. a second iterator does not end the first silently ------------------------------------------
+
+def test_a_second_iterator_makes_the_first_raise(server) -> None:
+    ds = make(server.target)
+    steps = []
+    with pytest.raises(RuntimeError, match=r"ended by a newer one \(after step 2\).*separate FlanStreamDataset"):
+        for batch in ds:  # a training loop that peeks with next(iter(ds)) inside
+            steps.append(batch["step"])
+            if batch["step"] == 2:
+                assert next(iter(ds))["step"] == 3  # the new iterator continues the one stream
+    assert steps == [0, 1, 2]
+    # close() ends an iterator quietly: it was asked for.
+    it = iter(ds)
+    next(it)
+    ds.close()
+    assert list(it) == []
+
+
 # -- 4. realized shares since the last update and over the recent window -----------------------
 
 def _domain_counts(batches: List[Dict[str, Any]], domain_of: Dict[str, str]) -> Dict[str, int]:
