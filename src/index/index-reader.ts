@@ -1,12 +1,8 @@
 import { IndexCorruptError } from '../errors.js';
 import {
   LIST_PAGE_ENTRIES,
-  PAGE_BYTES,
-  PAGE_TOKENS,
   ROW,
   ROW_WIDTH,
-  ROWS_PER_PAGE,
-  SPAN,
   SPAN_WIDTH,
   SPLIT_NAMES,
   type Manifest,
@@ -22,6 +18,8 @@ import { readManifestFrom } from './manifest-io.js';
 import { readAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
+import { copyTokens, intRange, stringAt } from './page-ranges.js';
+import { RecordPages, type RecordRef } from './record-pages.js';
 import {
   DEFAULT_READ_AHEAD,
   ShardPages,
@@ -30,10 +28,6 @@ import {
   type ReadAhead,
   type Residency,
 } from './shard-pages.js';
-
-const EMPTY = new Int32Array(0);
-/** Token runs up to this long are copied by a loop (see readTokens). */
-const SHORT_RUN = 32;
 
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
@@ -47,11 +41,7 @@ export interface ReaderOptions {
   readonly readAhead?: ReadAhead;
 }
 
-/** A record a planned step serves: its shard and row. */
-export interface RecordRef {
-  readonly shard: number;
-  readonly row: number;
-}
+export type { RecordRef } from './record-pages.js';
 
 /**
  * The serving side of the index. Opening reads only the manifest (O(shards + tasks)); record
@@ -67,8 +57,9 @@ export class IndexReader {
   private groups: Int32Array | undefined;
   private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
-  /** The last step to take its pages (see residentFor). */
-  private admission: Promise<void> = Promise.resolve();
+  private readonly records: RecordPages;
+  /** Shard i's file as errors name it. */
+  private readonly describe = (i: number): string => this.storage.describe(this.shard(i).file);
   /** List entries not served (duplicate uuids; see exclusions.ts), undefined when there are none. */
   private readonly exclusions: Exclusions | undefined;
 
@@ -87,6 +78,7 @@ export class IndexReader {
       opts.readAhead ?? DEFAULT_READ_AHEAD,
     );
     this.exclusions = readExclusions(storage, manifest.exclusions);
+    this.records = new RecordPages(this.pages, this);
   }
 
   static open(dir: string, opts: ReaderOptions = {}): IndexReader {
@@ -134,63 +126,17 @@ export class IndexReader {
   }
 
   /**
-   * Holds every page building a batch of these records reads: their rows first (what the rest
-   * is found from), then their tokens, audio spans, uuids and answer texts, and with `audioIds`
-   * the ids of their audio spans (what an example of a generation evaluation names). Nothing is
-   * read synchronously: pages are found from rows already held. Release after building.
-   *
-   * Steps take their pages one after another (each step's reads still run in parallel): a step
-   * waiting for room under `prefetch_bytes` between its phases then holds part of the room only
-   * while every other holder has all it needs, builds and releases, so waiting never deadlocks.
+   * Holds every page building a batch of these records reads (see RecordPages.residentFor),
+   * with `audioIds` the ids of their audio spans (what an example of a generation evaluation
+   * names). Nothing is read synchronously. Release after building.
    */
   residentFor(records: readonly RecordRef[], audioIds = false): Promise<Residency> {
-    const turn = this.admission.then(() => this.acquire(records, audioIds));
-    this.admission = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    return turn;
+    return this.records.residentFor(records, audioIds);
   }
 
-  private async acquire(records: readonly RecordRef[], audioIds: boolean): Promise<Residency> {
-    const held: Residency[] = [];
-    const hold = async (refs: PageRef[]): Promise<void> => {
-      held.push(await this.pages.prefetch(refs));
-    };
-    try {
-      await hold(records.map((r) => ({ shard: r.shard, section: 'rows', page: Math.floor(r.row / ROWS_PER_PAGE) })));
-      const refs: PageRef[] = [];
-      for (const { shard, row } of records) {
-        const f = this.row(shard, row);
-        const start = f[ROW.TOK_START]!;
-        const len = f[ROW.INSTR_LEN]! + f[ROW.INPUT_LEN]! + f[ROW.OUTPUT_LEN]!;
-        pagesOf(refs, shard, 'tokens', start * 4, len * 4);
-        pagesOf(refs, shard, 'spans', f[ROW.SPAN_START]! * SPAN_WIDTH * 4, f[ROW.SPAN_COUNT]! * SPAN_WIDTH * 4);
-        pagesOf(refs, shard, 'strings', f[ROW.UUID_OFF]!, f[ROW.UUID_LEN]!);
-        pagesOf(refs, shard, 'strings', f[ROW.OUT_TEXT_OFF]!, f[ROW.OUT_TEXT_LEN]!);
-      }
-      await hold(refs);
-      if (audioIds) {
-        const ids: PageRef[] = [];
-        for (const { shard, row } of records) {
-          const f = this.row(shard, row);
-          const spans = this.spans(shard, f[ROW.SPAN_START]!, f[ROW.SPAN_COUNT]!);
-          for (let o = 0; o < spans.length; o += SPAN_WIDTH)
-            pagesOf(ids, shard, 'strings', spans[o + SPAN.ID_OFF]!, spans[o + SPAN.ID_LEN]!);
-        }
-        await hold(ids);
-      }
-    } catch (err) {
-      for (const h of held) h.release();
-      throw err;
-    }
-    return {
-      bytes: held.reduce((a, h) => a + h.bytes, 0),
-      read: held.reduce((a, h) => a + h.read, 0),
-      release: () => {
-        for (const h of held.splice(0)) h.release();
-      },
-    };
+  /** Runs `fn` where a page not in memory is a PageMiss instead of a read on the spot (see ShardPages.strictly). */
+  strictly<T>(fn: () => T): T {
+    return this.pages.strictly(fn);
   }
 
   shard(i: number): ShardMeta {
@@ -199,11 +145,7 @@ export class IndexReader {
     return s;
   }
 
-  /**
-   * Int32 entries [start, start + n) of a section: a view into the cached page when they lie in
-   * one (always for a row), else a copy (into `into` when given, ≥ n long). Entries past the
-   * section's end are an IndexCorruptError, never a short view.
-   */
+  /** Int32 entries [start, start + n) of a section (see `intRange` in page-ranges.ts). */
   private intRange(
     i: number,
     section: Exclude<PagedSection, 'strings'>,
@@ -211,28 +153,7 @@ export class IndexReader {
     n: number,
     into?: Int32Array,
   ): Int32Array {
-    // Nothing to read touches no page: a text-only shard's spans section is empty, and its page 0
-    // does not exist.
-    if (n === 0) return EMPTY;
-    const per = PAGE_BYTES[section] / 4;
-    const p = Math.floor(start / per);
-    const from = start - p * per;
-    const page = this.pages.ints(i, section, p);
-    if (from + n <= page.length) return page.subarray(from, from + n);
-    const out = into ? into.subarray(0, n) : new Int32Array(n);
-    for (let done = 0; done < n;) {
-      const q = Math.floor((start + done) / per);
-      const at = start + done - q * per;
-      const part = this.pages.ints(i, section, q).subarray(at, at + n - done);
-      if (part.length === 0)
-        throw new IndexCorruptError(
-          this.storage.describe(this.shard(i).file),
-          `${section} entry ${start + done} is past the section's end`,
-        );
-      out.set(part, done);
-      done += part.length;
-    }
-    return out;
+    return intRange(this.pages, this.describe, i, section, start, n, into);
   }
 
   /** The record's row fields (see ROW). */
@@ -305,14 +226,7 @@ export class IndexReader {
   }
 
   string(i: number, off: number, len: number): string {
-    if (len === 0) return '';
-    const size = PAGE_BYTES.strings;
-    const p = Math.floor(off / size);
-    const from = off - p * size;
-    if (from + len <= size) return this.pages.bytes(i, p).toString('utf8', from, from + len);
-    const parts: Buffer[] = [];
-    for (let q = p; q * size < off + len; q++) parts.push(this.pages.bytes(i, q));
-    return Buffer.concat(parts).toString('utf8', from, from + len);
+    return stringAt(this.pages, i, off, len);
   }
 
   uuid(i: number, row: number): string {
@@ -322,24 +236,7 @@ export class IndexReader {
 
   /** Copies tokens [start, start + len) of shard `i` into `out` at `at`. */
   readTokens(i: number, start: number, len: number, out: Int32Array, at: number): void {
-    let done = 0;
-    while (done < len) {
-      const pos = start + done;
-      const p = Math.floor(pos / PAGE_TOKENS);
-      const page = this.pages.ints(i, 'tokens', p);
-      const from = pos - p * PAGE_TOKENS;
-      const n = Math.min(len - done, page.length - from);
-      if (n <= 0)
-        throw new IndexCorruptError(
-          this.storage.describe(this.shard(i).file),
-          `token ${pos} is past the tokens section's end`,
-        );
-      // Most runs of a batch are short text (an instruction, an answer): for those a loop beats
-      // making a subarray view to hand to set().
-      if (n <= SHORT_RUN) for (let j = 0, o = at + done; j < n; j++) out[o + j] = page[from + j]!;
-      else out.set(page.subarray(from, from + n), at + done);
-      done += n;
-    }
+    copyTokens(this.pages, this.describe, i, start, len, out, at);
   }
 
   /**
@@ -372,11 +269,4 @@ export class IndexReader {
     this.pages.close();
     this.storage.close();
   }
-}
-
-/** Adds the pages holding bytes [off, off + len) of a section to `out` (none for an empty range). */
-function pagesOf(out: PageRef[], shard: number, section: PagedSection, off: number, len: number): void {
-  if (len <= 0) return;
-  const size = PAGE_BYTES[section];
-  for (let p = Math.floor(off / size); p * size < off + len; p++) out.push({ shard, section, page: p });
 }

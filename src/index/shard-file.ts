@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { checksum } from '../util/hash.js';
 import { PAGED_SECTIONS, SHARDS_DIR, type PagedSection, type Section, type ShardMeta } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
-import { sectionDigests } from './shard-pages.js';
+import { sectionDigests } from './page-table.js';
 import type { EncodedTokens } from './token-pages.js';
 
 /** Where a written shard file's sections are, and the checksums the manifest keeps for it. */

@@ -1,34 +1,13 @@
 import { LRUCache } from 'lru-cache';
-import { FlanError, IndexCorruptError } from '../errors.js';
-import { StorageNotFile, StorageNotFound, type Storage } from '../storage/storage.js';
-import { checksum, pageDigest } from '../util/hash.js';
-import {
-  PAGE_BYTES,
-  PAGE_DIGEST_BYTES,
-  PAGE_TOKENS,
-  PAGED_SECTIONS,
-  type PagedSection,
-  type ShardMeta,
-} from './format.js';
-import { ByteBudget, Slots } from './read-budget.js';
-import { decodeTokenPage } from './token-pages.js';
+import { IndexCorruptError } from '../errors.js';
+import type { Storage } from '../storage/storage.js';
+import { PAGE_BYTES, PAGE_TOKENS, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
+import { PagePins, type Residency } from './page-pins.js';
+import { sectionPages, type Table } from './page-table.js';
+import { ShardFiles } from './shard-files.js';
 
-/** Digests of every page of one section, back to back (the section's part of the page table). */
-export function sectionDigests(buf: Uint8Array, section: PagedSection): Buffer {
-  const size = PAGE_BYTES[section];
-  const pages = Math.ceil(buf.byteLength / size);
-  const out = Buffer.alloc(pages * PAGE_DIGEST_BYTES);
-  for (let p = 0; p < pages; p++)
-    pageDigest(buf.subarray(p * size, (p + 1) * size)).copy(out, p * PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES);
-  return out;
-}
-
-/** Pages of a section of a shard: token pages hold PAGE_TOKENS tokens whatever their stored size. */
-export function sectionPages(s: ShardMeta, section: PagedSection): number {
-  return section === 'tokens'
-    ? Math.ceil(s.tokens / PAGE_TOKENS)
-    : Math.ceil(s.sections[section][1] / PAGE_BYTES[section]);
-}
+export { decodePage, sectionDigests, sectionPages } from './page-table.js';
+export type { Residency } from './page-pins.js';
 
 const SLOT: Readonly<Record<PagedSection | 'pages', number>> = {
   tokens: 0,
@@ -39,32 +18,13 @@ const SLOT: Readonly<Record<PagedSection | 'pages', number>> = {
   pages: 5,
 };
 const SLOTS = PAGED_SECTIONS.length;
-const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists']);
-
-/**
- * A verified page as served: token pages decoded from their stored form (token-pages.ts), the
- * other int32 sections as views, strings as bytes. `tokens` is the page's token count.
- */
-export function decodePage(
-  buf: Buffer,
-  section: PagedSection,
-  tokens: number,
-  file: string,
-  what: string,
-): Int32Array | Buffer {
-  if (section === 'tokens') return decodeTokenPage(buf, tokens, file, what);
-  return INT_SECTIONS.has(section) ? new Int32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) : buf;
-}
 
 /** Slots of the front cache (a power of two), and how often a front hit refreshes the LRU (a power of two). */
 const FRONT = 4096;
 const REFRESH = 16;
+/** Consecutive pages of a section read ahead together are fetched by one read of at most this many bytes. */
+const RUN_BYTES = 1 << 20;
 
-/** A shard's verified page table, and where each stored token page starts in the tokens section (one more entry: the end). */
-interface Table {
-  readonly digests: Buffer;
-  readonly tokenStarts: Float64Array;
-}
 type Page = Int32Array | Buffer | Table;
 
 /** One page of a paged section of a shard: what a planned step asks to have resident. */
@@ -74,13 +34,14 @@ export interface PageRef {
   readonly page: number;
 }
 
-/** Pages held in memory for a planned step until `release` (after its batch is built). */
-export interface Residency {
-  /** Bytes of the pages this residency was the first to hold (what it counts against `index.prefetch_bytes`). */
-  readonly bytes: number;
-  /** Pages it had to read (the others were resident already). */
-  readonly read: number;
-  release(): void;
+/**
+ * A page asked for while reads must not block (see ShardPages.strictly) that is not in memory.
+ * Not a FlanError: whoever runs code strictly catches it, reads `ref` ahead and runs again.
+ */
+export class PageMiss extends Error {
+  constructor(readonly ref: PageRef) {
+    super(`${ref.section} page ${ref.page} of shard ${ref.shard} is not resident`);
+  }
 }
 
 /** How pages are read ahead of a planned step (config `index.prefetch_bytes`, `index.read_concurrency`). */
@@ -93,17 +54,17 @@ export const DEFAULT_READ_AHEAD: ReadAhead = { prefetchBytes: 64 << 20, readConc
 /**
  * Pages of shard files, verified against their shard's page table (itself verified against the
  * manifest) and kept in an LRU cache bounded in bytes. Int32 sections come back as Int32Array
- * views, strings as bytes. Two ways in: `prefetch` reads a planned step's pages asynchronously
- * (concurrent reads, each page read once however many steps ask for it) and pins them until the
- * step is built, so building finds every page in memory; a page asked for synchronously that is
- * neither cached nor pinned is read positionally on the spot (opening, tools, unplanned reads).
+ * views, strings as bytes. Two ways in: `prefetch` reads pages asynchronously (concurrent reads,
+ * consecutive pages of a section in one read, each page read once however many steps ask for it)
+ * and holds them until released, so building finds every page in memory; a page asked for
+ * synchronously that is neither cached nor held is read positionally on the spot (tools, tests),
+ * or, inside `strictly` (serving), refused with a PageMiss.
  */
 export class ShardPages {
   /** misses: pages read synchronously; prefetched: pages read asynchronously by `prefetch`. */
   readonly cacheStats = { hits: 0, misses: 0, prefetched: 0 };
-  private readonly storage: Storage;
   private readonly shards: readonly ShardMeta[];
-  private readonly cache: LRUCache<number, Int32Array | Buffer | Table>;
+  private readonly cache: LRUCache<number, Page>;
   /**
    * Page numbers over the whole index: section s of shard i starts at first[i * SLOTS + s], and
    * shard i's page table is page first[shards * SLOTS] + i. They are the cache keys: small
@@ -119,14 +80,15 @@ export class ShardPages {
    * as recent, at a fraction of the cost.
    */
   private readonly frontKey = new Int32Array(FRONT).fill(-1);
-  private readonly frontPage: (Int32Array | Buffer | Table | undefined)[] = new Array<undefined>(FRONT).fill(undefined);
+  private readonly frontPage: (Page | undefined)[] = new Array<undefined>(FRONT).fill(undefined);
   private frontHits = 0;
-  /** Pages held for planned steps (by key, with how many residencies hold each), besides the LRU. */
-  private readonly pinned = new Map<number, { page: Page; pins: number; bytes: number }>();
+  /** Pages held for planned steps. */
+  private readonly pins: PagePins<Page>;
   /** Asynchronous reads under way, by key: a page two steps ask for is read once. */
   private readonly inflight = new Map<number, Promise<Page>>();
-  private readonly budget: ByteBudget;
-  private readonly slots: Slots;
+  private readonly files: ShardFiles;
+  /** Depth of `strictly` calls: above 0 a page not in memory is a PageMiss, never a read. */
+  private strict = 0;
 
   constructor(
     storage: Storage,
@@ -134,10 +96,9 @@ export class ShardPages {
     cacheBytes: number,
     ahead: ReadAhead = DEFAULT_READ_AHEAD,
   ) {
-    this.storage = storage;
     this.shards = shards;
-    this.budget = new ByteBudget(ahead.prefetchBytes);
-    this.slots = new Slots(ahead.readConcurrency);
+    this.pins = new PagePins(ahead.prefetchBytes);
+    this.files = new ShardFiles(storage, shards, ahead.readConcurrency);
     this.first = new Int32Array(shards.length * SLOTS + 1);
     let pages = 0;
     shards.forEach((s, i) => {
@@ -170,6 +131,19 @@ export class ShardPages {
     return this.page(i, 'strings', p) as Buffer;
   }
 
+  /**
+   * Runs `fn` where no page is read synchronously: a page it asks for that is neither cached nor
+   * held throws a PageMiss instead (the server's event loop and build threads run planning so).
+   */
+  strictly<T>(fn: () => T): T {
+    this.strict++;
+    try {
+      return fn();
+    } finally {
+      this.strict--;
+    }
+  }
+
   /** The cache key of a page (see `first`); a page past its section is refused, since it would alias the next section's key. */
   private key(i: number, section: PagedSection | 'pages', p: number): number {
     const slot = SLOT[section];
@@ -188,7 +162,7 @@ export class ShardPages {
     return Math.min(PAGE_BYTES[section], len - p * PAGE_BYTES[section]);
   }
 
-  private page(i: number, section: PagedSection | 'pages', p: number): Int32Array | Buffer | Table {
+  private page(i: number, section: PagedSection | 'pages', p: number): Page {
     const key = this.key(i, section, p);
     const at = key & (FRONT - 1);
     if (this.frontKey[at] === key) {
@@ -201,13 +175,14 @@ export class ShardPages {
     else {
       // A held page the LRU let go is served from where it is held, and kept out of the front
       // (which holds only what the LRU holds).
-      const pin = this.pinned.get(key);
-      if (pin) {
+      const held = this.pins.get(key);
+      if (held) {
         this.cacheStats.hits++;
-        return pin.page;
+        return held;
       }
+      if (this.strict > 0 && section !== 'pages') throw new PageMiss({ shard: i, section, page: p });
       this.cacheStats.misses++;
-      v = section === 'pages' ? this.loadTable(i) : this.load(i, section, p);
+      v = section === 'pages' ? this.files.table(i) : this.load(i, section, p);
       this.cache.set(key, v);
       // A page larger than the whole cache is not kept by the LRU: keep it out of the front too.
       if (!this.cache.has(key)) return v;
@@ -218,205 +193,92 @@ export class ShardPages {
   }
 
   private shard(i: number): ShardMeta {
-    const s = this.shards[i];
-    if (!s) throw new IndexCorruptError(this.storage.location, `no shard ${i}`);
-    return s;
+    return this.files.shard(i);
   }
 
   private file(i: number): string {
-    return this.storage.describe(this.shard(i).file);
+    return this.files.file(i);
   }
 
-  /** A storage failure on shard i as the index error naming it (missing, not a regular file, unreadable). */
-  private fault(i: number, err: unknown, what: string): FlanError {
-    if (err instanceof FlanError) return err;
-    if (err instanceof StorageNotFound) return new IndexCorruptError(this.file(i), 'shard file is missing');
-    if (err instanceof StorageNotFile) return new IndexCorruptError(this.file(i), 'shard file is not a regular file');
-    return new IndexCorruptError(
-      this.file(i),
-      `${what} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
-    );
-  }
-
-  /**
-   * Every shard file of the manifest is there, a regular file inside the index, of the size the
-   * manifest gives: checked once when a server starts, so a damaged index is refused before it
-   * says SERVING instead of failing streams with DATA_LOSS later. Contents are still verified
-   * page by page as they are read.
-   */
+  /** Every shard file is there with its manifest size (see ShardFiles.verifyFiles). */
   verifyFiles(): void {
-    this.shards.forEach((s, i) => {
-      let size: number;
-      try {
-        size = this.storage.size(s.file);
-      } catch (err) {
-        throw this.fault(i, err, 'shard file');
-      }
-      if (size !== s.bytes)
-        throw new IndexCorruptError(this.file(i), `shard file has ${size} bytes; the manifest says ${s.bytes}`);
-    });
-  }
-
-  private readAt(i: number, off: number, len: number, what: string): Buffer {
-    let buf: Buffer;
-    try {
-      buf = this.storage.readRange(this.shard(i).file, off, len, this.shard(i).bytes);
-    } catch (err) {
-      throw this.fault(i, err, what);
-    }
-    if (buf.length !== len)
-      throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
-    return buf;
-  }
-
-  private loadTable(i: number): Table {
-    const [off, len] = this.tableRange(i);
-    return this.checkedTable(i, this.readAt(i, off, len, 'page table'));
-  }
-
-  /** Where shard i's page table is, checked against its page count before anything is read. */
-  private tableRange(i: number): readonly [number, number] {
-    const [off, len] = this.shard(i).sections.pages;
-    const pages = (this.first[(i + 1) * SLOTS] ?? 0) - (this.first[i * SLOTS] ?? 0);
-    const tokenPages = sectionPages(this.shard(i), 'tokens');
-    if (len !== pages * PAGE_DIGEST_BYTES + tokenPages * 4)
-      throw new IndexCorruptError(this.file(i), `page table has ${len} bytes for ${pages} pages`);
-    return [off, len];
-  }
-
-  /** The page table checked against the manifest; the token pages' stored lengths become their offsets. */
-  private checkedTable(i: number, table: Buffer): Table {
-    const s = this.shard(i);
-    if (checksum(table) !== s.checksums.pages) {
-      this.storage.forget?.(s.file);
-      throw new IndexCorruptError(this.file(i), 'page table fails its checksum');
-    }
-    const tokenPages = sectionPages(s, 'tokens');
-    const digests = table.subarray(0, table.length - tokenPages * 4);
-    const tokenStarts = new Float64Array(tokenPages + 1);
-    for (let p = 0, at = digests.length; p < tokenPages; p++, at += 4)
-      tokenStarts[p + 1] = tokenStarts[p]! + table.readUInt32LE(at);
-    if (tokenStarts[tokenPages] !== s.sections.tokens[1])
-      throw new IndexCorruptError(
-        this.file(i),
-        `token pages add up to ${tokenStarts[tokenPages]} bytes; the tokens section has ${s.sections.tokens[1]}`,
-      );
-    return { digests, tokenStarts };
-  }
-
-  /** Where page p is stored: [offset in the file, bytes]. Token pages vary in size (token-pages.ts); the table says where each is. */
-  private storedRange(i: number, section: PagedSection, p: number, table: Table): readonly [number, number] {
-    const [off, len] = this.shard(i).sections[section];
-    if (section === 'tokens') return [off + table.tokenStarts[p]!, table.tokenStarts[p + 1]! - table.tokenStarts[p]!];
-    return [off + p * PAGE_BYTES[section], Math.min(PAGE_BYTES[section], len - p * PAGE_BYTES[section])];
+    this.files.verifyFiles();
   }
 
   private load(i: number, section: PagedSection, p: number): Int32Array | Buffer {
-    const table = this.page(i, 'pages', 0) as Table;
-    const [at, bytes] = this.storedRange(i, section, p, table);
-    return this.verified(i, section, p, this.readAt(i, at, bytes, `${section} page ${p}`), table);
-  }
-
-  /** A page's bytes checked against its digest in the shard's page table, as served (decodePage). */
-  private verified(i: number, section: PagedSection, p: number, buf: Buffer, table: Table): Int32Array | Buffer {
-    const at = ((this.first[i * SLOTS + SLOT[section]] ?? 0) - (this.first[i * SLOTS] ?? 0) + p) * PAGE_DIGEST_BYTES;
-    if (pageDigest(buf).compare(table.digests, at, at + PAGE_DIGEST_BYTES, 0, PAGE_DIGEST_BYTES) !== 0) {
-      // Nothing of a failed page is kept, here or below: the next request reads it again.
-      this.storage.forget?.(this.shard(i).file);
-      throw new IndexCorruptError(this.file(i), `${section} page ${p} fails its checksum`);
-    }
-    return decodePage(
-      buf,
-      section,
-      Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS),
-      this.file(i),
-      `${section} page ${p}`,
-    );
+    return this.files.page(i, section, p, this.page(i, 'pages', 0) as Table);
   }
 
   /**
    * Makes `refs` resident and holds them until the residency is released: pages in the cache are
-   * pinned where they are, the others read asynchronously (at most `read_concurrency` reads at
-   * once, a page already being read is awaited, not read again), verified and pinned. Their bytes
-   * are reserved against `prefetch_bytes` first, all at once, so steps waiting for room never
-   * hold part of it. A failed read releases everything and rejects with the error naming the file.
+   * held where they are, the others read asynchronously (at most `read_concurrency` reads at
+   * once, consecutive pages of a section in one read, a page already being read is awaited, not
+   * read again), verified and held. Their bytes count against `prefetch_bytes` (page-pins.ts).
+   * A failed read releases everything and rejects with the error naming the file.
    */
-  async prefetch(refs: readonly PageRef[]): Promise<Residency> {
-    const want = new Map<number, PageRef>();
-    for (const r of refs) want.set(this.key(r.shard, r.section, r.page), r);
-    let need = 0;
-    for (const [key, r] of want) if (!this.pinned.has(key)) need += this.pageBytes(r.shard, r.section, r.page);
-    await this.budget.reserve(need);
-    let left = need;
-    const held: number[] = [];
-    const hold = (key: number, page: Page, bytes: number): void => {
-      const pin = this.pinned.get(key);
-      if (pin) pin.pins++;
-      else {
-        this.pinned.set(key, { page, pins: 1, bytes });
-        left -= bytes;
-      }
-      held.push(key);
-    };
-    let read = 0;
-    const release = (): void => {
-      let freed = Math.max(0, left);
-      for (const key of held.splice(0)) {
-        const pin = this.pinned.get(key)!;
-        if (--pin.pins > 0) continue;
-        this.pinned.delete(key);
-        freed += pin.bytes;
-      }
-      left = 0;
-      this.budget.release(freed);
-    };
-    try {
-      const reads: Promise<void>[] = [];
-      for (const [key, r] of want) {
-        const bytes = this.pageBytes(r.shard, r.section, r.page);
-        const v = this.cache.get(key) ?? this.pinned.get(key)?.page;
-        if (v) {
-          hold(key, v, bytes);
-          continue;
-        }
-        read++;
-        reads.push(this.readAsync(key, r).then((page) => hold(key, page, bytes)));
-      }
-      const results = await Promise.allSettled(reads);
-      const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-      if (failed) throw failed.reason;
-    } catch (err) {
-      release();
-      throw err;
+  prefetch(refs: readonly PageRef[]): Promise<Residency> {
+    const want = new Map<number, number>();
+    const byKey = new Map<number, PageRef>();
+    for (const r of refs) {
+      const key = this.key(r.shard, r.section, r.page);
+      want.set(key, this.pageBytes(r.shard, r.section, r.page));
+      byKey.set(key, r);
     }
-    // Bytes reserved for pages another step pinned meanwhile go back now; pages another step
-    // unpinned meanwhile (so not reserved above) are counted now.
-    if (left > 0) this.budget.release(left);
-    else if (left < 0) this.budget.take(-left);
-    left = 0;
-    return { bytes: need, read, release };
+    return this.pins.hold(
+      want,
+      (key) => this.cache.get(key),
+      (keys) => this.readPages(keys.map((k) => byKey.get(k)!)),
+    );
   }
 
   /** Bytes held for planned steps now (tests and metrics). */
   get prefetchHeld(): number {
-    return this.budget.held;
+    return this.pins.held;
   }
 
-  /** One page read asynchronously, verified and put in the cache; concurrent asks share the read. */
-  private readAsync(key: number, r: PageRef): Promise<Page> {
-    let p = this.inflight.get(key);
-    if (p) return p;
-    p = (async () => {
-      const table = await this.tableAsync(r.shard);
-      const [at, bytes] = this.storedRange(r.shard, r.section, r.page, table);
-      const buf = await this.readAtAsync(r.shard, at, bytes, `${r.section} page ${r.page}`);
-      const page = this.verified(r.shard, r.section, r.page, buf, table);
+  /** Pages read asynchronously, one promise each (in order): runs of consecutive pages of a section share one read. */
+  private readPages(refs: readonly PageRef[]): Promise<Page>[] {
+    const out = new Map<PageRef, Promise<Page>>();
+    const fresh: PageRef[] = [];
+    for (const r of refs) {
+      const p = this.inflight.get(this.key(r.shard, r.section, r.page));
+      if (p) out.set(r, p);
+      else fresh.push(r);
+    }
+    const sorted = [...fresh].sort((a, b) => a.shard - b.shard || SLOT[a.section] - SLOT[b.section] || a.page - b.page);
+    for (let k = 0; k < sorted.length;) {
+      const head = sorted[k]!;
+      let end = k + 1;
+      const size = head.section === 'tokens' ? 4 * PAGE_TOKENS : PAGE_BYTES[head.section];
+      while (
+        end < sorted.length &&
+        sorted[end]!.shard === head.shard &&
+        sorted[end]!.section === head.section &&
+        sorted[end]!.page === sorted[end - 1]!.page + 1 &&
+        (end - k + 1) * size <= RUN_BYTES
+      )
+        end++;
+      const run = sorted.slice(k, end);
+      const pages = this.readRun(head.shard, head.section, head.page, run.length);
+      run.forEach((r, j) => {
+        const key = this.key(r.shard, r.section, r.page);
+        const p = pages.then((all) => all[j]!).finally(() => this.inflight.delete(key));
+        this.inflight.set(key, p);
+        out.set(r, p);
+      });
+      k = end;
+    }
+    return refs.map((r) => out.get(r)!);
+  }
+
+  /** Pages [p, p + n) of a section read by one asynchronous read, each verified and put in the cache. */
+  private async readRun(i: number, section: PagedSection, p: number, n: number): Promise<Page[]> {
+    const pages = await this.files.run(i, section, p, n, await this.tableAsync(i));
+    pages.forEach((page, j) => {
       this.cacheStats.prefetched++;
-      this.cache.set(key, page);
-      return page;
-    })().finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
+      this.cache.set(this.key(i, section, p + j), page);
+    });
+    return pages;
   }
 
   private tableAsync(i: number): Promise<Table> {
@@ -425,26 +287,15 @@ export class ShardPages {
     if (v) return Promise.resolve(v as Table);
     let p = this.inflight.get(key) as Promise<Table> | undefined;
     if (p) return p;
-    p = (async () => {
-      const [off, len] = this.tableRange(i);
-      const table = this.checkedTable(i, await this.readAtAsync(i, off, len, 'page table'));
-      this.cache.set(key, table);
-      return table;
-    })().finally(() => this.inflight.delete(key));
+    p = this.files
+      .tableAsync(i)
+      .then((table) => {
+        this.cache.set(key, table);
+        return table;
+      })
+      .finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
-  }
-
-  private async readAtAsync(i: number, off: number, len: number, what: string): Promise<Buffer> {
-    let buf: Buffer;
-    try {
-      buf = await this.slots.run(() => this.storage.readRangeAsync(this.shard(i).file, off, len));
-    } catch (err) {
-      throw this.fault(i, err, what);
-    }
-    if (buf.length !== len)
-      throw new IndexCorruptError(this.file(i), `${what} is truncated (${buf.length} of ${len} bytes)`);
-    return buf;
   }
 
   close(): void {

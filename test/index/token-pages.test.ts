@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IndexCorruptError } from '../../src/errors.js';
 import { PAGE_TOKENS } from '../../src/index/format.js';
-import { sectionDigests } from '../../src/index/shard-pages.js';
+import { sectionDigests } from '../../src/index/page-table.js';
 import { HEADER_BYTES, decodeTokenPage, encodeTokens, type EncodedTokens } from '../../src/index/token-pages.js';
 
 /** Qwen3's text vocabulary and 8 codebooks of 1,024 codes above it, as a real index lays them out. */
