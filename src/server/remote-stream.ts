@@ -3,7 +3,8 @@ import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { PolicyView } from '../stream/stream-plan.js';
 import type { Placement, StreamSpec } from '../stream/stream-spec.js';
 import type { WireEnd } from '../stream/wire-types.js';
-import { revive } from '../errors.js';
+import { ResourceExhaustedError, revive } from '../errors.js';
+import { MAX_PENDING_UPDATES } from '../stream/stream-spec.js';
 import { unsummarize } from './batch-summary.js';
 import type { Answer, BuildRequest, Built, StreamState } from './build-protocol.js';
 import type { BuildWorker, StreamRoute } from './build-thread.js';
@@ -22,12 +23,26 @@ type Question =
 
 type Asked = { resolve: (a: Answer) => void; reject: (e: Error) => void };
 
+/** Mixture updates for one step held until the next batch is taken (the last one sent wins, as in the planner). */
+interface Held {
+  readonly step: number;
+  raw: RawUpdate;
+  readonly waiters: { resolve: () => void; reject: (e: Error) => void }[];
+}
+
 /**
  * A stream built on a worker. The worker pushes the stream's messages built ahead (Built) into
  * `queue`; build() takes them in order and hands back credit. Requests are answered in order. A
  * mixture update holds build() until its answer: the worker applies it after the batch taken
  * last and drops what it built ahead (`rewound`), and so does this side, so the client gets the
  * batches a server without workers sends. The getters show the stream as of the last message.
+ *
+ * Updates that arrive while others are being answered are held until the stream took its next
+ * message, then asked together (those for the same step coalesce: the last one wins, as in the
+ * planner). Why: each update drops what the worker built ahead, so a client sending updates
+ * faster than a batch is built used to keep build() waiting for good, a stall with no error.
+ * Now at least one message goes out between rounds of updates; at most MAX_PENDING_UPDATES steps
+ * are held (beyond, RESOURCE_EXHAUSTED, as the planner refuses more pending updates).
  */
 export class RemoteStream implements ServedStream, StreamRoute {
   private closed = false;
@@ -41,6 +56,10 @@ export class RemoteStream implements ServedStream, StreamRoute {
   private owed = 0;
   /** Mixture updates asked and not answered: build() waits for them. */
   private updating = 0;
+  /** Updates that arrived while others were asked, by step, in arrival order of their steps. */
+  private held: Held[] = [];
+  /** The last round of updates is answered and more are held: they go once a message is taken. */
+  private heldForTake = false;
   private wake: (() => void) | undefined;
   /** The worker's state as of its last message (waiting: it cannot build on without a report). */
   private latest: StreamState;
@@ -57,7 +76,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     private readonly release: () => void,
     /** Reports and updates are checked here first, so a bad one fails like without workers. */
     private readonly checkReport: (raw: RawLossReport) => unknown,
-    private readonly checkUpdate: (raw: RawUpdate) => unknown,
+    private readonly checkUpdate: (raw: RawUpdate) => { readonly applyAtStep: number },
   ) {
     this.latest = state;
     this.shown = state;
@@ -76,7 +95,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
   }
 
   get waiting(): boolean {
-    return this.queue.length === 0 && this.updating === 0 && this.latest.waiting;
+    return this.queue.length === 0 && this.updating === 0 && this.held.length === 0 && this.latest.waiting;
   }
 
   /** A message of the worker about this stream. */
@@ -102,6 +121,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     this.failed ??= err;
     for (const a of this.asked.values()) a.reject(err);
     this.asked.clear();
+    this.dropHeld(err);
     this.notify();
   }
 
@@ -140,14 +160,22 @@ export class RemoteStream implements ServedStream, StreamRoute {
       if (this.closed) return undefined;
       const m = this.updating === 0 ? this.queue.shift() : undefined;
       if (m) return this.take(m);
-      if (this.updating === 0 && this.latest.waiting) return undefined;
+      if (this.updating === 0 && this.latest.waiting) {
+        // No message comes before a loss report: held updates go now.
+        if (this.held.length === 0) return undefined;
+        this.askHeld();
+        continue;
+      }
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
 
   private take(m: Built): EncodedOrEnd {
     this.shown = m.state;
-    if (++this.owed >= BUILD_AHEAD.messages / 2) this.payCredit();
+    this.owed++;
+    // Held updates apply after this message (ask pays its credit first), or credit goes in pairs.
+    if (this.heldForTake) this.askHeld();
+    else if (this.owed >= BUILD_AHEAD.messages / 2) this.payCredit();
     if (m.error) throw revive(m.error);
     if (m.end) return { end: m.end };
     const bytes = m.bytes!;
@@ -172,15 +200,48 @@ export class RemoteStream implements ServedStream, StreamRoute {
   }
 
   async addUpdate(raw: RawUpdate): Promise<void> {
-    this.checkUpdate(raw);
+    const step = this.checkUpdate(raw).applyAtStep;
+    if (this.updating === 0 && !this.heldForTake) return this.askUpdate(raw);
+    const same = this.held.find((h) => h.step === step);
+    if (!same && this.held.length >= MAX_PENDING_UPDATES)
+      throw new ResourceExhaustedError(
+        'pending mixture updates (steps of updates waiting for the next batch; send fewer, or fewer distinct apply_at_step)',
+        this.held.length + 1,
+        MAX_PENDING_UPDATES,
+      );
+    return new Promise((resolve, reject) => {
+      if (same) {
+        same.raw = raw;
+        same.waiters.push({ resolve, reject });
+      } else this.held.push({ step, raw, waiters: [{ resolve, reject }] });
+    });
+  }
+
+  private async askUpdate(raw: RawUpdate): Promise<void> {
     this.updating++;
     try {
       await this.opened;
       await this.ask({ op: 'update', raw });
     } finally {
-      this.updating--;
+      if (--this.updating === 0 && this.held.length > 0) this.heldForTake = true;
       this.notify();
     }
+  }
+
+  /** Asks the held updates, one request per step. */
+  private askHeld(): void {
+    this.heldForTake = false;
+    for (const h of this.held.splice(0)) {
+      this.askUpdate(h.raw).then(
+        () => h.waiters.forEach((w) => w.resolve()),
+        (err: Error) => h.waiters.forEach((w) => w.reject(err)),
+      );
+    }
+  }
+
+  private dropHeld(err: Error): void {
+    this.heldForTake = false;
+    for (const h of this.held.splice(0)) h.waiters.forEach((w) => w.reject(err));
   }
 
   policyView(): PolicyView | undefined {
@@ -192,6 +253,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     this.closed = true;
     this.release();
     this.queue.length = 0;
+    this.dropHeld(new Error('the stream is closed'));
     this.worker.routes.delete(this.id);
     this.worker.post({ op: 'close', stream: this.id });
     this.notify();
