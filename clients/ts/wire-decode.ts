@@ -331,12 +331,21 @@ export class BatchDecoder {
       taskExamples[nameOf(this.taskPaths, t)] = mine;
       totalTaskExamples[nameOf(this.taskPaths, t)] = all;
     }
+    const dropped: Record<string, number> = {};
+    let totalDropped = 0;
+    end.taskDropped.forEach((n, t) => {
+      if (n === 0) return;
+      dropped[nameOf(this.taskPaths, t)] = n;
+      totalDropped += n;
+    });
     return {
       reason: end.reason,
       examples: end.examples,
       totalExamples: end.totalExamples,
       taskExamples,
       totalTaskExamples,
+      dropped,
+      totalDropped,
       resumeToken: end.resumeToken,
     };
   }

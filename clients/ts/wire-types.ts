@@ -121,5 +121,8 @@ export interface StreamSummary {
   totalExamples: number;
   taskExamples: Record<string, number>;
   totalTaskExamples: Record<string, number>;
+  /** Items of the whole set that fit no row of seqLen even truncated, never served, by task path (whole set, all ranks). */
+  dropped: Record<string, number>;
+  totalDropped: number;
   resumeToken: Uint8Array;
 }

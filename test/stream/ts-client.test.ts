@@ -249,6 +249,25 @@ describe('TypeScript client', () => {
     ds.close();
   });
 
+  it('summary counts the evaluation items that fit no row, per task', async () => {
+    const ds = new FlanStreamDataset(ts.target, {
+      split: 'heldout',
+      heldout: 'unseen-flag',
+      packing: 'none',
+      seqLen: 1024,
+      batchSize: 16,
+    });
+    let served = 0;
+    for await (const b of ds) served += b.segments.length;
+    const s = ds.summary!;
+    expect(s.reason).toBe('complete');
+    expect(s.totalDropped).toBeGreaterThan(0);
+    expect(Object.values(s.dropped).reduce((a, b) => a + b, 0)).toBe(s.totalDropped);
+    // One rank: what was served plus what fit no row is the whole set.
+    expect(served + s.totalDropped).toBe(s.totalExamples);
+    ds.close();
+  });
+
   it('starting a loop takes the stream over: the previous loop rejects, saying why; close() ends one quietly', async () => {
     const ds = new FlanStreamDataset(ts.target, opts);
     const first = ds[Symbol.asyncIterator]();
