@@ -37,16 +37,24 @@ function firstSegment(s: string): string {
  * path that would leave the corpus (absolute, `..`, or a symlink pointing outside) is refused
  * before anything is opened. The corpus is read through CorpusFiles: a directory or s3://.
  */
+/** What the clip cache may hold, codes and their tokens together. */
+const NPY_CACHE_BYTES = 256 << 20;
+
 export class AudioResolver {
   /** The corpus's files (the shard builder reads the JSONL through the same ones). */
   readonly files: CorpusFiles;
   private readonly datasetsByDomain = new Map<string, string[]>();
   private readonly bucketsByDomain = new Map<string, Map<string, string[]>>();
   private readonly scps = new Map<string, Map<string, string>>();
-  // Bounded by bytes of codes: clip lengths vary by orders of magnitude.
+  /**
+   * Bounded by bytes (clip lengths vary by orders of magnitude), counting each clip twice: its
+   * codes, and the tokens the indexer maps them to, which live as long as the clip is cached
+   * (index/clip-tokens.ts). Counting the codes alone let the two together reach about 700 MB, and
+   * that was most of what made a build's peak memory grow with its part size.
+   */
   private readonly npyCache = new LRUCache<string, Resolved>({
-    maxSize: 256 << 20,
-    sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0),
+    maxSize: NPY_CACHE_BYTES,
+    sizeCalculation: (r) => 64 + (r.ok ? 2 * r.npy.codes.byteLength : 0),
   });
   private readonly scpHashes = new Map<string, string>();
   private readonly unreadable: string[] = [];
