@@ -7,6 +7,7 @@ import { LocalCorpusFiles } from './local-corpus-files.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
 import type { QuarantineReason } from './quarantine.js';
 import { scpRelativePath } from './scp-path.js';
+import { mapTable, scpPaths, spillTable, type ScpTable } from './scp-table.js';
 
 export type Resolved =
   | {
@@ -37,24 +38,39 @@ function firstSegment(s: string): string {
  * path that would leave the corpus (absolute, `..`, or a symlink pointing outside) is refused
  * before anything is opened. The corpus is read through CorpusFiles: a directory or s3://.
  */
-/** What the clip cache may hold, codes and their tokens together. */
-const NPY_CACHE_BYTES = 256 << 20;
+/**
+ * What the clip cache may hold, in bytes of codes. The indexer keeps the tokens it maps clips to
+ * in a cache of its own (index/clip-tokens.ts, 96 MiB): the two together are most of a build's
+ * memory, and neither grows with the part.
+ */
+const NPY_CACHE_BYTES = 160 << 20;
+/** `.scp` files up to this size are held as a Map (about twice the file's size in memory). */
+const SCP_SPILL_BYTES = 32 << 20;
+/** What the loaded `.scp` tables may hold together. */
+const SCP_TABLES_BYTES = 256 << 20;
+
+/** Memory bounds of a resolver; tests set them tiny to force the spilled paths. */
+export interface ResolverLimits {
+  /** `.scp` files larger than this many bytes are spilled to disk (default 32 MiB). */
+  readonly scpSpillBytes?: number;
+}
 
 export class AudioResolver {
   /** The corpus's files (the shard builder reads the JSONL through the same ones). */
   readonly files: CorpusFiles;
   private readonly datasetsByDomain = new Map<string, string[]>();
   private readonly bucketsByDomain = new Map<string, Map<string, string[]>>();
-  private readonly scps = new Map<string, Map<string, string>>();
   /**
-   * Bounded by bytes (clip lengths vary by orders of magnitude), counting each clip twice: its
-   * codes, and the tokens the indexer maps them to, which live as long as the clip is cached
-   * (index/clip-tokens.ts). Counting the codes alone let the two together reach about 700 MB, and
-   * that was most of what made a build's peak memory grow with its part size.
+   * The `.scp` tables looked up so far, bounded by their memory: a part spans many datasets, and a
+   * table evicted is read again if its dataset comes back (jobs go dataset by dataset, so rarely).
    */
+  private readonly scps: LRUCache<string, ScpTable>;
+  /** `.scp` files larger than this are spilled to disk instead of held as a Map (scp-table.ts). */
+  private readonly scpSpillBytes: number;
+  /** Bounded by bytes of codes: clip lengths vary by orders of magnitude. */
   private readonly npyCache = new LRUCache<string, Resolved>({
     maxSize: NPY_CACHE_BYTES,
-    sizeCalculation: (r) => 64 + (r.ok ? 2 * r.npy.codes.byteLength : 0),
+    sizeCalculation: (r) => 64 + (r.ok ? r.npy.codes.byteLength : 0),
   });
   private readonly scpHashes = new Map<string, string>();
   private readonly unreadable: string[] = [];
@@ -66,8 +82,15 @@ export class AudioResolver {
   /** Absolute prefixes of `.scp` paths to map into the corpus (normalizeAudioRoots). */
   private readonly audioRoots: readonly string[];
 
-  constructor(corpus: string | CorpusFiles, audioRoots: readonly string[] = []) {
+  constructor(corpus: string | CorpusFiles, audioRoots: readonly string[] = [], limits: ResolverLimits = {}) {
     this.audioRoots = audioRoots;
+    this.scpSpillBytes = limits.scpSpillBytes ?? SCP_SPILL_BYTES;
+    this.scps = new LRUCache<string, ScpTable>({
+      // Room for a few of the largest tables held as Maps (about twice their file's size).
+      maxSize: Math.max(SCP_TABLES_BYTES, 8 * this.scpSpillBytes),
+      sizeCalculation: (t) => Math.max(1, t.memoryBytes),
+      dispose: (t) => t.close(),
+    });
     this.files = typeof corpus === 'string' ? new LocalCorpusFiles(corpus) : corpus;
   }
 
@@ -109,33 +132,32 @@ export class AudioResolver {
     return buckets.get(firstSegment(id)) ?? NONE;
   }
 
-  private scp(domain: string, dataset: string): Map<string, string> {
+  private scp(domain: string, dataset: string): ScpTable {
     const key = `${domain}/${dataset}`;
-    let map = this.scps.get(key);
-    if (!map) {
-      map = new Map();
+    let table = this.scps.get(key);
+    if (!table) {
       const rel = `scp_files/${domain}/${dataset}.scp`;
-      let bytes: Buffer;
-      const got = this.files.read(rel);
-      if (got.ok) bytes = got.bytes;
-      else {
-        // An unreadable scp (or a FIFO, a directory) lists nothing; its ids are quarantined as unresolved, naming it.
-        this.unreadable.push(`${rel} (${got.detail})`);
-        bytes = Buffer.alloc(0);
+      const spilled = (this.files.stat(rel)?.size ?? 0) > this.scpSpillBytes ? spillTable(this.files, rel) : undefined;
+      if (spilled) {
+        table = spilled.table;
+        this.scpHashes.set(key, spilled.digest);
+      } else {
+        let bytes: Buffer;
+        const got = this.files.read(rel);
+        if (got.ok) bytes = got.bytes;
+        else {
+          // An unreadable scp (or a FIFO, a directory) lists nothing; its ids are quarantined as unresolved, naming it.
+          const why = `${rel} (${got.detail})`;
+          if (!this.unreadable.includes(why)) this.unreadable.push(why);
+          bytes = Buffer.alloc(0);
+        }
+        // A digest, not the size: an edited mapping of the same length must still rebuild its users.
+        this.scpHashes.set(key, digest(bytes));
+        table = mapTable(bytes);
       }
-      // A digest, not the size: an edited mapping of the same length must still rebuild its users.
-      this.scpHashes.set(key, digest(bytes));
-      const text = bytes.toString('utf8');
-      for (const line of text.split('\n')) {
-        const trimmed = line.trim();
-        if (trimmed === '') continue;
-        const space = trimmed.search(/\s/);
-        if (space <= 0) continue;
-        map.set(trimmed.slice(0, space), trimmed.slice(space).trim());
-      }
-      this.scps.set(key, map);
+      this.scps.set(key, table);
     }
-    return map;
+    return table;
   }
 
   /** The scp path of an audio id, searching the record's domain first, then the others. */
@@ -176,14 +198,17 @@ export class AudioResolver {
 
   /**
    * Codebook counts of up to `perScp` clips from the start of every `.scp` file (in name order):
-   * a deterministic sample for inferring the corpus's count.
+   * a deterministic sample for inferring the corpus's count. A file too large to hold is read
+   * only as far as the sample goes, its clips in line order.
    */
   sampleCodebooks(perScp: number): number[] {
     const counts: number[] = [];
     for (const d of ['audio', 'music', 'speech']) {
       for (const ds of [...this.datasets(d)].sort()) {
         let taken = 0;
-        for (const path of this.scp(d, ds).values()) {
+        const rel = `scp_files/${d}/${ds}.scp`;
+        const large = (this.files.stat(rel)?.size ?? 0) > this.scpSpillBytes;
+        for (const path of large ? scpPaths(this.files, rel) : this.scp(d, ds).paths()) {
           if (taken >= perScp) break;
           const r = this.load(path, `scp_files/${d}/${ds}.scp`, '');
           if (r.ok) {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { IndexCorruptError } from '../errors.js';
 import { StorageNotFound, type Storage } from '../storage/storage.js';
@@ -18,6 +19,7 @@ import { writeFileAtomic } from './manifest-io.js';
  */
 export const AUDIO_GROUPS_NAME = /^audio-groups\.[0-9a-f]{16}\.bin$/;
 export const QUAD = 4;
+const STAGED = 'audio-groups.staged.tmp';
 
 export function writeAudioGroups(
   indexDir: string,
@@ -26,14 +28,24 @@ export function writeAudioGroups(
   perBucket?: number,
   dropped?: (s: number, r: number) => boolean,
 ): AudioGroupsMeta {
-  const parts = sharedKeyQuads(indexDir, shards, rowsOf, perBucket, dropped);
-  const bytes = parts.reduce((n, p) => n + p.length, 0);
+  // Written as the buckets are sorted (never all in memory), then named by the checksum() of the
+  // whole, taken on the way. A staged file left by a crash ends in .tmp: the next build removes it.
   const hash = createHash('sha1');
-  for (const p of parts) hash.update(p);
-  // checksum() of the concatenation, without concatenating.
+  let bytes = 0;
+  const staged = join(indexDir, STAGED);
+  writeFileAtomic(
+    staged,
+    (function* () {
+      for (const p of sharedKeyQuads(indexDir, shards, rowsOf, perBucket, dropped)) {
+        hash.update(p);
+        bytes += p.length;
+        yield p;
+      }
+    })(),
+  );
   const sum = hash.digest('hex').slice(0, 16);
   const file = `audio-groups.${sum}.bin`;
-  writeFileAtomic(join(indexDir, file), parts);
+  renameSync(staged, join(indexDir, file));
   return { file, entries: bytes / (QUAD * 4), checksum: sum };
 }
 

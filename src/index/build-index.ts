@@ -31,6 +31,7 @@ import {
 import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
 import { readShardDeps } from './shard-builder.js';
 import { buildShards } from './shard-pool.js';
+import type { BuildLimits } from './build-limits.js';
 
 export interface BuildOptions {
   /** A directory or s3://bucket/prefix. */
@@ -47,6 +48,8 @@ export interface BuildOptions {
   readonly onProgress?: (p: BuildProgress) => void;
   /** Client settings for an s3:// corpus or output (unset: the standard AWS environment). */
   readonly s3?: S3Settings;
+  /** Memory bounds of the build (defaults suit any corpus; tests set them tiny to force every spill). */
+  readonly limits?: BuildLimits;
 }
 
 export interface BuildProgress {
@@ -143,6 +146,7 @@ export interface BuildPlan {
   readonly skipped: readonly SkippedFile[];
   readonly options: IndexOptions;
   readonly tok: TextTokenizer;
+  readonly limits: BuildLimits;
 }
 
 /** Runs `fn` on the build's plan, closing the corpus's files (an S3 client thread) after it. */
@@ -190,7 +194,16 @@ function planWith(files: CorpusFiles, opts: BuildOptions): BuildPlan {
     codec: { name: codec.name, frameRate: codec.frameRate, codebooks },
     audioRoots,
   };
-  return { corpus, files, out, sources, skipped, options, tok: TextTokenizer.load(options.tokenizer) };
+  return {
+    corpus,
+    files,
+    out,
+    sources,
+    skipped,
+    options,
+    tok: TextTokenizer.load(options.tokenizer),
+    limits: opts.limits ?? {},
+  };
 }
 
 /**
@@ -232,12 +245,19 @@ export async function buildSources(
   let done = kept.length;
   let records = kept.reduce((n, s) => n + s.records, 0);
   let bytes = 0;
-  const built = await buildShards(jobs, opts.workers ?? 1, tok, files, (meta) => {
-    done++;
-    records += meta.records;
-    bytes += meta.jsonlBytes;
-    opts.onProgress?.({ shardsDone: done, shardsTotal: sources.length, records, bytes });
-  });
+  const built = await buildShards(
+    jobs,
+    opts.workers ?? 1,
+    tok,
+    files,
+    (meta) => {
+      done++;
+      records += meta.records;
+      bytes += meta.jsonlBytes;
+      opts.onProgress?.({ shardsDone: done, shardsTotal: sources.length, records, bytes });
+    },
+    plan.limits,
+  );
   return { kept, built };
 }
 
@@ -263,6 +283,7 @@ export async function finishIndex(plan: BuildPlan, shards: ShardMeta[]): Promise
     makeVocabLayout(tok, options.codec.codebooks, options.codebookSize, options.codec),
     options,
     await templatePieces(tok),
+    plan.limits.bucketRecords,
   );
   // The report is the shards' own quarantine files end to end, in manifest order, streamed, each
   // followed by its records that repeat an earlier shard's uuid (found only now, across shards).

@@ -1,6 +1,10 @@
+import { LRUCache } from 'lru-cache';
 import { NpyFormatError, audioCodesToTokens, type NpyArray } from '../corpus/npy.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { clipKey } from '../util/hash.js';
+
+/** What the remembered windows' tokens may hold (the resolver bounds the clips' codes on its own). */
+const TOKENS_BYTES = 96 << 20;
 
 /**
  * A clip window's served tokens (`<|SOA|>` codes mapped into the vocabulary `<|EOA|>`) and its
@@ -8,29 +12,40 @@ import { clipKey } from '../util/hash.js';
  * across the shards of a dataset: on the 100k sample corpus the shards resolve 83k clip windows
  * between them, 37k distinct, and each was mapped and digested again in every shard using it.
  *
- * Keyed by the resolver's clip (its NpyArray object) and window, in a WeakMap: a clip's tokens live
- * exactly as long as the AudioResolver keeps the clip (its cache is bounded by bytes of codes, and
- * tokens take the same 4 bytes a code), and a clip the resolver reads again is mapped again, so what a shard
- * stores is always what the resolver gave it. Mapping depends on the codebook size: a build has
- * one, and a different one starts afresh.
+ * Keyed by the resolver's clip (its NpyArray object, numbered through a WeakMap) and window, in an
+ * LRU bounded by the bytes of the tokens it holds: a clip has any number of windows, so tying them
+ * to the clip's life in the resolver's cache left their memory unbounded. A clip the resolver
+ * reads again is a new object and is mapped again, so what a shard stores is always what the
+ * resolver gave it. Mapping depends on the codebook size: a build has one, and a different one
+ * starts afresh.
  */
 export class ClipTokens {
-  private windows = new WeakMap<NpyArray, Map<number, Int32Array | NpyFormatError>>();
+  private readonly clipIds = new WeakMap<NpyArray, number>();
+  private nextClip = 0;
+  private readonly windows: LRUCache<string, Int32Array | NpyFormatError>;
   private readonly keys = new WeakMap<Int32Array, readonly [number, number]>();
   private codebookSize = -1;
 
-  constructor(private readonly tok: TextTokenizer) {}
+  constructor(
+    private readonly tok: TextTokenizer,
+    budgetBytes = TOKENS_BYTES,
+  ) {
+    this.windows = new LRUCache({
+      maxSize: budgetBytes,
+      sizeCalculation: (t) => 64 + (t instanceof Int32Array ? t.byteLength : 0),
+    });
+  }
 
   /** The tokens of frames [from, to) of `npy`, or why its codes cannot be mapped. */
   tokens(npy: NpyArray, from: number, to: number, codebookSize: number): Int32Array | NpyFormatError {
     if (codebookSize !== this.codebookSize) {
-      this.windows = new WeakMap();
+      this.windows.clear();
       this.codebookSize = codebookSize;
     }
-    let windows = this.windows.get(npy);
-    if (windows === undefined) this.windows.set(npy, (windows = new Map()));
-    const window = from * 0x100000000 + to;
-    let t = windows.get(window);
+    let clip = this.clipIds.get(npy);
+    if (clip === undefined) this.clipIds.set(npy, (clip = this.nextClip++));
+    const window = `${clip}:${from}:${to}`;
+    let t = this.windows.get(window);
     if (t === undefined) {
       const out = new Int32Array(npy.codebooks * (to - from) + 2);
       out[0] = this.tok.special.soa;
@@ -42,7 +57,7 @@ export class ClipTokens {
         if (!(err instanceof NpyFormatError)) throw err;
         t = err;
       }
-      windows.set(window, t);
+      this.windows.set(window, t);
     }
     return t;
   }

@@ -5,14 +5,16 @@ import { carry } from '../errors.js';
 import { TextTokenizer } from '../tokenize/text-tokenizer.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 import { shardTools } from './shard-tools.js';
+import type { BuildLimits } from './build-limits.js';
 
 /** A pool worker: one tokenizer and one set of shard tools (clips, texts), shard jobs in, shard metadata out. */
-const { corpus, tokenizer, audioRoots } = workerData as {
+const { corpus, tokenizer, audioRoots, limits } = workerData as {
   corpus: CorpusLocation;
   tokenizer: string;
   audioRoots: readonly string[];
+  limits: BuildLimits;
 };
-const tools = shardTools(TextTokenizer.load(tokenizer), openCorpus(corpus.location, corpus.s3), audioRoots);
+const tools = shardTools(TextTokenizer.load(tokenizer), openCorpus(corpus.location, corpus.s3), audioRoots, limits);
 const port = parentPort;
 if (!port) throw new Error('index-worker must run as a worker thread');
 

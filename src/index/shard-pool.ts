@@ -5,6 +5,7 @@ import { revive, type CarriedError } from '../errors.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { buildShard, type ShardJob } from './shard-builder.js';
 import { shardTools } from './shard-tools.js';
+import type { BuildLimits } from './build-limits.js';
 
 /**
  * Jobs grouped by dataset (`metadata/<domain>/<ug>/<split>/<dataset>/…`), in order. Shards of one
@@ -34,12 +35,13 @@ export async function buildShards(
   tok: TextTokenizer,
   files: CorpusFiles,
   onDone: (meta: ShardMeta) => void,
+  limits: BuildLimits = {},
 ): Promise<ShardMeta[]> {
   const first = jobs[0];
   if (!first) return [];
   const groups = byDataset(jobs);
   if (workers <= 1) {
-    const tools = shardTools(tok, files, first.options.audioRoots);
+    const tools = shardTools(tok, files, first.options.audioRoots, limits);
     const out: ShardMeta[] = [];
     for (const job of groups.flat()) {
       const meta = await buildShard(job, tools);
@@ -49,7 +51,12 @@ export async function buildShards(
     return out;
   }
   // Each worker opens the corpus itself (its own S3 client, for an s3:// corpus).
-  const workerData = { corpus: files.where, tokenizer: first.options.tokenizer, audioRoots: first.options.audioRoots };
+  const workerData = {
+    corpus: files.where,
+    tokenizer: first.options.tokenizer,
+    audioRoots: first.options.audioRoots,
+    limits,
+  };
   const pool = Array.from({ length: Math.min(workers, jobs.length) }, () =>
     spawnWorker(import.meta.url, 'index-worker', { workerData }),
   );

@@ -1,4 +1,4 @@
-import { AudioResolver } from '../corpus/audio-resolver.js';
+import { AudioResolver, type ResolverLimits } from '../corpus/audio-resolver.js';
 import type { CorpusFiles } from '../corpus/corpus-files.js';
 import { EncodeCache } from '../tokenize/encode-cache.js';
 import type { TextTokenizer } from '../tokenize/text-tokenizer.js';
@@ -16,10 +16,15 @@ export interface ShardTools {
   readonly clips: ClipTokens;
 }
 
-export function shardTools(tok: TextTokenizer, files: CorpusFiles, audioRoots: readonly string[]): ShardTools {
+export function shardTools(
+  tok: TextTokenizer,
+  files: CorpusFiles,
+  audioRoots: readonly string[],
+  limits: ResolverLimits = {},
+): ShardTools {
   return {
     tok,
-    audio: new AudioResolver(files, audioRoots),
+    audio: new AudioResolver(files, audioRoots, limits),
     encoder: new EncodeCache(tok),
     clips: new ClipTokens(tok),
   };

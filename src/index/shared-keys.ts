@@ -118,18 +118,18 @@ export function forEachSharedRun(q: Int32Array, fn: (from: number, to: number) =
 
 /**
  * Every record whose audio key (its first input clip) is shared with another record, as quads
- * [keyLo, keyHi, shard, row] sorted by key, shard and row (see sortedKeyBuckets), plus the result
- * in memory (16 bytes per shared record). Records `dropped` (duplicate uuids) take no part.
+ * [keyLo, keyHi, shard, row] sorted by key, shard and row (see sortedKeyBuckets), one bucket's
+ * share at a time: the caller writes each out before the next is sorted. Records `dropped`
+ * (duplicate uuids) take no part.
  */
-export function sharedKeyQuads(
+export function* sharedKeyQuads(
   dir: string,
   shards: readonly ShardMeta[],
   rowsOf: (s: number) => Int32Array,
   perBucket = PER_BUCKET,
   dropped?: (s: number, r: number) => boolean,
-): Buffer[] {
+): Generator<Buffer> {
   const total = shards.reduce((n, s) => n + s.records, 0);
-  const out: Buffer[] = [];
   const buckets = sortedKeyBuckets(dir, 'audio-groups', total, perBucket, (add) => {
     shards.forEach((shard, s) => {
       const rows = rowsOf(s);
@@ -149,7 +149,6 @@ export function sharedKeyQuads(
       res.set(r, at);
       at += r.length;
     }
-    out.push(Buffer.from(res.buffer, res.byteOffset, res.byteLength));
+    yield Buffer.from(res.buffer, res.byteOffset, res.byteLength);
   }
-  return out;
 }
