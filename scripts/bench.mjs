@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge, rarefit, shuffle.
+// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge, rarefit, shuffle, buildmem.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ const BENCHES = {
   merge: 'test/bench/merge-bench.ts',
   rarefit: 'test/bench/rare-fit-bench.ts',
   shuffle: 'test/bench/shuffle-bench.ts',
+  buildmem: 'test/bench/build-memory-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));
