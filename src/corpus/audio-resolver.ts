@@ -40,10 +40,10 @@ function firstSegment(s: string): string {
  */
 /**
  * What the clip cache may hold, in bytes of codes. The indexer keeps the tokens it maps clips to
- * in a cache of its own (index/clip-tokens.ts, 96 MiB): the two together are most of a build's
+ * in a cache of its own (index/clip-tokens.ts, 128 MiB): the two together are most of a build's
  * memory, and neither grows with the part.
  */
-const NPY_CACHE_BYTES = 160 << 20;
+const NPY_CACHE_BYTES = 128 << 20;
 /** `.scp` files up to this size are held as a Map (about twice the file's size in memory). */
 const SCP_SPILL_BYTES = 32 << 20;
 /** What the loaded `.scp` tables may hold together. */
