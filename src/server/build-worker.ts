@@ -95,7 +95,7 @@ function serve(core: DataServiceCore): void {
   const state = (s: StreamSession): StreamState => ({
     waiting: s.waiting,
     policy: s.spec.mixture.policy ? s.policyView() : undefined,
-    plans: { counts: { ...core.plans.counts }, size: core.plans.size },
+    plans: { counts: { ...core.catalog.plans.counts }, size: core.catalog.plans.size },
     streams: feeds.size,
   });
 

@@ -107,7 +107,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
     core.catalog.close();
     throw err;
   }
-  const metrics = new Metrics(core.catalog, pool ?? core.plans);
+  const metrics = new Metrics(core.catalog, pool ?? core.catalog.plans);
   const monitor = new StreamMonitor();
   metrics.watchPolicies(() => monitor.policies());
   const budget = new SendBudget(config.server.send_budget_bytes);

@@ -1,9 +1,7 @@
-import type { IndexReader } from '../index/index-reader.js';
 import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { CorpusCatalog, type CoreSettings } from './corpus-catalog.js';
 import type { RawLossReport } from './loss-report.js';
-import type { PlanCache } from './plan-cache.js';
 import type { StreamSession } from './stream-session.js';
 import type { MixtureUpdate } from './stream-spec.js';
 import { StreamOpener } from './stream-opener.js';
@@ -29,17 +27,6 @@ export class DataServiceCore {
 
   static async open(indexDir: string, settings: CoreSettings): Promise<DataServiceCore> {
     return new DataServiceCore(await CorpusCatalog.open(indexDir, settings));
-  }
-
-  /** The open index (tests read records through it; serving code goes through the catalog). */
-  get reader(): IndexReader {
-    return this.catalog.reader;
-  }
-  get settings(): CoreSettings {
-    return this.catalog.settings;
-  }
-  get plans(): PlanCache {
-    return this.catalog.plans;
   }
 
   /** A stream from its first message: a spec or a resume token, and updates to queue. */

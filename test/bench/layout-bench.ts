@@ -14,7 +14,7 @@ import { openCore } from './stream/open-core.js';
 const runs = arg('runs', 5);
 const batches = arg('batches', 150);
 const core: DataServiceCore = await openCore(benchIndex(arg('records', 20_000)));
-const q = core.reader.manifest.vocab.codebooks;
+const q = core.catalog.reader.manifest.vocab.codebooks;
 
 const cases: [string, { codebooks: number; layout: string } | undefined][] = [
   [`flat, all ${q} codebooks (default)`, undefined],

@@ -82,7 +82,7 @@ try {
   const reopenMs = performance.now() - t1;
   const r2 = await rareFitRun(again, Number(values.batches));
   console.log(
-    `task ${task}: ${records} train records, ${fits} fit seq_len ${seqLen}; ${core.reader.manifest.records} records in the index`,
+    `task ${task}: ${records} train records, ${fits} fit seq_len ${seqLen}; ${core.catalog.reader.manifest.records} records in the index`,
   );
   console.log('| stream | open ms | worst slice ms | ms per batch |');
   console.log('|---|---:|---:|---:|');

@@ -165,7 +165,7 @@ describe('duplicate uuids across the corpus', () => {
     beforeAll(async () => {
       core = await openCore(single, config);
     });
-    afterAll(() => core.reader.close());
+    afterAll(() => core.catalog.reader.close());
 
     it('an evaluation stream serves every first occurrence exactly once and no repeat', async () => {
       const { batches } = drain(core.open({ spec: { split: 'dev', batchSize: 4, seqLen: 512, packing: 'none' } }));
@@ -304,7 +304,7 @@ describe('duplicate uuids across the corpus', () => {
           await tok.decode(new Int32Array(b.tokens.buffer, b.tokens.byteOffset, b.tokens.byteLength / 4)),
         ).not.toContain(COPY);
     } finally {
-      core.reader.close();
+      core.catalog.reader.close();
     }
   });
 });

@@ -61,7 +61,7 @@ describe('quarantine report in its own file', () => {
   it('a server opens it and serves; a rebuild reusing the shards writes the same report', async () => {
     const core = await openCore(out, bareConfig(join(base, 'config')));
     expect(take(core.open({ spec: trainSpec({ batchSize: 2, seqLen: 512 }) }), 3).batches).toHaveLength(3);
-    core.reader.close();
+    core.catalog.reader.close();
     const before = readFileSync(join(out, 'quarantine.jsonl'));
     const again = await buildIndex({ corpus, out, workers: 1 });
     expect(again.shardsReused).toBe(2);

@@ -34,8 +34,8 @@ describe('text-only shards', () => {
     mixed = await openCore(join(b, 'index'));
   });
   afterAll(() => {
-    textOnly.reader.close();
-    mixed.reader.close();
+    textOnly.catalog.reader.close();
+    mixed.catalog.reader.close();
   });
 
   it('a corpus of text-only records serves train and eval streams', () => {
@@ -51,7 +51,7 @@ describe('text-only shards', () => {
   });
 
   it('a text-only shard beside audio shards serves its task', () => {
-    const task = mixed.reader.tasks.find((t) => t.path === 'speech/TextQA/Trivia');
+    const task = mixed.catalog.reader.tasks.find((t) => t.path === 'speech/TextQA/Trivia');
     expect(task).toBeDefined();
     const weights = { 'speech/TextQA/Trivia': 1, music: 1 };
     const { batches, end } = take(

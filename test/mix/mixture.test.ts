@@ -109,7 +109,7 @@ describe('named mixtures', () => {
   it.each(['natural', 'balanced-domains', 'flan-cap-3000', 'temperature-3'])(
     '%s resolves to its formula and streams',
     (name) => {
-      const named = core.settings.mixtures[name];
+      const named = core.catalog.settings.mixtures[name];
       expect(named).toBeDefined();
       const session = core.open({ spec: { ...trainSpec(), packing: 'none', mixture: { name } } });
       const { batches } = take(session, 2);

@@ -19,7 +19,7 @@ let core: DataServiceCore;
 let domainOf: string[];
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  domainOf = core.reader.tasks.map((t) => t.domain);
+  domainOf = core.catalog.reader.tasks.map((t) => t.domain);
 });
 
 const LAG = 3;
@@ -157,7 +157,7 @@ describe('ranks', () => {
         core.open({ spec: spec(ODM, { packing, batchSize: B, rank, worldSize: W }) }),
       );
       const got = sessions.map((): WireBatch[] => []);
-      const before = { ...core.plans.counts };
+      const before = { ...core.catalog.plans.counts };
       const rand = rng(W);
       while (got.some((g) => g.length < n)) {
         const r = Math.floor(rand() * W);
@@ -174,7 +174,7 @@ describe('ranks', () => {
         }),
       );
       // Each step was planned once for all ranks.
-      expect(core.plans.counts.misses - before.misses).toBe(n);
+      expect(core.catalog.plans.counts.misses - before.misses).toBe(n);
     },
   );
 
@@ -231,7 +231,9 @@ describe('huge finite losses', () => {
 describe('policy state in resume tokens', () => {
   it('a forged policy state is refused with INVALID_ARGUMENT, never crashes the planner', () => {
     const b = run(core.open({ spec: spec(ODM) }), 6)[5]!;
-    const p = decodeToken(b.resumeToken, core.reader.fingerprint) as TokenPayload<{ policy: Record<string, unknown> }>;
+    const p = decodeToken(b.resumeToken, core.catalog.reader.fingerprint) as TokenPayload<{
+      policy: Record<string, unknown>;
+    }>;
     const forge = (edit: (policy: Record<string, unknown>) => void): Uint8Array => {
       const q = structuredClone(p);
       edit(q.state.policy);
@@ -255,7 +257,7 @@ describe('policy state in resume tokens', () => {
     expect(() => open(forge((x) => (x.extra = 1)))).toThrow(/state.policy.extra: is not part of a token/);
     const noPolicy = decodeToken(
       take(core.open({ spec: spec({ weights: ODM.weights }) }), 1).batches[0]!.resumeToken,
-      core.reader.fingerprint,
+      core.catalog.reader.fingerprint,
     ) as TokenPayload<Record<string, unknown>>;
     noPolicy.state.policy = p.state.policy;
     expect(() => open(encodeToken(noPolicy))).toThrow(/state.policy: is set but the token's mixture has no policy/);
@@ -306,7 +308,11 @@ describe('bad reports change nothing and are refused naming the problem', () => 
       'too many entries',
       () => ({
         step: 2,
-        losses: Array.from({ length: core.reader.tasks.length + 1 }, (_, task) => ({ task, lossSum: 1, tokens: 1 })),
+        losses: Array.from({ length: core.catalog.reader.tasks.length + 1 }, (_, task) => ({
+          task,
+          lossSum: 1,
+          tokens: 1,
+        })),
       }),
       /entries but the index has only/,
     ],

@@ -76,7 +76,7 @@ describe('realized proportions track the target (measured from served turns)', (
   it.each(grid)('%s: within 0.5 pp per task and per domain after 10k examples (packing none)', (_, m) => {
     const batches = serve(trainSpec({ packing: 'none', batchSize: 64, mixture: m }), 10_000);
     const last = batches[batches.length - 1]!;
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const held = new Set(tasks.filter((t) => t.unseen).map((t) => t.id));
     const want = expectedTargets(
       m,
@@ -99,10 +99,10 @@ describe('realized proportions track the target (measured from served turns)', (
     '%s: with packing packed, served + pooled units track the target exactly',
     (_, m) => {
       const batches = serve(trainSpec({ packing: 'packed', batchSize: 16, mixture: m }), 10_000);
-      const tasks = core.reader.tasks;
+      const tasks = core.catalog.reader.tasks;
       const last = batches[batches.length - 1]!;
       const served = servedPerTask(batches, tasks.length);
-      const { state } = decodeToken(last.resumeToken, core.reader.fingerprint) as { state: TrainState };
+      const { state } = decodeToken(last.resumeToken, core.catalog.reader.fingerprint) as { state: TrainState };
       const pooled = served.map(() => 0);
       for (let at = 0; at < state.pool.length;) {
         const turns = state.pool[at++]!;
@@ -121,7 +121,7 @@ describe('realized proportions track the target (measured from served turns)', (
     const batches = serve(trainSpec({ packing: 'multiturn', batchSize: 16, mixture: m }), 10_000);
     const turns = batches.flatMap((b) => b.segTurns);
     expect(turns.some((n) => n > 1)).toBe(true);
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const dev = worstDeviation(
       servedPerTask(batches, tasks.length),
       batches[0]!.stats.taskTarget,
@@ -136,7 +136,7 @@ describe('realized proportions track the target (measured from served turns)', (
     const batches = serve(trainSpec({ packing: 'none', batchSize: 64, seqLen: 1024, mixture: m }), 10_000);
     const last = batches[batches.length - 1]!;
     expect(last.stats.dropped).toBeGreaterThan(0);
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const dev = worstDeviation(servedPerTask(batches, tasks.length), last.stats.taskTarget, (t) => tasks[t]!.domain);
     expect(dev.task).toBeLessThan(PP);
   });

@@ -12,7 +12,7 @@ let core: DataServiceCore;
 let trainSize: number[];
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  trainSize = core.reader.tasks.map((t) => (t.unseen ? 0 : t.counts[0]));
+  trainSize = core.catalog.reader.tasks.map((t) => (t.unseen ? 0 : t.counts[0]));
 });
 
 const OLD = { weights: { speech: 0.9, music: 0.05, audio: 0.05 } };
@@ -20,14 +20,14 @@ const NEW = { weights: { speech: 0.2, 'music/Global MIR': 0.4, audio: 0.4 }, wit
 const update = (applyAtStep: number, m: object = NEW): RawUpdate => ({ ...m, applyAtStep });
 
 function state(b: WireBatch): TrainState {
-  return decodeToken(b.resumeToken, core.reader.fingerprint).state as TrainState;
+  return decodeToken(b.resumeToken, core.catalog.reader.fingerprint).state as TrainState;
 }
 const sampler = (b: WireBatch): TrainState['sampler'] => state(b).sampler;
 
 /** Units per task pending in the packing window after batch `b`. */
 function pooled(b: WireBatch): number[] {
   const { pool } = state(b);
-  const out = core.reader.tasks.map(() => 0);
+  const out = core.catalog.reader.tasks.map(() => 0);
   for (let at = 0; at < pool.length;) {
     const turns = pool[at++]!;
     for (let k = 0; k < turns; k++, at += 2) out[pool[at]!]!++;
@@ -48,7 +48,7 @@ describe('live mixture updates', () => {
       const updated = run(spec, 30, [update(12)]);
       for (let s = 0; s < 12; s++) expect(content(updated[s]!)).toBe(content(plain[s]!));
       expect(content(updated[12]!)).not.toBe(content(plain[12]!));
-      const want = expectedTargets(NEW, core.reader.tasks, trainSize);
+      const want = expectedTargets(NEW, core.catalog.reader.tasks, trainSize);
       expect(updated[11]!.stats.taskTarget).toEqual(plain[11]!.stats.taskTarget);
       updated[12]!.stats.taskTarget.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
     },
@@ -57,7 +57,7 @@ describe('live mixture updates', () => {
   it('none: the examples served from apply_at_step on follow the new weights within 0.5 pp', () => {
     const at = 5;
     const batches = run(trainSpec({ packing: 'none', batchSize: 50, mixture: OLD }), at + 200, [update(at)]).slice(at);
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const dev = worstDeviation(
       servedPerTask(batches, tasks.length),
       expectedTargets(NEW, tasks, trainSize),
@@ -70,7 +70,7 @@ describe('live mixture updates', () => {
   it('packed: units still in the window at apply_at_step count against the new weights (silenced tasks leave it), so served + pooled follow them exactly', () => {
     const at = 5;
     const batches = run(trainSpec({ packing: 'packed', batchSize: 32, mixture: OLD }), at + 60, [update(at)]);
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const since = servedPerTask(batches.slice(at), tasks.length);
     const before = pooled(batches[at - 1]!);
     const now = pooled(batches[batches.length - 1]!);
@@ -102,7 +102,7 @@ describe('live mixture updates', () => {
     session.addUpdate(core.update(update(4)));
     const b = take(session, 1).batches[0]!;
     expect(b.step).toBe(4);
-    const want = expectedTargets(NEW, core.reader.tasks, trainSize);
+    const want = expectedTargets(NEW, core.catalog.reader.tasks, trainSize);
     b.stats.taskTarget.forEach((p, t) => expect(p).toBeCloseTo(want[t]!, 12));
     expect(() =>
       core.open({ spec: trainSpec(), updates: [update(0), update(0, { weights: { music: 1, nothing: 1 } })] }),
@@ -123,7 +123,7 @@ describe('live mixture updates', () => {
       expect(content(c[s]!)).toBe(content(a[s]!));
       expect(b[s]!.resumeToken.equals(a[s]!.resumeToken)).toBe(true);
     }
-    const music = core.reader.tasks.filter((t) => t.domain === 'music').map((t) => t.id);
+    const music = core.catalog.reader.tasks.filter((t) => t.domain === 'music').map((t) => t.id);
     for (const s of [9, 13])
       expect(a[s]!.turnTask.filter((t) => !music.includes(t)).length).toBeLessThan(a[s]!.turnTask.length);
     // Steps 9–13 draw only music; packed rows may still finish units drawn before step 9.
@@ -133,7 +133,7 @@ describe('live mixture updates', () => {
     );
     expect(drawnMusic).toBeGreaterThan(0);
     a[14]!.stats.taskTarget.forEach((p, t) =>
-      expect(p).toBeCloseTo(expectedTargets(OLD, core.reader.tasks, trainSize)[t]!, 12),
+      expect(p).toBeCloseTo(expectedTargets(OLD, core.catalog.reader.tasks, trainSize)[t]!, 12),
     );
   });
 

@@ -203,7 +203,7 @@ describe('status page (headless chromium)', () => {
         reference: { speech: 1, music: 1, audio: 1 },
       },
     };
-    const domainOf = ts.server.core.reader.tasks.map((t) => t.domain);
+    const domainOf = ts.server.core.catalog.reader.tasks.map((t) => t.domain);
     streams.push(
       collect(
         c,

@@ -17,9 +17,9 @@ beforeAll(async () => {
   const index = inject('sampleIndex');
   core = await openCore(index);
   withSystem = await openCore(index, { 'stream.system_prompt': SYSTEM });
-  facts = new IndexFacts(core.reader);
-  plain = await loadChatml(core.reader.manifest.vocab.tokenizer);
-  system = await loadChatml(core.reader.manifest.vocab.tokenizer, SYSTEM);
+  facts = new IndexFacts(core.catalog.reader);
+  plain = await loadChatml(core.catalog.reader.manifest.vocab.tokenizer);
+  system = await loadChatml(core.catalog.reader.manifest.vocab.tokenizer, SYSTEM);
 });
 
 function expectDecodes(seg: SegView, withSystemTurn: boolean): RecordFacts[] {

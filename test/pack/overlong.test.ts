@@ -16,8 +16,8 @@ const run: Record<'drop' | 'truncate', WireBatch[]> = { drop: [], truncate: [] }
 
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
-  tpl = await loadChatml(core.reader.manifest.vocab.tokenizer);
+  facts = new IndexFacts(core.catalog.reader);
+  tpl = await loadChatml(core.catalog.reader.manifest.vocab.tokenizer);
   // Packing none: rows are the draws in order, so per-task counts can be replayed exactly (in the global order).
   for (const overlong of ['drop', 'truncate'] as const) {
     run[overlong] = take(
@@ -42,7 +42,7 @@ function servedByTask(batches: readonly WireBatch[]): Map<number, string[]> {
  */
 function replayDrops(t: number, served: readonly string[], unusable: (r: RecordFacts) => boolean): number {
   const list = facts.splitList(t);
-  const sizes = core.reader.tasks.map((x) => (x.id === t ? list.length : 0));
+  const sizes = core.catalog.reader.tasks.map((x) => (x.id === t ? list.length : 0));
   const walker = new TaskWalker(sizes, SEED);
   let dropped = 0;
   for (const uuid of served) {
@@ -79,7 +79,7 @@ describe('over-long examples', () => {
   it('drop: never served, and counted per task exactly as the permutation walk meets them', () => {
     const last = run.drop[run.drop.length - 1]!;
     const overlong = (r: RecordFacts): boolean => singleLength(tpl, r) > L;
-    const drops = core.reader.tasks.map(() => 0);
+    const drops = core.catalog.reader.tasks.map(() => 0);
     for (const [t, served] of servedByTask(run.drop)) drops[t] = replayDrops(t, served, overlong);
     expect(last.stats.taskDropped).toEqual(drops);
     expect(last.stats.dropped).toBe(drops.reduce((a, b) => a + b, 0));
@@ -92,7 +92,7 @@ describe('over-long examples', () => {
 
   it('truncate: input cut at a piece boundary (never inside an audio span), answer whole and supervised, counted per task', () => {
     const last = run.truncate[run.truncate.length - 1]!;
-    const truncated = core.reader.tasks.map(() => 0);
+    const truncated = core.catalog.reader.tasks.map(() => 0);
     for (const b of run.truncate) {
       for (const seg of segments(b)) {
         const r = facts.get(seg.uuids[0]!);
@@ -128,7 +128,7 @@ describe('over-long examples', () => {
   it('truncate: drops only what cannot fit even cut right after its first input clip, counted per task', () => {
     const last = run.truncate[run.truncate.length - 1]!;
     const hopeless = (r: RecordFacts): boolean => singleLength(tpl, r) - r.input.length + firstClipEnd(r) > L;
-    const drops = core.reader.tasks.map(() => 0);
+    const drops = core.catalog.reader.tasks.map(() => 0);
     for (const [t, served] of servedByTask(run.truncate)) drops[t] = replayDrops(t, served, hopeless);
     expect(last.stats.taskDropped).toEqual(drops);
     expect(last.stats.dropped).toBeLessThan(run.drop[run.drop.length - 1]!.stats.dropped);

@@ -12,8 +12,8 @@ let facts: IndexFacts;
 let tpl: Chatml;
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
-  tpl = await loadChatml(core.reader.manifest.vocab.tokenizer);
+  facts = new IndexFacts(core.catalog.reader);
+  tpl = await loadChatml(core.catalog.reader.manifest.vocab.tokenizer);
 });
 
 /** Per row of a batch: the lengths of its segments in order. Checks the layout invariants on the way. */
@@ -76,7 +76,7 @@ describe('packing over seq_len × window', () => {
         prevLast = rows[B - 1];
         if (overlong === 'drop') {
           // Best fit: when the step's last row closed, no unit left in the window fit in it.
-          const { pool } = decodeToken(b.resumeToken, core.reader.fingerprint).state as TrainState;
+          const { pool } = decodeToken(b.resumeToken, core.catalog.reader.fingerprint).state as TrainState;
           const free = L - used(rows[B - 1]!);
           const lists = new Map<number, string[]>();
           expect(pool.length).toBe(3 * window);
@@ -112,12 +112,12 @@ describe('packing over seq_len × window', () => {
     const last = batches[batches.length - 1]!;
     const served = new Set(batches.flatMap((b) => b.turnTask));
     const overhead = core.catalog.template.system.length + core.catalog.template.turnLength(0, 0, 0);
-    core.reader.tasks.forEach((t) => {
+    core.catalog.reader.tasks.forEach((t) => {
       const tooLong = t.minLength + overhead > 512;
       if (tooLong) expect(last.stats.taskTarget[t.id], t.path).toBe(0);
       if (served.has(t.id)) expect(tooLong, t.path).toBe(false);
     });
-    expect(core.reader.tasks.some((t) => t.minLength + overhead > 512)).toBe(true);
+    expect(core.catalog.reader.tasks.some((t) => t.minLength + overhead > 512)).toBe(true);
     expect(served.size).toBeGreaterThan(0);
   });
 });

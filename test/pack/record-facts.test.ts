@@ -16,7 +16,7 @@ let facts: IndexFacts;
 
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
+  facts = new IndexFacts(core.catalog.reader);
 });
 
 const FIELDS = Object.keys(FACT) as (keyof typeof FACT)[];
@@ -73,12 +73,12 @@ function expected(r: ReturnType<IndexFacts['byUuid']['get']> & object, q: number
 
 describe('record facts cache', () => {
   it("holds each record's served lengths, audio tokens and frames (whole input, shared clip left out, output), all codebooks and one", () => {
-    const { codebooks: q, audioPadId } = core.reader.manifest.vocab;
+    const { codebooks: q, audioPadId } = core.catalog.reader.manifest.vocab;
     const records = [...facts.byUuid.values()];
     const withClips = records.filter((r) => r.firstInputAudio !== undefined).length;
     expect(withClips).toBeGreaterThan(100);
     for (const k of [q, 1]) {
-      const cache = new RecordFacts(core.reader, AudioView.of({ codebooks: k, layout: 'flat' }, q, audioPadId));
+      const cache = new RecordFacts(core.catalog.reader, AudioView.of({ codebooks: k, layout: 'flat' }, q, audioPadId));
       for (const r of records) {
         const got = read(cache, r.shard, r.row);
         const want = expected(r, q, k);
@@ -89,9 +89,9 @@ describe('record facts cache', () => {
   });
 
   it('a record read again after another took its slot has the same facts (2 and 4 slots, records visited in a shuffled order)', () => {
-    const { codebooks: q, audioPadId } = core.reader.manifest.vocab;
+    const { codebooks: q, audioPadId } = core.catalog.reader.manifest.vocab;
     const view = AudioView.of({ codebooks: 1, layout: 'delay' }, q, audioPadId);
-    const big = new RecordFacts(core.reader, view);
+    const big = new RecordFacts(core.catalog.reader, view);
     const records = [...facts.byUuid.values()].slice(0, 400);
     const want = new Map(records.map((r) => [r.uuid, read(big, r.shard, r.row)]));
     let seed = 12345;
@@ -100,7 +100,7 @@ describe('record facts cache', () => {
       .sort((a, b) => a.key - b.key)
       .map((x) => x.r);
     for (const bits of [1, 2]) {
-      const tiny = new RecordFacts(core.reader, view, bits);
+      const tiny = new RecordFacts(core.catalog.reader, view, bits);
       let mismatches = 0;
       for (const r of order)
         if (JSON.stringify(read(tiny, r.shard, r.row)) !== JSON.stringify(want.get(r.uuid))) mismatches++;
@@ -109,17 +109,17 @@ describe('record facts cache', () => {
   });
 
   it('streams of one view share a cache; another view gets its own; bad sizes are refused', () => {
-    const { codebooks: q, audioPadId } = core.reader.manifest.vocab;
+    const { codebooks: q, audioPadId } = core.catalog.reader.manifest.vocab;
     const flat1 = AudioView.of({ codebooks: 1, layout: 'flat' }, q, audioPadId);
-    expect(RecordFacts.of(core.reader, flat1)).toBe(
-      RecordFacts.of(core.reader, AudioView.of({ codebooks: 1, layout: 'flat' }, q, audioPadId)),
+    expect(RecordFacts.of(core.catalog.reader, flat1)).toBe(
+      RecordFacts.of(core.catalog.reader, AudioView.of({ codebooks: 1, layout: 'flat' }, q, audioPadId)),
     );
-    expect(RecordFacts.of(core.reader, flat1)).not.toBe(
-      RecordFacts.of(core.reader, AudioView.of({ codebooks: 1, layout: 'delay' }, q, audioPadId)),
+    expect(RecordFacts.of(core.catalog.reader, flat1)).not.toBe(
+      RecordFacts.of(core.catalog.reader, AudioView.of({ codebooks: 1, layout: 'delay' }, q, audioPadId)),
     );
-    expect(RecordFacts.of(core.reader, flat1)).not.toBe(
-      RecordFacts.of(core.reader, AudioView.of(undefined, q, audioPadId)),
+    expect(RecordFacts.of(core.catalog.reader, flat1)).not.toBe(
+      RecordFacts.of(core.catalog.reader, AudioView.of(undefined, q, audioPadId)),
     );
-    expect(() => new RecordFacts(core.reader, flat1, 0)).toThrow(/bits must be an integer in \[1, 20\], got 0/);
+    expect(() => new RecordFacts(core.catalog.reader, flat1, 0)).toThrow(/bits must be an integer in \[1, 20\], got 0/);
   });
 });

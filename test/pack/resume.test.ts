@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 
 const pending = (token: Buffer): number =>
-  (decodeToken(token, core.reader.fingerprint).state as TrainState).pool.length;
+  (decodeToken(token, core.catalog.reader.fingerprint).state as TrainState).pool.length;
 
 describe('exact resume in the middle of a packing window', () => {
   const cases: [string, Partial<Spec>][] = [

@@ -11,8 +11,8 @@ let facts: IndexFacts;
 let all: Set<number>;
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
-  all = new Set(core.reader.tasks.map((t) => t.id));
+  facts = new IndexFacts(core.catalog.reader);
+  all = new Set(core.catalog.reader.tasks.map((t) => t.id));
 });
 
 /** The evaluation streams under test and the records each must serve, computed from the index. */
@@ -74,14 +74,14 @@ describe('every evaluation example exactly once across ranks, then per-task coun
   it.each(grid)('%s, %s, W = %i', (_, packing, W, c) => {
     const expected = c.expected();
     expect(expected.size).toBeGreaterThan(10);
-    const perTask = core.reader.tasks.map(() => 0);
+    const perTask = core.catalog.reader.tasks.map(() => 0);
     for (const u of expected) perTask[facts.get(u).task]!++;
     const seen: string[] = [];
     const ends: WireEnd[] = [];
     for (let rank = 0; rank < W; rank++) {
       const { batches, end } = drain(core.open({ spec: evalSpec(c, packing, rank, W) }));
       const mine = batches.flatMap(uuidsOf);
-      const counts = core.reader.tasks.map(() => 0);
+      const counts = core.catalog.reader.tasks.map(() => 0);
       for (const u of mine) counts[facts.get(u).task]!++;
       expect(end.reason).toBe('complete');
       expect(end.taskExamples).toEqual(counts);

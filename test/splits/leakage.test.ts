@@ -8,7 +8,7 @@ let core: DataServiceCore;
 let facts: IndexFacts;
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
+  facts = new IndexFacts(core.catalog.reader);
 });
 
 describe('no held-out record ever appears in a train stream', () => {

@@ -59,11 +59,11 @@ beforeAll(async () => {
     audioRoots: [SAMPLE_AUDIO_ROOT],
   });
   core = await openCore(join(dir, 'index'));
-  facts = new IndexFacts(core.reader);
+  facts = new IndexFacts(core.catalog.reader);
 });
 
 afterAll(() => {
-  core?.reader.close();
+  core?.catalog.reader.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -98,7 +98,7 @@ describe('records listed under several splits', () => {
     ),
   )('%s, W = %i, %s: each record exactly once', (_, W, packing, c) => {
     const held = heldoutTasks(facts, MUSIC);
-    const tasks = new Set(core.reader.tasks.map((t) => t.id).filter((t) => held.has(t) === c.held));
+    const tasks = new Set(core.catalog.reader.tasks.map((t) => t.id).filter((t) => held.has(t) === c.held));
     const expected = facts.uuidsOf(tasks, [...c.splits]);
     const seen: string[] = [];
     let total = 0;
@@ -134,7 +134,7 @@ describe('records listed under several splits', () => {
     ).batches;
     const served = new Set(batches.flatMap((b) => b.uuids));
     const train = facts.uuidsOf(
-      new Set(core.reader.tasks.filter((t) => t.path.startsWith('music/Music Caption/')).map((t) => t.id)),
+      new Set(core.catalog.reader.tasks.filter((t) => t.path.startsWith('music/Music Caption/')).map((t) => t.id)),
       ['train'],
     );
     expect(served).toEqual(train);

@@ -48,7 +48,7 @@ beforeAll(async () => {
   core = await openCore(join(dir, 'index'));
 }, 300_000);
 afterAll(() => {
-  core?.reader.close();
+  core?.catalog.reader.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -69,14 +69,14 @@ function removed(o: HeldoutOracle): { guard: Contamination; by: Map<string, { gu
   const h = core.catalog.named.heldout(raw(o));
   const guard = core.catalog.guard(h)!;
   const by = new Map<string, { guard: string; partner: string }>();
-  for (const t of core.reader.tasks) {
+  for (const t of core.catalog.reader.tasks) {
     if (h.tasks.has(t.id)) continue;
     for (const [shard, local] of t.runs[0] ?? []) {
-      for (const row of core.reader.list(shard, local, 0)) {
+      for (const row of core.catalog.reader.list(shard, local, 0)) {
         const c = guard.classify(shard, row);
         expect(guard.excluded(shard, row)).toBe(c.guard !== undefined);
         if (c.guard)
-          by.set(core.reader.uuid(shard, row), {
+          by.set(core.catalog.reader.uuid(shard, row), {
             guard: c.guard,
             partner: c.partner >= 0 ? guard.heldUuid(c.partner) : '',
           });
@@ -109,7 +109,7 @@ describe('each guard removes exactly what the corpus files say, planted records 
   });
 
   it('datasets: every record of a dataset shared by two tasks is held out, whatever its task', () => {
-    const ds = core.reader.datasets.get(SHARED_DATASET)!;
+    const ds = core.catalog.reader.datasets.get(SHARED_DATASET)!;
     expect(ds.tasks.size).toBe(2);
     const want = expectedRemovals(corpus, DATASET);
     const { by } = removed(DATASET);
@@ -141,10 +141,11 @@ describe('streams under all guards, checked uuid by uuid', () => {
       const w = want();
       const h = core.catalog.named.heldout(raw(ALL));
       const survivors = new Set<string>();
-      for (const t of core.reader.tasks) {
+      for (const t of core.catalog.reader.tasks) {
         if (h.tasks.has(t.id)) continue;
         for (const [shard, local] of t.runs[0] ?? [])
-          for (const row of core.reader.list(shard, local, 0)) survivors.add(core.reader.uuid(shard, row));
+          for (const row of core.catalog.reader.list(shard, local, 0))
+            survivors.add(core.catalog.reader.uuid(shard, row));
       }
       const gone = new Set([...w.held, ...w.dataset, ...w.audio, ...w.text]);
       for (const u of gone) survivors.delete(u);
@@ -188,11 +189,12 @@ describe('streams under all guards, checked uuid by uuid', () => {
     const w = want();
     const h = core.catalog.named.heldout(raw(ALL));
     const gone = new Set([...w.dataset, ...w.audio, ...w.text]);
-    const survive = core.reader.tasks.map((t) => {
+    const survive = core.catalog.reader.tasks.map((t) => {
       if (h.tasks.has(t.id)) return 0;
       let n = 0;
       for (const [shard, local] of t.runs[0] ?? [])
-        for (const row of core.reader.list(shard, local, 0)) if (!gone.has(core.reader.uuid(shard, row))) n++;
+        for (const row of core.catalog.reader.list(shard, local, 0))
+          if (!gone.has(core.catalog.reader.uuid(shard, row))) n++;
       return n;
     });
     const total = survive.reduce((a, b) => a + b, 0);
@@ -228,9 +230,9 @@ describe('the report and the fingerprint', () => {
       });
       const ds = plain.datasets.find((d) => d.name === SHARED_DATASET)!;
       expect(ds.tasks.map((t) => [t.task, t.trainRecords, t.devRecords, t.testRecords])).toEqual(
-        [...core.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]),
+        [...core.catalog.reader.datasets.get(SHARED_DATASET)!.tasks].map(([t, c]) => [t, ...c]),
       );
-      expect(plain.datasets.map((d) => d.name)).toEqual([...core.reader.datasets.keys()]);
+      expect(plain.datasets.map((d) => d.name)).toEqual([...core.catalog.reader.datasets.keys()]);
       // The report scans every train record: once per set, a slice of REPORT_SLICE records per
       // event-loop turn; later calls (and GetCorpusInfo) reuse it.
       const catalog = server.server.core.catalog;

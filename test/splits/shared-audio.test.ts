@@ -10,7 +10,7 @@ let core: DataServiceCore;
 let facts: IndexFacts;
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
+  facts = new IndexFacts(core.catalog.reader);
 });
 
 const SETS: HeldoutCase[] = [
@@ -48,7 +48,7 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
       const removed = sharingAudio(facts, held);
       const seed = 3;
       // Packing none and the natural mixture: after 4 × the train size every task walked its records at least once.
-      const trainTotal = core.reader.tasks.reduce((n, t) => n + (held.has(t.id) ? 0 : t.counts[0]), 0);
+      const trainTotal = core.catalog.reader.tasks.reduce((n, t) => n + (held.has(t.id) ? 0 : t.counts[0]), 0);
       // The blocks order with a small window (several windows per task): exclusions hold in it too.
       const batches = take(
         core.open({
@@ -65,21 +65,21 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
         }),
         Math.ceil((4 * trainTotal) / 100),
       ).batches;
-      const shapes = blockShapes({ name: 'blocks', window: 2, blockTokens: BLOCK_TOKENS }, core.reader.tasks);
+      const shapes = blockShapes({ name: 'blocks', window: 2, blockTokens: BLOCK_TOKENS }, core.catalog.reader.tasks);
       const served = new Map<number, string[]>();
       for (const b of batches)
         b.uuids.forEach((u, k) => served.set(b.turnTask[k]!, [...(served.get(b.turnTask[k]!) ?? []), u]));
       let skipped = 0;
-      for (const t of core.reader.tasks.map((x) => x.id)) {
+      for (const t of core.catalog.reader.tasks.map((x) => x.id)) {
         const list = facts.splitList(t);
         const mine = served.get(t) ?? [];
         if (held.has(t) || list.every((u) => removed.has(u))) {
-          expect(mine, core.reader.tasks[t]!.path).toHaveLength(0);
+          expect(mine, core.catalog.reader.tasks[t]!.path).toHaveLength(0);
           continue;
         }
         // Replay the task's walk: removed records are skipped, every other one is served in order.
         const walker = new TaskWalker(
-          core.reader.tasks.map((x) => (x.id === t ? list.length : 0)),
+          core.catalog.reader.tasks.map((x) => (x.id === t ? list.length : 0)),
           seed,
           undefined,
           shapes,
@@ -95,7 +95,7 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
           }
           expect(next).toBe(u);
         }
-        expect(walked, core.reader.tasks[t]!.path).toBeGreaterThanOrEqual(list.length);
+        expect(walked, core.catalog.reader.tasks[t]!.path).toBeGreaterThanOrEqual(list.length);
       }
       expect(skipped > 0).toBe(removed.size > 0);
       // Removed records are not over-long drops.
@@ -108,7 +108,7 @@ describe('exclude_shared_audio removes exactly the train records sharing a clip 
   it('a task whose every train record is removed gets no weight, and the stream serves', () => {
     const held = heldoutTasks(facts, EMPTIES_A_TASK);
     const removed = sharingAudio(facts, held);
-    const empty = core.reader.tasks
+    const empty = core.catalog.reader.tasks
       .filter((t) => !held.has(t.id) && facts.splitList(t.id).every((u) => removed.has(u)))
       .map((t) => t.id);
     expect(empty.length).toBeGreaterThan(0);

@@ -160,7 +160,7 @@ describe('S3 faults on the serving path', () => {
     } finally {
       await proxy.set({});
       client.close();
-      core.reader.close();
+      core.catalog.reader.close();
       await server.kill();
     }
   });

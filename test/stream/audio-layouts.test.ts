@@ -18,7 +18,7 @@ describe('audio layouts', () => {
   let q = 0;
   beforeAll(async () => {
     core = await openCore(inject('sampleIndex'));
-    const v = core.reader.manifest.vocab;
+    const v = core.catalog.reader.manifest.vocab;
     q = v.codebooks;
     oracle = new AudioOracle(inject('sampleCorpus'), SAMPLE_AUDIO_ROOT, {
       audioOffset: v.audioOffset,
@@ -28,11 +28,11 @@ describe('audio layouts', () => {
       eoa: v.special.eoa,
     });
   });
-  afterAll(() => core?.reader.close());
+  afterAll(() => core?.catalog.reader.close());
 
   /** Oracle problems of a batch served with `layout` over k codebooks; also checks the audio-token column. */
   function check(batches: readonly WireBatch[], layout: string, k: number): { problems: string[]; spans: number } {
-    const v = core.reader.manifest.vocab;
+    const v = core.catalog.reader.manifest.vocab;
     const problems: string[] = [];
     let spans = 0;
     for (const b of batches) {
@@ -139,8 +139,8 @@ describe('audio layouts', () => {
   });
 
   it('reports audio seconds per domain from codec frames, the same under every layout', () => {
-    const rate = core.reader.manifest.vocab.frameRate;
-    const v = core.reader.manifest.vocab;
+    const rate = core.catalog.reader.manifest.vocab.frameRate;
+    const v = core.catalog.reader.manifest.vocab;
     const served: number[][] = [];
     for (const [layout, k] of [
       ['flat', 0],

@@ -11,7 +11,7 @@ describe('catalog cache bounded by memory', () => {
   it('many inline held-out sets and seq_lens stay within stream.catalog_cache_bytes; evicted ones serve the same stream again', async () => {
     const limit = 128 << 10;
     const core = await openCore(inject('sampleIndex'), { 'stream.catalog_cache_bytes': String(limit) });
-    const task = core.reader.tasks.find((t) => !t.unseen && t.domain === 'speech')!.path;
+    const task = core.catalog.reader.tasks.find((t) => !t.unseen && t.domain === 'speech')!.path;
     const spec = (k: number) =>
       trainSpec({
         batchSize: 2,

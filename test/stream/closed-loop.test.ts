@@ -42,7 +42,7 @@ describe('closed loop over gRPC', () => {
   beforeAll(async () => {
     ts = await startTestServer(inject('sampleIndex'));
     client = new FlanStreamClient(ts.target);
-    domainOf = ts.server.core.reader.tasks.map((t) => t.domain);
+    domainOf = ts.server.core.catalog.reader.tasks.map((t) => t.domain);
   });
   afterAll(async () => {
     client?.close();

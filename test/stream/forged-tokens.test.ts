@@ -21,7 +21,7 @@ describe('forged resume tokens', () => {
   beforeAll(async () => {
     ts = await startTestServer(inject('sampleIndex'));
     client = new FlanStreamClient(ts.target);
-    const fp = ts.server.core.reader.fingerprint;
+    const fp = ts.server.core.catalog.reader.fingerprint;
     train = decodeToken(
       (await batchesOf(client, { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed' }, 2))[1]!.resumeToken,
       fp,

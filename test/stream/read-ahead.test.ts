@@ -43,14 +43,14 @@ describe('reading ahead on the serving path', () => {
     });
   });
   afterAll(() => {
-    big?.reader.close();
-    small?.reader.close();
+    big?.catalog.reader.close();
+    small?.catalog.reader.close();
   });
 
   it.each(Object.entries(SPECS))(
     '%s: byte-identical to the synchronous build, and building reads nothing synchronously',
     async (_name, spec) => {
-      const reader = small.reader;
+      const reader = small.catalog.reader;
       const residentFor = reader.residentFor.bind(reader);
       // Synchronous reads counted when a step's pages are held (just before it is built).
       let atHeld: number | undefined;

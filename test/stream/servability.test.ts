@@ -22,9 +22,9 @@ const fitting = new Map<string, Set<string>>();
 
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
-  facts = new IndexFacts(core.reader);
-  tpl = await loadChatml(core.reader.manifest.vocab.tokenizer);
-  for (const t of core.reader.tasks) {
+  facts = new IndexFacts(core.catalog.reader);
+  tpl = await loadChatml(core.catalog.reader.manifest.vocab.tokenizer);
+  for (const t of core.catalog.reader.tasks) {
     if (t.unseen) continue; // held out by the default set
     fitting.set(t.path, new Set(facts.splitList(t.id).filter((u) => singleLength(tpl, facts.get(u)) <= L)));
   }
@@ -67,10 +67,10 @@ describe('servability from the index', () => {
       .filter(([, s]) => s.size >= 1)
       .sort(
         ([a, x], [b, y]) =>
-          facts.splitList(core.reader.tasks.find((t) => t.path === b)!.id).length / y.size -
-          facts.splitList(core.reader.tasks.find((t) => t.path === a)!.id).length / x.size,
+          facts.splitList(core.catalog.reader.tasks.find((t) => t.path === b)!.id).length / y.size -
+          facts.splitList(core.catalog.reader.tasks.find((t) => t.path === a)!.id).length / x.size,
       )[0]!;
-    const task = core.reader.tasks.find((t) => t.path === path)!;
+    const task = core.catalog.reader.tasks.find((t) => t.path === path)!;
     const size = facts.splitList(task.id).length;
     expect(size / ok.size).toBeGreaterThan(16);
     const rows = 2 * 150;
@@ -101,18 +101,18 @@ describe('servability from the index', () => {
     // seeded order, here the default blocks order, epoch after epoch), with every record passed
     // over counted as dropped.
     const table = core.catalog.table(0);
-    const sizes = core.reader.tasks.map((t) => (t.id === task.id ? table.size(t.id) : 0));
+    const sizes = core.catalog.reader.tasks.map((t) => (t.id === task.id ? table.size(t.id) : 0));
     const walk = new TaskWalker(
       sizes,
       0,
       undefined,
-      blockShapes({ name: 'blocks', window: 64, blockTokens: BLOCK_TOKENS }, core.reader.tasks),
+      blockShapes({ name: 'blocks', window: 64, blockTokens: BLOCK_TOKENS }, core.catalog.reader.tasks),
     );
     const expected: string[] = [];
     let dropped = 0;
     while (expected.length < rows) {
       const loc = table.locate(task.id, walk.next(task.id));
-      const uuid = core.reader.uuid(loc.shard, loc.row);
+      const uuid = core.catalog.reader.uuid(loc.shard, loc.row);
       if (ok.has(uuid)) expected.push(uuid);
       else dropped++;
     }

@@ -78,11 +78,11 @@ describe('rank streams share planned steps', () => {
       const n = 6;
       const spec = trainSpec({ batchSize: B, seqLen: 2048, packing, seed });
       const ref = take(core.open({ spec }), n * W).batches;
-      const before = { ...core.plans.counts };
+      const before = { ...core.catalog.plans.counts };
       const ranks = interleave(open(spec, W), n, seed, 3);
       expectSlices(ranks, ref, W, B, `W=${W}`);
-      expect(core.plans.counts.misses - before.misses).toBe(n);
-      expect(core.plans.counts.hits - before.hits).toBe((W - 1) * n);
+      expect(core.catalog.plans.counts.misses - before.misses).toBe(n);
+      expect(core.catalog.plans.counts.hits - before.hits).toBe((W - 1) * n);
     },
   );
 
@@ -97,7 +97,7 @@ describe('rank streams share planned steps', () => {
     const ref = take(refSession, n * W).batches;
 
     const update = core.update({ name: 'balanced-domains', applyAtStep: apply });
-    let before = { ...core.plans.counts };
+    let before = { ...core.catalog.plans.counts };
     const same = open(spec, W);
     expectSlices(
       interleave(same, n, 1, 2, (r, s) => s === 2 && same[r]!.addUpdate(update)),
@@ -106,9 +106,9 @@ describe('rank streams share planned steps', () => {
       B,
       'same step',
     );
-    expect(core.plans.counts.hits - before.hits).toBe((W - 1) * n);
+    expect(core.catalog.plans.counts.hits - before.hits).toBe((W - 1) * n);
 
-    before = { ...core.plans.counts };
+    before = { ...core.catalog.plans.counts };
     const apart = open(spec, W);
     expectSlices(
       interleave(apart, n, 2, 2, (r, s) => s === r && apart[r]!.addUpdate(update)),
@@ -118,7 +118,7 @@ describe('rank streams share planned steps', () => {
       'steps apart',
       false,
     );
-    const hits = core.plans.counts.hits - before.hits;
+    const hits = core.catalog.plans.counts.hits - before.hits;
     // Streams with the update queued at different steps are in different states until it applies.
     expect(hits).toBeLessThan((W - 1) * n);
     expect(hits).toBeGreaterThanOrEqual((W - 1) * (n - apply));
@@ -131,13 +131,13 @@ describe('rank streams share planned steps', () => {
     const spec = trainSpec({ batchSize: B, seqLen: 1024, packing: 'none', seed: 12 });
     const ref = take(core.open({ spec }), n * W).batches;
     const [lead, late] = open(spec, W);
-    const before = { ...core.plans.counts };
+    const before = { ...core.catalog.plans.counts };
     const first = take(lead!, 20).batches;
     const second = take(late!, 20).batches; // from the cache: its planner is now 20 steps behind
     first.push(...take(lead!, n - 20).batches);
     second.push(...take(late!, n - 20).batches); // evicted: restore, then plan
     expectSlices([first, second], ref, W, B, 'late rank');
-    expect(core.plans.counts.hits - before.hits).toBe(20);
-    expect(core.plans.size.rows).toBeLessThanOrEqual(16_384);
+    expect(core.catalog.plans.counts.hits - before.hits).toBe(20);
+    expect(core.catalog.plans.size.rows).toBeLessThanOrEqual(16_384);
   });
 });

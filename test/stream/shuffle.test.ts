@@ -24,7 +24,7 @@ let facts: IndexFacts;
 beforeAll(async () => {
   core = await openCore(inject('sampleIndex'));
   globalCore = await openCore(inject('sampleIndex'), { 'stream.shuffle': 'global' });
-  facts = new IndexFacts(core.reader);
+  facts = new IndexFacts(core.catalog.reader);
 });
 
 /** The largest train task of the sample corpus (609 records in blocks of about 24). */
@@ -53,7 +53,7 @@ function runsCovering(xs: readonly number[], block: number, n: number): number {
 describe('shuffle "blocks": per-task epochs and locality', () => {
   /** Positions (in the task's train list) of the records a one-task stream serves, in order. */
   function served(spec: Spec, batches: number): { order: number[]; n: number; block: number } {
-    const t = core.reader.tasks.find((x) => x.path === BIG)!;
+    const t = core.catalog.reader.tasks.find((x) => x.path === BIG)!;
     const list = facts.splitList(t.id);
     const pos = new Map(list.map((u, i) => [u, i]));
     const { batches: bs } = take(
@@ -164,7 +164,7 @@ describe('shuffle "blocks": resume', () => {
   it('a token whose order this server cannot make is refused, naming the field', () => {
     const token = tokenOf(blocks(4));
     const forge = (edit: (s: Record<string, unknown>) => void): Uint8Array => {
-      const p = decodeToken(token, core.reader.fingerprint) as TokenPayload & {
+      const p = decodeToken(token, core.catalog.reader.fingerprint) as TokenPayload & {
         spec: StreamSpec & { shuffle: Record<string, unknown> };
       };
       const shuffle = { ...p.spec.shuffle };
@@ -248,7 +248,7 @@ describe('shuffle "blocks": the mixture holds', () => {
       batches.push(b);
       n += b.turnTask.length;
     }
-    const tasks = core.reader.tasks;
+    const tasks = core.catalog.reader.tasks;
     const want = expectedTargets(
       m,
       tasks,

@@ -159,7 +159,7 @@ describe('stream digests (byte-identical streams across refactors)', () => {
     core = await openCore(inject('sampleIndex'));
   });
   afterAll(() => {
-    core?.reader.close();
+    core?.catalog.reader.close();
     if (WRITE) writeFileSync(FIXTURE, JSON.stringify(got, null, 2) + '\n');
   });
 

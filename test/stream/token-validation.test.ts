@@ -66,9 +66,9 @@ describe('resume token validation', () => {
     client = new FlanStreamClient(server.target);
     health = healthClient(server.target);
     const { batches } = take(core.open({ spec: trainSpec({ batchSize: 2, seqLen: 2048 }) }), 2);
-    train = decodeToken(batches[1]!.resumeToken, core.reader.fingerprint) as Payload;
+    train = decodeToken(batches[1]!.resumeToken, core.catalog.reader.fingerprint) as Payload;
     const held = core.catalog.named.heldout(undefined).tasks;
-    sizes = core.reader.tasks.map((t) => (held.has(t.id) ? 0 : core.catalog.table(0).size(t.id)));
+    sizes = core.catalog.reader.tasks.map((t) => (held.has(t.id) ? 0 : core.catalog.table(0).size(t.id)));
     live = sizes.findIndex((n) => n > 1);
     heldTask = sizes.findIndex((n) => n === 0);
     expect(live).toBeGreaterThanOrEqual(0);
@@ -78,7 +78,7 @@ describe('resume token validation', () => {
     client?.close();
     health?.close();
     await server?.kill();
-    core?.reader.close();
+    core?.catalog.reader.close();
   });
 
   function forge(edit: (q: Payload) => void): Uint8Array {
@@ -253,7 +253,7 @@ describe('signed resume tokens (server.token_key)', () => {
     plain = await openCore(index);
     token = take(signed.open({ spec: trainSpec({ batchSize: 2, seqLen: 2048 }) }), 2).batches[1]!.resumeToken as Buffer;
   });
-  afterAll(() => [signed, other, plain].forEach((c) => c?.reader.close()));
+  afterAll(() => [signed, other, plain].forEach((c) => c?.catalog.reader.close()));
 
   const refused = (core: DataServiceCore, t: Uint8Array, why: RegExp): void => {
     expect(() => core.open({ resume: { token: t } })).toThrow(why);
@@ -267,12 +267,12 @@ describe('signed resume tokens (server.token_key)', () => {
   it('a replica with the same key resumes a signed token exactly', () => {
     const again = take(signed.open({ resume: { token } }), 1).batches[0]!;
     expect(Buffer.from(again.resumeToken).subarray(0, 4)).toEqual(Buffer.from([0x46, 0x53, 0x54, 2]));
-    const p = decodeToken(token, signed.reader.fingerprint, [KEY]);
+    const p = decodeToken(token, signed.catalog.reader.fingerprint, [KEY]);
     expect(again.step).toBe(p.step);
   });
 
   it("refuses an unsigned token, another key's token, an edited payload and a signed token on a keyless server", () => {
-    const p = decodeToken(token, signed.reader.fingerprint, [KEY]);
+    const p = decodeToken(token, signed.catalog.reader.fingerprint, [KEY]);
     refused(signed, encodeToken(p), /not signed/);
     refused(other, token, /signature does not match/);
     const edited = Buffer.from(token);
@@ -292,16 +292,16 @@ describe('signed resume tokens (server.token_key)', () => {
       expect(digests([resumed], false)).toEqual(digests([reference], false));
       // ...and what it mints now is signed with the new key only.
       const next = resumed.resumeToken as Buffer;
-      expect(decodeToken(next, rotated.reader.fingerprint, [NEW]).step).toBe(
-        decodeToken(token, signed.reader.fingerprint, [KEY]).step + 1,
+      expect(decodeToken(next, rotated.catalog.reader.fingerprint, [NEW]).step).toBe(
+        decodeToken(token, signed.catalog.reader.fingerprint, [KEY]).step + 1,
       );
       refused(signed, next, /signature does not match/);
       expect(() => take(onlyNew.open({ resume: { token: next } }), 1)).not.toThrow();
       // Once the old key is dropped, its tokens are refused.
       refused(onlyNew, token, /signature does not match/);
     } finally {
-      rotated.reader.close();
-      onlyNew.reader.close();
+      rotated.catalog.reader.close();
+      onlyNew.catalog.reader.close();
     }
   });
 
