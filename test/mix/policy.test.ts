@@ -104,6 +104,61 @@ describe.each([
   });
 });
 
+describe('policy ado', () => {
+  const ADO: RawMixture = { weights: { speech: 0.5, music: 0.25, audio: 0.25 }, policy: 'ado', lagSteps: LAG, lr: 0.5 };
+  /** A trainer whose loss per token decays as a power law of the step; music has the most left to learn. */
+  const BETA: Record<string, number> = { speech: 1, music: 4, audio: 0.5 };
+  const decaying = (b: WireBatch): RawLossReport['losses'] => {
+    const per = new Map<number, number>();
+    for (const t of b.turnTask) per.set(t, (per.get(t) ?? 0) + 10);
+    return [...per].map(([task, tokens]) => ({
+      task,
+      tokens,
+      lossSum: tokens * (1 + BETA[domainOf[task]!]! * (b.step + 1) ** -0.5),
+    }));
+  };
+  function trainAdo(session: StreamSession, n: number): WireBatch[] {
+    const out: WireBatch[] = [];
+    while (out.length < n) {
+      const b = take(session, 1).batches[0]!;
+      out.push(b);
+      report(session, { step: b.step, losses: decaying(b) });
+    }
+    return out;
+  }
+
+  it('serves the prior until every arm has 3 windows, then follows the predicted learning speed', () => {
+    const batches = trainAdo(core.open({ spec: spec(ADO) }), 30);
+    // The reports of steps 0 and 1 give at most two windows per arm: no fit, the prior stays.
+    const moved = batches.findIndex((b) => Math.abs(domainTarget(b, 'music') - 0.25) > 1e-9);
+    expect(moved).toBeGreaterThanOrEqual(LAG + 2);
+    expect(moved).toBeLessThan(20);
+    const last = batches[29]!;
+    expect(domainTarget(last, 'music')).toBeGreaterThan(0.25);
+    expect(domainTarget(last, 'music')).toBeGreaterThan(domainTarget(last, 'audio') + 0.05);
+  });
+
+  it('replays exactly: same reports, byte-identical stream; a token resumes mid-fit exactly', () => {
+    const full = trainAdo(core.open({ spec: spec(ADO) }), 24);
+    expect(digests(trainAdo(core.open({ spec: spec(ADO) }), 24))).toEqual(digests(full));
+    for (const cut of [4, 13]) {
+      const resumed = core.open({ resume: { token: full[cut - 1]!.resumeToken } });
+      for (let s = Math.max(0, cut - LAG); s < cut; s++) report(resumed, { step: s, losses: decaying(full[s]!) });
+      expect(digests(trainAdo(resumed, 24 - cut))).toEqual(digests(full.slice(cut)));
+    }
+  });
+
+  it('a forged ado state of the wrong width is refused naming it', () => {
+    const b = trainAdo(core.open({ spec: spec(ADO) }), 6)[5]!;
+    const p = decodeToken(b.resumeToken, core.catalog.reader.fingerprint) as TokenPayload<{
+      policy: { score: number[] };
+    }>;
+    expect(p.state.policy.score).toHaveLength(3 * 19);
+    const forged = { ...p, state: { ...p.state, policy: { ...p.state.policy, score: p.state.policy.score.slice(1) } } };
+    expect(() => core.open({ resume: { token: encodeToken(forged) } })).toThrow(/policy\.score.*19 numbers per arm/);
+  });
+});
+
 describe('reports and the lag window', () => {
   it('a policy stream plans step s + lag only once step s is settled; a skipped step is missing, not an error', () => {
     const s = core.open({ spec: spec(ODM) });

@@ -41,7 +41,7 @@ HeldoutArg = Union[None, str, Mapping[str, Any]]
 _MIXTURE_KEYS = ("name", "weights", "within", "temperature", "cap", "policy", "every_steps", "lag_steps", "lr",
                  "smoothing", "min_weight", "reference")
 #: Closed-loop policies (``Mixture.policy``); see the repository README, "Closed-loop reweighting".
-POLICIES = ("static", "odm", "excess-loss")
+POLICIES = ("static", "odm", "excess-loss", "ado")
 #: The server's ``lag_steps`` when a policy leaves it 0.
 DEFAULT_LAG_STEPS = 8
 #: ``{"codebooks": k, "layout": "flat" | "delay"}``: the first k codebooks (0 = all) in that layout

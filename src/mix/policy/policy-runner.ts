@@ -21,7 +21,7 @@ export interface LossReport {
 export interface PolicyState {
   /** Decisions made so far. */
   readonly n: number;
-  /** The rule's per-arm score (odm: smoothed reward; excess-loss: log-weight). */
+  /** The rule's per-arm score (odm: smoothed reward; excess-loss: log-weight; ado: its fit's points, see ado.ts). */
   readonly score: number[];
   /** The weights of the last decision (the prior before the first). */
   readonly weights: number[];
@@ -37,7 +37,7 @@ export interface PolicyState {
  * will): one entry per arm in every list, every number finite and in range, the weights a
  * distribution; a bad field is refused naming it, so no NaN ever reaches a mixture.
  */
-export function checkPolicyState(value: unknown, field: string, arms: number): asserts value is PolicyState {
+export function checkPolicyState(value: unknown, field: string, arms: number, width = 1): asserts value is PolicyState {
   const refuse = (f: string, msg: string): never => {
     throw new InvalidArgumentError(f, msg);
   };
@@ -48,16 +48,17 @@ export function checkPolicyState(value: unknown, field: string, arms: number): a
       refuse(`${field}.${key}`, 'is not part of a token this server makes');
   if (!Number.isSafeInteger(s.n) || (s.n as number) < 0)
     refuse(`${field}.n`, `must be a non-negative integer, got ${String(s.n)}`);
-  const nums = (name: string, ok: (v: number) => boolean, range: string): number[] => {
+  const nums = (name: string, ok: (v: number) => boolean, range: string, per = 1): number[] => {
     const xs = s[name];
-    if (!Array.isArray(xs) || xs.length !== arms) refuse(`${field}.${name}`, `must list one number per arm (${arms})`);
+    if (!Array.isArray(xs) || xs.length !== arms * per)
+      refuse(`${field}.${name}`, `must list ${per === 1 ? 'one number' : `${per} numbers`} per arm (${arms})`);
     (xs as unknown[]).forEach((v, i) => {
       if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))
         refuse(`${field}.${name}[${i}]`, `must be ${range}, got ${String(v)}`);
     });
     return xs as number[];
   };
-  nums('score', () => true, 'a finite number');
+  nums('score', () => true, 'a finite number', width);
   const weights = nums('weights', (v) => v >= 0 && v <= 1, 'in [0, 1]');
   nums('winLoss', (v) => v >= 0, 'a finite non-negative number');
   nums('winTokens', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
@@ -87,6 +88,7 @@ export class PolicyRunner {
   readonly arms: Arms;
   private n = 0;
   private readonly score: Float64Array;
+  private readonly width: number;
   private weights: Float64Array;
   private readonly winLoss: Float64Array;
   private readonly winTokens: Float64Array;
@@ -97,6 +99,7 @@ export class PolicyRunner {
     this.spec = spec;
     this.arms = arms;
     const K = arms.selectors.length;
+    this.width = POLICIES[spec.name].stateWidth ?? 1;
     if (spec.minWeight * K > 1)
       throw new InvalidArgumentError(
         `${field}.min_weight`,
@@ -117,7 +120,7 @@ export class PolicyRunner {
           `${extra.join(', ')} is not a selector of the mixture with a positive weight (${arms.selectors.join(', ')})`,
         );
     }
-    this.score = new Float64Array(K);
+    this.score = new Float64Array(K * this.width);
     this.weights = Float64Array.from(arms.prior);
     this.winLoss = new Float64Array(K);
     this.winTokens = new Float64Array(K);
@@ -126,7 +129,7 @@ export class PolicyRunner {
 
   /** Restores a token's `policy` section, checked once, here (checkPolicyState). */
   restore(value: unknown, field: string): void {
-    checkPolicyState(value, field, this.arms.selectors.length);
+    checkPolicyState(value, field, this.arms.selectors.length, this.width);
     this.n = value.n;
     this.score.set(value.score);
     this.weights = Float64Array.from(value.weights);
@@ -156,6 +159,7 @@ export class PolicyRunner {
     const loss = this.winLoss.map((sum, a) =>
       this.winTokens[a]! > 0 ? Math.min(sum / this.winTokens[a]!, MAX_TOKEN_LOSS) : NaN,
     );
+    const tokens = Float64Array.from(this.winTokens);
     this.winLoss.fill(0);
     this.winTokens.fill(0);
     // A window without any report decides nothing: the weights stay, and so does the schedule.
@@ -165,6 +169,7 @@ export class PolicyRunner {
     const { prior } = this.arms;
     const raw = POLICIES[this.spec.name].decide(this.score, {
       loss,
+      tokens,
       prior,
       current: this.weights,
       reference: this.reference,
@@ -175,7 +180,7 @@ export class PolicyRunner {
     // Every token minted from here on carries this state: one a resume would refuse is a defect
     // to report now, not a checkpoint to lose later.
     try {
-      checkPolicyState(this.state(), 'policy', this.score.length);
+      checkPolicyState(this.state(), 'policy', this.arms.selectors.length, this.width);
     } catch (err) {
       throw new Error(
         `policy ${this.spec.name}: the state after the decision of step ${s} could not be resumed (${(err as Error).message})`,

@@ -1,6 +1,8 @@
 /** What a rule sees at a decision: per arm, the window's mean token loss (NaN = no tokens seen). */
 export interface Decision {
   readonly loss: Float64Array;
+  /** The window's reported tokens per arm. */
+  readonly tokens: Float64Array;
   /** The normalized prior weights (the mixture the stream started with). */
   readonly prior: Float64Array;
   /** The weights the policy served since its last decision. */
@@ -13,12 +15,14 @@ export interface Decision {
 }
 
 /**
- * A reweighting rule: updates its per-arm `score` (kept in the resume token) in place and returns
+ * A reweighting rule: updates its per-arm `score` (stateWidth numbers per arm, arm-major) (kept in the resume token) in place and returns
  * the new weights, before smoothing and the floor (which every policy shares, policy-runner.ts).
  */
 export interface PolicyRule {
   readonly defaultLr: number;
   readonly usesReference: boolean;
+  /** Numbers per arm the rule keeps in `score` (1 when absent). */
+  readonly stateWidth?: number;
   decide(score: Float64Array, d: Decision): Float64Array;
 }
 
