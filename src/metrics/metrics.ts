@@ -324,6 +324,18 @@ export class Metrics {
     });
   }
 
+  /** Reports the stream sessions opened since start, on the server thread and the build workers. */
+  trackOpens(opens: () => number): void {
+    new client.Gauge({
+      name: 'flanstream_stream_opens',
+      help: 'Stream sessions opened since start (a spec planned or a token restored): one per stream, wherever it is built',
+      registers: [this.registry],
+      collect() {
+        this.set(opens());
+      },
+    });
+  }
+
   trackConnections(open: () => number): void {
     new client.Gauge({
       name: 'flanstream_connections',

@@ -1,6 +1,7 @@
-import type { RawLossReport } from '../stream/loss-report.js';
+import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { CoreSettings } from '../stream/corpus-catalog.js';
-import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
+import type { RawOpen } from '../stream/stream-request.js';
+import type { MixtureUpdate } from '../stream/stream-spec.js';
 import type { PolicyView } from '../stream/stream-plan.js';
 import type { WireEnd } from '../stream/wire-types.js';
 import type { CarriedError } from '../errors.js';
@@ -10,12 +11,14 @@ import type { BatchSummary } from './batch-summary.js';
  * The messages between the server thread and its build workers (`serve --workers N`).
  *
  * Why not a request per batch: a worker that waits for "build the next one" idles while the
- * server thread sends, and the server thread pays a round trip per batch. Instead a worker builds
- * each stream's batches ahead, up to a credit, and pushes them (`Built`); the server thread hands
- * credit back as it takes batches (`credit`). Requests that change a stream (`report`, `update`,
- * `end`) and `open` are answered (`Answer`, same `id`) in the order they were asked, after the
- * batch being built; they apply at the batch the server thread last took, never at what the
- * worker built ahead (an update makes the worker rewind, see build-worker.ts).
+ * server thread sends. Instead a worker builds each stream's batches ahead, as far as it is
+ * granted, and pushes them (`Built`); the server thread grants each next one while the stream's
+ * build-ahead and the send budget have room (remote-stream.ts), and tells the worker which it
+ * took (`credit`). Requests that change a stream (`report`, `update`, `end`) and `open` are
+ * answered (`Answer`, same `id`) in the order they were asked, after the batch being built; they
+ * apply at the batch the server thread last took, never at what the worker built ahead (an update
+ * makes the worker rewind, see build-worker.ts). Reports and updates arrive checked: the server
+ * thread parsed them, so a bad one fails the call there, as without workers.
  */
 export interface WorkerInit {
   readonly indexDir: string;
@@ -23,20 +26,14 @@ export interface WorkerInit {
 }
 
 export type BuildRequest = { readonly stream: number } &
-  /** `credit`: messages the worker may build ahead of what the server thread took; `bytes`: and their bytes (one always may be). */
+  /** `grants`: messages more the worker may build (each is granted once; building one uses it up). */
   (
-    | {
-        readonly op: 'open';
-        readonly id: number;
-        readonly raw: RawOpen;
-        readonly credit: number;
-        readonly bytes: number;
-      }
-    /** The server thread took `n` more of the stream's built messages. */
-    | { readonly op: 'credit'; readonly n: number }
+    | { readonly op: 'open'; readonly id: number; readonly raw: RawOpen; readonly grants: number }
+    /** The server thread took `took` more of the stream's built messages, and grants `grants` more. */
+    | { readonly op: 'credit'; readonly took: number; readonly grants: number }
     | { readonly op: 'end'; readonly id: number; readonly reason: WireEnd['reason'] }
-    | { readonly op: 'report'; readonly id: number; readonly raw: RawLossReport }
-    | { readonly op: 'update'; readonly id: number; readonly raw: RawUpdate }
+    | { readonly op: 'report'; readonly id: number; readonly report: LossReport }
+    | { readonly op: 'update'; readonly id: number; readonly update: MixtureUpdate }
     | { readonly op: 'close' }
   );
 
@@ -50,6 +47,8 @@ export interface StreamState {
   readonly plans: PlanTally;
   /** Streams open on the worker (tests: a closed stream is forgotten there). */
   readonly streams: number;
+  /** Sessions the worker opened since start (/metrics). */
+  readonly opens: number;
 }
 
 /** What /metrics shows of a plan cache (plan-cache.ts). */

@@ -18,6 +18,8 @@ export class BuildWorker {
   load = 0;
   /** Streams open on the worker as of its last message. */
   open = 0;
+  /** Sessions the worker opened, as of its last message. */
+  opens = 0;
   /** The worker's plan cache as of its last message. */
   plans: PlanTally = { counts: { hits: 0, misses: 0 }, size: { steps: 0, rows: 0 } };
 
@@ -37,6 +39,7 @@ export class BuildWorker {
         if (one.state) {
           this.plans = one.state.plans;
           this.open = one.state.streams;
+          this.opens = one.state.opens;
         }
         this.routes.get(one.stream)?.receive(one);
       }

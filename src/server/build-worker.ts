@@ -1,11 +1,12 @@
 /**
  * A build worker of `serve --workers N` (see worker-pool.ts): opens the index itself and builds
  * and encodes the batches of the streams assigned to them, so the batches of different streams are
- * built on different cores. Each stream is a StreamSession exactly as in a one-thread server, so
- * a stream's bytes, its tokens and its resume are the same whichever worker (or none) builds it.
+ * built on different cores. Each stream is a StreamSession exactly as in a one-thread server,
+ * opened here only (the server thread checked its first message), so a stream's bytes, its tokens
+ * and its resume are the same whichever worker (or none) builds it.
  *
- * Batches are built ahead (build-protocol.ts): up to the stream's credit, without being asked,
- * so the worker builds while the server thread sends. What the worker built ahead is speculative
+ * Batches are built ahead (build-protocol.ts): as far as the server thread granted, without being
+ * asked, so the worker builds while the server thread sends. What the worker built ahead is speculative
  * only towards mixture updates: an update applies after the batch the server thread last took,
  * so the worker rewinds the stream to that batch (StreamSession.rewind) and builds again. Loss
  * reports never change a step built ahead (a policy step waits for the report it consumes), so
@@ -55,38 +56,38 @@ function send(m: Built | Answer, transfer: ArrayBuffer[] = []): void {
   }
 }
 
-type Op = Extract<BuildRequest, { id: number }>;
+type Op = Extract<BuildRequest, { id: number; op: 'end' | 'report' | 'update' }>;
+
+/**
+ * idle: may build its next message once granted one (and not waiting for a report); building: a
+ * message is being built, requests wait for it in order; over: its last message is built (an end
+ * or an error), only requests are answered until an update rewinds it; closed: the server thread
+ * forgot it (terminal).
+ */
+type FeedState = 'idle' | 'building' | 'over' | 'closed';
 
 /** One stream on this worker: its session, what it built ahead, and the requests waiting for the batch being built. */
 class Feed {
+  state: FeedState = 'idle';
   /** marks[0]: after the last message the server thread took; marks[k]: after the k-th built ahead. */
   readonly marks: SessionMark[];
-  /** Bytes of each message built ahead (marks[1..]). */
-  readonly sizes: number[] = [];
   readonly ops: Op[] = [];
-  busy = false;
-  closed = false;
-  /** The last message is built (an end, or an error): nothing more to build. */
-  over = false;
 
   constructor(
     readonly session: StreamSession,
-    readonly ahead: { readonly messages: number; readonly bytes: number },
+    /** Messages the server thread granted and this stream has not built yet (remote-stream.ts decides how many). */
+    public grants: number,
   ) {
     this.marks = [session.mark];
   }
 
-  /** Room for one more message ahead: fewer than the credit, and within the byte budget (one always may be). */
-  get room(): boolean {
-    const n = this.sizes.length;
-    if (n === 0) return true;
-    return n < this.ahead.messages && this.sizes.reduce((a, b) => a + b, 0) < this.ahead.bytes;
+  get gone(): boolean {
+    return this.state === 'closed';
   }
 
   /** The server thread took `n` more messages. */
   took(n: number): void {
     this.marks.splice(0, n);
-    this.sizes.splice(0, n);
   }
 }
 
@@ -97,6 +98,7 @@ function serve(core: DataServiceCore): void {
     policy: s.spec.mixture.policy ? s.policyView() : undefined,
     plans: { counts: { ...core.catalog.plans.counts }, size: core.catalog.plans.size },
     streams: feeds.size,
+    opens: core.opens,
   });
 
   /** Answers one request, at the batch the server thread took last (marks[0]). */
@@ -104,28 +106,24 @@ function serve(core: DataServiceCore): void {
     const s = f.session;
     const { id } = op;
     switch (op.op) {
-      case 'open':
-        throw new Error('build worker: a stream opened twice');
       case 'end': {
         const { end } = s.end(op.reason) as { end: NonNullable<Answer['end']> };
-        f.over = true;
+        f.state = 'over';
         // The token of the last batch the server thread sent, not of one built ahead.
         return { stream, id, end: { ...end, resumeToken: f.marks[0]!.token } };
       }
       case 'report':
-        s.addReport(core.lossReport(op.raw, s.heldout), f.marks[0]!.step);
+        s.addReport(op.report, f.marks[0]!.step);
         return { stream, id, state: state(s) };
       case 'update': {
-        const u = core.update(op.raw);
         const rewound = f.marks.length > 1;
         if (rewound) {
           s.rewind(f.marks[0]!);
           f.marks.length = 1;
-          f.sizes.length = 0;
-          f.over = false;
+          f.state = 'idle';
         }
         try {
-          s.addUpdate(u);
+          s.addUpdate(op.update);
         } catch (err) {
           return { stream, id, error: carry(err), rewound };
         }
@@ -134,52 +132,59 @@ function serve(core: DataServiceCore): void {
     }
   }
 
-  /** Works through a stream's requests, then builds ahead while it has room; one run per stream at a time. */
-  async function drive(stream: number, f: Feed): Promise<void> {
-    if (f.busy) return;
-    f.busy = true;
+  /** Builds the stream's next message, granted (the server thread charges it to the stream's send budget as it arrives). */
+  async function buildOne(stream: number, f: Feed): Promise<void> {
     const s = f.session;
+    f.state = 'building';
+    f.grants--;
+    let built: Built;
+    const transfer: ArrayBuffer[] = [];
     try {
-      while (!f.closed) {
-        const op = f.ops.shift();
-        if (op) {
-          let a: Answer;
-          try {
-            a = answer(stream, f, op);
-          } catch (err) {
-            a = { stream, id: op.id, error: carry(err) };
-          }
-          send(a);
-          continue;
-        }
-        if (f.over || !f.room || s.waiting) return;
-        let built: Built;
-        const transfer: ArrayBuffer[] = [];
-        try {
-          const started = performance.now();
-          const msg = await s.nextAsync(yieldTurn);
-          if (f.closed) return;
-          if (!msg) return; // over, or waiting for a report
-          if ('end' in msg) {
-            f.over = true;
-            built = { stream, state: state(s), end: msg.end };
-          } else {
-            const summary = summarize(msg.batch);
-            const bytes = movable(encodeStreamResponse(msg));
-            // The bytes are moved; the summary (a few KB) is copied: a transfer costs more than that copy.
-            transfer.push(bytes.buffer as ArrayBuffer);
-            built = { stream, state: state(s), bytes, summary, seconds: (performance.now() - started) / 1000 };
-          }
-        } catch (err) {
-          f.over = true;
-          built = { stream, state: { ...state(s), waiting: false, policy: undefined }, error: carry(err) };
-        }
-        f.marks.push(s.mark);
-        f.sizes.push(built.bytes?.byteLength ?? 0);
-        send(built, transfer);
+      const started = performance.now();
+      const msg = await s.nextAsync(yieldTurn);
+      if (f.gone) return;
+      if (!msg) {
+        // Waiting for a report after all: the grant waits with it.
+        f.grants++;
+        f.state = 'idle';
+        return;
       }
-    } finally {
-      f.busy = false;
+      if ('end' in msg) {
+        f.state = 'over';
+        built = { stream, state: state(s), end: msg.end };
+      } else {
+        f.state = 'idle';
+        const summary = summarize(msg.batch);
+        const bytes = movable(encodeStreamResponse(msg));
+        // The bytes are moved; the summary (a few KB) is copied: a transfer costs more than that copy.
+        transfer.push(bytes.buffer as ArrayBuffer);
+        built = { stream, state: state(s), bytes, summary, seconds: (performance.now() - started) / 1000 };
+      }
+    } catch (err) {
+      if (f.gone) return;
+      f.state = 'over';
+      built = { stream, state: { ...state(s), waiting: false, policy: undefined }, error: carry(err) };
+    }
+    f.marks.push(s.mark);
+    send(built, transfer);
+  }
+
+  /** Works through a stream's requests, then builds what it was granted; one run per stream at a time. */
+  async function drive(stream: number, f: Feed): Promise<void> {
+    if (f.state === 'building' || f.state === 'closed') return;
+    for (;;) {
+      for (let op = f.ops.shift(); op; op = f.ops.shift()) {
+        let a: Answer;
+        try {
+          a = answer(stream, f, op);
+        } catch (err) {
+          a = { stream, id: op.id, error: carry(err) };
+        }
+        send(a);
+      }
+      if (f.state !== 'idle' || f.grants === 0 || f.session.waiting) return;
+      await buildOne(stream, f);
+      if (f.gone) return;
     }
   }
 
@@ -191,7 +196,7 @@ function serve(core: DataServiceCore): void {
         const raw = req.raw.resume?.token
           ? { ...req.raw, resume: { ...req.raw.resume, token: Buffer.from(req.raw.resume.token) } }
           : req.raw;
-        const f = new Feed(core.open(raw), { messages: req.credit, bytes: req.bytes });
+        const f = new Feed(core.open(raw), req.grants);
         feeds.set(stream, f);
         a = { stream, id: req.id, state: state(f.session) };
       } catch (err) {
@@ -204,7 +209,7 @@ function serve(core: DataServiceCore): void {
     }
     const f = feeds.get(stream);
     if (req.op === 'close') {
-      if (f) f.closed = true;
+      if (f) f.state = 'closed';
       feeds.delete(stream);
       return;
     }
@@ -213,8 +218,10 @@ function serve(core: DataServiceCore): void {
         send({ stream, id: req.id, error: carry(new Error(`build worker: no stream ${stream}`)) });
       return;
     }
-    if (req.op === 'credit') f.took(req.n);
-    else f.ops.push(req);
+    if (req.op === 'credit') {
+      f.took(req.took);
+      f.grants += req.grants;
+    } else f.ops.push(req);
     void drive(stream, f);
   });
 }

@@ -126,15 +126,11 @@ export class DataServiceHandlers {
     // The stream's planning memory, given back once whichever way the call closes.
     let unplan = (): void => undefined;
     const sc: StreamCall<StreamRequest> = new StreamCall(call, this.limits, this.budget, {
-      open: (req) => {
+      open: (req, ctx) => {
         rejectUndecodable(req);
-        const session = this.opener.open(req);
-        try {
-          unplan = this.plans.charge(planBytes(session.spec, session.placement));
-        } catch (err) {
-          session.close();
-          throw err;
-        }
+        const session = this.opener.open(req, ctx);
+        // Refused: the call fails, and its signal frees the stream (a worker's session).
+        unplan = this.plans.charge(planBytes(session.spec, session.placement));
         this.monitor.open(id, session);
         return session;
       },

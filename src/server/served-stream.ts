@@ -6,6 +6,7 @@ import type { PolicyView } from '../stream/stream-plan.js';
 import type { StreamSession } from '../stream/stream-session.js';
 import type { WireBatch, WireEnd } from '../stream/wire-types.js';
 import { encodeStreamResponse } from './response-encoder.js';
+import type { StreamBytes } from './send-budget.js';
 
 /** A built batch: its wire bytes (what is sent) and its columns without the tokens (what metrics read). */
 export interface EncodedBatch {
@@ -15,8 +16,20 @@ export interface EncodedBatch {
   readonly seconds?: number;
 }
 
-/** What building the next message gave: a batch, the stream's end, or nothing (waiting for a report, or over). */
+/**
+ * What building the next message gave: a batch (charged to the stream's StreamBytes), the
+ * stream's end, or nothing yet (a report is awaited, or the send budget has no room for another
+ * batch of this stream: the pump waits for room and asks again).
+ */
 export type Built = EncodedBatch | { readonly end: WireEnd } | undefined;
+
+/** What a stream is opened with, by its call (stream-call.ts). */
+export interface StreamContext {
+  /** Aborted once, when the call closes for whatever reason: the stream frees what it holds. */
+  readonly signal: AbortSignal;
+  /** The call's share of the send budget: every batch built for it is charged here. */
+  readonly bytes: StreamBytes;
+}
 
 /**
  * A stream as the gRPC adapter drives it, wherever its batches are built: in this thread
@@ -35,13 +48,11 @@ export interface ServedStream {
   addReport(raw: RawLossReport): Promise<void>;
   addUpdate(raw: RawUpdate): Promise<void>;
   policyView(): PolicyView | undefined;
-  /** The call is gone: frees what the stream holds (a worker's session). */
-  close(): void;
 }
 
 /** Opens streams from first messages (a spec or a resume token); throws the request's error. */
 export interface ServedStreamOpener {
-  open(raw: RawOpen): ServedStream;
+  open(raw: RawOpen, ctx: StreamContext): ServedStream;
 }
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -50,6 +61,7 @@ const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(res
 export class LocalStream implements ServedStream {
   constructor(
     readonly session: StreamSession,
+    private readonly ctx: StreamContext,
     private readonly checkReport: (raw: RawLossReport, s: StreamSession) => Parameters<StreamSession['addReport']>[0],
     private readonly checkUpdate: (raw: RawUpdate) => Parameters<StreamSession['addUpdate']>[0],
   ) {}
@@ -67,9 +79,12 @@ export class LocalStream implements ServedStream {
   }
 
   async build(): Promise<Built> {
+    if (!this.ctx.bytes.mayBuild) return undefined;
     const msg = await this.session.nextAsync(yieldTurn);
     if (!msg || 'end' in msg) return msg as Built;
-    return { batch: msg.batch, bytes: encodeStreamResponse(msg) };
+    const bytes = encodeStreamResponse(msg);
+    this.ctx.bytes.take(bytes.length);
+    return { batch: msg.batch, bytes };
   }
 
   end(reason: WireEnd['reason']): Promise<{ end: WireEnd }> {
@@ -87,17 +102,16 @@ export class LocalStream implements ServedStream {
   policyView(): PolicyView | undefined {
     return this.session.policyView();
   }
-
-  close(): void {}
 }
 
 /** Opens streams built in this thread (no workers). */
 export class LocalOpener implements ServedStreamOpener {
   constructor(private readonly core: DataServiceCore) {}
 
-  open(raw: RawOpen): ServedStream {
+  open(raw: RawOpen, ctx: StreamContext): ServedStream {
     return new LocalStream(
       this.core.open(raw),
+      ctx,
       (r, s) => this.core.lossReport(r, s.heldout),
       (u) => this.core.update(u),
     );

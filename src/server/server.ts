@@ -114,6 +114,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   metrics.trackUnsent(() => budget.bytes);
   const plans = new PlanBudget(config.server.plan_budget_bytes);
   metrics.trackPlans(plans);
+  metrics.trackOpens(() => core.opens + (pool?.opens ?? 0));
   const handlers = new DataServiceHandlers(
     core,
     metrics,

@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { DeadlineError, InvalidArgumentError, ShuttingDownError } from '../errors.js';
 import type { WireBatch, WireEnd, WireResponse } from '../stream/wire-types.js';
-import type { SendBudget } from './send-budget.js';
-import type { ServedStream } from './served-stream.js';
+import type { SendBudget, StreamBytes } from './send-budget.js';
+import type { ServedStream, StreamContext } from './served-stream.js';
 import { StreamPump, type PumpCall, type PumpLimits } from './stream-pump.js';
 import { toStatus } from './to-status.js';
 
@@ -20,8 +20,8 @@ export interface CallLimits extends PumpLimits {
 
 /** What the service does at each step of a call; the call decides when. */
 export interface CallHooks<Req> {
-  /** The stream of a first message (throws a domain error to refuse it). */
-  open(req: Req): ServedStream;
+  /** The stream of a first message (throws a domain error to refuse it), opened in the call's context. */
+  open(req: Req, ctx: StreamContext): ServedStream;
   /**
    * A later message (mixture update, loss report) of a streaming call; `wake` re-checks the pump.
    * Its promise settles once the stream took it (a build worker answers asynchronously); a
@@ -41,9 +41,10 @@ type Call<Req> = grpc.ServerDuplexStream<Req, WireResponse>;
 
 /**
  * One StreamBatches call as an explicit state machine (see CallState) with one AbortSignal,
- * aborted exactly once when the call reaches `closed`, for whatever reason: the pump stops and
- * gives back its unsent bytes, the first-message timer is cleared and the service forgets the
- * call, all from that one event. Why: spread over flags and closures, every new way a call can
+ * aborted exactly once when the call reaches `closed`, for whatever reason: the pump stops, the
+ * stream frees what it holds (a build worker's session), every byte built for the call goes back
+ * to the send budget, the first-message timer is cleared and the service forgets the call, all
+ * from that one event. Why: spread over flags and closures, every new way a call can
  * end (a timeout, a drain, a cancel mid-batch) had to remember each of those steps itself.
  * Modelled on connect-es's handler context (one signal for deadline, shutdown and cancel).
  */
@@ -53,7 +54,8 @@ export class StreamCall<Req> {
   private readonly call: Call<Req>;
   private readonly hooks: CallHooks<Req>;
   private readonly limits: CallLimits;
-  private readonly budget: SendBudget;
+  /** Every batch built for this call and not yet written out (a worker's build-ahead included). */
+  private readonly bytes: StreamBytes;
   private pump: StreamPump | undefined;
   private openedSession: ServedStream | undefined;
   /** Resolves once nothing is left to flush: the status was handed to the transport, or the client went away. */
@@ -62,7 +64,7 @@ export class StreamCall<Req> {
   constructor(call: Call<Req>, limits: CallLimits, budget: SendBudget, hooks: CallHooks<Req>) {
     this.call = call;
     this.limits = limits;
-    this.budget = budget;
+    this.bytes = budget.account();
     this.hooks = hooks;
     this.finished = new Promise<void>((resolve) => {
       for (const ev of ['finish', 'close', 'cancelled']) call.once(ev, () => resolve());
@@ -81,7 +83,7 @@ export class StreamCall<Req> {
       'abort',
       () => {
         clearTimeout(firstMessage);
-        this.openedSession?.close();
+        this.bytes.close();
         hooks.closed();
       },
       { once: true },
@@ -141,7 +143,8 @@ export class StreamCall<Req> {
   private receive(req: Req): void {
     if (this.current === 'closed') return;
     try {
-      if (this.current === 'awaiting-first') this.start(this.hooks.open(req));
+      if (this.current === 'awaiting-first')
+        this.start(this.hooks.open(req, { signal: this.signal, bytes: this.bytes }));
       else
         this.hooks.message(req, this.openedSession!, () => this.pump?.kick())?.catch((err: unknown) => this.fail(err));
     } catch (err) {
@@ -152,7 +155,7 @@ export class StreamCall<Req> {
   private start(session: ServedStream): void {
     this.openedSession = session;
     this.current = 'streaming';
-    this.pump = new StreamPump(this.call as unknown as PumpCall, session, this.budget, this.limits, this.signal, {
+    this.pump = new StreamPump(this.call as unknown as PumpCall, session, this.bytes, this.limits, this.signal, {
       draining: () => this.current === 'draining',
       onBatch: (batch, seconds) => this.hooks.batch(batch, seconds),
       finish: (msg) => this.finish(msg),

@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { ResourceExhaustedError } from '../errors.js';
 import type { WireBatch, WireEnd, WireResponse } from '../stream/wire-types.js';
-import type { SendBudget } from './send-budget.js';
+import type { StreamBytes } from './send-budget.js';
 import type { ServedStream } from './served-stream.js';
 
 export interface PumpLimits {
@@ -28,14 +28,16 @@ const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(res
 /**
  * Builds one stream's batches while the transport has room. Room is counted from write
  * callbacks, which grpc-js calls once a message left its own queue and HTTP/2's for the socket:
- * at most `bufferBatches` batches and `bufferBytes` bytes per stream, within the server-wide
- * SendBudget. write()'s return value is not enough: in object mode it turns false only after 16
- * queued messages. Messages are encoded here, so their exact size is known before they are queued.
+ * at most `bufferBatches` batches and `bufferBytes` bytes per stream. write()'s return value is
+ * not enough: in object mode it turns false only after 16 queued messages. Messages arrive
+ * encoded, so their exact size is known before they are queued, and charged to the stream's
+ * share of the server-wide SendBudget by whoever built them (served-stream.ts): the pump gives
+ * each back once it is written out.
  */
 export class StreamPump {
   private readonly call: PumpCall;
   private readonly session: ServedStream;
-  private readonly budget: SendBudget;
+  private readonly account: StreamBytes;
   private readonly limits: PumpLimits;
   private readonly hooks: PumpHooks;
   /** The call's signal (stream-call.ts): aborted when the call closes, for any reason. */
@@ -47,18 +49,18 @@ export class StreamPump {
   constructor(
     call: PumpCall,
     session: ServedStream,
-    budget: SendBudget,
+    account: StreamBytes,
     limits: PumpLimits,
     signal: AbortSignal,
     hooks: PumpHooks,
   ) {
     this.call = call;
     this.session = session;
-    this.budget = budget;
+    this.account = account;
     this.limits = limits;
     this.hooks = hooks;
     this.signal = signal;
-    // grpc-js drops a closed call's write callbacks: its unsent bytes go back to the budget now.
+    // grpc-js drops a closed call's write callbacks; the call gives its account back whole.
     signal.addEventListener('abort', () => this.release(), { once: true });
   }
 
@@ -72,23 +74,21 @@ export class StreamPump {
     this.wake?.();
   }
 
-  /** The call is gone: its unsent bytes go back to the budget, and a waiting run() wakes to stop. */
+  /** The call is gone: a waiting run() wakes to stop. */
   private release(): void {
-    const bytes = this.bytes;
     this.bytes = 0;
     this.outstanding = 0;
-    if (bytes > 0) this.budget.give(bytes);
     this.kick();
   }
 
   /**
-   * A stream with nothing in flight may always build one batch, so streams that read are never
-   * starved by ones that do not; beyond that, both its own caps and the server's budget must have
-   * room. Unsent bytes stay within send_budget_bytes plus one batch per open stream.
+   * Room in this stream's transport queue: a stream with nothing in flight may always take one
+   * batch; beyond that, within its caps. The send budget is the stream's to check as it builds
+   * (StreamBytes.mayBuild), since a batch built ahead is charged already.
    */
   private hasRoom(): boolean {
     if (this.outstanding === 0) return true;
-    return this.budget.hasRoom && this.outstanding < this.limits.bufferBatches && this.bytes < this.limits.bufferBytes;
+    return this.outstanding < this.limits.bufferBatches && this.bytes < this.limits.bufferBytes;
   }
 
   async run(): Promise<void> {
@@ -102,10 +102,19 @@ export class StreamPump {
       }
       const started = performance.now();
       const built = await session.build();
-      if (signal.aborted || !built) return;
+      if (signal.aborted) return;
+      if (!built) {
+        // Nothing yet: the send budget has no room for another batch of this stream, or a report is awaited.
+        await this.room();
+        continue;
+      }
       if ('end' in built) return hooks.finish(built);
       const { bytes } = built;
-      if (bytes.length > this.limits.maxMessageBytes) {
+      const n = bytes.length;
+      // Charged to the stream's account as it was built; the pump holds it until written out.
+      this.outstanding++;
+      this.bytes += n;
+      if (n > this.limits.maxMessageBytes) {
         throw new ResourceExhaustedError(
           'server.max_message_bytes (bytes of one batch message; lower batch_size)',
           bytes.length,
@@ -113,10 +122,6 @@ export class StreamPump {
         );
       }
       hooks.onBatch(built.batch, built.seconds ?? (performance.now() - started) / 1000);
-      const n = bytes.length;
-      this.outstanding++;
-      this.bytes += n;
-      this.budget.take(n);
       this.call.write(bytes, () => this.sent(n));
       // Yield so updates and cancellations are seen between batches.
       await yieldTurn();
@@ -127,7 +132,7 @@ export class StreamPump {
     if (this.signal.aborted) return;
     this.outstanding--;
     this.bytes -= n;
-    this.budget.give(n);
+    this.account.give(n);
     this.kick();
   }
 
@@ -139,7 +144,7 @@ export class StreamPump {
         this.wake = undefined;
         resolve();
       };
-      const off = this.budget.onRoom(go);
+      const off = this.account.onRoom(go);
       this.wake = go;
     });
   }

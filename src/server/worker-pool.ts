@@ -1,12 +1,12 @@
 import type { CoreSettings } from '../stream/corpus-catalog.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
+import { startKey } from '../stream/stream-opener.js';
 import type { RawOpen } from '../stream/stream-request.js';
-import { checksum } from '../util/hash.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import type { PlanTally } from './build-protocol.js';
 import { BuildWorker } from './build-thread.js';
 import { RemoteStream } from './remote-stream.js';
-import type { ServedStream, ServedStreamOpener } from './served-stream.js';
+import type { ServedStream, ServedStreamOpener, StreamContext } from './served-stream.js';
 
 export { BUILD_AHEAD } from './remote-stream.js';
 
@@ -16,11 +16,12 @@ export const BUILD_YOUNG_MB = 0;
 /**
  * `serve --workers N`: N worker threads (build-worker.ts), each with the index open, build and
  * encode the batches of the streams assigned to them; this thread keeps the gRPC calls and
- * sends the bytes. A stream is validated here first (opened on this thread's core, so a bad
- * request fails at once with its status, exactly as without workers) and assigned by its start
- * state: the ranks of one job start from the same state (the resume token of their first step),
- * so a stream whose state another open stream started from joins that stream's worker, where they
- * share each planned step (plan-cache.ts); any other stream goes to the worker with the fewest.
+ * sends the bytes. A first message is checked here (decoded and resolved, not planned: a bad
+ * request fails at once with its status, exactly as without workers) and its session is opened
+ * on the worker only. A stream is assigned by its start state: the ranks of one job start from
+ * the same state (startKey), so a stream whose state another open stream started from joins that
+ * stream's worker, where they share each planned step (plan-cache.ts); any other stream goes to
+ * the worker with the fewest.
  */
 export class WorkerPool implements ServedStreamOpener {
   private nextStream = 0;
@@ -77,9 +78,13 @@ export class WorkerPool implements ServedStreamOpener {
     return { steps: this.sum((t) => t.size.steps), rows: this.sum((t) => t.size.rows) };
   }
 
-  /** Takes a worker for a stream starting from `token`; the returned function gives it back. */
-  private assign(token: Buffer): { worker: BuildWorker; release: () => void } {
-    const key = checksum(token);
+  /** Sessions the workers opened (as of their last messages). */
+  get opens(): number {
+    return this.workers.reduce((n, w) => n + w.opens, 0);
+  }
+
+  /** Takes a worker for a stream starting from state `key`; the returned function gives it back. */
+  private assign(key: string): { worker: BuildWorker; release: () => void } {
     let job = this.jobs.get(key);
     if (!job) {
       const worker = this.workers.reduce((best, w) => (w.load < best.load ? w : best));
@@ -117,23 +122,17 @@ export class WorkerPool implements ServedStreamOpener {
     };
   }
 
-  open(raw: RawOpen): ServedStream {
-    const local = this.core.open(raw);
-    const { worker, release } = this.assign(local.resumeToken);
-    const state = {
-      waiting: local.waiting,
-      policy: local.spec.mixture.policy ? local.policyView() : undefined,
-      plans: worker.plans,
-      streams: 0,
-    };
+  open(raw: RawOpen, ctx: StreamContext): ServedStream {
+    const opening = this.core.opening(raw);
+    const { worker, release } = this.assign(startKey(opening));
     const stream = new RemoteStream(
       worker,
       ++this.nextStream,
-      local.spec,
-      local.placement,
-      state,
+      opening.spec,
+      opening.placement,
+      ctx,
       release,
-      (r) => this.core.lossReport(r, local.heldout),
+      (r) => this.core.lossReport(r, opening.heldout),
       (u) => this.core.update(u),
     );
     stream.start(raw);

@@ -2,6 +2,7 @@ import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { CorpusCatalog, type CoreSettings } from './corpus-catalog.js';
 import type { RawLossReport } from './loss-report.js';
+import type { Opening } from './planner-factory.js';
 import type { StreamSession } from './stream-session.js';
 import type { MixtureUpdate } from './stream-spec.js';
 import { StreamOpener } from './stream-opener.js';
@@ -32,6 +33,16 @@ export class DataServiceCore {
   /** A stream from its first message: a spec or a resume token, and updates to queue. */
   open(raw: RawOpen): StreamSession {
     return this.opener.open(raw);
+  }
+
+  /** A first message checked and resolved without opening a session (see StreamOpener.opening). */
+  opening(raw: RawOpen): Opening {
+    return this.opener.opening(raw);
+  }
+
+  /** Sessions opened since start (/metrics: with build workers, theirs are added). */
+  get opens(): number {
+    return this.opener.opened;
   }
 
   /** A mixture update sent while a stream runs. */

@@ -1,3 +1,4 @@
+import { pack } from 'msgpackr';
 import { describeError, FailedPreconditionError, FlanError, InvalidArgumentError } from '../errors.js';
 import type { SplitIndex } from '../index/index-reader.js';
 import { checkPolicySpec } from '../mix/policy/policy-spec.js';
@@ -9,6 +10,7 @@ import { decodeToken } from './resume-token.js';
 import { StreamSession } from './stream-session.js';
 import { parseAudio, parseSpec, specHash, type StreamSpec } from './stream-spec.js';
 import type { RawOpen, RawResume } from './stream-request.js';
+import { checksum } from '../util/hash.js';
 import { checkResumeShuffle, parseShuffle, tokenShuffle } from './shuffle-spec.js';
 import type { StreamUpdates } from './stream-updates.js';
 
@@ -21,16 +23,31 @@ import type { StreamUpdates } from './stream-updates.js';
 export class StreamOpener {
   private readonly catalog: CorpusCatalog;
   private readonly updates: StreamUpdates;
+  private count = 0;
 
   constructor(catalog: CorpusCatalog, updates: StreamUpdates) {
     this.catalog = catalog;
     this.updates = updates;
   }
 
+  /** Sessions opened since start (a spec planned, or a token restored). */
+  get opened(): number {
+    return this.count;
+  }
+
+  /**
+   * A first message checked and resolved, without a plan: what `open` starts from, and all a
+   * thread that does not build the stream needs (`serve --workers N` refuses a bad request here
+   * with the same error, and a build worker opens the session).
+   */
+  opening(raw: RawOpen): Opening {
+    const resume = raw.resume;
+    return resume ? fromToken(() => this.fromResume(resume)) : this.fromSpec(raw);
+  }
+
   open(raw: RawOpen): StreamSession {
     const { catalog } = this;
-    const resume = raw.resume;
-    const opening = resume ? fromToken(() => this.fromResume(resume)) : this.fromSpec(raw);
+    const opening = this.opening(raw);
     const { spec, placement, heldout, step } = opening;
     const view = catalog.audioView(spec);
     const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(catalog.table(s), catalog.template, view);
@@ -46,8 +63,9 @@ export class StreamOpener {
       const { plan, layout } = makePlan(catalog, opening, layoutFor);
       return new StreamSession({ spec, placement, heldout, layout, plan, step, ready });
     };
-    const session = resume ? fromToken(build) : build();
+    const session = raw.resume ? fromToken(build) : build();
     this.updates.queue(session, raw.updates ?? []);
+    this.count++;
     return session;
   }
 
@@ -152,6 +170,15 @@ export class StreamOpener {
       );
     return { spec, placement: parsed.placement, heldout, step: p.step, state: p.state };
   }
+}
+
+/**
+ * The state a stream starts from, as a digest: equal for the ranks of one job (the same spec,
+ * world size, held-out set, step and planner state, whatever the rank), so they can be built
+ * where they share each planned step (plan-cache.ts).
+ */
+export function startKey(o: Opening): string {
+  return checksum(pack([o.heldout.fingerprint, specHash(o.spec), o.placement.worldSize, o.step, o.state ?? null]));
 }
 
 const describeAudio = (a: StreamSpec['audio']): string =>

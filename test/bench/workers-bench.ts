@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
+import { SendBudget } from '../../src/server/send-budget.js';
 import { LocalOpener, type ServedStreamOpener } from '../../src/server/served-stream.js';
 import * as pool from '../../src/server/worker-pool.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
@@ -72,8 +73,14 @@ interface Measured {
 
 /** `streams` streams built concurrently through `opener`, each --batches batches (after one to open them). */
 async function run(opener: ServedStreamOpener, seed: number): Promise<Measured> {
+  // As its call opens a stream (stream-call.ts), with nothing held back by the send budget.
+  const call = new AbortController();
+  const budget = new SendBudget(Number.MAX_SAFE_INTEGER);
   const open = Array.from({ length: streams }, (_, k) =>
-    opener.open({ spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } }),
+    opener.open(
+      { spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } },
+      { signal: call.signal, bytes: budget.account() },
+    ),
   );
   await Promise.all(open.map((s) => s.build())); // opened and warm
   const cpu = process.cpuUsage();
@@ -87,7 +94,7 @@ async function run(opener: ServedStreamOpener, seed: number): Promise<Measured> 
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
   const after = threadCpu();
-  for (const s of open) s.close();
+  call.abort();
   const n = streams * batches;
   const spent = (tid: string): number => (after.get(tid) ?? 0) - (before.get(tid) ?? 0);
   const main = spent(String(process.pid));

@@ -53,7 +53,8 @@ describe('backpressure', () => {
     }
   });
 
-  describe('with a server-wide budget smaller than one batch', () => {
+  // With build workers, what a worker builds ahead is charged to the same budget.
+  describe.each([0, 1])('with a server-wide budget smaller than one batch, %i build workers', (workers) => {
     let ts: TestServer;
     let idle: IdleClients;
     let client: FlanStreamClient;
@@ -61,6 +62,7 @@ describe('backpressure', () => {
       ts = await startTestServer(inject('sampleIndex'), {
         'server.send_budget_bytes': '1',
         'server.stream_buffer_batches': '8',
+        'server.workers': String(workers),
       });
       idle = new IdleClients(ts.target);
       client = new FlanStreamClient(ts.target);
@@ -73,8 +75,13 @@ describe('backpressure', () => {
 
     it('idle streams hold one batch each, and a stream that reads is still served in full', async () => {
       for (const seed of [1, 2, 3, 4, 5, 6]) idle.open(spec(seed));
+      // Each stream's first batch (a worker's takes a while to open and build on a loaded machine).
+      await until(async () => sumOf(await scrape(ts.server.httpPort), 'flanstream_batches_total') >= 6);
       const m = await settledBatches(ts);
       expect(sumOf(m, 'flanstream_batches_total')).toBe(6);
+      // Held: exactly the six batches handed to the transport (none reached the socket); nothing built ahead.
+      expect(sumOf(m, 'flanstream_unsent_bytes')).toBe(sumOf(m, 'flanstream_bytes_sent_total'));
+      expect(sumOf(m, 'flanstream_unsent_bytes')).toBeGreaterThan(6 * 4 * 8192);
       const batches = await batchesOf(
         client,
         { split: 'train', batchSize: 4, seqLen: 8192, packing: 'packed', seed: 9 },

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { summarize, unsummarize } from '../../src/server/batch-summary.js';
-import { LocalOpener, type Built, type ServedStream } from '../../src/server/served-stream.js';
+import { SendBudget, type StreamBytes } from '../../src/server/send-budget.js';
+import { LocalOpener, type Built, type ServedStream, type ServedStreamOpener } from '../../src/server/served-stream.js';
 import { BUILD_AHEAD, WorkerPool } from '../../src/server/worker-pool.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { RawOpen } from '../../src/stream/stream-request.js';
@@ -27,6 +28,18 @@ describe('build workers build ahead', () => {
     local = new LocalOpener(core);
   });
   afterAll(() => pool.close());
+
+  const calls = new WeakMap<ServedStream, { close: () => void; bytes: StreamBytes }>();
+  /** Opens `raw` as its call does (stream-call.ts): with a signal that `close` aborts, and an account in `budget`. */
+  function open(o: ServedStreamOpener, raw: RawOpen, budget = new SendBudget(Number.MAX_SAFE_INTEGER)): ServedStream {
+    const ctl = new AbortController();
+    const bytes = budget.account();
+    ctl.signal.addEventListener('abort', () => bytes.close(), { once: true });
+    const s = o.open(raw, { signal: ctl.signal, bytes });
+    calls.set(s, { close: () => ctl.abort(), bytes });
+    return s;
+  }
+  const close = (s: ServedStream): void => calls.get(s)!.close();
 
   const spec = (extra: object = {}): RawOpen => ({
     spec: { split: 'train', batchSize: 2, seqLen: 2048, packing: 'packed', seed: 17, ...extra },
@@ -64,53 +77,53 @@ describe('build workers build ahead', () => {
 
   it('a mixture update after batches built ahead: the worker rewinds, and the stream is the server thread’s byte for byte', async () => {
     const update = { name: 'balanced-domains', applyAtStep: 4 };
-    const ref = local.open(spec());
+    const ref = open(local, spec());
     const want = [...(await take(ref, 3))];
     await ref.addUpdate(update);
     want.push(...(await take(ref, 5)));
-    const s = pool.open(spec());
+    const s = open(pool, spec());
     const got = await take(s, 3);
     await filled(s);
     await s.addUpdate(update);
     got.push(...(await take(s, 5)));
     expect(got).toEqual(want);
     // The update changed batches the worker had built: they were not sent.
-    const plain = local.open(spec());
+    const plain = open(local, spec());
     expect((await take(plain, 8)).slice(3)).not.toEqual(want.slice(3));
-    s.close();
+    close(s);
   });
 
   it('a refused update (a step already sent) fails as on the server thread and the stream goes on unchanged', async () => {
-    const ref = local.open(spec({ seed: 3 }));
+    const ref = open(local, spec({ seed: 3 }));
     const want = await take(ref, 6);
-    const s = pool.open(spec({ seed: 3 }));
+    const s = open(pool, spec({ seed: 3 }));
     const got = await take(s, 3);
     await filled(s);
     const refused = await s.addUpdate({ name: 'balanced-domains', applyAtStep: 2 }).catch((e: Error) => e);
-    const localRef = local.open(spec({ seed: 3 }));
+    const localRef = open(local, spec({ seed: 3 }));
     await take(localRef, 3);
     const localRefused = await localRef.addUpdate({ name: 'balanced-domains', applyAtStep: 2 }).catch((e: Error) => e);
     expect(refused).toBeInstanceOf(Error);
     expect((refused as Error).message).toBe((localRefused as Error).message);
     got.push(...(await take(s, 3)));
     expect(got).toEqual(want);
-    s.close();
+    close(s);
   });
 
   it('a finite stream whose end was built ahead, rewound by an update, ends where the server thread ends it', async () => {
     const update = { name: 'balanced-domains', applyAtStep: 3 };
-    const ref = local.open(spec({ seed: 5, maxBatches: 4 }));
+    const ref = open(local, spec({ seed: 5, maxBatches: 4 }));
     const want = await take(ref, 2);
     await ref.addUpdate(update);
     want.push(...(await take(ref, 3)));
-    const s = pool.open(spec({ seed: 5, maxBatches: 4 }));
+    const s = open(pool, spec({ seed: 5, maxBatches: 4 }));
     const got = await take(s, 2);
     await filled(s, 2); // batches 3 and 4, and the end once credit allows
     await s.addUpdate(update);
     got.push(...(await take(s, 3)));
     expect(got).toEqual(want);
     expect(got[4]).toBe('end max_batches');
-    s.close();
+    close(s);
   });
 
   it('a policy stream fed reports while the worker builds ahead, then updated, is the server thread’s stream', async () => {
@@ -142,55 +155,101 @@ describe('build workers build ahead', () => {
       }
       return out;
     };
-    const want = await run(local.open(policy), false);
-    const s = pool.open(policy);
+    const want = await run(open(local, policy), false);
+    const s = open(pool, policy);
     expect(await run(s, true)).toEqual(want);
     expect(most).toBeGreaterThanOrEqual(2); // the worker did build ahead of the reports' step
-    s.close();
+    close(s);
   });
 
   it('shutdown hands back the token of the last batch taken, not of one built ahead; it resumes exactly', async () => {
-    const ref = local.open(spec({ seed: 23 }));
+    const ref = open(local, spec({ seed: 23 }));
     const want = await take(ref, 6);
-    const s = pool.open(spec({ seed: 23 }));
+    const s = open(pool, spec({ seed: 23 }));
     const got = await take(s, 2);
     await filled(s);
     const { end } = await s.end('shutdown');
     expect(end.reason).toBe('shutdown');
-    s.close();
-    const resumed = local.open({ resume: { token: end.resumeToken } });
+    close(s);
+    const resumed = open(local, { resume: { token: end.resumeToken } });
     got.push(...(await take(resumed, 4)));
     expect(got).toEqual(want);
   });
 
   it('a cancelled stream with batches built ahead frees its slot, its route and its session on the worker', async () => {
     const before = pool.held().workers[0]!;
-    const s = pool.open(spec({ seed: 29 }));
+    const s = open(pool, spec({ seed: 29 }));
     await take(s, 1);
     await filled(s);
     expect(pool.held().workers[0]).toMatchObject({ load: before.load + 1, routes: before.routes + 1 });
-    s.close();
+    close(s);
     expect(pool.held(s).ahead).toBe(0);
     expect(await s.build()).toBeUndefined();
     const after = pool.held().workers[0]!;
     expect({ load: after.load, routes: after.routes }).toEqual({ load: before.load, routes: before.routes });
     // The worker forgot it: a stream opened next finds only itself there (plus those open before).
-    const next = pool.open(spec({ seed: 31 }));
+    const next = open(pool, spec({ seed: 31 }));
     await take(next, 1);
     expect(pool.held().workers[0]!.open).toBe(before.routes + 1);
-    next.close();
+    close(next);
+  });
+
+  const sizeOf = (b: Built): number => (b && 'bytes' in b ? b.bytes.length : 0);
+  /** Until what the pool holds stops changing (a loaded machine may take a while to build). */
+  async function settled(): Promise<void> {
+    for (let last = '', same = 0; same < 10;) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = JSON.stringify(pool.held());
+      same = now === last ? same + 1 : 0;
+      last = now;
+    }
+  }
+
+  it('what a worker builds ahead is charged to the send budget as it arrives: the budget counts every built byte', async () => {
+    const budget = new SendBudget(Number.MAX_SAFE_INTEGER);
+    const s = open(pool, spec({ seed: 41 }), budget);
+    const taken = [await s.build()]; // written out to a client that does not read: still held
+    await filled(s);
+    const held = budget.bytes;
+    const ahead = pool.held(s).ahead;
+    for (let i = 0; i < ahead; i++) taken.push(await s.build());
+    expect(taken.every((b) => sizeOf(b) > 0)).toBe(true);
+    expect(held).toBe(taken.reduce((n, b) => n + sizeOf(b), 0));
+    close(s);
+    expect(budget.bytes).toBe(0);
+  });
+
+  it('with the send budget full, idle streams build nothing ahead beyond the batch each holds; a stream that reads is served', async () => {
+    const budget = new SendBudget(1);
+    const idle = [51, 52, 53, 54, 55, 56].map((seed) => open(pool, spec({ seed }), budget));
+    const taken = await Promise.all(idle.map((s) => s.build())); // one each, never read by its client
+    await settled();
+    for (const s of idle) expect(pool.held(s).ahead).toBe(0);
+    expect(budget.bytes).toBe(taken.reduce((n, b) => n + sizeOf(b), 0));
+    // A stream whose batches are written out (given back) builds on, however full the budget.
+    const reader = open(pool, spec({ seed: 57 }), budget);
+    const want = await take(open(local, spec({ seed: 57 })), 5);
+    const got: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const b = await reader.build();
+      got.push(hex(b));
+      if (b && 'bytes' in b) calls.get(reader)!.bytes.give(b.bytes.length); // as the pump does once written out
+    }
+    expect(got).toEqual(want);
+    for (const s of [...idle, reader]) close(s);
+    expect(budget.bytes).toBe(0);
   });
 
   it('a batch built ahead carries the time the worker spent building it (flanstream_batch_build_seconds, not the wait for it)', async () => {
-    const s = pool.open(spec({ seed: 37 }));
+    const s = open(pool, spec({ seed: 37 }));
     await take(s, 1);
     await filled(s);
     const b = await s.build();
     if (!b || 'end' in b) throw new Error('no batch');
     expect(b.seconds).toBeGreaterThan(0);
-    const ref = await local.open(spec({ seed: 37 })).build();
+    const ref = await open(local, spec({ seed: 37 })).build();
     expect(ref && 'bytes' in ref ? ref.seconds : 'no batch').toBeUndefined(); // the pump times the server thread's own build
-    s.close();
+    close(s);
   });
 
   it('the columns /metrics reads cross the thread unchanged (summary of real batches of every kind)', async () => {
@@ -201,7 +260,7 @@ describe('build workers build ahead', () => {
       { spec: { split: 'test', batchSize: 4, seqLen: 2048, packing: 'examples' } },
     ];
     for (const raw of specs) {
-      const b = await local.open(raw).build();
+      const b = await open(local, raw).build();
       if (!b || 'end' in b) throw new Error('no batch');
       const got = unsummarize(summarize(b.batch));
       for (const k of [

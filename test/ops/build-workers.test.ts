@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { toFlanStreamError, type FlanStreamError } from '../../clients/ts/errors.js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { WireBatch, WireResponse } from '../../clients/ts/wire-types.js';
+import { decodeToken, encodeToken, type TokenPayload } from '../../src/stream/resume-token.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { digests, rowsOf } from '../helpers/batch-digests.js';
 import { batchesOf, collect, resumeFrom } from '../helpers/grpc-stream-calls.js';
@@ -150,6 +151,56 @@ describe('serve --workers N', () => {
     ]);
     expect(update.error?.code).toBe(Status.INVALID_ARGUMENT);
     expect(update.error?.message).toMatch(/train/);
+  });
+
+  it('a stream is opened once, on the thread that builds it: flanstream_stream_opens grows by one per call', async () => {
+    for (const workers of [0, 2]) {
+      const { ts } = servers.get(workers)!;
+      const opens = async (): Promise<number> => sumOf(await scrape(ts.server.httpPort), 'flanstream_stream_opens');
+      const before = await opens();
+      const spec = train({ packing: 'packed', seed: 41 });
+      const a = await batchesOf(client(workers), spec, 2);
+      await Promise.all([0, 1].map((rank) => batchesOf(client(workers), { ...spec, rank, worldSize: 2 }, 2)));
+      await resumeFrom(client(workers), a[1]!.resumeToken, 2);
+      await batchesOf(client(workers), { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed' }, 1);
+      expect((await opens()) - before, `${workers} workers`).toBe(5);
+    }
+  });
+
+  it('a refused first message gets the status it gets without workers, refused on the server thread or by the worker', async () => {
+    const fp = servers.get(0)!.ts.server.core.catalog.reader.fingerprint;
+    const [b] = await batchesOf(client(0), train({ packing: 'packed', seed: 43 }), 1);
+    const p = decodeToken(Buffer.from(b!.resumeToken), fp) as TokenPayload<{ pool: number[] }>;
+    // Decodes and checks as a token; only restoring its planner (opening the session) refuses it.
+    const forged = encodeToken({ ...p, state: { ...p.state, pool: [1, 9999, 0] } });
+    const evaluation = { split: 'test', batchSize: 2, seqLen: 2048, packing: 'packed', maxBatches: 2 };
+    const cases: [string, object][] = [
+      ['no spec', {}],
+      ['batch_size 0', { spec: train({ packing: 'packed', batchSize: 0 }) }],
+      ['an unknown mixture', { spec: train({ mixture: { name: 'no-such-mixture' } }) }],
+      ['a mixture on an evaluation split', { spec: { ...evaluation, mixture: { name: 'balanced-domains' } } }],
+      ['an unknown held-out set', { spec: train({ heldout: { name: 'no-such-set' } }) }],
+      ['not a token', { resume: { token: Buffer.from('not a token') } }],
+      ['a token whose planner state is out of range', { resume: { token: forged } }],
+      [
+        'an update on an evaluation stream',
+        { spec: evaluation, updates: [{ name: 'balanced-domains', applyAtStep: 1 }] },
+      ],
+      [
+        'a negative update weight',
+        { spec: train({ maxBatches: 2 }), updates: [{ weights: { speech: -1 }, applyAtStep: 1 }] },
+      ],
+    ];
+    for (const [name, first] of cases) {
+      const [without, withWorkers] = await Promise.all([collect(client(0), [first]), collect(client(2), [first])]);
+      expect(without.error?.code, name).toBeDefined();
+      expect(without.error?.code, name).not.toBe(Status.INTERNAL);
+      expect({ code: withWorkers.error?.code, details: withWorkers.error?.details }, name).toEqual({
+        code: without.error?.code,
+        details: without.error?.details,
+      });
+      expect(withWorkers.batches, name).toEqual([]);
+    }
   });
 
   it('shutdown ends a worker-built stream with its token, which resumes exactly', async () => {
