@@ -4,6 +4,7 @@ import type { PlanCache } from '../stream/plan-cache.js';
 import type { PolicyView } from '../stream/stream-plan.js';
 import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
+import { countedSince } from './counted-since.js';
 import { registerS3Metrics } from './s3-metrics.js';
 
 type Child = { inc(v?: number): void };
@@ -35,25 +36,6 @@ class TaskTally {
       this.published[t] = this.totals[t]!;
     });
   }
-}
-
-/**
- * A counter whose value is kept elsewhere as a running total (the index cache, the plan cache):
- * at each scrape it advances by what the total gained since the last one, so Prometheus sees a
- * counter (rate() and resets work) rather than a gauge that only counts up.
- */
-function countedSince(registry: client.Registry, name: string, help: string, total: () => number): void {
-  let published = 0;
-  new client.Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      const now = total();
-      if (now > published) this.inc(now - published);
-      published = now;
-    },
-  });
 }
 
 /** Prometheus metrics of one server; per-(domain, task) children are bound once, not per batch. */

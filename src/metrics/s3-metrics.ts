@@ -1,4 +1,5 @@
-import client from 'prom-client';
+import type client from 'prom-client';
+import { countedSince } from './counted-since.js';
 import { S3_LATENCY_BUCKETS, s3Totals, type S3Totals } from '../storage/s3-stats.js';
 
 /**
@@ -7,19 +8,8 @@ import { S3_LATENCY_BUCKETS, s3Totals, type S3Totals } from '../storage/s3-stats
  * threads count in shared memory (storage/s3-stats.ts); these read the sums when scraped.
  */
 export function registerS3Metrics(registry: client.Registry): void {
-  const counter = (name: string, help: string, pick: (t: S3Totals) => number): void => {
-    let published = 0;
-    new client.Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const now = pick(s3Totals());
-        if (now > published) this.inc(now - published);
-        published = now;
-      },
-    });
-  };
+  const counter = (name: string, help: string, pick: (t: S3Totals) => number): void =>
+    countedSince(registry, name, help, () => pick(s3Totals()));
   counter(
     'flanstream_s3_requests_total',
     'S3 requests that succeeded (GET, HEAD, LIST), retries included',
