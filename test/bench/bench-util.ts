@@ -58,6 +58,19 @@ export async function startChild(
   return { child, info: JSON.parse(line) as Record<string, number> };
 }
 
+/** `flanstream serve` from dist/ on `index`, on an ephemeral port, without its HTTP port. */
+export function startServerChild(index: string): Promise<{ child: ChildProcess; info: Record<string, number> }> {
+  return startChild(process.execPath, [
+    join(ROOT, 'dist', 'cli.js'),
+    'serve',
+    '--index',
+    index,
+    '--port',
+    '0',
+    '--http-port=-1',
+  ]);
+}
+
 export function stopChild(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null) return resolve();

@@ -11,12 +11,11 @@
  *   npx tsx test/bench/closed-loop-bench.ts [--runs 5] [--steps 300] [--batches 200] [--records 20000]
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { RawMixture } from '../../src/stream/stream-request.js';
-import { arg, benchIndex, fmtM, PYTHON, ROOT, startChild, stats, stopChild } from './bench-util.js';
+import { arg, benchIndex, fmtM, PYTHON, ROOT, startServerChild, stats, stopChild } from './bench-util.js';
 
 const runs = arg('runs', 5);
 const steps = arg('steps', 300);
@@ -96,15 +95,7 @@ for (const [name] of variants) {
   );
 }
 
-const child = await startChild(process.execPath, [
-  join(ROOT, 'dist', 'cli.js'),
-  'serve',
-  '--index',
-  index,
-  '--port',
-  '0',
-  '--http-port=-1',
-]);
+const child = await startServerChild(index);
 const target = `127.0.0.1:${child.info.port}`;
 function measure(extra: string[]): Promise<{ tps: number; cpuPerBatch: number }> {
   return new Promise((resolve, reject) => {

@@ -8,8 +8,7 @@
  *   npx tsx test/bench/replicas-bench.ts [--runs 5] [--batches 200] [--ranks 4] [--records 20000]
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { arg, benchIndex, fmtM, PYTHON, ROOT, startChild, stats, stopChild } from './bench-util.js';
+import { arg, benchIndex, fmtM, PYTHON, ROOT, startServerChild, stats, stopChild } from './bench-util.js';
 
 const runs = arg('runs', 5);
 const batches = arg('batches', 200);
@@ -31,19 +30,7 @@ function python<T>(args: string[]): Promise<T> {
   });
 }
 
-const replicas = await Promise.all(
-  [0, 1].map(() =>
-    startChild(process.execPath, [
-      join(ROOT, 'dist', 'cli.js'),
-      'serve',
-      '--index',
-      index,
-      '--port',
-      '0',
-      '--http-port=-1',
-    ]),
-  ),
-);
+const replicas = await Promise.all([0, 1].map(() => startServerChild(index)));
 const targets = replicas.map((r) => `127.0.0.1:${r.info.port}`);
 const on = (n: number, rank: number): string => targets[rank % n]!;
 

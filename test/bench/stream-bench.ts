@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { arg, benchIndex, fmtM, PYTHON, ROOT, startChild, stats, stopChild } from './bench-util.js';
+import { arg, benchIndex, fmtM, PYTHON, ROOT, startChild, startServerChild, stats, stopChild } from './bench-util.js';
 
 const runs = arg('runs', 5);
 const batches = arg('batches', 300);
@@ -28,15 +28,7 @@ if (!existsSync(jsonl)) {
 }
 
 const loadStart = loadavg()[0]!.toFixed(2);
-const server = await startChild(process.execPath, [
-  join(ROOT, 'dist', 'cli.js'),
-  'serve',
-  '--index',
-  index,
-  '--port',
-  '0',
-  '--http-port=-1',
-]);
+const server = await startServerChild(index);
 const ceilings = await startChild(process.execPath, [
   '--import',
   'tsx',

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arg, benchIndex, PYTHON, ROOT, startChild, stats, stopChild, textArg } from './bench-util.js';
+import { arg, benchIndex, PYTHON, ROOT, startServerChild, stats, stopChild, textArg } from './bench-util.js';
 
 const runs = arg('runs', 5);
 const batches = arg('batches', 200);
@@ -42,15 +42,7 @@ function python(args: string[]): string {
 
 const dir = mkdtempSync(join(tmpdir(), 'flanstream-decode-'));
 const loadStart = loadavg()[0]!.toFixed(2);
-const server = await startChild(process.execPath, [
-  join(ROOT, 'dist', 'cli.js'),
-  'serve',
-  '--index',
-  index,
-  '--port',
-  '0',
-  '--http-port=-1',
-]);
+const server = await startServerChild(index);
 const target = `127.0.0.1:${server.info.port}`;
 for (const [name, args] of CASES)
   python(['record', target, join(dir, `${name}.bin`), ...args, '--batches', String(batches)]);
