@@ -1,7 +1,7 @@
 // Installs npm dependencies when they are missing or older than the lockfile, and builds dist/
 // when sources are newer: `npm start` and `npm test` work on a fresh clone. No dependencies.
 import { execSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +11,12 @@ const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 
 const marker = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(marker) || mtime(marker) < mtime(join(root, 'package-lock.json'))) {
+  // npm ci empties node_modules first: through a symlink that would wipe the packages of the
+  // tree the link points at (a shared checkout), so a linked node_modules is never reinstalled.
+  if (existsSync(join(root, 'node_modules')) && lstatSync(join(root, 'node_modules')).isSymbolicLink()) {
+    console.error('flanstream: node_modules is a symlink and older than package-lock.json; run npm ci where it points');
+    process.exit(1);
+  }
   console.error('flanstream: installing npm dependencies (npm ci)…');
   run('npm ci --no-audit --no-fund');
 }
