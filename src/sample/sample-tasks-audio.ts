@@ -1,7 +1,8 @@
 /** Record templates for the 18 audio tasks of the sample corpus. */
 import { attr, clipRng, clipSeconds } from './sample-datasets.js';
 import { audioIn, audioOut, extra, phrase, ref, type TaskTemplate } from './sample-task-kit.js';
-import { EVENT_PHRASES, SCENES, SOUND_EVENTS, SSMN, URBAN_EVENTS, pickDistinct, secs } from './sample-text.js';
+import { EVENT_PHRASES, SCENES, SOUND_EVENTS, SSMN, URBAN_EVENTS } from './sample-labels-audio.js';
+import { pickDistinct, secs } from './sample-text.js';
 import type { Clip } from './sample-datasets.js';
 
 const A = (t: Omit<TaskTemplate, 'domain'>): TaskTemplate => ({ domain: 'audio', ...t });

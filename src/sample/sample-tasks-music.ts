@@ -16,9 +16,8 @@ import {
   TAGS,
   TEMPO_WORDS,
   VOCAL_TECHNIQUES,
-  pickDistinct,
-  secs,
-} from './sample-text.js';
+} from './sample-labels-music.js';
+import { pickDistinct, secs } from './sample-text.js';
 import type { Clip } from './sample-datasets.js';
 
 const M = (t: Omit<TaskTemplate, 'domain'>): TaskTemplate => ({ domain: 'music', ...t });

@@ -18,11 +18,8 @@ import {
   SPEECH_LANGS_S2ST,
   SPEEDS,
   VOCODERS,
-  pickDistinct,
-  secs,
-  sentence,
-  spontaneous,
-} from './sample-text.js';
+} from './sample-labels-speech.js';
+import { pickDistinct, secs, sentence, spontaneous } from './sample-text.js';
 import type { Clip } from './sample-datasets.js';
 
 const gender = (c: Clip): string => speakerAttr(c, 'gender', GENDERS);
