@@ -4,8 +4,8 @@ import type { ShardFiles } from './shard-access.js';
 import { PER_BUCKET, forEachSharedRun, sortedKeyBuckets } from './shared-keys.js';
 
 /**
- * Duplicate uuids across the whole corpus, found in bounded memory. The contract says a uuid is
- * unique within the corpus; a shard builder catches repeats inside its own shard, but a repeat in
+ * Duplicate uuids across the whole corpus, found in bounded memory. A uuid is unique within the
+ * corpus (docs/corpus.md); a shard builder catches repeats inside its own shard, but a repeat in
  * another shard (possibly built by another part of a partitioned build) is only visible once all
  * shards exist. A Set of 10⁸ uuids does not fit one merge process, so every kept record's uuid is
  * hashed to 64 bits and the [hash, shard, row] quads go through the same bucketed, spilled sort as

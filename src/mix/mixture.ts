@@ -55,7 +55,7 @@ export function resolveMixture(
     entries.length === 0
       ? [['(all train tasks)', 1, tasks.map((t) => t.id)]]
       : entries.map(([sel, w]) => {
-          // Weights are relative; the bound keeps weight × task size finite (1e308 once made NaN targets).
+          // Weights are relative; the bound keeps weight × task size finite (1e308 × a size makes NaN targets).
           if (typeof w !== 'number' || !Number.isFinite(w) || w < 0 || w > MAX_WEIGHT) {
             throw new InvalidArgumentError(
               `${field}.weights["${sel}"]`,

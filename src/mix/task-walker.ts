@@ -47,7 +47,7 @@ export class TaskWalker {
 
   /**
    * Restores a token's `walker` section, checked against the task sizes: a cursor is a position
-   * in its task's order of this epoch, below the task's size (a cursor at the size once sent
+   * in its task's order of this epoch, below the task's size (a cursor at the size would send
    * Permutation.at into an endless cycle walk), and a task with no records has no epochs.
    */
   restore(value: unknown, field: string): void {

@@ -1,7 +1,7 @@
 /**
  * Bytes of batches built but not yet handed to the socket, for the whole server. grpc-js queues
  * written messages without bound (object-mode write() returns false only after 16), so a client
- * that stops reading used to hold 16 built batches: 256 idle streams took 11.7 GB. Each stream
+ * that stops reading would hold 16 built batches (256 idle streams: 11.7 GB). Each stream
  * bounds its own queue (StreamPump) and its build-ahead (a build worker's, remote-stream.ts); this
  * bounds their sum: beyond its first unsent batch, a stream builds another only while the budget
  * has room, so unsent bytes stay within the budget plus one batch per open stream (and a stream

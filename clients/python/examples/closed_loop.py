@@ -112,7 +112,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default="localhost:50051")
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--policy", default="excess-loss", choices=["odm", "excess-loss"])
+    p.add_argument("--policy", default="excess-loss", choices=["odm", "excess-loss", "ado"])
     p.add_argument("--lag", type=int, default=4)
     p.add_argument("--hard", default="music", choices=DOMAINS)
     p.add_argument("--offset", type=float, default=2.0)
