@@ -17,7 +17,8 @@ import { Rng, UuidMaker, hashInts, hashString } from './sample-rng.js';
 import type { TaskTemplate } from './sample-task-kit.js';
 import { AUDIO_TEMPLATES } from './sample-tasks-audio.js';
 import { MUSIC_TEMPLATES } from './sample-tasks-music.js';
-import { SPEECH_TEMPLATES } from './sample-tasks-speech.js';
+import { SPEECH_RECOGNITION_TEMPLATES } from './sample-tasks-speech.js';
+import { SPEECH_GENERATION_TEMPLATES } from './sample-tasks-speech-gen.js';
 import { AUDIO_FLAN_TASKS, taskPath, type Domain, type TaskKind } from './task-catalog.js';
 
 /** Tasks whose records carry `unseen: true` in the sample corpus (Audio-FLAN publishes no list). */
@@ -73,7 +74,7 @@ export interface SampleCorpusSummary {
 }
 
 const TEMPLATES: readonly TaskTemplate[] = AUDIO_FLAN_TASKS.map((t) => {
-  const all = [...SPEECH_TEMPLATES, ...MUSIC_TEMPLATES, ...AUDIO_TEMPLATES];
+  const all = [...SPEECH_RECOGNITION_TEMPLATES, ...SPEECH_GENERATION_TEMPLATES, ...MUSIC_TEMPLATES, ...AUDIO_TEMPLATES];
   const found = all.find((x) => x.domain === t.domain && x.minor === t.minor);
   if (!found) throw new Error(`no sample template for ${taskPath(t)}`);
   return found;

@@ -1,4 +1,11 @@
-/** Label sets of the sample corpus's speech tasks: speaker traits, languages, intents, devices, vocoders, phones. */
+/**
+ * Label sets of the sample corpus's speech tasks (speaker traits, languages, intents, devices,
+ * vocoders, phones) and the speaker traits a clip is given from them, shared by the recognition
+ * and generation templates.
+ */
+import { attr, speakerAttr } from './sample-datasets.js';
+import type { Clip } from './sample-datasets.js';
+
 export const GENDERS = ['male', 'female'] as const;
 export const AGES = ['teens', 'twenties', 'thirties', 'forties', 'fifties', 'sixties', 'seventies'] as const;
 export const EMOTIONS = ['neutral', 'happy', 'sad', 'angry', 'surprised'] as const;
@@ -123,3 +130,9 @@ export const SPEEDS = ['slowly', 'at a normal pace', 'quickly'] as const;
 export const ENERGIES = ['low', 'moderate', 'high'] as const;
 export const SNRS = [-5, 0, 2.5, 5, 7.5, 10, 12.5, 15, 17.5, 20] as const;
 export const SPEECH_LANGS_S2ST = ['French', 'German', 'Spanish', 'Italian', 'Catalan', 'Japanese', 'Russian'] as const;
+
+export const gender = (c: Clip): string => speakerAttr(c, 'gender', GENDERS);
+export const emotion = (c: Clip): string => attr(c, 'emotion', EMOTIONS);
+export const speakerCaption = (c: Clip): string =>
+  `A ${gender(c)} speaker with ${attr(c, 'pitch', PITCH_LEVELS)} pitch speaks ${attr(c, 'speed', SPEEDS)} ` +
+  `with ${attr(c, 'energy', ENERGIES)} energy, sounding ${emotion(c)}.`;
