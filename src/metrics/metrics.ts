@@ -2,41 +2,11 @@ import client from 'prom-client';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import type { PlanCache } from '../stream/plan-cache.js';
 import type { PolicyView } from '../stream/stream-plan.js';
-import { domainProportions } from '../stream/stream-stats.js';
 import type { WireBatch } from '../stream/wire-types.js';
-import { countedSince } from './counted-since.js';
+import { registerCatalogMetrics } from './catalog-metrics.js';
 import { registerS3Metrics } from './s3-metrics.js';
-
-type Child = { inc(v?: number): void };
-
-/**
- * A counter per task kept as plain numbers on the batch path and handed to prom-client's
- * children only when /metrics is scraped: incrementing ~100 labelled children per batch cost
- * ~9 % of the server's CPU at full speed.
- */
-class TaskTally {
-  readonly totals: Float64Array;
-  private readonly published: Float64Array;
-  private readonly children: readonly Child[];
-
-  constructor(children: readonly Child[]) {
-    this.children = children;
-    this.totals = new Float64Array(children.length);
-    this.published = new Float64Array(children.length);
-  }
-
-  add(task: number, n: number): void {
-    if (task >= 0 && task < this.totals.length) this.totals[task]! += n;
-  }
-
-  publish(): void {
-    this.children.forEach((child, t) => {
-      const delta = this.totals[t]! - this.published[t]!;
-      if (delta > 0) child.inc(delta);
-      this.published[t] = this.totals[t]!;
-    });
-  }
-}
+import { registerStreamGauges } from './stream-gauges.js';
+import { TaskTally } from './task-tally.js';
 
 /** Prometheus metrics of one server; per-(domain, task) children are bound once, not per batch. */
 export class Metrics {
@@ -148,108 +118,9 @@ export class Metrics {
     }
     // Padding belongs to a batch, not to a task; one series keeps sum by (kind) meaningful.
     this.padding = new TaskTally([tokens.labels('', '', 'padding')]);
-    const streamStats = this.streamStats;
-    new client.Gauge({
-      name: 'flanstream_mixture_proportion',
-      help: 'Domain proportion of examples per open stream: kind target, realized (so far), realized_since_update (since the last mixture update took effect), realized_recent (the recent window, stream.share_window_steps)',
-      labelNames: ['stream', 'domain', 'kind'],
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const [id, st] of streamStats) {
-          const { target, realized, sinceUpdate, recent } = domainProportions(st);
-          domains.forEach((d, i) => {
-            this.labels(id, d, 'target').set(target[i] ?? 0);
-            this.labels(id, d, 'realized').set(realized[i] ?? 0);
-            // Train streams only (evaluation streams have no mixture to follow).
-            if (sinceUpdate.length > 0) this.labels(id, d, 'realized_since_update').set(sinceUpdate[i] ?? 0);
-            if (recent.length > 0) this.labels(id, d, 'realized_recent').set(recent[i] ?? 0);
-          });
-        }
-      },
-    });
-    const policies = (): { id: string; view: PolicyView }[] => this.policies();
-    for (const [name, help, value] of [
-      [
-        'flanstream_policy_weight',
-        'Closed-loop policy weight per arm (selector) per open stream',
-        (v: PolicyView, a: number) => v.weights[a],
-      ],
-      [
-        'flanstream_policy_loss',
-        'Mean token loss per arm the policy saw at its last decision (absent: none reported)',
-        (v: PolicyView, a: number) => v.losses[a],
-      ],
-    ] as const) {
-      new client.Gauge({
-        name,
-        help,
-        labelNames: ['stream', 'policy', 'selector'],
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          for (const { id, view } of policies())
-            view.selectors.forEach((sel, a) => {
-              const v = value(view, a);
-              if (typeof v === 'number') this.labels(id, view.name, sel).set(v);
-            });
-        },
-      });
-    }
+    registerStreamGauges(this.registry, domains, this.streamStats, () => this.policies());
+    registerCatalogMetrics(this.registry, catalog, plans);
     const registry = this.registry;
-    countedSince(registry, 'flanstream_cache_hits_total', 'Index cache hits', () => catalog.cacheStats.hits);
-    countedSince(
-      registry,
-      'flanstream_cache_misses_total',
-      'Index cache misses (positional reads)',
-      () => catalog.cacheStats.misses,
-    );
-    countedSince(
-      registry,
-      'flanstream_pages_prefetched_total',
-      'Index pages read ahead of planned steps (asynchronous reads)',
-      () => catalog.cacheStats.prefetched,
-    );
-    new client.Gauge({
-      name: 'flanstream_prefetch_bytes',
-      help: 'Bytes of index pages held for planned steps not built yet (bounded by index.prefetch_bytes)',
-      registers: [registry],
-      collect() {
-        this.set(catalog.prefetchHeld);
-      },
-    });
-    countedSince(
-      registry,
-      'flanstream_plan_cache_hits_total',
-      "Train steps a rank stream took from another rank's planning",
-      () => plans.counts.hits,
-    );
-    countedSince(
-      registry,
-      'flanstream_plan_cache_misses_total',
-      'Train steps of multi-rank streams planned by the stream itself',
-      () => plans.counts.misses,
-    );
-    new client.Gauge({
-      name: 'flanstream_plan_cache_rows',
-      help: 'Planned rows held for the other ranks of their jobs',
-      registers: [registry],
-      collect() {
-        this.set(plans.size.rows);
-      },
-    });
-    const q = new client.Gauge({
-      name: 'flanstream_quarantined_records',
-      help: 'Records and files quarantined at index time, by reason',
-      labelNames: ['reason'],
-      registers: [registry],
-    });
-    for (const [reason, n] of Object.entries(catalog.quarantine.byReason)) q.labels(reason).set(n);
-    new client.Gauge({
-      name: 'flanstream_index_records',
-      help: 'Records in the served index',
-      registers: [registry],
-    }).set(catalog.records);
     client.collectDefaultMetrics({ register: registry });
     // The default collectors export these gauges with a counter's _total suffix, which promtool
     // rejects; the same values stay as nodejs_active_handles / _requests / _resources.
@@ -263,7 +134,6 @@ export class Metrics {
     this.policies = source;
   }
 
-  /** Counts a batch as it is handed to the transport (the client receives exactly these). */
   /** Reports the server's built-but-unsent bytes (the send budget in use) as a gauge. */
   trackUnsent(bytes: () => number): void {
     new client.Gauge({
@@ -364,6 +234,7 @@ export class Metrics {
     this.streamStats.set(streamId, b.stats);
   }
 
+  /** Counts a batch as it is handed to the transport (the client receives exactly these). */
   observeBytes(n: number): void {
     this.bytes.inc(n);
   }
