@@ -25,7 +25,7 @@ import {
 import { resolveUpdateWeights, type Weights } from './mixture-merge.js';
 import { DEFAULT_RETRY, retryDelay, StreamConnection, type RetryPolicy } from './stream-connection.js';
 import { BatchDecoder } from './wire-decode.js';
-import type { Batch, BatchStats, CorpusInfo, StreamSummary } from './wire-types.js';
+import type { Batch, BatchStats, CorpusInfo, DroppedAtOpen, StreamSummary } from './wire-types.js';
 
 export { FlanStreamClient } from './service-client.js';
 
@@ -94,6 +94,8 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   readonly retry: RetryPolicy;
   /** After a finite stream ended: the server's final per-task counts. */
   summary: StreamSummary | null = null;
+  /** Evaluation streams, from the first batch on (before any is used): the set's items that fit no row. */
+  droppedAtOpen: DroppedAtOpen | null = null;
   private spec: StreamSpecMessage;
   private readonly clients: FlanStreamClient[];
   private targetIndex: number;
@@ -247,6 +249,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
           this.lastToken = item.batch.resumeToken;
           this.lastStep = item.batch.step;
           this.lastStats = item.batch.stats;
+          if (item.batch.droppedAtOpen) this.droppedAtOpen = item.batch.droppedAtOpen;
           handed++;
           failures = 0;
           mine = item.batch.step;

@@ -4,6 +4,7 @@ import type {
   BatchStats,
   CorpusInfo,
   DomainStats,
+  DroppedAtOpen,
   EvalExample,
   SegmentInfo,
   StreamSummary,
@@ -218,6 +219,7 @@ export class BatchDecoder {
       stats: this.stats(b.stats),
     };
     if (b.examples.length > 0) out.examples = b.examples.map((e) => this.example(e));
+    if (b.taskDropped.length > 0) out.droppedAtOpen = this.droppedAtOpen(b);
     return out;
   }
 
@@ -317,6 +319,18 @@ export class BatchDecoder {
       answerText: e.answerText,
       answerAudioIds: [...e.answerAudioIds],
     };
+  }
+
+  /** An evaluation stream's first batch: what of the set fits no row, by task path. */
+  droppedAtOpen(b: WireBatch): DroppedAtOpen {
+    const dropped: Record<string, number> = {};
+    let totalDropped = 0;
+    b.taskDropped.forEach((n, t) => {
+      if (n === 0) return;
+      dropped[nameOf(this.taskPaths, t)] = n;
+      totalDropped += n;
+    });
+    return { dropped, totalDropped, fitSeqLen: b.droppedFitSeqLen };
   }
 
   /** A `StreamEnd` as the dataset's `summary`: per-task counts keyed by task path, and totals. */

@@ -112,6 +112,17 @@ export interface Batch {
   heldoutFingerprint: string;
   stats: BatchStats;
   examples?: EvalExample[];
+  /** Evaluation streams, on the first batch of every call: the set's items that fit no row. */
+  droppedAtOpen?: DroppedAtOpen;
+}
+
+/** What an evaluation stream says when it opens of the set's items that fit no row of seqLen (never served). */
+export interface DroppedAtOpen {
+  /** By task path (whole set, all ranks); the end's `summary.dropped` repeats them. */
+  dropped: Record<string, number>;
+  totalDropped: number;
+  /** The smallest seqLen that fits every dropped item whole (0: none dropped). */
+  fitSeqLen: number;
 }
 
 /** A finished stream's final counts (`dataset.summary`), keyed by task path. */

@@ -102,6 +102,8 @@ export function unsummarize({ packed, examples }: BatchSummary): WireBatch {
     segTurns: [],
     uuids: [],
     lossSpans: [],
+    taskDropped: [],
+    droppedFitSeqLen: 0,
     heldoutFingerprint: '',
     examples: [...examples],
   };

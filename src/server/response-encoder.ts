@@ -265,6 +265,8 @@ const batch = writerOf<Batch__Output>('Batch', {
   heldoutFingerprint: str,
   examples: messages(example),
   totalSteps: uint,
+  taskDropped: uints,
+  droppedFitSeqLen: uint,
 });
 
 const end = writerOf<StreamEnd__Output>('StreamEnd', {

@@ -53,6 +53,8 @@ export function buildBatch(
   | 'heldoutFingerprint'
   | 'examples'
   | 'totalSteps'
+  | 'taskDropped'
+  | 'droppedFitSeqLen'
 > {
   let total = 0;
   let segs = 0;

@@ -4,7 +4,7 @@ import type { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import type { PlannedStep } from './plan-cache.js';
 import type { TokenMint } from './resume-token.js';
-import type { EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
+import type { DroppedItems, EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
 import type { Placement, StreamSpec } from './stream-spec.js';
 import { taskDomains, wireStats } from './stream-stats.js';
 
@@ -21,7 +21,7 @@ export interface EvalPlanInit {
 /** What a rank is given over a whole evaluation stream (replayed once, see EvalPlan.replay). */
 interface Replayed {
   readonly counts: number[];
-  readonly dropped: number[];
+  readonly dropped: DroppedItems;
   readonly steps: number;
 }
 
@@ -72,7 +72,12 @@ export class EvalPlan implements StreamPlan {
 
   end(): EndFigures {
     const r = this.replay();
-    return { taskExamples: r.counts, totalTaskExamples: [...this.init.items.perTask], taskDropped: r.dropped };
+    return { taskExamples: r.counts, totalTaskExamples: [...this.init.items.perTask], taskDropped: r.dropped.perTask };
+  }
+
+  /** From the replay of the whole set that also gives the step count (eval-planner.ts decides what fits). */
+  dropped(): DroppedItems {
+    return this.replay().dropped;
   }
 
   rewind(token: Buffer): void {
@@ -118,7 +123,8 @@ export class EvalPlan implements StreamPlan {
       for (const row of rows)
         for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
     }
-    this.replayed = { counts, dropped: replay.totals.dropped, steps };
+    const dropped = { perTask: replay.totals.dropped, fitSeqLen: replay.longestDropped };
+    this.replayed = { counts, dropped, steps };
     return this.replayed;
   }
 }

@@ -7,6 +7,9 @@ import { stateSections } from './resume-token.js';
 import { countRow, emptyStats, restoreStats, type StreamStats } from './stream-stats.js';
 import type { StreamSpec } from './stream-spec.js';
 
+/** A row length every item fits in: asks a packing strategy for an item's whole length. */
+const WHOLE = 0xffffffff;
+
 export interface EvalState {
   /** The next evaluation item to place. */
   readonly cursor: number;
@@ -26,6 +29,8 @@ export class EvalPlanner implements ItemFeed {
   private readonly packing: PackingStrategy;
   private cursor: number;
   private readonly stats: StreamStats;
+  /** The whole length of the longest item dropped by this planner (not in its state: a replay from the start reads it). */
+  private longest = 0;
 
   /** `state`: a resume token's (client input: checked here, section by section). */
   constructor(items: EvalItems, layout: SegmentLayout, spec: StreamSpec, state?: unknown) {
@@ -47,6 +52,11 @@ export class EvalPlanner implements ItemFeed {
     return this.stats;
   }
 
+  /** The smallest seq_len that would fit every item this planner dropped whole (0: none). */
+  get longestDropped(): number {
+    return this.longest;
+  }
+
   /** Up to `rows` rows; fewer (or none) when the items run out. */
   rows(rows: number): Segment[][] {
     const out: Segment[][] = [];
@@ -66,10 +76,14 @@ export class EvalPlanner implements ItemFeed {
   }
 
   consume(fit: Fit | undefined): void {
-    const task = this.items.at(this.cursor).task;
+    const loc = this.items.at(this.cursor);
+    const task = loc.task;
     this.cursor++;
-    if (!fit) this.stats.dropped[task] = (this.stats.dropped[task] ?? 0) + 1;
-    else if (fit.truncated) this.stats.truncated[task] = (this.stats.truncated[task] ?? 0) + 1;
+    if (!fit) {
+      this.stats.dropped[task] = (this.stats.dropped[task] ?? 0) + 1;
+      const whole = this.packing.item(this.layout, loc, WHOLE, 'drop');
+      this.longest = Math.max(this.longest, whole?.segment.length ?? 0);
+    } else if (fit.truncated) this.stats.truncated[task] = (this.stats.truncated[task] ?? 0) + 1;
     if (fit && this.packing.sendsExamples) this.stats.examples[task] = (this.stats.examples[task] ?? 0) + 1;
   }
 

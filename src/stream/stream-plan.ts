@@ -28,6 +28,8 @@ export interface StreamPlan {
   readonly totalSteps: number;
   /** The per-task figures of the stream's end message. */
   end(): EndFigures;
+  /** What of the whole set fits no row, as known when the stream opens (nothing for endless streams). */
+  dropped(): DroppedItems;
   /** Back to the state a token of this very stream describes (a build worker's rewind). */
   rewind(token: Buffer): void;
   /** A mixture update; `next` is the first step not yet planned (refused by plans that take none). */
@@ -43,6 +45,14 @@ export interface EndFigures {
   readonly taskExamples: number[];
   readonly totalTaskExamples: number[];
   readonly taskDropped: number[];
+}
+
+/** Items of a finite stream's set that fit no row even truncated (never served). */
+export interface DroppedItems {
+  /** Per task index (the end message's `taskDropped` repeats them). */
+  readonly perTask: number[];
+  /** The smallest seq_len at which all of them fit whole (0: none dropped). */
+  readonly fitSeqLen: number;
 }
 
 /** What the status page and /metrics show of a stream's policy. */

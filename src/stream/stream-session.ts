@@ -221,6 +221,8 @@ export class StreamSession {
   private build({ step, planned }: Planned, totalSteps: number): WireResponse {
     const mine = this.mine(planned);
     const { layout, asExamples } = this;
+    // Said on the first batch of every call, so a trainer learns it before spending compute.
+    const dropped = this.sent === 0 ? this.plan.dropped() : undefined;
     const body = buildBatch(
       layout,
       asExamples ? [] : mine,
@@ -242,6 +244,8 @@ export class StreamSession {
         heldoutFingerprint: this.heldout.fingerprint,
         examples: asExamples ? buildExamples(layout, mine) : [],
         totalSteps,
+        taskDropped: dropped ? [...dropped.perTask] : [],
+        droppedFitSeqLen: dropped?.fitSeqLen ?? 0,
       },
     };
   }

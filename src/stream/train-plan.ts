@@ -5,7 +5,7 @@ import { checksum } from '../util/hash.js';
 import type { PlanCache, PlannedStep } from './plan-cache.js';
 import { ReportWindow } from './report-window.js';
 import type { TokenMint } from './resume-token.js';
-import type { EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
+import type { DroppedItems, EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
 import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
 import { taskDomains, wireStats } from './stream-stats.js';
 import type { TrainPlanner } from './train-planner.js';
@@ -112,6 +112,10 @@ export class TrainPlan implements StreamPlan {
   end(): EndFigures {
     const zeros = (): number[] => this.init.layout.table.reader.tasks.map(() => 0);
     return { taskExamples: zeros(), totalTaskExamples: zeros(), taskDropped: zeros() };
+  }
+
+  dropped(): DroppedItems {
+    return { perTask: [], fitSeqLen: 0 };
   }
 
   rewind(token: Buffer): void {

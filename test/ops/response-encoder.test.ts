@@ -94,6 +94,8 @@ function randomResponse(seed: number, kind: 'any' | 'batch' | 'end' = 'any'): Wi
     heldoutFingerprint: text(),
     examples: Array.from({ length: r() < 0.5 ? 0 : int(6) }, example),
     totalSteps: big(),
+    taskDropped: r() < 0.5 ? [] : ints(int(80)),
+    droppedFitSeqLen: int(20000),
   };
   return { batch };
 }

@@ -56,6 +56,8 @@ function sample(over: Partial<WireBatch> = {}): WireBatch {
     heldoutFingerprint: 'fp',
     examples: [],
     totalSteps: 0,
+    taskDropped: [],
+    droppedFitSeqLen: 0,
     ...over,
   };
 }

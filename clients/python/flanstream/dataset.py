@@ -21,7 +21,7 @@ from .mixture_merge import resolve_update_weights, weights_before
 from .losses import check_losses, reduce_losses
 from .spec import OUTPUTS, AudioArg, HeldoutArg, MixtureArg, build_spec, build_update, check_positive_int, \
     normalize_targets, policy_lag, update_to_dict
-from .wire import BatchDecoder, summarize_end
+from .wire import DROPPED_AT_OPEN, BatchDecoder, summarize_end
 
 try:
     import torch
@@ -157,6 +157,10 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         self._finished = False
         #: After a finite stream ended: the server's final per-task counts (see ``summarize_end``).
         self.summary: Optional[Dict[str, Any]] = None
+        #: Evaluation streams, from the first batch on (before any is scored): the set's items that
+        #: fit no row of ``seq_len`` even truncated and are never served — ``dropped`` by task
+        #: path, ``total_dropped``, ``fit_seq_len`` (the smallest ``seq_len`` fitting them whole).
+        self.dropped_at_open: Optional[Dict[str, Any]] = None
         self._warned_dropped = False  # the incomplete-evaluation warning is logged once
 
     # -- info ---------------------------------------------------------------------------------
@@ -289,6 +293,10 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
                         self._last_stats = payload["stats"]
                         if payload["total_steps"]:
                             self._total_steps = payload["total_steps"]
+                    opened = payload.pop(DROPPED_AT_OPEN, None)
+                    if opened is not None:
+                        self.dropped_at_open = opened
+                        self._warn_dropped_at_open(opened)
                     handed, failures, mine = handed + 1, 0, payload["step"]
                     yield payload
                 elif kind == "end" and payload.reason != "shutdown":
@@ -309,6 +317,20 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         finally:
             if iter_id == self._iter_id:
                 self._drop_connection()
+
+    def _warn_dropped_at_open(self, dropped: Mapping[str, Any]) -> None:
+        """Once per dataset, at the first batch: the evaluation will be incomplete, before any compute is spent."""
+        if not dropped["total_dropped"] or self._warned_dropped:
+            return
+        self._warned_dropped = True
+        tasks = sorted(dropped["dropped"].items(), key=lambda kv: (-kv[1], kv[0]))
+        named = ", ".join(f"{t}: {n}" for t, n in tasks[:10])
+        if len(tasks) > 10:
+            named += f" and {len(tasks) - 10} more tasks"
+        _log.warning("flanstream: %d items of this %s stream fit no row of seq_len %d%s and will never be served "
+                     "(%s); seq_len %d fits them all; ds.dropped_at_open (and ds.summary['dropped'] at the end) has "
+                     "them per task", dropped["total_dropped"], self._spec.split, self._spec.seq_len,
+                     " even truncated" if self._spec.overlong == "truncate" else "", named, dropped["fit_seq_len"])
 
     def _warn_dropped(self, summary: Mapping[str, Any]) -> None:
         """Once per dataset: an evaluation set with items that fit no row was served incomplete."""

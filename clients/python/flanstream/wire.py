@@ -39,9 +39,11 @@ try:  # torch is optional
 except ImportError:  # pragma: no cover - exercised only without torch
     torch = None  # type: ignore[assignment]
 
-__all__ = ["IGNORE_INDEX", "dense_arrays", "BatchDecoder", "BatchStats", "summarize_end"]
+__all__ = ["IGNORE_INDEX", "DROPPED_AT_OPEN", "dense_arrays", "BatchDecoder", "BatchStats", "summarize_end"]
 
 IGNORE_INDEX = -100
+#: Key of a decoded first batch of an evaluation call holding ``BatchDecoder.dropped_at_open``.
+DROPPED_AT_OPEN = "_dropped_at_open"
 _I4 = np.dtype("<i4")
 
 
@@ -331,12 +333,25 @@ class BatchDecoder:
         out["resume_token"] = bytes(batch.resume_token)
         out["heldout_fingerprint"] = batch.heldout_fingerprint
         out["total_steps"] = int(batch.total_steps)
+        if len(batch.task_dropped):  # evaluation streams, first batch of a call (the dataset takes it out)
+            out[DROPPED_AT_OPEN] = self.dropped_at_open(batch)
         st = pb.Stats()
         st.CopyFrom(batch.stats)  # its own message: a lazy BatchStats must not keep the batch alive
         out["stats"] = BatchStats(lambda: self.stats(st))
         if len(batch.examples):
             out["examples"] = self.examples(batch.examples)
         return out
+
+    def dropped_at_open(self, batch: "pb.Batch") -> Dict[str, Any]:
+        """What an evaluation stream's first batch says of the set's items that fit no row:
+        ``dropped`` by task path, ``total_dropped`` and ``fit_seq_len`` (the smallest ``seq_len``
+        that fits every one of them whole; 0 when none is dropped)."""
+        counts = list(batch.task_dropped)
+        return {
+            "dropped": {_name(self.task_paths, i): int(n) for i, n in enumerate(counts) if n},
+            "total_dropped": int(sum(counts)),
+            "fit_seq_len": int(batch.dropped_fit_seq_len),
+        }
 
     @staticmethod
     def turn_spans(batch: "pb.Batch") -> np.ndarray:

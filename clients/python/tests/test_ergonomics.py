@@ -209,17 +209,49 @@ def test_per_task_dropped_and_truncated(server, overlong: str) -> None:
 
 def test_evaluation_items_that_fit_no_row_are_counted_and_warned(server, caplog: pytest.LogCaptureFixture) -> None:
     ds = make(server.target, split="heldout", heldout="unseen-flag", packing="none", seq_len=1024, batch_size=16,
-              mixture=None, output="numpy")
+              mixture=None)
+    at_first_score: List[Any] = []
+
+    def score(seg: Dict[str, Any]) -> float:
+        if not at_first_score:  # said when the stream opened: before the first item is scored
+            assert isinstance(seg["batch"]["input_ids"], torch.Tensor)
+            assert not any(k.startswith("_") for k in seg["batch"])  # the batch itself is as documented
+            at_first_score.append(([r.getMessage() for r in caplog.records if "fit no row" in r.getMessage()],
+                                   ds.dropped_at_open))
+        return 1.0
+
     with caplog.at_level(logging.WARNING, logger="flanstream"):
-        result = evaluate(ds, lambda seg: 1.0)
+        result = evaluate(ds, score)
         list(ds)  # a second pass: the warning is not repeated
+    warned, opened = at_first_score[0]
+    assert opened is not None and opened["total_dropped"] == sum(opened["dropped"].values()) > 0
+    assert opened["fit_seq_len"] > 1024
+    assert len(warned) == 1, warned
+    assert f"{opened['total_dropped']} items of this heldout stream fit no row of seq_len 1024" in warned[0]
+    assert f"seq_len {opened['fit_seq_len']} fits them all" in warned[0]
+    assert all(f"{t}: {n}" in warned[0] for t, n in opened["dropped"].items()), warned[0]
     summary, total = ds.summary, result["__total__"]
-    assert summary["total_dropped"] > 0 and summary["total_dropped"] == sum(summary["dropped"].values())
+    # The same figures at open, at the end and in evaluate()'s result.
+    assert summary["dropped"] == opened["dropped"] and summary["total_dropped"] == opened["total_dropped"]
     assert total["dropped"] == summary["total_dropped"] and total["complete"] == 1.0
     assert total["count"] + total["dropped"] == total["expected"] == summary["total_examples"]
     assert {t: int(r["dropped"]) for t, r in result.items() if "dropped" in r and t != "__total__"} == summary["dropped"]
-    warned = [r.getMessage() for r in caplog.records if "fit no row" in r.getMessage()]
-    assert len(warned) == 1 and f"{summary['total_dropped']} of" in warned[0], warned
+    assert len([r for r in caplog.records if "fit no row" in r.getMessage()]) == 1
+
+
+def test_evaluation_that_fits_whole_says_nothing(server, caplog: pytest.LogCaptureFixture) -> None:
+    probe = make(server.target, split="heldout", heldout="unseen-flag", packing="none", seq_len=1024, batch_size=16,
+                 mixture=None, output="numpy", max_batches=1)
+    list(probe)
+    fit = probe.dropped_at_open["fit_seq_len"]
+    caplog.clear()
+    ds = make(server.target, split="heldout", heldout="unseen-flag", packing="none", seq_len=fit, batch_size=16,
+              mixture=None, output="numpy")
+    with caplog.at_level(logging.WARNING, logger="flanstream"):
+        result = evaluate(ds, lambda seg: 1.0)
+    assert ds.dropped_at_open == {"dropped": {}, "total_dropped": 0, "fit_seq_len": 0}
+    assert result["__total__"]["dropped"] == 0 and result["__total__"]["count"] == result["__total__"]["expected"]
+    assert not [r for r in caplog.records if "fit no row" in r.getMessage()]
 
 
 def test_pin_memory(server) -> None:

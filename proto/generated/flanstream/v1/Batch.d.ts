@@ -63,6 +63,18 @@ export interface Batch {
    * per step (the last ones may be short or empty). 0 for train streams.
    */
   'totalSteps'?: (number | string | Long);
+  /**
+   * Finite (evaluation) streams, on the first batch of every call: items of the whole set that
+   * fit no row even truncated (seq_len too small), per task index, known from the index's lengths
+   * when the stream opens; they are never served, and StreamEnd.task_dropped repeats the same
+   * figures. Empty on later batches and on train streams.
+   */
+  'taskDropped'?: (number | string | Long)[];
+  /**
+   * With task_dropped: the smallest seq_len at which every dropped item fits whole (its longest
+   * item's length); 0 when nothing is dropped and on the batches without task_dropped.
+   */
+  'droppedFitSeqLen'?: (number);
 }
 
 export interface Batch__Output {
@@ -124,4 +136,16 @@ export interface Batch__Output {
    * per step (the last ones may be short or empty). 0 for train streams.
    */
   'totalSteps': (number);
+  /**
+   * Finite (evaluation) streams, on the first batch of every call: items of the whole set that
+   * fit no row even truncated (seq_len too small), per task index, known from the index's lengths
+   * when the stream opens; they are never served, and StreamEnd.task_dropped repeats the same
+   * figures. Empty on later batches and on train streams.
+   */
+  'taskDropped': (number)[];
+  /**
+   * With task_dropped: the smallest seq_len at which every dropped item fits whole (its longest
+   * item's length); 0 when nothing is dropped and on the batches without task_dropped.
+   */
+  'droppedFitSeqLen': (number);
 }
