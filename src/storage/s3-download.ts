@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { describeError } from '../errors.js';
-import { errorName, listKeys, makeClient, withRetries } from './s3-client.js';
+import { listKeys, makeClient } from './s3-client.js';
+import { errorName, withRetries } from './s3-retry.js';
 import { keyOf, parseS3Url, s3Error, type S3Settings } from './s3-location.js';
 
 /**

@@ -1,6 +1,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { deleteKeys, errorName, headBucket, listKeys, makeClient, putFile } from './s3-client.js';
+import { headBucket, listKeys, makeClient } from './s3-client.js';
+import { errorName } from './s3-retry.js';
+import { deleteKeys, putFile } from './s3-write.js';
 import { keyOf, parseS3Url, s3Error, type S3Settings } from './s3-location.js';
 import { describeError } from '../errors.js';
 

@@ -1,7 +1,5 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import {
-  countRequestsIn,
-  errorName,
   getObject,
   getObjectMeta,
   getRange,
@@ -11,6 +9,7 @@ import {
   makeClient,
   type ObjectMeta,
 } from './s3-client.js';
+import { countRequestsIn, errorName } from './s3-retry.js';
 import type { S3Settings } from './s3-location.js';
 import { S3Counters } from './s3-stats.js';
 import { describeError } from '../errors.js';
