@@ -7,7 +7,8 @@ import { LocalCorpusFiles } from './local-corpus-files.js';
 import { NpyFormatError, parseNpy, type NpyArray } from './npy.js';
 import type { QuarantineReason } from './quarantine.js';
 import { scpRelativePath } from './scp-path.js';
-import { mapTable, scpPaths, spillTable, type ScpTable } from './scp-table.js';
+import { spillTable } from './scp-spill.js';
+import { mapTable, scpPaths, type ScpTable } from './scp-table.js';
 
 export type Resolved =
   | {

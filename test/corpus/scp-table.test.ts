@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalCorpusFiles } from '../../src/corpus/local-corpus-files.js';
-import { mapTable, spillTable } from '../../src/corpus/scp-table.js';
+import { spillTable } from '../../src/corpus/scp-spill.js';
+import { mapTable } from '../../src/corpus/scp-table.js';
 import { digest } from '../../src/util/hash.js';
 
 /**
