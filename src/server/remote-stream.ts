@@ -4,11 +4,11 @@ import type { RawOpen, RawUpdate } from '../stream/stream-request.js';
 import type { PolicyView } from '../stream/stream-plan.js';
 import type { MixtureUpdate, Placement, StreamSpec } from '../stream/stream-spec.js';
 import type { WireEnd } from '../stream/wire-types.js';
-import { ResourceExhaustedError, revive } from '../errors.js';
-import { MAX_PENDING_UPDATES } from '../stream/stream-spec.js';
+import { revive } from '../errors.js';
 import { unsummarize } from './batch-summary.js';
 import type { Answer, BuildRequest, Built, StreamState } from './build-protocol.js';
 import type { BuildWorker, StreamRoute } from './build-thread.js';
+import { HeldUpdates } from './held-updates.js';
 import type { Built as EncodedOrEnd, ServedStream, StreamContext } from './served-stream.js';
 
 /** Messages a worker may build ahead of what a stream's pump took, and their bytes (within the send budget). */
@@ -31,13 +31,6 @@ type Question =
 export type RemoteState =
   { readonly phase: 'opening' | 'streaming' | 'closed' } | { readonly phase: 'failed'; readonly error: Error };
 
-/** Mixture updates for one step held until the next batch is taken (the last one sent wins, as in the planner). */
-interface Held {
-  readonly step: number;
-  update: MixtureUpdate;
-  readonly waiters: { resolve: () => void; reject: (e: Error) => void }[];
-}
-
 /**
  * A stream built on a worker. The worker pushes the messages it was granted (Built) into `queue`;
  * build() takes them in order. Grants go one at a time, while the stream's build-ahead is within
@@ -49,12 +42,10 @@ interface Held {
  * client gets the batches a server without workers sends. The getters show the stream as of the
  * last message.
  *
- * Updates that arrive while others are being answered are held until the stream took its next
- * message, then asked together (those for the same step coalesce: the last one wins, as in the
- * planner). Why: each update drops what the worker built ahead, so a client sending updates
- * faster than a batch is built would keep build() waiting for good, a stall with no error.
- * At least one message goes out between rounds of updates; at most MAX_PENDING_UPDATES steps
- * are held (beyond, RESOURCE_EXHAUSTED, as the planner refuses more pending updates).
+ * Updates that arrive while others are being answered are held (HeldUpdates) until the stream
+ * took its next message, then asked together. Why: each update drops what the worker built
+ * ahead, so a client sending updates faster than a batch is built would keep build() waiting for
+ * good, a stall with no error. At least one message goes out between rounds of updates.
  */
 export class RemoteStream implements ServedStream, StreamRoute {
   private state: RemoteState = { phase: 'opening' };
@@ -68,10 +59,8 @@ export class RemoteStream implements ServedStream, StreamRoute {
   private owed = 0;
   /** Mixture updates asked and not answered: build() waits for them. */
   private updating = 0;
-  /** Updates that arrived while others were asked, by step, in arrival order of their steps. */
-  private held: Held[] = [];
-  /** The last round of updates is answered and more are held: they go once a message is taken. */
-  private heldForTake = false;
+  /** Updates that arrived while others were asked. */
+  private readonly held = new HeldUpdates();
   private wake: (() => void) | undefined;
   /** The worker's state as of its last message (waiting: it cannot build on without a report). */
   private latest: StreamState | undefined;
@@ -150,7 +139,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     const waiting = [...this.asked.values()];
     this.asked.clear();
     for (const a of waiting) a(err);
-    this.dropHeld(err);
+    this.held.reject(err);
     this.notify();
   }
 
@@ -230,7 +219,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     this.shown = m.state;
     this.owed++;
     // Held updates apply after this message (the ask tells the worker what was taken first).
-    if (this.heldForTake) this.askHeld();
+    if (this.held.forTake) this.askHeld();
     else this.refill();
     if (m.error) throw revive(m.error);
     if (m.end) return { end: m.end };
@@ -254,21 +243,8 @@ export class RemoteStream implements ServedStream, StreamRoute {
 
   async addUpdate(raw: RawUpdate): Promise<void> {
     const update = this.checkUpdate(raw);
-    if (this.updating === 0 && !this.heldForTake) return this.askUpdate(update);
-    const step = update.applyAtStep;
-    const same = this.held.find((h) => h.step === step);
-    if (!same && this.held.length >= MAX_PENDING_UPDATES)
-      throw new ResourceExhaustedError(
-        'pending mixture updates (steps of updates waiting for the next batch; send fewer, or fewer distinct apply_at_step)',
-        this.held.length + 1,
-        MAX_PENDING_UPDATES,
-      );
-    return new Promise((resolve, reject) => {
-      if (same) {
-        same.update = update;
-        same.waiters.push({ resolve, reject });
-      } else this.held.push({ step, update, waiters: [{ resolve, reject }] });
-    });
+    if (this.updating === 0 && !this.held.forTake) return this.askUpdate(update);
+    return this.held.hold(update);
   }
 
   private async askUpdate(update: MixtureUpdate): Promise<void> {
@@ -276,25 +252,19 @@ export class RemoteStream implements ServedStream, StreamRoute {
     try {
       await this.ask({ op: 'update', update });
     } finally {
-      if (--this.updating === 0 && this.held.length > 0) this.heldForTake = true;
+      if (--this.updating === 0 && this.held.length > 0) this.held.forTake = true;
       this.notify();
     }
   }
 
   /** Asks the held updates, one request per step. */
   private askHeld(): void {
-    this.heldForTake = false;
-    for (const h of this.held.splice(0)) {
+    for (const h of this.held.take()) {
       this.askUpdate(h.update).then(
         () => h.waiters.forEach((w) => w.resolve()),
         (err: Error) => h.waiters.forEach((w) => w.reject(err)),
       );
     }
-  }
-
-  private dropHeld(err: Error): void {
-    this.heldForTake = false;
-    for (const h of this.held.splice(0)) h.waiters.forEach((w) => w.reject(err));
   }
 
   policyView(): PolicyView | undefined {
@@ -307,7 +277,7 @@ export class RemoteStream implements ServedStream, StreamRoute {
     this.state = { phase: 'closed' };
     this.release();
     this.queue.length = 0;
-    this.dropHeld(new Error('the stream is closed'));
+    this.held.reject(new Error('the stream is closed'));
     this.worker.routes.delete(this.id);
     this.worker.post({ op: 'close', stream: this.id });
     this.notify();
