@@ -9,9 +9,14 @@
  * (getrusage maxrss, the figure `/usr/bin/time -v` prints as "Maximum resident set size") and its
  * CPU seconds. A bounded build shows the same peak at every size; the sizes run in the order
  * given, each build alone, so the table is one run's side-by-side figures.
+ *
+ * `--baseline DIR` (repeatable: source trees of older commits, e.g. `git archive <commit> | tar -x
+ * -C DIR` with node_modules linked in) adds their one-process builds of the same corpus, run by the
+ * tree's own CLI (`src/cli.ts index`, measured by build/report-usage.mjs) and alternated with this
+ * tree's build `--runs` times: the table gives medians (min–max) per tree, side by side.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +55,42 @@ async function child(mode: string, corpus: string, out: string, arg: string): Pr
   process.stdout.write(`${JSON.stringify(m)}\n`);
 }
 
+/** A one-process build by the CLI of the source tree `tree` (`index --workers 1`). */
+function runCli(tree: string, corpus: string, out: string, records: number): Promise<Measured> {
+  const usage = join(out, '..', `usage-${process.pid}.jsonl`);
+  rmSync(usage, { force: true });
+  const argv = [
+    '--import',
+    'tsx',
+    '--import',
+    join(HERE, 'test/bench/build/report-usage.mjs'),
+    join(tree, 'src/cli.ts'),
+    'index',
+    corpus,
+    '--out',
+    out,
+    '--workers',
+    '1',
+    '--audio-root',
+    SAMPLE_AUDIO_ROOT,
+  ];
+  return new Promise((ok, fail) => {
+    const p = spawn(process.execPath, argv, {
+      cwd: tree,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, FLANSTREAM_USAGE_FILE: usage },
+    });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    p.on('close', (code) => {
+      if (code !== 0) return fail(new Error(`index by ${tree} failed (exit ${String(code)}):\n${stderr}`));
+      const line = readFileSync(usage, 'utf8').trim().split('\n').at(-1) ?? '';
+      rmSync(usage, { force: true });
+      ok({ records, ...(JSON.parse(line) as Omit<Measured, 'records'>) });
+    });
+  });
+}
+
 function run(mode: string, corpus: string, out: string, arg = ''): Promise<Measured> {
   const argv = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', mode, corpus, out, arg];
   return new Promise((ok, fail) => {
@@ -77,6 +118,8 @@ async function main(): Promise<void> {
       parts: { type: 'string', default: '2' },
       dir: { type: 'string', default: join(tmpdir(), 'flanstream-build-memory') },
       keep: { type: 'boolean', default: false },
+      baseline: { type: 'string', multiple: true, default: [] },
+      runs: { type: 'string', default: '1' },
       child: { type: 'boolean', default: false },
     },
   });
@@ -106,7 +149,30 @@ async function main(): Promise<void> {
       );
     const out = join(values.dir, `index-${n}`);
     rmSync(out, { recursive: true, force: true });
-    row('one process (`index --workers 1`)', await run('one', corpus, out));
+    if (values.baseline.length === 0) row('one process (`index --workers 1`)', await run('one', corpus, out));
+    else {
+      // This tree and each baseline, alternated run by run, each by its own CLI.
+      const trees = [HERE, ...values.baseline.map((b) => resolve(b))];
+      const got = trees.map((): Measured[] => []);
+      for (let r = 0; r < Number(values.runs); r++)
+        for (const [i, tree] of trees.entries()) {
+          got[i]!.push(await runCli(tree, corpus, out, n));
+          rmSync(out, { recursive: true, force: true });
+        }
+      for (const [i, tree] of trees.entries()) {
+        const ms = got[i]!;
+        const med = (f: (m: Measured) => number, digits = 1): string => {
+          const xs = ms.map(f).sort((a, b) => a - b);
+          const m = xs.length % 2 ? xs[xs.length >> 1]! : (xs[xs.length / 2 - 1]! + xs[xs.length / 2]!) / 2;
+          return xs.length > 1
+            ? `${fmt(m, digits)} (${fmt(xs[0]!, digits)}–${fmt(xs.at(-1)!, digits)})`
+            : fmt(m, digits);
+        };
+        console.log(
+          `| ${fmt(n)} | one process, ${i === 0 ? 'this tree' : tree} | ${med((m) => m.peakMB, 0)} | ${med((m) => m.cpu)} | ${med((m) => m.wall)} | ${med((m) => n / m.cpu, 0)} |`,
+        );
+      }
+    }
     if (parts > 1) {
       const pout = join(values.dir, `parts-${n}`);
       rmSync(pout, { recursive: true, force: true });

@@ -19,12 +19,14 @@
  *
  *   npm run bench -- scale [--records=1e5,1e6,1e7] [--storage=local,s3] [--shuffle=global,blocks]
  *     [--runs=3] [--batches=100] [--warmup=10] [--delay-ms=20] [--cache-fraction=0.1]
- *     [--dir=/tmp/flanstream-scale] [--clean]
+ *     [--dir=/tmp/flanstream-scale] [--clean] [--profile=DIR]
  * Indexes (and their S3 copies, under <dir>/s3) are kept in --dir and reused while their format
- * is current; --clean removes them at the end.
+ * is current; --clean removes them at the end; --runs=0 only makes them (and uploads them).
+ * --profile=DIR writes a CPU profile of every server (cpu-profile.mjs) into DIR, named by its pid.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { WireBatch } from '../../clients/ts/wire-types.js';
@@ -53,6 +55,10 @@ const delayMs = arg('delay-ms', 20);
 const fraction = arg('cache-fraction', 0.1);
 const base = list('dir', '/tmp/flanstream-scale')[0]!;
 const clean = process.argv.includes('--clean');
+const profileDir = list('profile', '')[0];
+/** The server's defaults for index.prefetch_bytes and server.send_budget_bytes (src/config/schema.ts). */
+const PREFETCH_BYTES = 64 << 20;
+const SEND_BUDGET_BYTES = 256 << 20;
 const spec = { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: 1 };
 
 for (const s of storages) if (s !== 'local' && s !== 's3') throw new Error(`--storage takes local and s3, got ${s}`);
@@ -137,16 +143,82 @@ interface Sample {
   syncPages: number;
   aheadPages: number;
   lagMs: number;
+  /** The worst event-loop delay of an idle Node process over the same interval: the machine's own share. */
+  idleLagMs: number;
+  /** The slowest /healthz answer while the measured batches streamed, ms (Infinity: one failed). */
+  healthMs: number;
+  /** RSS once listening, before the stream opened, and the peak while streaming. */
+  rssIdle: number;
   rss: number;
+}
+
+/**
+ * An idle Node process beside the server: its worst event-loop delay is what the machine's load
+ * alone costs a thread, so a server delay far above it is the server's own.
+ */
+function idleControl(): { stop: () => Promise<number> } {
+  const code = `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 10 }); h.enable();
+setInterval(() => {}, 1000); process.on('SIGTERM', () => { process.stdout.write(String(h.max / 1e6)); process.exit(0); });`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number>((r) => child.once('exit', () => r(Number(out))));
+  return {
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/**
+ * Polls the server's /healthz back to back (every 50 ms at most) until stopped: the slowest answer
+ * in ms, Infinity if one was not 200 or took over 10 s.
+ */
+function healthProbe(server: ChildServer): () => Promise<number> {
+  let worst = 0;
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      const t = performance.now();
+      try {
+        const r = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`, { signal: AbortSignal.timeout(10_000) });
+        await r.text();
+        worst = Math.max(worst, r.status === 200 ? performance.now() - t : Infinity);
+      } catch {
+        worst = Infinity;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    return worst;
+  };
 }
 
 /** One fresh server and one stream: warmup batches, then the measured ones. */
 async function measure(location: string, cacheBytes: number, shuffle: string): Promise<Sample> {
+  const nodeOptions = process.env.NODE_OPTIONS;
+  if (profileDir) {
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --import ${join(ROOT, 'test/bench/cpu-profile.mjs')}`;
+    process.env.FLANSTREAM_CPU_PROFILE_DIR = profileDir;
+  }
   const server = await spawnServer(location, {
     'index.cache_bytes': String(cacheBytes),
     ...(location.startsWith('s3://') ? s3Sets : {}),
+  }).finally(() => {
+    if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = nodeOptions;
+    delete process.env.FLANSTREAM_CPU_PROFILE_DIR;
   });
+  if (profileDir)
+    console.error(`server of ${location} (${shuffle}): pid ${server.child.pid}, profile in ${profileDir}`);
+  const control = idleControl();
+  const rssIdle = rssPeak(server.child.pid!)();
   const peak = rssPeak(server.child.pid!);
+  let health: (() => Promise<number>) | undefined;
   const client = new FlanStreamClient(server.target);
   try {
     let at0 = { t: 0, sync: 0, ahead: 0 };
@@ -164,6 +236,7 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
             gauge(server, 'flanstream_pages_prefetched_total'),
           ]).then(([sync, ahead]) => {
             at0 = { t: performance.now(), sync, ahead };
+            health = healthProbe(server);
             call.resume();
           }, reject);
           return;
@@ -177,11 +250,16 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
       call.on('error', (err: Error) => (n >= warmup + batches ? undefined : reject(err)));
       call.write({ spec: { ...spec, shuffle, maxBatches: warmup + batches } } as never);
     });
+    const healthMs = (await health?.()) ?? Infinity;
+    const idleLagMs = await control.stop();
     const [sync, ahead] = await Promise.all([
       gauge(server, 'flanstream_cache_misses_total'),
       gauge(server, 'flanstream_pages_prefetched_total'),
     ]);
     return {
+      idleLagMs,
+      healthMs,
+      rssIdle,
       tokensPerSec: tokens / ((done.t - at0.t) / 1000),
       syncPages: (sync - at0.sync) / batches,
       aheadPages: (ahead - at0.ahead) / batches,
@@ -190,6 +268,14 @@ async function measure(location: string, cacheBytes: number, shuffle: string): P
     };
   } finally {
     client.close();
+    await health?.();
+    await control.stop();
+    if (profileDir && server.child.exitCode === null) {
+      // A normal exit writes the CPU profile (child-server.ts exits on SIGTERM).
+      const exited = new Promise((r) => server.child.once('exit', r));
+      server.child.kill('SIGTERM');
+      await exited;
+    }
     await server.kill();
   }
 }
@@ -206,7 +292,7 @@ for (let r = 0; r < runs; r++) {
         const k = key(n, storage, shuffle);
         samples.set(k, [...(samples.get(k) ?? []), s]);
         console.error(
-          `round ${r + 1}/${runs} ${k}: ${(s.tokensPerSec / 1e6).toFixed(2)}M tokens/s, ${(s.syncPages + s.aheadPages).toFixed(0)} pages/batch, lag ${s.lagMs.toFixed(0)} ms, RSS ${(s.rss / 2 ** 20).toFixed(0)} MB`,
+          `round ${r + 1}/${runs} ${k}: ${(s.tokensPerSec / 1e6).toFixed(2)}M tokens/s, ${(s.syncPages + s.aheadPages).toFixed(0)} pages/batch, lag ${s.lagMs.toFixed(0)} ms (idle ${s.idleLagMs.toFixed(0)}), /healthz ${s.healthMs.toFixed(0)} ms, RSS ${(s.rssIdle / 2 ** 20).toFixed(0)} → ${(s.rss / 2 ** 20).toFixed(0)} MB (load ${loadavg()[0]!.toFixed(1)})`,
         );
       }
     }
@@ -219,6 +305,10 @@ if (clean) {
   for (const { dir } of indexes.values()) rmSync(dir, { recursive: true, force: true });
   if (existsSync(join(base, 's3'))) rmSync(join(base, 's3'), { recursive: true, force: true });
 }
+if (runs === 0) {
+  console.log(`indexes ready in ${base}: ${sizes.join(', ')} records${s3 ? ', with their S3 copies' : ''}`);
+  process.exit(0);
+}
 
 const med = (xs: number[]): number => stats(xs).median;
 const range = (xs: number[], f: (x: number) => string): string => {
@@ -228,9 +318,9 @@ const range = (xs: number[], f: (x: number) => string): string => {
 const M = (x: number): string => (x / 1e6).toFixed(2);
 const smallest = Math.min(...sizes);
 console.log(
-  '| records | index | cache | storage | shuffle | tokens/s (M) | vs 10^5 same storage | vs local | pages/batch sync + ahead | worst event-loop delay ms | peak RSS MB |',
+  '| records | index | cache | storage | shuffle | tokens/s (M) | vs 10^5 same storage | vs local | pages/batch sync + ahead | worst event-loop delay ms (idle process) | slowest /healthz ms | RSS idle → peak MB | bound MB |',
 );
-console.log('|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|');
+console.log('|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const n of sizes) {
   const { bytes } = indexes.get(n)!;
   for (const shuffle of shuffles) {
@@ -249,10 +339,13 @@ for (const n of sizes) {
         )} | ${(100 * vsSmall).toFixed(0)} % | ${vsLocal} | ${sync.toFixed(0)} + ${ahead.toFixed(0)} | ${range(
           xs.map((x) => x.lagMs),
           (x) => x.toFixed(0),
-        )} | ${range(
+        )} (${med(xs.map((x) => x.idleLagMs)).toFixed(0)}) | ${range(
+          xs.map((x) => x.healthMs),
+          (x) => x.toFixed(0),
+        )} | ${med(xs.map((x) => x.rssIdle / 2 ** 20)).toFixed(0)} → ${range(
           xs.map((x) => x.rss / 2 ** 20),
           (x) => x.toFixed(0),
-        )} |`,
+        )} | ${((med(xs.map((x) => x.rssIdle)) + bytes * fraction + PREFETCH_BYTES + SEND_BUDGET_BYTES) / 2 ** 20).toFixed(0)} |`,
       );
     }
   }

@@ -26,3 +26,5 @@ process.stdout.write(`listening ${server.port} ${server.httpPort}\n`);
 const lag = monitorEventLoopDelay({ resolution: 10 });
 lag.enable();
 setInterval(() => process.stdout.write(`lag ${(lag.max / 1e6).toFixed(1)}\n`), 1000).unref();
+// SIGTERM exits at once but normally, so a server started with --cpu-prof writes its profile.
+process.once('SIGTERM', () => process.exit(0));
