@@ -1,4 +1,6 @@
+import { LIST_PAGE_ENTRIES } from './format.js';
 import type { IndexReader, SplitIndex } from './index-reader.js';
+import type { PageRef } from './shard-pages.js';
 
 /** Where an example lives and how it is laid out in its shard's token data. */
 export interface ExampleLoc {
@@ -55,10 +57,12 @@ export class ExampleTable {
     return c ? (c[c.length - 1] ?? 0) : 0;
   }
 
-  locate(task: number, i: number): ExampleLoc {
+  /** The run of `task` holding its record i: its offset in the task's runs, or -1 when i is not one of its records. */
+  private runOf(task: number, i: number): number {
     const c = this.cum[task];
     const runs = this.runs[task];
     if (!c || !runs) throw new RangeError(`no task ${task}`);
+    if (!(i >= 0 && i < (c[c.length - 1] ?? 0))) return -1;
     let lo = 0;
     let hi = runs.length / RUN_WIDTH - 1;
     while (lo < hi) {
@@ -66,19 +70,39 @@ export class ExampleTable {
       if ((c[mid] ?? 0) <= i) lo = mid;
       else hi = mid - 1;
     }
+    return lo;
+  }
+
+  locate(task: number, i: number): ExampleLoc {
+    const lo = this.runOf(task, i);
+    const runs = this.runs[task]!;
     const o = lo * RUN_WIDTH;
     const shard = runs[o + RUN_SHARD] ?? 0;
-    const k = i - (c[lo] ?? 0);
+    const k = i - (this.cum[task]![lo] ?? 0);
     const list = runs[o + RUN_LIST] ?? -1;
     // k is in the run's list exactly when i is in the task's records (the runs partition them).
-    const inList = i >= 0 && i < (c[c.length - 1] ?? 0);
-    const row = !inList
-      ? undefined
-      : list >= 0
-        ? this.reader.listEntry(shard, list + k)
-        : this.reader.listAt(shard, runs[o + RUN_LOCAL] ?? 0, this.split, k);
+    const row =
+      lo < 0
+        ? undefined
+        : list >= 0
+          ? this.reader.listEntry(shard, list + k)
+          : this.reader.listAt(shard, runs[o + RUN_LOCAL] ?? 0, this.split, k);
     if (row === undefined) throw new RangeError(`task ${task} has no record ${i}`);
     return { task, i, shard, row };
+  }
+
+  /**
+   * The lists page `locate(task, i)` reads, found without reading (undefined when i is not a
+   * record of the task, or its list has excluded entries): what planning reads ahead.
+   */
+  listPage(task: number, i: number): PageRef | undefined {
+    const lo = this.runOf(task, i);
+    if (lo < 0) return undefined;
+    const runs = this.runs[task]!;
+    const list = runs[lo * RUN_WIDTH + RUN_LIST] ?? -1;
+    if (list < 0) return undefined;
+    const at = list + i - (this.cum[task]![lo] ?? 0);
+    return { shard: runs[lo * RUN_WIDTH + RUN_SHARD] ?? 0, section: 'lists', page: Math.floor(at / LIST_PAGE_ENTRIES) };
   }
 
   /** The position of (shard, row) in task's list for this split, or -1 if the record is not in it. */

@@ -134,6 +134,11 @@ export class IndexReader {
     return this.records.residentFor(records, audioIds);
   }
 
+  /** Reads pages not in memory into the cache without holding them (see ShardPages.warm). */
+  warm(pages: readonly PageRef[]): Promise<void> {
+    return this.pages.warm(pages);
+  }
+
   /** Runs `fn` where a page not in memory is a PageMiss instead of a read on the spot (see ShardPages.strictly). */
   strictly<T>(fn: () => T): T {
     return this.pages.strictly(fn);

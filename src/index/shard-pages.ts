@@ -231,6 +231,20 @@ export class ShardPages {
     );
   }
 
+  /**
+   * Reads the pages of `refs` that are not in memory into the cache, asynchronously, without
+   * holding them (what planning will likely read: a page evicted before it is used is a
+   * PageMiss, read again). Resolves once they are read; a failed read rejects.
+   */
+  async warm(refs: readonly PageRef[]): Promise<void> {
+    const todo = new Map<number, PageRef>();
+    for (const r of refs) {
+      const key = this.key(r.shard, r.section, r.page);
+      if (!todo.has(key) && !this.cache.has(key) && this.pins.get(key) === undefined) todo.set(key, r);
+    }
+    if (todo.size > 0) await Promise.all(this.readPages([...todo.values()]));
+  }
+
   /** Bytes held for planned steps now (tests and metrics). */
   get prefetchHeld(): number {
     return this.pins.held;

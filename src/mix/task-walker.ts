@@ -82,6 +82,13 @@ export class TaskWalker {
     return local;
   }
 
+  /** The record next() would return after `j` more draws of task t, if that is still in the current epoch (undefined past it). */
+  peek(t: number, j: number): number | undefined {
+    const n = this.sizes[t] ?? 0;
+    const cursor = (this.cursors[t] ?? 0) + j;
+    return cursor < n ? this.order(t, this.epochs[t] ?? 0).at(cursor) : undefined;
+  }
+
   /** Task t's order in `epoch` (how next() walks its records in that epoch). */
   order(t: number, epoch: number): EpochOrder {
     const n = this.sizes[t] ?? 0;

@@ -6,6 +6,7 @@ import { packingStrategy } from '../pack/registry.js';
 import { SegmentLayout, type Segment } from '../pack/segment-layout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
 import { makePlan, type Opening } from './planner-factory.js';
+import { planReads } from './plan-reads.js';
 import { decodeToken } from './resume-token.js';
 import { StreamSession } from './stream-session.js';
 import { parseAudio, parseSpec, specHash, type StreamSpec } from './stream-spec.js';
@@ -61,7 +62,8 @@ export class StreamOpener {
       );
     const build = (): StreamSession => {
       const { plan, layout } = makePlan(catalog, opening, layoutFor);
-      return new StreamSession({ spec, placement, heldout, layout, plan, step, ready });
+      const reads = planReads(layout.table);
+      return new StreamSession({ spec, placement, heldout, layout, plan, step, ready, reads });
     };
     const session = raw.resume ? fromToken(build) : build();
     this.updates.queue(session, raw.updates ?? []);

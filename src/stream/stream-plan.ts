@@ -30,8 +30,13 @@ export interface StreamPlan {
   end(): EndFigures;
   /** What of the whole set fits no row, as known when the stream opens (nothing for endless streams). */
   dropped(): DroppedItems;
-  /** Back to the state a token of this very stream describes (a build worker's rewind). */
+  /**
+   * Back to the state a token of this very stream describes: a build worker's rewind, or a step
+   * begun and abandoned because a page it needed was not in memory (see plan-reads.ts).
+   */
   rewind(token: Buffer): void;
+  /** Records the next step will likely draw, as [task, record] pairs (read ahead), `depth` times as many as it expects; none: nothing to read ahead. */
+  upcoming?(depth: number): number[];
   /** A mixture update; `next` is the first step not yet planned (refused by plans that take none). */
   addUpdate(u: MixtureUpdate, next: number): void;
   /** A checked loss report; `next` is the first step not sent yet (refused by plans that take none). */

@@ -4,6 +4,7 @@ import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { buildBatch, buildExamples, messageRoom } from './batch-builder.js';
 import type { PlannedStep } from './plan-cache.js';
+import type { PlanReads } from './plan-reads.js';
 import type { PolicyView, StreamPlan } from './stream-plan.js';
 import type { MixtureUpdate, Placement, StreamSpec } from './stream-spec.js';
 import { taskDomains } from './stream-stats.js';
@@ -45,6 +46,8 @@ export interface SessionInit {
   readonly step: number;
   /** Awaited by nextAsync between planning a step and building it (see `nextAsync`); none: build at once. */
   readonly ready?: BatchReady;
+  /** How nextAsync plans without reading on the spot (plan-reads.ts); none: planning reads what it misses. */
+  readonly reads?: PlanReads;
 }
 
 /**
@@ -61,6 +64,7 @@ export class StreamSession {
   private readonly plan: StreamPlan;
   private readonly layout: SegmentLayout;
   private readonly ready: BatchReady | undefined;
+  private readonly reads: PlanReads | undefined;
   private readonly taskDomain: Int32Array;
   private readonly asExamples: boolean;
   private step: number;
@@ -75,6 +79,7 @@ export class StreamSession {
     this.plan = init.plan;
     this.layout = init.layout;
     this.ready = init.ready;
+    this.reads = init.reads;
     this.step = init.step;
     this.taskDomain = taskDomains(init.layout);
     this.asExamples = packingStrategy(init.spec.packing).sendsExamples;
@@ -151,22 +156,53 @@ export class StreamSession {
    * awaited (setImmediate in the server), so a step of world_size × batch_size rows never holds
    * the event loop for long: health, metrics and other streams are served in between.
    *
-   * The seam between planning and building: once a step is planned, `ready` (SessionInit) is
-   * awaited with this rank's rows before the batch is built. That is where reads the batch needs
-   * are started together and waited for (the pages of its records); `next()` builds at once.
+   * With `reads` (SessionInit) nothing is read on the spot: what the step will likely read is
+   * read ahead first, planning runs strictly, and a page it still misses is read while the step
+   * is planned again from the mark before it (the same step: planning is a function of the
+   * token). Then the seam between planning and building: `ready` is awaited with this rank's rows
+   * before the batch is built. That is where the pages the batch needs are read together and
+   * held; `next()` plans and builds at once, reading on the spot.
    */
   async nextAsync(pause: () => Promise<void>, sliceMs = SLICE_MS): Promise<WireResponse | undefined> {
-    const g = this.planNext();
-    let since = performance.now();
-    for (;;) {
-      const r = g.next();
-      if (r.done) {
-        if (!r.value || !('planned' in r.value)) return r.value;
-        // Planning, so before the wait: an evaluation stream's step count (replayed once).
-        const total = this.plan.totalSteps;
+    const reads = this.reads;
+    const misses: { release(): void }[] = [];
+    try {
+      // How far ahead of each task's walk to read: doubled after each miss of this step.
+      let depth = 1;
+      const ahead = async (): Promise<void> => {
+        const upcoming = reads && !this.finished ? this.plan.upcoming?.(depth) : undefined;
+        if (upcoming && upcoming.length > 0) await reads!.ahead(upcoming);
+      };
+      await ahead();
+      for (;;) {
+        const mark = this.mark;
+        let planned: { value: Planned | WireResponse | undefined; total: number };
+        try {
+          planned = await this.planSliced(pause, sliceMs);
+        } catch (err) {
+          const wait = reads?.missed(err);
+          if (!wait) throw err;
+          misses.push(await wait);
+          // Restoring the mark reads the records it holds back (a packing window): strictly too.
+          for (let back = false; !back;) {
+            try {
+              reads!.strictly(() => this.rewind(mark));
+              back = true;
+            } catch (again) {
+              const more = reads!.missed(again);
+              if (!more) throw again;
+              misses.push(await more);
+            }
+          }
+          depth *= 2;
+          await ahead();
+          continue;
+        }
+        const { value, total } = planned;
+        if (!value || !('planned' in value)) return value;
         let held: { release(): void } | undefined;
         try {
-          held = await this.ready?.(this.mine(r.value.planned));
+          held = await this.ready?.(this.mine(value.planned));
         } catch (err) {
           // The step cannot be built (its pages could not be read after retries): the stream
           // ends with that error; its client resumes from the last token it was sent.
@@ -174,10 +210,29 @@ export class StreamSession {
           throw err;
         }
         try {
-          return this.build(r.value, total);
+          return this.build(value, total);
         } finally {
           held?.release();
         }
+      }
+    } finally {
+      for (const m of misses) m.release();
+    }
+  }
+
+  /** The next step planned in slices (strictly with `reads`), with the stream's step count (an evaluation's, replayed once). */
+  private async planSliced(
+    pause: () => Promise<void>,
+    sliceMs: number,
+  ): Promise<{ value: Planned | WireResponse | undefined; total: number }> {
+    const strictly = <T>(fn: () => T): T => (this.reads ? this.reads.strictly(fn) : fn());
+    const g = this.planNext();
+    let since = performance.now();
+    for (;;) {
+      const r = strictly(() => g.next());
+      if (r.done) {
+        const planned = r.value !== undefined && 'planned' in r.value;
+        return { value: r.value, total: planned ? strictly(() => this.plan.totalSteps) : 0 };
       }
       if (performance.now() - since >= sliceMs) {
         await pause();

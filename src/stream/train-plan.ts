@@ -118,8 +118,17 @@ export class TrainPlan implements StreamPlan {
     return { perTask: [], fitSeqLen: 0 };
   }
 
+  /** Records the next step will likely draw (see TrainPlanner.upcoming). */
+  upcoming(depth: number): number[] {
+    return this.current().upcoming(depth);
+  }
+
+  /**
+   * Back to a token of this stream; a step begun and not finished is abandoned (its rows are
+   * planned again from the token, the same ones). Updates deferred while it was planned stay.
+   */
   rewind(token: Buffer): void {
-    if (this.planning) throw new Error('only a train stream between steps can be rewound');
+    this.planning = false;
     const p = this.init.mint.read(token);
     this.planner = this.init.restore(p.state, p.step);
     this.stale = false;

@@ -74,6 +74,9 @@ export class TrainPlanner {
   /** Per task: its servable subset once it kept missing (null: not sparse; undefined: not asked). */
   private readonly subsets: (RecordSubset | null | undefined)[] = [];
   private readonly sparse: SparseWalk;
+  /** Records drawn per task in the step being planned (how far `upcoming` looks ahead), and whether a step was begun. */
+  private drawn: Int32Array;
+  private begun = false;
 
   /**
    * `state` comes from a resume token (client input: each section is checked by its owner as it
@@ -97,6 +100,7 @@ export class TrainPlanner {
     );
     if (s) this.walker.restore(s.walker, field('walker'));
     this.sparse = new SparseWalk(this.walker);
+    this.drawn = new Int32Array(tasks);
     this.stats = s ? restoreStats(s.stats, field('stats'), tasks) : emptyStats(tasks);
     this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, this.stats.examples);
     if (s) this.shares.restore(s.shares, field('shares'), step, this.stats.examples);
@@ -211,6 +215,8 @@ export class TrainPlanner {
    * it makes applies from this very step, like a manual update queued for it, unless one was.
    */
   beginStep(step: number, report?: LossReport): void {
+    this.drawn.fill(0);
+    this.begun = true;
     this.shares.beginStep(step, this.stats.examples);
     const s = step - (this.policy?.spec.lagSteps ?? 0);
     const decided = this.policy && s >= 0 ? this.policy.consume(s, report) : undefined;
@@ -255,6 +261,7 @@ export class TrainPlanner {
       if (misses >= MISSES_BEFORE_SEEK && this.subsets[t] === undefined) this.subsets[t] = servable.subset(t) ?? null;
       const subset = this.subsets[t];
       if (subset && servable.has(t)) this.stats.dropped[t] = (this.stats.dropped[t] ?? 0) + this.sparse.skip(t, subset);
+      this.drawn[t] = (this.drawn[t] ?? 0) + 1;
       const loc = table.locate(t, this.walker.next(t));
       const fit = filter?.excluded(loc.shard, loc.row) ? undefined : layout.fit(loc, spec.seqLen, spec.overlong);
       if (fit) {
@@ -271,6 +278,27 @@ export class TrainPlanner {
         );
       }
     }
+  }
+
+  /**
+   * Records the next step will likely draw, as [task, record] pairs: per task with a share, the
+   * next `depth` × (1 + 2 × its draws in the last step) of its walk (`depth` before the first step). Planning reads
+   * these records' list, row and span pages; reading them ahead lets a step be planned without a
+   * read (a draw beyond them is read when missed, see plan-reads.ts).
+   */
+  upcoming(depth = 1): number[] {
+    const out: number[] = [];
+    const targets = this.sampler.targets;
+    for (let t = 0; t < targets.length; t++) {
+      if (!((targets[t] ?? 0) > 0 && (this.sizes[t] ?? 0) > 0)) continue;
+      const ahead = depth * (this.begun ? 1 + 2 * (this.drawn[t] ?? 0) : 1);
+      for (let j = 0; j < ahead; j++) {
+        const i = this.walker.peek(t, j);
+        if (i === undefined) break;
+        out.push(t, i);
+      }
+    }
+    return out;
   }
 
   /** The state to encode into a resume token right away: it shares the planner's live stats. */

@@ -132,7 +132,11 @@ describe('S3 faults on the serving path', () => {
       'storage.s3.access_key_id': s3.settings.accessKeyId!,
       'storage.s3.secret_access_key': s3.settings.secretAccessKey!,
       'storage.s3.max_attempts': '2',
-      'index.cache_bytes': String(64 << 10),
+      // No page stays cached, and no block of an object: every step reads what it serves, so the
+      // streams below read the failing object whatever the streams before them read.
+      'index.cache_bytes': '1',
+      'storage.s3.cache_blocks': '1',
+      'storage.s3.read_ahead_blocks': '0',
     });
     const client = new FlanStreamClient(server.target);
     const core = await openCore(inject('sampleIndex'));

@@ -7,7 +7,9 @@ import { openCore, trainSpec, type Spec } from '../helpers/core-streams.js';
 /**
  * The serving path (nextAsync) reads a planned step's pages ahead and builds from them: with a
  * page cache far smaller than the index, every message is byte-identical to the synchronous
- * build over a large cache, and building reads no page synchronously.
+ * build over a large cache, and neither planning nor building reads a page synchronously once
+ * the stream is open (planning reads ahead, and a page it misses is read while the step is
+ * planned again).
  */
 const SPECS: Record<string, Spec> = {
   'train packed': trainSpec({ batchSize: 4, seqLen: 2048, seed: 7, maxBatches: 4 }),
@@ -48,7 +50,7 @@ describe('reading ahead on the serving path', () => {
   });
 
   it.each(Object.entries(SPECS))(
-    '%s: byte-identical to the synchronous build, and building reads nothing synchronously',
+    '%s: byte-identical to the synchronous build, and serving reads nothing synchronously',
     async (_name, spec) => {
       const reader = small.catalog.reader;
       const residentFor = reader.residentFor.bind(reader);
@@ -59,6 +61,7 @@ describe('reading ahead on the serving path', () => {
       try {
         const want = syncMessages(big, { spec });
         const s = small.open({ spec });
+        const opened = reader.cacheStats.misses;
         const got: Buffer[] = [];
         let built = 0;
         for (;;) {
@@ -73,6 +76,7 @@ describe('reading ahead on the serving path', () => {
           expect(reader.prefetchHeld).toBe(0);
         }
         expect(built).toBeGreaterThan(1);
+        expect(reader.cacheStats.misses, 'synchronous reads while planning and building').toBe(opened);
         expect(got.map((b) => b.toString('base64'))).toEqual(want.map((b) => b.toString('base64')));
         expect(reader.cacheStats.prefetched).toBeGreaterThan(0);
       } finally {
