@@ -155,7 +155,7 @@ export const configSchema = z
         cache_bytes: num(z.number().int().positive()).default(512 << 20),
         /** Index reads in flight at once, per process reading the index: the pages of planned steps read ahead (local files on the libuv pool, ranged GETs on S3). */
         read_concurrency: num(z.number().int().min(1).max(1024)).default(16),
-        /** Bytes of pages held for planned steps not built yet (read ahead, besides cache_bytes); a step waits for room. */
+        /** Bytes of pages held for planned steps not built yet (read ahead, besides cache_bytes): a quarter for planning's record tables (never waits), the rest for batches (a step waits for room). */
         prefetch_bytes: num(z.number().int().positive()).default(64 << 20),
       })
       .strict()

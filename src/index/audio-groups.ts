@@ -50,18 +50,43 @@ export function writeAudioGroups(
 }
 
 export function readAudioGroups(storage: Storage, meta: AudioGroupsMeta): Int32Array {
-  if (!AUDIO_GROUPS_NAME.test(meta.file))
-    throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
-  const path = storage.describe(meta.file);
-  const want = meta.entries * QUAD * 4;
+  const want = groupsBytes(storage, meta);
   let buf: Buffer;
   try {
     buf = storage.readRange(meta.file, 0, want, want);
   } catch (err) {
-    if (err instanceof StorageNotFound) throw new IndexCorruptError(path, 'audio groups file is missing');
-    throw err;
+    throw groupsFault(storage, meta, err);
   }
-  if (buf.length !== want) throw new IndexCorruptError(path, 'audio groups file is truncated');
+  return checkedGroups(storage, meta, buf);
+}
+
+/** The same, read without blocking the thread (what a stream planned strictly waits for). */
+export async function readAudioGroupsAsync(storage: Storage, meta: AudioGroupsMeta): Promise<Int32Array> {
+  const want = groupsBytes(storage, meta);
+  let buf: Buffer;
+  try {
+    buf = want === 0 ? Buffer.alloc(0) : await storage.readRangeAsync(meta.file, 0, want);
+  } catch (err) {
+    throw groupsFault(storage, meta, err);
+  }
+  return checkedGroups(storage, meta, buf);
+}
+
+function groupsBytes(storage: Storage, meta: AudioGroupsMeta): number {
+  if (!AUDIO_GROUPS_NAME.test(meta.file))
+    throw new IndexCorruptError(storage.describe(MANIFEST_FILE), `bad audio groups file name ${meta.file}`);
+  return meta.entries * QUAD * 4;
+}
+
+function groupsFault(storage: Storage, meta: AudioGroupsMeta, err: unknown): unknown {
+  return err instanceof StorageNotFound
+    ? new IndexCorruptError(storage.describe(meta.file), 'audio groups file is missing')
+    : err;
+}
+
+function checkedGroups(storage: Storage, meta: AudioGroupsMeta, buf: Buffer): Int32Array {
+  const path = storage.describe(meta.file);
+  if (buf.length !== meta.entries * QUAD * 4) throw new IndexCorruptError(path, 'audio groups file is truncated');
   if (checksum(buf) !== meta.checksum) throw new IndexCorruptError(path, 'audio groups file fails its checksum');
   return new Int32Array(buf.buffer, buf.byteOffset, buf.length / 4);
 }

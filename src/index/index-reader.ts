@@ -15,7 +15,7 @@ import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import { readManifestFrom } from './manifest-io.js';
-import { readAudioGroups } from './audio-groups.js';
+import { readAudioGroups, readAudioGroupsAsync } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
 import { copyTokens, intRange, stringAt } from './page-ranges.js';
@@ -28,6 +28,14 @@ import {
   type ReadAhead,
   type Residency,
 } from './shard-pages.js';
+import type { HoldKind } from './page-pins.js';
+
+/** The shared-clip map asked for inside `strictly` before it was loaded (see IndexReader.audioGroups). */
+export class AudioGroupsMiss extends Error {
+  constructor() {
+    super('the audio groups file is not loaded');
+  }
+}
 
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
@@ -55,6 +63,7 @@ export class IndexReader {
   readonly manifest: Manifest;
   private readonly pages: ShardPages;
   private groups: Int32Array | undefined;
+  private groupsLoad: Promise<Int32Array> | undefined;
   private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
   private readonly records: RecordPages;
@@ -120,9 +129,12 @@ export class IndexReader {
     return this.pages.prefetchHeld;
   }
 
-  /** Makes pages resident and holds them until released, reading the missing ones asynchronously (see ShardPages.prefetch). */
-  prefetch(pages: readonly PageRef[]): Promise<Residency> {
-    return this.pages.prefetch(pages);
+  /**
+   * Makes pages resident and holds them until released, reading the missing ones asynchronously
+   * (see ShardPages.prefetch); `kind` `miss`: a page planning missed, held without waiting for room.
+   */
+  prefetch(pages: readonly PageRef[], kind: HoldKind = 'batch'): Promise<Residency> {
+    return this.pages.prefetch(pages, kind);
   }
 
   /**
@@ -134,9 +146,9 @@ export class IndexReader {
     return this.records.residentFor(records, audioIds);
   }
 
-  /** Reads pages not in memory into the cache without holding them (see ShardPages.warm). */
-  warm(pages: readonly PageRef[]): Promise<void> {
-    return this.pages.warm(pages);
+  /** Reads ahead and holds, within planning's share of `index.prefetch_bytes`, what planning will likely read (see ShardPages.readAhead). */
+  readAhead(pages: readonly PageRef[]): Promise<Residency> {
+    return this.pages.readAhead(pages);
   }
 
   /** Runs `fn` where a page not in memory is a PageMiss instead of a read on the spot (see ShardPages.strictly). */
@@ -264,10 +276,23 @@ export class IndexReader {
     return map[this.row(shard, row)[ROW.TASK] ?? 0] ?? -1;
   }
 
-  /** The shared-clip map (see audio-groups.ts), loaded on first use by a multiturn stream. */
+  /**
+   * The shared-clip map (see audio-groups.ts), loaded on first use by a multiturn stream: on the
+   * spot, or inside `strictly` (serving) refused with an AudioGroupsMiss until `loadAudioGroups`.
+   */
   audioGroups(): Int32Array {
+    if (!this.groups && this.pages.isStrict) throw new AudioGroupsMiss();
     this.groups ??= readAudioGroups(this.storage, this.manifest.audioGroups);
     return this.groups;
+  }
+
+  /** Loads the shared-clip map without blocking the thread (what an AudioGroupsMiss waits for). */
+  async loadAudioGroups(): Promise<void> {
+    this.groupsLoad ??= readAudioGroupsAsync(this.storage, this.manifest.audioGroups).finally(() => {
+      this.groupsLoad = undefined;
+    });
+    const groups = await this.groupsLoad;
+    this.groups ??= groups;
   }
 
   close(): void {

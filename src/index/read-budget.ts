@@ -48,6 +48,11 @@ export class ByteBudget {
     return this.used;
   }
 
+  /** Bytes that fit now without waiting. */
+  get room(): number {
+    return Math.max(0, this.limit - this.used);
+  }
+
   private fits(bytes: number): boolean {
     return this.used === 0 || this.used + bytes <= this.limit;
   }

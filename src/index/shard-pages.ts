@@ -2,8 +2,8 @@ import { LRUCache } from 'lru-cache';
 import { IndexCorruptError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { PAGE_BYTES, PAGE_TOKENS, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
-import { PagePins, type Residency } from './page-pins.js';
-import { sectionPages, type Table } from './page-table.js';
+import { PagePins, type HoldKind, type Residency } from './page-pins.js';
+import { sectionPages, tableRange, type Table } from './page-table.js';
 import { ShardFiles } from './shard-files.js';
 
 export { decodePage, sectionDigests, sectionPages } from './page-table.js';
@@ -27,10 +27,10 @@ const RUN_BYTES = 1 << 20;
 
 type Page = Int32Array | Buffer | Table;
 
-/** One page of a paged section of a shard: what a planned step asks to have resident. */
+/** One page of a paged section of a shard, or (section `pages`) its page table: what a planned step asks to have resident. */
 export interface PageRef {
   readonly shard: number;
-  readonly section: PagedSection;
+  readonly section: PagedSection | 'pages';
   readonly page: number;
 }
 
@@ -144,6 +144,11 @@ export class ShardPages {
     }
   }
 
+  /** Inside `strictly`: nothing may be read on the spot. */
+  get isStrict(): boolean {
+    return this.strict > 0;
+  }
+
   /** The cache key of a page (see `first`); a page past its section is refused, since it would alias the next section's key. */
   private key(i: number, section: PagedSection | 'pages', p: number): number {
     const slot = SLOT[section];
@@ -156,7 +161,8 @@ export class ShardPages {
   }
 
   /** Bytes of a page as held in memory (the last page of a section may be shorter; token pages are held decoded, as int32). */
-  private pageBytes(i: number, section: PagedSection, p: number): number {
+  private pageBytes(i: number, section: PagedSection | 'pages', p: number): number {
+    if (section === 'pages') return tableRange(this.shard(i), this.file(i))[1];
     if (section === 'tokens') return 4 * Math.min(PAGE_TOKENS, this.shard(i).tokens - p * PAGE_TOKENS);
     const len = this.shard(i).sections[section][1];
     return Math.min(PAGE_BYTES[section], len - p * PAGE_BYTES[section]);
@@ -180,7 +186,7 @@ export class ShardPages {
         this.cacheStats.hits++;
         return held;
       }
-      if (this.strict > 0 && section !== 'pages') throw new PageMiss({ shard: i, section, page: p });
+      if (this.strict > 0) throw new PageMiss({ shard: i, section, page: p });
       this.cacheStats.misses++;
       v = section === 'pages' ? this.files.table(i) : this.load(i, section, p);
       this.cache.set(key, v);
@@ -214,9 +220,10 @@ export class ShardPages {
    * held where they are, the others read asynchronously (at most `read_concurrency` reads at
    * once, consecutive pages of a section in one read, a page already being read is awaited, not
    * read again), verified and held. Their bytes count against `prefetch_bytes` (page-pins.ts).
-   * A failed read releases everything and rejects with the error naming the file.
+   * A failed read releases everything and rejects with the error naming the file. `kind`: which
+   * share of the limit they count against, and whether they wait for room (page-pins.ts).
    */
-  prefetch(refs: readonly PageRef[]): Promise<Residency> {
+  prefetch(refs: readonly PageRef[], kind: HoldKind = 'batch'): Promise<Residency> {
     const want = new Map<number, number>();
     const byKey = new Map<number, PageRef>();
     for (const r of refs) {
@@ -228,21 +235,44 @@ export class ShardPages {
       want,
       (key) => this.cache.get(key),
       (keys) => this.readPages(keys.map((k) => byKey.get(k)!)),
+      kind,
     );
   }
 
   /**
-   * Reads the pages of `refs` that are not in memory into the cache, asynchronously, without
-   * holding them (what planning will likely read: a page evicted before it is used is a
-   * PageMiss, read again). Resolves once they are read; a failed read rejects.
+   * Reads ahead what planning will likely read, and holds it until released (after the step's
+   * batch is built), so the cache cannot let it go before planning uses it: as many of `refs`,
+   * in order, as fit in planning's share of `prefetch_bytes` now (it never waits for room); the
+   * rest is only read into the cache (a page evicted before planning reaches it is a PageMiss,
+   * read then). Resolves once all are read; a failed read releases what it held and rejects.
    */
-  async warm(refs: readonly PageRef[]): Promise<void> {
-    const todo = new Map<number, PageRef>();
+  async readAhead(refs: readonly PageRef[]): Promise<Residency> {
+    let room = this.pins.planRoom;
+    const hold: PageRef[] = [];
+    const warm = new Map<number, PageRef>();
+    const counted = new Set<number>();
     for (const r of refs) {
       const key = this.key(r.shard, r.section, r.page);
-      if (!todo.has(key) && !this.cache.has(key) && this.pins.get(key) === undefined) todo.set(key, r);
+      if (this.pins.get(key) !== undefined || counted.has(key)) {
+        hold.push(r);
+        continue;
+      }
+      const bytes = this.pageBytes(r.shard, r.section, r.page);
+      if (bytes <= room) {
+        room -= bytes;
+        counted.add(key);
+        hold.push(r);
+      } else if (!this.cache.has(key)) warm.set(key, r);
     }
-    if (todo.size > 0) await Promise.all(this.readPages([...todo.values()]));
+    const reads = this.readPages([...warm.values()]);
+    const held = this.prefetch(hold, 'plan');
+    const [h, w] = await Promise.allSettled([held, Promise.all(reads)]);
+    if (w.status === 'rejected') {
+      if (h.status === 'fulfilled') h.value.release();
+      throw w.reason;
+    }
+    if (h.status === 'rejected') throw h.reason;
+    return h.value;
   }
 
   /** Bytes held for planned steps now (tests and metrics). */
@@ -253,11 +283,12 @@ export class ShardPages {
   /** Pages read asynchronously, one promise each (in order): runs of consecutive pages of a section share one read. */
   private readPages(refs: readonly PageRef[]): Promise<Page>[] {
     const out = new Map<PageRef, Promise<Page>>();
-    const fresh: PageRef[] = [];
+    const fresh: (PageRef & { section: PagedSection })[] = [];
     for (const r of refs) {
       const p = this.inflight.get(this.key(r.shard, r.section, r.page));
       if (p) out.set(r, p);
-      else fresh.push(r);
+      else if (r.section === 'pages') out.set(r, this.tableAsync(r.shard));
+      else fresh.push(r as PageRef & { section: PagedSection });
     }
     const sorted = [...fresh].sort((a, b) => a.shard - b.shard || SLOT[a.section] - SLOT[b.section] || a.page - b.page);
     for (let k = 0; k < sorted.length;) {

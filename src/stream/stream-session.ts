@@ -4,7 +4,7 @@ import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { buildBatch, buildExamples, messageRoom } from './batch-builder.js';
 import type { PlannedStep } from './plan-cache.js';
-import type { PlanReads } from './plan-reads.js';
+import type { Held, PlanReads } from './plan-reads.js';
 import type { PolicyView, StreamPlan } from './stream-plan.js';
 import type { MixtureUpdate, Placement, StreamSpec } from './stream-spec.js';
 import { taskDomains } from './stream-stats.js';
@@ -165,13 +165,14 @@ export class StreamSession {
    */
   async nextAsync(pause: () => Promise<void>, sliceMs = SLICE_MS): Promise<WireResponse | undefined> {
     const reads = this.reads;
-    const misses: { release(): void }[] = [];
+    // Pages read ahead for planning and pages it missed: held until the batch is built.
+    const held: Held[] = [];
     try {
       // How far ahead of each task's walk to read: doubled after each miss of this step.
       let depth = 1;
       const ahead = async (): Promise<void> => {
         const upcoming = reads && !this.finished ? this.plan.upcoming?.(depth) : undefined;
-        if (upcoming && upcoming.length > 0) await reads!.ahead(upcoming);
+        if (upcoming && upcoming.length > 0) held.push(await reads!.ahead(upcoming));
       };
       await ahead();
       for (;;) {
@@ -182,7 +183,7 @@ export class StreamSession {
         } catch (err) {
           const wait = reads?.missed(err);
           if (!wait) throw err;
-          misses.push(await wait);
+          held.push(await wait);
           // Restoring the mark reads the records it holds back (a packing window): strictly too.
           for (let back = false; !back;) {
             try {
@@ -191,7 +192,7 @@ export class StreamSession {
             } catch (again) {
               const more = reads!.missed(again);
               if (!more) throw again;
-              misses.push(await more);
+              held.push(await more);
             }
           }
           depth *= 2;
@@ -200,9 +201,9 @@ export class StreamSession {
         }
         const { value, total } = planned;
         if (!value || !('planned' in value)) return value;
-        let held: { release(): void } | undefined;
+        let pages: Held | undefined;
         try {
-          held = await this.ready?.(this.mine(value.planned));
+          pages = await this.ready?.(this.mine(value.planned));
         } catch (err) {
           // The step cannot be built (its pages could not be read after retries): the stream
           // ends with that error; its client resumes from the last token it was sent.
@@ -212,11 +213,11 @@ export class StreamSession {
         try {
           return this.build(value, total);
         } finally {
-          held?.release();
+          pages?.release();
         }
       }
     } finally {
-      for (const m of misses) m.release();
+      for (const h of held) h.release();
     }
   }
 

@@ -116,4 +116,36 @@ describe('index prefetch', () => {
       r.close();
     }
   });
+  it("planning's read-ahead holds at most its share of prefetch_bytes, never waits, and a batch's share is its own", async () => {
+    const page = 4 * PAGE_TOKENS;
+    // Planning's share: a quarter (2 token pages); a batch's: the rest (6).
+    const r = IndexReader.open(inject('sampleIndex'), {
+      cacheBytes: 1,
+      readAhead: { prefetchBytes: 8 * page, readConcurrency: 4 },
+    });
+    try {
+      const shard = big.manifest.shards.findIndex((s) => s.tokens > 8 * PAGE_TOKENS);
+      const pages = (from: number, n: number) =>
+        Array.from({ length: n }, (_, k) => ({ shard, section: 'tokens' as const, page: from + k }));
+      // Five pages asked for: all read, the first two held, the rest only read.
+      const ahead = await r.readAhead(pages(0, 5));
+      expect(r.cacheStats.prefetched).toBe(5);
+      expect(r.prefetchHeld).toBe(2 * page);
+      // A page planning missed is held at once, beyond the share (it is needed to plan at all).
+      const miss = await r.prefetch(pages(5, 1), 'miss');
+      expect(r.prefetchHeld).toBe(3 * page);
+      // A batch does not wait on what planning holds: six pages, three of them held already.
+      const batch = await r.prefetch(pages(0, 6));
+      expect(batch.bytes).toBe(3 * page);
+      expect(r.prefetchHeld).toBe(6 * page);
+      ahead.release();
+      miss.release();
+      // Pages the batch still holds stay counted until it releases them.
+      expect(r.prefetchHeld).toBe(6 * page);
+      batch.release();
+      expect(r.prefetchHeld).toBe(0);
+    } finally {
+      r.close();
+    }
+  });
 });
