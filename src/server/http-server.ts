@@ -14,6 +14,8 @@ export type Route = () => Promise<RouteResult> | RouteResult;
 export interface HttpDeps {
   readonly metrics: Metrics;
   readonly ready: () => boolean;
+  /** Why the server is not ready, when it is for a reason other than shutting down (the body of /healthz's 503). */
+  readonly notReady?: () => string | undefined;
   /** Extra routes (the status page, its script and JSON), path → handler. */
   readonly routes?: Readonly<Record<string, Route>>;
   /** server.http_auth: the bearer check of `authorization` on the paths that show data (throws to refuse). */
@@ -53,7 +55,9 @@ export async function startHttp(host: string, port: number, deps: HttpDeps): Pro
       if (path === '/metrics')
         return send(200, deps.metrics.registry.contentType, await deps.metrics.registry.metrics());
       if (path === '/healthz')
-        return deps.ready() ? send(200, 'text/plain', 'ok\n') : send(503, 'text/plain', 'not ready\n');
+        return deps.ready()
+          ? send(200, 'text/plain', 'ok\n')
+          : send(503, 'text/plain', `not ready${deps.notReady?.() ? `: ${deps.notReady()}` : ''}\n`);
       const handler = Object.hasOwn(deps.routes ?? {}, path) ? deps.routes?.[path] : undefined;
       if (handler) {
         const r = await handler();

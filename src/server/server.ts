@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { InvalidArgumentError, describeError } from '../errors.js';
 import { Metrics } from '../metrics/metrics.js';
 import { DataServiceCore } from '../stream/data-service-core.js';
+import { IndexLock } from '../index/index-lock.js';
 import type { WireResponse } from '../stream/wire-types.js';
 import { makeAuthCheck, makeBearerCheck } from './auth.js';
 import { DataServiceHandlers } from './data-service.js';
@@ -91,7 +92,25 @@ function countingDefinition(def: grpc.ServiceDefinition, metrics: Metrics): grpc
   };
 }
 
+/**
+ * Starts serving `index.dir`, holding a claim on a local index directory until shut down: while
+ * it is held, `flanstream index` into that directory is refused (see IndexLock.serve).
+ */
 export async function startServer(loaded: Loaded): Promise<RunningServer> {
+  const dir = loaded.config.index.dir;
+  const claim = IndexLock.serving(dir, (message) =>
+    console.error(JSON.stringify({ event: 'index_unclaimed', message })),
+  );
+  try {
+    const running = await startClaimed(loaded);
+    return { ...running, shutdown: () => running.shutdown().finally(() => claim?.release()) };
+  } catch (err) {
+    claim?.release();
+    throw err;
+  }
+}
+
+async function startClaimed(loaded: Loaded): Promise<RunningServer> {
   const { config } = loaded;
   // Before the index opens, so a bad certificate path fails fast and names its key.
   const creds = credentials(config.server.tls);
@@ -180,14 +199,18 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
   // Ready means the index is open and the port bound; it turns false as soon as shutdown starts.
   let ready = true;
   health.setAll('SERVING');
-  // An index on object storage republished or deleted under this replica (found by a read that
-  // failed its If-Match): streams get FAILED_PRECONDITION, and the replica stops being ready.
+  // The index republished or deleted under this server (a local manifest looked at here and before
+  // a shard is first opened; on object storage, a read that failed its If-Match): streams get
+  // FAILED_PRECONDITION, and the server stops being ready, saying why.
   const storage = core.catalog.reader.storage;
+  let notReady: string | undefined;
   const indexWatch = setInterval(() => {
-    if (storage.changed === undefined || !ready) return;
+    const why = storage.checkPublication?.() ?? storage.changed;
+    if (why === undefined || !ready) return;
     ready = false;
+    notReady = why;
     health.setAll('NOT_SERVING');
-    console.error(JSON.stringify({ event: 'index_changed', index: storage.location, message: storage.changed }));
+    console.error(JSON.stringify({ event: 'index_changed', index: storage.location, message: why }));
   }, 500);
   indexWatch.unref();
 
@@ -199,6 +222,7 @@ export async function startServer(loaded: Loaded): Promise<RunningServer> {
         metrics,
         ...(config.server.http_auth ? { authorize: makeBearerCheck(config.server.auth_tokens) } : {}),
         ready: () => ready,
+        notReady: () => notReady,
         routes: statusRoutes({
           catalog: core.catalog,
           monitor,

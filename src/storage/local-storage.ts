@@ -13,8 +13,20 @@ import {
   statSync,
 } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { IndexCorruptError } from '../errors.js';
+import { IndexCorruptError, StorageError } from '../errors.js';
+import { checksum } from '../util/hash.js';
 import { StorageNotFile, StorageNotFound, type Storage } from './storage.js';
+
+/** The manifest's name in an index (the index layer's MANIFEST_FILE; storage sits below it). */
+const MANIFEST = 'manifest.msgpack';
+
+/** The manifest a server opened: its file's identity and its content's checksum. */
+interface Published {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly sum: string;
+}
 
 /**
  * A local directory (or mount). Files are opened once and read positionally: synchronously
@@ -29,6 +41,8 @@ export class LocalStorage implements Storage {
   /** Descriptors being opened asynchronously, so concurrent first reads of a file open it once. */
   private readonly opening = new Map<string, Promise<number>>();
   private realRoot: string | undefined;
+  private published: Published | undefined;
+  private why: string | undefined;
 
   constructor(location: string) {
     this.location = location;
@@ -64,9 +78,58 @@ export class LocalStorage implements Storage {
   }
 
   readFile(path: string): Buffer {
+    if (path === MANIFEST && !this.published) {
+      // The manifest the index is opened from: remembered (stat and content of one descriptor), see checkPublication.
+      const fd = openSync(this.real(path), 'r');
+      try {
+        const st = fstatSync(fd);
+        const buf = readFileSync(fd);
+        this.count(buf.length);
+        this.published = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, sum: checksum(buf) };
+        return buf;
+      } finally {
+        closeSync(fd);
+      }
+    }
     const buf = readFileSync(this.real(path));
     this.count(buf.length);
     return buf;
+  }
+
+  get changed(): string | undefined {
+    return this.why;
+  }
+
+  /**
+   * Whether the manifest read at open is still the one published here; a description of the change
+   * if not (and from then on). One stat while it is unchanged; its content is compared only when
+   * the file was replaced or touched, so a rewrite of the same manifest is no change.
+   */
+  checkPublication(): string | undefined {
+    const was = this.published;
+    if (this.why !== undefined || !was) return this.why;
+    const file = this.describe(MANIFEST);
+    let now: Published;
+    try {
+      const st = statSync(file);
+      if (st.ino === was.ino && st.size === was.size && st.mtimeMs === was.mtimeMs) return undefined;
+      now = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, sum: checksum(readFileSync(file)) };
+    } catch {
+      return (this.why = `${file} was deleted since this server opened the index; restart the server once an index is published there again`);
+    }
+    if (now.sum === was.sum) {
+      this.published = now;
+      return undefined;
+    }
+    this.why = `${file} was republished (the index re-indexed or replaced) since this server opened it; shards it has not opened yet may be gone: restart the server to serve what is there now`;
+    return this.why;
+  }
+
+  /** Before a file is first opened: refused once the index was republished (its files may belong to another index). */
+  private checkOpen(path: string): void {
+    if (path === MANIFEST) return;
+    const why = this.checkPublication();
+    if (why !== undefined) throw new StorageError(this.location, why, false);
   }
 
   private count(bytes: number): void {
@@ -77,6 +140,7 @@ export class LocalStorage implements Storage {
   readRange(path: string, offset: number, length: number): Buffer {
     let fd = this.fds.get(path);
     if (fd === undefined) {
+      this.checkOpen(path);
       fd = openSync(this.real(path), 'r');
       // Checked on the descriptor, so a path replaced by a directory (or a FIFO) is refused as
       // what it is, not read (EISDIR) or waited on.
@@ -99,6 +163,11 @@ export class LocalStorage implements Storage {
     if (fd !== undefined) return Promise.resolve(fd);
     let p = this.opening.get(path);
     if (p) return p;
+    try {
+      this.checkOpen(path);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const full = this.describe(path);
     const call = <T>(f: (cb: (err: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> =>
       new Promise((ok, fail) => f((err, v) => (err ? fail(err) : ok(v))));

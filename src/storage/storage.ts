@@ -32,6 +32,11 @@ export interface Storage {
   forget?(path: string): void;
   /** Set once the index this storage opened was found republished or deleted under it: what happened. */
   readonly changed?: string;
+  /**
+   * Looks again, cheaply and without blocking on the network, whether the index was republished
+   * (sets `changed`); where it cannot (object storage), a read pinned to what was opened finds it.
+   */
+  checkPublication?(): string | undefined;
   close(): void;
 }
 

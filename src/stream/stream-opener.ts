@@ -42,6 +42,10 @@ export class StreamOpener {
    * with the same error, and a build worker opens the session).
    */
   opening(raw: RawOpen): Opening {
+    // An index republished under the server: what it would plan from is no longer what is there.
+    const storage = this.catalog.reader.storage;
+    const changed = storage.checkPublication?.() ?? storage.changed;
+    if (changed !== undefined) throw new FailedPreconditionError('index_republished', changed);
     const resume = raw.resume;
     return resume ? fromToken(() => this.fromResume(resume)) : this.fromSpec(raw);
   }
