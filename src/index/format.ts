@@ -11,7 +11,9 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  *   spans   int32 [spans × SPAN_WIDTH], audio spans of all records (fields in SPAN)
  *   strings utf-8 blob: uuids, audio ids, output texts
  *   lists   int32, per local task and split, the rows of that task holding that split
- *   pages   the page table: a PAGE_DIGEST_BYTES digest of every page of the five sections above
+ *   columns int32 [records × COLUMN_WIDTH], per record what a stream filter reads (fields in
+ *           COLUMN), so filtering reads 32 bytes a record and decodes nothing
+ *   pages   the page table: a PAGE_DIGEST_BYTES digest of every page of the six sections above
  *           (see shard-pages.ts), then the stored byte length of every token page (uint32)
  *   deps    utf-8 JSON ShardDeps: the corpus files the shard was built from, read only by the
  *           indexer (kept out of the manifest, which must stay O(shards) to open)
@@ -24,12 +26,13 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  * The manifest holds the checksums of the page table and of deps, so a damaged file is detected
  * when read and never served as wrong tokens.
  */
-export const INDEX_FORMAT_VERSION = 9;
+export const INDEX_FORMAT_VERSION = 10;
 /**
  * The version of what an index serves (tokens, tables, their meaning), as opposed to how its
  * files store it: the fingerprint covers this one, so an index rebuilt in a new storage format
  * from the same corpus keeps its fingerprint, and resume tokens made on the old one resume on it.
- * Format 9 changed only the storage of tokens (format 8 stored them as int32).
+ * Format 9 changed only the storage of tokens (format 8 stored them as int32); format 10 added the
+ * columns section, derived from what the other sections hold, and left out of the content checksum.
  */
 export const CONTENT_VERSION = 8;
 export const MANIFEST_FILE = 'manifest.msgpack';
@@ -72,8 +75,28 @@ export const ROW_WIDTH = 21;
 export const SPAN = { REL_START: 0, LENGTH: 1, ID_OFF: 2, ID_LEN: 3, KEY_LO: 4, KEY_HI: 5 } as const;
 export const SPAN_WIDTH = 6;
 
+/**
+ * Per-record columns for stream filters, in row order. SOURCE indexes the shard's `sources`;
+ * AUDIO_FRAMES counts codec frames of every clip (windows applied): seconds = frames / frame rate.
+ */
+export const COLUMN = {
+  TASK: 0,
+  SPLITS: 1,
+  FLAGS: 2,
+  TEXT_TOKENS: 3,
+  AUDIO_TOKENS: 4,
+  AUDIO_FRAMES: 5,
+  CLIPS: 6,
+  SOURCE: 7,
+} as const;
+export const COLUMN_WIDTH = 8;
+/** Column rows per page: a filter scans whole shards, so its pages are larger than the rows table's. */
+export const COLUMN_ROWS_PER_PAGE = 1024;
+
 /** The sections read page by page, in page-table order. */
-export const PAGED_SECTIONS = ['tokens', 'rows', 'spans', 'strings', 'lists'] as const;
+export const PAGED_SECTIONS = ['tokens', 'rows', 'spans', 'strings', 'lists', 'columns'] as const;
+/** The sections the content checksum covers (what a stream serves; the columns only restate it). */
+export const CONTENT_SECTIONS = ['tokens', 'rows', 'spans', 'strings', 'lists'] as const;
 export type PagedSection = (typeof PAGED_SECTIONS)[number];
 export const ROWS_PER_PAGE = 128;
 export const SPANS_PER_PAGE = 512;
@@ -90,6 +113,7 @@ export const PAGE_BYTES: Readonly<Record<PagedSection, number>> = {
   spans: SPANS_PER_PAGE * SPAN_WIDTH * 4,
   strings: 1 << 13,
   lists: 1 << 13,
+  columns: COLUMN_ROWS_PER_PAGE * COLUMN_WIDTH * 4,
 };
 export const PAGE_TOKENS = PAGE_BYTES.tokens / 4;
 export const LIST_PAGE_ENTRIES = PAGE_BYTES.lists / 4;
@@ -137,6 +161,8 @@ export interface ShardMeta {
   /** `content`: of the page table as if tokens were int32 (what the shard serves; see shard-file.ts). */
   readonly checksums: { readonly pages: string; readonly deps: string; readonly content: string };
   readonly maxCodebooks: number;
+  /** The distinct `source` lists of the shard's records (a record's COLUMN.SOURCE indexes this). */
+  readonly sources: readonly (readonly string[])[];
   /**
    * Quarantined records and files of this shard, counted per reason. The entries themselves are in
    * `quarantineFile` (JSON lines beside the shard file, '' when there are none), never in the

@@ -183,6 +183,11 @@ export class IndexReader {
     return this.intRange(i, 'spans', first * SPAN_WIDTH, count * SPAN_WIDTH);
   }
 
+  /** Page `p` of shard `i`'s columns (COLUMN_ROWS_PER_PAGE records of COLUMN_WIDTH each; the last may hold fewer). */
+  columnPage(i: number, p: number): Int32Array {
+    return this.pages.ints(i, 'columns', p);
+  }
+
   private task(i: number, local: number): ShardTask {
     const t = this.shard(i).tasks[local];
     if (!t) throw new IndexCorruptError(this.dir, `shard ${i} has no task ${local}`);

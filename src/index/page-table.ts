@@ -43,7 +43,7 @@ export function pagesBefore(s: ShardMeta, section: PagedSection): number {
   return n;
 }
 
-const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists']);
+const INT_SECTIONS: ReadonlySet<PagedSection> = new Set(['tokens', 'rows', 'spans', 'lists', 'columns']);
 
 /**
  * A verified page as served: token pages decoded from their stored form (token-pages.ts), the

@@ -9,6 +9,7 @@ import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js'
 import { readCorpusShard } from '../corpus/shard-lines.js';
 import { checksum, digest } from '../util/hash.js';
 import {
+  COLUMN_WIDTH,
   FLAG_UNSEEN,
   INDEX_FORMAT_VERSION,
   ROW_WIDTH,
@@ -160,6 +161,10 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   }[] = [];
   const tokenChunks: Int32Array[] = [];
   const rows = new Int32Array(accepted.length * ROW_WIDTH);
+  const columns = new Int32Array(accepted.length * COLUMN_WIDTH);
+  /** Distinct source lists of the shard (their JSON → index into `sources`). */
+  const sourceIds = new Map<string, number>();
+  const sources: (readonly string[])[] = [];
   const spans: number[] = [];
   // Strings are measured now and encoded into the section once at the end: a Buffer per string
   // (uuid, output, clip id: several per record) was a large share of the build's allocations.
@@ -231,6 +236,18 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     (['train', 'dev', 'test'] as const).forEach((s, i) => {
       if (splits & SPLIT_BIT[s]) task.rows[i]!.push(r);
     });
+    const sourceKey = JSON.stringify(a.rec.source);
+    let sourceId = sourceIds.get(sourceKey);
+    if (sourceId === undefined) {
+      sourceIds.set(sourceKey, (sourceId = sources.length));
+      sources.push(a.rec.source);
+    }
+    const flags = a.rec.task_type.unseen ? FLAG_UNSEEN : 0;
+    const clipCount = spans.length / SPAN_WIDTH - spanStart;
+    columns.set(
+      [t, splits, flags, total - audioTokens, audioTokens, Math.round(audioFrames), clipCount, sourceId],
+      r * COLUMN_WIDTH,
+    );
     const [uOff, uLen] = addString(a.rec.uuid);
     const [oOff, oLen] = addString(a.rec.output);
     const [klo, khi] = firstInputKey ?? [0, 0];
@@ -252,13 +269,13 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
         splits,
         audioTokens,
         spanStart,
-        spans.length / SPAN_WIDTH - spanStart,
+        clipCount,
         uOff,
         uLen,
         a.line,
         klo,
         khi,
-        a.rec.task_type.unseen ? FLAG_UNSEEN : 0,
+        flags,
         oOff,
         oLen,
         iOff,
@@ -311,6 +328,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     spans: Buffer.from(Int32Array.from(spans).buffer),
     strings: utf8Section(strings, stringBytes),
     lists: Buffer.from(Int32Array.from(lists).buffer),
+    columns: Buffer.from(columns.buffer, columns.byteOffset, columns.byteLength),
   };
   const depsBuf = Buffer.from(JSON.stringify(deps));
   const key = digest(
@@ -334,6 +352,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     tokens,
     tasks: shardTasks,
     maxCodebooks,
+    sources,
     quarantined: countByReason(quarantine),
     quarantineFile,
     firstProblem: quarantine[0]?.detail ?? '',

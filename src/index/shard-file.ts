@@ -1,6 +1,13 @@
 import { join } from 'node:path';
 import { checksum } from '../util/hash.js';
-import { PAGED_SECTIONS, SHARDS_DIR, type PagedSection, type Section, type ShardMeta } from './format.js';
+import {
+  CONTENT_SECTIONS,
+  PAGED_SECTIONS,
+  SHARDS_DIR,
+  type PagedSection,
+  type Section,
+  type ShardMeta,
+} from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 import { sectionDigests } from './page-table.js';
 import type { EncodedTokens } from './token-pages.js';
@@ -17,12 +24,16 @@ export type ShardSections = { readonly tokens: EncodedTokens } & Readonly<
  * Writes `shards/<key>.bin`: the served sections back to back in page-table order (tokens first),
  * their page table (every page's digest, then each stored token page's byte length), then `deps`.
  * Written atomically (writeFileAtomic), so a reader never sees half a file. `checksums.content` is
- * the checksum of the page table the shard would have with int32 tokens: it identifies what the
- * shard serves, however its tokens are stored.
+ * the checksum of the page table the shard would have with int32 tokens and without its columns:
+ * it identifies what the shard serves, however its tokens are stored.
  */
 export function writeShardFile(indexDir: string, key: string, served: ShardSections, deps: Buffer): WrittenShard {
   const { tokens } = served;
-  const tables = PAGED_SECTIONS.filter((s) => s !== 'tokens').map((s) => sectionDigests(served[s], s));
+  const names = PAGED_SECTIONS.filter((s) => s !== 'tokens');
+  const tables = names.map((s) => sectionDigests(served[s], s));
+  // The columns restate what the other sections hold: leaving them out keeps the fingerprint of
+  // an index the same whatever columns its format stores.
+  const content = tables.filter((_, k) => (CONTENT_SECTIONS as readonly string[]).includes(names[k]!));
   const lengths = Buffer.from(tokens.lengths.buffer, tokens.lengths.byteOffset, tokens.lengths.byteLength);
   const pages = Buffer.concat([tokens.digests, ...tables, lengths]);
   const parts: [PagedSection | 'pages' | 'deps', Buffer][] = [
@@ -48,7 +59,7 @@ export function writeShardFile(indexDir: string, key: string, served: ShardSecti
     checksums: {
       pages: checksum(pages),
       deps: checksum(deps),
-      content: checksum(Buffer.concat([tokens.contentDigests, ...tables])),
+      content: checksum(Buffer.concat([tokens.contentDigests, ...content])),
     },
   };
 }

@@ -15,7 +15,8 @@ const SLOT: Readonly<Record<PagedSection | 'pages', number>> = {
   spans: 2,
   strings: 3,
   lists: 4,
-  pages: 5,
+  columns: 5,
+  pages: 6,
 };
 const SLOTS = PAGED_SECTIONS.length;
 

@@ -32,6 +32,7 @@ import { compileManifest } from '../../src/index/compile-manifest.js';
 import {
   FLAG_UNSEEN,
   PAGE_TOKENS,
+  COLUMN_WIDTH,
   ROW,
   ROW_WIDTH,
   SHARDS_DIR,
@@ -151,6 +152,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
     const ranges = Math.ceil(n / SHARE);
     const tokens = tokensFor(ranges);
     const rows = new Int32Array(n * ROW_WIDTH);
+    const columns = new Int32Array(n * COLUMN_WIDTH);
     const spans = new Int32Array(n * SPAN_WIDTH);
     const strings = Buffer.alloc(n * STRING_STRIDE);
     const local = new Map<number, number>();
@@ -199,6 +201,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       rows[o + ROW.FLAGS] = t % 10 === 9 ? FLAG_UNSEEN : 0;
       rows[o + ROW.OUT_TEXT_OFF] = so + CLIP_W + UUID_W;
       rows[o + ROW.OUT_TEXT_LEN] = OUT_TEXT.length;
+      columns.set([lt, splits, rows[o + ROW.FLAGS]!, RECORD_TOKENS - CLIP, CLIP, FRAMES, 1, 0], r * COLUMN_WIDTH);
     }
     const lists: number[] = [];
     const shardTasks: ShardTask[] = taskRows.map(({ id, rows: rs }) => {
@@ -229,6 +232,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       spans: Buffer.from(spans.buffer, spans.byteOffset, spans.byteLength),
       strings,
       lists: Buffer.from(Int32Array.from(lists).buffer),
+      columns: Buffer.from(columns.buffer, columns.byteOffset, columns.byteLength),
     };
     const source = `synthetic/shard-${String(s).padStart(5, '0')}.jsonl`;
     const key = digest('synthetic', String(total), String(per), source);
@@ -243,6 +247,7 @@ export async function writeSyntheticIndex(dir: string, opts: SyntheticOptions): 
       tokens: ranges * RECORD_TOKENS,
       tasks: shardTasks,
       maxCodebooks: CODEBOOKS,
+      sources: [['synthetic']],
       quarantined: {},
       quarantineFile: '',
       firstProblem: '',
