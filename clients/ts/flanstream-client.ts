@@ -56,6 +56,8 @@ export interface DatasetOptions {
   readonly shuffle?: Shuffle;
   /** Blocks open at once under 'blocks' (default: the server's `stream.shuffle_window`). */
   readonly shuffleWindow?: number;
+  /** Only records this expression over their metadata keeps (the server parses it); default: all. */
+  readonly filter?: string;
   readonly retry?: Partial<RetryPolicy>;
 }
 
@@ -138,6 +140,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
       audio: opts.audio,
       shuffle: opts.shuffle,
       shuffleWindow: opts.shuffleWindow,
+      filter: opts.filter,
     });
     this.clients = this.targets.map((t) => new FlanStreamClient(t, { token: opts.token, tls: opts.tls }));
     this.targetIndex = this.rank % this.targets.length;
@@ -200,8 +203,8 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
   private firstRequest(remaining: number): StreamRequest {
     const updates = this.pendingUpdates.map(updateMessage);
     if (this.lastToken === null) return { spec: { ...this.spec, maxBatches: remaining }, updates };
-    // The audio and shuffle choices are always sent: the server refuses a token made with other ones.
-    const { shuffle, shuffleWindow } = this.spec;
+    // The audio, shuffle and filter choices are always sent: the server refuses a token made with other ones.
+    const { shuffle, shuffleWindow, filter } = this.spec;
     const resume = {
       token: this.lastToken,
       rank: this.rank,
@@ -210,6 +213,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
       audio: this.spec.audio ?? buildAudio(undefined),
       shuffle,
       shuffleWindow,
+      filter,
       ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}),
     };
     return { resume, updates };

@@ -237,6 +237,8 @@ export interface SpecArgs {
   /** Train only; undefined = the server's default (`stream.shuffle`, `stream.shuffle_window`). */
   readonly shuffle?: Shuffle | undefined;
   readonly shuffleWindow?: number | undefined;
+  /** Only records this expression keeps (e.g. `ug == "generation" and audio_seconds <= 30`); undefined = all. */
+  readonly filter?: string | undefined;
 }
 
 /** Validates the audio option (the server checks `codebooks` against the corpus). */
@@ -273,6 +275,7 @@ export function buildSpec(a: SpecArgs): StreamSpecMessage {
     maxTurns: a.maxTurns === undefined ? 0 : checkInt('maxTurns', a.maxTurns),
     shuffle: a.shuffle === undefined ? '' : checkChoice('shuffle', a.shuffle, SHUFFLES),
     shuffleWindow: a.shuffleWindow === undefined ? 0 : checkInt('shuffleWindow', a.shuffleWindow, 1, 1 << 16),
+    filter: a.filter === undefined ? '' : typeof a.filter === 'string' ? a.filter : fail('filter must be a string'),
   };
   if (split !== 'train' && (a.shuffle !== undefined || a.shuffleWindow !== undefined))
     fail(`shuffle applies to split "train" only; evaluation split "${split}" is served whole and in order`);

@@ -8,6 +8,8 @@ import type { DataServiceClient as _flanstream_v1_DataServiceClient, DataService
 import type { DatasetInfo as _flanstream_v1_DatasetInfo, DatasetInfo__Output as _flanstream_v1_DatasetInfo__Output } from './flanstream/v1/DatasetInfo.js';
 import type { DatasetTaskCount as _flanstream_v1_DatasetTaskCount, DatasetTaskCount__Output as _flanstream_v1_DatasetTaskCount__Output } from './flanstream/v1/DatasetTaskCount.js';
 import type { EvalExample as _flanstream_v1_EvalExample, EvalExample__Output as _flanstream_v1_EvalExample__Output } from './flanstream/v1/EvalExample.js';
+import type { FilterCounts as _flanstream_v1_FilterCounts, FilterCounts__Output as _flanstream_v1_FilterCounts__Output } from './flanstream/v1/FilterCounts.js';
+import type { FilterTaskCount as _flanstream_v1_FilterTaskCount, FilterTaskCount__Output as _flanstream_v1_FilterTaskCount__Output } from './flanstream/v1/FilterTaskCount.js';
 import type { GetCorpusInfoRequest as _flanstream_v1_GetCorpusInfoRequest, GetCorpusInfoRequest__Output as _flanstream_v1_GetCorpusInfoRequest__Output } from './flanstream/v1/GetCorpusInfoRequest.js';
 import type { GuardRemoval as _flanstream_v1_GuardRemoval, GuardRemoval__Output as _flanstream_v1_GuardRemoval__Output } from './flanstream/v1/GuardRemoval.js';
 import type { Heldout as _flanstream_v1_Heldout, Heldout__Output as _flanstream_v1_Heldout__Output } from './flanstream/v1/Heldout.js';
@@ -42,6 +44,8 @@ export interface ProtoGrpcType {
       DatasetInfo: MessageTypeDefinition<_flanstream_v1_DatasetInfo, _flanstream_v1_DatasetInfo__Output>
       DatasetTaskCount: MessageTypeDefinition<_flanstream_v1_DatasetTaskCount, _flanstream_v1_DatasetTaskCount__Output>
       EvalExample: MessageTypeDefinition<_flanstream_v1_EvalExample, _flanstream_v1_EvalExample__Output>
+      FilterCounts: MessageTypeDefinition<_flanstream_v1_FilterCounts, _flanstream_v1_FilterCounts__Output>
+      FilterTaskCount: MessageTypeDefinition<_flanstream_v1_FilterTaskCount, _flanstream_v1_FilterTaskCount__Output>
       GetCorpusInfoRequest: MessageTypeDefinition<_flanstream_v1_GetCorpusInfoRequest, _flanstream_v1_GetCorpusInfoRequest__Output>
       GuardRemoval: MessageTypeDefinition<_flanstream_v1_GuardRemoval, _flanstream_v1_GuardRemoval__Output>
       Heldout: MessageTypeDefinition<_flanstream_v1_Heldout, _flanstream_v1_Heldout__Output>

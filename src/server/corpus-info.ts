@@ -1,24 +1,54 @@
+import type { RecordFilter } from '../filter/record-filter.js';
 import type { GuardRemoval } from '../splits/contamination.js';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import { specChoices } from '../stream/spec-choices.js';
 
+import { InvalidArgumentError } from '../errors.js';
+
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * GetCorpusInfo's answer with `contamination`: each available guarded set's report is a scan of
+ * GetCorpusInfo's answer with `contamination` (and with a filter's dry run): each available guarded set's report is a scan of
  * every train record, made once per set (kept with its guard) and between event-loop turns, so
  * streams and health go on while it runs; concurrent calls wait for the same scan.
  */
 export async function corpusInfoWithContamination(
   catalog: CorpusCatalog,
   pause: () => Promise<void> = yieldTurn,
+  contamination = true,
+  filter?: RecordFilter,
 ): Promise<Record<string, unknown>> {
   const reports = new Map<string, readonly GuardRemoval[]>();
-  for (const { resolved } of catalog.named.heldoutSets()) {
-    const guard = resolved && catalog.guard(resolved);
-    if (guard) reports.set(resolved.fingerprint, await guard.reportAsync(pause));
+  if (contamination) {
+    for (const { resolved } of catalog.named.heldoutSets()) {
+      const guard = resolved && catalog.guard(resolved);
+      if (guard) reports.set(resolved.fingerprint, await guard.reportAsync(pause));
+    }
   }
-  return corpusInfo(catalog, reports);
+  const info = corpusInfo(catalog, reports);
+  return filter ? { ...info, filter: await filterCounts(catalog, filter, pause) } : info;
+}
+
+/**
+ * A filter's dry run (GetCorpusInfoRequest.filter): per task and split, the records it keeps (the
+ * index's records, duplicates left out, before any held-out set), a task between event-loop turns.
+ */
+export async function filterCounts(
+  catalog: CorpusCatalog,
+  filter: RecordFilter,
+  pause: () => Promise<void> = yieldTurn,
+): Promise<Record<string, unknown>> {
+  const totals = [0, 0, 0];
+  const tasks: Record<string, unknown>[] = [];
+  for (const t of catalog.tasks) {
+    const c = ([0, 1, 2] as const).map((s) => filter.count(t.id, s));
+    c.forEach((n, s) => (totals[s]! += n));
+    tasks.push({ index: t.id, path: t.path, trainRecords: c[0], devRecords: c[1], testRecords: c[2] });
+    await pause();
+  }
+  if (totals.every((n) => n === 0))
+    throw new InvalidArgumentError('filter', `${filter.text} keeps no record of this index`);
+  return { filter: filter.text, tasks, trainRecords: totals[0], devRecords: totals[1], testRecords: totals[2] };
 }
 
 /**

@@ -92,8 +92,11 @@ export class DataServiceHandlers {
         try {
           this.auth(call.metadata);
           rejectUndecodable(call.request);
-          if ((call.request as { contamination?: boolean } | null)?.contamination === true) {
-            corpusInfoWithContamination(this.core.catalog).then(
+          const req = call.request as { contamination?: boolean; filter?: string } | null;
+          // A filter is parsed before any scan, so a bad one is INVALID_ARGUMENT at once.
+          const filter = this.core.catalog.filter(req?.filter);
+          if (req?.contamination === true || filter) {
+            corpusInfoWithContamination(this.core.catalog, undefined, req?.contamination === true, filter).then(
               (info) => cb(null, info),
               (err: unknown) => cb(toStatus(err)),
             );

@@ -8,6 +8,8 @@ import type { ChatTemplate } from '../tokenize/chat-template.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
 import { availability, type Availability } from '../splits/availability.js';
 import { Contamination } from '../splits/contamination.js';
+import { RecordFilter, type RecordExclusion } from '../filter/record-filter.js';
+import { parseFilter, formatFilter } from '../filter/grammar.js';
 import { resolveHeldout, type HeldoutSpec, type ResolvedHeldout } from '../splits/heldout.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import type { ReadAhead } from '../index/shard-pages.js';
@@ -53,7 +55,7 @@ interface Held {
 }
 
 /** What a spec's content depends on for which records fit. */
-export type Fit = Pick<StreamSpec, 'seqLen' | 'overlong' | 'audio'>;
+export type Fit = Pick<StreamSpec, 'seqLen' | 'overlong' | 'audio' | 'filter'>;
 
 /**
  * Everything a served index knows that does not belong to one stream: the open index, its chat
@@ -186,7 +188,7 @@ export class CorpusCatalog {
   }
 
   private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
-    const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
+    const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}:${fit?.filter ?? ''}`;
     return this.cached(
       `sizes:${key}`,
       () => this.countTrain(heldout, fit),
@@ -196,7 +198,7 @@ export class CorpusCatalog {
 
   private countTrain(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
     const train = this.table(0);
-    const filter = this.guard(heldout);
+    const filter = this.exclusion(heldout, fit?.filter);
     // The template around a record (without the optional input separator): a lower bound.
     const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
     const sizes = new Float64Array(this.reader.tasks.length);
@@ -222,13 +224,13 @@ export class CorpusCatalog {
 
   /** Under the stream's audio view: a draw tests fit with the lengths the stream serves. */
   servability(heldout: ResolvedHeldout, fit: Fit): Servability {
-    const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}:${fit.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}`;
+    const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}:${fit.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}:${fit.filter ?? ''}`;
     return this.cached(
       `servable:${key}`,
       () =>
         new Servability(
           new SegmentLayout(this.table(0), this.template, this.audioView(fit)),
-          this.guard(heldout),
+          this.exclusion(heldout, fit.filter),
           fit.seqLen,
           fit.overlong,
         ),
@@ -244,6 +246,29 @@ export class CorpusCatalog {
       () => new Contamination(this.reader, heldout),
       (g) => g.bytes,
     );
+  }
+
+  /**
+   * A stream filter from its text (undefined for none or blank), cached by canonical text with the
+   * masks it has made. A text that does not parse is INVALID_ARGUMENT naming its position.
+   */
+  filter(text: string | undefined): RecordFilter | undefined {
+    const node = parseFilter(text ?? '');
+    if (!node) return undefined;
+    const canonical = formatFilter(node);
+    return this.cached(
+      `filter:${canonical}`,
+      () => new RecordFilter(this.reader, node),
+      (f) => f.bytes,
+    );
+  }
+
+  /** What a train stream must not serve: its held-out set's guards and its filter (undefined: nothing). */
+  exclusion(heldout: ResolvedHeldout, filterText: string | undefined): RecordExclusion | undefined {
+    const guard = this.guard(heldout);
+    const filter = this.filter(filterText);
+    if (!guard || !filter) return guard ?? filter;
+    return { excluded: (shard, row) => filter.excluded(shard, row) || guard.excluded(shard, row) };
   }
 
   /** Bytes the catalog's cache counts its entries at (at most stream.catalog_cache_bytes). */

@@ -25,8 +25,16 @@ export class EvalItems {
   readonly total: number;
   readonly perTask: number[];
 
-  /** `include(task, shard)`: whether the records of a task in a shard belong to the stream. */
-  constructor(reader: IndexReader, include: (task: number, shard: number) => boolean, splits: readonly SplitIndex[]) {
+  /**
+   * `include(task, shard)`: whether the records of a task in a shard belong to the stream;
+   * `keep(shard, row)`: whether the stream's filter keeps a record (absent: every record).
+   */
+  constructor(
+    reader: IndexReader,
+    include: (task: number, shard: number) => boolean,
+    splits: readonly SplitIndex[],
+    keep?: (shard: number, row: number) => boolean,
+  ) {
     this.reader = reader;
     this.perTask = reader.tasks.map(() => 0);
     let before = 0;
@@ -45,8 +53,9 @@ export class EvalItems {
             from = -1;
           };
           for (let k = 0; k < list.length; k++) {
-            const dup = earlier !== 0 && ((reader.row(shard, list[k] ?? 0)[ROW.SPLITS] ?? 0) & earlier) !== 0;
-            if (dup) flush(k);
+            const row = list[k] ?? 0;
+            const dup = earlier !== 0 && ((reader.row(shard, row)[ROW.SPLITS] ?? 0) & earlier) !== 0;
+            if (dup || (keep && !keep(shard, row))) flush(k);
             else if (from < 0) from = k;
           }
           flush(list.length);

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors.js';
 import { splitIndex, type SplitIndex } from '../index/index-reader.js';
 import type { SegmentLayout } from '../pack/segment-layout.js';
 import type { MixtureSpec } from '../mix/mixture.js';
@@ -46,7 +47,7 @@ export function makePlan(
       layout,
       table: layout.table,
       heldout,
-      filter: catalog.guard(heldout),
+      filter: catalog.exclusion(heldout, spec.filter),
       servable: catalog.servability(heldout, spec),
       resolve: (m: MixtureSpec, field: string) => catalog.resolveMixture(m, heldout, field, spec),
       shareWindow: catalog.settings.shareWindowSteps,
@@ -69,7 +70,15 @@ export function makePlan(
   const isHeld = (task: number, shard: number): boolean => heldout.tasks.has(task) || heldout.shards.has(shard);
   const want = spec.split === 'heldout';
   const splits: SplitIndex[] = want ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
-  const items = new EvalItems(catalog.reader, (task, shard) => isHeld(task, shard) === want, splits);
+  // An evaluation stream serves what its filter keeps, every such record once.
+  const filter = catalog.filter(spec.filter);
+  const keep = filter ? (shard: number, row: number) => filter.keeps(shard, row) : undefined;
+  const items = new EvalItems(catalog.reader, (task, shard) => isHeld(task, shard) === want, splits, keep);
+  if (filter && items.total === 0)
+    throw new InvalidArgumentError(
+      'filter',
+      `${filter.text} keeps no record of the ${spec.split} split (GetCorpusInfo with this filter counts what it keeps per task)`,
+    );
   return {
     plan: new EvalPlan({ spec, placement: o.placement, layout, items, mint, state: o.state as EvalState | undefined }),
     layout,

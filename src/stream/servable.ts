@@ -1,6 +1,6 @@
 import type { RecordSubset } from '../mix/sparse-walk.js';
 import type { Overlong, SegmentLayout } from '../pack/segment-layout.js';
-import type { Contamination } from '../splits/contamination.js';
+import type { RecordExclusion } from '../filter/record-filter.js';
 
 /** A task is walked through its subset when at most 1/SPARSE of its records can be served: denser ones cost rejection at most SPARSE draws per served record on average. */
 const SPARSE = 16;
@@ -19,7 +19,7 @@ const SPARSE = 16;
  */
 export class Servability {
   private readonly layout: SegmentLayout;
-  private readonly filter: Contamination | undefined;
+  private readonly filter: RecordExclusion | undefined;
   private readonly seqLen: number;
   private readonly overlong: Overlong;
   private readonly known = new Map<number, boolean>();
@@ -27,14 +27,14 @@ export class Servability {
   private readonly subsets = new Map<number, RecordSubset | null>();
   private held = 0;
 
-  constructor(layout: SegmentLayout, filter: Contamination | undefined, seqLen: number, overlong: Overlong) {
+  constructor(layout: SegmentLayout, filter: RecordExclusion | undefined, seqLen: number, overlong: Overlong) {
     this.layout = layout;
     this.filter = filter;
     this.seqLen = seqLen;
     this.overlong = overlong;
   }
 
-  /** 0: servable; 1: removed by a guard; 2: does not fit. */
+  /** 0: servable; 1: removed by a guard or the stream's filter; 2: does not fit. */
   private kind(t: number, i: number): 0 | 1 | 2 {
     const loc = this.layout.table.locate(t, i);
     if (this.filter?.excluded(loc.shard, loc.row)) return 1;

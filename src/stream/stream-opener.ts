@@ -5,6 +5,7 @@ import { checkPolicySpec } from '../mix/policy/policy-spec.js';
 import { packingStrategy } from '../pack/registry.js';
 import { SegmentLayout, type Segment } from '../pack/segment-layout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
+import type { RecordFilter } from '../filter/record-filter.js';
 import { makePlan, type Opening } from './planner-factory.js';
 import { planReads } from './plan-reads.js';
 import { decodeToken } from './resume-token.js';
@@ -93,6 +94,15 @@ export class StreamOpener {
     if (audio) spec = { ...spec, audio };
     const shuffle = parseShuffle(raw.spec, spec.split, catalog.settings.defaults);
     if (shuffle) spec = { ...spec, shuffle };
+    const filter = catalog.filter(raw.spec.filter);
+    if (filter) {
+      spec = { ...spec, filter: filter.text };
+      if (spec.split === 'train' && trainKept(catalog, filter, heldout.tasks) === 0)
+        throw new InvalidArgumentError(
+          'filter',
+          `${filter.text} keeps no train record outside the held-out set (GetCorpusInfo with this filter counts what it keeps per task)`,
+        );
+    }
     if (spec.split === 'train') catalog.resolveMixture(mixture, heldout, 'mixture', spec);
     else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
       throw new InvalidArgumentError(
@@ -163,6 +173,17 @@ export class StreamOpener {
     const shuffle = tokenShuffle(spec.shuffle);
     if (shuffle) parsed = { ...parsed, spec: { ...parsed.spec, shuffle } };
     checkResumeShuffle(resume, shuffle);
+    // The token's filter, canonical like a request's; a trainer that names one must name the same.
+    const filter = spec.filter === undefined ? undefined : catalog.filter(checkFilterText(spec.filter));
+    if (filter) parsed = { ...parsed, spec: { ...parsed.spec, filter: filter.text } };
+    if (resume.filter !== undefined) {
+      const asked = catalog.filter(resume.filter)?.text ?? '';
+      if (asked !== (filter?.text ?? ''))
+        throw new FailedPreconditionError(
+          'filter_mismatch',
+          `resume token was made with filter ${filter ? JSON.stringify(filter.text) : '(none)'} but the request asks for ${asked ? JSON.stringify(asked) : '(none)'}; start a new stream to change the filter`,
+        );
+    }
     // Its mixture too, exactly as a request's (weights, temperature, cap, selectors): the planner
     // restores its targets from the state and would otherwise never look at them again.
     if (parsed.spec.split === 'train')
@@ -185,6 +206,20 @@ export class StreamOpener {
  */
 export function startKey(o: Opening): string {
   return checksum(pack([o.heldout.fingerprint, specHash(o.spec), o.placement.worldSize, o.step, o.state ?? null]));
+}
+
+/** A token's filter must be a non-empty string (absent means none). */
+function checkFilterText(v: unknown): string {
+  if (typeof v !== 'string' || v.trim() === '')
+    throw new InvalidArgumentError('resume.token.spec.filter', 'must be a non-empty filter text');
+  return v;
+}
+
+/** Train records of tasks not held out that the filter keeps. */
+function trainKept(catalog: CorpusCatalog, filter: RecordFilter, held: ReadonlySet<number>): number {
+  let n = 0;
+  for (const t of catalog.tasks) if (!held.has(t.id)) n += filter.count(t.id, 0);
+  return n;
 }
 
 const describeAudio = (a: StreamSpec['audio']): string =>

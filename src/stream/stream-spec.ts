@@ -29,6 +29,8 @@ export interface StreamSpec {
   readonly audio?: AudioSpec;
   /** A train stream's `blocks` record order (shuffle-spec.ts); absent = the global order. */
   readonly shuffle?: ShuffleSpec;
+  /** The stream's filter in canonical text (filter/grammar.ts); absent = every record. */
+  readonly filter?: string;
 }
 
 export interface Placement {
@@ -60,6 +62,7 @@ export interface RawSpec extends RawShuffle {
   overlong?: string;
   maxTurns?: number;
   audio?: { codebooks?: number; layout?: string } | null;
+  filter?: string;
 }
 
 export interface SpecDefaults extends ShuffleDefaults {

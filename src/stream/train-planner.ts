@@ -11,7 +11,7 @@ import type { TrainPacker } from '../pack/packing.js';
 import { pendingState, restorePending } from '../pack/pending-state.js';
 import { packingStrategy } from '../pack/registry.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
-import type { Contamination } from '../splits/contamination.js';
+import type { RecordExclusion } from '../filter/record-filter.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { ExampleTable } from '../index/example-table.js';
 import type { Servability } from './servable.js';
@@ -44,8 +44,8 @@ export interface TrainDeps {
   readonly layout: SegmentLayout;
   readonly table: ExampleTable;
   readonly heldout: ResolvedHeldout;
-  /** The held-out set's guards: train records they remove are never served. */
-  readonly filter: Contamination | undefined;
+  /** The held-out set's guards and the stream's filter: train records they remove are never served. */
+  readonly filter: RecordExclusion | undefined;
   /** Which tasks have a record this stream can serve (from the index, for its seq_len and overlong policy). */
   readonly servable: Servability;
   readonly resolve: (m: MixtureSpec, field: string) => Float64Array;

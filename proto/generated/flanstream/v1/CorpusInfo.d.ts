@@ -6,6 +6,7 @@ import type { HeldoutSetInfo as _flanstream_v1_HeldoutSetInfo, HeldoutSetInfo__O
 import type { UnavailableMixture as _flanstream_v1_UnavailableMixture, UnavailableMixture__Output as _flanstream_v1_UnavailableMixture__Output } from '../../flanstream/v1/UnavailableMixture.js';
 import type { DatasetInfo as _flanstream_v1_DatasetInfo, DatasetInfo__Output as _flanstream_v1_DatasetInfo__Output } from '../../flanstream/v1/DatasetInfo.js';
 import type { SpecChoices as _flanstream_v1_SpecChoices, SpecChoices__Output as _flanstream_v1_SpecChoices__Output } from '../../flanstream/v1/SpecChoices.js';
+import type { FilterCounts as _flanstream_v1_FilterCounts, FilterCounts__Output as _flanstream_v1_FilterCounts__Output } from '../../flanstream/v1/FilterCounts.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface CorpusInfo {
@@ -33,6 +34,10 @@ export interface CorpusInfo {
    * what this server accepts in StreamSpec's enumerated fields
    */
   'choices'?: (_flanstream_v1_SpecChoices | null);
+  /**
+   * only when the request names a filter
+   */
+  'filter'?: (_flanstream_v1_FilterCounts | null);
 }
 
 export interface CorpusInfo__Output {
@@ -60,4 +65,8 @@ export interface CorpusInfo__Output {
    * what this server accepts in StreamSpec's enumerated fields
    */
   'choices': (_flanstream_v1_SpecChoices__Output | null);
+  /**
+   * only when the request names a filter
+   */
+  'filter': (_flanstream_v1_FilterCounts__Output | null);
 }

@@ -7,6 +7,11 @@ export interface GetCorpusInfoRequest {
    * the train records once per guarded named set (seconds per 100k records; then cached).
    */
   'contamination'?: (boolean);
+  /**
+   * A dry run of a stream filter (StreamSpec.filter): CorpusInfo.filter counts, per task and split,
+   * the records it keeps, before any held-out set. "" = none. A bad filter is INVALID_ARGUMENT.
+   */
+  'filter'?: (string);
 }
 
 export interface GetCorpusInfoRequest__Output {
@@ -15,4 +20,9 @@ export interface GetCorpusInfoRequest__Output {
    * the train records once per guarded named set (seconds per 100k records; then cached).
    */
   'contamination': (boolean);
+  /**
+   * A dry run of a stream filter (StreamSpec.filter): CorpusInfo.filter counts, per task and split,
+   * the records it keeps, before any held-out set. "" = none. A bad filter is INVALID_ARGUMENT.
+   */
+  'filter': (string);
 }

@@ -34,6 +34,12 @@ export interface Resume {
    */
   'shuffle'?: (string);
   'shuffleWindow'?: (number);
+  /**
+   * Optional: the filter the trainer expects ("" = none); a token made with another filter is
+   * refused with FAILED_PRECONDITION. Unset expects nothing.
+   */
+  'filter'?: (string);
+  '_filter'?: "filter";
 }
 
 export interface Resume__Output {
@@ -66,4 +72,10 @@ export interface Resume__Output {
    */
   'shuffle': (string);
   'shuffleWindow': (number);
+  /**
+   * Optional: the filter the trainer expects ("" = none); a token made with another filter is
+   * refused with FAILED_PRECONDITION. Unset expects nothing.
+   */
+  'filter'?: (string);
+  '_filter'?: "filter";
 }

@@ -55,6 +55,11 @@ export interface StreamSpec {
    */
   'shuffleWindow'?: (number);
   /**
+   * Only records this expression over their metadata keeps are served, e.g.
+   * ug == "generation" and audio_seconds <= 30 (README: filters); "" = all. Held-out exclusions still apply.
+   */
+  'filter'?: (string);
+  /**
    * unset = flat over all codebooks
    */
   'audio'?: (_flanstream_v1_AudioSpec | null);
@@ -109,6 +114,11 @@ export interface StreamSpec__Output {
    * blocks open at once under "blocks"; 0 = server default (stream.shuffle_window)
    */
   'shuffleWindow': (number);
+  /**
+   * Only records this expression over their metadata keeps are served, e.g.
+   * ug == "generation" and audio_seconds <= 30 (README: filters); "" = all. Held-out exclusions still apply.
+   */
+  'filter': (string);
   /**
    * unset = flat over all codebooks
    */
