@@ -213,7 +213,7 @@ export class FlanStreamDataset implements AsyncIterable<Batch> {
       audio: this.spec.audio ?? buildAudio(undefined),
       shuffle,
       shuffleWindow,
-      filter,
+      filter: { text: filter },
       ...(this.spec.heldout ? { heldout: this.spec.heldout } : {}),
     };
     return { resume, updates };

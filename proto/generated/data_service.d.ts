@@ -10,6 +10,7 @@ import type { DatasetTaskCount as _flanstream_v1_DatasetTaskCount, DatasetTaskCo
 import type { EvalExample as _flanstream_v1_EvalExample, EvalExample__Output as _flanstream_v1_EvalExample__Output } from './flanstream/v1/EvalExample.js';
 import type { FilterCounts as _flanstream_v1_FilterCounts, FilterCounts__Output as _flanstream_v1_FilterCounts__Output } from './flanstream/v1/FilterCounts.js';
 import type { FilterTaskCount as _flanstream_v1_FilterTaskCount, FilterTaskCount__Output as _flanstream_v1_FilterTaskCount__Output } from './flanstream/v1/FilterTaskCount.js';
+import type { FilterText as _flanstream_v1_FilterText, FilterText__Output as _flanstream_v1_FilterText__Output } from './flanstream/v1/FilterText.js';
 import type { GetCorpusInfoRequest as _flanstream_v1_GetCorpusInfoRequest, GetCorpusInfoRequest__Output as _flanstream_v1_GetCorpusInfoRequest__Output } from './flanstream/v1/GetCorpusInfoRequest.js';
 import type { GuardRemoval as _flanstream_v1_GuardRemoval, GuardRemoval__Output as _flanstream_v1_GuardRemoval__Output } from './flanstream/v1/GuardRemoval.js';
 import type { Heldout as _flanstream_v1_Heldout, Heldout__Output as _flanstream_v1_Heldout__Output } from './flanstream/v1/Heldout.js';
@@ -46,6 +47,7 @@ export interface ProtoGrpcType {
       EvalExample: MessageTypeDefinition<_flanstream_v1_EvalExample, _flanstream_v1_EvalExample__Output>
       FilterCounts: MessageTypeDefinition<_flanstream_v1_FilterCounts, _flanstream_v1_FilterCounts__Output>
       FilterTaskCount: MessageTypeDefinition<_flanstream_v1_FilterTaskCount, _flanstream_v1_FilterTaskCount__Output>
+      FilterText: MessageTypeDefinition<_flanstream_v1_FilterText, _flanstream_v1_FilterText__Output>
       GetCorpusInfoRequest: MessageTypeDefinition<_flanstream_v1_GetCorpusInfoRequest, _flanstream_v1_GetCorpusInfoRequest__Output>
       GuardRemoval: MessageTypeDefinition<_flanstream_v1_GuardRemoval, _flanstream_v1_GuardRemoval__Output>
       Heldout: MessageTypeDefinition<_flanstream_v1_Heldout, _flanstream_v1_Heldout__Output>

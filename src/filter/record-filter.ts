@@ -1,6 +1,14 @@
-import { InvalidArgumentError } from '../errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../errors.js';
 import { datasetOf } from '../index/datasets.js';
-import { COLUMN, COLUMN_ROWS_PER_PAGE, COLUMN_WIDTH, FLAG_UNSEEN, SPLIT_BIT, SPLIT_NAMES } from '../index/format.js';
+import {
+  COLUMN,
+  COLUMN_ROWS_PER_PAGE,
+  COLUMN_WIDTH,
+  FLAG_UNSEEN,
+  INDEX_FORMAT_VERSION,
+  SPLIT_BIT,
+  SPLIT_NAMES,
+} from '../index/format.js';
 import type { IndexReader, SplitIndex } from '../index/index-reader.js';
 import { compileFilter, type FilterPredicate, type FilterRecord } from './evaluate.js';
 import { formatFilter, parseFilter, type FilterNode } from './grammar.js';
@@ -42,6 +50,12 @@ export class RecordFilter implements RecordExclusion {
   private held = 0;
 
   constructor(reader: IndexReader, node: FilterNode) {
+    const format = reader.manifest.formatVersion;
+    if (format !== INDEX_FORMAT_VERSION)
+      throw new FailedPreconditionError(
+        'index_format',
+        `filter: this index is format ${format}, without the per-record columns filters read (format ${INDEX_FORMAT_VERSION}); rebuild it with flanstream index (npm start rebuilds) to filter, or stream without a filter`,
+      );
     this.reader = reader;
     this.text = formatFilter(node);
     this.predicate = compileFilter(node);

@@ -21,6 +21,7 @@ import { DUPLICATES_NAME } from './exclusions.js';
 import { discoverShards, type SkippedFile } from './find-shards.js';
 import { withIndexLock } from './index-lock.js';
 import {
+  INDEX_FORMAT_VERSION,
   QUARANTINE_FILE,
   SHARDS_DIR,
   TOKENIZER_FILE,
@@ -225,6 +226,7 @@ export async function buildSources(
   }
   const sameSettings =
     previous &&
+    previous.formatVersion === INDEX_FORMAT_VERSION &&
     previous.vocab.tokenizerFingerprint === tok.fingerprint &&
     JSON.stringify(previous.options) === JSON.stringify(options);
   const oldBySource = new Map((sameSettings ? (previous?.shards ?? []) : []).map((s) => [s.source, s]));

@@ -28,6 +28,12 @@ import type { VocabLayout } from '../tokenize/vocab-layout.js';
  */
 export const INDEX_FORMAT_VERSION = 10;
 /**
+ * The one older format still served: format 9 lacks only the columns section, so it serves every
+ * stream but a filtered one (a filter on it is refused, asking for a rebuild). `npm start` and the
+ * indexer treat it as stale and rebuild it.
+ */
+export const COLUMNLESS_FORMAT_VERSION = 9;
+/**
  * The version of what an index serves (tokens, tables, their meaning), as opposed to how its
  * files store it: the fingerprint covers this one, so an index rebuilt in a new storage format
  * from the same corpus keeps its fingerprint, and resume tokens made on the old one resume on it.

@@ -5,7 +5,7 @@ import { CorpusError, describeError, FlanError, IndexCorruptError } from '../err
 import { LocalStorage } from '../storage/local-storage.js';
 import type { Storage } from '../storage/storage.js';
 import { checksum } from '../util/hash.js';
-import { INDEX_FORMAT_VERSION, MANIFEST_FILE, type Manifest } from './format.js';
+import { COLUMNLESS_FORMAT_VERSION, INDEX_FORMAT_VERSION, MANIFEST_FILE, type Manifest } from './format.js';
 
 /**
  * Writes a file (its parts back to back) so that readers see either the old or the complete new
@@ -69,6 +69,7 @@ export function readManifestFrom(storage: Storage): Manifest {
     throw new IndexCorruptError(file, 'manifest checksum mismatch');
   }
   const manifest = unpack(outer.body) as Manifest;
+  if (manifest.formatVersion === COLUMNLESS_FORMAT_VERSION) return withoutColumns(manifest);
   if (manifest.formatVersion !== INDEX_FORMAT_VERSION) {
     throw new IndexCorruptError(
       file,
@@ -78,11 +79,25 @@ export function readManifestFrom(storage: Storage): Manifest {
   return manifest;
 }
 
-/** Whether `dir` holds an index this build can open: false when it is missing, damaged or of another format (rebuild it). */
+/**
+ * A format-9 manifest as this format's: an empty columns section where the page table starts (no
+ * pages, so the page table is the one format 9 wrote) and no source lists.
+ */
+function withoutColumns(manifest: Manifest): Manifest {
+  return {
+    ...manifest,
+    shards: manifest.shards.map((s) => ({
+      ...s,
+      sections: { ...s.sections, columns: [s.sections.pages[0], 0] },
+      sources: [],
+    })),
+  };
+}
+
+/** Whether `dir` holds an index this build writes: false when it is missing, damaged or of an older format (rebuild it). */
 export function indexIsCurrent(dir: string): boolean {
   try {
-    readManifest(dir);
-    return true;
+    return readManifest(dir).formatVersion === INDEX_FORMAT_VERSION;
   } catch {
     return false;
   }

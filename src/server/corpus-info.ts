@@ -1,16 +1,15 @@
+import { InvalidArgumentError } from '../errors.js';
 import type { RecordFilter } from '../filter/record-filter.js';
 import type { GuardRemoval } from '../splits/contamination.js';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import { specChoices } from '../stream/spec-choices.js';
 
-import { InvalidArgumentError } from '../errors.js';
-
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * GetCorpusInfo's answer with `contamination` (and with a filter's dry run): each available guarded set's report is a scan of
- * every train record, made once per set (kept with its guard) and between event-loop turns, so
- * streams and health go on while it runs; concurrent calls wait for the same scan.
+ * GetCorpusInfo's answer with `contamination` or a filter's dry run: each available guarded set's
+ * report is a scan of every train record, made once per set (kept with its guard), and a dry run
+ * counts task by task; both between event-loop turns, so streams and health go on while they run.
  */
 export async function corpusInfoWithContamination(
   catalog: CorpusCatalog,

@@ -176,8 +176,8 @@ export class StreamOpener {
     // The token's filter, canonical like a request's; a trainer that names one must name the same.
     const filter = spec.filter === undefined ? undefined : catalog.filter(checkFilterText(spec.filter));
     if (filter) parsed = { ...parsed, spec: { ...parsed.spec, filter: filter.text } };
-    if (resume.filter !== undefined) {
-      const asked = catalog.filter(resume.filter)?.text ?? '';
+    if (resume.filter) {
+      const asked = catalog.filter(resume.filter.text)?.text ?? '';
       if (asked !== (filter?.text ?? ''))
         throw new FailedPreconditionError(
           'filter_mismatch',

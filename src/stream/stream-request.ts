@@ -43,8 +43,8 @@ export interface RawResume {
   /** The order the trainer expects ("" and 0 expect nothing). */
   shuffle?: string;
   shuffleWindow?: number;
-  /** The filter the trainer expects (absent: expects nothing; "" expects none). */
-  filter?: string;
+  /** The filter the trainer expects (absent: expects nothing; an empty text expects none). */
+  filter?: { text?: string } | null;
 }
 
 /** The first message of a stream: a spec or a resume token, and updates to queue at once. */

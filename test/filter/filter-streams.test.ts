@@ -64,12 +64,15 @@ describe('stream filters', () => {
 
     // Resume from batch 10 continues exactly; the token carries the filter (respelled: same filter).
     const token = batches[9]!.resumeToken;
-    const again = take(core.open({ resume: { token, filter: `  ${FILTER(seconds).replace(/ == /g, '==')}` } }), 14);
+    const again = take(
+      core.open({ resume: { token, filter: { text: `  ${FILTER(seconds).replace(/ == /g, '==')}` } } }),
+      14,
+    );
     expect(again.batches.map(content)).toEqual(batches.slice(10).map(content));
-    const other = failure({ resume: { token, filter: 'ug == "generation"' } });
+    const other = failure({ resume: { token, filter: { text: 'ug == "generation"' } } });
     expect(other.code).toBe('FAILED_PRECONDITION');
     expect(other.message).toMatch(/filter/);
-    expect(failure({ resume: { token, filter: '' } }).code).toBe('FAILED_PRECONDITION');
+    expect(failure({ resume: { token, filter: { text: '' } } }).code).toBe('FAILED_PRECONDITION');
   });
 
   it('serves an evaluation split whole under a filter: every kept record once', () => {

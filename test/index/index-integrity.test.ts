@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { IndexCorruptError } from '../../src/errors.js';
 import {
+  COLUMNLESS_FORMAT_VERSION,
   INDEX_FORMAT_VERSION,
   MANIFEST_FILE,
   PAGE_BYTES,
@@ -233,13 +234,13 @@ describe('a damaged manifest refuses to open', () => {
     expect(String(open())).toMatch(/index format 99 is not the supported format/);
   });
 
-  it('of the previous format (whole-section checksums), with a clear request to rebuild', () => {
-    writeManifest(index, { ...manifest(), formatVersion: INDEX_FORMAT_VERSION - 1 });
+  it('of a format older than the one still served (whole-section checksums), with a clear request to rebuild', () => {
+    writeManifest(index, { ...manifest(), formatVersion: COLUMNLESS_FORMAT_VERSION - 1 });
     const err = open();
     expect(err).toBeInstanceOf(IndexCorruptError);
     expect(String(err)).toMatch(
       new RegExp(
-        `index format ${INDEX_FORMAT_VERSION - 1} is not the supported format ${INDEX_FORMAT_VERSION}; rebuild the index`,
+        `index format ${COLUMNLESS_FORMAT_VERSION - 1} is not the supported format ${INDEX_FORMAT_VERSION}; rebuild the index`,
       ),
     );
   });

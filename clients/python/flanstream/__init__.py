@@ -13,7 +13,7 @@ from .client import Client
 from .dataset import FlanStreamDataset
 from .errors import FlanStreamError
 from .evaluation import EvalPart, EvalResult, evaluate, evaluate_part, merge_evaluations
-from .info import CorpusInfo, DatasetInfo, GuardRemoval, HeldoutSetInfo, SpecChoices, TaskInfo, VocabLayout
+from .info import CorpusInfo, DatasetInfo, FilterCounts, GuardRemoval, HeldoutSetInfo, SpecChoices, TaskInfo, VocabLayout
 from .losses import task_losses
 from .segments import Segments
 from .wire import IGNORE_INDEX, BatchDecoder, BatchStats, dense_arrays
@@ -37,6 +37,7 @@ __all__ = [
     "DatasetInfo",
     "GuardRemoval",
     "SpecChoices",
+    "FilterCounts",
     "RetryPolicy",
     "BatchDecoder",
     "BatchStats",

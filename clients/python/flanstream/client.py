@@ -14,7 +14,7 @@ from ._proto.flanstream.v1 import data_service_pb2_grpc as pb_grpc
 from .errors import from_rpc_error
 from .info import CorpusInfo
 
-__all__ = ["Client", "MAX_TOKEN_CHARS", "TLS", "check_target"]
+__all__ = ["Client", "MAX_TOKEN_CHARS", "TLS", "check_target", "check_filter"]
 
 #: ``False`` (plaintext), ``True`` (TLS with the system roots) or a path to a PEM root bundle.
 TLS = Union[bool, str, "os.PathLike[str]"]
@@ -40,6 +40,17 @@ def _serialize_deterministic(msg: Any) -> bytes:
 #: gRPC name-resolver schemes passed through as given (``unix:/path``, ``dns:///host:port``, ...).
 _GRPC_SCHEMES = ("dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.%\w]+\]|[^\s:/\[\]@?#]+):(\d{1,5})$")
+
+
+def check_filter(filter: Any) -> str:
+    """A stream filter argument as sent (``None`` = none, sent as ``""``); anything but a ``str`` is a
+    ``ValueError``. The server parses the text: an error in it is ``INVALID_ARGUMENT`` at its position."""
+    if filter is None:
+        return ""
+    if not isinstance(filter, str):
+        raise ValueError(f"filter must be a str such as 'ug == \"generation\" and audio_seconds <= 30', "
+                         f"got {type(filter).__name__}")
+    return filter
 
 
 def check_target(target: Any) -> str:
@@ -161,25 +172,33 @@ class Client:
         return self._stub
 
     # -- calls ------------------------------------------------------------------------------
-    def corpus_info(self, timeout: Optional[float] = None, contamination: bool = False) -> CorpusInfo:
+    def corpus_info(
+        self, timeout: Optional[float] = None, contamination: bool = False, filter: Optional[str] = None,
+    ) -> CorpusInfo:
         """Call ``GetCorpusInfo`` and return it as a :class:`~flanstream.info.CorpusInfo`.
 
         With ``contamination=True`` each held-out set also reports what its guards remove
         (``HeldoutSetInfo.contamination``); the server scans the train records once per guarded
         set for that (then caches), so the first such call may take seconds.
 
+        With ``filter`` (a stream filter, as ``FlanStreamDataset(filter=...)`` takes) the answer's
+        ``filter`` counts the records it keeps per task and split: a dry run before training. A bad
+        filter, or one keeping nothing, is ``INVALID_ARGUMENT`` naming it.
+
         Raises:
             FlanStreamError: with the call's status code on failure.
         """
-        return CorpusInfo.from_proto(self.corpus_info_proto(timeout, contamination))
+        return CorpusInfo.from_proto(self.corpus_info_proto(timeout, contamination, filter))
 
-    def corpus_info_proto(self, timeout: Optional[float] = None, contamination: bool = False) -> "pb.CorpusInfo":
+    def corpus_info_proto(
+        self, timeout: Optional[float] = None, contamination: bool = False, filter: Optional[str] = None,
+    ) -> "pb.CorpusInfo":
         """``GetCorpusInfo`` as the raw protobuf message."""
         if not isinstance(contamination, bool):
             raise ValueError(f"contamination must be a bool, got {contamination!r}")
         try:
             return self.stub.GetCorpusInfo(
-                pb.GetCorpusInfoRequest(contamination=contamination),
+                pb.GetCorpusInfoRequest(contamination=contamination, filter=check_filter(filter)),
                 timeout=timeout or self.timeout, metadata=self.metadata,
             )
         except grpc.RpcError as e:

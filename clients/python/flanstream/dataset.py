@@ -75,6 +75,13 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             ``shuffle_window`` blocks at a time: far fewer index pages read per batch);
             ``None`` = the server's ``stream.shuffle`` / ``stream.shuffle_window``. A resume
             checks the token was made with the same order. Train only (``ValueError`` otherwise).
+        filter: only records this expression over their metadata keeps are served, e.g.
+            ``'ug == "generation" and audio_seconds <= 30'`` (fields ``domain task dataset ug
+            unseen source split text_tokens audio_tokens audio_seconds clips``; ``== != < <= > >=
+            in and or not ( )``; strings in double quotes); any split; held-out exclusions still
+            apply. ``None`` = all. A bad filter, or one keeping nothing, is ``INVALID_ARGUMENT``
+            naming it (``Client.corpus_info(filter=...)`` counts what it keeps per task first). The
+            resume token carries it; resuming with another filter is ``FAILED_PRECONDITION``.
         prefetch: batches buffered ahead of the training loop.
         window, overlong, max_turns: packing window (examples), ``"drop"``/``"truncate"`` for
             over-long examples, most turns per multiturn segment (``None`` = server default).
@@ -103,7 +110,8 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         max_batches: Optional[int] = None, output: Optional[str] = None, token: Optional[str] = None,
         targets: Optional[Sequence[str]] = None, prefetch: int = 4, window: Optional[int] = None,
         overlong: Optional[str] = None, max_turns: Optional[int] = None, *, audio: AudioArg = None,
-        shuffle: Optional[str] = None, shuffle_window: Optional[int] = None, tls: TLS = False,
+        shuffle: Optional[str] = None, shuffle_window: Optional[int] = None, filter: Optional[str] = None,
+        tls: TLS = False,
         retry: Optional[RetryPolicy] = None, timeout: float = 30.0,
         channel_options: Optional[Sequence[Tuple[str, Any]]] = None, pin_memory: bool = False,
         collective_timeout: float = 300.0,
@@ -127,7 +135,7 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
             split=split, batch_size=batch_size, seq_len=seq_len, packing=packing, mixture=mixture,
             heldout=heldout, seed=seed, rank=self.rank, world_size=self.world_size, max_batches=max_batches,
             window=window, overlong=overlong, max_turns=max_turns, audio=audio,
-            shuffle=shuffle, shuffle_window=shuffle_window,
+            shuffle=shuffle, shuffle_window=shuffle_window, filter=filter,
         )
         if isinstance(collective_timeout, bool) or not isinstance(collective_timeout, (int, float)) \
                 or not 0 < collective_timeout < float("inf"):
@@ -247,6 +255,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         resume.audio.CopyFrom(self._spec.audio)
         # The order asked for ("" and 0 = none): the server refuses a token made with another.
         resume.shuffle, resume.shuffle_window = self._spec.shuffle, self._spec.shuffle_window
+        # The filter asked for (an empty text = none), always: the server refuses a token made with another.
+        resume.filter.SetInParent()
+        resume.filter.text = self._spec.filter
         return pb.StreamRequest(resume=resume, updates=updates)
 
     def _retry_what(self) -> str:

@@ -6,7 +6,9 @@ from typing import Dict, List, Optional, Tuple
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
 
-__all__ = ["TaskInfo", "VocabLayout", "GuardRemoval", "HeldoutSetInfo", "DatasetInfo", "SpecChoices", "CorpusInfo"]
+__all__ = [
+    "TaskInfo", "VocabLayout", "GuardRemoval", "HeldoutSetInfo", "DatasetInfo", "SpecChoices", "FilterCounts", "CorpusInfo",
+]
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,24 @@ class SpecChoices:
 
 
 @dataclass(frozen=True)
+class FilterCounts:
+    """What a stream filter keeps (``Client.corpus_info(filter=...)``): the index's records per task
+    and split, before any held-out set removes some."""
+
+    filter: str                              #: the server's canonical text of the filter
+    tasks: Dict[str, Dict[str, int]]         #: task path → ``{"train": n, "dev": n, "test": n}`` kept
+    records: Dict[str, int]                  #: kept records per split, over all tasks
+
+    @classmethod
+    def from_proto(cls, msg: "pb.FilterCounts") -> "FilterCounts":
+        return cls(
+            filter=msg.filter,
+            tasks={t.path: {"train": t.train_records, "dev": t.dev_records, "test": t.test_records} for t in msg.tasks},
+            records={"train": msg.train_records, "dev": msg.dev_records, "test": msg.test_records},
+        )
+
+
+@dataclass(frozen=True)
 class CorpusInfo:
     """Everything ``GetCorpusInfo`` reports about the served index."""
 
@@ -167,6 +187,8 @@ class CorpusInfo:
     datasets: Tuple[DatasetInfo, ...] = ()
     #: what the server accepts in a spec's enumerated fields
     choices: SpecChoices = field(default_factory=SpecChoices)
+    #: what the filter asked with ``corpus_info(filter=...)`` keeps (``None`` without one)
+    filter: Optional[FilterCounts] = None
     _by_path: Dict[str, TaskInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -246,6 +268,7 @@ class CorpusInfo:
                 for d in msg.datasets
             ),
             choices=SpecChoices.from_proto(msg.choices),
+            filter=FilterCounts.from_proto(msg.filter) if msg.HasField("filter") else None,
         )
 
 

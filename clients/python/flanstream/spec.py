@@ -9,7 +9,7 @@ import numbers
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from ._proto.flanstream.v1 import data_service_pb2 as pb
-from .client import check_target
+from .client import check_filter, check_target
 
 __all__ = [
     "SPLITS", "PACKINGS", "OUTPUTS", "WITHIN", "OVERLONG", "SCOPES",
@@ -217,7 +217,7 @@ def build_audio(audio: AudioArg) -> "pb.AudioSpec":
 def build_spec(
     *, split: str, batch_size: Any, seq_len: Any, packing: str, mixture: MixtureArg, heldout: HeldoutArg,
     seed: Any, rank: int, world_size: int, max_batches: Any, window: Any, overlong: Any, max_turns: Any,
-    audio: AudioArg = None, shuffle: Optional[str] = None, shuffle_window: Any = None,
+    audio: AudioArg = None, shuffle: Optional[str] = None, shuffle_window: Any = None, filter: Optional[str] = None,
 ) -> "pb.StreamSpec":
     """Validate the dataset arguments and build the ``StreamSpec`` (``ValueError`` on a bad one)."""
     _check_choice("split", split, SPLITS)
@@ -238,6 +238,7 @@ def build_spec(
     )
     if overlong is not None:
         spec.overlong = _check_choice("overlong", overlong, OVERLONG)
+    spec.filter = check_filter(filter)
     if shuffle is not None or shuffle_window is not None:
         if split != "train":
             raise ValueError(f"shuffle applies to split 'train' only; evaluation split {split!r} is served whole and in order")

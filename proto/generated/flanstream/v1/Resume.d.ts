@@ -2,6 +2,7 @@
 
 import type { Heldout as _flanstream_v1_Heldout, Heldout__Output as _flanstream_v1_Heldout__Output } from '../../flanstream/v1/Heldout.js';
 import type { AudioSpec as _flanstream_v1_AudioSpec, AudioSpec__Output as _flanstream_v1_AudioSpec__Output } from '../../flanstream/v1/AudioSpec.js';
+import type { FilterText as _flanstream_v1_FilterText, FilterText__Output as _flanstream_v1_FilterText__Output } from '../../flanstream/v1/FilterText.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Resume {
@@ -35,11 +36,10 @@ export interface Resume {
   'shuffle'?: (string);
   'shuffleWindow'?: (number);
   /**
-   * Optional: the filter the trainer expects ("" = none); a token made with another filter is
-   * refused with FAILED_PRECONDITION. Unset expects nothing.
+   * Optional: the filter the trainer expects (an empty text = none); a token made with another
+   * filter is refused with FAILED_PRECONDITION. Unset expects nothing.
    */
-  'filter'?: (string);
-  '_filter'?: "filter";
+  'filter'?: (_flanstream_v1_FilterText | null);
 }
 
 export interface Resume__Output {
@@ -73,9 +73,8 @@ export interface Resume__Output {
   'shuffle': (string);
   'shuffleWindow': (number);
   /**
-   * Optional: the filter the trainer expects ("" = none); a token made with another filter is
-   * refused with FAILED_PRECONDITION. Unset expects nothing.
+   * Optional: the filter the trainer expects (an empty text = none); a token made with another
+   * filter is refused with FAILED_PRECONDITION. Unset expects nothing.
    */
-  'filter'?: (string);
-  '_filter'?: "filter";
+  'filter': (_flanstream_v1_FilterText__Output | null);
 }
