@@ -8,11 +8,13 @@ at 0.5 each by default; ``within`` spreads each half over its tasks). For each r
 counts the examples of every batch's segments itself and prints, per axis value, the target share
 (from the server's stats) beside the realized share, the per-task counts, and the audio seconds per
 example in length buckets. Then it streams the held-out (unseen) evaluation split once and prints
-what it covers along the same axes. ``--filter EXPR`` (a server with stream filters) adds a third
-run with the weighted mixture restricted to the records the expression keeps.
+what it covers along the same axes. ``--filter EXPR`` (a stream filter, e.g.
+``'audio_seconds <= 2'``) first asks the server what the filter keeps per axis (a dry run), then
+adds a third run: the weighted mixture over only the records the filter keeps.
 
     npm start                                                         # the sample corpus on :50051
     python3 clients/python/examples/imbalance.py --target localhost:50051 --steps 400
+    python3 clients/python/examples/imbalance.py --filter 'audio_seconds <= 2'    # and short clips only
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from flanstream import Client, CorpusInfo, FlanStreamDataset  # noqa: E402
 
-__all__ = ["AXES", "SECONDS_BUCKETS", "axis_values", "bucket_of", "profile", "measure", "evaluate", "main"]
+__all__ = ["AXES", "SECONDS_BUCKETS", "axis_values", "bucket_of", "profile", "filter_profile", "measure", "evaluate",
+           "main"]
 
 AXES = ("ug", "domain")
 #: upper bounds (seconds, inclusive) of the audio-length buckets; the last bucket is open
@@ -64,6 +67,26 @@ def profile(info: CorpusInfo, heldout: str) -> Dict[str, Dict[str, Dict[str, int
             cell["tasks"] += 1
             cell["records"] += t.train_records
     return out
+
+
+def filter_profile(target: str, filter: str, heldout: str) -> Dict[str, Any]:
+    """What ``filter`` keeps, asked of the server before any stream opens (a dry run): ``tasks``
+    (path → kept records per split, the whole index) and ``axes`` (axis → value → ``kept`` and
+    ``of`` train records, over the tasks a train stream can draw under ``heldout``)."""
+    info = Client(target).corpus_info(filter=filter)
+    assert info.filter is not None
+    excluded = set(info.heldout_set(heldout).tasks)
+    of = axis_values(info)
+    axes: Dict[str, Dict[str, Dict[str, int]]] = {axis: {} for axis in AXES}
+    for t in info.tasks:
+        if t.path in excluded or t.train_records == 0:
+            continue
+        kept = info.filter.tasks.get(t.path, {}).get("train", 0)
+        for axis in AXES:
+            cell = axes[axis].setdefault(of[axis][t.path], {"kept": 0, "of": 0})
+            cell["kept"] += kept
+            cell["of"] += t.train_records
+    return {"filter": info.filter.filter, "tasks": info.filter.tasks, "axes": axes}
 
 
 def _shares(counts: Dict[str, float]) -> Dict[str, float]:
@@ -146,7 +169,8 @@ def _pct(x: float) -> str:
     return f"{100 * x:6.2f}%"
 
 
-def _print_report(info: CorpusInfo, heldout: str, runs: Dict[str, Dict[str, Any]], ev: Dict[str, Any]) -> None:
+def _print_report(info: CorpusInfo, heldout: str, runs: Dict[str, Dict[str, Any]], ev: Dict[str, Any],
+                  kept: Optional[Dict[str, Any]]) -> None:
     prof = profile(info, heldout)
     print(f"corpus: {info.records} records in {len(info.tasks)} tasks; a train stream draws the tasks "
           f"outside the held-out set {heldout!r}")
@@ -156,6 +180,11 @@ def _print_report(info: CorpusInfo, heldout: str, runs: Dict[str, Dict[str, Any]
         for value, c in sorted(prof[axis].items()):
             print(f"{axis:8} {value:14} {c['tasks']:6d} {c['records']:14d} {_pct(c['records'] / total)}")
     print()
+    if kept is not None:
+        print(f"filter {kept['filter']!r} keeps (dry run, train records of those tasks):")
+        for axis in AXES:
+            print(f"  {axis:8} " + ", ".join(f"{v} {c['kept']} of {c['of']}" for v, c in sorted(kept["axes"][axis].items())))
+        print()
     names = list(runs)
     print(f"{'axis':8} {'value':14} " + " ".join(f"{n + ' target':>22} {'realized':>9}" for n in names))
     for axis in AXES:
@@ -178,7 +207,7 @@ def _print_report(info: CorpusInfo, heldout: str, runs: Dict[str, Dict[str, Any]
         for value, buckets in sorted(runs[name]["seconds"].items()):
             print(f"{value:14} " + " ".join(f"{buckets.get(b, 0):7d}" for b in bucket_labels()))
     print()
-    last = names[-1]
+    last = "weighted"
     ug_of = axis_values(info)["ug"]
     print(f"examples per task, run {last}")
     for path, n in sorted(runs[last]["tasks"].items(), key=lambda kv: (-kv[1], kv[0])):
@@ -207,12 +236,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         "natural": measure(a.target, None, a.steps, a.batch_size, a.seq_len, a.seed),
         "weighted": measure(a.target, weighted, a.steps, a.batch_size, a.seq_len, a.seed),
     }
+    kept = filter_profile(a.target, a.filter, info.default_heldout) if a.filter else None
     if a.filter:
         runs["filtered"] = measure(a.target, weighted, a.steps, a.batch_size, a.seq_len, a.seed, filter=a.filter)
     ev = evaluate(a.target, None, a.batch_size, a.seq_len)
-    _print_report(info, info.default_heldout, runs, ev)
+    _print_report(info, info.default_heldout, runs, ev, kept)
     out = {"heldout": info.default_heldout, "profile": profile(info, info.default_heldout), "runs": runs,
-           "evaluation": ev}
+           "evaluation": ev, "filter": kept}
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=1, sort_keys=True, allow_nan=False)

@@ -3,8 +3,8 @@
 Every figure it prints or returns is checked against a count made here from the corpus files
 themselves (the JSONL records, the .scp maps and the codec-token .npy files), never from the
 server's task table or the batch metadata the example read: the task, understanding/generation
-kind, domain and audio length of every served uuid, the held-out set's records, and the natural
-mixture's shares.
+kind, domain and audio length of every served uuid, the held-out set's records, the natural
+mixture's shares, and what a clip-length filter keeps (its dry run and its stream).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from conftest import CLIENT_ROOT, SAMPLE_AUDIO_ROOT
 
 CLIP = re.compile(r"<\|SOA\|>(.*?)<\|EOA\|>")
 STEPS = 400  # 8 × 2048 packed rows a step: over 10,000 examples per run on the sample corpus
+SHORT = 2.0  # the filter keeps examples with at most this many seconds of audio (most of the sample's)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def corpus(index_dir: Path) -> Dict[str, Record]:
 def test_imbalance_example_figures_match_an_independent_count(server, corpus, tmp_path, capsys) -> None:
     example = _load_example()
     out_json = tmp_path / "figures.json"
-    result = example.main(["--target", server.target, "--steps", str(STEPS), "--json", str(out_json)])
+    result = example.main(["--target", server.target, "--steps", str(STEPS), "--json", str(out_json),
+                           "--filter", f"audio_seconds <= {SHORT:g}"])
     printed = capsys.readouterr().out
     assert json.loads(out_json.read_text()) == json.loads(json.dumps(result))
 
@@ -153,6 +155,32 @@ def test_imbalance_example_figures_match_an_independent_count(server, corpus, tm
         assert math.isclose(target, 0.5 * records[task] / of_kind, rel_tol=1e-9), task
     for task, n in weighted["tasks"].items():
         assert f"  {n:6d}  {kind[task][:1].upper()}  {task}\n" in printed, task
+
+    # The filter's dry run counts what it keeps per task and split, before any held-out set.
+    short = {u: r for u, r in corpus.items() if r.seconds <= SHORT}
+    assert 0 < len(short) < len(corpus)
+    kept: Dict[str, Dict[str, int]] = {}
+    for r in short.values():
+        for split in r.splits:
+            kept.setdefault(r.task, {"train": 0, "dev": 0, "test": 0})[split] += 1
+    dry = result["filter"]
+    assert {t: c for t, c in dry["tasks"].items() if any(c.values())} == kept
+    for axis in ("ug", "domain"):
+        for value, cell in dry["axes"][axis].items():
+            of_value = [r for r in trainable if getattr(r, axis) == value]
+            assert cell == {"kept": sum(1 for r in of_value if r.seconds <= SHORT), "of": len(of_value)}, (axis, value)
+    assert f"filter 'audio_seconds <= {SHORT:g}' keeps (dry run, train records of those tasks):" in printed
+    # The filtered run serves only short examples, still 50/50 along ug, each half split over its
+    # tasks in proportion to the records the filter keeps.
+    filtered = result["runs"]["filtered"]
+    assert set(filtered["seconds"]["generation"]) <= {"<=1s", "<=2s"}
+    assert all(corpus[u].seconds <= SHORT for u in filtered["uuids"])
+    kept_train = Counter(r.task for r in trainable if r.seconds <= SHORT)
+    for task, target in filtered["task_targets"].items():
+        of_kind = sum(n for t, n in kept_train.items() if kind[t] == kind[task])
+        assert math.isclose(target, 0.5 * kept_train[task] / of_kind, rel_tol=1e-9), task
+    ug = Counter(corpus[u].ug for u in filtered["uuids"])
+    assert abs(ug["generation"] / len(filtered["uuids"]) - 0.5) <= 0.005, ug
 
     # The held-out evaluation serves every record of the held-out tasks once, whatever its split.
     held = Counter(r.task for r in corpus.values() if r.task in heldout_tasks)
