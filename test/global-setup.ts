@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => void> {
+  // Tests start the CLI from dist/ (helpers/cli.ts): build it when src/ is newer, as `npm test` does.
+  execFileSync(process.execPath, [join(import.meta.dirname, '..', 'scripts', 'ensure-deps.mjs')], { stdio: 'inherit' });
   const dir = mkdtempSync(join(tmpdir(), 'flanstream-test-'));
   const corpus = join(dir, 'corpus');
   const index = join(dir, 'index');

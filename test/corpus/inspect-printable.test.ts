@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/index/build-index.js';
 import { printable } from '../../src/cli/format-table.js';
 import { shardPath, writeShard } from '../helpers/tiny-corpus.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * Task and dataset names come from the corpus, which may be anyone's: `inspect` writes them to a
@@ -34,7 +35,7 @@ describe('inspect escapes control characters from the corpus', () => {
       Array.from({ length: 4 }, (_, k) => ({ uuid: `p-${k}`, major: 'TextQA', minor: 'Trivia' })),
     );
     return buildIndex({ corpus, out: join(base, 'index'), workers: 1 }).then(() => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', join(base, 'index')], {
+      const r = spawnSync(process.execPath, [CLI, 'inspect', join(base, 'index')], {
         encoding: 'utf8',
         timeout: 60_000,
       });

@@ -7,6 +7,7 @@ import { encodeNpy } from '../../src/sample/npy-writer.js';
 import { buildIndex, type BuildOptions } from '../../src/index/build-index.js';
 import { ROW, SPAN, SPAN_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * Records, `.scp` paths and codec metadata as the published release ships them (docs/corpus.md,
@@ -131,7 +132,7 @@ describe('records as the release ships them', () => {
     const dir = corpus();
     (await index(dir, { audioRoots: ['/mnt/release'] })).close();
     const cli = (...args: string[]): string => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'inspect', `${dir}-index`, ...args], {
+      const r = spawnSync(process.execPath, [CLI, 'inspect', `${dir}-index`, ...args], {
         encoding: 'utf8',
       });
       expect(r.status, r.stderr).toBe(0);

@@ -11,6 +11,7 @@ import { IndexReader } from '../../src/index/index-reader.js';
 import { startTestServer } from '../helpers/test-server.js';
 import { collect, dataClient } from '../ops/helpers/grpc.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { CLI, distUrl } from '../helpers/cli.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-lock-'));
 const corpus = join(base, 'corpus');
@@ -21,7 +22,7 @@ beforeAll(async () => {
 
 /** The CLI as a user runs it. */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], {
+  const r = spawnSync(process.execPath, [CLI, ...args, '--audio-root', SAMPLE_AUDIO_ROOT], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -30,8 +31,8 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 
 /** A real process holding the lock of `out` through the lock module, until it is killed. */
 async function holder(out: string): Promise<ChildProcess> {
-  const code = `import(${JSON.stringify(new URL('../../src/index/index-lock.ts', import.meta.url).href)}).then((m) => { m.IndexLock.acquire(${JSON.stringify(out)}); console.log('locked'); setInterval(() => {}, 1000); });`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const code = `import(${JSON.stringify(distUrl('index/index-lock.js'))}).then((m) => { m.IndexLock.acquire(${JSON.stringify(out)}); console.log('locked'); setInterval(() => {}, 1000); });`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
     child.on('exit', (c) => reject(new Error(`lock holder exited with ${String(c)}`)));
@@ -81,7 +82,7 @@ describe('one index run per output directory', () => {
     }
     // Each racer waits for the same instants (one per trial), then takes the lock of that trial's directory.
     const start = Date.now() + 5000;
-    const code = `import(${JSON.stringify(new URL('../../src/index/index-lock.ts', import.meta.url).href)}).then((m) => {
+    const code = `import(${JSON.stringify(distUrl('index/index-lock.js'))}).then((m) => {
       const dirs = ${JSON.stringify(dirs)};
       dirs.forEach((d, i) => {
         while (Date.now() < ${start} + i * 40);
@@ -91,7 +92,7 @@ describe('one index run per output directory', () => {
       process.stdin.resume();
     });`;
     const racers = Array.from({ length: RACERS }, () =>
-      spawn(process.execPath, ['--import', 'tsx', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] }),
+      spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] }),
     );
     const outputs = await Promise.all(
       racers.map(

@@ -11,6 +11,7 @@ import { MANIFEST_FILE } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { CLI } from '../helpers/cli.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-interrupt-'));
 const corpus = join(base, 'corpus');
@@ -42,7 +43,7 @@ function killDuring(
   const started = Date.now();
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out, '--audio-root', SAMPLE_AUDIO_ROOT, ...args],
+    [CLI, 'index', corpus, '--out', out, '--audio-root', SAMPLE_AUDIO_ROOT, ...args],
     { stdio: 'ignore' },
   );
   return new Promise((resolve) => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QuarantineEntry } from '../../src/corpus/quarantine.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { recordLine, shardPath, writeClip, writeShard } from '../helpers/tiny-corpus.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * Files that are not what the layout expects. Real FIFOs (mkfifo) where a shard and where an .npy
@@ -41,7 +42,7 @@ beforeAll(() => {
     join(corpus, 'metadata/speech/understanding/train/01_Clips/stray.jsonl'),
     recordLine({ uuid: 'stray' }) + '\n',
   );
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'index', corpus, '--out', out], {
+  const r = spawnSync(process.execPath, [CLI, 'index', corpus, '--out', out], {
     encoding: 'utf8',
     timeout: 120_000,
   });

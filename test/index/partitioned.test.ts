@@ -25,6 +25,7 @@ import { assignParts, parsePart } from '../../src/index/partition.js';
 import { keepDatasets } from '../helpers/fault-injection.js';
 import { indexTree as tree } from '../helpers/index-tree.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { CLI } from '../helpers/cli.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-parts-'));
 const corpus = join(base, 'corpus');
@@ -41,11 +42,9 @@ function cli(
   args: string[],
   killAfterShards?: number,
 ): Promise<{ code: number | null; killed: boolean; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli.ts', 'index', ...args, '--audio-root', SAMPLE_AUDIO_ROOT],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const child = spawn(process.execPath, [CLI, 'index', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const out = args[args.indexOf('--out') + 1]!;

@@ -10,6 +10,7 @@ import { ROW_WIDTH } from '../../src/index/format.js';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { injectFaults, type ExpectedEntry } from '../helpers/fault-injection.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { CLI } from '../helpers/cli.js';
 
 const base = mkdtempSync(join(tmpdir(), 'flanstream-quarantine-'));
 const template = join(base, 'template');
@@ -57,9 +58,9 @@ function faultyCorpus(
   return { corpus, expected: inj.expected, good: inj.goodUuids };
 }
 
-/** The CLI as a user runs it (TypeScript sources through tsx, so no build step is needed). */
+/** The CLI as a user runs it (built from the sources under test). */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
   });

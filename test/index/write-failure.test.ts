@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IndexReader } from '../../src/index/index-reader.js';
 import { shardPath, writeClip, writeShard } from '../helpers/tiny-corpus.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * A write that fails part-way (ENOSPC, EFBIG) must leave no `*.tmp` behind and must name the file.
@@ -37,8 +38,9 @@ function limitedIndex(out: string, workers: number, limitKb?: number): { status:
     'bash',
     [
       '-c',
-      `${limit} exec "$0" --import tsx src/cli.ts "$@"`,
+      `${limit} exec "$0" "$@"`,
       process.execPath,
+      CLI,
       'index',
       corpus,
       '--out',

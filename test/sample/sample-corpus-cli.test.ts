@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildIndex } from '../../src/index/build-index.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * `flanstream sample-corpus` prints the exact `index` command that its corpus needs: the sample's
@@ -16,11 +17,7 @@ describe('sample-corpus prints the next command', () => {
 
   it('and that command indexes the corpus with nothing quarantined (without its --audio-root, records are)', async () => {
     const corpus = join(dir, 'corpus');
-    const r = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', 'sample-corpus', corpus, '--records', '300'],
-      { encoding: 'utf8' },
-    );
+    const r = spawnSync(process.execPath, [CLI, 'sample-corpus', corpus, '--records', '300'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const line = r.stdout.split('\n').find((l) => l.startsWith('next: '));
     expect(line).toBeDefined();

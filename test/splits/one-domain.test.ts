@@ -11,6 +11,7 @@ import { buildIndex } from '../../src/index/build-index.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { batchesOf, collect } from '../helpers/grpc-stream-calls.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * The release is published per domain: a corpus holding only its speech part must serve. Named
@@ -121,11 +122,10 @@ describe('a speech-only corpus', () => {
   });
 
   it('`flanstream serve` logs each unavailable set and mixture at start-up and serves', async () => {
-    const proc = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src', 'cli.ts'), 'serve', '--index', index, '--port', '0', '--http-port', '-1'],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const proc = spawn(process.execPath, [CLI, 'serve', '--index', index, '--port', '0', '--http-port', '-1'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {

@@ -22,6 +22,7 @@ import {
 } from '../helpers/plant-contamination.js';
 import { drain, openCore, take } from '../helpers/core-streams.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * Planted contamination: the same codes under other ids, a held-out ASR transcript reused as TTS
@@ -303,18 +304,7 @@ describe('the report and the fingerprint', () => {
     const root = join(import.meta.dirname, '..', '..');
     const r = spawnSync(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(root, 'src', 'cli.ts'),
-        'inspect',
-        join(dir, 'index'),
-        '--heldout',
-        'planted',
-        '--contamination',
-        '--config',
-        cfg,
-      ],
+      [CLI, 'inspect', join(dir, 'index'), '--heldout', 'planted', '--contamination', '--config', cfg],
       { cwd: root, encoding: 'utf8' },
     );
     expect(r.stderr).toBe('');

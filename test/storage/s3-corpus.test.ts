@@ -23,6 +23,7 @@ import type { S3Settings } from '../../src/storage/s3-location.js';
 import { publishDirectory } from '../../src/storage/s3-upload.js';
 import { indexTree } from '../helpers/index-tree.js';
 import { S3Process } from '../helpers/s3-server.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * A corpus on object storage (`flanstream index s3://bucket/prefix …`), against a real
@@ -146,21 +147,7 @@ describe('a corpus on s3://', () => {
     const run = (out: string, file: string): ReturnType<typeof spawnSync> =>
       spawnSync(
         process.execPath,
-        [
-          '--import',
-          'tsx',
-          'src/cli.ts',
-          'index',
-          URL,
-          '--out',
-          out,
-          '--workers',
-          '2',
-          '--audio-root',
-          SAMPLE_AUDIO_ROOT,
-          '--config',
-          file,
-        ],
+        [CLI, 'index', URL, '--out', out, '--workers', '2', '--audio-root', SAMPLE_AUDIO_ROOT, '--config', file],
         { env: { ...env, AWS_EC2_METADATA_DISABLED: 'true' }, encoding: 'utf8' },
       );
     const ok = run(join(base, 'from-cli'), config('S3RVER'));

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { credentialSource } from '../../src/storage/s3-location.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * Where the S3 credentials come from is logged at start, in the AWS SDK's order of precedence, and
@@ -40,9 +41,7 @@ describe('S3 credential source', () => {
     const r = spawnSync(
       process.execPath,
       [
-        '--import',
-        'tsx',
-        'src/cli.ts',
+        CLI,
         'serve',
         '--index',
         's3://flan/live',
