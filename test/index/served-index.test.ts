@@ -12,6 +12,7 @@ import { IndexReader } from '../../src/index/index-reader.js';
 import { FlanError } from '../../src/errors.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { check, collect, dataClient, healthClient } from '../ops/helpers/grpc.js';
+import { CLI } from '../helpers/cli.js';
 
 /**
  * A server and the index directory it serves: `flanstream index` into it is refused while the
@@ -35,7 +36,7 @@ const copy = (name: string): string => {
 };
 
 function cli(...args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args, '--audio-root', SAMPLE_AUDIO_ROOT], {
+  const r = spawnSync(process.execPath, [CLI, ...args, '--audio-root', SAMPLE_AUDIO_ROOT], {
     encoding: 'utf8',
     timeout: 120_000,
   });
