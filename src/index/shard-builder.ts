@@ -1,11 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { splitAudioRefs } from '../corpus/audio-refs.js';
-import { frameWindow } from '../corpus/audio-window.js';
-import { NpyFormatError } from '../corpus/npy.js';
 import { countByReason, type QuarantineEntry } from '../corpus/quarantine.js';
-import { parseRecord } from '../corpus/record-parse.js';
-import { isDomain, taskPath, type FlanRecord } from '../corpus/record-schema.js';
+import type { FlanRecord } from '../corpus/record-schema.js';
 import { readCorpusShard } from '../corpus/shard-lines.js';
 import { checksum, digest } from '../util/hash.js';
 import {
@@ -23,6 +19,8 @@ import {
 } from './format.js';
 import { writeFileAtomic } from './manifest-io.js';
 import { writeShardFile } from './shard-file.js';
+import { acceptRecords } from './shard-records.js';
+import { ShardStrings } from './shard-strings.js';
 import { encodeTokens, tokenCodecOf } from './token-pages.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
 import type { ShardTools } from './shard-tools.js';
@@ -32,18 +30,6 @@ export interface ShardJob {
   readonly source: string;
   readonly indexDir: string;
   readonly options: IndexOptions;
-}
-
-/** A piece of a field: text still to tokenize, or a clip's finished tokens (`<|SOA|>` codes `<|EOA|>`). */
-type Piece =
-  | { readonly kind: 'text'; readonly text: string }
-  | { readonly kind: 'audio'; readonly id: string; readonly tokens: Int32Array; readonly codebooks: number };
-
-interface Accepted {
-  readonly rec: FlanRecord;
-  readonly line: number;
-  readonly fields: readonly (readonly Piece[])[];
-  readonly task: string;
 }
 
 /** Validates, resolves and tokenizes one JSONL shard and writes its shard file atomically. */
@@ -60,86 +46,8 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   // On S3, the shard's clips are fetched ahead while its records are resolved in order.
   audio.expect(lines.map((l) => l.text));
   const quarantine: QuarantineEntry[] = [...issues];
-  const npyDeps = new Map<string, readonly [string, number, number]>();
-  const scpDeps = new Map<string, string>();
-  const accepted: Accepted[] = [];
-  /** Accepted uuids and their lines: a later record with one is quarantined naming the first. */
-  const seen = new Map<string, number>();
-  const { codebooks, frameRate } = options.codec;
-
-  for (const { line, text, unterminated } of lines) {
-    const bad = (reason: QuarantineEntry['reason'], detail: string): void => {
-      quarantine.push({ file: source, line, reason, detail });
-    };
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      if (unterminated) bad('truncated_line', 'the last line ends without a newline and is not complete JSON');
-      else bad('invalid_json', (err as Error).message);
-      continue;
-    }
-    const parsed = parseRecord(json);
-    if (!parsed.ok) {
-      bad('schema', parsed.detail);
-      continue;
-    }
-    const rec = parsed.rec;
-    if (!isDomain(rec.domain)) {
-      bad('unknown_domain', `domain "${rec.domain}" is not speech, music or audio`);
-      continue;
-    }
-    const first = seen.get(rec.uuid);
-    if (first !== undefined) {
-      bad('duplicate_uuid', `uuid ${rec.uuid} already appears at ${source}:${first}`);
-      continue;
-    }
-    let problem: { reason: QuarantineEntry['reason']; detail: string } | undefined;
-    const fields: Piece[][] = [];
-    for (const field of [rec.instruction, rec.input, rec.output]) {
-      const pieces: Piece[] = [];
-      for (const part of splitAudioRefs(field)) {
-        if (part.kind === 'text') {
-          pieces.push(part);
-          continue;
-        }
-        const r = audio.resolve(rec.domain, part.id);
-        if (!r.ok) {
-          problem = r;
-          break;
-        }
-        if (r.npy.codebooks !== codebooks) {
-          problem = {
-            reason: 'codebooks_mismatch',
-            detail: `${r.file} has ${r.npy.codebooks} codebooks × ${r.npy.frames} frames, the corpus's codec has ${codebooks} (a [frames, codebooks] array saved transposed looks like this; set "codebooks" in audio_tokens/codec.json or --codebooks if the corpus really has ${r.npy.codebooks})`,
-          };
-          break;
-        }
-        const win = frameWindow(r.npy.frames, rec.audio_start, rec.audio_end, frameRate);
-        if (!win.ok) {
-          problem = { reason: 'audio_window', detail: `${r.file}: ${win.detail}` };
-          break;
-        }
-        const tokens = clips.tokens(r.npy, win.from, win.to, options.codebookSize);
-        if (tokens instanceof NpyFormatError) {
-          problem = { reason: 'npy_malformed', detail: `${r.file}: ${tokens.message}` };
-          break;
-        }
-        npyDeps.set(r.file, [r.file, r.size, r.mtimeMs]);
-        scpDeps.set(r.scp, r.scpHash);
-        pieces.push({ kind: 'audio', id: part.id, tokens, codebooks: r.npy.codebooks });
-      }
-      if (problem) break;
-      fields.push(pieces);
-    }
-    if (problem) {
-      bad(problem.reason, problem.detail);
-      continue;
-    }
-    seen.set(rec.uuid, line);
-    const task = taskPath(rec.domain, rec.task_type.major[0] ?? '', rec.task_type.minor[0] ?? '');
-    accepted.push({ rec, line, fields, task });
-  }
+  const { accepted, npyDeps, scpDeps } = acceptRecords(source, lines, quarantine, tools, options);
+  const { codebooks } = options.codec;
 
   // Tokenize every distinct text piece of the shard in one batch call (native, multi-threaded);
   // instructions and labels repeat across records (and shards: the cache), so each is encoded once.
@@ -166,23 +74,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
   const sourceIds = new Map<string, number>();
   const sources: (readonly string[])[] = [];
   const spans: number[] = [];
-  // Strings are measured now and encoded into the section once at the end: a Buffer per string
-  // (uuid, output, clip id: several per record) was a large share of the build's allocations.
-  const strings: string[] = [];
-  let stringBytes = 0;
-  const addString = (s: string): [number, number] => {
-    const n = Buffer.byteLength(s, 'utf8');
-    strings.push(s);
-    stringBytes += n;
-    return [stringBytes - n, n];
-  };
-  // Instructions repeat across a task's records: their texts are stored once per shard.
-  const texts = new Map<string, [number, number]>();
-  const addText = (s: string): [number, number] => {
-    let at = texts.get(s);
-    if (!at) texts.set(s, (at = addString(s)));
-    return at;
-  };
+  const strings = new ShardStrings();
   let tokens = 0;
   let maxCodebooks = 0;
 
@@ -206,7 +98,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
         }
         const n = p.tokens.length;
         maxCodebooks = Math.max(maxCodebooks, p.codebooks);
-        const [idOff, idLen] = addString(p.id);
+        const [idOff, idLen] = strings.add(p.id);
         // A clip's identity is its served tokens (see SPAN), digested once per build.
         const key = clips.key(p.tokens);
         spans.push(tokens - start, n, idOff, idLen, key[0], key[1]);
@@ -248,8 +140,8 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
       [t, splits, flags, total - audioTokens, audioTokens, Math.round(audioFrames), clipCount, sourceId],
       r * COLUMN_WIDTH,
     );
-    const [uOff, uLen] = addString(a.rec.uuid);
-    const [oOff, oLen] = addString(a.rec.output);
+    const [uOff, uLen] = strings.add(a.rec.uuid);
+    const [oOff, oLen] = strings.add(a.rec.output);
     const [klo, khi] = firstInputKey ?? [0, 0];
     const textOf = (field: number): string => {
       let out: string | undefined;
@@ -257,8 +149,8 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
         if (p.kind === 'text') out = out === undefined ? p.text : `${out}\n${p.text}`;
       return out ?? '';
     };
-    const [iOff, iLen] = addText(textOf(0));
-    const [nOff, nLen] = addText(textOf(1));
+    const [iOff, iLen] = strings.addText(textOf(0));
+    const [nOff, nLen] = strings.addText(textOf(1));
     rows.set(
       [
         start,
@@ -326,7 +218,7 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     tokens: encodeTokens(tokenInts, tokenCodecOf(makeVocabLayout(tok, codebooks, options.codebookSize))),
     rows: Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength),
     spans: Buffer.from(Int32Array.from(spans).buffer),
-    strings: utf8Section(strings, stringBytes),
+    strings: strings.section(),
     lists: Buffer.from(Int32Array.from(lists).buffer),
     columns: Buffer.from(columns.buffer, columns.byteOffset, columns.byteLength),
   };
@@ -358,15 +250,6 @@ export async function buildShard(job: ShardJob, tools: ShardTools): Promise<Shar
     firstProblem: quarantine[0]?.detail ?? '',
     jsonlBytes,
   };
-}
-
-/** The strings' UTF-8 bytes back to back, each encoded on its own (as Buffer.from would: a lone surrogate is U+FFFD whatever follows it). */
-export function utf8Section(strings: readonly string[], bytes: number): Buffer {
-  const out = Buffer.allocUnsafe(bytes);
-  let at = 0;
-  for (const s of strings) at += out.write(s, at, 'utf8');
-  if (at !== bytes) throw new Error(`strings section: wrote ${at} bytes of ${bytes}`);
-  return out;
 }
 
 /** Quarantine entries as JSON lines, in blocks: one string of a million lines would exceed V8's string limit. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { utf8Section } from '../../src/index/shard-builder.js';
+import { utf8Section } from '../../src/index/shard-strings.js';
 
 describe('utf8Section (the shard file strings section)', () => {
   it('is each string encoded on its own, back to back, as Buffer.from would: multibyte text, and lone surrogates as U+FFFD even when the next string would pair them', () => {
