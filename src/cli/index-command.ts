@@ -1,4 +1,4 @@
-import type { BuildOptions, BuildProgress } from '../index/build-index.js';
+import type { BuildOptions, BuildProgress } from '../index/build-plan.js';
 import { buildIndexTo } from '../index/build-to.js';
 import { formatBytes, formatTable } from './format-table.js';
 

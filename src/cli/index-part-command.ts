@@ -1,4 +1,4 @@
-import type { BuildOptions } from '../index/build-index.js';
+import type { BuildOptions } from '../index/build-plan.js';
 import { partsToWaitFor } from '../index/part-file.js';
 import { buildPartTo, mergePartsTo, presentParts } from '../index/parts-to.js';
 import { partName, type PartId } from '../index/partition.js';

@@ -1,64 +1,26 @@
-import { closeSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+/**
+ * An index build from start to end: the plan (build-plan.ts), the shards built or kept
+ * (build-sources.ts), then finishIndex, which compiles the manifest and makes it the index. The
+ * one-process build runs all three under the index lock; a partitioned build (build-part.ts)
+ * runs the steps in separate processes and ends in the same finishIndex.
+ */
+import { closeSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AudioResolver } from '../corpus/audio-resolver.js';
-import { mostCommonCount, resolveCodec, type CodecInfo } from '../corpus/codec-info.js';
-import { hashFile, type CorpusFiles } from '../corpus/corpus-files.js';
-import { openCorpus } from '../corpus/open-corpus.js';
-import type { QuarantineReason } from '../corpus/quarantine.js';
 import { chunks, openRegular } from '../corpus/regular-file.js';
-import { normalizeAudioRoots } from '../corpus/scp-path.js';
 import { CorpusError } from '../errors.js';
-import type { S3Settings } from '../storage/s3-location.js';
-import { isS3 } from '../storage/storage.js';
 import { templatePieces } from '../tokenize/chat-template.js';
-import { TextTokenizer, tokenizerFile } from '../tokenize/text-tokenizer.js';
+import { tokenizerFile } from '../tokenize/text-tokenizer.js';
 import { makeVocabLayout } from '../tokenize/vocab-layout.js';
-import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
+import { withPlan, type BuildOptions, type BuildPlan } from './build-plan.js';
+import { buildSources } from './build-sources.js';
 import { compileIndex } from './compile-manifest.js';
 import { duplicateEntries } from './duplicate-report.js';
 import { DUPLICATES_NAME } from './exclusions.js';
-import { discoverShards, type SkippedFile } from './find-shards.js';
+import type { SkippedFile } from './find-shards.js';
 import { withIndexLock } from './index-lock.js';
-import {
-  INDEX_FORMAT_VERSION,
-  QUARANTINE_FILE,
-  SHARDS_DIR,
-  TOKENIZER_FILE,
-  type IndexOptions,
-  type Manifest,
-  type ShardMeta,
-} from './format.js';
-import { readManifest, writeFileAtomic, writeManifest } from './manifest-io.js';
-import { readShardDeps } from './shard-builder.js';
-import { buildShards } from './shard-pool.js';
-import type { BuildLimits } from './build-limits.js';
-
-export interface BuildOptions {
-  /** A directory or s3://bucket/prefix. */
-  readonly corpus: string;
-  readonly out: string;
-  readonly tokenizer?: string;
-  readonly workers?: number;
-  readonly codebookSize?: number;
-  /** Overrides of audio_tokens/codec.json (the `--codec`, `--frame-rate`, `--codebooks` flags). */
-  readonly codec?: Partial<Omit<CodecInfo, 'codebookSize'>>;
-  /** `--audio-root` prefixes: absolute `.scp` paths under one are read relative to the corpus. */
-  readonly audioRoots?: readonly string[];
-  readonly maxLineBytes?: number;
-  readonly onProgress?: (p: BuildProgress) => void;
-  /** Client settings for an s3:// corpus or output (unset: the standard AWS environment). */
-  readonly s3?: S3Settings;
-  /** Memory bounds of the build (defaults suit any corpus; tests set them tiny to force every spill). */
-  readonly limits?: BuildLimits;
-}
-
-export interface BuildProgress {
-  readonly shardsDone: number;
-  readonly shardsTotal: number;
-  readonly records: number;
-  readonly bytes: number;
-}
+import { QUARANTINE_FILE, SHARDS_DIR, TOKENIZER_FILE, type Manifest, type ShardMeta } from './format.js';
+import { writeFileAtomic, writeManifest } from './manifest-io.js';
 
 export interface BuildSummary {
   readonly manifest: Manifest;
@@ -71,26 +33,6 @@ export interface BuildSummary {
   readonly skipped: readonly SkippedFile[];
 }
 
-export { findShards } from './find-shards.js';
-
-/**
- * Audio references that failed depend on files the shard's deps cannot list (an scp entry or a
- * .npy added or fixed later), so a shard holding such quarantined records is always rebuilt.
- */
-const AUDIO_REASONS: ReadonlySet<QuarantineReason> = new Set([
-  'audio_id_unresolved',
-  'path_escape',
-  'npy_missing',
-  'npy_malformed',
-  'absolute_path',
-  'codebooks_mismatch',
-  'audio_window',
-  'not_regular_file',
-]);
-
-/** Clips sampled per `.scp` file to infer the codebook count when neither codec.json nor a flag gives it. */
-const CODEBOOK_SAMPLE_PER_SCP = 8;
-
 /** A regular file's bytes in chunks (a quarantine file of a million entries is not read whole). */
 function* fileChunks(path: string): Generator<Buffer> {
   const o = openRegular(path);
@@ -100,167 +42,6 @@ function* fileChunks(path: string): Generator<Buffer> {
   } finally {
     closeSync(o.fd);
   }
-}
-
-/** The digest an AudioResolver records for an scp file (never read unless regular: a FIFO would block). */
-function scpFileDigest(files: CorpusFiles, path: string): string {
-  const got = files.read(path);
-  return got.ok ? digest(got.bytes) : `unreadable: ${got.detail}`;
-}
-
-/** A previous shard is reused when its source, options and every audio file it used are unchanged (the source is hashed only when there is one). */
-function reusable(
-  old: ShardMeta | undefined,
-  files: CorpusFiles,
-  out: string,
-  hash: () => string,
-  scpDigest: (file: string) => string,
-): old is ShardMeta {
-  if (!old || old.sourceHash !== hash()) return false;
-  if (Object.keys(old.quarantined).some((r) => AUDIO_REASONS.has(r as QuarantineReason))) return false;
-  if (old.quarantineFile && !existsSync(join(out, old.quarantineFile))) return false;
-  try {
-    if (statSync(join(out, old.file)).size !== old.bytes) return false;
-    const deps = readShardDeps(out, old);
-    if (!deps) return false;
-    for (const [file, size, mtimeMs] of deps.npy) {
-      const st = files.stat(file);
-      if (st?.size !== size || st.mtimeMs !== mtimeMs) return false;
-    }
-    for (const [scp, scpHash] of deps.scp) {
-      if (scpDigest(scp) !== scpHash) return false;
-    }
-  } catch {
-    return false;
-  }
-  return true;
-}
-
-/** A checked corpus, its JSONL shards and the index options of a build (one-process or partitioned). */
-export interface BuildPlan {
-  /** The corpus location (an absolute directory or the s3:// URL) and its files, open until the build closes them. */
-  readonly corpus: string;
-  readonly files: CorpusFiles;
-  readonly out: string;
-  readonly sources: readonly string[];
-  /** Files under metadata/ named like shards but outside the layout (reported, not indexed). */
-  readonly skipped: readonly SkippedFile[];
-  readonly options: IndexOptions;
-  readonly tok: TextTokenizer;
-  readonly limits: BuildLimits;
-}
-
-/** Runs `fn` on the build's plan, closing the corpus's files (an S3 client thread) after it. */
-export async function withPlan<T>(opts: BuildOptions, fn: (plan: BuildPlan) => Promise<T>): Promise<T> {
-  const plan = planBuild(opts);
-  try {
-    return await fn(plan);
-  } finally {
-    plan.files.close();
-  }
-}
-
-/** Checks the corpus and plans the build; the caller closes `plan.files` when done (withPlan). */
-export function planBuild(opts: BuildOptions): BuildPlan {
-  const files = openCorpus(opts.corpus, opts.s3);
-  try {
-    return planWith(files, opts);
-  } catch (err) {
-    files.close();
-    throw err;
-  }
-}
-
-function planWith(files: CorpusFiles, opts: BuildOptions): BuildPlan {
-  const corpus = files.root;
-  const out = resolve(opts.out);
-  if (!files.isDir(''))
-    throw new CorpusError(
-      corpus,
-      isS3(corpus) ? 'no corpus here: nothing is stored under this prefix' : 'corpus directory does not exist',
-    );
-  if (!files.isDir('metadata')) throw new CorpusError(corpus, 'not an Audio-FLAN corpus: no metadata/ directory');
-  const { sources, skipped } = discoverShards(files);
-  if (sources.length === 0)
-    throw new CorpusError(corpus, 'holds no JSONL shards under metadata/<domain>/<ug>/<split>/<dataset>/jsonl/');
-
-  const audioRoots = normalizeAudioRoots(opts.audioRoots ?? []);
-  const codec = resolveCodec(files, { ...opts.codec, codebookSize: opts.codebookSize });
-  const codebooks =
-    codec.codebooks || mostCommonCount(new AudioResolver(files, audioRoots).sampleCodebooks(CODEBOOK_SAMPLE_PER_SCP));
-  const options: IndexOptions = {
-    tokenizer: opts.tokenizer ?? 'qwen3',
-    codebookSize: codec.codebookSize,
-    maxLineBytes: opts.maxLineBytes ?? 1 << 20,
-    codec: { name: codec.name, frameRate: codec.frameRate, codebooks },
-    audioRoots,
-  };
-  return {
-    corpus,
-    files,
-    out,
-    sources,
-    skipped,
-    options,
-    tok: TextTokenizer.load(options.tokenizer),
-    limits: opts.limits ?? {},
-  };
-}
-
-/**
- * Builds the shards of `sources` (all of the corpus, or one part's share), reusing those of the
- * previous manifest in `out` whose source and audio files are unchanged.
- */
-export async function buildSources(
-  plan: BuildPlan,
-  sources: readonly string[],
-  opts: BuildOptions,
-): Promise<{ kept: ShardMeta[]; built: ShardMeta[] }> {
-  const { files, out, options, tok } = plan;
-  mkdirSync(join(out, SHARDS_DIR), { recursive: true });
-  let previous: Manifest | undefined;
-  try {
-    previous = readManifest(out);
-  } catch {
-    previous = undefined;
-  }
-  const sameSettings =
-    previous &&
-    previous.formatVersion === INDEX_FORMAT_VERSION &&
-    previous.vocab.tokenizerFingerprint === tok.fingerprint &&
-    JSON.stringify(previous.options) === JSON.stringify(options);
-  const oldBySource = new Map((sameSettings ? (previous?.shards ?? []) : []).map((s) => [s.source, s]));
-
-  const kept: ShardMeta[] = [];
-  const jobs = [];
-  const scpDigests = new Map<string, string>();
-  const scpDigest = (file: string): string => {
-    let d = scpDigests.get(file);
-    if (d === undefined) scpDigests.set(file, (d = scpFileDigest(files, file)));
-    return d;
-  };
-  for (const source of sources) {
-    const old = oldBySource.get(source);
-    if (reusable(old, files, out, () => hashFile(files, source), scpDigest)) kept.push(old);
-    else jobs.push({ source, indexDir: out, options });
-  }
-  let done = kept.length;
-  let records = kept.reduce((n, s) => n + s.records, 0);
-  let bytes = 0;
-  const built = await buildShards(
-    jobs,
-    opts.workers ?? 1,
-    tok,
-    files,
-    (meta) => {
-      done++;
-      records += meta.records;
-      bytes += meta.jsonlBytes;
-      opts.onProgress?.({ shardsDone: done, shardsTotal: sources.length, records, bytes });
-    },
-    plan.limits,
-  );
-  return { kept, built };
 }
 
 /**

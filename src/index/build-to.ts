@@ -8,7 +8,8 @@ import { isS3 } from '../storage/storage.js';
 import { digest } from '../util/hash.js';
 import { AUDIO_GROUPS_NAME } from './audio-groups.js';
 import { DUPLICATES_NAME } from './exclusions.js';
-import { buildIndex, type BuildOptions, type BuildSummary } from './build-index.js';
+import { buildIndex, type BuildSummary } from './build-index.js';
+import type { BuildOptions } from './build-plan.js';
 import { MANIFEST_FILE, SHARDS_DIR, type Manifest } from './format.js';
 import { readManifestFrom } from './manifest-io.js';
 

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { CorpusError } from '../errors.js';
 import { isS3 } from '../storage/storage.js';
 import type { Published } from '../storage/s3-upload.js';
-import type { BuildOptions } from './build-index.js';
+import type { BuildOptions } from './build-plan.js';
 import { buildPart, mergeParts, type MergeSummary, type PartSummary } from './build-part.js';
 import { checkOut, publishIndex, stageFor } from './build-to.js';
 import { SHARDS_DIR } from './format.js';
