@@ -1,6 +1,6 @@
 import { LIST_PAGE_ENTRIES } from './format.js';
 import type { IndexReader, SplitIndex } from './index-reader.js';
-import type { PageRef } from './shard-pages.js';
+import type { PageRef } from './page-keys.js';
 
 /** Where an example lives and how it is laid out in its shard's token data. */
 export interface ExampleLoc {

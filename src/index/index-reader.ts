@@ -20,15 +20,10 @@ import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
 import { copyTokens, intRange, stringAt } from './page-ranges.js';
 import { RecordPages, type RecordRef } from './record-pages.js';
-import {
-  DEFAULT_READ_AHEAD,
-  ShardPages,
-  sectionPages,
-  type PageRef,
-  type ReadAhead,
-  type Residency,
-} from './shard-pages.js';
-import type { HoldKind } from './page-pins.js';
+import type { PageRef } from './page-keys.js';
+import type { HoldKind, Residency } from './page-pins.js';
+import { sectionPages } from './page-table.js';
+import { DEFAULT_READ_AHEAD, ShardPages, type ReadAhead } from './shard-pages.js';
 
 /** The shared-clip map asked for inside `strictly` before it was loaded (see IndexReader.audioGroups). */
 export class AudioGroupsMiss extends Error {

@@ -1,5 +1,7 @@
 import { PAGE_BYTES, ROW, ROWS_PER_PAGE, SPAN, SPAN_WIDTH, type PagedSection } from './format.js';
-import type { PageRef, Residency, ShardPages } from './shard-pages.js';
+import type { PageRef } from './page-keys.js';
+import type { Residency } from './page-pins.js';
+import type { ShardPages } from './shard-pages.js';
 
 /** A record a planned step serves: its shard and row. */
 export interface RecordRef {

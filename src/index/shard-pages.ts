@@ -1,39 +1,15 @@
 import { LRUCache } from 'lru-cache';
-import { IndexCorruptError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
-import { PAGE_BYTES, PAGE_TOKENS, PAGED_SECTIONS, type PagedSection, type ShardMeta } from './format.js';
+import { PAGE_BYTES, PAGE_TOKENS, type PagedSection, type ShardMeta } from './format.js';
+import { PageKeys, type Page, type PageRef } from './page-keys.js';
 import { PagePins, type HoldKind, type Residency } from './page-pins.js';
-import { sectionPages, tableRange, type Table } from './page-table.js';
+import { PageReads } from './page-reads.js';
+import { tableRange, type Table } from './page-table.js';
 import { ShardFiles } from './shard-files.js';
-
-export { decodePage, sectionDigests, sectionPages } from './page-table.js';
-export type { Residency } from './page-pins.js';
-
-const SLOT: Readonly<Record<PagedSection | 'pages', number>> = {
-  tokens: 0,
-  rows: 1,
-  spans: 2,
-  strings: 3,
-  lists: 4,
-  columns: 5,
-  pages: 6,
-};
-const SLOTS = PAGED_SECTIONS.length;
 
 /** Slots of the front cache (a power of two), and how often a front hit refreshes the LRU (a power of two). */
 const FRONT = 4096;
 const REFRESH = 16;
-/** Consecutive pages of a section read ahead together are fetched by one read of at most this many bytes. */
-const RUN_BYTES = 1 << 20;
-
-type Page = Int32Array | Buffer | Table;
-
-/** One page of a paged section of a shard, or (section `pages`) its page table: what a planned step asks to have resident. */
-export interface PageRef {
-  readonly shard: number;
-  readonly section: PagedSection | 'pages';
-  readonly page: number;
-}
 
 /**
  * A page asked for while reads must not block (see ShardPages.strictly) that is not in memory.
@@ -66,12 +42,8 @@ export class ShardPages {
   readonly cacheStats = { hits: 0, misses: 0, prefetched: 0 };
   private readonly shards: readonly ShardMeta[];
   private readonly cache: LRUCache<number, Page>;
-  /**
-   * Page numbers over the whole index: section s of shard i starts at first[i * SLOTS + s], and
-   * shard i's page table is page first[shards * SLOTS] + i. They are the cache keys: small
-   * integers, which a Map hashes without allocating (a composite key string or double would).
-   */
-  private readonly first: Int32Array;
+  /** Page numbers over the whole index, the cache keys. */
+  private readonly keys: PageKeys;
   /**
    * A direct-mapped front of the LRU (slot = key mod FRONT): a batch looks pages up thousands of
    * times (a row, spans, a list entry, tokens and a uuid per example), mostly pages it used a
@@ -85,8 +57,8 @@ export class ShardPages {
   private frontHits = 0;
   /** Pages held for planned steps. */
   private readonly pins: PagePins<Page>;
-  /** Asynchronous reads under way, by key: a page two steps ask for is read once. */
-  private readonly inflight = new Map<number, Promise<Page>>();
+  /** Asynchronous reads, coalesced and deduplicated. */
+  private readonly reads: PageReads;
   private readonly files: ShardFiles;
   /** Depth of `strictly` calls: above 0 a page not in memory is a PageMiss, never a read. */
   private strict = 0;
@@ -100,15 +72,7 @@ export class ShardPages {
     this.shards = shards;
     this.pins = new PagePins(ahead.prefetchBytes);
     this.files = new ShardFiles(storage, shards, ahead.readConcurrency);
-    this.first = new Int32Array(shards.length * SLOTS + 1);
-    let pages = 0;
-    shards.forEach((s, i) => {
-      PAGED_SECTIONS.forEach((name, slot) => {
-        this.first[i * SLOTS + slot] = pages;
-        pages += sectionPages(s, name);
-      });
-    });
-    this.first[shards.length * SLOTS] = pages;
+    this.keys = new PageKeys(shards, (i) => this.file(i));
     this.cache = new LRUCache({
       maxSize: cacheBytes,
       sizeCalculation: (v) => Math.max(1, 'digests' in v ? v.digests.byteLength : v.byteLength),
@@ -120,6 +84,7 @@ export class ShardPages {
         }
       },
     });
+    this.reads = new PageReads(this.files, this.keys, this.cache, this.cacheStats);
   }
 
   /** Page `p` of an int32 section of shard `i`. */
@@ -150,15 +115,9 @@ export class ShardPages {
     return this.strict > 0;
   }
 
-  /** The cache key of a page (see `first`); a page past its section is refused, since it would alias the next section's key. */
+  /** The cache key of a page (see PageKeys). */
   private key(i: number, section: PagedSection | 'pages', p: number): number {
-    const slot = SLOT[section];
-    if (slot === SLOTS) return (this.first[this.shards.length * SLOTS] ?? 0) + i;
-    const at = i * SLOTS + slot;
-    const first = this.first[at] ?? 0;
-    if (!(p >= 0 && p < (this.first[at + 1] ?? 0) - first))
-      throw new IndexCorruptError(this.file(i), `${section} page ${p} is past the section's end`);
-    return first + p;
+    return this.keys.key(i, section, p);
   }
 
   /** Bytes of a page as held in memory (the last page of a section may be shorter; token pages are held decoded, as int32). */
@@ -235,7 +194,7 @@ export class ShardPages {
     return this.pins.hold(
       want,
       (key) => this.cache.get(key),
-      (keys) => this.readPages(keys.map((k) => byKey.get(k)!)),
+      (keys) => this.reads.pages(keys.map((k) => byKey.get(k)!)),
       kind,
     );
   }
@@ -265,7 +224,7 @@ export class ShardPages {
         hold.push(r);
       } else if (!this.cache.has(key)) warm.set(key, r);
     }
-    const reads = this.readPages([...warm.values()]);
+    const reads = this.reads.pages([...warm.values()]);
     const held = this.prefetch(hold, 'plan');
     const [h, w] = await Promise.allSettled([held, Promise.all(reads)]);
     if (w.status === 'rejected') {
@@ -279,69 +238,6 @@ export class ShardPages {
   /** Bytes held for planned steps now (tests and metrics). */
   get prefetchHeld(): number {
     return this.pins.held;
-  }
-
-  /** Pages read asynchronously, one promise each (in order): runs of consecutive pages of a section share one read. */
-  private readPages(refs: readonly PageRef[]): Promise<Page>[] {
-    const out = new Map<PageRef, Promise<Page>>();
-    const fresh: (PageRef & { section: PagedSection })[] = [];
-    for (const r of refs) {
-      const p = this.inflight.get(this.key(r.shard, r.section, r.page));
-      if (p) out.set(r, p);
-      else if (r.section === 'pages') out.set(r, this.tableAsync(r.shard));
-      else fresh.push(r as PageRef & { section: PagedSection });
-    }
-    const sorted = [...fresh].sort((a, b) => a.shard - b.shard || SLOT[a.section] - SLOT[b.section] || a.page - b.page);
-    for (let k = 0; k < sorted.length;) {
-      const head = sorted[k]!;
-      let end = k + 1;
-      const size = head.section === 'tokens' ? 4 * PAGE_TOKENS : PAGE_BYTES[head.section];
-      while (
-        end < sorted.length &&
-        sorted[end]!.shard === head.shard &&
-        sorted[end]!.section === head.section &&
-        sorted[end]!.page === sorted[end - 1]!.page + 1 &&
-        (end - k + 1) * size <= RUN_BYTES
-      )
-        end++;
-      const run = sorted.slice(k, end);
-      const pages = this.readRun(head.shard, head.section, head.page, run.length);
-      run.forEach((r, j) => {
-        const key = this.key(r.shard, r.section, r.page);
-        const p = pages.then((all) => all[j]!).finally(() => this.inflight.delete(key));
-        this.inflight.set(key, p);
-        out.set(r, p);
-      });
-      k = end;
-    }
-    return refs.map((r) => out.get(r)!);
-  }
-
-  /** Pages [p, p + n) of a section read by one asynchronous read, each verified and put in the cache. */
-  private async readRun(i: number, section: PagedSection, p: number, n: number): Promise<Page[]> {
-    const pages = await this.files.run(i, section, p, n, await this.tableAsync(i));
-    pages.forEach((page, j) => {
-      this.cacheStats.prefetched++;
-      this.cache.set(this.key(i, section, p + j), page);
-    });
-    return pages;
-  }
-
-  private tableAsync(i: number): Promise<Table> {
-    const key = this.key(i, 'pages', 0);
-    const v = this.cache.get(key);
-    if (v) return Promise.resolve(v as Table);
-    let p = this.inflight.get(key) as Promise<Table> | undefined;
-    if (p) return p;
-    p = this.files
-      .tableAsync(i)
-      .then((table) => {
-        this.cache.set(key, table);
-        return table;
-      })
-      .finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
   }
 
   close(): void {

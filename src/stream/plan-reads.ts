@@ -2,7 +2,9 @@ import type { ExampleTable } from '../index/example-table.js';
 import { AudioGroupsMiss } from '../index/index-reader.js';
 import { ROW, ROWS_PER_PAGE, SPAN_WIDTH } from '../index/format.js';
 import { joined, pagesOf } from '../index/record-pages.js';
-import { PageMiss, type PageRef, type Residency } from '../index/shard-pages.js';
+import type { PageRef } from '../index/page-keys.js';
+import type { Residency } from '../index/page-pins.js';
+import { PageMiss } from '../index/shard-pages.js';
 
 /** Pages held for a step until its batch is built. */
 export interface Held {
