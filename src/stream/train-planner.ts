@@ -1,11 +1,11 @@
-import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../errors.js';
+import { FailedPreconditionError } from '../errors.js';
 import { Sampler, type SamplerState } from '../mix/sampler.js';
 import { TaskWalker, type WalkerState } from '../mix/task-walker.js';
 import { SparseWalk, type RecordSubset } from '../mix/sparse-walk.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import { policyArms } from '../mix/policy/arms.js';
 import { PolicyRunner, type LossReport, type PolicyState } from '../mix/policy/policy-runner.js';
-import { checkInt, checkList, checkObject, refuse, STATE_FIELD } from '../mix/state-check.js';
+import { refuse, STATE_FIELD } from '../mix/state-check.js';
 import { DOMAINS } from '../corpus/record-schema.js';
 import type { TrainPacker } from '../pack/packing.js';
 import { pendingState, restorePending } from '../pack/pending-state.js';
@@ -17,7 +17,8 @@ import type { ExampleTable } from '../index/example-table.js';
 import type { Servability } from './servable.js';
 import { DEFAULT_SHARE_WINDOW, ShareWindow, type ShareState } from './share-window.js';
 import { countRow, emptyStats, restoreStats, type StreamStats } from './stream-stats.js';
-import { MAX_PENDING_UPDATES, type MixtureUpdate, type StreamSpec } from './stream-spec.js';
+import { mixtureOf, PendingUpdates } from './pending-updates.js';
+import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
 import { stateSections } from './resume-token.js';
 import { blockShapes } from './shuffle-spec.js';
 
@@ -66,7 +67,7 @@ export class TrainPlanner {
   private readonly packer: TrainPacker;
   private readonly stats: StreamStats;
   private mixture: MixtureSpec;
-  private pending: MixtureUpdate[];
+  private readonly pending: PendingUpdates;
   private readonly sizes: Float64Array;
   /** The stream's closed-loop policy, if its mixture names one. */
   readonly policy: PolicyRunner | undefined;
@@ -104,7 +105,9 @@ export class TrainPlanner {
     this.stats = s ? restoreStats(s.stats, field('stats'), tasks) : emptyStats(tasks);
     this.shares = new ShareWindow(tasks, deps.shareWindow ?? DEFAULT_SHARE_WINDOW, this.stats.examples);
     if (s) this.shares.restore(s.shares, field('shares'), step, this.stats.examples);
-    this.pending = s ? this.restoreUpdates(s.pending, field('pending'), step) : [];
+    this.pending = s
+      ? PendingUpdates.restore(s.pending, field('pending'), step, deps.resolve)
+      : new PendingUpdates(deps.resolve);
     const train = packingStrategy(deps.spec.packing).train;
     // parseSpec admits an evaluation-only strategy for evaluation splits only.
     if (!train) throw new Error(`packing "${deps.spec.packing}" has no train packer`);
@@ -144,19 +147,9 @@ export class TrainPlanner {
     }
   }
 
-  /** A token's pending updates: for steps not yet built (from `step`), in order, one per step, each mixture resolving. */
-  private restoreUpdates(value: unknown, field: string, step: number): MixtureUpdate[] {
-    const list = checkList(field, value);
-    if (list.length > MAX_PENDING_UPDATES)
-      refuse(field, `holds ${list.length} updates; at most ${MAX_PENDING_UPDATES} may wait`);
-    let last = step - 1;
-    return list.map((u, k) => {
-      const p = checkObject(`${field}[${k}]`, u);
-      last = checkInt(`${field}[${k}].applyAtStep`, p.applyAtStep, last + 1, Number.MAX_SAFE_INTEGER);
-      const mixture = mixtureOf(p.mixture, `${field}[${k}].mixture`);
-      this.deps.resolve(mixture, `${field}[${k}].mixture`);
-      return { mixture, applyAtStep: last };
-    });
+  /** Queues a live update; `nextStep` is the first step not yet planned. */
+  addUpdate(u: MixtureUpdate, nextStep: number): void {
+    this.pending.add(u, nextStep);
   }
 
   get targets(): Float64Array {
@@ -177,37 +170,6 @@ export class TrainPlanner {
     return this.walker.epochCounts;
   }
 
-  /** Queues a live update; `nextStep` is the first step not yet planned. */
-  addUpdate(u: MixtureUpdate, nextStep: number): void {
-    if (u.applyAtStep < nextStep) {
-      throw new InvalidArgumentError(
-        'mixture_update.apply_at_step',
-        `step ${u.applyAtStep} was already built (next step is ${nextStep}); send updates for a later step`,
-      );
-    }
-    this.queue(u, 'mixture_update');
-  }
-
-  /** Validates and queues an update (the last one for a step wins); the queue is bounded so tokens stay small. */
-  private queue(u: MixtureUpdate, field: string): void {
-    if (
-      typeof u !== 'object' ||
-      u === null ||
-      !Number.isSafeInteger(u.applyAtStep) ||
-      typeof u.mixture !== 'object' ||
-      u.mixture === null
-    ) {
-      throw new InvalidArgumentError(field, 'a pending mixture update is malformed');
-    }
-    this.deps.resolve(u.mixture, field);
-    const pending = [...this.pending.filter((p) => p.applyAtStep !== u.applyAtStep), u].sort(
-      (a, b) => a.applyAtStep - b.applyAtStep,
-    );
-    if (pending.length > MAX_PENDING_UPDATES)
-      throw new ResourceExhaustedError('pending mixture updates', pending.length, MAX_PENDING_UPDATES);
-    this.pending = pending;
-  }
-
   /**
    * Begins global step `step`: takes in the report and applies the updates due at it; the step's
    * rows follow with planRows (in any chunks). With a policy, `report` is the trainer's report of
@@ -220,11 +182,11 @@ export class TrainPlanner {
     this.shares.beginStep(step, this.stats.examples);
     const s = step - (this.policy?.spec.lagSteps ?? 0);
     const decided = this.policy && s >= 0 ? this.policy.consume(s, report) : undefined;
-    if (decided && !this.pending.some((u) => u.applyAtStep === step))
-      this.queue({ mixture: this.policy!.mixture(this.mixture, decided), applyAtStep: step }, 'policy');
-    if (this.pending[0] && this.pending[0].applyAtStep <= step) this.shares.updateApplied(step, this.stats.examples);
-    while (this.pending[0] && this.pending[0].applyAtStep <= step) {
-      const u = this.pending.shift()!;
+    if (decided && !this.pending.has(step))
+      this.pending.queue({ mixture: this.policy!.mixture(this.mixture, decided), applyAtStep: step }, 'policy');
+    if (this.pending.dueAt(step)) this.shares.updateApplied(step, this.stats.examples);
+    while (this.pending.dueAt(step)) {
+      const u = this.pending.shift();
       this.mixture = u.mixture;
       const target = this.deps.resolve(u.mixture, 'mixture_update');
       this.sampler.setTarget(target);
@@ -309,16 +271,9 @@ export class TrainPlanner {
       pool: pendingState(this.packer.pending),
       stats: this.stats,
       mixture: this.mixture,
-      pending: this.pending,
+      pending: this.pending.all,
       shares: this.shares.snapshot,
     };
     return this.policy ? { ...base, policy: this.policy.state() } : base;
   }
-}
-
-/** A mixture as a token section carries it: an object with weights (resolving it checks the rest). */
-function mixtureOf(value: unknown, field: string): MixtureSpec {
-  const m = checkObject(field, value);
-  checkObject(`${field}.weights`, m.weights);
-  return m as unknown as MixtureSpec;
 }
