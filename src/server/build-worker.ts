@@ -210,6 +210,7 @@ function serve(core: DataServiceCore): void {
     const f = feeds.get(stream);
     if (req.op === 'close') {
       if (f) f.state = 'closed';
+      f?.session.close();
       feeds.delete(stream);
       return;
     }

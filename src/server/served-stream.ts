@@ -109,8 +109,10 @@ export class LocalOpener implements ServedStreamOpener {
   constructor(private readonly core: DataServiceCore) {}
 
   open(raw: RawOpen, ctx: StreamContext): ServedStream {
+    const session = this.core.open(raw);
+    ctx.signal.addEventListener('abort', () => session.close(), { once: true });
     return new LocalStream(
-      this.core.open(raw),
+      session,
       ctx,
       (r, s) => this.core.lossReport(r, s.heldout),
       (u) => this.core.update(u),

@@ -20,6 +20,7 @@ import { loadChatTemplate } from './chat-template-loader.js';
 import { ExampleTable } from '../index/example-table.js';
 import { NamedSets } from './named-sets.js';
 import { PlanCache } from './plan-cache.js';
+import { ReportAgreement } from './report-agreement.js';
 import { Servability } from './servable.js';
 import type { SpecDefaults, SpecLimits, StreamSpec } from './stream-spec.js';
 
@@ -75,6 +76,8 @@ export class CorpusCatalog {
   readonly named: NamedSets;
   /** Train steps planned once and shared by the rank streams of a job. */
   readonly plans = new PlanCache();
+  /** Whether the ranks of a job on this server report alike (report-agreement.ts). */
+  readonly agreement = new ReportAgreement();
   private readonly tables = new Map<SplitIndex, ExampleTable>();
   /**
    * Resolved held-out sets, their guards, train sizes and servability, keyed by what clients

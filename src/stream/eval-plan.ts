@@ -104,6 +104,10 @@ export class EvalPlan implements StreamPlan {
     return undefined;
   }
 
+  close(): void {
+    // Nothing is shared with other streams.
+  }
+
   /**
    * Examples this rank is given over the whole stream, the set's dropped items and the stream's
    * step count, replayed from its start once per plan (the first batch needs the step count, the

@@ -9,7 +9,8 @@ import { EvalPlan } from './eval-plan.js';
 import type { EvalState } from './eval-planner.js';
 import { TokenMint } from './resume-token.js';
 import type { StreamPlan } from './stream-plan.js';
-import type { Placement, StreamSpec } from './stream-spec.js';
+import { specHash, type Placement, type StreamSpec } from './stream-spec.js';
+import { checksum } from '../util/hash.js';
 import { TrainPlan } from './train-plan.js';
 import { TrainPlanner, type TrainState } from './train-planner.js';
 
@@ -22,6 +23,14 @@ export interface Opening {
   readonly step: number;
   /** A token's plan state (undefined: a fresh stream). */
   readonly state: unknown;
+}
+
+/**
+ * The job a train stream belongs to, for report agreement: the same index (one catalog), held-out
+ * set, spec and world size, whatever the rank and step (a resumed rank rejoins its job).
+ */
+function jobKey(o: Opening): string {
+  return checksum(Buffer.from(JSON.stringify([o.heldout.fingerprint, specHash(o.spec), o.placement.worldSize])));
 }
 
 /**
@@ -63,6 +72,7 @@ export function makePlan(
       step: o.step,
       worldSize: o.placement.worldSize,
       cache: catalog.plans,
+      agreement: { ledger: catalog.agreement, job: jobKey(o), rank: o.placement.rank },
     });
     return { plan, layout };
   }

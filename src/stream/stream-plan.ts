@@ -43,6 +43,8 @@ export interface StreamPlan {
   addReport(r: LossReport, next: number): void;
   /** The policy now (read live when scraped); undefined without one. */
   policyView(): PolicyView | undefined;
+  /** The stream closed: what it shared with other streams of its job is let go. */
+  close(): void;
 }
 
 /** The per-task figures of an end message (this rank's examples over the stream, the set's). */

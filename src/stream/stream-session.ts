@@ -109,6 +109,11 @@ export class StreamSession {
     this.plan.addReport(r, next);
   }
 
+  /** The stream's call closed (whichever way): lets go of what the plan shares with other streams. */
+  close(): void {
+    this.plan.close();
+  }
+
   /** Where the stream stands after its last message, for `rewind` (a build worker keeps one per batch built ahead). */
   get mark(): SessionMark {
     return { token: this.lastToken, step: this.step, sent: this.sent };

@@ -3,6 +3,7 @@ import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import { checksum } from '../util/hash.js';
 import type { PlanCache, PlannedStep } from './plan-cache.js';
+import { lossSaying, updateSaying, type ReportAgreement, type Saying } from './report-agreement.js';
 import { ReportWindow } from './report-window.js';
 import type { TokenMint } from './resume-token.js';
 import type { DroppedItems, EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
@@ -22,6 +23,8 @@ export interface TrainPlanInit {
   /** The job's world size, and the plan cache its rank streams on this server share (used when world_size > 1). */
   readonly worldSize: number;
   readonly cache: PlanCache;
+  /** Where the job's ranks on this server check that they report alike (used when world_size > 1). */
+  readonly agreement: { readonly ledger: ReportAgreement; readonly job: string; readonly rank: number };
 }
 
 /**
@@ -145,6 +148,7 @@ export class TrainPlan implements StreamPlan {
       this.deferred.push(u);
       return;
     }
+    this.agree(() => updateSaying(u, this.init.agreement.rank));
     this.current().addUpdate(u, next);
     // The pending update is part of the state now: only streams that queued the same update at
     // the same step share the steps from here on.
@@ -152,7 +156,25 @@ export class TrainPlan implements StreamPlan {
   }
 
   addReport(r: LossReport, next: number): void {
+    // Reports steer only a policy's plan: a static stream's are shown, and may differ harmlessly.
+    if (this.reports.lag !== undefined)
+      this.agree(() =>
+        lossSaying(
+          r,
+          this.init.agreement.rank,
+          this.init.layout.table.reader.tasks.map((t) => t.path),
+        ),
+      );
     this.reports.add(r, next);
+  }
+
+  /** Refuses what another rank of the job said otherwise for the same step (report-agreement.ts). */
+  private agree(saying: () => Saying): void {
+    if (this.init.worldSize > 1) this.init.agreement.ledger.say(this.init.agreement.job, this, saying());
+  }
+
+  close(): void {
+    this.init.agreement.ledger.release(this);
   }
 
   policyView(): PolicyView | undefined {

@@ -190,3 +190,56 @@ def test_reports_of_ranks_without_a_process_group_must_say_reduced(server) -> No
     ds.report_losses(batch["step"], {0: (1.0, 3)}, reduced=True)  # the caller summed over the ranks
     assert ds.state_dict()["last_reported"] == batch["step"]
     ds.close()
+
+
+DISAGREEING_WORKER = r"""
+import json, os, sys, time
+from flanstream import FlanStreamDataset, FlanStreamError
+rank, target, mix, meet = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+ds = FlanStreamDataset(target, split="train", batch_size=2, seq_len=1024, packing="packed", seed=8, rank=rank,
+                       world_size=2, output="numpy", mixture=mix)
+paths = ds.corpus_info.task_paths
+music = next(i for i, p in enumerate(paths) if p.startswith("music/") and not ds.corpus_info.task(p).unseen)
+steps = []
+try:
+    for batch in ds:
+        steps.append(batch["step"])
+        # The same numbers on both ranks up to step 2; from step 3 on each rank sends its own
+        # (what a trainer that forgot the all-reduce but said reduced=True would send).
+        loss = 2.0 if batch["step"] < 3 else 2.0 + rank
+        if batch["step"] == 3:  # both streams open when the reports of step 3 arrive (a file barrier)
+            open(os.path.join(meet, str(rank)), "w").close()
+            deadline = time.monotonic() + 60
+            while not os.path.exists(os.path.join(meet, str(1 - rank))) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        ds.report_losses(batch["step"], {music: (loss * 100, 100)}, reduced=True)
+        if batch["step"] == 9:
+            break
+    print(json.dumps({"steps": steps}))
+except FlanStreamError as e:
+    print(json.dumps({"steps": steps, "code": e.code.name, "details": e.details}))
+"""
+
+
+def test_ranks_whose_reports_differ_get_a_clear_error(server, tmp_path) -> None:
+    """Two processes with explicit rank/world_size that say reduced=True but send different
+    numbers from step 3 on: the server takes the first report of step 3 and refuses the other
+    rank's with FAILED_PRECONDITION naming the step, both ranks and what differed; that rank's
+    stream ends, the other goes on."""
+    env = {"PYTHONPATH": str(CLIENT_ROOT), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", DISAGREEING_WORKER, str(r), server.target, json.dumps(MIX),
+                               str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    refused = [r for r in results if "code" in r]
+    assert len(refused) == 1, results
+    ok, bad = [r for r in results if "code" not in r][0], refused[0]
+    me = results.index(bad)
+    assert bad["code"] == "FAILED_PRECONDITION"
+    assert f"rank {me}'s loss report for step 3 differs from rank {1 - me}'s" in bad["details"], bad["details"]
+    assert "loss_sum" in bad["details"] and "all-reduce" in bad["details"]
+    assert bad["steps"][-1] >= 3
+    assert ok["steps"] == list(range(10))
