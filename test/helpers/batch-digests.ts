@@ -21,11 +21,17 @@ function stable(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Every field of a batch in a fixed order (`withToken: false` leaves the resume token out). */
+/**
+ * Every field of a batch in a fixed order (`withToken: false` leaves the resume token out), but
+ * for what the first batch of every evaluation call says about the whole set (`taskDropped`,
+ * `droppedFitSeqLen`): it belongs to the call, not to the stream, so a resumed call repeats it.
+ */
 export function canonical(b: WireBatch, withToken = true): string {
   // segAudioFrames is the server's own column for /metrics, never sent: compare what a client sees.
   const { resumeToken, ...rest } = b as WireBatch & { segAudioFrames?: number[] };
   delete rest.segAudioFrames;
+  delete (rest as Partial<WireBatch>).taskDropped;
+  delete (rest as Partial<WireBatch>).droppedFitSeqLen;
   return stable(withToken ? { ...rest, resumeToken } : rest);
 }
 
