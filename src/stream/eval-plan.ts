@@ -33,6 +33,8 @@ export class EvalPlan implements StreamPlan {
   private readonly init: EvalPlanInit;
   private planner: EvalPlanner;
   private replayed: Replayed | undefined;
+  /** A replay stopped by a page not in memory: where its last whole step left it (see `replay`). */
+  private progress: { state: EvalState; longest: number; counts: number[]; steps: number } | undefined;
   private readonly domains: Int32Array;
 
   constructor(init: EvalPlanInit) {
@@ -111,24 +113,29 @@ export class EvalPlan implements StreamPlan {
   /**
    * Examples this rank is given over the whole stream, the set's dropped items and the stream's
    * step count, replayed from its start once per plan (the first batch needs the step count, the
-   * end the counts).
+   * end the counts). A replay run strictly (stream-session.ts) that needs a page not in memory
+   * stops there; the next call goes on from its last whole step, not from the start, so a set
+   * whose pages are missed one by one is still replayed once.
    */
   private replay(): Replayed {
     if (this.replayed) return this.replayed;
     const { items, layout, spec, placement } = this.init;
-    const replay = new EvalPlanner(items, layout, spec);
-    const counts = items.perTask.map(() => 0);
+    const at = this.progress ?? { state: undefined, longest: 0, counts: items.perTask.map(() => 0), steps: 0 };
+    const replay = new EvalPlanner(items, layout, spec, at.state, at.longest);
+    const counts = [...at.counts];
     const { rank, worldSize } = placement;
     const B = spec.batchSize;
-    let steps = 0;
+    let steps = at.steps;
     while (!replay.done) {
       const rows = replay.rows(worldSize * B).slice(rank * B, (rank + 1) * B);
       steps++;
       for (const row of rows)
         for (const seg of row) for (const t of seg.turns) counts[t.loc.task] = (counts[t.loc.task] ?? 0) + 1;
+      this.progress = { state: structuredClone(replay.state()), longest: replay.longestDropped, counts, steps };
     }
     const dropped = { perTask: replay.totals.dropped, fitSeqLen: replay.longestDropped };
     this.replayed = { counts, dropped, steps };
+    this.progress = undefined;
     return this.replayed;
   }
 }

@@ -32,8 +32,8 @@ export class EvalPlanner implements ItemFeed {
   /** The whole length of the longest item dropped by this planner (not in its state: a replay from the start reads it). */
   private longest = 0;
 
-  /** `state`: a resume token's (client input: checked here, section by section). */
-  constructor(items: EvalItems, layout: SegmentLayout, spec: StreamSpec, state?: unknown) {
+  /** `state`: a resume token's (client input: checked here, section by section); `longest`: a replay's, resumed. */
+  constructor(items: EvalItems, layout: SegmentLayout, spec: StreamSpec, state?: unknown, longest = 0) {
     this.items = items;
     this.layout = layout;
     this.spec = spec;
@@ -42,6 +42,7 @@ export class EvalPlanner implements ItemFeed {
     const s = state === undefined ? undefined : stateSections(state, 'eval');
     this.cursor = s ? checkInt(`${STATE_FIELD}.cursor`, s.cursor, 0, items.total) : 0;
     this.stats = s ? restoreStats(s.stats, `${STATE_FIELD}.stats`, tasks) : emptyStats(tasks);
+    this.longest = longest;
   }
 
   get done(): boolean {
