@@ -124,12 +124,14 @@ export class StreamSession {
    * restored from the mark's token (exact, like a resume); reports already taken stay
    * (report-window.ts keeps what a rebuilt step consumes). A build worker rewinds the batches it
    * built ahead when a mixture update arrives after the server thread sent the mark's batch.
+   * `sentToken`: the last batch's token, when the plan goes back to a later state than it (a
+   * step that missed a page, with the updates queued since that batch).
    */
-  rewind(to: SessionMark): void {
+  rewind(to: SessionMark, sentToken = to.token): void {
     this.plan.rewind(to.token);
     this.step = to.step;
     this.sent = to.sent;
-    this.lastToken = to.token;
+    this.lastToken = sentToken;
     this.finished = false;
   }
 
@@ -183,16 +185,22 @@ export class StreamSession {
       for (;;) {
         const mark = this.mark;
         let planned: { value: Planned | WireResponse | undefined; total: number };
+        // The plan as it stands before the step, mixture updates queued since the last batch
+        // included (its token predates them): what a miss rewinds the plan to.
+        let from: Buffer | undefined;
         try {
+          from = reads?.strictly(() => this.plan.token(this.step));
           planned = await this.planSliced(pause, sliceMs);
         } catch (err) {
           const wait = reads?.missed(err);
           if (!wait) throw err;
           held.push(await wait);
-          // Restoring the mark reads the records it holds back (a packing window): strictly too.
+          if (from === undefined) continue;
+          const to = { ...mark, token: from };
+          // Restoring the plan reads the records it holds back (a packing window): strictly too.
           for (let back = false; !back;) {
             try {
-              reads!.strictly(() => this.rewind(mark));
+              reads!.strictly(() => this.rewind(to, mark.token));
               back = true;
             } catch (again) {
               const more = reads!.missed(again);
