@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { encodeStreamResponse } from '../../src/server/response-encoder.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
+import { EvalPlanner } from '../../src/stream/eval-planner.js';
 import type { RawOpen } from '../../src/stream/stream-request.js';
 import { openCore, trainSpec, type Spec } from '../helpers/core-streams.js';
 
@@ -67,6 +68,13 @@ describe('reading ahead on the serving path', () => {
       const prefetch = reader.prefetch.bind(reader);
       let missed = 0;
       reader.prefetch = (pages, kind) => ((missed += kind === 'miss' ? 1 : 0), prefetch(pages, kind));
+      // Rows planned by evaluation planners: the stream's own and its replay of the whole set.
+      const planRows = EvalPlanner.prototype.rows;
+      let evalRows = 0;
+      EvalPlanner.prototype.rows = function (this: EvalPlanner, n: number) {
+        evalRows++;
+        return planRows.call(this, n);
+      };
       reader.residentFor = (records, ids) => {
         planHeld = Math.max(planHeld, reader.prefetchHeld);
         return residentFor(records, ids).then((h) => ((atHeld = reader.cacheStats.misses), h));
@@ -99,10 +107,15 @@ describe('reading ahead on the serving path', () => {
         // What a train stream's planning reads ahead is held until its batch is built: it misses
         // a few pages a step, not every page the cache let go meanwhile (hundreds here).
         if (spec.split === 'train') expect(missed, 'pages planning missed').toBeLessThan(4 * (built + 1));
+        // An evaluation stream's replay of its set (its step count) goes on after a missed page
+        // from its last whole step: a few calls a step and a miss, not a replay from the start
+        // each time (thousands here).
+        else expect(evalRows, 'evaluation rows planned').toBeLessThan(4 * (built + missed + 1));
       } finally {
         reader.residentFor = residentFor;
         reader.prefetch = prefetch;
         storage.readRange = readRange;
+        EvalPlanner.prototype.rows = planRows;
       }
     },
   );
