@@ -214,9 +214,16 @@ try:
                 time.sleep(0.05)
         ds.report_losses(batch["step"], {music: (loss * 100, 100)}, reduced=True)
         if batch["step"] == 9:
+            # A closed stream's reports are forgotten: stay open until the other rank is done
+            # (refused or at its last step), so its report of step 3 meets this one's.
+            open(os.path.join(meet, f"done{rank}"), "w").close()
+            deadline = time.monotonic() + 60
+            while not os.path.exists(os.path.join(meet, f"done{1 - rank}")) and time.monotonic() < deadline:
+                time.sleep(0.05)
             break
     print(json.dumps({"steps": steps}))
 except FlanStreamError as e:
+    open(os.path.join(meet, f"done{rank}"), "w").close()
     print(json.dumps({"steps": steps, "code": e.code.name, "details": e.details}))
 """
 
