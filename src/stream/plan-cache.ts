@@ -50,13 +50,14 @@ export class PlanCache {
     private readonly maxTokens = MAX_TOKENS,
   ) {}
 
-  /** The step planned from state `key`, counted as taken by one rank; undefined if not cached. */
+  /**
+   * The step planned from state `key`, counted as taken by one rank; undefined if not cached. A
+   * miss is counted when the rank's own plan of the step is offered (`put`): a rank whose planning
+   * stopped at a page not in memory looks again, and may then find the step another rank planned.
+   */
   take(key: string): PlannedStep | undefined {
     const e = this.entries.get(key);
-    if (!e) {
-      this.counts.misses++;
-      return undefined;
-    }
+    if (!e) return undefined;
     this.counts.hits++;
     if (++e.taken >= e.worldSize) this.remove(key, e);
     return e.step;
@@ -64,8 +65,10 @@ export class PlanCache {
 
   /** Offers a step this rank planned (and took) to the job's other ranks; `seqLen`: its rows' length. */
   put(key: string, step: PlannedStep, worldSize: number, seqLen: number): void {
+    if (worldSize <= 1) return;
+    this.counts.misses++;
     const tokens = step.rows.length * seqLen;
-    if (worldSize <= 1 || step.rows.length > this.maxRows || tokens > this.maxTokens) return;
+    if (step.rows.length > this.maxRows || tokens > this.maxTokens) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
     this.entries.set(key, { step, worldSize, tokens, taken: 1 });

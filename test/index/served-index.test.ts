@@ -1,7 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -31,7 +31,9 @@ beforeAll(async () => {
 
 const copy = (name: string): string => {
   const dir = join(base, name);
-  cpSync(inject('sampleIndex'), dir, { recursive: true });
+  // Servers of other test files serve the shared sample index at the same time: their claims
+  // stay behind (a copy starts with none of them).
+  cpSync(inject('sampleIndex'), dir, { recursive: true, filter: (src) => !basename(src).startsWith(SERVE_CLAIM) });
   return dir;
 };
 
