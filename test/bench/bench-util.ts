@@ -26,6 +26,10 @@ export function stats(xs: readonly number[]): { median: number; min: number; max
 
 export const fmtM = (x: number): string => `${(x / 1e6).toFixed(2)}M`;
 
+/** A number with thousands separators and exactly `digits` decimals. */
+export const fmt = (x: number, digits = 0): string =>
+  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
 /** A sample corpus of `records` and its index under .cache/bench, built once (again after a format change) and reused. */
 export function benchIndex(records: number): string {
   const dir = join(ROOT, '.cache', 'bench', `sample-${records}`);

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fmt } from './bench-util.js';
 import { buildIndex } from '../../src/index/build-index.js';
 import { buildPart, mergeParts } from '../../src/index/build-part.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
@@ -106,9 +107,6 @@ function run(mode: string, corpus: string, out: string, arg = ''): Promise<Measu
     );
   });
 }
-
-const fmt = (x: number, digits = 0): string =>
-  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({

@@ -24,6 +24,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fmt, stats } from './bench-util.js';
 // Types only: the code runs from whichever source tree the child is given (this one or --baseline).
 import type { buildIndex as BuildIndex } from '../../src/index/build-index.js';
 import type { buildPart as BuildPart, mergeParts as MergeParts } from '../../src/index/build-part.js';
@@ -147,13 +148,7 @@ async function buildOnce(
   };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const fmt = (x: number, digits = 0): string =>
-  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const median = (xs: number[]): number => stats(xs).median;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
