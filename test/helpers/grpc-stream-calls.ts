@@ -19,9 +19,15 @@ export interface Collected {
 
 /**
  * Sends `messages` (anything: malformed requests included) on one raw call and reads responses
- * until a StreamEnd, an error, the end of the call, or `max` batches (then cancels).
+ * until a StreamEnd, an error, the end of the call, or `max` batches (then cancels). `reply`: a
+ * trainer's answer to each batch before the last (a report; nothing when it returns undefined).
  */
-export function collect(client: FlanStreamClient, messages: readonly object[], max = Infinity): Promise<Collected> {
+export function collect(
+  client: FlanStreamClient,
+  messages: readonly object[],
+  max = Infinity,
+  reply?: (b: WireBatch) => object | undefined,
+): Promise<Collected> {
   return new Promise((resolve) => {
     const call = client.streamBatches();
     const batches: WireBatch[] = [];
@@ -36,7 +42,9 @@ export function collect(client: FlanStreamClient, messages: readonly object[], m
       if (resp.kind === 'end' && resp.end) finish({ end: resp.end });
       else if (resp.batch) {
         batches.push(resp.batch);
-        if (batches.length >= max) finish({});
+        if (batches.length >= max) return finish({});
+        const r = reply?.(resp.batch);
+        if (r) call.write(r as never);
       }
     });
     call.on('error', (err: unknown) => finish({ error: toFlanStreamError(err, client.target) }));

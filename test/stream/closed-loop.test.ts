@@ -8,6 +8,7 @@ import type { RawLossReport } from '../../src/stream/loss-report.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { openCore, take } from '../helpers/core-streams.js';
 import { digests } from '../helpers/batch-digests.js';
+import { collect, type Collected } from '../helpers/grpc-stream-calls.js';
 import { scrape, sumOf } from '../ops/helpers/grpc.js';
 
 /**
@@ -29,11 +30,6 @@ const SPEC = {
     reference: { speech: 1, music: 1, audio: 1 },
   },
 };
-
-interface Run {
-  batches: WireBatch[];
-  error?: FlanStreamError;
-}
 
 describe('closed loop over gRPC', () => {
   let ts: TestServer;
@@ -59,27 +55,10 @@ describe('closed loop over gRPC', () => {
   function train(
     n: number,
     report: (b: WireBatch) => object | undefined = (b) => ({ step: b.step, losses: lossesOf(b) }),
-  ): Promise<Run> {
-    return new Promise((resolve) => {
-      const call = client.streamBatches();
-      const batches: WireBatch[] = [];
-      let done = false;
-      const finish = (error?: FlanStreamError): void => {
-        if (done) return;
-        done = true;
-        call.cancel();
-        resolve({ batches, error });
-      };
-      call.on('data', (resp: WireResponse) => {
-        if (!resp.batch) return finish();
-        batches.push(resp.batch);
-        if (batches.length >= n) return finish();
-        const r = report(resp.batch);
-        if (r) call.write({ losses: r } as never);
-      });
-      call.on('error', (err: unknown) => finish(toFlanStreamError(err, client.target)));
-      call.on('end', () => finish());
-      call.write({ spec: SPEC } as never);
+  ): Promise<Collected> {
+    return collect(client, [{ spec: SPEC }], n, (b) => {
+      const r = report(b);
+      return r && { losses: r };
     });
   }
 

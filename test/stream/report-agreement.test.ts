@@ -1,8 +1,6 @@
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { toFlanStreamError, type FlanStreamError } from '../../clients/ts/errors.js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
-import type { WireResponse } from '../../clients/ts/wire-types.js';
 import { FailedPreconditionError } from '../../src/errors.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { RawLossReport } from '../../src/stream/loss-report.js';
@@ -10,6 +8,7 @@ import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { openCore, take, trainSpec, type Spec } from '../helpers/core-streams.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { collect, type Collected } from '../helpers/grpc-stream-calls.js';
 
 /**
  * Ranks of one job must report alike: the first loss report (or mixture update) for a step wins,
@@ -194,28 +193,10 @@ describe.each([0, 2])('report agreement over gRPC (serve --workers %i)', (worker
   });
 
   /** A rank that reports `audioLoss` per audio token (until `n` batches or an error). */
-  function rank(rankId: number, n: number, audioLoss: (step: number) => number) {
-    return new Promise<{ batches: WireBatch[]; error?: FlanStreamError }>((resolve) => {
-      const call = client.streamBatches();
-      const batches: WireBatch[] = [];
-      let done = false;
-      const finish = (error?: FlanStreamError): void => {
-        if (done) return;
-        done = true;
-        call.cancel();
-        resolve({ batches, error });
-      };
-      call.on('data', (resp: WireResponse) => {
-        if (!resp.batch) return finish();
-        const b = resp.batch as unknown as WireBatch;
-        batches.push(b);
-        if (batches.length >= n) return finish();
-        call.write({ losses: lossesOf(b.step, audioLoss(b.step)) } as never);
-      });
-      call.on('error', (err: unknown) => finish(toFlanStreamError(err, client.target)));
-      call.on('end', () => finish());
-      call.write({ spec: spec(rankId, { seed: 21 }) } as never);
-    });
+  function rank(rankId: number, n: number, audioLoss: (step: number) => number): Promise<Collected> {
+    return collect(client, [{ spec: spec(rankId, { seed: 21 }) }], n, (b) => ({
+      losses: lossesOf(b.step, audioLoss(b.step)),
+    }));
   }
 
   it('two ranks: the one whose report differs ends with FAILED_PRECONDITION, the other keeps streaming', async () => {
