@@ -36,6 +36,8 @@ export class EvalPlan implements StreamPlan {
   /** A replay stopped by a page not in memory: where its last whole step left it (see `replay`). */
   private progress: { state: EvalState; longest: number; counts: number[]; steps: number } | undefined;
   private readonly domains: Int32Array;
+  /** The token made when the last step finished, while the planner has not moved since (see TrainPlan). */
+  private fresh: { readonly next: number; readonly token: Buffer } | undefined;
 
   constructor(init: EvalPlanInit) {
     this.init = init;
@@ -52,6 +54,7 @@ export class EvalPlan implements StreamPlan {
   }
 
   token(next: number): Buffer {
+    if (this.fresh?.next === next) return this.fresh.token;
     return this.init.mint.make(next, this.planner.state());
   }
 
@@ -60,12 +63,15 @@ export class EvalPlan implements StreamPlan {
   }
 
   rows(n: number): Segment[][] {
+    this.fresh = undefined;
     return this.planner.rows(n);
   }
 
   finish(step: number, rows: Segment[][]): PlannedStep {
     const stats = wireStats(this.planner.totals, this.domains, this.init.layout.table.reader.manifest.vocab.frameRate);
-    return { rows, token: this.token(step + 1), stats };
+    const token = this.token(step + 1);
+    this.fresh = { next: step + 1, token };
+    return { rows, token, stats };
   }
 
   get totalSteps(): number {
@@ -84,6 +90,7 @@ export class EvalPlan implements StreamPlan {
 
   rewind(token: Buffer): void {
     const { items, layout, spec, mint } = this.init;
+    this.fresh = undefined;
     this.planner = new EvalPlanner(items, layout, spec, mint.read(token).state as EvalState);
   }
 

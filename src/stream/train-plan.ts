@@ -48,6 +48,12 @@ export class TrainPlan implements StreamPlan {
   /** The token after the last step: the planner lags behind it after steps taken from the plan cache. */
   private last: Buffer | undefined;
   private stale = false;
+  /**
+   * A token of the planner's state as it stands, while nothing changed that state since it was
+   * made: the session asks for one before every step (what a page miss rewinds to), and the token
+   * made when the last step finished is that token unless an update came since.
+   */
+  private fresh: { readonly next: number; readonly token: Buffer } | undefined;
   /** A step is begun and not finished (its rows are planned in slices); updates arriving meanwhile wait in `deferred`. */
   private planning = false;
   private readonly deferred: MixtureUpdate[] = [];
@@ -67,17 +73,22 @@ export class TrainPlan implements StreamPlan {
   }
 
   token(next: number): Buffer {
-    return this.init.mint.make(next, this.current().state());
+    if (this.fresh?.next === next) return this.fresh.token;
+    const token = this.init.mint.make(next, this.current().state());
+    if (!this.planning) this.fresh = { next, token };
+    return token;
   }
 
   begin(step: number): PlannedStep | undefined {
+    // Beginning a step changes the planner's state (also when a page miss interrupts it).
+    this.fresh = undefined;
     // With a policy the step also depends on the report it consumes: ranks share it only if theirs agree.
     const report = this.reports.feeding(step);
     this.stepKey = this.reports.lag === undefined ? this.stateKey : `${this.stateKey}:${report?.digest ?? '-'}`;
     const cached = this.cache?.take(this.stepKey);
     if (cached) {
       this.stale = true;
-      this.passed(cached.token);
+      this.passed(cached.token, step + 1);
       return cached;
     }
     this.current().beginStep(step, report?.report);
@@ -99,16 +110,17 @@ export class TrainPlan implements StreamPlan {
     });
     const planned = { rows, token: this.init.mint.make(step + 1, p.state()), stats };
     this.cache?.put(this.stepKey, planned, this.init.worldSize, this.init.spec.seqLen);
-    this.passed(planned.token);
+    this.passed(planned.token, step + 1);
     // Updates that arrived while the step was being planned count from the next message on, as
     // if they had arrived just after it (this step's token was made without them).
     for (const u of this.deferred.splice(0)) this.addUpdate(u, step + 1);
     return planned;
   }
 
-  /** The stream moved past a step whose token is `token`. */
-  private passed(token: Buffer): void {
+  /** The stream moved past a step whose token is `token` (the next step is `next`). */
+  private passed(token: Buffer, next: number): void {
     this.last = token;
+    this.fresh = { next, token };
     if (this.cache) this.stateKey = checksum(token);
   }
 
@@ -135,7 +147,7 @@ export class TrainPlan implements StreamPlan {
     const p = this.init.mint.read(token);
     this.planner = this.init.restore(p.state, p.step);
     this.stale = false;
-    this.passed(token);
+    this.passed(token, p.step);
   }
 
   addUpdate(u: MixtureUpdate, next: number): void {
@@ -150,6 +162,7 @@ export class TrainPlan implements StreamPlan {
     }
     this.agree(() => updateSaying(u, this.init.agreement.rank));
     this.current().addUpdate(u, next);
+    this.fresh = undefined;
     // The pending update is part of the state now: only streams that queued the same update at
     // the same step share the steps from here on.
     if (this.cache) this.stateKey = checksum(this.token(next));
