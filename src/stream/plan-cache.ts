@@ -10,6 +10,13 @@ export interface PlannedStep {
   readonly stats: WireStats;
 }
 
+/** A step a rank is planning now (its pages being read): ranks arriving meanwhile wait for it. */
+interface Flight {
+  readonly owner: object;
+  readonly landed: Promise<void>;
+  readonly land: () => void;
+}
+
 interface Entry {
   readonly step: PlannedStep;
   readonly worldSize: number;
@@ -38,9 +45,15 @@ const MAX_TOKENS = 2 ** 28;
  * so the cache also forgets its oldest entries beyond `maxRows` rows or `maxTokens` row tokens in all
  * (a step larger than either is not kept). A rank that finds
  * nothing plans the step itself, so eviction costs time, never correctness.
+ *
+ * A rank that begins a step no one planned claims it until it offers it (`put`): planning reads
+ * the step's cold pages, and a rank arriving meanwhile waits for that plan (`inFlight`) instead
+ * of planning the same step a second time. A claim whose owner gives up on the step (a rewind to
+ * another state, the stream closed) is let go, and a rank waiting for it plans the step itself.
  */
 export class PlanCache {
   private readonly entries = new Map<string, Entry>();
+  private readonly flights = new Map<string, Flight>();
   private rows = 0;
   private tokens = 0;
   readonly counts = { hits: 0, misses: 0 };
@@ -63,10 +76,40 @@ export class PlanCache {
     return e.step;
   }
 
+  /** `owner` begins planning step `key` (after `take` found nothing): ranks asking `inFlight(key)` wait for it. */
+  claim(key: string, owner: object): void {
+    const had = this.flights.get(key);
+    if (had?.owner === owner) return;
+    // Another owner's claim is let go: its waiters look again (and find this one).
+    had?.land();
+    let land = (): void => undefined;
+    const landed = new Promise<void>((resolve) => (land = resolve));
+    this.flights.set(key, {
+      owner,
+      landed,
+      land: () => {
+        if (this.flights.get(key)?.landed === landed) this.flights.delete(key);
+        land();
+      },
+    });
+  }
+
+  /** Resolves once another owner's plan of step `key` in flight is offered or given up; undefined when none is. */
+  inFlight(key: string, owner: object): Promise<void> | undefined {
+    const f = this.flights.get(key);
+    return f && f.owner !== owner ? f.landed : undefined;
+  }
+
+  /** Lets go of the claims of `owner` (its stream closed, or it went back to another state). */
+  release(owner: object): void {
+    for (const f of [...this.flights.values()]) if (f.owner === owner) f.land();
+  }
+
   /** Offers a step this rank planned (and took) to the job's other ranks; `seqLen`: its rows' length. */
   put(key: string, step: PlannedStep, worldSize: number, seqLen: number): void {
     if (worldSize <= 1) return;
     this.counts.misses++;
+    this.flights.get(key)?.land();
     const tokens = step.rows.length * seqLen;
     if (step.rows.length > this.maxRows || tokens > this.maxTokens) return;
     const old = this.entries.get(key);

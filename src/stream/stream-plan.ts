@@ -20,6 +20,12 @@ export interface StreamPlan {
   token(next: number): Buffer;
   /** Begins global step `step`: the step itself when it was planned already (another rank's, from the plan cache), else undefined and its rows follow. */
   begin(step: number): PlannedStep | undefined;
+  /**
+   * Resolves once another stream's plan of step `step`, in flight now (its pages being read), is
+   * offered or given up (then `begin` looks again); undefined when none is (plans shared between
+   * ranks only, see plan-cache.ts).
+   */
+  elsewhere?(step: number): Promise<void> | undefined;
   /** The next `n` rows of the step begun (all ranks'); fewer only when the plan is done. */
   rows(n: number): Segment[][];
   /** Closes the step begun: its rows, the token after it and the stream's stats as of it. */

@@ -183,6 +183,12 @@ export class StreamSession {
       };
       await ahead();
       for (;;) {
+        // Another rank of the job is planning this very step: its plan is taken, not made again.
+        const other = this.plan.elsewhere?.(this.step);
+        if (other) {
+          await other;
+          continue;
+        }
         const mark = this.mark;
         let planned: { value: Planned | WireResponse | undefined; total: number };
         // The plan as it stands before the step, mixture updates queued since the last batch

@@ -82,18 +82,29 @@ export class TrainPlan implements StreamPlan {
   begin(step: number): PlannedStep | undefined {
     // Beginning a step changes the planner's state (also when a page miss interrupts it).
     this.fresh = undefined;
-    // With a policy the step also depends on the report it consumes: ranks share it only if theirs agree.
-    const report = this.reports.feeding(step);
-    this.stepKey = this.reports.lag === undefined ? this.stateKey : `${this.stateKey}:${report?.digest ?? '-'}`;
+    this.stepKey = this.keyOf(step);
     const cached = this.cache?.take(this.stepKey);
     if (cached) {
       this.stale = true;
       this.passed(cached.token, step + 1);
       return cached;
     }
-    this.current().beginStep(step, report?.report);
+    // Other ranks arriving while this one reads the step's pages wait for its plan.
+    this.cache?.claim(this.stepKey, this);
+    this.current().beginStep(step, this.reports.feeding(step)?.report);
     this.planning = true;
     return undefined;
+  }
+
+  /** The plan-cache key of step `step` from the state now. */
+  private keyOf(step: number): string {
+    // With a policy the step also depends on the report it consumes: ranks share it only if theirs agree.
+    if (this.reports.lag === undefined) return this.stateKey;
+    return `${this.stateKey}:${this.reports.feeding(step)?.digest ?? '-'}`;
+  }
+
+  elsewhere(step: number): Promise<void> | undefined {
+    return this.cache?.inFlight(this.keyOf(step), this);
   }
 
   rows(n: number): Segment[][] {
@@ -148,6 +159,8 @@ export class TrainPlan implements StreamPlan {
     this.planner = this.init.restore(p.state, p.step);
     this.stale = false;
     this.passed(token, p.step);
+    // Back where the step began (a page miss): its claim stands; elsewhere, it is given up.
+    if (this.cache && !this.stepKey.startsWith(this.stateKey)) this.cache.release(this);
   }
 
   addUpdate(u: MixtureUpdate, next: number): void {
@@ -187,6 +200,7 @@ export class TrainPlan implements StreamPlan {
   }
 
   close(): void {
+    this.cache?.release(this);
     this.init.agreement.ledger.release(this);
   }
 

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
+import { TrainPlanner } from '../../src/stream/train-planner.js';
 import { openCore, take, trainSpec, type Spec } from '../helpers/core-streams.js';
 import { rowsOf } from '../helpers/batch-digests.js';
 import { rng } from '../helpers/seeded-rng.js';
@@ -139,5 +140,72 @@ describe('rank streams share planned steps', () => {
     expectSlices([first, second], ref, W, B, 'late rank');
     expect(core.catalog.plans.counts.hits - before.hits).toBe(20);
     expect(core.catalog.plans.size.rows).toBeLessThanOrEqual(16_384);
+  });
+
+  it('ranks arriving while another reads the pages of a step wait for its plan: each step is planned once, reading cold pages', async () => {
+    // A cache of a few pages: planning a step misses pages and reads them while other ranks arrive.
+    const cold = await openCore(inject('sampleIndex'), {
+      'index.cache_bytes': String(256 << 10),
+      'index.prefetch_bytes': String(2 << 20),
+    });
+    try {
+      const W = 4;
+      const n = 6;
+      const spec = trainSpec({ batchSize: 2, seqLen: 2048, seed: 21 });
+      const ref = take(core.open({ spec }), n * W).batches;
+      const sessions = Array.from({ length: W }, (_, rank) => cold.open({ spec: { ...spec, rank, worldSize: W } }));
+      const pause = (): Promise<void> => new Promise((go) => setImmediate(go));
+      const got = sessions.map((): WireBatch[] => []);
+      let missed = 0;
+      // The other ranks arrive while the first reads a page it missed planning the step (or
+      // after it, on a step planned without a miss).
+      let arrive: (() => void) | undefined;
+      // Steps begun (by any rank) while the first rank's missed page is held back.
+      let holds = 0;
+      let holding = false;
+      let begunMeanwhile = 0;
+      const beginStep = TrainPlanner.prototype.beginStep;
+      TrainPlanner.prototype.beginStep = function (this: TrainPlanner, ...args) {
+        if (holding) begunMeanwhile++;
+        return beginStep.apply(this, args);
+      };
+      const reader = cold.catalog.reader;
+      const prefetch = reader.prefetch.bind(reader);
+      reader.prefetch = (pages, kind) => {
+        if (kind !== 'miss') return prefetch(pages, kind);
+        missed++;
+        const first = arrive;
+        arrive = undefined;
+        if (!first) return prefetch(pages, kind);
+        // The first rank's missed page comes late: the other ranks get to the step meanwhile.
+        first();
+        holds++;
+        holding = true;
+        return new Promise<void>((go) => setTimeout(go, 50)).then(() => {
+          holding = false;
+          return prefetch(pages, kind);
+        });
+      };
+      try {
+        for (let s = 0; s < n; s++) {
+          const others = new Promise<void>((go) => (arrive = go));
+          const first = sessions[0]!.nextAsync(pause).finally(() => arrive?.());
+          await others;
+          const msgs = await Promise.all([first, ...sessions.slice(1).map((x) => x.nextAsync(pause))]);
+          msgs.forEach((m, r) => got[r]!.push((m as { batch: WireBatch }).batch));
+        }
+      } finally {
+        reader.prefetch = prefetch;
+        TrainPlanner.prototype.beginStep = beginStep;
+      }
+      expect(holds, 'steps where the other ranks arrived while the first read a missed page').toBeGreaterThan(0);
+      expect(begunMeanwhile, 'steps planned by other ranks meanwhile').toBe(0);
+      sessions.forEach((x) => x.close());
+      expect(missed, 'planning read pages it missed while other ranks arrived').toBeGreaterThan(0);
+      expectSlices(got, ref, W, 2, 'cold pages');
+      expect(cold.catalog.plans.counts).toEqual({ hits: (W - 1) * n, misses: n });
+    } finally {
+      cold.catalog.reader.close();
+    }
   });
 });
