@@ -12,8 +12,8 @@ import type { CorpusInfo, TaskInfo } from './wire-types.js';
  *   `{ speech: 0.5, music: 0.25, audio: 0.25 }` gives speech 0.8 / 1.3 ≈ 62 % of examples);
  * - `merge: false`: the update replaces the mixture as given.
  * A selector names a task when it equals its domain, its `domain/major` or its full path; an axis
- * selector (`ug:<value>`, `unseen:true|false`, `dataset:NN_Name`) names the tasks whose train records
- * all carry that value.
+ * selector (`ug:<value>`, `unseen:true|false`, `dataset:NN_Name`, `source:<value>`) names the tasks
+ * whose train records all carry that value (for `source`, a list: every train record lists it).
  */
 export type Weights = Readonly<Record<string, number>>;
 
@@ -29,6 +29,7 @@ function tasksOf(selector: string, tasks: readonly TaskInfo[], datasets: Dataset
     selector === t.domain || selector === `${t.domain}/${t.major}` || selector === t.path;
   if (axis === 'ug') keep = (t) => t.ug === value;
   else if (axis === 'unseen') keep = (t) => String(t.unseen) === value;
+  else if (axis === 'source') keep = (t) => t.sources.includes(value);
   else if (axis === 'dataset') {
     const homes = new Map<string, string[]>();
     for (const d of datasets)

@@ -1,15 +1,21 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { RecordFilter } from '../filter/record-filter.js';
+import { AXES } from '../mix/selectors.js';
+import { taskSourcesAsync, taskSourcesReady } from '../mix/source-axis.js';
 import type { GuardRemoval } from '../splits/contamination.js';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import { specChoices } from '../stream/spec-choices.js';
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** Whether corpusInfo can answer without reading the index (the task sources are known or need no scan). */
+export const sourcesKnown = (catalog: CorpusCatalog): boolean => taskSourcesReady(catalog.reader);
+
 /**
- * GetCorpusInfo's answer with `contamination` or a filter's dry run: each available guarded set's
- * report is a scan of every train record, made once per set (kept with its guard), and a dry run
- * counts task by task; both between event-loop turns, so streams and health go on while they run.
+ * GetCorpusInfo's answer with `contamination` or a filter's dry run, or before the task sources
+ * are known: each available guarded set's report is a scan of every train record, made once per
+ * set (kept with its guard), a dry run counts task by task, and the sources scan the shards with
+ * several source lists; all between event-loop turns, so streams and health go on while they run.
  */
 export async function corpusInfoWithContamination(
   catalog: CorpusCatalog,
@@ -17,6 +23,8 @@ export async function corpusInfoWithContamination(
   contamination = true,
   filter?: RecordFilter,
 ): Promise<Record<string, unknown>> {
+  // The task sources first: a shard holding records of several source lists is scanned once, between turns.
+  await taskSourcesAsync(catalog.reader, pause);
   const reports = new Map<string, readonly GuardRemoval[]>();
   if (contamination) {
     for (const { resolved } of catalog.named.heldoutSets()) {
@@ -60,6 +68,7 @@ export function corpusInfo(
   reports?: ReadonlyMap<string, readonly GuardRemoval[]>,
 ): Record<string, unknown> {
   const { tasks, vocab: v, availability } = catalog;
+  const sources = AXES.source.values(catalog.reader);
   const heldoutSets = catalog.named.heldoutSets().map(({ name, spec, resolved: r, missing }) => ({
     name,
     fingerprint: r?.fingerprint ?? '',
@@ -95,6 +104,8 @@ export function corpusInfo(
       textTokens: t.textTokens,
       audioTokens: t.audioTokens,
       unseen: t.unseen,
+      sources: sources[t.id]?.every ?? [],
+      partialSources: (sources[t.id]?.some ?? []).filter((s) => !sources[t.id]?.every.includes(s)),
     })),
     vocab: {
       tokenizer: v.tokenizer,

@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { DataServiceCore } from '../stream/data-service-core.js';
 import type { StreamRequest__Output } from '../../proto/generated/flanstream/v1/StreamRequest.js';
 import type { WireResponse } from '../stream/wire-types.js';
-import { corpusInfo, corpusInfoWithContamination } from './corpus-info.js';
+import { corpusInfo, corpusInfoWithContamination, sourcesKnown } from './corpus-info.js';
 import { StreamMonitor } from './stream-monitor.js';
 import { isUndecodable } from './proto.js';
 import { SendBudget } from './send-budget.js';
@@ -95,7 +95,7 @@ export class DataServiceHandlers {
           const req = call.request as { contamination?: boolean; filter?: string } | null;
           // A filter is parsed before any scan, so a bad one is INVALID_ARGUMENT at once.
           const filter = this.core.catalog.filter(req?.filter);
-          if (req?.contamination === true || filter) {
+          if (req?.contamination === true || filter || !sourcesKnown(this.core.catalog)) {
             corpusInfoWithContamination(this.core.catalog, undefined, req?.contamination === true, filter).then(
               (info) => cb(null, info),
               (err: unknown) => cb(toStatus(err)),

@@ -13,8 +13,8 @@ import { openCore, take, trainSpec } from '../helpers/core-streams.js';
 
 /**
  * An index of the format before the filter columns (9) still serves every stream without a
- * filter, batch for batch as the current format does; a filter on it is refused asking for a
- * rebuild, and `npm start` (indexIsCurrent) rebuilds it.
+ * filter, batch for batch as the current format does; a filter or a `source:` selector on it is
+ * refused asking for a rebuild, and `npm start` (indexIsCurrent) rebuilds it.
  */
 
 /** Rewrites a shard as format 9 wrote it: no columns section, no column digests in its page table. */
@@ -83,6 +83,10 @@ describe('an index of the format without filter columns', () => {
     expect((err as FlanError).code).toBe('FAILED_PRECONDITION');
     expect((err as FlanError).message).toMatch(/index is format 9.*format 10.*rebuild/);
     expect(() => old.catalog.filter('clips >= 1')).toThrow(/rebuild/);
+    // Nor does it record sources, so a source: selector asks for a rebuild too.
+    expect(() => old.open({ spec: trainSpec({ mixture: { weights: { 'source:studio': 1 } } }) })).toThrow(
+      /no task has source "studio".*records none.*rebuild/,
+    );
     expect(indexIsCurrent(dir)).toBe(false);
     expect(indexIsCurrent(inject('sampleIndex'))).toBe(true);
   });

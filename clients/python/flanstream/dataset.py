@@ -55,8 +55,9 @@ class FlanStreamDataset(_Base):  # type: ignore[misc,valid-type]
         batch_size, seq_len: rows per batch and tokens per row (for this rank).
         packing: ``"none"``, ``"packed"``, ``"multiturn"``, or ``"examples"`` (evaluation only).
         mixture: a named mixture, or ``{"weights": {selector: w}, ...}`` (selectors: task paths, or
-            ``ug:generation``, ``unseen:false``, ``dataset:NN_Name``), ``"within": "proportional" |
-            "uniform" | "temperature", "temperature": T, "cap": N}``; ``None`` = natural sizes.
+            ``ug:generation``, ``unseen:false``, ``dataset:NN_Name``, ``source:youtube``),
+            ``"within": "proportional" | "uniform" | "temperature", "temperature": T, "cap": N}``;
+            ``None`` = natural sizes.
         heldout: a named held-out set, or ``{"tasks": [selectors], "unseen_flag": bool,
             "exclude_shared_audio": bool, "scope": "all" | "test"}``; ``None`` = server default.
         seed: stream seed.

@@ -27,6 +27,8 @@ class TaskInfo:
     text_tokens: int
     audio_tokens: int
     unseen: bool               #: some record of the task says ``unseen: true``
+    sources: Tuple[str, ...] = ()          #: ``source`` values every train record lists (``source:<value>`` takes the task)
+    partial_sources: Tuple[str, ...] = ()  #: ``source`` values only some train records list
 
     @property
     def records(self) -> Dict[str, int]:
@@ -233,6 +235,7 @@ class CorpusInfo:
                 index=t.index, path=t.path, domain=t.domain, major=t.major, minor=t.minor, ug=t.ug,
                 train_records=t.train_records, dev_records=t.dev_records, test_records=t.test_records,
                 text_tokens=t.text_tokens, audio_tokens=t.audio_tokens, unseen=t.unseen,
+                sources=tuple(t.sources), partial_sources=tuple(t.partial_sources),
             )
             for t in msg.tasks
         )

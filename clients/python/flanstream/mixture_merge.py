@@ -14,8 +14,9 @@ update with the mixture in effect just before ``at_step`` (see :func:`current_we
 * ``merge=False``: the update replaces the mixture as given (unnamed tasks get 0).
 
 Selectors follow the server's rule: a selector names a task when it equals the task's domain,
-its ``domain/major``, or its full path; an axis selector ``ug:<value>``, ``unseen:true|false`` or
-``dataset:NN_Name`` names the tasks whose train records all carry that value.
+its ``domain/major``, or its full path; an axis selector ``ug:<value>``, ``unseen:true|false``,
+``dataset:NN_Name`` or ``source:<value>`` names the tasks whose train records all carry that value
+(for ``source``, a list: every train record lists it; ``TaskInfo.sources``).
 """
 from __future__ import annotations
 
@@ -36,12 +37,14 @@ def selector_matches(selector: str, task: TaskInfo) -> bool:
 
 def selector_tasks(selector: str, tasks: Sequence[TaskInfo], datasets: Sequence[DatasetInfo] = ()) -> List[str]:
     """Task paths a mixture selector takes: by path prefix, or by an axis value (``ug:``,
-    ``unseen:``, ``dataset:``; a task matches when all its train records carry the value)."""
+    ``unseen:``, ``dataset:``, ``source:``; a task matches when all its train records carry the value)."""
     axis, _, value = selector.partition(":")
     if axis == "ug":
         return [t.path for t in tasks if t.ug == value]
     if axis == "unseen":
         return [t.path for t in tasks if ("true" if t.unseen else "false") == value]
+    if axis == "source":
+        return [t.path for t in tasks if value in t.sources]
     if axis == "dataset":
         homes: Dict[str, List[str]] = {}
         for d in datasets:

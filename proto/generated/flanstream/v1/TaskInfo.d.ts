@@ -27,6 +27,14 @@ export interface TaskInfo {
    * some record of the task says unseen: true
    */
   'unseen'?: (boolean);
+  /**
+   * source values every train record lists: the source:<value> selectors that take the task
+   */
+  'sources'?: (string)[];
+  /**
+   * source values only some train records list (a filter takes those records)
+   */
+  'partialSources'?: (string)[];
 }
 
 export interface TaskInfo__Output {
@@ -54,4 +62,12 @@ export interface TaskInfo__Output {
    * some record of the task says unseen: true
    */
   'unseen': (boolean);
+  /**
+   * source values every train record lists: the source:<value> selectors that take the task
+   */
+  'sources': (string)[];
+  /**
+   * source values only some train records list (a filter takes those records)
+   */
+  'partialSources': (string)[];
 }
