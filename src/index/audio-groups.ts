@@ -91,6 +91,42 @@ function checkedGroups(storage: Storage, meta: AudioGroupsMeta, buf: Buffer): In
   return new Int32Array(buf.buffer, buf.byteOffset, buf.length / 4);
 }
 
+/** The shared-clip map asked for inside `strictly` before it was loaded (see LoadedAudioGroups). */
+export class AudioGroupsMiss extends Error {
+  constructor() {
+    super('the audio groups file is not loaded');
+  }
+}
+
+/**
+ * An open index's shared-clip map, loaded on first use by a multiturn stream: on the spot, or,
+ * where nothing may be read on the spot (serving), refused with an AudioGroupsMiss until `load`.
+ */
+export class LoadedAudioGroups {
+  private groups: Int32Array | undefined;
+  private loading: Promise<Int32Array> | undefined;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly meta: AudioGroupsMeta,
+  ) {}
+
+  get(strict: boolean): Int32Array {
+    if (!this.groups && strict) throw new AudioGroupsMiss();
+    this.groups ??= readAudioGroups(this.storage, this.meta);
+    return this.groups;
+  }
+
+  /** Loads the map without blocking the thread (what an AudioGroupsMiss waits for). */
+  async load(): Promise<void> {
+    this.loading ??= readAudioGroupsAsync(this.storage, this.meta).finally(() => {
+      this.loading = undefined;
+    });
+    const groups = await this.loading;
+    this.groups ??= groups;
+  }
+}
+
 /** The [from, to) quad range of records sharing the clip key (lo, hi). */
 export function groupRange(groups: Int32Array, lo: number, hi: number): [number, number] {
   const n = groups.length / QUAD;

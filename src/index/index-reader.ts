@@ -15,7 +15,7 @@ import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { S3Settings } from '../storage/s3-location.js';
 import { readManifestFrom } from './manifest-io.js';
-import { readAudioGroups, readAudioGroupsAsync } from './audio-groups.js';
+import { LoadedAudioGroups } from './audio-groups.js';
 import { datasetTable, type DatasetEntry } from './datasets.js';
 import { Exclusions, readExclusions } from './exclusions.js';
 import { copyTokens, intRange, stringAt } from './page-ranges.js';
@@ -25,12 +25,7 @@ import type { HoldKind, Residency } from './page-pins.js';
 import { sectionPages } from './page-table.js';
 import { DEFAULT_READ_AHEAD, ShardPages, type ReadAhead } from './shard-pages.js';
 
-/** The shared-clip map asked for inside `strictly` before it was loaded (see IndexReader.audioGroups). */
-export class AudioGroupsMiss extends Error {
-  constructor() {
-    super('the audio groups file is not loaded');
-  }
-}
+export { AudioGroupsMiss } from './audio-groups.js';
 
 export type SplitIndex = 0 | 1 | 2;
 export const splitIndex = (s: string): SplitIndex => (SPLIT_NAMES as readonly string[]).indexOf(s) as SplitIndex;
@@ -57,8 +52,7 @@ export class IndexReader {
   readonly storage: Storage;
   readonly manifest: Manifest;
   private readonly pages: ShardPages;
-  private groups: Int32Array | undefined;
-  private groupsLoad: Promise<Int32Array> | undefined;
+  private readonly groups: LoadedAudioGroups;
   private datasetMap: ReadonlyMap<string, DatasetEntry> | undefined;
   private readonly localTasks = new Map<number, Int32Array>();
   private readonly records: RecordPages;
@@ -83,6 +77,7 @@ export class IndexReader {
     );
     this.exclusions = readExclusions(storage, manifest.exclusions);
     this.records = new RecordPages(this.pages, this);
+    this.groups = new LoadedAudioGroups(storage, manifest.audioGroups);
   }
 
   static open(dir: string, opts: ReaderOptions = {}): IndexReader {
@@ -281,18 +276,12 @@ export class IndexReader {
    * spot, or inside `strictly` (serving) refused with an AudioGroupsMiss until `loadAudioGroups`.
    */
   audioGroups(): Int32Array {
-    if (!this.groups && this.pages.isStrict) throw new AudioGroupsMiss();
-    this.groups ??= readAudioGroups(this.storage, this.manifest.audioGroups);
-    return this.groups;
+    return this.groups.get(this.pages.isStrict);
   }
 
   /** Loads the shared-clip map without blocking the thread (what an AudioGroupsMiss waits for). */
-  async loadAudioGroups(): Promise<void> {
-    this.groupsLoad ??= readAudioGroupsAsync(this.storage, this.manifest.audioGroups).finally(() => {
-      this.groupsLoad = undefined;
-    });
-    const groups = await this.groupsLoad;
-    this.groups ??= groups;
+  loadAudioGroups(): Promise<void> {
+    return this.groups.load();
   }
 
   close(): void {
