@@ -15,8 +15,8 @@ export interface Residency {
  * - `plan`: the record-table pages planning reads ahead (a quarter of the limit); never waits:
  *   the caller holds only what `room` says fits, so planning never waits on a batch and a batch
  *   never waits on planning (each share is deadlock-free on its own, see record-pages.ts);
- * - `miss`: a page planning asked for and did not find, counted in the planning share without
- *   waiting (one page, needed to plan at all).
+ * - `miss`: a page planning asked for and did not find, held in the planning share without
+ *   waiting when it fits there (ShardPages.prefetch reads it into the cache only when it does not).
  */
 export type HoldKind = 'batch' | 'plan' | 'miss';
 

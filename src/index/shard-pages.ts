@@ -191,11 +191,31 @@ export class ShardPages {
       want.set(key, this.pageBytes(r.shard, r.section, r.page));
       byKey.set(key, r);
     }
+    if (kind === 'miss' && this.pins.unheld(want) > this.pins.planRoom) return this.missedBeyondRoom(want, byKey);
     return this.pins.hold(
       want,
       (key) => this.cache.get(key),
       (keys) => this.reads.pages(keys.map((k) => byKey.get(k)!)),
       kind,
+    );
+  }
+
+  /**
+   * Pages planning missed that do not fit in planning's share of `prefetch_bytes` now: read into
+   * the cache only (bounded by `cache_bytes`), not held, so what is held never passes the limit.
+   * Planning, run again at once, finds them there. Held, beyond the share, only when the cache
+   * cannot keep them at all (`cache_bytes` smaller than a page): planning could not go on else.
+   */
+  private async missedBeyondRoom(want: Map<number, number>, byKey: Map<number, PageRef>): Promise<Residency> {
+    const refs = [...byKey.entries()].filter(([key]) => !this.cache.has(key) && !this.pins.get(key));
+    await Promise.all(this.reads.pages(refs.map(([, r]) => r)));
+    if ([...want.keys()].every((key) => this.cache.has(key) || this.pins.get(key) !== undefined))
+      return { bytes: 0, read: refs.length, release: () => undefined };
+    return this.pins.hold(
+      want,
+      (key) => this.cache.get(key),
+      (keys) => this.reads.pages(keys.map((k) => byKey.get(k)!)),
+      'miss',
     );
   }
 

@@ -131,7 +131,8 @@ describe('index prefetch', () => {
       const ahead = await r.readAhead(pages(0, 5));
       expect(r.cacheStats.prefetched).toBe(5);
       expect(r.prefetchHeld).toBe(2 * page);
-      // A page planning missed is held at once, beyond the share (it is needed to plan at all).
+      // A page planning missed is held at once; beyond the share only because this cache cannot
+      // keep a page at all (planning could not go on else).
       const miss = await r.prefetch(pages(5, 1), 'miss');
       expect(r.prefetchHeld).toBe(3 * page);
       // A batch does not wait on what planning holds: six pages, three of them held already.
@@ -142,6 +143,47 @@ describe('index prefetch', () => {
       miss.release();
       // Pages the batch still holds stay counted until it releases them.
       expect(r.prefetchHeld).toBe(6 * page);
+      batch.release();
+      expect(r.prefetchHeld).toBe(0);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('pages planning missed never take what is held past prefetch_bytes: beyond its share they are read into the cache only', async () => {
+    const page = 4 * PAGE_TOKENS;
+    const limit = 8 * page;
+    // Planning's share: 2 token pages; the cache holds the whole shard.
+    const r = IndexReader.open(inject('sampleIndex'), {
+      cacheBytes: 64 << 20,
+      readAhead: { prefetchBytes: limit, readConcurrency: 4 },
+    });
+    try {
+      const shard = big.manifest.shards.findIndex((s) => s.tokens > 13 * PAGE_TOKENS);
+      expect(shard).toBeGreaterThanOrEqual(0);
+      const ref = (p: number) => ({ shard, section: 'tokens' as const, page: p });
+      const ahead = await r.readAhead([ref(0), ref(1)]);
+      expect(r.prefetchHeld).toBe(2 * page);
+      // A batch holding its share, then four misses, one at a time (as planning meets them).
+      const batch = await r.prefetch([2, 3, 4, 5, 6, 7].map(ref));
+      expect(r.prefetchHeld).toBe(limit);
+      const misses = [];
+      for (let p = 8; p < 12; p++) {
+        misses.push(await r.prefetch([ref(p)], 'miss'));
+        expect(r.prefetchHeld).toBeLessThanOrEqual(limit);
+      }
+      // What was missed is resident all the same: planning, run again, finds it without a read.
+      const read = r.cacheStats.misses;
+      r.strictly(() => {
+        for (let p = 8; p < 12; p++) r.tokenView(shard, p * PAGE_TOKENS, 1, new Int32Array(1));
+      });
+      expect(r.cacheStats.misses).toBe(read);
+      for (const m of misses) m.release();
+      ahead.release();
+      // With room in planning's share again, a miss is held there.
+      const held = await r.prefetch([ref(12)], 'miss');
+      expect(r.prefetchHeld).toBe(limit - 2 * page + page);
+      held.release();
       batch.release();
       expect(r.prefetchHeld).toBe(0);
     } finally {
