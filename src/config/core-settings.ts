@@ -14,6 +14,8 @@ export function s3Settings(s: Config['storage']['s3']): S3Settings {
     blockBytes: s.block_bytes,
     readAhead: s.read_ahead_blocks,
     cacheBlocks: s.cache_blocks,
+    maxConcurrency: s.max_concurrency,
+    manifestCheckMs: s.manifest_check_ms,
   };
 }
 

@@ -181,6 +181,10 @@ export const configSchema = z
             read_ahead_blocks: num(z.number().int().min(0)).default(4),
             /** Prefetched and recent blocks kept (block_bytes each), besides the page cache. */
             cache_blocks: num(z.number().int().min(1)).default(64),
+            /** Requests in flight at once to the store per process (ranged GETs of planned steps and of read-ahead, HEADs, listings); each attempt takes one, a retry's backoff none. */
+            max_concurrency: num(z.number().int().min(1).max(1024)).default(64),
+            /** A server looks this often whether the index it serves was republished (a HEAD of its manifest, never waited for); 0 = never. */
+            manifest_check_ms: num(z.number().int().min(0)).default(5000),
           })
           .strict()
           .default({}),

@@ -200,7 +200,8 @@ async function startClaimed(loaded: Loaded): Promise<RunningServer> {
   let ready = true;
   health.setAll('SERVING');
   // The index republished or deleted under this server (a local manifest looked at here and before
-  // a shard is first opened; on object storage, a read that failed its If-Match): streams get
+  // a shard is first opened; on object storage, its manifest's ETag asked here every few seconds
+  // without waiting, and a read that failed its If-Match): streams get
   // FAILED_PRECONDITION, and the server stops being ready, saying why.
   const storage = core.catalog.reader.storage;
   let notReady: string | undefined;

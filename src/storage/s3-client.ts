@@ -29,6 +29,15 @@ export function makeClient(s: S3Settings): S3Client {
     region: s.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
     forcePathStyle: s.forcePathStyle ?? endpoint !== undefined,
     maxAttempts: 3,
+    // Sockets enough for the requests the caller lets run at once (s3-retry.ts), not the SDK's 50.
+    ...(s.maxConcurrency
+      ? {
+          requestHandler: {
+            httpAgent: { keepAlive: true, maxSockets: s.maxConcurrency },
+            httpsAgent: { keepAlive: true, maxSockets: s.maxConcurrency },
+          },
+        }
+      : {}),
     ...(endpoint ? { endpoint } : {}),
     ...(s.accessKeyId && s.secretAccessKey
       ? { credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } }

@@ -14,6 +14,13 @@ export interface S3Settings {
   readonly blockBytes?: number;
   readonly readAhead?: number;
   readonly cacheBlocks?: number;
+  /**
+   * Requests in flight at once to the store per client (default 64; each attempt takes one, a
+   * retry's backoff none): the ranged GETs of planned steps and of read-ahead, HEADs, listings.
+   */
+  readonly maxConcurrency?: number;
+  /** How often a server looks whether the index it opened was republished (a HEAD of its manifest; default 5000 ms, 0: never). */
+  readonly manifestCheckMs?: number;
 }
 
 export interface S3Location {

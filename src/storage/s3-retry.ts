@@ -1,5 +1,5 @@
 /**
- * Retries and accounting of S3 requests: which errors another attempt can fix, exponential
+ * Retries, the concurrency bound and accounting of S3 requests: which errors another attempt can fix, exponential
  * backoff on top of the SDK's own retries, the outage log (first failure, recovery, giving up),
  * and this thread's request counters that /metrics reads.
  */
@@ -60,12 +60,46 @@ function logOutage(
   );
 }
 
-/** One request, timed and counted with the bytes it brought. */
+/**
+ * At most `limit` requests of this thread in flight at once; the others wait in order. Taken per
+ * attempt of withRetries, so a request waiting out that backoff holds no slot: a failing object
+ * does not take the slots the reads of other objects need.
+ */
+class Gate {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((go) => this.queue.push(go));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next waiter (active stays), or is freed.
+      const next = this.queue.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+/** This thread's bound on requests in flight (the S3 worker sets it from `storage.s3.max_concurrency`). */
+let gate: Gate | undefined;
+export function limitRequestsTo(limit: number): void {
+  gate = new Gate(limit);
+}
+
+/** One request (one attempt), within this thread's concurrency bound, timed and counted with the bytes it brought. */
 export async function counted<T>(fn: () => Promise<T>, bytes: (r: T) => number): Promise<T> {
-  const t0 = performance.now();
-  const r = await fn();
-  counters?.request((performance.now() - t0) / 1000, bytes(r));
-  return r;
+  const send = async (): Promise<T> => {
+    const t0 = performance.now();
+    const r = await fn();
+    counters?.request((performance.now() - t0) / 1000, bytes(r));
+    return r;
+  };
+  return gate ? gate.run(send) : send();
 }
 
 export async function withRetries<T>(what: string, attempts: number, fn: () => Promise<T>): Promise<T> {

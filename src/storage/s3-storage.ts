@@ -3,11 +3,9 @@ import { StorageError } from '../errors.js';
 import { spawnWorker } from '../util/spawn-worker.js';
 import { keyOf, logCredentialSource, s3Error, type S3Location, type S3Settings } from './s3-location.js';
 import type { AsyncReply, AsyncRequest, Reply, Request } from './s3-worker.js';
+import { MANIFEST, S3Publication } from './s3-publication.js';
 import { registerS3Counters, S3Counters } from './s3-stats.js';
 import { StorageNotFound, type Storage } from './storage.js';
-
-/** The manifest's name in an index (the index layer's MANIFEST_FILE; storage sits below it). */
-const MANIFEST = 'manifest.msgpack';
 
 /**
  * `s3://bucket/prefix` through the official AWS SDK, which runs on a worker thread
@@ -15,7 +13,9 @@ const MANIFEST = 'manifest.msgpack';
  * it off the port without turning this thread's event loop: they block the caller as a local
  * pread does, and the worker's read-ahead makes most of them memory copies. Asynchronous reads
  * (readRangeAsync) go over a second port and are answered in any order: many ranged GETs in
- * flight at once, none of them blocking this thread.
+ * flight at once (at most `maxConcurrency` requests of the worker), none of them blocking this
+ * thread. Reads are pinned to the objects listed at open; whether the index was republished
+ * since is s3-publication.ts's.
  */
 export class S3Storage implements Storage {
   readonly location: string;
@@ -26,16 +26,23 @@ export class S3Storage implements Storage {
   private readonly flag: Int32Array;
   /** Sizes and ETags of the objects under the prefix, from one listing when the index is opened. */
   private listing: Map<string, readonly [size: number, etag: string]> | undefined;
-  /** Set once the publication this storage opened is found replaced or deleted: what happened. */
-  changed: string | undefined;
   private readonly asyncPort: MessagePort;
   private readonly waiting = new Map<number, { path: string; ok: (b: Buffer) => void; fail: (e: Error) => void }>();
   private nextId = 0;
+  /** Whether the index opened is still the one published (its manifest's ETag). */
+  private readonly publication: S3Publication;
 
   constructor(loc: S3Location, settings: S3Settings) {
     this.loc = loc;
     this.location = `s3://${loc.bucket}${loc.prefix ? `/${loc.prefix}` : ''}`;
     logCredentialSource(settings);
+    const manifest = keyOf(loc, MANIFEST);
+    this.publication = new S3Publication(
+      () => this.pinned(manifest),
+      () => this.call(MANIFEST, { op: 'etag', key: manifest }).toString('utf8'),
+      async () => (await this.ask(MANIFEST, { op: 'etag', id: this.nextId++, key: manifest })).toString('utf8'),
+      settings.manifestCheckMs ?? 5000,
+    );
     const signal = new SharedArrayBuffer(4);
     this.flag = new Int32Array(signal);
     const { port1, port2 } = new MessageChannel();
@@ -64,13 +71,19 @@ export class S3Storage implements Storage {
 
   readRangeAsync(path: string, offset: number, length: number): Promise<Buffer> {
     if (length === 0) return Promise.resolve(Buffer.alloc(0));
-    const id = this.nextId++;
     const key = keyOf(this.loc, path);
     const etag = this.pinned(key);
+    return this.ask(path, { op: 'range', id: this.nextId++, key, offset, length, etag }).catch(async (err: unknown) => {
+      throw etag === undefined ? err : await this.publication.explainAsync(this.location, this.describe(path), err);
+    });
+  }
+
+  /** A request on the asynchronous port: answered in any order, never blocking this thread. */
+  private ask(path: string, req: AsyncRequest): Promise<Buffer> {
     return new Promise<Buffer>((ok, fail) => {
       if (this.waiting.size === 0) this.asyncPort.ref();
-      this.waiting.set(id, { path, ok, fail: (err) => fail(etag === undefined ? err : this.whyChanged(path, err)) });
-      this.asyncPort.postMessage({ id, key, offset, length, etag } satisfies AsyncRequest);
+      this.waiting.set(req.id, { path, ok, fail });
+      this.asyncPort.postMessage(req);
     });
   }
 
@@ -164,7 +177,7 @@ export class S3Storage implements Storage {
     try {
       return this.call(path, { op: 'range', key, offset, length, size, etag });
     } catch (err) {
-      throw etag === undefined ? err : this.whyChanged(path, err);
+      throw etag === undefined ? err : this.publication.explain(this.location, this.describe(path), err);
     }
   }
 
@@ -173,33 +186,17 @@ export class S3Storage implements Storage {
     return this.listing?.get(key)?.[1] || undefined;
   }
 
-  /** A pinned read's failure, explained when the object changed or vanished (see readRange). */
-  private whyChanged(path: string, err: unknown): unknown {
-    if (!(err instanceof StorageNotFound || (err instanceof StorageError && /PreconditionFailed/.test(err.message))))
-      return err;
-    const why = this.publicationChange();
-    if (why) return new StorageError(this.location, why, false);
-    return new Error(
-      `${this.describe(path)} ${err instanceof StorageNotFound ? 'was deleted' : 'was replaced'} since the index was opened, while its manifest was not: the object is damaged`,
-      { cause: err },
-    );
+  /**
+   * Whether the index was found republished or deleted; looks again every `manifestCheckMs`
+   * (one HEAD of the manifest, never waited for: see S3Publication.check).
+   */
+  checkPublication(): string | undefined {
+    return this.publication.check();
   }
 
-  /** Whether manifest.msgpack is still the one listed at open; a description of the change if not. */
-  private publicationChange(): string | undefined {
-    if (this.changed) return this.changed;
-    const key = keyOf(this.loc, MANIFEST);
-    const opened = this.listing?.get(key)?.[1];
-    if (!opened) return undefined;
-    let now: string | undefined;
-    try {
-      now = this.call(MANIFEST, { op: 'etag', key }).toString('utf8');
-    } catch (err) {
-      if (!(err instanceof StorageNotFound)) throw err;
-    }
-    if (now === opened) return undefined;
-    this.changed = `the index this replica opened (${MANIFEST} ETag ${opened}) was ${now === undefined ? 'deleted' : `republished (ETag now ${now})`} under it; restart the replica to serve what is there now`;
-    return this.changed;
+  /** Set once the publication this storage opened is found replaced or deleted: what happened. */
+  get changed(): string | undefined {
+    return this.publication.changed;
   }
 
   /** Drops what the worker holds of a file for read-ahead (bytes that failed a check): the next read fetches them again. */

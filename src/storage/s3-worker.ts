@@ -9,7 +9,7 @@ import {
   makeClient,
   type ObjectMeta,
 } from './s3-client.js';
-import { countRequestsIn, errorName } from './s3-retry.js';
+import { countRequestsIn, errorName, limitRequestsTo } from './s3-retry.js';
 import type { S3Settings } from './s3-location.js';
 import { S3Counters } from './s3-stats.js';
 import { describeError } from '../errors.js';
@@ -43,14 +43,20 @@ export type Request =
 export type Reply =
   | { readonly ok: true; readonly data: Uint8Array; readonly meta?: ObjectMeta }
   | { readonly ok: false; readonly name: string; readonly message: string };
-/** An asynchronous ranged read (its own port: answers come back in any order, matched by id). */
-export interface AsyncRequest {
-  readonly id: number;
-  readonly key: string;
-  readonly offset: number;
-  readonly length: number;
-  readonly etag?: string;
-}
+/**
+ * An asynchronous ranged read, or an object's current ETag (one HEAD), on a port of their own:
+ * answers come back in any order, matched by id.
+ */
+export type AsyncRequest =
+  | {
+      readonly op: 'range';
+      readonly id: number;
+      readonly key: string;
+      readonly offset: number;
+      readonly length: number;
+      readonly etag?: string;
+    }
+  | { readonly op: 'etag'; readonly id: number; readonly key: string };
 export type AsyncReply = { readonly id: number } & (
   | { readonly ok: true; readonly data: ArrayBuffer }
   | { readonly ok: false; readonly name: string; readonly message: string }
@@ -68,6 +74,7 @@ const { settings, bucket, signal, port, asyncPort, blockBytes, readAhead, cacheB
   stats: SharedArrayBuffer;
 };
 countRequestsIn(new S3Counters(stats));
+limitRequestsTo(settings.maxConcurrency ?? 64);
 const flag = new Int32Array(signal);
 const client = makeClient(settings);
 const attempts = settings.maxAttempts ?? 8;
@@ -190,10 +197,15 @@ port.on('message', (req: Request) => {
 });
 
 // Asynchronous reads: exactly the range asked for (the caller plans which pages it needs, so no
-// read-ahead), each one ranged GET with retries, all in flight at once (the caller bounds how many).
-// The bytes go back in an ArrayBuffer of their own, transferred, not copied.
+// read-ahead), each one ranged GET with retries, as many in flight as the bound on requests lets
+// (and the caller bounds how many it asks for). The bytes go back in an ArrayBuffer of their own,
+// transferred, not copied. An ETag comes back as its UTF-8 bytes.
 asyncPort.on('message', (req: AsyncRequest) => {
-  getRange(client, bucket, req.key, req.offset, req.length, attempts, req.etag).then(
+  const read =
+    req.op === 'etag'
+      ? headETag(client, bucket, req.key, attempts).then((etag) => new TextEncoder().encode(etag))
+      : getRange(client, bucket, req.key, req.offset, req.length, attempts, req.etag);
+  read.then(
     (data) => {
       const out = new Uint8Array(data.byteLength);
       out.set(data);

@@ -34,7 +34,8 @@ export interface Storage {
   readonly changed?: string;
   /**
    * Looks again, cheaply and without blocking on the network, whether the index was republished
-   * (sets `changed`); where it cannot (object storage), a read pinned to what was opened finds it.
+   * (sets `changed`): a local manifest's stat; on object storage a HEAD of the manifest every few
+   * seconds whose answer a later call sees (a read pinned to what was opened finds it too).
    */
   checkPublication?(): string | undefined;
   close(): void;

@@ -13,7 +13,8 @@ import { spawnServer } from '../reliability/procs.js';
 
 /**
  * Reading ahead from object storage: a planned set of records' pages come in as concurrent ranged
- * GETs (at most read_concurrency at once) without blocking the thread, byte-identical to the same
+ * GETs (at most read_concurrency at once, and storage.s3.max_concurrency requests of the store
+ * client) without blocking the thread, byte-identical to the same
  * index on disk; a store that keeps failing one object fails only the reads that need it, after
  * retries, as UNAVAILABLE naming that object, and over gRPC ends only the streams that need it.
  */
@@ -32,10 +33,10 @@ afterAll(async () => {
   await proxy?.stop();
 });
 
-const open = (readConcurrency: number): IndexReader =>
+const open = (readConcurrency: number, maxConcurrency?: number): IndexReader =>
   IndexReader.open(URL_, {
     cacheBytes: 1,
-    s3: { ...s3.settings, endpoint: proxy.endpoint, maxAttempts: 2 },
+    s3: { ...s3.settings, endpoint: proxy.endpoint, maxAttempts: 2, ...(maxConcurrency ? { maxConcurrency } : {}) },
     readAhead: { prefetchBytes: 64 << 20, readConcurrency },
   });
 const recordsOf = (shard: number, n: number): RecordRef[] =>
@@ -73,8 +74,26 @@ describe('S3 prefetch', () => {
     }
   });
 
+  it('at most storage.s3.max_concurrency requests reach the store at once, whatever the reader asks for', async () => {
+    const r = open(16, 2);
+    try {
+      await proxy.set({ delayMs: 30 });
+      proxy.resetCounts();
+      const records = [...recordsOf(0, 20), ...recordsOf(1, 20)];
+      const held = await r.residentFor(records);
+      expect(held.read).toBeGreaterThan(6);
+      expect(proxy.maxInFlight).toBe(2);
+      for (const rec of records) expect(tokens(r, rec)).toBe(tokens(local, rec));
+      held.release();
+    } finally {
+      await proxy.set({});
+      r.close();
+    }
+  });
+
   it('a failing object fails only the reads that need it, after retries, as UNAVAILABLE naming it; other reads go on', async () => {
-    const r = open(4);
+    // Two requests at once to the store: the failing object's retries must not take the good reads' turns.
+    const r = open(4, 2);
     try {
       const bad = local.shard(1).file;
       await proxy.set({ failing: bad });

@@ -1,0 +1,106 @@
+import { StorageError } from '../errors.js';
+import { StorageNotFound } from './storage.js';
+
+/** The manifest's name in an index (the index layer's MANIFEST_FILE; storage sits below it). */
+export const MANIFEST = 'manifest.msgpack';
+
+/**
+ * Whether the index an S3Storage opened is still the one published: the ETag of its manifest in
+ * the listing taken at open against the one now (a HEAD). Asked when a pinned read fails (was
+ * the object alone replaced, which is damage, or the whole index republished?), and every
+ * `every` ms by `check`, which never waits for the answer: a server polls it to go NOT_SERVING on
+ * a republication, as it stats a local manifest.
+ */
+export class S3Publication {
+  /** Set once the publication was found replaced or deleted: what happened. */
+  changed: string | undefined;
+  private lastCheck = 0;
+  private checking = false;
+
+  constructor(
+    /** The manifest's ETag at open (undefined before the listing). */
+    private readonly opened: () => string | undefined,
+    /** Its ETag now, blocking (throws StorageNotFound when it is gone). */
+    private readonly etagNow: () => string,
+    /** Its ETag now, without blocking the thread. */
+    private readonly etagNowAsync: () => Promise<string>,
+    private readonly every: number,
+  ) {}
+
+  /** Sets `changed` when the manifest's ETag now (undefined: deleted) is not the one listed at open. */
+  private compared(opened: string, now: string | undefined): string | undefined {
+    if (now === opened) return this.changed;
+    this.changed ??= `the index this replica opened (${MANIFEST} ETag ${opened}) was ${now === undefined ? 'deleted' : `republished (ETag now ${now})`} under it; restart the replica to serve what is there now`;
+    return this.changed;
+  }
+
+  /** Whether the manifest is still the one listed at open; a description of the change if not. */
+  now(): string | undefined {
+    const opened = this.opened();
+    if (this.changed || !opened) return this.changed;
+    let now: string | undefined;
+    try {
+      now = this.etagNow();
+    } catch (err) {
+      if (!(err instanceof StorageNotFound)) throw err;
+    }
+    return this.compared(opened, now);
+  }
+
+  /** The same without blocking the thread. */
+  async nowAsync(): Promise<string | undefined> {
+    const opened = this.opened();
+    if (this.changed || !opened) return this.changed;
+    let now: string | undefined;
+    try {
+      now = await this.etagNowAsync();
+    } catch (err) {
+      if (!(err instanceof StorageNotFound)) throw err;
+    }
+    return this.compared(opened, now);
+  }
+
+  /**
+   * What is known of a change now; starts another look (answered later) when `every` ms passed
+   * since the last one and none is under way. A store that does not answer is not a
+   * republication: the next look asks again.
+   */
+  check(): string | undefined {
+    const t = Date.now();
+    if (this.changed || this.checking || this.every <= 0 || t - this.lastCheck < this.every) return this.changed;
+    this.lastCheck = t;
+    this.checking = true;
+    void this.nowAsync()
+      .catch(() => undefined)
+      .finally(() => {
+        this.checking = false;
+      });
+    return undefined;
+  }
+
+  /**
+   * A pinned read's failure on `object`, explained when the object changed or vanished: the
+   * index republished or deleted (FAILED_PRECONDITION naming `location`, and `changed` set), or,
+   * when the manifest did not change, the object damaged. Other failures are returned as they are.
+   */
+  explain(location: string, object: string, err: unknown): unknown {
+    return changedObject(err) ? explained(location, object, err, this.now()) : err;
+  }
+
+  /** The same without blocking the thread. */
+  async explainAsync(location: string, object: string, err: unknown): Promise<unknown> {
+    return changedObject(err) ? explained(location, object, err, await this.nowAsync()) : err;
+  }
+}
+
+/** A pinned read refused because its object is not the one listed at open (replaced, or gone). */
+const changedObject = (err: unknown): boolean =>
+  err instanceof StorageNotFound || (err instanceof StorageError && /PreconditionFailed/.test(err.message));
+
+function explained(location: string, object: string, err: unknown, why: string | undefined): Error {
+  if (why) return new StorageError(location, why, false);
+  return new Error(
+    `${object} ${err instanceof StorageNotFound ? 'was deleted' : 'was replaced'} since the index was opened, while its manifest was not: the object is damaged`,
+    { cause: err },
+  );
+}
