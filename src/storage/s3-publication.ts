@@ -13,11 +13,13 @@ export const MANIFEST = 'manifest.msgpack';
  */
 export class S3Publication {
   /** Set once the publication was found replaced or deleted: what happened. */
-  changed: string | undefined;
+  private reason: string | undefined;
   private lastCheck = 0;
   private checking = false;
 
   constructor(
+    /** The index's location (`s3://bucket/prefix`), which messages name. */
+    private readonly location: string,
     /** The manifest's ETag at open (undefined before the listing). */
     private readonly opened: () => string | undefined,
     /** Its ETag now, blocking (throws StorageNotFound when it is gone). */
@@ -27,17 +29,22 @@ export class S3Publication {
     private readonly every: number,
   ) {}
 
-  /** Sets `changed` when the manifest's ETag now (undefined: deleted) is not the one listed at open. */
-  private compared(opened: string, now: string | undefined): string | undefined {
-    if (now === opened) return this.changed;
-    this.changed ??= `the index this replica opened (${MANIFEST} ETag ${opened}) was ${now === undefined ? 'deleted' : `republished (ETag now ${now})`} under it; restart the replica to serve what is there now`;
-    return this.changed;
+  /** What happened to the publication, naming its location, once it was found replaced or deleted. */
+  get changed(): string | undefined {
+    return this.reason === undefined ? undefined : `${this.location}: ${this.reason}`;
   }
 
-  /** Whether the manifest is still the one listed at open; a description of the change if not. */
-  now(): string | undefined {
+  /** Sets the reason when the manifest's ETag now (undefined: deleted) is not the one listed at open. */
+  private compared(opened: string, now: string | undefined): string | undefined {
+    if (now === opened) return this.reason;
+    this.reason ??= `the index this replica opened (${MANIFEST} ETag ${opened}) was ${now === undefined ? 'deleted' : `republished (ETag now ${now})`} under it; restart the replica to serve what is there now`;
+    return this.reason;
+  }
+
+  /** Whether the manifest is still the one listed at open; what changed if not. */
+  private now(): string | undefined {
     const opened = this.opened();
-    if (this.changed || !opened) return this.changed;
+    if (this.reason || !opened) return this.reason;
     let now: string | undefined;
     try {
       now = this.etagNow();
@@ -48,9 +55,9 @@ export class S3Publication {
   }
 
   /** The same without blocking the thread. */
-  async nowAsync(): Promise<string | undefined> {
+  private async nowAsync(): Promise<string | undefined> {
     const opened = this.opened();
-    if (this.changed || !opened) return this.changed;
+    if (this.reason || !opened) return this.reason;
     let now: string | undefined;
     try {
       now = await this.etagNowAsync();
@@ -67,7 +74,7 @@ export class S3Publication {
    */
   check(): string | undefined {
     const t = Date.now();
-    if (this.changed || this.checking || this.every <= 0 || t - this.lastCheck < this.every) return this.changed;
+    if (this.reason || this.checking || this.every <= 0 || t - this.lastCheck < this.every) return this.changed;
     this.lastCheck = t;
     this.checking = true;
     void this.nowAsync()
@@ -80,16 +87,16 @@ export class S3Publication {
 
   /**
    * A pinned read's failure on `object`, explained when the object changed or vanished: the
-   * index republished or deleted (FAILED_PRECONDITION naming `location`, and `changed` set), or,
+   * index republished or deleted (FAILED_PRECONDITION naming the location, and `changed` set), or,
    * when the manifest did not change, the object damaged. Other failures are returned as they are.
    */
-  explain(location: string, object: string, err: unknown): unknown {
-    return changedObject(err) ? explained(location, object, err, this.now()) : err;
+  explain(object: string, err: unknown): unknown {
+    return changedObject(err) ? explained(this.location, object, err, this.now()) : err;
   }
 
   /** The same without blocking the thread. */
-  async explainAsync(location: string, object: string, err: unknown): Promise<unknown> {
-    return changedObject(err) ? explained(location, object, err, await this.nowAsync()) : err;
+  async explainAsync(object: string, err: unknown): Promise<unknown> {
+    return changedObject(err) ? explained(this.location, object, err, await this.nowAsync()) : err;
   }
 }
 

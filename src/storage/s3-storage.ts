@@ -38,6 +38,7 @@ export class S3Storage implements Storage {
     logCredentialSource(settings);
     const manifest = keyOf(loc, MANIFEST);
     this.publication = new S3Publication(
+      this.location,
       () => this.pinned(manifest),
       () => this.call(MANIFEST, { op: 'etag', key: manifest }).toString('utf8'),
       async () => (await this.ask(MANIFEST, { op: 'etag', id: this.nextId++, key: manifest })).toString('utf8'),
@@ -74,7 +75,7 @@ export class S3Storage implements Storage {
     const key = keyOf(this.loc, path);
     const etag = this.pinned(key);
     return this.ask(path, { op: 'range', id: this.nextId++, key, offset, length, etag }).catch(async (err: unknown) => {
-      throw etag === undefined ? err : await this.publication.explainAsync(this.location, this.describe(path), err);
+      throw etag === undefined ? err : await this.publication.explainAsync(this.describe(path), err);
     });
   }
 
@@ -177,7 +178,7 @@ export class S3Storage implements Storage {
     try {
       return this.call(path, { op: 'range', key, offset, length, size, etag });
     } catch (err) {
-      throw etag === undefined ? err : this.publication.explain(this.location, this.describe(path), err);
+      throw etag === undefined ? err : this.publication.explain(this.describe(path), err);
     }
   }
 
