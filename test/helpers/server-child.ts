@@ -1,6 +1,6 @@
 /**
- * A server in its own process, for tests that kill it: `node --import tsx server-child.ts <index>`
- * prints `listening <port>` once it serves, then runs until killed.
+ * A server in its own process, for tests that kill it: `node <childScript(server-child.ts)> <index>`
+ * (helpers/child-script.ts) prints `listening <port>` once it serves, then runs until killed.
  */
 import { loadConfig } from '../../src/config/load-config.js';
 import { startServer } from '../../src/server/server.js';

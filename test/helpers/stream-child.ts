@@ -1,5 +1,5 @@
 /**
- * A trainer process for kill tests: `node --import tsx stream-child.ts <target> <pauseAfter>`
+ * A trainer process for kill tests: `node <childScript(stream-child.ts)> <target> <pauseAfter>`
  * opens a train stream, prints `batch <step>` per batch, and after `pauseAfter` batches (0 =
  * never) stops reading and prints `paused`. It then idles until killed.
  */

@@ -2,7 +2,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { writeSampleCorpus } from '../../src/sample/sample-corpus.js';
@@ -13,13 +12,14 @@ import { FlanError } from '../../src/errors.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { check, collect, dataClient, healthClient } from '../ops/helpers/grpc.js';
 import { CLI } from '../helpers/cli.js';
+import { childScript } from '../helpers/child-script.js';
 
 /**
  * A server and the index directory it serves: `flanstream index` into it is refused while the
  * server lives (its claim beside the writers' lock), and a publication changed anyway (another
  * host, a manual copy) turns the server NOT_SERVING and its streams FAILED_PRECONDITION.
  */
-const SERVER = fileURLToPath(new URL('../helpers/server-child.ts', import.meta.url));
+const SERVER = childScript(new URL('../helpers/server-child.ts', import.meta.url));
 const base = mkdtempSync(join(tmpdir(), 'flanstream-served-'));
 const corpus = join(base, 'corpus');
 const other = join(base, 'other-index');
@@ -46,7 +46,7 @@ function cli(...args: string[]): { status: number | null; stderr: string } {
 }
 
 async function serve(index: string): Promise<{ child: ChildProcess; target: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, index], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [SERVER, index], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {

@@ -1,6 +1,6 @@
 /**
  * A flanstream server in its own process for the reliability tests (so it can be SIGKILLed and
- * its RSS read from /proc): `node --import tsx child-server.ts <index> [overridesJson]` prints
+ * its RSS read from /proc): `node <childScript(child-server.ts)> <index> [overridesJson]` prints
  * `listening <grpcPort> <httpPort>` once it serves, then `lag <ms>` (worst event-loop delay so
  * far, perf_hooks.monitorEventLoopDelay) every second until killed.
  */

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { childScript } from '../helpers/child-script.js';
 
-const CHILD = fileURLToPath(new URL('./child-server.ts', import.meta.url));
+const CHILD = childScript(new URL('./child-server.ts', import.meta.url));
 
 export interface ChildServer {
   readonly child: ChildProcess;
@@ -17,7 +17,7 @@ export interface ChildServer {
 
 /** A flanstream server in a child process (see child-server.ts). */
 export function spawnServer(index: string, overrides: Record<string, string> = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, index, JSON.stringify(overrides)], {
+  const child = spawn(process.execPath, [CHILD, index, JSON.stringify(overrides)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

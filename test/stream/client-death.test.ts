@@ -1,17 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamDataset } from '../../clients/ts/flanstream-client.js';
 import { FlanStreamClient } from '../../clients/ts/service-client.js';
 import type { Batch, WireResponse } from '../../clients/ts/wire-types.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { activeStreams } from '../helpers/grpc-stream-calls.js';
+import { childScript } from '../helpers/child-script.js';
 
-const CHILD = fileURLToPath(new URL('../helpers/stream-child.ts', import.meta.url));
+const CHILD = childScript(new URL('../helpers/stream-child.ts', import.meta.url));
 
 /** Starts the child trainer; resolves once its output contains `until`. */
 function startChild(target: string, pauseAfter: number, until: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, target, String(pauseAfter)], {
+  const child = spawn(process.execPath, [CHILD, target, String(pauseAfter)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { status as Status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FlanStreamClient, FlanStreamDataset, type DatasetOptions } from '../../clients/ts/flanstream-client.js';
@@ -7,14 +6,15 @@ import { FlanStreamError } from '../../clients/ts/errors.js';
 import type { Batch } from '../../clients/ts/wire-types.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { batchesOf } from '../helpers/grpc-stream-calls.js';
+import { childScript } from '../helpers/child-script.js';
 
-const SERVER = fileURLToPath(new URL('../helpers/server-child.ts', import.meta.url));
+const SERVER = childScript(new URL('../helpers/server-child.ts', import.meta.url));
 const DEAD = '127.0.0.1:1';
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** A flanstream server in a child process (so that it can be SIGKILLed). */
 function spawnServer(index: string): Promise<{ child: ChildProcess; target: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, index], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [SERVER, index], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
