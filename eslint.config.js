@@ -8,6 +8,7 @@ export default tseslint.config(
       'node_modules/**',
       'clients/python/**',
       'coverage/**',
+      '.cache/**',
       '**/*.mjs',
       'eslint.config.js',
       'proto/generated/**',
