@@ -16,6 +16,8 @@ export class S3Publication {
   private reason: string | undefined;
   private lastCheck = 0;
   private checking = false;
+  /** Whether the last periodic look saw another manifest (or none). */
+  private differed = false;
 
   constructor(
     /** The index's location (`s3://bucket/prefix`), which messages name. */
@@ -58,31 +60,45 @@ export class S3Publication {
   private async nowAsync(): Promise<string | undefined> {
     const opened = this.opened();
     if (this.reason || !opened) return this.reason;
-    let now: string | undefined;
+    return this.compared(opened, await this.etagAsync());
+  }
+
+  /** The manifest's ETag now (undefined: gone), without blocking the thread. */
+  private async etagAsync(): Promise<string | undefined> {
     try {
-      now = await this.etagNowAsync();
+      return await this.etagNowAsync();
     } catch (err) {
-      if (!(err instanceof StorageNotFound)) throw err;
+      if (err instanceof StorageNotFound) return undefined;
+      throw err;
     }
-    return this.compared(opened, now);
   }
 
   /**
    * What is known of a change now; starts another look (answered later) when `every` ms passed
-   * since the last one and none is under way. A store that does not answer is not a
-   * republication: the next look asks again.
+   * since the last one and none is under way. A change is taken when two looks in a row see one
+   * (a store that replaces an object in place may answer a HEAD meanwhile with neither ETag). A
+   * store that does not answer is not a republication: the next look asks again.
    */
   check(): string | undefined {
     const t = Date.now();
     if (this.reason || this.checking || this.every <= 0 || t - this.lastCheck < this.every) return this.changed;
     this.lastCheck = t;
     this.checking = true;
-    void this.nowAsync()
+    void this.look()
       .catch(() => undefined)
       .finally(() => {
         this.checking = false;
       });
     return undefined;
+  }
+
+  private async look(): Promise<void> {
+    const opened = this.opened();
+    if (this.reason || !opened) return;
+    const now = await this.etagAsync();
+    if (now === opened) this.differed = false;
+    else if (this.differed) this.compared(opened, now);
+    else this.differed = true;
   }
 
   /**
