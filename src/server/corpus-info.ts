@@ -5,6 +5,8 @@ import { taskSourcesAsync, taskSourcesReady } from '../mix/source-axis.js';
 import type { GuardRemoval } from '../splits/contamination.js';
 import type { CorpusCatalog } from '../stream/corpus-catalog.js';
 import { specChoices } from '../stream/spec-choices.js';
+import type { ScanOptions } from '../stream/catalog-cache.js';
+import { filterCounts as countKept } from '../stream/catalog-scans.js';
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -14,45 +16,49 @@ export const sourcesKnown = (catalog: CorpusCatalog): boolean => taskSourcesRead
 /**
  * GetCorpusInfo's answer with `contamination` or a filter's dry run, or before the task sources
  * are known: each available guarded set's report is a scan of every train record, made once per
- * set (kept with its guard), a dry run counts task by task, and the sources scan the shards with
- * several source lists; all between event-loop turns, so streams and health go on while they run.
+ * set (kept with its guard) and shared by concurrent calls, a dry run counts task by task, and the
+ * sources scan the shards with several source lists; all between event-loop turns, the first two
+ * as sliced scans that read no page on the spot (stream/catalog-cache.ts), so streams and health
+ * go on while they run. `pause` (tests): given a turn at every slice boundary instead.
  */
 export async function corpusInfoWithContamination(
   catalog: CorpusCatalog,
-  pause: () => Promise<void> = yieldTurn,
+  pause?: () => Promise<void>,
   contamination = true,
   filter?: RecordFilter,
+  signal?: AbortSignal,
 ): Promise<Record<string, unknown>> {
   // The task sources first: a shard holding records of several source lists is scanned once, between turns.
-  await taskSourcesAsync(catalog.reader, pause);
+  await taskSourcesAsync(catalog.reader, pause ?? yieldTurn);
+  const opts: ScanOptions = pause ? { pause, sliceMs: 0, signal } : { signal };
   const reports = new Map<string, readonly GuardRemoval[]>();
   if (contamination) {
     for (const { resolved } of catalog.named.heldoutSets()) {
-      const guard = resolved && catalog.guard(resolved);
-      if (guard) reports.set(resolved.fingerprint, await guard.reportAsync(pause));
+      const guard = resolved && (await catalog.scan(catalog.guardSteps(resolved), { signal }));
+      if (guard) reports.set(resolved.fingerprint, await guard.reportAsync((g) => catalog.scan(g, opts)));
     }
   }
   const info = corpusInfo(catalog, reports);
-  return filter ? { ...info, filter: await filterCounts(catalog, filter, pause) } : info;
+  return filter ? { ...info, filter: await filterCounts(catalog, filter, pause, signal) } : info;
 }
 
 /**
  * A filter's dry run (GetCorpusInfoRequest.filter): per task and split, the records it keeps (the
- * index's records, duplicates left out, before any held-out set), a task between event-loop turns.
+ * index's records, duplicates left out, before any held-out set), a task between slice boundaries.
  */
 export async function filterCounts(
   catalog: CorpusCatalog,
   filter: RecordFilter,
-  pause: () => Promise<void> = yieldTurn,
+  pause?: () => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<Record<string, unknown>> {
+  const counts = await catalog.scan(countKept(catalog, filter), pause ? { pause, sliceMs: 0, signal } : { signal });
   const totals = [0, 0, 0];
-  const tasks: Record<string, unknown>[] = [];
-  for (const t of catalog.tasks) {
-    const c = ([0, 1, 2] as const).map((s) => filter.count(t.id, s));
+  const tasks = catalog.tasks.map((t, k) => {
+    const c = counts[k]!;
     c.forEach((n, s) => (totals[s]! += n));
-    tasks.push({ index: t.id, path: t.path, trainRecords: c[0], devRecords: c[1], testRecords: c[2] });
-    await pause();
-  }
+    return { index: t.id, path: t.path, trainRecords: c[0], devRecords: c[1], testRecords: c[2] };
+  });
   if (totals.every((n) => n === 0))
     throw new InvalidArgumentError('filter', `${filter.text} keeps no record of this index`);
   return { filter: filter.text, tasks, trainRecords: totals[0], devRecords: totals[1], testRecords: totals[2] };

@@ -12,6 +12,7 @@ import { SendBudget } from './send-budget.js';
 import { LocalOpener, type ServedStream, type ServedStreamOpener } from './served-stream.js';
 import { PlanBudget } from './plan-budget.js';
 import { planBytes } from '../stream/plan-memory.js';
+import type { Placement, StreamSpec } from '../stream/stream-spec.js';
 import { StreamCall, type CallLimits } from './stream-call.js';
 import { toStatus } from './to-status.js';
 
@@ -129,11 +130,23 @@ export class DataServiceHandlers {
     // The stream's planning memory, given back once whichever way the call closes.
     let unplan = (): void => undefined;
     const sc: StreamCall<StreamRequest> = new StreamCall(call, this.limits, this.budget, {
-      open: (req, ctx) => {
+      open: async (req, ctx) => {
         rejectUndecodable(req);
-        const session = this.opener.open(req, ctx);
-        // Refused: the call fails, and its signal frees the stream (a worker's session).
-        unplan = this.plans.charge(planBytes(session.spec, session.placement));
+        // The stream's planning memory is charged before its open scans anything (admission
+        // first): refused, the call fails and nothing was scanned for it.
+        const admit = (spec: StreamSpec, placement: Placement): void => {
+          unplan();
+          unplan = this.plans.charge(planBytes(spec, placement));
+        };
+        let admitted = false;
+        const session = await this.opener.open(req, {
+          ...ctx,
+          admit: (spec, placement) => {
+            admit(spec, placement);
+            admitted = true;
+          },
+        });
+        if (!admitted) admit(session.spec, session.placement);
         this.monitor.open(id, session);
         return session;
       },

@@ -7,6 +7,7 @@ import type { StreamSession } from '../stream/stream-session.js';
 import type { WireBatch, WireEnd } from '../stream/wire-types.js';
 import { encodeStreamResponse } from './response-encoder.js';
 import type { StreamBytes } from './send-budget.js';
+import { ScanAborted } from '../util/steps.js';
 
 /** A built batch: its wire bytes (what is sent) and its columns without the tokens (what metrics read). */
 export interface EncodedBatch {
@@ -29,6 +30,8 @@ export interface StreamContext {
   readonly signal: AbortSignal;
   /** The call's share of the send budget: every batch built for it is charged here. */
   readonly bytes: StreamBytes;
+  /** Admits the stream before its open scans anything (the server's planning budget); throws to refuse it. */
+  readonly admit?: (spec: StreamSpec, placement: Placement) => void;
 }
 
 /**
@@ -50,9 +53,12 @@ export interface ServedStream {
   policyView(): PolicyView | undefined;
 }
 
-/** Opens streams from first messages (a spec or a resume token); throws the request's error. */
+/**
+ * Opens streams from first messages (a spec or a resume token); rejects with the request's error.
+ * What an open scans runs between event-loop turns and stops when `ctx.signal` is aborted.
+ */
 export interface ServedStreamOpener {
-  open(raw: RawOpen, ctx: StreamContext): ServedStream;
+  open(raw: RawOpen, ctx: StreamContext): Promise<ServedStream>;
 }
 
 const yieldTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -108,8 +114,13 @@ export class LocalStream implements ServedStream {
 export class LocalOpener implements ServedStreamOpener {
   constructor(private readonly core: DataServiceCore) {}
 
-  open(raw: RawOpen, ctx: StreamContext): ServedStream {
-    const session = this.core.open(raw);
+  async open(raw: RawOpen, ctx: StreamContext): Promise<ServedStream> {
+    const session = await this.core.openAsync(raw, { signal: ctx.signal, admit: ctx.admit });
+    // The call closed as the open finished: nothing will take the stream.
+    if (ctx.signal.aborted) {
+      session.close();
+      throw new ScanAborted();
+    }
     ctx.signal.addEventListener('abort', () => session.close(), { once: true });
     return new LocalStream(
       session,

@@ -8,10 +8,12 @@ import { toStatus } from './to-status.js';
 
 /**
  * awaiting-first: open, no spec or token yet (the first-message timer runs);
- * streaming: a session and its pump; draining: shutdown asked, the in-flight batch still goes
- * out, then StreamEnd{shutdown, token}; closed: ended, failed or gone (terminal).
+ * opening: the first message came and its stream is being opened (what it scans runs between
+ * event-loop turns; later messages wait for it); streaming: a session and its pump; draining:
+ * shutdown asked, the in-flight batch still goes out, then StreamEnd{shutdown, token}; closed:
+ * ended, failed or gone (terminal: an open still scanning stops, and its slot is free).
  */
-export type CallState = 'awaiting-first' | 'streaming' | 'draining' | 'closed';
+export type CallState = 'awaiting-first' | 'opening' | 'streaming' | 'draining' | 'closed';
 
 export interface CallLimits extends PumpLimits {
   /** A stream with no first message after this long is closed, freeing its slot. */
@@ -20,8 +22,8 @@ export interface CallLimits extends PumpLimits {
 
 /** What the service does at each step of a call; the call decides when. */
 export interface CallHooks<Req> {
-  /** The stream of a first message (throws a domain error to refuse it), opened in the call's context. */
-  open(req: Req, ctx: StreamContext): ServedStream;
+  /** The stream of a first message (rejects with a domain error to refuse it), opened in the call's context. */
+  open(req: Req, ctx: StreamContext): Promise<ServedStream>;
   /**
    * A later message (mixture update, loss report) of a streaming call; `wake` re-checks the pump.
    * Its promise settles once the stream took it (a build worker answers asynchronously); a
@@ -58,6 +60,8 @@ export class StreamCall<Req> {
   private readonly bytes: StreamBytes;
   private pump: StreamPump | undefined;
   private openedSession: ServedStream | undefined;
+  /** Messages that came while the stream opened: taken in order once it streams. */
+  private readonly early: Req[] = [];
   /** Resolves once nothing is left to flush: the status was handed to the transport, or the client went away. */
   readonly finished: Promise<void>;
 
@@ -124,7 +128,7 @@ export class StreamCall<Req> {
    * refused now rather than holding the shutdown open; a streaming one ends after its current batch.
    */
   drain(): void {
-    if (this.current === 'awaiting-first') this.fail(new ShuttingDownError());
+    if (this.current === 'awaiting-first' || this.current === 'opening') this.fail(new ShuttingDownError());
     else if (this.current === 'streaming') {
       this.current = 'draining';
       this.pump?.kick();
@@ -142,10 +146,18 @@ export class StreamCall<Req> {
 
   private receive(req: Req): void {
     if (this.current === 'closed') return;
+    if (this.current === 'opening') {
+      this.early.push(req);
+      return;
+    }
     try {
-      if (this.current === 'awaiting-first')
-        this.start(this.hooks.open(req, { signal: this.signal, bytes: this.bytes }));
-      else
+      if (this.current === 'awaiting-first') {
+        this.current = 'opening';
+        this.hooks.open(req, { signal: this.signal, bytes: this.bytes }).then(
+          (session) => this.start(session),
+          (err: unknown) => this.fail(err),
+        );
+      } else
         this.hooks.message(req, this.openedSession!, () => this.pump?.kick())?.catch((err: unknown) => this.fail(err));
     } catch (err) {
       this.fail(err);
@@ -153,6 +165,8 @@ export class StreamCall<Req> {
   }
 
   private start(session: ServedStream): void {
+    // Closed while opening (the opener stops and frees what it made when the signal aborts).
+    if (this.current !== 'opening') return;
     this.openedSession = session;
     this.current = 'streaming';
     this.pump = new StreamPump(this.call as unknown as PumpCall, session, this.bytes, this.limits, this.signal, {
@@ -161,6 +175,7 @@ export class StreamCall<Req> {
       finish: (msg) => this.finish(msg),
     });
     this.pump.run().catch((err: unknown) => this.fail(err));
+    for (const req of this.early.splice(0)) this.receive(req);
   }
 
   private finish(msg: { end: WireEnd }): void {

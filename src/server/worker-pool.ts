@@ -7,6 +7,7 @@ import type { PlanTally } from './build-protocol.js';
 import { BuildWorker } from './build-thread.js';
 import { RemoteStream } from './remote-stream.js';
 import type { ServedStream, ServedStreamOpener, StreamContext } from './served-stream.js';
+import { ScanAborted } from '../util/steps.js';
 
 export { BUILD_AHEAD } from './remote-stream.js';
 
@@ -122,8 +123,10 @@ export class WorkerPool implements ServedStreamOpener {
     };
   }
 
-  open(raw: RawOpen, ctx: StreamContext): ServedStream {
-    const opening = this.core.opening(raw);
+  async open(raw: RawOpen, ctx: StreamContext): Promise<ServedStream> {
+    // Checked (and scanned, between event-loop turns) here, so a bad request is refused with the same error.
+    const opening = await this.core.openingAsync(raw, { signal: ctx.signal, admit: ctx.admit });
+    if (ctx.signal.aborted) throw new ScanAborted();
     const { worker, release } = this.assign(startKey(opening));
     const stream = new RemoteStream(
       worker,

@@ -3,7 +3,9 @@ import { datasetOf } from '../index/datasets.js';
 import { ROW, SPAN, SPAN_WIDTH, SPLIT_BIT } from '../index/format.js';
 import type { IndexReader } from '../index/index-reader.js';
 import type { ResolvedHeldout } from './heldout.js';
-import { forEachNgram, NgramTable } from './ngrams.js';
+import { forEachNgram, HashList, NgramTable } from './ngrams.js';
+import { chunkPages, range, resident, SCAN_CHUNK, type ScanSteps } from './scan-reads.js';
+import { finish } from '../util/steps.js';
 
 /** Why a train record is removed, in the order the guards are checked (the first one counts). */
 export const GUARDS = ['dataset', 'audio', 'text'] as const;
@@ -15,6 +17,8 @@ export type Guard = (typeof GUARDS)[number];
  */
 export const MAX_HELDOUT_NGRAMS = 1 << 23;
 const EXAMPLES = 3;
+/** Held-out n-grams put in the table between two slice boundaries. */
+const TABLE_SLICE = 1 << 16;
 /** Train records the report classifies between two event-loop turns (a few ms). */
 export const REPORT_SLICE = 1024;
 
@@ -46,36 +50,83 @@ export interface GuardCost {
  * train records are classified shard by shard on first touch, one byte per record.
  */
 export class Contamination {
-  readonly cost: GuardCost;
+  private stats: GuardCost | undefined;
   private readonly reader: IndexReader;
   private readonly heldout: ResolvedHeldout;
   /** Held-out records as (shard, row) pairs; "owners" below index into it. */
   private readonly held: number[] = [];
   private readonly clipOwner = new Map<string, number>();
-  private readonly ngrams: NgramTable | undefined;
+  private ngrams: NgramTable | undefined;
   private readonly reasons = new Map<number, Uint8Array>();
 
+  /** The guard of a set, built at once (tools, tests; the server builds it with `make`, between turns). */
   constructor(reader: IndexReader, heldout: ResolvedHeldout, maxNgrams = MAX_HELDOUT_NGRAMS) {
-    const started = performance.now();
     this.reader = reader;
     this.heldout = heldout;
+    if (maxNgrams >= 0) finish(this.collect(maxNgrams));
+  }
+
+  /** The guard of a set, built as a sliced scan of the held-out records (util/steps.ts). */
+  static *make(
+    reader: IndexReader,
+    heldout: ResolvedHeldout,
+    maxNgrams = MAX_HELDOUT_NGRAMS,
+  ): ScanSteps<Contamination> {
+    const guard = new Contamination(reader, heldout, -1);
+    yield* guard.collect(maxNgrams);
+    return guard;
+  }
+
+  /** What was collected at first use, and how long it took. */
+  get cost(): GuardCost {
+    return this.stats!;
+  }
+
+  /**
+   * Collects the held-out records, their clips and their n-grams, SCAN_CHUNK records at a time.
+   * The n-grams are gathered first and the table made once at its final size, then filled in
+   * slices: growing it as they came would rehash the whole table in one piece.
+   */
+  private *collect(maxNgrams: number): ScanSteps<void> {
+    const started = performance.now();
+    const { reader, heldout } = this;
     const n = heldout.spec.excludeOverlappingText;
-    this.ngrams = n > 0 ? new NgramTable(maxNgrams) : undefined;
+    const hashes = n > 0 ? new HashList() : undefined;
+    const audio = heldout.spec.excludeSharedAudio;
     const shards = new Set(heldout.shards);
     for (const t of heldout.tasks)
       for (const runs of reader.tasks[t]?.runs ?? []) for (const [s] of runs) shards.add(s);
     for (const s of [...shards].sort((a, b) => a - b)) {
-      for (let row = 0; row < reader.shard(s).records; row++) {
-        if (reader.isExcluded(s, row) || !this.isHeld(s, row)) continue;
-        const owner = this.held.length / 2;
-        this.held.push(s, row);
-        if (heldout.spec.excludeSharedAudio)
-          this.forEachClip(s, row, (key) => void (this.clipOwner.has(key) || this.clipOwner.set(key, owner)));
-        if (this.ngrams)
-          for (const text of this.texts(s, row)) forEachNgram(text, n, (lo, hi) => this.ngrams!.add(lo, hi, owner));
+      const records = reader.shard(s).records;
+      for (let from = 0; from < records; from += SCAN_CHUNK) {
+        const to = Math.min(records, from + SCAN_CHUNK);
+        yield* chunkPages(reader, s, range(from, to), { texts: n > 0, spans: audio });
+        for (let row = from; row < to; row++) {
+          // Read first, then kept: a record whose pages were missed is read again, never kept twice.
+          const got = yield* resident(() => {
+            if (reader.isExcluded(s, row) || !this.isHeld(s, row)) return undefined;
+            const clips: string[] = [];
+            if (audio) this.forEachClip(s, row, (key) => void clips.push(key));
+            return { clips, texts: hashes ? this.texts(s, row) : [] };
+          });
+          if (!got) continue;
+          const owner = this.held.length / 2;
+          this.held.push(s, row);
+          for (const key of got.clips) if (!this.clipOwner.has(key)) this.clipOwner.set(key, owner);
+          for (const text of got.texts) forEachNgram(text, n, (lo, hi) => hashes!.push(lo, hi, owner));
+        }
+        yield;
       }
     }
-    this.cost = {
+    if (hashes) {
+      const table = new NgramTable(maxNgrams, hashes.length);
+      for (let k = 0; k < hashes.length; k++) {
+        table.add(hashes.lo[k]!, hashes.hi[k]!, hashes.owner[k]!);
+        if ((k + 1) % TABLE_SLICE === 0) yield;
+      }
+      this.ngrams = table;
+    }
+    this.stats = {
       heldoutRecords: this.held.length / 2,
       heldoutClips: this.clipOwner.size,
       ngrams: this.ngrams?.size ?? 0,
@@ -148,22 +199,41 @@ export class Contamination {
 
   /** Whether a guard removes this train record (records of held-out tasks are never asked about). */
   excluded(shard: number, row: number): boolean {
-    let reasons = this.reasons.get(shard);
-    if (!reasons) {
-      reasons = new Uint8Array(this.reader.shard(shard).records);
-      for (let r = 0; r < reasons.length; r++) {
-        // Records of held-out tasks never reach a train stream; those of held-out datasets are the dataset guard's.
-        if (
-          ((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 ||
-          this.heldout.tasks.has(this.reader.taskOf(shard, r))
-        )
-          continue;
-        const { guard } = this.classify(shard, r);
-        reasons[r] = guard ? GUARDS.indexOf(guard) + 1 : 0;
+    return ((this.reasons.get(shard) ?? finish(this.classifyShard(shard)))[row] ?? 0) !== 0;
+  }
+
+  /** Whether shard's train records are classified (excluded() on it reads nothing). */
+  classified(shard: number): boolean {
+    return this.reasons.has(shard);
+  }
+
+  /** Classifies a shard's train records, one byte each, SCAN_CHUNK records between boundaries; kept once done. */
+  *classifyShard(shard: number): ScanSteps<Uint8Array> {
+    const had = this.reasons.get(shard);
+    if (had) return had;
+    const reasons = new Uint8Array(this.reader.shard(shard).records);
+    const spans = this.heldout.spec.excludeSharedAudio;
+    const texts = this.heldout.spec.excludeOverlappingText > 0;
+    for (let from = 0; from < reasons.length; from += SCAN_CHUNK) {
+      const to = Math.min(reasons.length, from + SCAN_CHUNK);
+      yield* chunkPages(this.reader, shard, range(from, to), { spans, texts });
+      for (let r = from; r < to; r++) {
+        reasons[r] = yield* resident(() => {
+          // Records of held-out tasks never reach a train stream; those of held-out datasets are the dataset guard's.
+          if (
+            ((this.reader.row(shard, r)[ROW.SPLITS] ?? 0) & SPLIT_BIT.train) === 0 ||
+            this.heldout.tasks.has(this.reader.taskOf(shard, r))
+          )
+            return 0;
+          const { guard } = this.classify(shard, r);
+          return guard ? GUARDS.indexOf(guard) + 1 : 0;
+        });
       }
-      this.reasons.set(shard, reasons);
+      yield;
     }
-    return (reasons[row] ?? 0) !== 0;
+    const done = this.reasons.get(shard) ?? reasons;
+    this.reasons.set(shard, done);
+    return done;
   }
 
   /**
@@ -172,53 +242,58 @@ export class Contamination {
    * `inspect --contamination` and GetCorpusInfo. Sorted by guard, then by held-out name.
    */
   report(): GuardRemoval[] {
-    const g = this.reportSteps();
-    for (let r = g.next(); ; r = g.next()) if (r.done) return r.value;
+    return (this.reported ??= finish(this.reportSteps()));
   }
 
-  /** The report, computed once, between event-loop turns: `pause` is awaited every SLICE train records. */
-  async reportAsync(pause: () => Promise<void>): Promise<GuardRemoval[]> {
-    this.reporting ??= (async () => {
-      const g = this.reportSteps();
-      for (let r = g.next(); ; r = g.next()) {
-        if (r.done) return r.value;
-        await pause();
-      }
-    })();
+  /** The report, computed once and shared by concurrent callers, as a sliced scan run by `run` (util/steps.ts `drive`). */
+  reportAsync(run: (g: ScanSteps<GuardRemoval[]>) => Promise<GuardRemoval[]>): Promise<GuardRemoval[]> {
+    if (this.reported) return Promise.resolve(this.reported);
+    this.reporting ??= run(this.reportSteps()).then(
+      (r) => (this.reported ??= r),
+      (err: unknown) => {
+        this.reporting = undefined;
+        throw err;
+      },
+    );
     return this.reporting;
   }
 
   private reporting: Promise<GuardRemoval[]> | undefined;
   private reported: GuardRemoval[] | undefined;
 
-  /** The report's scan, yielding every REPORT_SLICE train records; kept once done (a set's report never changes). */
-  private *reportSteps(): Generator<void, GuardRemoval[]> {
-    if (this.reported) return this.reported;
+  /** The report's scan, yielding every REPORT_SLICE train records (a set's report never changes: kept once done). */
+  private *reportSteps(): ScanSteps<GuardRemoval[]> {
     const groups = new Map<string, { guard: Guard; heldout: string; removed: number; examples: [string, string][] }>();
     let seen = 0;
+    const spans = this.heldout.spec.excludeSharedAudio;
+    const texts = this.heldout.spec.excludeOverlappingText > 0;
     for (const t of this.reader.tasks) {
       if (this.heldout.tasks.has(t.id)) continue;
       for (const [shard, local] of t.runs[0] ?? []) {
-        for (const row of this.reader.list(shard, local, 0)) {
+        const list = yield* resident(() => this.reader.list(shard, local, 0));
+        for (let k = 0; k < list.length; k++) {
+          if (k % SCAN_CHUNK === 0)
+            yield* chunkPages(this.reader, shard, list.subarray(k, k + SCAN_CHUNK), { spans, texts });
           if (++seen % REPORT_SLICE === 0) yield;
-          const { guard, partner } = this.classify(shard, row);
+          const row = list[k]!;
+          const { guard, partner } = yield* resident(() => this.classify(shard, row));
           if (!guard) continue;
           const heldShard = this.held[partner * 2] ?? -1;
           const heldRow = this.held[partner * 2 + 1] ?? -1;
-          const heldout =
+          const [heldout, example] = yield* resident((): [string, [string, string]] => [
             guard === 'dataset'
               ? `dataset ${datasetOf(this.reader.shard(shard).source)}`
-              : (this.reader.tasks[this.reader.taskOf(heldShard, heldRow)]?.path ?? '');
+              : (this.reader.tasks[this.reader.taskOf(heldShard, heldRow)]?.path ?? ''),
+            [this.reader.uuid(shard, row), partner >= 0 ? this.reader.uuid(heldShard, heldRow) : ''],
+          ]);
           const key = `${GUARDS.indexOf(guard)}\u0000${heldout}`;
           let g = groups.get(key);
           if (!g) groups.set(key, (g = { guard, heldout, removed: 0, examples: [] }));
           g.removed++;
-          if (g.examples.length < EXAMPLES)
-            g.examples.push([this.reader.uuid(shard, row), partner >= 0 ? this.reader.uuid(heldShard, heldRow) : '']);
+          if (g.examples.length < EXAMPLES) g.examples.push(example);
         }
       }
     }
-    this.reported = [...groups.keys()].sort().map((k) => groups.get(k)!);
-    return this.reported;
+    return [...groups.keys()].sort().map((k) => groups.get(k)!);
   }
 }

@@ -50,10 +50,35 @@ export function forEachNgram(text: string, n: number, fn: (lo: number, hi: numbe
   }
 }
 
+/** N-gram hashes with their owners, in the order they were met (what a table is made from once its size is known). */
+export class HashList {
+  lo = new Int32Array(1024);
+  hi = new Int32Array(1024);
+  owner = new Int32Array(1024);
+  length = 0;
+
+  push(lo: number, hi: number, owner: number): void {
+    if (this.length === this.lo.length) {
+      const grow = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.lo = grow(this.lo);
+      this.hi = grow(this.hi);
+      this.owner = grow(this.owner);
+    }
+    this.lo[this.length] = lo;
+    this.hi[this.length] = hi;
+    this.owner[this.length++] = owner;
+  }
+}
+
 /**
  * An open-addressing hash set of 64-bit n-gram hashes, each with an owner (an index the caller
  * chooses: the first held-out record that has it). Memory is 12 bytes per slot, at most twice the
- * n-grams held, and never more than `maxNgrams` n-grams (RESOURCE_EXHAUSTED past it).
+ * n-grams held, and never more than `maxNgrams` n-grams (RESOURCE_EXHAUSTED past it). Made for
+ * `expected` n-grams it never grows (and never rehashes) until it holds more.
  */
 export class NgramTable {
   private lo: Int32Array;
@@ -62,11 +87,14 @@ export class NgramTable {
   private used = 0;
   private readonly maxNgrams: number;
 
-  constructor(maxNgrams: number) {
+  constructor(maxNgrams: number, expected = 0) {
     this.maxNgrams = maxNgrams;
-    this.lo = new Int32Array(1024);
-    this.hi = new Int32Array(1024);
-    this.owner = new Int32Array(1024).fill(-1);
+    // Slots: a power of two holding `expected` at most half full (no more than the cap needs).
+    let slots = 1024;
+    while (slots < 2 * Math.min(expected, maxNgrams + 1)) slots *= 2;
+    this.lo = new Int32Array(slots);
+    this.hi = new Int32Array(slots);
+    this.owner = new Int32Array(slots).fill(-1);
   }
 
   get size(): number {

@@ -1,8 +1,8 @@
-import { LRUCache } from 'lru-cache';
 import { DOMAINS } from '../corpus/record-schema.js';
 import { ResourceExhaustedError } from '../errors.js';
 import type { TaskEntry } from '../index/format.js';
-import { IndexReader, type SplitIndex } from '../index/index-reader.js';
+import { IndexReader, splitIndex, type SplitIndex } from '../index/index-reader.js';
+import { EvalItems } from './eval-items.js';
 import { resolveMixture, type MixtureSpec } from '../mix/mixture.js';
 import type { ChatTemplate } from '../tokenize/chat-template.js';
 import { SegmentLayout } from '../pack/segment-layout.js';
@@ -15,13 +15,14 @@ import type { S3Settings } from '../storage/s3-location.js';
 import type { ReadAhead } from '../index/shard-pages.js';
 import { AudioView } from '../tokenize/audio-layouts/audio-view.js';
 import type { TokenKeys } from './resume-token.js';
-import { minKey } from '../tokenize/audio-layouts/registry.js';
 import { loadChatTemplate } from './chat-template-loader.js';
 import { ExampleTable } from '../index/example-table.js';
 import { NamedSets } from './named-sets.js';
 import { PlanCache } from './plan-cache.js';
 import { ReportAgreement } from './report-agreement.js';
 import { Servability } from './servable.js';
+import { CatalogCache, type CatalogSteps, type ScanOptions } from './catalog-cache.js';
+import { countTrain, join, type Fit } from './catalog-scans.js';
 import type { SpecDefaults, SpecLimits, StreamSpec } from './stream-spec.js';
 
 /** The stream layer's settings (mapped from the configuration once, in config/core-settings.ts). */
@@ -48,15 +49,7 @@ export interface CoreSettings {
 /** stream.catalog_cache_bytes by default. */
 export const DEFAULT_CATALOG_CACHE_BYTES = 256 << 20;
 
-/** One cached value of the catalog, how to count its bytes, and what it was last counted at. */
-interface Held {
-  readonly value: unknown;
-  readonly bytes: () => number;
-  readonly counted: number;
-}
-
-/** What a spec's content depends on for which records fit. */
-export type Fit = Pick<StreamSpec, 'seqLen' | 'overlong' | 'audio' | 'filter'>;
+export type { Fit } from './catalog-scans.js';
 
 /**
  * Everything a served index knows that does not belong to one stream: the open index, its chat
@@ -79,23 +72,14 @@ export class CorpusCatalog {
   /** Whether the ranks of a job on this server report alike (report-agreement.ts). */
   readonly agreement = new ReportAgreement();
   private readonly tables = new Map<SplitIndex, ExampleTable>();
-  /**
-   * Resolved held-out sets, their guards, train sizes and servability, keyed by what clients
-   * choose (inline sets, seq_len, audio layout): one cache, bounded by the bytes its entries hold
-   * (stream.catalog_cache_bytes), least recently used first out. An evicted entry is made again
-   * when next needed, the same as before (each is a function of the index and its key); streams
-   * keep the ones they hold.
-   */
-  private readonly memo: LRUCache<string, Held>;
+  /** Resolved held-out sets, guards, train sizes, servability: bounded in bytes, scans shared (catalog-cache.ts). */
+  readonly cache: CatalogCache;
 
   private constructor(reader: IndexReader, template: ChatTemplate, settings: CoreSettings) {
     this.reader = reader;
     this.template = template;
     this.settings = settings;
-    this.memo = new LRUCache<string, Held>({
-      maxSize: settings.catalogCacheBytes ?? DEFAULT_CATALOG_CACHE_BYTES,
-      sizeCalculation: (h) => h.counted,
-    });
+    this.cache = new CatalogCache(settings.catalogCacheBytes ?? DEFAULT_CATALOG_CACHE_BYTES, reader);
     this.availability = availability(settings.heldoutSets, settings.mixtures, reader);
     this.named = new NamedSets(this);
   }
@@ -166,7 +150,7 @@ export class CorpusCatalog {
   resolveHeldout(spec: HeldoutSpec, name: string, field = 'heldout'): ResolvedHeldout {
     this.capSelectors(`${field}.selectors`, Array.isArray(spec.selectors) ? spec.selectors.length : 0);
     const key = JSON.stringify(spec);
-    return this.cached(
+    return this.cache.cached(
       `heldout:${key}`,
       () => resolveHeldout(spec, this.reader, name, field),
       (r) => 2 * key.length + 48 * (r.tasks.size + r.shards.size) + 512,
@@ -181,7 +165,42 @@ export class CorpusCatalog {
    */
   resolveMixture(mixture: MixtureSpec, heldout: ResolvedHeldout, field = 'mixture', fit?: Fit): Float64Array {
     this.capSelectors(`${field}.weights`, Object.keys(mixture.weights ?? {}).length);
-    return resolveMixture(mixture, this.reader, this.trainSizes(heldout, fit), heldout.tasks, field);
+    return resolveMixture(mixture, this.reader, this.cache.run(this.trainSizes(heldout, fit)), heldout.tasks, field);
+  }
+
+  /**
+   * What a stream of this held-out set and fit scans for before it can be planned (its guard, its
+   * servable tasks, its train sizes), made as a sliced scan shared by concurrent opens and cached:
+   * run by `scan`, the accessors above then find it made.
+   */
+  *prepare(heldout: ResolvedHeldout, fit: Fit | undefined): CatalogSteps<void> {
+    yield* this.trainSizes(heldout, fit);
+  }
+
+  /** The items of an evaluation stream (its split, held-out set and filter), scanned once and cached (evalItemsSteps: as a scan). */
+  evalItems(spec: Pick<StreamSpec, 'split' | 'filter'>, heldout: ResolvedHeldout): EvalItems {
+    return this.cache.run(this.evalItemsSteps(spec, heldout));
+  }
+
+  evalItemsSteps(spec: Pick<StreamSpec, 'split' | 'filter'>, heldout: ResolvedHeldout): CatalogSteps<EvalItems> {
+    const want = spec.split === 'heldout';
+    // Held-out datasets move their records of other tasks from dev/test to the heldout stream.
+    const include = (task: number, shard: number): boolean =>
+      (heldout.tasks.has(task) || heldout.shards.has(shard)) === want;
+    const splits: SplitIndex[] = want ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
+    const filter = this.filter(spec.filter);
+    const keep = filter ? (shard: number, row: number) => filter.keeps(shard, row) : undefined;
+    const key = `eval:${heldout.fingerprint}:${spec.split}:${filter?.text ?? ''}`;
+    return this.cache.steps(
+      key,
+      () => EvalItems.scan(this.reader, include, splits, keep),
+      (e) => e.bytes + 2 * key.length,
+    );
+  }
+
+  /** Runs a catalog scan between event-loop turns (see CatalogCache.scan). */
+  scan<T>(g: CatalogSteps<T>, opts?: ScanOptions): Promise<T> {
+    return this.cache.scan(g, opts);
   }
 
   /** A stream's view of the stored clips under its audio spec. */
@@ -190,63 +209,44 @@ export class CorpusCatalog {
     return AudioView.of(spec.audio, v.codebooks, v.audioPadId);
   }
 
-  private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
+  private trainSizes(heldout: ResolvedHeldout, fit: Fit | undefined): CatalogSteps<Float64Array> {
     const key = `${heldout.fingerprint}:${fit?.seqLen ?? 0}:${fit?.overlong ?? ''}:${fit?.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}:${fit?.filter ?? ''}`;
-    return this.cached(
+    return this.cache.steps(
       `sizes:${key}`,
-      () => this.countTrain(heldout, fit),
+      () => countTrain(this, heldout, fit),
       (sizes) => sizes.byteLength + 2 * key.length + 128,
     );
   }
 
-  private countTrain(heldout: ResolvedHeldout, fit: Fit | undefined): Float64Array {
-    const train = this.table(0);
-    const filter = this.exclusion(heldout, fit?.filter);
-    // The template around a record (without the optional input separator): a lower bound.
-    const overhead = this.template.system.length + this.template.turnLength(0, 0, 0);
-    const sizes = new Float64Array(this.reader.tasks.length);
-    // Under an audio layout the task's shortest record is the layout's (precomputed per k).
-    const view = fit?.audio ? this.audioView(fit) : undefined;
-    const layoutKey = view && !view.identity ? minKey(view.layout.name, view.k) : undefined;
-    for (const t of this.reader.tasks) {
-      if (heldout.tasks.has(t.id)) continue;
-      const [minLength, minCore] = (layoutKey && t.audioMins?.[layoutKey]) || [t.minLength, t.minCoreLength];
-      const shortest = fit?.overlong === 'truncate' ? minCore : minLength;
-      if (fit && shortest + overhead > fit.seqLen) continue;
-      // The bound above only rules tasks out; whether one of its records really fits is read from
-      // the index, so a task left in the mixture can always be served.
-      if (fit && !this.servability(heldout, fit).has(t.id)) continue;
-      let n = train.size(t.id);
-      if (filter)
-        for (const [shard, local] of t.runs[0] ?? [])
-          for (const row of this.reader.list(shard, local, 0)) if (filter.excluded(shard, row)) n--;
-      sizes[t.id] = n;
-    }
-    return sizes;
+  /** Under the stream's audio view: a draw tests fit with the lengths the stream serves (servabilitySteps: as a scan). */
+  servability(heldout: ResolvedHeldout, fit: Fit): Servability {
+    return this.cache.run(this.servabilitySteps(heldout, fit));
   }
 
-  /** Under the stream's audio view: a draw tests fit with the lengths the stream serves. */
-  servability(heldout: ResolvedHeldout, fit: Fit): Servability {
+  servabilitySteps(heldout: ResolvedHeldout, fit: Fit): CatalogSteps<Servability> {
     const key = `${heldout.fingerprint}:${fit.seqLen}:${fit.overlong}:${fit.audio ? `${fit.audio.layout}/${fit.audio.codebooks}` : ''}:${fit.filter ?? ''}`;
-    return this.cached(
+    const make = function* (this: CorpusCatalog): CatalogSteps<Servability> {
+      const exclusion = join(yield* this.guardSteps(heldout), this.filter(fit.filter));
+      const layout = new SegmentLayout(this.table(0), this.template, this.audioView(fit));
+      return new Servability(layout, exclusion, fit.seqLen, fit.overlong);
+    };
+    return this.cache.steps(
       `servable:${key}`,
-      () =>
-        new Servability(
-          new SegmentLayout(this.table(0), this.template, this.audioView(fit)),
-          this.exclusion(heldout, fit.filter),
-          fit.seqLen,
-          fit.overlong,
-        ),
+      () => make.call(this),
       (s) => s.bytes + 2 * key.length,
     );
   }
 
-  /** The set's guards (undefined when it has none), built at first use and cached. */
+  /** The set's guards (undefined when it has none), built at first use and cached (guardSteps: as a scan). */
   guard(heldout: ResolvedHeldout): Contamination | undefined {
+    return this.cache.run(this.guardSteps(heldout));
+  }
+
+  *guardSteps(heldout: ResolvedHeldout): CatalogSteps<Contamination | undefined> {
     if (!heldout.guarded) return undefined;
-    return this.cached(
+    return yield* this.cache.steps(
       `guard:${heldout.fingerprint}`,
-      () => new Contamination(this.reader, heldout),
+      () => Contamination.make(this.reader, heldout),
       (g) => g.bytes,
     );
   }
@@ -259,7 +259,7 @@ export class CorpusCatalog {
     const node = parseFilter(text ?? '');
     if (!node) return undefined;
     const canonical = formatFilter(node);
-    return this.cached(
+    return this.cache.cached(
       `filter:${canonical}`,
       () => new RecordFilter(this.reader, node),
       (f) => f.bytes,
@@ -268,31 +268,11 @@ export class CorpusCatalog {
 
   /** What a train stream must not serve: its held-out set's guards and its filter (undefined: nothing). */
   exclusion(heldout: ResolvedHeldout, filterText: string | undefined): RecordExclusion | undefined {
-    const guard = this.guard(heldout);
-    const filter = this.filter(filterText);
-    if (!guard || !filter) return guard ?? filter;
-    return { excluded: (shard, row) => filter.excluded(shard, row) || guard.excluded(shard, row) };
+    return join(this.guard(heldout), this.filter(filterText));
   }
 
   /** Bytes the catalog's cache counts its entries at (at most stream.catalog_cache_bytes). */
   get cachedBytes(): number {
-    return this.memo.calculatedSize;
-  }
-
-  /**
-   * The cached value under `key`, made if absent. Guards and servability grow as streams use
-   * them (records classified, subsets kept): an entry is counted again at each use.
-   */
-  private cached<T>(key: string, make: () => T, bytes: (v: T) => number): T {
-    const had = this.memo.get(key);
-    if (had) {
-      const now = Math.max(1, Math.ceil(had.bytes()));
-      if (now !== had.counted) this.memo.set(key, { ...had, counted: now });
-      return had.value as T;
-    }
-    const value = make();
-    const held: Held = { value, bytes: () => bytes(value), counted: 1 };
-    this.memo.set(key, { ...held, counted: Math.max(1, Math.ceil(held.bytes())) });
-    return value;
+    return this.cache.bytes;
   }
 }

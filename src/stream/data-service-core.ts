@@ -1,6 +1,7 @@
 import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import { CorpusCatalog, type CoreSettings } from './corpus-catalog.js';
+import type { ScanOptions } from './catalog-cache.js';
 import type { RawLossReport } from './loss-report.js';
 import type { Opening } from './planner-factory.js';
 import type { StreamSession } from './stream-session.js';
@@ -38,6 +39,16 @@ export class DataServiceCore {
   /** A first message checked and resolved without opening a session (see StreamOpener.opening). */
   opening(raw: RawOpen): Opening {
     return this.opener.opening(raw);
+  }
+
+  /** `open` with its scans between event-loop turns, admitted before them (see StreamOpener.openAsync). */
+  openAsync(raw: RawOpen, opts?: ScanOptions): Promise<StreamSession> {
+    return this.opener.openAsync(raw, opts);
+  }
+
+  /** `opening` with its scans between event-loop turns (see StreamOpener.openingAsync). */
+  openingAsync(raw: RawOpen, opts?: ScanOptions): Promise<Opening> {
+    return this.opener.openingAsync(raw, opts);
   }
 
   /** Sessions opened since start (/metrics: with build workers, theirs are added). */

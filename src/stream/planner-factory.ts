@@ -1,10 +1,9 @@
 import { InvalidArgumentError } from '../errors.js';
-import { splitIndex, type SplitIndex } from '../index/index-reader.js';
+import type { SplitIndex } from '../index/index-reader.js';
 import type { SegmentLayout } from '../pack/segment-layout.js';
 import type { MixtureSpec } from '../mix/mixture.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
-import { EvalItems } from './eval-items.js';
 import { EvalPlan } from './eval-plan.js';
 import type { EvalState } from './eval-planner.js';
 import { TokenMint } from './resume-token.js';
@@ -76,14 +75,9 @@ export function makePlan(
     });
     return { plan, layout };
   }
-  // Held-out datasets move their records of other tasks from dev/test to the heldout stream.
-  const isHeld = (task: number, shard: number): boolean => heldout.tasks.has(task) || heldout.shards.has(shard);
-  const want = spec.split === 'heldout';
-  const splits: SplitIndex[] = want ? (heldout.spec.scope === 'test' ? [2] : [0, 1, 2]) : [splitIndex(spec.split)];
-  // An evaluation stream serves what its filter keeps, every such record once.
+  // An evaluation stream serves what its filter keeps, every such record once (its items scanned once, cached).
   const filter = catalog.filter(spec.filter);
-  const keep = filter ? (shard: number, row: number) => filter.keeps(shard, row) : undefined;
-  const items = new EvalItems(catalog.reader, (task, shard) => isHeld(task, shard) === want, splits, keep);
+  const items = catalog.evalItems(spec, heldout);
   if (filter && items.total === 0)
     throw new InvalidArgumentError(
       'filter',

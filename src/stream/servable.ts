@@ -1,6 +1,8 @@
 import type { RecordSubset } from '../mix/sparse-walk.js';
 import type { Overlong, SegmentLayout } from '../pack/segment-layout.js';
 import type { RecordExclusion } from '../filter/record-filter.js';
+import { resident, SCAN_CHUNK, type ScanSteps } from '../splits/scan-reads.js';
+import { finish } from '../util/steps.js';
 
 /** A task is walked through its subset when at most 1/SPARSE of its records can be served: denser ones cost rejection at most SPARSE draws per served record on average. */
 const SPARSE = 16;
@@ -42,13 +44,20 @@ export class Servability {
   }
 
   has(t: number): boolean {
-    let ok = this.known.get(t);
-    if (ok === undefined) {
-      const n = this.layout.table.size(t);
-      ok = false;
-      for (let i = 0; i < n && !ok; i++) ok = this.kind(t, i) === 0;
-      this.known.set(t, ok);
+    return this.known.get(t) ?? finish(this.hasSteps(t));
+  }
+
+  /** `has` as a sliced scan (util/steps.ts): a task with no servable record reads each of its records. */
+  *hasSteps(t: number): ScanSteps<boolean> {
+    const known = this.known.get(t);
+    if (known !== undefined) return known;
+    const n = this.layout.table.size(t);
+    let ok = false;
+    for (let i = 0; i < n && !ok; i++) {
+      ok = (yield* resident(() => this.kind(t, i))) === 0;
+      if (i % SCAN_CHUNK === SCAN_CHUNK - 1) yield;
     }
+    this.known.set(t, ok);
     return ok;
   }
 

@@ -5,7 +5,10 @@ import { checkPolicySpec } from '../mix/policy/policy-spec.js';
 import { packingStrategy } from '../pack/registry.js';
 import { SegmentLayout, type Segment } from '../pack/segment-layout.js';
 import type { CorpusCatalog } from './corpus-catalog.js';
-import type { RecordFilter } from '../filter/record-filter.js';
+import type { CatalogSteps, ScanOptions } from './catalog-cache.js';
+import { trainKept } from './catalog-scans.js';
+import { resident } from '../splits/scan-reads.js';
+import { PageMiss } from '../index/shard-pages.js';
 import { makePlan, type Opening } from './planner-factory.js';
 import { planReads } from './plan-reads.js';
 import { decodeToken } from './resume-token.js';
@@ -43,17 +46,39 @@ export class StreamOpener {
    * with the same error, and a build worker opens the session).
    */
   opening(raw: RawOpen): Opening {
+    return this.catalog.cache.run(this.openingSteps(raw));
+  }
+
+  /**
+   * `opening` between event-loop turns: what it scans (train sizes, a filter's counts, a held-out
+   * set's guard) is a sliced scan shared with concurrent opens, and `opts.admit` is asked before
+   * the first scan (the server's planning budget), so a refused stream scans nothing.
+   */
+  openingAsync(raw: RawOpen, opts: ScanOptions = {}): Promise<Opening> {
+    return this.catalog.scan(this.openingSteps(raw), opts);
+  }
+
+  /** `open` between event-loop turns (see openingAsync); an evaluation's item list is scanned the same way. */
+  openAsync(raw: RawOpen, opts: ScanOptions = {}): Promise<StreamSession> {
+    return this.catalog.scan(this.openSteps(raw), opts);
+  }
+
+  open(raw: RawOpen): StreamSession {
+    return this.catalog.cache.run(this.openSteps(raw));
+  }
+
+  private *openingSteps(raw: RawOpen): CatalogSteps<Opening> {
     // An index republished under the server: what it would plan from is no longer what is there.
     const storage = this.catalog.reader.storage;
     const changed = storage.checkPublication?.() ?? storage.changed;
     if (changed !== undefined) throw new FailedPreconditionError('index_republished', changed);
     const resume = raw.resume;
-    return resume ? fromToken(() => this.fromResume(resume)) : this.fromSpec(raw);
+    return resume ? yield* fromTokenSteps(this.fromResume(resume)) : yield* this.fromSpec(raw);
   }
 
-  open(raw: RawOpen): StreamSession {
+  private *openSteps(raw: RawOpen): CatalogSteps<StreamSession> {
     const { catalog } = this;
-    const opening = this.opening(raw);
+    const opening = yield* this.openingSteps(raw);
     const { spec, placement, heldout, step } = opening;
     const view = catalog.audioView(spec);
     const layoutFor = (s: SplitIndex): SegmentLayout => new SegmentLayout(catalog.table(s), catalog.template, view);
@@ -70,13 +95,18 @@ export class StreamOpener {
       const reads = planReads(layout.table);
       return new StreamSession({ spec, placement, heldout, layout, plan, step, ready, reads });
     };
-    const session = raw.resume ? fromToken(build) : build();
+    // An evaluation's items are a scan of its split, made once and shared (catalog-cache.ts).
+    if (spec.split !== 'train') {
+      const items = catalog.evalItemsSteps(spec, heldout);
+      yield* raw.resume ? fromTokenSteps(items) : items;
+    }
+    const session = yield* resident(() => (raw.resume ? fromToken(build) : build()));
     this.updates.queue(session, raw.updates ?? []);
     this.count++;
     return session;
   }
 
-  private fromSpec(raw: RawOpen): Opening {
+  private *fromSpec(raw: RawOpen): CatalogSteps<Opening> {
     const { catalog } = this;
     if (!raw.spec) throw new InvalidArgumentError('spec', 'the first message must carry a spec or a resume token');
     const heldout = catalog.named.heldout(raw.spec.heldout);
@@ -95,26 +125,32 @@ export class StreamOpener {
     const shuffle = parseShuffle(raw.spec, spec.split, catalog.settings.defaults);
     if (shuffle) spec = { ...spec, shuffle };
     const filter = catalog.filter(raw.spec.filter);
-    if (filter) {
-      spec = { ...spec, filter: filter.text };
-      if (spec.split === 'train' && trainKept(catalog, filter, heldout.tasks) === 0)
-        throw new InvalidArgumentError(
-          'filter',
-          `${filter.text} keeps no train record outside the held-out set (GetCorpusInfo with this filter counts what it keeps per task)`,
-        );
-    }
-    if (spec.split === 'train') catalog.resolveMixture(mixture, heldout, 'mixture', spec);
-    else if (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy) {
+    if (filter) spec = { ...spec, filter: filter.text };
+    if (
+      spec.split !== 'train' &&
+      (raw.spec.mixture?.name || Object.keys(raw.spec.mixture?.weights ?? {}).length > 0 || mixture.policy)
+    ) {
       throw new InvalidArgumentError(
         'mixture',
         `evaluation splits are served whole and in order; a mixture applies to split "train" only`,
       );
     }
+    // Admitted (planning memory) before anything is scanned.
+    yield { need: { admit: { spec, placement: parsed.placement } } };
+    if (filter && spec.split === 'train' && (yield* trainKept(catalog, filter, heldout.tasks)) === 0)
+      throw new InvalidArgumentError(
+        'filter',
+        `${filter.text} keeps no train record outside the held-out set (GetCorpusInfo with this filter counts what it keeps per task)`,
+      );
+    if (spec.split === 'train') {
+      yield* catalog.prepare(heldout, spec);
+      catalog.resolveMixture(mixture, heldout, 'mixture', spec);
+    }
     return { spec, placement: parsed.placement, heldout, step: 0, state: undefined };
   }
 
   /** Spec, placement, held-out set, step and planner state of a resume request. */
-  private fromResume(resume: RawResume): Opening {
+  private *fromResume(resume: RawResume): CatalogSteps<Opening> {
     const { catalog } = this;
     const { settings } = catalog;
     const p = decodeToken(resume.token ?? new Uint8Array(0), catalog.fingerprint, settings.tokenKeys);
@@ -186,8 +222,11 @@ export class StreamOpener {
     }
     // Its mixture too, exactly as a request's (weights, temperature, cap, selectors): the planner
     // restores its targets from the state and would otherwise never look at them again.
-    if (parsed.spec.split === 'train')
+    yield { need: { admit: { spec: parsed.spec, placement: parsed.placement } } };
+    if (parsed.spec.split === 'train') {
+      yield* catalog.prepare(heldout, parsed.spec);
       catalog.resolveMixture(spec.mixture, heldout, 'resume.token.spec.mixture', parsed.spec);
+    }
     // The token's spec must be one this server would make from a request: every field in range,
     // nothing added (a spec this server's limits refuse is refused from a token too).
     if (specHash(parsed.spec) !== p.specHash)
@@ -215,13 +254,6 @@ function checkFilterText(v: unknown): string {
   return v;
 }
 
-/** Train records of tasks not held out that the filter keeps. */
-function trainKept(catalog: CorpusCatalog, filter: RecordFilter, held: ReadonlySet<number>): number {
-  let n = 0;
-  for (const t of catalog.tasks) if (!held.has(t.id)) n += filter.count(t.id, 0);
-  return n;
-}
-
 const describeAudio = (a: StreamSpec['audio']): string =>
   a ? `{codebooks: ${a.codebooks}, layout: ${a.layout}}` : '{flat, all codebooks}';
 
@@ -237,10 +269,24 @@ function fromToken<T>(restore: () => T): T {
   try {
     return restore();
   } catch (err) {
-    if (err instanceof FlanError) throw err;
-    throw new InvalidArgumentError(
-      'resume.token',
-      `token payload does not describe a stream this server can restore (${describeError(err)})`,
-    );
+    throw asTokenError(err);
   }
+}
+
+/** fromToken for a sliced step (util/steps.ts). */
+function* fromTokenSteps<T>(restore: CatalogSteps<T>): CatalogSteps<T> {
+  try {
+    return yield* restore;
+  } catch (err) {
+    throw asTokenError(err);
+  }
+}
+
+function asTokenError(err: unknown): unknown {
+  // A page not resident yet is read and the step run again (scan-reads.ts), not the token's fault.
+  if (err instanceof FlanError || err instanceof PageMiss) return err;
+  return new InvalidArgumentError(
+    'resume.token',
+    `token payload does not describe a stream this server can restore (${describeError(err)})`,
+  );
 }

@@ -76,10 +76,12 @@ async function run(opener: ServedStreamOpener, seed: number): Promise<Measured> 
   // As its call opens a stream (stream-call.ts), with nothing held back by the send budget.
   const call = new AbortController();
   const budget = new SendBudget(Number.MAX_SAFE_INTEGER);
-  const open = Array.from({ length: streams }, (_, k) =>
-    opener.open(
-      { spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } },
-      { signal: call.signal, bytes: budget.account() },
+  const open = await Promise.all(
+    Array.from({ length: streams }, (_, k) =>
+      opener.open(
+        { spec: { split: 'train', batchSize: 8, seqLen: 4096, packing: 'packed', seed: seed * 100 + k } },
+        { signal: call.signal, bytes: budget.account() },
+      ),
     ),
   );
   await Promise.all(open.map((s) => s.build())); // opened and warm

@@ -31,11 +31,15 @@ describe('build workers build ahead', () => {
 
   const calls = new WeakMap<ServedStream, { close: () => void; bytes: StreamBytes }>();
   /** Opens `raw` as its call does (stream-call.ts): with a signal that `close` aborts, and an account in `budget`. */
-  function open(o: ServedStreamOpener, raw: RawOpen, budget = new SendBudget(Number.MAX_SAFE_INTEGER)): ServedStream {
+  async function open(
+    o: ServedStreamOpener,
+    raw: RawOpen,
+    budget = new SendBudget(Number.MAX_SAFE_INTEGER),
+  ): Promise<ServedStream> {
     const ctl = new AbortController();
     const bytes = budget.account();
     ctl.signal.addEventListener('abort', () => bytes.close(), { once: true });
-    const s = o.open(raw, { signal: ctl.signal, bytes });
+    const s = await o.open(raw, { signal: ctl.signal, bytes });
     calls.set(s, { close: () => ctl.abort(), bytes });
     return s;
   }
@@ -77,30 +81,30 @@ describe('build workers build ahead', () => {
 
   it('a mixture update after batches built ahead: the worker rewinds, and the stream is the server thread’s byte for byte', async () => {
     const update = { name: 'balanced-domains', applyAtStep: 4 };
-    const ref = open(local, spec());
+    const ref = await open(local, spec());
     const want = [...(await take(ref, 3))];
     await ref.addUpdate(update);
     want.push(...(await take(ref, 5)));
-    const s = open(pool, spec());
+    const s = await open(pool, spec());
     const got = await take(s, 3);
     await filled(s);
     await s.addUpdate(update);
     got.push(...(await take(s, 5)));
     expect(got).toEqual(want);
     // The update changed batches the worker had built: they were not sent.
-    const plain = open(local, spec());
+    const plain = await open(local, spec());
     expect((await take(plain, 8)).slice(3)).not.toEqual(want.slice(3));
     close(s);
   });
 
   it('a refused update (a step already sent) fails as on the server thread and the stream goes on unchanged', async () => {
-    const ref = open(local, spec({ seed: 3 }));
+    const ref = await open(local, spec({ seed: 3 }));
     const want = await take(ref, 6);
-    const s = open(pool, spec({ seed: 3 }));
+    const s = await open(pool, spec({ seed: 3 }));
     const got = await take(s, 3);
     await filled(s);
     const refused = await s.addUpdate({ name: 'balanced-domains', applyAtStep: 2 }).catch((e: Error) => e);
-    const localRef = open(local, spec({ seed: 3 }));
+    const localRef = await open(local, spec({ seed: 3 }));
     await take(localRef, 3);
     const localRefused = await localRef.addUpdate({ name: 'balanced-domains', applyAtStep: 2 }).catch((e: Error) => e);
     expect(refused).toBeInstanceOf(Error);
@@ -112,11 +116,11 @@ describe('build workers build ahead', () => {
 
   it('a finite stream whose end was built ahead, rewound by an update, ends where the server thread ends it', async () => {
     const update = { name: 'balanced-domains', applyAtStep: 3 };
-    const ref = open(local, spec({ seed: 5, maxBatches: 4 }));
+    const ref = await open(local, spec({ seed: 5, maxBatches: 4 }));
     const want = await take(ref, 2);
     await ref.addUpdate(update);
     want.push(...(await take(ref, 3)));
-    const s = open(pool, spec({ seed: 5, maxBatches: 4 }));
+    const s = await open(pool, spec({ seed: 5, maxBatches: 4 }));
     const got = await take(s, 2);
     await filled(s, 2); // batches 3 and 4, and the end once credit allows
     await s.addUpdate(update);
@@ -155,30 +159,30 @@ describe('build workers build ahead', () => {
       }
       return out;
     };
-    const want = await run(open(local, policy), false);
-    const s = open(pool, policy);
+    const want = await run(await open(local, policy), false);
+    const s = await open(pool, policy);
     expect(await run(s, true)).toEqual(want);
     expect(most).toBeGreaterThanOrEqual(2); // the worker did build ahead of the reports' step
     close(s);
   });
 
   it('shutdown hands back the token of the last batch taken, not of one built ahead; it resumes exactly', async () => {
-    const ref = open(local, spec({ seed: 23 }));
+    const ref = await open(local, spec({ seed: 23 }));
     const want = await take(ref, 6);
-    const s = open(pool, spec({ seed: 23 }));
+    const s = await open(pool, spec({ seed: 23 }));
     const got = await take(s, 2);
     await filled(s);
     const { end } = await s.end('shutdown');
     expect(end.reason).toBe('shutdown');
     close(s);
-    const resumed = open(local, { resume: { token: end.resumeToken } });
+    const resumed = await open(local, { resume: { token: end.resumeToken } });
     got.push(...(await take(resumed, 4)));
     expect(got).toEqual(want);
   });
 
   it('a cancelled stream with batches built ahead frees its slot, its route and its session on the worker', async () => {
     const before = pool.held().workers[0]!;
-    const s = open(pool, spec({ seed: 29 }));
+    const s = await open(pool, spec({ seed: 29 }));
     await take(s, 1);
     await filled(s);
     expect(pool.held().workers[0]).toMatchObject({ load: before.load + 1, routes: before.routes + 1 });
@@ -188,7 +192,7 @@ describe('build workers build ahead', () => {
     const after = pool.held().workers[0]!;
     expect({ load: after.load, routes: after.routes }).toEqual({ load: before.load, routes: before.routes });
     // The worker forgot it: a stream opened next finds only itself there (plus those open before).
-    const next = open(pool, spec({ seed: 31 }));
+    const next = await open(pool, spec({ seed: 31 }));
     await take(next, 1);
     expect(pool.held().workers[0]!.open).toBe(before.routes + 1);
     close(next);
@@ -207,7 +211,7 @@ describe('build workers build ahead', () => {
 
   it('what a worker builds ahead is charged to the send budget as it arrives: the budget counts every built byte', async () => {
     const budget = new SendBudget(Number.MAX_SAFE_INTEGER);
-    const s = open(pool, spec({ seed: 41 }), budget);
+    const s = await open(pool, spec({ seed: 41 }), budget);
     const taken = [await s.build()]; // written out to a client that does not read: still held
     await filled(s);
     const held = budget.bytes;
@@ -221,14 +225,14 @@ describe('build workers build ahead', () => {
 
   it('with the send budget full, idle streams build nothing ahead beyond the batch each holds; a stream that reads is served', async () => {
     const budget = new SendBudget(1);
-    const idle = [51, 52, 53, 54, 55, 56].map((seed) => open(pool, spec({ seed }), budget));
+    const idle = await Promise.all([51, 52, 53, 54, 55, 56].map((seed) => open(pool, spec({ seed }), budget)));
     const taken = await Promise.all(idle.map((s) => s.build())); // one each, never read by its client
     await settled();
     for (const s of idle) expect(pool.held(s).ahead).toBe(0);
     expect(budget.bytes).toBe(taken.reduce((n, b) => n + sizeOf(b), 0));
     // A stream whose batches are written out (given back) builds on, however full the budget.
-    const reader = open(pool, spec({ seed: 57 }), budget);
-    const want = await take(open(local, spec({ seed: 57 })), 5);
+    const reader = await open(pool, spec({ seed: 57 }), budget);
+    const want = await take(await open(local, spec({ seed: 57 })), 5);
     const got: string[] = [];
     for (let i = 0; i < 5; i++) {
       const b = await reader.build();
@@ -241,13 +245,13 @@ describe('build workers build ahead', () => {
   });
 
   it('a batch built ahead carries the time the worker spent building it (flanstream_batch_build_seconds, not the wait for it)', async () => {
-    const s = open(pool, spec({ seed: 37 }));
+    const s = await open(pool, spec({ seed: 37 }));
     await take(s, 1);
     await filled(s);
     const b = await s.build();
     if (!b || 'end' in b) throw new Error('no batch');
     expect(b.seconds).toBeGreaterThan(0);
-    const ref = await open(local, spec({ seed: 37 })).build();
+    const ref = await (await open(local, spec({ seed: 37 }))).build();
     expect(ref && 'bytes' in ref ? ref.seconds : 'no batch').toBeUndefined(); // the pump times the server thread's own build
     close(s);
   });
@@ -260,7 +264,7 @@ describe('build workers build ahead', () => {
       { spec: { split: 'test', batchSize: 4, seqLen: 2048, packing: 'examples' } },
     ];
     for (const raw of specs) {
-      const b = await open(local, raw).build();
+      const b = await (await open(local, raw)).build();
       if (!b || 'end' in b) throw new Error('no batch');
       const got = unsummarize(summarize(b.batch));
       for (const k of [
