@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // `npm test`: the static checks (typecheck and eslint over one TypeScript program, prettier, layer
-// imports) two at a time, then vitest; the Python client's pytest runs beside both. Output of the
-// checks and of pytest is printed whole when each ends; vitest prints as it goes. Exits non-zero
-// when anything failed, after everything has run.
+// imports) two at a time, then vitest; the Python client's pytest runs beside both. Both suites
+// serve the same sample corpus and index, built here once (FLANSTREAM_TEST_SAMPLE names its
+// folder). Output of the checks and of pytest is printed whole when each ends; vitest prints as it
+// goes. Exits non-zero when anything failed, after everything has run.
 import { spawn } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => resolve(root, 'node_modules', '.bin', name);
@@ -43,9 +46,28 @@ async function pool(jobs, limit) {
 }
 
 const node = process.execPath;
-// pytest spends most of its time waiting on its servers and trainers: it starts at once, beside
-// the checks; vitest, which keeps both cores busy, starts when the checks are done.
-const pytest = run('pytest', node, ['scripts/pytest.mjs'], true);
+/**
+ * The sample corpus both suites serve (3,000 records, seed 0) and its index, built by the CLI into
+ * `dir`/corpus and `dir`/index; resolves to whether both were built.
+ */
+async function buildSample(dir) {
+  const { SAMPLE_AUDIO_ROOT } = await import(pathToFileURL(join(root, 'dist', 'sample', 'sample-release-shape.js')));
+  const [corpus, index] = [join(dir, 'corpus'), join(dir, 'index')];
+  const cli = (label, ...args) => run(label, node, ['dist/cli.js', ...args], true);
+  return (
+    (await cli('sample corpus', 'sample-corpus', corpus, '--records', '3000', '--seed', '0')) &&
+    (await cli('sample index', 'index', corpus, '--out', index, '--workers', '1', '--audio-root', SAMPLE_AUDIO_ROOT))
+  );
+}
+const sample = mkdtempSync(join(tmpdir(), 'flanstream-sample-'));
+// Without it (a failed build), each suite builds its own and reports what fails.
+const sampleReady = buildSample(sample).then((ok) => {
+  if (ok) process.env.FLANSTREAM_TEST_SAMPLE = sample;
+});
+// pytest spends most of its time waiting on its servers and trainers: it starts as soon as the
+// sample is there, beside the checks; vitest, which keeps both cores busy, starts when the checks
+// are done.
+const pytest = sampleReady.then(() => run('pytest', node, ['scripts/pytest.mjs'], true));
 const checks = await pool(
   [
     () => run('typecheck + eslint', node, ['scripts/typecheck-lint.mjs'], true),
@@ -54,5 +76,8 @@ const checks = await pool(
   ],
   2,
 );
+await sampleReady;
 const vitest = await run('vitest', bin('vitest'), ['run'], false);
-process.exit(checks && vitest && (await pytest) ? 0 : 1);
+const ok = checks && vitest && (await pytest);
+rmSync(sample, { recursive: true, force: true });
+process.exit(ok ? 0 : 1);

@@ -116,8 +116,12 @@ SAMPLE_AUDIO_ROOT = "/datasets/Audio-FLAN-Dataset"
 
 @pytest.fixture(scope="session")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3000-record sample corpus, indexed once per session."""
+    """A 3000-record sample corpus, indexed once per session (``npm test`` builds it once for both
+    suites and names its folder in FLANSTREAM_TEST_SAMPLE)."""
     ensure_built()
+    shared = os.environ.get("FLANSTREAM_TEST_SAMPLE")
+    if shared:
+        return Path(shared) / "index"
     root = tmp_path_factory.mktemp("flanstream")
     corpus, index = root / "corpus", root / "index"
     _run([_node(), str(CLI), "sample-corpus", str(corpus), "--records", "3000", "--seed", "0"])
