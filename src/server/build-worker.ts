@@ -188,25 +188,51 @@ function serve(core: DataServiceCore): void {
     }
   }
 
-  port.on('message', (req: BuildRequest) => {
+  /**
+   * Streams whose open is still scanning (between this thread's event-loop turns, so the other
+   * streams it builds go on), with the requests that came for them meanwhile, taken in order once
+   * it opened; a close among them stops the scan.
+   */
+  const opening = new Map<number, { queued: BuildRequest[]; stop: AbortController }>();
+
+  function open(req: Extract<BuildRequest, { op: 'open' }>): void {
     const { stream } = req;
-    if (req.op === 'open') {
-      let a: Answer;
-      try {
+    const stop = new AbortController();
+    opening.set(stream, { queued: [], stop });
+    const opened = Promise.resolve()
+      .then(() => {
         const raw = req.raw.resume?.token
           ? { ...req.raw, resume: { ...req.raw.resume, token: Buffer.from(req.raw.resume.token) } }
           : req.raw;
-        const f = new Feed(core.open(raw), req.grants);
-        feeds.set(stream, f);
-        a = { stream, id: req.id, state: state(f.session) };
-      } catch (err) {
-        a = { stream, id: req.id, error: carry(err) };
-      }
+        return core.openAsync(raw, { signal: stop.signal });
+      })
+      .then(
+        (session): Answer => {
+          const f = new Feed(session, req.grants);
+          feeds.set(stream, f);
+          return { stream, id: req.id, state: state(f.session) };
+        },
+        (err: unknown): Answer => ({ stream, id: req.id, error: carry(err) }),
+      );
+    void opened.then((a) => {
+      const queued = opening.get(stream)?.queued ?? [];
+      opening.delete(stream);
       send(a);
+      for (const q of queued) handle(q);
       const f = feeds.get(stream);
       if (f) void drive(stream, f);
+    });
+  }
+
+  function handle(req: BuildRequest): void {
+    const { stream } = req;
+    const pending = opening.get(stream);
+    if (pending && req.op !== 'open') {
+      pending.queued.push(req);
+      if (req.op === 'close') pending.stop.abort();
       return;
     }
+    if (req.op === 'open') return open(req);
     const f = feeds.get(stream);
     if (req.op === 'close') {
       if (f) f.state = 'closed';
@@ -224,7 +250,9 @@ function serve(core: DataServiceCore): void {
       f.grants += req.grants;
     } else f.ops.push(req);
     void drive(stream, f);
-  });
+  }
+
+  port.on('message', handle);
 }
 
 DataServiceCore.open(init.indexDir, init.settings).then(
