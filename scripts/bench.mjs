@@ -1,5 +1,5 @@
 // `npm run bench [-- <name>…]`: runs the benchmarks under test/bench/ (all by default) and prints
-// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge, rarefit, shuffle, buildmem, opendelay.
+// their markdown tables. Names: index, sampler, packing, stream, decode, scale, replicas, closedloop, decontam, layouts, s3, idle, build, workers, merge, rarefit, shuffle, buildmem, opendelay, filter.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ const BENCHES = {
   shuffle: 'test/bench/shuffle-bench.ts',
   buildmem: 'test/bench/build-memory-bench.ts',
   opendelay: 'test/bench/open-delay-bench.ts',
+  filter: 'test/bench/filter-bench.ts',
 };
 const args = process.argv.slice(2);
 const names = args.filter((a) => !a.startsWith('-'));
