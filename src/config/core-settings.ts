@@ -38,6 +38,7 @@ export function coreSettings({ config: c, mixtures, heldoutSets }: Loaded): Core
     cacheBytes: c.index.cache_bytes,
     catalogCacheBytes: c.stream.catalog_cache_bytes,
     readAhead: { prefetchBytes: c.index.prefetch_bytes, readConcurrency: c.index.read_concurrency },
+    readAheadSteps: c.index.read_ahead_steps,
     tokenKeys: c.server.token_keys.length > 0 ? c.server.token_keys : c.server.token_key !== '' ? [c.server.token_key] : [],
     s3: s3Settings(c.storage.s3),
   };

@@ -1,6 +1,9 @@
 import { ROW, SPAN, SPAN_WIDTH } from '../index/format.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
-import type { WireBatch, WireExample, WireStats } from './wire-types.js';
+import type { PlannedStep } from './plan-cache.js';
+import type { DroppedItems, EndFigures } from './stream-plan.js';
+import type { Placement, StreamSpec } from './stream-spec.js';
+import type { WireBatch, WireEnd, WireExample, WireResponse, WireStats } from './wire-types.js';
 
 const asBytes = (a: Int32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
@@ -143,4 +146,66 @@ export function buildExamples(layout: SegmentLayout, rows: readonly (readonly Se
       answerAudioIds: audioIds,
     };
   });
+}
+
+/** What a batch message says besides its rows. */
+export interface BatchHeader {
+  readonly step: number;
+  readonly planned: PlannedStep;
+  readonly placement: Placement;
+  readonly spec: StreamSpec;
+  readonly fingerprint: string;
+  readonly totalSteps: number;
+  /** What of the set fits no row (said on the first batch of a call). */
+  readonly dropped: DroppedItems | undefined;
+}
+
+/** A rank's batch message: its rows (sent as token rows, or as `examples`) and the step's token, stats and counts. */
+export function batchMessage(
+  layout: SegmentLayout,
+  rows: readonly (readonly Segment[])[],
+  taskDomain: Int32Array,
+  examples: boolean,
+  h: BatchHeader,
+): WireResponse {
+  const { planned, dropped } = h;
+  const body = buildBatch(
+    layout,
+    examples ? [] : rows,
+    taskDomain,
+    messageRoom(planned.token, planned.stats, h.fingerprint),
+  );
+  return {
+    batch: {
+      ...body,
+      step: h.step,
+      rank: h.placement.rank,
+      worldSize: h.placement.worldSize,
+      batchSize: rows.length,
+      seqLen: h.spec.seqLen,
+      resumeToken: planned.token,
+      stats: planned.stats,
+      heldoutFingerprint: h.fingerprint,
+      examples: examples ? buildExamples(layout, rows) : [],
+      totalSteps: h.totalSteps,
+      taskDropped: dropped ? [...dropped.perTask] : [],
+      droppedFitSeqLen: dropped?.fitSeqLen ?? 0,
+    },
+  };
+}
+
+/** A stream's end message: its per-task figures and the token of the last batch sent. */
+export function endMessage(f: EndFigures, resumeToken: Buffer, reason: WireEnd['reason']): WireResponse {
+  const sum = (a: readonly number[]): number => a.reduce((x, y) => x + y, 0);
+  return {
+    end: {
+      taskExamples: f.taskExamples,
+      totalTaskExamples: f.totalTaskExamples,
+      examples: sum(f.taskExamples),
+      totalExamples: sum(f.totalTaskExamples),
+      resumeToken,
+      reason,
+      taskDropped: f.taskDropped,
+    },
+  };
 }

@@ -38,6 +38,8 @@ export interface CoreSettings {
   readonly catalogCacheBytes?: number;
   /** Reading pages ahead of planned steps (config index.prefetch_bytes, index.read_concurrency); default: DEFAULT_READ_AHEAD. */
   readonly readAhead?: ReadAhead;
+  /** Steps after the one being built whose pages a stream reads meanwhile (config index.read_ahead_steps); default 0. */
+  readonly readAheadSteps?: number;
   /** Steps per block of the recent realized-share window (default 100). */
   readonly shareWindowSteps?: number;
   /** HMAC keys of resume tokens (server.token_keys; the first signs); [] = checksummed, unsigned tokens. */

@@ -4,7 +4,7 @@ import type { EvalItems } from './eval-items.js';
 import { EvalPlanner, type EvalState } from './eval-planner.js';
 import type { PlannedStep } from './plan-cache.js';
 import type { TokenMint } from './resume-token.js';
-import type { DroppedItems, EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
+import type { DroppedItems, EndFigures, PolicyView, StreamPlan, Upcoming } from './stream-plan.js';
 import type { Placement, StreamSpec } from './stream-spec.js';
 import { taskDomains, wireStats } from './stream-stats.js';
 
@@ -36,6 +36,9 @@ export class EvalPlan implements StreamPlan {
   /** A replay stopped by a page not in memory: where its last whole step left it (see `replay`). */
   private progress: { state: EvalState; longest: number; counts: number[]; steps: number } | undefined;
   private readonly domains: Int32Array;
+  /** Items the last step placed (dropped ones included), and the first item of the step being planned. */
+  private perStep = 0;
+  private first = 0;
   /** The token made when the last step finished, while the planner has not moved since (see TrainPlan). */
   private fresh: { readonly next: number; readonly token: Buffer } | undefined;
 
@@ -59,7 +62,17 @@ export class EvalPlan implements StreamPlan {
   }
 
   begin(): PlannedStep | undefined {
+    this.first = this.planner.next;
     return undefined;
+  }
+
+  /** The items after the cursor, in order: `depth` steps of as many as the last step placed (at least a row each). */
+  upcoming(depth: number): Upcoming {
+    const { items, placement, spec } = this.init;
+    const from = this.planner.next;
+    const n = Math.min(items.total - from, depth * Math.max(this.perStep, placement.worldSize * spec.batchSize));
+    const records = Array.from({ length: Math.max(0, n) }, (_, k) => () => items.at(from + k));
+    return { records, likely: records.length };
   }
 
   rows(n: number): Segment[][] {
@@ -71,6 +84,7 @@ export class EvalPlan implements StreamPlan {
     const stats = wireStats(this.planner.totals, this.domains, this.init.layout.table.reader.manifest.vocab.frameRate);
     const token = this.token(step + 1);
     this.fresh = { next: step + 1, token };
+    this.perStep = this.planner.next - this.first;
     return { rows, token, stats };
   }
 

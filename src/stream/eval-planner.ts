@@ -45,6 +45,11 @@ export class EvalPlanner implements ItemFeed {
     this.longest = longest;
   }
 
+  /** The next item to place. */
+  get next(): number {
+    return this.cursor;
+  }
+
   get done(): boolean {
     return this.cursor >= this.items.total;
   }

@@ -92,7 +92,7 @@ export class StreamOpener {
       );
     const build = (): StreamSession => {
       const { plan, layout } = makePlan(catalog, opening, layoutFor);
-      const reads = planReads(layout.table);
+      const reads = planReads(layout.table, catalog.settings.readAheadSteps, audioIds);
       return new StreamSession({ spec, placement, heldout, layout, plan, step, ready, reads });
     };
     // An evaluation's items are a scan of its split, made once and shared (catalog-cache.ts).

@@ -1,3 +1,4 @@
+import type { RecordRef } from '../index/record-pages.js';
 import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { Segment } from '../pack/segment-layout.js';
 import type { PlannedStep } from './plan-cache.js';
@@ -41,8 +42,11 @@ export interface StreamPlan {
    * begun and abandoned because a page it needed was not in memory (see plan-reads.ts).
    */
   rewind(token: Buffer): void;
-  /** Records the next step will likely draw, as [task, record] pairs (read ahead), `depth` times as many as it expects; none: nothing to read ahead. */
-  upcoming?(depth: number): number[];
+  /**
+   * Records the next steps will likely draw, in order (read ahead, see plan-reads.ts): about
+   * `depth` steps' worth; none: nothing to read ahead. Listing them reads nothing.
+   */
+  upcoming?(depth: number): Upcoming;
   /** A mixture update; `next` is the first step not yet planned (refused by plans that take none). */
   addUpdate(u: MixtureUpdate, next: number): void;
   /** A checked loss report; `next` is the first step not sent yet (refused by plans that take none). */
@@ -51,6 +55,16 @@ export interface StreamPlan {
   policyView(): PolicyView | undefined;
   /** The stream closed: what it shared with other streams of its job is let go. */
   close(): void;
+}
+
+/**
+ * Records a plan will likely draw, soonest first, each located when asked (which reads its list
+ * entry: a PageMiss inside `strictly` while that page is not in memory); the first `likely` of
+ * them are those the steps asked for are expected to draw (the rest a margin).
+ */
+export interface Upcoming {
+  readonly records: readonly (() => RecordRef)[];
+  readonly likely: number;
 }
 
 /** The per-task figures of an end message (this rank's examples over the stream, the set's). */

@@ -2,9 +2,9 @@ import { packingStrategy } from '../pack/registry.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { ResolvedHeldout } from '../splits/heldout.js';
-import { buildBatch, buildExamples, messageRoom } from './batch-builder.js';
+import { batchMessage, endMessage } from './batch-builder.js';
 import type { PlannedStep } from './plan-cache.js';
-import type { Held, PlanReads } from './plan-reads.js';
+import { planStrictly, type Held, type PlanReads } from './plan-reads.js';
 import type { PolicyView, StreamPlan } from './stream-plan.js';
 import type { MixtureUpdate, Placement, StreamSpec } from './stream-spec.js';
 import { taskDomains } from './stream-stats.js';
@@ -111,6 +111,7 @@ export class StreamSession {
 
   /** The stream's call closed (whichever way): lets go of what the plan shares with other streams. */
   close(): void {
+    this.reads?.clear();
     this.plan.close();
   }
 
@@ -163,77 +164,48 @@ export class StreamSession {
    * awaited (setImmediate in the server), so a step of world_size × batch_size rows never holds
    * the event loop for long: health, metrics and other streams are served in between.
    *
-   * With `reads` (SessionInit) nothing is read on the spot: what the step will likely read is
-   * read ahead first, planning runs strictly, and a page it still misses is read while the step
-   * is planned again from the mark before it (the same step: planning is a function of the
-   * token). Then the seam between planning and building: `ready` is awaited with this rank's rows
-   * before the batch is built. That is where the pages the batch needs are read together and
-   * held; `next()` plans and builds at once, reading on the spot.
+   * With `reads` (SessionInit) nothing is read on the spot: the step is planned strictly, its
+   * likely pages read ahead and a missed page read while it is planned again (plan-reads.ts
+   * `planStrictly`). Then the seam between planning and building: `ready` is awaited with this
+   * rank's rows before the batch is built. That is where the pages the batch needs are read
+   * together and held; once they are, the reads of the next steps start (`reads.following`), in
+   * flight while this batch is built and sent. `next()` plans and builds at once, reading on the spot.
    */
   async nextAsync(pause: () => Promise<void>, sliceMs = SLICE_MS): Promise<WireResponse | undefined> {
     const reads = this.reads;
     // Pages read ahead for planning and pages it missed: held until the batch is built.
     const held: Held[] = [];
     try {
-      // How far ahead of each task's walk to read: doubled after each miss of this step.
-      let depth = 1;
-      const ahead = async (): Promise<void> => {
-        const upcoming = reads && !this.finished ? this.plan.upcoming?.(depth) : undefined;
-        if (upcoming && upcoming.length > 0) held.push(await reads!.ahead(upcoming));
-      };
-      await ahead();
-      for (;;) {
-        // Another rank of the job is planning this very step: its plan is taken, not made again.
-        const other = this.plan.elsewhere?.(this.step);
-        if (other) {
-          await other;
-          continue;
-        }
-        const mark = this.mark;
-        let planned: { value: Planned | WireResponse | undefined; total: number };
-        // The plan as it stands before the step, mixture updates queued since the last batch
-        // included (its token predates them): what a miss rewinds the plan to.
-        let from: Buffer | undefined;
-        try {
-          from = reads?.strictly(() => this.plan.token(this.step));
-          planned = await this.planSliced(pause, sliceMs);
-        } catch (err) {
-          const wait = reads?.missed(err);
-          if (!wait) throw err;
-          held.push(await wait);
-          if (from === undefined) continue;
-          const to = { ...mark, token: from };
-          // Restoring the plan reads the records it holds back (a packing window): strictly too.
-          for (let back = false; !back;) {
-            try {
-              reads!.strictly(() => this.rewind(to, mark.token));
-              back = true;
-            } catch (again) {
-              const more = reads!.missed(again);
-              if (!more) throw again;
-              held.push(await more);
-            }
-          }
-          depth *= 2;
-          await ahead();
-          continue;
-        }
-        const { value, total } = planned;
-        if (!value || !('planned' in value)) return value;
-        let pages: Held | undefined;
-        try {
-          pages = await this.ready?.(this.mine(value.planned));
-        } catch (err) {
-          // The step cannot be built (its pages could not be read after retries): the stream
-          // ends with that error; its client resumes from the last token it was sent.
-          this.finished = true;
-          throw err;
-        }
-        try {
-          return this.build(value, total);
-        } finally {
-          pages?.release();
-        }
+      // Another rank of the job is planning this very step: its plan is taken, not made again.
+      for (let other = this.plan.elsewhere?.(this.step); other; other = this.plan.elsewhere?.(this.step)) await other;
+      const mark = this.mark;
+      const { value, total } = reads
+        ? await planStrictly(
+            reads,
+            {
+              from: () => this.plan.token(this.step),
+              plan: () => this.planSliced(pause, sliceMs),
+              back: (from) => this.rewind({ ...mark, token: from }, mark.token),
+              upcoming: (depth) => (this.finished ? undefined : this.plan.upcoming?.(depth)),
+            },
+            held,
+          )
+        : await this.planSliced(pause, sliceMs);
+      if (!value || !('planned' in value)) return value;
+      let pages: Held | undefined;
+      try {
+        pages = await this.ready?.(this.mine(value.planned));
+      } catch (err) {
+        // The step cannot be built (its pages could not be read after retries): the stream
+        // ends with that error; its client resumes from the last token it was sent.
+        this.finished = true;
+        throw err;
+      }
+      if (reads && reads.steps > 0) reads.following(this.plan.upcoming?.(reads.steps));
+      try {
+        return this.build(value, total);
+      } finally {
+        pages?.release();
       }
     } finally {
       for (const h of held) h.release();
@@ -294,51 +266,21 @@ export class StreamSession {
 
   /** This rank's batch of a planned step. */
   private build({ step, planned }: Planned, totalSteps: number): WireResponse {
-    const mine = this.mine(planned);
-    const { layout, asExamples } = this;
-    // Said on the first batch of every call, so a trainer learns it before spending compute.
+    // What fits no row is said on the first batch of every call, so a trainer learns it before spending compute.
     const dropped = this.sent === 0 ? this.plan.dropped() : undefined;
-    const body = buildBatch(
-      layout,
-      asExamples ? [] : mine,
-      this.taskDomain,
-      messageRoom(planned.token, planned.stats, this.heldout.fingerprint),
-    );
+    const { placement, spec } = this;
+    const fingerprint = this.heldout.fingerprint;
+    const header = { step, planned, placement, spec, fingerprint, totalSteps, dropped };
+    const msg = batchMessage(this.layout, this.mine(planned), this.taskDomain, this.asExamples, header);
     this.sent++;
     this.lastToken = planned.token;
-    return {
-      batch: {
-        ...body,
-        step,
-        rank: this.placement.rank,
-        worldSize: this.placement.worldSize,
-        batchSize: mine.length,
-        seqLen: this.spec.seqLen,
-        resumeToken: planned.token,
-        stats: planned.stats,
-        heldoutFingerprint: this.heldout.fingerprint,
-        examples: asExamples ? buildExamples(layout, mine) : [],
-        totalSteps,
-        taskDropped: dropped ? [...dropped.perTask] : [],
-        droppedFitSeqLen: dropped?.fitSeqLen ?? 0,
-      },
-    };
+    return msg;
   }
 
   /** Ends the stream; `shutdown` hands the client the token of the last batch it was sent. */
   end(reason: WireEnd['reason']): WireResponse {
     this.finished = true;
-    const { taskExamples, totalTaskExamples, taskDropped } = this.plan.end();
-    return {
-      end: {
-        taskExamples,
-        totalTaskExamples,
-        examples: taskExamples.reduce((a, b) => a + b, 0),
-        totalExamples: totalTaskExamples.reduce((a, b) => a + b, 0),
-        resumeToken: this.lastToken,
-        reason,
-        taskDropped,
-      },
-    };
+    this.reads?.clear();
+    return endMessage(this.plan.end(), this.lastToken, reason);
   }
 }

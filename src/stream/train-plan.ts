@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import type { RecordRef } from '../index/record-pages.js';
 import type { LossReport } from '../mix/policy/policy-runner.js';
 import type { Segment, SegmentLayout } from '../pack/segment-layout.js';
 import { checksum } from '../util/hash.js';
@@ -6,7 +7,7 @@ import type { PlanCache, PlannedStep } from './plan-cache.js';
 import { lossSaying, updateSaying, type ReportAgreement, type Saying } from './report-agreement.js';
 import { ReportWindow } from './report-window.js';
 import type { TokenMint } from './resume-token.js';
-import type { DroppedItems, EndFigures, PolicyView, StreamPlan } from './stream-plan.js';
+import type { DroppedItems, EndFigures, PolicyView, StreamPlan, Upcoming } from './stream-plan.js';
 import type { MixtureUpdate, StreamSpec } from './stream-spec.js';
 import { taskDomains, wireStats } from './stream-stats.js';
 import type { TrainPlanner } from './train-planner.js';
@@ -144,9 +145,21 @@ export class TrainPlan implements StreamPlan {
     return { perTask: [], fitSeqLen: 0 };
   }
 
-  /** Records the next step will likely draw (see TrainPlanner.upcoming). */
-  upcoming(depth: number): number[] {
-    return this.current().upcoming(depth);
+  /**
+   * Records the next steps will likely draw (see TrainPlanner.upcoming); none while the planner
+   * lags behind steps taken from the plan cache (the rank planning them reads ahead for all).
+   */
+  upcoming(depth: number): Upcoming {
+    if (this.stale) return { records: [], likely: 0 };
+    const { pairs, likely } = this.planner.upcoming(depth);
+    const table = this.init.layout.table;
+    const records: (() => RecordRef)[] = [];
+    for (let k = 0; k < pairs.length; k += 2) {
+      const task = pairs[k]!;
+      const i = pairs[k + 1]!;
+      records.push(() => table.locate(task, i));
+    }
+    return { records, likely };
   }
 
   /**

@@ -243,24 +243,37 @@ export class TrainPlanner {
   }
 
   /**
-   * Records the next step will likely draw, as [task, record] pairs: per task with a share, the
-   * next `depth` × (1 + 2 × its draws in the last step) of its walk (`depth` before the first step). Planning reads
-   * these records' list, row and span pages; reading them ahead lets a step be planned without a
-   * read (a draw beyond them is read when missed, see plan-reads.ts).
+   * Records the next steps will likely draw, as [task, record] pairs, soonest first (by when each
+   * is expected, from its task's share), with how many of them `depth` steps are expected to
+   * draw: per task with a share, the next `depth` × (1 + 2 × its draws in the last step) of its
+   * walk (`depth` before the first step). Planning reads these records' list, row and span pages;
+   * reading them ahead lets a step be planned without a read (a draw beyond them is read when
+   * missed, see plan-reads.ts).
    */
-  upcoming(depth = 1): number[] {
-    const out: number[] = [];
+  upcoming(depth = 1): { pairs: number[]; likely: number } {
     const targets = this.sampler.targets;
+    let sum = 0;
+    let drawn = 0;
     for (let t = 0; t < targets.length; t++) {
-      if (!((targets[t] ?? 0) > 0 && (this.sizes[t] ?? 0) > 0)) continue;
+      if ((this.sizes[t] ?? 0) > 0) sum += targets[t] ?? 0;
+      drawn += this.drawn[t] ?? 0;
+    }
+    const found: { t: number; i: number; at: number }[] = [];
+    for (let t = 0; t < targets.length; t++) {
+      const share = (targets[t] ?? 0) / sum;
+      if (!(share > 0 && (this.sizes[t] ?? 0) > 0)) continue;
       const ahead = depth * (this.begun ? 1 + 2 * (this.drawn[t] ?? 0) : 1);
       for (let j = 0; j < ahead; j++) {
         const i = this.walker.peek(t, j);
         if (i === undefined) break;
-        out.push(t, i);
+        found.push({ t, i, at: (j + 0.5) / share });
       }
     }
-    return out;
+    found.sort((a, b) => a.at - b.at);
+    const pairs: number[] = [];
+    for (const f of found) pairs.push(f.t, f.i);
+    const likely = this.begun ? Math.min(found.length, Math.round(depth * drawn)) : found.length;
+    return { pairs, likely };
   }
 
   /** The state to encode into a resume token right away: it shares the planner's live stats. */

@@ -33,21 +33,27 @@ function syncMessages(core: DataServiceCore, raw: RawOpen): Buffer[] {
   return out;
 }
 
+/** A cache of a few pages, and room for about one step's pages at a time. */
+const SMALL = {
+  'index.cache_bytes': String(256 << 10),
+  'index.prefetch_bytes': String(2 << 20),
+  'index.read_concurrency': '3',
+};
+
 describe('reading ahead on the serving path', () => {
   let big: DataServiceCore;
   let small: DataServiceCore;
+  // The same, each step reading nothing ahead of the next (every step planned from what it read itself).
+  let alone: DataServiceCore;
   beforeAll(async () => {
     big = await openCore(inject('sampleIndex'));
-    // A cache of a few pages, and room for about one step's pages at a time.
-    small = await openCore(inject('sampleIndex'), {
-      'index.cache_bytes': String(256 << 10),
-      'index.prefetch_bytes': String(2 << 20),
-      'index.read_concurrency': '3',
-    });
+    small = await openCore(inject('sampleIndex'), SMALL);
+    alone = await openCore(inject('sampleIndex'), { ...SMALL, 'index.read_ahead_steps': '0' });
   });
   afterAll(() => {
     big?.catalog.reader.close();
     small?.catalog.reader.close();
+    alone?.catalog.reader.close();
   });
 
   it.each(Object.entries(SPECS))(
@@ -95,8 +101,12 @@ describe('reading ahead on the serving path', () => {
           built++;
           expect(atHeld, 'the batch was built after its pages were held').toBeDefined();
           expect(reader.cacheStats.misses, `synchronous reads while building batch ${built}`).toBe(atHeld);
-          expect(reader.prefetchHeld).toBe(0);
+          // Only what the next steps read ahead is held between messages, within planning's share.
+          expect(reader.prefetchHeld).toBeLessThanOrEqual((2 << 20) / 4);
         }
+        // What is still being read ahead is let go as it arrives.
+        for (let k = 0; k < 100 && reader.prefetchHeld > 0; k++) await new Promise((go) => setTimeout(go, 20));
+        expect(reader.prefetchHeld, 'held once the stream ended').toBe(0);
         expect(built).toBeGreaterThan(1);
         expect(reader.cacheStats.misses, 'synchronous reads while planning and building').toBe(opened);
         expect(syncReads, 'storage reads that blocked the thread while streaming').toBe(openedReads);
@@ -119,7 +129,12 @@ describe('reading ahead on the serving path', () => {
       }
     },
   );
-  it('a live mixture update arriving between steps survives a step planned again after a miss', async () => {
+  it.each([
+    ['each step reading for itself', 0, 0],
+    ['reading the next steps ahead', 2, 0],
+    ['reading the next steps ahead, update while they are read', 2, 2],
+  ] as const)('a live mixture update arriving between steps applies at its step (%s)', async (_name, steps, when) => {
+    const core = steps === 0 ? alone : small;
     // The update arrives after the token of the last batch was made: planning the next step again
     // from that token alone would lose it (the async stream would then differ from the sync one).
     const spec = trainSpec({ batchSize: 4, seqLen: 2048, seed: 3, maxBatches: 8 });
@@ -127,16 +142,16 @@ describe('reading ahead on the serving path', () => {
     const sync = big.open({ spec });
     const want: Buffer[] = [];
     const got: Buffer[] = [];
-    const s = small.open({ spec });
+    const s = core.open({ spec });
     let missed = 0;
-    const reader = small.catalog.reader;
+    const reader = core.catalog.reader;
     const prefetch = reader.prefetch.bind(reader);
     reader.prefetch = (pages, kind) => ((missed += kind === 'miss' ? 1 : 0), prefetch(pages, kind));
     try {
       for (let k = 0; ; k++) {
-        if (k === 0) {
+        if (k === when) {
           sync.addUpdate(big.update({ name: 'balanced-domains', applyAtStep: at }));
-          s.addUpdate(small.update({ name: 'balanced-domains', applyAtStep: at }));
+          s.addUpdate(core.update({ name: 'balanced-domains', applyAtStep: at }));
         }
         const w = sync.next();
         const m = await s.nextAsync(() => new Promise((go) => setImmediate(go)));
@@ -148,8 +163,86 @@ describe('reading ahead on the serving path', () => {
     } finally {
       reader.prefetch = prefetch;
     }
-    expect(missed, 'steps were planned again after a miss').toBeGreaterThan(0);
+    // Without reading ahead the stream misses pages: the update survives a step planned again.
+    if (steps === 0) expect(missed, 'steps were planned again after a miss').toBeGreaterThan(0);
     expect(got.length).toBeGreaterThan(at);
     expect(got.map((b) => b.toString('base64'))).toEqual(want.map((b) => b.toString('base64')));
   });
+
+  it.each([
+    ['train', trainSpec({ batchSize: 4, seqLen: 2048, seed: 5, maxBatches: 12 })],
+    ['evaluation', { ...SPECS['test examples']!, maxBatches: 12 }],
+  ] as const)(
+    'steps overlap (%s): the next steps are read while a batch is built and sent, so a step waits for few reads',
+    async (_name, spec) => {
+      const pause = (): Promise<void> => new Promise((go) => setImmediate(go));
+      /** Per message: reads started while it was sent, and pages its batch waited for; reads in all. */
+      const run = async (steps: number): Promise<{ across: number[]; waited: number[]; started: number }> => {
+        const core = await openCore(inject('sampleIndex'), {
+          'index.cache_bytes': String(32 << 20),
+          'index.prefetch_bytes': String(8 << 20),
+          'index.read_ahead_steps': String(steps),
+        });
+        const storage = core.catalog.reader.storage;
+        const readRangeAsync = storage.readRangeAsync.bind(storage);
+        let started = 0;
+        // Reads started while no message was being made (while one was sent).
+        let calling = false;
+        let between = 0;
+        // Every read is held a moment, as a remote store's would be.
+        storage.readRangeAsync = async (...args) => {
+          started++;
+          if (!calling) between++;
+          await new Promise((go) => setTimeout(go, 5));
+          return readRangeAsync(...args);
+        };
+        // Per message: pages its batch still had to read once it was planned (what building it waited for).
+        const reader = core.catalog.reader;
+        const residentFor = reader.residentFor.bind(reader);
+        const waited: number[] = [];
+        reader.residentFor = (records, ids) => residentFor(records, ids).then((h) => (waited.push(h.read), h));
+        const across: number[] = [];
+        try {
+          const s = core.open({ spec });
+          for (;;) {
+            calling = true;
+            const m = await s.nextAsync(pause);
+            calling = false;
+            if (!m || 'end' in m) break;
+            // The batch is sent and trained on meanwhile.
+            between = 0;
+            await new Promise((go) => setTimeout(go, 30));
+            across.push(between);
+          }
+          s.close();
+          // What is still being read ahead is let go as it arrives.
+          for (let k = 0; k < 100 && core.catalog.reader.prefetchHeld > 0; k++)
+            await new Promise((go) => setTimeout(go, 20));
+          expect(core.catalog.reader.prefetchHeld, 'held once the stream closed').toBe(0);
+        } finally {
+          storage.readRangeAsync = readRangeAsync;
+          reader.residentFor = residentFor;
+          reader.close();
+        }
+        return { across, waited, started };
+      };
+      const alone = await run(0);
+      const overlapped = await run(2);
+      // Each step reading for itself: nothing is read between messages, and every batch waits for its pages.
+      expect(alone.across.every((n) => n === 0)).toBe(true);
+      expect(
+        overlapped.across.reduce((a, b) => a + b, 0),
+        'reads started while batches were sent',
+      ).toBeGreaterThan(0);
+      // Once the stream is under way, the pages a batch needs were read while the steps before it
+      // were sent: few are still to read when it is planned.
+      const late = (a: number[]): number => a.slice(a.length / 2).reduce((x, y) => x + y, 0);
+      expect(late(alone.waited), 'pages of batches reading for themselves').toBeGreaterThan(10);
+      expect(late(overlapped.waited), `pages waited for: ${overlapped.waited} vs ${alone.waited}`).toBeLessThan(
+        late(alone.waited) / 2,
+      );
+      // Reading ahead reads what the steps draw, not much more.
+      expect(overlapped.started).toBeLessThan(2 * alone.started);
+    },
+  );
 });
