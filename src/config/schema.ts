@@ -158,7 +158,7 @@ export const configSchema = z
         /** Bytes of pages held for planned steps not built yet (read ahead, besides cache_bytes): a quarter for planning's record tables (never waits), the rest for batches (a step waits for room). */
         prefetch_bytes: num(z.number().int().positive()).default(64 << 20),
         /** Steps after the one being built whose pages a stream reads meanwhile (0: none): what they will likely read, held within planning's share of prefetch_bytes. */
-        read_ahead_steps: num(z.number().int().min(0).max(64)).default(2),
+        read_ahead_steps: num(z.number().int().min(0).max(64)).default(0),
       })
       .strict()
       .default({}),

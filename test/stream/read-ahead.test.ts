@@ -47,7 +47,7 @@ describe('reading ahead on the serving path', () => {
   let alone: DataServiceCore;
   beforeAll(async () => {
     big = await openCore(inject('sampleIndex'));
-    small = await openCore(inject('sampleIndex'), SMALL);
+    small = await openCore(inject('sampleIndex'), { ...SMALL, 'index.read_ahead_steps': '2' });
     alone = await openCore(inject('sampleIndex'), { ...SMALL, 'index.read_ahead_steps': '0' });
   });
   afterAll(() => {
