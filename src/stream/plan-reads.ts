@@ -5,6 +5,7 @@ import { joined, pagesOf, type RecordRef } from '../index/record-pages.js';
 import type { PageRef } from '../index/page-keys.js';
 import type { Residency } from '../index/page-pins.js';
 import { PageMiss } from '../index/shard-pages.js';
+import { turns } from '../util/steps.js';
 import type { Upcoming } from './stream-plan.js';
 
 /** Pages held for a step until its batch is built. */
@@ -62,6 +63,8 @@ export function planReads(table: ExampleTable, steps = 0, audioIds = false): Pla
           : undefined,
     ahead: async (upcoming, batch = false) => {
       const held: Residency[] = [];
+      // A very large step reads ahead for hundreds of thousands of records: the loop gets turns between.
+      const t = turns();
       try {
         // What a page not held hides (no room, or evicted meanwhile) is left to planning: a miss there, read then.
         const found = (fn: () => void): void => {
@@ -81,6 +84,7 @@ export function planReads(table: ExampleTable, steps = 0, audioIds = false): Pla
           records.push({ ...upcoming.records[k]!(), built });
         };
         for (let k = 0; k < upcoming.records.length; k++) {
+          if (t.due()) await t.turn();
           try {
             reader.strictly(() => locate(k));
           } catch (err) {
@@ -90,7 +94,10 @@ export function planReads(table: ExampleTable, steps = 0, audioIds = false): Pla
           }
         }
         held.push(await reader.readAhead(lists));
-        for (const k of later) found(() => locate(k));
+        for (const k of later) {
+          if (t.due()) await t.turn();
+          found(() => locate(k));
+        }
         const rows = records.map((r) => ({
           shard: r.shard,
           section: 'rows' as const,
@@ -100,7 +107,8 @@ export function planReads(table: ExampleTable, steps = 0, audioIds = false): Pla
         // Spans first (planning reads them), then what building reads (see RecordPages.residentFor).
         const spans: PageRef[] = [];
         const built: PageRef[] = [];
-        for (const { shard, row, built: builds } of records)
+        for (const { shard, row, built: builds } of records) {
+          if (t.due()) await t.turn();
           found(() => {
             const f = reader.row(shard, row);
             pagesOf(spans, shard, 'spans', f[ROW.SPAN_START]! * SPAN_WIDTH * 4, f[ROW.SPAN_COUNT]! * SPAN_WIDTH * 4);
@@ -110,11 +118,13 @@ export function planReads(table: ExampleTable, steps = 0, audioIds = false): Pla
             pagesOf(built, shard, 'strings', f[ROW.UUID_OFF]!, f[ROW.UUID_LEN]!);
             pagesOf(built, shard, 'strings', f[ROW.OUT_TEXT_OFF]!, f[ROW.OUT_TEXT_LEN]!);
           });
+        }
         held.push(await reader.readAhead([...spans, ...built]));
         // Examples name their audio clips: the ids of their spans.
         if (batch && audioIds) {
           const ids: PageRef[] = [];
-          for (const { shard, row, built: builds } of records)
+          for (const { shard, row, built: builds } of records) {
+            if (t.due()) await t.turn();
             found(() => {
               if (!builds) return;
               const f = reader.row(shard, row);
@@ -122,6 +132,7 @@ export function planReads(table: ExampleTable, steps = 0, audioIds = false): Pla
               for (let o = 0; o < spans.length; o += SPAN_WIDTH)
                 pagesOf(ids, shard, 'strings', spans[o + SPAN.ID_OFF]!, spans[o + SPAN.ID_LEN]!);
             });
+          }
           held.push(await reader.readAhead(ids));
         }
       } catch (err) {

@@ -10,7 +10,7 @@ import type { MixtureUpdate, Placement, StreamSpec } from './stream-spec.js';
 import { taskDomains } from './stream-stats.js';
 import type { WireEnd, WireResponse } from './wire-types.js';
 
-/** Rows planned between checks of the clock in nextAsync. */
+/** Most rows planned between checks of the clock in nextAsync (fewer when rows are long: see planNext). */
 const ROWS_PER_SLICE = 64;
 /** Longest stretch of planning before the event loop gets a turn. */
 const SLICE_MS = 10;
@@ -70,6 +70,7 @@ export class StreamSession {
   private step: number;
   private sent = 0;
   private finished = false;
+  private rowsPerCall = ROWS_PER_SLICE;
   private lastToken: Buffer;
 
   constructor(init: SessionInit) {
@@ -248,7 +249,13 @@ export class StreamSession {
     const want = this.placement.worldSize * this.spec.batchSize;
     const rows: Segment[][] = [];
     while (rows.length < want) {
-      const got = this.plan.rows(Math.min(ROWS_PER_SLICE, want - rows.length));
+      const began = performance.now();
+      const got = this.plan.rows(Math.min(this.rowsPerCall, want - rows.length));
+      // Long rows (seq_len 8192, packed) take ms each: fewer per call keeps a slice near SLICE_MS.
+      // Rows planned are the same however many a call asks for.
+      const took = performance.now() - began;
+      if (took > SLICE_MS) this.rowsPerCall = Math.max(1, Math.floor((this.rowsPerCall * SLICE_MS) / took));
+      else if (took < SLICE_MS / 4) this.rowsPerCall = Math.min(ROWS_PER_SLICE, this.rowsPerCall * 2);
       for (const row of got) rows.push(row);
       if (got.length === 0 || rows.length >= want) break;
       yield;

@@ -97,3 +97,20 @@ export async function drive<T, N>(g: Steps<T, N>, opts: DriveOptions<N> = {}): P
     g.return(undefined as T);
   }
 }
+
+/**
+ * Turns for long loops in async code (reading ahead for a very large step): `due()` is true once
+ * `sliceMs` passed since the last turn (the clock read every 32 calls), and `turn()` gives the
+ * event loop one. Written `if (t.due()) await t.turn();` so most iterations await nothing.
+ */
+export function turns(sliceMs = SLICE_MS, pause = nextTurn): { due(): boolean; turn(): Promise<void> } {
+  let since = performance.now();
+  let calls = 0;
+  return {
+    due: () => (++calls & 31) === 0 && performance.now() - since >= sliceMs,
+    turn: async () => {
+      await pause();
+      since = performance.now();
+    },
+  };
+}
