@@ -2,8 +2,7 @@
  * `npm run bench -- opendelay [--records N] [--runs R] [--mode sync|async|both] [--step]`: the worst
  * event-loop delay while a stream opens with an inline held-out set that scans (text n-grams and
  * shared audio: its guard, then every train record classified for the train sizes), on the sample
- * corpus of N records (default 200,000). `sync` opens in one piece (core.open, what tools and
- * build workers do); `async` as the server does (core.openAsync: a sliced scan between event-loop
+ * corpus of N records (default 200,000). `sync` opens in one piece (core.open, what tools do); `async` as the server does (core.openAsync: a sliced scan between event-loop
  * turns, pages made resident before they are read). Each run opens a held-out set not seen
  * before (its own n), so each scans. With `--step`, also the worst delay while one stream at the
  * largest step the default limits allow (server.max_step_tokens) plans and builds its first batches.
