@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -76,6 +77,26 @@ export class S3Process {
       child.on('exit', () => resolve());
       child.kill('SIGKILL');
     });
+  }
+
+  /**
+   * Stores every file under `dir` as an object under `prefix` of the bucket, linked straight into
+   * the server's folder as s3rver keeps an uploaded object (its bytes, and their MD5 for the ETag):
+   * a fixture of thousands of objects without thousands of PUTs (uploads are tested with uploads).
+   * Each object is a hard link to its file, so Last-Modified is the file's modification time, and
+   * the files must not be written while served.
+   */
+  seed(dir: string, prefix: string): void {
+    const made = new Set<string>();
+    for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      const from = join(dir, f);
+      if (!statSync(from).isFile()) continue;
+      const to = join(this.dir, this.bucket, prefix, `${f}._S3rver_object`);
+      if (!made.has(dirname(to))) mkdirSync(dirname(to), { recursive: true });
+      made.add(dirname(to));
+      linkSync(from, to);
+      writeFileSync(`${to}.md5`, createHash('md5').update(readFileSync(from)).digest('hex'));
+    }
   }
 
   async restart(downMs: number): Promise<void> {

@@ -20,7 +20,6 @@ import { findShards } from '../../src/index/find-shards.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import { makeClient } from '../../src/storage/s3-client.js';
 import type { S3Settings } from '../../src/storage/s3-location.js';
-import { publishDirectory } from '../../src/storage/s3-upload.js';
 import { indexTree } from '../helpers/index-tree.js';
 import { S3Process } from '../helpers/s3-server.js';
 import { CLI } from '../helpers/cli.js';
@@ -76,7 +75,7 @@ beforeAll(async () => {
     ),
     '{"uuid": "broken", \n',
   );
-  await publishDirectory(corpus, URL, settings, { last: [], immutable: () => false });
+  s3.seed(corpus, 'corpus');
   await alignTimes();
   await buildIndex({ corpus, out: join(base, 'from-disk'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
   fromDisk = indexTree(join(base, 'from-disk'));
