@@ -1,10 +1,11 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildIndex } from '../../src/index/build-index.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import { openCore, take, trainSpec } from '../helpers/core-streams.js';
+import { linkTree } from '../helpers/link-tree.js';
 import { bareConfig, shardPath, writeShard, type TinyRecord } from '../helpers/tiny-corpus.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 
@@ -28,7 +29,7 @@ describe('text-only shards', () => {
     textOnly = await openCore(join(a, 'index'), bareConfig(join(a, 'config')));
 
     const b = join(base, 'b');
-    cpSync(inject('sampleCorpus'), join(b, 'corpus'), { recursive: true });
+    linkTree(inject('sampleCorpus'), join(b, 'corpus'));
     writeShard(join(b, 'corpus'), shardPath('99_TextQA', 'part-0.jsonl'), textRecords('m', 30));
     await buildIndex({ corpus: join(b, 'corpus'), out: join(b, 'index'), workers: 1, audioRoots: [SAMPLE_AUDIO_ROOT] });
     mixed = await openCore(join(b, 'index'));
