@@ -32,14 +32,15 @@ export function collect(
     const call = client.streamBatches();
     const batches: WireBatch[] = [];
     let done = false;
-    const finish = (r: Omit<Collected, 'batches'>): void => {
+    const finish = (r: Omit<Collected, 'batches'>, ended = false): void => {
       if (done) return;
       done = true;
-      call.cancel();
+      if (ended) call.end();
+      else call.cancel();
       resolve({ batches, ...r });
     };
     call.on('data', (resp: WireResponse) => {
-      if (resp.kind === 'end' && resp.end) finish({ end: resp.end });
+      if (resp.kind === 'end' && resp.end) finish({ end: resp.end }, true);
       else if (resp.batch) {
         batches.push(resp.batch);
         if (batches.length >= max) return finish({});
