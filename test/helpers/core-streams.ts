@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { int32s, segmentColumns } from '../../clients/ts/wire-decode.js';
 import { coreSettings } from '../../src/config/core-settings.js';
 import { loadConfig } from '../../src/config/load-config.js';
+import { FlanError } from '../../src/errors.js';
 import { DataServiceCore } from '../../src/stream/data-service-core.js';
-import type { RawOpen } from '../../src/stream/stream-request.js';
+import type { RawMixture, RawOpen } from '../../src/stream/stream-request.js';
 import type { StreamSession } from '../../src/stream/stream-session.js';
 import type { WireBatch, WireEnd } from '../../src/stream/wire-types.js';
 
@@ -85,4 +86,15 @@ export function content(b: WireBatch): string {
     .update(JSON.stringify([b.step, b.segRow, b.segOffset, b.segLength, b.uuids, b.turnTask, b.lossSpans]))
     .update(b.tokens);
   return `step ${b.step}: ${h.digest('hex').slice(0, 16)}`;
+}
+
+/** The INVALID_ARGUMENT a train stream of `mixture` is refused with; anything else (opening included) fails. */
+export function mixtureRefusal(core: DataServiceCore, mixture: RawMixture, heldout?: { name: string }): FlanError {
+  try {
+    core.open({ spec: { ...trainSpec(), mixture, heldout } });
+  } catch (err) {
+    if (err instanceof FlanError && err.code === 'INVALID_ARGUMENT') return err;
+    throw err;
+  }
+  throw new Error(`mixture ${JSON.stringify(mixture)} was accepted`);
 }

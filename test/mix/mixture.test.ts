@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { FlanError } from '../../src/errors.js';
+import type { FlanError } from '../../src/errors.js';
 import { resolveMixture, type MixtureSpec } from '../../src/mix/mixture.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { RawMixture } from '../../src/stream/stream-request.js';
 import { expectedTargets } from '../helpers/expected-mixture.js';
-import { openCore, take, trainSpec } from '../helpers/core-streams.js';
+import { openCore, take, trainSpec, mixtureRefusal } from '../helpers/core-streams.js';
 
 let core: DataServiceCore;
 beforeAll(async () => {
@@ -16,17 +16,8 @@ function trainSizes(held: ReadonlySet<number>): number[] {
   return core.catalog.reader.tasks.map((t) => (held.has(t.id) ? 0 : t.counts[0]));
 }
 
-/** The INVALID_ARGUMENT a stream open throws, or a failure if it opens. */
-function openError(mixture: RawMixture, heldout?: { name: string }): FlanError {
-  try {
-    core.open({ spec: { ...trainSpec(), mixture, heldout } });
-  } catch (err) {
-    expect(err).toBeInstanceOf(FlanError);
-    expect((err as FlanError).code).toBe('INVALID_ARGUMENT');
-    return err as FlanError;
-  }
-  throw new Error(`mixture ${JSON.stringify(mixture)} was accepted`);
-}
+const openError = (mixture: RawMixture, heldout?: { name: string }): FlanError =>
+  mixtureRefusal(core, mixture, heldout);
 
 describe('mixture validation (INVALID_ARGUMENT naming the offending selector or field)', () => {
   it.each([

@@ -1,12 +1,11 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { FlanError } from '../../src/errors.js';
 import { selectTasks } from '../../src/mix/selectors.js';
 import { SAMPLE_AUDIO_ROOT } from '../../src/sample/sample-release-shape.js';
 import type { DataServiceCore } from '../../src/stream/data-service-core.js';
 import type { RawMixture } from '../../src/stream/stream-request.js';
 import type { WireBatch } from '../../src/stream/wire-types.js';
 import { readCorpusFields, type CorpusFields } from '../helpers/corpus-fields.js';
-import { openCore, servedPerTask, take, trainSpec, type Spec } from '../helpers/core-streams.js';
+import { openCore, servedPerTask, take, trainSpec, type Spec, mixtureRefusal } from '../helpers/core-streams.js';
 
 /**
  * `source:<value>` mixture selectors against an independent reading of the sample corpus's files:
@@ -46,16 +45,7 @@ const pure = (value: string): string[] =>
     .map(([p]) => p)
     .sort();
 
-function openError(mixture: RawMixture): string {
-  try {
-    core.open({ spec: { ...trainSpec(), mixture } });
-  } catch (err) {
-    expect(err).toBeInstanceOf(FlanError);
-    expect((err as FlanError).code).toBe('INVALID_ARGUMENT');
-    return (err as FlanError).message;
-  }
-  throw new Error(`mixture ${JSON.stringify(mixture)} was accepted`);
-}
+const openError = (mixture: RawMixture): string => mixtureRefusal(core, mixture).message;
 
 describe('selectors along the source axis', () => {
   it('source:X takes exactly the tasks whose every train record lists X, for every value', () => {
