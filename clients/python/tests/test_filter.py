@@ -7,8 +7,6 @@ records, and bad filters are ``INVALID_ARGUMENT`` with the position of the error
 """
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -16,6 +14,7 @@ import grpc
 import pytest
 
 from flanstream import Client, FlanStreamDataset, FlanStreamError
+from corpus_records import corpus_records, first, task_path
 from live_streams import make, take
 
 FILTER = 'ug == "generation" and not domain in ["music"]'
@@ -25,27 +24,13 @@ def keeps(r: Dict[str, Any]) -> bool:
     return r["ug"] == "generation" and r["domain"] != "music"
 
 
-def first(v: Any) -> str:
-    return str(v[0] if isinstance(v, list) else v)
-
-
 @pytest.fixture(scope="module")
 def records(index_dir: Path) -> Dict[str, Dict[str, Any]]:
     """uuid → the fields this test filters on, read from the corpus's JSONL files."""
-    out: Dict[str, Dict[str, Any]] = {}
-    for f in sorted((index_dir.parent / "corpus" / "metadata").rglob("*.jsonl*")):
-        raw = f.read_bytes()
-        for line in (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8").splitlines():
-            try:
-                r = json.loads(line)
-                t = r["task_type"]
-                out[str(r["uuid"])] = {
-                    "domain": r["domain"], "ug": first(t["U/G"]),
-                    "task": f'{r["domain"]}/{first(t["major"])}/{first(t["minor"])}',
-                    "split": r["split"] if isinstance(r["split"], list) else [r["split"]],
-                }
-            except (ValueError, KeyError, TypeError, IndexError):
-                continue  # the sample corpus plants bad lines; the index quarantines them
+    out = corpus_records(index_dir, lambda r: {
+        "domain": r["domain"], "ug": first(r["task_type"]["U/G"]), "task": task_path(r),
+        "split": r["split"] if isinstance(r["split"], list) else [r["split"]],
+    })
     assert len(out) > 2000
     return out
 

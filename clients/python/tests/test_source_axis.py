@@ -8,43 +8,24 @@ weighted along ``source`` serves only records listing their group's value, and a
 """
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, Set, Tuple
 
 import grpc
 import pytest
 
 from flanstream import Client, FlanStreamError
 from flanstream.mixture_merge import selector_tasks
+from corpus_records import as_list, corpus_records, task_path
 from live_streams import make, take
-
-
-def first(v: Any) -> str:
-    return str(v[0] if isinstance(v, list) else v)
-
-
-def as_list(v: Any) -> List[str]:
-    return [str(x) for x in v] if isinstance(v, list) else [str(v)]
 
 
 @pytest.fixture(scope="module")
 def corpus(index_dir: Path) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, Tuple[Set[str], Set[str]]]]:
     """uuid → (task, sources), and task path → (values every train record lists, values some list)."""
-    records: Dict[str, Dict[str, Any]] = {}
-    for f in sorted((index_dir.parent / "corpus" / "metadata").rglob("*.jsonl*")):
-        raw = f.read_bytes()
-        for line in (gzip.decompress(raw) if f.name.endswith(".gz") else raw).decode("utf-8").splitlines():
-            try:
-                r = json.loads(line)
-                t = r["task_type"]
-                records[str(r["uuid"])] = {
-                    "task": f'{r["domain"]}/{first(t["major"])}/{first(t["minor"])}',
-                    "source": as_list(r["source"]), "split": as_list(r["split"]),
-                }
-            except (ValueError, KeyError, TypeError, IndexError):
-                continue  # the sample corpus plants bad lines; the index quarantines them
+    records = corpus_records(index_dir, lambda r: {
+        "task": task_path(r), "source": as_list(r["source"]), "split": as_list(r["split"]),
+    })
     tasks: Dict[str, Tuple[Set[str], Set[str]]] = {}
     for r in records.values():
         if "train" not in r["split"]:
