@@ -1,33 +1,9 @@
 /**
- * The two limits on reading pages ahead of a planned step: how many reads are in flight at once
- * (`index.read_concurrency`), and how many bytes of pages are held for steps not built yet
- * (`index.prefetch_bytes`). Both hand out their room first come, first served, so a step
- * waiting for room is never overtaken by later ones.
+ * The byte limit on reading pages ahead of a planned step: how many bytes of pages are held for
+ * steps not built yet (`index.prefetch_bytes`). Like the reads in flight (`index.read_concurrency`,
+ * util/slots.ts), it hands out its room first come, first served, so a step waiting for room is
+ * never overtaken by later ones.
  */
-
-/** At most `limit` tasks running at once; the rest wait in order. */
-export class Slots {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-
-  constructor(readonly limit: number) {
-    if (!(Number.isInteger(limit) && limit >= 1))
-      throw new RangeError(`read concurrency must be an integer ≥ 1, got ${limit}`);
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((go) => this.queue.push(go));
-    else this.active++;
-    try {
-      return await task();
-    } finally {
-      // The slot passes straight to the next waiter (active stays), or is freed.
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
 
 /**
  * Bytes held for planned steps, at most `limit`: a reservation waits until it fits. One larger

@@ -2,7 +2,7 @@ import { FlanError, IndexCorruptError } from '../errors.js';
 import { StorageNotFile, StorageNotFound, type Storage } from '../storage/storage.js';
 import type { PagedSection, ShardMeta } from './format.js';
 import { checkedTable, pagesBefore, storedRange, tableRange, verifiedPage, type Table } from './page-table.js';
-import { Slots } from './read-budget.js';
+import { Slots } from '../util/slots.js';
 
 /**
  * The shard files of an index on their storage: reading a page or a run of consecutive pages,

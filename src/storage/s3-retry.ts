@@ -3,6 +3,7 @@
  * backoff on top of the SDK's own retries, the outage log (first failure, recovery, giving up),
  * and this thread's request counters that /metrics reads.
  */
+import { Slots } from '../util/slots.js';
 import type { S3Counters } from './s3-stats.js';
 
 /** Errors that another attempt cannot fix: wrong credentials or bucket, a key that is not there, an object that changed (If-Match). */
@@ -60,35 +61,12 @@ function logOutage(
   );
 }
 
-/**
- * At most `limit` requests of this thread in flight at once; the others wait in order. Taken per
- * attempt of withRetries, so a request waiting out that backoff holds no slot: a failing object
- * does not take the slots the reads of other objects need.
- */
-class Gate {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-
-  constructor(readonly limit: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((go) => this.queue.push(go));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      // The slot passes straight to the next waiter (active stays), or is freed.
-      const next = this.queue.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
-
 /** This thread's bound on requests in flight (the S3 worker sets it from `storage.s3.max_concurrency`). */
-let gate: Gate | undefined;
+// Slots are taken per attempt of withRetries, so a request waiting out that backoff holds none:
+// a failing object does not take the slots the reads of other objects need.
+let gate: Slots | undefined;
 export function limitRequestsTo(limit: number): void {
-  gate = new Gate(limit);
+  gate = new Slots(limit);
 }
 
 /** One request (one attempt), within this thread's concurrency bound, timed and counted with the bytes it brought. */
